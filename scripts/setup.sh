@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs everything autoglm needs to build and test, from Debian packages and npm.
+# Idempotent and non-interactive: packages already present are not touched; safe to run twice.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEB_PACKAGES=(
+  build-essential cmake pkg-config git
+  nlohmann-json3-dev libboost-dev libpcre2-dev
+  libpng-dev libjpeg62-turbo-dev libwebp-dev
+  libspdlog-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
+  nodejs npm python3 curl
+)
+
+missing=()
+for p in "${DEB_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  echo "setup: Debian packages present"
+fi
+
+# npm: the real clients and reference implementations the tests drive (tests/npm/package.json).
+if [ -f tests/npm/package.json ]; then
+  stamp=tests/npm/node_modules/.autoglm-stamp
+  want=$(cat tests/npm/package.json tests/npm/package-lock.json 2>/dev/null | sha256sum | cut -d' ' -f1)
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    echo "setup: installing npm test dependencies"
+    (cd tests/npm && if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error; else npm install --no-audit --no-fund --loglevel=error; fi)
+    echo "$want" > "$stamp"
+  else
+    echo "setup: npm test dependencies present"
+  fi
+fi
