@@ -8,12 +8,23 @@
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace autoglm {
 
 class error : public std::runtime_error {
  public:
   explicit error(const std::string& msg) : std::runtime_error(msg) {}
+};
+
+// A client request that cannot be served as sent (HTTP 400 in the server): names the offending field.
+class invalid_request : public error {
+ public:
+  invalid_request(const std::string& msg, std::string param = {}) : error(msg), param_(std::move(param)) {}
+  const std::string& param() const { return param_; }
+
+ private:
+  std::string param_;
 };
 
 [[noreturn]] inline void check_failed(const char* file, int line, const char* cond, const std::string& msg) {
