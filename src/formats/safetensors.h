@@ -1,0 +1,79 @@
+// formats/safetensors.h: memory-mapped, validated safetensors files and a tensor store over one file or the
+// shards named by model.safetensors.index.json. Every violation of the format is an autoglm::error naming the
+// file and the tensor; nothing is trusted before it is checked.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/dtype.h"
+
+namespace autoglm {
+
+struct tensor_ref {
+  std::string name;
+  std::string file;  // for error messages
+  dtype type = dtype::F32;
+  std::vector<int64_t> shape;
+  const uint8_t* data = nullptr;  // inside the mapping; valid while the store lives
+  size_t n_bytes = 0;
+  int64_t n_elements() const;
+};
+
+class mapped_file {
+ public:
+  explicit mapped_file(const std::string& path);  // throws autoglm::error
+  ~mapped_file();
+  mapped_file(const mapped_file&) = delete;
+  mapped_file& operator=(const mapped_file&) = delete;
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+  const std::string& path() const { return path_; }
+  // Asks the kernel to read the whole file ahead (weights are touched on every token anyway).
+  void advise_willneed() const;
+
+ private:
+  std::string path_;
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+class safetensors_file {
+ public:
+  static constexpr uint64_t max_header_bytes = 100u << 20;
+  explicit safetensors_file(const std::string& path);  // maps and validates; throws autoglm::error
+  const std::map<std::string, tensor_ref>& tensors() const { return tensors_; }
+  const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  const mapped_file& file() const { return *file_; }
+
+ private:
+  std::unique_ptr<mapped_file> file_;
+  std::map<std::string, tensor_ref> tensors_;
+  std::map<std::string, std::string> metadata_;
+};
+
+// All tensors of a model directory: model.safetensors, or the shards listed in model.safetensors.index.json.
+class tensor_store {
+ public:
+  static std::unique_ptr<tensor_store> open_dir(const std::string& dir);
+  bool has(const std::string& name) const { return index_.count(name) != 0; }
+  // Throws autoglm::error "missing tensor 'x' in <dir>" when absent.
+  const tensor_ref& get(const std::string& name) const;
+  // Throws when the tensor's shape differs from `shape`.
+  const tensor_ref& get(const std::string& name, const std::vector<int64_t>& shape) const;
+  std::vector<std::string> names() const;
+  size_t total_bytes() const;
+  void advise_willneed() const;
+
+ private:
+  std::string dir_;
+  std::vector<std::unique_ptr<safetensors_file>> files_;
+  std::map<std::string, const tensor_ref*> index_;
+};
+
+std::string shape_to_string(const std::vector<int64_t>& shape);
+
+}  // namespace autoglm

@@ -1,0 +1,69 @@
+#include "kernels/cpu/convert.h"
+
+#include <cstring>
+
+#include "core/error.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+namespace autoglm::cpu {
+
+bool cpu_has_avx2() {
+#if defined(__x86_64__)
+  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  return has;
+#else
+  return false;
+#endif
+}
+
+void convert_to_f32_ref(dtype type, const void* src, float* dst, int64_t n) {
+  switch (type) {
+    case dtype::F32:
+      std::memcpy(dst, src, size_t(n) * 4);
+      return;
+    case dtype::BF16: {
+      auto* s = static_cast<const uint16_t*>(src);
+      for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(s[i]);
+      return;
+    }
+    case dtype::F16: {
+      auto* s = static_cast<const uint16_t*>(src);
+      for (int64_t i = 0; i < n; ++i) dst[i] = f16_to_f32(s[i]);
+      return;
+    }
+    default:
+      AG_CHECK(false, std::string("convert_to_f32: unsupported dtype ") + dtype_name(type));
+  }
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma,f16c"))) static void convert_avx2(dtype type, const void* src, float* dst, int64_t n) {
+  int64_t i = 0;
+  auto* s = static_cast<const uint16_t*>(src);
+  if (type == dtype::BF16) {
+    for (; i + 8 <= n; i += 8) {
+      __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i)));
+      _mm256_storeu_ps(dst + i, _mm256_castsi256_ps(_mm256_slli_epi32(v, 16)));
+    }
+  } else {
+    for (; i + 8 <= n; i += 8)
+      _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i))));
+  }
+  if (i < n) convert_to_f32_ref(type, s + i, dst + i, n - i);
+}
+#endif
+
+void convert_to_f32(dtype type, const void* src, float* dst, int64_t n) {
+#if defined(__x86_64__)
+  if (type != dtype::F32 && (type == dtype::BF16 || type == dtype::F16) && cpu_has_avx2()) {
+    convert_avx2(type, src, dst, n);
+    return;
+  }
+#endif
+  convert_to_f32_ref(type, src, dst, n);
+}
+
+}  // namespace autoglm::cpu
