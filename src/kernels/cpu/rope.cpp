@@ -23,7 +23,7 @@ void rope_mrope_interleaved(float* x, int64_t n_tok, int64_t row_stride, int64_t
   const std::vector<float> inv = inverse_frequencies(rot_dim, theta);
   const int64_t n_pairs = rot_dim / 2;
   default_thread_pool().parallel_for(n_tok, 4, [&](int64_t t0, int64_t t1) {
-    std::vector<float> c(size_t(n_pairs)), s(size_t(n_pairs));
+    std::vector<float> c(static_cast<size_t>(n_pairs)), s(static_cast<size_t>(n_pairs));
     for (int64_t t = t0; t < t1; ++t) {
       for (int64_t i = 0; i < n_pairs; ++i) {
         int32_t p = i < sections[0] ? pos_t[t] : (i < sections[0] + sections[1] ? pos_h[t] : pos_w[t]);
@@ -50,7 +50,7 @@ void rope_2d_neox(float* x, int64_t n_tok, int64_t row_stride, int64_t n_heads, 
   const int64_t quarter = head_dim / 4;
   const std::vector<float> inv = inverse_frequencies(half, theta);  // quarter entries
   default_thread_pool().parallel_for(n_tok, 4, [&](int64_t t0, int64_t t1) {
-    std::vector<float> c(size_t(half)), s(size_t(half));
+    std::vector<float> c(static_cast<size_t>(half)), s(static_cast<size_t>(half));
     for (int64_t t = t0; t < t1; ++t) {
       for (int64_t j = 0; j < quarter; ++j) {
         float ah = float(pos_h[t]) * inv[size_t(j)];
