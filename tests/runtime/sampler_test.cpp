@@ -1,0 +1,196 @@
+// Sampler: greedy, truncation (top-k, top-p, min-p), penalties, seeding and raw-model logprobs.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+#include <set>
+
+#include "runtime/sampler.h"
+
+using namespace autoglm;
+
+namespace {
+
+std::vector<float> logits_from_probs(const std::vector<double>& p) {
+  std::vector<float> l;
+  for (double x : p) l.push_back(float(std::log(x)));
+  return l;
+}
+
+std::map<int32_t, int> histogram(const sampling_params& sp, const std::vector<float>& logits, int n,
+                                 const std::vector<int32_t>& prompt = {}) {
+  sampler s(sp, prompt);
+  std::map<int32_t, int> h;
+  for (int i = 0; i < n; ++i) {
+    std::vector<float> row = logits;
+    ++h[s.sample(row.data(), int32_t(row.size())).token];
+  }
+  return h;
+}
+
+sampling_params seeded(float temperature = 1.0f) {
+  sampling_params sp;
+  sp.temperature = temperature;
+  sp.seed = 1234;
+  return sp;
+}
+
+}  // namespace
+
+TEST(sampler, greedy_picks_argmax_lowest_id_on_tie) {
+  sampling_params sp;
+  sp.temperature = 0.0f;
+  sampler s(sp, {});
+  std::vector<float> l = {0.5f, 3.0f, -1.0f, 3.0f};
+  EXPECT_EQ(s.sample(l.data(), 4).token, 1);
+  sampling_params k1 = seeded();
+  k1.top_k = 1;
+  sampler s1(k1, {});
+  std::vector<float> l2 = {0.1f, 0.2f, 5.0f, 0.3f};
+  EXPECT_EQ(s1.sample(l2.data(), 4).token, 2);
+}
+
+TEST(sampler, unrestricted_sampling_follows_the_distribution) {
+  const std::vector<double> p = {0.5, 0.3, 0.2};
+  auto h = histogram(seeded(), logits_from_probs(p), 20000);
+  for (int i = 0; i < 3; ++i) EXPECT_NEAR(h[i] / 20000.0, p[size_t(i)], 0.02) << i;
+}
+
+TEST(sampler, temperature_sharpens) {
+  const std::vector<double> p = {0.6, 0.4};
+  auto h = histogram(seeded(0.5f), logits_from_probs(p), 20000);
+  // T = 0.5 squares the probabilities: 0.36 / (0.36 + 0.16).
+  EXPECT_NEAR(h[0] / 20000.0, 0.36 / 0.52, 0.02);
+}
+
+TEST(sampler, top_k_never_returns_a_third_token) {
+  sampling_params sp = seeded();
+  sp.top_k = 2;
+  auto h = histogram(sp, logits_from_probs({0.1, 0.4, 0.05, 0.35, 0.1}), 5000);
+  EXPECT_EQ(h.size(), 2u);
+  EXPECT_GT(h[1], 0);
+  EXPECT_GT(h[3], 0);
+  EXPECT_NEAR(h[1] / 5000.0, 0.4 / 0.75, 0.03);
+}
+
+TEST(sampler, top_p_keeps_the_minimal_nucleus) {
+  sampling_params sp = seeded();
+  sp.top_p = 0.8f;
+  // Descending: 0.5, 0.25, 0.15, 0.1 -> 0.5 + 0.25 = 0.75 < 0.8, so the nucleus is {0, 1, 2}.
+  auto h = histogram(sp, logits_from_probs({0.5, 0.25, 0.15, 0.1}), 10000);
+  EXPECT_EQ(h.size(), 3u);
+  EXPECT_EQ(h.count(3), 0u);
+  EXPECT_NEAR(h[0] / 10000.0, 0.5 / 0.9, 0.03);
+  sp.top_p = 0.75f;  // exactly reached by {0, 1}
+  auto h2 = histogram(sp, logits_from_probs({0.5, 0.25, 0.15, 0.1}), 5000);
+  EXPECT_EQ(h2.size(), 2u);
+  sp.top_p = 0.1f;  // the top token alone
+  auto h3 = histogram(sp, logits_from_probs({0.5, 0.25, 0.15, 0.1}), 1000);
+  EXPECT_EQ(h3.size(), 1u);
+  EXPECT_EQ(h3.begin()->first, 0);
+}
+
+TEST(sampler, min_p_drops_tokens_below_the_scaled_max) {
+  sampling_params sp = seeded();
+  sp.min_p = 0.3f;  // threshold 0.3 * 0.5 = 0.15: keeps 0.5, 0.3, 0.15; drops 0.05
+  auto h = histogram(sp, logits_from_probs({0.5, 0.3, 0.15, 0.05}), 10000);
+  EXPECT_EQ(h.size(), 3u);
+  EXPECT_EQ(h.count(3), 0u);
+}
+
+TEST(sampler, min_p_applies_after_temperature) {
+  // At T = 0.5 the probabilities are proportional to {0.16, 0.09, 0.04}: token 2 is 0.25 of the max, below
+  // min_p 0.3, and is dropped (before temperature it was 0.5 of the max and would have stayed); token 1 stays.
+  sampling_params sp = seeded(0.5f);
+  sp.min_p = 0.3f;
+  auto h = histogram(sp, logits_from_probs({0.4, 0.3, 0.2}), 5000);
+  EXPECT_EQ(h.count(2), 0u);
+  EXPECT_GT(h[1], 0);
+}
+
+TEST(sampler, repetition_penalty_hf_semantics) {
+  sampling_params sp;
+  sp.temperature = 0.0f;
+  sp.repetition_penalty = 2.0f;
+  // Token 0 (in the prompt) has the top positive logit 3 -> 1.5, below token 1's 2. A negative logit in the
+  // prompt gets more negative (-1 -> -2) rather than less.
+  sampler s(sp, {0, 2});
+  std::vector<float> l = {3.0f, 2.0f, -1.0f, -1.5f};
+  EXPECT_EQ(s.sample(l.data(), 4).token, 1);
+  EXPECT_FLOAT_EQ(l[0], 1.5f);
+  EXPECT_FLOAT_EQ(l[2], -2.0f);
+  EXPECT_FLOAT_EQ(l[3], -1.5f);
+  // Generated tokens count too.
+  s.accept(1);
+  std::vector<float> l2 = {3.0f, 2.0f, -1.0f, 1.6f};
+  EXPECT_EQ(s.sample(l2.data(), 4).token, 3);
+}
+
+TEST(sampler, frequency_and_presence_count_generated_tokens_only) {
+  sampling_params sp;
+  sp.temperature = 0.0f;
+  sp.frequency_penalty = 0.5f;
+  sp.presence_penalty = 0.25f;
+  sampler s(sp, {0, 0, 0});  // prompt tokens are not penalized
+  std::vector<float> l = {2.0f, 1.9f};
+  EXPECT_EQ(s.sample(l.data(), 2).token, 0);
+  EXPECT_FLOAT_EQ(l[0], 2.0f);
+  s.accept(0);
+  s.accept(0);
+  std::vector<float> l2 = {2.0f, 1.9f};
+  EXPECT_EQ(s.sample(l2.data(), 2).token, 1);
+  EXPECT_FLOAT_EQ(l2[0], 2.0f - 0.5f * 2 - 0.25f);
+}
+
+TEST(sampler, same_seed_same_sequence_different_seed_differs) {
+  std::vector<float> logits(64);
+  for (size_t i = 0; i < logits.size(); ++i) logits[i] = float(std::sin(double(i))) * 2.0f;
+  auto run = [&](uint64_t seed) {
+    sampling_params sp;
+    sp.temperature = 1.0f;
+    sp.seed = seed;
+    sp.top_p = 0.95f;
+    sampler s(sp, {});
+    std::vector<int32_t> out;
+    for (int i = 0; i < 200; ++i) {
+      std::vector<float> row = logits;
+      out.push_back(s.sample(row.data(), 64).token);
+      s.accept(out.back());
+    }
+    return out;
+  };
+  EXPECT_EQ(run(7), run(7));
+  EXPECT_NE(run(7), run(8));
+}
+
+TEST(sampler, logprobs_are_raw_model_log_softmax) {
+  sampling_params sp;
+  sp.temperature = 0.0f;
+  sp.repetition_penalty = 10.0f;  // changes the choice but not the reported logprobs
+  sp.top_logprobs = 2;
+  sampler s(sp, {0});
+  const std::vector<double> p = {0.6, 0.3, 0.1};
+  std::vector<float> l = logits_from_probs(p);
+  for (float& x : l) x += 5.0f;  // a shift does not change log-softmax
+  sample_result r = s.sample(l.data(), 3);
+  EXPECT_EQ(r.token, 1);
+  EXPECT_NEAR(r.logprob, std::log(0.3), 1e-5);
+  ASSERT_EQ(r.top_logprobs.size(), 2u);
+  EXPECT_EQ(r.top_logprobs[0].token, 0);
+  EXPECT_NEAR(r.top_logprobs[0].logprob, std::log(0.6), 1e-5);
+  EXPECT_EQ(r.top_logprobs[1].token, 1);
+  EXPECT_NEAR(r.top_logprobs[1].logprob, std::log(0.3), 1e-5);
+}
+
+TEST(sampler, sampled_logprob_unaffected_by_temperature) {
+  sampling_params sp = seeded(0.3f);
+  sp.top_logprobs = 0;
+  sampler s(sp, {});
+  const std::vector<double> p = {0.7, 0.2, 0.1};
+  for (int i = 0; i < 50; ++i) {
+    std::vector<float> l = logits_from_probs(p);
+    sample_result r = s.sample(l.data(), 3);
+    EXPECT_NEAR(r.logprob, std::log(p[size_t(r.token)]), 1e-5);
+    EXPECT_TRUE(r.top_logprobs.empty());
+  }
+}
