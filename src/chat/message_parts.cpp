@@ -1,0 +1,197 @@
+// chat/message_parts.cpp: OpenAI messages -> template messages + decoded images (see message_parts.h).
+#include "chat/message_parts.h"
+
+#include <algorithm>
+#include <cctype>
+
+#include "core/error.h"
+
+namespace autoglm {
+
+using nlohmann::json;
+
+namespace {
+
+bool starts_with_nocase(std::string_view s, std::string_view prefix) {
+  if (s.size() < prefix.size()) return false;
+  for (size_t i = 0; i < prefix.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(s[i])) != prefix[i]) return false;
+  }
+  return true;
+}
+
+size_t count_occurrences(std::string_view text, std::string_view what) {
+  size_t n = 0;
+  for (size_t pos = text.find(what); pos != std::string_view::npos; pos = text.find(what, pos + what.size())) ++n;
+  return n;
+}
+
+// The URL of an image_url part: {"image_url": {"url": "..."}} or the shorthand {"image_url": "..."}.
+std::string image_url_of(const json& part, const std::string& param) {
+  if (!part.contains("image_url")) throw invalid_request("image_url part without \"image_url\"", param);
+  const json& v = part["image_url"];
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_object() && v.contains("url") && v["url"].is_string()) return v["url"].get<std::string>();
+  throw invalid_request("image_url must be a string or an object with a string \"url\"", param + ".image_url");
+}
+
+}  // namespace
+
+image_limits make_image_limits(const chat_context_options& options) {
+  image_limits limits;
+  limits.max_file_bytes = size_t(options.max_image_bytes);
+  limits.max_side = options.max_image_side;
+  limits.max_pixels = options.max_image_pixels;
+  return limits;
+}
+
+glm4v_preprocess_config load_preprocess_config(const chat_context_options& options) {
+  glm4v_preprocess_config cfg = glm4v_preprocess_config::load(options.model_dir);
+  if (options.min_pixels > 0) cfg.min_pixels = options.min_pixels;
+  if (options.max_pixels > 0) cfg.max_pixels = options.max_pixels;
+  return cfg;
+}
+
+vision_input load_image(std::string_view url, const image_options& images, const std::string& param) {
+  if (!images.enabled) throw invalid_request("this model does not accept images", param);
+  if (starts_with_nocase(url, "http://") || starts_with_nocase(url, "https://")) {
+    throw invalid_request("remote image URLs are not fetched; send the image inline as a data URI "
+                          "(data:image/png;base64,...)",
+                          param);
+  }
+  if (starts_with_nocase(url, "file:")) {
+    throw invalid_request("local file image URLs are not allowed; send the image inline as a data URI", param);
+  }
+  vision_input out;
+  try {
+    std::vector<uint8_t> bytes = decode_image_reference(url);
+    image_rgb8 img = decode_image(bytes.data(), bytes.size(), images.limits);
+    glm4v_pixels px = glm4v_preprocess(img, images.preprocess);
+    out.grid_t = px.grid_t;
+    out.grid_h = px.grid_h;
+    out.grid_w = px.grid_w;
+    out.pixel_values = std::move(px.values);
+    out.content_hash = hash_image(img);
+  } catch (const invalid_request&) {
+    throw;
+  } catch (const error& e) {
+    throw invalid_request(std::string("invalid image: ") + e.what(), param);
+  }
+  return out;
+}
+
+converted_messages convert_messages(const json& messages, content_format format,
+                                    const std::string& image_placeholder, const image_options& images,
+                                    int32_t max_images) {
+  if (!messages.is_array()) throw invalid_request("messages must be an array", "messages");
+  if (messages.empty()) throw invalid_request("messages must not be empty", "messages");
+
+  converted_messages out;
+  out.messages = json::array();
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const json& m = messages[i];
+    std::string mp = "messages[" + std::to_string(i) + "]";
+    if (!m.is_object()) throw invalid_request(mp + " must be an object", mp);
+    if (!m.contains("role") || !m["role"].is_string()) {
+      throw invalid_request(mp + ".role is required and must be a string", mp + ".role");
+    }
+    std::string role = m["role"].get<std::string>();
+    if (role == "developer") role = "system";  // OpenAI's newer name for the system role
+    if (role != "system" && role != "user" && role != "assistant" && role != "tool") {
+      throw invalid_request(mp + ".role '" + role + "' is not one of system, user, assistant, tool", mp + ".role");
+    }
+
+    json tm = json::object();
+    for (auto it = m.begin(); it != m.end(); ++it) {
+      if (it.key() != "content") tm[it.key()] = it.value();
+    }
+    tm["role"] = role;
+
+    std::string cp = mp + ".content";
+    const json* content = m.contains("content") ? &m["content"] : nullptr;
+    if (!content || content->is_null()) {
+      if (role != "assistant") throw invalid_request(cp + " is required for role '" + role + "'", cp);
+      tm["content"] = "";
+    } else if (content->is_string()) {
+      tm["content"] = *content;
+    } else if (content->is_array()) {
+      json parts = json::array();
+      std::vector<std::string> texts;
+      size_t n_message_images = 0;
+      for (size_t j = 0; j < content->size(); ++j) {
+        const json& part = (*content)[j];
+        std::string pp = cp + "[" + std::to_string(j) + "]";
+        if (!part.is_object() || !part.contains("type") || !part["type"].is_string()) {
+          throw invalid_request(pp + " must be an object with a string \"type\"", pp);
+        }
+        std::string type = part["type"].get<std::string>();
+        if (type == "text") {
+          if (!part.contains("text") || !part["text"].is_string()) {
+            throw invalid_request(pp + ".text must be a string", pp + ".text");
+          }
+          texts.push_back(part["text"].get<std::string>());
+          parts.push_back({{"type", "text"}, {"text", part["text"]}});
+        } else if (type == "image_url") {
+          std::string url = image_url_of(part, pp);
+          if (max_images > 0 && int32_t(out.images.size()) >= max_images) {
+            throw invalid_request("at most " + std::to_string(max_images) + " images are accepted per request",
+                                  pp + ".image_url");
+          }
+          out.images.push_back(load_image(url, images, pp + ".image_url"));
+          ++n_message_images;
+          parts.push_back({{"type", "image"}});
+        } else if (type == "input_audio" || type == "audio_url") {
+          throw invalid_request("audio input is not supported yet", pp);
+        } else if (type == "video_url" || type == "video") {
+          throw invalid_request("video input is not supported yet", pp);
+        } else {
+          throw invalid_request(pp + ".type '" + type + "' is not supported (use text or image_url)", pp + ".type");
+        }
+      }
+      if (format == content_format::OPENAI) {
+        tm["content"] = std::move(parts);
+      } else {
+        // vLLM "string" format: texts joined by "\n", missing image placeholders prepended, joined by "\n".
+        std::string text;
+        for (size_t t = 0; t < texts.size(); ++t) text += (t ? "\n" : "") + texts[t];
+        size_t present = count_occurrences(text, image_placeholder);
+        size_t missing = n_message_images > present ? n_message_images - present : 0;
+        std::string flat;
+        for (size_t k = 0; k < missing; ++k) flat += image_placeholder + "\n";
+        tm["content"] = flat + text;
+      }
+    } else {
+      throw invalid_request(cp + " must be a string or an array of content parts", cp);
+    }
+    out.messages.push_back(std::move(tm));
+  }
+  return out;
+}
+
+void apply_extra_image(json& messages, std::string_view image, const std::optional<std::string>& query) {
+  if (!messages.is_array()) throw invalid_request("messages must be an array", "messages");
+  json image_part = {{"type", "image_url"}, {"image_url", {{"url", std::string(image)}}}};
+  json* target = nullptr;
+  for (size_t i = messages.size(); i-- > 0;) {
+    if (messages[i].is_object() && messages[i].value("role", "") == "user") {
+      target = &messages[i];
+      break;
+    }
+  }
+  if (!target) {
+    messages.push_back({{"role", "user"}, {"content", json::array()}});
+    target = &messages.back();
+  }
+  json& content = (*target)["content"];
+  json parts = json::array();
+  parts.push_back(std::move(image_part));
+  if (content.is_string()) {
+    if (!content.get<std::string>().empty()) parts.push_back({{"type", "text"}, {"text", content}});
+  } else if (content.is_array()) {
+    for (const json& p : content) parts.push_back(p);
+  }
+  if (query) parts.push_back({{"type", "text"}, {"text", *query}});
+  content = std::move(parts);
+}
+
+}  // namespace autoglm
