@@ -1,0 +1,426 @@
+// jinja/value.cpp: construction, truthiness, str/repr, equality/ordering and json.dumps of Jinja values.
+#include "tokenizer/jinja/value.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+
+#include "core/error.h"
+
+namespace autoglm::jinja {
+
+const value* call_args::kw(const std::string& name) const {
+  for (const auto& [k, v] : keyword)
+    if (k == name) return &v;
+  return nullptr;
+}
+
+const value* call_args::get(size_t pos, const std::string& name) const {
+  if (pos < positional.size()) return &positional[pos];
+  return kw(name);
+}
+
+value* dict_data::find(const std::string& key) {
+  for (auto& [k, v] : items)
+    if (k == key) return &v;
+  return nullptr;
+}
+
+const value* dict_data::find(const std::string& key) const {
+  for (const auto& [k, v] : items)
+    if (k == key) return &v;
+  return nullptr;
+}
+
+void dict_data::set(const std::string& key, value v) {
+  if (value* slot = find(key)) {
+    *slot = std::move(v);
+  } else {
+    items.emplace_back(key, std::move(v));
+  }
+}
+
+value value::none() {
+  value v;
+  v.kind_ = kind::none;
+  return v;
+}
+
+value value::boolean(bool b) {
+  value v;
+  v.kind_ = kind::boolean;
+  v.b_ = b;
+  return v;
+}
+
+value value::integer(int64_t i) {
+  value v;
+  v.kind_ = kind::integer;
+  v.i_ = i;
+  return v;
+}
+
+value value::floating(double d) {
+  value v;
+  v.kind_ = kind::floating;
+  v.d_ = d;
+  return v;
+}
+
+value value::string(std::string s) {
+  value v;
+  v.kind_ = kind::string;
+  v.s_ = std::make_shared<const std::string>(std::move(s));
+  return v;
+}
+
+value value::list(std::vector<value> items) {
+  value v;
+  v.kind_ = kind::list;
+  v.list_ = std::make_shared<std::vector<value>>(std::move(items));
+  return v;
+}
+
+value value::dict() {
+  value v;
+  v.kind_ = kind::dict;
+  v.dict_ = std::make_shared<dict_data>();
+  return v;
+}
+
+value value::namespace_object() {
+  value v = dict();
+  v.namespace_ = true;
+  return v;
+}
+
+value value::callable(native_fn fn, std::string name) {
+  value v;
+  v.kind_ = kind::callable;
+  v.fn_ = std::make_shared<native_fn>(std::move(fn));
+  v.s_ = std::make_shared<const std::string>(std::move(name));
+  return v;
+}
+
+template <class J>
+static value convert_json(const J& j) {
+  switch (j.type()) {
+    case J::value_t::null: return value::none();
+    case J::value_t::boolean: return value::boolean(j.template get<bool>());
+    case J::value_t::number_integer: return value::integer(j.template get<int64_t>());
+    case J::value_t::number_unsigned: return value::integer(static_cast<int64_t>(j.template get<uint64_t>()));
+    case J::value_t::number_float: return value::floating(j.template get<double>());
+    case J::value_t::string: return value::string(j.template get<std::string>());
+    case J::value_t::array: {
+      std::vector<value> items;
+      items.reserve(j.size());
+      for (const auto& e : j) items.push_back(convert_json(e));
+      return value::list(std::move(items));
+    }
+    case J::value_t::object: {
+      value d = value::dict();
+      for (auto it = j.begin(); it != j.end(); ++it) d.as_dict().items.emplace_back(it.key(), convert_json(it.value()));
+      return d;
+    }
+    default: throw autoglm::error("chat template context: unsupported JSON value (binary/discarded)");
+  }
+}
+
+value value::from_json(const nlohmann::json& j) { return convert_json(j); }
+value value::from_json(const nlohmann::ordered_json& j) { return convert_json(j); }
+
+bool value::truthy() const {
+  switch (kind_) {
+    case kind::undefined:
+    case kind::none: return false;
+    case kind::boolean: return b_;
+    case kind::integer: return i_ != 0;
+    case kind::floating: return d_ != 0.0;
+    case kind::string: return !s_->empty();
+    case kind::list: return !list_->empty();
+    case kind::dict: return namespace_ || !dict_->items.empty();
+    case kind::callable: return true;
+  }
+  return false;
+}
+
+std::string python_float_repr(double d) {
+  if (std::isnan(d)) return "nan";
+  if (std::isinf(d)) return d > 0 ? "inf" : "-inf";
+  if (d == 0) return std::signbit(d) ? "-0.0" : "0.0";
+  // Shortest round-trip digits, then Python's repr layout: fixed for 1e-4 <= |d| < 1e16, else d.ddde+XX.
+  char buf[64];
+  auto res = std::to_chars(buf, buf + sizeof(buf), d, std::chars_format::scientific);
+  std::string sci(buf, res.ptr);
+  size_t e_pos = sci.find('e');
+  std::string mant = sci.substr(0, e_pos);
+  int exp10 = std::stoi(sci.substr(e_pos + 1));
+  bool neg = mant[0] == '-';
+  if (neg) mant.erase(0, 1);
+  std::string digits;
+  for (char c : mant)
+    if (c != '.') digits += c;
+  std::string out = neg ? "-" : "";
+  if (exp10 >= -4 && exp10 < 16) {
+    if (exp10 < 0) {
+      out += "0." + std::string(static_cast<size_t>(-exp10 - 1), '0') + digits;
+    } else if (static_cast<int>(digits.size()) <= exp10 + 1) {
+      out += digits + std::string(static_cast<size_t>(exp10 + 1) - digits.size(), '0') + ".0";
+    } else {
+      out += digits.substr(0, static_cast<size_t>(exp10 + 1)) + "." + digits.substr(static_cast<size_t>(exp10 + 1));
+    }
+    return out;
+  }
+  out += digits.substr(0, 1);
+  if (digits.size() > 1) out += "." + digits.substr(1);
+  char ebuf[16];
+  std::snprintf(ebuf, sizeof(ebuf), "e%c%02d", exp10 < 0 ? '-' : '+', std::abs(exp10));
+  return out + ebuf;
+}
+
+static std::string python_string_repr(const std::string& s) {
+  char quote = (s.find('\'') != std::string::npos && s.find('"') == std::string::npos) ? '"' : '\'';
+  std::string out(1, quote);
+  for (unsigned char c : s) {
+    if (c == '\\') out += "\\\\";
+    else if (c == static_cast<unsigned char>(quote)) out += std::string("\\") + quote;
+    else if (c == '\n') out += "\\n";
+    else if (c == '\r') out += "\\r";
+    else if (c == '\t') out += "\\t";
+    else if (c < 0x20 || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof(buf), "\\x%02x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + quote;
+}
+
+std::string value::str() const {
+  switch (kind_) {
+    case kind::undefined: return "";
+    case kind::string: return *s_;
+    default: return repr();
+  }
+}
+
+std::string value::repr() const {
+  switch (kind_) {
+    case kind::undefined: return "";
+    case kind::none: return "None";
+    case kind::boolean: return b_ ? "True" : "False";
+    case kind::integer: return std::to_string(i_);
+    case kind::floating: return python_float_repr(d_);
+    case kind::string: return python_string_repr(*s_);
+    case kind::list: {
+      std::string out = "[";
+      for (size_t i = 0; i < list_->size(); ++i) out += (i ? ", " : "") + (*list_)[i].repr();
+      return out + "]";
+    }
+    case kind::dict: {
+      std::string out = namespace_ ? "<Namespace {" : "{";
+      for (size_t i = 0; i < dict_->items.size(); ++i)
+        out += (i ? ", " : "") + python_string_repr(dict_->items[i].first) + ": " + dict_->items[i].second.repr();
+      return out + (namespace_ ? "}>" : "}");
+    }
+    case kind::callable: return "<function " + *s_ + ">";
+  }
+  return "";
+}
+
+std::string value::type_name() const {
+  switch (kind_) {
+    case kind::undefined: return "undefined";
+    case kind::none: return "none";
+    case kind::boolean: return "boolean";
+    case kind::integer: return "integer";
+    case kind::floating: return "float";
+    case kind::string: return "string";
+    case kind::list: return "list";
+    case kind::dict: return namespace_ ? "namespace" : "dict";
+    case kind::callable: return "callable";
+  }
+  return "?";
+}
+
+static bool numeric_like(const value& v) {
+  return v.type() == kind::integer || v.type() == kind::floating || v.type() == kind::boolean;
+}
+
+static double numeric(const value& v) {
+  if (v.type() == kind::boolean) return v.as_bool() ? 1.0 : 0.0;
+  return v.as_double();
+}
+
+bool values_equal(const value& a, const value& b) {
+  if (numeric_like(a) && numeric_like(b)) {
+    if (a.type() == kind::integer && b.type() == kind::integer) return a.as_int() == b.as_int();
+    return numeric(a) == numeric(b);
+  }
+  if (a.type() != b.type()) return false;
+  switch (a.type()) {
+    case kind::undefined:
+    case kind::none: return true;
+    case kind::string: return a.as_string() == b.as_string();
+    case kind::list: {
+      const auto& x = a.as_list();
+      const auto& y = b.as_list();
+      if (x.size() != y.size()) return false;
+      for (size_t i = 0; i < x.size(); ++i)
+        if (!values_equal(x[i], y[i])) return false;
+      return true;
+    }
+    case kind::dict: {
+      const auto& x = a.as_dict().items;
+      const auto& y = b.as_dict();
+      if (x.size() != y.items.size()) return false;
+      for (const auto& [k, v] : x) {
+        const value* o = y.find(k);
+        if (!o || !values_equal(v, *o)) return false;
+      }
+      return true;
+    }
+    case kind::callable: return &a.as_callable() == &b.as_callable();
+    default: return false;
+  }
+}
+
+int compare_values(const value& a, const value& b) {
+  if (numeric_like(a) && numeric_like(b)) {
+    if (a.type() == kind::integer && b.type() == kind::integer)
+      return a.as_int() < b.as_int() ? -1 : (a.as_int() > b.as_int() ? 1 : 0);
+    double x = numeric(a), y = numeric(b);
+    return x < y ? -1 : (x > y ? 1 : 0);
+  }
+  if (a.is_string() && b.is_string()) {
+    int c = a.as_string().compare(b.as_string());
+    return c < 0 ? -1 : (c > 0 ? 1 : 0);
+  }
+  if (a.is_list() && b.is_list()) {
+    const auto& x = a.as_list();
+    const auto& y = b.as_list();
+    for (size_t i = 0; i < x.size() && i < y.size(); ++i)
+      if (int c = compare_values(x[i], y[i])) return c;
+    return x.size() < y.size() ? -1 : (x.size() > y.size() ? 1 : 0);
+  }
+  throw autoglm::error("chat template: cannot order " + a.type_name() + " and " + b.type_name());
+}
+
+static void json_string(std::string& out, const std::string& s, bool ensure_ascii) {
+  out += '"';
+  for (size_t i = 0; i < s.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+          out += buf;
+        } else if (c >= 0x80 && ensure_ascii) {
+          // Decode one UTF-8 sequence, emit \uXXXX (surrogate pairs above the BMP), as json.dumps does.
+          uint32_t cp = 0;
+          int extra = c >= 0xf0 ? 3 : c >= 0xe0 ? 2 : c >= 0xc0 ? 1 : 0;
+          cp = c & (0x3f >> extra);
+          for (int k = 0; k < extra && i + 1 < s.size(); ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[++i]) & 0x3f);
+          char buf[16];
+          if (cp >= 0x10000) {
+            cp -= 0x10000;
+            std::snprintf(buf, sizeof(buf), "\\u%04x\\u%04x", 0xd800 + (cp >> 10), 0xdc00 + (cp & 0x3ff));
+          } else {
+            std::snprintf(buf, sizeof(buf), "\\u%04x", cp);
+          }
+          out += buf;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  out += '"';
+}
+
+static void json_dump(std::string& out, const value& v, const json_dump_options& o, int depth) {
+  auto newline = [&](int d) {
+    out += '\n';
+    out.append(static_cast<size_t>(o.indent * d), ' ');
+  };
+  switch (v.type()) {
+    case kind::undefined:
+    case kind::none: out += "null"; return;
+    case kind::boolean: out += v.as_bool() ? "true" : "false"; return;
+    case kind::integer: out += std::to_string(v.as_int()); return;
+    case kind::floating: {
+      double d = v.as_double();
+      if (std::isnan(d)) out += "NaN";
+      else if (std::isinf(d)) out += d > 0 ? "Infinity" : "-Infinity";
+      else out += python_float_repr(d);
+      return;
+    }
+    case kind::string: json_string(out, v.as_string(), o.ensure_ascii); return;
+    case kind::list: {
+      const auto& items = v.as_list();
+      out += '[';
+      for (size_t i = 0; i < items.size(); ++i) {
+        if (i) out += o.item_separator;
+        if (o.indent >= 0) newline(depth + 1);
+        json_dump(out, items[i], o, depth + 1);
+      }
+      if (o.indent >= 0 && !items.empty()) newline(depth);
+      out += ']';
+      return;
+    }
+    case kind::dict: {
+      std::vector<const std::pair<std::string, value>*> items;
+      for (const auto& kv : v.as_dict().items) items.push_back(&kv);
+      if (o.sort_keys) std::stable_sort(items.begin(), items.end(), [](auto* a, auto* b) { return a->first < b->first; });
+      out += '{';
+      for (size_t i = 0; i < items.size(); ++i) {
+        if (i) out += o.item_separator;
+        if (o.indent >= 0) newline(depth + 1);
+        json_string(out, items[i]->first, o.ensure_ascii);
+        out += o.key_separator;
+        json_dump(out, items[i]->second, o, depth + 1);
+      }
+      if (o.indent >= 0 && !items.empty()) newline(depth);
+      out += '}';
+      return;
+    }
+    case kind::callable: throw autoglm::error("chat template: tojson cannot serialize a function");
+  }
+}
+
+std::string to_json_text(const value& v, const json_dump_options& opts) {
+  std::string out;
+  json_dump(out, v, opts, 0);
+  return out;
+}
+
+std::vector<std::string> utf8_chars(const std::string& s) {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < s.size();) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    size_t n = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+    n = std::min(n, s.size() - i);
+    out.push_back(s.substr(i, n));
+    i += n;
+  }
+  return out;
+}
+
+size_t utf8_length(const std::string& s) {
+  size_t n = 0;
+  for (unsigned char c : s)
+    if ((c & 0xc0) != 0x80) ++n;
+  return n;
+}
+
+}  // namespace autoglm::jinja
