@@ -1,0 +1,177 @@
+// media/glm4v_preprocess.cpp: Glm4vImageProcessor's smart_resize, normalization and patch layout, plus loading
+// its settings from preprocessor_config.json.
+#include "media/glm4v_preprocess.h"
+
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+
+namespace autoglm {
+
+namespace {
+
+int64_t get_int(const nlohmann::json& j, const char* key, int64_t fallback, const std::string& source) {
+  if (!j.contains(key) || j[key].is_null()) return fallback;
+  const auto& v = j[key];
+  if (v.is_number_integer()) return v.get<int64_t>();
+  if (v.is_number_float()) {
+    const double d = v.get<double>();
+    if (d == std::floor(d) && std::fabs(d) < 9.0e15) return static_cast<int64_t>(d);
+  }
+  throw error(source + ": '" + key + "' must be an integer");
+}
+
+void get_triplet(const nlohmann::json& j, const char* key, float out[3], const std::string& source) {
+  if (!j.contains(key) || j[key].is_null()) return;
+  const auto& v = j[key];
+  if (v.is_number()) {
+    out[0] = out[1] = out[2] = v.get<float>();
+    return;
+  }
+  if (!v.is_array() || v.size() != 3) throw error(source + ": '" + key + "' must be a list of 3 numbers");
+  for (int c = 0; c < 3; ++c) {
+    if (!v[c].is_number()) throw error(source + ": '" + key + "' must be a list of 3 numbers");
+    out[c] = static_cast<float>(v[c].get<double>());  // Python floats are doubles; the processors use fp32
+  }
+}
+
+}  // namespace
+
+glm4v_preprocess_config glm4v_preprocess_config::parse(const std::string& text, const std::string& source) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const std::exception& e) {
+    throw error(source + ": invalid JSON: " + e.what());
+  }
+  if (!j.is_object()) throw error(source + ": expected a JSON object");
+  glm4v_preprocess_config cfg;
+  cfg.patch_size = static_cast<int32_t>(get_int(j, "patch_size", cfg.patch_size, source));
+  cfg.temporal_patch_size = static_cast<int32_t>(get_int(j, "temporal_patch_size", cfg.temporal_patch_size, source));
+  cfg.merge_size = static_cast<int32_t>(get_int(j, "merge_size", cfg.merge_size, source));
+  // Older configs carry min_pixels/max_pixels; transformers reads size.{shortest,longest}_edge, which wins.
+  cfg.min_pixels = get_int(j, "min_pixels", cfg.min_pixels, source);
+  cfg.max_pixels = get_int(j, "max_pixels", cfg.max_pixels, source);
+  if (j.contains("size") && j["size"].is_object()) {
+    cfg.min_pixels = get_int(j["size"], "shortest_edge", cfg.min_pixels, source);
+    cfg.max_pixels = get_int(j["size"], "longest_edge", cfg.max_pixels, source);
+  }
+  get_triplet(j, "image_mean", cfg.mean, source);
+  get_triplet(j, "image_std", cfg.std, source);
+  if (cfg.patch_size <= 0 || cfg.temporal_patch_size <= 0 || cfg.merge_size <= 0)
+    throw error(source + ": patch_size, temporal_patch_size and merge_size must be positive");
+  if (cfg.min_pixels <= 0 || cfg.max_pixels < cfg.min_pixels)
+    throw error(source + ": need 0 < min_pixels <= max_pixels (got " + std::to_string(cfg.min_pixels) + ", " +
+                std::to_string(cfg.max_pixels) + ")");
+  for (float s : cfg.std)
+    if (!(s > 0.0f)) throw error(source + ": image_std must be positive");
+  return cfg;
+}
+
+glm4v_preprocess_config glm4v_preprocess_config::load(const std::string& model_dir) {
+  const std::string path = model_dir + "/preprocessor_config.json";
+  std::ifstream in(path);
+  if (!in) throw error("cannot open '" + path + "'");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse(ss.str(), path);
+}
+
+std::pair<int32_t, int32_t> glm4v_smart_resize(int32_t height, int32_t width, const glm4v_preprocess_config& cfg) {
+  if (height <= 0 || width <= 0)
+    throw error("image size " + std::to_string(width) + "x" + std::to_string(height) + " is invalid");
+  // Mirrors transformers' smart_resize(num_frames=temporal_patch_size, ...) in doubles, with Python's semantics:
+  // int() truncates, round() is half-to-even (nearbyint in the default rounding mode).
+  const int64_t factor = static_cast<int64_t>(cfg.patch_size) * cfg.merge_size;
+  const int64_t t = cfg.temporal_patch_size;
+  int64_t h = height, w = width;
+  if (h < factor || w < factor) {
+    const double s = std::max(static_cast<double>(factor) / h, static_cast<double>(factor) / w);
+    h = static_cast<int64_t>(static_cast<double>(h) * s);
+    w = static_cast<int64_t>(static_cast<double>(w) * s);
+  }
+  if (h <= 0 || w <= 0 || static_cast<double>(std::max(h, w)) / static_cast<double>(std::min(h, w)) > 200.0)
+    throw error("image aspect ratio of " + std::to_string(width) + "x" + std::to_string(height) +
+                " is over 200 (Glm4vImageProcessor limit)");
+  int64_t h_bar = static_cast<int64_t>(std::nearbyint(static_cast<double>(h) / factor)) * factor;
+  int64_t w_bar = static_cast<int64_t>(std::nearbyint(static_cast<double>(w) / factor)) * factor;
+  const int64_t t_bar = static_cast<int64_t>(std::nearbyint(static_cast<double>(t) / t)) * t;
+  if (t_bar * h_bar * w_bar > cfg.max_pixels) {
+    const double beta = std::sqrt(static_cast<double>(t * h * w) / static_cast<double>(cfg.max_pixels));
+    h_bar = std::max<int64_t>(factor, static_cast<int64_t>(std::floor(static_cast<double>(h) / beta / factor)) * factor);
+    w_bar = std::max<int64_t>(factor, static_cast<int64_t>(std::floor(static_cast<double>(w) / beta / factor)) * factor);
+  } else if (t_bar * h_bar * w_bar < cfg.min_pixels) {
+    const double beta = std::sqrt(static_cast<double>(cfg.min_pixels) / static_cast<double>(t * h * w));
+    h_bar = static_cast<int64_t>(std::ceil(static_cast<double>(h) * beta / factor)) * factor;
+    w_bar = static_cast<int64_t>(std::ceil(static_cast<double>(w) * beta / factor)) * factor;
+  }
+  if (h_bar > 1'000'000 || w_bar > 1'000'000) throw error("smart_resize: target size out of range");
+  return {static_cast<int32_t>(h_bar), static_cast<int32_t>(w_bar)};
+}
+
+int32_t glm4v_pixels::n_tokens() const { return grid_t * grid_h * grid_w / 4; }
+
+glm4v_pixels glm4v_patchify(const image_rgb8& img, const glm4v_preprocess_config& cfg) {
+  const int p = cfg.patch_size, m = cfg.merge_size, tp = cfg.temporal_patch_size;
+  if (img.width % (p * m) != 0 || img.height % (p * m) != 0)
+    throw error("glm4v_patchify: image " + std::to_string(img.width) + "x" + std::to_string(img.height) +
+                " is not a multiple of " + std::to_string(p * m));
+  AG_CHECK(img.rgb.size() == static_cast<size_t>(img.width) * img.height * 3, "malformed image");
+  glm4v_pixels out;
+  out.grid_t = 1;
+  out.grid_h = img.height / p;
+  out.grid_w = img.width / p;
+
+  // Normalize once into planar fp32 [3, H, W]: the HF formula per backend, in fp32 like numpy/torch.
+  const size_t plane = static_cast<size_t>(img.width) * img.height;
+  std::vector<float> norm(plane * 3);
+  for (int c = 0; c < 3; ++c) {
+    float lut[256];
+    if (cfg.fused_normalize) {
+      // torchvision backend: mean/std tensors (fp32) times 1/rescale_factor, then (x - m) / s in fp32.
+      const float scale = static_cast<float>(1.0 / (1.0 / 255.0));
+      const float m255 = cfg.mean[c] * scale, s255 = cfg.std[c] * scale;
+      for (int v = 0; v < 256; ++v) lut[v] = (static_cast<float>(v) - m255) / s255;
+    } else {
+      // PIL backend: rescale in float64 then cast to fp32, normalize in fp32.
+      for (int v = 0; v < 256; ++v) {
+        const float x = static_cast<float>(static_cast<double>(v) * (1.0 / 255.0));
+        lut[v] = (x - cfg.mean[c]) / cfg.std[c];
+      }
+    }
+    float* dst = norm.data() + plane * c;
+    for (size_t i = 0; i < plane; ++i) dst[i] = lut[img.rgb[i * 3 + c]];
+  }
+
+  // Rows (hb, wb, hm, wm); row layout (C, T, ph, pw). values: [grid_h * grid_w, 3 * tp * p * p].
+  const size_t row_len = static_cast<size_t>(3) * tp * p * p;
+  out.values.resize(static_cast<size_t>(out.grid_h) * out.grid_w * row_len);
+  float* row = out.values.data();
+  for (int hb = 0; hb < out.grid_h / m; ++hb)
+    for (int wb = 0; wb < out.grid_w / m; ++wb)
+      for (int hm = 0; hm < m; ++hm)
+        for (int wm = 0; wm < m; ++wm, row += row_len) {
+          const int y0 = (hb * m + hm) * p, x0 = (wb * m + wm) * p;
+          for (int c = 0; c < 3; ++c)
+            for (int t = 0; t < tp; ++t) {
+              float* dst = row + (static_cast<size_t>(c) * tp + t) * p * p;
+              for (int py = 0; py < p; ++py) {
+                const float* src = norm.data() + plane * c + static_cast<size_t>(y0 + py) * img.width + x0;
+                std::copy(src, src + p, dst + py * p);
+              }
+            }
+        }
+  return out;
+}
+
+glm4v_pixels glm4v_preprocess(const image_rgb8& img, const glm4v_preprocess_config& cfg) {
+  const auto [h, w] = glm4v_smart_resize(img.height, img.width, cfg);
+  if (h == img.height && w == img.width) return glm4v_patchify(img, cfg);
+  return glm4v_patchify(resize_bicubic(img, w, h), cfg);
+}
+
+}  // namespace autoglm

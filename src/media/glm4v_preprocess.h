@@ -1,0 +1,53 @@
+// media/glm4v_preprocess.h: Glm4vImageProcessor re-implemented — smart_resize, Pillow-exact bicubic resampling,
+// CLIP normalization and the (hb, wb, hm, wm) x (C, T, 14, 14) patch layout the vision encoder consumes.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "media/image.h"
+
+namespace autoglm {
+
+struct glm4v_preprocess_config {
+  int32_t patch_size = 14, temporal_patch_size = 2, merge_size = 2;
+  // Bounds on t*h*w with t = temporal_patch_size (HF size.shortest_edge / size.longest_edge).
+  int64_t min_pixels = 112 * 112, max_pixels = 28 * 28 * 15000;
+  float mean[3] = {0.48145466f, 0.4578275f, 0.40821073f};
+  float std[3] = {0.26862954f, 0.26130258f, 0.27577711f};
+  // false: (x * (1/255) - mean) / std in fp32, as the PIL backend (Glm4vImageProcessorPil) computes it.
+  // true:  (x - 255*mean) / (255*std) in fp32, as the torchvision backend (transformers 5.x default) fuses it.
+  bool fused_normalize = false;
+
+  // Reads <model_dir>/preprocessor_config.json: size.{shortest_edge,longest_edge} or min_pixels/max_pixels,
+  // patch_size, temporal_patch_size, merge_size, image_mean, image_std. Missing keys keep the defaults above.
+  static glm4v_preprocess_config load(const std::string& model_dir);
+  // Same, from the JSON text (source names the file in error messages).
+  static glm4v_preprocess_config parse(const std::string& json_text, const std::string& source);
+};
+
+// Returns (h, w), both multiples of patch_size * merge_size. Throws autoglm::error for aspect ratio > 200.
+std::pair<int32_t, int32_t> glm4v_smart_resize(int32_t height, int32_t width, const glm4v_preprocess_config& cfg);
+
+// PIL Image.resize((width, height), BICUBIC) on RGB, bit for bit: separable horizontal-then-vertical passes,
+// cubic a = -0.5 with the support widened by the scale when downscaling, 22-bit fixed-point coefficients,
+// uint8 rounding and clamping after each pass.
+image_rgb8 resize_bicubic(const image_rgb8& src, int32_t width, int32_t height);
+
+struct glm4v_pixels {
+  int32_t grid_t = 1, grid_h = 0, grid_w = 0;
+  // [grid_t * grid_h * grid_w, 3 * temporal_patch_size * patch_size * patch_size], rows ordered (hb, wb, hm, wm),
+  // each row (C, T, ph, pw) with the frame repeated over T.
+  std::vector<float> values;
+  int32_t n_tokens() const;  // grid_t * grid_h * grid_w / merge_size^2 (merge 2 assumed by the model)
+  int32_t n_patches() const { return grid_t * grid_h * grid_w; }
+};
+
+// Normalizes and patchifies an image that already has the target size (multiples of patch_size * merge_size).
+glm4v_pixels glm4v_patchify(const image_rgb8& resized, const glm4v_preprocess_config& cfg);
+// smart_resize + resize_bicubic (skipped when the size already matches) + glm4v_patchify.
+glm4v_pixels glm4v_preprocess(const image_rgb8& img, const glm4v_preprocess_config& cfg);
+
+}  // namespace autoglm
