@@ -1,0 +1,86 @@
+#include "cli_common.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <sstream>
+
+#include "core/error.h"
+#include "media/glm4v_preprocess.h"
+#include "media/image.h"
+
+namespace autoglm::cli {
+
+std::string default_model_dir() {
+  if (const char* env = std::getenv("AUTOGLM_DEMO_MODEL")) return env;
+  return AUTOGLM_DEFAULT_MODEL_DIR;
+}
+
+std::string resolve_model_dir(const std::string& requested) {
+  if (!requested.empty()) return requested;
+  std::string dir = default_model_dir();
+  std::fprintf(stderr,
+               "note: no --model given; using the bundled demo model (%s).\n"
+               "      It has RANDOM weights and the real GLM-4.1V layout, so its output is gibberish.\n"
+               "      For real answers download zai-org/AutoGLM-Phone-9B from Hugging Face and pass its directory:\n"
+               "      autoglm <command> --model /path/to/AutoGLM-Phone-9B\n",
+               dir.c_str());
+  return dir;
+}
+
+std::vector<int32_t> parse_token_list(const std::string& text) {
+  std::vector<int32_t> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    size_t a = item.find_first_not_of(" \t\n"), b = item.find_last_not_of(" \t\n");
+    if (a == std::string::npos) throw error("empty entry in token list '" + text + "'");
+    item = item.substr(a, b - a + 1);
+    size_t used = 0;
+    long long v = 0;
+    try {
+      v = std::stoll(item, &used);
+    } catch (...) {
+      used = 0;
+    }
+    if (used != item.size() || v < 0 || v > INT32_MAX) throw error("bad token id '" + item + "' in token list");
+    out.push_back(int32_t(v));
+  }
+  if (out.empty()) throw error("empty token list");
+  return out;
+}
+
+vision_input load_image_input(const std::string& path, const std::string& model_dir, int64_t min_pixels, int64_t max_pixels) {
+  image_rgb8 img = decode_image_file(path);
+  glm4v_preprocess_config cfg = glm4v_preprocess_config::load(model_dir);
+  if (min_pixels > 0) cfg.min_pixels = min_pixels;
+  if (max_pixels > 0) cfg.max_pixels = max_pixels;
+  glm4v_pixels px = glm4v_preprocess(img, cfg);
+  vision_input v;
+  v.grid_t = px.grid_t;
+  v.grid_h = px.grid_h;
+  v.grid_w = px.grid_w;
+  v.pixel_values = std::move(px.values);
+  v.content_hash = hash_image(img);
+  return v;
+}
+
+std::vector<int32_t> expand_image_placeholders(const std::vector<int32_t>& tokens, int32_t image_token_id,
+                                               const std::vector<vision_input>& images) {
+  std::vector<int32_t> out;
+  size_t k = 0;
+  for (int32_t t : tokens) {
+    if (t == image_token_id && image_token_id >= 0) {
+      if (k >= images.size())
+        throw error("the token list has more image placeholders (" + std::to_string(image_token_id) + ") than --image files (" +
+                    std::to_string(images.size()) + ")");
+      out.insert(out.end(), size_t(images[k++].n_tokens()), t);
+    } else {
+      out.push_back(t);
+    }
+  }
+  if (k != images.size())
+    throw error(std::to_string(images.size()) + " --image files but " + std::to_string(k) + " image placeholders in the tokens");
+  return out;
+}
+
+}  // namespace autoglm::cli
