@@ -131,7 +131,7 @@ glm4v_pixels glm4v_patchify(const image_rgb8& img, const glm4v_preprocess_config
   std::vector<float> norm(plane * 3);
   for (int c = 0; c < 3; ++c) {
     float lut[256];
-    if (cfg.fused_normalize) {
+    if (cfg.backend == hf_image_backend::torchvision) {
       // torchvision backend: mean/std tensors (fp32) times 1/rescale_factor, then (x - m) / s in fp32.
       const float scale = static_cast<float>(1.0 / (1.0 / 255.0));
       const float m255 = cfg.mean[c] * scale, s255 = cfg.std[c] * scale;
@@ -171,7 +171,8 @@ glm4v_pixels glm4v_patchify(const image_rgb8& img, const glm4v_preprocess_config
 glm4v_pixels glm4v_preprocess(const image_rgb8& img, const glm4v_preprocess_config& cfg) {
   const auto [h, w] = glm4v_smart_resize(img.height, img.width, cfg);
   if (h == img.height && w == img.width) return glm4v_patchify(img, cfg);
-  return glm4v_patchify(resize_bicubic(img, w, h), cfg);
+  return glm4v_patchify(
+      cfg.backend == hf_image_backend::pil ? resize_bicubic(img, w, h) : resize_bicubic_torchvision(img, w, h), cfg);
 }
 
 }  // namespace autoglm

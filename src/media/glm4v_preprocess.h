@@ -11,15 +11,19 @@
 
 namespace autoglm {
 
+// Which transformers 5.x backend to reproduce bit for bit. torchvision is what AutoImageProcessor (and so vLLM)
+// picks by default; pil is Glm4vImageProcessorPil / use_fast=False.
+enum class hf_image_backend { torchvision, pil };
+
 struct glm4v_preprocess_config {
   int32_t patch_size = 14, temporal_patch_size = 2, merge_size = 2;
   // Bounds on t*h*w with t = temporal_patch_size (HF size.shortest_edge / size.longest_edge).
   int64_t min_pixels = 112 * 112, max_pixels = 28 * 28 * 15000;
   float mean[3] = {0.48145466f, 0.4578275f, 0.40821073f};
   float std[3] = {0.26862954f, 0.26130258f, 0.27577711f};
-  // false: (x * (1/255) - mean) / std in fp32, as the PIL backend (Glm4vImageProcessorPil) computes it.
-  // true:  (x - 255*mean) / (255*std) in fp32, as the torchvision backend (transformers 5.x default) fuses it.
-  bool fused_normalize = false;
+  // pil:         resize_bicubic, then (float32(x * (1/255)) - mean) / std in fp32.
+  // torchvision: resize_bicubic_torchvision, then (x - 255*mean) / (255*std) in fp32 (fused rescale).
+  hf_image_backend backend = hf_image_backend::torchvision;
 
   // Reads <model_dir>/preprocessor_config.json: size.{shortest_edge,longest_edge} or min_pixels/max_pixels,
   // patch_size, temporal_patch_size, merge_size, image_mean, image_std. Missing keys keep the defaults above.
@@ -35,6 +39,9 @@ std::pair<int32_t, int32_t> glm4v_smart_resize(int32_t height, int32_t width, co
 // cubic a = -0.5 with the support widened by the scale when downscaling, 22-bit fixed-point coefficients,
 // uint8 rounding and clamping after each pass.
 image_rgb8 resize_bicubic(const image_rgb8& src, int32_t width, int32_t height);
+// torchvision.transforms.v2.functional.resize(uint8 tensor, BICUBIC, antialias=True), bit for bit (ATen's uint8
+// kernel: same windows, int16 weights at a per-axis precision). Within 1-2 steps of resize_bicubic.
+image_rgb8 resize_bicubic_torchvision(const image_rgb8& src, int32_t width, int32_t height);
 
 struct glm4v_pixels {
   int32_t grid_t = 1, grid_h = 0, grid_w = 0;
@@ -47,7 +54,7 @@ struct glm4v_pixels {
 
 // Normalizes and patchifies an image that already has the target size (multiples of patch_size * merge_size).
 glm4v_pixels glm4v_patchify(const image_rgb8& resized, const glm4v_preprocess_config& cfg);
-// smart_resize + resize_bicubic (skipped when the size already matches) + glm4v_patchify.
+// smart_resize + the backend's resize (skipped when the size already matches) + glm4v_patchify.
 glm4v_pixels glm4v_preprocess(const image_rgb8& img, const glm4v_preprocess_config& cfg);
 
 }  // namespace autoglm

@@ -1,10 +1,15 @@
-// media/resize_bicubic.cpp: bicubic resampling that reproduces PIL's Image.resize(BICUBIC) on 8-bit RGB exactly.
+// media/resize_bicubic.cpp: bicubic resampling that reproduces PIL's Image.resize(BICUBIC) on 8-bit RGB exactly,
+// and the variant torchvision runs on uint8 tensors (resize(antialias=True, BICUBIC), transformers 5.x default).
 // Same algorithm as Pillow's ImagingResample (written here from its description, not copied):
 //  - per output coordinate, a window of input samples around center = (i + 0.5) * scale; when downscaling the
 //    cubic (a = -0.5) is stretched by scale, so the window is ceil(2 * scale) on each side;
 //  - weights computed in double, normalized to sum 1, then turned into signed 22-bit fixed point;
 //  - horizontal pass first (only on the rows the vertical pass needs), rounded and clamped to uint8, then the
 //    vertical pass on that uint8 intermediate. Passes whose size does not change are skipped.
+// torchvision (ATen's uint8 antialiased kernel) follows the same scheme but evaluates the cubic's outer piece in
+// another order and stores the weights as int16 with a per-axis precision: the largest number of bits (< 22)
+// at which the axis's biggest weight still fits, typically 14-15 bits instead of Pillow's 22.
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
@@ -16,22 +21,25 @@ namespace {
 
 constexpr int k_precision_bits = 32 - 8 - 2;
 
-double cubic(double x) {
+enum class flavor { pillow, torch };
+
+double cubic(double x, flavor f) {
   constexpr double a = -0.5;
   if (x < 0.0) x = -x;
   if (x < 1.0) return ((a + 2.0) * x - (a + 3.0)) * x * x + 1;
-  if (x < 2.0) return (((x - 5) * x + 8) * x - 4) * a;
+  if (x < 2.0) return f == flavor::pillow ? (((x - 5) * x + 8) * x - 4) * a : ((a * x - 5 * a) * x + 8 * a) * x - 4 * a;
   return 0.0;
 }
 
 // Fixed-point taps for resampling in_size samples to out_size: out i reads input [first[i], first[i] + count[i]).
 struct taps {
   int ksize = 0;
+  int precision = k_precision_bits;
   std::vector<int> first, count;
   std::vector<int32_t> weight;  // [out_size, ksize]
 };
 
-taps make_taps(int in_size, int out_size) {
+taps make_taps(int in_size, int out_size, flavor f) {
   const double scale = static_cast<double>(in_size) / out_size;
   const double filter_scale = scale < 1.0 ? 1.0 : scale;
   const double support = 2.0 * filter_scale;
@@ -40,7 +48,8 @@ taps make_taps(int in_size, int out_size) {
   t.first.resize(out_size);
   t.count.resize(out_size);
   t.weight.assign(static_cast<size_t>(out_size) * t.ksize, 0);
-  std::vector<double> w(t.ksize);
+  std::vector<double> w(static_cast<size_t>(out_size) * t.ksize, 0.0);
+  double w_max = 0.0;
   const double inv_scale = 1.0 / filter_scale;
   for (int i = 0; i < out_size; ++i) {
     const double center = (i + 0.5) * scale;
@@ -48,29 +57,43 @@ taps make_taps(int in_size, int out_size) {
     if (lo < 0) lo = 0;
     int hi = static_cast<int>(center + support + 0.5);
     if (hi > in_size) hi = in_size;
-    const int n = hi - lo;
+    const int n = std::min(hi - lo, t.ksize);  // ATen clamps rare off-by-one windows; Pillow never reaches it
+    double* wi = &w[static_cast<size_t>(i) * t.ksize];
     double sum = 0.0;
     for (int k = 0; k < n; ++k) {
-      const double v = cubic((static_cast<double>(k + lo) - center + 0.5) * inv_scale);
-      w[k] = v;
+      const double v = cubic((static_cast<double>(k + lo) - center + 0.5) * inv_scale, f);
+      wi[k] = v;
       sum += v;
     }
-    for (int k = 0; k < n; ++k) {
-      const double v = sum != 0.0 ? w[k] / sum : w[k];
-      // Round half away from zero into fixed point.
-      t.weight[static_cast<size_t>(i) * t.ksize + k] =
-          static_cast<int32_t>(v < 0 ? -0.5 + v * (1 << k_precision_bits) : 0.5 + v * (1 << k_precision_bits));
-    }
+    if (sum != 0.0)
+      for (int k = 0; k < n; ++k) {
+        wi[k] /= sum;
+        w_max = std::max(w_max, wi[k]);
+      }
     t.first[i] = lo;
     t.count[i] = n;
+  }
+  if (f == flavor::torch) {
+    // int16 weights: the largest precision whose doubled scale would still keep w_max below 2^15.
+    int p = 0;
+    for (; p < 22; ++p)
+      if (static_cast<int>(0.5 + w_max * (1 << (p + 1))) >= (1 << 15)) break;
+    t.precision = p;
+  }
+  const double one = static_cast<double>(1 << t.precision);
+  for (size_t j = 0; j < w.size(); ++j) {
+    // Round half away from zero into fixed point.
+    const double v = f == flavor::torch ? w[j] * one : w[j];
+    t.weight[j] = f == flavor::torch ? static_cast<int32_t>(v < 0 ? -0.5 + v : 0.5 + v)
+                                     : static_cast<int32_t>(v < 0 ? -0.5 + v * one : 0.5 + v * one);
   }
   return t;
 }
 
-inline uint8_t clip8(int64_t v) {
-  if (v >= (int64_t{1} << k_precision_bits << 8)) return 255;
+inline uint8_t clip8(int64_t v, int precision) {
+  if (v >= (int64_t{1} << precision << 8)) return 255;
   if (v <= 0) return 0;
-  return static_cast<uint8_t>(v >> k_precision_bits);
+  return static_cast<uint8_t>(v >> precision);
 }
 
 // out[y][x] = sum_k in[y + row_offset][first[x] + k] * w[x][k], for y in [0, out_h).
@@ -81,13 +104,14 @@ void pass_horizontal(const uint8_t* in, int in_w, int row_offset, uint8_t* out, 
     for (int x = 0; x < out_w; ++x) {
       const int32_t* w = &t.weight[static_cast<size_t>(x) * t.ksize];
       const uint8_t* s = src + static_cast<size_t>(t.first[x]) * 3;
-      int64_t a0 = int64_t{1} << (k_precision_bits - 1), a1 = a0, a2 = a0;
+      int64_t a0 = int64_t{1} << (t.precision - 1), a1 = a0, a2 = a0;
       for (int k = 0; k < t.count[x]; ++k, s += 3) {
         a0 += s[0] * static_cast<int64_t>(w[k]);
         a1 += s[1] * static_cast<int64_t>(w[k]);
         a2 += s[2] * static_cast<int64_t>(w[k]);
       }
-      dst[x * 3 + 0] = clip8(a0), dst[x * 3 + 1] = clip8(a1), dst[x * 3 + 2] = clip8(a2);
+      dst[x * 3 + 0] = clip8(a0, t.precision), dst[x * 3 + 1] = clip8(a1, t.precision);
+      dst[x * 3 + 2] = clip8(a2, t.precision);
     }
   }
 }
@@ -98,20 +122,18 @@ void pass_vertical(const uint8_t* in, int w, int row_base, uint8_t* out, int out
   std::vector<int64_t> acc(stride);
   for (int y = 0; y < out_h; ++y) {
     const int32_t* wt = &t.weight[static_cast<size_t>(y) * t.ksize];
-    std::fill(acc.begin(), acc.end(), int64_t{1} << (k_precision_bits - 1));
+    std::fill(acc.begin(), acc.end(), int64_t{1} << (t.precision - 1));
     for (int k = 0; k < t.count[y]; ++k) {
       const uint8_t* src = in + static_cast<size_t>(t.first[y] - row_base + k) * stride;
       const int64_t wk = wt[k];
       for (size_t i = 0; i < stride; ++i) acc[i] += src[i] * wk;
     }
     uint8_t* dst = out + static_cast<size_t>(y) * stride;
-    for (size_t i = 0; i < stride; ++i) dst[i] = clip8(acc[i]);
+    for (size_t i = 0; i < stride; ++i) dst[i] = clip8(acc[i], t.precision);
   }
 }
 
-}  // namespace
-
-image_rgb8 resize_bicubic(const image_rgb8& src, int32_t width, int32_t height) {
+image_rgb8 resize_separable(const image_rgb8& src, int32_t width, int32_t height, flavor f) {
   AG_CHECK(src.width > 0 && src.height > 0 && src.rgb.size() == static_cast<size_t>(src.width) * src.height * 3,
            "resize_bicubic: malformed source image");
   if (width <= 0 || height <= 0)
@@ -122,10 +144,10 @@ image_rgb8 resize_bicubic(const image_rgb8& src, int32_t width, int32_t height) 
   out.width = width, out.height = height;
   out.rgb.resize(static_cast<size_t>(width) * height * 3);
   if (!need_v) {
-    pass_horizontal(src.rgb.data(), src.width, 0, out.rgb.data(), width, height, make_taps(src.width, width));
+    pass_horizontal(src.rgb.data(), src.width, 0, out.rgb.data(), width, height, make_taps(src.width, width, f));
     return out;
   }
-  const taps tv = make_taps(src.height, height);
+  const taps tv = make_taps(src.height, height, f);
   if (!need_h) {
     pass_vertical(src.rgb.data(), width, 0, out.rgb.data(), height, tv);
     return out;
@@ -135,9 +157,19 @@ image_rgb8 resize_bicubic(const image_rgb8& src, int32_t width, int32_t height) 
   const int row_last = tv.first.back() + tv.count.back();
   const int n_rows = row_last - row_first;
   std::vector<uint8_t> tmp(static_cast<size_t>(width) * n_rows * 3);
-  pass_horizontal(src.rgb.data(), src.width, row_first, tmp.data(), width, n_rows, make_taps(src.width, width));
+  pass_horizontal(src.rgb.data(), src.width, row_first, tmp.data(), width, n_rows, make_taps(src.width, width, f));
   pass_vertical(tmp.data(), width, row_first, out.rgb.data(), height, tv);
   return out;
+}
+
+}  // namespace
+
+image_rgb8 resize_bicubic(const image_rgb8& src, int32_t width, int32_t height) {
+  return resize_separable(src, width, height, flavor::pillow);
+}
+
+image_rgb8 resize_bicubic_torchvision(const image_rgb8& src, int32_t width, int32_t height) {
+  return resize_separable(src, width, height, flavor::torch);
 }
 
 }  // namespace autoglm
