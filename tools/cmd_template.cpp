@@ -27,6 +27,8 @@ int run_template(int argc, char** argv) {
   app.add_option("--kwargs", kwargs_text, "JSON object merged into the context (chat_template_kwargs)");
   CLI11_PARSE(app, argc, argv);
 
+  // Read stdin before anything can fail, so a writer never sees a closed pipe.
+  std::string input((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
   std::string source;
   if (std::filesystem::is_directory(template_path)) {
     auto loaded = autoglm::chat_template::load_source_from_model_dir(template_path);
@@ -39,7 +41,6 @@ int run_template(int argc, char** argv) {
   }
   autoglm::chat_template tmpl(std::move(source));
 
-  std::string input((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
   nlohmann::ordered_json context;
   try {
     context = input.empty() ? nlohmann::ordered_json::object() : nlohmann::ordered_json::parse(input);

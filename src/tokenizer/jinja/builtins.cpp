@@ -442,7 +442,8 @@ value interpreter::apply_filter(const std::string& name, const value& v, const c
     int64_t precision = to_int(kw_or(a, 0, "precision", value::integer(0)), 0);
     std::string method = kw_or(a, 1, "method", value::string("common")).str();
     double x = to_float(v, 0), m = std::pow(10.0, double(precision));
-    double r = method == "ceil" ? std::ceil(x * m) / m : method == "floor" ? std::floor(x * m) / m : std::round(x * m) / m;
+    // "common" is Python's round(): ties go to the even neighbour.
+    double r = method == "ceil" ? std::ceil(x * m) / m : method == "floor" ? std::floor(x * m) / m : std::nearbyint(x * m) / m;
     return value::floating(r);
   }
   if (name == "items") {

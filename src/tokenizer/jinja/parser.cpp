@@ -85,7 +85,7 @@ class parser {
     while (true) {
       const token& t = peek();
       if (t.type == tok::eof) {
-        if (ends.size()) fail(t.line, std::string("missing '{% ") + *ends.begin() + " %}' before end of template");
+        if (ends.size()) fail(t.line, std::string("missing '{% ") + *(ends.end() - 1) + " %}' before end of template");
         return out;
       }
       if (t.type == tok::text) {
