@@ -183,6 +183,20 @@ const cases = [
     },
   },
   {
+    name: "tool call round trip (empty content)",
+    needs: ["tools", "tool_calls"],
+    ctx: {
+      messages: [
+        { role: "system", content: "sys" },
+        { role: "user", content: "Weather in Paris?" },
+        { role: "assistant", content: "", tool_calls: [{ id: "c1", type: "function", function: { name: "get_weather", arguments: '{"city": "Paris"}' } }] },
+        { role: "tool", tool_call_id: "c1", content: "18C sunny" },
+      ],
+      tools: [weather],
+      add_generation_prompt: true,
+    },
+  },
+  {
     name: "tool call with dict arguments and content",
     needs: ["tools", "tool_calls_dict"],
     ctx: {
@@ -226,6 +240,12 @@ const templates = [
     arg: path.join(SRC, "tests/assets/glm4v/chat_template.jinja"),
     features: ["system", "parts", "thinking"],
     extra: {},
+  },
+  {
+    name: "features (tests/chat_template)",
+    arg: path.join(SRC, "tests/chat_template/features.jinja"),
+    features: ["system", "parts", "thinking", "tools", "tool_calls", "tool_calls_dict"],
+    extra: { bos_token: "<s>" },
   },
   { name: "qwen3", pkg: "tokenizer-qwen3", features: ["system", "thinking", "tools", "tool_calls", "tool_calls_dict"] },
   { name: "llama3", pkg: "tokenizer-llama3", features: ["system"] },
