@@ -262,7 +262,8 @@ class engine_impl final : public engine {
     std::unique_ptr<sequence> seq = sched_->remove(id, reason);
     std::unique_ptr<request_state> st = std::move(it->second);
     states_.erase(it);
-    if (!seq) return;
+    // A sequence that finished by itself in this step already delivered its final event.
+    if (!seq || seq->finish != reason) return;
     generation_event ev = base_event(*seq);
     ev.finish = reason;
     ev.error = message;

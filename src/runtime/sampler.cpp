@@ -108,16 +108,26 @@ sample_result sampler::sample(float* logits, int32_t vocab) {
     }
 
     if (params_.top_p < 1.0f) {
-      std::sort(candidates_.begin(), candidates_.end(), by_logit_desc);
       double total = 0.0;
       for (int32_t t : candidates_) total += std::exp(double(logits[t] - mx));
-      // Keep the shortest descending prefix whose renormalized mass reaches top_p (at least one token).
-      double acc = 0.0;
-      size_t keep = 0;
-      while (keep < candidates_.size()) {
-        acc += std::exp(double(logits[candidates_[keep]] - mx)) / total;
-        ++keep;
-        if (acc >= double(params_.top_p)) break;
+      // Keep the shortest descending prefix whose renormalized mass reaches top_p (at least one token). The
+      // nucleus is almost always small: sort the top 1024 first and the whole vocabulary only if that falls short.
+      auto nucleus = [&](size_t n_sorted) {
+        double acc = 0.0;
+        for (size_t keep = 0; keep < n_sorted;) {
+          acc += std::exp(double(logits[candidates_[keep]] - mx)) / total;
+          ++keep;
+          if (acc >= double(params_.top_p)) return keep;
+        }
+        return size_t(0);
+      };
+      const size_t n_head = std::min<size_t>(candidates_.size(), 1024);
+      std::partial_sort(candidates_.begin(), candidates_.begin() + ptrdiff_t(n_head), candidates_.end(), by_logit_desc);
+      size_t keep = nucleus(n_head);
+      if (keep == 0) {
+        std::sort(candidates_.begin(), candidates_.end(), by_logit_desc);
+        keep = nucleus(candidates_.size());
+        if (keep == 0) keep = candidates_.size();  // rounding left the sum a hair under top_p
       }
       candidates_.resize(keep);
     }

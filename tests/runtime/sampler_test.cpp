@@ -194,3 +194,19 @@ TEST(sampler, sampled_logprob_unaffected_by_temperature) {
     EXPECT_TRUE(r.top_logprobs.empty());
   }
 }
+
+TEST(sampler, top_p_over_a_large_flat_vocabulary) {
+  // 4000 equal tokens: the nucleus for top_p 0.5 is ids 0..1999 (ties keep the lowest ids), past the 1024-token
+  // head the sampler sorts first.
+  sampling_params sp = seeded();
+  sp.top_p = 0.5f;
+  sampler s(sp, {});
+  std::set<int32_t> seen;
+  for (int i = 0; i < 500; ++i) {
+    std::vector<float> row(4000, 0.0f);
+    seen.insert(s.sample(row.data(), 4000).token);
+  }
+  EXPECT_LT(*seen.rbegin(), 2000);
+  EXPECT_GE(*seen.rbegin(), 1024);
+  EXPECT_GT(seen.size(), 300u);
+}
