@@ -72,6 +72,26 @@ glm4v_preprocess_config glm4v_preprocess_config::parse(const std::string& text, 
   return cfg;
 }
 
+void glm4v_preprocess_config::apply_overrides(const std::string& text, const std::string& source) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const std::exception& e) {
+    throw error(source + ": invalid JSON: " + e.what());
+  }
+  if (!j.is_object()) throw error(source + ": expected a JSON object");
+  int64_t lo = get_int(j, "min_pixels", min_pixels, source), hi = get_int(j, "max_pixels", max_pixels, source);
+  if (j.contains("size") && j["size"].is_object()) {
+    lo = get_int(j["size"], "shortest_edge", lo, source);
+    hi = get_int(j["size"], "longest_edge", hi, source);
+  }
+  if (lo <= 0 || hi < lo)
+    throw error(source + ": need 0 < min_pixels <= max_pixels (got " + std::to_string(lo) + ", " +
+                std::to_string(hi) + ")");
+  min_pixels = lo;
+  max_pixels = hi;
+}
+
 glm4v_preprocess_config glm4v_preprocess_config::load(const std::string& model_dir) {
   const std::string path = model_dir + "/preprocessor_config.json";
   std::ifstream in(path);

@@ -30,6 +30,9 @@ struct glm4v_preprocess_config {
   static glm4v_preprocess_config load(const std::string& model_dir);
   // Same, from the JSON text (source names the file in error messages).
   static glm4v_preprocess_config parse(const std::string& json_text, const std::string& source);
+  // Applies request/CLI options such as vLLM's mm_processor_kwargs: {"max_pixels": 5000000}, "min_pixels", or
+  // {"size": {"shortest_edge", "longest_edge"}}. Other keys are ignored; bad values throw autoglm::error.
+  void apply_overrides(const std::string& json_text, const std::string& source);
 };
 
 // Returns (h, w), both multiples of patch_size * merge_size. Throws autoglm::error for aspect ratio > 200.

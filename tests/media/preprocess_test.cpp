@@ -109,6 +109,21 @@ TEST(preprocess_config, load_size_and_overrides) {
   fs::remove_all(dir);
 }
 
+TEST(preprocess_config, overrides) {
+  glm4v_preprocess_config cfg;
+  cfg.apply_overrides(R"({"max_pixels": 5000000})", "mm_processor_kwargs");
+  EXPECT_EQ(cfg.max_pixels, 5000000);
+  EXPECT_EQ(cfg.min_pixels, 12544);
+  EXPECT_EQ(glm4v_smart_resize(2400, 1080, cfg), std::make_pair(2352, 1036));
+  cfg.apply_overrides(R"({"size": {"shortest_edge": 3136, "longest_edge": 9633792}, "other": 1})", "opts");
+  EXPECT_EQ(cfg.min_pixels, 3136);
+  EXPECT_EQ(cfg.max_pixels, 9633792);
+  EXPECT_THROW(cfg.apply_overrides(R"({"max_pixels": 10})", "opts"), error);  // below min
+  EXPECT_THROW(cfg.apply_overrides(R"({"max_pixels": "big"})", "opts"), error);
+  EXPECT_THROW(cfg.apply_overrides("[1]", "opts"), error);
+  EXPECT_EQ(cfg.max_pixels, 9633792);  // unchanged after failures
+}
+
 TEST(preprocess, patch_layout_and_normalization) {
   // 168 x 112 image (already a valid size, above min_pixels): grid 8 x 12, rows ordered (hb, wb, hm, wm),
   // each row (C, T, 14, 14).
