@@ -1,0 +1,58 @@
+// components.h: the pipeline stages of a HF tokenizer.json (normalizer, pre-tokenizer, decoder, post-processor),
+// each parsed from its JSON node. Stages throw autoglm::error naming the unsupported/malformed node.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace autoglm::tok {
+
+// ---- normalizers: string -> string --------------------------------------------------------------------------
+class normalizer {
+ public:
+  virtual ~normalizer() = default;
+  virtual std::string apply(std::string_view s) const = 0;
+};
+// `where` names the file/field for error messages. Returns nullptr for a JSON null.
+std::unique_ptr<normalizer> parse_normalizer(const nlohmann::json& j, const std::string& where);
+
+// ---- pre-tokenizers: split text into words ------------------------------------------------------------------
+struct piece {
+  std::string text;
+  bool at_start = false;  // begins at offset 0 of the whole input (Metaspace prepend_scheme "first")
+};
+class pre_tokenizer {
+ public:
+  virtual ~pre_tokenizer() = default;
+  virtual void apply(std::vector<piece>& pieces) const = 0;
+};
+// byte_level_last is set when the last step is ByteLevel: that step then leaves the text as raw bytes and the BPE
+// model maps bytes to the byte-level alphabet itself (fast path). Otherwise ByteLevel maps in place.
+std::unique_ptr<pre_tokenizer> parse_pre_tokenizer(const nlohmann::json& j, const std::string& where,
+                                                   bool& byte_level_last);
+// Maps raw bytes to GPT-2 byte-level characters (UTF-8).
+std::string byte_level_map(std::string_view raw);
+
+// ---- decoders: token strings -> text ------------------------------------------------------------------------
+class decoder {
+ public:
+  virtual ~decoder() = default;
+  // Transforms the token list in place (HF decode_chain). With raw=true, byte-producing steps keep invalid UTF-8
+  // bytes as they are (for streaming) instead of substituting U+FFFD.
+  virtual void apply(std::vector<std::string>& tokens, bool raw) const = 0;
+};
+std::unique_ptr<decoder> parse_decoder(const nlohmann::json& j, const std::string& where);
+
+// ---- post-processors: add template special tokens -----------------------------------------------------------
+class post_processor {
+ public:
+  virtual ~post_processor() = default;
+  virtual void apply(std::vector<int32_t>& ids) const = 0;
+};
+std::unique_ptr<post_processor> parse_post_processor(const nlohmann::json& j, const std::string& where);
+
+}  // namespace autoglm::tok
