@@ -266,6 +266,30 @@ TEST_F(ChatSessionTest, Completions) {
   expect_invalid([&] { ctx_->prepare_completion("see <|image|>"); }, "prompt", "image");
 }
 
+TEST_F(ChatSessionTest, StringFormatImageOnlyAndDeveloperRole) {
+  chat_options o;
+  o.format = content_format::STRING;
+  json messages = json::array({{{"role", "developer"}, {"content", "D"}},
+                               {{"role", "user"}, {"content", json::array({{{"type", "image_url"},
+                                                                            {"image_url", test::png_data_uri(56, 56)}}})}}});
+  // vLLM: "\n".join([placeholder] + [""]) for a message with an image and no text.
+  EXPECT_EQ(ctx_->prepare_chat(messages, o).prompt_text,
+            "[gMASK]<sop><|system|>\nD<|user|>\n<|begin_of_image|><|image|><|end_of_image|>\n<|assistant|>\n");
+}
+
+TEST_F(ChatSessionTest, ImageLimitsAreRequestErrors) {
+  chat_context_options o;
+  o.model_dir = test::fixture_model_dir();
+  o.chat_template = test::glm_template();
+  o.max_image_side = 100;
+  auto small = chat_context::load(o);
+  json messages = json::array({{{"role", "user"},
+                                {"content", json::array({{{"type", "text"}, {"text", "x"}},
+                                                         {{"type", "image_url"}, {"image_url", test::png_data_uri(168, 112)}}})}}});
+  expect_invalid([&] { small->prepare_chat(messages, {}); }, "messages[0].content[1].image_url", "invalid image");
+  EXPECT_EQ(ctx_->prepare_chat(messages, {}).n_images, 1);
+}
+
 TEST_F(ChatSessionTest, InfoFromTokenizer) {
   EXPECT_EQ(ctx_->info().image_token_id, id("<|image|>"));
   EXPECT_EQ(ctx_->info().image_start_token_id, id("<|begin_of_image|>"));
