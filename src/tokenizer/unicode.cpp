@@ -166,9 +166,10 @@ uint32_t compose_pair(uint32_t a, uint32_t b) {
 }  // namespace
 
 std::string normalize(std::string_view s, norm_form form) {
-  // Fast path: code points below U+0300 are stable under all four forms except the compatibility ones
-  // (e.g. U+00A0, U+00B5), so only NFC/NFD take it.
+  // Fast path: code points below U+0300 are NFC-stable and those below U+00C0 NFD-stable; the compatibility
+  // forms change some of them (e.g. U+00A0, U+00B5) and always take the full path.
   bool compat = form == norm_form::nfkc || form == norm_form::nfkd;
+  const uint32_t stable_below = form == norm_form::nfc ? 0x300 : 0xC0;
   size_t i = 0;
   if (!compat) {
     while (i < s.size()) {
@@ -178,7 +179,7 @@ std::string normalize(std::string_view s, norm_form form) {
         continue;
       }
       size_t j = i;
-      if (utf8::next(s, j) >= 0x300) break;
+      if (utf8::next(s, j) >= stable_below) break;
       i = j;
     }
     if (i == s.size()) return std::string(s);
