@@ -181,6 +181,7 @@ TEST(JinjaErrors, SyntaxAndUnsupportedConstructsNameTheLine) {
   EXPECT_NE(error_of("{{ 'a' ").find("unterminated"), std::string::npos);
   EXPECT_NE(error_of("{{ 'abc }}").find("unterminated string"), std::string::npos);
   EXPECT_NE(error_of("{{ (1 + }}").find("line 1"), std::string::npos);
+  EXPECT_NE(error_of("\n{% break %}").find("line 2: '{% break %}' outside a for loop"), std::string::npos);
   EXPECT_NE(error_of("{% frob %}").find("unknown statement"), std::string::npos);
   EXPECT_NE(error_of("{{ 'x'.frob() }}").find("unsupported method 'frob'"), std::string::npos);
   EXPECT_NE(error_of("{{ [1].append(2) }}").find("append"), std::string::npos);

@@ -176,7 +176,7 @@ class lexer {
       if (pos_ >= src_.size()) fail(line_, std::string("unterminated '") + (block ? "{%" : "{{") + "' tag");
       const char close0 = block ? '%' : '}';
       if (depth == 0) {
-        bool dash = src_[pos_] == '-' && pos_ + 2 < src_.size() + 0 && src_[pos_ + 1] == close0 && src_[pos_ + 2] == '}';
+        bool dash = src_[pos_] == '-' && pos_ + 2 < src_.size() && src_[pos_ + 1] == close0 && src_[pos_ + 2] == '}';
         bool plain = src_[pos_] == close0 && pos_ + 1 < src_.size() && src_[pos_ + 1] == '}';
         if (dash || plain) {
           pos_ += dash ? 3 : 2;

@@ -127,6 +127,7 @@ class parser {
     if (k == "call") return out.push_back(parse_call_block());
     if (k == "filter") return out.push_back(parse_filter_block());
     if (k == "break" || k == "continue") {
+      if (loop_depth_ == 0) fail(line, "'{% " + k + " %}' outside a for loop");
       next();
       expect_block_end();
       return out.push_back(make_stmt(k == "break" ? st::break_ : st::continue_, line));
@@ -189,7 +190,9 @@ class parser {
     if (accept_name("if")) s->conditions.push_back(parse_expression(true));
     if (is_name("recursive")) fail(peek().line, "unsupported: recursive for loops");
     expect_block_end();
+    ++loop_depth_;
     s->bodies.push_back(subparse({"else", "endfor"}));
+    --loop_depth_;
     if (next().text == "else") {
       expect_block_end();
       s->bodies.push_back(subparse({"endfor"}));
@@ -247,7 +250,10 @@ class parser {
     s->text = expect_name();
     s->params = parse_params();
     expect_block_end();
+    int saved_depth = loop_depth_;
+    loop_depth_ = 0;
     s->bodies.push_back(subparse({"endmacro"}));
+    loop_depth_ = saved_depth;
     next();
     expect_block_end();
     return s;
@@ -611,6 +617,7 @@ class parser {
 
   const std::vector<token>& t_;
   size_t i_ = 0;
+  int loop_depth_ = 0;  // break/continue are only valid inside a for body
 };
 
 }  // namespace
