@@ -1,6 +1,5 @@
 // model/glm4v/vision.cpp: the GLM-4.1V vision tower forward pass on the CPU (see vision.h), including the
-// grid_sample-compatible bicubic position interpolation and a blocked per-image attention that never holds
-// more than one [q_block, n] score tile.
+// grid_sample-compatible bicubic position interpolation. The per-frame attention is in vision_attention.cpp.
 #include "model/glm4v/vision.h"
 
 #include <algorithm>
@@ -15,6 +14,7 @@
 #include "kernels/cpu/linear.h"
 #include "kernels/cpu/norm.h"
 #include "kernels/cpu/rope.h"
+#include "model/glm4v/vision_attention.h"
 
 namespace autoglm::glm4v {
 
@@ -25,8 +25,6 @@ const std::string prefix = "model.visual.";
 // Rows of activations per cpu::linear call. cpu::linear walks all x rows for every 4-row weight tile, so a
 // bounded row chunk keeps x in cache (96 x 1536 fp32 = 590 KB) while each weight is streamed n/96 times.
 constexpr int64_t row_chunk = 96;
-// Query rows per attention tile: each thread's [q_block, n] score tile is 2.6 MB for n ~ 13k patches.
-constexpr int64_t q_block = 48;
 // nn.LayerNorm(dim) default, used by merger.post_projection_norm (HF does not pass the config eps).
 constexpr float merger_ln_eps = 1e-5f;
 
@@ -61,69 +59,6 @@ void linear_rows(const float* x, int64_t m, const weight_view& w, const float* b
   for (int64_t r0 = 0; r0 < m; r0 += row_chunk) {
     const int64_t r = std::min(row_chunk, m - r0);
     cpu::linear(x + r0 * w.cols, r, w, bias, y + r0 * ys, ys);
-  }
-}
-
-// A single-thread pool, so that each worker of an outer parallel_for can run cpu::linear on its own.
-thread_pool& serial_pool() {
-  thread_local thread_pool pool(1);
-  return pool;
-}
-
-// Bidirectional attention of one segment (one image frame) of n tokens.
-// qkv: [n rows of stride qkv_stride][q | k | v], each [n_heads][head_dim]; out: [n rows of stride out_stride]
-// [n_heads*head_dim]. Per head, K is packed [n, head_dim] and V transposed [head_dim, n]; query blocks are then
-// shared out over the threads, each running both products of its block through the blocked GEMM of cpu::linear
-// (single-threaded) with a private [q_block, n] score tile. Softmax is fp32 with max subtraction.
-void attention_segment(const float* qkv, int64_t qkv_stride, int64_t n, int64_t n_heads, int64_t head_dim,
-                       float* out, int64_t out_stride) {
-  const int64_t dim = n_heads * head_dim;
-  const float scale = 1.0f / std::sqrt(float(head_dim));
-  thread_pool& pool = default_thread_pool();
-  std::vector<float> kh(size_t(n * head_dim)), vt(size_t(head_dim * n));
-  const int64_t n_blocks = (n + q_block - 1) / q_block;
-  for (int64_t h = 0; h < n_heads; ++h) {
-    const float* qsrc = qkv + h * head_dim;
-    const float* ksrc = qkv + dim + h * head_dim;
-    const float* vsrc = qkv + 2 * dim + h * head_dim;
-    pool.parallel_for(n, 512, [&](int64_t j0, int64_t j1) {
-      for (int64_t j = j0; j < j1; ++j) {
-        std::copy(ksrc + j * qkv_stride, ksrc + j * qkv_stride + head_dim, kh.data() + j * head_dim);
-        const float* vr = vsrc + j * qkv_stride;
-        for (int64_t d = 0; d < head_dim; ++d) vt[size_t(d * n + j)] = vr[d];
-      }
-    });
-    const weight_view kw{dtype::F32, kh.data(), n, head_dim};
-    const weight_view vw{dtype::F32, vt.data(), head_dim, n};
-    pool.parallel_for(n_blocks, 1, [&](int64_t b0, int64_t b1) {
-      thread_local std::vector<float> qb, scores;
-      qb.resize(size_t(q_block * head_dim));
-      scores.resize(size_t(q_block * n));
-      for (int64_t blk = b0; blk < b1; ++blk) {
-        const int64_t i0 = blk * q_block;
-        const int64_t m = std::min(q_block, n - i0);
-        for (int64_t i = 0; i < m; ++i)
-          std::copy(qsrc + (i0 + i) * qkv_stride, qsrc + (i0 + i) * qkv_stride + head_dim, qb.data() + i * head_dim);
-        cpu::linear(qb.data(), m, kw, nullptr, scores.data(), 0, &serial_pool());  // [m, n] = q·kᵀ
-        for (int64_t i = 0; i < m; ++i) {
-          float* s = scores.data() + i * n;
-          float mx = -INFINITY;
-          for (int64_t j = 0; j < n; ++j) {
-            s[j] *= scale;
-            mx = std::max(mx, s[j]);
-          }
-          float sum = 0.0f;
-          for (int64_t j = 0; j < n; ++j) {
-            s[j] = std::exp(s[j] - mx);
-            sum += s[j];
-          }
-          const float inv = 1.0f / sum;
-          for (int64_t j = 0; j < n; ++j) s[j] *= inv;
-        }
-        cpu::linear(scores.data(), m, vw, nullptr, out + i0 * out_stride + h * head_dim, out_stride,
-                    &serial_pool());  // [m, head_dim] = p·v
-      }
-    });
   }
 }
 
@@ -240,7 +175,8 @@ void vision_tower::run_block(const block_weights& b, float* x, int64_t n, int64_
   cpu::rope_2d_neox(qkv.data(), n, 3 * d, cfg_.n_heads, cfg_.head_dim, pos_h, pos_w, cfg_.rope_theta);
   cpu::rope_2d_neox(qkv.data() + d, n, 3 * d, cfg_.n_heads, cfg_.head_dim, pos_h, pos_w, cfg_.rope_theta);
   for (int64_t f0 = 0; f0 < n; f0 += frame_len)
-    attention_segment(qkv.data() + f0 * 3 * d, 3 * d, frame_len, cfg_.n_heads, cfg_.head_dim, h.data() + f0 * d, d);
+    detail::vision_attention(qkv.data() + f0 * 3 * d, 3 * d, frame_len, cfg_.n_heads, cfg_.head_dim, h.data() + f0 * d,
+                             d);
   qkv = {};
   std::vector<float> y(size_t(row_chunk * std::max(d, o))), g(size_t(row_chunk * o)), u(size_t(row_chunk * o));
   for (int64_t r0 = 0; r0 < n; r0 += row_chunk) {
