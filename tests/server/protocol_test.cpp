@@ -1,0 +1,212 @@
+// tests/server/protocol_test.cpp: OpenAI request bodies → params, and every validation failure names its param.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/error.h"
+#include "server/protocol.h"
+
+using namespace autoglm;
+using namespace autoglm::server;
+using nlohmann::json;
+
+namespace {
+
+// Returns the param named by the invalid_request a parse throws ("<no throw>" if it does not throw).
+template <class F>
+std::string param_of(F&& parse) {
+  try {
+    parse();
+  } catch (const invalid_request& e) {
+    return e.param();
+  }
+  return "<no throw>";
+}
+
+json chat_body() { return {{"model", "m"}, {"messages", {{{"role", "user"}, {"content", "hi"}}}}}; }
+
+}  // namespace
+
+TEST(chat_request, parses_every_openai_field) {
+  json b = chat_body();
+  b["stream"] = true;
+  b["stream_options"] = {{"include_usage", true}};
+  b["max_completion_tokens"] = 7;
+  b["max_tokens"] = 99;
+  b["temperature"] = 0;
+  b["top_p"] = 0.85;
+  b["top_k"] = 5;
+  b["min_p"] = 0.1;
+  b["frequency_penalty"] = 0.2;
+  b["presence_penalty"] = -0.5;
+  b["repetition_penalty"] = 1.1;
+  b["seed"] = 42;
+  b["stop"] = "END";
+  b["n"] = 3;
+  b["logprobs"] = true;
+  b["top_logprobs"] = 2;
+  b["user"] = "u1";
+  b["some_future_field"] = {{"x", 1}};  // ignored
+  chat_params p = parse_chat_request(b);
+  EXPECT_TRUE(p.stream);
+  EXPECT_TRUE(p.include_usage);
+  EXPECT_EQ(p.max_tokens, 7);  // max_completion_tokens wins
+  EXPECT_EQ(p.temperature, 0.0f);
+  EXPECT_FLOAT_EQ(*p.top_p, 0.85f);
+  EXPECT_EQ(p.top_k, 5);
+  EXPECT_FLOAT_EQ(p.frequency_penalty, 0.2f);
+  EXPECT_FLOAT_EQ(p.presence_penalty, -0.5f);
+  EXPECT_EQ(p.seed, 42u);
+  ASSERT_EQ(p.stop.size(), 1u);
+  EXPECT_EQ(p.stop[0], "END");
+  EXPECT_EQ(p.n, 3);
+  EXPECT_EQ(p.top_logprobs, 2);
+  EXPECT_EQ(p.user, "u1");
+}
+
+TEST(chat_request, null_means_unset_and_stop_accepts_arrays) {
+  json b = chat_body();
+  b["temperature"] = nullptr;
+  b["stop"] = {"a", "", "b"};
+  chat_params p = parse_chat_request(b);
+  EXPECT_FALSE(p.temperature.has_value());
+  EXPECT_EQ(p.stop, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(p.top_logprobs, -1);
+}
+
+TEST(chat_request, guide_extensions) {
+  json b = chat_body();
+  b["enable_thinking"] = true;
+  b["return_reasoning"] = true;
+  b["image"] = "aGVsbG8=";
+  b["query"] = "what is this?";
+  chat_params p = parse_chat_request(b);
+  EXPECT_EQ(p.enable_thinking, true);
+  EXPECT_TRUE(p.return_reasoning);
+  EXPECT_EQ(p.image, "aGVsbG8=");
+  EXPECT_EQ(p.query, "what is this?");
+
+  json k = chat_body();
+  k["chat_template_kwargs"] = {{"enable_thinking", false}};
+  EXPECT_EQ(parse_chat_request(k).enable_thinking, false);
+}
+
+TEST(chat_request, wrong_types_name_the_param) {
+  auto with = [](const char* key, json v) {
+    json b = chat_body();
+    b[key] = v;
+    return param_of([&] { parse_chat_request(b); });
+  };
+  EXPECT_EQ(with("temperature", "hot"), "temperature");
+  EXPECT_EQ(with("temperature", 3.5), "temperature");
+  EXPECT_EQ(with("top_p", 0), "top_p");
+  EXPECT_EQ(with("max_tokens", "10"), "max_tokens");
+  EXPECT_EQ(with("max_tokens", 0), "max_tokens");
+  EXPECT_EQ(with("max_tokens", 1.5), "max_tokens");
+  EXPECT_EQ(with("n", 0), "n");
+  EXPECT_EQ(with("stream", "yes"), "stream");
+  EXPECT_EQ(with("stop", 5), "stop");
+  EXPECT_EQ(with("stop", json::array({"ok", 3})), "stop[1]");
+  EXPECT_EQ(with("seed", "x"), "seed");
+  EXPECT_EQ(with("frequency_penalty", 2.5), "frequency_penalty");
+  EXPECT_EQ(with("stream_options", 1), "stream_options");
+  EXPECT_EQ(with("top_logprobs", 3), "top_logprobs");  // without logprobs: true
+  EXPECT_EQ(with("enable_thinking", "no"), "enable_thinking");
+  EXPECT_EQ(with("image", 12), "image");
+  EXPECT_EQ(with("query", "q"), "query");  // query without image
+
+  json b = chat_body();
+  b["stream_options"] = {{"include_usage", "yes"}};
+  EXPECT_EQ(param_of([&] { parse_chat_request(b); }), "stream_options.include_usage");
+  EXPECT_EQ(param_of([&] { parse_chat_request(json::array()); }), "");
+}
+
+TEST(chat_request, message_validation) {
+  auto msgs = [](json m) { return param_of([&] { parse_chat_request({{"messages", m}}); }); };
+  EXPECT_EQ(param_of([] { parse_chat_request(json::object()); }), "messages");
+  EXPECT_EQ(msgs("hi"), "messages");
+  EXPECT_EQ(msgs(json::array()), "messages");
+  EXPECT_EQ(msgs({{{"content", "x"}}}), "messages[0].role");
+  EXPECT_EQ(msgs({{{"role", "wizard"}, {"content", "x"}}}), "messages[0].role");
+  EXPECT_EQ(msgs({{{"role", "user"}, {"content", 5}}}), "messages[0].content");
+  EXPECT_EQ(msgs({{{"role", "user"}}}), "messages[0].content");
+  EXPECT_EQ(msgs({{{"role", "user"}, {"content", {{{"type", "text"}}}}}}), "messages[0].content[0].text");
+  EXPECT_EQ(msgs({{{"role", "user"}, {"content", {{{"type", "image_url"}, {"image_url", 3}}}}}}),
+            "messages[0].content[0].image_url");
+  EXPECT_EQ(msgs({{{"role", "system"}, {"content", "s"}},
+                   {{"role", "user"},
+                    {"content", {{{"type", "input_audio"}, {"input_audio", {{"data", "x"}, {"format", "wav"}}}}}}}}),
+            "messages[1].content[0].type");
+  EXPECT_EQ(msgs({{{"role", "user"}, {"content", {{{"type", "hologram"}}}}}}), "messages[0].content[0].type");
+  // Well-formed: string content, part lists with image_url as object or string, assistant without content.
+  EXPECT_EQ(msgs({{{"role", "system"}, {"content", "s"}},
+                   {{"role", "user"},
+                    {"content",
+                     {{{"type", "image_url"}, {"image_url", {{"url", "data:image/png;base64,AA=="}}}},
+                      {{"type", "text"}, {"text", "q"}}}}},
+                   {{"role", "assistant"}, {"content", nullptr}},
+                   {{"role", "user"}, {"content", {{{"type", "image_url"}, {"image_url", "data:x"}}}}}}),
+            "<no throw>");
+}
+
+TEST(completion_request, prompt_shapes) {
+  completion_params a = parse_completion_request({{"prompt", "hello"}, {"logprobs", 2}, {"echo", true}});
+  ASSERT_EQ(a.prompts.size(), 1u);
+  EXPECT_EQ(a.prompts[0].text, "hello");
+  EXPECT_EQ(a.top_logprobs, 2);
+  EXPECT_TRUE(a.echo);
+  completion_params b = parse_completion_request({{"prompt", {1, 2, 3}}});
+  EXPECT_TRUE(b.prompts[0].is_tokens);
+  EXPECT_EQ(b.prompts[0].tokens, (std::vector<int32_t>{1, 2, 3}));
+  completion_params c = parse_completion_request({{"prompt", {"a", "b"}}, {"n", 2}});
+  EXPECT_EQ(c.prompts.size(), 2u);
+  EXPECT_EQ(param_of([] { parse_completion_request(json::object()); }), "prompt");
+  EXPECT_EQ(param_of([] { parse_completion_request({{"prompt", 5}}); }), "prompt");
+  EXPECT_EQ(param_of([] { parse_completion_request({{"prompt", {1, -2}}}); }), "prompt[1]");
+  EXPECT_EQ(param_of([] { parse_completion_request({{"prompt", json::array({"a", 3})}}); }), "prompt[1]");
+  EXPECT_EQ(param_of([] { parse_completion_request({{"prompt", "x"}, {"logprobs", true}}); }), "logprobs");
+}
+
+TEST(tokenize_request, prompt_or_messages) {
+  tokenize_params a = parse_tokenize_request({{"prompt", "hi"}});
+  EXPECT_TRUE(a.add_special_tokens);
+  tokenize_params b = parse_tokenize_request({{"messages", {{{"role", "user"}, {"content", "hi"}}}}});
+  EXPECT_FALSE(b.add_special_tokens);
+  EXPECT_TRUE(b.add_generation_prompt);
+  EXPECT_EQ(param_of([] { parse_tokenize_request(json::object()); }), "prompt");
+  EXPECT_EQ(param_of([] { parse_tokenize_request({{"prompt", 1}}); }), "prompt");
+  EXPECT_EQ(parse_detokenize_request({{"tokens", {5, 6}}}).tokens, (std::vector<int32_t>{5, 6}));
+  EXPECT_EQ(param_of([] { parse_detokenize_request({{"tokens", "5"}}); }), "tokens");
+}
+
+TEST(sampling, defaults_from_generation_config_and_context_cap) {
+  auto dir = std::filesystem::temp_directory_path() / "autoglm_server_test_gencfg";
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "generation_config.json")
+      << R"({"do_sample": true, "temperature": 0.8, "top_p": 0.6, "top_k": 2, "repetition_penalty": 1.1})";
+  generation_defaults d = load_generation_defaults(dir.string());
+  EXPECT_FLOAT_EQ(d.temperature, 0.8f);
+  EXPECT_FLOAT_EQ(d.top_p, 0.6f);
+  EXPECT_EQ(d.top_k, 2);
+  EXPECT_FLOAT_EQ(d.repetition_penalty, 1.1f);
+
+  chat_params p = parse_chat_request({{"messages", {{{"role", "user"}, {"content", "x"}}}}, {"top_p", 0.9}});
+  sampling_params s = make_sampling(p, d, 100, 128);
+  EXPECT_FLOAT_EQ(s.temperature, 0.8f);  // from generation_config
+  EXPECT_FLOAT_EQ(s.top_p, 0.9f);        // request wins
+  EXPECT_EQ(s.top_k, 2);
+  EXPECT_EQ(s.max_tokens, 28);  // unset: what fits
+  p.max_tokens = 1000;
+  EXPECT_EQ(make_sampling(p, d, 100, 128).max_tokens, 28);  // capped by the context
+  p.max_tokens = 5;
+  EXPECT_EQ(make_sampling(p, d, 100, 128).max_tokens, 5);
+  EXPECT_EQ(param_of([&] { make_sampling(p, d, 128, 128); }), "messages");
+
+  std::ofstream(dir / "generation_config.json") << R"({"do_sample": false, "temperature": 0.8})";
+  EXPECT_EQ(load_generation_defaults(dir.string()).temperature, 0.0f);
+  std::ofstream(dir / "generation_config.json") << "[1,";
+  EXPECT_THROW(load_generation_defaults(dir.string()), autoglm::error);
+  std::filesystem::remove_all(dir);
+  EXPECT_EQ(load_generation_defaults(dir.string()).temperature, 1.0f);  // no file: OpenAI defaults
+}

@@ -1,0 +1,64 @@
+// tools/cmd_serve.cpp: `autoglm serve` — the OpenAI-compatible HTTP server (src/server).
+#include <CLI/CLI.hpp>
+#include <filesystem>
+
+#include "core/log.h"
+#include "command.h"
+#include "server/server.h"
+
+namespace {
+
+int cmd_serve(int argc, char** argv) {
+  autoglm::server::server_options o;
+  o.engine.model_dir = AUTOGLM_DEFAULT_MODEL_DIR;
+  std::string log_level = "info";
+  int port = o.port;
+  size_t max_body = o.max_body_bytes;
+
+  CLI::App app{"Serve the model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, "
+               "/v1/models, /tokenize, /detokenize, /health, /metrics)"};
+  app.add_option("-m,--model", o.engine.model_dir,
+                 "model directory in the Hugging Face layout (default: the bundled random-weight demo model; for "
+                 "real answers pass the directory of zai-org/AutoGLM-Phone-9B)");
+  app.add_option("--served-model-name", o.served_model_name, "model name clients send and /v1/models lists")
+      ->capture_default_str();
+  app.add_option("--host", o.host, "address to listen on")->capture_default_str();
+  app.add_option("--port", port, "port to listen on (0: any free port)")->capture_default_str()->check(CLI::Range(0, 65535));
+  app.add_option("--api-key", o.api_key, "require 'Authorization: Bearer <key>' on every route but /health")
+      ->envname("AUTOGLM_API_KEY");
+  app.add_option("--cors-origin", o.cors_origin, "allowed CORS origin ('*' for any); empty: no CORS headers");
+  app.add_option("-t,--threads", o.engine.n_threads, "compute threads of the engine (0: all cores)")->capture_default_str();
+  app.add_option("--http-threads", o.n_http_threads, "I/O threads for HTTP (0: 2..4 by core count)")->capture_default_str();
+  app.add_option("--max-num-seqs", o.engine.max_num_seqs, "sequences decoded together")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--max-model-len", o.engine.max_model_len, "context length (0: from the model and KV budget)")->capture_default_str();
+  app.add_option("--max-waiting", o.engine.max_waiting, "queued requests beyond which new ones get 503")->capture_default_str();
+  app.add_option("--max-batch-tokens", o.engine.max_batch_tokens, "prefill tokens per engine step")->capture_default_str();
+  app.add_option("--kv-cache-bytes", o.engine.kv_cache_bytes, "KV cache budget in bytes (0: automatic)");
+  app.add_option("--max-pixels", o.engine.max_pixels, "max image pixels after resizing (0: preprocessor_config.json)");
+  app.add_option("--min-pixels", o.engine.min_pixels, "min image pixels after resizing (0: preprocessor_config.json)");
+  app.add_option("--max-images", o.max_images, "images per request (0: no limit)");
+  app.add_option("--max-image-bytes", o.max_image_bytes, "size limit of one image file")->capture_default_str();
+  app.add_option("--max-body-bytes", max_body, "request body limit (413 above)")->capture_default_str();
+  app.add_option("--timeout", o.timeout_s, "read/write timeout in seconds")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--shutdown-grace", o.shutdown_grace_s, "seconds in-flight requests may finish after SIGTERM")
+      ->capture_default_str();
+  app.add_flag("!--no-prefix-caching", o.engine.enable_prefix_caching, "disable prefix caching");
+  app.add_option("--log-level", log_level, "debug, info, warn, error")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+
+  autoglm::log_init(log_level.c_str());
+  o.port = uint16_t(port);
+  o.max_body_bytes = max_body;
+  std::error_code ec;
+  o.demo_model = std::filesystem::equivalent(o.engine.model_dir, AUTOGLM_DEFAULT_MODEL_DIR, ec);
+  if (!std::filesystem::is_directory(o.engine.model_dir)) {
+    std::fprintf(stderr, "autoglm serve: model directory '%s' does not exist (pass -m DIR: the Hugging Face "
+                 "directory of zai-org/AutoGLM-Phone-9B)\n", o.engine.model_dir.c_str());
+    return 1;
+  }
+  return autoglm::server::run_server(o);
+}
+
+}  // namespace
+
+AUTOGLM_COMMAND("serve", "OpenAI-compatible HTTP server (chat/completions, completions, models, metrics)", cmd_serve);
