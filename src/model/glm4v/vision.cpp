@@ -178,7 +178,7 @@ void vision_tower::run_block(const block_weights& b, float* x, int64_t n, int64_
     detail::vision_attention(qkv.data() + f0 * 3 * d, 3 * d, frame_len, cfg_.n_heads, cfg_.head_dim, h.data() + f0 * d,
                              d);
   qkv = {};
-  std::vector<float> y(size_t(row_chunk * std::max(d, o))), g(size_t(row_chunk * o)), u(size_t(row_chunk * o));
+  std::vector<float> y(size_t(row_chunk * d)), g(size_t(row_chunk * o)), u(size_t(row_chunk * o));
   for (int64_t r0 = 0; r0 < n; r0 += row_chunk) {
     const int64_t r = std::min(row_chunk, n - r0);
     cpu::linear(h.data() + r0 * d, r, b.proj, nullptr, y.data());
