@@ -125,7 +125,7 @@ std::vector<image_case> load_image_cases() {
   return cases;
 }
 
-class tiny_tower : public ::testing::Test {
+class vision_tiny : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     cfg_ = new config(config::load(tiny_dir()));
@@ -141,16 +141,16 @@ class tiny_tower : public ::testing::Test {
   static autoglm::tensor_store* store_;
   static vision_tower* tower_;
 };
-config* tiny_tower::cfg_ = nullptr;
-autoglm::tensor_store* tiny_tower::store_ = nullptr;
-vision_tower* tiny_tower::tower_ = nullptr;
+config* vision_tiny::cfg_ = nullptr;
+autoglm::tensor_store* vision_tiny::store_ = nullptr;
+vision_tower* vision_tiny::tower_ = nullptr;
 
 }  // namespace
 
 // Max |ours - ref| relative to max |ref| over all image tokens of each case.
 constexpr double parity_tol = 1e-5;  // measured ~1.5e-6 on the tiny checkpoint
 
-TEST_F(tiny_tower, matches_transformers_fp32_image_embeds) {
+TEST_F(vision_tiny, matches_transformers_fp32_image_embeds) {
   const auto cases = load_image_cases();
   ASSERT_GE(cases.size(), 3u);
   for (const auto& c : cases) {
@@ -175,7 +175,7 @@ TEST_F(tiny_tower, matches_transformers_fp32_image_embeds) {
   }
 }
 
-TEST_F(tiny_tower, temporal_frames_are_independent_segments) {
+TEST_F(vision_tiny, temporal_frames_are_independent_segments) {
   // Two identical frames: each frame attends only to itself with the same positions, so the output is the
   // single-frame output twice.
   const auto cases = load_image_cases();
@@ -192,7 +192,7 @@ TEST_F(tiny_tower, temporal_frames_are_independent_segments) {
   for (size_t i = 0; i < b.size(); ++i) ASSERT_NEAR(b[i], a[i % a.size()], 1e-5 * max_a) << i;
 }
 
-TEST_F(tiny_tower, dump_hook_reports_every_stage) {
+TEST_F(vision_tiny, dump_hook_reports_every_stage) {
   const auto cases = load_image_cases();
   const autoglm::vision_input& img = cases[0].images[0];
   std::vector<std::string> names;
@@ -211,7 +211,7 @@ TEST_F(tiny_tower, dump_hook_reports_every_stage) {
   EXPECT_EQ(last, out);
 }
 
-TEST_F(tiny_tower, rejects_bad_inputs) {
+TEST_F(vision_tiny, rejects_bad_inputs) {
   autoglm::vision_input in;
   in.grid_t = 1;
   in.grid_h = 3;  // not a multiple of the merge size
