@@ -2,6 +2,7 @@
 // each parsed from its JSON node. Stages throw autoglm::error naming the unsupported/malformed node.
 #pragma once
 
+#include <deque>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -22,13 +23,15 @@ std::unique_ptr<normalizer> parse_normalizer(const nlohmann::json& j, const std:
 
 // ---- pre-tokenizers: split text into words ------------------------------------------------------------------
 struct piece {
-  std::string text;
+  std::string_view text;  // into the input text or into the arena
   bool at_start = false;  // begins at offset 0 of the whole input (Metaspace prepend_scheme "first")
 };
+// Storage for pieces a step rewrote (deque: element addresses, hence the views, stay valid).
+using piece_arena = std::deque<std::string>;
 class pre_tokenizer {
  public:
   virtual ~pre_tokenizer() = default;
-  virtual void apply(std::vector<piece>& pieces) const = 0;
+  virtual void apply(std::vector<piece>& pieces, piece_arena& arena) const = 0;
 };
 // byte_level_last is set when the last step is ByteLevel: that step then leaves the text as raw bytes and the BPE
 // model maps bytes to the byte-level alphabet itself (fast path). Otherwise ByteLevel maps in place.

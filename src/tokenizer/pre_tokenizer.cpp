@@ -168,10 +168,20 @@ enum class split_behavior { removed, isolated, merged_with_previous, merged_with
 // HF NormalizedString::split: `matches` are (range, is_delimiter) covering s; returns the kept ranges.
 void split_piece(const piece& p, const regex& re, split_behavior behavior, bool invert, std::vector<piece>& out) {
   std::string_view s = p.text;
-  std::vector<std::pair<size_t, size_t>> found;
+  thread_local std::vector<std::pair<size_t, size_t>> found;
   re.find_all(s, found);
   if (found.empty() && !invert) {
     out.push_back(p);
+    return;
+  }
+  if (behavior == split_behavior::isolated && !invert) {  // the common GPT-2/GLM case: matches and gaps, in order
+    size_t prev = 0;
+    for (auto [b, e] : found) {
+      if (prev < b) out.push_back({s.substr(prev, b - prev), p.at_start && prev == 0});
+      out.push_back({s.substr(b, e - b), p.at_start && b == 0});
+      prev = e;
+    }
+    if (prev < s.size()) out.push_back({s.substr(prev), p.at_start && prev == 0});
     return;
   }
   struct part {
@@ -229,14 +239,14 @@ void split_piece(const piece& p, const regex& re, split_behavior behavior, bool 
     }
   }
   for (auto& x : kept)
-    if (x.e > x.b) out.push_back({std::string(s.substr(x.b, x.e - x.b)), p.at_start && x.b == 0});
+    if (x.e > x.b) out.push_back({s.substr(x.b, x.e - x.b), p.at_start && x.b == 0});
 }
 
 class seq_pre_tokenizer : public pre_tokenizer {
  public:
   std::vector<std::unique_ptr<pre_tokenizer>> steps;
-  void apply(std::vector<piece>& pieces) const override {
-    for (auto& s : steps) s->apply(pieces);
+  void apply(std::vector<piece>& pieces, piece_arena& arena) const override {
+    for (auto& s : steps) s->apply(pieces, arena);
   }
 };
 
@@ -245,7 +255,7 @@ class split_pre_tokenizer : public pre_tokenizer {
   std::unique_ptr<regex> re;
   split_behavior behavior = split_behavior::isolated;
   bool invert = false;
-  void apply(std::vector<piece>& pieces) const override {
+  void apply(std::vector<piece>& pieces, piece_arena&) const override {
     std::vector<piece> out;
     out.reserve(pieces.size() * 4);
     for (auto& p : pieces) split_piece(p, *re, behavior, invert, out);
@@ -261,10 +271,10 @@ class byte_level_pre_tokenizer : public pre_tokenizer {
   bool add_prefix_space = false;
   std::unique_ptr<regex> re;  // when use_regex
   bool map_now = false;       // false: leave raw bytes for the BPE fast path
-  void apply(std::vector<piece>& pieces) const override {
+  void apply(std::vector<piece>& pieces, piece_arena& arena) const override {
     if (add_prefix_space)
       for (auto& p : pieces)
-        if (p.text.empty() || p.text[0] != ' ') p.text.insert(p.text.begin(), ' ');
+        if (p.text.empty() || p.text[0] != ' ') p.text = arena.emplace_back(" " + std::string(p.text));
     if (re) {
       std::vector<piece> out;
       out.reserve(pieces.size() * 4);
@@ -272,7 +282,7 @@ class byte_level_pre_tokenizer : public pre_tokenizer {
       pieces.swap(out);
     }
     if (map_now)
-      for (auto& p : pieces) p.text = byte_level_map(p.text);
+      for (auto& p : pieces) p.text = arena.emplace_back(byte_level_map(p.text));
   }
 };
 
@@ -281,7 +291,7 @@ class metaspace_pre_tokenizer : public pre_tokenizer {
   std::string replacement = "\xE2\x96\x81";
   enum { always, never, first } scheme = always;
   std::unique_ptr<regex> split_re;  // literal replacement, MergedWithNext, when split is on
-  void apply(std::vector<piece>& pieces) const override {
+  void apply(std::vector<piece>& pieces, piece_arena& arena) const override {
     for (auto& p : pieces) {
       std::string t;
       t.reserve(p.text.size() + 3);
@@ -291,7 +301,7 @@ class metaspace_pre_tokenizer : public pre_tokenizer {
       }
       bool prepend = scheme == always || (scheme == first && p.at_start);
       if (prepend && t.compare(0, replacement.size(), replacement) != 0) t.insert(0, replacement);
-      p.text = std::move(t);
+      p.text = arena.emplace_back(std::move(t));
     }
     if (split_re) {
       std::vector<piece> out;

@@ -163,8 +163,9 @@ struct tokenizer_impl {
       return;
     }
     std::vector<piece> pieces;
-    pieces.push_back({std::string(text), at_start});
-    pre->apply(pieces);
+    piece_arena arena;
+    pieces.push_back({text, at_start});
+    pre->apply(pieces, arena);
     for (auto& p : pieces) model.tokenize(p.text, byte_level_last, ids);
   }
 

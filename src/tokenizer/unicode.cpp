@@ -165,7 +165,39 @@ uint32_t compose_pair(uint32_t a, uint32_t b) {
 }
 }  // namespace
 
+// Code points that can change under NFC or make a neighbour change: non-starters, canonically decomposable
+// characters (precomposed Hangul excepted: it recomposes to itself) and second elements of compositions.
+// A string without any of them is already NFC.
+const std::vector<uint64_t>& nfc_unstable() {
+  static const std::vector<uint64_t> bits = [] {
+    std::vector<uint64_t> b(0x110000 / 64, 0);
+    auto set = [&](uint32_t cp) { b[cp >> 6] |= uint64_t{1} << (cp & 63); };
+    for (size_t r = 0; r < ud::n_ccc_ranges; ++r)
+      for (uint32_t cp = ud::ccc_ranges[r * 3]; cp <= ud::ccc_ranges[r * 3 + 1]; ++cp) set(cp);
+    for (size_t k = 0; k < ud::n_decomp; ++k)
+      if (!(ud::decomp_index[k * 2 + 1] >> 31)) set(ud::decomp_index[k * 2]);
+    for (size_t k = 0; k < ud::n_comp; ++k) set(ud::comp_pairs[k * 3 + 1]);
+    for (uint32_t cp = v_base; cp < v_base + v_count; ++cp) set(cp);
+    for (uint32_t cp = t_base + 1; cp < t_base + t_count; ++cp) set(cp);
+    return b;
+  }();
+  return bits;
+}
+
 std::string normalize(std::string_view s, norm_form form) {
+  if (form == norm_form::nfc) {
+    const auto& unstable = nfc_unstable();
+    bool stable = true;
+    for (size_t i = 0; i < s.size() && stable;) {
+      if (static_cast<unsigned char>(s[i]) < 0x80) {
+        ++i;
+        continue;
+      }
+      uint32_t cp = utf8::next(s, i);
+      stable = !((unstable[cp >> 6] >> (cp & 63)) & 1);
+    }
+    if (stable) return std::string(s);
+  }
   // Fast path: code points below U+0300 are NFC-stable and those below U+00C0 NFD-stable; the compatibility
   // forms change some of them (e.g. U+00A0, U+00B5) and always take the full path.
   bool compat = form == norm_form::nfkc || form == norm_form::nfkd;
