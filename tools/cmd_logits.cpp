@@ -61,7 +61,7 @@ static int run_logits(int argc, char** argv) {
   out["n_positions"] = N;
   out["vocab"] = V;
   out["logits_last"] = std::vector<float>(logits.end() - V, logits.end());
-  std::vector<int32_t> am(size_t(N));
+  std::vector<int32_t> am(static_cast<size_t>(N));
   for (int64_t p = 0; p < N; ++p) {
     const float* row = logits.data() + p * V;
     am[size_t(p)] = int32_t(std::max_element(row, row + V) - row);

@@ -2,19 +2,14 @@
 
 #include "core/error.h"
 #include "model/glm4v/rope_index.h"
-#if __has_include("model/glm4v/vision.h")
 #include "model/glm4v/vision.h"
-#define AUTOGLM_HAVE_VISION 1
-#endif
 
 namespace autoglm::glm4v {
 
 glm4v_model::glm4v_model(const std::string& model_dir)
     : cfg_(config::load(model_dir)), store_(tensor_store::open_dir(model_dir)) {
   text_ = std::make_unique<text_model>(cfg_, *store_);
-#ifdef AUTOGLM_HAVE_VISION
   if (cfg_.vision.present) vision_ = std::make_unique<vision_tower>(cfg_, *store_);
-#endif
   info_.architecture = cfg_.architecture;
   info_.vocab_size = cfg_.text.vocab_size;
   info_.hidden_size = cfg_.text.hidden_size;
@@ -31,17 +26,10 @@ glm4v_model::glm4v_model(const std::string& model_dir)
   info_.has_vision = cfg_.vision.present;
 }
 
-#ifdef AUTOGLM_HAVE_VISION
 glm4v_model::~glm4v_model() = default;
-#else
-class vision_tower {};
-glm4v_model::~glm4v_model() = default;
-#endif
 
 std::vector<float> glm4v_model::encode_image(const vision_input& image) {
-#ifdef AUTOGLM_HAVE_VISION
   if (vision_) return vision_->encode(image);
-#endif
   throw invalid_request("this model has no vision tower; images are not supported");
 }
 
