@@ -160,9 +160,9 @@ int run_run(int argc, char** argv) {
   double total_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   if (last.finish == finish_reason::ERROR) throw error("generation failed: " + last.error);
   if (stats)
-    std::fprintf(stderr, "[%d prompt tokens, %d generated, finish=%s, time to first token %.1f ms, %.2f tokens/s]\n", n_prompt,
-                 last.n_generated_tokens, finish_reason_name(last.finish), ttft_ms,
-                 last.n_generated_tokens > 1 ? (last.n_generated_tokens - 1) * 1000.0 / (total_ms - ttft_ms) : 0.0);
+    std::fprintf(stderr, "[%d prompt tokens, %d generated, finish=%s, time to first token %.1f ms, total %.1f ms, %.2f tokens/s overall]\n",
+                 n_prompt, last.n_generated_tokens, finish_reason_name(last.finish), ttft_ms, total_ms,
+                 last.n_generated_tokens * 1000.0 / total_ms);
   return 0;
 }
 
