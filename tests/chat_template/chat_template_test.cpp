@@ -217,10 +217,13 @@ TEST(ChatTemplateApi, LoadSourceFromModelDir) {
   EXPECT_EQ(chat_template::load_source_from_model_dir(dir.string()).value(), "S");
   std::ofstream(dir / "tokenizer_config.json") << R"({"bos_token": "<s>"})";
   EXPECT_FALSE(chat_template::load_source_from_model_dir(dir.string()).has_value());
+  std::ofstream(dir / "chat_template.json") << R"({"chat_template": "P"})";
+  EXPECT_EQ(chat_template::load_source_from_model_dir(dir.string()).value(), "P");
   std::ofstream(dir / "chat_template.jinja") << "J";
   EXPECT_EQ(chat_template::load_source_from_model_dir(dir.string()).value(), "J");
   std::ofstream(dir / "chat_template.jinja").close();
   fs::remove(dir / "chat_template.jinja");
+  fs::remove(dir / "chat_template.json");
   std::ofstream(dir / "tokenizer_config.json") << "{broken";
   EXPECT_THROW(chat_template::load_source_from_model_dir(dir.string()), autoglm::error);
   fs::remove_all(dir);

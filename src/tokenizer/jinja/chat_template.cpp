@@ -43,6 +43,20 @@ std::optional<std::string> chat_template::load_source_from_model_dir(const std::
     if (!text) throw autoglm::error("cannot read " + jinja_path.string());
     return text;
   }
+  // Processors (transformers >= 4.43) save {"chat_template": "..."} to chat_template.json.
+  fs::path processor_path = fs::path(dir) / "chat_template.json";
+  if (fs::is_regular_file(processor_path)) {
+    auto text = read_file(processor_path);
+    if (!text) throw autoglm::error("cannot read " + processor_path.string());
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(*text);
+    } catch (const nlohmann::json::exception& e) {
+      throw autoglm::error(processor_path.string() + ": invalid JSON: " + e.what());
+    }
+    if (j.is_object() && j.contains("chat_template") && j["chat_template"].is_string()) return j["chat_template"].get<std::string>();
+    throw autoglm::error(processor_path.string() + ": expected {\"chat_template\": \"...\"}");
+  }
   fs::path config_path = fs::path(dir) / "tokenizer_config.json";
   if (!fs::is_regular_file(config_path)) return std::nullopt;
   auto text = read_file(config_path);

@@ -21,8 +21,9 @@ class chat_template {
   chat_template(chat_template&&) noexcept;
   chat_template& operator=(chat_template&&) noexcept;
 
-  // Reads chat_template.jinja from a model directory, else tokenizer_config.json "chat_template"
-  // (a string, or a list of {name, template} where "default" is used); nullopt if neither.
+  // Reads chat_template.jinja from a model directory, else chat_template.json {"chat_template": ...} (processor
+  // format), else tokenizer_config.json "chat_template" (a string, or a list of {name, template} where "default"
+  // is used); nullopt if none has one.
   static std::optional<std::string> load_source_from_model_dir(const std::string& dir);
 
   // context: messages, add_generation_prompt, tools, bos_token, ... plus chat_template_kwargs merged in.
