@@ -26,21 +26,23 @@ struct tensor_spec {
 };
 
 // The GLM-4.1V-9B dimensions (spec section 1), with the layer counts overridable for smaller runs.
-json real_config(int n_layers, int vision_depth) {
-  json text = {{"vocab_size", 151552}, {"hidden_size", 4096}, {"intermediate_size", 13696}, {"num_hidden_layers", n_layers},
+json real_config(int n_layers, int vision_depth, int vocab) {
+  // Special ids keep GLM-4's offsets from <|endoftext|> (151329 in the real vocabulary).
+  const int b = std::min(151329, vocab - 32);
+  json text = {{"vocab_size", vocab}, {"hidden_size", 4096}, {"intermediate_size", 13696}, {"num_hidden_layers", n_layers},
                {"num_attention_heads", 32}, {"num_key_value_heads", 2}, {"hidden_act", "silu"},
                {"max_position_embeddings", 65536}, {"rms_norm_eps", 1e-5}, {"rope_theta", 10000.0},
                {"partial_rotary_factor", 0.5}, {"attention_bias", true},
                {"rope_scaling", {{"type", "default"}, {"mrope_section", {8, 12, 12}}}},
-               {"eos_token_id", {151329, 151336, 151338}}, {"pad_token_id", 151329}, {"model_type", "glm4v_text"}};
+               {"eos_token_id", {b, b + 7, b + 9}}, {"pad_token_id", b}, {"model_type", "glm4v_text"}};
   json vision = {{"depth", vision_depth}, {"hidden_size", 1536}, {"num_heads", 12}, {"patch_size", 14},
                  {"temporal_patch_size", 2}, {"spatial_merge_size", 2}, {"image_size", 336}, {"in_channels", 3},
                  {"out_hidden_size", 4096}, {"intermediate_size", 13696}, {"hidden_act", "silu"}, {"rms_norm_eps", 1e-5},
                  {"attention_bias", false}, {"model_type", "glm4v"}};
   return {{"architectures", {"Glm4vForConditionalGeneration"}}, {"model_type", "glm4v"}, {"torch_dtype", "bfloat16"},
-          {"text_config", text}, {"vision_config", vision}, {"image_token_id", 151343}, {"video_token_id", 151344},
-          {"image_start_token_id", 151339}, {"image_end_token_id", 151340}, {"video_start_token_id", 151341},
-          {"video_end_token_id", 151342}, {"tie_word_embeddings", false}};
+          {"text_config", text}, {"vision_config", vision}, {"image_token_id", b + 14}, {"video_token_id", b + 15},
+          {"image_start_token_id", b + 10}, {"image_end_token_id", b + 11}, {"video_start_token_id", b + 12},
+          {"video_end_token_id", b + 13}, {"tie_word_embeddings", false}};
 }
 
 std::vector<tensor_spec> tensor_list(const json& cfg) {
@@ -116,23 +118,24 @@ void fill_random(uint16_t* out, int64_t n, const tensor_spec& t, uint64_t seed) 
 int run_random_model(int argc, char** argv) {
   CLI::App app{"Write a random-weight GLM-4.1V checkpoint with the real 9B dimensions (for benchmarks)"};
   std::string out_dir;
-  int layers = 40, vision_depth = 24;
+  int layers = 40, vision_depth = 24, vocab = 151552;
   double shard_gb = 5.0;
   app.add_option("-o,--out", out_dir, "output directory")->required();
   app.add_option("--layers", layers, "text decoder layers (real: 40)");
   app.add_option("--vision-depth", vision_depth, "ViT blocks (real: 24)");
+  app.add_option("--vocab", vocab, "vocabulary rows (real: 151552; must exceed the special token ids 151329..151344 for real prompts)");
   app.add_option("--shard-gb", shard_gb, "maximum shard size in GB");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  if (layers < 1 || vision_depth < 1) throw error("--layers and --vision-depth must be >= 1");
+  if (layers < 1 || vision_depth < 1 || vocab < 16) throw error("--layers and --vision-depth must be >= 1, --vocab >= 16");
   std::filesystem::create_directories(out_dir);
-  json cfg = real_config(layers, vision_depth);
+  json cfg = real_config(layers, vision_depth, vocab);
   std::ofstream(out_dir + "/config.json") << cfg.dump(2);
   std::ofstream(out_dir + "/generation_config.json")
-      << json{{"do_sample", true}, {"temperature", 0.8}, {"top_p", 0.6}, {"top_k", 2}, {"eos_token_id", {151329, 151336, 151338}}}.dump(2);
+      << json{{"do_sample", true}, {"temperature", 0.8}, {"top_p", 0.6}, {"top_k", 2}, {"eos_token_id", cfg["text_config"]["eos_token_id"]}}.dump(2);
   std::ofstream(out_dir + "/preprocessor_config.json")
       << json{{"image_processor_type", "Glm4vImageProcessor"}, {"size", {{"shortest_edge", 12544}, {"longest_edge", 9633792}}},
               {"patch_size", 14}, {"temporal_patch_size", 2}, {"merge_size", 2},
