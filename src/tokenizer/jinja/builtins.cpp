@@ -718,8 +718,9 @@ void interpreter::install_globals(scope& root) {
                         },
                         "range"));
   root.set("namespace", value::callable(
-                            [](const call_args& a) {
+                            [this](const call_args& a) {
                               value ns = value::namespace_object();
+                              namespaces_.push_back(ns.dict_handle());  // emptied at the end of the render
                               for (const auto& p : a.positional)
                                 if (p.is_dict())
                                   for (const auto& [k, v] : p.as_dict().items) ns.as_dict().set(k, v);

@@ -82,10 +82,10 @@ std::optional<std::string> chat_template::load_source_from_model_dir(const std::
 template <class J>
 static std::string render_with(const jinja::template_program& program, const J& context) {
   if (!context.is_object()) throw autoglm::error("chat template context must be a JSON object");
-  auto root = std::make_shared<jinja::scope>();
-  jinja::interpreter::install_globals(*root);
-  for (auto it = context.begin(); it != context.end(); ++it) root->set(it.key(), jinja::value::from_json(it.value()));
   jinja::interpreter in;
+  auto root = std::make_shared<jinja::scope>();
+  in.install_globals(*root);
+  for (auto it = context.begin(); it != context.end(); ++it) root->set(it.key(), jinja::value::from_json(it.value()));
   return in.render(program.body, root);
 }
 

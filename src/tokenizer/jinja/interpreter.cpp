@@ -98,9 +98,43 @@ value slice_of(const value& v, const value& start, const value& stop, const valu
 }
 
 std::string interpreter::render(const block& body, scope_ptr root) {
+  struct release_guard {
+    interpreter& in;
+    ~release_guard() { in.release_cycles(); }
+  } guard{*this};
+  capture(root);  // its globals and context are freed with it even if only a cycle holds it
   std::string out;
   if (exec_block(body, root, out) != flow::normal) fail(0, "'break'/'continue' outside a for loop");
   return out;
+}
+
+const scope_ptr& interpreter::capture(const scope_ptr& s) {
+  // A scope defining several macros in a row is recorded once.
+  if (captured_scopes_.empty() || captured_scopes_.back().lock() != s) captured_scopes_.push_back(s);
+  return s;
+}
+
+void interpreter::release_cycles() {
+  // Lock everything first: emptying one scope may destroy closures that own other recorded scopes.
+  std::vector<scope_ptr> scopes;
+  for (auto& w : captured_scopes_)
+    if (auto s = w.lock()) scopes.push_back(std::move(s));
+  std::vector<std::shared_ptr<dict_data>> spaces;
+  for (auto& w : namespaces_)
+    if (auto d = w.lock()) spaces.push_back(std::move(d));
+  captured_scopes_.clear();
+  namespaces_.clear();
+  std::vector<std::pair<std::string, value>> dropped;
+  for (auto& s : scopes) {
+    for (auto& kv : s->vars) dropped.push_back(std::move(kv));
+    s->vars.clear();
+    s->parent.reset();
+  }
+  for (auto& d : spaces) {
+    for (auto& kv : d->items) dropped.push_back(std::move(kv));
+    d->items.clear();
+  }
+  dropped.clear();
 }
 
 interpreter::flow interpreter::exec_block(const block& b, const scope_ptr& s, std::string& out) {
@@ -142,7 +176,7 @@ interpreter::flow interpreter::exec(const stmt& st, const scope_ptr& s, std::str
       value callee = eval(*call.args[0], s);
       const stmt* body_owner = &st;
       value caller = value::callable(
-          [this, body_owner, s](const call_args& args) -> value {
+          [this, body_owner, s = capture(s)](const call_args& args) -> value {
             auto inner = std::make_shared<scope>();
             inner->parent = s;
             for (size_t i = 0; i < body_owner->params.size(); ++i) {
@@ -248,7 +282,7 @@ void interpreter::exec_set(const stmt& st, const scope_ptr& s, value v) {
 value interpreter::make_macro(const stmt& st, const scope_ptr& defining) {
   const stmt* m = &st;
   return value::callable(
-      [this, m, defining](const call_args& args) -> value {
+      [this, m, defining = capture(defining)](const call_args& args) -> value {
         if (++depth_ > 200) fail(m->line, "macro recursion too deep");
         auto inner = std::make_shared<scope>();
         inner->parent = defining;

@@ -95,10 +95,31 @@ value value::namespace_object() {
   return v;
 }
 
+namespace detail {
+std::atomic<int64_t> n_live[n_live_kinds];
+}  // namespace detail
+
+live_objects count_live_objects() {
+  live_objects n;
+  n.scopes = detail::n_live[detail::live_scope].load();
+  n.dicts = detail::n_live[detail::live_dict].load();
+  n.callables = detail::n_live[detail::live_callable].load();
+  return n;
+}
+
+namespace {
+struct counted_fn {
+  native_fn fn;
+  detail::live_counter<detail::live_callable> counted_;
+};
+}  // namespace
+
 value value::callable(native_fn fn, std::string name) {
   value v;
   v.kind_ = kind::callable;
-  v.fn_ = std::make_shared<native_fn>(std::move(fn));
+  // Aliasing constructor: fn_ points at the function inside a counted holder that it keeps alive.
+  auto holder = std::make_shared<counted_fn>(counted_fn{std::move(fn), {}});
+  v.fn_ = std::shared_ptr<native_fn>(holder, &holder->fn);
   v.s_ = std::make_shared<const std::string>(std::move(name));
   return v;
 }

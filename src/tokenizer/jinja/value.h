@@ -4,6 +4,7 @@
 // and aliasing behave as in jinja2.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -28,8 +29,30 @@ struct call_args {
 
 using native_fn = std::function<value(const call_args&)>;
 
+// Process-wide counts of the heap objects that can take part in reference cycles (a macro's closure owns its
+// defining scope, which owns the macro; a namespace attribute can hold the namespace). Tests compare them
+// before and after rendering to prove that a render retains nothing.
+struct live_objects {
+  int64_t scopes = 0, dicts = 0, callables = 0;
+};
+live_objects count_live_objects();
+
+namespace detail {
+enum live_kind { live_scope, live_dict, live_callable, n_live_kinds };
+extern std::atomic<int64_t> n_live[n_live_kinds];
+// A member that counts its owner's instances.
+template <live_kind K>
+struct live_counter {
+  live_counter() { n_live[K].fetch_add(1, std::memory_order_relaxed); }
+  live_counter(const live_counter&) : live_counter() {}
+  live_counter& operator=(const live_counter&) { return *this; }
+  ~live_counter() { n_live[K].fetch_sub(1, std::memory_order_relaxed); }
+};
+}  // namespace detail
+
 struct dict_data {
   std::vector<std::pair<std::string, value>> items;
+  detail::live_counter<detail::live_dict> counted_;
   value* find(const std::string& key);
   const value* find(const std::string& key) const;
   void set(const std::string& key, value v);
@@ -70,6 +93,8 @@ class value {
   dict_data& as_dict() const { return *dict_; }
   const native_fn& as_callable() const { return *fn_; }
   const std::string& callable_name() const { return *s_; }
+  // A non-owning handle on a dict's storage, so the interpreter can empty namespaces at the end of a render.
+  std::weak_ptr<dict_data> dict_handle() const { return dict_; }
 
   bool truthy() const;
   // str(): what {{ x }} prints (Python str; undefined prints nothing).
