@@ -86,10 +86,14 @@ std::unique_ptr<chat_context> chat_context::load_impl(const chat_context_options
 }
 
 prepared_prompt chat_context::prepare_chat(const json& messages, const chat_options& options) const {
+  return prepare_chat(nlohmann::ordered_json(messages), options);
+}
+
+prepared_prompt chat_context::prepare_chat(const nlohmann::ordered_json& messages, const chat_options& options) const {
   converted_messages conv =
       convert_messages(messages, options.format, image_placeholder_, impl_->images, options.max_images);
 
-  json context = json::object();
+  nlohmann::ordered_json context = nlohmann::ordered_json::object();
   if (!options.chat_template_kwargs.is_null()) {
     if (!options.chat_template_kwargs.is_object()) {
       throw invalid_request("chat_template_kwargs must be an object", "chat_template_kwargs");

@@ -7,6 +7,10 @@
 // (special tokens recognised, no post-processor) -> expand each `<|image|>` into one placeholder per image
 // embedding row (grid_t * grid_h/2 * grid_w/2, spec section 5) -> generation_request.
 // Malformed input throws autoglm::invalid_request naming the field, e.g. "messages[2].content[0].image_url".
+//
+// Key order: what reaches the template (messages, tools, chat_template_kwargs) is nlohmann::ordered_json, so
+// `tools|tojson` lists schema keys in the order the client sent them, as HF and vLLM do. nlohmann::json sorts
+// object keys: the overloads taking it still work but can only pass on the sorted order.
 #pragma once
 
 #include <cstdint>
@@ -47,8 +51,8 @@ struct chat_context_options {
 struct chat_options {
   bool add_generation_prompt = true;
   std::optional<bool> enable_thinking;               // passed to the template when set
-  nlohmann::json chat_template_kwargs = nlohmann::json::object();  // merged into the template context
-  nlohmann::json tools;                              // null or the OpenAI tools array
+  nlohmann::ordered_json chat_template_kwargs = nlohmann::ordered_json::object();  // merged into the context
+  nlohmann::ordered_json tools;                      // null or the OpenAI tools array
   content_format format = content_format::OPENAI;
   int32_t max_images = 0;                            // 0 = no limit (vLLM --limit-mm-per-prompt)
 };
@@ -73,6 +77,7 @@ class chat_context {
   static std::unique_ptr<chat_context> load(const chat_context_options& options, const tokenizer& shared);
   ~chat_context();
 
+  prepared_prompt prepare_chat(const nlohmann::ordered_json& messages, const chat_options& options) const;
   prepared_prompt prepare_chat(const nlohmann::json& messages, const chat_options& options) const;
   // /v1/completions: `prompt` is a string, an array of token ids, or a one-element array of either.
   prepared_prompt prepare_completion(const nlohmann::json& prompt, const completion_options& options = {}) const;
@@ -99,5 +104,7 @@ class chat_context {
 // message, with `query` as its text when given; appends a user message when there is none. `messages` must
 // be an array (else invalid_request on "messages").
 void apply_extra_image(nlohmann::json& messages, std::string_view image, const std::optional<std::string>& query);
+void apply_extra_image(nlohmann::ordered_json& messages, std::string_view image,
+                       const std::optional<std::string>& query);
 
 }  // namespace autoglm

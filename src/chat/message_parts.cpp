@@ -8,7 +8,8 @@
 
 namespace autoglm {
 
-using nlohmann::json;
+// Request JSON as the client sent it: ordered_json keeps object keys in insertion order (see chat_session.h).
+using json = nlohmann::ordered_json;
 
 namespace {
 
@@ -102,9 +103,8 @@ converted_messages convert_messages(const json& messages, content_format format,
     }
 
     json tm = json::object();
-    for (auto it = m.begin(); it != m.end(); ++it) {
-      if (it.key() != "content") tm[it.key()] = it.value();
-    }
+    // Keys keep the client's order; content is converted below into the slot it holds here.
+    for (auto it = m.begin(); it != m.end(); ++it) tm[it.key()] = it.key() == "content" ? json() : it.value();
     tm["role"] = role;
 
     std::string cp = mp + ".content";
@@ -168,7 +168,11 @@ converted_messages convert_messages(const json& messages, content_format format,
   return out;
 }
 
-void apply_extra_image(json& messages, std::string_view image, const std::optional<std::string>& query) {
+namespace {
+
+template <class J>
+void apply_extra_image_to(J& messages, std::string_view image, const std::optional<std::string>& query) {
+  using json = J;
   if (!messages.is_array()) throw invalid_request("messages must be an array", "messages");
   json image_part = {{"type", "image_url"}, {"image_url", {{"url", std::string(image)}}}};
   json* target = nullptr;
@@ -186,12 +190,23 @@ void apply_extra_image(json& messages, std::string_view image, const std::option
   json parts = json::array();
   parts.push_back(std::move(image_part));
   if (content.is_string()) {
-    if (!content.get<std::string>().empty()) parts.push_back({{"type", "text"}, {"text", content}});
+    if (!content.template get<std::string>().empty()) parts.push_back({{"type", "text"}, {"text", content}});
   } else if (content.is_array()) {
     for (const json& p : content) parts.push_back(p);
   }
   if (query) parts.push_back({{"type", "text"}, {"text", *query}});
   content = std::move(parts);
+}
+
+}  // namespace
+
+void apply_extra_image(nlohmann::json& messages, std::string_view image, const std::optional<std::string>& query) {
+  apply_extra_image_to(messages, image, query);
+}
+
+void apply_extra_image(nlohmann::ordered_json& messages, std::string_view image,
+                       const std::optional<std::string>& query) {
+  apply_extra_image_to(messages, image, query);
 }
 
 }  // namespace autoglm

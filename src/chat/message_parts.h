@@ -25,12 +25,12 @@ image_limits make_image_limits(const chat_context_options& options);
 glm4v_preprocess_config load_preprocess_config(const chat_context_options& options);
 
 struct converted_messages {
-  nlohmann::json messages;            // what the template sees
+  nlohmann::ordered_json messages;    // what the template sees, keys in the client's order
   std::vector<vision_input> images;   // in the order their placeholders appear in the rendered prompt
 };
 
 // Throws invalid_request naming the field (e.g. "messages[1].content[0].image_url") on malformed input.
-converted_messages convert_messages(const nlohmann::json& messages, content_format format,
+converted_messages convert_messages(const nlohmann::ordered_json& messages, content_format format,
                                     const std::string& image_placeholder, const image_options& images,
                                     int32_t max_images);
 
