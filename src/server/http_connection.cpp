@@ -236,6 +236,7 @@ void connection::linger() {
   // before the client reads it. Half-close, then discard what the client still sends (bounded in time and bytes).
   beast::error_code ec;
   stream_.socket().shutdown(net::ip::tcp::socket::shutdown_send, ec);
+  AG_LOG_DEBUG("linger: shutdown {}", ec.message());
   if (ec) return close();
   linger_read();
 }
@@ -245,6 +246,7 @@ void connection::linger_read() {
   stream_.expires_after(std::chrono::seconds(5));
   stream_.async_read_some(net::buffer(linger_buf_),
                           net::bind_executor(strand_, [self = shared_from_this()](beast::error_code ec, size_t n) {
+                            if (ec) AG_LOG_DEBUG("linger read: {} after {} bytes", ec.message(), self->linger_bytes_);
                             if (ec) return self->close();
                             self->linger_bytes_ += n;
                             self->linger_read();

@@ -63,7 +63,9 @@ export function rawRequest(base, { method = 'POST', path: p = '/v1/chat/completi
   const url = new URL(p, base);
   const data = body === undefined ? undefined : (typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body));
   return new Promise((resolve, reject) => {
+    let answered = false;
     const req = http.request(url, { method, headers: { 'content-type': 'application/json', ...headers }, agent: false }, (res) => {
+      answered = true;
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
       res.on('end', () => {
@@ -74,7 +76,8 @@ export function rawRequest(base, { method = 'POST', path: p = '/v1/chat/completi
       });
       res.on('error', reject);
     });
-    req.on('error', reject);
+    // A server may answer (413) before it has read the whole body; the rest of our write then fails: not an error.
+    req.on('error', (e) => { if (!answered) reject(e); });
     if (data !== undefined) req.write(data);
     req.end();
   });
