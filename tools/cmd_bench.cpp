@@ -52,6 +52,29 @@ double measure_copy_bandwidth_gbps(size_t bytes) {
   return 2.0 * double(bytes) / (median(runs) * 1e6);
 }
 
+// Read-only bandwidth over all threads (a sum over a buffer larger than the caches): the ceiling for decode,
+// which only reads weights.
+double measure_read_bandwidth_gbps(size_t bytes) {
+  aligned_buffer a(bytes);
+  std::memset(a.data(), 1, bytes);
+  thread_pool& pool = default_thread_pool();
+  const int64_t n = int64_t(bytes / sizeof(float));
+  std::vector<double> runs;
+  std::vector<float> sink(size_t(pool.n_threads()) * 16, 0.0f);
+  for (int r = 0; r < 5; ++r) {
+    auto t0 = clock_type::now();
+    pool.parallel_for(n, 1 << 16, [&](int64_t i0, int64_t i1) {
+      const float* p = a.f32();
+      float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      for (int64_t i = i0; i + 8 <= i1; i += 8)
+        for (int k = 0; k < 8; ++k) s[k] += p[i + k];
+      sink[size_t(i0 % int64_t(sink.size()))] += s[0] + s[1] + s[2] + s[3] + s[4] + s[5] + s[6] + s[7];
+    });
+    runs.push_back(ms_since(t0));
+  }
+  return double(bytes) / (median(runs) * 1e6);
+}
+
 int run_bench(int argc, char** argv) {
   CLI::App app{"Decode latency with the KV cache vs full recomputation, per context length; JSON output"};
   std::string model_dir, contexts_text = "128,512,2048", out_file;
@@ -83,6 +106,7 @@ int run_bench(int argc, char** argv) {
   std::uniform_int_distribution<int32_t> pick(0, std::min(vocab, 100000) - 1);
 
   const double bw = measure_copy_bandwidth_gbps(size_t(256) << 20);
+  const double read_bw = measure_read_bandwidth_gbps(size_t(512) << 20);
   nlohmann::json results = nlohmann::json::array();
   sequence_runner seq(*model, max_ctx + decode_tokens + 2);
   for (int32_t ctx : contexts) {
@@ -153,6 +177,8 @@ int run_bench(int argc, char** argv) {
   out["threads"] = default_thread_pool().n_threads();
   out["load_ms"] = load_ms;
   out["machine_copy_bandwidth_GBps"] = bw;
+  out["machine_read_bandwidth_GBps"] = read_bw;
+  if (weight_bytes) out["decode_floor_ms_per_token"] = double(weight_bytes) / (read_bw * 1e6);
   out["fake_context"] = fake_context;
   out["results"] = results;
   out["growth"] = growth;
