@@ -13,6 +13,7 @@
 
 #include "autoglm/engine.h"
 #include "chat/chat_session.h"
+#include "core/log.h"
 
 using namespace autoglm;
 using clock_type = std::chrono::steady_clock;
@@ -22,6 +23,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: inproc_bench MODEL_DIR [max_tokens=64] [repeats=5] [threads=0] [prompt]\n");
     return 2;
   }
+  log_init("warn");  // logs go to stderr; stdout carries only the JSON
   std::string model_dir = argv[1];
   int32_t max_tokens = argc > 2 ? std::stoi(argv[2]) : 64;
   int repeats = argc > 3 ? std::stoi(argv[3]) : 5;

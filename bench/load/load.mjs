@@ -5,7 +5,7 @@
 // request throughput, output tokens/s, TTFT / inter-token latency / end-to-end percentiles, errors.
 //
 //   node bench/load/load.mjs --base http://127.0.0.1:8000 --mode closed --concurrency 8 --requests 64 \
-//        --max-tokens 64 [--image-size 448x448] [--api-key K] [--out report.json]
+//        --max-tokens 64 [--image-size 448x448] [--api-key K] [--logprobs false] [--out report.json]
 //   node bench/load/load.mjs --mode poisson --rate 4 --duration 30 ...
 import { writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -14,7 +14,7 @@ import zlib from 'node:zlib';
 function parseArgs(argv) {
   const a = { base: 'http://127.0.0.1:8000', mode: 'closed', concurrency: 4, requests: 32, rate: 2, duration: 20,
     maxTokens: 64, model: 'autoglm-phone-9b', prompt: 'Describe what a phone agent does, step by step.',
-    imageSize: '', apiKey: '', out: '', ignoreEos: true, seed: 1 };
+    imageSize: '', apiKey: '', out: '', ignoreEos: true, seed: 1, logprobs: true };
   for (let i = 2; i < argv.length; i++) {
     const k = argv[i].replace(/^--/, '').replace(/-([a-z])/g, (_, c) => c.toUpperCase());
     const v = argv[++i];
@@ -67,7 +67,9 @@ function oneRequest(cfg, body) {
           if (j.usage) usage = j.usage;
           const c = j.choices?.[0];
           if (!c) continue;
-          const n = c.logprobs?.content?.length ?? 0;  // tokens carried by this chunk
+          // Tokens carried by this chunk: exact with logprobs; without, one per chunk that has text.
+          const n = cfg.logprobs ? (c.logprobs?.content?.length ?? 0)
+            : (c.delta?.content || c.delta?.reasoning_content ? 1 : 0);
           if (n > 0) {
             const now = performance.now();
             if (ttft === null) ttft = now - t0;
@@ -100,7 +102,7 @@ export async function runLoad(cfg) {
   const content = cfg.imageSize
     ? [{ type: 'image_url', image_url: { url: pngDataUri(...cfg.imageSize.split('x').map(Number)) } }, { type: 'text', text: cfg.prompt }]
     : cfg.prompt;
-  const makeBody = (i) => ({ model: cfg.model, stream: true, stream_options: { include_usage: true }, logprobs: true,
+  const makeBody = (i) => ({ model: cfg.model, stream: true, stream_options: { include_usage: true }, logprobs: cfg.logprobs,
     max_tokens: cfg.maxTokens, ignore_eos: cfg.ignoreEos, temperature: 0.7, seed: cfg.seed + i,
     messages: [{ role: 'system', content: 'You are a helpful assistant.' }, { role: 'user', content }] });
 
@@ -144,6 +146,8 @@ export async function runLoad(cfg) {
       .map((r) => (r.outTokens - 1) / ((r.e2e - r.ttft) / 1000))),
   };
 }
+
+export { parseArgs, agent };
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const cfg = parseArgs(process.argv);
