@@ -69,6 +69,7 @@ void connection::on_read(beast::error_code ec, size_t) {
   }
   http_request req = parser_->release();
   keep_alive_ = req.keep_alive();
+  is_head_ = req.method() == http::verb::head;
   in_response_ = true;
   stream_.expires_never();
   handler_(shared_from_this(), std::move(req));
@@ -99,7 +100,7 @@ void connection::send(int status, std::string body, std::string_view content_typ
   std::ostringstream os;
   os << res.base();
   std::string bytes = os.str();
-  bytes += body;
+  if (!is_head_) bytes += body;  // HEAD: the same headers, Content-Length included, and no body
   response_complete_ = true;
   enqueue(std::move(bytes));
 }

@@ -92,6 +92,7 @@ class connection : public std::enable_shared_from_this<connection> {
   std::string remote_;
 
   bool keep_alive_ = false;
+  bool is_head_ = false;
   bool in_response_ = false;        // a request is being answered (no new read until it is complete)
   bool response_complete_ = false;  // the last bytes of the response are queued
   bool streaming_ = false;

@@ -19,6 +19,9 @@ globalThis.fetch = (input, init) => {
   if (url.includes('tiktoken.pages.dev')) return Promise.reject(Object.assign(new Error('offline test run'), { status: 404 }));
   return realFetch(input, init);
 };
+// ...and it reports that fallback with a stack trace per call: keep the test output readable.
+const realWarn = console.warn;
+console.warn = (...a) => { if (!String(a[0]).startsWith('Failed to calculate number of tokens')) realWarn(...a); };
 let srv;
 let client;
 
@@ -408,6 +411,29 @@ describe('API key and graceful shutdown (second server)', () => {
       assert.equal(code, 0);
     } finally {
       await s2.stop('SIGKILL');
+    }
+  });
+});
+
+describe('queue full (third server)', () => {
+  test('beyond --max-waiting: 503 with Retry-After and an OpenAI error body; the others complete', async () => {
+    const s3 = await startServer(['--max-num-seqs', '1', '--max-waiting', '1', '--max-model-len', '512']);
+    try {
+      const body = { model: MODEL, messages: simpleMessages(), max_tokens: 200, ignore_eos: true };
+      const results = await Promise.all(Array.from({ length: 8 }, () => rawRequest(s3.base, { body })));
+      const busy = results.filter((r) => r.status === 503);
+      const ok = results.filter((r) => r.status === 200);
+      assert.ok(busy.length >= 1, `some requests are refused: ${results.map((r) => r.status)}`);
+      assert.ok(ok.length >= 1);
+      assert.equal(busy.length + ok.length, 8);
+      for (const r of busy) {
+        assert.equal(r.headers['retry-after'], '1');
+        assert.equal(r.json.error.type, 'service_unavailable_error');
+      }
+      for (const r of ok) assert.equal(r.json.usage.completion_tokens, 200);
+    } finally {
+      const { code } = await s3.stop('SIGTERM');
+      assert.equal(code, 0);
     }
   });
 });
