@@ -1,11 +1,13 @@
 // tools/main.cpp: `autoglm <command> [options]`; dispatches to the registered subcommands.
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <string>
 
 #include "command.h"
+#include "core/log.h"
 
 namespace autoglm::cli {
 std::vector<command>& command_table() {
@@ -27,6 +29,9 @@ int main(int argc, char** argv) {
     print_usage();
     return argc < 2 ? 1 : 0;
   }
+  // Logs go to stderr (stdout carries the commands' output); AUTOGLM_LOG_LEVEL=debug|info|warn|error|off.
+  const char* level = std::getenv("AUTOGLM_LOG_LEVEL");
+  autoglm::log_init(level ? level : "warn");
   for (auto& c : autoglm::cli::command_table()) {
     if (c.name == argv[1]) {
       std::string name = std::string("autoglm ") + argv[1];
