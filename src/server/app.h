@@ -52,10 +52,21 @@ void route_request(app& a, std::shared_ptr<connection> conn, http_request&& req)
 void handle_health(app& a, const std::shared_ptr<connection>& conn);
 void handle_models(app& a, const std::shared_ptr<connection>& conn, const std::string& model_id);
 void handle_metrics(app& a, const std::shared_ptr<connection>& conn);
-void handle_chat_completions(app& a, const std::shared_ptr<connection>& conn, nlohmann::json body);
-void handle_completions(app& a, const std::shared_ptr<connection>& conn, nlohmann::json body);
-void handle_tokenize(app& a, const std::shared_ptr<connection>& conn, const nlohmann::json& body);
-void handle_detokenize(app& a, const std::shared_ptr<connection>& conn, const nlohmann::json& body);
+// Bodies are ordered_json so the client's key order reaches the chat template (protocol.h).
+void handle_chat_completions(app& a, const std::shared_ptr<connection>& conn, const nlohmann::ordered_json& body);
+void handle_completions(app& a, const std::shared_ptr<connection>& conn, const nlohmann::ordered_json& body);
+void handle_tokenize(app& a, const std::shared_ptr<connection>& conn, const nlohmann::ordered_json& body);
+void handle_detokenize(app& a, const std::shared_ptr<connection>& conn, const nlohmann::ordered_json& body);
+
+// A parsed chat/tokenize request's template inputs as chat options: tools and chat_template_kwargs stay in the
+// client's key order (ordered_json all the way to the template).
+inline chat_options template_options(const template_params& p) {
+  chat_options co;
+  co.enable_thinking = p.enable_thinking;
+  co.chat_template_kwargs = p.chat_template_kwargs;
+  co.tools = p.tools;
+  return co;
+}
 
 // 404 unless `model` is empty or the served name (OpenAI answers model_not_found).
 void check_model_name(const app& a, const std::string& model);

@@ -52,16 +52,13 @@ void prepare_then_submit(app& a, const std::shared_ptr<connection>& conn, Prepar
 
 }  // namespace
 
-void handle_chat_completions(app& a, const std::shared_ptr<connection>& conn, json body) {
+void handle_chat_completions(app& a, const std::shared_ptr<connection>& conn, const nlohmann::ordered_json& body) {
   auto arrival = std::chrono::steady_clock::now();
   auto p = std::make_shared<chat_params>(parse_chat_request(body));
   check_model_name(a, p->model);
   if (p->image) apply_extra_image(p->messages, *p->image, p->query);
 
-  chat_options co;
-  co.enable_thinking = p->enable_thinking;
-  if (auto it = body.find("chat_template_kwargs"); it != body.end() && it->is_object()) co.chat_template_kwargs = *it;
-  co.chat_template_kwargs.erase("enable_thinking");  // passed through co.enable_thinking (either spelling)
+  chat_options co = template_options(*p);
   co.max_images = a.options.max_images;
 
   prepare_then_submit(
@@ -90,7 +87,7 @@ void handle_chat_completions(app& a, const std::shared_ptr<connection>& conn, js
       });
 }
 
-void handle_completions(app& a, const std::shared_ptr<connection>& conn, json body) {
+void handle_completions(app& a, const std::shared_ptr<connection>& conn, const nlohmann::ordered_json& body) {
   auto arrival = std::chrono::steady_clock::now();
   auto p = std::make_shared<completion_params>(parse_completion_request(body));
   check_model_name(a, p->model);

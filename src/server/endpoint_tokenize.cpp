@@ -9,7 +9,7 @@ namespace autoglm::server {
 
 using nlohmann::json;
 
-void handle_tokenize(app& a, const std::shared_ptr<connection>& conn, const json& body) {
+void handle_tokenize(app& a, const std::shared_ptr<connection>& conn, const nlohmann::ordered_json& body) {
   tokenize_params p = parse_tokenize_request(body);
   check_model_name(a, p.model);
   std::vector<int32_t> tokens;
@@ -17,16 +17,15 @@ void handle_tokenize(app& a, const std::shared_ptr<connection>& conn, const json
     tokens = encode_text(a.chat->get_tokenizer(), *p.prompt, p.add_special_tokens);
   } else {
     // Chat messages: the same prompt /v1/chat/completions would build (images expanded to their placeholders).
-    chat_options co;
+    chat_options co = template_options(p);
     co.add_generation_prompt = p.add_generation_prompt;
-    co.enable_thinking = p.enable_thinking;
     tokens = a.chat->prepare_chat(p.messages, co).request.prompt;
   }
   conn->send_json(200, {{"count", tokens.size()}, {"max_model_len", a.eng->max_model_len()}, {"tokens", tokens},
                         {"token_strs", nullptr}});
 }
 
-void handle_detokenize(app& a, const std::shared_ptr<connection>& conn, const json& body) {
+void handle_detokenize(app& a, const std::shared_ptr<connection>& conn, const nlohmann::ordered_json& body) {
   detokenize_params p = parse_detokenize_request(body);
   check_model_name(a, p.model);
   const tokenizer& tok = a.chat->get_tokenizer();

@@ -11,7 +11,8 @@
 
 namespace autoglm::server {
 
-using nlohmann::json;
+// ordered_json throughout: request bodies keep the client's key order (see protocol.h).
+using json = nlohmann::ordered_json;
 
 namespace {
 
@@ -215,13 +216,48 @@ void validate_messages(const json& messages) {
   }
 }
 
-std::optional<bool> get_enable_thinking(const json& body) {
-  std::optional<bool> v = get_bool(body, "enable_thinking");
+// OpenAI's tools array (vLLM's ChatCompletionToolsParam): [{"type":"function","function":{"name":...,
+// "description"?:..., "parameters"?:{JSON schema}}}]. Kept as sent, extra keys included, in the client's order.
+void validate_tools(const json& tools) {
+  if (!tools.is_array()) wrong_type("tools", "an array of tool objects", tools);
+  for (size_t i = 0; i < tools.size(); ++i) {
+    const json& t = tools[i];
+    std::string pt = "tools[" + std::to_string(i) + "]";
+    if (!t.is_object()) wrong_type(pt, "an object", t);
+    auto type = get_string(t, "type", pt + ".");
+    if (!type) throw invalid_request("'" + pt + ".type' is required", pt + ".type");
+    if (*type != "function")
+      throw invalid_request("'" + pt + ".type' must be \"function\", got \"" + *type + "\"", pt + ".type");
+    const json* f = field(t, "function");
+    if (!f) throw invalid_request("'" + pt + ".function' is required", pt + ".function");
+    if (!f->is_object()) wrong_type(pt + ".function", "an object", *f);
+    std::string pf = pt + ".function.";
+    if (!get_string(*f, "name", pf)) throw invalid_request("'" + pf + "name' is required", pf + "name");
+    get_string(*f, "description", pf);
+    if (const json* params = field(*f, "parameters"); params && !params->is_object())
+      wrong_type(pf + "parameters", "an object (a JSON schema)", *params);
+  }
+}
+
+// messages, tools, chat_template_kwargs and enable_thinking: what a chat or tokenize request gives the template.
+// tool_choice is accepted and ignored: this server parses no tool calls, and with "none" vLLM (by default) still
+// renders the tools into the prompt, which is what ignoring it does.
+void parse_template_params(const json& body, template_params& p) {
+  const json* messages = field(body, "messages");
+  if (!messages) throw invalid_request("'messages' is required", "messages");
+  validate_messages(*messages);
+  p.messages = *messages;
+  if (const json* tools = field(body, "tools")) {
+    validate_tools(*tools);
+    p.tools = *tools;
+  }
+  p.enable_thinking = get_bool(body, "enable_thinking");
   if (const json* k = field(body, "chat_template_kwargs")) {
     if (!k->is_object()) wrong_type("chat_template_kwargs", "an object", *k);
-    if (auto kv = get_bool(*k, "enable_thinking", "chat_template_kwargs.")) v = kv;
+    if (auto kv = get_bool(*k, "enable_thinking", "chat_template_kwargs.")) p.enable_thinking = kv;
+    p.chat_template_kwargs = *k;
+    p.chat_template_kwargs.erase("enable_thinking");  // passed on as enable_thinking (either spelling)
   }
-  return v;
 }
 
 }  // namespace
@@ -253,11 +289,7 @@ generation_defaults load_generation_defaults(const std::string& model_dir) {
 chat_params parse_chat_request(const json& body) {
   chat_params p;
   parse_common(body, p, true);
-  const json* messages = field(body, "messages");
-  if (!messages) throw invalid_request("'messages' is required", "messages");
-  validate_messages(*messages);
-  p.messages = *messages;
-  p.enable_thinking = get_enable_thinking(body);
+  parse_template_params(body, p);
   p.return_reasoning = get_bool(body, "return_reasoning").value_or(false);
   p.image = get_string(body, "image");
   p.query = get_string(body, "query");
@@ -298,16 +330,12 @@ tokenize_params parse_tokenize_request(const json& body) {
   tokenize_params p;
   if (auto m = get_string(body, "model")) p.model = *m;
   p.prompt = get_string(body, "prompt");
-  if (const json* m = field(body, "messages")) {
-    validate_messages(*m);
-    p.messages = *m;
-  }
-  if (!p.prompt && p.messages.is_null()) throw invalid_request("'prompt' or 'messages' is required", "prompt");
-  if (p.prompt && !p.messages.is_null())
-    throw invalid_request("give either 'prompt' or 'messages', not both", "messages");
+  const bool has_messages = field(body, "messages") != nullptr;
+  if (!p.prompt && !has_messages) throw invalid_request("'prompt' or 'messages' is required", "prompt");
+  if (p.prompt && has_messages) throw invalid_request("give either 'prompt' or 'messages', not both", "messages");
+  if (has_messages) parse_template_params(body, p);
   p.add_special_tokens = get_bool(body, "add_special_tokens").value_or(p.prompt.has_value());
   p.add_generation_prompt = get_bool(body, "add_generation_prompt").value_or(true);
-  p.enable_thinking = get_enable_thinking(body);
   return p;
 }
 

@@ -1,6 +1,9 @@
 // server/protocol.h: OpenAI request bodies → validated C++ structs. Every type or range problem throws
 // autoglm::invalid_request naming the JSON field (the server answers 400 with it as "param").
 // Unknown fields are ignored, as OpenAI-compatible servers do; JSON null means "not set".
+// Bodies are nlohmann::ordered_json: what reaches the chat template (messages, tools, chat_template_kwargs) keeps
+// the client's key order, so `tools|tojson` renders a schema as the client wrote it (HF and vLLM do the same;
+// nlohmann::json would sort the keys). A plain nlohmann::json converts implicitly, in its sorted order.
 #pragma once
 
 #include <cstdint>
@@ -46,9 +49,15 @@ struct common_params {
   std::string user;
 };
 
-struct chat_params : common_params {
-  nlohmann::json messages;                 // validated shape; the chat layer renders it
+// What a chat request passes to the template besides the messages (vLLM's chat and tokenize requests share it).
+struct template_params {
+  nlohmann::ordered_json messages;         // validated shape; the chat layer renders it
+  nlohmann::ordered_json tools;            // null, or the validated OpenAI tools array as sent
+  nlohmann::ordered_json chat_template_kwargs = nlohmann::ordered_json::object();  // less enable_thinking
   std::optional<bool> enable_thinking;     // top level, or chat_template_kwargs.enable_thinking
+};
+
+struct chat_params : common_params, template_params {
   bool return_reasoning = false;
   std::optional<std::string> image;        // guide extension: base64 or data URI for the last user message
   std::optional<std::string> query;
@@ -65,13 +74,11 @@ struct completion_params : common_params {
   bool echo = false;
 };
 
-struct tokenize_params {
+struct tokenize_params : template_params {  // messages: set when the request has no prompt
   std::string model;
-  std::optional<std::string> prompt;       // either prompt ...
-  nlohmann::json messages;                 // ... or chat messages (rendered with the template)
+  std::optional<std::string> prompt;       // either prompt or chat messages (rendered with the template)
   bool add_special_tokens = true;
   bool add_generation_prompt = true;
-  std::optional<bool> enable_thinking;
 };
 
 struct detokenize_params {
@@ -79,10 +86,10 @@ struct detokenize_params {
   std::vector<int32_t> tokens;
 };
 
-chat_params parse_chat_request(const nlohmann::json& body);
-completion_params parse_completion_request(const nlohmann::json& body);
-tokenize_params parse_tokenize_request(const nlohmann::json& body);
-detokenize_params parse_detokenize_request(const nlohmann::json& body);
+chat_params parse_chat_request(const nlohmann::ordered_json& body);
+completion_params parse_completion_request(const nlohmann::ordered_json& body);
+tokenize_params parse_tokenize_request(const nlohmann::ordered_json& body);
+detokenize_params parse_detokenize_request(const nlohmann::ordered_json& body);
 
 // Engine sampling parameters: request fields, else defaults; max_tokens is capped so prompt + output fits the
 // context (a request that asks for more gets what fits, finish_reason "length", as vLLM does).

@@ -29,11 +29,12 @@ void check_model_name(const app& a, const std::string& model) {
 
 namespace {
 
-json parse_body(const http_request& req) {
+// ordered_json: keeps the client's key order for the chat template (protocol.h).
+nlohmann::ordered_json parse_body(const http_request& req) {
   if (req.body().empty()) throw api_error(400, "the request body is empty; expected a JSON object", "", "", "");
   try {
-    return json::parse(req.body());
-  } catch (const json::parse_error& e) {
+    return nlohmann::ordered_json::parse(req.body());
+  } catch (const nlohmann::ordered_json::parse_error& e) {
     throw api_error(400, std::string("invalid JSON body: ") + e.what(), "invalid_request_error", "", "invalid_json");
   }
 }

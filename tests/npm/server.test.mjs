@@ -3,10 +3,14 @@
 // the error paths, disconnects and concurrency. Exact usage and the OpenAI streaming invariants are asserted.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import OpenAI from 'openai';
 import { ChatOpenAI } from '@langchain/openai';
 import { HumanMessage, SystemMessage } from '@langchain/core/messages';
-import { startServer, rawRequest, sseData, openStream, pngDataUri, makePng, MODEL } from './server_helpers.mjs';
+import { startServer, rawRequest, sseData, openStream, pngDataUri, makePng, MODEL, BIN, SRC } from './server_helpers.mjs';
 
 const MAX_LEN = 512;
 
@@ -435,5 +439,88 @@ describe('queue full (third server)', () => {
       const { code } = await s3.stop('SIGTERM');
       assert.equal(code, 0);
     }
+  });
+});
+
+// The GLM template ignores tools, so this server runs on a copy of the demo model whose template prints them (and a
+// chat_template_kwargs value) with tojson. vLLM renders the client's JSON as sent; a server that parsed bodies into
+// a key-sorted map would print "properties": {"x": {}, "y": {}} and "alpha" before "zeta" instead.
+describe('tools and chat_template_kwargs reach the template in the client\'s key order (fourth server)', () => {
+  const TEMPLATE = [
+    '{%- for m in messages %}<|{{ m.role }}|>\n{{ m.content }}{% endfor %}',
+    '{%- if tools is defined and tools %}<|system|>\nTOOLS {{ tools | tojson }}{% endif %}',
+    '{%- if style is defined %}<|system|>\nSTYLE {{ style | tojson }}{% endif %}',
+    '{%- if add_generation_prompt %}<|assistant|>{% endif %}',
+  ].join('\n');
+  const tools = [{ type: 'function', function: { name: 'tap', description: 'Tap a point',
+    parameters: { type: 'object', required: ['x'], properties: { y: { type: 'integer' }, x: { type: 'integer' } } } } }];
+  const kwargs = { style: { zeta: 1, alpha: [2, { b: true, a: null }] } };
+  const messages = [{ role: 'user', content: 'hi' }];
+  // Python json.dumps separators (HF's tojson), keys as the client sent them.
+  const expected = '<|user|>\nhi'
+    + '<|system|>\nTOOLS [{"type": "function", "function": {"name": "tap", "description": "Tap a point", "parameters": '
+    + '{"type": "object", "required": ["x"], "properties": {"y": {"type": "integer"}, "x": {"type": "integer"}}}}}]'
+    + '<|system|>\nSTYLE {"zeta": 1, "alpha": [2, {"b": true, "a": null}]}<|assistant|>';
+  const sorted = '<|user|>\nhi'
+    + '<|system|>\nTOOLS [{"function": {"description": "Tap a point", "name": "tap", "parameters": '
+    + '{"properties": {"x": {"type": "integer"}, "y": {"type": "integer"}}, "required": ["x"], "type": "object"}}, "type": "function"}]'
+    + '<|system|>\nSTYLE {"alpha": [2, {"a": null, "b": true}], "zeta": 1}<|assistant|>';
+  let dir;
+  let s4;
+  const tokenizeText = (text) => JSON.parse(execFileSync(BIN, ['tokenize', '-m', dir], { input: text }).toString());
+
+  before(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'autoglm-tools-'));
+    fs.cpSync(path.join(SRC, 'tests/fixtures/tiny_glm4v'), dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, 'chat_template.jinja'), TEMPLATE);
+    s4 = await startServer(['--max-model-len', '512'], { model: dir });
+  });
+  after(async () => {
+    if (s4) {
+      const { code } = await s4.stop('SIGTERM');
+      assert.equal(code, 0, s4.log().slice(-3000));
+    }
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('/tokenize renders tools and chat_template_kwargs with the client\'s key order', async () => {
+    const want = tokenizeText(expected);
+    assert.notDeepEqual(want, tokenizeText(sorted), 'the two key orders tokenize differently');
+    const r = await rawRequest(s4.base, { path: '/tokenize',
+      body: { model: MODEL, messages, tools, tool_choice: 'auto', chat_template_kwargs: kwargs } });
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.json.tokens, want);
+    const d = await rawRequest(s4.base, { path: '/detokenize', body: { model: MODEL, tokens: r.json.tokens } });
+    assert.equal(d.status, 200, d.text);
+    assert.ok(d.json.prompt.includes('"properties": {"y": {"type": "integer"}, "x": {"type": "integer"}}'), d.json.prompt);
+    // Without tools or kwargs the template prints neither.
+    const plain = await rawRequest(s4.base, { path: '/tokenize', body: { model: MODEL, messages } });
+    assert.deepEqual(plain.json.tokens, tokenizeText('<|user|>\nhi<|assistant|>'));
+  });
+
+  test('chat completions render the same prompt (openai SDK: tools, extra_body chat_template_kwargs)', async () => {
+    const c4 = new OpenAI({ baseURL: `${s4.base}/v1`, apiKey: 'EMPTY', maxRetries: 0 });
+    const r = await c4.chat.completions.create({ model: MODEL, messages, tools, tool_choice: 'none', max_tokens: 2,
+      chat_template_kwargs: kwargs });
+    assert.equal(r.usage.prompt_tokens, tokenizeText(expected).length);
+  });
+
+  test('wrong types for tools / chat_template_kwargs → 400 naming the param', async () => {
+    const bad = async (extra, param) => {
+      for (const p of ['/v1/chat/completions', '/tokenize']) {
+        const r = await rawRequest(s4.base, { path: p, body: { model: MODEL, messages, max_tokens: 2, ...extra } });
+        assert.equal(r.status, 400, `${p} ${JSON.stringify(extra)}: ${r.text}`);
+        assert.equal(r.json.error.type, 'invalid_request_error');
+        assert.equal(r.json.error.param, param);
+      }
+    };
+    await bad({ tools: { type: 'function' } }, 'tools');
+    await bad({ tools: ['tap'] }, 'tools[0]');
+    await bad({ tools: [{ type: 'retrieval', function: { name: 'tap' } }] }, 'tools[0].type');
+    await bad({ tools: [{ type: 'function' }] }, 'tools[0].function');
+    await bad({ tools: [{ type: 'function', function: { name: 7 } }] }, 'tools[0].function.name');
+    await bad({ tools: [{ type: 'function', function: { name: 'tap', parameters: [] } }] }, 'tools[0].function.parameters');
+    await bad({ chat_template_kwargs: ['style'] }, 'chat_template_kwargs');
+    await bad({ chat_template_kwargs: { enable_thinking: 'yes' } }, 'chat_template_kwargs.enable_thinking');
   });
 });

@@ -21,11 +21,12 @@ export async function freePort() {
   });
 }
 
-// Starts the server and resolves once /health says ok. Returns {base, port, proc, stop(), log(), saw503}.
-export async function startServer(extraArgs = [], { timeoutMs = 60000 } = {}) {
+// Starts the server (on the demo model unless `model` names another directory) and resolves once /health says
+// ok. Returns {base, port, proc, stop(), log(), saw503}.
+export async function startServer(extraArgs = [], { timeoutMs = 60000, model = path.join(SRC, 'models/demo') } = {}) {
   if (!BIN) throw new Error('AUTOGLM_BIN is not set (the built autoglm CLI)');
   const port = await freePort();
-  const args = ['serve', '-m', path.join(SRC, 'models/demo'), '--host', '127.0.0.1', '--port', String(port), ...extraArgs];
+  const args = ['serve', '-m', model, '--host', '127.0.0.1', '--port', String(port), ...extraArgs];
   const proc = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   proc.stdout.on('data', (d) => { output += d; });

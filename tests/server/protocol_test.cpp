@@ -210,3 +210,60 @@ TEST(sampling, defaults_from_generation_config_and_context_cap) {
   std::filesystem::remove_all(dir);
   EXPECT_EQ(load_generation_defaults(dir.string()).temperature, 1.0f);  // no file: OpenAI defaults
 }
+
+TEST(chat_request, tools_and_template_kwargs_keep_client_key_order) {
+  // Parsed from text as the router does: ordered_json keeps insertion order, which is what the template renders.
+  auto body = nlohmann::ordered_json::parse(R"({"messages": [{"role": "user", "content": "hi"}],
+    "tools": [{"type": "function", "function": {"name": "tap", "parameters":
+      {"type": "object", "required": ["x"], "properties": {"y": {}, "x": {}}}}}],
+    "tool_choice": "none",
+    "chat_template_kwargs": {"zeta": 1, "enable_thinking": false, "alpha": 2}})");
+  chat_params p = parse_chat_request(body);
+  EXPECT_EQ(p.tools.dump(), R"([{"type":"function","function":{"name":"tap","parameters":)"
+                            R"({"type":"object","required":["x"],"properties":{"y":{},"x":{}}}}}])");
+  EXPECT_EQ(p.chat_template_kwargs.dump(), R"({"zeta":1,"alpha":2})");  // enable_thinking moves to its own field
+  EXPECT_EQ(p.enable_thinking, false);
+  EXPECT_EQ(p.messages.dump(), R"([{"role":"user","content":"hi"}])");
+
+  tokenize_params t = parse_tokenize_request(body);
+  EXPECT_EQ(t.tools.dump(), p.tools.dump());
+  EXPECT_EQ(t.chat_template_kwargs.dump(), p.chat_template_kwargs.dump());
+
+  chat_params none = parse_chat_request({{"messages", {{{"role", "user"}, {"content", "x"}}}}, {"tools", nullptr}});
+  EXPECT_TRUE(none.tools.is_null());
+  EXPECT_TRUE(none.chat_template_kwargs.is_object() && none.chat_template_kwargs.empty());
+}
+
+TEST(chat_request, tools_and_template_kwargs_validation) {
+  auto with = [](const char* key, nlohmann::ordered_json v) {
+    nlohmann::ordered_json b = chat_body();
+    b[key] = std::move(v);
+    return std::pair{param_of([&] { parse_chat_request(b); }), param_of([&] { parse_tokenize_request(b); })};
+  };
+  auto fn = [](nlohmann::ordered_json f) { return nlohmann::ordered_json::array({{{"type", "function"}, {"function", f}}}); };
+  using pp = std::pair<std::string, std::string>;
+  EXPECT_EQ(with("tools", "tap"), pp("tools", "tools"));
+  EXPECT_EQ(with("tools", nlohmann::ordered_json::object()), pp("tools", "tools"));
+  EXPECT_EQ(with("tools", {1}), pp("tools[0]", "tools[0]"));
+  EXPECT_EQ(with("tools", {{{"function", {{"name", "tap"}}}}}), pp("tools[0].type", "tools[0].type"));
+  EXPECT_EQ(with("tools", {{{"type", "code_interpreter"}, {"function", {{"name", "tap"}}}}}),
+            pp("tools[0].type", "tools[0].type"));
+  EXPECT_EQ(with("tools", {{{"type", "function"}}}), pp("tools[0].function", "tools[0].function"));
+  EXPECT_EQ(with("tools", {{{"type", "function"}, {"function", "tap"}}}), pp("tools[0].function", "tools[0].function"));
+  EXPECT_EQ(with("tools", fn({{"description", "d"}})), pp("tools[0].function.name", "tools[0].function.name"));
+  EXPECT_EQ(with("tools", fn({{"name", 3}})), pp("tools[0].function.name", "tools[0].function.name"));
+  EXPECT_EQ(with("tools", fn({{"name", "tap"}, {"description", 1}})),
+            pp("tools[0].function.description", "tools[0].function.description"));
+  EXPECT_EQ(with("tools", fn({{"name", "tap"}, {"parameters", "{}"}})),
+            pp("tools[0].function.parameters", "tools[0].function.parameters"));
+  EXPECT_EQ(with("chat_template_kwargs", "x"), pp("chat_template_kwargs", "chat_template_kwargs"));
+  EXPECT_EQ(with("chat_template_kwargs", {1, 2}), pp("chat_template_kwargs", "chat_template_kwargs"));
+  EXPECT_EQ(with("chat_template_kwargs", {{"enable_thinking", 1}}),
+            pp("chat_template_kwargs.enable_thinking", "chat_template_kwargs.enable_thinking"));
+  // Well-formed: an empty list, extra keys, null description/parameters, any tool_choice (accepted and ignored).
+  EXPECT_EQ(with("tools", nlohmann::ordered_json::array()), pp("<no throw>", "<no throw>"));
+  EXPECT_EQ(with("tools", fn({{"name", "tap"}, {"description", nullptr}, {"parameters", nullptr}, {"strict", true}})),
+            pp("<no throw>", "<no throw>"));
+  EXPECT_EQ(with("tool_choice", {{"type", "function"}, {"function", {{"name", "tap"}}}}), pp("<no throw>", "<no throw>"));
+  EXPECT_EQ(with("chat_template_kwargs", {{"anything", {1, "two"}}}), pp("<no throw>", "<no throw>"));
+}
