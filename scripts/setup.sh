@@ -9,8 +9,11 @@ DEB_PACKAGES=(
   nlohmann-json3-dev libboost-dev libpcre2-dev
   libpng-dev libjpeg62-turbo-dev libwebp-dev
   libspdlog-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
-  nodejs npm python3 curl
 )
+# Node.js and npm drive the client tests. A machine may already have them from another source (e.g. a
+# nodejs build that bundles npm, which conflicts with Debian's npm package): install only what is missing.
+command -v node >/dev/null 2>&1 || DEB_PACKAGES+=(nodejs)
+command -v npm >/dev/null 2>&1 || DEB_PACKAGES+=(npm)
 
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do

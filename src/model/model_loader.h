@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/model_runner.h"
+#include "model/model_runner.h"
 
 namespace autoglm {
 

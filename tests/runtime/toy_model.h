@@ -12,7 +12,7 @@
 #include <stdexcept>
 
 #include "core/error.h"
-#include "runtime/model_runner.h"
+#include "model/model_runner.h"
 
 namespace autoglm::test {
 

@@ -8,7 +8,7 @@
 #include "formats/safetensors.h"
 #include "model/glm4v/config.h"
 #include "model/glm4v/text_model.h"
-#include "runtime/model_runner.h"
+#include "model/model_runner.h"
 
 namespace autoglm::glm4v {
 

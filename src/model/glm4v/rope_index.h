@@ -4,7 +4,7 @@
 #include <vector>
 
 #include "model/glm4v/config.h"
-#include "runtime/model_runner.h"
+#include "model/model_runner.h"
 
 namespace autoglm::glm4v {
 

@@ -12,7 +12,7 @@
 #include "core/weight_view.h"
 #include "formats/safetensors.h"
 #include "model/glm4v/config.h"
-#include "runtime/model_runner.h"
+#include "model/model_runner.h"
 
 namespace autoglm::glm4v {
 

@@ -11,7 +11,7 @@
 
 #include "core/weight_view.h"
 #include "model/glm4v/config.h"
-#include "runtime/model_runner.h"
+#include "model/model_runner.h"
 
 namespace autoglm {
 class tensor_store;

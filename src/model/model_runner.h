@@ -1,4 +1,4 @@
-// runtime/model_runner.h: the contract between the runtime (scheduler, KV block tables, sampling) and a model
+// model/model_runner.h: the contract between the runtime (scheduler, KV block tables, sampling) and a model
 // family's forward pass. The model owns the KV storage; the runtime owns which blocks belong to whom.
 //
 // KV cache layout: paged. Block b, slot s of layer l holds the key/value of one token:
