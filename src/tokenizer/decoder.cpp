@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "tokenizer/components.h"
+#include "tokenizer/json_fields.h"
 #include "tokenizer/regex.h"
 #include "tokenizer/unicode.h"
 
@@ -14,22 +15,6 @@ namespace autoglm::tok {
 using json = nlohmann::json;
 
 namespace {
-
-std::string type_of(const json& j, const std::string& where) {
-  if (!j.is_object() || !j.contains("type") || !j["type"].is_string())
-    throw error(where + ": expected an object with a string \"type\"");
-  return j["type"].get<std::string>();
-}
-
-template <class T>
-T field(const json& j, const char* key, const std::string& where, T fallback) {
-  if (!j.contains(key) || j[key].is_null()) return fallback;
-  try {
-    return j[key].get<T>();
-  } catch (const std::exception& e) {
-    throw error(where + "." + key + ": " + e.what());
-  }
-}
 
 class seq_decoder : public decoder {
  public:
