@@ -11,6 +11,7 @@
 #include <random>
 #include <thread>
 
+#include "event_collector.h"
 #include "core/error.h"
 #include "tokenizer/tokenizer.h"
 #include "autoglm/engine.h"
@@ -21,34 +22,7 @@ namespace {
 
 std::string demo_dir() { return std::string(AUTOGLM_SOURCE_DIR) + "/models/demo"; }
 
-struct collector {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::map<uint64_t, std::vector<generation_event>> events;
-  event_callback callback() {
-    return [this](const generation_event& ev) {
-      std::lock_guard<std::mutex> lk(mu);
-      events[ev.request_id].push_back(ev);
-      cv.notify_all();
-    };
-  }
-  std::vector<generation_event> wait(uint64_t id) {
-    std::unique_lock<std::mutex> lk(mu);
-    const bool done = cv.wait_for(lk, std::chrono::seconds(120), [&] {
-      auto it = events.find(id);
-      return it != events.end() && !it->second.empty() && it->second.back().finish != finish_reason::NONE;
-    });
-    EXPECT_TRUE(done) << "request " << id << " never finished";
-    return events[id];
-  }
-  std::vector<int32_t> tokens(uint64_t id) {
-    std::vector<int32_t> out;
-    for (const auto& ev : wait(id))
-      if (ev.has_token) out.push_back(ev.token);
-    EXPECT_NE(wait(id).back().finish, finish_reason::ERROR) << wait(id).back().error;
-    return out;
-  }
-};
+using test::collector;
 
 class engine_demo : public ::testing::Test {
  protected:
@@ -104,13 +78,13 @@ TEST_F(engine_demo, concurrent_greedy_matches_alone) {
   {
     auto solo = engine::create(options(false));
     collector c;
-    for (const auto& r : reqs) alone.push_back(c.tokens(solo->submit(r, c.callback())));
+    for (const auto& r : reqs) alone.push_back(c.tokens(solo->submit(r, c.callback()), true));
   }
   collector c;
   std::vector<uint64_t> ids;
   for (const auto& r : reqs) ids.push_back(e->submit(r, c.callback()));
   for (size_t i = 0; i < reqs.size(); ++i) {
-    EXPECT_EQ(c.tokens(ids[i]), alone[i]) << "request " << i;
+    EXPECT_EQ(c.tokens(ids[i], true), alone[i]) << "request " << i;
     EXPECT_EQ(int32_t(alone[i].size()), reqs[i].sampling.max_tokens);
   }
 }
@@ -122,9 +96,9 @@ TEST_F(engine_demo, repeated_prompt_hits_prefix_cache) {
   const generation_request r = greedy(text(*e, long_text), 10);
   ASSERT_GT(r.prompt.size(), 32u);
   collector c;
-  const auto first = c.tokens(e->submit(r, c.callback()));
+  const auto first = c.tokens(e->submit(r, c.callback()), true);
   const uint64_t id2 = e->submit(r, c.callback());
-  EXPECT_EQ(c.tokens(id2), first);
+  EXPECT_EQ(c.tokens(id2, true), first);
   EXPECT_GT(c.wait(id2).back().n_cached_prompt_tokens, 0);
   EXPECT_GT(e->stats().n_prefix_hit_tokens, 0);
 }
@@ -143,16 +117,16 @@ TEST_F(engine_demo, image_request_runs_and_reuses_the_image) {
   generation_request r = greedy(p, 8);
   r.images.push_back(im);
   collector c;
-  const auto a = c.tokens(e->submit(r, c.callback()));
+  const auto a = c.tokens(e->submit(r, c.callback()), true);
   EXPECT_EQ(a.size(), 8u);
   // Same ids, another image: a different answer is likely but not guaranteed on a random model; the cache
   // accounting is what must hold.
   generation_request r2 = r;
   r2.images[0] = random_image(4, 4, 6);
-  c.tokens(e->submit(r2, c.callback()));
+  c.tokens(e->submit(r2, c.callback()), true);
   EXPECT_EQ(e->stats().n_images_encoded, 2);
   // The first image again, alone: prefix blocks and (when not all covered) the embedding cache give the same answer.
-  EXPECT_EQ(c.tokens(e->submit(r, c.callback())), a);
+  EXPECT_EQ(c.tokens(e->submit(r, c.callback()), true), a);
   EXPECT_EQ(e->stats().n_images_encoded, 2);
 }
 

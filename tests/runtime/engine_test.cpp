@@ -9,6 +9,7 @@
 #include <mutex>
 #include <thread>
 
+#include "event_collector.h"
 #include "core/error.h"
 #include "runtime/engine_impl.h"
 #include "toy_model.h"
@@ -18,34 +19,9 @@ using autoglm::test::toy_model;
 
 namespace {
 
-// Collects events per request; wait() blocks until a request's final event.
-struct collector {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::map<uint64_t, std::vector<generation_event>> events;
-
-  event_callback callback() {
-    return [this](const generation_event& ev) {
-      std::lock_guard<std::mutex> lk(mu);
-      events[ev.request_id].push_back(ev);
-      cv.notify_all();
-    };
-  }
-  std::vector<generation_event> wait(uint64_t id) {
-    std::unique_lock<std::mutex> lk(mu);
-    const bool done = cv.wait_for(lk, std::chrono::seconds(60), [&] {
-      auto it = events.find(id);
-      return it != events.end() && !it->second.empty() && it->second.back().finish != finish_reason::NONE;
-    });
-    EXPECT_TRUE(done) << "request " << id << " never finished";
-    return events[id];
-  }
-  std::vector<int32_t> tokens(uint64_t id) {
-    std::vector<int32_t> out;
-    for (const auto& ev : wait(id))
-      if (ev.has_token) out.push_back(ev.token);
-    return out;
-  }
+// The toy model is fast: a request that takes a minute has hung.
+struct collector : test::collector {
+  collector() { timeout = std::chrono::seconds(60); }
 };
 
 engine_options options(int32_t max_num_seqs = 4, int32_t max_batch_tokens = 16) {
