@@ -25,20 +25,9 @@ std::string file_as_data_uri(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw error(path + ": cannot open image");
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  static const char* tbl = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string b64;
-  b64.reserve((bytes.size() + 2) / 3 * 4);
-  for (size_t i = 0; i < bytes.size(); i += 3) {
-    uint32_t v = uint32_t(uint8_t(bytes[i])) << 16;
-    if (i + 1 < bytes.size()) v |= uint32_t(uint8_t(bytes[i + 1])) << 8;
-    if (i + 2 < bytes.size()) v |= uint8_t(bytes[i + 2]);
-    b64 += tbl[(v >> 18) & 63];
-    b64 += tbl[(v >> 12) & 63];
-    b64 += i + 1 < bytes.size() ? tbl[(v >> 6) & 63] : '=';
-    b64 += i + 2 < bytes.size() ? tbl[v & 63] : '=';
-  }
-  return "data:image/" + std::string(image_format_name(sniff_image_format(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()))) +
-         ";base64," + b64;
+  const auto* p = reinterpret_cast<const uint8_t*>(bytes.data());
+  return "data:image/" + std::string(image_format_name(sniff_image_format(p, bytes.size()))) + ";base64," +
+         base64_encode(p, bytes.size());
 }
 
 int run_run(int argc, char** argv) {

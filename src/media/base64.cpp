@@ -41,6 +41,22 @@ std::string printable(unsigned char c) {
 
 }  // namespace
 
+std::string base64_encode(const uint8_t* data, size_t size) {
+  static const char* table = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((size + 2) / 3 * 4);
+  for (size_t i = 0; i < size; i += 3) {
+    uint32_t v = uint32_t(data[i]) << 16;
+    if (i + 1 < size) v |= uint32_t(data[i + 1]) << 8;
+    if (i + 2 < size) v |= data[i + 2];
+    out += table[(v >> 18) & 63];
+    out += table[(v >> 12) & 63];
+    out += i + 1 < size ? table[(v >> 6) & 63] : '=';
+    out += i + 2 < size ? table[v & 63] : '=';
+  }
+  return out;
+}
+
 std::vector<uint8_t> base64_decode(std::string_view text) {
   std::vector<uint8_t> out;
   out.reserve(text.size() / 4 * 3 + 3);

@@ -42,6 +42,8 @@ image_rgb8 decode_image_file(const std::string& path, const image_limits& limits
 // Standard or url-safe alphabet, padding optional (but must be correct when present), ASCII whitespace ignored.
 // Any other character, misplaced '=' or an impossible length throws autoglm::error.
 std::vector<uint8_t> base64_decode(std::string_view text);
+// Standard alphabet with padding.
+std::string base64_encode(const uint8_t* data, size_t size);
 // "data:image/<type>;base64,<payload>" or a bare base64 string -> the encoded file's bytes.
 std::vector<uint8_t> decode_image_reference(std::string_view base64_or_data_uri);
 

@@ -101,3 +101,13 @@ TEST(data_uri, decodes_to_an_image) {
 
 }  // namespace
 }  // namespace autoglm
+
+TEST(base64, encode_rfc4648_vectors_and_round_trip) {
+  const std::pair<std::string, std::string> vectors[] = {
+      {"", ""}, {"f", "Zg=="}, {"fo", "Zm8="}, {"foo", "Zm9v"}, {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"}};
+  for (const auto& [plain, encoded] : vectors)
+    EXPECT_EQ(autoglm::base64_encode(reinterpret_cast<const uint8_t*>(plain.data()), plain.size()), encoded);
+  std::vector<uint8_t> bytes(1000);
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = uint8_t(i * 37 + 11);
+  EXPECT_EQ(autoglm::base64_decode(autoglm::base64_encode(bytes.data(), bytes.size())), bytes);
+}
