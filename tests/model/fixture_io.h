@@ -1,12 +1,15 @@
 // tests/model/fixture_io.h: reading the Hugging Face reference outputs in tests/fixtures/ref/.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "model/sequence_runner.h"
 
 namespace autoglm::test {
 
@@ -33,6 +36,21 @@ inline std::vector<float> load_f32(const nlohmann::json& desc, std::vector<int64
   if (in.gcount() != n * 4) throw std::runtime_error("short file " + path);
   if (shape) *shape = s;
   return v;
+}
+
+// Greedy continuation of a prefilled sequence, as HF generate does it: argmax of `last_logits`, then one decode
+// per token, stopping after an eos id or max_tokens tokens.
+inline std::vector<int32_t> greedy_continuation(sequence_runner& seq, const float* last_logits, int32_t vocab,
+                                                const std::vector<int32_t>& eos, size_t max_tokens = 32) {
+  std::vector<int32_t> got;
+  int32_t next = int32_t(std::max_element(last_logits, last_logits + vocab) - last_logits);
+  while (got.size() < max_tokens) {
+    got.push_back(next);
+    if (std::find(eos.begin(), eos.end(), next) != eos.end()) break;
+    std::vector<float> l = seq.decode(next);
+    next = int32_t(std::max_element(l.begin(), l.end()) - l.begin());
+  }
+  return got;
 }
 
 }  // namespace autoglm::test

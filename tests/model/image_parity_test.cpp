@@ -72,15 +72,7 @@ TEST(image_parity, hf_pixels_logits_and_greedy) {
 
     std::vector<int32_t> expect = c["greedy"].get<std::vector<int32_t>>();
     std::vector<int32_t> eos = c["eos_token_ids"].get<std::vector<int32_t>>();
-    std::vector<int32_t> got;
-    const float* last = ours.data() + (tokens.size() - 1) * size_t(vocab);
-    int32_t next = int32_t(std::max_element(last, last + vocab) - last);
-    while (got.size() < 32) {
-      got.push_back(next);
-      if (std::find(eos.begin(), eos.end(), next) != eos.end()) break;
-      std::vector<float> l = seq.decode(next);
-      next = int32_t(std::max_element(l.begin(), l.end()) - l.begin());
-    }
+    std::vector<int32_t> got = test::greedy_continuation(seq, ours.data() + (tokens.size() - 1) * size_t(vocab), vocab, eos);
     EXPECT_EQ(got, expect) << name << ": greedy continuation differs";
     ++n_checked;
   }

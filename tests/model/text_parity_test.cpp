@@ -16,8 +16,6 @@ using namespace autoglm;
 
 namespace {
 
-int32_t argmax(const float* v, int32_t n) { return int32_t(std::max_element(v, v + n) - v); }
-
 struct parity_stats {
   double worst_ratio = 0;  // max over positions of max|diff| / max|ref|
 };
@@ -64,14 +62,7 @@ TEST(text_parity_all, every_text_case) {
     // Greedy continuation through the KV cache, stopping at eos like HF generate.
     std::vector<int32_t> expect = c["greedy"].get<std::vector<int32_t>>();
     std::vector<int32_t> eos = c["eos_token_ids"].get<std::vector<int32_t>>();
-    std::vector<int32_t> got;
-    int32_t next = argmax(ours.data() + (tokens.size() - 1) * size_t(vocab), vocab);
-    while (got.size() < 32) {
-      got.push_back(next);
-      if (std::find(eos.begin(), eos.end(), next) != eos.end()) break;
-      std::vector<float> l = seq.decode(next);
-      next = argmax(l.data(), vocab);
-    }
+    std::vector<int32_t> got = test::greedy_continuation(seq, ours.data() + (tokens.size() - 1) * size_t(vocab), vocab, eos);
     EXPECT_EQ(got, expect) << name << ": greedy continuation differs";
     ++n_checked;
   }
