@@ -1,0 +1,97 @@
+// core/file_io.cpp: see file_io.h.
+#include "core/file_io.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "core/error.h"
+
+namespace autoglm {
+
+unique_fd& unique_fd::operator=(unique_fd&& o) noexcept {
+  if (this != &o) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = o.release();
+  }
+  return *this;
+}
+
+unique_fd::~unique_fd() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+namespace {
+
+const char* file_kind(mode_t m) {
+  if (S_ISDIR(m)) return "a directory";
+  if (S_ISFIFO(m)) return "a named pipe";
+  if (S_ISSOCK(m)) return "a socket";
+  if (S_ISCHR(m)) return "a character device";
+  if (S_ISBLK(m)) return "a block device";
+  return "not a plain file";
+}
+
+}  // namespace
+
+opened_file open_regular_file(const std::string& path) {
+  // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) throw error(path + ": cannot open: " + std::strerror(errno));
+  opened_file out;
+  out.fd = unique_fd(fd);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) throw error(path + ": cannot stat: " + std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) throw error(path + ": not a regular file (" + file_kind(st.st_mode) + ")");
+  int flags = ::fcntl(fd, F_GETFL);
+  if (flags >= 0) ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+  out.size = uint64_t(st.st_size);
+  return out;
+}
+
+std::string read_regular_file(const std::string& path, uint64_t max_bytes) {
+  opened_file f = open_regular_file(path);
+  if (f.size > max_bytes)
+    throw error(path + ": " + std::to_string(f.size) + " bytes, more than the limit of " + std::to_string(max_bytes));
+  std::string data;
+  data.resize(size_t(f.size));
+  size_t got = 0;
+  while (got < data.size()) {
+    ssize_t n = ::read(f.fd.get(), data.data() + got, data.size() - got);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw error(path + ": cannot read: " + std::strerror(errno));
+    }
+    if (n == 0) break;  // the file shrank while we read it: take what is there
+    got += size_t(n);
+  }
+  data.resize(got);
+  // The file grew since fstat: refuse rather than read an unbounded tail.
+  char extra;
+  ssize_t more = ::read(f.fd.get(), &extra, 1);
+  if (more > 0 && got + 1 > max_bytes)
+    throw error(path + ": grew past the limit of " + std::to_string(max_bytes) + " bytes while being read");
+  if (more > 0) {
+    data.push_back(extra);
+    char buf[65536];
+    for (;;) {
+      ssize_t n = ::read(f.fd.get(), buf, sizeof(buf));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      if (data.size() + size_t(n) > max_bytes)
+        throw error(path + ": grew past the limit of " + std::to_string(max_bytes) + " bytes while being read");
+      data.append(buf, size_t(n));
+    }
+  }
+  return data;
+}
+
+bool is_regular_file(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+}  // namespace autoglm
