@@ -1,36 +1,48 @@
+// core/dtype.cpp: the dtype traits table and conversions (see dtype.h).
 #include "core/dtype.h"
+
+#include <cctype>
+
+#include "core/error.h"
 
 namespace autoglm {
 
-size_t dtype_size(dtype t) {
-  switch (t) {
-    case dtype::F32: return 4;
-    case dtype::F16: return 2;
-    case dtype::BF16: return 2;
-    case dtype::I32: return 4;
-    case dtype::I64: return 8;
-    case dtype::U8: return 1;
-    case dtype::Q8_0: return 34;  // per block of 32
-    case dtype::Q4_0: return 18;  // per block of 32
-  }
-  return 0;
+namespace {
+
+// Indexed by dtype. Block sizes are those of ggml's GGUF types, so files from llama.cpp map one to one.
+constexpr dtype_traits k_traits[] = {
+    {"F32", 1, 4, true, false, false},   {"F16", 1, 2, true, false, false},  {"BF16", 1, 2, true, false, false},
+    {"I32", 1, 4, false, true, false},   {"I64", 1, 8, false, true, false},  {"U8", 1, 1, false, true, false},
+    {"I8", 1, 1, false, true, false},    {"Q8_0", 32, 34, false, false, true}, {"Q4_0", 32, 18, false, false, true},
+    {"Q4_K", 256, 144, false, false, true}, {"Q5_K", 256, 176, false, false, true},
+    {"Q6_K", 256, 210, false, false, true},
+};
+static_assert(sizeof(k_traits) / sizeof(k_traits[0]) == size_t(dtype::COUNT), "one traits row per dtype");
+
+}  // namespace
+
+const dtype_traits& dtype_info(dtype t) {
+  AG_CHECK(t < dtype::COUNT, "dtype out of range");
+  return k_traits[size_t(t)];
 }
 
-size_t dtype_block_elems(dtype t) { return (t == dtype::Q8_0 || t == dtype::Q4_0) ? 32 : 1; }
-size_t dtype_block_bytes(dtype t) { return dtype_size(t); }
+size_t dtype_size(dtype t) {
+  const dtype_traits& d = dtype_info(t);
+  AG_CHECK(!d.is_block, std::string("dtype_size: ") + d.name + " is a block type; use dtype_row_bytes");
+  return size_t(d.block_bytes);
+}
 
-const char* dtype_name(dtype t) {
-  switch (t) {
-    case dtype::F32: return "F32";
-    case dtype::F16: return "F16";
-    case dtype::BF16: return "BF16";
-    case dtype::I32: return "I32";
-    case dtype::I64: return "I64";
-    case dtype::U8: return "U8";
-    case dtype::Q8_0: return "Q8_0";
-    case dtype::Q4_0: return "Q4_0";
-  }
-  return "?";
+size_t dtype_block_elems(dtype t) { return size_t(dtype_info(t).block_elems); }
+size_t dtype_block_bytes(dtype t) { return size_t(dtype_info(t).block_bytes); }
+
+bool dtype_row_fits(dtype t, int64_t n) { return n >= 0 && n % dtype_info(t).block_elems == 0; }
+
+size_t dtype_row_bytes(dtype t, int64_t n) {
+  const dtype_traits& d = dtype_info(t);
+  AG_CHECK(n >= 0 && n % d.block_elems == 0,
+           std::string(d.name) + " rows hold whole blocks of " + std::to_string(d.block_elems) + " elements, not " +
+               std::to_string(n));
+  return size_t(n / d.block_elems) * size_t(d.block_bytes);
 }
 
 bool dtype_from_safetensors(std::string_view s, dtype& out) {
@@ -40,8 +52,23 @@ bool dtype_from_safetensors(std::string_view s, dtype& out) {
   else if (s == "I32") out = dtype::I32;
   else if (s == "I64") out = dtype::I64;
   else if (s == "U8") out = dtype::U8;
+  else if (s == "I8") out = dtype::I8;
   else return false;
   return true;
+}
+
+bool dtype_from_name(std::string_view s, dtype& out) {
+  for (size_t i = 0; i < size_t(dtype::COUNT); ++i) {
+    std::string_view name = k_traits[i].name;
+    if (name.size() != s.size()) continue;
+    bool same = true;
+    for (size_t c = 0; c < s.size() && same; ++c) same = std::toupper(static_cast<unsigned char>(s[c])) == name[c];
+    if (same) {
+      out = dtype(i);
+      return true;
+    }
+  }
+  return false;
 }
 
 float f16_to_f32(uint16_t h) {

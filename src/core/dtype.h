@@ -1,4 +1,7 @@
-// core/dtype.h: element types of weights and activations, and scalar conversions.
+// core/dtype.h: element types of weights, activations and caches, and the traits table that makes every one of
+// them addressable: elements per block, bytes per block, bytes per row. Plain types are blocks of one element;
+// the GGUF block types (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K) pack a block of 32 or 256 weights with its scales.
+// No code computes a row offset by hand: it asks dtype_row_bytes (or a tensor's strides, core/tensor.h).
 #pragma once
 
 #include <cstdint>
@@ -8,16 +11,48 @@
 
 namespace autoglm {
 
-enum class dtype : uint8_t { F32, F16, BF16, I32, I64, U8, Q8_0, Q4_0 };
+enum class dtype : uint8_t {
+  F32,
+  F16,
+  BF16,
+  I32,
+  I64,
+  U8,
+  I8,    // int8 with per-output-channel scales carried beside the tensor (linear_weight::scales)
+  Q8_0,  // GGUF: 32 weights = f16 scale + 32 x int8                       (34 bytes)
+  Q4_0,  // GGUF: 32 weights = f16 scale + 16 bytes of 4-bit pairs          (18 bytes)
+  Q4_K,  // GGUF k-quant: 256 weights, 8 sub-blocks with 6-bit scales/mins (144 bytes)
+  Q5_K,  // GGUF k-quant: 256 weights, 5-bit                                (176 bytes)
+  Q6_K,  // GGUF k-quant: 256 weights, 6-bit, 16 sub-blocks with int8 scales (210 bytes)
+  COUNT
+};
 
-// Bytes per element for plain types; block types report their block size through dtype_block_*.
+struct dtype_traits {
+  const char* name;     // "F32", "BF16", "Q4_K", ...
+  int32_t block_elems;  // elements per block (1 for plain types)
+  int32_t block_bytes;  // bytes per block
+  bool is_float;        // F32 / F16 / BF16
+  bool is_integer;      // I32 / I64 / U8 / I8
+  bool is_block;        // a quantized block type (block_elems > 1)
+};
+
+const dtype_traits& dtype_info(dtype t);
+inline const char* dtype_name(dtype t) { return dtype_info(t).name; }
+inline bool dtype_is_block(dtype t) { return dtype_info(t).is_block; }
+
+// Bytes per element of a plain (non-block) type. Block types have no per-element size: use dtype_row_bytes.
 size_t dtype_size(dtype t);
-// Elements per quantization block (1 for plain types) and bytes per block.
 size_t dtype_block_elems(dtype t);
 size_t dtype_block_bytes(dtype t);
-const char* dtype_name(dtype t);
+// Whether a row of n elements is a whole number of blocks.
+bool dtype_row_fits(dtype t, int64_t n);
+// Bytes of a row of n elements (n must be a whole number of blocks: AG_CHECK).
+size_t dtype_row_bytes(dtype t, int64_t n);
+
 // Parses a safetensors dtype string ("BF16", "F16", "F32", ...); returns false if unknown.
 bool dtype_from_safetensors(std::string_view s, dtype& out);
+// Parses a dtype name, case-insensitive ("bf16", "q4_k", "f32"); returns false if unknown.
+bool dtype_from_name(std::string_view s, dtype& out);
 
 inline float bf16_to_f32(uint16_t h) {
   uint32_t u = uint32_t(h) << 16;

@@ -1,0 +1,142 @@
+// core/kernel_registry.h: the table through which backends plug kernels in, keyed by (op, device kind, dtype).
+//
+// Backends (src/kernels/cpu now, src/kernels/cuda next) register one function per (op, device, dtype) they
+// implement; src/ops looks them up and is the only caller. A missing entry is an error that names all three
+// ("no kernel for linear on cuda with Q4_K weights"). The dtype of the key is the operand that decides the
+// implementation: the weight for linear, the table for embedding, the cache for kv_store / attention_paged,
+// the source for copy, the activation for everything else.
+//
+// The signatures below are the whole contract between the model-facing ops and a backend. They live in core so
+// that kernels (below ops) can implement them without knowing ops.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+
+#include "core/tensor.h"
+#include "core/thread_pool.h"
+#include "core/weights.h"
+
+namespace autoglm {
+
+enum class op_id : uint8_t {
+  LINEAR,             // y[m, n] = x[m, k] . W[n, k]^T (+ bias) (x I8-scaled or block-dequantized as W needs)
+  RMS_NORM,           // y = x * rsqrt(mean(x^2) + eps) * w, per row
+  LAYER_NORM,         // y = (x - mean) * rsqrt(var + eps) * w + b, per row (biased variance, as torch)
+  ROPE_MROPE,         // text M-RoPE, interleaved pairs, in place
+  ROPE_2D,            // vision 2-D RoPE, NeoX halves, in place
+  KV_STORE,           // write new K/V rows into their paged cache slots
+  ATTENTION_PAGED,    // causal GQA attention of new tokens over the paged cache (prefill chunks and decode)
+  ATTENTION_DENSE,    // bidirectional attention within segments (vision: one frame of one image each)
+  SILU_MUL,           // out = silu(gate) * up
+  GELU,               // erf GELU in place
+  ADD,                // x += y
+  EMBEDDING,          // out[i] = table[ids[i]] converted to F32 (also a row gather of F32 activations)
+  SOFTMAX,            // rows in place, x * scale first
+  COPY,               // dst = src element-wise over any strides, converting dtype
+  POS_EMBED_BICUBIC,  // GLM-4.1V vision: learned position table sampled like grid_sample(bicubic, border)
+  COUNT
+};
+const char* op_name(op_id op);  // "linear", "rms_norm", ...
+
+// What a kernel needs besides its operands: where it runs and with which threads or stream.
+struct kernel_context {
+  device dev;
+  thread_pool* pool = nullptr;  // CPU kernels split their outer loop over it (never the process-wide pool)
+  void* stream = nullptr;       // CUDA: the cudaStream_t to enqueue on
+};
+
+// One layer's paged KV cache: block b, slot s holds the key (value) of one token for every KV head.
+struct paged_kv_layer {
+  tensor k;  // [n_blocks, block_size, n_kv_heads, head_dim] in the cache dtype
+  tensor v;  // same
+  int32_t block_size() const { return int32_t(k.dim(1)); }
+};
+
+// The sequences of one forward batch as the attention kernels see them (on the kernels' device).
+struct paged_batch {
+  int32_t n_seqs = 0;
+  int32_t max_context = 0;  // largest n_past + n_tokens of any sequence (host-side sizing)
+  tensor seq_info;          // I32 [n_seqs, 3]: first new-token row, n new tokens, n_past
+  tensor block_tables;      // I32 [n_seqs, max_blocks]: each sequence's cache blocks in position order
+  tensor slots;             // I32 [n_tokens]: cache slot (block * block_size + offset) of every new token
+};
+
+namespace kernel_sig {
+using linear = void (*)(const kernel_context&, const tensor& x, const linear_weight& w, tensor& y);
+using rms_norm = void (*)(const kernel_context&, const tensor& x, const tensor& weight, float eps, tensor& y);
+using layer_norm = void (*)(const kernel_context&, const tensor& x, const tensor& weight, const tensor& bias,
+                            float eps, tensor& y);
+// x: [n, >= n_heads*head_dim] (row stride free: q inside a fused qkv); pos: I32 [3, n] (t, h, w planes).
+using rope_mrope = void (*)(const kernel_context&, tensor& x, int32_t n_heads, int32_t head_dim, int32_t rot_dim,
+                            const tensor& pos, const std::array<int32_t, 3>& sections, float theta);
+// x as above; pos: I32 [2, n] (h, w planes).
+using rope_2d = void (*)(const kernel_context&, tensor& x, int32_t n_heads, int32_t head_dim, const tensor& pos,
+                         float theta);
+// k, v: [n, n_kv_heads*head_dim] F32; slots: I32 [n].
+using kv_store = void (*)(const kernel_context&, const paged_kv_layer& kv, const tensor& k, const tensor& v,
+                          const tensor& slots);
+// q: [n, n_heads*head_dim] F32 (new tokens of all sequences); out: same shape.
+using attention_paged = void (*)(const kernel_context&, const tensor& q, const paged_kv_layer& kv,
+                                 const paged_batch& batch, int32_t n_heads, int32_t n_kv_heads, int32_t head_dim,
+                                 float scale, tensor& out);
+// q, k, v: [n, n_heads*head_dim] (row strides free); segments: I32 [n_seg + 1] row offsets, each segment
+// attends only within itself; out: [n, n_heads*head_dim].
+using attention_dense = void (*)(const kernel_context&, const tensor& q, const tensor& k, const tensor& v,
+                                 int32_t n_heads, int32_t head_dim, const tensor& segments, float scale, tensor& out);
+// gate, up, out: [n, d] (gate and up may be column views of one fused gate_up tensor).
+using silu_mul = void (*)(const kernel_context&, const tensor& gate, const tensor& up, tensor& out);
+using gelu = void (*)(const kernel_context&, tensor& x);
+using add = void (*)(const kernel_context&, tensor& x, const tensor& y);
+// table: [rows, d] any dtype; ids: I32 [n]; out: [n, d] F32.
+using embedding = void (*)(const kernel_context&, const tensor& table, const tensor& ids, tensor& out);
+using softmax = void (*)(const kernel_context&, tensor& x, float scale);
+using copy = void (*)(const kernel_context&, const tensor& src, tensor& dst);
+// table: [grid*grid, d] F32; pos: I32 [2, n] (h, w of each patch in the (grid_h, grid_w) patch grid); out [n, d].
+using pos_embed_bicubic = void (*)(const kernel_context&, const tensor& table, int32_t table_grid, int32_t grid_h,
+                                   int32_t grid_w, const tensor& pos, tensor& out);
+}  // namespace kernel_sig
+
+// Memory of one device kind: what ops needs to allocate scratch, upload inputs and read results back.
+struct device_memory {
+  void* (*alloc)(device dev, size_t bytes) = nullptr;  // throws autoglm::error when out of memory
+  void (*free)(device dev, void* p) = nullptr;
+  // Copies within or across host and this device; dst_host / src_host say which sides are host memory.
+  void (*copy)(const kernel_context& ctx, void* dst, const void* src, size_t bytes, bool dst_host, bool src_host) = nullptr;
+  void (*synchronize)(const kernel_context& ctx) = nullptr;
+  // Optional (GPU backends): a stream per execution context, so contexts run concurrently.
+  void* (*create_stream)(device dev) = nullptr;
+  void (*destroy_stream)(device dev, void* stream) = nullptr;
+};
+
+class kernel_registry {
+ public:
+  static kernel_registry& instance();
+
+  void add(op_id op, device_kind dev, dtype type, void* fn);
+  // The registered kernel, or nullptr.
+  void* find(op_id op, device_kind dev, dtype type) const;
+  // The registered kernel; throws autoglm::error naming op, device and dtype when there is none.
+  void* get(op_id op, device_kind dev, dtype type) const;
+  bool has(op_id op, device_kind dev, dtype type) const { return find(op, dev, type) != nullptr; }
+
+  void set_memory(device_kind dev, const device_memory& mem);
+  const device_memory& memory(device_kind dev) const;  // throws when the device kind has no backend
+
+  template <class Fn>
+  void add_kernel(op_id op, device_kind dev, dtype type, Fn fn) {
+    add(op, dev, type, reinterpret_cast<void*>(fn));
+  }
+  template <class Fn>
+  Fn get_kernel(op_id op, device_kind dev, dtype type) const {
+    return reinterpret_cast<Fn>(get(op, dev, type));
+  }
+
+ private:
+  kernel_registry() = default;
+  void* table_[size_t(op_id::COUNT)][size_t(device_kind::COUNT)][size_t(dtype::COUNT)] = {};
+  device_memory memory_[size_t(device_kind::COUNT)] = {};
+};
+
+}  // namespace autoglm

@@ -1,0 +1,86 @@
+// ops/context.h: the execution context every op takes: which device and backend, the thread pool or stream,
+// a scratch arena for activations, the named-intermediate dump callback, and the communicator slot for tensor
+// parallelism. The engine owns one context per concurrent worker (decoder, vision encoder); tools and tests
+// make their own. A context is used by one thread at a time.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/kernel_registry.h"
+#include "core/tensor.h"
+#include "core/thread_pool.h"
+
+namespace autoglm {
+
+// Collective communication across tensor-parallel ranks (NCCL on GPUs, an in-process one for CPU tests).
+class communicator {
+ public:
+  virtual ~communicator() = default;
+  virtual int32_t rank() const = 0;
+  virtual int32_t size() const = 0;
+  // x = sum over ranks of x (every rank passes a tensor of the same shape).
+  virtual void all_reduce_sum(const kernel_context& kc, tensor& x) = 0;
+  // out [n, size()*cols] = the ranks' x [n, cols] side by side in rank order.
+  virtual void all_gather_cols(const kernel_context& kc, const tensor& x, tensor& out) = 0;
+};
+
+// Bump allocator for the activations of one forward pass on one device. Memory comes in chunks that are never
+// moved, so tensors handed out stay valid until reset(); reset() keeps the memory for the next pass.
+class scratch_arena {
+ public:
+  explicit scratch_arena(device dev);
+  ~scratch_arena();
+  scratch_arena(const scratch_arena&) = delete;
+  scratch_arena& operator=(const scratch_arena&) = delete;
+
+  tensor alloc(dtype type, const std::vector<int64_t>& shape);
+  void reset();
+  size_t bytes_reserved() const;
+  size_t high_water() const { return high_water_; }
+
+ private:
+  struct chunk {
+    void* data = nullptr;
+    size_t size = 0;
+    size_t used = 0;
+  };
+  device dev_;
+  std::vector<chunk> chunks_;
+  size_t in_use_ = 0, high_water_ = 0;
+};
+
+// name, tensor (host F32 copy; rows x cols) of a named intermediate, e.g. "layer.3.attn_norm".
+using dump_fn = std::function<void(const std::string& name, const tensor& value)>;
+
+class exec_context {
+ public:
+  // n_threads: CPU worker threads of this context's own pool (0 = all cores). Registers the built-in backends
+  // on first use.
+  explicit exec_context(device dev = {}, int32_t n_threads = 0);
+  ~exec_context();
+  exec_context(const exec_context&) = delete;
+  exec_context& operator=(const exec_context&) = delete;
+
+  device dev() const { return kc_.dev; }
+  const kernel_context& kernels() const { return kc_; }
+  thread_pool* pool() const { return pool_.get(); }
+  scratch_arena& arena() { return arena_; }
+
+  void set_dump(dump_fn fn) { dump_ = std::move(fn); }
+  const dump_fn& dump() const { return dump_; }
+  void set_communicator(communicator* c) { comm_ = c; }
+  communicator* comm() const { return comm_; }
+
+ private:
+  kernel_context kc_;
+  std::unique_ptr<thread_pool> pool_;
+  scratch_arena arena_;
+  dump_fn dump_;
+  communicator* comm_ = nullptr;
+};
+
+}  // namespace autoglm

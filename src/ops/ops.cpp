@@ -1,0 +1,321 @@
+// ops/ops.cpp: operand checks and dispatch through the kernel registry (see ops.h).
+#include "ops/ops.h"
+
+#include <cstring>
+#include <mutex>
+
+#include "core/error.h"
+#include "kernels/cpu/register.h"
+#if defined(AUTOGLM_HAVE_CUDA)
+#include "kernels/cuda/register.h"
+#endif
+
+namespace autoglm::ops {
+
+namespace {
+
+kernel_registry& registry() { return kernel_registry::instance(); }
+
+template <class Fn>
+Fn kernel(op_id op, const exec_context& ctx, dtype key) {
+  return registry().get_kernel<Fn>(op, ctx.dev().kind, key);
+}
+
+void on_device(const exec_context& ctx, const tensor& t, op_id op, const char* operand) {
+  AG_CHECK(!t.empty(), std::string(op_name(op)) + ": " + operand + " is empty");
+  AG_CHECK(t.dev() == ctx.dev(), std::string(op_name(op)) + ": " + operand + " is on " + t.dev().str() +
+                                     ", the context on " + ctx.dev().str());
+}
+
+void is_f32(const tensor& t, op_id op, const char* operand) {
+  AG_CHECK(t.type() == dtype::F32, std::string(op_name(op)) + ": " + operand + " must be F32, is " +
+                                       dtype_name(t.type()));
+}
+
+void same_rows_cols(const tensor& a, const tensor& b, op_id op) {
+  AG_CHECK(a.rows() == b.rows() && a.cols() == b.cols(),
+           std::string(op_name(op)) + ": shapes " + a.shape_str() + " and " + b.shape_str() + " differ");
+}
+
+const device_memory& memory(const exec_context& ctx) { return registry().memory(ctx.dev().kind); }
+
+}  // namespace
+
+void init_backends() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    register_cpu_kernels(registry());
+#if defined(AUTOGLM_HAVE_CUDA)
+    register_cuda_kernels(registry());
+#endif
+  });
+}
+
+// ---- memory -----------------------------------------------------------------------------------------------
+
+tensor scratch(exec_context& ctx, dtype type, const std::vector<int64_t>& shape) {
+  return ctx.arena().alloc(type, shape);
+}
+
+tensor to_device(exec_context& ctx, const tensor& host) {
+  AG_CHECK(host.dev().kind == device_kind::CPU, "to_device: the source must be host memory");
+  if (ctx.dev().kind == device_kind::CPU) return host;
+  AG_CHECK(host.is_contiguous(), "to_device: the source must be contiguous");
+  tensor d = scratch(ctx, host.type(), host.shape());
+  memory(ctx).copy(ctx.kernels(), d.data(), host.data(), host.n_bytes(), false, true);
+  return d;
+}
+
+tensor alloc_persistent(exec_context& ctx, dtype type, const std::vector<int64_t>& shape) {
+  if (ctx.dev().kind == device_kind::CPU) return tensor::empty_host(type, shape);
+  const device_memory& mem = memory(ctx);
+  tensor t = tensor::view(nullptr, type, shape, ctx.dev());
+  void* p = mem.alloc(ctx.dev(), std::max<size_t>(t.n_bytes(), 256));
+  const device dev = ctx.dev();
+  auto free_fn = mem.free;
+  tensor owned = tensor::view(p, type, shape, dev);
+  owned.set_owner(std::shared_ptr<void>(p, [dev, free_fn](void* q) { free_fn(dev, q); }));
+  return owned;
+}
+
+void to_host(exec_context& ctx, const tensor& src, void* dst, size_t dst_bytes) {
+  AG_CHECK(src.is_contiguous(), "to_host: the source must be contiguous");
+  AG_CHECK(dst_bytes >= src.n_bytes(), "to_host: destination too small");
+  if (src.dev().kind == device_kind::CPU) {
+    std::memcpy(dst, src.data(), src.n_bytes());
+    return;
+  }
+  const device_memory& mem = registry().memory(src.dev().kind);
+  mem.copy(ctx.kernels(), dst, src.data(), src.n_bytes(), true, false);
+  mem.synchronize(ctx.kernels());
+}
+
+tensor host_f32(exec_context& ctx, const tensor& src) {
+  // Convert on the source's device into a contiguous F32 tensor, then bring it over.
+  tensor conv = src;
+  if (src.type() != dtype::F32 || !src.is_contiguous()) {
+    conv = scratch(ctx, dtype::F32, {src.rows(), src.cols()});
+    tensor src2 = src.as_2d();
+    copy(ctx, src2, conv);
+  }
+  tensor out = tensor::empty_host(dtype::F32, {src.rows(), src.cols()});
+  to_host(ctx, conv, out.data(), out.n_bytes());
+  return out;
+}
+
+// ---- weights ----------------------------------------------------------------------------------------------
+
+tensor prepare_weight(exec_context& ctx, const tensor& w) {
+  if (ctx.dev().kind == device_kind::CPU) return w;  // used in place from the mapping
+  tensor d = alloc_persistent(ctx, w.type(), w.shape());
+  memory(ctx).copy(ctx.kernels(), d.data(), w.data(), w.n_bytes(), false, true);
+  return d;
+}
+
+tensor prepare_param_f32(exec_context& ctx, const tensor& p) {
+  AG_CHECK(p.dev().kind == device_kind::CPU, "prepare_param_f32: parameters come from host memory");
+  tensor host = tensor::empty_host(dtype::F32, p.shape());
+  {
+    // Conversion on the host with the CPU kernels (a context of the CPU backend is not needed for that).
+    kernel_context kc;
+    auto fn = registry().get_kernel<kernel_sig::copy>(op_id::COPY, device_kind::CPU, p.type());
+    fn(kc, p, host);
+  }
+  if (ctx.dev().kind == device_kind::CPU) return host;
+  tensor d = alloc_persistent(ctx, dtype::F32, p.shape());
+  memory(ctx).copy(ctx.kernels(), d.data(), host.data(), host.n_bytes(), false, true);
+  memory(ctx).synchronize(ctx.kernels());
+  return d;
+}
+
+linear_weight prepare_linear(exec_context& ctx, const tensor& w, const tensor& bias, std::string name) {
+  linear_weight lw;
+  lw.weight = prepare_weight(ctx, w);
+  if (!bias.empty()) {
+    AG_CHECK(bias.n_elements() == w.dim(0), "prepare_linear: bias length differs from the output features");
+    lw.bias = prepare_param_f32(ctx, bias);
+  }
+  lw.name = std::move(name);
+  return lw;
+}
+
+// ---- compute ----------------------------------------------------------------------------------------------
+
+void linear(exec_context& ctx, const tensor& x, const linear_weight& w, tensor& y) {
+  const op_id op = op_id::LINEAR;
+  on_device(ctx, x, op, "x");
+  on_device(ctx, w.weight, op, "weight");
+  on_device(ctx, y, op, "y");
+  is_f32(x, op, "x");
+  is_f32(y, op, "y");
+  AG_CHECK(w.weight.n_dims() == 2, "linear: weight '" + w.name + "' must be 2-D");
+  AG_CHECK(x.cols() == w.in_features(), "linear: x " + x.shape_str() + " does not match weight '" + w.name + "' " +
+                                            w.weight.shape_str());
+  AG_CHECK(y.rows() == x.rows() && y.cols() == w.out_features(),
+           "linear: y " + y.shape_str() + " for x " + x.shape_str() + " and weight " + w.weight.shape_str());
+  if (!w.bias.empty()) on_device(ctx, w.bias, op, "bias");
+  if (x.rows() == 0) return;
+  kernel<kernel_sig::linear>(op, ctx, w.weight.type())(ctx.kernels(), x, w, y);
+}
+
+void rms_norm(exec_context& ctx, const tensor& x, const tensor& weight, float eps, tensor& y) {
+  const op_id op = op_id::RMS_NORM;
+  on_device(ctx, x, op, "x");
+  on_device(ctx, weight, op, "weight");
+  on_device(ctx, y, op, "y");
+  is_f32(weight, op, "weight");
+  same_rows_cols(x, y, op);
+  AG_CHECK(weight.n_elements() == x.cols(), "rms_norm: weight length differs from the row width");
+  kernel<kernel_sig::rms_norm>(op, ctx, x.type())(ctx.kernels(), x, weight, eps, y);
+}
+
+void layer_norm(exec_context& ctx, const tensor& x, const tensor& weight, const tensor& bias, float eps, tensor& y) {
+  const op_id op = op_id::LAYER_NORM;
+  on_device(ctx, x, op, "x");
+  on_device(ctx, weight, op, "weight");
+  on_device(ctx, bias, op, "bias");
+  on_device(ctx, y, op, "y");
+  same_rows_cols(x, y, op);
+  AG_CHECK(weight.n_elements() == x.cols() && bias.n_elements() == x.cols(), "layer_norm: parameter length");
+  kernel<kernel_sig::layer_norm>(op, ctx, x.type())(ctx.kernels(), x, weight, bias, eps, y);
+}
+
+void rope_mrope(exec_context& ctx, tensor& x, int32_t n_heads, int32_t head_dim, int32_t rot_dim, const tensor& pos,
+                const std::array<int32_t, 3>& sections, float theta) {
+  const op_id op = op_id::ROPE_MROPE;
+  on_device(ctx, x, op, "x");
+  on_device(ctx, pos, op, "pos");
+  AG_CHECK(pos.type() == dtype::I32 && pos.rows() == 3 && pos.cols() == x.rows(), "rope_mrope: pos must be I32 [3, n]");
+  AG_CHECK(x.cols() >= int64_t(n_heads) * head_dim, "rope_mrope: x narrower than its heads");
+  AG_CHECK(rot_dim > 0 && rot_dim <= head_dim && rot_dim % 2 == 0, "rope_mrope: rot_dim");
+  AG_CHECK(sections[0] + sections[1] + sections[2] == rot_dim / 2, "rope_mrope: sections must cover rot_dim/2 pairs");
+  kernel<kernel_sig::rope_mrope>(op, ctx, x.type())(ctx.kernels(), x, n_heads, head_dim, rot_dim, pos, sections, theta);
+}
+
+void rope_2d(exec_context& ctx, tensor& x, int32_t n_heads, int32_t head_dim, const tensor& pos, float theta) {
+  const op_id op = op_id::ROPE_2D;
+  on_device(ctx, x, op, "x");
+  on_device(ctx, pos, op, "pos");
+  AG_CHECK(pos.type() == dtype::I32 && pos.rows() == 2 && pos.cols() == x.rows(), "rope_2d: pos must be I32 [2, n]");
+  AG_CHECK(x.cols() >= int64_t(n_heads) * head_dim && head_dim % 4 == 0, "rope_2d: head layout");
+  kernel<kernel_sig::rope_2d>(op, ctx, x.type())(ctx.kernels(), x, n_heads, head_dim, pos, theta);
+}
+
+void kv_store(exec_context& ctx, const paged_kv_layer& kv, const tensor& k, const tensor& v, const tensor& slots) {
+  const op_id op = op_id::KV_STORE;
+  on_device(ctx, kv.k, op, "k cache");
+  on_device(ctx, kv.v, op, "v cache");
+  on_device(ctx, k, op, "k");
+  on_device(ctx, v, op, "v");
+  on_device(ctx, slots, op, "slots");
+  AG_CHECK(kv.k.n_dims() == 4 && kv.v.shape() == kv.k.shape(), "kv_store: cache must be [blocks, block, heads, dim]");
+  AG_CHECK(k.cols() == kv.k.dim(2) * kv.k.dim(3) && v.cols() == k.cols() && v.rows() == k.rows(),
+           "kv_store: k/v rows must be n_kv_heads*head_dim wide");
+  AG_CHECK(slots.type() == dtype::I32 && slots.n_elements() == k.rows(), "kv_store: one I32 slot per row");
+  kernel<kernel_sig::kv_store>(op, ctx, kv.k.type())(ctx.kernels(), kv, k, v, slots);
+}
+
+void attention_paged(exec_context& ctx, const tensor& q, const paged_kv_layer& kv, const paged_batch& batch,
+                     int32_t n_heads, int32_t n_kv_heads, int32_t head_dim, float scale, tensor& out) {
+  const op_id op = op_id::ATTENTION_PAGED;
+  on_device(ctx, q, op, "q");
+  on_device(ctx, kv.k, op, "k cache");
+  on_device(ctx, out, op, "out");
+  on_device(ctx, batch.seq_info, op, "seq_info");
+  on_device(ctx, batch.block_tables, op, "block_tables");
+  AG_CHECK(n_kv_heads > 0 && n_heads % n_kv_heads == 0, "attention_paged: heads must be a multiple of KV heads");
+  AG_CHECK(kv.k.dim(2) == n_kv_heads && kv.k.dim(3) == head_dim, "attention_paged: cache layout");
+  AG_CHECK(q.cols() >= int64_t(n_heads) * head_dim && out.cols() >= int64_t(n_heads) * head_dim &&
+               out.rows() == q.rows(),
+           "attention_paged: q/out shapes");
+  AG_CHECK(batch.seq_info.type() == dtype::I32 && batch.seq_info.rows() == batch.n_seqs && batch.seq_info.cols() == 3,
+           "attention_paged: seq_info must be I32 [n_seqs, 3]");
+  AG_CHECK(batch.block_tables.type() == dtype::I32 && batch.block_tables.rows() == batch.n_seqs,
+           "attention_paged: block_tables must be I32 [n_seqs, max_blocks]");
+  kernel<kernel_sig::attention_paged>(op, ctx, kv.k.type())(ctx.kernels(), q, kv, batch, n_heads, n_kv_heads,
+                                                             head_dim, scale, out);
+}
+
+void attention_dense(exec_context& ctx, const tensor& q, const tensor& k, const tensor& v, int32_t n_heads,
+                     int32_t head_dim, const tensor& segments, float scale, tensor& out) {
+  const op_id op = op_id::ATTENTION_DENSE;
+  for (const tensor* t : {&q, &k, &v, static_cast<const tensor*>(&out)}) on_device(ctx, *t, op, "q/k/v/out");
+  on_device(ctx, segments, op, "segments");
+  const int64_t w = int64_t(n_heads) * head_dim;
+  AG_CHECK(q.cols() >= w && k.cols() >= w && v.cols() >= w && out.cols() >= w, "attention_dense: widths");
+  AG_CHECK(k.rows() == q.rows() && v.rows() == q.rows() && out.rows() == q.rows(), "attention_dense: rows");
+  AG_CHECK(segments.type() == dtype::I32 && segments.n_elements() >= 2, "attention_dense: segments I32 [n_seg+1]");
+  kernel<kernel_sig::attention_dense>(op, ctx, q.type())(ctx.kernels(), q, k, v, n_heads, head_dim, segments, scale,
+                                                         out);
+}
+
+void silu_mul(exec_context& ctx, const tensor& gate, const tensor& up, tensor& out) {
+  const op_id op = op_id::SILU_MUL;
+  on_device(ctx, gate, op, "gate");
+  on_device(ctx, up, op, "up");
+  on_device(ctx, out, op, "out");
+  same_rows_cols(gate, up, op);
+  same_rows_cols(gate, out, op);
+  kernel<kernel_sig::silu_mul>(op, ctx, gate.type())(ctx.kernels(), gate, up, out);
+}
+
+void gelu(exec_context& ctx, tensor& x) {
+  on_device(ctx, x, op_id::GELU, "x");
+  kernel<kernel_sig::gelu>(op_id::GELU, ctx, x.type())(ctx.kernels(), x);
+}
+
+void add(exec_context& ctx, tensor& x, const tensor& y) {
+  on_device(ctx, x, op_id::ADD, "x");
+  on_device(ctx, y, op_id::ADD, "y");
+  same_rows_cols(x, y, op_id::ADD);
+  kernel<kernel_sig::add>(op_id::ADD, ctx, x.type())(ctx.kernels(), x, y);
+}
+
+void embedding(exec_context& ctx, const tensor& table, const tensor& ids, tensor& out) {
+  const op_id op = op_id::EMBEDDING;
+  on_device(ctx, table, op, "table");
+  on_device(ctx, ids, op, "ids");
+  on_device(ctx, out, op, "out");
+  is_f32(out, op, "out");
+  AG_CHECK(ids.type() == dtype::I32 && ids.n_elements() == out.rows(), "embedding: one I32 id per output row");
+  AG_CHECK(table.cols() == out.cols(), "embedding: table width differs from out");
+  kernel<kernel_sig::embedding>(op, ctx, table.type())(ctx.kernels(), table, ids, out);
+}
+
+void softmax(exec_context& ctx, tensor& x, float scale) {
+  on_device(ctx, x, op_id::SOFTMAX, "x");
+  kernel<kernel_sig::softmax>(op_id::SOFTMAX, ctx, x.type())(ctx.kernels(), x, scale);
+}
+
+void copy(exec_context& ctx, const tensor& src, tensor& dst) {
+  const op_id op = op_id::COPY;
+  on_device(ctx, src, op, "src");
+  on_device(ctx, dst, op, "dst");
+  AG_CHECK(src.n_elements() == dst.n_elements(), "copy: " + src.shape_str() + " -> " + dst.shape_str());
+  kernel<kernel_sig::copy>(op, ctx, src.type())(ctx.kernels(), src, dst);
+}
+
+void pos_embed_bicubic(exec_context& ctx, const tensor& table, int32_t table_grid, int32_t grid_h, int32_t grid_w,
+                       const tensor& pos, tensor& out) {
+  const op_id op = op_id::POS_EMBED_BICUBIC;
+  on_device(ctx, table, op, "table");
+  on_device(ctx, pos, op, "pos");
+  on_device(ctx, out, op, "out");
+  AG_CHECK(table.rows() == int64_t(table_grid) * table_grid && table.cols() == out.cols(), "pos_embed_bicubic: table");
+  AG_CHECK(pos.type() == dtype::I32 && pos.rows() == 2 && pos.cols() == out.rows(), "pos_embed_bicubic: pos I32 [2, n]");
+  kernel<kernel_sig::pos_embed_bicubic>(op, ctx, table.type())(ctx.kernels(), table, table_grid, grid_h, grid_w, pos,
+                                                                out);
+}
+
+// ---- tensor parallelism / debugging -------------------------------------------------------------------------
+
+void all_reduce_sum(exec_context& ctx, tensor& x) {
+  if (ctx.comm() && ctx.comm()->size() > 1) ctx.comm()->all_reduce_sum(ctx.kernels(), x);
+}
+
+void dump(exec_context& ctx, const std::string& name, const tensor& t) {
+  if (!ctx.dump()) return;
+  ctx.dump()(name, host_f32(ctx, t));
+}
+
+}  // namespace autoglm::ops

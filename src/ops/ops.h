@@ -1,0 +1,77 @@
+// ops/ops.h: the one dispatch point between model code and kernels. Each op checks its operands' shapes and
+// devices (a mismatch is a programmer error: AG_CHECK), picks the kernel registered for (op, device, dtype)
+// (a missing one is an autoglm::error naming all three) and runs it on the context's pool or stream.
+// Model code calls only these; it never sees a backend, an ISA or a dtype branch.
+//
+// Shapes: activations are [n_tokens, width] F32 unless stated; "views" may have a row stride wider than
+// their width (q/k/v inside one fused qkv buffer, gate/up inside gate_up).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/kernel_registry.h"
+#include "core/tensor.h"
+#include "core/weights.h"
+#include "ops/context.h"
+
+namespace autoglm::ops {
+
+// Registers the backends compiled into this build (CPU always, CUDA when built). Idempotent.
+void init_backends();
+
+// ---- memory -----------------------------------------------------------------------------------------------
+// An activation in the context's scratch arena (uninitialized; valid until the arena is reset).
+tensor scratch(exec_context& ctx, dtype type, const std::vector<int64_t>& shape);
+// A tensor on the context's device holding a copy of `host` (scratch memory). On the CPU, host tensors are
+// already there: returns `host` itself.
+tensor to_device(exec_context& ctx, const tensor& host);
+// Persistent device memory (weights, caches): owned by the returned tensor.
+tensor alloc_persistent(exec_context& ctx, dtype type, const std::vector<int64_t>& shape);
+// Copies a contiguous tensor's bytes to host memory (waits for the device).
+void to_host(exec_context& ctx, const tensor& src, void* dst, size_t dst_bytes);
+// A host F32 copy [rows, cols] of any tensor (dumps and tests).
+tensor host_f32(exec_context& ctx, const tensor& src);
+
+// ---- weights ----------------------------------------------------------------------------------------------
+// A weight ready for this context's backend: on the CPU the mapped tensor itself; on a GPU an uploaded copy.
+tensor prepare_weight(exec_context& ctx, const tensor& w);
+// A small parameter (norm weight, bias) converted to F32 on the context's device.
+tensor prepare_param_f32(exec_context& ctx, const tensor& p);
+linear_weight prepare_linear(exec_context& ctx, const tensor& w, const tensor& bias, std::string name);
+
+// ---- compute ----------------------------------------------------------------------------------------------
+// y [m, out] = x [m, in] . W^T (+ bias). y may be a column view of a wider buffer.
+void linear(exec_context& ctx, const tensor& x, const linear_weight& w, tensor& y);
+void rms_norm(exec_context& ctx, const tensor& x, const tensor& weight, float eps, tensor& y);
+void layer_norm(exec_context& ctx, const tensor& x, const tensor& weight, const tensor& bias, float eps, tensor& y);
+// In place on x [n, >= n_heads*head_dim]; pos I32 [3, n].
+void rope_mrope(exec_context& ctx, tensor& x, int32_t n_heads, int32_t head_dim, int32_t rot_dim, const tensor& pos,
+                const std::array<int32_t, 3>& sections, float theta);
+// In place on x [n, >= n_heads*head_dim]; pos I32 [2, n].
+void rope_2d(exec_context& ctx, tensor& x, int32_t n_heads, int32_t head_dim, const tensor& pos, float theta);
+void kv_store(exec_context& ctx, const paged_kv_layer& kv, const tensor& k, const tensor& v, const tensor& slots);
+void attention_paged(exec_context& ctx, const tensor& q, const paged_kv_layer& kv, const paged_batch& batch,
+                     int32_t n_heads, int32_t n_kv_heads, int32_t head_dim, float scale, tensor& out);
+void attention_dense(exec_context& ctx, const tensor& q, const tensor& k, const tensor& v, int32_t n_heads,
+                     int32_t head_dim, const tensor& segments, float scale, tensor& out);
+void silu_mul(exec_context& ctx, const tensor& gate, const tensor& up, tensor& out);
+void gelu(exec_context& ctx, tensor& x);
+void add(exec_context& ctx, tensor& x, const tensor& y);
+void embedding(exec_context& ctx, const tensor& table, const tensor& ids, tensor& out);
+void softmax(exec_context& ctx, tensor& x, float scale = 1.0f);
+void copy(exec_context& ctx, const tensor& src, tensor& dst);
+void pos_embed_bicubic(exec_context& ctx, const tensor& table, int32_t table_grid, int32_t grid_h, int32_t grid_w,
+                       const tensor& pos, tensor& out);
+
+// ---- tensor parallelism -----------------------------------------------------------------------------------
+// Sum over ranks in place; nothing without a communicator (one rank).
+void all_reduce_sum(exec_context& ctx, tensor& x);
+
+// ---- debugging --------------------------------------------------------------------------------------------
+// Calls the context's dump callback (if any) with a host F32 copy of t under `name`.
+void dump(exec_context& ctx, const std::string& name, const tensor& t);
+
+}  // namespace autoglm::ops
