@@ -1,7 +1,9 @@
 // chat/chat_session.cpp: chat_context loading and prepare_chat / prepare_completion (see chat_session.h).
 #include "chat/chat_session.h"
 
+#include <algorithm>
 #include <filesystem>
+#include <thread>
 
 #include "chat/message_parts.h"
 #include "core/error.h"
@@ -15,12 +17,27 @@ using nlohmann::json;
 struct chat_context::impl {
   std::unique_ptr<chat_template> tmpl;
   image_options images;
+  std::unique_ptr<decode_gate> decodes;
   int32_t max_token_id = 0;             // exclusive bound for client-sent token ids
 };
 
 namespace {
 
 int32_t lookup(const tokenizer& tok, std::string_view name) { return tok.token_to_id(name).value_or(-1); }
+
+// Worded like the engine's own context check (runtime/engine.cpp), but tokenizing stopped at the limit, so the
+// exact length is not known.
+[[noreturn]] void throw_prompt_too_long(int64_t limit, const std::string& detail, const std::string& param) {
+  throw invalid_request("the prompt has more than " + std::to_string(limit) + " tokens" + detail +
+                            "; this model accepts at most " + std::to_string(limit) +
+                            " prompt tokens (its context must also hold at least one generated token)",
+                        param);
+}
+
+int32_t default_decode_slots() {
+  const unsigned n = std::thread::hardware_concurrency();
+  return std::max(1, int32_t(n / 2));
+}
 
 }  // namespace
 
@@ -80,6 +97,8 @@ std::unique_ptr<chat_context> chat_context::load_impl(const chat_context_options
     img.merge_size = img.preprocess.merge_size;
   }
   img.enabled = ctx->info_.has_vision;
+  ctx->impl_->decodes = std::make_unique<decode_gate>(
+      options.max_concurrent_image_decodes > 0 ? options.max_concurrent_image_decodes : default_decode_slots());
 
   ctx->impl_->max_token_id = std::max(tok.vocab_size(), ctx->info_.vocab_size);
   return ctx;
@@ -92,6 +111,15 @@ prepared_prompt chat_context::prepare_chat(const json& messages, const chat_opti
 prepared_prompt chat_context::prepare_chat(const nlohmann::ordered_json& messages, const chat_options& options) const {
   converted_messages conv =
       convert_messages(messages, options.format, image_placeholder_, impl_->images, options.max_images);
+  const int64_t limit = options.max_prompt_tokens;
+  const int64_t n_images = int64_t(conv.images.size());
+  // The images' rows alone can settle it, before the template runs or any pixel is decoded.
+  if (limit > 0 && conv.n_image_tokens > limit) {
+    throw_prompt_too_long(limit,
+                          " (its " + std::to_string(n_images) + " images alone take " +
+                              std::to_string(conv.n_image_tokens) + ")",
+                          "messages");
+  }
 
   nlohmann::ordered_json context = nlohmann::ordered_json::object();
   if (!options.chat_template_kwargs.is_null()) {
@@ -117,8 +145,25 @@ prepared_prompt chat_context::prepare_chat(const nlohmann::ordered_json& message
     // raise_exception() in a template reports a request the model cannot take (e.g. bad role order).
     throw invalid_request(std::string("chat template: ") + e.what(), "messages");
   }
+  context = nullptr;
 
-  std::vector<int32_t> ids = tok_->encode(out.prompt_text, /*parse_special=*/true);
+  // Each image is one <|image|> id in the text and becomes n_tokens rows: the text may have
+  // limit - sum(n_tokens - 1) ids.
+  std::vector<int32_t> ids;
+  if (limit > 0) {
+    const size_t text_limit = size_t(limit - conv.n_image_tokens + n_images);
+    bounded_encoding enc = tok_->encode_bounded(out.prompt_text, text_limit, /*parse_special=*/true);
+    if (enc.over_limit) {
+      throw_prompt_too_long(limit,
+                            n_images ? " (" + std::to_string(conv.n_image_tokens) + " of them for its " +
+                                           std::to_string(n_images) + " images)"
+                                     : std::string(),
+                            "messages");
+    }
+    ids = std::move(enc.ids);
+  } else {
+    ids = tok_->encode(out.prompt_text, /*parse_special=*/true);
+  }
   int32_t n_placeholders = 0;
   for (int32_t id : ids) n_placeholders += id == info_.image_token_id;
   if (n_placeholders != int32_t(conv.images.size())) {
@@ -129,22 +174,26 @@ prepared_prompt chat_context::prepare_chat(const nlohmann::ordered_json& message
                           "messages");
   }
 
+  // Only now, with the whole request known to fit, are pixels decoded: one image at a time per request, and at
+  // most max_concurrent_image_decodes over all requests.
+  std::vector<vision_input> images;
+  images.reserve(conv.images.size());
+  for (pending_image& p : conv.images) images.push_back(decode_pending_image(p, impl_->images, *impl_->decodes));
+
   std::vector<int32_t>& prompt = out.request.prompt;
-  size_t n_extra = 0;
-  for (const vision_input& v : conv.images) n_extra += size_t(v.n_tokens(impl_->images.merge_size)) - 1;
-  prompt.reserve(ids.size() + n_extra);
+  prompt.reserve(ids.size() + size_t(conv.n_image_tokens - n_images));
   size_t k = 0;
   for (int32_t id : ids) {
     if (id != info_.image_token_id) {
       prompt.push_back(id);
       continue;
     }
-    int32_t n = conv.images[k++].n_tokens(impl_->images.merge_size);
+    int32_t n = images[k++].n_tokens(impl_->images.merge_size);
     prompt.insert(prompt.end(), size_t(n), id);
     out.n_image_tokens += n;
   }
-  out.n_images = int32_t(conv.images.size());
-  out.request.images = std::move(conv.images);
+  out.n_images = int32_t(images.size());
+  out.request.images = std::move(images);
   out.n_prompt_tokens = int32_t(prompt.size());
   return out;
 }
@@ -154,11 +203,21 @@ prepared_prompt chat_context::prepare_completion(const json& prompt, const compl
   const json* p = &prompt;
   // A one-element list is the same prompt; several prompts in one request are a batch we do not take.
   if (p->is_array() && p->size() == 1 && ((*p)[0].is_string() || (*p)[0].is_array())) p = &(*p)[0];
+  const int64_t limit = options.max_prompt_tokens;
   if (p->is_string()) {
     out.prompt_text = p->get<std::string>();
-    out.request.prompt = options.add_special_tokens ? tok_->encode_with_post_processor(out.prompt_text, true)
-                                                    : tok_->encode(out.prompt_text, true);
+    if (limit > 0) {
+      bounded_encoding enc = options.add_special_tokens
+                                 ? tok_->encode_with_post_processor_bounded(out.prompt_text, size_t(limit), true)
+                                 : tok_->encode_bounded(out.prompt_text, size_t(limit), true);
+      if (enc.over_limit) throw_prompt_too_long(limit, "", "prompt");
+      out.request.prompt = std::move(enc.ids);
+    } else {
+      out.request.prompt = options.add_special_tokens ? tok_->encode_with_post_processor(out.prompt_text, true)
+                                                      : tok_->encode(out.prompt_text, true);
+    }
   } else if (p->is_array()) {
+    if (limit > 0 && int64_t(p->size()) > limit) throw_prompt_too_long(limit, "", "prompt");
     if (p->empty()) throw invalid_request("prompt is empty", "prompt");
     for (size_t i = 0; i < p->size(); ++i) {
       const json& v = (*p)[i];
@@ -186,5 +245,7 @@ prepared_prompt chat_context::prepare_completion(const json& prompt, const compl
   out.n_prompt_tokens = int32_t(out.request.prompt.size());
   return out;
 }
+
+chat_context::decode_stats chat_context::image_decode_stats() const { return impl_->decodes->stats(); }
 
 }  // namespace autoglm

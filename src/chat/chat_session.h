@@ -3,9 +3,12 @@
 // chat_context is built once per model directory (tokenizer, chat template, image preprocessing config and
 // limits, special token ids) and is immutable afterwards: prepare_* may be called from many threads at once.
 //
-// prepare_chat: validate `messages` -> decode + preprocess images -> render the chat template -> tokenize
-// (special tokens recognised, no post-processor) -> expand each `<|image|>` into one placeholder per image
-// embedding row (grid_t * grid_h/2 * grid_w/2, spec section 5) -> generation_request.
+// prepare_chat: validate `messages` and probe each image's header (size limits; tokens from smart_resize of the
+// declared size) -> check the images' tokens against max_prompt_tokens -> render the chat template -> tokenize
+// (special tokens recognised, no post-processor; stops past max_prompt_tokens) -> decode + preprocess the images
+// one at a time, at most max_concurrent_image_decodes at once process-wide -> expand each `<|image|>` into one
+// placeholder per image embedding row (grid_t * grid_h/2 * grid_w/2, spec section 5) -> generation_request.
+// So a request over the context is refused before any image is decoded.
 // Malformed input throws autoglm::invalid_request naming the field, e.g. "messages[2].content[0].image_url".
 //
 // Key order: what reaches the template (messages, tools, chat_template_kwargs) is nlohmann::ordered_json, so
@@ -45,6 +48,8 @@ struct chat_context_options {
   int64_t max_image_bytes = 32 << 20;        // encoded file size limit (after base64)
   int32_t max_image_side = 16384;            // decoded image width/height limit
   int64_t max_image_pixels = 64'000'000;     // decoded image width*height limit
+  int32_t max_concurrent_image_decodes = 0;  // images decoded at once over all requests; 0 = half the cores
+                                             // (at least 1)
   std::optional<model_info> info;            // special ids; default: looked up in the tokenizer
 };
 
@@ -55,6 +60,10 @@ struct chat_options {
   nlohmann::ordered_json tools;                      // null or the OpenAI tools array
   content_format format = content_format::OPENAI;
   int32_t max_images = 0;                            // 0 = no limit (vLLM --limit-mm-per-prompt)
+  // Most tokens the prompt may have, images' placeholder rows included; 0 = no limit. Checked before any image
+  // is decoded (token counts from the image headers) and while tokenizing (which stops at the limit), so an
+  // oversized request costs little. The server sets it from the model's context length.
+  int32_t max_prompt_tokens = 0;
 };
 
 struct prepared_prompt {
@@ -67,6 +76,7 @@ struct prepared_prompt {
 
 struct completion_options {
   bool add_special_tokens = true;  // apply the tokenizer.json post-processor ([gMASK]<sop>), HF/vLLM default
+  int32_t max_prompt_tokens = 0;   // as in chat_options: 0 = no limit; tokenizing stops once it is exceeded
 };
 
 class chat_context {
@@ -81,6 +91,12 @@ class chat_context {
   prepared_prompt prepare_chat(const nlohmann::json& messages, const chat_options& options) const;
   // /v1/completions: `prompt` is a string, an array of token ids, or a one-element array of either.
   prepared_prompt prepare_completion(const nlohmann::json& prompt, const completion_options& options = {}) const;
+
+  // Image decodes: the bound (max_concurrent_image_decodes), how many run now, the most that ever ran at once.
+  struct decode_stats {
+    int32_t limit = 0, running = 0, peak = 0;
+  };
+  decode_stats image_decode_stats() const;
 
   const tokenizer& get_tokenizer() const { return *tok_; }
   const model_info& info() const { return info_; }

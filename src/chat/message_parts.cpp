@@ -1,4 +1,5 @@
-// chat/message_parts.cpp: OpenAI messages -> template messages + decoded images (see message_parts.h).
+// chat/message_parts.cpp: OpenAI messages -> template messages + probed images, the bounded image decoder and
+// the decode gate (see message_parts.h).
 #include "chat/message_parts.h"
 
 #include <algorithm>
@@ -53,7 +54,30 @@ glm4v_preprocess_config load_preprocess_config(const chat_context_options& optio
   return cfg;
 }
 
-vision_input load_image(std::string_view url, const image_options& images, const std::string& param) {
+decode_gate::decode_gate(int32_t n_slots) : n_slots_(std::max(1, n_slots)) {}
+
+decode_gate::slot decode_gate::acquire() {
+  std::unique_lock lock(mutex_);
+  cv_.wait(lock, [&] { return n_running_ < n_slots_; });
+  ++n_running_;
+  peak_ = std::max(peak_, n_running_);
+  return slot(*this);
+}
+
+void decode_gate::release() {
+  {
+    std::lock_guard lock(mutex_);
+    --n_running_;
+  }
+  cv_.notify_one();
+}
+
+chat_context::decode_stats decode_gate::stats() const {
+  std::lock_guard lock(mutex_);
+  return {n_slots_, n_running_, peak_};
+}
+
+pending_image probe_image_reference(std::string_view url, const image_options& images, const std::string& param) {
   if (!images.enabled) throw invalid_request("this model does not accept images", param);
   if (starts_with_nocase(url, "http://") || starts_with_nocase(url, "https://")) {
     throw invalid_request("remote image URLs are not fetched; send the image inline as a data URI "
@@ -63,20 +87,52 @@ vision_input load_image(std::string_view url, const image_options& images, const
   if (starts_with_nocase(url, "file:")) {
     throw invalid_request("local file image URLs are not allowed; send the image inline as a data URI", param);
   }
-  vision_input out;
+  pending_image out;
+  out.param = param;
   try {
-    std::vector<uint8_t> bytes = decode_image_reference(url);
-    image_rgb8 img = decode_image(bytes.data(), bytes.size(), images.limits);
-    glm4v_pixels px = glm4v_preprocess(img, images.preprocess);
-    out.grid_t = px.grid_t;
-    out.grid_h = px.grid_h;
-    out.grid_w = px.grid_w;
-    out.pixel_values = std::move(px.values);
-    out.content_hash = hash_image(img);
+    out.bytes = decode_image_reference(url, images.limits.max_file_bytes);
+    out.info = probe_image(out.bytes.data(), out.bytes.size(), images.limits);
+    // The grid glm4v_preprocess will produce (smart_resize of the declared size): the token count, exactly.
+    const glm4v_pixels grid = glm4v_image_grid(out.info.height, out.info.width, images.preprocess);
+    out.grid_t = grid.grid_t;
+    out.grid_h = grid.grid_h;
+    out.grid_w = grid.grid_w;
+    vision_input shape;
+    shape.grid_t = grid.grid_t, shape.grid_h = grid.grid_h, shape.grid_w = grid.grid_w;
+    out.n_tokens = shape.n_tokens(images.merge_size);
   } catch (const invalid_request&) {
     throw;
   } catch (const error& e) {
     throw invalid_request(std::string("invalid image: ") + e.what(), param);
+  }
+  return out;
+}
+
+vision_input decode_pending_image(pending_image& image, const image_options& images, decode_gate& gate) {
+  vision_input out;
+  try {
+    decode_gate::slot hold = gate.acquire();
+    glm4v_pixels px;
+    {
+      // The decoded RGB lives only in this scope: what stays is the patch rows.
+      image_rgb8 img = decode_image(image.bytes.data(), image.bytes.size(), image.info, images.limits);
+      std::vector<uint8_t>().swap(image.bytes);
+      px = glm4v_preprocess(img, images.preprocess);
+      out.content_hash = hash_image(img);
+    }
+    // Same size in, same smart_resize: the token count charged before decoding is the one the prompt gets.
+    if (px.grid_t != image.grid_t || px.grid_h != image.grid_h || px.grid_w != image.grid_w)
+      throw error("preprocessing gave a " + std::to_string(px.grid_h) + "x" + std::to_string(px.grid_w) +
+                  " patch grid, not the " + std::to_string(image.grid_h) + "x" + std::to_string(image.grid_w) +
+                  " its header implied");
+    out.grid_t = px.grid_t;
+    out.grid_h = px.grid_h;
+    out.grid_w = px.grid_w;
+    out.pixel_values = std::move(px.values);
+  } catch (const invalid_request&) {
+    throw;
+  } catch (const error& e) {
+    throw invalid_request(std::string("invalid image: ") + e.what(), image.param);
   }
   return out;
 }
@@ -137,7 +193,8 @@ converted_messages convert_messages(const json& messages, content_format format,
             throw invalid_request("at most " + std::to_string(max_images) + " images are accepted per request",
                                   pp + ".image_url");
           }
-          out.images.push_back(load_image(url, images, pp + ".image_url"));
+          out.images.push_back(probe_image_reference(url, images, pp + ".image_url"));
+          out.n_image_tokens += out.images.back().n_tokens;
           ++n_message_images;
           parts.push_back({{"type", "image"}});
         } else if (type == "input_audio" || type == "audio_url") {

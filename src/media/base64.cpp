@@ -91,7 +91,31 @@ std::vector<uint8_t> base64_decode(std::string_view text) {
   return out;
 }
 
-std::vector<uint8_t> decode_image_reference(std::string_view ref) {
+size_t base64_decoded_size(std::string_view text) {
+  size_t n_digits = 0;
+  for (unsigned char c : text) n_digits += k_table[c] != k_invalid;
+  return n_digits / 4 * 3 + (n_digits % 4 >= 2 ? n_digits % 4 - 1 : 0);
+}
+
+namespace {
+
+// Refuses a payload over the limit before base64_decode allocates its output: the length alone settles most
+// cases, the exact count (whitespace does not decode) only those near the limit.
+std::vector<uint8_t> decode_bounded(std::string_view payload, size_t max_bytes, const char* what) {
+  if (payload.size() / 4 * 3 > max_bytes) {
+    const size_t n = base64_decoded_size(payload);
+    if (n > max_bytes)
+      throw error(std::string(what) + ": the image is " + std::to_string(n) + " bytes, over the limit of " +
+                  std::to_string(max_bytes));
+  }
+  auto bytes = base64_decode(payload);
+  if (bytes.empty()) throw error(std::string(what) + ": base64 payload is empty");
+  return bytes;
+}
+
+}  // namespace
+
+std::vector<uint8_t> decode_image_reference(std::string_view ref, size_t max_bytes) {
   while (!ref.empty() && is_ws(static_cast<unsigned char>(ref.front()))) ref.remove_prefix(1);
   while (!ref.empty() && is_ws(static_cast<unsigned char>(ref.back()))) ref.remove_suffix(1);
   if (ref.empty()) throw error("image reference is empty");
@@ -104,9 +128,7 @@ std::vector<uint8_t> decode_image_reference(std::string_view ref) {
   if (!lower_starts(ref, "data:")) {
     if (lower_starts(ref, "http://") || lower_starts(ref, "https://") || lower_starts(ref, "file:"))
       throw error("image reference: URLs are not fetched; send a data:image/...;base64 URI or base64 data");
-    auto bytes = base64_decode(ref);
-    if (bytes.empty()) throw error("image reference: base64 payload is empty");
-    return bytes;
+    return decode_bounded(ref, max_bytes, "image reference");
   }
   const size_t comma = ref.find(',');
   if (comma == std::string_view::npos) throw error("data URI: missing ',' before the payload");
@@ -131,9 +153,7 @@ std::vector<uint8_t> decode_image_reference(std::string_view ref) {
   if (media_type.rfind("image/", 0) != 0)
     throw error("data URI: media type must be image/*, got '" + media_type + "'");
   if (!is_base64) throw error("data URI: only ';base64' payloads are supported");
-  auto bytes = base64_decode(payload);
-  if (bytes.empty()) throw error("data URI: base64 payload is empty");
-  return bytes;
+  return decode_bounded(payload, max_bytes, "data URI");
 }
 
 uint64_t hash_image(const image_rgb8& img) {

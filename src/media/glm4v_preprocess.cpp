@@ -2,103 +2,131 @@
 // its settings from preprocessor_config.json.
 #include "media/glm4v_preprocess.h"
 
+#include <climits>
 #include <cmath>
-#include <fstream>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/file_io.h"
+#include "formats/json_limits.h"
 
 namespace autoglm {
 
 namespace {
 
-int64_t get_int(const nlohmann::json& j, const char* key, int64_t fallback, const std::string& source) {
+// preprocessor_config.json is a few hundred bytes; the cap only keeps a wrong path from reading a huge file.
+constexpr uint64_t k_max_config_bytes = 1u << 20;
+// Bounds on the fields that size buffers or divide. The released model uses 14 / 2 / 2 and at most
+// 28*28*15000 pixels; these leave wide room while keeping every size product within int32 (grid sizes, token
+// counts) and a patch row (3 * t * p * p floats) small.
+constexpr int64_t k_max_patch_size = 256, k_max_temporal_patch_size = 16, k_max_merge_size = 16;
+constexpr int64_t k_max_pixels_limit = int64_t(1) << 30;
+
+int64_t get_int(const nlohmann::json& j, const char* key, int64_t fallback, const std::string& source,
+                const std::string& prefix = "") {
   if (!j.contains(key) || j[key].is_null()) return fallback;
   const auto& v = j[key];
-  if (v.is_number_integer()) return v.get<int64_t>();
+  if (v.is_number_integer()) {
+    if (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(INT64_MAX))
+      throw error(source + ": '" + prefix + key + "' is out of range");
+    return v.get<int64_t>();
+  }
   if (v.is_number_float()) {
     const double d = v.get<double>();
     if (d == std::floor(d) && std::fabs(d) < 9.0e15) return static_cast<int64_t>(d);
   }
-  throw error(source + ": '" + key + "' must be an integer");
+  throw error(source + ": '" + prefix + key + "' must be an integer");
+}
+
+void check_range(int64_t v, int64_t lo, int64_t hi, const std::string& key, const std::string& source) {
+  if (v < lo || v > hi)
+    throw error(source + ": '" + key + "' must be in [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                "] (got " + std::to_string(v) + ")");
 }
 
 void get_triplet(const nlohmann::json& j, const char* key, float out[3], const std::string& source) {
   if (!j.contains(key) || j[key].is_null()) return;
   const auto& v = j[key];
   if (v.is_number()) {
-    out[0] = out[1] = out[2] = v.get<float>();
-    return;
+    out[0] = out[1] = out[2] = static_cast<float>(v.get<double>());
+  } else {
+    if (!v.is_array() || v.size() != 3) throw error(source + ": '" + key + "' must be a list of 3 numbers");
+    for (int c = 0; c < 3; ++c) {
+      if (!v[c].is_number()) throw error(source + ": '" + key + "' must be a list of 3 numbers");
+      out[c] = static_cast<float>(v[c].get<double>());  // Python floats are doubles; the processors use fp32
+    }
   }
-  if (!v.is_array() || v.size() != 3) throw error(source + ": '" + key + "' must be a list of 3 numbers");
-  for (int c = 0; c < 3; ++c) {
-    if (!v[c].is_number()) throw error(source + ": '" + key + "' must be a list of 3 numbers");
-    out[c] = static_cast<float>(v[c].get<double>());  // Python floats are doubles; the processors use fp32
+  for (int c = 0; c < 3; ++c)
+    if (!std::isfinite(out[c])) throw error(source + ": '" + key + "' must hold finite fp32 numbers");
+}
+
+nlohmann::json parse_object(const std::string& text, const std::string& source) {
+  nlohmann::json j;
+  try {
+    j = parse_json(text);  // bounded depth and size: the text can come from a request (mm_processor_kwargs)
+  } catch (const json_parse_error& e) {
+    throw error(source + ": invalid JSON: " + e.what());
   }
+  if (!j.is_object()) throw error(source + ": expected a JSON object");
+  return j;
+}
+
+// min/max pixels from either spelling; `lo_key`/`hi_key` name the key that set each value (for errors).
+void read_pixel_bounds(const nlohmann::json& j, const std::string& source, int64_t& lo, int64_t& hi,
+                       std::string& lo_key, std::string& hi_key) {
+  // Older configs carry min_pixels/max_pixels; transformers reads size.{shortest,longest}_edge, which wins.
+  if (j.contains("min_pixels") && !j["min_pixels"].is_null()) lo = get_int(j, "min_pixels", lo, source), lo_key = "min_pixels";
+  if (j.contains("max_pixels") && !j["max_pixels"].is_null()) hi = get_int(j, "max_pixels", hi, source), hi_key = "max_pixels";
+  if (j.contains("size") && j["size"].is_object()) {
+    const nlohmann::json& sz = j["size"];
+    if (sz.contains("shortest_edge") && !sz["shortest_edge"].is_null())
+      lo = get_int(sz, "shortest_edge", lo, source, "size."), lo_key = "size.shortest_edge";
+    if (sz.contains("longest_edge") && !sz["longest_edge"].is_null())
+      hi = get_int(sz, "longest_edge", hi, source, "size."), hi_key = "size.longest_edge";
+  }
+  check_range(lo, 1, k_max_pixels_limit, lo_key, source);
+  check_range(hi, 1, k_max_pixels_limit, hi_key, source);
+  if (hi < lo)
+    throw error(source + ": '" + hi_key + "' (" + std::to_string(hi) + ") must be at least '" + lo_key + "' (" +
+                std::to_string(lo) + ")");
 }
 
 }  // namespace
 
 glm4v_preprocess_config glm4v_preprocess_config::parse(const std::string& text, const std::string& source) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const std::exception& e) {
-    throw error(source + ": invalid JSON: " + e.what());
-  }
-  if (!j.is_object()) throw error(source + ": expected a JSON object");
+  const nlohmann::json j = parse_object(text, source);
   glm4v_preprocess_config cfg;
-  cfg.patch_size = static_cast<int32_t>(get_int(j, "patch_size", cfg.patch_size, source));
-  cfg.temporal_patch_size = static_cast<int32_t>(get_int(j, "temporal_patch_size", cfg.temporal_patch_size, source));
-  cfg.merge_size = static_cast<int32_t>(get_int(j, "merge_size", cfg.merge_size, source));
-  // Older configs carry min_pixels/max_pixels; transformers reads size.{shortest,longest}_edge, which wins.
-  cfg.min_pixels = get_int(j, "min_pixels", cfg.min_pixels, source);
-  cfg.max_pixels = get_int(j, "max_pixels", cfg.max_pixels, source);
-  if (j.contains("size") && j["size"].is_object()) {
-    cfg.min_pixels = get_int(j["size"], "shortest_edge", cfg.min_pixels, source);
-    cfg.max_pixels = get_int(j["size"], "longest_edge", cfg.max_pixels, source);
-  }
+  const int64_t patch = get_int(j, "patch_size", cfg.patch_size, source);
+  const int64_t temporal = get_int(j, "temporal_patch_size", cfg.temporal_patch_size, source);
+  const int64_t merge = get_int(j, "merge_size", cfg.merge_size, source);
+  check_range(patch, 1, k_max_patch_size, "patch_size", source);
+  check_range(temporal, 1, k_max_temporal_patch_size, "temporal_patch_size", source);
+  check_range(merge, 1, k_max_merge_size, "merge_size", source);
+  cfg.patch_size = static_cast<int32_t>(patch);
+  cfg.temporal_patch_size = static_cast<int32_t>(temporal);
+  cfg.merge_size = static_cast<int32_t>(merge);
+  std::string lo_key = "min_pixels", hi_key = "max_pixels";
+  read_pixel_bounds(j, source, cfg.min_pixels, cfg.max_pixels, lo_key, hi_key);
   get_triplet(j, "image_mean", cfg.mean, source);
   get_triplet(j, "image_std", cfg.std, source);
-  if (cfg.patch_size <= 0 || cfg.temporal_patch_size <= 0 || cfg.merge_size <= 0)
-    throw error(source + ": patch_size, temporal_patch_size and merge_size must be positive");
-  if (cfg.min_pixels <= 0 || cfg.max_pixels < cfg.min_pixels)
-    throw error(source + ": need 0 < min_pixels <= max_pixels (got " + std::to_string(cfg.min_pixels) + ", " +
-                std::to_string(cfg.max_pixels) + ")");
   for (float s : cfg.std)
-    if (!(s > 0.0f)) throw error(source + ": image_std must be positive");
+    if (!(s > 0.0f)) throw error(source + ": 'image_std' must be positive (it divides)");
   return cfg;
 }
 
 void glm4v_preprocess_config::apply_overrides(const std::string& text, const std::string& source) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const std::exception& e) {
-    throw error(source + ": invalid JSON: " + e.what());
-  }
-  if (!j.is_object()) throw error(source + ": expected a JSON object");
-  int64_t lo = get_int(j, "min_pixels", min_pixels, source), hi = get_int(j, "max_pixels", max_pixels, source);
-  if (j.contains("size") && j["size"].is_object()) {
-    lo = get_int(j["size"], "shortest_edge", lo, source);
-    hi = get_int(j["size"], "longest_edge", hi, source);
-  }
-  if (lo <= 0 || hi < lo)
-    throw error(source + ": need 0 < min_pixels <= max_pixels (got " + std::to_string(lo) + ", " +
-                std::to_string(hi) + ")");
+  const nlohmann::json j = parse_object(text, source);
+  int64_t lo = min_pixels, hi = max_pixels;
+  std::string lo_key = "min_pixels", hi_key = "max_pixels";
+  read_pixel_bounds(j, source, lo, hi, lo_key, hi_key);
   min_pixels = lo;
   max_pixels = hi;
 }
 
 glm4v_preprocess_config glm4v_preprocess_config::load(const std::string& model_dir) {
   const std::string path = model_dir + "/preprocessor_config.json";
-  std::ifstream in(path);
-  if (!in) throw error("cannot open '" + path + "'");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return parse(ss.str(), path);
+  return parse(read_regular_file(path, k_max_config_bytes), path);
 }
 
 std::pair<int32_t, int32_t> glm4v_smart_resize(int32_t height, int32_t width, const glm4v_preprocess_config& cfg) {
@@ -131,6 +159,15 @@ std::pair<int32_t, int32_t> glm4v_smart_resize(int32_t height, int32_t width, co
   }
   if (h_bar > 1'000'000 || w_bar > 1'000'000) throw error("smart_resize: target size out of range");
   return {static_cast<int32_t>(h_bar), static_cast<int32_t>(w_bar)};
+}
+
+glm4v_pixels glm4v_image_grid(int32_t height, int32_t width, const glm4v_preprocess_config& cfg) {
+  const auto [h, w] = glm4v_smart_resize(height, width, cfg);
+  glm4v_pixels out;  // values stay empty
+  out.grid_t = 1;    // one image = one temporal patch (the frame repeated), as glm4v_patchify lays it out
+  out.grid_h = h / cfg.patch_size;
+  out.grid_w = w / cfg.patch_size;
+  return out;
 }
 
 int32_t glm4v_pixels::n_tokens() const { return grid_t * grid_h * grid_w / 4; }

@@ -55,6 +55,10 @@ struct glm4v_pixels {
   int32_t n_patches() const { return grid_t * grid_h * grid_w; }
 };
 
+// The patch grid glm4v_preprocess produces for an image of this size: smart_resize alone, no pixel touched. Lets a
+// caller count an image's tokens from its header (probe_image) before decoding it.
+glm4v_pixels glm4v_image_grid(int32_t height, int32_t width, const glm4v_preprocess_config& cfg);
+
 // Normalizes and patchifies an image that already has the target size (multiples of patch_size * merge_size).
 glm4v_pixels glm4v_patchify(const image_rgb8& resized, const glm4v_preprocess_config& cfg);
 // smart_resize + the backend's resize (skipped when the size already matches) + glm4v_patchify.

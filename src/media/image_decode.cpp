@@ -3,11 +3,13 @@
 // 16-bit samples keep their high byte, palettes expand, grey replicates, EXIF orientation is ignored.
 // libpng/libjpeg report fatal errors by longjmp; each setjmp lives in a function whose frame owns no C++ objects
 // with destructors, and the library structs are released by RAII guards in the caller, so errors neither leak
-// nor skip destructors.
+// nor skip destructors. probe_image reads only the header (PNG chunks before IDAT, JPEG markers before the first
+// scan, the WebP frame header), so limits and token budgets can be checked before any pixel buffer exists.
+#include <algorithm>
+#include <climits>
 #include <csetjmp>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <string>
 
 #include <jpeglib.h>
@@ -16,6 +18,7 @@
 #include <webp/decode.h>
 
 #include "core/error.h"
+#include "core/file_io.h"
 #include "media/image.h"
 
 namespace autoglm {
@@ -131,6 +134,36 @@ bool png_decode_core(png_structp png, png_infop info, png_ctx* ctx) {
   return true;
 }
 
+// Reads the chunks up to the first IDAT (libpng's png_read_info): the size without inflating any pixel data.
+bool png_probe_core(png_structp png, png_infop info, png_ctx* ctx) {
+  if (setjmp(png_jmpbuf(png))) return false;
+  png_set_read_fn(png, ctx, png_read_cb);
+  png_set_chunk_malloc_max(png, 16u << 20);
+  png_read_info(png, info);
+  png_uint_32 w = 0, h = 0;
+  int depth = 0, color = 0;
+  png_get_IHDR(png, info, &w, &h, &depth, &color, nullptr, nullptr, nullptr);
+  ctx->width = static_cast<int>(std::min<png_uint_32>(w, INT32_MAX));
+  ctx->height = static_cast<int>(std::min<png_uint_32>(h, INT32_MAX));
+  return true;
+}
+
+image_info probe_png(const uint8_t* data, size_t size) {
+  png_ctx ctx{};
+  ctx.data = data, ctx.size = size;
+  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &ctx, png_error_cb, png_warning_cb);
+  if (!png) throw error("png: out of memory");
+  png_infop info = png_create_info_struct(png);
+  struct guard {
+    png_structp* p;
+    png_infop* i;
+    ~guard() { png_destroy_read_struct(p, i, nullptr); }
+  } g{&png, &info};
+  if (!info) throw error("png: out of memory");
+  if (!png_probe_core(png, info, &ctx)) throw error(std::string("png: ") + ctx.message);
+  return {image_format::png, ctx.width, ctx.height};
+}
+
 image_rgb8 decode_png(const uint8_t* data, size_t size, const image_limits& lim) {
   std::vector<uint8_t> rows;
   png_ctx ctx{};
@@ -149,6 +182,10 @@ image_rgb8 decode_png(const uint8_t* data, size_t size, const image_limits& lim)
   if (!ok) throw error(std::string("png: ") + ctx.message);
   image_rgb8 img;
   img.width = ctx.width, img.height = ctx.height;
+  if (ctx.channels == 3) {  // already RGB: hand the buffer over instead of holding two copies of the image
+    img.rgb = std::move(rows);
+    return img;
+  }
   img.rgb.resize(static_cast<size_t>(img.width) * img.height * 3);
   const bool composite = lim.alpha == alpha_mode::composite_rgba_white && ctx.color_type == PNG_COLOR_TYPE_RGBA;
   to_rgb(rows.data(), ctx.channels, composite, static_cast<size_t>(img.width) * img.height, img.rgb.data());
@@ -213,6 +250,33 @@ bool jpeg_decode_core(jpeg_decompress_struct* cinfo, jpeg_err_ctx* err, const ui
   return true;
 }
 
+// jpeg_read_header parses the markers up to the first scan (SOF gives the size); no entropy decoding happens.
+bool jpeg_probe_core(jpeg_decompress_struct* cinfo, jpeg_err_ctx* err, const uint8_t* data, size_t size,
+                     jpeg_ctx* ctx) {
+  if (setjmp(err->jump)) return false;
+  jpeg_create_decompress(cinfo);
+  jpeg_mem_src(cinfo, const_cast<unsigned char*>(data), static_cast<unsigned long>(size));
+  jpeg_read_header(cinfo, TRUE);
+  ctx->width = static_cast<int>(std::min<JDIMENSION>(cinfo->image_width, INT32_MAX));
+  ctx->height = static_cast<int>(std::min<JDIMENSION>(cinfo->image_height, INT32_MAX));
+  return true;
+}
+
+image_info probe_jpeg(const uint8_t* data, size_t size) {
+  jpeg_ctx ctx{};
+  jpeg_decompress_struct cinfo{};
+  jpeg_err_ctx err{};
+  cinfo.err = jpeg_std_error(&err.mgr);
+  err.mgr.error_exit = jpeg_error_exit_cb;
+  err.mgr.emit_message = jpeg_emit_message_cb;
+  struct guard {
+    jpeg_decompress_struct* c;
+    ~guard() { jpeg_destroy_decompress(c); }
+  } g{&cinfo};
+  if (!jpeg_probe_core(&cinfo, &err, data, size, &ctx)) throw error(std::string("jpeg: ") + err.message);
+  return {image_format::jpeg, ctx.width, ctx.height};
+}
+
 image_rgb8 decode_jpeg(const uint8_t* data, size_t size, const image_limits& lim) {
   std::vector<uint8_t> pixels;
   jpeg_ctx ctx{};
@@ -256,13 +320,36 @@ image_rgb8 decode_jpeg(const uint8_t* data, size_t size, const image_limits& lim
 
 // ------------------------------------------------------------------------------------------------------------ WebP
 
-image_rgb8 decode_webp(const uint8_t* data, size_t size, const image_limits& lim) {
+const char* webp_status_name(VP8StatusCode st) {
+  switch (st) {
+    case VP8_STATUS_OUT_OF_MEMORY: return "out of memory";
+    case VP8_STATUS_INVALID_PARAM: return "invalid parameter";
+    case VP8_STATUS_BITSTREAM_ERROR: return "bitstream error";
+    case VP8_STATUS_UNSUPPORTED_FEATURE: return "unsupported feature";
+    default: return "error";
+  }
+}
+
+// WebPGetFeatures reads the RIFF header and the VP8X / VP8 / VP8L frame header only. It also refuses a VP8X
+// canvas whose size differs from the frame's (a header that lies about the size is caught here).
+WebPBitstreamFeatures webp_features(const uint8_t* data, size_t size) {
   WebPBitstreamFeatures f;
   const VP8StatusCode st = WebPGetFeatures(data, size, &f);
+  if (st == VP8_STATUS_NOT_ENOUGH_DATA) throw error("webp: truncated file");
   if (st != VP8_STATUS_OK)
-    throw error(st == VP8_STATUS_NOT_ENOUGH_DATA ? "webp: truncated file"
-                                                 : "webp: invalid header (status " + std::to_string(st) + ")");
+    throw error(std::string("webp: invalid header (") + webp_status_name(st) +
+                "; e.g. a VP8X canvas size that is not the frame's)");
   if (f.has_animation) throw error("webp: animated WebP is not supported");
+  return f;
+}
+
+image_info probe_webp(const uint8_t* data, size_t size) {
+  const WebPBitstreamFeatures f = webp_features(data, size);
+  return {image_format::webp, f.width, f.height};
+}
+
+image_rgb8 decode_webp(const uint8_t* data, size_t size, const image_limits& lim) {
+  const WebPBitstreamFeatures f = webp_features(data, size);
   check_dims("webp", f.width, f.height, lim);
   image_rgb8 img;
   img.width = f.width, img.height = f.height;
@@ -310,35 +397,60 @@ const char* image_format_name(image_format f) {
   }
 }
 
-image_rgb8 decode_image(const uint8_t* data, size_t size, const image_limits& limits) {
+namespace {
+
+// The checks every entry point shares: non-empty, under the byte limit, a supported format.
+image_format checked_format(const uint8_t* data, size_t size, const image_limits& limits) {
   if (size == 0 || data == nullptr) throw error("image: empty data");
   if (size > limits.max_file_bytes)
     throw error("image: file is " + std::to_string(size) + " bytes, over the limit of " +
                 std::to_string(limits.max_file_bytes));
   const image_format f = sniff_image_format(data, size);
   switch (f) {
-    case image_format::png: return decode_png(data, size, limits);
-    case image_format::jpeg: return decode_jpeg(data, size, limits);
-    case image_format::webp: return decode_webp(data, size, limits);
+    case image_format::png:
+    case image_format::jpeg:
+    case image_format::webp: return f;
     case image_format::unknown: throw error("image: unrecognized format (supported: PNG, JPEG, WebP)");
     default:
       throw error(std::string("image: ") + image_format_name(f) + " is not supported (supported: PNG, JPEG, WebP)");
   }
 }
 
+}  // namespace
+
+image_info probe_image(const uint8_t* data, size_t size, const image_limits& limits) {
+  image_info info;
+  switch (checked_format(data, size, limits)) {
+    case image_format::png: info = probe_png(data, size); break;
+    case image_format::jpeg: info = probe_jpeg(data, size); break;
+    default: info = probe_webp(data, size); break;
+  }
+  check_dims(image_format_name(info.format), info.width, info.height, limits);
+  return info;
+}
+
+image_rgb8 decode_image(const uint8_t* data, size_t size, const image_limits& limits) {
+  switch (checked_format(data, size, limits)) {
+    case image_format::png: return decode_png(data, size, limits);
+    case image_format::jpeg: return decode_jpeg(data, size, limits);
+    default: return decode_webp(data, size, limits);
+  }
+}
+
+image_rgb8 decode_image(const uint8_t* data, size_t size, const image_info& probed, const image_limits& limits) {
+  image_rgb8 img = decode_image(data, size, limits);
+  if (img.width != probed.width || img.height != probed.height)
+    throw error(std::string("image: the ") + image_format_name(probed.format) + " header declares " +
+                std::to_string(probed.width) + "x" + std::to_string(probed.height) +
+                " but the image data decodes to " + std::to_string(img.width) + "x" + std::to_string(img.height));
+  return img;
+}
+
 image_rgb8 decode_image_file(const std::string& path, const image_limits& limits) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) throw error("image: cannot open '" + path + "'");
-  const std::streamoff len = in.tellg();
-  if (len < 0) throw error("image: cannot read '" + path + "'");
-  if (static_cast<uint64_t>(len) > limits.max_file_bytes)
-    throw error("image: '" + path + "' is " + std::to_string(len) + " bytes, over the limit of " +
-                std::to_string(limits.max_file_bytes));
-  std::vector<uint8_t> bytes(static_cast<size_t>(len));
-  in.seekg(0);
-  if (len > 0 && !in.read(reinterpret_cast<char*>(bytes.data()), len)) throw error("image: cannot read '" + path + "'");
+  // read_regular_file refuses FIFOs and devices and stops at the byte limit (its error names the path).
+  const std::string bytes = read_regular_file(path, limits.max_file_bytes);
   try {
-    return decode_image(bytes.data(), bytes.size(), limits);
+    return decode_image(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), limits);
   } catch (const error& e) {
     throw error("'" + path + "': " + e.what());
   }

@@ -2,6 +2,7 @@
 // each parsed from its JSON node. Stages throw autoglm::error naming the unsupported/malformed node.
 #pragma once
 
+#include <cstddef>
 #include <deque>
 #include <memory>
 #include <string>
@@ -30,8 +31,21 @@ struct piece {
 using piece_arena = std::deque<std::string>;
 class pre_tokenizer {
  public:
+  static constexpr size_t npos = static_cast<size_t>(-1);
   virtual ~pre_tokenizer() = default;
   virtual void apply(std::vector<piece>& pieces, piece_arena& arena) const = 0;
+  // Pre-tokenizes a long text window by window, so encoding can stop once enough tokens are known without
+  // splitting the rest. Looks only at text[0, end) (more text follows unless end == text.size()) and appends the
+  // pieces of text[from, next) that apply() on the whole text would also produce, whatever follows `end`;
+  // returns `next`, where the following call starts (a piece boundary; == from when the window holds no whole
+  // piece: call again with a larger window; == text.size() once done). `from` must be 0 or a returned `next`.
+  // `at_start`: text begins the whole input (piece::at_start). npos: this step cannot work in windows (the
+  // caller applies it to the whole text).
+  virtual size_t apply_window(std::string_view text, size_t from, size_t end, bool at_start,
+                              std::vector<piece>& out, piece_arena& arena) const {
+    (void)text, (void)from, (void)end, (void)at_start, (void)out, (void)arena;
+    return npos;
+  }
 };
 // byte_level_last is set when the last step is ByteLevel: that step then leaves the text as raw bytes and the BPE
 // model maps bytes to the byte-level alphabet itself (fast path). Otherwise ByteLevel maps in place.

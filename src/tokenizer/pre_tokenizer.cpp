@@ -150,23 +150,27 @@ namespace {
 
 enum class split_behavior { removed, isolated, merged_with_previous, merged_with_next, contiguous };
 
-// HF NormalizedString::split: `matches` are (range, is_delimiter) covering s; returns the kept ranges.
-void split_piece(const piece& p, const regex& re, split_behavior behavior, bool invert, std::vector<piece>& out) {
-  std::string_view s = p.text;
-  thread_local std::vector<std::pair<size_t, size_t>> found;
-  re.find_all(s, found);
+struct range {
+  size_t b, e;
+};
+using match_list = std::vector<std::pair<size_t, size_t>>;
+
+// HF NormalizedString::split of s[b0, e0) given the matches found in it (absolute offsets, in order): appends the
+// ranges it keeps.
+void kept_ranges(size_t b0, size_t e0, const match_list& found, split_behavior behavior, bool invert,
+                 std::vector<range>& kept) {
   if (found.empty() && !invert) {
-    out.push_back(p);
+    if (e0 > b0) kept.push_back({b0, e0});
     return;
   }
-  if (behavior == split_behavior::isolated && !invert) {  // the common GPT-2/GLM case: matches and gaps, in order
-    size_t prev = 0;
+  if (behavior == split_behavior::isolated) {  // the common GPT-2/GLM case: matches and gaps, in order
+    size_t prev = b0;
     for (auto [b, e] : found) {
-      if (prev < b) out.push_back({s.substr(prev, b - prev), p.at_start && prev == 0});
-      out.push_back({s.substr(b, e - b), p.at_start && b == 0});
+      if (prev < b) kept.push_back({prev, b});
+      kept.push_back({b, e});
       prev = e;
     }
-    if (prev < s.size()) out.push_back({s.substr(prev), p.at_start && prev == 0});
+    if (prev < e0) kept.push_back({prev, e0});
     return;
   }
   struct part {
@@ -174,30 +178,30 @@ void split_piece(const piece& p, const regex& re, split_behavior behavior, bool 
     bool match;
   };
   std::vector<part> parts;
-  size_t prev = 0;
+  size_t prev = b0;
   for (auto [b, e] : found) {
     if (prev < b) parts.push_back({prev, b, false});
     parts.push_back({b, e, true});
     prev = e;
   }
-  if (prev < s.size()) parts.push_back({prev, s.size(), false});
+  if (prev < e0) parts.push_back({prev, e0, false});
   if (invert)
     for (auto& x : parts) x.match = !x.match;
 
-  std::vector<part> kept;
+  const size_t first = kept.size();
   switch (behavior) {
     case split_behavior::removed:
       for (auto& x : parts)
-        if (!x.match) kept.push_back(x);
+        if (!x.match) kept.push_back({x.b, x.e});
       break;
     case split_behavior::isolated:
-      kept = parts;
+      for (auto& x : parts) kept.push_back({x.b, x.e});
       break;
     case split_behavior::merged_with_previous: {
       bool prev_match = false;
       for (auto& x : parts) {
-        if (x.match && !prev_match && !kept.empty()) kept.back().e = x.e;
-        else kept.push_back(x);
+        if (x.match && !prev_match && kept.size() > first) kept.back().e = x.e;
+        else kept.push_back({x.b, x.e});
         prev_match = x.match;
       }
       break;
@@ -206,25 +210,65 @@ void split_piece(const piece& p, const regex& re, split_behavior behavior, bool 
       bool prev_match = false;
       for (size_t k = parts.size(); k-- > 0;) {
         auto& x = parts[k];
-        if (x.match && !prev_match && !kept.empty()) kept.back().b = x.b;
-        else kept.push_back(x);
+        if (x.match && !prev_match && kept.size() > first) kept.back().b = x.b;
+        else kept.push_back({x.b, x.e});
         prev_match = x.match;
       }
-      std::reverse(kept.begin(), kept.end());
+      std::reverse(kept.begin() + static_cast<std::ptrdiff_t>(first), kept.end());
       break;
     }
     case split_behavior::contiguous: {
       bool prev_match = false;
       for (auto& x : parts) {
-        if (x.match == prev_match && !kept.empty()) kept.back().e = x.e;
-        else kept.push_back(x);
+        if (x.match == prev_match && kept.size() > first) kept.back().e = x.e;
+        else kept.push_back({x.b, x.e});
         prev_match = x.match;
       }
       break;
     }
   }
+}
+
+void split_piece(const piece& p, const regex& re, split_behavior behavior, bool invert, std::vector<piece>& out) {
+  std::string_view s = p.text;
+  thread_local match_list found;
+  thread_local std::vector<range> kept;
+  re.find_all(s, found);
+  if (found.empty() && !invert) {
+    out.push_back(p);
+    return;
+  }
+  kept.clear();
+  kept_ranges(0, s.size(), found, behavior, invert, kept);
   for (auto& x : kept)
     if (x.e > x.b) out.push_back({s.substr(x.b, x.e - x.b), p.at_start && x.b == 0});
+}
+
+// pre_tokenizer::apply_window for a split over the whole text. Every match find_window reports before c is
+// final, so every part (match or gap) that starts before the last one begins where the whole-text split would
+// put a boundary; only the last kept piece can still grow (a gap running into the window's end, a match a
+// MergedWith*/Contiguous rule would join to what follows), so it is held back and the next window starts there.
+size_t split_window(std::string_view text, size_t from, size_t end, bool at_start, const regex& re,
+                    split_behavior behavior, bool invert, std::vector<piece>& out) {
+  thread_local match_list found;
+  thread_local std::vector<range> kept;
+  const size_t c = re.find_window(text, from, end, found);
+  kept.clear();
+  kept_ranges(from, c, found, behavior, invert, kept);
+  size_t next = c;
+  if (end != text.size()) {
+    if (!kept.empty()) {
+      next = kept.back().b;
+      kept.pop_back();
+    } else if (found.empty()) {
+      next = from;
+    } else {  // only removed parts: the last one (a match, or the gap after it) starts at a boundary
+      next = found.back().second < c ? found.back().second : found.back().first;
+    }
+  }
+  for (auto& x : kept)
+    if (x.e > x.b) out.push_back({text.substr(x.b, x.e - x.b), at_start && x.b == 0});
+  return next;
 }
 
 class seq_pre_tokenizer : public pre_tokenizer {
@@ -232,6 +276,18 @@ class seq_pre_tokenizer : public pre_tokenizer {
   std::vector<std::unique_ptr<pre_tokenizer>> steps;
   void apply(std::vector<piece>& pieces, piece_arena& arena) const override {
     for (auto& s : steps) s->apply(pieces, arena);
+  }
+  // Only the first step sees the whole text; every later step works on each piece alone, so it can run on the
+  // pieces of one window.
+  size_t apply_window(std::string_view text, size_t from, size_t end, bool at_start, std::vector<piece>& out,
+                      piece_arena& arena) const override {
+    if (steps.empty()) return npos;
+    std::vector<piece> pieces;
+    const size_t next = steps[0]->apply_window(text, from, end, at_start, pieces, arena);
+    if (next == npos) return npos;
+    for (size_t k = 1; k < steps.size(); ++k) steps[k]->apply(pieces, arena);
+    out.insert(out.end(), pieces.begin(), pieces.end());
+    return next;
   }
 };
 
@@ -245,6 +301,10 @@ class split_pre_tokenizer : public pre_tokenizer {
     out.reserve(pieces.size() * 4);
     for (auto& p : pieces) split_piece(p, *re, behavior, invert, out);
     pieces.swap(out);
+  }
+  size_t apply_window(std::string_view text, size_t from, size_t end, bool at_start, std::vector<piece>& out,
+                      piece_arena&) const override {
+    return split_window(text, from, end, at_start, *re, behavior, invert, out);
   }
 };
 
@@ -268,6 +328,16 @@ class byte_level_pre_tokenizer : public pre_tokenizer {
     }
     if (map_now)
       for (auto& p : pieces) p.text = arena.emplace_back(byte_level_map(p.text));
+  }
+  // Windows need the regex split; a prefix space would shift every offset, so that case runs on the whole text.
+  size_t apply_window(std::string_view text, size_t from, size_t end, bool at_start, std::vector<piece>& out,
+                      piece_arena& arena) const override {
+    if (add_prefix_space || !re) return npos;
+    const size_t first = out.size();
+    const size_t next = split_window(text, from, end, at_start, *re, split_behavior::isolated, false, out);
+    if (map_now)
+      for (size_t k = first; k < out.size(); ++k) out[k].text = arena.emplace_back(byte_level_map(out[k].text));
+    return next;
   }
 };
 

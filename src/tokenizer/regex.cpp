@@ -4,6 +4,8 @@
 
 #include <pcre2.h>
 
+#include <algorithm>
+
 #include "core/error.h"
 #include "tokenizer/unicode.h"
 
@@ -50,7 +52,8 @@ regex::regex(const std::string& pattern, bool literal, const std::string& what) 
     throw error(what + ": regex does not compile at offset " + std::to_string(off) + ": " +
                 reinterpret_cast<const char*>(buf) + " (pattern " + pattern + ")");
   }
-  pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);  // best effort: the interpreter is used if JIT is unavailable
+  // Best effort: the interpreter is used if JIT is unavailable. Partial-hard code serves find_window.
+  pcre2_jit_compile(code, PCRE2_JIT_COMPLETE | PCRE2_JIT_PARTIAL_HARD);
   code_ = code;
 }
 
@@ -90,6 +93,54 @@ void regex::find_all(std::string_view s, std::vector<std::pair<size_t, size_t>>&
       pos = b + utf8::seq_len(static_cast<unsigned char>(s[b]));
     }
   }
+}
+
+size_t regex::find_window(std::string_view s, size_t from, size_t end,
+                          std::vector<std::pair<size_t, size_t>>& out) const {
+  out.clear();
+  const bool final = end == s.size();
+  if (is_literal_) {
+    const std::string_view w = s.substr(0, end);
+    size_t pos = from;
+    while ((pos = w.find(literal_, pos)) != std::string_view::npos) {
+      out.emplace_back(pos, pos + literal_.size());
+      pos += literal_.size();
+    }
+    if (final) return end;
+    // An occurrence starting in the last literal.size() - 1 bytes could end past the window.
+    const size_t last_end = out.empty() ? from : out.back().second;
+    const size_t tail = literal_.size() - 1;
+    return std::max(last_end, end > tail ? end - tail : 0);
+  }
+  auto& h = holder();
+  auto* code = static_cast<pcre2_code*>(code_);
+  // PARTIAL_HARD: a match attempt that reaches the end of the window (including a lookahead such as (?!\S), or a
+  // greedy run that could go on) reports a partial match instead of a complete or failed one.
+  const uint32_t options = PCRE2_NO_UTF_CHECK | (final ? 0u : PCRE2_PARTIAL_HARD);
+  size_t pos = from;
+  while (pos <= end) {
+    int rc = pcre2_match(code, reinterpret_cast<PCRE2_SPTR>(s.data()), end, pos, options, h.md, h.ctx);
+    if (rc == PCRE2_ERROR_NOMATCH) return end;
+    PCRE2_SIZE* ov = pcre2_get_ovector_pointer(h.md);
+    if (rc == PCRE2_ERROR_PARTIAL) {  // ov[0]: where the unfinished match starts
+      const size_t last_end = out.empty() ? from : out.back().second;
+      return std::max<size_t>(last_end, std::min<size_t>(ov[0], end));
+    }
+    if (rc < 0) {
+      PCRE2_UCHAR buf[256];
+      pcre2_get_error_message(rc, buf, sizeof buf);
+      throw error(std::string("tokenizer regex match failed: ") + reinterpret_cast<const char*>(buf));
+    }
+    size_t b = ov[0], e = ov[1];
+    if (e > b) {
+      out.emplace_back(b, e);
+      pos = e;
+    } else {
+      if (b >= end) return end;
+      pos = b + utf8::seq_len(static_cast<unsigned char>(s[b]));
+    }
+  }
+  return end;
 }
 
 }  // namespace autoglm::tok

@@ -5,13 +5,13 @@
 #include <array>
 #include <cctype>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <unordered_map>
 
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/file_io.h"
+#include "formats/json_limits.h"
 #include "tokenizer/bpe.h"
 #include "tokenizer/components.h"
 #include "tokenizer/regex.h"
@@ -108,9 +108,10 @@ struct tokenizer_impl {
     return !m.empty();
   }
 
-  // HF AddedVocabulary::find_matches.
-  void split_added(std::string_view s, const token_trie& trie, bool parse_special, std::vector<segment>& out) const {
-    out.clear();
+  // HF AddedVocabulary::find_matches: calls emit(segment) for each segment in order; stops (returning false) as
+  // soon as emit returns false, so a long text is only scanned as far as it is encoded.
+  template <class Emit>
+  bool split_added(std::string_view s, const token_trie& trie, bool parse_special, Emit&& emit) const {
     size_t start_offset = 0;
     size_t i = 0;
     while (i < s.size()) {
@@ -157,38 +158,71 @@ struct tokenizer_impl {
         }
         i = stop;
       }
-      if (start_offset < start) out.push_back({start_offset, start, -1});
-      out.push_back({start, stop, t});
+      if (start_offset < start && !emit(segment{start_offset, start, -1})) return false;
+      if (!emit(segment{start, stop, t})) return false;
       start_offset = stop;
     }
-    if (start_offset < s.size()) out.push_back({start_offset, s.size(), -1});
+    if (start_offset < s.size()) return emit(segment{start_offset, s.size(), -1});
+    return true;
   }
 
-  void encode_text(std::string_view text, bool at_start, std::vector<int32_t>& ids) const {
-    if (text.empty()) return;
+  // Appends the ids of one pre-tokenized word; false once there are more than `limit` ids.
+  bool tokenize_piece(std::string_view word, std::vector<int32_t>& ids, size_t limit) const {
+    model.tokenize(word, byte_level_last, ids);
+    return ids.size() <= limit;
+  }
+
+  // Text between added tokens: pre-tokenizer + BPE. False once there are more than `limit` ids. With a limit,
+  // the text is pre-tokenized window by window (pre_tokenizer::apply_window) so a 50 MB prompt stops after the
+  // few kilobytes that hold `limit` tokens; each window's pieces are what the whole-text split gives there.
+  bool encode_text(std::string_view text, bool at_start, std::vector<int32_t>& ids, size_t limit) const {
+    if (text.empty()) return true;
     if (!pre) {
       model.tokenize(text, false, ids);
-      return;
+      return ids.size() <= limit;
     }
     std::vector<piece> pieces;
     piece_arena arena;
+    if (limit != pre_tokenizer::npos) {
+      constexpr size_t k_first_window = 64u << 10;
+      size_t window = k_first_window, from = 0;
+      while (from < text.size()) {
+        size_t end = std::min(text.size(), from + window);
+        while (end < text.size() && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) ++end;  // whole chars
+        pieces.clear();
+        arena.clear();
+        const size_t next = pre->apply_window(text, from, end, at_start, pieces, arena);
+        if (next == pre_tokenizer::npos) {  // this pipeline splits only whole texts (e.g. Metaspace)
+          AG_CHECK(from == 0, "apply_window gave up after the first window");
+          break;
+        }
+        for (auto& p : pieces)
+          if (!tokenize_piece(p.text, ids, limit)) return false;
+        if (next == from) window *= 2;  // no whole piece yet (a very long word or run): look further
+        from = next;
+      }
+      if (from >= text.size()) return true;
+      pieces.clear();
+      arena.clear();
+    }
     pieces.push_back({text, at_start});
     pre->apply(pieces, arena);
-    for (auto& p : pieces) model.tokenize(p.text, byte_level_last, ids);
+    for (auto& p : pieces)
+      if (!tokenize_piece(p.text, ids, limit)) return false;
+    return true;
   }
 
-  std::vector<int32_t> encode(std::string_view text, bool parse_special) const {
+  // The whole pipeline; stops once more than `limit` ids are known (returns false; ids then holds at least
+  // limit + 1 ids, the first ones of the full encoding).
+  bool encode(std::string_view text, bool parse_special, size_t limit, std::vector<int32_t>& ids) const {
     size_t bad = utf8::valid_prefix(text);
     if (bad != text.size())
       throw error("tokenizer: input text is not valid UTF-8 (at byte " + std::to_string(bad) + ")");
-    std::vector<int32_t> ids;
-    ids.reserve(text.size() / 3 + 4);
-    std::vector<segment> segs, sub;
-    split_added(text, raw_trie, parse_special, segs);
-    for (auto& sg : segs) {
+    ids.reserve(std::min(text.size() / 3, limit) + 4);
+    return split_added(text, raw_trie, parse_special, [&](const segment& sg) {
       if (sg.token >= 0) {
         ids.push_back(added[sg.token].id);
-        continue;
+        return ids.size() <= limit;
       }
       std::string_view part = text.substr(sg.b, sg.e - sg.b);
       std::string normalized;
@@ -196,17 +230,15 @@ struct tokenizer_impl {
         normalized = norm->apply(part);
         part = normalized;
       }
-      if (norm_trie.empty()) {
-        encode_text(part, sg.b == 0, ids);
-        continue;
-      }
-      split_added(part, norm_trie, parse_special, sub);
-      for (auto& s2 : sub) {
-        if (s2.token >= 0) ids.push_back(added[s2.token].id);
-        else encode_text(part.substr(s2.b, s2.e - s2.b), sg.b == 0 && s2.b == 0, ids);
-      }
-    }
-    return ids;
+      if (norm_trie.empty()) return encode_text(part, sg.b == 0, ids, limit);
+      return split_added(part, norm_trie, parse_special, [&](const segment& s2) {
+        if (s2.token >= 0) {
+          ids.push_back(added[s2.token].id);
+          return ids.size() <= limit;
+        }
+        return encode_text(part.substr(s2.b, s2.e - s2.b), sg.b == 0 && s2.b == 0, ids, limit);
+      });
+    });
   }
 
   // HF TokenizerImpl::decode: ids -> token strings (added tokens by content, special ones skipped on request),
@@ -255,24 +287,27 @@ T flag(const json& j, const char* key, const std::string& where, T fallback) {
 tokenizer::tokenizer() : impl_(std::make_unique<tok::tokenizer_impl>()) {}
 tokenizer::~tokenizer() = default;
 
+namespace {
+// Real tokenizer.json files reach ~35 MB (Gemma 3: 262k tokens with merges); the caps leave about 4x room and
+// keep a wrong path or a hostile file from being read or parsed without bound.
+constexpr uint64_t k_max_tokenizer_bytes = 128ull << 20;
+constexpr autoglm::json_limits k_tokenizer_json_limits{/*max_depth=*/64, /*max_values=*/32'000'000};
+}  // namespace
+
 std::unique_ptr<tokenizer> tokenizer::load(const std::string& path) {
   namespace fs = std::filesystem;
   std::string file = path;
   std::error_code ec;
   if (fs::is_directory(path, ec)) file = (fs::path(path) / "tokenizer.json").string();
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw error(file + ": cannot open tokenizer file");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return from_json(ss.str(), file);
+  return from_json(read_regular_file(file, k_max_tokenizer_bytes), file);
 }
 
 std::unique_ptr<tokenizer> tokenizer::from_json(const std::string& text, const std::string& name) {
   using tok::json;
   json j;
   try {
-    j = json::parse(text);
-  } catch (const std::exception& e) {
+    j = parse_json(text, k_tokenizer_json_limits);
+  } catch (const json_parse_error& e) {
     throw error(name + ": invalid JSON: " + e.what());
   }
   if (!j.is_object()) throw error(name + ": expected a JSON object at the top level");
@@ -325,13 +360,37 @@ std::unique_ptr<tokenizer> tokenizer::from_json(const std::string& text, const s
 }
 
 std::vector<int32_t> tokenizer::encode(std::string_view text, bool parse_special) const {
-  return impl_->encode(text, parse_special);
+  std::vector<int32_t> ids;
+  impl_->encode(text, parse_special, tok::pre_tokenizer::npos, ids);
+  return ids;
 }
 
 std::vector<int32_t> tokenizer::encode_with_post_processor(std::string_view text, bool parse_special) const {
-  auto ids = impl_->encode(text, parse_special);
+  std::vector<int32_t> ids;
+  impl_->encode(text, parse_special, tok::pre_tokenizer::npos, ids);
   if (impl_->post) impl_->post->apply(ids);
   return ids;
+}
+
+bounded_encoding tokenizer::encode_bounded(std::string_view text, size_t max_tokens, bool parse_special) const {
+  bounded_encoding out;
+  out.over_limit = !impl_->encode(text, parse_special, max_tokens, out.ids);
+  if (out.ids.size() > max_tokens) out.ids.resize(max_tokens);
+  return out;
+}
+
+bounded_encoding tokenizer::encode_with_post_processor_bounded(std::string_view text, size_t max_tokens,
+                                                               bool parse_special) const {
+  bounded_encoding out;
+  out.over_limit = !impl_->encode(text, parse_special, max_tokens, out.ids);
+  // Post-processors only add tokens around the text's (template prefix/suffix), so processing the first ids
+  // and cutting again gives the first ids of the full result.
+  if (impl_->post) impl_->post->apply(out.ids);
+  if (out.ids.size() > max_tokens) {
+    out.ids.resize(max_tokens);
+    out.over_limit = true;
+  }
+  return out;
 }
 
 std::string tokenizer::decode(const std::vector<int32_t>& ids, bool skip_special) const {

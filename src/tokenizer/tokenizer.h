@@ -15,6 +15,13 @@ namespace tok {
 struct tokenizer_impl;
 }
 
+// encode_bounded's result: the encoding when it has at most max_tokens ids; otherwise its first max_tokens ids
+// and over_limit set (encoding stopped as soon as that was known).
+struct bounded_encoding {
+  std::vector<int32_t> ids;
+  bool over_limit = false;
+};
+
 class tokenizer {
  public:
   // A directory holding tokenizer.json, or the file itself; throws autoglm::error naming the file and the problem.
@@ -27,6 +34,13 @@ class tokenizer {
   // special added tokens in the text as plain text (HF encode_special_tokens=true); non-special added tokens still match.
   std::vector<int32_t> encode(std::string_view text, bool parse_special = true) const;
   std::vector<int32_t> encode_with_post_processor(std::string_view text, bool parse_special = true) const;
+  // Same ids as encode / encode_with_post_processor up to max_tokens, but the work stops once the text is known
+  // to have more: the cost depends on max_tokens, not on the text's length (beyond a UTF-8 check), for
+  // pre-tokenizers that split text (Split, ByteLevel's regex, Digits, Whitespace*); Metaspace-only pipelines
+  // are split whole and stop at the BPE step.
+  bounded_encoding encode_bounded(std::string_view text, size_t max_tokens, bool parse_special = true) const;
+  bounded_encoding encode_with_post_processor_bounded(std::string_view text, size_t max_tokens,
+                                                      bool parse_special = true) const;
   std::string decode(const std::vector<int32_t>& ids, bool skip_special = true) const;
   // Like decode() but byte-producing decoders keep invalid UTF-8 bytes instead of U+FFFD (for streaming).
   std::string decode_raw(const int32_t* ids, size_t n, bool skip_special) const;
