@@ -1,90 +1,152 @@
+// core/thread_pool.cpp: chunk claiming, waiting and waking of core/thread_pool.h.
 #include "core/thread_pool.h"
 
 #include <algorithm>
+#include <chrono>
+#include <exception>
 #include <memory>
 
 namespace autoglm {
 
+namespace {
+
+// Chunks per thread: more than one lets the caller (and fast workers) absorb the share of a slow or
+// descheduled thread; few enough that claiming (one CAS each) stays negligible.
+constexpr int64_t k_chunks_per_thread = 4;
+constexpr int64_t k_max_chunks = 0xffff;
+
+// Worker idle policy: pure spinning for a few microseconds (back-to-back loops of a decode step), then
+// spinning with sched_yield (cedes the core when something else wants it), then sleeping.
+constexpr auto k_spin_pure = std::chrono::microseconds(20);
+constexpr auto k_spin_total = std::chrono::microseconds(1000);
+// The caller waiting for chunks that workers hold: pause first, then yield so a worker that shares our core
+// can finish.
+constexpr int k_wait_pure_spins = 2000;
+
+inline uint64_t word_gen(uint64_t w) { return w >> 32; }
+inline uint64_t word_count(uint64_t w) { return (w >> 16) & 0xffff; }
+inline uint64_t word_next(uint64_t w) { return w & 0xffff; }
+inline uint64_t make_word(uint64_t gen, uint64_t count) { return (gen << 32) | (count << 16); }
+
+inline void cpu_relax() {
+#if defined(__x86_64__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+// The pool whose job this thread is running (reentrant calls run serially).
+thread_local const thread_pool* t_in_job = nullptr;
+
+struct job_error {
+  std::mutex m;
+  std::exception_ptr first;
+};
+
+}  // namespace
+
 thread_pool::thread_pool(int n_threads) {
   if (n_threads <= 0) n_threads = int(std::max(1u, std::thread::hardware_concurrency()));
   n_threads_ = n_threads;
-  for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker(i); });
+  for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this] { worker(); });
 }
 
 thread_pool::~thread_pool() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    stop_ = true;
-    generation_.fetch_add(1);
+    stop_.store(true);
+    word_.store(make_word(word_gen(word_.load()) + 1, 0));
   }
   wake_.notify_all();
   for (auto& t : workers_) t.join();
 }
 
-void thread_pool::worker(int index) {
+void thread_pool::work_on(uint64_t gen) {
+  const thread_pool* outer = t_in_job;
+  t_in_job = this;
+  for (;;) {
+    uint64_t w = word_.load(std::memory_order_acquire);
+    if (word_gen(w) != gen || word_next(w) >= word_count(w)) break;
+    if (!word_.compare_exchange_weak(w, w + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
+    // The chunk is ours and its job cannot change until done_ counts it, so the fields are this job's.
+    const int64_t n = n_.load(std::memory_order_relaxed);
+    const int64_t cnt = int64_t(word_count(w)), idx = int64_t(word_next(w));
+    call_.load(std::memory_order_relaxed)(fn_.load(std::memory_order_relaxed), n * idx / cnt, n * (idx + 1) / cnt);
+    done_.fetch_add(1, std::memory_order_release);
+  }
+  t_in_job = outer;
+}
+
+void thread_pool::worker() {
   uint64_t seen = 0;
   for (;;) {
-    // Spin for a short while: decode issues hundreds of small jobs per token.
-    int spins = 0;
-    while (generation_.load(std::memory_order_acquire) == seen && spins < 20000) {
-      ++spins;
-#if defined(__x86_64__)
-      __builtin_ia32_pause();
-#endif
+    if (word_gen(word_.load(std::memory_order_acquire)) == seen) {
+      const auto t0 = std::chrono::steady_clock::now();
+      for (int i = 1;; ++i) {
+        if (word_gen(word_.load(std::memory_order_acquire)) != seen) break;
+        if ((i & 63) == 0) {
+          const auto dt = std::chrono::steady_clock::now() - t0;
+          if (dt > k_spin_total) break;
+          if (dt > k_spin_pure) std::this_thread::yield();
+        }
+        cpu_relax();
+      }
+      if (word_gen(word_.load(std::memory_order_acquire)) == seen) {
+        std::unique_lock<std::mutex> lock(mutex_);
+        sleepers_.fetch_add(1);
+        wake_.wait(lock, [&] { return word_gen(word_.load()) != seen; });
+        sleepers_.fetch_sub(1);
+      }
     }
-    if (generation_.load(std::memory_order_acquire) == seen) {
-      std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait(lock, [&] { return generation_.load() != seen; });
-    }
-    seen = generation_.load(std::memory_order_acquire);
-    const std::function<void(int)>* job;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (stop_) return;
-      job = job_;
-    }
-    if (job) (*job)(index);
-    pending_.fetch_sub(1, std::memory_order_acq_rel);
+    if (stop_.load()) return;
+    seen = word_gen(word_.load(std::memory_order_acquire));
+    work_on(seen);
   }
 }
 
-void thread_pool::run_on_all(const std::function<void(int)>& fn) {
-  if (n_threads_ == 1) {
-    fn(0);
-    return;
-  }
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    job_ = &fn;
-    pending_.store(n_threads_ - 1, std::memory_order_release);
-    generation_.fetch_add(1, std::memory_order_acq_rel);
-  }
-  wake_.notify_all();
-  fn(0);
-  while (pending_.load(std::memory_order_acquire) != 0) {
-#if defined(__x86_64__)
-    __builtin_ia32_pause();
-#endif
-  }
-  std::lock_guard<std::mutex> lock(mutex_);
-  job_ = nullptr;
-}
-
-void thread_pool::parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+void thread_pool::run(int64_t n, int64_t grain, void* fn, range_fn call) {
   if (n <= 0) return;
   grain = std::max<int64_t>(1, grain);
-  int64_t max_chunks = (n + grain - 1) / grain;
-  int use = int(std::min<int64_t>(n_threads_, max_chunks));
-  if (use <= 1) {
-    fn(0, n);
+  const int64_t count = std::min({(n + grain - 1) / grain, int64_t(n_threads_) * k_chunks_per_thread, k_max_chunks});
+  if (count <= 1 || n_threads_ == 1 || t_in_job == this || busy_.exchange(true, std::memory_order_acquire)) {
+    call(fn, 0, n);
     return;
   }
-  run_on_all([&](int t) {
-    if (t >= use) return;
-    int64_t begin = n * t / use;
-    int64_t end = n * (t + 1) / use;
-    if (begin < end) fn(begin, end);
-  });
+  // Exceptions thrown by a chunk are carried back to the caller after every chunk finished.
+  job_error err;
+  struct guarded {
+    void* fn;
+    range_fn call;
+    job_error* err;
+  } g{fn, call, &err};
+  range_fn guarded_call = [](void* p, int64_t b, int64_t e) {
+    auto* gd = static_cast<guarded*>(p);
+    try {
+      gd->call(gd->fn, b, e);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(gd->err->m);
+      if (!gd->err->first) gd->err->first = std::current_exception();
+    }
+  };
+
+  const uint64_t gen = word_gen(word_.load(std::memory_order_relaxed)) + 1;  // only the caller publishes
+  call_.store(guarded_call, std::memory_order_relaxed);
+  fn_.store(&g, std::memory_order_relaxed);
+  n_.store(n, std::memory_order_relaxed);
+  done_.store(0, std::memory_order_relaxed);
+  word_.store(make_word(gen, uint64_t(count)));  // seq_cst: ordered before the sleepers_ load below
+  if (sleepers_.load() > 0) {
+    { std::lock_guard<std::mutex> lock(mutex_); }  // a worker between its check and its wait holds the mutex
+    wake_.notify_all();
+  }
+  work_on(gen);
+  for (int i = 0; done_.load(std::memory_order_acquire) != count; ++i) {
+    if (i < k_wait_pure_spins) cpu_relax();
+    else std::this_thread::yield();
+  }
+  busy_.store(false, std::memory_order_release);
+  if (err.first) std::rethrow_exception(err.first);
 }
 
 namespace {

@@ -1,14 +1,20 @@
 // core/thread_pool.h: a fixed set of worker threads that run one parallel_for at a time.
-// The engine thread owns the pool; kernels split their outer loop over it. Workers spin briefly and then
-// sleep, so a decode step (many small loops) does not pay a futex wake per loop.
+//
+// Each exec_context owns one pool; CPU kernels split their outer loop over it. Work is cut into chunks that
+// threads claim from one atomic word, and the calling thread claims chunks too: when a worker is descheduled
+// (another process busy on the machine) the caller simply does the work itself instead of waiting for it. It
+// only waits for chunks a worker has actually started. Workers spin briefly, then spin with sched_yield (so
+// a busy machine gets its core back), then sleep on a condition variable; a decode step of many small loops
+// therefore pays neither a futex wake per loop nor a timeslice per descheduled worker.
 #pragma once
 
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
-#include <functional>
 #include <mutex>
 #include <thread>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace autoglm {
@@ -23,27 +29,53 @@ class thread_pool {
 
   int n_threads() const { return n_threads_; }
 
-  // Runs fn(begin, end) over [0, n) split into contiguous chunks of at least `grain` items, one chunk per
-  // thread. Returns when every chunk has finished. Not reentrant.
-  void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
-
-  // Runs fn(thread_index) once on each of the n_threads() threads.
-  void run_on_all(const std::function<void(int)>& fn);
+  // Runs fn(begin, end) over [0, n) split into contiguous chunks of about `grain` items or more (a few chunks
+  // per thread at most) and returns when all have finished. Which thread runs which chunk is unspecified, so
+  // results must not depend on it. A call made from inside a job of this pool, or while another thread is
+  // using the pool, runs serially on the calling thread (never deadlocks).
+  template <class Fn>
+  void parallel_for(int64_t n, int64_t grain, Fn&& fn) {
+    using F = std::remove_reference_t<Fn>;
+    run(n, grain, const_cast<void*>(static_cast<const void*>(&fn)),
+        [](void* f, int64_t b, int64_t e) { (*static_cast<F*>(f))(b, e); });
+  }
 
  private:
-  void worker(int index);
+  using range_fn = void (*)(void* fn, int64_t begin, int64_t end);
+  void run(int64_t n, int64_t grain, void* fn, range_fn call);
+  // Claims and runs chunks of generation `gen` until none is left; returns when the word moved on.
+  void work_on(uint64_t gen);
+  void worker();
 
   int n_threads_;
   std::vector<std::thread> workers_;
+
+  // The job word: generation (32 bits) | chunk count (16) | next chunk to claim (16). Claiming is a CAS on the
+  // whole word, so a thread never claims a chunk of a job other than the one whose fields it read.
+  std::atomic<uint64_t> word_{0};
+  std::atomic<range_fn> call_{nullptr};
+  std::atomic<void*> fn_{nullptr};
+  std::atomic<int64_t> n_{0};
+  std::atomic<int64_t> done_{0};  // chunks finished in the current generation
+  std::atomic<bool> busy_{false};  // a parallel_for is running (a second caller runs serially)
+
   std::mutex mutex_;
   std::condition_variable wake_;
-  std::atomic<uint64_t> generation_{0};
-  std::atomic<int> pending_{0};
-  const std::function<void(int)>* job_ = nullptr;
-  bool stop_ = false;
+  std::atomic<int> sleepers_{0};
+  std::atomic<bool> stop_{false};
 };
 
-// The process-wide pool used by the CPU kernels; set_default_threads must run before first use to change it.
+// Runs fn over [0, n) on `pool`, or serially on the calling thread when pool is null (kernels get their pool
+// from the kernel_context, which may carry none).
+template <class Fn>
+inline void parallel_for(thread_pool* pool, int64_t n, int64_t grain, Fn&& fn) {
+  if (n <= 0) return;
+  if (pool) pool->parallel_for(n, grain, std::forward<Fn>(fn));
+  else fn(int64_t(0), n);
+}
+
+// The process-wide pool used by the legacy cpu:: kernel entry points (the model until it runs over ops);
+// set_default_threads must run before first use to change it.
 thread_pool& default_thread_pool();
 void set_default_threads(int n_threads);
 

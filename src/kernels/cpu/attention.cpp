@@ -1,15 +1,22 @@
+// kernels/cpu/attention.cpp: paged KV store and causal paged attention over F32/F16/BF16 caches, plus the legacy
+// dense attention (see attention.h). Work is split over (query row, KV head, group of query heads): the heads of
+// one group share each key/value row read from the cache, and the group is cut finer only when there are too
+// few items for the threads (decode of one sequence). Per head the arithmetic is that of the original kernel:
+// dot (AVX2: two 8-lane accumulators) * scale, softmax with a double sum, P.V accumulated in position order.
 #include "kernels/cpu/attention.h"
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "core/thread_pool.h"
+#include "kernels/cpu/convert.h"
+#include "kernels/cpu/kernel_util.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
-#include "kernels/cpu/convert.h"
 
 namespace autoglm::cpu {
 
@@ -60,7 +67,7 @@ inline void axpy(float w, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += w * x[i];
 }
 
-// Softmax over scores[0..n) in place (fp32, max-subtracted), returns nothing; weights sum to 1.
+// Softmax over scores[0..n) in place (fp32, max-subtracted, double sum); weights sum to 1.
 inline void softmax(float* scores, int64_t n) {
   float mx = -INFINITY;
   for (int64_t j = 0; j < n; ++j) mx = std::max(mx, scores[j]);
@@ -73,36 +80,175 @@ inline void softmax(float* scores, int64_t n) {
   for (int64_t j = 0; j < n; ++j) scores[j] *= inv;
 }
 
+// One layer's K or V cache as byte strides: [n_blocks, block_size, n_kv_heads, head_dim] in `type`.
+struct cache_view {
+  dtype type = dtype::F32;
+  uint8_t* base = nullptr;
+  int64_t block_stride = 0, slot_stride = 0, head_stride = 0;
+  int64_t n_blocks = 0;
+  int32_t block_size = 0;
+  uint8_t* at(int64_t block, int64_t offset, int64_t head) const {
+    return base + block * block_stride + offset * slot_stride + head * head_stride;
+  }
+};
+
+cache_view view_of(const tensor& c, const char* what) {
+  AG_CHECK(c.n_dims() == 4, std::string(what) + " must be [blocks, block_size, kv_heads, head_dim]");
+  AG_CHECK(c.type() == dtype::F32 || c.type() == dtype::F16 || c.type() == dtype::BF16,
+           std::string(what) + ": CPU caches hold F32, F16 or BF16, not " + dtype_name(c.type()));
+  AG_CHECK(c.stride(3) == int64_t(dtype_size(c.type())), std::string(what) + ": head_dim must be contiguous");
+  return {c.type(), static_cast<uint8_t*>(c.data()), c.stride(0), c.stride(1), c.stride(2), c.dim(0),
+          int32_t(c.dim(1))};
+}
+
+// One sequence of the batch: its new rows of q/out, its history length and its block table.
+struct seq_desc {
+  int64_t first_row = 0, n_new = 0, n_past = 0;
+  const int32_t* table = nullptr;
+  int64_t n_table = 0;
+};
+
+// A row of K or V as F32: the cache row itself for F32, else converted into buf.
+inline const float* f32_row(const cache_view& c, const uint8_t* p, float* buf, int64_t n) {
+  if (c.type == dtype::F32) return reinterpret_cast<const float*>(p);
+  convert_to_f32(c.type, p, buf, n);
+  return buf;
+}
+
+void paged_attention_impl(thread_pool* pool, const float* q, int64_t qs, const cache_view& kc, const cache_view& vc,
+                          const std::vector<seq_desc>& seqs, int64_t n_heads, int64_t n_kv_heads, int64_t hd,
+                          float scale, float* out, int64_t os) {
+  const int64_t group = n_heads / n_kv_heads;
+  const int64_t bs = kc.block_size;
+  // Rows of every sequence, in order: item r -> (sequence, index among its new tokens).
+  std::vector<std::pair<int32_t, int64_t>> rows;
+  for (size_t s = 0; s < seqs.size(); ++s) {
+    const seq_desc& d = seqs[s];
+    AG_CHECK(d.n_new >= 0 && d.n_past >= 0, "attention_paged: negative token counts");
+    AG_CHECK(d.n_past + d.n_new <= d.n_table * bs, "attention_paged: sequence " + std::to_string(s) + " needs " +
+                                                       std::to_string(d.n_past + d.n_new) + " slots, its block table holds " +
+                                                       std::to_string(d.n_table * bs));
+    for (int64_t i = 0; i < d.n_new; ++i) rows.emplace_back(int32_t(s), i);
+  }
+  const int64_t n_rows = int64_t(rows.size());
+  if (n_rows == 0) return;
+  // Query heads per item: the whole group unless that leaves threads idle.
+  int64_t n_sub = 1;
+  const int64_t want = pool ? 2 * int64_t(pool->n_threads()) : 1;
+  while (n_rows * n_kv_heads * n_sub < want && n_sub < group) {
+    ++n_sub;
+    while (group % n_sub) ++n_sub;
+  }
+  const int64_t hpi = group / n_sub;
+  const int64_t n_items = n_rows * n_kv_heads * n_sub;
+  parallel_for(pool, n_items, 1, [&](int64_t w0, int64_t w1) {
+    thread_local std::vector<float> scores, rowbuf;
+    rowbuf.resize(size_t(hd));
+    for (int64_t w = w0; w < w1; ++w) {
+      const int64_t sub = w % n_sub, kvh = (w / n_sub) % n_kv_heads, r = w / (n_sub * n_kv_heads);
+      const seq_desc& d = seqs[size_t(rows[size_t(r)].first)];
+      const int64_t i = rows[size_t(r)].second;
+      const int64_t row = d.first_row + i;
+      const int64_t n_ctx = d.n_past + i + 1;
+      const int64_t h0 = kvh * group + sub * hpi;
+      scores.resize(size_t(hpi * n_ctx));
+      for (int64_t p0 = 0; p0 < n_ctx; p0 += bs) {
+        const int64_t block = d.table[p0 / bs];
+        AG_CHECK(block >= 0 && block < kc.n_blocks, "attention_paged: block id " + std::to_string(block) +
+                                                        " outside the cache of " + std::to_string(kc.n_blocks));
+        for (int64_t p = p0; p < std::min(n_ctx, p0 + bs); ++p) {
+          const float* kp = f32_row(kc, kc.at(block, p - p0, kvh), rowbuf.data(), hd);
+          for (int64_t h = 0; h < hpi; ++h)
+            scores[size_t(h * n_ctx + p)] = fast_dot(q + row * qs + (h0 + h) * hd, kp, hd) * scale;
+        }
+      }
+      for (int64_t h = 0; h < hpi; ++h) {
+        softmax(scores.data() + h * n_ctx, n_ctx);
+        float* o = out + row * os + (h0 + h) * hd;
+        std::fill(o, o + hd, 0.0f);
+      }
+      for (int64_t p0 = 0; p0 < n_ctx; p0 += bs) {
+        const int64_t block = d.table[p0 / bs];
+        for (int64_t p = p0; p < std::min(n_ctx, p0 + bs); ++p) {
+          const float* vp = f32_row(vc, vc.at(block, p - p0, kvh), rowbuf.data(), hd);
+          for (int64_t h = 0; h < hpi; ++h) axpy(scores[size_t(h * n_ctx + p)], vp, out + row * os + (h0 + h) * hd, hd);
+        }
+      }
+    }
+  });
+}
+
 }  // namespace
+
+void kv_store_kernel(const kernel_context& kc, const paged_kv_layer& kv, const tensor& k, const tensor& v,
+                     const tensor& slots) {
+  const cache_view kcache = view_of(kv.k, "kv_store k cache"), vcache = view_of(kv.v, "kv_store v cache");
+  const auto kr = f32_rows(k, "kv_store k"), vr = f32_rows(v, "kv_store v");
+  AG_CHECK(slots.is_contiguous(), "kv_store: slots must be contiguous");
+  const int32_t* slot = slots.ptr<int32_t>();
+  const int64_t n_kv_heads = kv.k.dim(2), hd = kv.k.dim(3);
+  const int64_t capacity = kcache.n_blocks * kcache.block_size;
+  parallel_for(kc.pool, k.rows(), 16, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t s = slot[r];
+      if (s < 0) continue;
+      AG_CHECK(s < capacity, "kv_store: slot " + std::to_string(s) + " outside the cache of " +
+                                 std::to_string(capacity) + " slots");
+      const int64_t block = s / kcache.block_size, offset = s % kcache.block_size;
+      for (int64_t h = 0; h < n_kv_heads; ++h) {
+        convert_from_f32(kcache.type, kr[r] + h * hd, kcache.at(block, offset, h), hd);
+        convert_from_f32(vcache.type, vr[r] + h * hd, vcache.at(block, offset, h), hd);
+      }
+    }
+  });
+}
+
+void attention_paged_kernel(const kernel_context& kc, const tensor& q, const paged_kv_layer& kv,
+                            const paged_batch& batch, int32_t n_heads, int32_t n_kv_heads, int32_t head_dim,
+                            float scale, tensor& out) {
+  const cache_view kcache = view_of(kv.k, "attention_paged k cache"), vcache = view_of(kv.v, "attention_paged v cache");
+  AG_CHECK(kv.v.type() == kv.k.type() && kv.v.shape() == kv.k.shape(), "attention_paged: K and V caches differ");
+  const auto info = i32_rows(batch.seq_info, "attention_paged seq_info");
+  const auto tables = i32_rows(batch.block_tables, "attention_paged block_tables");
+  std::vector<seq_desc> seqs(size_t(batch.n_seqs));
+  for (int32_t s = 0; s < batch.n_seqs; ++s) {
+    seq_desc& d = seqs[size_t(s)];
+    d.first_row = info[s][0];
+    d.n_new = info[s][1];
+    d.n_past = info[s][2];
+    d.table = tables[s];
+    d.n_table = batch.block_tables.cols();
+    AG_CHECK(d.first_row >= 0 && d.first_row + d.n_new <= q.rows(),
+             "attention_paged: sequence " + std::to_string(s) + " rows outside q");
+  }
+  const auto qr = f32_rows(q, "attention_paged q");
+  const auto orow = f32_rows(out, "attention_paged out");
+  paged_attention_impl(kc.pool, qr.base, qr.stride, kcache, vcache, seqs, n_heads, n_kv_heads, head_dim, scale,
+                       orow.base, orow.stride);
+}
 
 void attention_paged(const float* q, int64_t q_stride, int64_t n_new, int64_t n_past, int64_t n_heads,
                      int64_t n_kv_heads, int64_t head_dim, float scale, const paged_kv& kv, float* out,
                      int64_t out_stride) {
-  const int64_t group = n_heads / n_kv_heads;
-  const int64_t token_stride = n_kv_heads * head_dim;        // floats per cached token
-  const int64_t block_stride = kv.block_size * token_stride;  // floats per block
-  default_thread_pool().parallel_for(n_new * n_heads, 1, [&](int64_t w0, int64_t w1) {
-    std::vector<float> scores;
-    for (int64_t w = w0; w < w1; ++w) {
-      const int64_t i = w / n_heads, h = w % n_heads, kvh = h / group;
-      const int64_t n_ctx = n_past + i + 1;
-      scores.resize(size_t(n_ctx));
-      const float* qi = q + i * q_stride + h * head_dim;
-      for (int64_t p = 0; p < n_ctx; ++p) {
-        const float* kp = kv.k_pool + int64_t(kv.block_table[p / kv.block_size]) * block_stride +
-                          (p % kv.block_size) * token_stride + kvh * head_dim;
-        scores[size_t(p)] = fast_dot(qi, kp, head_dim) * scale;
-      }
-      softmax(scores.data(), n_ctx);
-      float* o = out + i * out_stride + h * head_dim;
-      std::fill(o, o + head_dim, 0.0f);
-      for (int64_t p = 0; p < n_ctx; ++p) {
-        const float* vp = kv.v_pool + int64_t(kv.block_table[p / kv.block_size]) * block_stride +
-                          (p % kv.block_size) * token_stride + kvh * head_dim;
-        axpy(scores[size_t(p)], vp, o, head_dim);
-      }
-    }
-  });
+  const int64_t slot_bytes = n_kv_heads * head_dim * int64_t(sizeof(float));
+  auto view = [&](const float* pool) {
+    cache_view c;
+    c.type = dtype::F32;
+    c.base = reinterpret_cast<uint8_t*>(const_cast<float*>(pool));
+    c.head_stride = head_dim * int64_t(sizeof(float));
+    c.slot_stride = slot_bytes;
+    c.block_stride = kv.block_size * slot_bytes;
+    c.n_blocks = INT32_MAX;  // the legacy interface does not say; the caller checked its block ids
+    c.block_size = int32_t(kv.block_size);
+    return c;
+  };
+  seq_desc d;
+  d.n_new = n_new;
+  d.n_past = n_past;
+  d.table = kv.block_table;
+  d.n_table = (n_past + n_new + kv.block_size - 1) / kv.block_size;
+  paged_attention_impl(&default_thread_pool(), q, q_stride, view(kv.k_pool), view(kv.v_pool), {d}, n_heads,
+                       n_kv_heads, head_dim, scale, out, out_stride);
 }
 
 void attention_dense(const float* q, const float* k, const float* v, int64_t stride, int64_t n, int64_t n_heads,

@@ -1,5 +1,7 @@
+// kernels/cpu/convert.cpp: F16/BF16 -> F32 row conversion (AVX2+F16C or portable) and the ISA switch.
 #include "kernels/cpu/convert.h"
 
+#include <atomic>
 #include <cstring>
 
 #include "core/error.h"
@@ -10,14 +12,21 @@
 
 namespace autoglm::cpu {
 
+namespace {
+std::atomic<bool> g_portable_only{false};
+}  // namespace
+
 bool cpu_has_avx2() {
 #if defined(__x86_64__)
   static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-  return has;
+  return has && !g_portable_only.load(std::memory_order_relaxed);
 #else
   return false;
 #endif
 }
+
+void force_portable_kernels(bool on) { g_portable_only.store(on); }
+bool portable_kernels_forced() { return g_portable_only.load(); }
 
 void convert_to_f32_ref(dtype type, const void* src, float* dst, int64_t n) {
   switch (type) {
@@ -64,6 +73,26 @@ void convert_to_f32(dtype type, const void* src, float* dst, int64_t n) {
   }
 #endif
   convert_to_f32_ref(type, src, dst, n);
+}
+
+void convert_from_f32(dtype type, const float* src, void* dst, int64_t n) {
+  switch (type) {
+    case dtype::F32:
+      std::memcpy(dst, src, size_t(n) * 4);
+      return;
+    case dtype::BF16: {
+      auto* d = static_cast<uint16_t*>(dst);
+      for (int64_t i = 0; i < n; ++i) d[i] = f32_to_bf16(src[i]);
+      return;
+    }
+    case dtype::F16: {
+      auto* d = static_cast<uint16_t*>(dst);
+      for (int64_t i = 0; i < n; ++i) d[i] = f32_to_f16(src[i]);
+      return;
+    }
+    default:
+      AG_CHECK(false, std::string("convert_from_f32: unsupported dtype ") + dtype_name(type));
+  }
 }
 
 }  // namespace autoglm::cpu

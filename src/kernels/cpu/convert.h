@@ -1,5 +1,5 @@
 // kernels/cpu/convert.h: element conversion of weight rows to fp32 (the CPU kernels keep weights in their file
-// dtype and convert on the fly).
+// dtype and convert on the fly), and the run-time ISA switch every CPU kernel consults.
 #pragma once
 
 #include <cstdint>
@@ -12,8 +12,14 @@ namespace autoglm::cpu {
 void convert_to_f32(dtype type, const void* src, float* dst, int64_t n);
 // Scalar reference of the same.
 void convert_to_f32_ref(dtype type, const void* src, float* dst, int64_t n);
+// dst[0..n) = src[0..n) rounded to F32, F16 or BF16 (round to nearest even, as torch's .to()).
+void convert_from_f32(dtype type, const float* src, void* dst, int64_t n);
 
-// Whether the running CPU has AVX2+FMA+F16C (the fast x86 paths).
+// Whether the fast x86 paths may run: the CPU has AVX2+FMA+F16C and the portable paths are not forced.
 bool cpu_has_avx2();
+// Forces every CPU kernel onto its portable (plain C++) path, so tests cover the fallback on an AVX2 machine.
+// Not meant to be flipped while kernels run on other threads.
+void force_portable_kernels(bool on);
+bool portable_kernels_forced();
 
 }  // namespace autoglm::cpu

@@ -1,6 +1,8 @@
+// kernels/cpu/linear.cpp: the LINEAR kernel (see linear.h): AVX2 decode/prefill tiles and the portable tile.
 #include "kernels/cpu/linear.h"
 
 #include <algorithm>
+#include <string>
 #include <vector>
 
 #include "core/aligned_buffer.h"
@@ -18,12 +20,20 @@ namespace {
 constexpr int64_t tile_rows = 4;  // W rows per tile
 constexpr int64_t x_rows = 3;     // x rows per register tile (prefill path)
 
+// W [n, k] as the tiles see it: rows in the storage dtype, addressed through the row stride in bytes.
+struct wrows {
+  dtype type;
+  const uint8_t* data;
+  int64_t row_bytes;
+  const void* row_ptr(int64_t r) const { return data + r * row_bytes; }
+};
+
 // Generic (portable) tile: converts W rows to fp32 and dots them with every x row.
-void tile_generic(const float* x, int64_t m, int64_t k, const weight_view& w, int64_t n0, int64_t nr, const float* bias,
+void tile_generic(const float* x, int64_t xs, int64_t m, int64_t k, const wrows& w, int64_t n0, int64_t nr, const float* bias,
                   float* y, int64_t ys, float* wbuf) {
   for (int64_t r = 0; r < nr; ++r) convert_to_f32(w.type, w.row_ptr(n0 + r), wbuf + r * k, k);
   for (int64_t i = 0; i < m; ++i) {
-    const float* xi = x + i * k;
+    const float* xi = x + i * xs;
     for (int64_t r = 0; r < nr; ++r) {
       const float* wr = wbuf + r * k;
       float acc = 0.0f;
@@ -63,13 +73,13 @@ inline float load1(const void* p, int64_t j) {
 
 // Decode path: 4 W rows straight from storage, each x row in turn. Streams W exactly once per x row.
 template <dtype T>
-__attribute__((target("avx2,fma,f16c"))) void tile_fused(const float* x, int64_t m, int64_t k, const weight_view& w,
+__attribute__((target("avx2,fma,f16c"))) void tile_fused(const float* x, int64_t xs, int64_t m, int64_t k, const wrows& w,
                                                          int64_t n0, int64_t nr, const float* bias, float* y, int64_t ys) {
   const void* rows[4];
   for (int64_t r = 0; r < 4; ++r) rows[r] = w.row_ptr(n0 + std::min(r, nr - 1));
   const int64_t k8 = k & ~int64_t(7);
   for (int64_t i = 0; i < m; ++i) {
-    const float* xi = x + i * k;
+    const float* xi = x + i * xs;
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
     for (int64_t j = 0; j < k8; j += 8) {
       __m256 xv = _mm256_loadu_ps(xi + j);
@@ -86,7 +96,7 @@ __attribute__((target("avx2,fma,f16c"))) void tile_fused(const float* x, int64_t
 }
 
 // Prefill path: W tile converted once to fp32 (wbuf [4, k]); 3 x rows x 4 W rows = 12 accumulators.
-__attribute__((target("avx2,fma,f16c"))) void tile_blocked(const float* x, int64_t m, int64_t k, const weight_view& w,
+__attribute__((target("avx2,fma,f16c"))) void tile_blocked(const float* x, int64_t xs, int64_t m, int64_t k, const wrows& w,
                                                            int64_t n0, int64_t nr, const float* bias, float* y,
                                                            int64_t ys, float* wbuf) {
   for (int64_t r = 0; r < 4; ++r) convert_to_f32(w.type, w.row_ptr(n0 + std::min(r, nr - 1)), wbuf + r * k, k);
@@ -97,9 +107,9 @@ __attribute__((target("avx2,fma,f16c"))) void tile_blocked(const float* x, int64
   const int64_t k8 = k & ~int64_t(7);
   int64_t i = 0;
   for (; i + x_rows <= m; i += x_rows) {
-    const float* xa = x + i * k;
-    const float* xb = xa + k;
-    const float* xc = xb + k;
+    const float* xa = x + i * xs;
+    const float* xb = xa + xs;
+    const float* xc = xb + xs;
     __m256 acc[3][4];
     for (auto& row : acc)
       for (auto& a : row) a = _mm256_setzero_ps();
@@ -122,18 +132,18 @@ __attribute__((target("avx2,fma,f16c"))) void tile_blocked(const float* x, int64
       acc[2][2] = _mm256_fmadd_ps(xv, wv2, acc[2][2]);
       acc[2][3] = _mm256_fmadd_ps(xv, wv3, acc[2][3]);
     }
-    const float* xs[3] = {xa, xb, xc};
+    const float* xr[3] = {xa, xb, xc};
     const float* ws[4] = {w0, w1, w2, w3};
     for (int a = 0; a < 3; ++a) {
       for (int64_t r = 0; r < nr; ++r) {
         float s = hsum(acc[a][r]);
-        for (int64_t j = k8; j < k; ++j) s += xs[a][j] * ws[r][j];
+        for (int64_t j = k8; j < k; ++j) s += xr[a][j] * ws[r][j];
         y[(i + a) * ys + n0 + r] = s + (bias ? bias[n0 + r] : 0.0f);
       }
     }
   }
   for (; i < m; ++i) {  // leftover x rows
-    const float* xi = x + i * k;
+    const float* xi = x + i * xs;
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
     for (int64_t j = 0; j < k8; j += 8) {
       __m256 xv = _mm256_loadu_ps(xi + j);
@@ -152,21 +162,16 @@ __attribute__((target("avx2,fma,f16c"))) void tile_blocked(const float* x, int64
 }
 #endif
 
-}  // namespace
-
-void linear(const float* x, int64_t m, const weight_view& w, const float* bias, float* y, int64_t y_stride,
-            thread_pool* pool) {
+// y [m, n] (row stride ys) = x [m, k] (row stride xs) . W^T + bias, split over W tiles on the pool.
+void linear_impl(thread_pool* pool, const float* x, int64_t xs, int64_t m, const wrows& w, int64_t n, int64_t k,
+                 const float* bias, float* y, int64_t ys) {
   AG_CHECK(w.type == dtype::F32 || w.type == dtype::BF16 || w.type == dtype::F16, "linear: unsupported weight dtype");
-  if (m <= 0 || w.rows <= 0) return;
-  const int64_t k = w.cols;
-  const int64_t n = w.rows;
-  const int64_t ys = y_stride ? y_stride : n;
+  if (m <= 0 || n <= 0) return;
   const int64_t n_tiles = (n + tile_rows - 1) / tile_rows;
-  if (!pool) pool = &default_thread_pool();
   const bool fused = m < x_rows;
   // Enough work per chunk to amortize the dispatch: ~64k multiply-adds.
   const int64_t grain = std::max<int64_t>(1, 65536 / std::max<int64_t>(1, k * m * tile_rows));
-  pool->parallel_for(n_tiles, grain, [&](int64_t t0, int64_t t1) {
+  parallel_for(pool, n_tiles, grain, [&](int64_t t0, int64_t t1) {
     thread_local aligned_buffer wbuf;
     if (!fused) wbuf.resize(size_t(tile_rows * k) * sizeof(float));
     for (int64_t t = t0; t < t1; ++t) {
@@ -175,19 +180,46 @@ void linear(const float* x, int64_t m, const weight_view& w, const float* bias, 
 #if defined(__x86_64__)
       if (cpu_has_avx2()) {
         if (fused) {
-          if (w.type == dtype::BF16) tile_fused<dtype::BF16>(x, m, k, w, n0, nr, bias, y, ys);
-          else if (w.type == dtype::F16) tile_fused<dtype::F16>(x, m, k, w, n0, nr, bias, y, ys);
-          else tile_fused<dtype::F32>(x, m, k, w, n0, nr, bias, y, ys);
+          if (w.type == dtype::BF16) tile_fused<dtype::BF16>(x, xs, m, k, w, n0, nr, bias, y, ys);
+          else if (w.type == dtype::F16) tile_fused<dtype::F16>(x, xs, m, k, w, n0, nr, bias, y, ys);
+          else tile_fused<dtype::F32>(x, xs, m, k, w, n0, nr, bias, y, ys);
         } else {
-          tile_blocked(x, m, k, w, n0, nr, bias, y, ys, wbuf.f32());
+          tile_blocked(x, xs, m, k, w, n0, nr, bias, y, ys, wbuf.f32());
         }
         continue;
       }
 #endif
       wbuf.resize(size_t(tile_rows * k) * sizeof(float));
-      tile_generic(x, m, k, w, n0, nr, bias, y, ys, wbuf.f32());
+      tile_generic(x, xs, m, k, w, n0, nr, bias, y, ys, wbuf.f32());
     }
   });
+}
+
+int64_t f32_row_stride(const tensor& t, const char* what) {
+  AG_CHECK(t.type() == dtype::F32 && t.stride(-1) == 4, std::string("linear: ") + what + " must be F32 with unit column stride");
+  return t.row_stride() / 4;
+}
+
+}  // namespace
+
+void linear_kernel(const kernel_context& kc, const tensor& x, const linear_weight& w, tensor& y) {
+  const tensor& W = w.weight;
+  const wrows rows{W.type(), static_cast<const uint8_t*>(W.data()), W.row_stride()};
+  const float* bias = nullptr;
+  if (!w.bias.empty()) {
+    AG_CHECK(w.bias.type() == dtype::F32 && w.bias.is_contiguous(), "linear: bias must be contiguous F32");
+    bias = w.bias.ptr<float>();
+  }
+  linear_impl(kc.pool, x.ptr<float>(), f32_row_stride(x, "x"), x.rows(), rows, W.dim(0), W.dim(1), bias,
+              y.ptr<float>(), f32_row_stride(y, "y"));
+}
+
+void linear(const float* x, int64_t m, const weight_view& w, const float* bias, float* y, int64_t y_stride,
+            thread_pool* pool) {
+  AG_CHECK(w.type == dtype::F32 || w.type == dtype::BF16 || w.type == dtype::F16, "linear: unsupported weight dtype");
+  const wrows rows{w.type, static_cast<const uint8_t*>(w.data), int64_t(dtype_row_bytes(w.type, w.cols))};
+  linear_impl(pool ? pool : &default_thread_pool(), x, w.cols, m, rows, w.rows, w.cols, bias, y,
+              y_stride ? y_stride : w.rows);
 }
 
 void linear_ref(const float* x, int64_t m, const weight_view& w, const float* bias, float* y) {

@@ -1,16 +1,24 @@
+// kernels/cpu/norm.cpp: RMSNorm and LayerNorm rows (see norm.h).
 #include "kernels/cpu/norm.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/thread_pool.h"
+#include "kernels/cpu/kernel_util.h"
 
 namespace autoglm::cpu {
 
-void rms_norm(const float* x, const float* weight, int64_t m, int64_t n, float eps, float* out) {
-  default_thread_pool().parallel_for(m, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, n)), [&](int64_t r0, int64_t r1) {
+namespace {
+
+int64_t row_grain(int64_t n) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(1, n)); }
+
+void rms_norm_rows(thread_pool* pool, rows_of<const float> x, const float* weight, int64_t m, int64_t n, float eps,
+                   rows_of<float> out) {
+  parallel_for(pool, m, row_grain(n), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
-      const float* xr = x + r * n;
-      float* o = out + r * n;
+      const float* xr = x[r];
+      float* o = out[r];
       double ss = 0.0;
       for (int64_t j = 0; j < n; ++j) ss += double(xr[j]) * xr[j];
       const float inv = 1.0f / std::sqrt(float(ss / double(n)) + eps);
@@ -19,11 +27,12 @@ void rms_norm(const float* x, const float* weight, int64_t m, int64_t n, float e
   });
 }
 
-void layer_norm(const float* x, const float* weight, const float* bias, int64_t m, int64_t n, float eps, float* out) {
-  default_thread_pool().parallel_for(m, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, n)), [&](int64_t r0, int64_t r1) {
+void layer_norm_rows(thread_pool* pool, rows_of<const float> x, const float* weight, const float* bias, int64_t m,
+                     int64_t n, float eps, rows_of<float> out) {
+  parallel_for(pool, m, row_grain(n), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
-      const float* xr = x + r * n;
-      float* o = out + r * n;
+      const float* xr = x[r];
+      float* o = out[r];
       double s = 0.0;
       for (int64_t j = 0; j < n; ++j) s += xr[j];
       const double mean = s / double(n);
@@ -34,6 +43,29 @@ void layer_norm(const float* x, const float* weight, const float* bias, int64_t 
       for (int64_t j = 0; j < n; ++j) o[j] = (xr[j] - mf) * inv * weight[j] + (bias ? bias[j] : 0.0f);
     }
   });
+}
+
+rows_of<const float> const_rows(rows_of<float> r) { return {r.base, r.stride}; }
+
+}  // namespace
+
+void rms_norm_kernel(const kernel_context& kc, const tensor& x, const tensor& weight, float eps, tensor& y) {
+  rms_norm_rows(kc.pool, const_rows(f32_rows(x, "rms_norm x")), f32_vector(weight, "rms_norm weight"), x.rows(),
+                x.cols(), eps, f32_rows(y, "rms_norm y"));
+}
+
+void layer_norm_kernel(const kernel_context& kc, const tensor& x, const tensor& weight, const tensor& bias, float eps,
+                       tensor& y) {
+  layer_norm_rows(kc.pool, const_rows(f32_rows(x, "layer_norm x")), f32_vector(weight, "layer_norm weight"),
+                  f32_vector(bias, "layer_norm bias"), x.rows(), x.cols(), eps, f32_rows(y, "layer_norm y"));
+}
+
+void rms_norm(const float* x, const float* weight, int64_t m, int64_t n, float eps, float* out) {
+  rms_norm_rows(&default_thread_pool(), {x, n}, weight, m, n, eps, {out, n});
+}
+
+void layer_norm(const float* x, const float* weight, const float* bias, int64_t m, int64_t n, float eps, float* out) {
+  layer_norm_rows(&default_thread_pool(), {x, n}, weight, bias, m, n, eps, {out, n});
 }
 
 }  // namespace autoglm::cpu

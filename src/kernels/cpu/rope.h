@@ -1,10 +1,21 @@
-// kernels/cpu/rope.h: rotary position embeddings of GLM-4.1V, fp32.
+// kernels/cpu/rope.h: rotary position embeddings of GLM-4.1V, fp32, in place.
 #pragma once
 
+#include <array>
 #include <cstdint>
+
+#include "core/kernel_registry.h"
 
 namespace autoglm::cpu {
 
+// Registered kernels (F32 x), signatures as kernel_sig::rope_mrope / rope_2d: x [n, >= n_heads*head_dim] with a
+// free row stride; pos I32 [3, n] (t, h, w planes) or [2, n] (h, w planes).
+void rope_mrope_kernel(const kernel_context& kc, tensor& x, int32_t n_heads, int32_t head_dim, int32_t rot_dim,
+                       const tensor& pos, const std::array<int32_t, 3>& sections, float theta);
+void rope_2d_kernel(const kernel_context& kc, tensor& x, int32_t n_heads, int32_t head_dim, const tensor& pos,
+                    float theta);
+
+// Legacy entry points on the default pool.
 // Text M-RoPE (spec section 3), in place on x: [n_tok rows of stride row_stride][n_heads][head_dim].
 // Pair i (i < rot_dim/2) rotates dims (2i, 2i+1) by pos_i * theta^(-2i/rot_dim), where pos_i is the t, h or w
 // plane chosen by the cumulative `sections` (e.g. [8,12,12]); dims >= rot_dim pass through.

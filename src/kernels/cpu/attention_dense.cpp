@@ -1,0 +1,232 @@
+// kernels/cpu/attention_dense.cpp: bidirectional fp32 attention within segments (the vision tower's per-frame
+// attention, moved from the model; same arithmetic bit for bit). Per segment and head, K is packed transposed in
+// panels of 16 keys and V contiguous [n, head_dim]; query blocks of q_block rows are shared out over the threads.
+// Each block computes its [q_block, n] score tile (outer-product kernel over keys, no horizontal sums), an fp32
+// softmax with max subtraction, and P.V tiled over keys so the V tile stays in cache.
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/convert.h"
+#include "kernels/cpu/kernel_util.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+namespace autoglm::cpu {
+
+namespace {
+
+constexpr int64_t q_block = 48;   // query rows per task; a multiple of 6 (score kernel) and 3 (P·V kernel)
+constexpr int64_t kv_tile = 512;  // keys per P·V pass: a 512 x 128 fp32 V tile is 256 KB
+
+// Keys are packed in panels of 16: kp[(p*hd + d)*16 + c] = k[16p + c][d], zero past n, so the score kernel
+// reads one contiguous 16 x hd panel per 16 keys. Scores are written with the padded row stride ns.
+constexpr int64_t panel = 16;
+
+// s[i, 16p + c] = sum_d q[i, d] * kp[p][d][c] for rows [0, m) and all n_pan panels.
+void scores_scalar(const float* q, int64_t m, const float* kp, int64_t n_pan, int64_t hd, float* s, int64_t ns) {
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t p = 0; p < n_pan; ++p)
+      for (int64_t c = 0; c < panel; ++c) {
+        float acc = 0.0f;
+        for (int64_t d = 0; d < hd; ++d) acc += q[i * hd + d] * kp[(p * hd + d) * panel + c];
+        s[i * ns + p * panel + c] = acc;
+      }
+}
+
+// o[i, d] += sum_{j in [j0, j1)} p[i, j] * v[j, d] for rows [i0, i1) and dims [d0, hd); p has row stride ns.
+void pv_scalar(const float* p, int64_t ns, const float* v, int64_t hd, float* o, int64_t i0, int64_t i1, int64_t d0,
+               int64_t j0, int64_t j1) {
+  for (int64_t i = i0; i < i1; ++i)
+    for (int64_t j = j0; j < j1; ++j) {
+      const float pij = p[i * ns + j];
+      const float* vj = v + j * hd;
+      float* oi = o + i * hd;
+      for (int64_t d = d0; d < hd; ++d) oi[d] += pij * vj[d];
+    }
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma"))) void scores_avx2(const float* q, int64_t m, const float* kp, int64_t n_pan,
+                                                      int64_t hd, float* s, int64_t ns) {
+  for (int64_t p = 0; p < n_pan; ++p) {
+    const float* kb = kp + p * hd * panel;
+    float* sp = s + p * panel;
+    int64_t i = 0;
+    for (; i + 6 <= m; i += 6) {
+      __m256 acc[6][2];
+#pragma GCC unroll 6
+      for (int r = 0; r < 6; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+      for (int64_t d = 0; d < hd; ++d) {
+        const __m256 b0 = _mm256_loadu_ps(kb + d * panel), b1 = _mm256_loadu_ps(kb + d * panel + 8);
+#pragma GCC unroll 6
+        for (int r = 0; r < 6; ++r) {
+          const __m256 a = _mm256_broadcast_ss(q + (i + r) * hd + d);
+          acc[r][0] = _mm256_fmadd_ps(a, b0, acc[r][0]);
+          acc[r][1] = _mm256_fmadd_ps(a, b1, acc[r][1]);
+        }
+      }
+#pragma GCC unroll 6
+      for (int r = 0; r < 6; ++r) {
+        _mm256_storeu_ps(sp + (i + r) * ns, acc[r][0]);
+        _mm256_storeu_ps(sp + (i + r) * ns + 8, acc[r][1]);
+      }
+    }
+    for (; i < m; ++i) {
+      __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+      for (int64_t d = 0; d < hd; ++d) {
+        const __m256 a = _mm256_broadcast_ss(q + i * hd + d);
+        a0 = _mm256_fmadd_ps(a, _mm256_loadu_ps(kb + d * panel), a0);
+        a1 = _mm256_fmadd_ps(a, _mm256_loadu_ps(kb + d * panel + 8), a1);
+      }
+      _mm256_storeu_ps(sp + i * ns, a0);
+      _mm256_storeu_ps(sp + i * ns + 8, a1);
+    }
+  }
+}
+
+// o[m, hd] += p[m, n] · v[n, hd] (p row stride ns), 3 rows x 32 dims per register tile, keys in tiles of kv_tile.
+__attribute__((target("avx2,fma"))) void pv_avx2(const float* p, int64_t m, int64_t n, int64_t ns, const float* v,
+                                                  int64_t hd, float* o) {
+  const int64_t hd32 = hd / 32 * 32;
+  const int64_t m3 = m / 3 * 3;
+  for (int64_t j0 = 0; j0 < n; j0 += kv_tile) {
+    const int64_t j1 = std::min(n, j0 + kv_tile);
+    for (int64_t i = 0; i < m3; i += 3) {
+      for (int64_t d = 0; d < hd32; d += 32) {
+        __m256 acc[3][4];
+#pragma GCC unroll 3
+        for (int r = 0; r < 3; ++r)
+#pragma GCC unroll 4
+          for (int c = 0; c < 4; ++c) acc[r][c] = _mm256_loadu_ps(o + (i + r) * hd + d + 8 * c);
+        for (int64_t j = j0; j < j1; ++j) {
+          const float* vj = v + j * hd + d;
+          const __m256 v0 = _mm256_loadu_ps(vj), v1 = _mm256_loadu_ps(vj + 8), v2 = _mm256_loadu_ps(vj + 16),
+                       v3 = _mm256_loadu_ps(vj + 24);
+#pragma GCC unroll 3
+          for (int r = 0; r < 3; ++r) {
+            const __m256 a = _mm256_broadcast_ss(p + (i + r) * ns + j);
+            acc[r][0] = _mm256_fmadd_ps(a, v0, acc[r][0]);
+            acc[r][1] = _mm256_fmadd_ps(a, v1, acc[r][1]);
+            acc[r][2] = _mm256_fmadd_ps(a, v2, acc[r][2]);
+            acc[r][3] = _mm256_fmadd_ps(a, v3, acc[r][3]);
+          }
+        }
+#pragma GCC unroll 3
+        for (int r = 0; r < 3; ++r)
+#pragma GCC unroll 4
+          for (int c = 0; c < 4; ++c) _mm256_storeu_ps(o + (i + r) * hd + d + 8 * c, acc[r][c]);
+      }
+      if (hd32 < hd) pv_scalar(p, ns, v, hd, o, i, i + 3, hd32, j0, j1);
+    }
+    if (m3 < m) pv_scalar(p, ns, v, hd, o, m3, m, 0, j0, j1);
+  }
+}
+#endif
+
+// In place on columns [0, n) of each row of s [m, stride ns]: exp(s*scale - max); row sums into sums[m].
+void softmax_unnormalized(float* s, int64_t m, int64_t n, int64_t ns, float scale, float* sums) {
+  for (int64_t i = 0; i < m; ++i) {
+    float* r = s + i * ns;
+    float mx = -INFINITY;
+    for (int64_t j = 0; j < n; ++j) {
+      r[j] *= scale;
+      mx = std::max(mx, r[j]);
+    }
+    float sum = 0.0f;
+    for (int64_t j = 0; j < n; ++j) {
+      r[j] = std::exp(r[j] - mx);
+      sum += r[j];
+    }
+    sums[i] = sum;
+  }
+}
+
+// out[i] = softmax(q_i . k^T * scale) . v over rows [r0, r0 + n) of one segment, every head.
+void dense_segment(thread_pool* pool, rows_of<const float> q, rows_of<const float> k, rows_of<const float> v,
+                   int64_t r0, int64_t n, int64_t n_heads, int64_t head_dim, float scale, rows_of<float> out,
+                   std::vector<float>& kp, std::vector<float>& vh) {
+  if (n <= 0) return;
+#if defined(__x86_64__)
+  const bool avx2 = cpu_has_avx2();
+#else
+  const bool avx2 = false;
+#endif
+  const int64_t n_pan = (n + panel - 1) / panel;
+  const int64_t ns = n_pan * panel;
+  kp.assign(size_t(ns * head_dim), 0.0f);
+  vh.resize(size_t(n * head_dim));
+  const int64_t n_blocks = (n + q_block - 1) / q_block;
+  for (int64_t h = 0; h < n_heads; ++h) {
+    const int64_t col = h * head_dim;
+    parallel_for(pool, n, 256, [&](int64_t j0, int64_t j1) {
+      for (int64_t j = j0; j < j1; ++j) {
+        const float* kr = k[r0 + j] + col;
+        float* dst = kp.data() + (j / panel) * head_dim * panel + j % panel;
+        for (int64_t d = 0; d < head_dim; ++d) dst[d * panel] = kr[d];
+        std::copy(v[r0 + j] + col, v[r0 + j] + col + head_dim, vh.data() + j * head_dim);
+      }
+    });
+    parallel_for(pool, n_blocks, 1, [&](int64_t b0, int64_t b1) {
+      thread_local std::vector<float> qb, s, o, sums;
+      qb.resize(size_t(q_block * head_dim));
+      s.resize(size_t(q_block * ns));
+      o.resize(size_t(q_block * head_dim));
+      sums.resize(size_t(q_block));
+      for (int64_t blk = b0; blk < b1; ++blk) {
+        const int64_t i0 = blk * q_block;
+        const int64_t m = std::min(q_block, n - i0);
+        for (int64_t i = 0; i < m; ++i)
+          std::copy(q[r0 + i0 + i] + col, q[r0 + i0 + i] + col + head_dim, qb.data() + i * head_dim);
+        std::fill(o.begin(), o.end(), 0.0f);
+#if defined(__x86_64__)
+        if (avx2) scores_avx2(qb.data(), m, kp.data(), n_pan, head_dim, s.data(), ns);
+        else
+#endif
+          scores_scalar(qb.data(), m, kp.data(), n_pan, head_dim, s.data(), ns);
+        softmax_unnormalized(s.data(), m, n, ns, scale, sums.data());
+#if defined(__x86_64__)
+        if (avx2) pv_avx2(s.data(), m, n, ns, vh.data(), head_dim, o.data());
+        else
+#endif
+          pv_scalar(s.data(), ns, vh.data(), head_dim, o.data(), 0, m, 0, 0, n);
+        for (int64_t i = 0; i < m; ++i) {
+          const float inv = 1.0f / sums[size_t(i)];
+          float* dst = out[r0 + i0 + i] + col;
+          for (int64_t d = 0; d < head_dim; ++d) dst[d] = o[size_t(i * head_dim + d)] * inv;
+        }
+      }
+    });
+  }
+  (void)avx2;
+}
+
+rows_of<const float> const_rows(const tensor& t, const char* what) {
+  const rows_of<float> r = f32_rows(t, what);
+  return {r.base, r.stride};
+}
+
+}  // namespace
+
+void attention_dense_kernel(const kernel_context& kc, const tensor& q, const tensor& k, const tensor& v,
+                            int32_t n_heads, int32_t head_dim, const tensor& segments, float scale, tensor& out) {
+  AG_CHECK(segments.type() == dtype::I32 && segments.is_contiguous(), "attention_dense: segments must be I32");
+  const int32_t* seg = segments.ptr<int32_t>();
+  const int64_t n_seg = segments.n_elements() - 1;
+  AG_CHECK(seg[0] >= 0 && seg[n_seg] <= q.rows(), "attention_dense: segments outside the rows of q");
+  const auto qr = const_rows(q, "attention_dense q"), kr = const_rows(k, "attention_dense k"),
+             vr = const_rows(v, "attention_dense v");
+  const auto orow = f32_rows(out, "attention_dense out");
+  std::vector<float> kp, vh;
+  for (int64_t s = 0; s < n_seg; ++s) {
+    AG_CHECK(seg[s + 1] >= seg[s], "attention_dense: segment offsets must not decrease");
+    dense_segment(kc.pool, qr, kr, vr, seg[s], seg[s + 1] - seg[s], n_heads, head_dim, scale, orow, kp, vh);
+  }
+}
+
+}  // namespace autoglm::cpu

@@ -1,0 +1,39 @@
+// kernels/cpu/kernel_util.h: small helpers shared by the CPU kernels: typed row access of F32/I32 tensors with
+// unit column stride (checked once per call, not per element).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/error.h"
+#include "core/tensor.h"
+
+namespace autoglm::cpu {
+
+// A [rows, cols] matrix of T with unit column stride: base pointer and row stride in elements.
+template <class T>
+struct rows_of {
+  T* base = nullptr;
+  int64_t stride = 0;
+  T* operator[](int64_t r) const { return base + r * stride; }
+};
+
+template <class T>
+rows_of<T> rows_f(const tensor& t, dtype expected, const char* what) {
+  AG_CHECK(t.type() == expected, std::string(what) + ": expected " + dtype_name(expected) + ", got " +
+                                     dtype_name(t.type()));
+  AG_CHECK(t.n_dims() == 1 || t.stride(-1) == int64_t(sizeof(T)),
+           std::string(what) + ": columns must be contiguous, tensor " + t.shape_str());
+  return {t.ptr<T>(), t.row_stride() / int64_t(sizeof(T))};
+}
+
+inline rows_of<float> f32_rows(const tensor& t, const char* what) { return rows_f<float>(t, dtype::F32, what); }
+inline rows_of<int32_t> i32_rows(const tensor& t, const char* what) { return rows_f<int32_t>(t, dtype::I32, what); }
+
+// A contiguous F32 vector (norm weights, biases).
+inline const float* f32_vector(const tensor& t, const char* what) {
+  AG_CHECK(t.type() == dtype::F32 && t.is_contiguous(), std::string(what) + " must be a contiguous F32 vector");
+  return t.ptr<float>();
+}
+
+}  // namespace autoglm::cpu

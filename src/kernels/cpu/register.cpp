@@ -1,0 +1,72 @@
+// kernels/cpu/register.cpp: the CPU backend's table: host memory and one entry per (op, dtype) it implements.
+// The ISA (AVX2+FMA+F16C or portable C++) is chosen inside each kernel at run time.
+#include "kernels/cpu/register.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "core/error.h"
+#include "kernels/cpu/activations.h"
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/copy.h"
+#include "kernels/cpu/linear.h"
+#include "kernels/cpu/norm.h"
+#include "kernels/cpu/pos_embed.h"
+#include "kernels/cpu/rope.h"
+
+namespace autoglm {
+
+namespace {
+
+constexpr size_t k_host_align = 256;  // the scratch arena's alignment; a multiple of every SIMD width
+
+void* host_alloc(device, size_t bytes) {
+  const size_t rounded = std::max<size_t>(k_host_align, (bytes + k_host_align - 1) / k_host_align * k_host_align);
+  void* p = std::aligned_alloc(k_host_align, rounded);
+  if (!p) throw error("out of host memory allocating " + std::to_string(bytes) + " bytes");
+  return p;
+}
+
+void host_free(device, void* p) { std::free(p); }
+
+void host_copy(const kernel_context&, void* dst, const void* src, size_t bytes, bool, bool) {
+  if (bytes) std::memcpy(dst, src, bytes);
+}
+
+void host_synchronize(const kernel_context&) {}
+
+}  // namespace
+
+void register_cpu_kernels(kernel_registry& r) {
+  device_memory mem;
+  mem.alloc = host_alloc;
+  mem.free = host_free;
+  mem.copy = host_copy;
+  mem.synchronize = host_synchronize;
+  r.set_memory(device_kind::CPU, mem);
+
+  constexpr device_kind cpu = device_kind::CPU;
+  for (dtype t : {dtype::F32, dtype::F16, dtype::BF16}) {
+    r.add_kernel<kernel_sig::linear>(op_id::LINEAR, cpu, t, cpu::linear_kernel);
+    r.add_kernel<kernel_sig::embedding>(op_id::EMBEDDING, cpu, t, cpu::embedding_kernel);
+    r.add_kernel<kernel_sig::kv_store>(op_id::KV_STORE, cpu, t, cpu::kv_store_kernel);
+    r.add_kernel<kernel_sig::attention_paged>(op_id::ATTENTION_PAGED, cpu, t, cpu::attention_paged_kernel);
+  }
+  for (dtype t : {dtype::F32, dtype::F16, dtype::BF16, dtype::I32})
+    r.add_kernel<kernel_sig::copy>(op_id::COPY, cpu, t, cpu::copy_kernel);
+  r.add_kernel<kernel_sig::rms_norm>(op_id::RMS_NORM, cpu, dtype::F32, cpu::rms_norm_kernel);
+  r.add_kernel<kernel_sig::layer_norm>(op_id::LAYER_NORM, cpu, dtype::F32, cpu::layer_norm_kernel);
+  r.add_kernel<kernel_sig::rope_mrope>(op_id::ROPE_MROPE, cpu, dtype::F32, cpu::rope_mrope_kernel);
+  r.add_kernel<kernel_sig::rope_2d>(op_id::ROPE_2D, cpu, dtype::F32, cpu::rope_2d_kernel);
+  r.add_kernel<kernel_sig::silu_mul>(op_id::SILU_MUL, cpu, dtype::F32, cpu::silu_mul_kernel);
+  r.add_kernel<kernel_sig::gelu>(op_id::GELU, cpu, dtype::F32, cpu::gelu_kernel);
+  r.add_kernel<kernel_sig::add>(op_id::ADD, cpu, dtype::F32, cpu::add_kernel);
+  r.add_kernel<kernel_sig::softmax>(op_id::SOFTMAX, cpu, dtype::F32, cpu::softmax_kernel);
+  r.add_kernel<kernel_sig::attention_dense>(op_id::ATTENTION_DENSE, cpu, dtype::F32, cpu::attention_dense_kernel);
+  r.add_kernel<kernel_sig::pos_embed_bicubic>(op_id::POS_EMBED_BICUBIC, cpu, dtype::F32,
+                                              cpu::pos_embed_bicubic_kernel);
+}
+
+}  // namespace autoglm
