@@ -39,7 +39,23 @@ int cmd_serve(int argc, char** argv) {
   app.add_option("--max-images", o.max_images, "images per request (0: no limit)");
   app.add_option("--max-image-bytes", o.max_image_bytes, "size limit of one image file")->capture_default_str();
   app.add_option("--max-body-bytes", max_body, "request body limit (413 above)")->capture_default_str();
-  app.add_option("--timeout", o.timeout_s, "read/write timeout in seconds")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--header-timeout", o.header_timeout_s, "seconds from a request's first byte to the end of its headers")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--body-timeout", o.body_timeout_s, "longest pause in seconds while a request body arrives")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--keepalive-timeout", o.keepalive_timeout_s, "seconds an idle connection stays open between requests")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--write-timeout", o.write_timeout_s,
+                 "longest stall in seconds while a client does not read its response (then it is closed and its "
+                 "generation cancelled)")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--max-queued-bytes", o.max_queued_bytes,
+                 "response bytes queued for one client that does not read; beyond, it is closed and its generation "
+                 "cancelled")
+      ->capture_default_str()->check(CLI::Range(size_t(4096), size_t(1) << 40));
+  app.add_option("--max-connections", o.max_connections,
+                 "open connections served; a few more only get /health or 503 (0: from the file-descriptor limit)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
   app.add_option("--shutdown-grace", o.shutdown_grace_s, "seconds in-flight requests may finish after SIGTERM")
       ->capture_default_str();
   app.add_flag("!--no-prefix-caching", o.engine.enable_prefix_caching, "disable prefix caching");

@@ -69,6 +69,8 @@ class request_reader {
 
   bool got_some() const { return parser_ && parser_->got_some(); }
   bool header_done() const { return header_checked_; }
+  // The request header; valid once feed() has returned HEADER or DONE, until release().
+  const http_ns::request_header<>& header() const { return parser_->get().base(); }
   const framing_error& error() const { return error_; }
   const http_limits& limits() const { return limits_; }
   http_ns::request<http_ns::string_body> release();

@@ -143,6 +143,23 @@ std::string server_metrics::render(const std::string& model_name, const engine_g
   header(out, "autoglm_request_queue_time_seconds", "histogram", "Time from arrival to the first engine event.");
   queue_.render(out, "autoglm_request_queue_time_seconds", m);
 
+  header(out, "autoglm_http_connections_open", "gauge", "Open HTTP connections.");
+  sample(out, "autoglm_http_connections_open", m, std::to_string(http.n_open_connections.load()));
+  header(out, "autoglm_http_write_queue_bytes", "gauge",
+         "Response bytes queued for clients and not yet taken by the kernel (all connections).");
+  sample(out, "autoglm_http_write_queue_bytes", m, std::to_string(http.queued_write_bytes.load()));
+  header(out, "autoglm_http_connections_over_capacity_total", "counter",
+         "Connections accepted beyond --max-connections (answered 503, /health still served).");
+  sample(out, "autoglm_http_connections_over_capacity_total", m, std::to_string(http.n_over_capacity.load()));
+  header(out, "autoglm_http_slow_clients_dropped_total", "counter",
+         "Connections closed because the client did not read its response (--max-queued-bytes, --write-timeout).");
+  sample(out, "autoglm_http_slow_clients_dropped_total", m, std::to_string(http.n_slow_clients_dropped.load()));
+  header(out, "autoglm_http_handler_exceptions_total", "counter",
+         "Connections closed because one of their handlers threw (the server goes on).");
+  sample(out, "autoglm_http_handler_exceptions_total", m, std::to_string(http.n_handler_exceptions.load()));
+  header(out, "autoglm_http_accept_errors_total", "counter", "Failed accepts (e.g. out of file descriptors).");
+  sample(out, "autoglm_http_accept_errors_total", m, std::to_string(http.n_accept_errors.load()));
+
   std::lock_guard lock(mutex_);
   header(out, "autoglm_request_success_total", "counter", "Finished generation requests by finish reason.");
   for (const char* r : {"stop", "length", "cancelled", "error"}) {

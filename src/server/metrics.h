@@ -40,9 +40,22 @@ struct engine_gauges {
   int32_t kv_blocks_total = 0, kv_blocks_used = 0;
 };
 
+// HTTP-layer numbers, updated by the listener and connections (http_connection.cpp, http_listener.cpp) from any
+// I/O thread and read when /metrics is scraped.
+struct http_gauges {
+  std::atomic<int64_t> n_open_connections{0};
+  std::atomic<int64_t> queued_write_bytes{0};    // response bytes not yet taken by the kernel, all connections
+  std::atomic<uint64_t> n_over_capacity{0};      // connections beyond --max-connections (only /health answered)
+  std::atomic<uint64_t> n_slow_clients_dropped{0};  // closed past --max-queued-bytes or --write-timeout
+  std::atomic<uint64_t> n_handler_exceptions{0};    // connections closed because one of their handlers threw
+  std::atomic<uint64_t> n_accept_errors{0};         // failed accepts (out of file descriptors, ...)
+};
+
 class server_metrics {
  public:
   server_metrics();
+
+  http_gauges http;
 
   void on_http_response(int status);
   void on_request_finished(const std::string& finish_reason, int32_t n_prompt, int32_t n_generated);

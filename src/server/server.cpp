@@ -2,6 +2,8 @@
 // threads, and drain gracefully on SIGINT/SIGTERM.
 #include "server/server.h"
 
+#include <sys/resource.h>
+
 #include <condition_variable>
 #include <csignal>
 #include <thread>
@@ -9,6 +11,7 @@
 #include "core/log.h"
 #include "server/app.h"
 #include "server/generation_job.h"
+#include "server/http_listener.h"
 
 namespace autoglm::server {
 
@@ -64,6 +67,33 @@ bool wait_inflight(app& a, std::chrono::steady_clock::time_point deadline, run_c
   return a.n_inflight.load() == 0;
 }
 
+// --max-connections 0: what the file-descriptor limit allows. Raises the soft limit to the hard one first (the
+// usual soft 1024 is a relic; servers raise it), then keeps descriptors for model files, logs and the engine.
+int32_t resolve_max_connections(int32_t requested) {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return requested > 0 ? requested : 1024;
+  constexpr rlim_t enough = 65536;
+  rlim_t want = rl.rlim_max == RLIM_INFINITY ? enough : std::min(rl.rlim_max, enough);
+  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+    rlimit raised = rl;
+    raised.rlim_cur = want;
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) {
+      AG_LOG_DEBUG("file-descriptor limit raised from {} to {}", rl.rlim_cur, want);
+      rl = raised;
+    }
+  }
+  int64_t n_fd = rl.rlim_cur == RLIM_INFINITY ? int64_t(enough) : int64_t(rl.rlim_cur);
+  int64_t usable = n_fd - std::min<int64_t>(128, n_fd / 2);
+  int64_t fits = std::max<int64_t>(1, usable - overflow_connections(int32_t(std::min<int64_t>(usable, 1 << 30))));
+  if (requested > 0) {
+    if (requested > fits)
+      AG_LOG_WARN("--max-connections {} is more than the file-descriptor limit ({}) leaves room for (about {}); "
+                  "past that, accepts fail and back off", requested, n_fd, fits);
+    return requested;
+  }
+  return int32_t(std::min<int64_t>(fits, 4096));
+}
+
 }  // namespace
 
 int run_server(const server_options& options) {
@@ -77,16 +107,23 @@ int run_server(const server_options& options) {
   run_control control;
 
   http_options hopts;
-  hopts.max_body_bytes = options.max_body_bytes;
-  hopts.timeout = std::chrono::seconds(options.timeout_s);
+  hopts.limits.max_body_bytes = options.max_body_bytes;
+  hopts.header_timeout = std::chrono::seconds(options.header_timeout_s);
+  hopts.body_timeout = std::chrono::seconds(options.body_timeout_s);
+  hopts.keepalive_timeout = std::chrono::seconds(options.keepalive_timeout_s);
+  hopts.write_timeout = std::chrono::seconds(options.write_timeout_s);
+  hopts.max_queued_bytes = options.max_queued_bytes;
+  hopts.max_connections = resolve_max_connections(options.max_connections);
+  hopts.gauges = &a.metrics.http;
   hopts.cors_origin = options.cors_origin;
   hopts.on_response = [&a](int status) { a.metrics.on_http_response(status); };
   hopts.draining = [&a] { return a.draining.load(); };
 
   net::io_context ioc;
-  http_listener listener(ioc, options.host, options.port, hopts,
-                         [&a](std::shared_ptr<connection> c, http_request&& r) { route_request(a, std::move(c), std::move(r)); });
-  listener.start();
+  auto listener = std::make_shared<http_listener>(
+      ioc, options.host, options.port, hopts,
+      [&a](std::shared_ptr<connection> c, http_request&& r) { route_request(a, std::move(c), std::move(r)); });
+  listener->start();
 
   net::signal_set signals(ioc, SIGINT, SIGTERM);
   std::function<void(const boost::system::error_code&, int)> on_signal = [&](const boost::system::error_code& ec, int sig) {
@@ -101,9 +138,14 @@ int run_server(const server_options& options) {
                       ? options.n_http_threads
                       : std::clamp(int(std::thread::hardware_concurrency()), 2, 4);
   std::vector<std::thread> io_threads;
-  for (int i = 0; i < n_threads; ++i) io_threads.emplace_back([&ioc] { ioc.run(); });
-  AG_LOG_INFO("listening on http://{}:{} ({} I/O threads); loading {} ...", options.host, listener.port(), n_threads,
+  for (int i = 0; i < n_threads; ++i) io_threads.emplace_back([&ioc] { run_io_loop(ioc); });
+  AG_LOG_INFO("listening on http://{}:{} ({} I/O threads); loading {} ...", options.host, listener->port(), n_threads,
               options.engine.model_dir);
+  AG_LOG_INFO("HTTP limits: {} connections (+{} for /health and 503), timeouts header {} s, body {} s, keep-alive {} s, "
+              "write stall {} s, {} queued bytes per client, {} body bytes",
+              hopts.max_connections, overflow_connections(hopts.max_connections), options.header_timeout_s,
+              options.body_timeout_s, options.keepalive_timeout_s, options.write_timeout_s, options.max_queued_bytes,
+              options.max_body_bytes);
 
   std::thread loader([&] { load_model(a, control); });
 
@@ -115,7 +157,7 @@ int run_server(const server_options& options) {
   }
   int exit_code = 0;
   a.draining = true;
-  listener.stop();
+  listener->stop();
   loader.join();  // a signal during loading waits for the load to end (the engine has no abort hook)
 
   if (event == run_event::LOAD_FAILED) {
