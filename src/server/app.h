@@ -1,5 +1,10 @@
 // server/app.h: the state shared by the endpoint handlers (one per server): the engine and chat context
 // once loaded, sampling defaults, metrics, and the in-flight generation jobs (for shutdown).
+//
+// Threads: the router runs on a connection's strand (an I/O thread) and does only cheap work there (auth,
+// routing). Endpoints that take a JSON body run on the CPU pool: parsing, validation and prompt preparation
+// (images, template, tokenizing); they come back to the strand (run_on_strand) to submit to the engine and to
+// answer. So a large or hostile body never delays /health or another connection's stream.
 #pragma once
 
 #include <atomic>
@@ -12,6 +17,7 @@
 #include <boost/asio/thread_pool.hpp>
 
 #include "chat/chat_session.h"
+#include "server/api_error.h"
 #include "server/http_connection.h"
 #include "server/metrics.h"
 #include "server/protocol.h"
@@ -33,8 +39,9 @@ struct app {
   std::unique_ptr<chat_context> chat;
   generation_defaults defaults;
   server_metrics metrics;
-  boost::asio::thread_pool cpu_pool;        // prompt preparation (image decode, template, tokenize) off I/O threads
+  boost::asio::thread_pool cpu_pool;        // body parsing + validation + prompt preparation, off the I/O threads
   std::chrono::system_clock::time_point started = std::chrono::system_clock::now();
+  std::atomic<bool> trim_scheduled{false};  // a malloc_trim is due (schedule_memory_trim)
 
   // In-flight generation jobs, so shutdown can cancel what outlives the grace period.
   std::mutex jobs_mutex;
@@ -45,18 +52,44 @@ struct app {
   bool ready() const { return state.load() == app_state::READY; }
 };
 
-// Routes one HTTP request (auth, CORS preflight, JSON parsing, errors → OpenAI error JSON).
+// Routes one HTTP request (auth, CORS preflight, errors → OpenAI error JSON); bodies go to the CPU pool.
 void route_request(app& a, std::shared_ptr<connection> conn, http_request&& req);
 
-// Endpoint handlers (one file each). They run on the connection's strand and may answer later.
+// Endpoint handlers (one file each). Those without a body run on the connection's strand. Those with one run
+// on the CPU pool, get the parsed body (ordered_json, so the client's key order reaches the chat template,
+// protocol.h) and the arrival time, throw for a bad request, and answer through run_on_strand.
 void handle_health(app& a, const std::shared_ptr<connection>& conn);
 void handle_models(app& a, const std::shared_ptr<connection>& conn, const std::string& model_id);
 void handle_metrics(app& a, const std::shared_ptr<connection>& conn);
-// Bodies are ordered_json so the client's key order reaches the chat template (protocol.h).
-void handle_chat_completions(app& a, const std::shared_ptr<connection>& conn, const nlohmann::ordered_json& body);
-void handle_completions(app& a, const std::shared_ptr<connection>& conn, const nlohmann::ordered_json& body);
-void handle_tokenize(app& a, const std::shared_ptr<connection>& conn, const nlohmann::ordered_json& body);
-void handle_detokenize(app& a, const std::shared_ptr<connection>& conn, const nlohmann::ordered_json& body);
+using arrival_time = std::chrono::steady_clock::time_point;
+void handle_chat_completions(app& a, const std::shared_ptr<connection>& conn, nlohmann::ordered_json&& body,
+                             arrival_time arrival);
+void handle_completions(app& a, const std::shared_ptr<connection>& conn, nlohmann::ordered_json&& body,
+                        arrival_time arrival);
+void handle_tokenize(app& a, const std::shared_ptr<connection>& conn, nlohmann::ordered_json&& body, arrival_time);
+void handle_detokenize(app& a, const std::shared_ptr<connection>& conn, nlohmann::ordered_json&& body, arrival_time);
+
+// The OpenAI error for the exception being handled: api_error as is, invalid_request → 400 naming its param,
+// other autoglm::error → 400, anything else → 500 (logged). Call only inside a catch block.
+api_error current_api_error(const char* context);
+// Sends `e` with the headers its status calls for (Retry-After on 503, ...). On the connection's strand only.
+void send_api_error(const std::shared_ptr<connection>& conn, const api_error& e);
+
+// Runs `fn` on the connection's strand (from the CPU pool); an exception from it becomes the error response.
+template <class F>
+void run_on_strand(const std::shared_ptr<connection>& conn, F fn) {
+  net::post(conn->executor(), [conn, fn = std::move(fn)]() mutable {
+    try {
+      fn();
+    } catch (...) {
+      send_api_error(conn, current_api_error("answering a request"));
+    }
+  });
+}
+
+// After a large request body has been freed: returns free heap memory to the OS (glibc malloc_trim) at most
+// once a second, on the CPU pool. Without it the heap kept what a large body and its parse had used.
+void schedule_memory_trim(app& a);
 
 // A parsed chat/tokenize request's template inputs as chat options: tools and chat_template_kwargs stay in the
 // client's key order (ordered_json all the way to the template).
@@ -65,6 +98,14 @@ inline chat_options template_options(const template_params& p) {
   co.enable_thinking = p.enable_thinking;
   co.chat_template_kwargs = p.chat_template_kwargs;
   co.tools = p.tools;
+  return co;
+}
+// Same, moving tools and chat_template_kwargs out of `p` (a tool schema can be large).
+inline chat_options take_template_options(template_params& p) {
+  chat_options co;
+  co.enable_thinking = p.enable_thinking;
+  co.chat_template_kwargs = std::move(p.chat_template_kwargs);
+  co.tools = std::move(p.tools);
   return co;
 }
 

@@ -2,9 +2,10 @@
 #include "server/protocol.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
+#include <initializer_list>
 #include <limits>
 
 #include "core/error.h"
@@ -13,6 +14,13 @@ namespace autoglm::server {
 
 // ordered_json throughout: request bodies keep the client's key order (see protocol.h).
 using json = nlohmann::ordered_json;
+
+json_limits request_json_limits(int32_t max_model_len) {
+  json_limits l;
+  l.max_depth = max_request_json_depth;
+  l.max_values = std::max<int64_t>(int64_t(1) << 20, 4 * int64_t(max_model_len));
+  return l;
+}
 
 namespace {
 
@@ -65,6 +73,8 @@ std::optional<int64_t> get_int(const json& obj, const char* key, int64_t lo, int
   if (v->is_number_float()) {
     double x = v->get<double>();
     if (x != std::floor(x)) wrong_type(prefix + key, "an integer", *v);
+    // Converting a double outside int64's range is undefined behaviour ({"n": 1e30}): check before the cast.
+    if (!(x >= -0x1p63 && x < 0x1p63)) throw invalid_request("'" + prefix + key + "' is out of range", prefix + key);
   } else if (!v->is_number_integer()) {
     wrong_type(prefix + key, "an integer", *v);
   }
@@ -83,6 +93,27 @@ std::optional<std::string> get_string(const json& obj, const char* key, const st
   if (!v) return std::nullopt;
   if (!v->is_string()) wrong_type(prefix + key, "a string", *v);
   return v->get<std::string>();
+}
+
+// A string field that must be one of `allowed` (OpenAI answers 400 for any other value).
+std::optional<std::string> get_enum(const json& obj, const char* key, std::initializer_list<const char*> allowed,
+                                    const std::string& prefix = {}) {
+  auto s = get_string(obj, key, prefix);
+  if (!s) return s;
+  std::string list;
+  for (const char* a : allowed) {
+    if (*s == a) return s;
+    list += std::string(list.empty() ? "" : ", ") + "\"" + a + "\"";
+  }
+  throw invalid_request("'" + prefix + key + "' must be one of " + list + ", got \"" + *s + "\"", prefix + key);
+}
+
+// An object field, returned for further checks (nullptr when absent or null).
+const json* get_object(const json& obj, const char* key, const char* expected = "an object",
+                       const std::string& prefix = {}) {
+  const json* v = field(obj, key);
+  if (v && !v->is_object()) wrong_type(prefix + key, expected, *v);
+  return v;
 }
 
 std::vector<int32_t> get_token_list(const json& v, const std::string& param) {
@@ -104,9 +135,11 @@ void parse_common(const json& body, common_params& p, bool chat) {
   if (auto m = get_string(body, "model")) p.model = *m;
   p.n = int32_t(get_int(body, "n", 1, 128).value_or(1));
   p.stream = get_bool(body, "stream").value_or(false);
-  if (const json* so = field(body, "stream_options")) {
-    if (!so->is_object()) wrong_type("stream_options", "an object", *so);
+  if (const json* so = get_object(body, "stream_options")) {
     p.include_usage = get_bool(*so, "include_usage", "stream_options.").value_or(false);
+    get_bool(*so, "include_obfuscation", "stream_options.");
+    if (!p.stream)
+      throw invalid_request("'stream_options' is only allowed when 'stream' is true", "stream_options");
   }
   // max_completion_tokens is the newer name; it wins when both are given.
   auto max_tokens = get_int(body, "max_tokens", 1, std::numeric_limits<int32_t>::max());
@@ -149,6 +182,24 @@ void parse_common(const json& body, common_params& p, bool chat) {
   p.ignore_eos = get_bool(body, "ignore_eos").value_or(false);
   p.skip_special_tokens = get_bool(body, "skip_special_tokens").value_or(true);
   if (auto u = get_string(body, "user")) p.user = *u;
+  if (const json* lb = get_object(body, "logit_bias", "an object mapping token ids to biases")) {
+    for (const auto& [key, bias] : lb->items()) {
+      // Keys are token ids written as decimal strings, as in OpenAI's API.
+      const bool digits = !key.empty() && key.size() <= 10 &&
+                          std::all_of(key.begin(), key.end(), [](char c) { return c >= '0' && c <= '9'; });
+      if (!digits || std::stoll(key) > std::numeric_limits<int32_t>::max())
+        throw invalid_request("'logit_bias' keys must be token ids (non-negative integers written as strings), got \"" +
+                                  key + "\"",
+                              "logit_bias");
+      if (!bias.is_number()) wrong_type("logit_bias", "an object whose values are numbers", bias);
+      double b = bias.get<double>();
+      if (!(b >= -100.0 && b <= 100.0))
+        throw invalid_request("'logit_bias' values must be between -100 and 100, got " + bias.dump() + " for token " +
+                                  key,
+                              "logit_bias");
+      p.logit_bias.emplace_back(int32_t(std::stoll(key)), float(b));
+    }
+  }
 
   if (chat) {
     bool logprobs = get_bool(body, "logprobs").value_or(false);
@@ -194,6 +245,25 @@ void validate_content_parts(const json& content, const std::string& prefix) {
   }
 }
 
+// An assistant message's tool_calls: [{"id", "type": "function", "function": {"name", "arguments"}}]. Arguments
+// are a JSON string in OpenAI's API; an object is let through for templates that iterate them.
+void validate_tool_calls(const json& calls, const std::string& param) {
+  if (!calls.is_array()) wrong_type(param, "an array of tool calls", calls);
+  for (size_t k = 0; k < calls.size(); ++k) {
+    const json& c = calls[k];
+    std::string pc = param + "[" + std::to_string(k) + "]";
+    if (!c.is_object()) wrong_type(pc, "an object", c);
+    get_string(c, "id", pc + ".");
+    get_enum(c, "type", {"function"}, pc + ".");
+    const json* f = get_object(c, "function", "an object", pc + ".");
+    if (!f) throw invalid_request("'" + pc + ".function' is required", pc + ".function");
+    if (!get_string(*f, "name", pc + ".function."))
+      throw invalid_request("'" + pc + ".function.name' is required", pc + ".function.name");
+    if (const json* a = field(*f, "arguments"); a && !a->is_string() && !a->is_object())
+      wrong_type(pc + ".function.arguments", "a string (JSON text)", *a);
+  }
+}
+
 void validate_messages(const json& messages) {
   if (!messages.is_array()) wrong_type("messages", "an array", messages);
   if (messages.empty()) throw invalid_request("'messages' must contain at least one message", "messages");
@@ -206,6 +276,9 @@ void validate_messages(const json& messages) {
     static const char* roles[] = {"system", "developer", "user", "assistant", "tool", "function"};
     if (std::none_of(std::begin(roles), std::end(roles), [&](const char* r) { return *role == r; }))
       throw invalid_request("unknown role '" + *role + "' in " + pm, pm + ".role");
+    get_string(m, "name", pm + ".");
+    get_string(m, "tool_call_id", pm + ".");
+    if (const json* calls = field(m, "tool_calls")) validate_tool_calls(*calls, pm + ".tool_calls");
     const json* content = field(m, "content");
     if (!content) {
       if (*role != "assistant") throw invalid_request("'" + pm + ".content' is required", pm + ".content");
@@ -239,63 +312,254 @@ void validate_tools(const json& tools) {
   }
 }
 
-// messages, tools, chat_template_kwargs and enable_thinking: what a chat or tokenize request gives the template.
-// tool_choice is accepted and ignored: this server parses no tool calls, and with "none" vLLM (by default) still
-// renders the tools into the prompt, which is what ignoring it does.
-void parse_template_params(const json& body, template_params& p) {
+// The deprecated `functions` list: [{"name", "description"?, "parameters"?}], i.e. tools without the wrapper.
+void validate_functions(const json& functions) {
+  if (!functions.is_array()) wrong_type("functions", "an array of function objects", functions);
+  for (size_t i = 0; i < functions.size(); ++i) {
+    const json& f = functions[i];
+    std::string pf = "functions[" + std::to_string(i) + "]";
+    if (!f.is_object()) wrong_type(pf, "an object", f);
+    if (!get_string(f, "name", pf + ".")) throw invalid_request("'" + pf + ".name' is required", pf + ".name");
+    get_string(f, "description", pf + ".");
+    get_object(f, "parameters", "an object (a JSON schema)", pf + ".");
+  }
+}
+
+// The value `v` of body[key], moved out of `owned` (the same body, mutable) when given, else copied.
+json take(const json& v, json* owned, const char* key) {
+  if (!owned) return v;
+  return std::move((*owned)[key]);
+}
+
+// messages, tools (or the deprecated functions), chat_template_kwargs and enable_thinking: what a chat or
+// tokenize request gives the template. `owned`: the body itself when its fields may be moved out.
+void parse_template_params(const json& body, template_params& p, json* owned) {
   const json* messages = field(body, "messages");
   if (!messages) throw invalid_request("'messages' is required", "messages");
   validate_messages(*messages);
-  p.messages = *messages;
-  if (const json* tools = field(body, "tools")) {
-    validate_tools(*tools);
-    p.tools = *tools;
+  const json* tools = field(body, "tools");
+  if (tools) validate_tools(*tools);
+  const json* functions = field(body, "functions");
+  if (functions) {
+    validate_functions(*functions);
+    if (tools) throw invalid_request("give either 'tools' or the deprecated 'functions', not both", "functions");
   }
   p.enable_thinking = get_bool(body, "enable_thinking");
-  if (const json* k = field(body, "chat_template_kwargs")) {
-    if (!k->is_object()) wrong_type("chat_template_kwargs", "an object", *k);
+  const json* k = get_object(body, "chat_template_kwargs");
+  if (k) {
     if (auto kv = get_bool(*k, "enable_thinking", "chat_template_kwargs.")) p.enable_thinking = kv;
-    p.chat_template_kwargs = *k;
+  }
+  // Validated: now take what reaches the template.
+  p.messages = take(*messages, owned, "messages");
+  if (tools) {
+    p.tools = take(*tools, owned, "tools");
+  } else if (functions) {
+    // The template knows tools only: each function becomes {"type": "function", "function": f}.
+    p.tools = json::array();
+    for (const json& f : *functions) p.tools.push_back({{"type", "function"}, {"function", f}});
+  }
+  if (k) {
+    p.chat_template_kwargs = take(*k, owned, "chat_template_kwargs");
     p.chat_template_kwargs.erase("enable_thinking");  // passed on as enable_thinking (either spelling)
   }
+}
+
+bool names_a_tool(const json& tools, const std::string& name) {
+  if (!tools.is_array()) return false;
+  for (const json& t : tools) {
+    const json& f = t.contains("function") ? t["function"] : t;  // tools, or the deprecated functions
+    if (f.is_object() && f.contains("name") && f["name"] == name) return true;
+  }
+  return false;
+}
+
+// tool_choice: "none" | "auto" | "required" | {"type": "function", "function": {"name": ...}} naming a tool of
+// the request, as OpenAI validates it (and function_call, its deprecated form: "none" | "auto" | {"name": ...}).
+// Not enforced: this server parses no tool calls, and with "none" vLLM (by default) still renders the tools into
+// the prompt, which is what ignoring it does.
+std::string parse_tool_choice(const json& body, const json& tools) {
+  const bool have_tools = tools.is_array() && !tools.empty();
+  auto require_tools = [&](const char* param, const std::string& mode) {
+    if (!have_tools)
+      throw invalid_request(std::string("'") + param + "' is \"" + mode + "\" but the request has no 'tools'", param);
+  };
+  std::string mode;
+  if (const json* tc = field(body, "tool_choice")) {
+    if (tc->is_string()) {
+      mode = *get_enum(body, "tool_choice", {"none", "auto", "required"});
+      if (mode != "none") require_tools("tool_choice", mode);
+    } else if (tc->is_object()) {
+      auto type = get_string(*tc, "type", "tool_choice.");
+      if (!type) throw invalid_request("'tool_choice.type' is required", "tool_choice.type");
+      if (*type != "function")
+        throw invalid_request("'tool_choice.type' must be \"function\", got \"" + *type + "\"", "tool_choice.type");
+      const json* f = get_object(*tc, "function", "an object", "tool_choice.");
+      auto name = f ? get_string(*f, "name", "tool_choice.function.") : std::nullopt;
+      if (!name) throw invalid_request("'tool_choice.function.name' is required", "tool_choice.function.name");
+      if (!names_a_tool(tools, *name))
+        throw invalid_request("'tool_choice' names the function '" + *name + "', which is not in 'tools'",
+                              "tool_choice");
+      mode = "function";
+    } else {
+      wrong_type("tool_choice", "\"none\", \"auto\", \"required\" or an object naming a function", *tc);
+    }
+  }
+  if (const json* fc = field(body, "function_call")) {
+    if (fc->is_string()) {
+      std::string m = *get_enum(body, "function_call", {"none", "auto"});
+      if (m != "none") require_tools("function_call", m);
+    } else if (fc->is_object()) {
+      auto name = get_string(*fc, "name", "function_call.");
+      if (!name) throw invalid_request("'function_call.name' is required", "function_call.name");
+      if (!names_a_tool(tools, *name))
+        throw invalid_request("'function_call' names the function '" + *name + "', which is not in 'functions'",
+                              "function_call");
+    } else {
+      wrong_type("function_call", "\"none\", \"auto\" or an object naming a function", *fc);
+    }
+  }
+  return mode;
+}
+
+// response_format: {"type": "text" | "json_object"} or {"type": "json_schema", "json_schema": {"name", "schema",
+// "description"?, "strict"?}}. Validated, not enforced (no constrained decoding).
+std::string parse_response_format(const json& body) {
+  const json* rf = get_object(body, "response_format");
+  if (!rf) return "text";
+  auto type = get_enum(*rf, "type", {"text", "json_object", "json_schema"}, "response_format.");
+  if (!type) throw invalid_request("'response_format.type' is required", "response_format.type");
+  if (*type == "json_schema") {
+    const std::string pj = "response_format.json_schema";
+    const json* js = get_object(*rf, "json_schema", "an object", "response_format.");
+    if (!js) throw invalid_request("'" + pj + "' is required when the type is \"json_schema\"", pj);
+    auto name = get_string(*js, "name", pj + ".");
+    if (!name) throw invalid_request("'" + pj + ".name' is required", pj + ".name");
+    // OpenAI's pattern for the name: ^[a-zA-Z0-9_-]{1,64}$.
+    const bool ok_name = !name->empty() && name->size() <= 64 && std::all_of(name->begin(), name->end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+    });
+    if (!ok_name)
+      throw invalid_request("'" + pj + ".name' must be 1 to 64 letters, digits, '_' or '-', got \"" + *name + "\"",
+                            pj + ".name");
+    get_string(*js, "description", pj + ".");
+    if (!get_object(*js, "schema", "an object (a JSON schema)", pj + "."))
+      throw invalid_request("'" + pj + ".schema' is required", pj + ".schema");
+    get_bool(*js, "strict", pj + ".");
+  }
+  return *type;
+}
+
+// The rest of OpenAI's documented chat fields: checked for their types (400 naming the field), then ignored
+// where ignoring them changes nothing the client can observe; output this server cannot produce (audio, web
+// search) is refused rather than silently left out.
+void check_other_chat_fields(const json& body) {
+  get_bool(body, "parallel_tool_calls");
+  get_bool(body, "store");
+  for (const char* key : {"service_tier", "reasoning_effort", "verbosity", "safety_identifier", "prompt_cache_key",
+                          "prompt_cache_retention"})
+    get_string(body, key);
+  if (const json* md = get_object(body, "metadata", "an object of string values")) {
+    for (const auto& [key, v] : md->items())
+      if (!v.is_string()) wrong_type("metadata." + key, "a string", v);
+  }
+  if (const json* pr = get_object(body, "prediction")) {
+    get_enum(*pr, "type", {"content"}, "prediction.");
+    if (const json* c = field(*pr, "content"); c && !c->is_string() && !c->is_array())
+      wrong_type("prediction.content", "a string or an array of text parts", *c);
+  }
+  if (const json* m = field(body, "modalities")) {
+    if (!m->is_array()) wrong_type("modalities", "an array of strings", *m);
+    for (size_t i = 0; i < m->size(); ++i) {
+      const json& v = (*m)[i];
+      if (!v.is_string()) wrong_type("modalities[" + std::to_string(i) + "]", "a string", v);
+      if (v != "text")
+        throw invalid_request("this server produces text only: 'modalities' may only contain \"text\", got " +
+                                  v.dump(),
+                              "modalities");
+    }
+  }
+  if (get_object(body, "audio"))
+    throw invalid_request("audio output is not supported by this server ('audio' must be absent or null)", "audio");
+  if (get_object(body, "web_search_options"))
+    throw invalid_request("web search is not supported by this server ('web_search_options' must be absent or null)",
+                          "web_search_options");
 }
 
 }  // namespace
 
 generation_defaults load_generation_defaults(const std::string& model_dir) {
   generation_defaults d;
-  std::filesystem::path path = std::filesystem::path(model_dir) / "generation_config.json";
-  std::ifstream in(path);
-  if (!in) return d;
-  json g = json::parse(in, nullptr, false);
-  if (g.is_discarded() || !g.is_object()) throw error(path.string() + ": not a JSON object");
-  auto num = [&](const char* key) -> std::optional<double> {
+  const std::string path = (std::filesystem::path(model_dir) / "generation_config.json").string();
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return d;
+  // A regular file of at most 1 MiB (a FIFO would block the load; the real file is a few hundred bytes).
+  nlohmann::json g = read_json_file_bounded(path, 1 << 20);
+  if (!g.is_object()) throw error(path + ": not a JSON object");
+  // Each value is checked against the range the sampler accepts: a bad file fails the load naming the key,
+  // instead of reaching requests as an out-of-range default.
+  auto num = [&](const char* key, double lo, double hi) -> std::optional<double> {
     auto it = g.find(key);
-    if (it == g.end() || !it->is_number()) return std::nullopt;
-    return it->get<double>();
+    if (it == g.end() || it->is_null()) return std::nullopt;
+    if (!it->is_number()) throw error(path + ": '" + key + "' must be a number, got " + it->dump());
+    double v = it->get<double>();
+    if (!(v >= lo && v <= hi))
+      throw error(path + ": '" + key + "' is " + it->dump() + ", outside [" + nlohmann::json(lo).dump() + ", " +
+                  nlohmann::json(hi).dump() + "]");
+    return v;
   };
-  if (auto v = num("temperature")) d.temperature = float(*v);
-  if (auto v = num("top_p")) d.top_p = float(*v);
-  if (auto v = num("top_k")) d.top_k = int32_t(*v);
-  if (auto v = num("min_p")) d.min_p = float(*v);
-  if (auto v = num("repetition_penalty")) d.repetition_penalty = float(*v);
-  if (auto v = num("max_new_tokens")) d.max_new_tokens = int32_t(*v);
+  const double int_max = std::numeric_limits<int32_t>::max();
+  if (auto v = num("temperature", 0.0, 100.0)) d.temperature = float(*v);
+  const double tiny = std::numeric_limits<double>::min();  // top_p and repetition_penalty must be > 0
+  if (auto v = num("top_p", tiny, 1.0)) d.top_p = float(*v);
+  if (auto v = num("top_k", -1.0, int_max)) d.top_k = std::max(0, int32_t(*v));  // -1 and 0: off
+  if (auto v = num("min_p", 0.0, 1.0)) d.min_p = float(*v);
+  if (auto v = num("repetition_penalty", tiny, 100.0)) d.repetition_penalty = float(*v);
+  if (auto v = num("max_new_tokens", 1.0, int_max)) d.max_new_tokens = int32_t(*v);
   // do_sample false means greedy in transformers, whatever temperature says.
   auto ds = g.find("do_sample");
   if (ds != g.end() && ds->is_boolean() && !ds->get<bool>()) d.temperature = 0.0f;
   return d;
 }
 
-chat_params parse_chat_request(const json& body) {
+namespace {
+
+chat_params parse_chat(const json& body, json* owned) {
   chat_params p;
   parse_common(body, p, true);
-  parse_template_params(body, p);
+  parse_template_params(body, p, owned);
+  p.tool_choice = parse_tool_choice(body, p.tools);
+  p.response_format = parse_response_format(body);
+  check_other_chat_fields(body);
   p.return_reasoning = get_bool(body, "return_reasoning").value_or(false);
-  p.image = get_string(body, "image");
+  if (get_string(body, "image")) {
+    json* img = owned ? &(*owned)["image"] : nullptr;
+    p.image = img ? std::move(img->get_ref<std::string&>()) : body["image"].get<std::string>();
+  }
   p.query = get_string(body, "query");
   if (p.query && !p.image) throw invalid_request("'query' is only used together with 'image'", "query");
   return p;
 }
+
+tokenize_params parse_tokenize(const json& body, json* owned) {
+  if (!body.is_object()) throw invalid_request("the request body must be a JSON object", "");
+  tokenize_params p;
+  if (auto m = get_string(body, "model")) p.model = *m;
+  p.prompt = get_string(body, "prompt");
+  const bool has_messages = field(body, "messages") != nullptr;
+  if (!p.prompt && !has_messages) throw invalid_request("'prompt' or 'messages' is required", "prompt");
+  if (p.prompt && has_messages) throw invalid_request("give either 'prompt' or 'messages', not both", "messages");
+  p.add_special_tokens = get_bool(body, "add_special_tokens").value_or(p.prompt.has_value());
+  p.add_generation_prompt = get_bool(body, "add_generation_prompt").value_or(true);
+  if (has_messages) parse_template_params(body, p, owned);
+  return p;
+}
+
+}  // namespace
+
+chat_params parse_chat_request(const json& body) { return parse_chat(body, nullptr); }
+chat_params parse_chat_request(json&& body) { return parse_chat(body, &body); }
+tokenize_params parse_tokenize_request(const json& body) { return parse_tokenize(body, nullptr); }
+tokenize_params parse_tokenize_request(json&& body) { return parse_tokenize(body, &body); }
 
 completion_params parse_completion_request(const json& body) {
   completion_params p;
@@ -316,27 +580,34 @@ completion_params parse_completion_request(const json& body) {
     p.prompts.push_back(std::move(cp));
   };
   if (prompt->is_array() && !prompt->empty() && ((*prompt)[0].is_string() || (*prompt)[0].is_array())) {
+    if (prompt->size() > 128) throw invalid_request("at most 128 prompts per request", "prompt");
     for (size_t i = 0; i < prompt->size(); ++i) one((*prompt)[i], "prompt[" + std::to_string(i) + "]");
   } else {
     one(*prompt, "prompt");
   }
   if (p.prompts.size() * size_t(p.n) > 128) throw invalid_request("at most 128 choices per request", "n");
   p.echo = get_bool(body, "echo").value_or(false);
+  // best_of: the server returns every sample it generates, so only best_of == n (or unset) can be honoured.
+  if (auto best_of = get_int(body, "best_of", 1, 128); best_of && *best_of != p.n)
+    throw invalid_request("'best_of' must equal 'n' (" + std::to_string(p.n) +
+                              "): this server returns every completion it generates, got " + std::to_string(*best_of),
+                          "best_of");
+  if (auto suffix = get_string(body, "suffix"); suffix && !suffix->empty())
+    throw invalid_request("'suffix' (text after the completion) is not supported by this server", "suffix");
   return p;
 }
 
-tokenize_params parse_tokenize_request(const json& body) {
-  if (!body.is_object()) throw invalid_request("the request body must be a JSON object", "");
-  tokenize_params p;
-  if (auto m = get_string(body, "model")) p.model = *m;
-  p.prompt = get_string(body, "prompt");
-  const bool has_messages = field(body, "messages") != nullptr;
-  if (!p.prompt && !has_messages) throw invalid_request("'prompt' or 'messages' is required", "prompt");
-  if (p.prompt && has_messages) throw invalid_request("give either 'prompt' or 'messages', not both", "messages");
-  if (has_messages) parse_template_params(body, p);
-  p.add_special_tokens = get_bool(body, "add_special_tokens").value_or(p.prompt.has_value());
-  p.add_generation_prompt = get_bool(body, "add_generation_prompt").value_or(true);
-  return p;
+void check_token_ids(const common_params& p, int32_t vocab_size) {
+  for (const auto& [id, bias] : p.logit_bias)
+    if (id >= vocab_size)
+      throw invalid_request("'logit_bias' names token " + std::to_string(id) + ", outside the vocabulary (size " +
+                                std::to_string(vocab_size) + ")",
+                            "logit_bias");
+  for (size_t i = 0; i < p.stop_token_ids.size(); ++i)
+    if (p.stop_token_ids[i] >= vocab_size)
+      throw invalid_request("'stop_token_ids[" + std::to_string(i) + "]' is " + std::to_string(p.stop_token_ids[i]) +
+                                ", outside the vocabulary (size " + std::to_string(vocab_size) + ")",
+                            "stop_token_ids[" + std::to_string(i) + "]");
 }
 
 detokenize_params parse_detokenize_request(const json& body) {

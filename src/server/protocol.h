@@ -9,13 +9,26 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "autoglm/engine.h"
+#include "formats/json_limits.h"
 
 namespace autoglm::server {
+
+// Limits for parsing a request body (formats/json_limits.h), so a hostile body costs at most the bytes read.
+// Depth 128: the deepest real requests are tool parameter / response_format JSON schemas. Each schema level
+// nests two JSON levels ("properties" -> the property's schema), plus 5 around it (body -> tools -> [i] ->
+// function -> parameters), so a 20-level schema is ~45 levels; 128 leaves room for ~60 schema levels, and bounds
+// every recursive walk of the value afterwards (copy, dump, template conversion) to 128 frames.
+// Values: a /v1/completions token-array prompt may be as long as the context, and a request may carry several;
+// 2^20 covers 16 prompts of 64K tokens, and larger contexts get 4 full-context prompts. At ~16-50 bytes per
+// parsed value the DOM stays within tens of MB.
+constexpr int32_t max_request_json_depth = 128;
+json_limits request_json_limits(int32_t max_model_len);
 
 // Sampling defaults for fields a request leaves out: the model's generation_config.json (as vLLM does),
 // else OpenAI's defaults.
@@ -47,6 +60,8 @@ struct common_params {
   bool skip_special_tokens = true;
   int32_t top_logprobs = -1;               // -1: no logprobs
   std::string user;
+  // Validated but not applied by the engine (its sampler has no bias); check_token_ids checks the ids.
+  std::vector<std::pair<int32_t, float>> logit_bias;
 };
 
 // What a chat request passes to the template besides the messages (vLLM's chat and tokenize requests share it).
@@ -58,6 +73,10 @@ struct template_params {
 };
 
 struct chat_params : common_params, template_params {
+  // Validated as OpenAI does, then not enforced: this server parses no tool calls and has no constrained
+  // decoding (response_format json_object / json_schema), see docs in the README.
+  std::string response_format = "text";   // text | json_object | json_schema
+  std::string tool_choice;                 // "" (unset) | none | auto | required | function
   bool return_reasoning = false;
   std::optional<std::string> image;        // guide extension: base64 or data URI for the last user message
   std::optional<std::string> query;
@@ -90,6 +109,13 @@ chat_params parse_chat_request(const nlohmann::ordered_json& body);
 completion_params parse_completion_request(const nlohmann::ordered_json& body);
 tokenize_params parse_tokenize_request(const nlohmann::ordered_json& body);
 detokenize_params parse_detokenize_request(const nlohmann::ordered_json& body);
+// Same, moving messages / tools / chat_template_kwargs out of the body instead of copying them (a screenshot is
+// tens of MB of base64); the body is left partly moved-from.
+chat_params parse_chat_request(nlohmann::ordered_json&& body);
+tokenize_params parse_tokenize_request(nlohmann::ordered_json&& body);
+
+// Token ids a request names (logit_bias keys, stop_token_ids) must be below the vocabulary size.
+void check_token_ids(const common_params& p, int32_t vocab_size);
 
 // Engine sampling parameters: request fields, else defaults; max_tokens is capped so prompt + output fits the
 // context (a request that asks for more gets what fits, finish_reason "length", as vLLM does).

@@ -1,9 +1,15 @@
-// server/router.cpp: method + path → handler; API-key check, CORS preflight, JSON body parsing, and the one
-// place where exceptions become OpenAI error responses.
+// server/router.cpp: method + path → handler; API-key check, CORS preflight, the hand-off of request bodies to
+// the CPU pool (parsed there with bounded depth and size), the one place where exceptions become OpenAI error
+// responses, and returning freed memory to the OS after large bodies.
 #include <random>
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include "core/error.h"
 #include "core/log.h"
+#include "formats/json_limits.h"
 #include "server/api_error.h"
 #include "server/app.h"
 #include "server/auth.h"
@@ -27,16 +33,87 @@ void check_model_name(const app& a, const std::string& model) {
                     "invalid_request_error", "model", "model_not_found");
 }
 
+api_error current_api_error(const char* context) {
+  try {
+    throw;
+  } catch (const api_error& e) {
+    return e;
+  } catch (const invalid_request& e) {
+    return api_error(400, e.what(), "invalid_request_error", e.param());
+  } catch (const autoglm::error& e) {
+    return api_error(400, e.what(), "invalid_request_error");
+  } catch (const std::exception& e) {
+    AG_LOG_ERROR("{}: {}", context, e.what());
+    return api_error(500, std::string("internal error: ") + e.what(), "internal_server_error");
+  } catch (...) {
+    AG_LOG_ERROR("{}: unknown exception", context);
+    return api_error(500, "internal error", "internal_server_error");
+  }
+}
+
+void send_api_error(const std::shared_ptr<connection>& conn, const api_error& e) {
+  header_list h;
+  if (e.status() == 503) h.push_back({"Retry-After", "1"});
+  if (e.status() == 401) h.push_back({"WWW-Authenticate", "Bearer"});
+  if (e.status() == 405) h.push_back({"Allow", "GET, POST, OPTIONS"});
+  conn->send_error(e, h);
+}
+
+void schedule_memory_trim(app& a) {
+#if defined(__GLIBC__)
+  if (a.trim_scheduled.exchange(true)) return;  // one is due: it will cover this body too
+  auto timer = std::make_shared<net::steady_timer>(a.cpu_pool.get_executor(), std::chrono::seconds(1));
+  timer->async_wait([&a, timer](const boost::system::error_code&) {
+    a.trim_scheduled = false;  // bodies freed from now on schedule the next trim
+    malloc_trim(0);            // every arena, free pages inside the heap included
+  });
+#else
+  (void)a;
+#endif
+}
+
 namespace {
 
-// ordered_json: keeps the client's key order for the chat template (protocol.h).
-nlohmann::ordered_json parse_body(const http_request& req) {
-  if (req.body().empty()) throw api_error(400, "the request body is empty; expected a JSON object", "", "", "");
+// Bodies at least this large schedule a malloc_trim once freed (a screenshot is a few MB of base64).
+constexpr size_t large_body_bytes = 1 << 20;
+
+// Bounded parse (protocol.h: request_json_limits); ordered_json keeps the client's key order for the template.
+nlohmann::ordered_json parse_body(std::string_view text, int32_t max_model_len) {
+  if (text.empty()) throw api_error(400, "the request body is empty; expected a JSON object", "", "", "");
+  const json_limits limits = request_json_limits(max_model_len);
   try {
-    return nlohmann::ordered_json::parse(req.body());
-  } catch (const nlohmann::ordered_json::parse_error& e) {
+    return parse_ordered_json(text, limits);
+  } catch (const json_parse_error& e) {
+    if (e.limit_exceeded())
+      throw api_error(400,
+                      std::string("request body refused: ") + e.what() + " (this server takes JSON nested at most " +
+                          std::to_string(limits.max_depth) + " levels deep with at most " +
+                          std::to_string(limits.max_values) + " values)",
+                      "invalid_request_error", "", "json_limit_exceeded");
     throw api_error(400, std::string("invalid JSON body: ") + e.what(), "invalid_request_error", "", "invalid_json");
   }
+}
+
+using body_handler = void (*)(app&, const std::shared_ptr<connection>&, nlohmann::ordered_json&&, arrival_time);
+
+// Hands the body to the CPU pool: parse, then the endpoint (validation, prompt preparation), which answers
+// through run_on_strand. The I/O thread returns at once.
+void post_body(app& a, const std::shared_ptr<connection>& conn, http_request& req, body_handler handler) {
+  const arrival_time arrival = std::chrono::steady_clock::now();
+  auto body = std::make_shared<std::string>(std::move(req.body()));
+  net::post(a.cpu_pool, [&a, conn, body = std::move(body), handler, arrival]() mutable {
+    const size_t n_bytes = body->size();
+    try {
+      nlohmann::ordered_json j = parse_body(*body, a.eng->max_model_len());
+      body.reset();  // the text is not needed past here: free it before the prompt is prepared
+      handler(a, conn, std::move(j), arrival);
+    } catch (...) {
+      api_error e = current_api_error("handling a request body");
+      net::post(conn->executor(), [conn, e] { send_api_error(conn, e); });
+    }
+    body.reset();
+    if (n_bytes >= large_body_bytes) schedule_memory_trim(a);
+  });
 }
 
 void require_ready(const app& a) {
@@ -84,21 +161,14 @@ void dispatch(app& a, const std::shared_ptr<connection>& conn, http_request& req
     return handle_models(a, conn, path.substr(11));
   }
   if (m == http::verb::post) {
-    if (path == "/v1/chat/completions") {
+    body_handler handler = nullptr;
+    if (path == "/v1/chat/completions") handler = handle_chat_completions;
+    else if (path == "/v1/completions") handler = handle_completions;
+    else if (path == "/tokenize" || path == "/v1/tokenize") handler = handle_tokenize;
+    else if (path == "/detokenize" || path == "/v1/detokenize") handler = handle_detokenize;
+    if (handler) {
       require_ready(a);
-      return handle_chat_completions(a, conn, parse_body(req));
-    }
-    if (path == "/v1/completions") {
-      require_ready(a);
-      return handle_completions(a, conn, parse_body(req));
-    }
-    if (path == "/tokenize" || path == "/v1/tokenize") {
-      require_ready(a);
-      return handle_tokenize(a, conn, parse_body(req));
-    }
-    if (path == "/detokenize" || path == "/v1/detokenize") {
-      require_ready(a);
-      return handle_detokenize(a, conn, parse_body(req));
+      return post_body(a, conn, req, handler);
     }
   }
   for (const route& r : routes)
@@ -133,19 +203,8 @@ void route_request(app& a, std::shared_ptr<connection> conn, http_request&& req)
 
   try {
     dispatch(a, conn, req, path);
-  } catch (const api_error& e) {
-    header_list h;
-    if (e.status() == 503) h.push_back({"Retry-After", "1"});
-    if (e.status() == 401) h.push_back({"WWW-Authenticate", "Bearer"});
-    if (e.status() == 405) h.push_back({"Allow", "GET, POST, OPTIONS"});
-    conn->send_error(e, h);
-  } catch (const invalid_request& e) {
-    conn->send_error(api_error(400, e.what(), "invalid_request_error", e.param()));
-  } catch (const autoglm::error& e) {
-    conn->send_error(api_error(400, e.what(), "invalid_request_error"));
-  } catch (const std::exception& e) {
-    AG_LOG_ERROR("{} {}: {}", std::string(req.method_string()), path, e.what());
-    conn->send_error(api_error(500, std::string("internal error: ") + e.what(), "internal_server_error"));
+  } catch (...) {
+    send_api_error(conn, current_api_error((std::string(req.method_string()) + " " + path).c_str()));
   }
 }
 

@@ -1,6 +1,8 @@
 // tests/server/protocol_test.cpp: OpenAI request bodies → params, and every validation failure names its param.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <filesystem>
 #include <fstream>
 
@@ -260,10 +262,264 @@ TEST(chat_request, tools_and_template_kwargs_validation) {
   EXPECT_EQ(with("chat_template_kwargs", {1, 2}), pp("chat_template_kwargs", "chat_template_kwargs"));
   EXPECT_EQ(with("chat_template_kwargs", {{"enable_thinking", 1}}),
             pp("chat_template_kwargs.enable_thinking", "chat_template_kwargs.enable_thinking"));
-  // Well-formed: an empty list, extra keys, null description/parameters, any tool_choice (accepted and ignored).
+  // Well-formed: an empty list, extra keys, null description/parameters.
   EXPECT_EQ(with("tools", nlohmann::ordered_json::array()), pp("<no throw>", "<no throw>"));
   EXPECT_EQ(with("tools", fn({{"name", "tap"}, {"description", nullptr}, {"parameters", nullptr}, {"strict", true}})),
             pp("<no throw>", "<no throw>"));
-  EXPECT_EQ(with("tool_choice", {{"type", "function"}, {"function", {{"name", "tap"}}}}), pp("<no throw>", "<no throw>"));
+  // tool_choice naming a tool needs that tool (tokenize ignores tool_choice).
+  EXPECT_EQ(with("tool_choice", {{"type", "function"}, {"function", {{"name", "tap"}}}}), pp("tool_choice", "<no throw>"));
   EXPECT_EQ(with("chat_template_kwargs", {{"anything", {1, "two"}}}), pp("<no throw>", "<no throw>"));
+}
+
+namespace {
+
+using ojson = nlohmann::ordered_json;
+
+ojson tools_body() {
+  ojson b = chat_body();
+  b["tools"] = ojson::parse(R"([{"type": "function", "function": {"name": "tap", "parameters": {"type": "object"}}},
+                               {"type": "function", "function": {"name": "swipe"}}])");
+  return b;
+}
+
+// The param of the 400 a chat request with body[key] = v gets ("<no throw>" when accepted).
+std::string chat_param(const char* key, ojson v, ojson b = chat_body()) {
+  b[key] = std::move(v);
+  return param_of([&] { parse_chat_request(b); });
+}
+
+}  // namespace
+
+TEST(chat_request, response_format_is_validated_as_openai_does) {
+  EXPECT_EQ(chat_param("response_format", "json"), "response_format");
+  EXPECT_EQ(chat_param("response_format", {1}), "response_format");
+  EXPECT_EQ(chat_param("response_format", ojson::object()), "response_format.type");
+  EXPECT_EQ(chat_param("response_format", {{"type", "xml"}}), "response_format.type");
+  EXPECT_EQ(chat_param("response_format", {{"type", 3}}), "response_format.type");
+  EXPECT_EQ(chat_param("response_format", {{"type", "json_schema"}}), "response_format.json_schema");
+  EXPECT_EQ(chat_param("response_format", {{"type", "json_schema"}, {"json_schema", "s"}}), "response_format.json_schema");
+  EXPECT_EQ(chat_param("response_format", {{"type", "json_schema"}, {"json_schema", {{"schema", ojson::object()}}}}),
+            "response_format.json_schema.name");
+  EXPECT_EQ(chat_param("response_format",
+                       {{"type", "json_schema"}, {"json_schema", {{"name", "a b"}, {"schema", ojson::object()}}}}),
+            "response_format.json_schema.name");
+  EXPECT_EQ(chat_param("response_format", {{"type", "json_schema"}, {"json_schema", {{"name", "n"}}}}),
+            "response_format.json_schema.schema");
+  EXPECT_EQ(chat_param("response_format", {{"type", "json_schema"}, {"json_schema", {{"name", "n"}, {"schema", "{}"}}}}),
+            "response_format.json_schema.schema");
+  EXPECT_EQ(chat_param("response_format",
+                       {{"type", "json_schema"}, {"json_schema", {{"name", "n"}, {"schema", ojson::object()}, {"strict", 1}}}}),
+            "response_format.json_schema.strict");
+  // Accepted (and recorded, though not enforced).
+  for (const char* type : {"text", "json_object"}) EXPECT_EQ(chat_param("response_format", {{"type", type}}), "<no throw>");
+  ojson b = chat_body();
+  b["response_format"] = {{"type", "json_schema"},
+                          {"json_schema", {{"name", "Step_1-a"}, {"schema", {{"type", "object"}}}, {"strict", true}}}};
+  EXPECT_EQ(parse_chat_request(b).response_format, "json_schema");
+  EXPECT_EQ(chat_param("response_format", nullptr), "<no throw>");
+}
+
+TEST(chat_request, tool_choice_must_name_a_tool_of_the_request) {
+  ojson t = tools_body();
+  EXPECT_EQ(chat_param("tool_choice", 1, t), "tool_choice");
+  EXPECT_EQ(chat_param("tool_choice", {"auto"}, t), "tool_choice");
+  EXPECT_EQ(chat_param("tool_choice", "any", t), "tool_choice");
+  EXPECT_EQ(chat_param("tool_choice", {{"type", "function"}}, t), "tool_choice.function.name");
+  EXPECT_EQ(chat_param("tool_choice", {{"function", {{"name", "tap"}}}}, t), "tool_choice.type");
+  EXPECT_EQ(chat_param("tool_choice", {{"type", "tool"}, {"function", {{"name", "tap"}}}}, t), "tool_choice.type");
+  EXPECT_EQ(chat_param("tool_choice", {{"type", "function"}, {"function", "tap"}}, t), "tool_choice.function");
+  EXPECT_EQ(chat_param("tool_choice", {{"type", "function"}, {"function", {{"name", 1}}}}, t),
+            "tool_choice.function.name");
+  EXPECT_EQ(chat_param("tool_choice", {{"type", "function"}, {"function", {{"name", "fly"}}}}, t), "tool_choice");
+  // Without tools only "none" makes sense.
+  EXPECT_EQ(chat_param("tool_choice", "required"), "tool_choice");
+  EXPECT_EQ(chat_param("tool_choice", "auto"), "tool_choice");
+  EXPECT_EQ(chat_param("tool_choice", "none"), "<no throw>");
+  for (const char* mode : {"none", "auto", "required"}) {
+    t["tool_choice"] = mode;
+    EXPECT_EQ(parse_chat_request(t).tool_choice, mode);
+  }
+  t["tool_choice"] = {{"type", "function"}, {"function", {{"name", "swipe"}}}};
+  EXPECT_EQ(parse_chat_request(t).tool_choice, "function");
+}
+
+TEST(chat_request, deprecated_functions_become_tools) {
+  ojson b = chat_body();
+  b["functions"] = ojson::parse(R"([{"name": "tap", "parameters": {"type": "object"}}])");
+  b["function_call"] = {{"name", "tap"}};
+  chat_params p = parse_chat_request(b);
+  EXPECT_EQ(p.tools.dump(), R"([{"type":"function","function":{"name":"tap","parameters":{"type":"object"}}}])");
+  EXPECT_EQ(chat_param("function_call", {{"name", "fly"}}, b), "function_call");
+  EXPECT_EQ(chat_param("function_call", "required", b), "function_call");
+  EXPECT_EQ(chat_param("function_call", 3, b), "function_call");
+  EXPECT_EQ(chat_param("functions", {{{"description", "no name"}}}), "functions[0].name");
+  EXPECT_EQ(chat_param("functions", "tap"), "functions");
+  EXPECT_EQ(chat_param("tools", tools_body()["tools"], b), "functions");  // both
+  EXPECT_EQ(chat_param("function_call", "auto"), "function_call");          // no functions
+}
+
+TEST(chat_request, logit_bias_maps_token_ids_to_numbers_in_range) {
+  EXPECT_EQ(chat_param("logit_bias", {1, 2}), "logit_bias");
+  EXPECT_EQ(chat_param("logit_bias", "5:10"), "logit_bias");
+  EXPECT_EQ(chat_param("logit_bias", {{"hello", 1}}), "logit_bias");
+  EXPECT_EQ(chat_param("logit_bias", {{"-5", 1}}), "logit_bias");
+  EXPECT_EQ(chat_param("logit_bias", {{"5", "1"}}), "logit_bias");
+  EXPECT_EQ(chat_param("logit_bias", {{"5", 100.5}}), "logit_bias");
+  EXPECT_EQ(chat_param("logit_bias", {{"5", -101}}), "logit_bias");
+  EXPECT_EQ(chat_param("logit_bias", {{"99999999999", 1}}), "logit_bias");
+  ojson b = chat_body();
+  b["logit_bias"] = {{"5", 100}, {"17", -2.5}};
+  chat_params p = parse_chat_request(b);
+  ASSERT_EQ(p.logit_bias.size(), 2u);
+  EXPECT_EQ(p.logit_bias[1], (std::pair<int32_t, float>(17, -2.5f)));
+  EXPECT_NO_THROW(check_token_ids(p, 18));
+  EXPECT_EQ(param_of([&] { check_token_ids(p, 17); }), "logit_bias");
+  p.stop_token_ids = {3, 40};
+  EXPECT_EQ(param_of([&] { check_token_ids(p, 20); }), "stop_token_ids[1]");
+  // Completions take it too.
+  EXPECT_EQ(param_of([] { parse_completion_request({{"prompt", "x"}, {"logit_bias", {{"a", 1}}}}); }), "logit_bias");
+}
+
+TEST(chat_request, every_documented_field_has_its_type_checked) {
+  EXPECT_EQ(chat_param("parallel_tool_calls", "yes"), "parallel_tool_calls");
+  EXPECT_EQ(chat_param("parallel_tool_calls", 1), "parallel_tool_calls");
+  EXPECT_EQ(chat_param("store", "true"), "store");
+  EXPECT_EQ(chat_param("metadata", "k=v"), "metadata");
+  EXPECT_EQ(chat_param("metadata", {{"k", 1}}), "metadata.k");
+  for (const char* key : {"service_tier", "reasoning_effort", "verbosity", "safety_identifier", "prompt_cache_key", "user"})
+    EXPECT_EQ(chat_param(key, 5), key);
+  EXPECT_EQ(chat_param("modalities", "text"), "modalities");
+  EXPECT_EQ(chat_param("modalities", {1}), "modalities[0]");
+  EXPECT_EQ(chat_param("modalities", {"text", "audio"}), "modalities");  // text output only
+  EXPECT_EQ(chat_param("audio", {{"voice", "alloy"}, {"format", "wav"}}), "audio");
+  EXPECT_EQ(chat_param("audio", "x"), "audio");
+  EXPECT_EQ(chat_param("web_search_options", ojson::object()), "web_search_options");
+  EXPECT_EQ(chat_param("prediction", "x"), "prediction");
+  EXPECT_EQ(chat_param("prediction", {{"type", "guess"}}), "prediction.type");
+  EXPECT_EQ(chat_param("logprobs", 1), "logprobs");
+  EXPECT_EQ(chat_param("top_logprobs", 21, [] { ojson b = chat_body(); b["logprobs"] = true; return b; }()),
+            "top_logprobs");
+  EXPECT_EQ(chat_param("stop", ojson::array({"a", ojson::object()})), "stop[1]");
+  EXPECT_EQ(chat_param("seed", 1.5), "seed");
+  EXPECT_EQ(chat_param("n", "2"), "n");
+  EXPECT_EQ(chat_param("max_completion_tokens", -1), "max_completion_tokens");
+  // stream_options only with stream: true (OpenAI and vLLM answer 400).
+  EXPECT_EQ(chat_param("stream_options", {{"include_usage", true}}), "stream_options");
+  ojson s = chat_body();
+  s["stream"] = true;
+  EXPECT_EQ(chat_param("stream_options", {{"include_obfuscation", "no"}}, s), "stream_options.include_obfuscation");
+  // Messages: names, tool call ids and tool calls.
+  auto msgs = [](ojson m) { return param_of([&] { parse_chat_request({{"messages", m}}); }); };
+  EXPECT_EQ(msgs({{{"role", "user"}, {"content", "x"}, {"name", 7}}}), "messages[0].name");
+  EXPECT_EQ(msgs({{{"role", "tool"}, {"content", "x"}, {"tool_call_id", 7}}}), "messages[0].tool_call_id");
+  EXPECT_EQ(msgs({{{"role", "assistant"}, {"tool_calls", "tap"}}}), "messages[0].tool_calls");
+  EXPECT_EQ(msgs({{{"role", "assistant"}, {"tool_calls", {{{"type", "function"}, {"function", {{"arguments", "{}"}}}}}}}}),
+            "messages[0].tool_calls[0].function.name");
+  EXPECT_EQ(msgs({{{"role", "assistant"},
+                   {"tool_calls", {{{"type", "function"}, {"function", {{"name", "tap"}, {"arguments", 5}}}}}}}}),
+            "messages[0].tool_calls[0].function.arguments");
+  EXPECT_EQ(msgs({{{"role", "assistant"},
+                   {"content", nullptr},
+                   {"tool_calls",
+                    {{{"id", "c1"}, {"type", "function"}, {"function", {{"name", "tap"}, {"arguments", R"({"x":1})"}}}}}}},
+                  {{"role", "tool"}, {"tool_call_id", "c1"}, {"content", "ok"}}}),
+            "<no throw>");
+  // Every field at once, well-formed, plus unknown ones: accepted.
+  ojson all = tools_body();
+  all.update(ojson::parse(R"({"stream": true, "stream_options": {"include_usage": true, "include_obfuscation": false},
+    "parallel_tool_calls": false, "store": false, "metadata": {"k": "v"}, "service_tier": "auto",
+    "reasoning_effort": "low", "verbosity": "low", "safety_identifier": "s", "prompt_cache_key": "p",
+    "modalities": ["text"], "audio": null, "web_search_options": null, "prediction": {"type": "content", "content": "x"},
+    "logit_bias": {"1": 0}, "tool_choice": "required", "response_format": {"type": "json_object"},
+    "seed": -3, "user": "u", "n": 2, "max_tokens": 5, "some_vendor_field": {"x": [1]}})"));
+  EXPECT_EQ(param_of([&] { parse_chat_request(all); }), "<no throw>");
+}
+
+TEST(completion_request, best_of_and_suffix_are_refused_rather_than_ignored) {
+  auto param = [](ojson extra) {
+    ojson b = {{"prompt", "x"}};
+    b.update(extra);
+    return param_of([&] { parse_completion_request(b); });
+  };
+  EXPECT_EQ(param({{"best_of", 3}}), "best_of");
+  EXPECT_EQ(param({{"best_of", 1}, {"n", 2}}), "best_of");
+  EXPECT_EQ(param({{"best_of", "2"}}), "best_of");
+  EXPECT_EQ(param({{"best_of", 2}, {"n", 2}}), "<no throw>");
+  EXPECT_EQ(param({{"suffix", "tail"}}), "suffix");
+  EXPECT_EQ(param({{"suffix", 1}}), "suffix");
+  EXPECT_EQ(param({{"suffix", ""}}), "<no throw>");
+  EXPECT_EQ(param({{"stream_options", {{"include_usage", true}}}}), "stream_options");
+  EXPECT_EQ(param({{"prompt", ojson(std::vector<std::string>(129, "p"))}}), "prompt");
+}
+
+TEST(chat_request, moving_the_body_gives_the_same_request) {
+  ojson b = tools_body();
+  b["chat_template_kwargs"] = {{"zeta", 1}, {"enable_thinking", true}};
+  b["image"] = "aGVsbG8=";
+  chat_params copied = parse_chat_request(b);
+  chat_params moved = parse_chat_request(ojson(b));
+  EXPECT_EQ(moved.messages, copied.messages);
+  EXPECT_EQ(moved.tools, copied.tools);
+  EXPECT_EQ(moved.chat_template_kwargs, copied.chat_template_kwargs);
+  EXPECT_EQ(moved.image, copied.image);
+  EXPECT_EQ(moved.enable_thinking, true);
+  tokenize_params t = parse_tokenize_request(ojson(b));
+  EXPECT_EQ(t.messages, copied.messages);
+  EXPECT_EQ(t.tools, copied.tools);
+}
+
+TEST(request_json, limits_fit_real_requests_and_stop_bombs) {
+  json_limits l = request_json_limits(4096);
+  EXPECT_EQ(l.max_depth, 128);
+  EXPECT_EQ(l.max_values, 1 << 20);
+  EXPECT_EQ(request_json_limits(1 << 20).max_values, 4 << 20);  // 4 full-context token prompts
+  // A 40-level tool schema (each level: properties -> schema) parses and validates.
+  std::string schema = R"({"type":"string"})";
+  for (int i = 0; i < 40; ++i) schema = R"({"type":"object","properties":{"p":)" + schema + "}}";
+  std::string body = R"({"messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":)"
+                     R"({"name":"deep","parameters":)" + schema + "}}]}";
+  EXPECT_EQ(param_of([&] { parse_chat_request(parse_ordered_json(body, l)); }), "<no throw>");
+  // A full-context token prompt fits.
+  std::string tokens = R"({"prompt":[)";
+  for (int i = 0; i < 4096; ++i) tokens += (i ? ",7" : "7");
+  EXPECT_EQ(parse_completion_request(parse_ordered_json(tokens + "]}", l)).prompts[0].tokens.size(), 4096u);
+  // The crash reports: 150,000 levels, and 100,000 inside messages / parameters / chat_template_kwargs.
+  auto deep = [](int n) { return std::string(size_t(n), '[') + std::string(size_t(n), ']'); };
+  for (const std::string& bomb :
+       {R"({"a":)" + deep(150000) + R"(,"b":0})",
+        R"({"messages":[{"role":"user","content":)" + deep(100000) + "}]}",
+        R"({"messages":[],"tools":[{"type":"function","function":{"name":"f","parameters":{"x":)" + deep(100000) + "}}}]}",
+        R"({"messages":[],"chat_template_kwargs":{"x":)" + deep(100000) + "}}"}) {
+    try {
+      parse_ordered_json(bomb, l);
+      ADD_FAILURE() << "accepted";
+    } catch (const json_parse_error& e) {
+      EXPECT_TRUE(e.limit_exceeded());
+    }
+  }
+}
+
+TEST(sampling, generation_config_values_are_range_checked) {
+  auto dir = std::filesystem::temp_directory_path() / "autoglm_server_test_gencfg_ranges";
+  std::filesystem::create_directories(dir);
+  auto load_error = [&](const char* text) -> std::string {
+    std::ofstream(dir / "generation_config.json") << text;
+    try {
+      load_generation_defaults(dir.string());
+    } catch (const autoglm::error& e) {
+      return e.what();
+    }
+    return "<no throw>";
+  };
+  EXPECT_NE(load_error(R"({"top_k": 1e20})").find("'top_k'"), std::string::npos);
+  EXPECT_NE(load_error(R"({"max_new_tokens": -5})").find("'max_new_tokens'"), std::string::npos);
+  EXPECT_NE(load_error(R"({"top_p": 0})").find("'top_p'"), std::string::npos);
+  EXPECT_NE(load_error(R"({"temperature": "hot"})").find("'temperature'"), std::string::npos);
+  EXPECT_NE(load_error(R"({"a": 1e400})").find("generation_config.json"), std::string::npos);
+  EXPECT_EQ(load_error(R"({"top_k": -1, "temperature": null, "max_new_tokens": 512})"), "<no throw>");
+  // A named pipe is refused at once instead of blocking the load.
+  std::filesystem::remove(dir / "generation_config.json");
+  ASSERT_EQ(mkfifo((dir / "generation_config.json").c_str(), 0600), 0);
+  EXPECT_THROW(load_generation_defaults(dir.string()), autoglm::error);
+  std::filesystem::remove_all(dir);
 }
