@@ -25,15 +25,6 @@ namespace {
 
 int32_t lookup(const tokenizer& tok, std::string_view name) { return tok.token_to_id(name).value_or(-1); }
 
-// Worded like the engine's own context check (runtime/engine.cpp), but tokenizing stopped at the limit, so the
-// exact length is not known.
-[[noreturn]] void throw_prompt_too_long(int64_t limit, const std::string& detail, const std::string& param) {
-  throw invalid_request("the prompt has more than " + std::to_string(limit) + " tokens" + detail +
-                            "; this model accepts at most " + std::to_string(limit) +
-                            " prompt tokens (its context must also hold at least one generated token)",
-                        param);
-}
-
 int32_t default_decode_slots() {
   const unsigned n = std::thread::hardware_concurrency();
   return std::max(1, int32_t(n / 2));
@@ -109,17 +100,12 @@ prepared_prompt chat_context::prepare_chat(const json& messages, const chat_opti
 }
 
 prepared_prompt chat_context::prepare_chat(const nlohmann::ordered_json& messages, const chat_options& options) const {
-  converted_messages conv =
-      convert_messages(messages, options.format, image_placeholder_, impl_->images, options.max_images);
+  // Refuses the request as soon as the images' rows alone pass the limit: before the template runs, before any
+  // pixel is decoded, and without probing the images after the one that passed it.
   const int64_t limit = options.max_prompt_tokens;
+  converted_messages conv = convert_messages(messages, options.format, image_placeholder_, impl_->images,
+                                             options.max_images, limit);
   const int64_t n_images = int64_t(conv.images.size());
-  // The images' rows alone can settle it, before the template runs or any pixel is decoded.
-  if (limit > 0 && conv.n_image_tokens > limit) {
-    throw_prompt_too_long(limit,
-                          " (its " + std::to_string(n_images) + " images alone take " +
-                              std::to_string(conv.n_image_tokens) + ")",
-                          "messages");
-  }
 
   nlohmann::ordered_json context = nlohmann::ordered_json::object();
   if (!options.chat_template_kwargs.is_null()) {

@@ -137,9 +137,16 @@ vision_input decode_pending_image(pending_image& image, const image_options& ima
   return out;
 }
 
+void throw_prompt_too_long(int64_t limit, const std::string& detail, const std::string& param) {
+  throw invalid_request("the prompt has more than " + std::to_string(limit) + " tokens" + detail +
+                            "; this model accepts at most " + std::to_string(limit) +
+                            " prompt tokens (its context must also hold at least one generated token)",
+                        param);
+}
+
 converted_messages convert_messages(const json& messages, content_format format,
                                     const std::string& image_placeholder, const image_options& images,
-                                    int32_t max_images) {
+                                    int32_t max_images, int64_t max_prompt_tokens) {
   if (!messages.is_array()) throw invalid_request("messages must be an array", "messages");
   if (messages.empty()) throw invalid_request("messages must not be empty", "messages");
 
@@ -195,6 +202,11 @@ converted_messages convert_messages(const json& messages, content_format format,
           }
           out.images.push_back(probe_image_reference(url, images, pp + ".image_url"));
           out.n_image_tokens += out.images.back().n_tokens;
+          if (max_prompt_tokens > 0 && out.n_image_tokens > max_prompt_tokens) {
+            throw_prompt_too_long(max_prompt_tokens,
+                                  " (its images alone take at least " + std::to_string(out.n_image_tokens) + ")",
+                                  "messages");
+          }
           ++n_message_images;
           parts.push_back({{"type", "image"}});
         } else if (type == "input_audio" || type == "audio_url") {

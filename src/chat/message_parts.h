@@ -75,10 +75,15 @@ struct converted_messages {
 };
 
 // Throws invalid_request naming the field (e.g. "messages[1].content[0].image_url") on malformed input. Images
-// are only probed (headers, limits, token counts), not decoded.
+// are only probed (headers, limits, token counts), not decoded; once their tokens pass max_prompt_tokens (> 0)
+// the request is refused at once (throw_prompt_too_long).
 converted_messages convert_messages(const nlohmann::ordered_json& messages, content_format format,
                                     const std::string& image_placeholder, const image_options& images,
-                                    int32_t max_images);
+                                    int32_t max_images, int64_t max_prompt_tokens = 0);
+
+// The invalid_request for a prompt over max_prompt_tokens, worded like the engine's own context check
+// (runtime/engine.cpp); the exact length is not known since counting stopped at the limit.
+[[noreturn]] void throw_prompt_too_long(int64_t limit, const std::string& detail, const std::string& param);
 
 // An image reference (data URI or bare base64) -> its bytes and header size, checked against the limits (the
 // byte limit before base64 is decoded); `param` names it in errors.

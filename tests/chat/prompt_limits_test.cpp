@@ -92,8 +92,8 @@ class PromptLimitsTest : public ::testing::Test {
 };
 
 // Issue 8's image bomb: 20 all-zero 8000x8000 PNGs (~190 KB each, 192 MB each decoded) against a 4096-token
-// context. Each is 6084 tokens by its header, so the request is refused before the template runs and before a
-// single image is decoded (the decode gate never opened).
+// context. Each is 6084 tokens by its header, so the request is refused at the first image, before the template
+// runs and before a single image is decoded (the decode gate never opened).
 TEST_F(PromptLimitsTest, ImageBombRefusedFromHeadersWithoutDecoding) {
   const std::vector<uint8_t> png = zero_png(8000, 8000, 8000);
   EXPECT_LT(png.size(), 400u << 10);
@@ -103,10 +103,11 @@ TEST_F(PromptLimitsTest, ImageBombRefusedFromHeadersWithoutDecoding) {
   chat_options o;
   o.max_prompt_tokens = 4095;
   expect_invalid([&] { ctx_->prepare_chat(user_message(parts), o); }, "messages",
-                 "the prompt has more than 4095 tokens (its 20 images alone take 121680)");
-  // One is already too many for this context.
-  expect_invalid([&] { ctx_->prepare_chat(user_message(json::array({image_part(uri)})), o); }, "messages",
-                 "images alone take 6084");
+                 "the prompt has more than 4095 tokens (its images alone take at least 6084)");
+  // With room for three, the fourth passes the limit: refused without probing the rest.
+  o.max_prompt_tokens = 3 * 6084 + 100;
+  expect_invalid([&] { ctx_->prepare_chat(user_message(parts), o); }, "messages",
+                 "images alone take at least " + std::to_string(4 * 6084));
   EXPECT_EQ(ctx_->image_decode_stats().peak, 0);
 }
 

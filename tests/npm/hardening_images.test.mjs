@@ -62,8 +62,9 @@ describe('image bombs and oversized prompts', () => {
     assert.equal(r.status, 400, r.text.slice(0, 300));
     assert.equal(r.json.error.type, 'invalid_request_error');
     assert.equal(r.json.error.param, 'messages');
-    // 6084 tokens each by smart_resize of the declared size (capped by the preprocessor's longest_edge).
-    assert.match(r.json.error.message, /more than 4095 tokens \(its 20 images alone take 121680\)/);
+    // 6084 tokens each by smart_resize of the declared size (capped by the preprocessor's longest_edge): the
+    // first image already passes the limit.
+    assert.match(r.json.error.message, /more than 4095 tokens \(its images alone take at least 6084\)/);
     const after = memMiB(srv.proc.pid);
     // Decoding even one image would add 192 MB; the old code kept all twenty (+2.5 GB). The body itself is 5 MB.
     assert.ok(after.hwm - before.hwm < 150, `peak RSS grew by ${(after.hwm - before.hwm).toFixed(0)} MiB`);
