@@ -95,8 +95,17 @@ int run_bench(int argc, char** argv) {
   }
   model_dir = resolve_model_dir(model_dir);
   std::vector<int32_t> contexts = parse_token_list(contexts_text);
+  if (decode_tokens < 1 || decode_tokens > 100000) throw error("--decode-tokens must be between 1 and 100000");
+  if (recompute_reps < 0 || recompute_reps > 1000) throw error("--recompute-reps must be between 0 and 1000");
   auto t_load = clock_type::now();
   auto model = load_model_runner(model_dir, threads);
+  // Each context plus its decode steps must fit the model's positions (and so the KV cache sized for it).
+  const int64_t max_positions = model->info().max_position_embeddings;
+  for (int32_t ctx : contexts)
+    if (ctx < 1 || int64_t(ctx) + decode_tokens + 2 > max_positions)
+      throw error("--contexts: " + std::to_string(ctx) + " (+ " + std::to_string(decode_tokens) +
+                  " decode tokens) must be at least 1 and fit the model's max_position_embeddings " +
+                  std::to_string(max_positions));
   const double load_ms = ms_since(t_load);
   auto* glm = dynamic_cast<glm4v::glm4v_model*>(model.get());
   const size_t weight_bytes = glm ? glm->text().weight_bytes_per_token() : 0;

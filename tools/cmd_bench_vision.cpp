@@ -42,6 +42,7 @@ int run_bench_vision(int argc, char** argv) {
     return app.exit(e);
   }
   model_dir = resolve_model_dir(model_dir);
+  if (reps < 1 || reps > 1000) throw error("--reps must be between 1 and 1000");
   auto model = load_model_runner(model_dir, threads);
   if (!model->info().has_vision) throw error(model_dir + ": the model has no vision tower");
   glm4v_preprocess_config pre = glm4v_preprocess_config::load(model_dir);

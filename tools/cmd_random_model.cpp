@@ -120,17 +120,22 @@ int run_random_model(int argc, char** argv) {
   std::string out_dir;
   int layers = 40, vision_depth = 24, vocab = 151552;
   double shard_gb = 5.0;
+  bool config_only = false;
   app.add_option("-o,--out", out_dir, "output directory")->required();
   app.add_option("--layers", layers, "text decoder layers (real: 40)");
   app.add_option("--vision-depth", vision_depth, "ViT blocks (real: 24)");
   app.add_option("--vocab", vocab, "vocabulary rows (real: 151552; must exceed the special token ids 151329..151344 for real prompts)");
   app.add_option("--shard-gb", shard_gb, "maximum shard size in GB");
+  app.add_flag("--config-only", config_only, "write only the JSON files (config, generation and preprocessor configs)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  if (layers < 1 || vision_depth < 1 || vocab < 16) throw error("--layers and --vision-depth must be >= 1, --vocab >= 16");
+  // The special ids sit 0..15 above vocab - 32 (or above 151329), so a smaller vocabulary could not hold them.
+  if (layers < 1 || layers > 1024 || vision_depth < 1 || vision_depth > 1024 || vocab < 32 || vocab > (1 << 24))
+    throw error("--layers and --vision-depth must be between 1 and 1024, --vocab between 32 and 16777216");
+  if (!(shard_gb > 0.0)) throw error("--shard-gb must be positive");
   std::filesystem::create_directories(out_dir);
   json cfg = real_config(layers, vision_depth, vocab);
   std::ofstream(out_dir + "/config.json") << cfg.dump(2);
@@ -141,6 +146,7 @@ int run_random_model(int argc, char** argv) {
               {"patch_size", 14}, {"temporal_patch_size", 2}, {"merge_size", 2},
               {"image_mean", {0.48145466, 0.4578275, 0.40821073}}, {"image_std", {0.26862954, 0.26130258, 0.27577711}}}
              .dump(2);
+  if (config_only) return 0;
 
   auto specs = tensor_list(cfg);
   // Group tensors into shards of at most shard_gb.

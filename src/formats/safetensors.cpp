@@ -1,19 +1,19 @@
+// formats/safetensors.cpp: see safetensors.h.
 #include "formats/safetensors.h"
 
-#include <fcntl.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
 
 #include "core/error.h"
+#include "core/file_io.h"
+#include "formats/json_file.h"
+#include "formats/json_limits.h"
 
 namespace autoglm {
 
@@ -33,29 +33,14 @@ std::string shape_to_string(const std::vector<int64_t>& shape) {
 }
 
 mapped_file::mapped_file(const std::string& path) : path_(path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw error(path + ": cannot open: " + std::strerror(errno));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    int e = errno;
-    ::close(fd);
-    throw error(path + ": cannot stat: " + std::strerror(e));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    throw error(path + ": not a regular file");
-  }
-  size_ = size_t(st.st_size);
+  // Regular files only, opened without blocking: a FIFO named model.safetensors is refused at once.
+  opened_file f = open_regular_file(path);
+  size_ = size_t(f.size);
   if (size_ > 0) {
-    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (p == MAP_FAILED) {
-      int e = errno;
-      ::close(fd);
-      throw error(path + ": cannot mmap: " + std::strerror(e));
-    }
+    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, f.fd.get(), 0);
+    if (p == MAP_FAILED) throw error(path + ": cannot mmap: " + std::strerror(errno));
     data_ = static_cast<const uint8_t*>(p);
   }
-  ::close(fd);
 }
 
 mapped_file::~mapped_file() {
@@ -67,6 +52,11 @@ void mapped_file::advise_willneed() const {
 }
 
 namespace {
+
+// A header is an object of tensor entries, 3 levels deep ({"name": {"shape": [..]}}); ~9 values per tensor, so
+// 4M values allow ~400k tensors in one file (the largest public checkpoints have ~100k in all shards together).
+// The limits stop a hostile header from recursing or building a multi-gigabyte DOM.
+constexpr json_limits k_header_limits{8, 4'000'000};
 
 // a * b without overflow, or throw.
 uint64_t checked_mul(uint64_t a, uint64_t b, const std::string& what) {
@@ -94,8 +84,8 @@ safetensors_file::safetensors_file(const std::string& path) : file_(std::make_un
 
   json header;
   try {
-    header = json::parse(base + 8, base + 8 + header_len);
-  } catch (const json::exception& e) {
+    header = parse_json(std::string_view(reinterpret_cast<const char*>(base + 8), size_t(header_len)), k_header_limits);
+  } catch (const json_parse_error& e) {
     throw error(path + ": header is not valid JSON: " + e.what());
   }
   if (!header.is_object()) throw error(path + ": header is not a JSON object");
@@ -134,6 +124,9 @@ safetensors_file::safetensors_file(const std::string& path) : file_(std::make_un
       uint64_t v = d.get<uint64_t>();
       if (v > (uint64_t(1) << 48)) throw error(where + ": dimension " + std::to_string(v) + " is implausibly large");
       n_elem = checked_mul(n_elem, v, where);
+      // tensor_ref::n_elements() multiplies in int64 in this order: a later 0 ([2^32, 2^31, 0]) must not hide
+      // a partial product past int64.
+      if (n_elem > uint64_t(INT64_MAX)) throw error(where + ": the product of the shape's dimensions overflows 64 bits");
       t.shape.push_back(int64_t(v));
     }
     for (const json& o : e["data_offsets"])
@@ -175,15 +168,11 @@ std::unique_ptr<tensor_store> tensor_store::open_dir(const std::string& dir) {
   fs::path index = d / "model.safetensors.index.json";
   std::vector<std::string> shard_names;
   std::map<std::string, std::string> weight_map;
-  if (fs::exists(index)) {
-    std::ifstream in(index);
-    json j;
-    try {
-      j = json::parse(in);
-    } catch (const json::exception& e) {
-      throw error(index.string() + ": not valid JSON: " + e.what());
-    }
-    if (!j.contains("weight_map") || !j["weight_map"].is_object()) throw error(index.string() + ": missing object 'weight_map'");
+  // symlink_status: a dangling link or a FIFO counts as present and is refused by the reader with a clear error.
+  if (fs::exists(fs::symlink_status(index))) {
+    const json j = read_json_file(index.string(), k_max_shard_index_bytes);
+    if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
+      throw error(index.string() + ": missing object 'weight_map'");
     std::set<std::string> seen;
     for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
       if (!it->is_string()) throw error(index.string() + ": weight_map['" + it.key() + "'] is not a string");
@@ -193,7 +182,7 @@ std::unique_ptr<tensor_store> tensor_store::open_dir(const std::string& dir) {
       weight_map[it.key()] = shard;
       if (seen.insert(shard).second) shard_names.push_back(shard);
     }
-  } else if (fs::exists(d / "model.safetensors")) {
+  } else if (fs::exists(fs::symlink_status(d / "model.safetensors"))) {
     shard_names.push_back("model.safetensors");
   } else {
     throw error(dir + ": no model.safetensors or model.safetensors.index.json");

@@ -1,6 +1,8 @@
 // formats/safetensors.h: memory-mapped, validated safetensors files and a tensor store over one file or the
 // shards named by model.safetensors.index.json. Every violation of the format is an autoglm::error naming the
-// file and the tensor; nothing is trusted before it is checked.
+// file and the tensor; nothing is trusted before it is checked. Only regular files are opened (a FIFO named
+// model.safetensors is refused at once, never waited on); headers and the index are parsed with bounded depth,
+// value count and (for the index) size.
 #pragma once
 
 #include <cstdint>

@@ -1,3 +1,4 @@
+// model/model_loader.cpp: the table of model families and the directory checks before one is built.
 #include "model/model_loader.h"
 
 #include <filesystem>
@@ -34,11 +35,14 @@ std::vector<std::string> supported_architectures() {
 
 std::unique_ptr<model_runner> load_model_runner(const std::string& model_dir, int32_t n_threads) {
   if (!std::filesystem::is_directory(model_dir)) throw error(model_dir + ": model directory not found");
+  if (n_threads < 0 || n_threads > k_max_threads)
+    throw error("threads must be between 0 (all cores) and " + std::to_string(k_max_threads) + ", got " +
+                std::to_string(n_threads));
   if (n_threads > 0) set_default_threads(n_threads);
-  nlohmann::json cfg = read_json_file(model_dir + "/config.json");
+  const nlohmann::json cfg = read_json_file(model_dir + "/config.json");
   std::string arch;
-  if (cfg.contains("architectures") && cfg["architectures"].is_array() && !cfg["architectures"].empty() &&
-      cfg["architectures"][0].is_string())
+  if (cfg.is_object() && cfg.contains("architectures") && cfg["architectures"].is_array() &&
+      !cfg["architectures"].empty() && cfg["architectures"][0].is_string())
     arch = cfg["architectures"][0].get<std::string>();
   for (auto& f : families())
     if (arch == f.architecture) return f.create(model_dir);

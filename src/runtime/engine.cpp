@@ -4,6 +4,7 @@
 // finished requests. Nothing throws out of the thread: a failing step fails the requests it touched.
 #include <algorithm>
 #include <atomic>
+#include <climits>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -39,6 +40,40 @@ uint64_t image_extra_key(const vision_input& image) {
   return h == 0 ? 1 : h;  // 0 means "no extra key"
 }
 
+// Upper bounds on engine_options: far above what any deployment uses, low enough that a typo (an extra zero
+// or two, a negative number read as unsigned) fails at start-up with the option's name instead of asking for
+// terabytes or wrapping an int32 (block counts, positions).
+namespace {
+constexpr int32_t k_max_threads_option = 1024;
+constexpr int32_t k_max_num_seqs = 4096;
+constexpr int32_t k_max_model_len = int32_t(1) << 24;  // as config.json's max_position_embeddings
+constexpr int32_t k_max_batch_tokens = int32_t(1) << 18;
+constexpr int32_t k_max_waiting = int32_t(1) << 20;
+constexpr int32_t k_max_kv_block_size = 1024;
+
+void check_range(int64_t v, int64_t lo, int64_t hi, const char* name) {
+  if (v < lo || v > hi)
+    throw invalid_request(std::string(name) + " must be between " + std::to_string(lo) + " and " + std::to_string(hi) +
+                              ", got " + std::to_string(v),
+                          name);
+}
+}  // namespace
+
+void validate_engine_options(const engine_options& o) {
+  check_range(o.n_threads, 0, k_max_threads_option, "n_threads");
+  check_range(o.max_num_seqs, 1, k_max_num_seqs, "max_num_seqs");
+  check_range(o.max_model_len, 0, k_max_model_len, "max_model_len");
+  check_range(o.max_batch_tokens, 1, k_max_batch_tokens, "max_batch_tokens");
+  check_range(o.max_waiting, 1, k_max_waiting, "max_waiting");
+  check_range(o.kv_block_size, 1, k_max_kv_block_size, "kv_block_size");
+  check_range(o.min_pixels, 0, INT32_MAX, "min_pixels");
+  check_range(o.max_pixels, 0, INT32_MAX, "max_pixels");
+  if (o.min_pixels > 0 && o.max_pixels > 0 && o.min_pixels > o.max_pixels)
+    throw invalid_request("min_pixels (" + std::to_string(o.min_pixels) + ") must not exceed max_pixels (" +
+                              std::to_string(o.max_pixels) + ")",
+                          "min_pixels");
+}
+
 namespace {
 
 constexpr size_t k_default_kv_cap = size_t(4) << 30;        // KV budget when options leave it to us
@@ -63,9 +98,7 @@ class engine_impl final : public engine {
       : options_(options), model_(std::move(model)), tok_(std::move(tok)), images_(k_embedding_cache_bytes) {
     AG_CHECK(model_ != nullptr, "engine needs a model");
     const model_info& mi = model_->info();
-    if (options.kv_block_size <= 0) throw invalid_request("kv_block_size must be positive", "kv_block_size");
-    if (options.max_num_seqs <= 0) throw invalid_request("max_num_seqs must be positive", "max_num_seqs");
-    if (options.max_batch_tokens <= 0) throw invalid_request("max_batch_tokens must be positive", "max_batch_tokens");
+    validate_engine_options(options);
     const int32_t bs = options.kv_block_size;
     const int32_t cfg_len = mi.max_position_embeddings > 0 ? mi.max_position_embeddings : 8192;
     if (options.max_model_len > cfg_len)
@@ -74,9 +107,23 @@ class engine_impl final : public engine {
     const int32_t want_len = options.max_model_len > 0 ? options.max_model_len : cfg_len;
     const size_t per_token = std::max<size_t>(model_->kv_bytes_per_token(), 1);
     size_t bytes = options.kv_cache_bytes;
-    if (bytes == 0) bytes = std::min(size_t(options.max_num_seqs) * size_t(want_len) * per_token, k_default_kv_cap);
-    const int64_t n_blocks = int64_t(bytes / (per_token * size_t(bs)));
-    if (n_blocks < 1) throw error("kv_cache_bytes " + std::to_string(bytes) + " holds no KV block");
+    size_t wanted = 0;  // the automatic budget saturates at the cap instead of wrapping around 64 bits
+    if (bytes == 0)
+      bytes = __builtin_mul_overflow(size_t(options.max_num_seqs) * size_t(want_len), per_token, &wanted)
+                  ? k_default_kv_cap
+                  : std::min(wanted, k_default_kv_cap);
+    size_t block_bytes = 0;
+    if (__builtin_mul_overflow(per_token, size_t(bs), &block_bytes))
+      throw invalid_request("kv_block_size " + std::to_string(bs) + " makes a KV block larger than memory", "kv_block_size");
+    const uint64_t n_blocks_wanted = bytes / block_bytes;
+    if (n_blocks_wanted < 1) throw error("kv_cache_bytes " + std::to_string(bytes) + " holds no KV block");
+    // Block ids are int32 throughout the block manager and the block tables.
+    if (n_blocks_wanted > uint64_t(INT32_MAX))
+      throw invalid_request("kv_cache_bytes " + std::to_string(bytes) + " makes " + std::to_string(n_blocks_wanted) +
+                                " KV blocks, more than the limit of " + std::to_string(INT32_MAX) +
+                                " (use a larger kv_block_size or a smaller budget)",
+                            "kv_cache_bytes");
+    const int64_t n_blocks = int64_t(n_blocks_wanted);
     const int64_t capacity = n_blocks * bs;
     if (options.max_model_len > 0 && capacity < options.max_model_len)
       throw error("kv_cache_bytes " + std::to_string(bytes) + " holds " + std::to_string(capacity) +

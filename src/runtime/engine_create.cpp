@@ -33,6 +33,9 @@ std::shared_ptr<const tokenizer> share(T&& t) {
 }  // namespace
 
 std::unique_ptr<engine> engine::create(const engine_options& options) {
+  // Options first: a typo must not cost a multi-gigabyte load before it is reported.
+  if (options.model_dir.empty()) throw invalid_request("model_dir is empty", "model_dir");
+  validate_engine_options(options);
 #if defined(AUTOGLM_ENGINE_HAS_MODEL) && defined(AUTOGLM_ENGINE_HAS_TOKENIZER)
   std::shared_ptr<const tokenizer> tok = share(tokenizer::load(options.model_dir));
   std::unique_ptr<model_runner> model = load_model_runner(options.model_dir, options.n_threads);

@@ -8,6 +8,10 @@
 
 namespace autoglm {
 
+// Throws invalid_request (param = the option's name) when an option is out of its range; engine::create calls
+// it before loading anything, make_engine again.
+void validate_engine_options(const engine_options& options);
+
 // tok may be null (get_tokenizer() then throws). Sizes the KV cache from options and starts the engine thread.
 std::unique_ptr<engine> make_engine(const engine_options& options, std::unique_ptr<model_runner> model,
                                     std::shared_ptr<const tokenizer> tok);

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, mkdtempSync, writeFileSync, rmSync, existsSync } from 'node:fs';
+import { readFileSync, mkdtempSync, writeFileSync, rmSync, existsSync, readdirSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -13,9 +13,11 @@ const MODEL = path.join(SRC, 'tests/fixtures/tiny_glm4v');
 const REF = path.join(SRC, 'tests/fixtures/ref');
 const cases = JSON.parse(readFileSync(path.join(REF, 'cases.json'), 'utf8'));
 
-function cli(args, input) {
-  const r = spawnSync(BIN, args, { input, encoding: 'utf8', maxBuffer: 64 << 20 });
-  return { code: r.status, out: r.stdout, err: r.stderr };
+// `timeout` only keeps a regression (a load blocked on a FIFO) from hanging the suite: the process is killed
+// and the test fails on its exit status.
+function cli(args, input, timeout = 0) {
+  const r = spawnSync(BIN, args, { input, encoding: 'utf8', maxBuffer: 64 << 20, timeout });
+  return { code: r.status, signal: r.signal, out: r.stdout, err: r.stderr };
 }
 
 function refLogits(c) {
@@ -159,4 +161,78 @@ test('bench-vision reports encoder time and token counts', () => {
   const bad = cli(['bench-vision', '-m', MODEL, '--sizes', '12by7']);
   assert.notEqual(bad.code, 0);
   assert.match(bad.err, /bad size/);
+});
+
+// A scratch copy of the tiny model (symlinks) with `replace` files written in place of the originals:
+// a string is the new content, null removes the file, 'fifo' makes it a named pipe.
+function modelDirWith(replace) {
+  const dir = mkdtempSync(path.join(tmpdir(), 'autoglm-files-'));
+  for (const f of readdirSync(MODEL)) if (!(f in replace)) symlinkSync(path.join(MODEL, f), path.join(dir, f));
+  for (const [f, v] of Object.entries(replace)) {
+    if (v === 'fifo') assert.equal(spawnSync('mkfifo', [path.join(dir, f)]).status, 0);
+    else if (v !== null) writeFileSync(path.join(dir, f), v);
+  }
+  return dir;
+}
+
+function configWith(edit) {
+  const cfg = JSON.parse(readFileSync(path.join(MODEL, 'config.json'), 'utf8'));
+  edit(cfg);
+  return JSON.stringify(cfg);
+}
+
+test('run and logits refuse bad model files with the reason: FIFOs, bad config values, missing files', () => {
+  const cases = [
+    { files: { 'model.safetensors': 'fifo' }, err: /model\.safetensors: not a regular file \(a named pipe\)/ },
+    { files: { 'model.safetensors.index.json': 'fifo' }, err: /model\.safetensors\.index\.json: not a regular file \(a named pipe\)/ },
+    { files: { 'config.json': 'fifo' }, err: /config\.json: not a regular file \(a named pipe\)/ },
+    { files: { 'generation_config.json': 'fifo' }, err: /generation_config\.json: not a regular file \(a named pipe\)/ },
+    { files: { 'config.json': configWith((c) => { c.text_config.max_position_embeddings = 0; }) },
+      err: /config\.json: text_config\.max_position_embeddings must be between 1 and 16777216, got 0/ },
+    { files: { 'config.json': configWith((c) => { c.text_config.max_position_embeddings = 2 ** 40; }) },
+      err: /config\.json: text_config\.max_position_embeddings must be between 1 and 16777216, got 1099511627776/ },
+    { files: { 'config.json': configWith((c) => { c.text_config.eos_token_id = [1456, 200000]; }) },
+      err: /config\.json: text_config\.eos_token_id\[1\] must be between 0 and 1502, got 200000/ },
+    { files: { 'config.json': configWith((c) => { c.vision_config.num_heads = 3; }) },
+      err: /config\.json: vision_config\.hidden_size \(64\) must be a multiple of num_heads \(3\)/ },
+    { files: { 'generation_config.json': '{"eos_token_id": 99999}' },
+      err: /generation_config\.json: eos_token_id must be between 0 and 1502, got 99999/ },
+    { files: { 'config.json': null }, err: /config\.json: cannot open/ },
+    { files: { 'model.safetensors': null }, err: /no model\.safetensors or model\.safetensors\.index\.json/ },
+  ];
+  for (const c of cases) {
+    const dir = modelDirWith(c.files);
+    try {
+      for (const args of [['logits', '-m', dir, '--tokens', '1,2'], ['run', '-m', dir, '-p', 'hi', '-n', '1']]) {
+        const r = cli(args, undefined, 30000);
+        const what = `${args[0]} with ${JSON.stringify(Object.keys(c.files))}`;
+        assert.equal(r.signal, null, `${what}: killed by ${r.signal} (blocked or crashed)\n${r.err}`);
+        assert.equal(r.code, 1, `${what}: exit ${r.code}\n${r.err}`);
+        assert.match(r.err, c.err, what);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+});
+
+test('random-model --config-only writes a config at the real 9B dimensions that passes validation', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'autoglm-cfg9b-'));
+  try {
+    const r = cli(['random-model', '-o', dir, '--config-only']);
+    assert.equal(r.code, 0, r.err);
+    const cfg = JSON.parse(readFileSync(path.join(dir, 'config.json'), 'utf8'));
+    assert.equal(cfg.text_config.vocab_size, 151552);
+    assert.equal(cfg.text_config.num_hidden_layers, 40);
+    assert.ok(!existsSync(path.join(dir, 'model.safetensors.index.json')));
+    // The config (read first) is accepted; the load then stops at the weights that were not written.
+    const l = cli(['logits', '-m', dir, '--tokens', '1']);
+    assert.equal(l.code, 1);
+    assert.match(l.err, /no model\.safetensors or model\.safetensors\.index\.json/);
+    const bad = cli(['random-model', '-o', dir, '--config-only', '--vocab', '16']);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.err, /--vocab between 32/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -58,7 +58,8 @@ struct config {
   int32_t video_end_token_id = -1;
   std::vector<int32_t> eos_token_ids;  // union of config.json (top level and text_config) and generation_config.json
 
-  // Reads DIR/config.json (+ generation_config.json when present). Throws autoglm::error naming file and key.
+  // Reads DIR/config.json (+ generation_config.json when present), both regular files of at most 1 MiB. Every
+  // size and id is range-checked (bounds in config.cpp); throws autoglm::error naming the file and the key.
   static config load(const std::string& model_dir);
 };
 

@@ -1,0 +1,83 @@
+// engine_options are checked before anything is loaded: each out-of-range option is an invalid_request naming
+// it (param = the option), so a typo fails in milliseconds instead of after a multi-gigabyte load, and no
+// option can wrap an int32 (KV block count) or overflow the automatic KV budget.
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <string>
+
+#include "autoglm/engine.h"
+#include "core/error.h"
+
+using namespace autoglm;
+
+namespace {
+
+std::string tiny_dir() { return std::string(AUTOGLM_SOURCE_DIR) + "/tests/fixtures/tiny_glm4v"; }
+
+engine_options good_options(const std::string& dir) {
+  engine_options o;
+  o.model_dir = dir;
+  o.n_threads = 1;
+  o.max_num_seqs = 2;
+  return o;
+}
+
+}  // namespace
+
+TEST(engine_options, out_of_range_options_are_named_before_loading) {
+  struct bad {
+    std::function<void(engine_options&)> set;
+    std::string param;
+    std::string expect;
+  };
+  const bad cases[] = {
+      {[](engine_options& o) { o.n_threads = -1; }, "n_threads", "n_threads must be between 0 and 1024, got -1"},
+      {[](engine_options& o) { o.n_threads = 100000; }, "n_threads", "n_threads must be between 0 and 1024"},
+      {[](engine_options& o) { o.max_num_seqs = 0; }, "max_num_seqs", "max_num_seqs must be between 1 and 4096, got 0"},
+      {[](engine_options& o) { o.max_num_seqs = 1 << 30; }, "max_num_seqs", "max_num_seqs must be between 1 and 4096"},
+      {[](engine_options& o) { o.max_model_len = -5; }, "max_model_len", "max_model_len must be between 0 and 16777216, got -5"},
+      {[](engine_options& o) { o.max_batch_tokens = 0; }, "max_batch_tokens", "max_batch_tokens must be between 1 and 262144"},
+      {[](engine_options& o) { o.max_waiting = 0; }, "max_waiting", "max_waiting must be between 1 and 1048576, got 0"},
+      {[](engine_options& o) { o.kv_block_size = 0; }, "kv_block_size", "kv_block_size must be between 1 and 1024, got 0"},
+      {[](engine_options& o) { o.kv_block_size = 1 << 20; }, "kv_block_size", "kv_block_size must be between 1 and 1024"},
+      {[](engine_options& o) { o.min_pixels = -1; }, "min_pixels", "min_pixels must be between 0 and"},
+      {[](engine_options& o) { o.max_pixels = -1; }, "max_pixels", "max_pixels must be between 0 and"},
+      {[](engine_options& o) { o.min_pixels = 2000; o.max_pixels = 1000; }, "min_pixels", "min_pixels (2000) must not exceed max_pixels (1000)"},
+      {[](engine_options& o) { o.model_dir.clear(); }, "model_dir", "model_dir is empty"},
+  };
+  for (const bad& c : cases) {
+    // A directory that does not exist: the option must be reported, not the missing model.
+    engine_options o = good_options("/nonexistent/autoglm-model");
+    c.set(o);
+    try {
+      engine::create(o);
+      ADD_FAILURE() << c.param << " accepted";
+    } catch (const invalid_request& e) {
+      EXPECT_EQ(e.param(), c.param);
+      EXPECT_NE(std::string(e.what()).find(c.expect), std::string::npos) << e.what();
+    }
+  }
+}
+
+TEST(engine_options, kv_budget_cannot_wrap_the_block_count) {
+  // The tiny model stores 1 KiB of KV per token: 2^46 bytes in 16-token blocks is 2^32 blocks, which wrapped to 0
+  // as an int32.
+  engine_options o = good_options(tiny_dir());
+  o.kv_cache_bytes = size_t(1) << 46;
+  try {
+    engine::create(o);
+    ADD_FAILURE() << "a 2^32-block KV cache was accepted";
+  } catch (const invalid_request& e) {
+    EXPECT_EQ(e.param(), "kv_cache_bytes");
+    EXPECT_NE(std::string(e.what()).find("KV blocks, more than the limit of 2147483647"), std::string::npos) << e.what();
+  }
+  // The largest max_num_seqs with a context as long as the model's and an explicit budget loads.
+  o = good_options(tiny_dir());
+  o.max_num_seqs = 4096;
+  o.max_model_len = 4096;
+  o.kv_cache_bytes = size_t(64) << 20;
+  auto e = engine::create(o);
+  EXPECT_EQ(e->max_model_len(), 4096);
+  e->shutdown();
+}
