@@ -145,10 +145,11 @@ void connection::on_read(beast::error_code ec, size_t n) {
 }
 
 void connection::on_header() {
-  stream_.expires_after(options_.body_timeout);
   const auto& h = reader_.header();
   auto expect = h[http::field::expect];
   if (h.version() >= 11 && beast::iequals(expect, "100-continue")) enqueue("HTTP/1.1 100 Continue\r\n\r\n");
+  // After the write has started: expires_after sets the timers of the directions not in progress.
+  stream_.expires_after(options_.body_timeout);
 }
 
 void connection::dispatch_request() {
