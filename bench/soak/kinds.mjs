@@ -38,7 +38,7 @@ const TOOL = { type: 'function', function: { name: 'tap', description: 'Tap a po
 // sizes (misses). The PNG encoder is the tests' (deterministic gradient per size).
 export const REPEATED_SIZES = [[28, 28], [64, 48], [112, 112], [200, 120], [336, 336], [640, 360]];
 const uri_cache = new Map();
-function png_uri(w, h) {
+export function png_uri(w, h) {
   const key = `${w}x${h}`;
   let u = uri_cache.get(key);
   if (!u) {
@@ -48,10 +48,18 @@ function png_uri(w, h) {
   return u;
 }
 function image_part(rng, stats) {
-  let w, h;
-  if (rng.chance(0.8)) [w, h] = rng.pick(REPEATED_SIZES);
-  else { w = rng.int(30, 110); h = rng.int(30, 110); }
-  stats.image_sizes[`${w}x${h}`] = (stats.image_sizes[`${w}x${h}`] ?? 0) + 1;
+  let w, h, key;
+  if (rng.chance(0.8)) {
+    [w, h] = rng.pick(REPEATED_SIZES);
+    key = `${w}x${h}`;
+  } else {
+    w = rng.int(30, 110);
+    h = rng.int(30, 110);
+    key = 'one_off_sizes';
+    stats.one_off_distinct.add(`${w}x${h}`);
+  }
+  stats.image_sizes[key] = (stats.image_sizes[key] ?? 0) + 1;
+  stats.distinct_images.add(`${w}x${h}`);  // insertion order: the first k entries are what was sent by then
   return { type: 'image_url', image_url: { url: png_uri(w, h) } };
 }
 
