@@ -28,11 +28,24 @@ inline nlohmann::json read_json(const std::string& path) {
   return nlohmann::json::parse(in);
 }
 
-// A fresh empty directory named after the running test.
+inline std::string scratch_prefix() { return "autoglm_mf_" + std::to_string(::getpid()) + "_"; }
+
+// Removes this process's scratch directories when the test binary ends (registered once per binary).
+class scratch_cleanup : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(std::filesystem::temp_directory_path(), ec))
+      if (e.path().filename().string().rfind(scratch_prefix(), 0) == 0) std::filesystem::remove_all(e.path(), ec);
+  }
+};
+inline ::testing::Environment* const scratch_cleanup_env = ::testing::AddGlobalTestEnvironment(new scratch_cleanup);
+
+// A fresh empty directory named after the running test (the same path on every call within one test).
 inline std::string scratch_dir(const std::string& tag = "") {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
   auto d = std::filesystem::temp_directory_path() /
-           ("autoglm_mf_" + std::to_string(::getpid()) + "_" + info->test_suite_name() + "_" + info->name() + tag);
+           (scratch_prefix() + info->test_suite_name() + "_" + info->name() + tag);
   std::filesystem::remove_all(d);
   std::filesystem::create_directories(d);
   return d.string();
