@@ -12,16 +12,16 @@ namespace {
 
 // Chunks per thread: more than one lets the caller (and fast workers) absorb the share of a slow or
 // descheduled thread; few enough that claiming (one CAS each) stays negligible.
-constexpr int64_t k_chunks_per_thread = 4;
+constexpr int64_t k_chunks_per_thread = 8;
 constexpr int64_t k_max_chunks = 0xffff;
 
 // Worker idle policy: pure spinning for a few microseconds (back-to-back loops of a decode step), then
 // spinning with sched_yield (cedes the core when something else wants it), then sleeping.
 constexpr auto k_spin_pure = std::chrono::microseconds(20);
 constexpr auto k_spin_total = std::chrono::microseconds(1000);
-// The caller waiting for chunks that workers hold: pause first, then yield so a worker that shares our core
-// can finish.
-constexpr int k_wait_pure_spins = 2000;
+// The caller waiting for chunks that workers hold spins this long, then sleeps until the last one finishes
+// (a descheduled worker needs the core back; spinning or yielding would only compete with it).
+constexpr int k_wait_spins = 4000;
 
 inline uint64_t word_gen(uint64_t w) { return w >> 32; }
 inline uint64_t word_count(uint64_t w) { return (w >> 16) & 0xffff; }
@@ -73,7 +73,11 @@ void thread_pool::work_on(uint64_t gen) {
     const int64_t n = n_.load(std::memory_order_relaxed);
     const int64_t cnt = int64_t(word_count(w)), idx = int64_t(word_next(w));
     call_.load(std::memory_order_relaxed)(fn_.load(std::memory_order_relaxed), n * idx / cnt, n * (idx + 1) / cnt);
-    done_.fetch_add(1, std::memory_order_release);
+    // seq_cst: ordered before the caller_waiting_ load, against the caller's store-then-load of the two.
+    if (done_.fetch_add(1) + 1 == cnt && caller_waiting_.load()) {
+      { std::lock_guard<std::mutex> lock(mutex_); }
+      done_cv_.notify_one();
+    }
   }
   t_in_job = outer;
 }
@@ -141,9 +145,12 @@ void thread_pool::run(int64_t n, int64_t grain, void* fn, range_fn call) {
     wake_.notify_all();
   }
   work_on(gen);
-  for (int i = 0; done_.load(std::memory_order_acquire) != count; ++i) {
-    if (i < k_wait_pure_spins) cpu_relax();
-    else std::this_thread::yield();
+  for (int i = 0; i < k_wait_spins && done_.load(std::memory_order_acquire) != count; ++i) cpu_relax();
+  if (done_.load(std::memory_order_acquire) != count) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    caller_waiting_.store(true);
+    done_cv_.wait(lock, [&] { return done_.load() == count; });
+    caller_waiting_.store(false);
   }
   busy_.store(false, std::memory_order_release);
   if (err.first) std::rethrow_exception(err.first);

@@ -1,10 +1,11 @@
 // core/thread_pool.h: a fixed set of worker threads that run one parallel_for at a time.
 //
-// Each exec_context owns one pool; CPU kernels split their outer loop over it. Work is cut into chunks that
-// threads claim from one atomic word, and the calling thread claims chunks too: when a worker is descheduled
-// (another process busy on the machine) the caller simply does the work itself instead of waiting for it. It
-// only waits for chunks a worker has actually started. Workers spin briefly, then spin with sched_yield (so
-// a busy machine gets its core back), then sleep on a condition variable; a decode step of many small loops
+// Each exec_context owns one pool; CPU kernels split their outer loop over it. Work is cut into chunks (up to
+// 8 per thread) that threads claim from one atomic word, and the calling thread claims chunks too: when a
+// worker is descheduled (another process busy on the machine) the caller simply does the work itself instead
+// of waiting for it, and it only waits for a chunk a worker has actually started (spinning briefly, then
+// sleeping until that worker finishes). Idle workers spin briefly, then spin with sched_yield (so a busy
+// machine gets its core back), then sleep on a condition variable; a decode step of many small loops
 // therefore pays neither a futex wake per loop nor a timeslice per descheduled worker.
 #pragma once
 
@@ -60,8 +61,10 @@ class thread_pool {
   std::atomic<bool> busy_{false};  // a parallel_for is running (a second caller runs serially)
 
   std::mutex mutex_;
-  std::condition_variable wake_;
+  std::condition_variable wake_;     // workers sleeping for the next job
+  std::condition_variable done_cv_;  // the caller sleeping for the last chunk a worker holds
   std::atomic<int> sleepers_{0};
+  std::atomic<bool> caller_waiting_{false};
   std::atomic<bool> stop_{false};
 };
 

@@ -1,0 +1,236 @@
+// tests/kernels/cases_attention.cpp: ATTENTION_PAGED over F32/F16/BF16 caches (several sequences with
+// different n_past in one batch, shuffled block tables, GQA/MQA/MHA, head dims off the vector width, odd block
+// sizes, contexts of 2000; every cache slot no sequence may read holds NaN, so a stray read shows), ATTENTION_DENSE
+// (F32; segments of one frame each, sizes around the 48-row query block, the 16-key panel and the 512-key V tile,
+// rows outside every segment left alone) and POS_EMBED_BICUBIC (F32; up- and down-sampled grids).
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "harness.h"
+#include "ops/ops.h"
+#include "reference.h"
+
+namespace autoglm::harness {
+
+namespace {
+
+using vecd = std::vector<double>;
+
+struct paged_cfg {
+  int64_t heads, kv_heads, hd, block;
+  std::vector<std::pair<int64_t, int64_t>> seqs;  // (n_past, n_new)
+  bool perf;
+};
+
+std::string paged_name(const paged_cfg& c) {
+  std::string s = "heads=" + std::to_string(c.heads) + "/" + std::to_string(c.kv_heads) + " hd=" + std::to_string(c.hd) +
+                  " block=" + std::to_string(c.block) + " seqs(past+new)=";
+  for (size_t i = 0; i < c.seqs.size(); ++i)
+    s += (i ? "," : "") + std::to_string(c.seqs[i].first) + "+" + std::to_string(c.seqs[i].second);
+  return s;
+}
+
+instance make_paged(exec_context& ctx, dtype t, const paged_cfg& c, const std::string& name) {
+  rng r(seed_of(name + dtype_name(t)));
+  const int64_t n_seqs = int64_t(c.seqs.size()), kw = c.kv_heads * c.hd, qw = c.heads * c.hd;
+  // Blocks: every sequence gets its own, drawn from a shuffled pool with spares, so tables are not identity.
+  std::vector<int64_t> n_blk(static_cast<size_t>(n_seqs));
+  int64_t total_blocks = 3, max_blk = 0, n_rows = 0;
+  for (int64_t s = 0; s < n_seqs; ++s) {
+    n_blk[size_t(s)] = (c.seqs[size_t(s)].first + c.seqs[size_t(s)].second + c.block - 1) / c.block;
+    total_blocks += n_blk[size_t(s)];
+    max_blk = std::max(max_blk, n_blk[size_t(s)]);
+    n_rows += c.seqs[size_t(s)].second;
+  }
+  std::vector<int32_t> ids(static_cast<size_t>(total_blocks));
+  std::iota(ids.begin(), ids.end(), 0);
+  std::shuffle(ids.begin(), ids.end(), r.gen);
+  const int64_t width = max_blk + 1;  // one unused entry per row: a kernel must not need it
+  std::vector<int32_t> tables(size_t(n_seqs * width), -1), info(size_t(n_seqs * 3));
+  std::vector<float> kcache(size_t(total_blocks * c.block * kw), NAN), vcache = kcache;
+  std::vector<std::vector<float>> khist(static_cast<size_t>(n_seqs)), vhist(static_cast<size_t>(n_seqs));
+  size_t next = 0;
+  int64_t row = n_rows;
+  for (int64_t s = 0; s < n_seqs; ++s) {
+    const auto [past, fresh] = c.seqs[size_t(s)];
+    const int64_t len = past + fresh;
+    khist[size_t(s)] = decode(t, encode(t, r.normal(size_t(len * kw))));
+    vhist[size_t(s)] = decode(t, encode(t, r.normal(size_t(len * kw))));
+    for (int64_t b = 0; b < n_blk[size_t(s)]; ++b) tables[size_t(s * width + b)] = ids[next++];
+    for (int64_t p = 0; p < len; ++p) {
+      const int64_t slot = int64_t(tables[size_t(s * width + p / c.block)]) * c.block + p % c.block;
+      std::copy_n(khist[size_t(s)].begin() + p * kw, kw, kcache.begin() + slot * kw);
+      std::copy_n(vhist[size_t(s)].begin() + p * kw, kw, vcache.begin() + slot * kw);
+    }
+    row -= fresh;  // sequences' rows laid out in reverse order: the kernel must follow seq_info
+    info[size_t(s * 3)] = int32_t(row);
+    info[size_t(s * 3 + 1)] = int32_t(fresh);
+    info[size_t(s * 3 + 2)] = int32_t(past);
+  }
+  // q inside a fused [rows, q | k | v] buffer, as the decoder's qkv projection leaves it.
+  const auto qkv = r.normal(size_t(n_rows * (qw + 2 * kw)));
+  padded fused = make_padded(ctx, dtype::F32, n_rows, qw + 2 * kw, 0, qkv);
+  tensor q = fused.t.cols_view(0, qw);
+  padded ov = make_padded(ctx, dtype::F32, n_rows, qw, 5);
+  const std::vector<int64_t> cshape = {total_blocks, c.block, c.kv_heads, c.hd};
+  paged_kv_layer kv;
+  kv.k = upload_f(ctx, t, cshape, kcache);
+  kv.v = upload_f(ctx, t, cshape, vcache);
+  paged_batch batch;
+  batch.n_seqs = int32_t(n_seqs);
+  for (const auto& s : c.seqs) batch.max_context = std::max<int32_t>(batch.max_context, int32_t(s.first + s.second));
+  batch.seq_info = upload_i32(ctx, {n_seqs, 3}, info);
+  batch.block_tables = upload_i32(ctx, {n_seqs, width}, tables);
+  const float scale = 1.0f / std::sqrt(float(c.hd));
+  instance inst;
+  inst.run = [&ctx, q, kv, batch, ov, c, scale]() mutable {
+    ops::attention_paged(ctx, q, kv, batch, int32_t(c.heads), int32_t(c.kv_heads), int32_t(c.hd), scale, ov.t);
+  };
+  inst.check = [&ctx, ov, c, qkv, qw, kw, n_rows, info, khist, vhist, scale, t] {
+    vecd ref(size_t(n_rows * qw));
+    for (size_t s = 0; s < c.seqs.size(); ++s) {
+      const int64_t first = info[s * 3], fresh = c.seqs[s].second;
+      std::vector<float> qs(static_cast<size_t>(fresh * qw));
+      for (int64_t i = 0; i < fresh; ++i)
+        std::copy_n(qkv.begin() + (first + i) * (qw + 2 * kw), qw, qs.begin() + i * qw);
+      const vecd o = ref::attention_causal(qs, khist[s], vhist[s], fresh, c.seqs[s].first, c.heads, c.kv_heads, c.hd, scale);
+      std::copy(o.begin(), o.end(), ref.begin() + first * qw);
+    }
+    return check_output(ctx, ov, ref, tolerance(op_id::ATTENTION_PAGED, t));
+  };
+  for (const auto& [past, fresh] : c.seqs) {
+    // Each new token reads its whole context once per KV head (the group shares it) and does q.k and p.v.
+    for (int64_t i = 0; i < fresh; ++i) inst.flops += 4.0 * double(past + i + 1) * double(qw);
+    inst.bytes += double(past + fresh) * double(kw) * 2.0 * double(dtype_size(t));
+  }
+  return inst;
+}
+
+void add_paged_cases(std::vector<test_case>& out) {
+  const std::vector<paged_cfg> cfgs = {
+      {4, 2, 8, 16, {{0, 1}}, false},
+      {6, 2, 64, 16, {{37, 1}, {0, 7}, {15, 20}}, false},
+      {3, 1, 80, 5, {{4, 3}, {11, 1}}, false},
+      {2, 2, 16, 7, {{0, 30}}, false},
+      {8, 2, 128, 16, {{2000, 1}, {1500, 3}}, false},
+      // The 9B decoder (32 query heads over 2 KV heads, head_dim 128): one decode at 4k, a batch of 8 decodes,
+      // and a 128-token prefill chunk after 1024 cached tokens.
+      {32, 2, 128, 16, {{4095, 1}}, true},
+      {32, 2, 128, 16, {{1000, 1}, {1100, 1}, {1200, 1}, {1300, 1}, {1400, 1}, {1500, 1}, {1600, 1}, {1700, 1}}, true},
+      {32, 2, 128, 16, {{1024, 128}}, true},
+  };
+  for (dtype t : {dtype::F32, dtype::F16, dtype::BF16})
+    for (const paged_cfg& cfg : cfgs) {
+      test_case c;
+      c.op = op_id::ATTENTION_PAGED;
+      c.key = t;
+      c.perf = cfg.perf;
+      c.name = paged_name(cfg);
+      c.make = [t, cfg, name = c.name](exec_context& ctx) { return make_paged(ctx, t, cfg, name); };
+      out.push_back(std::move(c));
+    }
+}
+
+struct dense_cfg {
+  int64_t n, heads, hd;
+  std::vector<int32_t> segments;
+  bool perf;
+};
+
+void add_dense_cases(std::vector<test_case>& out) {
+  const std::vector<dense_cfg> cfgs = {
+      {1, 1, 16, {0, 1}, false},
+      {100, 2, 24, {0, 100}, false},
+      {130, 3, 32, {0, 5, 53, 54, 130}, false},
+      {600, 2, 80, {0, 600}, false},
+      {45, 2, 16, {3, 40}, false},
+      // One 32x32-patch frame and a 48x48 one through the 9B vision tower's 12 heads of 128.
+      {1024, 12, 128, {0, 1024}, true},
+      {2304, 12, 128, {0, 2304}, true},
+  };
+  for (const dense_cfg& cfg : cfgs) {
+    test_case c;
+    c.op = op_id::ATTENTION_DENSE;
+    c.key = dtype::F32;
+    c.perf = cfg.perf;
+    c.name = "n=" + std::to_string(cfg.n) + " heads=" + std::to_string(cfg.heads) + " hd=" + std::to_string(cfg.hd) +
+             " segments=";
+    for (size_t i = 0; i < cfg.segments.size(); ++i) c.name += (i ? "," : "") + std::to_string(cfg.segments[i]);
+    c.make = [cfg, name = c.name](exec_context& ctx) {
+      rng r(seed_of(name));
+      const int64_t w = cfg.heads * cfg.hd;
+      const auto qkv = r.normal(size_t(cfg.n * 3 * w));
+      padded fused = make_padded(ctx, dtype::F32, cfg.n, 3 * w, 0, qkv);
+      tensor q = fused.t.cols_view(0, w), k = fused.t.cols_view(w, w), v = fused.t.cols_view(2 * w, w);
+      padded ov = make_padded(ctx, dtype::F32, cfg.n, w, 3);
+      const tensor seg = upload_i32(ctx, {int64_t(cfg.segments.size())}, cfg.segments);
+      const float scale = 1.0f / std::sqrt(float(cfg.hd));
+      instance inst;
+      inst.run = [&ctx, q, k, v, seg, ov, cfg, scale]() mutable {
+        ops::attention_dense(ctx, q, k, v, int32_t(cfg.heads), int32_t(cfg.hd), seg, scale, ov.t);
+      };
+      inst.check = [&ctx, ov, qkv, cfg, w, scale] {
+        std::vector<float> q(static_cast<size_t>(cfg.n * w)), k = q, v = q;
+        for (int64_t i = 0; i < cfg.n; ++i) {
+          std::copy_n(qkv.begin() + i * 3 * w, w, q.begin() + i * w);
+          std::copy_n(qkv.begin() + i * 3 * w + w, w, k.begin() + i * w);
+          std::copy_n(qkv.begin() + i * 3 * w + 2 * w, w, v.begin() + i * w);
+        }
+        vecd ref(size_t(cfg.n * w), double(k_sentinel));  // rows outside every segment stay untouched
+        for (size_t s = 0; s + 1 < cfg.segments.size(); ++s)
+          ref::attention_block(q, k, v, cfg.segments[s], cfg.segments[s + 1], cfg.heads, cfg.hd, scale, ref);
+        return check_output(ctx, ov, ref, tolerance(op_id::ATTENTION_DENSE, dtype::F32));
+      };
+      for (size_t s = 0; s + 1 < cfg.segments.size(); ++s) {
+        const double len = cfg.segments[s + 1] - cfg.segments[s];
+        inst.flops += 4.0 * len * len * double(w);
+      }
+      return inst;
+    };
+    out.push_back(std::move(c));
+  }
+}
+
+void add_pos_embed_cases(std::vector<test_case>& out) {
+  struct cfg { int32_t g; int64_t d; int32_t gh, gw; bool subset; };
+  for (const cfg s : {cfg{6, 13, 4, 6, false}, cfg{16, 32, 8, 24, false}, cfg{4, 5, 12, 2, true}, cfg{3, 8, 1, 1, false}}) {
+    test_case c;
+    c.op = op_id::POS_EMBED_BICUBIC;
+    c.key = dtype::F32;
+    c.name = "table=" + std::to_string(s.g) + "^2 d=" + std::to_string(s.d) + " grid=" + std::to_string(s.gh) + "x" +
+             std::to_string(s.gw) + (s.subset ? " random patches" : "");
+    c.make = [s, name = c.name](exec_context& ctx) {
+      rng r(seed_of(name));
+      const auto table = r.normal(size_t(int64_t(s.g) * s.g * s.d));
+      std::vector<int32_t> ph, pw;
+      for (int32_t h = 0; h < s.gh; ++h)
+        for (int32_t w = 0; w < s.gw; ++w)
+          if (!s.subset || r.integer(0, 2) == 0) ph.push_back(h), pw.push_back(w);
+      const int64_t n = int64_t(ph.size());
+      std::vector<int32_t> pos(ph);
+      pos.insert(pos.end(), pw.begin(), pw.end());
+      const tensor tt = upload_f(ctx, dtype::F32, {int64_t(s.g) * s.g, s.d}, table);
+      const tensor pt = upload_i32(ctx, {2, n}, pos);
+      padded ov = make_padded(ctx, dtype::F32, n, s.d, 2);
+      instance inst;
+      inst.run = [&ctx, tt, pt, ov, s]() mutable { ops::pos_embed_bicubic(ctx, tt, s.g, s.gh, s.gw, pt, ov.t); };
+      inst.check = [&ctx, ov, table, s, ph, pw] {
+        return check_output(ctx, ov, ref::pos_embed_bicubic(table, s.g, s.d, s.gh, s.gw, ph, pw),
+                            tolerance(op_id::POS_EMBED_BICUBIC, dtype::F32));
+      };
+      return inst;
+    };
+    out.push_back(std::move(c));
+  }
+}
+
+}  // namespace
+
+void add_attention_cases(std::vector<test_case>& out) {
+  add_paged_cases(out);
+  add_dense_cases(out);
+  add_pos_embed_cases(out);
+}
+
+}  // namespace autoglm::harness

@@ -1,0 +1,67 @@
+// tests/kernels/cases_linear.cpp: LINEAR for F32/F16/BF16 weights: decode (1-2 rows) and prefill shapes, sizes
+// that are not multiples of the 4-row W tile, the 3-row x tile or the 8-lane vectors, x and y as views with a
+// row stride, with and without bias; --perf adds the 9B model's decode and prefill shapes.
+#include <cmath>
+
+#include "harness.h"
+#include "ops/ops.h"
+#include "reference.h"
+
+namespace autoglm::harness {
+
+namespace {
+
+struct linear_shape {
+  int64_t m, n, k;
+  bool bias;
+  int64_t x_pad, y_pad;
+  bool perf;
+};
+
+test_case linear_case(dtype wt, const linear_shape& s) {
+  test_case c;
+  c.op = op_id::LINEAR;
+  c.key = wt;
+  c.perf = s.perf;
+  c.name = "m=" + std::to_string(s.m) + " n=" + std::to_string(s.n) + " k=" + std::to_string(s.k) +
+           (s.bias ? " bias" : "") + (s.x_pad || s.y_pad ? " strided" : "");
+  c.make = [wt, s, name = c.name](exec_context& ctx) {
+    rng r(seed_of("linear" + name + dtype_name(wt)));
+    const std::vector<float> x = r.normal(size_t(s.m * s.k));
+    const std::vector<float> w = decode(wt, encode(wt, r.normal(size_t(s.n * s.k), 1.0f / std::sqrt(float(s.k)))));
+    const std::vector<float> bias = s.bias ? r.normal(size_t(s.n)) : std::vector<float>{};
+    padded xv = make_padded(ctx, dtype::F32, s.m, s.k, s.x_pad, x);
+    padded yv = make_padded(ctx, dtype::F32, s.m, s.n, s.y_pad);
+    linear_weight lw;
+    lw.weight = upload_f(ctx, wt, {s.n, s.k}, w);
+    if (s.bias) lw.bias = upload_f(ctx, dtype::F32, {s.n}, bias);
+    lw.name = "harness.linear";
+    instance inst;
+    inst.run = [&ctx, xv, yv, lw]() mutable { ops::linear(ctx, xv.t, lw, yv.t); };
+    inst.check = [&ctx, yv, x, w, bias, s]() {
+      return check_output(ctx, yv, ref::linear(x, w, bias, s.m, s.n, s.k), tolerance(op_id::LINEAR, dtype::F32));
+    };
+    inst.bytes = double(lw.weight.n_bytes()) + 4.0 * double(s.m * (s.k + s.n));
+    inst.flops = 2.0 * double(s.m) * double(s.n) * double(s.k);
+    return inst;
+  };
+  return c;
+}
+
+}  // namespace
+
+void add_linear_cases(std::vector<test_case>& out) {
+  const linear_shape shapes[] = {
+      {1, 1, 1, true, 0, 0, false},      {1, 7, 13, false, 3, 2, false},   {2, 9, 64, true, 0, 5, false},
+      {3, 16, 180, false, 0, 0, false},  {5, 37, 129, true, 7, 1, false},  {17, 130, 257, true, 0, 0, false},
+      {1, 300, 1024, false, 0, 0, false}, {64, 67, 96, true, 16, 3, false}, {4, 5, 8, false, 1, 1, false},
+      // The 9B model's decode (memory-bound: weights streamed once) and a prefill chunk (compute-bound).
+      {1, 4096, 4096, false, 0, 0, true}, {1, 13696, 4096, false, 0, 0, true}, {128, 4096, 4096, false, 0, 0, true},
+      // The vision tower's qkv projection over one 32x32-patch image.
+      {1024, 4608, 1536, true, 0, 0, true},
+  };
+  for (dtype t : {dtype::F32, dtype::F16, dtype::BF16})
+    for (const linear_shape& s : shapes) out.push_back(linear_case(t, s));
+}
+
+}  // namespace autoglm::harness

@@ -1,0 +1,169 @@
+// tests/kernels/perf.cpp: `test_kernels --perf`: the machine's ceilings (read bandwidth, FMA peak), the thread
+// pool's cost per parallel_for on an idle and on a fully busy machine, then every perf case (and with --all the
+// correctness cases too) on each backend: median time per run, GB/s against the read ceiling for memory-bound
+// ops and GFLOP/s against the FMA peak for compute-bound ones.
+//
+// Options: --threads N (default: all cores), --filter TEXT (substring of "op dtype case"), --all, --check
+// (compare each case with its reference once before timing), --min-time SECONDS (per case, default 0.3).
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "harness.h"
+#include "kernels/cpu/ceilings.h"
+
+namespace autoglm::harness {
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+double seconds_since(clock_type::time_point t0) {
+  return std::chrono::duration<double>(clock_type::now() - t0).count();
+}
+
+struct options {
+  int threads = 0;
+  std::string filter;
+  bool all = false, check = false;
+  double min_time = 0.3;
+};
+
+options parse(int argc, char** argv) {
+  options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
+    if (a == "--threads") o.threads = std::atoi(next().c_str());
+    else if (a == "--filter") o.filter = next();
+    else if (a == "--all") o.all = true;
+    else if (a == "--check") o.check = true;
+    else if (a == "--min-time") o.min_time = std::atof(next().c_str());
+  }
+  if (o.threads <= 0) o.threads = int(std::max(1u, std::thread::hardware_concurrency()));
+  return o;
+}
+
+// Spinning threads that keep every core busy, like another process would.
+class busy_machine {
+ public:
+  explicit busy_machine(int n) {
+    for (int i = 0; i < n; ++i)
+      threads_.emplace_back([this] {
+        volatile uint64_t x = 0;
+        while (!stop_.load(std::memory_order_relaxed)) x = x + 1;
+      });
+  }
+  ~busy_machine() {
+    stop_ = true;
+    for (auto& t : threads_) t.join();
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::vector<std::thread> threads_;
+};
+
+// Mean microseconds per parallel_for of 64 items, each chunk summing `work` floats per item.
+double pool_call_us(thread_pool* pool, const std::vector<float>& data, int64_t work, double budget_s) {
+  std::atomic<float> sink{0};
+  auto call = [&] {
+    parallel_for(pool, 64, 1, [&](int64_t b, int64_t e) {
+      float s = 0;
+      for (int64_t i = b * work; i < e * work; ++i) s += data[size_t(i) % data.size()];
+      if (s == -1.0f) sink.store(s);
+    });
+  };
+  for (int i = 0; i < 50; ++i) call();
+  int64_t n = 0;
+  const auto t0 = clock_type::now();
+  while (seconds_since(t0) < budget_s || n < 20) {
+    for (int i = 0; i < 20; ++i) call();
+    n += 20;
+  }
+  return seconds_since(t0) * 1e6 / double(n);
+}
+
+void report_pool(int max_threads) {
+  std::printf("\nthread pool: microseconds per parallel_for of 64 items (work = floats summed per item)\n");
+  std::printf("%-26s %9s %9s %9s   %s\n", "", "empty", "work=64", "work=1024", "(serial = no pool)");
+  const std::vector<float> data(1 << 16, 1.0f);
+  for (int busy = 0; busy <= 1; ++busy) {
+    const int n_busy = busy ? int(std::max(1u, std::thread::hardware_concurrency())) : 0;
+    busy_machine hogs(n_busy);
+    std::vector<int> counts = {0, 1};
+    for (int t = 2; t <= max_threads; t *= 2) counts.push_back(t);
+    if (counts.back() != max_threads && max_threads > 1) counts.push_back(max_threads);
+    for (int t : counts) {
+      std::unique_ptr<thread_pool> pool = t ? std::make_unique<thread_pool>(t) : nullptr;
+      char label[64];
+      std::snprintf(label, sizeof label, "%s, %s", busy ? "all cores busy" : "idle machine",
+                    t ? (std::to_string(t) + " thread(s)").c_str() : "serial");
+      std::printf("%-26s %9.2f %9.2f %9.2f\n", label, pool_call_us(pool.get(), data, 0, 0.2),
+                  pool_call_us(pool.get(), data, 64, 0.2), pool_call_us(pool.get(), data, 1024, 0.2));
+    }
+  }
+}
+
+}  // namespace
+
+int run_perf(int argc, char** argv) {
+  const options o = parse(argc, argv);
+  std::printf("ceilings (%d threads):\n", o.threads);
+  const double bw1 = cpu::measure_read_bandwidth(1, size_t(512) << 20);
+  const double bw = cpu::measure_read_bandwidth(o.threads, size_t(1) << 30);
+  const double fma1 = cpu::measure_fma_peak(1);
+  const double fma = cpu::measure_fma_peak(o.threads);
+  std::printf("  read bandwidth : %8.1f GB/s (1 thread %.1f), 256-bit loads into 8 accumulators over 1 GiB\n", bw, bw1);
+  std::printf("  fp32 FMA peak  : %8.1f GFLOP/s (1 thread %.1f), 12 independent 8-lane FMA chains per thread\n", fma,
+              fma1);
+  report_pool(o.threads);
+
+  std::printf("\n%-16s %-5s %-13s %-62s %10s %16s %18s %s\n", "op", "dtype", "backend", "case", "ms/run",
+              "GB/s (%read)", "GFLOP/s (%peak)", o.check ? "error" : "");
+  for (const backend& be : backends()) {
+    select(be);
+    exec_context ctx(be.dev, o.threads);
+    for (const test_case& c : all_cases()) {
+      if (!c.perf && !o.all) continue;
+      const std::string label = std::string(op_name(c.op)) + " " + dtype_name(c.key) + " " + c.name;
+      if (!o.filter.empty() && label.find(o.filter) == std::string::npos) continue;
+      if (!kernel_registry::instance().has(c.op, be.dev.kind, c.key)) continue;
+      instance inst = c.make(ctx);
+      inst.run();
+      std::string err;
+      if (o.check) {
+        err = inst.check();
+        if (err.empty()) err = "ok";
+      }
+      std::vector<double> times;
+      const auto t0 = clock_type::now();
+      while (times.size() < 3 || seconds_since(t0) < o.min_time) {
+        const auto t = clock_type::now();
+        inst.run();
+        times.push_back(seconds_since(t));
+      }
+      std::sort(times.begin(), times.end());
+      const double s = times[times.size() / 2];
+      char gbs[32] = "", gfl[32] = "";
+      if (inst.bytes > 0) std::snprintf(gbs, sizeof gbs, "%7.1f (%3.0f%%)", inst.bytes / s / 1e9, 100 * inst.bytes / s / 1e9 / bw);
+      if (inst.flops > 0)
+        std::snprintf(gfl, sizeof gfl, "%7.1f (%3.0f%%)", inst.flops / s / 1e9, 100 * inst.flops / s / 1e9 / fma);
+      std::printf("%-16s %-5s %-13s %-62s %10.3f %16s %18s %s\n", op_name(c.op), dtype_name(c.key), be.name.c_str(),
+                  c.name.c_str(), s * 1e3, gbs, gfl, err.c_str());
+      std::fflush(stdout);
+      ctx.arena().reset();
+    }
+  }
+  select({});
+  return 0;
+}
+
+}  // namespace autoglm::harness
