@@ -25,10 +25,14 @@ log_limiter& slow_client_log() {
 
 const char* framing_code(int status) {
   switch (status) {
-    case 413: return "request_too_large";
-    case 431: return "request_header_fields_too_large";
-    case 501: return "unsupported_transfer_coding";
-    default: return "malformed_http_request";
+    case 413:
+      return "request_too_large";
+    case 431:
+      return "request_header_fields_too_large";
+    case 501:
+      return "unsupported_transfer_coding";
+    default:
+      return "malformed_http_request";
   }
 }
 
@@ -107,10 +111,15 @@ void connection::parse_buffered() {
       buffer_.consume(used);
     }
     switch (status) {
-      case request_reader::status::NEED_MORE: return read_more();
-      case request_reader::status::HEADER: on_header(); continue;
-      case request_reader::status::DONE: return dispatch_request();
-      case request_reader::status::REJECTED: return reject(reader_.error());
+      case request_reader::status::NEED_MORE:
+        return read_more();
+      case request_reader::status::HEADER:
+        on_header();
+        continue;
+      case request_reader::status::DONE:
+        return dispatch_request();
+      case request_reader::status::REJECTED:
+        return reject(reader_.error());
     }
   }
 }
@@ -275,13 +284,15 @@ void connection::set_queued(size_t bytes) {
 void connection::enqueue(std::string bytes) {
   if (closed_ || peer_gone_ || bytes.empty()) return;
   // A client that does not read (or reads slower than tokens arrive) must not make the server buffer without
-  // bound: past max_queued_bytes it is treated as gone, which cancels its generation. A single response larger
-  // than the bound (one non-streamed body) is still sent: it exists in memory already.
-  if (queued_bytes_ > 0 && queued_bytes_ + bytes.size() > options_.max_queued_bytes) {
+  // bound: past max_queued_bytes it is treated as gone, which cancels its generation. Only a stream grows piece
+  // by piece; a whole response larger than the bound (one non-streamed body) is sent: it is in memory already.
+  if (streaming_ && queued_bytes_ > 0 && queued_bytes_ + bytes.size() > options_.max_queued_bytes) {
     uint64_t suppressed = 0;
     if (slow_client_log().allow(suppressed))
-      AG_LOG_WARN("{}: client is not reading its response ({} bytes queued, --max-queued-bytes {}): closing it "
-                  "({} similar messages suppressed)", remote_, queued_bytes_, options_.max_queued_bytes, suppressed);
+      AG_LOG_WARN(
+          "{}: client is not reading its response ({} bytes queued, --max-queued-bytes {}): closing it "
+          "({} similar messages suppressed)",
+          remote_, queued_bytes_, options_.max_queued_bytes, suppressed);
     if (options_.gauges) options_.gauges->n_slow_clients_dropped++;
     return lost_peer("queued-bytes bound");
   }
@@ -346,8 +357,10 @@ void connection::drop_queue() {
 void connection::finish_response() {
   on_disconnect_ = nullptr;
   if (!keep_alive_) {
-    if (linger_) linger();
-    else close();
+    if (linger_)
+      linger();
+    else
+      close();
     return;
   }
   if (watching_) {
@@ -367,8 +380,9 @@ void connection::watch() {
   if (buffer_.size() > (1u << 20)) return;  // a client pipelining megabytes: stop reading until we answer
   watching_ = true;
   stream_.socket().async_read_some(
-      buffer_.prepare(4096),
-      net::bind_executor(strand_, [self = shared_from_this()](beast::error_code ec, size_t n) { self->on_watch(ec, n); }));
+      buffer_.prepare(4096), net::bind_executor(strand_, [self = shared_from_this()](beast::error_code ec, size_t n) {
+        self->on_watch(ec, n);
+      }));
 }
 
 void connection::on_watch(beast::error_code ec, size_t n) {

@@ -46,17 +46,17 @@ using http_request = http::request<http::string_body>;
 using request_handler = std::function<void(std::shared_ptr<connection>, http_request&&)>;
 
 struct http_options {
-  http_limits limits;                              // header / body / trailer bytes
-  std::chrono::seconds header_timeout{30};         // first byte of a request to the end of its header
-  std::chrono::seconds body_timeout{60};           // longest pause while the body arrives
-  std::chrono::seconds keepalive_timeout{30};      // idle between requests
-  std::chrono::seconds write_timeout{60};          // longest stall while the client does not read
-  size_t max_queued_bytes = 8u << 20;              // response bytes waiting for one client; beyond: client gone
-  int32_t max_connections = 1024;                  // beyond: 503 (and /health) on a few more, then no accept
-  std::string cors_origin;                         // empty: no CORS headers
-  std::function<void(int status)> on_response;     // metrics hook
-  std::function<bool()> draining;                  // true: close after the current response
-  http_gauges* gauges = nullptr;                   // live connection / queue numbers for /metrics
+  http_limits limits;                           // header / body / trailer bytes
+  std::chrono::seconds header_timeout{30};      // first byte of a request to the end of its header
+  std::chrono::seconds body_timeout{60};        // longest pause while the body arrives
+  std::chrono::seconds keepalive_timeout{30};   // idle between requests
+  std::chrono::seconds write_timeout{60};       // longest stall while the client does not read
+  size_t max_queued_bytes = 8u << 20;           // response bytes waiting for one client; beyond: client gone
+  int32_t max_connections = 1024;               // beyond: 503 (and /health) on a few more, then no accept
+  std::string cors_origin;                      // empty: no CORS headers
+  std::function<void(int status)> on_response;  // metrics hook
+  std::function<bool()> draining;               // true: close after the current response
+  http_gauges* gauges = nullptr;                // live connection / queue numbers for /metrics
 };
 
 using header_list = std::vector<std::pair<std::string, std::string>>;
@@ -131,16 +131,16 @@ class connection : public std::enable_shared_from_this<connection> {
   const bool over_capacity_;
 
   uint64_t n_requests_ = 0;
-  bool request_started_ = false;    // a byte of the current request has arrived (header timeout running)
+  bool request_started_ = false;  // a byte of the current request has arrived (header timeout running)
   bool keep_alive_ = false;
   bool is_head_ = false;
   bool in_response_ = false;        // a request is being answered (no new read until it is complete)
   bool response_complete_ = false;  // the last bytes of the response are queued
   bool streaming_ = false;
   std::deque<std::string> pending_;
-  std::string write_buf_;           // being written, from write_off_
+  std::string write_buf_;  // being written, from write_off_
   size_t write_off_ = 0;
-  size_t queued_bytes_ = 0;         // pending_ + the unwritten rest of write_buf_
+  size_t queued_bytes_ = 0;  // pending_ + the unwritten rest of write_buf_
   bool writing_ = false;
   bool watching_ = false;
   bool read_after_watch_ = false;

@@ -41,7 +41,8 @@ std::string quoted(std::string_view s) {
 }  // namespace
 
 void configure_request_parser(request_parser& parser, const http_limits& limits) {
-  parser.header_limit(std::uint32_t(std::min<size_t>(limits.max_header_bytes, std::numeric_limits<std::uint32_t>::max())));
+  parser.header_limit(
+      std::uint32_t(std::min<size_t>(limits.max_header_bytes, std::numeric_limits<std::uint32_t>::max())));
   parser.body_limit(std::uint64_t(limits.max_body_bytes));
 }
 
@@ -63,7 +64,8 @@ std::optional<framing_error> check_request_framing(const http::request_header<>&
     size_t start = 0;
     while (true) {
       size_t comma = list.find(',', start);
-      std::string_view item = trim_ows(list.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start));
+      std::string_view item =
+          trim_ows(list.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start));
       if (item.empty() || !std::all_of(item.begin(), item.end(), is_tchar))
         return framing_error{400, "malformed Transfer-Encoding " + quoted(list) + ": expected 'chunked'"};
       codings.push_back(lower(item));
@@ -74,16 +76,16 @@ std::optional<framing_error> check_request_framing(const http::request_header<>&
   if (!has_te) return std::nullopt;
   if (header.version() < 11)
     return framing_error{400, "Transfer-Encoding is not allowed in an HTTP/1.0 request; send Content-Length"};
-  if (n_length)
-    return framing_error{400, "a request must not carry both Transfer-Encoding and Content-Length"};
+  if (n_length) return framing_error{400, "a request must not carry both Transfer-Encoding and Content-Length"};
   if (codings.back() != "chunked")
     return framing_error{400, "Transfer-Encoding must end in 'chunked' (got " + quoted(codings.back()) +
                                   "): the body length cannot be determined"};
   if (std::count(codings.begin(), codings.end(), "chunked") > 1)
     return framing_error{400, "Transfer-Encoding applies 'chunked' more than once"};
   if (codings.size() > 1)
-    return framing_error{501, "transfer coding " + quoted(codings.front()) +
-                                  " is not supported; send the body with Content-Length or 'Transfer-Encoding: chunked'"};
+    return framing_error{501,
+                         "transfer coding " + quoted(codings.front()) +
+                             " is not supported; send the body with Content-Length or 'Transfer-Encoding: chunked'"};
   return std::nullopt;
 }
 
@@ -125,7 +127,8 @@ request_reader::status request_reader::feed(std::string_view bytes, size_t& cons
         break;
       }
       if (ec == http::error::header_limit)
-        return reject(431, "the request line and headers exceed " + std::to_string(limits_.max_header_bytes) + " bytes");
+        return reject(431,
+                      "the request line and headers exceed " + std::to_string(limits_.max_header_bytes) + " bytes");
       if (ec == http::error::body_limit)
         return reject(413, "request body exceeds the server's limit of " + std::to_string(limits_.max_body_bytes) +
                                " bytes (--max-body-bytes)");

@@ -42,9 +42,8 @@ void exception_sink::report(const char* what) noexcept {
 }
 
 boost::asio::any_io_executor make_guarded_strand(boost::asio::io_context& ioc, std::shared_ptr<exception_sink> sink) {
-  return boost::asio::any_io_executor(
-      guarded_executor<boost::asio::strand<boost::asio::io_context::executor_type>>(boost::asio::make_strand(ioc),
-                                                                                   std::move(sink)));
+  return boost::asio::any_io_executor(guarded_executor<boost::asio::strand<boost::asio::io_context::executor_type>>(
+      boost::asio::make_strand(ioc), std::move(sink)));
 }
 
 void run_io_loop(boost::asio::io_context& ioc) {

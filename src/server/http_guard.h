@@ -54,21 +54,19 @@ class guarded_executor {
       : inner_(std::move(inner)), sink_(std::move(sink)) {}
 
   template <class Property>
-    requires boost::asio::can_query<const Inner&, Property>::value
-  decltype(auto) query(const Property& p) const noexcept(boost::asio::is_nothrow_query<const Inner&, Property>::value) {
+  requires boost::asio::can_query<const Inner&, Property>::value decltype(auto) query(const Property& p) const
+      noexcept(boost::asio::is_nothrow_query<const Inner&, Property>::value) {
     return boost::asio::query(inner_, p);
   }
 
   template <class Property>
-    requires boost::asio::can_require<const Inner&, Property>::value
-  auto require(const Property& p) const {
+  requires boost::asio::can_require<const Inner&, Property>::value auto require(const Property& p) const {
     using next = std::decay_t<decltype(boost::asio::require(inner_, p))>;
     return guarded_executor<next>(boost::asio::require(inner_, p), sink_);
   }
 
   template <class Property>
-    requires boost::asio::can_prefer<const Inner&, Property>::value
-  auto prefer(const Property& p) const {
+  requires boost::asio::can_prefer<const Inner&, Property>::value auto prefer(const Property& p) const {
     using next = std::decay_t<decltype(boost::asio::prefer(inner_, p))>;
     return guarded_executor<next>(boost::asio::prefer(inner_, p), sink_);
   }

@@ -44,9 +44,10 @@ void http_listener::start() {
   // A closing connection wakes a listener that paused at the cap. Weak: connections may outlive the listener.
   count_->on_release = [weak = weak_from_this()] {
     auto self = weak.lock();
-    if (self && self->paused_at_cap_.load()) net::post(self->strand_, [weak] {
-      if (auto l = weak.lock()) l->resume();
-    });
+    if (self && self->paused_at_cap_.load())
+      net::post(self->strand_, [weak] {
+        if (auto l = weak.lock()) l->resume();
+      });
   };
   net::dispatch(strand_, [self = shared_from_this()] { self->do_accept(); });
 }
@@ -70,19 +71,20 @@ void http_listener::do_accept() {
     if (count_->n_open.load() >= limit) {
       uint64_t suppressed = 0;
       if (cap_log().allow(suppressed))
-        AG_LOG_WARN("{} connections open (--max-connections {} + {} for /health and 503 answers): not accepting "
-                    "until one closes", count_->n_open.load(), options_.max_connections,
-                    overflow_connections(options_.max_connections));
+        AG_LOG_WARN(
+            "{} connections open (--max-connections {} + {} for /health and 503 answers): not accepting "
+            "until one closes",
+            count_->n_open.load(), options_.max_connections, overflow_connections(options_.max_connections));
       return;
     }
     paused_at_cap_ = false;
   }
   auto sink = std::make_shared<exception_sink>();
-  acceptor_.async_accept(make_guarded_strand(ioc_, sink),
-                         net::bind_executor(strand_, [weak = weak_from_this(), sink](beast::error_code ec,
-                                                                                     net::ip::tcp::socket socket) {
-                           if (auto l = weak.lock()) l->on_accept(ec, std::move(socket), sink);
-                         }));
+  acceptor_.async_accept(
+      make_guarded_strand(ioc_, sink),
+      net::bind_executor(strand_, [weak = weak_from_this(), sink](beast::error_code ec, net::ip::tcp::socket socket) {
+        if (auto l = weak.lock()) l->on_accept(ec, std::move(socket), sink);
+      }));
 }
 
 void http_listener::resume() {
@@ -119,8 +121,10 @@ void http_listener::back_off(const beast::error_code& ec) {
     failing_since_ = std::chrono::steady_clock::now();
     n_failed_ = 1;
     backoff_ = first_backoff;
-    AG_LOG_ERROR("accept failed: {} ({} connections open); retrying with back-off up to {} ms, logged again when "
-                 "accepting recovers", ec.message(), count_->n_open.load(), max_backoff.count());
+    AG_LOG_ERROR(
+        "accept failed: {} ({} connections open); retrying with back-off up to {} ms, logged again when "
+        "accepting recovers",
+        ec.message(), count_->n_open.load(), max_backoff.count());
   } else {
     backoff_ = std::min(backoff_ * 2, max_backoff);
   }

@@ -17,8 +17,8 @@ struct outcome {
   int error_status = 0;
   std::string message;
   std::string body;
-  size_t n_done = 0;       // requests completed
-  std::string left_over;   // bytes after the last complete request, never parsed
+  size_t n_done = 0;      // requests completed
+  std::string left_over;  // bytes after the last complete request, never parsed
 };
 
 // Feeds `bytes` in pieces of `piece` bytes, the way the connection does (unconsumed bytes stay buffered and are
@@ -111,10 +111,10 @@ TEST(http_framing, transfer_encoding_other_than_chunked_is_rejected) {
 }
 
 TEST(http_framing, content_length_must_be_one_plain_number) {
-  for (const char* lines : {"Content-Length: 3\r\nContent-Length: 3\r\n", "Content-Length: 3, 3\r\n",
-                            "Content-Length: 3\r\nContent-Length: 4\r\n", "Content-Length: +3\r\n",
-                            "Content-Length: 0x3\r\n", "Content-Length: \r\n", "Content-Length: 3 3\r\n",
-                            "Content-Length: 99999999999999999999999\r\n"}) {
+  for (const char* lines :
+       {"Content-Length: 3\r\nContent-Length: 3\r\n", "Content-Length: 3, 3\r\n",
+        "Content-Length: 3\r\nContent-Length: 4\r\n", "Content-Length: +3\r\n", "Content-Length: 0x3\r\n",
+        "Content-Length: \r\n", "Content-Length: 3 3\r\n", "Content-Length: 99999999999999999999999\r\n"}) {
     outcome o = read_one(std::string("POST /x HTTP/1.1\r\n") + lines + "\r\nabc" + smuggled);
     EXPECT_EQ(o.st, status::REJECTED) << lines;
     EXPECT_EQ(o.error_status, 400) << lines;
@@ -125,7 +125,8 @@ TEST(http_framing, content_length_must_be_one_plain_number) {
 // The remote crash of issue 8 class 1: a trailer field of 65,534+ bytes made Beast throw std::length_error.
 TEST(http_framing, huge_trailer_is_431_never_an_exception) {
   for (const std::string& field : {"X: " + std::string(70000, 'a'), std::string(70000, 'N') + ": v"}) {
-    std::string bytes = "POST /health HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n" + field + "\r\n\r\n";
+    std::string bytes =
+        "POST /health HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n" + field + "\r\n\r\n";
     for (size_t piece : {size_t(1) << 30, size_t(4096), size_t(65536)}) {
       outcome o;
       ASSERT_NO_THROW(o = read_one(bytes, piece));
@@ -136,13 +137,16 @@ TEST(http_framing, huge_trailer_is_431_never_an_exception) {
   // With the trailer bound lifted, Beast itself throws on the field; the reader turns that into a 400.
   http_limits loose;
   loose.max_trailer_bytes = 1u << 20;
-  std::string bytes = "POST /health HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: " + std::string(70000, 'a') + "\r\n\r\n";
+  std::string bytes =
+      "POST /health HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: " + std::string(70000, 'a') + "\r\n\r\n";
   outcome o;
   ASSERT_NO_THROW(o = read_one(bytes, 1u << 30, loose));
   EXPECT_EQ(o.st, status::REJECTED);
   EXPECT_EQ(o.error_status, 400);
   // A long chunk extension is held back the same way.
-  outcome ext = read_one("POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1;" + std::string(40000, 'e') + "\r\na\r\n0\r\n\r\n", 4096);
+  outcome ext = read_one(
+      "POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1;" + std::string(40000, 'e') + "\r\na\r\n0\r\n\r\n",
+      4096);
   EXPECT_EQ(ext.st, status::REJECTED);
   EXPECT_EQ(ext.error_status, 431);
 }
@@ -155,7 +159,8 @@ TEST(http_framing, header_and_body_limits) {
   small.max_body_bytes = 10;
   outcome b = read_one("POST / HTTP/1.1\r\nContent-Length: 11\r\n\r\n01234567890", 1u << 30, small);
   EXPECT_EQ(b.error_status, 413);
-  outcome c = read_one("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n6\r\n012345\r\n6\r\n012345\r\n0\r\n\r\n", 5, small);
+  outcome c = read_one("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n6\r\n012345\r\n6\r\n012345\r\n0\r\n\r\n",
+                       5, small);
   EXPECT_EQ(c.error_status, 413);
 }
 

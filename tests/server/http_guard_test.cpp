@@ -30,7 +30,10 @@ TEST(http_guard, exception_goes_to_its_strand_sink) {
   net::post(a, [&] { after++; });
   net::post(b, [&] { after++; });
   // dispatch from inside the strand runs inline: still guarded.
-  net::post(a, [&] { net::dispatch(a, [] { throw std::runtime_error("inline"); }); after++; });
+  net::post(a, [&] {
+    net::dispatch(a, [] { throw std::runtime_error("inline"); });
+    after++;
+  });
   ioc.run();
   EXPECT_EQ(seen_a, (std::vector<std::string>{"field value too large", "inline"}));
   EXPECT_EQ(after, 3);
