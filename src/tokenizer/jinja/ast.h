@@ -28,6 +28,7 @@ enum class ex {
 struct expr {
   ex type;
   int line = 0;
+  int height = 1;  // 1 + the tallest argument: the parser bounds it, so walking or freeing the tree recurses little
   std::string name;
   value lit;
   std::vector<std::unique_ptr<expr>> args;
@@ -56,6 +57,7 @@ struct stmt {
   std::vector<expr_ptr> conditions;  // if: one per branch; for: optional inline "if" filter at [0]
   std::vector<block> bodies;         // if: one per branch (+1 for else); for: body, else; others: body
   std::vector<macro_param> params;   // macro / call_block caller parameters
+  bool uses_loop = true;             // for: the body names `loop` (else each iteration skips building it)
 };
 
 }  // namespace autoglm::jinja

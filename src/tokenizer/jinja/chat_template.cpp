@@ -2,10 +2,10 @@
 #include "tokenizer/jinja/chat_template.h"
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "core/error.h"
+#include "core/file_io.h"
+#include "formats/json_limits.h"
 #include "tokenizer/jinja/interpreter.h"
 #include "tokenizer/jinja/parser.h"
 
@@ -13,13 +13,18 @@ namespace autoglm {
 
 namespace jinja {
 struct template_program {
+  template_limits limits;
   block body;
 };
 }  // namespace jinja
 
-chat_template::chat_template(std::string source) : source_(std::move(source)) {
+chat_template::chat_template(std::string source, const template_limits& limits) : source_(std::move(source)) {
+  if (source_.size() > limits.max_source_bytes)
+    throw autoglm::error("chat template: " + std::to_string(source_.size()) + " bytes, more than the limit of " +
+                         std::to_string(limits.max_source_bytes));
   auto program = std::make_shared<jinja::template_program>();
-  program->body = jinja::parse(jinja::lex(source_, jinja::lex_options{}));
+  program->limits = limits;
+  program->body = jinja::parse(jinja::lex(source_, jinja::lex_options{}), limits.max_nesting);
   program_ = std::move(program);
 }
 
@@ -27,46 +32,32 @@ chat_template::~chat_template() = default;
 chat_template::chat_template(chat_template&&) noexcept = default;
 chat_template& chat_template::operator=(chat_template&&) noexcept = default;
 
-static std::optional<std::string> read_file(const std::filesystem::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  if (!f) return std::nullopt;
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
+const template_limits& chat_template::limits() const { return program_->limits; }
+
+static bool present(const std::filesystem::path& p) {
+  std::error_code ec;  // an unreadable directory is reported by the read that follows, not thrown here
+  return std::filesystem::exists(p, ec);
+}
+
+// The JSON files beside a template: one object, a few levels deep; tokenizer_config.json can list ~10^5 tokens.
+static nlohmann::json read_json(const std::filesystem::path& p, uint64_t max_bytes) {
+  return read_json_file_bounded(p.string(), max_bytes, json_limits{/*max_depth=*/32, /*max_values=*/8'000'000});
 }
 
 std::optional<std::string> chat_template::load_source_from_model_dir(const std::string& dir) {
   namespace fs = std::filesystem;
   fs::path jinja_path = fs::path(dir) / "chat_template.jinja";
-  if (fs::is_regular_file(jinja_path)) {
-    auto text = read_file(jinja_path);
-    if (!text) throw autoglm::error("cannot read " + jinja_path.string());
-    return text;
-  }
+  if (present(jinja_path)) return read_regular_file(jinja_path.string(), template_limits{}.max_source_bytes);
   // Processors (transformers >= 4.43) save {"chat_template": "..."} to chat_template.json.
   fs::path processor_path = fs::path(dir) / "chat_template.json";
-  if (fs::is_regular_file(processor_path)) {
-    auto text = read_file(processor_path);
-    if (!text) throw autoglm::error("cannot read " + processor_path.string());
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(*text);
-    } catch (const nlohmann::json::exception& e) {
-      throw autoglm::error(processor_path.string() + ": invalid JSON: " + e.what());
-    }
+  if (present(processor_path)) {
+    nlohmann::json j = read_json(processor_path, chat_template_file_bytes);
     if (j.is_object() && j.contains("chat_template") && j["chat_template"].is_string()) return j["chat_template"].get<std::string>();
     throw autoglm::error(processor_path.string() + ": expected {\"chat_template\": \"...\"}");
   }
   fs::path config_path = fs::path(dir) / "tokenizer_config.json";
-  if (!fs::is_regular_file(config_path)) return std::nullopt;
-  auto text = read_file(config_path);
-  if (!text) throw autoglm::error("cannot read " + config_path.string());
-  nlohmann::json config;
-  try {
-    config = nlohmann::json::parse(*text);
-  } catch (const nlohmann::json::exception& e) {
-    throw autoglm::error(config_path.string() + ": invalid JSON: " + e.what());
-  }
+  if (!present(config_path)) return std::nullopt;
+  nlohmann::json config = read_json(config_path, tokenizer_config_file_bytes);
   if (!config.is_object() || !config.contains("chat_template") || config["chat_template"].is_null()) return std::nullopt;
   const auto& t = config["chat_template"];
   if (t.is_string()) return t.get<std::string>();
@@ -80,16 +71,22 @@ std::optional<std::string> chat_template::load_source_from_model_dir(const std::
 }
 
 template <class J>
-static std::string render_with(const jinja::template_program& program, const J& context) {
+static std::string render_with(const jinja::template_program& program, const J& context, template_usage* usage = nullptr) {
   if (!context.is_object()) throw autoglm::error("chat template context must be a JSON object");
-  jinja::interpreter in;
+  jinja::interpreter in(program.limits);
   auto root = std::make_shared<jinja::scope>();
   in.install_globals(*root);
-  for (auto it = context.begin(); it != context.end(); ++it) root->set(it.key(), jinja::value::from_json(it.value()));
-  return in.render(program.body, root);
+  for (auto it = context.begin(); it != context.end(); ++it)
+    root->set(it.key(), jinja::value::from_json(it.value(), program.limits.max_nesting));
+  std::string out = in.render(program.body, root);
+  if (usage) *usage = template_usage{in.spend().steps_used(), in.spend().bytes_used()};
+  return out;
 }
 
 std::string chat_template::render(const nlohmann::json& context) const { return render_with(*program_, context); }
 std::string chat_template::render(const nlohmann::ordered_json& context) const { return render_with(*program_, context); }
+std::string chat_template::render(const nlohmann::ordered_json& context, template_usage* usage) const {
+  return render_with(*program_, context, usage);
+}
 
 }  // namespace autoglm

@@ -287,7 +287,13 @@ class lexer {
         case 'U': {
           size_t n = e == 'x' ? 2 : e == 'u' ? 4 : 8;
           if (pos_ + n > src_.size()) fail(start_line, "truncated \\" + std::string(1, e) + " escape");
-          uint32_t cp = static_cast<uint32_t>(std::stoul(src_.substr(pos_, n), nullptr, 16));
+          uint32_t cp = 0;
+          for (size_t k = 0; k < n; ++k) {
+            char h = src_[pos_ + k];
+            if (!std::isxdigit(static_cast<unsigned char>(h))) fail(start_line, "invalid \\" + std::string(1, e) + " escape");
+            cp = cp * 16 + static_cast<uint32_t>(std::isdigit(static_cast<unsigned char>(h)) ? h - '0' : (std::tolower(static_cast<unsigned char>(h)) - 'a' + 10));
+          }
+          if (cp > 0x10ffff) fail(start_line, "\\U escape beyond U+10FFFF");
           pos_ += n;
           put_utf8(s, cp);
           break;

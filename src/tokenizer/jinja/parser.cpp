@@ -3,6 +3,7 @@
 #include "tokenizer/jinja/parser.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <initializer_list>
 
 #include "core/error.h"
@@ -13,7 +14,7 @@ namespace {
 
 class parser {
  public:
-  explicit parser(const std::vector<token>& t) : t_(t) {}
+  parser(const std::vector<token>& t, int32_t max_nesting) : t_(t), max_nesting_(max_nesting) {}
 
   block parse_template() {
     block b = subparse({});
@@ -24,6 +25,39 @@ class parser {
  private:
   [[noreturn]] static void fail(int line, const std::string& msg) {
     throw autoglm::error("chat template line " + std::to_string(line) + ": " + msg);
+  }
+
+  [[noreturn]] void too_deep(int line) const {
+    throw autoglm::error("chat template: nesting deeper than " + std::to_string(max_nesting_) + " levels at line " +
+                         std::to_string(line));
+  }
+
+  // One level of parser recursion: an expression (every bracket opens one), a unary operator's operand, a
+  // statement body. Recursive descent uses about a dozen C++ frames per bracket, so 100,000 nested "(" needs
+  // this bound to fail cleanly instead of overflowing the stack.
+  class nest_guard {
+   public:
+    explicit nest_guard(parser& p) : p_(p) {
+      if (++p_.depth_ > p_.max_nesting_) p_.too_deep(p_.peek().line);
+    }
+    ~nest_guard() { --p_.depth_; }
+    nest_guard(const nest_guard&) = delete;
+    nest_guard& operator=(const nest_guard&) = delete;
+
+   private:
+    parser& p_;
+  };
+
+  // Records e's height once its arguments are in place. Operator, filter and attribute chains are built by loops
+  // (a + b + c..., x|f|g..., a.b.c...), so a long chain costs no parser recursion but makes a tall tree that
+  // evaluating and freeing recurse through: its height is bounded as it grows.
+  expr_ptr finish(expr_ptr e) {
+    int h = 0;
+    for (const auto& a : e->args)
+      if (a) h = std::max(h, a->height);
+    e->height = h + 1;
+    if (e->height > max_nesting_) too_deep(e->line);
+    return e;
   }
 
   const token& peek(size_t k = 0) const { return t_[std::min(i_ + k, t_.size() - 1)]; }
@@ -81,6 +115,7 @@ class parser {
 
   // Parses until a block tag whose keyword is in `ends` (left unconsumed, positioned at its name) or eof.
   block subparse(std::initializer_list<const char*> ends) {
+    nest_guard nested(*this);
     block out;
     while (true) {
       const token& t = peek();
@@ -191,7 +226,9 @@ class parser {
     if (is_name("recursive")) fail(peek().line, "unsupported: recursive for loops");
     expect_block_end();
     ++loop_depth_;
+    const int64_t loop_refs_before = n_loop_refs_;
     s->bodies.push_back(subparse({"else", "endfor"}));
+    s->uses_loop = n_loop_refs_ > loop_refs_before;
     --loop_depth_;
     if (next().text == "else") {
       expect_block_end();
@@ -301,10 +338,11 @@ class parser {
       if (peek().type == tok::block_end || peek().type == tok::var_end || is_op(")") || is_name("if")) break;
       list->args.push_back(parse_expression(with_condexpr));
     }
-    return list;
+    return finish(std::move(list));
   }
 
   expr_ptr parse_expression(bool with_condexpr) {
+    nest_guard nested(*this);
     expr_ptr e = parse_or();
     if (!with_condexpr) return e;
     while (is_name("if")) {
@@ -313,7 +351,7 @@ class parser {
       t->args.push_back(parse_or());
       t->args.push_back(std::move(e));
       t->args.push_back(accept_name("else") ? parse_expression(true) : nullptr);
-      e = std::move(t);
+      e = finish(std::move(t));
     }
     return e;
   }
@@ -323,7 +361,7 @@ class parser {
     e->name = op;
     e->args.push_back(std::move(a));
     e->args.push_back(std::move(b));
-    return e;
+    return finish(std::move(e));
   }
 
   expr_ptr parse_or() {
@@ -346,10 +384,11 @@ class parser {
 
   expr_ptr parse_not() {
     if (is_name("not")) {
+      nest_guard nested(*this);
       auto e = make(ex::unary, next().line);
       e->name = "not";
       e->args.push_back(parse_not());
-      return e;
+      return finish(std::move(e));
     }
     return parse_compare();
   }
@@ -417,10 +456,12 @@ class parser {
   expr_ptr parse_unary(bool with_filter) {
     expr_ptr e;
     if (is_op("-") || is_op("+")) {
+      nest_guard nested(*this);
       const token& t = next();
       e = make(ex::unary, t.line);
       e->name = t.text;
       e->args.push_back(parse_unary(false));
+      e = finish(std::move(e));
     } else {
       e = parse_postfix(parse_primary());
     }
@@ -440,6 +481,7 @@ class parser {
         else {
           e->type = ex::name;
           e->name = t.text;
+          if (t.text == "loop") ++n_loop_refs_;
         }
         return e;
       }
@@ -463,7 +505,8 @@ class parser {
       case tok::floating: {
         next();
         auto e = make(ex::literal, t.line);
-        e->lit = value::floating(std::stod(t.text));
+        // strtod, not stod: 1e400 is inf as in Python (stod throws out_of_range).
+        e->lit = value::floating(std::strtod(t.text.c_str(), nullptr));
         return e;
       }
       case tok::op:
@@ -482,7 +525,7 @@ class parser {
             if (!accept_op(",")) break;
           }
           expect_op("]");
-          return e;
+          return finish(std::move(e));
         }
         if (t.text == "{") {
           next();
@@ -494,7 +537,7 @@ class parser {
             if (!accept_op(",")) break;
           }
           expect_op("}");
-          return e;
+          return finish(std::move(e));
         }
         break;
       default: break;
@@ -528,15 +571,20 @@ class parser {
         if (peek().type == tok::integer) {
           auto s = make(ex::subscript, line);
           auto idx = make(ex::literal, line);
-          idx->lit = value::integer(std::stoll(next().text));
+          const std::string& digits = next().text;
+          try {
+            idx->lit = value::integer(std::stoll(digits));
+          } catch (const std::exception&) {
+            fail(line, "integer index out of range: " + digits);
+          }
           s->args.push_back(std::move(e));
           s->args.push_back(std::move(idx));
-          e = std::move(s);
+          e = finish(std::move(s));
         } else {
           auto a = make(ex::attr, line);
           a->name = expect_name();
           a->args.push_back(std::move(e));
-          e = std::move(a);
+          e = finish(std::move(a));
         }
       } else if (is_op("[")) {
         int line = next().line;
@@ -559,12 +607,12 @@ class parser {
           if (!parts[0]) fail(line, "empty subscript '[]'");
           s->args.push_back(std::move(parts[0]));
         }
-        e = std::move(s);
+        e = finish(std::move(s));
       } else if (is_op("(")) {
         auto c = make(ex::call, peek().line);
         c->args.push_back(std::move(e));
         parse_call_args(*c);
-        e = std::move(c);
+        e = finish(std::move(c));
       } else {
         return e;
       }
@@ -579,7 +627,7 @@ class parser {
     f->name = name;
     f->args.push_back(std::move(operand));
     if (is_op("(")) parse_call_args(*f);
-    return f;
+    return finish(std::move(f));
   }
 
   expr_ptr parse_filter_expr(expr_ptr e) {
@@ -603,12 +651,12 @@ class parser {
                            (a.type == tok::op && (a.text == "[" || a.text == "{"));
           if (arg_start) t->args.push_back(parse_postfix(parse_primary()));
         }
-        e = std::move(t);
+        e = finish(std::move(t));
       } else if (is_op("(")) {
         auto c = make(ex::call, peek().line);
         c->args.push_back(std::move(e));
         parse_call_args(*c);
-        e = std::move(c);
+        e = finish(std::move(c));
       } else {
         return e;
       }
@@ -616,12 +664,15 @@ class parser {
   }
 
   const std::vector<token>& t_;
+  const int32_t max_nesting_;
+  int32_t depth_ = 0;  // active nest_guards
   size_t i_ = 0;
-  int loop_depth_ = 0;  // break/continue are only valid inside a for body
+  int loop_depth_ = 0;     // break/continue are only valid inside a for body
+  int64_t n_loop_refs_ = 0;  // names `loop` parsed so far (a for body without one needs no loop object)
 };
 
 }  // namespace
 
-block parse(const std::vector<token>& tokens) { return parser(tokens).parse_template(); }
+block parse(const std::vector<token>& tokens, int32_t max_nesting) { return parser(tokens, max_nesting).parse_template(); }
 
 }  // namespace autoglm::jinja

@@ -1,6 +1,7 @@
 // jinja/parser.h: recursive-descent parser from lexer tokens to the statement tree (jinja2 precedence).
 #pragma once
 
+#include <cstdint>
 #include <vector>
 
 #include "tokenizer/jinja/ast.h"
@@ -8,8 +9,9 @@
 
 namespace autoglm::jinja {
 
-// Throws autoglm::error naming the line on syntax errors and on constructs outside the supported subset.
-block parse(const std::vector<token>& tokens);
+// Throws autoglm::error naming the line on syntax errors, on constructs outside the supported subset, and on
+// nesting deeper than max_nesting levels (brackets, operators, filter chains, statements).
+block parse(const std::vector<token>& tokens, int32_t max_nesting);
 
 // Names of filters and tests the interpreter implements; the parser rejects others up front.
 bool is_known_filter(const std::string& name);

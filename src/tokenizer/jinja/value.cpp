@@ -1,10 +1,12 @@
-// jinja/value.cpp: construction, truthiness, str/repr, equality/ordering and json.dumps of Jinja values.
+// jinja/value.cpp: construction, truthiness, str/repr, equality/ordering and json.dumps of Jinja values (the
+// walks spend the render budget and stop at max_nesting), the ordered key table and linear-time substring search.
 #include "tokenizer/jinja/value.h"
 
 #include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <optional>
 
 #include "core/error.h"
 
@@ -21,24 +23,41 @@ const value* call_args::get(size_t pos, const std::string& name) const {
   return kw(name);
 }
 
-value* dict_data::find(const std::string& key) {
-  for (auto& [k, v] : items)
-    if (k == key) return &v;
-  return nullptr;
+value* ordered_table::find(const std::string& key) {
+  return const_cast<value*>(static_cast<const ordered_table*>(this)->find(key));
 }
 
-const value* dict_data::find(const std::string& key) const {
-  for (const auto& [k, v] : items)
-    if (k == key) return &v;
-  return nullptr;
+const value* ordered_table::find(const std::string& key) const {
+  if (entries_.size() < index_from) {
+    for (const auto& [k, v] : entries_)
+      if (k == key) return &v;
+    return nullptr;
+  }
+  auto it = index_.find(key);
+  return it == index_.end() ? nullptr : &entries_[it->second].second;
+}
+
+void ordered_table::set(const std::string& key, value v) {
+  if (value* slot = find(key)) {
+    *slot = std::move(v);
+    return;
+  }
+  entries_.emplace_back(key, std::move(v));
+  if (entries_.size() == index_from) {
+    for (size_t i = 0; i < entries_.size(); ++i) index_.emplace(entries_[i].first, i);
+  } else if (entries_.size() > index_from) {
+    index_.emplace(key, entries_.size() - 1);
+  }
+}
+
+std::vector<ordered_table::entry> ordered_table::take() {
+  index_.clear();
+  return std::exchange(entries_, {});
 }
 
 void dict_data::set(const std::string& key, value v) {
-  if (value* slot = find(key)) {
-    *slot = std::move(v);
-  } else {
-    items.emplace_back(key, std::move(v));
-  }
+  depth = std::max(depth, v.depth() + 1);
+  items.set(key, std::move(v));
 }
 
 value value::none() {
@@ -78,7 +97,9 @@ value value::string(std::string s) {
 value value::list(std::vector<value> items) {
   value v;
   v.kind_ = kind::list;
-  v.list_ = std::make_shared<std::vector<value>>(std::move(items));
+  v.depth_ = 1;
+  for (const auto& x : items) v.depth_ = std::max(v.depth_, x.depth() + 1);
+  v.list_ = std::make_shared<const std::vector<value>>(std::move(items));
   return v;
 }
 
@@ -124,8 +145,16 @@ value value::callable(native_fn fn, std::string name) {
   return v;
 }
 
+int32_t value::depth() const {
+  if (kind_ == kind::list) return depth_;
+  if (kind_ == kind::dict) return namespace_ ? 1 : dict_->depth;
+  return 0;
+}
+
 template <class J>
-static value convert_json(const J& j) {
+static value convert_json(const J& j, int32_t depth, int32_t max_depth) {
+  if (depth > max_depth && (j.is_array() || j.is_object()))
+    throw autoglm::error("chat template context: JSON nested deeper than " + std::to_string(max_depth) + " levels");
   switch (j.type()) {
     case J::value_t::null: return value::none();
     case J::value_t::boolean: return value::boolean(j.template get<bool>());
@@ -136,20 +165,20 @@ static value convert_json(const J& j) {
     case J::value_t::array: {
       std::vector<value> items;
       items.reserve(j.size());
-      for (const auto& e : j) items.push_back(convert_json(e));
+      for (const auto& e : j) items.push_back(convert_json(e, depth + 1, max_depth));
       return value::list(std::move(items));
     }
     case J::value_t::object: {
       value d = value::dict();
-      for (auto it = j.begin(); it != j.end(); ++it) d.as_dict().items.emplace_back(it.key(), convert_json(it.value()));
+      for (auto it = j.begin(); it != j.end(); ++it) d.as_dict().set(it.key(), convert_json(it.value(), depth + 1, max_depth));
       return d;
     }
     default: throw autoglm::error("chat template context: unsupported JSON value (binary/discarded)");
   }
 }
 
-value value::from_json(const nlohmann::json& j) { return convert_json(j); }
-value value::from_json(const nlohmann::ordered_json& j) { return convert_json(j); }
+value value::from_json(const nlohmann::json& j, int32_t max_depth) { return convert_json(j, 1, max_depth); }
+value value::from_json(const nlohmann::ordered_json& j, int32_t max_depth) { return convert_json(j, 1, max_depth); }
 
 bool value::truthy() const {
   switch (kind_) {
@@ -160,7 +189,7 @@ bool value::truthy() const {
     case kind::floating: return d_ != 0.0;
     case kind::string: return !s_->empty();
     case kind::list: return !list_->empty();
-    case kind::dict: return namespace_ || !dict_->items.empty();
+    case kind::dict: return namespace_ || dict_->items.size() > 0;
     case kind::callable: return true;
   }
   return false;
@@ -200,9 +229,9 @@ std::string python_float_repr(double d) {
   return out + ebuf;
 }
 
-static std::string python_string_repr(const std::string& s) {
+static void python_string_repr(std::string& out, const std::string& s) {
   char quote = (s.find('\'') != std::string::npos && s.find('"') == std::string::npos) ? '"' : '\'';
-  std::string out(1, quote);
+  out += quote;
   for (unsigned char c : s) {
     if (c == '\\') out += "\\\\";
     else if (c == static_cast<unsigned char>(quote)) out += std::string("\\") + quote;
@@ -217,39 +246,66 @@ static std::string python_string_repr(const std::string& s) {
       out += static_cast<char>(c);
     }
   }
-  return out + quote;
+  out += quote;
 }
 
-std::string value::str() const {
-  switch (kind_) {
-    case kind::undefined: return "";
-    case kind::string: return *s_;
-    default: return repr();
-  }
-}
-
-std::string value::repr() const {
-  switch (kind_) {
-    case kind::undefined: return "";
-    case kind::none: return "None";
-    case kind::boolean: return b_ ? "True" : "False";
-    case kind::integer: return std::to_string(i_);
-    case kind::floating: return python_float_repr(d_);
-    case kind::string: return python_string_repr(*s_);
+// Appends repr(v). Each visited value is a step and each string's bytes are scanned; the text is checked
+// against the string limit as it grows (a list can hold the same large string a million times).
+static void repr_into(std::string& out, const value& v, budget& b, int64_t depth) {
+  b.check_depth(depth);
+  b.step();
+  switch (v.type()) {
+    case kind::undefined: break;
+    case kind::none: out += "None"; break;
+    case kind::boolean: out += v.as_bool() ? "True" : "False"; break;
+    case kind::integer: out += std::to_string(v.as_int()); break;
+    case kind::floating: out += python_float_repr(v.as_double()); break;
+    case kind::string:
+      b.check_string(out.size() + v.as_string().size());
+      b.scan(v.as_string().size());
+      python_string_repr(out, v.as_string());
+      break;
     case kind::list: {
-      std::string out = "[";
-      for (size_t i = 0; i < list_->size(); ++i) out += (i ? ", " : "") + (*list_)[i].repr();
-      return out + "]";
+      out += "[";
+      const auto& items = v.as_list();
+      for (size_t i = 0; i < items.size(); ++i) {
+        if (i) out += ", ";
+        repr_into(out, items[i], b, depth + 1);
+        b.check_string(out.size());
+      }
+      out += "]";
+      break;
     }
     case kind::dict: {
-      std::string out = namespace_ ? "<Namespace {" : "{";
-      for (size_t i = 0; i < dict_->items.size(); ++i)
-        out += (i ? ", " : "") + python_string_repr(dict_->items[i].first) + ": " + dict_->items[i].second.repr();
-      return out + (namespace_ ? "}>" : "}");
+      out += v.is_namespace() ? "<Namespace {" : "{";
+      const auto& items = v.as_dict().items.entries();
+      for (size_t i = 0; i < items.size(); ++i) {
+        if (i) out += ", ";
+        python_string_repr(out, items[i].first);
+        out += ": ";
+        repr_into(out, items[i].second, b, depth + 1);
+        b.check_string(out.size());
+      }
+      out += v.is_namespace() ? "}>" : "}";
+      break;
     }
-    case kind::callable: return "<function " + *s_ + ">";
+    case kind::callable: out += "<function " + v.callable_name() + ">"; break;
   }
-  return "";
+  b.check_string(out.size());
+}
+
+std::string value::str(budget& b) const {
+  switch (kind_) {
+    case kind::undefined: return "";
+    case kind::string: b.scan(s_->size()); return *s_;
+    default: return repr(b);
+  }
+}
+
+std::string value::repr(budget& b) const {
+  std::string out;
+  repr_into(out, *this, b, 0);
+  return out;
 }
 
 std::string value::type_name() const {
@@ -276,7 +332,9 @@ static double numeric(const value& v) {
   return v.as_double();
 }
 
-bool values_equal(const value& a, const value& b) {
+static bool equal_at(const value& a, const value& b, budget& spend, int64_t depth) {
+  spend.check_depth(depth);
+  spend.step();
   if (numeric_like(a) && numeric_like(b)) {
     if (a.type() == kind::integer && b.type() == kind::integer) return a.as_int() == b.as_int();
     return numeric(a) == numeric(b);
@@ -285,22 +343,24 @@ bool values_equal(const value& a, const value& b) {
   switch (a.type()) {
     case kind::undefined:
     case kind::none: return true;
-    case kind::string: return a.as_string() == b.as_string();
+    case kind::string:
+      spend.scan(std::min(a.as_string().size(), b.as_string().size()));
+      return a.as_string() == b.as_string();
     case kind::list: {
       const auto& x = a.as_list();
       const auto& y = b.as_list();
       if (x.size() != y.size()) return false;
       for (size_t i = 0; i < x.size(); ++i)
-        if (!values_equal(x[i], y[i])) return false;
+        if (!equal_at(x[i], y[i], spend, depth + 1)) return false;
       return true;
     }
     case kind::dict: {
       const auto& x = a.as_dict().items;
       const auto& y = b.as_dict();
       if (x.size() != y.items.size()) return false;
-      for (const auto& [k, v] : x) {
+      for (const auto& [k, v] : x.entries()) {
         const value* o = y.find(k);
-        if (!o || !values_equal(v, *o)) return false;
+        if (!o || !equal_at(v, *o, spend, depth + 1)) return false;
       }
       return true;
     }
@@ -309,7 +369,11 @@ bool values_equal(const value& a, const value& b) {
   }
 }
 
-int compare_values(const value& a, const value& b) {
+bool values_equal(const value& a, const value& b, budget& spend) { return equal_at(a, b, spend, 0); }
+
+static std::optional<int> compare_at(const value& a, const value& b, budget& spend, int64_t depth) {
+  spend.check_depth(depth);
+  spend.step();
   if (numeric_like(a) && numeric_like(b)) {
     if (a.type() == kind::integer && b.type() == kind::integer)
       return a.as_int() < b.as_int() ? -1 : (a.as_int() > b.as_int() ? 1 : 0);
@@ -317,18 +381,23 @@ int compare_values(const value& a, const value& b) {
     return x < y ? -1 : (x > y ? 1 : 0);
   }
   if (a.is_string() && b.is_string()) {
+    spend.scan(std::min(a.as_string().size(), b.as_string().size()));
     int c = a.as_string().compare(b.as_string());
     return c < 0 ? -1 : (c > 0 ? 1 : 0);
   }
   if (a.is_list() && b.is_list()) {
     const auto& x = a.as_list();
     const auto& y = b.as_list();
-    for (size_t i = 0; i < x.size() && i < y.size(); ++i)
-      if (int c = compare_values(x[i], y[i])) return c;
+    for (size_t i = 0; i < x.size() && i < y.size(); ++i) {
+      std::optional<int> c = compare_at(x[i], y[i], spend, depth + 1);
+      if (!c || *c != 0) return c;
+    }
     return x.size() < y.size() ? -1 : (x.size() > y.size() ? 1 : 0);
   }
-  throw autoglm::error("chat template: cannot order " + a.type_name() + " and " + b.type_name());
+  return std::nullopt;
 }
+
+std::optional<int> compare_values(const value& a, const value& b, budget& spend) { return compare_at(a, b, spend, 0); }
 
 static void json_string(std::string& out, const std::string& s, bool ensure_ascii) {
   out += '"';
@@ -369,10 +438,16 @@ static void json_string(std::string& out, const std::string& s, bool ensure_asci
   out += '"';
 }
 
-static void json_dump(std::string& out, const value& v, const json_dump_options& o, int depth) {
-  auto newline = [&](int d) {
+// Appends json.dumps(v); spends like repr_into.
+static void json_dump(std::string& out, const value& v, const json_dump_options& o, budget& b, int64_t depth) {
+  b.check_depth(depth);
+  b.step();
+  auto newline = [&](int64_t d) {
+    // indent * d spaces: check before building (tojson(indent=10**12) must fail, not allocate).
+    uint64_t pad = static_cast<uint64_t>(std::min<int64_t>(o.indent, INT32_MAX)) * static_cast<uint64_t>(d);
+    b.check_string(out.size() + 1 + static_cast<size_t>(std::min<uint64_t>(pad, SIZE_MAX / 2)));
     out += '\n';
-    out.append(static_cast<size_t>(o.indent * d), ' ');
+    out.append(static_cast<size_t>(pad), ' ');
   };
   switch (v.type()) {
     case kind::undefined:
@@ -386,30 +461,44 @@ static void json_dump(std::string& out, const value& v, const json_dump_options&
       else out += python_float_repr(d);
       return;
     }
-    case kind::string: json_string(out, v.as_string(), o.ensure_ascii); return;
+    case kind::string:
+      // \uXXXX escapes can make the text six times its input.
+      b.check_string(out.size() + v.as_string().size());
+      b.scan(v.as_string().size());
+      json_string(out, v.as_string(), o.ensure_ascii);
+      b.check_string(out.size());
+      return;
     case kind::list: {
       const auto& items = v.as_list();
       out += '[';
       for (size_t i = 0; i < items.size(); ++i) {
         if (i) out += o.item_separator;
         if (o.indent >= 0) newline(depth + 1);
-        json_dump(out, items[i], o, depth + 1);
+        json_dump(out, items[i], o, b, depth + 1);
+        b.check_string(out.size());
       }
       if (o.indent >= 0 && !items.empty()) newline(depth);
       out += ']';
       return;
     }
     case kind::dict: {
-      std::vector<const std::pair<std::string, value>*> items;
-      for (const auto& kv : v.as_dict().items) items.push_back(&kv);
-      if (o.sort_keys) std::stable_sort(items.begin(), items.end(), [](auto* a, auto* b) { return a->first < b->first; });
+      std::vector<const ordered_table::entry*> items;
+      for (const auto& kv : v.as_dict().items.entries()) items.push_back(&kv);
+      if (o.sort_keys) {
+        b.step(static_cast<int64_t>(items.size()));
+        std::stable_sort(items.begin(), items.end(), [&](auto* x, auto* y) {
+          b.scan(std::min(x->first.size(), y->first.size()));
+          return x->first < y->first;
+        });
+      }
       out += '{';
       for (size_t i = 0; i < items.size(); ++i) {
         if (i) out += o.item_separator;
         if (o.indent >= 0) newline(depth + 1);
         json_string(out, items[i]->first, o.ensure_ascii);
         out += o.key_separator;
-        json_dump(out, items[i]->second, o, depth + 1);
+        json_dump(out, items[i]->second, o, b, depth + 1);
+        b.check_string(out.size());
       }
       if (o.indent >= 0 && !items.empty()) newline(depth);
       out += '}';
@@ -419,29 +508,59 @@ static void json_dump(std::string& out, const value& v, const json_dump_options&
   }
 }
 
-std::string to_json_text(const value& v, const json_dump_options& opts) {
+std::string to_json_text(const value& v, const json_dump_options& opts, budget& spend) {
   std::string out;
-  json_dump(out, v, opts, 0);
+  json_dump(out, v, opts, spend, 0);
   return out;
 }
 
-std::vector<std::string> utf8_chars(const std::string& s) {
-  std::vector<std::string> out;
-  for (size_t i = 0; i < s.size();) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    size_t n = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
-    n = std::min(n, s.size() - i);
-    out.push_back(s.substr(i, n));
-    i += n;
-  }
-  return out;
+size_t utf8_next(std::string_view s, size_t pos) {
+  unsigned char c = static_cast<unsigned char>(s[pos]);
+  size_t n = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+  return std::min(pos + n, s.size());
 }
 
-size_t utf8_length(const std::string& s) {
+size_t utf8_length(std::string_view s) {
   size_t n = 0;
-  for (unsigned char c : s)
-    if ((c & 0xc0) != 0x80) ++n;
+  for (size_t i = 0; i < s.size(); i = utf8_next(s, i)) ++n;
   return n;
+}
+
+substring_finder::substring_finder(std::string_view needle) : needle_(needle) {
+  if (needle_.size() <= short_needle) return;
+  border_.assign(needle_.size(), 0);
+  for (size_t i = 1, k = 0; i < needle_.size(); ++i) {
+    while (k > 0 && needle_[i] != needle_[k]) k = border_[k - 1];
+    if (needle_[i] == needle_[k]) ++k;
+    border_[i] = k;
+  }
+}
+
+size_t substring_finder::find(std::string_view hay, size_t from) const {
+  if (needle_.size() <= short_needle) return hay.find(needle_, from);
+  const size_t m = needle_.size();
+  for (size_t i = from, k = 0; i < hay.size(); ++i) {
+    while (k > 0 && hay[i] != needle_[k]) k = border_[k - 1];
+    if (hay[i] == needle_[k]) ++k;
+    if (k == m) return i + 1 - m;
+  }
+  return std::string::npos;
+}
+
+size_t substring_finder::rfind(std::string_view hay) const {
+  if (needle_.size() <= short_needle) return hay.rfind(needle_);
+  // The last match, overlapping ones included, in one forward pass.
+  const size_t m = needle_.size();
+  size_t last = std::string::npos;
+  for (size_t i = 0, k = 0; i < hay.size(); ++i) {
+    while (k > 0 && hay[i] != needle_[k]) k = border_[k - 1];
+    if (hay[i] == needle_[k]) ++k;
+    if (k == m) {
+      last = i + 1 - m;
+      k = border_[k - 1];
+    }
+  }
+  return last;
 }
 
 }  // namespace autoglm::jinja
