@@ -327,15 +327,14 @@ void connection::do_write() {
 
 void connection::on_write(beast::error_code ec, size_t n) {
   writing_ = false;
-  if (closed_) return drop_queue();
-  if (ec) {
-    if (ec == beast::error::timeout) {
-      if (options_.gauges) options_.gauges->n_slow_clients_dropped++;
-      AG_LOG_DEBUG("{}: the client has not read for {} s (--write-timeout): closing", remote_,
-                   options_.write_timeout.count());
-    }
-    return lost_peer("write failed");
+  if (ec == beast::error::timeout) {
+    // The stream closed the socket on the stall; the disconnect watch may have seen that first, so count here.
+    if (options_.gauges) options_.gauges->n_slow_clients_dropped++;
+    AG_LOG_DEBUG("{}: the client has not read for {} s (--write-timeout): closing", remote_,
+                 options_.write_timeout.count());
   }
+  if (closed_) return drop_queue();
+  if (ec) return lost_peer("write failed");
   write_off_ += n;
   set_queued(queued_bytes_ - n);
   if (write_off_ < write_buf_.size() || !pending_.empty()) return do_write();

@@ -192,12 +192,12 @@ describe('resource exhaustion (class 7)', () => {
     }
   });
 
-  test('a client that never reads its stream: queue bounded, generation cancelled, KV blocks back', async () => {
-    const bound = 256 * 1024;
-    const srv = await startServer(['--max-queued-bytes', String(bound), '--max-model-len', '4096']);
+  // Opens a big stream (8 choices, top-20 logprobs, no EOS) and never reads it; resolves once the server has
+  // dropped the client, with the largest queued-bytes gauge seen meanwhile; then checks everything came back.
+  async function neverRead(srv) {
     const s = net.connect(srv.port, '127.0.0.1');
     s.on('error', () => {});
-    s.pause();  // never read
+    s.pause();
     try {
       const req = JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'hi' }], stream: true, n: 8,
         max_tokens: 4000, ignore_eos: true, logprobs: true, top_logprobs: 20 });
@@ -211,8 +211,6 @@ describe('resource exhaustion (class 7)', () => {
         dropped = await metric(srv.base, 'autoglm_http_slow_clients_dropped_total');
       }
       assert.equal(dropped, 1, 'the client that does not read is dropped');
-      // One SSE event (8 KB at most here) may land on top of a queue just under the bound.
-      assert.ok(maxQueued <= bound + 16384, `queued ${maxQueued} bytes with --max-queued-bytes ${bound}`);
       let running = 1;
       let kv = 1;
       let queued = 1;
@@ -233,8 +231,29 @@ describe('resource exhaustion (class 7)', () => {
       }
       assert.equal(cancelled, 8, 'all 8 choices end as cancelled');
       assert.equal(await health(srv.base), 200);
+      return maxQueued;
     } finally {
       s.destroy();
+    }
+  }
+
+  test('a client that never reads its stream: queue bounded (--max-queued-bytes), generation cancelled, KV back', async () => {
+    const bound = 256 * 1024;
+    const srv = await startServer(['--max-queued-bytes', String(bound), '--max-model-len', '4096']);
+    try {
+      const maxQueued = await neverRead(srv);
+      // One SSE event (8 KB at most here) may land on top of a queue just under the bound.
+      assert.ok(maxQueued <= bound + 16384, `queued ${maxQueued} bytes with --max-queued-bytes ${bound}`);
+    } finally {
+      await srv.stop('SIGKILL');
+    }
+  });
+
+  test('a client that stops reading is dropped after --write-timeout, however large the queue bound', async () => {
+    const srv = await startServer(['--write-timeout', '1', '--max-queued-bytes', String(1 << 30), '--max-model-len', '4096']);
+    try {
+      await neverRead(srv);
+    } finally {
       await srv.stop('SIGKILL');
     }
   });
