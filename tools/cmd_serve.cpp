@@ -39,7 +39,8 @@ int cmd_serve(int argc, char** argv) {
   app.add_option("--max-images", o.max_images, "images per request (0: no limit)");
   app.add_option("--max-image-bytes", o.max_image_bytes, "size limit of one image file")->capture_default_str();
   app.add_option("--max-body-bytes", max_body, "request body limit (413 above)")->capture_default_str();
-  app.add_option("--header-timeout", o.header_timeout_s, "seconds from a request's first byte to the end of its headers")
+  app.add_option("--header-timeout", o.header_timeout_s,
+                 "seconds to receive a request's headers (from its first byte, or from connecting)")
       ->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--body-timeout", o.body_timeout_s, "longest pause in seconds while a request body arrives")
       ->capture_default_str()->check(CLI::PositiveNumber);
