@@ -40,8 +40,9 @@ void bpe_model::load(const json& m, const std::string& where) {
   vocab_.reserve(m["vocab"].size());
   int32_t max_id = -1;
   for (auto& [tok, v] : m["vocab"].items()) {
-    if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > INT32_MAX)
-      throw error(where + ": model.vocab[\"" + tok + "\"] must be a non-negative integer id");
+    if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > max_token_id)
+      throw error(where + ": model.vocab[\"" + tok + "\"] must be an integer id from 0 to " +
+                  std::to_string(max_token_id));
     int32_t id = v.get<int32_t>();
     vocab_.emplace(tok, id);
     max_id = std::max(max_id, id);

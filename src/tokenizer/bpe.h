@@ -22,6 +22,11 @@ struct string_hash {
 };
 using string_map = std::unordered_map<std::string, int32_t, string_hash, std::equal_to<>>;
 
+// The largest token id a tokenizer.json may use. Tables are indexed by id (id -> token string, ~40 bytes per id),
+// so one id of 2^31 - 1 in a hostile file would size them at tens of GB (and overflowed vocab_size + 1); real
+// vocabularies stay below 2^20.
+constexpr int32_t max_token_id = (1 << 22) - 1;
+
 class bpe_model {
  public:
   // Parses the "model" node; `where` names the file for errors.

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "tokenizer/bpe.h"
 #include "tokenizer/components.h"
 #include "tokenizer/json_fields.h"
 #include "tokenizer/regex.h"
@@ -232,10 +233,17 @@ class seq_post_processor : public post_processor {
   }
 };
 
+// A token id the post-processor inserts: in range, not truncated to int32 (4294967296 would become 0).
+int32_t checked_id(const json& v, const std::string& where) {
+  if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > max_token_id)
+    throw error(where + ": token ids must be integers from 0 to " + std::to_string(max_token_id));
+  return v.get<int32_t>();
+}
+
 int32_t pair_id(const json& j, const char* key, const std::string& where) {
   if (!j.contains(key) || !j[key].is_array() || j[key].size() != 2 || !j[key][1].is_number_integer())
     throw error(where + "." + key + ": expected [token, id]");
-  return j[key][1].get<int32_t>();
+  return checked_id(j[key][1], where + "." + key);
 }
 
 }  // namespace
@@ -267,7 +275,9 @@ std::unique_ptr<post_processor> parse_post_processor(const json& j, const std::s
         if (!specials.contains(name) || !specials[name].contains("ids") || !specials[name]["ids"].is_array() ||
             specials[name]["ids"].empty())
           throw error(w + ": special token \"" + name + "\" missing from special_tokens");
-        p->items.push_back(specials[name]["ids"].get<std::vector<int32_t>>());
+        std::vector<int32_t> ids;
+        for (const json& id : specials[name]["ids"]) ids.push_back(checked_id(id, where + ".special_tokens." + name));
+        p->items.push_back(std::move(ids));
       } else {
         throw error(w + ": expected {\"Sequence\": ...} or {\"SpecialToken\": ...}");
       }

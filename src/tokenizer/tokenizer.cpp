@@ -335,8 +335,9 @@ std::unique_ptr<tokenizer> tokenizer::from_json(const std::string& text, const s
     std::string where = name + ": added_tokens[" + std::to_string(i) + "]";
     const json& a = added[i];
     if (!a.is_object() || !a.contains("id") || !a["id"].is_number_integer() || a["id"].get<int64_t>() < 0 ||
-        !a.contains("content") || !a["content"].is_string())
-      throw error(where + ": needs an integer \"id\" >= 0 and a string \"content\"");
+        a["id"].get<int64_t>() > tok::max_token_id || !a.contains("content") || !a["content"].is_string())
+      throw error(where + ": needs an integer \"id\" from 0 to " + std::to_string(tok::max_token_id) +
+                  " and a string \"content\"");
     tok::added_token at;
     at.id = a["id"].get<int32_t>();
     at.content = a["content"].get<std::string>();
