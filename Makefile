@@ -4,7 +4,7 @@ BUILD_DIR := build/$(PRESET)
 JOBS ?= $(shell nproc)
 AUTOGLM := $(BUILD_DIR)/tools/autoglm
 
-.PHONY: all setup configure build test test-unit test-npm serve run clean asan
+.PHONY: all setup configure build test test-unit test-npm serve run clean asan fuzz
 
 all: build
 
@@ -28,6 +28,12 @@ run: build
 
 asan:
 	$(MAKE) test PRESET=asan
+
+# libFuzzer targets (tests/fuzz), each for FUZZ_SECONDS (or FUZZ_RUNS executions); FUZZ_TARGETS picks some
+# (e.g. "jinja request"). Summary: build/fuzz/summary.json; findings: build/fuzz/findings/<target>/.
+FUZZ_SECONDS ?= 60
+fuzz: setup
+	bash tests/fuzz/run_fuzz.sh --seconds $(FUZZ_SECONDS) $(if $(FUZZ_RUNS),--runs $(FUZZ_RUNS)) $(FUZZ_TARGETS)
 
 clean:
 	rm -rf build

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test: the C++ unit/parity tests through ctest, then the npm-driven tests (real clients and
-# reference implementations) under node's test runner. Prints one summary line at the end.
+# reference implementations) under node's test runner, then a short run of the fuzz targets (tests/fuzz).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${1:-build/release}
@@ -15,4 +15,8 @@ npm_tests=(tests/npm/*.test.mjs)
 if ((${#npm_tests[@]})); then
   node --test --test-concurrency=1 "${npm_tests[@]}" || status=1
 fi
+
+# Fuzz targets (clang build in build/fuzz): every committed crash input, then a few seconds of each target
+# from its seed corpus. Skips with a message when clang/libFuzzer is missing.
+bash tests/fuzz/run_fuzz.sh --check || status=1
 exit $status

@@ -9,6 +9,7 @@ DEB_PACKAGES=(
   nlohmann-json3-dev libboost-dev libpcre2-dev
   libpng-dev libjpeg62-turbo-dev libwebp-dev
   libspdlog-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
+  clang libclang-rt-14-dev
 )
 # Node.js and npm drive the client tests. A machine may already have them from another source (e.g. a
 # nodejs build that bundles npm, which conflicts with Debian's npm package): install only what is missing.
