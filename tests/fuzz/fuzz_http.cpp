@@ -3,10 +3,10 @@
 // framing checks, the trailer bound) exactly as http_connection.cpp reads a socket: pipelined requests one after
 // the other until one is rejected, the connection would close, or the bytes end (then end of stream).
 // Oracles besides "nothing escapes, no sanitizer report": the outcome cannot depend on how TCP splits the bytes
-// (the stream is read once whole and once in pieces of 1..97 bytes, and both must give the same requests and the
-// same final answer); every request handed to the router keeps its body within the limit and is HTTP/1.x; every
-// rejection is one of the answers http_framing.h lists. The limits are small (4 KiB of
-// header, 16 KiB of body, 512 bytes of trailer) so that short inputs reach them.
+// (the stream is read once whole and once in pieces of 1..97 bytes; both must give the same requests and the same
+// final answer, up to which of two faults a refusal names); every request handed to the router keeps its body
+// within the limit and is HTTP/1.x; every rejection is one of the answers http_framing.h lists. The limits are
+// small (4 KiB of header, 16 KiB of body, 512 bytes of trailer) so that short inputs reach them.
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -100,7 +100,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     state = state * 6364136223846793005ull + 1442695040888963407ull;
     return size_t(1 + (state >> 33) % 97);
   });
-  FUZZ_CHECK(whole == pieces, "whole: " + std::to_string(whole.requests.size()) + " requests, rejected " +
+  // Which of two faults is reported may depend on the split: Beast searches the whole buffer for the end of the
+  // header, so a header one byte over the limit with a syntax error early in it is a 400 when it arrives in one
+  // read and a 431 when it trickles in. Both refuse the request and close; only that precedence may differ.
+  auto refusal = [](int s) { return s == 400 || s == 413 || s == 431 ? 1 : s; };
+  bool same = whole.requests == pieces.requests &&
+              (whole.rejected == pieces.rejected || refusal(whole.rejected) == refusal(pieces.rejected));
+  FUZZ_CHECK(same, "whole: " + std::to_string(whole.requests.size()) + " requests, rejected " +
                                   std::to_string(whole.rejected) + "; in pieces: " +
                                   std::to_string(pieces.requests.size()) + " requests, rejected " +
                                   std::to_string(pieces.rejected));
