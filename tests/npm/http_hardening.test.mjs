@@ -4,7 +4,7 @@
 // (bounded queue, generation cancelled, KV blocks back), and running out of file descriptors (accept backs off).
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -258,7 +258,11 @@ describe('resource exhaustion (class 7)', () => {
     }
   });
 
-  test('out of file descriptors: accept backs off, logs once, recovers', async () => {
+  // UBSan checks a virtual call's vptr with a pipe (IsAccessibleMemoryRange); out of file descriptors that pipe
+  // fails and it reports every virtual call as a bad vptr. So this test needs an unsanitized build.
+  let sanitized = false;
+  try { sanitized = /libubsan|libasan/.test(execFileSync('ldd', [BIN], { encoding: 'utf8' })); } catch { /* static */ }
+  test('out of file descriptors: accept backs off, logs once, recovers', { skip: sanitized && 'sanitizer build' }, async () => {
     const port = await freePort();
     const args = ['serve', '-m', path.join(SRC, 'models/demo'), '--host', '127.0.0.1', '--port', String(port),
       '--max-connections', '1000'];
