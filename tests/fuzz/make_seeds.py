@@ -214,6 +214,10 @@ def jinja_seeds():
         write("jinja", name + "_default_context", src)
     for name, src in JINJA_SNIPPETS.items():
         write("jinja", name, src + SEP + ctx)
+    # Escapes and numeric edge cases the lexer and builtins must refuse cleanly.
+    write("jinja", "hex_escape_negative", '{{ "\\x-1" }}')
+    write("jinja", "unicode_escape_out_of_range", '{{ "\\U7fffffff" }}')
+    write("jinja", "map_attribute_index_overflow", "{{ messages|map(attribute='99999999999999999999')|list }}")
     write("jinja", "context_only", "{{ a.b[0] }}{{ c | tojson }}" + SEP + '{"a": {"b": ["\\u00e9"]}, "c": [1.5, -2, true, null]}')
 
 
