@@ -11,9 +11,8 @@ namespace autoglm {
 namespace {
 
 // Chunks per thread: more than one lets the caller (and fast workers) absorb the share of a slow or
-// descheduled thread; few enough that claiming (one CAS each) stays negligible.
-constexpr int64_t k_chunks_per_thread = 8;
-constexpr int64_t k_max_chunks = 0xffff;
+// descheduled thread; few enough that claiming stays cheap (every claim moves one cache line between cores).
+constexpr int64_t k_chunks_per_thread = 4;
 
 // Worker idle policy: pure spinning for a few microseconds (back-to-back loops of a decode step), then
 // spinning with sched_yield (cedes the core when something else wants it), then sleeping.
@@ -21,12 +20,7 @@ constexpr auto k_spin_pure = std::chrono::microseconds(20);
 constexpr auto k_spin_total = std::chrono::microseconds(1000);
 // The caller waiting for chunks that workers hold spins this long, then sleeps until the last one finishes
 // (a descheduled worker needs the core back; spinning or yielding would only compete with it).
-constexpr int k_wait_spins = 4000;
-
-inline uint64_t word_gen(uint64_t w) { return w >> 32; }
-inline uint64_t word_count(uint64_t w) { return (w >> 16) & 0xffff; }
-inline uint64_t word_next(uint64_t w) { return w & 0xffff; }
-inline uint64_t make_word(uint64_t gen, uint64_t count) { return (gen << 32) | (count << 16); }
+constexpr int k_wait_spins = 2000;
 
 inline void cpu_relax() {
 #if defined(__x86_64__)
@@ -35,6 +29,8 @@ inline void cpu_relax() {
   asm volatile("yield");
 #endif
 }
+
+inline bool is_open(uint64_t gen) { return (gen & 1) == 0; }
 
 // The pool whose job this thread is running (reentrant calls run serially).
 thread_local const thread_pool* t_in_job = nullptr;
@@ -56,39 +52,51 @@ thread_pool::~thread_pool() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stop_.store(true);
-    word_.store(make_word(word_gen(word_.load()) + 1, 0));
+    count_.store(0);
+    gen_.fetch_add(2);  // an empty open job: every worker wakes, sees stop_ and exits
   }
   wake_.notify_all();
   for (auto& t : workers_) t.join();
 }
 
+void thread_pool::leave_job() {
+  // seq_cst: ordered before the caller_waiting_ load, against the caller's store-then-load of the two.
+  if (active_.fetch_sub(1) == 1 && caller_waiting_.load()) {
+    { std::lock_guard<std::mutex> lock(mutex_); }
+    done_cv_.notify_one();
+  }
+}
+
 void thread_pool::work_on(uint64_t gen) {
+  active_.fetch_add(1);
+  if (gen_.load() != gen) {  // closed meanwhile: the job is over and its fields may be changing
+    leave_job();
+    return;
+  }
   const thread_pool* outer = t_in_job;
   t_in_job = this;
+  const int64_t n = n_.load(std::memory_order_relaxed), cnt = count_.load(std::memory_order_relaxed);
+  const range_fn call = call_.load(std::memory_order_relaxed);
+  void* fn = fn_.load(std::memory_order_relaxed);
   for (;;) {
-    uint64_t w = word_.load(std::memory_order_acquire);
-    if (word_gen(w) != gen || word_next(w) >= word_count(w)) break;
-    if (!word_.compare_exchange_weak(w, w + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
-    // The chunk is ours and its job cannot change until done_ counts it, so the fields are this job's.
-    const int64_t n = n_.load(std::memory_order_relaxed);
-    const int64_t cnt = int64_t(word_count(w)), idx = int64_t(word_next(w));
-    call_.load(std::memory_order_relaxed)(fn_.load(std::memory_order_relaxed), n * idx / cnt, n * (idx + 1) / cnt);
-    // seq_cst: ordered before the caller_waiting_ load, against the caller's store-then-load of the two.
-    if (done_.fetch_add(1) + 1 == cnt && caller_waiting_.load()) {
-      { std::lock_guard<std::mutex> lock(mutex_); }
-      done_cv_.notify_one();
-    }
+    const int64_t idx = next_.fetch_add(1, std::memory_order_relaxed);
+    if (idx >= cnt) break;
+    call(fn, n * idx / cnt, n * (idx + 1) / cnt);
   }
   t_in_job = outer;
+  leave_job();
 }
 
 void thread_pool::worker() {
   uint64_t seen = 0;
+  auto fresh = [&] {
+    const uint64_t g = gen_.load(std::memory_order_acquire);
+    return g != seen && is_open(g);
+  };
   for (;;) {
-    if (word_gen(word_.load(std::memory_order_acquire)) == seen) {
+    if (!fresh()) {
       const auto t0 = std::chrono::steady_clock::now();
-      for (int i = 1;; ++i) {
-        if (word_gen(word_.load(std::memory_order_acquire)) != seen) break;
+      for (int i = 1; !fresh(); ++i) {
         if ((i & 63) == 0) {
           const auto dt = std::chrono::steady_clock::now() - t0;
           if (dt > k_spin_total) break;
@@ -96,23 +104,23 @@ void thread_pool::worker() {
         }
         cpu_relax();
       }
-      if (word_gen(word_.load(std::memory_order_acquire)) == seen) {
+      if (!fresh()) {
         std::unique_lock<std::mutex> lock(mutex_);
         sleepers_.fetch_add(1);
-        wake_.wait(lock, [&] { return word_gen(word_.load()) != seen; });
+        wake_.wait(lock, fresh);
         sleepers_.fetch_sub(1);
       }
     }
     if (stop_.load()) return;
-    seen = word_gen(word_.load(std::memory_order_acquire));
-    work_on(seen);
+    seen = gen_.load(std::memory_order_acquire);
+    if (is_open(seen)) work_on(seen);
   }
 }
 
 void thread_pool::run(int64_t n, int64_t grain, void* fn, range_fn call) {
   if (n <= 0) return;
   grain = std::max<int64_t>(1, grain);
-  const int64_t count = std::min({(n + grain - 1) / grain, int64_t(n_threads_) * k_chunks_per_thread, k_max_chunks});
+  const int64_t count = std::min((n + grain - 1) / grain, int64_t(n_threads_) * k_chunks_per_thread);
   if (count <= 1 || n_threads_ == 1 || t_in_job == this || busy_.exchange(true, std::memory_order_acquire)) {
     call(fn, 0, n);
     return;
@@ -134,22 +142,27 @@ void thread_pool::run(int64_t n, int64_t grain, void* fn, range_fn call) {
     }
   };
 
-  const uint64_t gen = word_gen(word_.load(std::memory_order_relaxed)) + 1;  // only the caller publishes
+  // Close, wait for stragglers of the previous job to leave, rewrite the fields, open.
+  const uint64_t gen = gen_.load(std::memory_order_relaxed) + 2;  // only the caller changes gen_
+  gen_.store(gen - 1);
+  while (active_.load() != 0) cpu_relax();
   call_.store(guarded_call, std::memory_order_relaxed);
   fn_.store(&g, std::memory_order_relaxed);
   n_.store(n, std::memory_order_relaxed);
-  done_.store(0, std::memory_order_relaxed);
-  word_.store(make_word(gen, uint64_t(count)));  // seq_cst: ordered before the sleepers_ load below
+  count_.store(count, std::memory_order_relaxed);
+  next_.store(0, std::memory_order_relaxed);
+  gen_.store(gen);  // seq_cst: publishes the fields, and is ordered before the sleepers_ load below
   if (sleepers_.load() > 0) {
     { std::lock_guard<std::mutex> lock(mutex_); }  // a worker between its check and its wait holds the mutex
     wake_.notify_all();
   }
   work_on(gen);
-  for (int i = 0; i < k_wait_spins && done_.load(std::memory_order_acquire) != count; ++i) cpu_relax();
-  if (done_.load(std::memory_order_acquire) != count) {
+  // Every chunk is claimed now; wait for the workers still running one.
+  for (int i = 0; i < k_wait_spins && active_.load(std::memory_order_acquire) != 0; ++i) cpu_relax();
+  if (active_.load() != 0) {
     std::unique_lock<std::mutex> lock(mutex_);
     caller_waiting_.store(true);
-    done_cv_.wait(lock, [&] { return done_.load() == count; });
+    done_cv_.wait(lock, [&] { return active_.load() == 0; });
     caller_waiting_.store(false);
   }
   busy_.store(false, std::memory_order_release);

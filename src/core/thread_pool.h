@@ -1,7 +1,7 @@
 // core/thread_pool.h: a fixed set of worker threads that run one parallel_for at a time.
 //
 // Each exec_context owns one pool; CPU kernels split their outer loop over it. Work is cut into chunks (up to
-// 8 per thread) that threads claim from one atomic word, and the calling thread claims chunks too: when a
+// 4 per thread) that threads claim with one atomic increment, and the calling thread claims chunks too: when a
 // worker is descheduled (another process busy on the machine) the caller simply does the work itself instead
 // of waiting for it, and it only waits for a chunk a worker has actually started (spinning briefly, then
 // sleeping until that worker finishes). Idle workers spin briefly, then spin with sched_yield (so a busy
@@ -44,20 +44,27 @@ class thread_pool {
  private:
   using range_fn = void (*)(void* fn, int64_t begin, int64_t end);
   void run(int64_t n, int64_t grain, void* fn, range_fn call);
-  // Claims and runs chunks of generation `gen` until none is left; returns when the word moved on.
+  // Joins the job of generation `gen` (if it is still the open one) and runs chunks until none is left.
   void work_on(uint64_t gen);
+  void leave_job();
   void worker();
 
   int n_threads_;
   std::vector<std::thread> workers_;
 
-  // The job word: generation (32 bits) | chunk count (16) | next chunk to claim (16). Claiming is a CAS on the
-  // whole word, so a thread never claims a chunk of a job other than the one whose fields it read.
-  std::atomic<uint64_t> word_{0};
-  std::atomic<range_fn> call_{nullptr};
+  // The job protocol. gen_ is even while a job is open and odd while the caller rewrites the job's fields; a
+  // thread joins a job by incrementing active_ and then re-reading gen_ (the caller closes gen_ and then waits
+  // for active_ to drain before it touches the fields, so a joined thread always reads one job's fields), claims
+  // chunks with one fetch_add on next_ each, and leaves by decrementing active_. A job is finished when all its
+  // chunks were claimed and active_ is back to zero. Each hot word has its own cache line: spinning workers
+  // read gen_ while claims hammer next_.
+  alignas(64) std::atomic<uint64_t> gen_{0};
+  alignas(64) std::atomic<int64_t> next_{0};
+  alignas(64) std::atomic<int> active_{0};
+  alignas(64) std::atomic<range_fn> call_{nullptr};
   std::atomic<void*> fn_{nullptr};
   std::atomic<int64_t> n_{0};
-  std::atomic<int64_t> done_{0};  // chunks finished in the current generation
+  std::atomic<int64_t> count_{0};
   std::atomic<bool> busy_{false};  // a parallel_for is running (a second caller runs serially)
 
   std::mutex mutex_;

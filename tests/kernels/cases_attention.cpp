@@ -126,6 +126,7 @@ void add_paged_cases(std::vector<test_case>& out) {
       c.op = op_id::ATTENTION_PAGED;
       c.key = t;
       c.perf = cfg.perf;
+      c.stream = cfg.perf && std::all_of(cfg.seqs.begin(), cfg.seqs.end(), [](const auto& q) { return q.second == 1; });
       c.name = paged_name(cfg);
       c.make = [t, cfg, name = c.name](exec_context& ctx) { return make_paged(ctx, t, cfg, name); };
       out.push_back(std::move(c));

@@ -1,6 +1,7 @@
 // tests/kernels/cases_linear.cpp: LINEAR for F32/F16/BF16 weights: decode (1-2 rows) and prefill shapes, sizes
-// that are not multiples of the 4-row W tile, the 3-row x tile or the 8-lane vectors, x and y as views with a
-// row stride, with and without bias; --perf adds the 9B model's decode and prefill shapes.
+// that are not multiples of the 4-row W tile, the 3-row x tile or the 8-lane vectors, more rows than one x
+// panel, x and y as views with a row stride, with and without bias; --perf adds the 9B model's decode and
+// prefill shapes.
 #include <cmath>
 
 #include "harness.h"
@@ -23,6 +24,7 @@ test_case linear_case(dtype wt, const linear_shape& s) {
   c.op = op_id::LINEAR;
   c.key = wt;
   c.perf = s.perf;
+  c.stream = s.perf && s.m <= 2;
   c.name = "m=" + std::to_string(s.m) + " n=" + std::to_string(s.n) + " k=" + std::to_string(s.k) +
            (s.bias ? " bias" : "") + (s.x_pad || s.y_pad ? " strided" : "");
   c.make = [wt, s, name = c.name](exec_context& ctx) {
@@ -55,6 +57,8 @@ void add_linear_cases(std::vector<test_case>& out) {
       {1, 1, 1, true, 0, 0, false},      {1, 7, 13, false, 3, 2, false},   {2, 9, 64, true, 0, 5, false},
       {3, 16, 180, false, 0, 0, false},  {5, 37, 129, true, 7, 1, false},  {17, 130, 257, true, 0, 0, false},
       {1, 300, 1024, false, 0, 0, false}, {64, 67, 96, true, 16, 3, false}, {4, 5, 8, false, 1, 1, false},
+      // More rows than one x panel holds at this k (panels of 24-42 rows for 1-2 MiB of L2): several passes.
+      {100, 37, 8192, true, 5, 0, false},
       // The 9B model's decode (memory-bound: weights streamed once) and a prefill chunk (compute-bound).
       {1, 4096, 4096, false, 0, 0, true}, {1, 13696, 4096, false, 0, 0, true}, {128, 4096, 4096, false, 0, 0, true},
       // The vision tower's qkv projection over one 32x32-patch image.

@@ -113,6 +113,9 @@ struct test_case {
   dtype key = dtype::F32;  // the dtype the registry is keyed by for this case
   std::string name;        // shape description, e.g. "m=1 n=7 k=13 bias"
   bool perf = false;       // a large shape: only run by --perf
+  // In real use the operands of one run are not cache-resident (decode streams every weight and the KV cache
+  // once per token): --perf then cycles through copies whose total is far larger than the last-level cache.
+  bool stream = false;
   std::function<instance(exec_context&)> make;
 };
 

@@ -42,21 +42,31 @@ double run_threads(int n, Fn fn) {
   return std::chrono::duration<double>(clock_type::now() - t0).count();
 }
 
-float read_portable(const uint8_t* p, size_t bytes) {
-  const uint64_t* w = reinterpret_cast<const uint64_t*>(p);
+// Reads `bytes` at p as n_streams interleaved sequential streams (one 64-byte line of each per step): several
+// streams per core keep more lines in flight than one, which is what a core needs to reach the memory
+// bandwidth (a decode tile reads 4 weight rows at once).
+float read_portable(const uint8_t* p, size_t bytes, int n_streams) {
+  const size_t len = bytes / size_t(n_streams) / 64 * 64;
   uint64_t a[8] = {};
-  for (size_t i = 0; i + 8 <= bytes / 8; i += 8)
-    for (int k = 0; k < 8; ++k) a[k] += w[i + size_t(k)];
+  for (size_t off = 0; off < len; off += 64)
+    for (int s = 0; s < n_streams; ++s) {
+      const uint64_t* w = reinterpret_cast<const uint64_t*>(p + size_t(s) * len + off);
+      for (int k = 0; k < 8; ++k) a[k] += w[k];
+    }
   return float(a[0] + a[1] + a[2] + a[3] + a[4] + a[5] + a[6] + a[7]);
 }
 
 #if defined(__x86_64__)
-__attribute__((target("avx2"))) float read_avx2(const uint8_t* p, size_t bytes) {
+__attribute__((target("avx2"))) float read_avx2(const uint8_t* p, size_t bytes, int n_streams) {
+  const size_t len = bytes / size_t(n_streams) / 256 * 256;
   __m256i a[8];
   for (auto& x : a) x = _mm256_setzero_si256();
-  for (size_t i = 0; i + 256 <= bytes; i += 256)
-    for (int k = 0; k < 8; ++k)
-      a[k] = _mm256_add_epi32(a[k], _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + size_t(k) * 32)));
+  for (size_t off = 0; off < len; off += 256)
+    for (int s = 0; s < n_streams; ++s) {
+      const uint8_t* q = p + size_t(s) * len + off;
+      for (int k = 0; k < 8; ++k)
+        a[k] = _mm256_add_epi32(a[k], _mm256_load_si256(reinterpret_cast<const __m256i*>(q + size_t(k) * 32)));
+    }
   for (int k = 1; k < 8; ++k) a[0] = _mm256_add_epi32(a[0], a[k]);
   return float(_mm256_extract_epi32(a[0], 0));
 }
@@ -92,18 +102,19 @@ double measure_read_bandwidth(int n_threads, size_t bytes, int reps) {
   // Each thread touches its own part first (pages land where that thread runs, the same as it reads them).
   run_threads(n_threads, [&](int t) { std::memset(static_cast<uint8_t*>(buf.data()) + size_t(t) * part, 1, part); });
   double best = 0;
-  for (int r = 0; r < reps; ++r) {
-    const double s = run_threads(n_threads, [&](int t) {
-      const uint8_t* p = static_cast<const uint8_t*>(buf.data()) + size_t(t) * part;
+  for (int n_streams : {1, 4, 8})
+    for (int r = 0; r < reps; ++r) {
+      const double s = run_threads(n_threads, [&](int t) {
+        const uint8_t* p = static_cast<const uint8_t*>(buf.data()) + size_t(t) * part;
 #if defined(__x86_64__)
-      const float v = cpu_has_avx2() ? read_avx2(p, part) : read_portable(p, part);
+        const float v = cpu_has_avx2() ? read_avx2(p, part, n_streams) : read_portable(p, part, n_streams);
 #else
-      const float v = read_portable(p, part);
+        const float v = read_portable(p, part, n_streams);
 #endif
-      g_sink.store(v, std::memory_order_relaxed);
-    });
-    best = std::max(best, double(part) * n_threads / s / 1e9);
-  }
+        g_sink.store(v, std::memory_order_relaxed);
+      });
+      best = std::max(best, double(part) * n_threads / s / 1e9);
+    }
   return best;
 }
 

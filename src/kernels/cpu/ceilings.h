@@ -8,8 +8,9 @@
 namespace autoglm::cpu {
 
 // Read-only memory bandwidth in GB/s (1e9 bytes/s): n_threads threads each stream their part of a `bytes`
-// buffer (make it much larger than the last-level cache) with 256-bit loads into 8 independent accumulators,
-// best of `reps` passes. This is the ceiling of decode, which only reads weights.
+// buffer (make it much larger than the last-level cache) with 256-bit loads into 8 independent accumulators, as
+// 1, 4 and 8 interleaved sequential streams per thread; the best of `reps` passes of each. This is the ceiling
+// of decode, which only reads weights.
 double measure_read_bandwidth(int n_threads, size_t bytes, int reps = 5);
 
 // Peak fp32 multiply-add throughput in GFLOP/s (an FMA counts 2): n_threads threads each run 12 independent

@@ -1,6 +1,8 @@
 // kernels/cpu/linear.cpp: the LINEAR kernel (see linear.h): AVX2 decode/prefill tiles and the portable tile.
 #include "kernels/cpu/linear.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <string>
 #include <vector>
@@ -162,11 +164,32 @@ __attribute__((target("avx2,fma,f16c"))) void tile_blocked(const float* x, int64
 }
 #endif
 
-// y [m, n] (row stride ys) = x [m, k] (row stride xs) . W^T + bias, split over W tiles on the pool.
+// Rows of x per pass over W in prefill: a panel that stays in L2 (with the fp32 W tile beside it, in 3/4 of
+// the cache) while every W tile passes by, instead of x streaming from L3 once per W tile; but at least 24 rows,
+// so W (re-read once per panel) costs at most 1/24 byte of BF16 per flop. On a 1 MiB-L2 core this measured
+// ~10% faster for the vision tower's [1024, 1536] x [4608, 1536] and even for [128, 4096] x [4096, 4096].
+int64_t panel_rows(int64_t k) {
+  static const int64_t l2 = [] {
+    const long v = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    return v > 0 ? int64_t(v) : int64_t(1) << 20;
+  }();
+  const int64_t row_bytes = k * int64_t(sizeof(float));
+  const int64_t rows = (l2 * 3 / 4 - tile_rows * row_bytes) / row_bytes / x_rows * x_rows;
+  return std::max<int64_t>(24, rows);
+}
+
+// y [m, n] (row stride ys) = x [m, k] (row stride xs) . W^T + bias: panels of x rows, each split over W tiles on
+// the pool. Every output is computed the same way whatever the panel or tile split.
 void linear_impl(thread_pool* pool, const float* x, int64_t xs, int64_t m, const wrows& w, int64_t n, int64_t k,
                  const float* bias, float* y, int64_t ys) {
   AG_CHECK(w.type == dtype::F32 || w.type == dtype::BF16 || w.type == dtype::F16, "linear: unsupported weight dtype");
   if (m <= 0 || n <= 0) return;
+  const int64_t panel = panel_rows(k);
+  if (m > panel) {
+    for (int64_t r0 = 0; r0 < m; r0 += panel)
+      linear_impl(pool, x + r0 * xs, xs, std::min(panel, m - r0), w, n, k, bias, y + r0 * ys, ys);
+    return;
+  }
   const int64_t n_tiles = (n + tile_rows - 1) / tile_rows;
   const bool fused = m < x_rows;
   // Enough work per chunk to amortize the dispatch: ~64k multiply-adds.
