@@ -87,6 +87,7 @@ instance make_paged(exec_context& ctx, dtype t, const paged_cfg& c, const std::s
   inst.run = [&ctx, q, kv, batch, ov, c, scale]() mutable {
     ops::attention_paged(ctx, q, kv, batch, int32_t(c.heads), int32_t(c.kv_heads), int32_t(c.hd), scale, ov.t);
   };
+  inst.output = [&ctx, ov] { return download(ctx, ov.buf.t); };
   inst.check = [&ctx, ov, c, qkv, qw, kw, n_rows, info, khist, vhist, scale, t] {
     vecd ref(size_t(n_rows * qw));
     for (size_t s = 0; s < c.seqs.size(); ++s) {
@@ -114,6 +115,10 @@ void add_paged_cases(std::vector<test_case>& out) {
       {3, 1, 80, 5, {{4, 3}, {11, 1}}, false},
       {2, 2, 16, 7, {{0, 30}}, false},
       {8, 2, 128, 16, {{2000, 1}, {1500, 3}}, false},
+      // Decode shapes that take the position-split path on 3 threads (fewer (row, KV head) pairs than threads):
+      // a head group that is not a multiple of the 2-head P.V block, a head_dim with a scalar tail, a long context.
+      {3, 1, 20, 16, {{77, 1}, {3, 1}}, false},
+      {8, 2, 128, 16, {{2500, 1}}, false},
       // The 9B decoder (32 query heads over 2 KV heads, head_dim 128): one decode at 4k, a batch of 8 decodes,
       // and a 128-token prefill chunk after 1024 cached tokens.
       {32, 2, 128, 16, {{4095, 1}}, true},
@@ -171,6 +176,7 @@ void add_dense_cases(std::vector<test_case>& out) {
       inst.run = [&ctx, q, k, v, seg, ov, cfg, scale]() mutable {
         ops::attention_dense(ctx, q, k, v, int32_t(cfg.heads), int32_t(cfg.hd), seg, scale, ov.t);
       };
+      inst.output = [&ctx, ov] { return download(ctx, ov.buf.t); };
       inst.check = [&ctx, ov, qkv, cfg, w, scale] {
         std::vector<float> q(static_cast<size_t>(cfg.n * w)), k = q, v = q;
         for (int64_t i = 0; i < cfg.n; ++i) {
@@ -216,6 +222,7 @@ void add_pos_embed_cases(std::vector<test_case>& out) {
       padded ov = make_padded(ctx, dtype::F32, n, s.d, 2);
       instance inst;
       inst.run = [&ctx, tt, pt, ov, s]() mutable { ops::pos_embed_bicubic(ctx, tt, s.g, s.gh, s.gw, pt, ov.t); };
+      inst.output = [&ctx, ov] { return download(ctx, ov.buf.t); };
       inst.check = [&ctx, ov, table, s, ph, pw] {
         return check_output(ctx, ov, ref::pos_embed_bicubic(table, s.g, s.d, s.gh, s.gw, ph, pw),
                             tolerance(op_id::POS_EMBED_BICUBIC, dtype::F32));

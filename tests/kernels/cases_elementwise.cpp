@@ -49,6 +49,7 @@ void add_norm_cases(std::vector<test_case>& out) {
           if (layer) ops::layer_norm(ctx, xv.t, wt, bt, eps, yv.t);
           else ops::rms_norm(ctx, xv.t, wt, eps, yv.t);
         };
+        inst.output = [&ctx, yv] { return download(ctx, yv.buf.t); };
         inst.check = [&ctx, yv, x, w, b, s, layer, eps] {
           const vecd ref = layer ? ref::layer_norm(x, w, b, s.m, s.n, eps) : ref::rms_norm(x, w, s.m, s.n, eps);
           return check_output(ctx, yv, ref, tolerance(op_id::RMS_NORM, dtype::F32));
@@ -80,6 +81,7 @@ void add_rope_cases(std::vector<test_case>& out) {
       inst.run = [&ctx, xv, pt, s, theta]() mutable {
         ops::rope_mrope(ctx, xv.t, int32_t(s.heads), int32_t(s.hd), int32_t(s.rot), pt, s.sections, theta);
       };
+      inst.output = [&ctx, xv] { return download(ctx, xv.buf.t); };
       inst.check = [&ctx, xv, x, pos, s, w, theta] {
         vecd ref = widen(x);
         ref::rope_mrope(ref, s.n, w, s.heads, s.hd, s.rot, pos, s.sections, theta);
@@ -103,6 +105,7 @@ void add_rope_cases(std::vector<test_case>& out) {
       const float theta = 10000.0f;
       instance inst;
       inst.run = [&ctx, xv, pt, s, theta]() mutable { ops::rope_2d(ctx, xv.t, int32_t(s.heads), int32_t(s.hd), pt, theta); };
+      inst.output = [&ctx, xv] { return download(ctx, xv.buf.t); };
       inst.check = [&ctx, xv, x, pos, s, w, theta] {
         vecd ref = widen(x);
         ref::rope_2d(ref, s.n, w, s.heads, s.hd, pos, theta);
@@ -129,6 +132,7 @@ void add_activation_cases(std::vector<test_case>& out) {
       padded ov = make_padded(ctx, dtype::F32, s.m, s.n, s.pad);
       instance inst;
       inst.run = [&ctx, gate, up, ov]() mutable { ops::silu_mul(ctx, gate, up, ov.t); };
+      inst.output = [&ctx, ov] { return download(ctx, ov.buf.t); };
       inst.check = [&ctx, ov, gu, s] {
         vecd ref(size_t(s.m * s.n));
         for (int64_t i = 0; i < s.m; ++i)
@@ -145,6 +149,7 @@ void add_activation_cases(std::vector<test_case>& out) {
       padded xv = make_padded(ctx, dtype::F32, s.m, s.n, s.pad, x);
       instance inst;
       inst.run = [&ctx, xv]() mutable { ops::gelu(ctx, xv.t); };
+      inst.output = [&ctx, xv] { return download(ctx, xv.buf.t); };
       inst.check = [&ctx, xv, x] {
         vecd ref(x.size());
         for (size_t i = 0; i < x.size(); ++i) ref[i] = ref::gelu_erf(x[i]);
@@ -160,6 +165,7 @@ void add_activation_cases(std::vector<test_case>& out) {
       padded yv = make_padded(ctx, dtype::F32, s.m, s.n, s.pad ? s.pad + 1 : 0, y);
       instance inst;
       inst.run = [&ctx, xv, yv]() mutable { ops::add(ctx, xv.t, yv.t); };
+      inst.output = [&ctx, xv] { return download(ctx, xv.buf.t); };
       inst.check = [&ctx, xv, x, y] {
         vecd ref(x.size());
         for (size_t i = 0; i < x.size(); ++i) ref[i] = double(x[i]) + y[i];
@@ -175,6 +181,7 @@ void add_activation_cases(std::vector<test_case>& out) {
       const float scale = 0.7f;
       instance inst;
       inst.run = [&ctx, xv, scale]() mutable { ops::softmax(ctx, xv.t, scale); };
+      inst.output = [&ctx, xv] { return download(ctx, xv.buf.t); };
       inst.check = [&ctx, xv, x, s, scale] {
         return check_output(ctx, xv, ref::softmax(x, s.m, s.n, scale), tolerance(op_id::SOFTMAX, dtype::F32));
       };

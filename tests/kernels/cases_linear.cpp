@@ -40,6 +40,7 @@ test_case linear_case(dtype wt, const linear_shape& s) {
     lw.name = "harness.linear";
     instance inst;
     inst.run = [&ctx, xv, yv, lw]() mutable { ops::linear(ctx, xv.t, lw, yv.t); };
+    inst.output = [&ctx, yv] { return download(ctx, yv.buf.t); };
     inst.check = [&ctx, yv, x, w, bias, s]() {
       return check_output(ctx, yv, ref::linear(x, w, bias, s.m, s.n, s.k), tolerance(op_id::LINEAR, dtype::F32));
     };

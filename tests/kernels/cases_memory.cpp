@@ -48,6 +48,7 @@ void add_embedding_cases(std::vector<test_case>& out) {
         padded ov = make_padded(ctx, dtype::F32, s.n, s.d, s.pad);
         instance inst;
         inst.run = [&ctx, tt, it, ov]() mutable { ops::embedding(ctx, tt, it, ov.t); };
+        inst.output = [&ctx, ov] { return download(ctx, ov.buf.t); };
         inst.check = [&ctx, ov, table, ids, s] {
           vecd ref(size_t(s.n * s.d));
           for (int64_t i = 0; i < s.n; ++i)
@@ -143,6 +144,7 @@ void add_copy_cases(std::vector<test_case>& out) {
           tensor dv = view(db, dst.offset, dst.shape, dst.strides);
           instance inst;
           inst.run = [&ctx, sv, dv]() mutable { ops::copy(ctx, sv, dv); };
+          inst.output = [&ctx, db] { return download(ctx, db.t); };
           inst.check = [&ctx, db, dt, base, src, dst] {
             const std::vector<float> got = decode(dt, download(ctx, db.t));
             vecd ref(got.size(), double(k_sentinel));
@@ -189,6 +191,11 @@ void add_kv_store_cases(std::vector<test_case>& out) {
         const tensor st = upload_i32(ctx, {s.n}, slots);
         instance inst;
         inst.run = [&ctx, kv, kt, vt, st] { ops::kv_store(ctx, kv, kt, vt, st); };
+        inst.output = [&ctx, kv] {
+          std::vector<uint8_t> b = download(ctx, kv.k), v = download(ctx, kv.v);
+          b.insert(b.end(), v.begin(), v.end());
+          return b;
+        };
         inst.check = [&ctx, kv, t, s, kw, slots, qkv, capacity] {
           std::string problems;
           for (int which = 0; which < 2; ++which) {

@@ -104,6 +104,10 @@ uint64_t seed_of(const std::string& name);
 struct instance {
   std::function<void()> run;
   std::function<std::string()> check;
+  // The raw bytes of everything the op wrote (its output buffers, padding included): the harness runs every case
+  // on 1 and on 3 threads and requires identical bytes, which covers every kernel's promise that results do not
+  // depend on the thread count (and the paged-attention decode path against the per-row path).
+  std::function<std::vector<uint8_t>()> output;
   double bytes = 0;  // memory traffic per run (memory-bound ops), for GB/s
   double flops = 0;  // arithmetic per run (compute-bound ops), for GFLOP/s
 };

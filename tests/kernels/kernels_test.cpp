@@ -1,6 +1,6 @@
 // tests/kernels/kernels_test.cpp: the harness as gtest cases, one per (op, dtype, backend) with every shape of
-// that key inside (run on a 1-thread and a 3-thread context, so both the serial path and split loops are
-// checked), and the CPU backend's coverage of the kernels issue 9 requires. `test_kernels --perf` runs the
+// that key inside, each run on a 1-thread and a 3-thread context (both checked against the reference, and
+// required to produce the same bytes), and the CPU backend's coverage of the kernels issue 9 requires. `test_kernels --perf` runs the
 // throughput mode instead (perf.cpp).
 #include <gtest/gtest.h>
 
@@ -40,16 +40,18 @@ TEST_P(kernel_cases, match_reference) {
     GTEST_SKIP() << "no " << op_name(g.op) << " kernel for " << dtype_name(g.key) << " on " << g.be.name;
   select(g.be);
   int n_run = 0;
-  for (int threads : {1, 3}) {
-    exec_context ctx(g.be.dev, threads);
-    for (const test_case& c : all_cases()) {
-      if (c.perf || c.op != g.op || c.key != g.key) continue;
-      instance inst = c.make(ctx);
-      inst.run();
-      EXPECT_EQ(inst.check(), "") << op_name(c.op) << " " << dtype_name(c.key) << " [" << c.name << "] on "
-                                  << g.be.name << " with " << threads << " thread(s)";
-      ++n_run;
-    }
+  exec_context serial(g.be.dev, 1), threaded(g.be.dev, 3);
+  for (const test_case& c : all_cases()) {
+    if (c.perf || c.op != g.op || c.key != g.key) continue;
+    const std::string what = std::string(op_name(c.op)) + " " + dtype_name(c.key) + " [" + c.name + "] on " + g.be.name;
+    instance one = c.make(serial), three = c.make(threaded);
+    one.run();
+    three.run();
+    EXPECT_EQ(one.check(), "") << what << ", 1 thread";
+    EXPECT_EQ(three.check(), "") << what << ", 3 threads";
+    ASSERT_TRUE(one.output && three.output) << what << ": the case does not expose its output";
+    EXPECT_TRUE(one.output() == three.output()) << what << ": 1 and 3 threads give different bytes";
+    ++n_run;
   }
   select({});
   EXPECT_GT(n_run, 0);

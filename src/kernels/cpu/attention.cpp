@@ -1,8 +1,10 @@
 // kernels/cpu/attention.cpp: paged KV store and causal paged attention over F32/F16/BF16 caches, plus the legacy
-// dense attention (see attention.h). Work is split over (query row, KV head, group of query heads): the heads of
-// one group share each key/value row read from the cache, and the group is cut finer only when there are too
-// few items for the threads (decode of one sequence). Per head the arithmetic is that of the original kernel:
-// dot (AVX2: two 8-lane accumulators) * scale, softmax with a double sum, P.V accumulated in position order.
+// dense attention (see attention.h). Prefill-shaped batches split over (query row, KV head, group of query
+// heads): the heads of one group share each key/value row read from the cache, and the group is cut finer only
+// when there are too few items for the threads. Decode-shaped batches (fewer (row, KV head) pairs than threads)
+// go to attention_decode.cpp, which splits positions instead. Per head the arithmetic is that of the original
+// kernel on both paths: dot (AVX2: two 8-lane accumulators) * scale, softmax with a double sum, P.V accumulated
+// in position order.
 #include "kernels/cpu/attention.h"
 
 #include <algorithm>
@@ -11,6 +13,7 @@
 #include <vector>
 
 #include "core/thread_pool.h"
+#include "kernels/cpu/attention_common.h"
 #include "kernels/cpu/convert.h"
 #include "kernels/cpu/kernel_util.h"
 
@@ -19,6 +22,8 @@
 #endif
 
 namespace autoglm::cpu {
+
+namespace attn {
 
 namespace {
 
@@ -49,26 +54,29 @@ __attribute__((target("avx2,fma"))) void axpy_avx2(float w, const float* x, floa
   __m256 wv = _mm256_set1_ps(w);
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-  for (; i < n; ++i) y[i] += w * x[i];
+  // The tail as explicit FMAs (what the compiler made of `y[i] += w * x[i]` here, but not everywhere: the
+  // decode path must reproduce it exactly).
+  for (; i < n; ++i) y[i] = std::fma(w, x[i], y[i]);
 }
 #endif
 
-inline float fast_dot(const float* a, const float* b, int64_t n) {
+}  // namespace
+
+float fast_dot(const float* a, const float* b, int64_t n) {
 #if defined(__x86_64__)
   if (cpu_has_avx2()) return dot_avx2(a, b, n);
 #endif
   return dot(a, b, n);
 }
 
-inline void axpy(float w, const float* x, float* y, int64_t n) {
+void axpy(float w, const float* x, float* y, int64_t n) {
 #if defined(__x86_64__)
   if (cpu_has_avx2()) return axpy_avx2(w, x, y, n);
 #endif
   for (int64_t i = 0; i < n; ++i) y[i] += w * x[i];
 }
 
-// Softmax over scores[0..n) in place (fp32, max-subtracted, double sum); weights sum to 1.
-inline void softmax(float* scores, int64_t n) {
+void softmax(float* scores, int64_t n) {
   float mx = -INFINITY;
   for (int64_t j = 0; j < n; ++j) mx = std::max(mx, scores[j]);
   double sum = 0.0;
@@ -80,18 +88,6 @@ inline void softmax(float* scores, int64_t n) {
   for (int64_t j = 0; j < n; ++j) scores[j] *= inv;
 }
 
-// One layer's K or V cache as byte strides: [n_blocks, block_size, n_kv_heads, head_dim] in `type`.
-struct cache_view {
-  dtype type = dtype::F32;
-  uint8_t* base = nullptr;
-  int64_t block_stride = 0, slot_stride = 0, head_stride = 0;
-  int64_t n_blocks = 0;
-  int32_t block_size = 0;
-  uint8_t* at(int64_t block, int64_t offset, int64_t head) const {
-    return base + block * block_stride + offset * slot_stride + head * head_stride;
-  }
-};
-
 cache_view view_of(const tensor& c, const char* what) {
   AG_CHECK(c.n_dims() == 4, std::string(what) + " must be [blocks, block_size, kv_heads, head_dim]");
   AG_CHECK(c.type() == dtype::F32 || c.type() == dtype::F16 || c.type() == dtype::BF16,
@@ -101,41 +97,49 @@ cache_view view_of(const tensor& c, const char* what) {
           int32_t(c.dim(1))};
 }
 
-// One sequence of the batch: its new rows of q/out, its history length and its block table.
-struct seq_desc {
-  int64_t first_row = 0, n_new = 0, n_past = 0;
-  const int32_t* table = nullptr;
-  int64_t n_table = 0;
-};
+int64_t block_of(const seq_desc& d, const cache_view& c, int64_t p) {
+  const int64_t block = d.table[p / c.block_size];
+  AG_CHECK(block >= 0 && block < c.n_blocks,
+           "attention_paged: block id " + std::to_string(block) + " outside the cache of " + std::to_string(c.n_blocks));
+  return block;
+}
 
-// A row of K or V as F32: the cache row itself for F32, else converted into buf.
-inline const float* f32_row(const cache_view& c, const uint8_t* p, float* buf, int64_t n) {
+const float* f32_row(const cache_view& c, const uint8_t* p, float* buf, int64_t n) {
   if (c.type == dtype::F32) return reinterpret_cast<const float*>(p);
   convert_to_f32(c.type, p, buf, n);
   return buf;
 }
+
+}  // namespace attn
+
+namespace {
+
+using namespace attn;
 
 void paged_attention_impl(thread_pool* pool, const float* q, int64_t qs, const cache_view& kc, const cache_view& vc,
                           const std::vector<seq_desc>& seqs, int64_t n_heads, int64_t n_kv_heads, int64_t hd,
                           float scale, float* out, int64_t os) {
   const int64_t group = n_heads / n_kv_heads;
   const int64_t bs = kc.block_size;
-  // Rows of every sequence, in order: item r -> (sequence, index among its new tokens).
-  std::vector<std::pair<int32_t, int64_t>> rows;
+  std::vector<row_ref> rows;
   for (size_t s = 0; s < seqs.size(); ++s) {
     const seq_desc& d = seqs[s];
     AG_CHECK(d.n_new >= 0 && d.n_past >= 0, "attention_paged: negative token counts");
     AG_CHECK(d.n_past + d.n_new <= d.n_table * bs, "attention_paged: sequence " + std::to_string(s) + " needs " +
                                                        std::to_string(d.n_past + d.n_new) + " slots, its block table holds " +
                                                        std::to_string(d.n_table * bs));
-    for (int64_t i = 0; i < d.n_new; ++i) rows.emplace_back(int32_t(s), i);
+    for (int64_t i = 0; i < d.n_new; ++i) rows.push_back({int32_t(s), i});
   }
   const int64_t n_rows = int64_t(rows.size());
   if (n_rows == 0) return;
+  const int64_t n_threads = pool ? pool->n_threads() : 1;
+  if (n_rows * n_kv_heads < n_threads) {  // decode: too few (row, KV head) items, split the positions instead
+    paged_attention_split(pool, q, qs, kc, vc, seqs, rows, n_heads, n_kv_heads, hd, scale, out, os);
+    return;
+  }
   // Query heads per item: the whole group unless that leaves threads idle.
   int64_t n_sub = 1;
-  const int64_t want = pool ? 2 * int64_t(pool->n_threads()) : 1;
-  while (n_rows * n_kv_heads * n_sub < want && n_sub < group) {
+  while (n_rows * n_kv_heads * n_sub < 2 * n_threads && n_sub < group) {
     ++n_sub;
     while (group % n_sub) ++n_sub;
   }
@@ -146,16 +150,14 @@ void paged_attention_impl(thread_pool* pool, const float* q, int64_t qs, const c
     rowbuf.resize(size_t(hd));
     for (int64_t w = w0; w < w1; ++w) {
       const int64_t sub = w % n_sub, kvh = (w / n_sub) % n_kv_heads, r = w / (n_sub * n_kv_heads);
-      const seq_desc& d = seqs[size_t(rows[size_t(r)].first)];
-      const int64_t i = rows[size_t(r)].second;
+      const seq_desc& d = seqs[size_t(rows[size_t(r)].seq)];
+      const int64_t i = rows[size_t(r)].i;
       const int64_t row = d.first_row + i;
       const int64_t n_ctx = d.n_past + i + 1;
       const int64_t h0 = kvh * group + sub * hpi;
       scores.resize(size_t(hpi * n_ctx));
       for (int64_t p0 = 0; p0 < n_ctx; p0 += bs) {
-        const int64_t block = d.table[p0 / bs];
-        AG_CHECK(block >= 0 && block < kc.n_blocks, "attention_paged: block id " + std::to_string(block) +
-                                                        " outside the cache of " + std::to_string(kc.n_blocks));
+        const int64_t block = block_of(d, kc, p0);
         for (int64_t p = p0; p < std::min(n_ctx, p0 + bs); ++p) {
           const float* kp = f32_row(kc, kc.at(block, p - p0, kvh), rowbuf.data(), hd);
           for (int64_t h = 0; h < hpi; ++h)
@@ -253,6 +255,7 @@ void attention_paged(const float* q, int64_t q_stride, int64_t n_new, int64_t n_
 
 void attention_dense(const float* q, const float* k, const float* v, int64_t stride, int64_t n, int64_t n_heads,
                      int64_t head_dim, float scale, float* out, int64_t out_stride) {
+  using namespace attn;
   default_thread_pool().parallel_for(n * n_heads, 1, [&](int64_t w0, int64_t w1) {
     std::vector<float> scores(static_cast<size_t>(n));
     for (int64_t w = w0; w < w1; ++w) {

@@ -1,0 +1,59 @@
+// kernels/cpu/attention_common.h: what the paged-attention files share (internal to kernels/cpu): the cache as
+// byte strides, a sequence of the batch, and the per-head arithmetic both attention paths must do identically
+// (dot * scale, softmax with a double sum, P.V in position order), so an output's bits do not depend on which
+// path or how many threads computed it.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/tensor.h"
+#include "core/thread_pool.h"
+
+namespace autoglm::cpu::attn {
+
+// One layer's K or V cache as byte strides: [n_blocks, block_size, n_kv_heads, head_dim] in `type`.
+struct cache_view {
+  dtype type = dtype::F32;
+  uint8_t* base = nullptr;
+  int64_t block_stride = 0, slot_stride = 0, head_stride = 0;
+  int64_t n_blocks = 0;
+  int32_t block_size = 0;
+  uint8_t* at(int64_t block, int64_t offset, int64_t head) const {
+    return base + block * block_stride + offset * slot_stride + head * head_stride;
+  }
+};
+cache_view view_of(const tensor& c, const char* what);
+
+// One sequence of the batch: its new rows of q/out, its history length and its block table.
+struct seq_desc {
+  int64_t first_row = 0, n_new = 0, n_past = 0;
+  const int32_t* table = nullptr;
+  int64_t n_table = 0;
+};
+
+// Every new token of the batch: (sequence, index among its new tokens), sequences in order.
+struct row_ref {
+  int32_t seq;
+  int64_t i;
+};
+
+// The block id holding position p of a sequence (checked against the cache).
+int64_t block_of(const seq_desc& d, const cache_view& c, int64_t p);
+
+// q . k over n elements (AVX2: two 8-lane accumulators, then the lane sum, then the tail).
+float fast_dot(const float* a, const float* b, int64_t n);
+// y += w * x over n elements (AVX2: one FMA per 8 lanes, the tail as a multiply and an add).
+void axpy(float w, const float* x, float* y, int64_t n);
+// scores[0..n) = softmax(scores) in place: fp32 max and exp, double sum, multiply by float(1 / sum).
+void softmax(float* scores, int64_t n);
+// A row of K or V as F32: the cache row itself for F32, else converted into buf.
+const float* f32_row(const cache_view& c, const uint8_t* p, float* buf, int64_t n);
+
+// The decode-shaped path (attention_decode.cpp): positions split over the threads in three passes (scores,
+// softmax, P.V over head and dimension blocks), for batches with fewer (row, KV head) pairs than threads.
+void paged_attention_split(thread_pool* pool, const float* q, int64_t qs, const cache_view& kc, const cache_view& vc,
+                           const std::vector<seq_desc>& seqs, const std::vector<row_ref>& rows, int64_t n_heads,
+                           int64_t n_kv_heads, int64_t hd, float scale, float* out, int64_t os);
+
+}  // namespace autoglm::cpu::attn

@@ -1,0 +1,233 @@
+// kernels/cpu/attention_decode.cpp: paged attention for decode-shaped batches (few new tokens, long contexts,
+// few KV heads: 1 token x 2 KV heads cannot keep 16 threads busy when each (token, KV head) is one item).
+// Three passes over a scores buffer [row][head][position]:
+//   1. scores: items of (row, KV head, 64 positions); each key row is read once for the heads of its group;
+//   2. softmax: items of (row, head);
+//   3. P.V: items of (row, KV head, 2 heads, 32 dimensions), accumulating in registers over all positions.
+// Each output element still sees exactly the operations of the per-row path in attention.cpp (the same dot per
+// (head, position), the same softmax, one FMA per position in position order, the tail as multiply-add), so
+// the result does not depend on which path ran.
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "kernels/cpu/attention_common.h"
+#include "kernels/cpu/convert.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+namespace autoglm::cpu::attn {
+
+namespace {
+
+constexpr int64_t k_pos_block = 64;  // positions per scores item
+constexpr int k_pv_heads = 2;        // query heads per P.V item: 2 x 4 accumulators + 4 values in 16 registers
+constexpr int k_pv_vecs = 4;         // 8-lane vectors per P.V item (32 dimensions)
+
+// Where pass 3 reads its weights and writes its outputs: heads h0.. of one row.
+struct pv_item {
+  const seq_desc* d;
+  int64_t n_ctx, kvh;
+  const float* w[k_pv_heads];  // softmax weights of each head, [n_ctx]
+  float* o[k_pv_heads];        // each head's output
+  int nh;                      // heads in this item (1 or 2)
+};
+
+// Portable P.V over dims [d0, d1): o[h][i] = sum_p w[h][p] v[p][i], one multiply-add per position in order.
+void pv_portable(const cache_view& vc, const pv_item& it, int64_t d0, int64_t d1, float* vbuf, int64_t hd) {
+  for (int h = 0; h < it.nh; ++h) std::fill(it.o[h] + d0, it.o[h] + d1, 0.0f);
+  const int64_t bs = vc.block_size;
+  for (int64_t p0 = 0; p0 < it.n_ctx; p0 += bs) {
+    const int64_t block = it.d->table[p0 / bs];
+    for (int64_t p = p0; p < std::min(it.n_ctx, p0 + bs); ++p) {
+      const float* v = f32_row(vc, vc.at(block, p - p0, it.kvh), vbuf, hd);
+      for (int h = 0; h < it.nh; ++h)
+        for (int64_t i = d0; i < d1; ++i) it.o[h][i] += it.w[h][p] * v[i];
+    }
+  }
+}
+
+#if defined(__x86_64__)
+template <dtype T>
+__attribute__((target("avx2,fma,f16c"))) inline __m256 load8(const uint8_t* row, int64_t d) {
+  if constexpr (T == dtype::F32) {
+    return _mm256_loadu_ps(reinterpret_cast<const float*>(row) + d);
+  } else if constexpr (T == dtype::BF16) {
+    const __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * d)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+  } else {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * d)));
+  }
+}
+
+template <dtype T>
+inline float load1(const uint8_t* row, int64_t d) {
+  if constexpr (T == dtype::F32) return reinterpret_cast<const float*>(row)[d];
+  else if constexpr (T == dtype::BF16) return bf16_to_f32(reinterpret_cast<const uint16_t*>(row)[d]);
+  else return f16_to_f32(reinterpret_cast<const uint16_t*>(row)[d]);
+}
+
+// NV vectors of 8 dims from d0, NH heads, accumulated in registers over every position.
+template <dtype T, int NH, int NV>
+__attribute__((target("avx2,fma,f16c"))) void pv_avx2(const cache_view& vc, const pv_item& it, int64_t d0) {
+  __m256 acc[NH][NV];
+  for (int h = 0; h < NH; ++h)
+    for (int j = 0; j < NV; ++j) acc[h][j] = _mm256_setzero_ps();
+  const int64_t bs = vc.block_size;
+  for (int64_t p0 = 0; p0 < it.n_ctx; p0 += bs) {
+    const int64_t block = it.d->table[p0 / bs];
+    const int64_t p1 = std::min(it.n_ctx, p0 + bs);
+    for (int64_t p = p0; p < p1; ++p) {
+      const uint8_t* row = vc.at(block, p - p0, it.kvh);
+      __m256 v[NV];
+      for (int j = 0; j < NV; ++j) v[j] = load8<T>(row, d0 + 8 * j);
+      for (int h = 0; h < NH; ++h) {
+        const __m256 w = _mm256_set1_ps(it.w[h][p]);
+        for (int j = 0; j < NV; ++j) acc[h][j] = _mm256_fmadd_ps(w, v[j], acc[h][j]);
+      }
+    }
+  }
+  for (int h = 0; h < NH; ++h)
+    for (int j = 0; j < NV; ++j) _mm256_storeu_ps(it.o[h] + d0 + 8 * j, acc[h][j]);
+}
+
+// The dims past the last whole vector, as axpy_avx2's tail computes them: one explicit FMA per position (left
+// to the compiler, `acc += w * v` here became separate multiplies and adds).
+template <dtype T>
+__attribute__((target("avx2,fma,f16c"))) void pv_tail_avx2(const cache_view& vc, const pv_item& it, int64_t d0,
+                                                            int64_t d1) {
+  const int64_t bs = vc.block_size;
+  for (int h = 0; h < it.nh; ++h)
+    for (int64_t i = d0; i < d1; ++i) {
+      float acc = 0.0f;
+      for (int64_t p0 = 0; p0 < it.n_ctx; p0 += bs) {
+        const int64_t block = it.d->table[p0 / bs];
+        for (int64_t p = p0; p < std::min(it.n_ctx, p0 + bs); ++p)
+          acc = std::fma(it.w[h][p], load1<T>(vc.at(block, p - p0, it.kvh), i), acc);
+      }
+      it.o[h][i] = acc;
+    }
+}
+
+template <dtype T, int NH>
+void pv_vectors(const cache_view& vc, const pv_item& it, int64_t d0, int nv) {
+  switch (nv) {
+    case 1: return pv_avx2<T, NH, 1>(vc, it, d0);
+    case 2: return pv_avx2<T, NH, 2>(vc, it, d0);
+    case 3: return pv_avx2<T, NH, 3>(vc, it, d0);
+    default: return pv_avx2<T, NH, 4>(vc, it, d0);
+  }
+}
+
+template <dtype T>
+void pv_dispatch(const cache_view& vc, const pv_item& it, int64_t d0, int64_t d1, int64_t hd8) {
+  if (d0 >= hd8) return pv_tail_avx2<T>(vc, it, d0, d1);
+  const int nv = int((d1 - d0) / 8);
+  if (it.nh == 2) pv_vectors<T, 2>(vc, it, d0, nv);
+  else pv_vectors<T, 1>(vc, it, d0, nv);
+}
+#endif
+
+}  // namespace
+
+void paged_attention_split(thread_pool* pool, const float* q, int64_t qs, const cache_view& kc, const cache_view& vc,
+                           const std::vector<seq_desc>& seqs, const std::vector<row_ref>& rows, int64_t n_heads,
+                           int64_t n_kv_heads, int64_t hd, float scale, float* out, int64_t os) {
+  const int64_t group = n_heads / n_kv_heads;
+  const int64_t n_rows = int64_t(rows.size());
+  // Scores of row r, head h at offset[r] + h * n_ctx(r); pass-1 items of row r start at first_item[r].
+  std::vector<int64_t> offset(size_t(n_rows) + 1), first_item(size_t(n_rows) + 1), n_ctx(static_cast<size_t>(n_rows));
+  for (int64_t r = 0; r < n_rows; ++r) {
+    n_ctx[size_t(r)] = seqs[size_t(rows[size_t(r)].seq)].n_past + rows[size_t(r)].i + 1;
+    offset[size_t(r + 1)] = offset[size_t(r)] + n_heads * n_ctx[size_t(r)];
+    first_item[size_t(r + 1)] = first_item[size_t(r)] + n_kv_heads * ((n_ctx[size_t(r)] + k_pos_block - 1) / k_pos_block);
+  }
+  // The calling thread's buffer, reused across calls (the lambdas below must name it through a reference:
+  // a thread_local named inside them would be each worker's own).
+  thread_local std::vector<float> t_scores;
+  t_scores.resize(size_t(offset[size_t(n_rows)]));
+  std::vector<float>& scores = t_scores;
+  auto row_of_item = [&](int64_t w) {
+    return int64_t(std::upper_bound(first_item.begin(), first_item.end(), w) - first_item.begin()) - 1;
+  };
+
+  // 1. scores[r][h][p] = (q_rh . k_p) * scale.
+  parallel_for(pool, first_item[size_t(n_rows)], 1, [&](int64_t w0, int64_t w1) {
+    thread_local std::vector<float> kbuf;
+    kbuf.resize(size_t(hd));
+    for (int64_t w = w0; w < w1; ++w) {
+      const int64_t r = row_of_item(w), local = w - first_item[size_t(r)];
+      const int64_t n_pb = (n_ctx[size_t(r)] + k_pos_block - 1) / k_pos_block;
+      const int64_t kvh = local / n_pb, p_begin = (local % n_pb) * k_pos_block;
+      const int64_t p_end = std::min(n_ctx[size_t(r)], p_begin + k_pos_block);
+      const seq_desc& d = seqs[size_t(rows[size_t(r)].seq)];
+      const float* qrow = q + (d.first_row + rows[size_t(r)].i) * qs;
+      float* srow = scores.data() + offset[size_t(r)];
+      for (int64_t p = p_begin; p < p_end; ++p) {
+        const int64_t block = block_of(d, kc, p);
+        const float* kp = f32_row(kc, kc.at(block, p % kc.block_size, kvh), kbuf.data(), hd);
+        for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h)
+          srow[h * n_ctx[size_t(r)] + p] = fast_dot(qrow + h * hd, kp, hd) * scale;
+      }
+    }
+  });
+  // 2. softmax per (row, head).
+  parallel_for(pool, n_rows * n_heads, 1, [&](int64_t w0, int64_t w1) {
+    for (int64_t w = w0; w < w1; ++w) {
+      const int64_t r = w / n_heads, h = w % n_heads;
+      softmax(scores.data() + offset[size_t(r)] + h * n_ctx[size_t(r)], n_ctx[size_t(r)]);
+    }
+  });
+  // 3. out[r][h][dims] = sum_p scores[r][h][p] v_p[dims].
+  const int64_t hd8 = hd / 8 * 8;
+#if defined(__x86_64__)
+  const bool avx2 = cpu_has_avx2();
+#else
+  const bool avx2 = false;
+#endif
+  // Dimension blocks: whole vectors in blocks of k_pv_vecs, then the tail; the portable path takes all at once.
+  std::vector<std::pair<int64_t, int64_t>> dims;
+  if (avx2) {
+    for (int64_t d0 = 0; d0 < hd8; d0 += 8 * k_pv_vecs) dims.push_back({d0, std::min(hd8, d0 + 8 * k_pv_vecs)});
+    if (hd8 < hd) dims.push_back({hd8, hd});
+  } else {
+    dims.push_back({0, hd});
+  }
+  const int64_t n_dim_blocks = int64_t(dims.size());
+  const int64_t head_blocks = (group + k_pv_heads - 1) / k_pv_heads;
+  parallel_for(pool, n_rows * n_kv_heads * head_blocks * n_dim_blocks, 1, [&](int64_t w0, int64_t w1) {
+    thread_local std::vector<float> vbuf;
+    vbuf.resize(size_t(hd));
+    for (int64_t w = w0; w < w1; ++w) {
+      const int64_t db = w % n_dim_blocks, hb = (w / n_dim_blocks) % head_blocks;
+      const int64_t kvh = (w / (n_dim_blocks * head_blocks)) % n_kv_heads, r = w / (n_dim_blocks * head_blocks * n_kv_heads);
+      const seq_desc& d = seqs[size_t(rows[size_t(r)].seq)];
+      pv_item it;
+      it.d = &d;
+      it.n_ctx = n_ctx[size_t(r)];
+      it.kvh = kvh;
+      const int64_t h0 = kvh * group + hb * k_pv_heads;
+      it.nh = int(std::min<int64_t>(k_pv_heads, (kvh + 1) * group - h0));
+      for (int h = 0; h < it.nh; ++h) {
+        it.w[h] = scores.data() + offset[size_t(r)] + (h0 + h) * it.n_ctx;
+        it.o[h] = out + (d.first_row + rows[size_t(r)].i) * os + (h0 + h) * hd;
+      }
+      const auto [d0, d1] = dims[size_t(db)];
+#if defined(__x86_64__)
+      if (avx2) {
+        if (vc.type == dtype::F32) pv_dispatch<dtype::F32>(vc, it, d0, d1, hd8);
+        else if (vc.type == dtype::BF16) pv_dispatch<dtype::BF16>(vc, it, d0, d1, hd8);
+        else pv_dispatch<dtype::F16>(vc, it, d0, d1, hd8);
+        continue;
+      }
+#endif
+      pv_portable(vc, it, d0, d1, vbuf.data(), hd);
+    }
+  });
+}
+
+}  // namespace autoglm::cpu::attn
