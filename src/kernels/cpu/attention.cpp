@@ -1,10 +1,8 @@
 // kernels/cpu/attention.cpp: paged KV store and causal paged attention over F32/F16/BF16 caches, plus the legacy
-// dense attention (see attention.h). Prefill-shaped batches split over (query row, KV head, group of query
-// heads): the heads of one group share each key/value row read from the cache, and the group is cut finer only
-// when there are too few items for the threads. Decode-shaped batches (fewer (row, KV head) pairs than threads)
-// go to attention_decode.cpp, which splits positions instead. Per head the arithmetic is that of the original
-// kernel on both paths: dot (AVX2: two 8-lane accumulators) * scale, softmax with a double sum, P.V accumulated
-// in position order.
+// dense attention (see attention.h) and the per-head arithmetic the attention kernels share (attention_common.h).
+// Paged attention groups the batch's new rows so their scores fit a bounded buffer and runs the three-pass
+// kernel of attention_paged.cpp on each group. Per head the arithmetic is that of the original per-row kernel:
+// dot (AVX2: two 8-lane accumulators) * scale, softmax with a double sum, P.V accumulated in position order.
 #include "kernels/cpu/attention.h"
 
 #include <algorithm>
@@ -116,68 +114,34 @@ namespace {
 
 using namespace attn;
 
+// Scores of one call of the three-pass kernel stay under this (rows are taken in groups that fit).
+constexpr int64_t k_scores_budget = int64_t(4) << 20;  // floats: 16 MiB
+
 void paged_attention_impl(thread_pool* pool, const float* q, int64_t qs, const cache_view& kc, const cache_view& vc,
                           const std::vector<seq_desc>& seqs, int64_t n_heads, int64_t n_kv_heads, int64_t hd,
                           float scale, float* out, int64_t os) {
-  const int64_t group = n_heads / n_kv_heads;
   const int64_t bs = kc.block_size;
   std::vector<row_ref> rows;
+  int64_t n_scores = 0;
+  auto flush = [&] {
+    if (!rows.empty()) paged_attention_split(pool, q, qs, kc, vc, seqs, rows, n_heads, n_kv_heads, hd, scale, out, os);
+    rows.clear();
+    n_scores = 0;
+  };
   for (size_t s = 0; s < seqs.size(); ++s) {
     const seq_desc& d = seqs[s];
     AG_CHECK(d.n_new >= 0 && d.n_past >= 0, "attention_paged: negative token counts");
     AG_CHECK(d.n_past + d.n_new <= d.n_table * bs, "attention_paged: sequence " + std::to_string(s) + " needs " +
                                                        std::to_string(d.n_past + d.n_new) + " slots, its block table holds " +
                                                        std::to_string(d.n_table * bs));
-    for (int64_t i = 0; i < d.n_new; ++i) rows.push_back({int32_t(s), i});
-  }
-  const int64_t n_rows = int64_t(rows.size());
-  if (n_rows == 0) return;
-  const int64_t n_threads = pool ? pool->n_threads() : 1;
-  if (n_rows * n_kv_heads < n_threads) {  // decode: too few (row, KV head) items, split the positions instead
-    paged_attention_split(pool, q, qs, kc, vc, seqs, rows, n_heads, n_kv_heads, hd, scale, out, os);
-    return;
-  }
-  // Query heads per item: the whole group unless that leaves threads idle.
-  int64_t n_sub = 1;
-  while (n_rows * n_kv_heads * n_sub < 2 * n_threads && n_sub < group) {
-    ++n_sub;
-    while (group % n_sub) ++n_sub;
-  }
-  const int64_t hpi = group / n_sub;
-  const int64_t n_items = n_rows * n_kv_heads * n_sub;
-  parallel_for(pool, n_items, 1, [&](int64_t w0, int64_t w1) {
-    thread_local std::vector<float> scores, rowbuf;
-    rowbuf.resize(size_t(hd));
-    for (int64_t w = w0; w < w1; ++w) {
-      const int64_t sub = w % n_sub, kvh = (w / n_sub) % n_kv_heads, r = w / (n_sub * n_kv_heads);
-      const seq_desc& d = seqs[size_t(rows[size_t(r)].seq)];
-      const int64_t i = rows[size_t(r)].i;
-      const int64_t row = d.first_row + i;
-      const int64_t n_ctx = d.n_past + i + 1;
-      const int64_t h0 = kvh * group + sub * hpi;
-      scores.resize(size_t(hpi * n_ctx));
-      for (int64_t p0 = 0; p0 < n_ctx; p0 += bs) {
-        const int64_t block = block_of(d, kc, p0);
-        for (int64_t p = p0; p < std::min(n_ctx, p0 + bs); ++p) {
-          const float* kp = f32_row(kc, kc.at(block, p - p0, kvh), rowbuf.data(), hd);
-          for (int64_t h = 0; h < hpi; ++h)
-            scores[size_t(h * n_ctx + p)] = fast_dot(q + row * qs + (h0 + h) * hd, kp, hd) * scale;
-        }
-      }
-      for (int64_t h = 0; h < hpi; ++h) {
-        softmax(scores.data() + h * n_ctx, n_ctx);
-        float* o = out + row * os + (h0 + h) * hd;
-        std::fill(o, o + hd, 0.0f);
-      }
-      for (int64_t p0 = 0; p0 < n_ctx; p0 += bs) {
-        const int64_t block = d.table[p0 / bs];
-        for (int64_t p = p0; p < std::min(n_ctx, p0 + bs); ++p) {
-          const float* vp = f32_row(vc, vc.at(block, p - p0, kvh), rowbuf.data(), hd);
-          for (int64_t h = 0; h < hpi; ++h) axpy(scores[size_t(h * n_ctx + p)], vp, out + row * os + (h0 + h) * hd, hd);
-        }
-      }
+    for (int64_t i = 0; i < d.n_new; ++i) {
+      const int64_t row_scores = n_heads * (d.n_past + i + 1);
+      if (n_scores + row_scores > k_scores_budget) flush();
+      rows.push_back({int32_t(s), i});
+      n_scores += row_scores;
     }
-  });
+  }
+  flush();
 }
 
 }  // namespace

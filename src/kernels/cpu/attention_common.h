@@ -1,7 +1,6 @@
-// kernels/cpu/attention_common.h: what the paged-attention files share (internal to kernels/cpu): the cache as
-// byte strides, a sequence of the batch, and the per-head arithmetic both attention paths must do identically
-// (dot * scale, softmax with a double sum, P.V in position order), so an output's bits do not depend on which
-// path or how many threads computed it.
+// kernels/cpu/attention_common.h: what the attention files share (internal to kernels/cpu): the cache as byte
+// strides, a sequence of the batch, and the per-head arithmetic of the original kernels (dot * scale, softmax
+// with a double sum, P.V in position order) that every attention path must reproduce bit for bit.
 #pragma once
 
 #include <cstdint>
@@ -50,8 +49,8 @@ void softmax(float* scores, int64_t n);
 // A row of K or V as F32: the cache row itself for F32, else converted into buf.
 const float* f32_row(const cache_view& c, const uint8_t* p, float* buf, int64_t n);
 
-// The decode-shaped path (attention_decode.cpp): positions split over the threads in three passes (scores,
-// softmax, P.V over head and dimension blocks), for batches with fewer (row, KV head) pairs than threads.
+// Causal attention of `rows` (attention_paged.cpp): three passes (scores over position blocks, softmax per head,
+// P.V over head and dimension blocks), each split over the threads.
 void paged_attention_split(thread_pool* pool, const float* q, int64_t qs, const cache_view& kc, const cache_view& vc,
                            const std::vector<seq_desc>& seqs, const std::vector<row_ref>& rows, int64_t n_heads,
                            int64_t n_kv_heads, int64_t hd, float scale, float* out, int64_t os);
