@@ -74,7 +74,7 @@ using rope_mrope = void (*)(const kernel_context&, tensor& x, int32_t n_heads, i
 // x as above; pos: I32 [2, n] (h, w planes).
 using rope_2d = void (*)(const kernel_context&, tensor& x, int32_t n_heads, int32_t head_dim, const tensor& pos,
                          float theta);
-// k, v: [n, n_kv_heads*head_dim] F32; slots: I32 [n].
+// k, v: [n, n_kv_heads*head_dim] F32 (row strides free); slots: I32 [n], a slot < 0 skips its row (padding).
 using kv_store = void (*)(const kernel_context&, const paged_kv_layer& kv, const tensor& k, const tensor& v,
                           const tensor& slots);
 // q: [n, n_heads*head_dim] F32 (new tokens of all sequences); out: same shape.

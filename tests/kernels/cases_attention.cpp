@@ -26,8 +26,10 @@ struct paged_cfg {
 std::string paged_name(const paged_cfg& c) {
   std::string s = "heads=" + std::to_string(c.heads) + "/" + std::to_string(c.kv_heads) + " hd=" + std::to_string(c.hd) +
                   " block=" + std::to_string(c.block) + " seqs(past+new)=";
-  for (size_t i = 0; i < c.seqs.size(); ++i)
-    s += (i ? "," : "") + std::to_string(c.seqs[i].first) + "+" + std::to_string(c.seqs[i].second);
+  for (size_t i = 0; i < c.seqs.size(); ++i) {
+    if (i) s += ',';
+    s += std::to_string(c.seqs[i].first) + "+" + std::to_string(c.seqs[i].second);
+  }
   return s;
 }
 
@@ -162,7 +164,10 @@ void add_dense_cases(std::vector<test_case>& out) {
     c.perf = cfg.perf;
     c.name = "n=" + std::to_string(cfg.n) + " heads=" + std::to_string(cfg.heads) + " hd=" + std::to_string(cfg.hd) +
              " segments=";
-    for (size_t i = 0; i < cfg.segments.size(); ++i) c.name += (i ? "," : "") + std::to_string(cfg.segments[i]);
+    for (size_t i = 0; i < cfg.segments.size(); ++i) {
+      if (i) c.name += ',';
+      c.name += std::to_string(cfg.segments[i]);
+    }
     c.make = [cfg, name = c.name](exec_context& ctx) {
       rng r(seed_of(name));
       const int64_t w = cfg.heads * cfg.hd;
