@@ -94,9 +94,9 @@ tensor host_f32(exec_context& ctx, const tensor& src) {
   // Convert on the source's device into a contiguous F32 tensor, then bring it over.
   tensor conv = src;
   if (src.type() != dtype::F32 || !src.is_contiguous()) {
+    // COPY walks any strides in row-major order, so permuted views (whose leading dims do not collapse) work.
     conv = scratch(ctx, dtype::F32, {src.rows(), src.cols()});
-    tensor src2 = src.as_2d();
-    copy(ctx, src2, conv);
+    copy(ctx, src, conv);
   }
   tensor out = tensor::empty_host(dtype::F32, {src.rows(), src.cols()});
   to_host(ctx, conv, out.data(), out.n_bytes());

@@ -131,5 +131,18 @@ TEST(ops, host_f32_converts_and_compacts_views) {
     for (int c = 0; c < 2; ++c) EXPECT_EQ(h.ptr<float>()[r * 2 + c], float(r * 4 + c + 1) * 0.5f);
 }
 
+TEST(ops, host_f32_of_a_permuted_view) {
+  // [2, 3, 4] read as its (0, 2, 1) permute [2, 4, 3]: leading dims that do not collapse into rows.
+  exec_context ctx(device{}, 2);
+  std::vector<float> buf(24);
+  for (int i = 0; i < 24; ++i) buf[size_t(i)] = float(i);
+  tensor p = tensor::strided(buf.data(), dtype::F32, {2, 4, 3}, {48, 4, 16});
+  tensor h = ops::host_f32(ctx, p);
+  ASSERT_EQ(h.shape(), (std::vector<int64_t>{8, 3}));
+  for (int a = 0; a < 2; ++a)
+    for (int c = 0; c < 4; ++c)
+      for (int b = 0; b < 3; ++b) EXPECT_EQ(h.ptr<float>()[(a * 4 + c) * 3 + b], float(a * 12 + b * 4 + c));
+}
+
 }  // namespace
 }  // namespace autoglm
