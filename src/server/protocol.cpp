@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "formats/json_file.h"
 
 namespace autoglm::server {
 
@@ -490,10 +491,11 @@ void check_other_chat_fields(const json& body) {
 generation_defaults load_generation_defaults(const std::string& model_dir) {
   generation_defaults d;
   const std::string path = (std::filesystem::path(model_dir) / "generation_config.json").string();
-  std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) return d;
-  // A regular file of at most 1 MiB (a FIFO would block the load; the real file is a few hundred bytes).
-  nlohmann::json g = read_json_file_bounded(path, 1 << 20);
+  // The model-file reader (formats/json_file.h), as config.cpp reads the same file: a regular file of at most
+  // 1 MiB with bounded nesting (a FIFO would block the load; the real file is a few hundred bytes).
+  std::optional<nlohmann::json> file = read_json_file_if_exists(path);
+  if (!file) return d;
+  const nlohmann::json& g = *file;
   if (!g.is_object()) throw error(path + ": not a JSON object");
   // Each value is checked against the range the sampler accepts: a bad file fails the load naming the key,
   // instead of reaching requests as an out-of-range default.
