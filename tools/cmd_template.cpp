@@ -14,7 +14,7 @@
 #include "core/error.h"
 #include "core/file_io.h"
 #include "formats/json_limits.h"
-#include "tokenizer/jinja/chat_template.h"
+#include "template/chat_template.h"
 
 namespace {
 

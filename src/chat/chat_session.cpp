@@ -7,7 +7,7 @@
 
 #include "chat/message_parts.h"
 #include "core/error.h"
-#include "tokenizer/jinja/chat_template.h"
+#include "template/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
 namespace autoglm {

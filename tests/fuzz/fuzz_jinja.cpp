@@ -1,4 +1,4 @@
-// tests/fuzz/fuzz_jinja.cpp: libFuzzer target for the Jinja chat-template engine (src/tokenizer/jinja).
+// tests/fuzz/fuzz_jinja.cpp: libFuzzer target for the Jinja chat-template engine (src/template).
 // Input: "<template source>\n%%%%\n<JSON context>" (fuzz_common.h). The context is parsed with the request
 // limits (formats/json_limits.h); without a separator, or when the context is not a JSON object, a fixed chat
 // context (messages with text and image parts, tools, add_generation_prompt) is used, so template mutations
@@ -12,7 +12,7 @@
 #include "core/error.h"
 #include "formats/json_limits.h"
 #include "fuzz_common.h"
-#include "tokenizer/jinja/chat_template.h"
+#include "template/chat_template.h"
 
 namespace {
 

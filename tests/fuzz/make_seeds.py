@@ -206,7 +206,7 @@ JINJA_SNIPPETS = {
 
 def jinja_seeds():
     ctx = json.dumps(CHAT_CONTEXT)
-    for rel in ["tests/fixtures/tiny_glm4v/chat_template.jinja", "tests/chat_template/features.jinja"]:
+    for rel in ["tests/fixtures/tiny_glm4v/chat_template.jinja", "tests/template/features.jinja"]:
         with open(os.path.join(ROOT, rel)) as f:
             src = f.read()
         name = os.path.splitext(os.path.basename(rel))[0]

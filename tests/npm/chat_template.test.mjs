@@ -244,8 +244,8 @@ const templates = [
     extra: {},
   },
   {
-    name: "features (tests/chat_template)",
-    arg: path.join(SRC, "tests/chat_template/features.jinja"),
+    name: "features (tests/template)",
+    arg: path.join(SRC, "tests/template/features.jinja"),
     features: ["system", "parts", "thinking", "tools", "tool_calls", "tool_calls_dict"],
     extra: { bos_token: "<s>" },
   },

@@ -1,4 +1,4 @@
-// Bounds on parsing and rendering chat templates (template_limits, src/tokenizer/jinja/limits.h): every hostile
+// Bounds on parsing and rendering chat templates (template_limits, src/template/limits.h): every hostile
 // template or context fails with an autoglm::error naming the limit and the line, instead of overflowing the
 // stack, running for minutes or allocating gigabytes. Each case here crashed, hung or ran away before the limits.
 #include <gtest/gtest.h>
@@ -7,7 +7,7 @@
 #include <sstream>
 
 #include "core/error.h"
-#include "tokenizer/jinja/chat_template.h"
+#include "template/chat_template.h"
 
 namespace {
 
@@ -322,7 +322,7 @@ TEST(JinjaLimits, RealTemplatesHaveHeadroom) {
     bool parts, tools;
   };
   for (const asset& a : {asset{"tests/assets/glm4v/chat_template.jinja", true, false},
-                         asset{"tests/chat_template/features.jinja", true, true}}) {
+                         asset{"tests/template/features.jinja", true, true}}) {
     const std::string src = read_asset(a.path);
     const ojson ctx = long_conversation(a.parts, a.tools);
     const template_limits dflt;

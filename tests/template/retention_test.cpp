@@ -8,8 +8,8 @@
 #include <sstream>
 
 #include "core/error.h"
-#include "tokenizer/jinja/chat_template.h"
-#include "tokenizer/jinja/value.h"
+#include "template/chat_template.h"
+#include "template/value.h"
 
 namespace {
 

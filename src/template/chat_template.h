@@ -1,4 +1,4 @@
-// jinja/chat_template.h: renders a model's own Jinja chat template (HF apply_chat_template semantics:
+// template/chat_template.h: renders a model's own Jinja chat template (HF apply_chat_template semantics:
 // trim_blocks + lstrip_blocks, raise_exception, tojson as json.dumps(ensure_ascii=False)), within the bounds of
 // template_limits (limits.h): a hostile template or context fails with an autoglm::error, never a crash or a hang.
 #pragma once
@@ -9,7 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "tokenizer/jinja/limits.h"
+#include "template/limits.h"
 
 namespace autoglm {
 

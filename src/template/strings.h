@@ -1,4 +1,4 @@
-// jinja/strings.h: the Python str operations behind the filters and str methods (strip, case, replace, split,
+// template/strings.h: the Python str operations behind the filters and str methods (strip, case, replace, split,
 // format, indent, reverse, int/float conversion). Those that build text of a size the template chooses check it
 // against the render's budget before or while building it, and every one spends by the bytes it scans.
 #pragma once
@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "tokenizer/jinja/value.h"
+#include "template/value.h"
 
 namespace autoglm::jinja {
 

@@ -1,7 +1,7 @@
-// jinja/interpreter.cpp: statement execution and expression evaluation (jinja2 semantics with the default
+// template/interpreter.cpp: statement execution and expression evaluation (jinja2 semantics with the default
 // Undefined: undefined names print empty, are falsy and iterate as empty; attribute access on them is undefined).
 // Every statement, expression, iteration and value built spends the render's budget (limits.h).
-#include "tokenizer/jinja/interpreter.h"
+#include "template/interpreter.h"
 
 #include <algorithm>
 #include <climits>

@@ -1,6 +1,6 @@
-// jinja/parser.cpp: parses the supported statement set (if/for/set/macro/call/filter/break/continue,
+// template/parser.cpp: parses the supported statement set (if/for/set/macro/call/filter/break/continue,
 // generation) and jinja2 expressions. Anything else is rejected with the construct's name and line.
-#include "tokenizer/jinja/parser.h"
+#include "template/parser.h"
 
 #include <algorithm>
 #include <cstdlib>

@@ -1,4 +1,4 @@
-// jinja/builtins.cpp: filters, tests, str/dict methods and globals (range, namespace, dict, raise_exception,
+// template/builtins.cpp: filters, tests, str/dict methods and globals (range, namespace, dict, raise_exception,
 // strftime_now) of the Jinja subset, following jinja2 3.x and HF transformers' tojson.
 #include <algorithm>
 #include <charconv>
@@ -9,9 +9,9 @@
 #include <set>
 
 #include "core/error.h"
-#include "tokenizer/jinja/interpreter.h"
-#include "tokenizer/jinja/parser.h"
-#include "tokenizer/jinja/strings.h"
+#include "template/interpreter.h"
+#include "template/parser.h"
+#include "template/strings.h"
 
 namespace autoglm::jinja {
 

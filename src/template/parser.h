@@ -1,11 +1,11 @@
-// jinja/parser.h: recursive-descent parser from lexer tokens to the statement tree (jinja2 precedence).
+// template/parser.h: recursive-descent parser from lexer tokens to the statement tree (jinja2 precedence).
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
-#include "tokenizer/jinja/ast.h"
-#include "tokenizer/jinja/lexer.h"
+#include "template/ast.h"
+#include "template/lexer.h"
 
 namespace autoglm::jinja {
 

@@ -1,4 +1,4 @@
-// jinja/value.h: the runtime value of the Jinja subset (Python semantics, as jinja2 under HF transformers):
+// template/value.h: the runtime value of the Jinja subset (Python semantics, as jinja2 under HF transformers):
 // undefined, none, bool, int, float, string, list, dict (insertion ordered), namespace, callable.
 // Lists and dicts are shared by reference like Python objects, so namespace() attribute assignment
 // and aliasing behave as in jinja2. Lists and dicts are immutable once built; namespaces are the only
@@ -18,7 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "tokenizer/jinja/limits.h"
+#include "template/limits.h"
 
 namespace autoglm::jinja {
 

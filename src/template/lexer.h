@@ -1,4 +1,4 @@
-// jinja/lexer.h: splits template source into text and tag tokens, applying jinja2's whitespace rules
+// template/lexer.h: splits template source into text and tag tokens, applying jinja2's whitespace rules
 // (trim_blocks, lstrip_blocks, "-"/"+" modifiers, dropping one trailing newline as keep_trailing_newline=False).
 #pragma once
 

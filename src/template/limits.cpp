@@ -1,5 +1,5 @@
-// jinja/limits.cpp: the budget's checks and its error messages (see limits.h).
-#include "tokenizer/jinja/limits.h"
+// template/limits.cpp: the budget's checks and its error messages (see limits.h).
+#include "template/limits.h"
 
 #include <algorithm>
 

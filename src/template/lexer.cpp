@@ -1,6 +1,6 @@
-// jinja/lexer.cpp: the template tokenizer. Data text is scanned for "{{", "{%", "{#"; inside a tag the
+// template/lexer.cpp: the template tokenizer. Data text is scanned for "{{", "{%", "{#"; inside a tag the
 // expression tokens are produced until the matching close delimiter at bracket depth 0.
-#include "tokenizer/jinja/lexer.h"
+#include "template/lexer.h"
 
 #include <cctype>
 

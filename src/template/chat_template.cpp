@@ -1,13 +1,13 @@
-// jinja/chat_template.cpp: the public chat_template API over the lexer, parser and interpreter.
-#include "tokenizer/jinja/chat_template.h"
+// template/chat_template.cpp: the public chat_template API over the lexer, parser and interpreter.
+#include "template/chat_template.h"
 
 #include <filesystem>
 
 #include "core/error.h"
 #include "core/file_io.h"
 #include "formats/json_limits.h"
-#include "tokenizer/jinja/interpreter.h"
-#include "tokenizer/jinja/parser.h"
+#include "template/interpreter.h"
+#include "template/parser.h"
 
 namespace autoglm {
 

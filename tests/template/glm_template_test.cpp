@@ -5,7 +5,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "tokenizer/jinja/chat_template.h"
+#include "template/chat_template.h"
 
 namespace {
 

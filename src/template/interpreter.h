@@ -1,4 +1,4 @@
-// jinja/interpreter.h: walks the statement tree against a context, producing the rendered text.
+// template/interpreter.h: walks the statement tree against a context, producing the rendered text.
 // Internal to the jinja folder; the public entry point is chat_template.h.
 #pragma once
 
@@ -8,7 +8,7 @@
 #include <utility>
 #include <vector>
 
-#include "tokenizer/jinja/ast.h"
+#include "template/ast.h"
 
 namespace autoglm::jinja {
 

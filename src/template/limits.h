@@ -1,4 +1,4 @@
-// jinja/limits.h: the bounds on parsing and rendering one chat template, and the per-render budget that the
+// template/limits.h: the bounds on parsing and rendering one chat template, and the per-render budget that the
 // interpreter and the value walks (str, repr, tojson, ==, ordering) spend against them.
 //
 // A template is code from a model directory and the data it renders comes from clients: without bounds, 100,000
@@ -7,7 +7,7 @@
 // (the chat layer answers a failed render with 400). The defaults sit far above what real templates need: six
 // real templates rendering 200-message agent sessions spend under 1% of the steps, bytes and output, nest at
 // most 12 levels and recurse at most 13 (tests/npm/chat_template.test.mjs "headroom" and
-// tests/chat_template/limits_test.cpp check it). A step is 20-70 ns of CPU, so max_steps is well under a second.
+// tests/template/limits_test.cpp check it). A step is 20-70 ns of CPU, so max_steps is well under a second.
 #pragma once
 
 #include <cstddef>

@@ -1,11 +1,11 @@
-// jinja/ast.h: expression and statement trees produced by the parser and walked by the interpreter.
+// template/ast.h: expression and statement trees produced by the parser and walked by the interpreter.
 #pragma once
 
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "tokenizer/jinja/value.h"
+#include "template/value.h"
 
 namespace autoglm::jinja {
 

@@ -1,5 +1,5 @@
-// jinja/strings.cpp: Python str operations for the filters and str methods (see strings.h).
-#include "tokenizer/jinja/strings.h"
+// template/strings.cpp: Python str operations for the filters and str methods (see strings.h).
+#include "template/strings.h"
 
 #include <algorithm>
 #include <array>

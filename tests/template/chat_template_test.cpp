@@ -6,7 +6,7 @@
 #include <fstream>
 
 #include "core/error.h"
-#include "tokenizer/jinja/chat_template.h"
+#include "template/chat_template.h"
 
 namespace {
 

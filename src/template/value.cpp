@@ -1,6 +1,6 @@
-// jinja/value.cpp: construction, truthiness, str/repr, equality/ordering and json.dumps of Jinja values (the
+// template/value.cpp: construction, truthiness, str/repr, equality/ordering and json.dumps of Jinja values (the
 // walks spend the render budget and stop at max_nesting), the ordered key table and linear-time substring search.
-#include "tokenizer/jinja/value.h"
+#include "template/value.h"
 
 #include <algorithm>
 #include <charconv>
