@@ -1,4 +1,4 @@
-// tests/kernels/cases_attention.cpp: ATTENTION_PAGED over F32/F16/BF16 caches (several sequences with
+// tests/kernels/cases_attention.cpp: ATTENTION_PAGED over F32/F16/BF16/Q8_0 caches (several sequences with
 // different n_past in one batch, shuffled block tables, GQA/MQA/MHA, head dims off the vector width, odd block
 // sizes, contexts of 2000; every cache slot no sequence may read holds NaN, so a stray read shows), ATTENTION_DENSE
 // (F32; segments of one frame each, sizes around the 48-row query block, the 16-key panel and the 512-key V tile,
@@ -57,8 +57,8 @@ instance make_paged(exec_context& ctx, dtype t, const paged_cfg& c, const std::s
   for (int64_t s = 0; s < n_seqs; ++s) {
     const auto [past, fresh] = c.seqs[size_t(s)];
     const int64_t len = past + fresh;
-    khist[size_t(s)] = decode(t, encode(t, r.normal(size_t(len * kw))));
-    vhist[size_t(s)] = decode(t, encode(t, r.normal(size_t(len * kw))));
+    khist[size_t(s)] = decode(t, encode_rows(t, r.normal(size_t(len * kw)), c.hd));
+    vhist[size_t(s)] = decode(t, encode_rows(t, r.normal(size_t(len * kw)), c.hd));
     for (int64_t b = 0; b < n_blk[size_t(s)]; ++b) tables[size_t(s * width + b)] = ids[next++];
     for (int64_t p = 0; p < len; ++p) {
       const int64_t slot = int64_t(tables[size_t(s * width + p / c.block)]) * c.block + p % c.block;
@@ -77,8 +77,8 @@ instance make_paged(exec_context& ctx, dtype t, const paged_cfg& c, const std::s
   padded ov = make_padded(ctx, dtype::F32, n_rows, qw, 5);
   const std::vector<int64_t> cshape = {total_blocks, c.block, c.kv_heads, c.hd};
   paged_kv_layer kv;
-  kv.k = upload_f(ctx, t, cshape, kcache);
-  kv.v = upload_f(ctx, t, cshape, vcache);
+  kv.k = upload(ctx, t, cshape, encode_rows(t, kcache, c.hd)).t;
+  kv.v = upload(ctx, t, cshape, encode_rows(t, vcache, c.hd)).t;
   paged_batch batch;
   batch.n_seqs = int32_t(n_seqs);
   for (const auto& s : c.seqs) batch.max_context = std::max<int32_t>(batch.max_context, int32_t(s.first + s.second));
@@ -105,7 +105,7 @@ instance make_paged(exec_context& ctx, dtype t, const paged_cfg& c, const std::s
   for (const auto& [past, fresh] : c.seqs) {
     // Each new token reads its whole context once per KV head (the group shares it) and does q.k and p.v.
     for (int64_t i = 0; i < fresh; ++i) inst.flops += 4.0 * double(past + i + 1) * double(qw);
-    inst.bytes += double(past + fresh) * double(kw) * 2.0 * double(dtype_size(t));
+    inst.bytes += double(past + fresh) * 2.0 * double(dtype_row_bytes(t, kw));
   }
   return inst;
 }
@@ -121,14 +121,18 @@ void add_paged_cases(std::vector<test_case>& out) {
       // a head group that is not a multiple of the 2-head P.V block, a head_dim with a scalar tail, a long context.
       {3, 1, 20, 16, {{77, 1}, {3, 1}}, false},
       {8, 2, 128, 16, {{2500, 1}}, false},
+      // Head dims of one and of three 32-blocks (what a Q8_0 cache needs), odd block sizes.
+      {3, 1, 32, 5, {{4, 3}, {11, 1}}, false},
+      {4, 2, 96, 7, {{20, 2}, {0, 5}}, false},
       // The 9B decoder (32 query heads over 2 KV heads, head_dim 128): one decode at 4k, a batch of 8 decodes,
       // and a 128-token prefill chunk after 1024 cached tokens.
       {32, 2, 128, 16, {{4095, 1}}, true},
       {32, 2, 128, 16, {{1000, 1}, {1100, 1}, {1200, 1}, {1300, 1}, {1400, 1}, {1500, 1}, {1600, 1}, {1700, 1}}, true},
       {32, 2, 128, 16, {{1024, 128}}, true},
   };
-  for (dtype t : {dtype::F32, dtype::F16, dtype::BF16})
+  for (dtype t : {dtype::F32, dtype::F16, dtype::BF16, dtype::Q8_0})
     for (const paged_cfg& cfg : cfgs) {
+      if (dtype_is_block(t) && cfg.hd % 32) continue;  // a Q8_0 cache holds whole 32-blocks per head row
       test_case c;
       c.op = op_id::ATTENTION_PAGED;
       c.key = t;

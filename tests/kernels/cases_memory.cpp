@@ -1,8 +1,9 @@
 // tests/kernels/cases_memory.cpp: data movement, checked bit for bit against the reference rounding:
 // EMBEDDING (F32/F16/BF16 tables, repeated and boundary ids), COPY (every pair of F32/F16/BF16/I32 over
 // contiguous, transposed, 4-D permuted, the vision 2x2-merge permute, reshaped and strided layouts, F16
-// overflow and I32 truncation included) and KV_STORE (F32/F16/BF16 caches, odd block sizes and head dims,
-// padding slots, k/v as views of a fused buffer; every untouched slot must keep its old bytes).
+// overflow and I32 truncation included) and KV_STORE (F32/F16/BF16 caches, odd block sizes and head dims, and
+// Q8_0 caches with ggml's rounding per 32 of a head row; padding slots, k/v as views of a fused buffer; every
+// untouched slot must keep its old bytes).
 #include <algorithm>
 #include <cmath>
 #include <numeric>
@@ -163,8 +164,10 @@ void add_copy_cases(std::vector<test_case>& out) {
 
 void add_kv_store_cases(std::vector<test_case>& out) {
   struct shape { int64_t n_blocks, block, kv_heads, hd, n; };
-  for (dtype t : {dtype::F32, dtype::F16, dtype::BF16})
-    for (const shape s : {shape{6, 16, 2, 8, 9}, shape{5, 5, 1, 80, 17}, shape{3, 16, 2, 64, 1}, shape{40, 16, 4, 128, 300}}) {
+  for (dtype t : {dtype::F32, dtype::F16, dtype::BF16, dtype::Q8_0})
+    for (const shape s : {shape{6, 16, 2, 8, 9}, shape{5, 5, 1, 80, 17}, shape{3, 16, 2, 64, 1}, shape{40, 16, 4, 128, 300},
+                          shape{4, 3, 3, 32, 7}}) {
+      if (dtype_is_block(t) && s.hd % 32) continue;  // a Q8_0 cache holds whole 32-blocks per head row
       test_case c;
       c.op = op_id::KV_STORE;
       c.key = t;
@@ -185,9 +188,10 @@ void add_kv_store_cases(std::vector<test_case>& out) {
         const tensor kt = fused.t.cols_view(s.hd, kw), vt = fused.t.cols_view(s.hd + kw, kw);
         const std::vector<int64_t> cshape = {s.n_blocks, s.block, s.kv_heads, s.hd};
         const std::vector<float> fill(size_t(capacity * kw), k_sentinel);
+        const std::vector<uint8_t> fill_bytes = encode_rows(t, fill, s.hd);
         paged_kv_layer kv;
-        kv.k = upload_f(ctx, t, cshape, fill);
-        kv.v = upload_f(ctx, t, cshape, fill);
+        kv.k = upload(ctx, t, cshape, fill_bytes).t;
+        kv.v = upload(ctx, t, cshape, fill_bytes).t;
         const tensor st = upload_i32(ctx, {s.n}, slots);
         instance inst;
         inst.run = [&ctx, kv, kt, vt, st] { ops::kv_store(ctx, kv, kt, vt, st); };
@@ -196,22 +200,25 @@ void add_kv_store_cases(std::vector<test_case>& out) {
           b.insert(b.end(), v.begin(), v.end());
           return b;
         };
-        inst.check = [&ctx, kv, t, s, kw, slots, qkv, capacity] {
+        inst.check = [&ctx, kv, t, s, kw, slots, qkv, capacity, fill_bytes] {
           std::string problems;
+          const std::vector<float> untouched = decode(t, fill_bytes);  // the sentinel as the cache dtype holds it
           for (int which = 0; which < 2; ++which) {
             const std::vector<float> got = decode(t, download(ctx, which ? kv.v : kv.k));
-            vecd ref(size_t(capacity * kw), double(k_sentinel));
+            vecd ref(untouched.begin(), untouched.end());
             for (int64_t i = 0; i < s.n; ++i) {
               if (slots[size_t(i)] < 0) continue;
+              const float* row = qkv.data() + i * (s.hd + 2 * kw) + s.hd + which * kw;
+              // Q8_0 rounds each head's row in blocks of 32 (ggml's rule); the others element by element.
+              const vecd q8 = t == dtype::Q8_0 ? ref::round_q8_0(std::vector<float>(row, row + kw)) : vecd{};
               for (int64_t j = 0; j < kw; ++j)
-                ref[size_t(slots[size_t(i)] * kw + j)] =
-                    ref::round_to(t, qkv[size_t(i * (s.hd + 2 * kw) + s.hd + which * kw + j)]);
+                ref[size_t(slots[size_t(i)] * kw + j)] = t == dtype::Q8_0 ? q8[size_t(j)] : ref::round_to(t, row[j]);
             }
             problems += verdict(which ? "v cache" : "k cache", compare(got, ref), 0.0);
           }
           return problems;
         };
-        inst.bytes = double(s.n * kw) * 2.0 * (4.0 + double(dtype_size(t)));
+        inst.bytes = double(s.n) * 2.0 * (4.0 * double(kw) + double(dtype_row_bytes(t, kw)));
         return inst;
       };
       out.push_back(std::move(c));

@@ -7,6 +7,8 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/quant_blocks.h"
+#include "formats/quantize.h"
 #include "kernels/cpu/convert.h"
 #include "ops/ops.h"
 #include "reference.h"
@@ -27,6 +29,20 @@ double tolerance(op_id op, dtype key) {
     case dtype::F16:
     case dtype::BF16:
       return 1e-5;  // F32 arithmetic on exactly decoded operands vs a double reference
+    case dtype::I8:
+    case dtype::Q8_0:
+    case dtype::Q4_0:
+    case dtype::Q4_K:
+    case dtype::Q5_K:
+    case dtype::Q6_K:
+      // LINEAR on quantized weights, against a reference that quantizes x by the kernels' own rule and sums in
+      // double: the int8 products are exact integers, only the F32 steps per group round (conversion, scale
+      // product, FMA, final lane sum and offsets), so the F32 bound holds. (Against unquantized x the error is
+      // that of 8-bit activations, about 0.4%: the reference must quantize x the same way.)
+      if (op == op_id::LINEAR) return 1e-5;
+      // A Q8_0 KV cache: its values (f16 scale x int8) are exact in F32, so attention is F32 arithmetic again.
+      if (op == op_id::ATTENTION_PAGED && key == dtype::Q8_0) return 1e-5;
+      return 0.0;
     default:
       return 0.0;  // no tolerance stated for this dtype yet: a new dtype must add its row
   }
@@ -98,7 +114,35 @@ std::vector<uint8_t> encode_i32(const std::vector<int32_t>& values) {
   return out;
 }
 
+std::vector<uint8_t> encode_rows(dtype type, const std::vector<float>& values, int64_t row) {
+  if (!dtype_is_block(type)) return encode(type, values);
+  AG_CHECK(row > 0 && values.size() % size_t(row) == 0, "harness::encode_rows: whole rows only");
+  const size_t rb = dtype_row_bytes(type, row), bb = dtype_block_bytes(type);
+  std::vector<uint8_t> out(values.size() / size_t(row) * rb);
+  for (size_t r = 0; r < values.size() / size_t(row); ++r) {
+    const float* v = values.data() + r * size_t(row);
+    uint8_t* o = out.data() + r * rb;
+    if (std::any_of(v, v + row, [](float x) { return std::isnan(x); })) {
+      AG_CHECK(type == dtype::Q8_0, "harness::encode_rows: NaN rows only for Q8_0");
+      for (size_t b = 0; b < rb; b += bb) {
+        const uint16_t nan = 0x7e00;
+        std::memcpy(o + b, &nan, 2);
+        std::memset(o + b + 2, 1, bb - 2);
+      }
+    } else {
+      quant::quantize_row(type, v, o, row);
+    }
+  }
+  return out;
+}
+
 std::vector<float> decode(dtype type, const std::vector<uint8_t>& bytes) {
+  if (dtype_is_block(type)) {
+    const int64_t n = int64_t(bytes.size() / dtype_block_bytes(type) * dtype_block_elems(type));
+    std::vector<float> out(static_cast<size_t>(n));
+    quant::dequantize_row(type, bytes.data(), out.data(), n);
+    return out;
+  }
   const size_t es = dtype_size(type);
   std::vector<float> out(bytes.size() / es);
   for (size_t i = 0; i < out.size(); ++i) {
@@ -235,6 +279,7 @@ const std::vector<test_case>& all_cases() {
     add_elementwise_cases(c);
     add_memory_cases(c);
     add_attention_cases(c);
+    add_quant_linear_cases(c);
     return c;
   }();
   return cases;
@@ -249,6 +294,11 @@ std::vector<std::pair<op_id, dtype>> required_cpu_kernels() {
     r.emplace_back(op_id::ATTENTION_PAGED, t);
   }
   for (dtype t : {dtype::F32, dtype::F16, dtype::BF16, dtype::I32}) r.emplace_back(op_id::COPY, t);
+  // Issue 11: LINEAR on every quantized weight type; a Q8_0 KV cache.
+  for (dtype t : {dtype::I8, dtype::Q8_0, dtype::Q4_0, dtype::Q4_K, dtype::Q5_K, dtype::Q6_K})
+    r.emplace_back(op_id::LINEAR, t);
+  r.emplace_back(op_id::KV_STORE, dtype::Q8_0);
+  r.emplace_back(op_id::ATTENTION_PAGED, dtype::Q8_0);
   for (op_id op : {op_id::RMS_NORM, op_id::LAYER_NORM, op_id::ROPE_MROPE, op_id::ROPE_2D, op_id::SILU_MUL, op_id::GELU,
                    op_id::ADD, op_id::SOFTMAX, op_id::ATTENTION_DENSE, op_id::POS_EMBED_BICUBIC})
     r.emplace_back(op, dtype::F32);

@@ -50,8 +50,11 @@ struct rng {
 // Host bytes of `values` stored as `type` (F32/F16/BF16 rounded to nearest even; I32 by truncation).
 std::vector<uint8_t> encode(dtype type, const std::vector<float>& values);
 std::vector<uint8_t> encode_i32(const std::vector<int32_t>& values);
-// Values of host bytes of `type` (F32/F16/BF16/I32).
+// Values of host bytes of `type` (F32/F16/BF16/I32, or a GGUF block type through core's dequantizer).
 std::vector<float> decode(dtype type, const std::vector<uint8_t>& bytes);
+// Host bytes of `values` as `type` in rows of `row` elements: block types quantize each row (formats/quantize; a
+// row holding NaN becomes blocks whose scale is NaN, so every value of it reads back NaN); others as encode().
+std::vector<uint8_t> encode_rows(dtype type, const std::vector<float>& values, int64_t row);
 
 // ---- device buffers -------------------------------------------------------------------------------------------
 // A contiguous buffer on the backend's device, filled from host bytes; views over it describe strided operands.
@@ -128,6 +131,7 @@ void add_linear_cases(std::vector<test_case>& out);
 void add_elementwise_cases(std::vector<test_case>& out);  // norms, rope, activations, softmax
 void add_memory_cases(std::vector<test_case>& out);       // copy, embedding, kv_store
 void add_attention_cases(std::vector<test_case>& out);    // paged, dense, bicubic position embedding
+void add_quant_linear_cases(std::vector<test_case>& out);  // linear with I8 / GGUF block weights
 const std::vector<test_case>& all_cases();
 
 // The (op, dtype) pairs the CPU backend must implement (issue 9).

@@ -38,6 +38,49 @@ vecd linear(const vecf& x, const vecf& w, const vecf& bias, int64_t m, int64_t n
   return y;
 }
 
+vecd quantize_activations(const vecf& x, int64_t m, int64_t k, int64_t group) {
+  vecd out(x.size());
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t g0 = 0; g0 < k; g0 += group) {
+      const float* xg = x.data() + i * k + g0;
+      float amax = 0.0f;
+      for (int64_t e = 0; e < group; ++e) amax = std::max(amax, std::abs(xg[e]));
+      const float d = amax / 127.0f, id = amax > 0.0f ? 127.0f / amax : 0.0f;
+      for (int64_t e = 0; e < group; ++e) {
+        const float p = xg[e] * id;  // the float product, then rounded to an integer (ties to even)
+        const double q = std::clamp(std::nearbyint(double(p)), -127.0, 127.0);
+        out[size_t(i * k + g0 + e)] = q * double(d);
+      }
+    }
+  return out;
+}
+
+vecd round_q8_0(const vecf& x) {
+  vecd out(x.size());
+  for (size_t b = 0; b + 32 <= x.size(); b += 32) {
+    float amax = 0.0f;
+    for (size_t e = 0; e < 32; ++e) amax = std::max(amax, std::abs(x[b + e]));
+    const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    const double dh = round_to(dtype::F16, d);
+    for (size_t e = 0; e < 32; ++e) {
+      const float p = x[b + e] * id;
+      out[b + e] = dh * std::round(double(p));  // std::round: halves away from zero
+    }
+  }
+  return out;
+}
+
+vecd linear_d(const vecd& xq, const vecf& w, const vecf& bias, int64_t m, int64_t n, int64_t k) {
+  vecd y(size_t(m * n));
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double s = bias.empty() ? 0.0 : double(bias[size_t(j)]);
+      for (int64_t c = 0; c < k; ++c) s += xq[size_t(i * k + c)] * double(w[size_t(j * k + c)]);
+      y[size_t(i * n + j)] = s;
+    }
+  return y;
+}
+
 vecd rms_norm(const vecf& x, const vecf& w, int64_t m, int64_t n, double eps) {
   vecd y(size_t(m * n));
   for (int64_t i = 0; i < m; ++i) {

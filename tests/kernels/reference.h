@@ -21,6 +21,14 @@ double round_to(dtype type, double x);
 
 // y [m, n] = x [m, k] . w [n, k]^T + bias [n] (bias may be empty).
 vecd linear(const vecf& x, const vecf& w, const vecf& bias, int64_t m, int64_t n, int64_t k);
+// x [m, k] as the quantized LINEAR kernels see it (kernels/cpu/quant_linear.h): per group of `group` elements,
+// d = amax / 127 and q = round-half-even(x * (127 / amax)) in float, clamped to +-127; returns q * d in double.
+vecd quantize_activations(const vecf& x, int64_t m, int64_t k, int64_t group);
+// Values of x stored as Q8_0 by ggml's rule (32 at a time): d = amax / 127, q = round(x * (1 / d)) half away from
+// zero, d rounded to f16; returns f16(d) * q.
+vecd round_q8_0(const vecf& x);
+// y [m, n] = xq [m, k] . w [n, k]^T + bias, all in double (xq from quantize_activations, w dequantized).
+vecd linear_d(const vecd& xq, const vecf& w, const vecf& bias, int64_t m, int64_t n, int64_t k);
 vecd rms_norm(const vecf& x, const vecf& w, int64_t m, int64_t n, double eps);
 vecd layer_norm(const vecf& x, const vecf& w, const vecf& b, int64_t m, int64_t n, double eps);
 

@@ -14,6 +14,7 @@
 #include "kernels/cpu/attention_common.h"
 #include "kernels/cpu/convert.h"
 #include "kernels/cpu/kernel_util.h"
+#include "kernels/cpu/quant_kv.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -88,9 +89,12 @@ void softmax(float* scores, int64_t n) {
 
 cache_view view_of(const tensor& c, const char* what) {
   AG_CHECK(c.n_dims() == 4, std::string(what) + " must be [blocks, block_size, kv_heads, head_dim]");
-  AG_CHECK(c.type() == dtype::F32 || c.type() == dtype::F16 || c.type() == dtype::BF16,
-           std::string(what) + ": CPU caches hold F32, F16 or BF16, not " + dtype_name(c.type()));
-  AG_CHECK(c.stride(3) == int64_t(dtype_size(c.type())), std::string(what) + ": head_dim must be contiguous");
+  const bool q8 = c.type() == dtype::Q8_0;  // head rows of whole 32-blocks (quant_kv.h)
+  AG_CHECK(c.type() == dtype::F32 || c.type() == dtype::F16 || c.type() == dtype::BF16 || q8,
+           std::string(what) + ": CPU caches hold F32, F16, BF16 or Q8_0, not " + dtype_name(c.type()));
+  AG_CHECK(q8 ? c.stride(2) == int64_t(dtype_row_bytes(c.type(), c.dim(3)))
+              : c.stride(3) == int64_t(dtype_size(c.type())),
+           std::string(what) + ": head_dim must be contiguous");
   return {c.type(), static_cast<uint8_t*>(c.data()), c.stride(0), c.stride(1), c.stride(2), c.dim(0),
           int32_t(c.dim(1))};
 }
@@ -104,7 +108,8 @@ int64_t block_of(const seq_desc& d, const cache_view& c, int64_t p) {
 
 const float* f32_row(const cache_view& c, const uint8_t* p, float* buf, int64_t n) {
   if (c.type == dtype::F32) return reinterpret_cast<const float*>(p);
-  convert_to_f32(c.type, p, buf, n);
+  if (c.type == dtype::Q8_0) q8_0_to_f32(p, buf, n);
+  else convert_to_f32(c.type, p, buf, n);
   return buf;
 }
 
@@ -162,8 +167,13 @@ void kv_store_kernel(const kernel_context& kc, const paged_kv_layer& kv, const t
                                  std::to_string(capacity) + " slots");
       const int64_t block = s / kcache.block_size, offset = s % kcache.block_size;
       for (int64_t h = 0; h < n_kv_heads; ++h) {
-        convert_from_f32(kcache.type, kr[r] + h * hd, kcache.at(block, offset, h), hd);
-        convert_from_f32(vcache.type, vr[r] + h * hd, vcache.at(block, offset, h), hd);
+        if (kcache.type == dtype::Q8_0) {
+          f32_to_q8_0(kr[r] + h * hd, kcache.at(block, offset, h), hd);
+          f32_to_q8_0(vr[r] + h * hd, vcache.at(block, offset, h), hd);
+        } else {
+          convert_from_f32(kcache.type, kr[r] + h * hd, kcache.at(block, offset, h), hd);
+          convert_from_f32(vcache.type, vr[r] + h * hd, vcache.at(block, offset, h), hd);
+        }
       }
     }
   });

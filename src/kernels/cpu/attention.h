@@ -1,6 +1,7 @@
 // kernels/cpu/attention.h: scaled dot-product attention in fp32.
 //  - attention_paged: causal, grouped-query, keys/values read from the paged KV cache (text decoder); the
-//    cache holds F32, F16 or BF16 (chosen by the runtime at creation; F16/BF16 halve its memory) and every
+//    cache holds F32, F16, BF16 or Q8_0 (chosen by the runtime at creation; F16/BF16 halve its memory, Q8_0 with
+//    head_dim a multiple of 32 takes 53% of F16, see quant_kv.h) and every
 //    product is computed in F32.
 //  - kv_store: writes new keys/values into their cache slots, rounding to the cache dtype.
 //  - attention_dense (in attention_dense.cpp): bidirectional within segments (the vision tower).

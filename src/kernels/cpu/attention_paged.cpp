@@ -10,6 +10,7 @@
 // faster than the per-row kernel (P.V accumulates in registers instead of loading and storing the output).
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -60,6 +61,12 @@ __attribute__((target("avx2,fma,f16c"))) inline __m256 load8(const uint8_t* row,
   } else if constexpr (T == dtype::BF16) {
     const __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * d)));
     return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+  } else if constexpr (T == dtype::Q8_0) {  // 8 values inside one 32-block: f16 scale x int8, exact in F32
+    const uint8_t* b = row + (d / 32) * 34;
+    uint16_t h;
+    std::memcpy(&h, b, 2);
+    const __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(b + 2 + d % 32)));
+    return _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(h)), _mm256_cvtepi32_ps(q));
   } else {
     return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * d)));
   }
@@ -69,7 +76,11 @@ template <dtype T>
 inline float load1(const uint8_t* row, int64_t d) {
   if constexpr (T == dtype::F32) return reinterpret_cast<const float*>(row)[d];
   else if constexpr (T == dtype::BF16) return bf16_to_f32(reinterpret_cast<const uint16_t*>(row)[d]);
-  else return f16_to_f32(reinterpret_cast<const uint16_t*>(row)[d]);
+  else if constexpr (T == dtype::Q8_0) {
+    uint16_t h;
+    std::memcpy(&h, row + (d / 32) * 34, 2);
+    return f16_to_f32(h) * float(int8_t(row[(d / 32) * 34 + 2 + d % 32]));
+  } else return f16_to_f32(reinterpret_cast<const uint16_t*>(row)[d]);
 }
 
 // NV vectors of 8 dims from d0, NH heads, accumulated in registers over every position.
@@ -222,6 +233,7 @@ void paged_attention_split(thread_pool* pool, const float* q, int64_t qs, const 
       if (avx2) {
         if (vc.type == dtype::F32) pv_dispatch<dtype::F32>(vc, it, d0, d1, hd8);
         else if (vc.type == dtype::BF16) pv_dispatch<dtype::BF16>(vc, it, d0, d1, hd8);
+        else if (vc.type == dtype::Q8_0) pv_dispatch<dtype::Q8_0>(vc, it, d0, d1, hd8);
         else pv_dispatch<dtype::F16>(vc, it, d0, d1, hd8);
         continue;
       }

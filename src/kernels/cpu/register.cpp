@@ -14,6 +14,7 @@
 #include "kernels/cpu/linear.h"
 #include "kernels/cpu/norm.h"
 #include "kernels/cpu/pos_embed.h"
+#include "kernels/cpu/quant_linear.h"
 #include "kernels/cpu/rope.h"
 
 namespace autoglm {
@@ -54,6 +55,12 @@ void register_cpu_kernels(kernel_registry& r) {
     r.add_kernel<kernel_sig::kv_store>(op_id::KV_STORE, cpu, t, cpu::kv_store_kernel);
     r.add_kernel<kernel_sig::attention_paged>(op_id::ATTENTION_PAGED, cpu, t, cpu::attention_paged_kernel);
   }
+  // Quantized weights: integer dot products on activations quantized per call (quant_linear.h).
+  for (dtype t : {dtype::I8, dtype::Q8_0, dtype::Q4_0, dtype::Q4_K, dtype::Q5_K, dtype::Q6_K})
+    r.add_kernel<kernel_sig::linear>(op_id::LINEAR, cpu, t, cpu::quant_linear_kernel);
+  // A Q8_0 KV cache (head_dim a multiple of 32): the same kernels, rows quantized on store (quant_kv.h).
+  r.add_kernel<kernel_sig::kv_store>(op_id::KV_STORE, cpu, dtype::Q8_0, cpu::kv_store_kernel);
+  r.add_kernel<kernel_sig::attention_paged>(op_id::ATTENTION_PAGED, cpu, dtype::Q8_0, cpu::attention_paged_kernel);
   for (dtype t : {dtype::F32, dtype::F16, dtype::BF16, dtype::I32})
     r.add_kernel<kernel_sig::copy>(op_id::COPY, cpu, t, cpu::copy_kernel);
   r.add_kernel<kernel_sig::rms_norm>(op_id::RMS_NORM, cpu, dtype::F32, cpu::rms_norm_kernel);

@@ -1,0 +1,43 @@
+// kernels/cpu/quant_linear.h: LINEAR with quantized weights (I8 with per-row scales, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K
+// in ggml's layouts) on the CPU: y [m, n] = x [m, k] . W^T + bias, x and y F32.
+//
+// Activations are quantized per call, per row, in groups matching the weight's blocks: G = 32 elements (I8, Q8_0,
+// Q4_0) or 256 (the k-quants). For each group: amax = max |x|, d = amax / 127, q = round-half-even(x * (127 /
+// amax)) clamped to [-127, 127] (both divisions in float; d = 0 and q = 0 when amax = 0). The k-quants also keep
+// the sum of q over every 16 elements, Q4_0 over its 32. Weights are never dequantized to float: products are
+// exact int8 x int8 integer sums per group (see quant_microkernel.h for the lane rule), scaled once per group by
+// (weight scale x d) in float. Every ISA path (portable C++, AVX2, AVX-512 VNNI, NEON dotprod) computes the same
+// integers and the same float operations in the same order, so they give identical bits, whatever the number of
+// rows or threads; the error against exact arithmetic is that of quantizing x (about 0.4% relative per group).
+//
+// Decode (fewer rows than one register tile) streams each weight row once, 4 rows at a time, with the threads
+// splitting the rows of W. Prefill quantizes x once, then for panels of x rows that fit in L2 runs register tiles
+// of 4 x rows x 4 W rows: each W tile is read from memory once per panel and reused for every x row of it.
+#pragma once
+
+#include <cstdint>
+
+#include "core/kernel_registry.h"
+
+namespace autoglm::cpu {
+
+// The registered LINEAR kernel for I8, Q8_0, Q4_0, Q4_K, Q5_K and Q6_K weights: w.weight [n, k] (k a whole number
+// of 32-element groups for I8, of blocks otherwise), w.scales F32 [n] for I8, w.bias F32 [n] or empty; x [m, k] and
+// y [m, n] F32 with unit column stride (row strides free).
+void quant_linear_kernel(const kernel_context& kc, const tensor& x, const linear_weight& w, tensor& y);
+// Whether quant_linear_kernel handles weights of `t`.
+bool quant_linear_supports(dtype t);
+
+// The instruction-set paths of the quantized kernels.
+enum class quant_isa : uint8_t { PORTABLE, AVX2, AVX512_VNNI, NEON_DOTPROD, COUNT };
+const char* quant_isa_name(quant_isa isa);  // "portable", "avx2", "avx512-vnni", "neon-dotprod"
+// Compiled into this build and supported by this CPU (and its OS).
+bool quant_isa_available(quant_isa isa);
+// The path the kernels take now: the forced one if any, portable when force_portable_kernels is on (convert.h),
+// else the best available.
+quant_isa quant_isa_selected();
+// Forces the quantized kernels onto `isa` (which must be available), or back to automatic with COUNT. For tests and
+// benchmarks; not meant to be flipped while kernels run on other threads.
+void force_quant_isa(quant_isa isa);
+
+}  // namespace autoglm::cpu

@@ -1,0 +1,131 @@
+// tests/kernels/quant_isa_test.cpp: the quantized LINEAR kernels on every instruction-set path this CPU offers
+// (portable C++, AVX2, AVX-512 VNNI, NEON dotprod), each forced in turn over every harness case of its weight
+// type: each matches the reference, and all give the same bytes (they compute the same integers and the same
+// float steps, kernels/cpu/quant_linear.h). Also: a row's result does not depend on how many rows share the call
+// (decode and prefill tiles agree), and the ISA selection follows force_portable_kernels.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "formats/quantize.h"
+#include "harness.h"
+#include "kernels/cpu/convert.h"
+#include "kernels/cpu/quant_linear.h"
+#include "ops/ops.h"
+
+namespace autoglm::harness {
+namespace {
+
+using cpu::quant_isa;
+
+std::vector<quant_isa> available_isas() {
+  std::vector<quant_isa> out;
+  for (int i = 0; i < int(quant_isa::COUNT); ++i)
+    if (cpu::quant_isa_available(quant_isa(i))) out.push_back(quant_isa(i));
+  return out;
+}
+
+struct isa_scope {
+  explicit isa_scope(quant_isa isa) { cpu::force_quant_isa(isa); }
+  ~isa_scope() { cpu::force_quant_isa(quant_isa::COUNT); }
+};
+
+class quant_isa_cases : public testing::TestWithParam<dtype> {};
+
+TEST_P(quant_isa_cases, every_path_matches_the_reference_with_the_same_bytes) {
+  const dtype t = GetParam();
+  const std::vector<quant_isa> isas = available_isas();
+  ASSERT_FALSE(isas.empty());
+  EXPECT_EQ(isas.front(), quant_isa::PORTABLE);
+  int n_cases = 0;
+  for (const test_case& c : all_cases()) {
+    if (c.perf || c.op != op_id::LINEAR || c.key != t) continue;
+    std::vector<uint8_t> first;
+    for (quant_isa isa : isas) {
+      isa_scope scope(isa);
+      exec_context ctx(device{}, 2);
+      instance inst = c.make(ctx);
+      inst.run();
+      const std::string what = std::string(dtype_name(t)) + " [" + c.name + "] on " + cpu::quant_isa_name(isa);
+      EXPECT_EQ(inst.check(), "") << what;
+      const std::vector<uint8_t> out = inst.output();
+      if (first.empty()) first = out;
+      else EXPECT_TRUE(out == first) << what << ": bytes differ from the " << cpu::quant_isa_name(isas.front())
+                                     << " path";
+    }
+    ++n_cases;
+  }
+  EXPECT_GT(n_cases, 0);
+}
+
+std::string type_name(const testing::TestParamInfo<dtype>& info) { return dtype_name(info.param); }
+
+INSTANTIATE_TEST_SUITE_P(quant_linear, quant_isa_cases,
+                         testing::Values(dtype::I8, dtype::Q8_0, dtype::Q4_0, dtype::Q4_K, dtype::Q5_K, dtype::Q6_K),
+                         type_name);
+
+// Each row computed alone (decode tiles) equals the same row inside a 7-row call (prefill tiles + remainder).
+TEST(quant_linear, rows_alone_equal_rows_in_a_batch) {
+  const int64_t m = 7, n = 11, k = 512;
+  rng r(99);
+  const std::vector<float> x = r.normal(size_t(m * k)), w = r.normal(size_t(n * k), 0.05f);
+  for (dtype t : {dtype::Q8_0, dtype::Q4_0, dtype::Q4_K, dtype::Q6_K}) {
+    exec_context ctx(device{}, 2);
+    linear_weight lw;
+    lw.weight = quant::quantize_tensor(tensor::view(w.data(), dtype::F32, {n, k}), t);
+    std::vector<float> all(static_cast<size_t>(m * n)), one(static_cast<size_t>(n));
+    tensor xt = tensor::view(x.data(), dtype::F32, {m, k}), yt = tensor::view(all.data(), dtype::F32, {m, n});
+    ops::linear(ctx, xt, lw, yt);
+    for (int64_t i = 0; i < m; ++i) {
+      tensor xi = xt.rows_view(i, 1), yi = tensor::view(one.data(), dtype::F32, {1, n});
+      ops::linear(ctx, xi, lw, yi);
+      EXPECT_EQ(std::memcmp(one.data(), all.data() + i * n, size_t(n) * 4), 0) << dtype_name(t) << " row " << i;
+    }
+  }
+}
+
+// Against the unquantized product: the error is that of 8-bit activations and 4-8-bit weights, a few percent at
+// most, so a layout mistake (which scrambles the product) cannot pass.
+TEST(quant_linear, close_to_the_float_product) {
+  const int64_t m = 3, n = 64, k = 1024;
+  rng r(5);
+  const std::vector<float> x = r.normal(size_t(m * k)), w = r.normal(size_t(n * k));
+  std::vector<double> exact(size_t(m * n));
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t c = 0; c < k; ++c) exact[size_t(i * n + j)] += double(x[size_t(i * k + c)]) * w[size_t(j * k + c)];
+  struct bound { dtype t; double nmse; };
+  for (const bound& b : {bound{dtype::Q8_0, 1e-4}, bound{dtype::Q6_K, 1e-3}, bound{dtype::Q5_K, 3e-3},
+                         bound{dtype::Q4_K, 1e-2}, bound{dtype::Q4_0, 1.5e-2}}) {
+    exec_context ctx(device{}, 2);
+    linear_weight lw;
+    lw.weight = quant::quantize_tensor(tensor::view(w.data(), dtype::F32, {n, k}), b.t);
+    std::vector<float> y(size_t(m * n));
+    tensor yt = tensor::view(y.data(), dtype::F32, {m, n});
+    ops::linear(ctx, tensor::view(x.data(), dtype::F32, {m, k}), lw, yt);
+    double se = 0, sr = 0;
+    for (size_t i = 0; i < y.size(); ++i) se += (y[i] - exact[i]) * (y[i] - exact[i]), sr += exact[i] * exact[i];
+    EXPECT_LT(se / sr, b.nmse) << dtype_name(b.t);
+  }
+}
+
+TEST(quant_linear, isa_selection) {
+  const std::vector<quant_isa> isas = available_isas();
+  EXPECT_EQ(cpu::quant_isa_selected(), isas.back());  // the best one, listed last
+  cpu::force_portable_kernels(true);
+  EXPECT_EQ(cpu::quant_isa_selected(), quant_isa::PORTABLE);
+  cpu::force_portable_kernels(false);
+  {
+    isa_scope scope(isas.front());
+    EXPECT_EQ(cpu::quant_isa_selected(), isas.front());
+  }
+  EXPECT_EQ(cpu::quant_isa_selected(), isas.back());
+#if defined(__x86_64__)
+  EXPECT_EQ(cpu::quant_isa_available(quant_isa::AVX2), bool(__builtin_cpu_supports("avx2")));
+  EXPECT_FALSE(cpu::quant_isa_available(quant_isa::NEON_DOTPROD));
+#endif
+}
+
+}  // namespace
+}  // namespace autoglm::harness
