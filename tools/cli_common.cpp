@@ -1,7 +1,9 @@
 #include "cli_common.h"
 
+#include <condition_variable>
 #include <cstdio>
 #include <filesystem>
+#include <mutex>
 #include <sstream>
 
 #include "core/error.h"
@@ -62,6 +64,34 @@ vision_input load_image_input(const std::string& path, const std::string& model_
   v.pixel_values = std::move(px.values);
   v.content_hash = hash_image(img);
   return v;
+}
+
+kv_cache_type parse_kv_type_option(const std::string& text) {
+  try {
+    return parse_kv_cache_type(text);
+  } catch (const invalid_request&) {
+    throw error("--kv-type must be f32, f16 or bf16, got '" + text + "'");
+  }
+}
+
+generation_event run_to_completion(engine& eng, generation_request request, const event_callback& on_event) {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  generation_event last;
+  const uint64_t id = eng.submit(std::move(request), [&](const generation_event& ev) {
+    if (on_event) on_event(ev);
+    if (ev.finish == finish_reason::NONE) return;
+    std::lock_guard<std::mutex> lk(mu);
+    last = ev;
+    done = true;
+    cv.notify_all();
+  });
+  if (id == 0) throw error("the engine refused the request (queue full or shutting down)");
+  std::unique_lock<std::mutex> lk(mu);
+  cv.wait(lk, [&] { return done; });
+  if (last.finish == finish_reason::ERROR) throw error("generation failed: " + last.error);
+  return last;
 }
 
 std::vector<int32_t> expand_image_placeholders(const std::vector<int32_t>& tokens, int32_t image_token_id,

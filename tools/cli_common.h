@@ -1,11 +1,12 @@
-// tools/cli_common.h: helpers shared by the CLI commands: the default (demo) model, token lists, images.
+// tools/cli_common.h: helpers shared by the CLI commands: the default (demo) model, token lists, images, and
+// waiting for an engine request's events.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
-#include "model/model_runner.h"
+#include "autoglm/engine.h"
 
 namespace autoglm::cli {
 
@@ -18,6 +19,12 @@ std::vector<int32_t> parse_token_list(const std::string& text);
 // Decodes and preprocesses an image file for the model in model_dir (preprocessor_config.json, overrides > 0).
 vision_input load_image_input(const std::string& path, const std::string& model_dir, int64_t min_pixels = 0,
                               int64_t max_pixels = 0);
+// "f32" / "f16" / "bf16" for --kv-type; throws autoglm::error naming the option on anything else.
+kv_cache_type parse_kv_type_option(const std::string& text);
+// Submits a request and waits for its final event; on_event (optional) sees every event on the engine thread
+// first. Throws autoglm::error when the engine refuses the request or it ends in an error.
+generation_event run_to_completion(engine& eng, generation_request request,
+                                   const event_callback& on_event = nullptr);
 // Replaces each occurrence of image_token_id with images[k].n_tokens() copies, in order (HF processor rule).
 std::vector<int32_t> expand_image_placeholders(const std::vector<int32_t>& tokens, int32_t image_token_id,
                                                const std::vector<vision_input>& images);

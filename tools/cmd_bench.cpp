@@ -1,24 +1,20 @@
 // tools/cmd_bench.cpp: `autoglm bench`: per-token decode latency with the KV cache versus full recomputation at
 // several context lengths (the deployment guide claims 230 ms -> 68 ms, 3.4x), against the machine's measured
-// memory bandwidth. Writes JSON.
+// read bandwidth. Runs through the engine (the serving path) at batch 1; token times are taken on the engine
+// thread as the events leave it. Writes JSON.
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <cstring>
 #include <fstream>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
-#include <thread>
 
+#include "autoglm/engine.h"
 #include "cli_common.h"
 #include "command.h"
-#include "core/aligned_buffer.h"
 #include "core/error.h"
-#include "core/thread_pool.h"
-#include "model/glm4v/glm4v_model.h"
-#include "model/model_loader.h"
-#include "model/sequence_runner.h"
 
 namespace autoglm::cli {
 
@@ -26,8 +22,8 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 
-double ms_since(clock_type::time_point t0) {
-  return std::chrono::duration<double, std::milli>(clock_type::now() - t0).count();
+double ms_between(clock_type::time_point a, clock_type::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
 }
 
 double median(std::vector<double> v) {
@@ -35,49 +31,22 @@ double median(std::vector<double> v) {
   return v.empty() ? 0.0 : (v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]));
 }
 
-// Copy bandwidth over all threads, counting bytes read + written (the ceiling for weight streaming).
-double measure_copy_bandwidth_gbps(size_t bytes) {
-  aligned_buffer a(bytes), b(bytes);
-  std::memset(a.data(), 1, bytes);
-  std::memset(b.data(), 2, bytes);
-  thread_pool& pool = default_thread_pool();
-  std::vector<double> runs;
-  for (int r = 0; r < 5; ++r) {
-    auto t0 = clock_type::now();
-    pool.parallel_for(int64_t(bytes / 4096), 64, [&](int64_t p0, int64_t p1) {
-      std::memcpy(static_cast<char*>(b.data()) + p0 * 4096, static_cast<const char*>(a.data()) + p0 * 4096, size_t(p1 - p0) * 4096);
-    });
-    runs.push_back(ms_since(t0));
-  }
-  return 2.0 * double(bytes) / (median(runs) * 1e6);
-}
-
-// Read-only bandwidth over all threads (a sum over a buffer larger than the caches): the ceiling for decode,
-// which only reads weights.
-double measure_read_bandwidth_gbps(size_t bytes) {
-  aligned_buffer a(bytes);
-  std::memset(a.data(), 1, bytes);
-  thread_pool& pool = default_thread_pool();
-  const int64_t n = int64_t(bytes / sizeof(float));
-  std::vector<double> runs;
-  std::vector<float> sink(size_t(pool.n_threads()) * 16, 0.0f);
-  for (int r = 0; r < 5; ++r) {
-    auto t0 = clock_type::now();
-    pool.parallel_for(n, 1 << 16, [&](int64_t i0, int64_t i1) {
-      const float* p = a.f32();
-      float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-      for (int64_t i = i0; i + 8 <= i1; i += 8)
-        for (int k = 0; k < 8; ++k) s[k] += p[i + k];
-      sink[size_t(i0 % int64_t(sink.size()))] += s[0] + s[1] + s[2] + s[3] + s[4] + s[5] + s[6] + s[7];
-    });
-    runs.push_back(ms_since(t0));
-  }
-  return double(bytes) / (median(runs) * 1e6);
+// Time from submit to each token event of one request (measured on the engine thread).
+std::vector<clock_type::time_point> timed_run(engine& eng, generation_request req, clock_type::time_point* submitted) {
+  std::mutex mu;
+  std::vector<clock_type::time_point> times;
+  *submitted = clock_type::now();
+  run_to_completion(eng, std::move(req), [&](const generation_event& ev) {
+    if (!ev.has_token) return;
+    std::lock_guard<std::mutex> lk(mu);
+    times.push_back(clock_type::now());
+  });
+  return times;
 }
 
 int run_bench(int argc, char** argv) {
   CLI::App app{"Decode latency with the KV cache vs full recomputation, per context length; JSON output"};
-  std::string model_dir, contexts_text = "128,512,2048", out_file;
+  std::string model_dir, contexts_text = "128,512,2048", out_file, kv_type = "f32";
   int threads = 0, decode_tokens = 8, recompute_reps = 2, max_recompute_context = 1 << 30;
   bool fake_context = false;
   app.add_option("-m,--model", model_dir, "model directory; default: the bundled demo model");
@@ -87,6 +56,7 @@ int run_bench(int argc, char** argv) {
   app.add_option("--max-recompute-context", max_recompute_context, "skip full recomputation above this context (it is O(n) forward passes of n tokens)");
   app.add_flag("--fake-context", fake_context, "fill the KV cache without a prefill (timing only: decode cost does not depend on cached values)");
   app.add_option("--threads", threads, "CPU threads (default: all cores)");
+  app.add_option("--kv-type", kv_type, "KV cache element type: f32, f16 or bf16")->capture_default_str();
   app.add_option("-o,--out", out_file, "also write the JSON here");
   try {
     app.parse(argc, argv);
@@ -97,63 +67,72 @@ int run_bench(int argc, char** argv) {
   std::vector<int32_t> contexts = parse_token_list(contexts_text);
   if (decode_tokens < 1 || decode_tokens > 100000) throw error("--decode-tokens must be between 1 and 100000");
   if (recompute_reps < 0 || recompute_reps > 1000) throw error("--recompute-reps must be between 0 and 1000");
+
+  // One sequence at a time, no prefix cache (every prefill and recomputation is computed), a KV cache for the
+  // longest context plus its decode steps.
+  engine_options eo;
+  eo.model_dir = model_dir;
+  eo.n_threads = threads;
+  eo.max_num_seqs = 1;
+  eo.enable_prefix_caching = false;
+  eo.kv_cache_dtype = parse_kv_type_option(kv_type);
   auto t_load = clock_type::now();
-  auto model = load_model_runner(model_dir, threads);
+  auto eng = engine::create(eo);
+  const double load_ms = ms_between(t_load, clock_type::now());
   // Each context plus its decode steps must fit the model's positions (and so the KV cache sized for it).
-  const int64_t max_positions = model->info().max_position_embeddings;
+  const int64_t max_len = eng->max_model_len();
   for (int32_t ctx : contexts)
-    if (ctx < 1 || int64_t(ctx) + decode_tokens + 2 > max_positions)
+    if (ctx < 1 || int64_t(ctx) + decode_tokens + 2 > max_len)
       throw error("--contexts: " + std::to_string(ctx) + " (+ " + std::to_string(decode_tokens) +
-                  " decode tokens) must be at least 1 and fit the model's max_position_embeddings " +
-                  std::to_string(max_positions));
-  const double load_ms = ms_since(t_load);
-  auto* glm = dynamic_cast<glm4v::glm4v_model*>(model.get());
-  const size_t weight_bytes = glm ? glm->text().weight_bytes_per_token() : 0;
-  const int32_t vocab = model->info().vocab_size;
-  const int32_t max_ctx = *std::max_element(contexts.begin(), contexts.end());
+                  " decode tokens) must be at least 1 and fit the model's context of " + std::to_string(max_len));
+  const size_t weight_bytes = eng->weight_bytes_per_token();
+  const int32_t vocab = eng->info().vocab_size;
   std::mt19937 rng(1);
   std::uniform_int_distribution<int32_t> pick(0, std::min(vocab, 100000) - 1);
+  auto random_prompt = [&](int32_t n) {
+    std::vector<int32_t> p(static_cast<size_t>(n));
+    for (auto& t : p)
+      do t = pick(rng);
+      while (t == eng->info().image_token_id);  // text only: a placeholder needs an image
+    return p;
+  };
 
-  const double bw = measure_copy_bandwidth_gbps(size_t(256) << 20);
-  const double read_bw = measure_read_bandwidth_gbps(size_t(512) << 20);
+  const double read_bw = measure_memory_read_bandwidth(eng->n_threads());
   nlohmann::json results = nlohmann::json::array();
-  sequence_runner seq(*model, max_ctx + decode_tokens + 2);
   for (int32_t ctx : contexts) {
-    std::vector<int32_t> prompt(static_cast<size_t>(ctx));
-    for (auto& t : prompt) t = pick(rng);
     nlohmann::json r;
     r["context"] = ctx;
-    // KV cache: the context is cached once, then each new token is one forward of 1 token.
-    seq.reset();
-    double prefill_ms = -1;
-    if (fake_context) {
-      seq.fake_context(ctx);
-    } else {
-      auto t0 = clock_type::now();
-      seq.prefill(prompt, {});
-      prefill_ms = ms_since(t0);
-    }
+    // KV cache: the context is cached once, then each new token is one forward of 1 token. The first token
+    // comes from the prefill (or, with --fake-context, from a 1-token step at position ctx); the decode steps
+    // are the gaps between the following tokens.
+    generation_request req;
+    req.prompt = random_prompt(fake_context ? ctx + 1 : ctx);
+    req.sampling.temperature = 0.0f;
+    req.sampling.ignore_eos = true;
+    req.sampling.max_tokens = decode_tokens + 1;
+    req.benchmark_skip_prefill = fake_context;
+    clock_type::time_point t0;
+    const std::vector<clock_type::time_point> times = timed_run(*eng, std::move(req), &t0);
+    if (times.size() != size_t(decode_tokens) + 1) throw error("the engine stopped early");
     std::vector<double> steps;
-    int32_t tok = pick(rng);
-    for (int i = 0; i < decode_tokens; ++i) {
-      auto t0 = clock_type::now();
-      std::vector<float> l = seq.decode(tok);
-      steps.push_back(ms_since(t0));
-      tok = int32_t(std::max_element(l.begin(), l.end()) - l.begin());
-    }
+    for (size_t i = 1; i < times.size(); ++i) steps.push_back(ms_between(times[i - 1], times[i]));
     const double kv_ms = median(steps);
     r["kv_cache_ms_per_token"] = kv_ms;
     r["kv_cache_tokens_per_s"] = 1000.0 / kv_ms;
-    if (prefill_ms >= 0) r["prefill_ms"] = prefill_ms;
+    if (!fake_context) r["prefill_ms"] = ms_between(t0, times[0]);
     if (weight_bytes) r["kv_cache_weight_GBps"] = double(weight_bytes) / (kv_ms * 1e6);
     // Full recomputation: every new token re-runs the whole context (no cache reuse).
     if (ctx <= max_recompute_context && recompute_reps > 0) {
       std::vector<double> full;
+      const std::vector<int32_t> prompt = random_prompt(ctx);
       for (int i = 0; i < recompute_reps; ++i) {
-        seq.reset();
-        auto t0 = clock_type::now();
-        seq.prefill(prompt, {});
-        full.push_back(ms_since(t0));
+        generation_request once;
+        once.prompt = prompt;
+        once.sampling.temperature = 0.0f;
+        once.sampling.max_tokens = 1;
+        clock_type::time_point s0;
+        const auto t = timed_run(*eng, std::move(once), &s0);
+        full.push_back(ms_between(s0, t.at(0)));
       }
       const double re_ms = median(full);
       r["recompute_ms_per_token"] = re_ms;
@@ -181,17 +160,18 @@ int run_bench(int argc, char** argv) {
   nlohmann::json out;
   out["benchmark"] = "decode_kv_cache_vs_recompute";
   out["model_dir"] = model_dir;
-  out["model"] = {{"layers", model->info().n_layers}, {"hidden", model->info().hidden_size}, {"vocab", vocab},
+  out["model"] = {{"layers", eng->info().n_layers}, {"hidden", eng->info().hidden_size}, {"vocab", vocab},
                   {"weight_bytes_per_token", weight_bytes}};
-  out["threads"] = default_thread_pool().n_threads();
+  out["threads"] = eng->n_threads();
+  out["kv_cache_type"] = kv_cache_type_name(eo.kv_cache_dtype);
   out["load_ms"] = load_ms;
-  out["machine_copy_bandwidth_GBps"] = bw;
   out["machine_read_bandwidth_GBps"] = read_bw;
   if (weight_bytes) out["decode_floor_ms_per_token"] = double(weight_bytes) / (read_bw * 1e6);
   out["fake_context"] = fake_context;
   out["results"] = results;
   out["growth"] = growth;
   out["claim"] = "deployment guide: 230 ms (recompute) -> 68 ms (KV cache) per token, 3.4x";
+  eng->shutdown();
   std::string text = out.dump(2);
   std::puts(text.c_str());
   if (!out_file.empty()) std::ofstream(out_file) << text << "\n";

@@ -1,17 +1,17 @@
-// tools/cmd_logits.cpp: `autoglm logits`: one full forward pass, printed as JSON for independent parity checks.
+// tools/cmd_logits.cpp: `autoglm logits`: one full forward pass through the engine (every prompt position's
+// logits via generation_request::return_prompt_logits), printed as JSON for independent parity checks.
 // Output: {"n_positions": N, "vocab": V, "logits_last": [V floats], "argmax": [N ints]}.
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
+#include <mutex>
 #include <nlohmann/json.hpp>
 
+#include "autoglm/engine.h"
 #include "cli_common.h"
 #include "command.h"
 #include "core/error.h"
-#include "model/glm4v/glm4v_model.h"
-#include "model/model_loader.h"
-#include "model/sequence_runner.h"
 
 namespace autoglm::cli {
 
@@ -35,28 +35,47 @@ static int run_logits(int argc, char** argv) {
   }
   model_dir = resolve_model_dir(model_dir);
   std::vector<int32_t> tokens = parse_token_list(tokens_text);
-  auto model = load_model_runner(model_dir, threads);
-  const model_info& info = model->info();
+
+  nlohmann::json index = nlohmann::json::array();
+  std::mutex dump_mu;  // the decoder and the vision worker dump from their own threads
+  engine_options eo;
+  eo.model_dir = model_dir;
+  eo.n_threads = threads;
+  eo.max_num_seqs = 1;
+  eo.enable_prefix_caching = false;
+  if (!dump_dir.empty())
+    eo.dump = [&](const std::string& name, const float* d, int64_t rows, int64_t cols) {
+      std::lock_guard<std::mutex> lk(dump_mu);
+      std::ofstream out(dump_dir + "/" + name + ".f32", std::ios::binary);
+      out.write(reinterpret_cast<const char*>(d), std::streamsize(rows * cols * 4));
+      index.push_back({{"name", name}, {"rows", rows}, {"cols", cols}});
+    };
+  auto eng = engine::create(eo);
+  const model_info& info = eng->info();
   std::vector<vision_input> images;
   for (auto& f : image_files) images.push_back(load_image_input(f, model_dir, min_pixels, max_pixels));
   tokens = expand_image_placeholders(tokens, info.image_token_id, images);
   for (int32_t t : tokens)
     if (t >= info.vocab_size) throw error("token id " + std::to_string(t) + " is outside the vocabulary of " + std::to_string(info.vocab_size));
+  if (int64_t(tokens.size()) >= eng->max_model_len())
+    throw error(std::to_string(tokens.size()) + " tokens do not fit the model's context of " +
+                std::to_string(eng->max_model_len()));
 
-  nlohmann::json index = nlohmann::json::array();
-  auto* glm = dynamic_cast<glm4v::glm4v_model*>(model.get());
-  if (!dump_dir.empty() && glm) {
-    glm->text().set_dump([&](const std::string& name, const float* d, int64_t rows, int64_t cols) {
-      std::ofstream out(dump_dir + "/" + name + ".f32", std::ios::binary);
-      out.write(reinterpret_cast<const char*>(d), std::streamsize(rows * cols * 4));
-      index.push_back({{"name", name}, {"rows", rows}, {"cols", cols}});
-    });
-  }
-  sequence_runner seq(*model, int32_t(tokens.size()));
-  std::vector<float> logits = seq.prefill(tokens, images, true);
+  generation_request req;
+  req.prompt = tokens;
+  req.images = std::move(images);
+  req.sampling.temperature = 0.0f;
+  req.sampling.max_tokens = 1;
+  req.return_prompt_logits = true;
+  std::vector<float> logits;
+  run_to_completion(*eng, std::move(req), [&](const generation_event& ev) {
+    if (!ev.prompt_logits.empty()) logits = ev.prompt_logits;
+  });
+  eng->shutdown();
   if (!dump_dir.empty()) std::ofstream(dump_dir + "/index.json") << index.dump(1);
 
   const int64_t V = info.vocab_size, N = int64_t(tokens.size());
+  if (int64_t(logits.size()) != N * V) throw error("the engine returned no prompt logits");
   nlohmann::json out;
   out["n_positions"] = N;
   out["vocab"] = V;

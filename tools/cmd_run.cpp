@@ -15,7 +15,6 @@
 #include "command.h"
 #include "core/error.h"
 #include "media/image.h"
-#include "server/protocol.h"
 
 namespace autoglm::cli {
 
@@ -37,6 +36,7 @@ int run_run(int argc, char** argv) {
   int max_tokens = 256, threads = 0, top_k = -1;
   float temp = -1, top_p = -1, min_p = -1, rep = -1, freq = 0, pres = 0;
   int64_t seed = -1, min_pixels = 0, max_pixels = 0;
+  std::string kv_type = "f32";
   bool no_think = false, show_reasoning = false, stats = false;
   app.add_option("-m,--model", model_dir, "model directory (Hugging Face layout); default: the bundled demo model");
   app.add_option("-p,--prompt", prompt, "the user message");
@@ -53,6 +53,7 @@ int run_run(int argc, char** argv) {
   app.add_option("--presence-penalty", pres, "OpenAI presence penalty");
   app.add_option("--seed", seed, "seed for reproducible sampling");
   app.add_option("--threads", threads, "CPU threads (default: all cores)");
+  app.add_option("--kv-type", kv_type, "KV cache element type: f32, f16 or bf16 (half the memory)")->capture_default_str();
   app.add_option("--min-pixels", min_pixels, "image min_pixels override");
   app.add_option("--max-pixels", max_pixels, "image max_pixels override (Open-AutoGLM uses 5000000)");
   app.add_flag("--no-think", no_think, "render the non-thinking prompt (enable_thinking=false)");
@@ -70,8 +71,7 @@ int run_run(int argc, char** argv) {
   eo.model_dir = model_dir;
   eo.n_threads = threads;
   eo.max_num_seqs = 1;
-  eo.min_pixels = int32_t(min_pixels);
-  eo.max_pixels = int32_t(max_pixels);
+  eo.kv_cache_dtype = parse_kv_type_option(kv_type);
   auto eng = engine::create(eo);
 
   generation_request req;
@@ -95,7 +95,7 @@ int run_run(int argc, char** argv) {
     if (no_think) opts.enable_thinking = false;
     req = chat->prepare_chat(messages, opts).request;
   }
-  server::generation_defaults d = server::load_generation_defaults(model_dir);
+  const generation_defaults d = load_generation_defaults(model_dir);
   sampling_params& sp = req.sampling;
   sp.temperature = temp >= 0 ? temp : d.temperature;
   sp.top_p = top_p >= 0 ? top_p : d.top_p;

@@ -12,6 +12,7 @@ int cmd_serve(int argc, char** argv) {
   autoglm::server::server_options o;
   o.engine.model_dir = AUTOGLM_DEFAULT_MODEL_DIR;
   std::string log_level = "info";
+  std::string kv_type = "f32";
   int port = o.port;
   size_t max_body = o.max_body_bytes;
 
@@ -34,8 +35,13 @@ int cmd_serve(int argc, char** argv) {
   app.add_option("--max-waiting", o.engine.max_waiting, "queued requests beyond which new ones get 503")->capture_default_str();
   app.add_option("--max-batch-tokens", o.engine.max_batch_tokens, "prefill tokens per engine step")->capture_default_str();
   app.add_option("--kv-cache-bytes", o.engine.kv_cache_bytes, "KV cache budget in bytes (0: automatic)");
-  app.add_option("--max-pixels", o.engine.max_pixels, "max image pixels after resizing (0: preprocessor_config.json)");
-  app.add_option("--min-pixels", o.engine.min_pixels, "min image pixels after resizing (0: preprocessor_config.json)");
+  app.add_option("--kv-type", kv_type, "KV cache element type: f32, f16 or bf16 (half the memory)")->capture_default_str();
+  app.add_option("--vision-threads", o.engine.n_vision_threads,
+                 "threads of the vision encoder beside decoding (0: half of --threads)")->capture_default_str();
+  app.add_option("--max-pixels", o.max_pixels, "max image pixels after resizing (0: preprocessor_config.json)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--min-pixels", o.min_pixels, "min image pixels after resizing (0: preprocessor_config.json)")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--max-images", o.max_images, "images per request (0: no limit)");
   app.add_option("--max-image-bytes", o.max_image_bytes, "size limit of one image file")->capture_default_str();
   app.add_option("--max-body-bytes", max_body, "request body limit (413 above)")->capture_default_str();
@@ -64,6 +70,17 @@ int cmd_serve(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   autoglm::log_init(log_level.c_str());
+  try {
+    o.engine.kv_cache_dtype = autoglm::parse_kv_cache_type(kv_type);
+  } catch (const std::exception&) {
+    std::fprintf(stderr, "autoglm serve: --kv-type must be f32, f16 or bf16, got '%s'\n", kv_type.c_str());
+    return 2;
+  }
+  if (o.min_pixels > 0 && o.max_pixels > 0 && o.min_pixels > o.max_pixels) {
+    std::fprintf(stderr, "autoglm serve: --min-pixels (%lld) must not exceed --max-pixels (%lld)\n",
+                 (long long)o.min_pixels, (long long)o.max_pixels);
+    return 2;
+  }
   o.port = uint16_t(port);
   o.max_body_bytes = max_body;
   std::error_code ec;

@@ -1,8 +1,10 @@
 // autoglm/types.h: plain value types shared by the public API and the layers under it: what a loaded model
-// is (model_info) and one preprocessed image (vision_input). No tensors, no backends, no model internals.
+// is (model_info), one preprocessed image (vision_input), sampling parameters, requests and the events an
+// engine delivers. No tensors, no backends, no model internals.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,6 +33,68 @@ struct vision_input {
   std::vector<float> pixel_values;             // [grid_t*grid_h*grid_w, patch_dim] (patch_dim = 3*2*14*14)
   uint64_t content_hash = 0;                   // hash of the decoded pixels (cache key)
   int32_t n_tokens(int32_t merge = 2) const { return grid_t * (grid_h / merge) * (grid_w / merge); }
+};
+
+struct sampling_params {
+  float temperature = 1.0f;         // 0 = greedy
+  float top_p = 1.0f;
+  int32_t top_k = 0;                // 0 = off
+  float min_p = 0.0f;
+  float repetition_penalty = 1.0f;  // HF semantics over prompt + generated tokens
+  float frequency_penalty = 0.0f;   // OpenAI semantics over generated tokens
+  float presence_penalty = 0.0f;
+  std::optional<uint64_t> seed;     // reproducible sampling when set
+  int32_t max_tokens = 256;         // capped by the context window
+  std::vector<int32_t> stop_token_ids;  // in addition to the model's eos ids (unless ignore_eos)
+  bool ignore_eos = false;
+  int32_t top_logprobs = -1;        // -1: no logprobs; 0: the sampled token's; k: also the top k
+};
+
+// Sampling defaults for the fields a request leaves out: the model's generation_config.json (as vLLM and
+// transformers read it), else OpenAI's defaults. load_generation_defaults (autoglm/engine.h) reads them.
+struct generation_defaults {
+  float temperature = 1.0f;
+  float top_p = 1.0f;
+  int32_t top_k = 0;
+  float min_p = 0.0f;
+  float repetition_penalty = 1.0f;
+  std::optional<int32_t> max_new_tokens;
+};
+
+struct generation_request {
+  std::vector<int32_t> prompt;       // token ids, image placeholders already expanded (one per embedding row)
+  std::vector<vision_input> images;  // in placeholder order
+  sampling_params sampling;
+  // The first token's event carries the logits of every prompt position ([n_prompt, vocab]). Every position is
+  // then computed (no prefix-cache reuse for this request). For parity checks and `autoglm logits`.
+  bool return_prompt_logits = false;
+  // Benchmarks only: the prompt's positions but the last count as already in the KV cache without being
+  // computed (their slots hold whatever is there), so decode at a long context can be timed without its
+  // prefill. The output is meaningless; such KV is never shared through the prefix cache.
+  bool benchmark_skip_prefill = false;
+};
+
+enum class finish_reason { NONE, STOP, LENGTH, CANCELLED, ERROR };
+const char* finish_reason_name(finish_reason r);  // "stop", "length", "cancelled", "error"
+
+struct token_logprob {
+  int32_t token = 0;
+  float logprob = 0.0f;
+};
+
+// One event per generated token; the last event of a request has finish != NONE (it may carry no token).
+struct generation_event {
+  uint64_t request_id = 0;
+  bool has_token = false;
+  int32_t token = -1;
+  float logprob = 0.0f;
+  std::vector<token_logprob> top_logprobs;
+  finish_reason finish = finish_reason::NONE;
+  std::string error;                 // set when finish == ERROR
+  int32_t n_prompt_tokens = 0;
+  int32_t n_generated_tokens = 0;
+  int32_t n_cached_prompt_tokens = 0;  // prompt tokens served from the prefix cache
+  std::vector<float> prompt_logits;    // [n_prompt, vocab] on the first token's event when return_prompt_logits
 };
 
 }  // namespace autoglm

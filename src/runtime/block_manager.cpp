@@ -49,21 +49,31 @@ int32_t block_manager::lookup(const sequence& seq, int32_t i, uint64_t parent, u
   return it->second;
 }
 
-int32_t block_manager::n_blocks_needed(const sequence& seq) const {
-  const int32_t n_total = n_blocks_for(seq.n_tokens());
-  if (!enable_prefix_caching_) return n_total;
-  // A cached hit that is still referenced costs no free block; an unreferenced one does (it leaves the LRU).
-  int32_t n_shared = 0;
+template <class Fn>
+void block_manager::walk_cached_prefix(const sequence& seq, Fn&& fn) const {
+  if (!enable_prefix_caching_ || !seq.reuse_prefix) return;
   uint64_t parent = 0;
-  const int32_t n_full = (seq.n_tokens() - 1) / block_size_;
+  const int32_t n_full = (seq.n_tokens() - 1) / block_size_;  // keeps the last token out of the hit
   for (int32_t i = 0; i < n_full; ++i) {
     const uint64_t h = hash_block(seq, i, parent);
     const int32_t b = lookup(seq, i, parent, h);
     if (b < 0) break;
-    if (blocks_[size_t(b)].ref_count > 0) ++n_shared;
+    fn(b, h);
     parent = h;
   }
-  return n_total - n_shared;
+}
+
+int32_t block_manager::n_cached_tokens(const sequence& seq) const {
+  int32_t n = 0;
+  walk_cached_prefix(seq, [&](int32_t, uint64_t) { n += block_size_; });
+  return n;
+}
+
+int32_t block_manager::n_blocks_needed(const sequence& seq) const {
+  // A cached hit that is still referenced costs no free block; an unreferenced one does (it leaves the LRU).
+  int32_t n_shared = 0;
+  walk_cached_prefix(seq, [&](int32_t b, uint64_t) { n_shared += blocks_[size_t(b)].ref_count > 0; });
+  return n_blocks_for(seq.n_tokens()) - n_shared;
 }
 
 void block_manager::ref(int32_t b) {
@@ -92,20 +102,12 @@ void block_manager::allocate(sequence& seq) {
   AG_CHECK(seq.block_table.empty() && seq.n_computed == 0, "allocate() on a sequence that holds blocks");
   AG_CHECK(can_allocate(seq), "allocate() without room");
   seq.block_hashes.clear();
-  n_query_tokens_ += seq.n_tokens();
-  if (enable_prefix_caching_) {
-    uint64_t parent = 0;
-    const int32_t n_full = (seq.n_tokens() - 1) / block_size_;  // keeps the last token out of the hit
-    for (int32_t i = 0; i < n_full; ++i) {
-      const uint64_t h = hash_block(seq, i, parent);
-      const int32_t b = lookup(seq, i, parent, h);
-      if (b < 0) break;
-      ref(b);
-      seq.block_table.push_back(b);
-      seq.block_hashes.push_back(h);
-      parent = h;
-    }
-  }
+  if (seq.reuse_prefix) n_query_tokens_ += seq.n_tokens();
+  walk_cached_prefix(seq, [&](int32_t b, uint64_t h) {
+    ref(b);
+    seq.block_table.push_back(b);
+    seq.block_hashes.push_back(h);
+  });
   seq.n_computed = int32_t(seq.block_table.size()) * block_size_;
   n_hit_tokens_ += seq.n_computed;
   append_slots(seq);
@@ -136,7 +138,7 @@ void block_manager::append_slots(sequence& seq) {
 }
 
 void block_manager::commit(sequence& seq) {
-  if (!enable_prefix_caching_) return;
+  if (!enable_prefix_caching_ || !seq.share_kv) return;
   const int32_t n_full = std::min(seq.n_computed, seq.n_tokens()) / block_size_;
   for (int32_t i = int32_t(seq.block_hashes.size()); i < n_full; ++i) {
     const uint64_t parent = i == 0 ? 0 : seq.block_hashes[size_t(i - 1)];

@@ -24,11 +24,14 @@ class block_manager {
   int32_t n_used_blocks() const { return n_blocks() - n_free_blocks(); }
   int32_t n_blocks_for(int32_t n_tokens) const { return (n_tokens + block_size_ - 1) / block_size_; }
 
+  // Leading tokens of seq that allocate() would take from the prefix cache now (whole blocks).
+  int32_t n_cached_tokens(const sequence& seq) const;
   // Free blocks allocate() would consume for all of seq's tokens after reusing its cached prefix.
   int32_t n_blocks_needed(const sequence& seq) const;
   bool can_allocate(const sequence& seq) const { return n_blocks_needed(seq) <= n_free_blocks(); }
   // Gives a sequence with no blocks a table covering all its tokens, reusing the longest cached prefix of full
-  // blocks (never the block holding the last token, whose logits must be computed): sets n_computed.
+  // blocks (never the block holding the last token, whose logits must be computed; none when
+  // !seq.reuse_prefix): sets n_computed.
   void allocate(sequence& seq);
   // Drops the sequence's references (tail blocks first into the LRU, so they are evicted first).
   void release(sequence& seq);
@@ -37,7 +40,8 @@ class block_manager {
   bool can_append(const sequence& seq) const;
   // Grows seq's table to cover all its tokens.
   void append_slots(sequence& seq);
-  // Registers the full blocks of seq whose K/V are now computed (call after each forward).
+  // Registers the full blocks of seq whose K/V are now computed (call after each forward; nothing when
+  // !seq.share_kv).
   void commit(sequence& seq);
 
   int64_t n_query_tokens() const { return n_query_tokens_; }  // tokens looked up by allocate()
@@ -59,6 +63,9 @@ class block_manager {
   uint64_t hash_block(const sequence& seq, int32_t i, uint64_t parent) const;
   // Cached block holding seq's block i under `hash`, or -1.
   int32_t lookup(const sequence& seq, int32_t i, uint64_t parent, uint64_t hash) const;
+  // Calls fn(block id, chained hash) for each block of seq's longest cached prefix, in order.
+  template <class Fn>
+  void walk_cached_prefix(const sequence& seq, Fn&& fn) const;
   int32_t take_free_block();
   void ref(int32_t b);
 

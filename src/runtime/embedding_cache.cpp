@@ -4,17 +4,17 @@
 namespace autoglm {
 
 namespace {
-size_t size_of(const image_embedding& e) { return e ? e->size() * sizeof(float) : 0; }
+size_t size_of(const tensor& e) { return e.empty() ? 0 : e.n_bytes(); }
 }  // namespace
 
-image_embedding embedding_cache::get(uint64_t key) {
+tensor embedding_cache::get(uint64_t key) {
   auto it = map_.find(key);
-  if (it == map_.end()) return nullptr;
+  if (it == map_.end()) return {};
   lru_.splice(lru_.begin(), lru_, it->second);
   return it->second->second;
 }
 
-void embedding_cache::put(uint64_t key, image_embedding value) {
+void embedding_cache::put(uint64_t key, tensor value) {
   if (size_of(value) > max_bytes_) return;  // larger than the whole cache: do not flush everything for it
   auto it = map_.find(key);
   if (it != map_.end()) {

@@ -1,9 +1,10 @@
-// runtime/engine.cpp: the engine thread. Each step: take new requests and cancels → schedule (admission with
-// prefix reuse, decodes, prefill chunks) → prepare the scheduled requests (M-RoPE positions once per request,
-// image embeddings through an LRU keyed by content) → one forward → sample per sequence → events → forget
-// finished requests. Nothing throws out of the thread: a failing step fails the requests it touched.
+// runtime/engine.cpp: the engine thread. Each loop: take new requests, cancels and finished images → requests
+// whose images are all there enter the scheduler, the others wait for the vision worker → schedule (admission
+// with prefix reuse, decodes, prefill chunks; a prefill stops before an image that is not encoded yet) → one
+// forward → sample per sequence → events → forget finished requests. Images are encoded on the vision worker
+// (vision_worker.h), never on this thread. Nothing throws out of the thread: a failing step fails the requests
+// it touched, a failing image the requests that need it.
 #include <algorithm>
-#include <atomic>
 #include <climits>
 #include <condition_variable>
 #include <deque>
@@ -13,146 +14,57 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "ops/ops.h"
 #include "runtime/embedding_cache.h"
 #include "runtime/engine_impl.h"
+#include "runtime/kv_cache.h"
+#include "runtime/request_state.h"
 #include "runtime/sampler.h"
 #include "runtime/scheduler.h"
+#include "runtime/vision_worker.h"
 
 namespace autoglm {
-
-const char* finish_reason_name(finish_reason r) {
-  switch (r) {
-    case finish_reason::NONE: return "none";
-    case finish_reason::STOP: return "stop";
-    case finish_reason::LENGTH: return "length";
-    case finish_reason::CANCELLED: return "cancelled";
-    case finish_reason::ERROR: return "error";
-  }
-  return "unknown";
-}
-
-uint64_t image_extra_key(const vision_input& image) {
-  uint64_t h = image.content_hash ^ 0x696d616765ULL;
-  for (uint64_t v : {uint64_t(image.grid_t), uint64_t(image.grid_h), uint64_t(image.grid_w)}) {
-    h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
-    h = (h ^ (h >> 31)) * 0xbf58476d1ce4e5b9ULL;
-  }
-  return h == 0 ? 1 : h;  // 0 means "no extra key"
-}
-
-// Upper bounds on engine_options: far above what any deployment uses, low enough that a typo (an extra zero
-// or two, a negative number read as unsigned) fails at start-up with the option's name instead of asking for
-// terabytes or wrapping an int32 (block counts, positions).
-namespace {
-constexpr int32_t k_max_threads_option = 1024;
-constexpr int32_t k_max_num_seqs = 4096;
-constexpr int32_t k_max_model_len = int32_t(1) << 24;  // as config.json's max_position_embeddings
-constexpr int32_t k_max_batch_tokens = int32_t(1) << 18;
-constexpr int32_t k_max_waiting = int32_t(1) << 20;
-constexpr int32_t k_max_kv_block_size = 1024;
-
-void check_range(int64_t v, int64_t lo, int64_t hi, const char* name) {
-  if (v < lo || v > hi)
-    throw invalid_request(std::string(name) + " must be between " + std::to_string(lo) + " and " + std::to_string(hi) +
-                              ", got " + std::to_string(v),
-                          name);
-}
-}  // namespace
-
-void validate_engine_options(const engine_options& o) {
-  check_range(o.n_threads, 0, k_max_threads_option, "n_threads");
-  check_range(o.max_num_seqs, 1, k_max_num_seqs, "max_num_seqs");
-  check_range(o.max_model_len, 0, k_max_model_len, "max_model_len");
-  check_range(o.max_batch_tokens, 1, k_max_batch_tokens, "max_batch_tokens");
-  check_range(o.max_waiting, 1, k_max_waiting, "max_waiting");
-  check_range(o.kv_block_size, 1, k_max_kv_block_size, "kv_block_size");
-  check_range(o.min_pixels, 0, INT32_MAX, "min_pixels");
-  check_range(o.max_pixels, 0, INT32_MAX, "max_pixels");
-  if (o.min_pixels > 0 && o.max_pixels > 0 && o.min_pixels > o.max_pixels)
-    throw invalid_request("min_pixels (" + std::to_string(o.min_pixels) + ") must not exceed max_pixels (" +
-                              std::to_string(o.max_pixels) + ")",
-                          "min_pixels");
-}
 
 namespace {
 
 constexpr size_t k_default_kv_cap = size_t(4) << 30;        // KV budget when options leave it to us
 constexpr size_t k_embedding_cache_bytes = size_t(512) << 20;
 
-// Everything the engine thread keeps about one request beside its scheduler sequence.
-struct request_state {
-  generation_request request;
-  event_callback on_event;
-  std::unique_ptr<sampler> smp;
-  std::vector<int32_t> image_of_token;  // [n_prompt]: image index of a placeholder token, else -1
-  std::vector<int32_t> row_of_token;    // [n_prompt]: its row in that image's embedding
-  std::vector<uint64_t> image_keys;     // [n_images]
-  std::vector<image_embedding> embeds;  // [n_images], filled when a chunk first needs them
-  bool has_positions = false;
-  prompt_positions positions;
-};
+// The ctx dump callback (host F32 tensor) in the public API's shape (pointer, rows, cols).
+dump_fn wrap_dump(const dump_callback& fn) {
+  if (!fn) return nullptr;
+  return [fn](const std::string& name, const tensor& t) { fn(name, t.ptr<float>(), t.rows(), t.cols()); };
+}
 
 class engine_impl final : public engine {
  public:
-  engine_impl(const engine_options& options, std::unique_ptr<model_runner> model, std::shared_ptr<const tokenizer> tok)
-      : options_(options), model_(std::move(model)), tok_(std::move(tok)), images_(k_embedding_cache_bytes) {
-    AG_CHECK(model_ != nullptr, "engine needs a model");
-    const model_info& mi = model_->info();
+  engine_impl(const engine_options& options, std::unique_ptr<exec_context> ctx, std::unique_ptr<model> m,
+              std::shared_ptr<const tokenizer> tok)
+      : options_(options), ctx_(std::move(ctx)), model_(std::move(m)), tok_(std::move(tok)),
+        images_(k_embedding_cache_bytes) {
+    AG_CHECK(model_ != nullptr && ctx_ != nullptr, "engine needs a model and its context");
     validate_engine_options(options);
-    const int32_t bs = options.kv_block_size;
-    const int32_t cfg_len = mi.max_position_embeddings > 0 ? mi.max_position_embeddings : 8192;
-    if (options.max_model_len > cfg_len)
-      throw error("max_model_len " + std::to_string(options.max_model_len) + " exceeds the model's " +
-                  "max_position_embeddings " + std::to_string(cfg_len));
-    const int32_t want_len = options.max_model_len > 0 ? options.max_model_len : cfg_len;
-    const size_t per_token = std::max<size_t>(model_->kv_bytes_per_token(), 1);
-    size_t bytes = options.kv_cache_bytes;
-    size_t wanted = 0;  // the automatic budget saturates at the cap instead of wrapping around 64 bits
-    if (bytes == 0)
-      bytes = __builtin_mul_overflow(size_t(options.max_num_seqs) * size_t(want_len), per_token, &wanted)
-                  ? k_default_kv_cap
-                  : std::min(wanted, k_default_kv_cap);
-    size_t block_bytes = 0;
-    if (__builtin_mul_overflow(per_token, size_t(bs), &block_bytes))
-      throw invalid_request("kv_block_size " + std::to_string(bs) + " makes a KV block larger than memory", "kv_block_size");
-    const uint64_t n_blocks_wanted = bytes / block_bytes;
-    if (n_blocks_wanted < 1) throw error("kv_cache_bytes " + std::to_string(bytes) + " holds no KV block");
-    // Block ids are int32 throughout the block manager and the block tables.
-    if (n_blocks_wanted > uint64_t(INT32_MAX))
-      throw invalid_request("kv_cache_bytes " + std::to_string(bytes) + " makes " + std::to_string(n_blocks_wanted) +
-                                " KV blocks, more than the limit of " + std::to_string(INT32_MAX) +
-                                " (use a larger kv_block_size or a smaller budget)",
-                            "kv_cache_bytes");
-    const int64_t n_blocks = int64_t(n_blocks_wanted);
-    const int64_t capacity = n_blocks * bs;
-    if (options.max_model_len > 0 && capacity < options.max_model_len)
-      throw error("kv_cache_bytes " + std::to_string(bytes) + " holds " + std::to_string(capacity) +
-                  " tokens, fewer than max_model_len " + std::to_string(options.max_model_len));
-    max_model_len_ = int32_t(std::min<int64_t>(want_len, capacity));
-    model_->allocate_kv_cache(int32_t(n_blocks), bs);
-    blocks_ = std::make_unique<block_manager>(int32_t(n_blocks), bs, options.enable_prefix_caching);
-    scheduler_config sc;
-    sc.max_num_seqs = options.max_num_seqs;
-    sc.max_batch_tokens = options.max_batch_tokens;
-    sc.max_model_len = max_model_len_;
-    sched_ = std::make_unique<scheduler>(sc, *blocks_);
-    stats_.kv_blocks_total = int32_t(n_blocks);
-    AG_LOG_INFO("engine: {} KV blocks of {} tokens ({} MiB), max_model_len {}", n_blocks, bs,
-                (n_blocks * bs * int64_t(per_token)) >> 20, max_model_len_);
+    size_kv_cache();
+    ctx_->set_dump(wrap_dump(options.dump));
+    const int32_t n_decode = ctx_->pool() ? ctx_->pool()->n_threads() : 1;
+    const int32_t n_vision = options.n_vision_threads > 0 ? options.n_vision_threads : std::max(1, n_decode / 2);
+    if (model_->info().has_vision)
+      vision_ = std::make_unique<vision_worker>(*model_, ctx_->dev(), n_vision, wrap_dump(options.dump),
+                                                [this](vision_worker::result r) { on_image_done(std::move(r)); });
     thread_ = std::thread([this] { run(); });
   }
 
   ~engine_impl() override { shutdown(); }
 
   uint64_t submit(generation_request request, event_callback on_event) override {
-    auto [seq, state] = validate(std::move(request));
-    state->on_event = std::move(on_event);
+    pending p = prepare_request(std::move(request), *model_, max_model_len_);
+    p.state->on_event = std::move(on_event);
     std::lock_guard<std::mutex> lk(mu_);
     if (stopping_) return 0;
     if (int32_t(incoming_.size()) + n_waiting_ >= options_.max_waiting) return 0;
     const uint64_t id = next_id_++;
-    seq->id = id;
-    incoming_.push_back({std::move(seq), std::move(state)});
+    p.seq->id = id;
+    incoming_.push_back(std::move(p));
     cv_.notify_one();
     return id;
   }
@@ -170,104 +82,107 @@ class engine_impl final : public engine {
       cv_.notify_one();
     }
     if (thread_.joinable()) thread_.join();
+    if (vision_) vision_->stop();
   }
 
   engine_stats stats() const override {
     std::lock_guard<std::mutex> lk(mu_);
     engine_stats s = stats_;
     s.n_waiting += int32_t(incoming_.size());
+    if (vision_) {
+      s.n_images_encoding = vision_->n_pending();
+      s.vision_encode_ms_total = vision_->encode_ms_total();
+    }
     return s;
   }
   const model_info& info() const override { return model_->info(); }
   const tokenizer& get_tokenizer() const override {
-    if (!tok_) throw error("this engine was built without a tokenizer");
+    if (!tok_) throw error(options_.model_dir + ": no tokenizer.json (this model takes token ids only)");
     return *tok_;
   }
   int32_t max_model_len() const override { return max_model_len_; }
+  int32_t n_threads() const override { return ctx_->pool() ? ctx_->pool()->n_threads() : 1; }
+  int32_t n_vision_threads() const override { return vision_ ? vision_->n_threads() : 0; }
+  size_t weight_bytes_per_token() const override { return model_->weight_bytes_per_token(); }
 
  private:
-  struct pending {
-    std::unique_ptr<sequence> seq;
-    std::unique_ptr<request_state> state;
-  };
-
-  // Caller thread: checks the request against the model and context, and builds its sequence.
-  pending validate(generation_request request) const {
+  // The KV budget: explicit bytes, or enough for max_num_seqs full contexts (capped); the context length is
+  // what both the model and the budget allow.
+  void size_kv_cache() {
+    const engine_options& o = options_;
     const model_info& mi = model_->info();
-    const sampling_params& sp = request.sampling;
-    const int32_t n_prompt = int32_t(request.prompt.size());
-    if (n_prompt == 0) throw invalid_request("the prompt is empty", "messages");
-    if (n_prompt >= max_model_len_)
-      throw invalid_request("the prompt has " + std::to_string(n_prompt) + " tokens; this model's context is " +
-                                std::to_string(max_model_len_) + " tokens including at least one generated token",
-                            "messages");
-    for (int32_t t : request.prompt)
-      if (t < 0 || t >= mi.vocab_size) throw invalid_request("prompt token id " + std::to_string(t) + " is out of range", "prompt");
-    if (!(sp.temperature >= 0.0f)) throw invalid_request("temperature must be >= 0", "temperature");
-    if (!(sp.top_p > 0.0f && sp.top_p <= 1.0f)) throw invalid_request("top_p must be in (0, 1]", "top_p");
-    if (sp.top_k < 0) throw invalid_request("top_k must be >= 0", "top_k");
-    if (!(sp.min_p >= 0.0f && sp.min_p <= 1.0f)) throw invalid_request("min_p must be in [0, 1]", "min_p");
-    if (!(sp.repetition_penalty > 0.0f)) throw invalid_request("repetition_penalty must be > 0", "repetition_penalty");
-    if (sp.max_tokens < 1) throw invalid_request("max_tokens must be >= 1", "max_tokens");
+    const int32_t bs = o.kv_block_size;
+    const int32_t cfg_len = mi.max_position_embeddings > 0 ? mi.max_position_embeddings : 8192;
+    if (o.max_model_len > cfg_len)
+      throw error("max_model_len " + std::to_string(o.max_model_len) + " exceeds the model's " +
+                  "max_position_embeddings " + std::to_string(cfg_len));
+    const int32_t want_len = o.max_model_len > 0 ? o.max_model_len : cfg_len;
+    const kv_layout layout = model_->kv_shape();
+    const dtype kv_type = kv_cache_element_type(o.kv_cache_dtype);
+    const size_t per_token = std::max<size_t>(kv_cache::bytes_per_token(layout, kv_type), 1);
+    size_t bytes = o.kv_cache_bytes;
+    size_t wanted = 0;  // the automatic budget saturates at the cap instead of wrapping around 64 bits
+    if (bytes == 0)
+      bytes = __builtin_mul_overflow(size_t(o.max_num_seqs) * size_t(want_len), per_token, &wanted)
+                  ? k_default_kv_cap
+                  : std::min(wanted, k_default_kv_cap);
+    size_t block_bytes = 0;
+    if (__builtin_mul_overflow(per_token, size_t(bs), &block_bytes))
+      throw invalid_request("kv_block_size " + std::to_string(bs) + " makes a KV block larger than memory", "kv_block_size");
+    const uint64_t n_blocks_wanted = bytes / block_bytes;
+    if (n_blocks_wanted < 1) throw error("kv_cache_bytes " + std::to_string(bytes) + " holds no KV block");
+    // Block ids are int32 throughout the block manager and the block tables.
+    if (n_blocks_wanted > uint64_t(INT32_MAX))
+      throw invalid_request("kv_cache_bytes " + std::to_string(bytes) + " makes " + std::to_string(n_blocks_wanted) +
+                                " KV blocks, more than the limit of " + std::to_string(INT32_MAX) +
+                                " (use a larger kv_block_size or a smaller budget)",
+                            "kv_cache_bytes");
+    const int64_t n_blocks = int64_t(n_blocks_wanted);
+    const int64_t capacity = n_blocks * bs;
+    if (o.max_model_len > 0 && capacity < o.max_model_len)
+      throw error("kv_cache_bytes " + std::to_string(bytes) + " holds " + std::to_string(capacity) +
+                  " tokens, fewer than max_model_len " + std::to_string(o.max_model_len));
+    max_model_len_ = int32_t(std::min<int64_t>(want_len, capacity));
+    kv_ = std::make_unique<kv_cache>(*ctx_, layout, int32_t(n_blocks), bs, kv_type);
+    blocks_ = std::make_unique<block_manager>(int32_t(n_blocks), bs, o.enable_prefix_caching);
+    scheduler_config sc;
+    sc.max_num_seqs = o.max_num_seqs;
+    sc.max_batch_tokens = o.max_batch_tokens;
+    sc.max_model_len = max_model_len_;
+    sched_ = std::make_unique<scheduler>(sc, *blocks_);
+    stats_.kv_blocks_total = int32_t(n_blocks);
+    AG_LOG_INFO("engine: {} KV blocks of {} tokens ({} MiB, {}), max_model_len {}", n_blocks, bs,
+                kv_->n_bytes() >> 20, kv_cache_type_name(o.kv_cache_dtype), max_model_len_);
+  }
 
-    auto state = std::make_unique<request_state>();
-    auto seq = std::make_unique<sequence>();
-    seq->tokens = request.prompt;
-    seq->n_prompt = n_prompt;
-    seq->max_tokens = sp.max_tokens;
-    if (!sp.ignore_eos) seq->stop_ids = mi.eos_token_ids;
-    seq->stop_ids.insert(seq->stop_ids.end(), sp.stop_token_ids.begin(), sp.stop_token_ids.end());
-
-    // Placeholder token i of the prompt is row r of image k, in order.
-    const size_t n_images = request.images.size();
-    if (n_images > 0 && !mi.has_vision) throw invalid_request("this model does not take images", "messages");
-    state->image_of_token.assign(size_t(n_prompt), -1);
-    state->row_of_token.assign(size_t(n_prompt), 0);
-    seq->extra_keys.assign(size_t(n_prompt), 0);
-    for (const vision_input& im : request.images) {
-      if (im.n_tokens() <= 0 || im.pixel_values.empty()) throw invalid_request("an image has no pixels", "messages");
-      state->image_keys.push_back(image_extra_key(im));
-    }
-    size_t k = 0;
-    int32_t row = 0;
-    for (int32_t i = 0; i < n_prompt; ++i) {
-      if (request.prompt[size_t(i)] != mi.image_token_id || mi.image_token_id < 0) continue;
-      if (k >= n_images) throw invalid_request("the prompt has more image placeholders than images' tokens", "messages");
-      state->image_of_token[size_t(i)] = int32_t(k);
-      state->row_of_token[size_t(i)] = row;
-      seq->extra_keys[size_t(i)] = state->image_keys[k];
-      if (++row == request.images[k].n_tokens()) {
-        ++k;
-        row = 0;
-      }
-    }
-    if (k != n_images || row != 0)
-      throw invalid_request("the prompt's image placeholders do not match the images (" + std::to_string(n_images) +
-                                " images)", "messages");
-    state->embeds.resize(n_images);
-    state->smp = std::make_unique<sampler>(sp, request.prompt);
-    state->request = std::move(request);
-    return {std::move(seq), std::move(state)};
+  // Vision worker thread: post the result for the engine thread.
+  void on_image_done(vision_worker::result r) {
+    std::lock_guard<std::mutex> lk(mu_);
+    images_done_.push_back(std::move(r));
+    cv_.notify_one();
   }
 
   void run() {
     for (;;) {
       std::deque<pending> incoming;
       std::vector<uint64_t> cancels;
+      std::vector<vision_worker::result> done;
       bool stop = false;
       {
         std::unique_lock<std::mutex> lk(mu_);
-        cv_.wait(lk, [&] { return stopping_ || !incoming_.empty() || !cancels_.empty() || !sched_->idle(); });
+        // A step that scheduled nothing (every running sequence waits for an image) waits for news.
+        cv_.wait(lk, [&] {
+          return stopping_ || !incoming_.empty() || !cancels_.empty() || !images_done_.empty() ||
+                 (!sched_->idle() && !stalled_);
+        });
         incoming.swap(incoming_);
         cancels.swap(cancels_);
+        done.swap(images_done_);
         stop = stopping_;
       }
-      for (pending& p : incoming) {
-        const uint64_t id = p.seq->id;
-        states_[id] = std::move(p.state);
-        n_prompt_tokens_ += p.seq->n_prompt;
-        sched_->add(std::move(p.seq));
-      }
+      stalled_ = false;
+      for (vision_worker::result& r : done) image_done(std::move(r));
+      for (pending& p : incoming) admit(std::move(p));
       for (uint64_t id : cancels) finish_request(id, finish_reason::CANCELLED, {});
       if (stop) {
         std::vector<uint64_t> ids;
@@ -277,9 +192,131 @@ class engine_impl final : public engine {
         publish_stats();
         return;
       }
-      step();
+      if (!sched_->idle()) step();
       publish_stats();
     }
+  }
+
+  // A new request: attach the image embeddings it needs that are cached, ask the vision worker for the others
+  // (then it waits outside the scheduler), else it enters the scheduler now.
+  void admit(pending p) {
+    const uint64_t id = p.seq->id;
+    request_state& st = *p.state;
+    n_prompt_tokens_ += p.seq->n_prompt;
+    // Images whose placeholders the prefix cache covers now are not needed (their KV is reused). Should those
+    // blocks be evicted before admission, the sequence stops before the image and step() asks for it then.
+    const int32_t n_cached = st.images.empty() ? 0 : blocks_->n_cached_tokens(*p.seq);
+    for (size_t k = 0; k < st.images.size(); ++k)
+      if (st.image_end[k] > n_cached) request_image(id, st, k);
+    update_missing(*p.seq, st);
+    st.parked = std::move(p.seq);
+    states_[id] = std::move(p.state);
+    if (st.n_images_pending == 0) unpark(st);
+  }
+
+  // Attaches image k from the embedding cache or asks the worker for it (once per key).
+  void request_image(uint64_t id, request_state& st, size_t k) {
+    if (!st.embeds[k].empty() || st.image_requested[k]) return;
+    tensor e = images_.get(st.image_keys[k]);
+    if (!e.empty()) {
+      ++n_image_cache_hits_;
+      attach(st, st.image_keys[k], e);
+      return;
+    }
+    auto [it, fresh] = image_waiters_.try_emplace(st.image_keys[k]);
+    it->second.push_back(id);
+    if (fresh) vision_->enqueue(st.image_keys[k], st.images[k]);
+    // Every image of this request under the same key is served by that one encode.
+    for (size_t j = 0; j < st.images.size(); ++j)
+      if (st.image_keys[j] == st.image_keys[k] && !st.image_requested[j]) {
+        st.image_requested[j] = true;
+        ++st.n_images_pending;
+      }
+  }
+
+  static void attach(request_state& st, uint64_t key, const tensor& e) {
+    for (size_t j = 0; j < st.images.size(); ++j)
+      if (st.image_keys[j] == key && st.embeds[j].empty()) {
+        st.embeds[j] = e;
+        if (st.image_requested[j]) {
+          st.image_requested[j] = false;
+          --st.n_images_pending;
+        }
+      }
+  }
+
+  static void update_missing(sequence& seq, const request_state& st) {
+    seq.missing_inputs.clear();
+    for (size_t k = 0; k < st.images.size(); ++k)
+      if (st.embeds[k].empty()) seq.missing_inputs.push_back({st.image_begin[k], st.image_end[k]});
+  }
+
+  void unpark(request_state& st) {
+    if (!st.parked) return;
+    sched_->add(std::move(st.parked));
+  }
+
+  sequence* find_sequence(uint64_t id, request_state& st) {
+    if (st.parked) return st.parked.get();
+    for (const auto& s : sched_->running())
+      if (s->id == id) return s.get();
+    for (const auto& s : sched_->waiting())
+      if (s->id == id) return s.get();
+    return nullptr;
+  }
+
+  // An encode finished: cache it and let its waiters go on, or fail them.
+  void image_done(vision_worker::result r) {
+    auto it = image_waiters_.find(r.key);
+    std::vector<uint64_t> waiters;
+    if (it != image_waiters_.end()) {
+      waiters = std::move(it->second);
+      image_waiters_.erase(it);
+    }
+    const int32_t hidden = model_->info().hidden_size;
+    if (r.error.empty() && (r.embedding.n_dims() != 2 || r.embedding.dim(1) != hidden ||
+                            r.embedding.type() != dtype::F32))
+      r.error = "the vision tower returned " + r.embedding.shape_str() + " " + dtype_name(r.embedding.type()) +
+                " for an image (expected [n_tokens, " + std::to_string(hidden) + "] F32)";
+    if (r.error.empty()) {
+      ++n_images_encoded_;
+      images_.put(r.key, r.embedding);
+    }
+    for (uint64_t id : waiters) {
+      auto st_it = states_.find(id);
+      if (st_it == states_.end()) continue;
+      request_state& st = *st_it->second;
+      std::string err = r.error;
+      if (err.empty())
+        for (size_t k = 0; k < st.images.size(); ++k)
+          if (st.image_keys[k] == r.key && r.embedding.dim(0) != st.images[k]->n_tokens())
+            err = "the vision tower returned " + std::to_string(r.embedding.dim(0)) + " rows for an image of " +
+                  std::to_string(st.images[k]->n_tokens()) + " tokens";
+      if (!err.empty()) {
+        finish_request(id, finish_reason::ERROR, "image encoding failed: " + err);
+        continue;
+      }
+      attach(st, r.key, r.embedding);
+      if (sequence* seq = find_sequence(id, st)) update_missing(*seq, st);
+      if (st.n_images_pending == 0) unpark(st);
+    }
+  }
+
+  // Running sequences that stopped before an image nobody asked for (its prefix blocks were evicted between
+  // arrival and admission): ask for it now. Returns whether one could go on at once (embedding cache hit).
+  bool request_missing_images() {
+    bool progress = false;
+    for (const auto& s : sched_->running()) {
+      sequence& seq = *s;
+      if (seq.missing_inputs.empty() || seq.ready_until() >= seq.n_tokens()) continue;
+      request_state& st = *states_.at(seq.id);
+      for (size_t k = 0; k < st.images.size(); ++k)
+        if (st.embeds[k].empty() && st.image_end[k] > seq.n_computed) request_image(seq.id, st, k);
+      const int32_t before = seq.ready_until();
+      update_missing(seq, st);
+      progress |= seq.ready_until() > before;
+    }
+    return progress;
   }
 
   void emit(uint64_t id, request_state& st, const generation_event& ev) {
@@ -302,13 +339,21 @@ class engine_impl final : public engine {
     return ev;
   }
 
-  // Ends a request that has not finished by itself (cancel, error), releasing its blocks.
+  // Ends a request that has not finished by itself (cancel, error), wherever it is, releasing its blocks.
   void finish_request(uint64_t id, finish_reason reason, const std::string& message) {
     auto it = states_.find(id);
     if (it == states_.end()) return;  // already finished, or unknown
-    std::unique_ptr<sequence> seq = sched_->remove(id, reason);
     std::unique_ptr<request_state> st = std::move(it->second);
     states_.erase(it);
+    std::unique_ptr<sequence> seq;
+    if (st->parked) {
+      seq = std::move(st->parked);
+      seq->status = sequence_status::FINISHED;
+      seq->finish = reason;
+    } else {
+      seq = sched_->remove(id, reason);
+    }
+    forget_image_waits(id, *st);
     // A sequence that finished by itself in this step already delivered its final event.
     if (!seq || seq->finish != reason) return;
     generation_event ev = base_event(*seq);
@@ -317,65 +362,31 @@ class engine_impl final : public engine {
     emit(id, *st, ev);
   }
 
-  // Positions and the image embeddings chunk [begin, end) of the prompt needs. Throws on a bad image.
-  void prepare(const sequence& seq, request_state& st, int32_t begin, int32_t end) {
-    if (!st.has_positions) {
-      st.positions = model_->compute_positions(st.request.prompt, st.request.images);
-      AG_CHECK(int32_t(st.positions.t.size()) == seq.n_prompt && int32_t(st.positions.h.size()) == seq.n_prompt &&
-                   int32_t(st.positions.w.size()) == seq.n_prompt,
-               "compute_positions returned the wrong length");
-      st.has_positions = true;
-    }
-    const int32_t hidden = model_->info().hidden_size;
-    for (int32_t p = begin; p < std::min(end, seq.n_prompt); ++p) {
-      const int32_t k = st.image_of_token[size_t(p)];
-      if (k < 0 || st.embeds[size_t(k)]) continue;
-      const vision_input& im = st.request.images[size_t(k)];
-      image_embedding e = images_.get(st.image_keys[size_t(k)]);
-      if (e) {
-        ++n_image_cache_hits_;
-      } else {
-        auto v = std::make_shared<std::vector<float>>(model_->encode_image(im));
-        if (v->size() != size_t(im.n_tokens()) * size_t(hidden))
-          throw error("the vision tower returned " + std::to_string(v->size()) + " floats for an image of " +
-                      std::to_string(im.n_tokens()) + " tokens");
-        e = std::move(v);
-        images_.put(st.image_keys[size_t(k)], e);
-        ++n_images_encoded_;
-      }
-      st.embeds[size_t(k)] = std::move(e);
+  // A request leaves: encodes only it was waiting for and that have not started are dropped.
+  void forget_image_waits(uint64_t id, const request_state& st) {
+    if (st.n_images_pending == 0) return;
+    for (size_t k = 0; k < st.images.size(); ++k) {
+      if (!st.image_requested[k]) continue;
+      auto w = image_waiters_.find(st.image_keys[k]);
+      if (w == image_waiters_.end()) continue;
+      auto& ids = w->second;
+      ids.erase(std::remove(ids.begin(), ids.end(), id), ids.end());
+      if (ids.empty() && vision_->drop(w->first)) image_waiters_.erase(w);
     }
   }
 
   void step() {
     std::vector<scheduled_chunk> batch = sched_->schedule();
+    const bool progress = request_missing_images();
     if (batch.empty()) {
-      // Only possible when the head of the queue can never be admitted; fail it rather than spin.
+      // Only possible when the head of the queue can never be admitted (fail it rather than spin) or every
+      // admitted sequence waits for an image (wait for the vision worker).
       if (sched_->n_running() == 0 && sched_->n_waiting() > 0)
         finish_request(sched_->waiting().front()->id, finish_reason::ERROR, "request does not fit the KV cache");
+      else if (!progress)
+        stalled_ = true;
       return;
     }
-    // Prepare each request; one that fails (bad image) is failed alone and dropped from the batch.
-    std::vector<uint64_t> failed;
-    std::vector<std::string> failed_msg;
-    for (const scheduled_chunk& c : batch) {
-      try {
-        prepare(*c.seq, *states_.at(c.seq->id), c.seq->n_computed, c.seq->n_computed + c.n_tokens);
-      } catch (const std::exception& e) {
-        failed.push_back(c.seq->id);
-        failed_msg.push_back(e.what());
-      }
-    }
-    if (!failed.empty()) {
-      batch.erase(std::remove_if(batch.begin(), batch.end(),
-                                 [&](const scheduled_chunk& c) {
-                                   return std::find(failed.begin(), failed.end(), c.seq->id) != failed.end();
-                                 }),
-                  batch.end());
-      for (size_t i = 0; i < failed.size(); ++i) finish_request(failed[i], finish_reason::ERROR, failed_msg[i]);
-      if (batch.empty()) return;
-    }
-
     std::vector<uint64_t> ids;
     for (const scheduled_chunk& c : batch) ids.push_back(c.seq->id);
     try {
@@ -391,7 +402,10 @@ class engine_impl final : public engine {
 
   void run_batch(const std::vector<scheduled_chunk>& batch) {
     forward_batch fb;
-    for (const scheduled_chunk& c : batch) {
+    // Output rows of each chunk: all its prompt positions for return_prompt_logits, else only its last token.
+    std::vector<int32_t> first_out(batch.size()), n_out(batch.size());
+    for (size_t ci = 0; ci < batch.size(); ++ci) {
+      const scheduled_chunk& c = batch[ci];
       const sequence& seq = *c.seq;
       const request_state& st = *states_.at(seq.id);
       forward_batch::sequence fs;
@@ -401,59 +415,101 @@ class engine_impl final : public engine {
       fs.block_table = seq.block_table.data();
       fs.n_blocks = int32_t(seq.block_table.size());
       fb.sequences.push_back(fs);
-      const int32_t hidden = model_->info().hidden_size;
-      for (int32_t p = seq.n_computed; p < seq.n_computed + c.n_tokens; ++p) {
-        fb.token_ids.push_back(seq.tokens[size_t(p)]);
-        if (p < seq.n_prompt) {
-          fb.pos_t.push_back(st.positions.t[size_t(p)]);
-          fb.pos_h.push_back(st.positions.h[size_t(p)]);
-          fb.pos_w.push_back(st.positions.w[size_t(p)]);
-          const int32_t k = st.image_of_token[size_t(p)];
-          fb.embed_rows.push_back(k < 0 ? nullptr
-                                        : st.embeds[size_t(k)]->data() + size_t(st.row_of_token[size_t(p)]) * size_t(hidden));
-        } else {
-          const int32_t pos = p + st.positions.rope_delta;
-          fb.pos_t.push_back(pos);
-          fb.pos_h.push_back(pos);
-          fb.pos_w.push_back(pos);
-          fb.embed_rows.push_back(nullptr);
-        }
+      add_tokens(fb, seq, st, seq.n_computed, seq.n_computed + c.n_tokens);
+      first_out[ci] = int32_t(fb.logits_rows.size());
+      if (st.return_prompt_logits) {
+        for (int32_t p = seq.n_computed; p < seq.n_computed + c.n_tokens; ++p)
+          if (p < seq.n_prompt || p == seq.n_computed + c.n_tokens - 1)
+            fb.logits_rows.push_back(fs.first_token + (p - seq.n_computed));
+      } else if (c.wants_logits) {
+        fb.logits_rows.push_back(fb.n_tokens() - 1);
       }
-      if (c.wants_logits) fb.logits_rows.push_back(fb.n_tokens() - 1);
+      n_out[ci] = int32_t(fb.logits_rows.size()) - first_out[ci];
     }
 
     const int32_t vocab = model_->info().vocab_size;
     logits_.resize(fb.logits_rows.size() * size_t(vocab));
-    model_->forward(fb, logits_.data());
+    model_->forward(*ctx_, fb, kv_->layers(), logits_.data());
+    ctx_->arena().reset();
     sched_->complete(batch);
 
-    size_t row = 0;
-    for (const scheduled_chunk& c : batch) {
+    for (size_t ci = 0; ci < batch.size(); ++ci) {
+      const scheduled_chunk& c = batch[ci];
       sequence& seq = *c.seq;
-      if (!c.wants_logits) continue;
       request_state& st = *states_.at(seq.id);
-      sample_result r = st.smp->sample(logits_.data() + row * size_t(vocab), vocab);
-      ++row;
+      if (st.return_prompt_logits) keep_prompt_logits(seq, st, c, first_out[ci], vocab);
+      if (!c.wants_logits) continue;
+      float* row = logits_.data() + size_t(first_out[ci] + n_out[ci] - 1) * size_t(vocab);
+      sample_result r = st.smp->sample(row, vocab);
       st.smp->accept(r.token);
       const finish_reason fin = sched_->append_token(seq, r.token);
       ++n_generated_tokens_;
       generation_event ev = base_event(seq);
       ev.has_token = true;
       ev.token = r.token;
-      if (st.request.sampling.top_logprobs >= 0) {
+      if (st.top_logprobs >= 0) {
         ev.logprob = r.logprob;
         ev.top_logprobs = std::move(r.top_logprobs);
+      }
+      if (st.return_prompt_logits && !st.prompt_logits_sent) {
+        ev.prompt_logits = std::move(st.prompt_logits);
+        st.prompt_logits_sent = true;
       }
       ev.finish = fin;
       emit(seq.id, st, ev);
     }
   }
 
+  // Token ids, M-RoPE positions and image rows of tokens [begin, end) of seq.
+  static void add_tokens(forward_batch& fb, const sequence& seq, const request_state& st, int32_t begin, int32_t end) {
+    for (int32_t p = begin; p < end; ++p) {
+      const int32_t row = fb.n_tokens();
+      fb.token_ids.push_back(seq.tokens[size_t(p)]);
+      if (p < seq.n_prompt) {
+        fb.pos_t.push_back(st.positions.t[size_t(p)]);
+        fb.pos_h.push_back(st.positions.h[size_t(p)]);
+        fb.pos_w.push_back(st.positions.w[size_t(p)]);
+        const int32_t k = st.image_of_token[size_t(p)];
+        if (k < 0) continue;
+        const int32_t r = st.row_of_token[size_t(p)];
+        AG_CHECK(!st.embeds[size_t(k)].empty(), "a prefill reached an image that is not encoded");
+        // Rows of one image in order extend the span the previous token of this chunk opened.
+        if (p > begin && st.image_of_token[size_t(p - 1)] == k && st.row_of_token[size_t(p - 1)] == r - 1) {
+          embedding_span& last = fb.embeddings.back();
+          const int32_t n = int32_t(last.rows.dim(0));
+          last.rows = st.embeds[size_t(k)].rows_view(r - n, n + 1);
+          continue;
+        }
+        fb.embeddings.push_back({row, st.embeds[size_t(k)].rows_view(r, 1)});
+      } else {
+        const int32_t pos = p + st.positions.rope_delta;
+        fb.pos_t.push_back(pos);
+        fb.pos_h.push_back(pos);
+        fb.pos_w.push_back(pos);
+      }
+    }
+  }
+
+  void keep_prompt_logits(const sequence& seq, request_state& st, const scheduled_chunk& c, int32_t first_out,
+                          int32_t vocab) {
+    if (st.prompt_logits_sent) return;
+    const int32_t begin = seq.n_computed - c.n_tokens;  // n_computed already advanced by complete()
+    const int32_t end = std::min(seq.n_computed, seq.n_prompt);
+    if (begin >= end) return;
+    st.prompt_logits.resize(size_t(seq.n_prompt) * size_t(vocab));
+    std::copy(logits_.begin() + ptrdiff_t(size_t(first_out) * size_t(vocab)),
+              logits_.begin() + ptrdiff_t(size_t(first_out + end - begin) * size_t(vocab)),
+              st.prompt_logits.begin() + ptrdiff_t(size_t(begin) * size_t(vocab)));
+  }
+
   void publish_stats() {
+    int32_t n_parked = 0;
+    for (const auto& [id, st] : states_) n_parked += st->parked != nullptr;
     std::lock_guard<std::mutex> lk(mu_);
-    n_waiting_ = sched_->n_waiting();
+    n_waiting_ = sched_->n_waiting() + n_parked;
     stats_.n_running = sched_->n_running();
-    stats_.n_waiting = sched_->n_waiting();
+    stats_.n_waiting = n_waiting_;
+    stats_.n_vision_waiting = n_parked;
     stats_.n_prompt_tokens_total = n_prompt_tokens_;
     stats_.n_generated_tokens_total = n_generated_tokens_;
     stats_.n_prefix_query_tokens = blocks_->n_query_tokens();
@@ -464,23 +520,29 @@ class engine_impl final : public engine {
   }
 
   engine_options options_;
-  std::unique_ptr<model_runner> model_;
+  std::unique_ptr<exec_context> ctx_;  // before the model: weights prepared for it die first
+  std::unique_ptr<model> model_;
   std::shared_ptr<const tokenizer> tok_;
   int32_t max_model_len_ = 0;
+  std::unique_ptr<kv_cache> kv_;
+  std::unique_ptr<vision_worker> vision_;
 
   // Engine thread only.
   std::unique_ptr<block_manager> blocks_;
   std::unique_ptr<scheduler> sched_;
   std::unordered_map<uint64_t, std::unique_ptr<request_state>> states_;
+  std::unordered_map<uint64_t, std::vector<uint64_t>> image_waiters_;  // image key -> requests waiting for it
   embedding_cache images_;
   std::vector<float> logits_;
+  bool stalled_ = false;
   int64_t n_prompt_tokens_ = 0, n_generated_tokens_ = 0, n_images_encoded_ = 0, n_image_cache_hits_ = 0;
 
-  // Shared with callers, under mu_.
+  // Shared with callers and the vision worker, under mu_.
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<pending> incoming_;
   std::vector<uint64_t> cancels_;
+  std::vector<vision_worker::result> images_done_;
   bool stopping_ = false;
   uint64_t next_id_ = 1;
   int32_t n_waiting_ = 0;
@@ -491,9 +553,9 @@ class engine_impl final : public engine {
 
 }  // namespace
 
-std::unique_ptr<engine> make_engine(const engine_options& options, std::unique_ptr<model_runner> model,
-                                    std::shared_ptr<const tokenizer> tok) {
-  return std::make_unique<engine_impl>(options, std::move(model), std::move(tok));
+std::unique_ptr<engine> make_engine(const engine_options& options, std::unique_ptr<exec_context> ctx,
+                                    std::unique_ptr<model> m, std::shared_ptr<const tokenizer> tok) {
+  return std::make_unique<engine_impl>(options, std::move(ctx), std::move(m), std::move(tok));
 }
 
 }  // namespace autoglm

@@ -36,7 +36,7 @@ std::vector<scheduled_chunk> scheduler::schedule() {
   // 1. Decodes: every running sequence whose prompt is fully computed gets its one new token.
   for (size_t i = 0; i < running_.size(); ++i) {
     sequence& seq = *running_[i];
-    if (seq.n_tokens() - seq.n_computed != 1) continue;
+    if (seq.n_tokens() - seq.n_computed != 1 || seq.n_computed >= seq.ready_until()) continue;
     while (!blocks_.can_append(seq)) {
       const bool self = running_.back().get() == &seq;
       preempt_last();
@@ -53,7 +53,8 @@ std::vector<scheduled_chunk> scheduler::schedule() {
   for (auto& seq : running_) {
     const int32_t remaining = seq->n_tokens() - seq->n_computed;
     if (remaining <= 1 || budget <= 0) continue;
-    const int32_t n = std::min(remaining, budget);
+    const int32_t n = std::min({remaining, budget, seq->ready_until() - seq->n_computed});
+    if (n <= 0) continue;  // waiting for an image's embedding
     batch.push_back({seq.get(), n, n == remaining});
     budget -= n;
   }
@@ -68,11 +69,14 @@ std::vector<scheduled_chunk> scheduler::schedule() {
       seq.admitted_once = true;
       seq.n_cached_prompt = std::min(seq.n_computed, seq.n_prompt);
     }
+    seq.n_computed = std::max(seq.n_computed, std::min(seq.n_skip, seq.n_tokens() - 1));
     seq.status = sequence_status::RUNNING;
     const int32_t remaining = seq.n_tokens() - seq.n_computed;
-    const int32_t n = std::min(remaining, budget);
-    batch.push_back({&seq, n, n == remaining});
-    budget -= n;
+    const int32_t n = std::min({remaining, budget, seq.ready_until() - seq.n_computed});
+    if (n > 0) {  // else it holds its blocks until its image's embedding arrives
+      batch.push_back({&seq, n, n == remaining});
+      budget -= n;
+    }
     running_.push_back(std::move(waiting_.front()));
     waiting_.pop_front();
   }

@@ -4,7 +4,9 @@
 // running streams. Admission needs KV blocks for all of a sequence's tokens (after prefix reuse); when a decode
 // needs a block and none is free, the newest running sequence is preempted by recompute: its blocks are released
 // and it goes back to the front of the waiting queue with its generated tokens (re-prefilled later, usually from
-// the prefix cache). Pure CPU logic: no model, no sampling.
+// the prefix cache). A prefill never passes a sequence's ready_until() (a placeholder whose image embedding is
+// not there yet): such a sequence keeps its slot and blocks and runs on once the engine attaches the image.
+// Pure CPU logic: no model, no sampling.
 #pragma once
 
 #include <cstdint>

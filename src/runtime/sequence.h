@@ -2,10 +2,13 @@
 // KV in the cache, its block table and its stopping rules. No tensors, no callbacks (the engine keeps those).
 #pragma once
 
+#include <algorithm>
+#include <climits>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
-#include "autoglm/engine.h"
+#include "autoglm/types.h"
 
 namespace autoglm {
 
@@ -21,6 +24,12 @@ struct sequence {
   bool admitted_once = false;
   std::vector<int32_t> block_table;  // KV block ids covering positions [0, block_table.size() * block_size)
   std::vector<uint64_t> block_hashes;  // chained hash of each full, computed block (prefix of block_table)
+  // Prompt ranges [begin, end) of image placeholders whose embeddings are not there (not encoded yet, or not
+  // needed because the prefix cache covered them when the request arrived).
+  std::vector<std::pair<int32_t, int32_t>> missing_inputs;
+  bool reuse_prefix = true;          // look cached prefix blocks up at admission (false: every position computed)
+  bool share_kv = true;              // register computed blocks in the prefix cache (false: the KV is not real)
+  int32_t n_skip = 0;                // benchmark: leading tokens counted as computed at admission, never run
 
   // Stopping rules (from sampling_params and the model's eos ids).
   int32_t max_tokens = 256;
@@ -31,6 +40,13 @@ struct sequence {
   int32_t n_tokens() const { return int32_t(tokens.size()); }
   int32_t n_generated() const { return n_tokens() - n_prompt; }
   uint64_t extra_key(int32_t i) const { return i < int32_t(extra_keys.size()) ? extra_keys[size_t(i)] : 0; }
+  // A prefill may compute tokens up to (not including) this index: the first missing input not already cached.
+  int32_t ready_until() const {
+    int32_t lim = INT32_MAX;
+    for (const auto& [b, e] : missing_inputs)
+      if (e > n_computed) lim = std::min(lim, b);
+    return lim;
+  }
 };
 
 }  // namespace autoglm

@@ -30,18 +30,7 @@ namespace autoglm::server {
 constexpr int32_t max_request_json_depth = 128;
 json_limits request_json_limits(int32_t max_model_len);
 
-// Sampling defaults for fields a request leaves out: the model's generation_config.json (as vLLM does),
-// else OpenAI's defaults.
-struct generation_defaults {
-  float temperature = 1.0f;
-  float top_p = 1.0f;
-  int32_t top_k = 0;
-  float min_p = 0.0f;
-  float repetition_penalty = 1.0f;
-  std::optional<int32_t> max_new_tokens;
-};
-// Reads <model_dir>/generation_config.json if present; a malformed file throws autoglm::error naming it.
-generation_defaults load_generation_defaults(const std::string& model_dir);
+// Sampling defaults (generation_config.json) come from the runtime: autoglm::load_generation_defaults.
 
 // Fields shared by /v1/chat/completions and /v1/completions.
 struct common_params {

@@ -40,8 +40,8 @@ void load_model(app& a, run_control& control) {
     a.eng = engine::create(o.engine);
     chat_context_options co;
     co.model_dir = o.engine.model_dir;
-    co.min_pixels = o.engine.min_pixels;
-    co.max_pixels = o.engine.max_pixels;
+    co.min_pixels = o.min_pixels;
+    co.max_pixels = o.max_pixels;
     co.max_image_bytes = o.max_image_bytes;
     co.info = a.eng->info();
     a.chat = chat_context::load(co, a.eng->get_tokenizer());

@@ -27,7 +27,8 @@ struct server_options {
   int32_t shutdown_grace_s = 30;       // SIGTERM: let in-flight requests finish this long, then cancel them
   int64_t max_image_bytes = 20 << 20;  // one decoded-from-base64 image file
   int32_t max_images = 0;              // per request, 0 = no limit
-  engine_options engine;               // model_dir, threads, max_num_seqs, max_model_len, max_waiting, pixels
+  engine_options engine;               // model_dir, threads, max_num_seqs, max_model_len, max_waiting, KV
+  int64_t min_pixels = 0, max_pixels = 0;  // image resize bounds (chat layer); 0: preprocessor_config.json
   bool demo_model = false;             // serving the bundled random-weight demo: say so at start
 };
 

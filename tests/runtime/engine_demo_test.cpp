@@ -1,9 +1,11 @@
 // engine::create on the demo checkpoint (models/demo, a tiny random GLM-4.1V in the HF layout): batching gives
 // the greedy tokens a request gets alone, a repeated prompt hits the prefix cache with identical output, images
-// go through the vision tower and its cache, cancel frees blocks.
+// go through the vision tower and its cache, cancel frees blocks, a running stream decodes while a large image
+// is encoded, F16/BF16 KV caches stay close to F32, the dump option sees the named intermediates.
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <filesystem>
 #include <map>
@@ -144,4 +146,107 @@ TEST_F(engine_demo, rejects_overlong_prompt) {
   auto e = engine::create(options());
   collector c;
   EXPECT_THROW(e->submit(greedy(std::vector<int32_t>(600, 5), 4), c.callback()), invalid_request);
+}
+
+TEST_F(engine_demo, running_stream_keeps_decoding_while_a_large_image_is_encoded) {
+  // One stream decodes; a request with a new 44x64-patch image (704 merged tokens; hundreds of ms to encode
+  // on 2 cores) arrives. Every token event of the stream reads the engine's live vision state: tokens must
+  // arrive while the image is being encoded. The old engine encoded inside its step, so none could.
+  engine_options o = options();
+  o.max_model_len = 4096;
+  auto e = engine::create(o);
+  const model_info& mi = e->info();
+  std::mutex mu;
+  std::condition_variable cv;
+  int32_t n_a = 0, n_a_during_encode = 0;
+  bool a_done = false;
+  std::chrono::steady_clock::time_point last_token;
+  double worst_gap_ms = 0;
+  generation_request a = greedy(text(*e, "Keep going"), 3900);
+  const engine* eng = e.get();
+  const uint64_t id_a = e->submit(a, [&](const generation_event& ev) {
+    const bool encoding = eng->stats().n_images_encoding > 0;
+    std::lock_guard<std::mutex> lk(mu);
+    if (ev.has_token) {
+      const auto now = std::chrono::steady_clock::now();
+      if (n_a > 0) worst_gap_ms = std::max(worst_gap_ms, std::chrono::duration<double, std::milli>(now - last_token).count());
+      last_token = now;
+      ++n_a;
+      n_a_during_encode += encoding;
+    }
+    if (ev.finish != finish_reason::NONE) a_done = true;
+    cv.notify_all();
+  });
+  {
+    std::unique_lock<std::mutex> lk(mu);
+    cv.wait(lk, [&] { return n_a >= 5 || a_done; });
+  }
+  const vision_input im = random_image(11, 44, 64);
+  std::vector<int32_t> p = text(*e, "Look:");
+  p.push_back(mi.image_start_token_id);
+  p.insert(p.end(), size_t(im.n_tokens()), mi.image_token_id);
+  p.push_back(mi.image_end_token_id);
+  generation_request b = greedy(p, 2);
+  b.images.push_back(im);
+  collector c;
+  const uint64_t id_b = e->submit(b, c.callback());
+  EXPECT_EQ(c.tokens(id_b, true).size(), 2u);
+  e->cancel(id_a);
+  {
+    std::unique_lock<std::mutex> lk(mu);
+    cv.wait(lk, [&] { return a_done; });
+  }
+  EXPECT_EQ(e->stats().n_images_encoded, 1);
+  EXPECT_GT(n_a_during_encode, 0) << "the running stream produced no token while the image was encoded";
+  std::printf("[vision] %d of the stream's %d tokens arrived during the encode (%.0f ms of encoding); worst gap %.1f ms\n",
+              n_a_during_encode, n_a, e->stats().vision_encode_ms_total, worst_gap_ms);
+}
+
+TEST_F(engine_demo, half_precision_kv_cache_stays_close_to_f32) {
+  // The same prompt's logits with the KV cache in F32, F16 and BF16 (every position reads the cache back).
+  std::string long_text;
+  for (int i = 0; i < 6; ++i) long_text += "Open the settings app and turn on airplane mode. ";
+  std::vector<float> ref;
+  for (const kv_cache_type t : {kv_cache_type::F32, kv_cache_type::F16, kv_cache_type::BF16}) {
+    engine_options o = options();
+    o.kv_cache_dtype = t;
+    auto e = engine::create(o);
+    generation_request r = greedy(text(*e, long_text), 1);
+    r.return_prompt_logits = true;
+    collector c;
+    const auto evs = c.wait(e->submit(r, c.callback()));
+    const std::vector<float>& logits = evs[0].prompt_logits;
+    ASSERT_EQ(logits.size(), r.prompt.size() * size_t(e->info().vocab_size));
+    if (t == kv_cache_type::F32) {
+      ref = logits;
+      continue;
+    }
+    double max_ref = 0, max_diff = 0;
+    for (size_t i = 0; i < ref.size(); ++i) {
+      max_ref = std::max(max_ref, double(std::fabs(ref[i])));
+      max_diff = std::max(max_diff, double(std::fabs(logits[i] - ref[i])));
+    }
+    // Rounding K/V to 11 (F16) or 8 (BF16) significant bits: close, but not the same bits.
+    EXPECT_GT(max_diff, 0.0) << kv_cache_type_name(t);
+    EXPECT_LE(max_diff, (t == kv_cache_type::F16 ? 1e-2 : 5e-2) * max_ref) << kv_cache_type_name(t);
+  }
+}
+
+TEST_F(engine_demo, dump_option_names_the_intermediates) {
+  engine_options o = options();
+  std::mutex mu;
+  std::map<std::string, std::pair<int64_t, int64_t>> seen;
+  o.dump = [&](const std::string& name, const float* d, int64_t rows, int64_t cols) {
+    std::lock_guard<std::mutex> lk(mu);
+    EXPECT_NE(d, nullptr);
+    seen[name] = {rows, cols};
+  };
+  auto e = engine::create(o);
+  collector c;
+  const std::vector<int32_t> prompt = text(*e, "Hello there");
+  c.tokens(e->submit(greedy(prompt, 1), c.callback()), true);
+  std::lock_guard<std::mutex> lk(mu);
+  EXPECT_GT(seen.size(), 5u);
+  ASSERT_TRUE(seen.count("hidden.0")) << "no embedding output dumped";
+  EXPECT_EQ(seen["hidden.0"], std::make_pair(int64_t(prompt.size()), int64_t(e->info().hidden_size)));
 }

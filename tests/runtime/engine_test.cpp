@@ -9,83 +9,11 @@
 #include <mutex>
 #include <thread>
 
-#include "event_collector.h"
 #include "core/error.h"
-#include "runtime/engine_impl.h"
-#include "toy_model.h"
+#include "toy_engine.h"
 
 using namespace autoglm;
-using autoglm::test::toy_model;
-
-namespace {
-
-// The toy model is fast: a request that takes a minute has hung.
-struct collector : test::collector {
-  collector() { timeout = std::chrono::seconds(60); }
-};
-
-engine_options options(int32_t max_num_seqs = 4, int32_t max_batch_tokens = 16) {
-  engine_options o;
-  o.max_num_seqs = max_num_seqs;
-  o.max_batch_tokens = max_batch_tokens;
-  o.kv_block_size = 4;
-  o.kv_cache_bytes = 64 * 4 * 256;  // 256 blocks of 4 tokens
-  return o;
-}
-
-std::unique_ptr<engine> make(const engine_options& o, toy_model** model = nullptr) {
-  auto m = std::make_unique<toy_model>();
-  if (model) *model = m.get();
-  return make_engine(o, std::move(m), nullptr);
-}
-
-generation_request text_request(std::vector<int32_t> prompt, int32_t max_tokens = 12) {
-  generation_request r;
-  r.prompt = std::move(prompt);
-  r.sampling.temperature = 0.0f;
-  r.sampling.max_tokens = max_tokens;
-  return r;
-}
-
-std::vector<int32_t> prompt_of(int32_t seed, int32_t n) {
-  std::vector<int32_t> p;
-  for (int32_t i = 0; i < n; ++i) p.push_back((seed * 7 + i * 3) % 50 + 1);
-  return p;
-}
-
-vision_input image(float value, int32_t grid_h = 4, int32_t grid_w = 6) {
-  vision_input im;
-  im.grid_h = grid_h;
-  im.grid_w = grid_w;
-  im.pixel_values.assign(size_t(grid_h * grid_w) * 8, value);
-  im.content_hash = uint64_t(value * 1000.0f) + 17;
-  return im;
-}
-
-// Prompt "1 2 <image x n> 3 4 5" for an image of n tokens.
-generation_request image_request(const vision_input& im, int32_t max_tokens = 8) {
-  std::vector<int32_t> p = {1, 2};
-  p.insert(p.end(), size_t(im.n_tokens()), toy_model::image_token);
-  p.insert(p.end(), {3, 4, 5});
-  generation_request r = text_request(p, max_tokens);
-  r.images.push_back(im);
-  return r;
-}
-
-std::vector<int32_t> run_alone(const generation_request& r) {
-  engine_options o = options();
-  o.enable_prefix_caching = false;
-  auto e = make(o);
-  collector c;
-  return c.tokens(e->submit(r, c.callback()));
-}
-
-void wait_blocks_free(engine& e) {
-  for (int i = 0; i < 6000 && e.stats().kv_blocks_used != 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  EXPECT_EQ(e.stats().kv_blocks_used, 0);
-}
-
-}  // namespace
+using namespace autoglm::test;
 
 TEST(engine, concurrent_requests_match_running_alone) {
   std::vector<generation_request> reqs;
@@ -108,7 +36,7 @@ TEST(engine, concurrent_requests_match_running_alone) {
   for (const auto& r : reqs) alone.push_back(run_alone(r));
 
   auto e = make(options(4, 16));
-  collector c;
+  toy_collector c;
   std::vector<uint64_t> ids;
   for (const auto& r : reqs) ids.push_back(e->submit(r, c.callback()));
   for (size_t i = 0; i < reqs.size(); ++i) {
@@ -123,7 +51,7 @@ TEST(engine, concurrent_requests_match_running_alone) {
 
 TEST(engine, prefix_cache_hit_gives_identical_output) {
   auto e = make(options());
-  collector c;
+  toy_collector c;
   const generation_request r = text_request(prompt_of(3, 30), 8);
   const auto first = c.tokens(e->submit(r, c.callback()));
   const uint64_t id2 = e->submit(r, c.callback());
@@ -138,7 +66,7 @@ TEST(engine, prefix_cache_hit_gives_identical_output) {
 TEST(engine, image_cache_and_image_aware_prefix) {
   toy_model* model = nullptr;
   auto e = make(options(), &model);
-  collector c;
+  toy_collector c;
   const auto a1 = c.tokens(e->submit(image_request(image(0.5f)), c.callback()));
 
   // Positions the model saw for that request: the prompt's M-RoPE positions (text 0 1, a 2x3 merged image at
@@ -169,7 +97,7 @@ TEST(engine, image_cache_and_image_aware_prefix) {
 
 TEST(engine, image_encoded_again_when_prefix_does_not_cover_it) {
   auto e = make(options());
-  collector c;
+  toy_collector c;
   const vision_input im = image(0.25f);
   c.tokens(e->submit(image_request(im), c.callback()));
   // A different text prefix before the same image: no KV reuse, but the embedding comes from the image cache.
@@ -190,7 +118,7 @@ TEST(engine, preemption_under_a_small_cache_keeps_outputs) {
   std::vector<std::vector<int32_t>> alone;
   for (const auto& r : reqs) alone.push_back(run_alone(r));
   auto e = make(o);
-  collector c;
+  toy_collector c;
   std::vector<uint64_t> ids;
   for (const auto& r : reqs) ids.push_back(e->submit(r, c.callback()));
   for (size_t i = 0; i < reqs.size(); ++i) EXPECT_EQ(c.tokens(ids[i]), alone[i]) << i;
@@ -200,7 +128,7 @@ TEST(engine, preemption_under_a_small_cache_keeps_outputs) {
 TEST(engine, cancel_frees_blocks_and_ends_with_one_cancelled_event) {
   toy_model* model = nullptr;
   auto e = make(options(), &model);
-  collector c;
+  toy_collector c;
   generation_request r = text_request(prompt_of(1, 10), 400);
   r.sampling.ignore_eos = true;
   model->hold();
@@ -219,7 +147,7 @@ TEST(engine, cancel_frees_blocks_and_ends_with_one_cancelled_event) {
 
 TEST(engine, failing_step_errors_its_requests_and_engine_keeps_running) {
   auto e = make(options());
-  collector c;
+  toy_collector c;
   const uint64_t bad = e->submit(text_request({1, 2, toy_model::poison_token, 3}), c.callback());
   EXPECT_EQ(c.wait(bad).back().finish, finish_reason::ERROR);
   EXPECT_FALSE(c.wait(bad).back().error.empty());
@@ -237,7 +165,7 @@ TEST(engine, rejects_requests_that_can_never_run) {
   engine_options o = options();
   o.max_model_len = 32;
   auto e = make(o);
-  collector c;
+  toy_collector c;
   EXPECT_EQ(e->max_model_len(), 32);
   EXPECT_THROW(e->submit(text_request(prompt_of(1, 32)), c.callback()), invalid_request);
   EXPECT_THROW(e->submit(text_request({}), c.callback()), invalid_request);
@@ -258,7 +186,7 @@ TEST(engine, waiting_queue_is_bounded) {
   o.max_waiting = 3;
   toy_model* model = nullptr;
   auto e = make(o, &model);
-  collector c;
+  toy_collector c;
   model->hold();
   const uint64_t first = e->submit(text_request(prompt_of(1, 5)), c.callback());
   model->wait_in_forward();  // the engine thread is parked with `first` running
@@ -275,7 +203,7 @@ TEST(engine, waiting_queue_is_bounded) {
 TEST(engine, shutdown_cancels_everything) {
   toy_model* model = nullptr;
   auto e = make(options(2, 16), &model);
-  collector c;
+  toy_collector c;
   std::vector<uint64_t> ids;
   model->hold();
   for (int i = 0; i < 5; ++i) {
@@ -305,7 +233,7 @@ TEST(engine, shutdown_cancels_everything) {
 
 TEST(engine, logprobs_when_asked) {
   auto e = make(options());
-  collector c;
+  toy_collector c;
   generation_request r = text_request(prompt_of(4, 7), 3);
   r.sampling.top_logprobs = 3;
   for (const auto& ev : c.wait(e->submit(r, c.callback()))) {

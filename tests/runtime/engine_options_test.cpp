@@ -1,6 +1,7 @@
 // engine_options are checked before anything is loaded: each out-of-range option is an invalid_request naming
 // it (param = the option), so a typo fails in milliseconds instead of after a multi-gigabyte load, and no
-// option can wrap an int32 (KV block count) or overflow the automatic KV budget.
+// option can wrap an int32 (KV block count) or overflow the automatic KV budget; the KV element type sizes the
+// cache (the same budget holds twice the tokens in F16/BF16).
 #include <gtest/gtest.h>
 
 #include <functional>
@@ -41,9 +42,8 @@ TEST(engine_options, out_of_range_options_are_named_before_loading) {
       {[](engine_options& o) { o.max_waiting = 0; }, "max_waiting", "max_waiting must be between 1 and 1048576, got 0"},
       {[](engine_options& o) { o.kv_block_size = 0; }, "kv_block_size", "kv_block_size must be between 1 and 1024, got 0"},
       {[](engine_options& o) { o.kv_block_size = 1 << 20; }, "kv_block_size", "kv_block_size must be between 1 and 1024"},
-      {[](engine_options& o) { o.min_pixels = -1; }, "min_pixels", "min_pixels must be between 0 and"},
-      {[](engine_options& o) { o.max_pixels = -1; }, "max_pixels", "max_pixels must be between 0 and"},
-      {[](engine_options& o) { o.min_pixels = 2000; o.max_pixels = 1000; }, "min_pixels", "min_pixels (2000) must not exceed max_pixels (1000)"},
+      {[](engine_options& o) { o.n_vision_threads = -2; }, "n_vision_threads", "n_vision_threads must be between 0 and 1024, got -2"},
+      {[](engine_options& o) { o.kv_cache_dtype = kv_cache_type(7); }, "kv_cache_dtype", "unknown KV cache type"},
       {[](engine_options& o) { o.model_dir.clear(); }, "model_dir", "model_dir is empty"},
   };
   for (const bad& c : cases) {
@@ -80,4 +80,18 @@ TEST(engine_options, kv_budget_cannot_wrap_the_block_count) {
   auto e = engine::create(o);
   EXPECT_EQ(e->max_model_len(), 4096);
   e->shutdown();
+}
+
+TEST(engine_options, kv_cache_type_sizes_the_cache) {
+  // The same budget holds twice the tokens in F16 or BF16: the context the budget allows doubles.
+  engine_options o = good_options(tiny_dir());
+  o.max_num_seqs = 1;
+  o.kv_cache_bytes = size_t(1024) * 1000;  // 1000 tokens at 1 KiB each in F32
+  EXPECT_EQ(engine::create(o)->max_model_len(), 992);  // whole 16-token blocks
+  for (const kv_cache_type t : {kv_cache_type::F16, kv_cache_type::BF16}) {
+    o.kv_cache_dtype = t;
+    EXPECT_EQ(engine::create(o)->max_model_len(), 2000) << kv_cache_type_name(t);
+  }
+  EXPECT_EQ(parse_kv_cache_type("BF16"), kv_cache_type::BF16);
+  EXPECT_THROW(parse_kv_cache_type("q4"), invalid_request);
 }

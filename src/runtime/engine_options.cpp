@@ -1,0 +1,134 @@
+// runtime/engine_options.cpp: the engine's option checks and the small public helpers beside the engine: names
+// of finish reasons and KV types, the image prefix key, generation_config.json defaults, the bandwidth probe.
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <limits>
+#include <thread>
+
+#include "core/error.h"
+#include "formats/json_file.h"
+#include "kernels/cpu/ceilings.h"
+#include "runtime/engine_impl.h"
+
+namespace autoglm {
+
+const char* finish_reason_name(finish_reason r) {
+  switch (r) {
+    case finish_reason::NONE: return "none";
+    case finish_reason::STOP: return "stop";
+    case finish_reason::LENGTH: return "length";
+    case finish_reason::CANCELLED: return "cancelled";
+    case finish_reason::ERROR: return "error";
+  }
+  return "unknown";
+}
+
+const char* kv_cache_type_name(kv_cache_type t) {
+  switch (t) {
+    case kv_cache_type::F32: return "f32";
+    case kv_cache_type::F16: return "f16";
+    case kv_cache_type::BF16: return "bf16";
+  }
+  return "unknown";
+}
+
+kv_cache_type parse_kv_cache_type(const std::string& name) {
+  std::string s = name;
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+  for (kv_cache_type t : {kv_cache_type::F32, kv_cache_type::F16, kv_cache_type::BF16})
+    if (s == kv_cache_type_name(t)) return t;
+  throw invalid_request("KV cache type '" + name + "' is not one of f32, f16, bf16", "kv_cache_dtype");
+}
+
+dtype kv_cache_element_type(kv_cache_type t) {
+  switch (t) {
+    case kv_cache_type::F32: return dtype::F32;
+    case kv_cache_type::F16: return dtype::F16;
+    case kv_cache_type::BF16: return dtype::BF16;
+  }
+  throw invalid_request("unknown KV cache type", "kv_cache_dtype");
+}
+
+uint64_t image_extra_key(const vision_input& image) {
+  uint64_t h = image.content_hash ^ 0x696d616765ULL;
+  for (uint64_t v : {uint64_t(image.grid_t), uint64_t(image.grid_h), uint64_t(image.grid_w)}) {
+    h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
+    h = (h ^ (h >> 31)) * 0xbf58476d1ce4e5b9ULL;
+  }
+  return h == 0 ? 1 : h;  // 0 means "no extra key"
+}
+
+// Upper bounds on engine_options: far above what any deployment uses, low enough that a typo (an extra zero
+// or two, a negative number read as unsigned) fails at start-up with the option's name instead of asking for
+// terabytes or wrapping an int32 (block counts, positions).
+namespace {
+constexpr int32_t k_max_threads_option = 1024;
+constexpr int32_t k_max_num_seqs = 4096;
+constexpr int32_t k_max_model_len = int32_t(1) << 24;  // as config.json's max_position_embeddings
+constexpr int32_t k_max_batch_tokens = int32_t(1) << 18;
+constexpr int32_t k_max_waiting = int32_t(1) << 20;
+constexpr int32_t k_max_kv_block_size = 1024;
+
+void check_range(int64_t v, int64_t lo, int64_t hi, const char* name) {
+  if (v < lo || v > hi)
+    throw invalid_request(std::string(name) + " must be between " + std::to_string(lo) + " and " + std::to_string(hi) +
+                              ", got " + std::to_string(v),
+                          name);
+}
+}  // namespace
+
+void validate_engine_options(const engine_options& o) {
+  check_range(o.n_threads, 0, k_max_threads_option, "n_threads");
+  check_range(o.n_vision_threads, 0, k_max_threads_option, "n_vision_threads");
+  check_range(o.max_num_seqs, 1, k_max_num_seqs, "max_num_seqs");
+  check_range(o.max_model_len, 0, k_max_model_len, "max_model_len");
+  check_range(o.max_batch_tokens, 1, k_max_batch_tokens, "max_batch_tokens");
+  check_range(o.max_waiting, 1, k_max_waiting, "max_waiting");
+  check_range(o.kv_block_size, 1, k_max_kv_block_size, "kv_block_size");
+  kv_cache_element_type(o.kv_cache_dtype);  // an enum value cast from an unchecked integer
+}
+
+generation_defaults load_generation_defaults(const std::string& model_dir) {
+  generation_defaults d;
+  const std::string path = (std::filesystem::path(model_dir) / "generation_config.json").string();
+  // The model-file reader (formats/json_file.h), as config.json is read: a regular file of at most 1 MiB with
+  // bounded nesting (a FIFO would block the load; the real file is a few hundred bytes).
+  std::optional<nlohmann::json> file = read_json_file_if_exists(path);
+  if (!file) return d;
+  const nlohmann::json& g = *file;
+  if (!g.is_object()) throw error(path + ": not a JSON object");
+  // Each value is checked against the range the sampler accepts: a bad file fails the load naming the key,
+  // instead of reaching requests as an out-of-range default.
+  auto num = [&](const char* key, double lo, double hi) -> std::optional<double> {
+    auto it = g.find(key);
+    if (it == g.end() || it->is_null()) return std::nullopt;
+    if (!it->is_number()) throw error(path + ": '" + key + "' must be a number, got " + it->dump());
+    double v = it->get<double>();
+    if (!(v >= lo && v <= hi))
+      throw error(path + ": '" + key + "' is " + it->dump() + ", outside [" + nlohmann::json(lo).dump() + ", " +
+                  nlohmann::json(hi).dump() + "]");
+    return v;
+  };
+  const double int_max = std::numeric_limits<int32_t>::max();
+  if (auto v = num("temperature", 0.0, 100.0)) d.temperature = float(*v);
+  const double tiny = std::numeric_limits<double>::min();  // top_p and repetition_penalty must be > 0
+  if (auto v = num("top_p", tiny, 1.0)) d.top_p = float(*v);
+  if (auto v = num("top_k", -1.0, int_max)) d.top_k = std::max(0, int32_t(*v));  // -1 and 0: off
+  if (auto v = num("min_p", 0.0, 1.0)) d.min_p = float(*v);
+  if (auto v = num("repetition_penalty", tiny, 100.0)) d.repetition_penalty = float(*v);
+  if (auto v = num("max_new_tokens", 1.0, int_max)) d.max_new_tokens = int32_t(*v);
+  // do_sample false means greedy in transformers, whatever temperature says.
+  auto ds = g.find("do_sample");
+  if (ds != g.end() && ds->is_boolean() && !ds->get<bool>()) d.temperature = 0.0f;
+  return d;
+}
+
+double measure_memory_read_bandwidth(int32_t n_threads) {
+  if (n_threads <= 0) n_threads = int32_t(std::max(1u, std::thread::hardware_concurrency()));
+  // The kernels' own probe (the harness's --perf mode reports against the same number): wide loads on several
+  // streams per thread, on threads of its own. A buffer far larger than any last-level cache.
+  return cpu::measure_read_bandwidth(n_threads, size_t(512) << 20);
+}
+
+}  // namespace autoglm

@@ -1,0 +1,92 @@
+// runtime/vision_worker.cpp: the vision worker's queue and thread (see vision_worker.h).
+#include "runtime/vision_worker.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "core/error.h"
+
+namespace autoglm {
+
+vision_worker::vision_worker(const model& m, device dev, int32_t n_threads, dump_fn dump, done_fn on_done)
+    : model_(m), ctx_(dev, n_threads), on_done_(std::move(on_done)) {
+  ctx_.set_dump(std::move(dump));
+  thread_ = std::thread([this] { run(); });
+}
+
+vision_worker::~vision_worker() { stop(); }
+
+int32_t vision_worker::n_threads() const { return ctx_.pool() ? ctx_.pool()->n_threads() : 1; }
+
+void vision_worker::enqueue(uint64_t key, std::shared_ptr<const vision_input> image) {
+  std::lock_guard<std::mutex> lk(mu_);
+  queue_.push_back({key, std::move(image)});
+  cv_.notify_one();
+}
+
+bool vision_worker::drop(uint64_t key) {
+  std::lock_guard<std::mutex> lk(mu_);
+  auto it = std::find_if(queue_.begin(), queue_.end(), [&](const job& j) { return j.key == key; });
+  if (it == queue_.end()) return false;
+  queue_.erase(it);
+  return true;
+}
+
+int32_t vision_worker::n_pending() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return int32_t(queue_.size()) + (running_job_ ? 1 : 0);
+}
+
+double vision_worker::encode_ms_total() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return encode_ms_total_;
+}
+
+void vision_worker::stop() {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    stopping_ = true;
+    queue_.clear();
+    cv_.notify_one();
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+void vision_worker::run() {
+  for (;;) {
+    job j;
+    {
+      std::unique_lock<std::mutex> lk(mu_);
+      cv_.wait(lk, [&] { return stopping_ || !queue_.empty(); });
+      if (stopping_) return;
+      j = std::move(queue_.front());
+      queue_.pop_front();
+      running_job_ = true;
+    }
+    result r;
+    r.key = j.key;
+    const auto t0 = std::chrono::steady_clock::now();
+    try {
+      r.embedding = model_.encode_image(ctx_, *j.image);
+    } catch (const std::exception& e) {
+      r.error = e.what();
+    } catch (...) {
+      r.error = "unknown error in the vision encoder";
+    }
+    ctx_.arena().reset();
+    r.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    bool stopping = false;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      encode_ms_total_ += r.ms;
+      stopping = stopping_;
+    }
+    // Delivered before the job stops counting as pending, so n_pending() never reads 0 while a finished
+    // image's waiters have not been told.
+    if (!stopping) on_done_(std::move(r));
+    std::lock_guard<std::mutex> lk(mu_);
+    running_job_ = false;
+  }
+}
+
+}  // namespace autoglm
