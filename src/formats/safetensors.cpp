@@ -65,6 +65,25 @@ uint64_t checked_mul(uint64_t a, uint64_t b, const std::string& what) {
   return r;
 }
 
+// The tensor_source view of a record: the stored shape, and a core tensor over the mapped bytes (a scalar as [1],
+// more than 4 dimensions as [shape[0], product of the rest]) that keeps its file mapped.
+tensor_source::entry make_entry(const tensor_ref& ref, const std::shared_ptr<void>& file) {
+  tensor_source::entry e;
+  e.name = ref.name;
+  e.file = ref.file;
+  e.shape = ref.shape;
+  std::vector<int64_t> view_shape = ref.shape;
+  if (view_shape.empty()) view_shape = {1};
+  if (view_shape.size() > size_t(k_max_dims)) {
+    int64_t cols = 1;
+    for (size_t i = 1; i < ref.shape.size(); ++i) cols *= ref.shape[i];
+    view_shape = {ref.shape[0], cols};
+  }
+  e.data = tensor::view(ref.data, ref.type, view_shape);
+  e.data.set_owner(file);
+  return e;
+}
+
 }  // namespace
 
 safetensors_file::safetensors_file(const std::string& path) : file_(std::make_unique<mapped_file>(path)) {
@@ -188,10 +207,12 @@ std::unique_ptr<tensor_store> tensor_store::open_dir(const std::string& dir) {
     throw error(dir + ": no model.safetensors or model.safetensors.index.json");
   }
   for (auto& shard : shard_names) {
-    store->files_.push_back(std::make_unique<safetensors_file>((d / shard).string()));
+    store->files_.push_back(std::make_shared<safetensors_file>((d / shard).string()));
+    const std::shared_ptr<void> keep_mapped = store->files_.back();
     for (auto& [name, ref] : store->files_.back()->tensors()) {
       if (store->index_.count(name)) throw error((d / shard).string() + ": tensor '" + name + "' also appears in another shard");
       store->index_[name] = &ref;
+      store->entries_.emplace(name, make_entry(ref, keep_mapped));
     }
   }
   for (auto& [name, shard] : weight_map) {
@@ -214,6 +235,11 @@ const tensor_ref& tensor_store::get(const std::string& name, const std::vector<i
   if (t.shape != shape)
     throw error(t.file + ": tensor '" + name + "' has shape " + shape_to_string(t.shape) + ", expected " + shape_to_string(shape));
   return t;
+}
+
+const tensor_source::entry* tensor_store::find(const std::string& name) const {
+  auto it = entries_.find(name);
+  return it == entries_.end() ? nullptr : &it->second;
 }
 
 std::vector<std::string> tensor_store::names() const {

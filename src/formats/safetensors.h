@@ -1,8 +1,8 @@
 // formats/safetensors.h: memory-mapped, validated safetensors files and a tensor store over one file or the
-// shards named by model.safetensors.index.json. Every violation of the format is an autoglm::error naming the
-// file and the tensor; nothing is trusted before it is checked. Only regular files are opened (a FIFO named
-// model.safetensors is refused at once, never waited on); headers and the index are parsed with bounded depth,
-// value count and (for the index) size.
+// shards named by model.safetensors.index.json (a tensor_source: models bind their weights through that). Every
+// violation of the format is an autoglm::error naming the file and the tensor; nothing is trusted before it is
+// checked. Only regular files are opened (a FIFO named model.safetensors is refused at once, never waited on);
+// headers and the index are parsed with bounded depth, value count and (for the index) size.
 #pragma once
 
 #include <cstdint>
@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "formats/tensor_source.h"
 
 namespace autoglm {
 
@@ -57,23 +58,31 @@ class safetensors_file {
   std::map<std::string, std::string> metadata_;
 };
 
-// All tensors of a model directory: model.safetensors, or the shards listed in model.safetensors.index.json.
-class tensor_store {
+// All tensors of a model directory: model.safetensors, or the shards listed in model.safetensors.index.json. As a
+// tensor_source its entries are core tensors viewing the mapping; each view holds a reference to its file, so
+// the weights a model keeps stay mapped after the store is gone.
+class tensor_store : public tensor_source {
  public:
   static std::unique_ptr<tensor_store> open_dir(const std::string& dir);
-  bool has(const std::string& name) const { return index_.count(name) != 0; }
-  // Throws autoglm::error "missing tensor 'x' in <dir>" when absent.
+
+  // tensor_source
+  const std::string& location() const override { return dir_; }
+  const entry* find(const std::string& name) const override;
+  std::vector<std::string> names() const override;
+
+  // The raw records (file byte ranges), for format tests and the legacy model code; they hide
+  // tensor_source::get (reach that through a tensor_source&). get(name) throws autoglm::error "missing tensor 'x'
+  // in <dir>" when absent; get(name, shape) also when the shape differs.
   const tensor_ref& get(const std::string& name) const;
-  // Throws when the tensor's shape differs from `shape`.
   const tensor_ref& get(const std::string& name, const std::vector<int64_t>& shape) const;
-  std::vector<std::string> names() const;
   size_t total_bytes() const;
   void advise_willneed() const;
 
  private:
   std::string dir_;
-  std::vector<std::unique_ptr<safetensors_file>> files_;
+  std::vector<std::shared_ptr<safetensors_file>> files_;
   std::map<std::string, const tensor_ref*> index_;
+  std::map<std::string, entry> entries_;
 };
 
 std::string shape_to_string(const std::vector<int64_t>& shape);

@@ -1,13 +1,12 @@
-// model/model_loader.cpp: the table of model families and the directory checks before one is built.
-#include "model/model_loader.h"
-
+// model/model_loader.cpp: the table of model families (one line each) and the directory checks before one is
+// built (load_model, model/model.h).
 #include <filesystem>
 #include <functional>
 
 #include "core/error.h"
-#include "core/thread_pool.h"
 #include "formats/json_file.h"
-#include "model/glm4v/glm4v_model.h"
+#include "model/glm4v/glm4v.h"
+#include "model/model.h"
 
 namespace autoglm {
 
@@ -15,12 +14,13 @@ namespace {
 
 struct family {
   const char* architecture;
-  std::function<std::unique_ptr<model_runner>(const std::string&)> create;
+  std::function<std::unique_ptr<model>(const std::string& dir, exec_context& ctx)> load;
 };
 
 const std::vector<family>& families() {
   static const std::vector<family> table = {
-      {"Glm4vForConditionalGeneration", [](const std::string& d) { return std::make_unique<glm4v::glm4v_model>(d); }},
+      {"Glm4vForConditionalGeneration",
+       [](const std::string& d, exec_context& ctx) { return glm4v::conditional_generation::load(d, ctx); }},
   };
   return table;
 }
@@ -33,19 +33,15 @@ std::vector<std::string> supported_architectures() {
   return out;
 }
 
-std::unique_ptr<model_runner> load_model_runner(const std::string& model_dir, int32_t n_threads) {
+std::unique_ptr<model> load_model(const std::string& model_dir, exec_context& ctx) {
   if (!std::filesystem::is_directory(model_dir)) throw error(model_dir + ": model directory not found");
-  if (n_threads < 0 || n_threads > k_max_threads)
-    throw error("threads must be between 0 (all cores) and " + std::to_string(k_max_threads) + ", got " +
-                std::to_string(n_threads));
-  if (n_threads > 0) set_default_threads(n_threads);
   const nlohmann::json cfg = read_json_file(model_dir + "/config.json");
   std::string arch;
   if (cfg.is_object() && cfg.contains("architectures") && cfg["architectures"].is_array() &&
       !cfg["architectures"].empty() && cfg["architectures"][0].is_string())
     arch = cfg["architectures"][0].get<std::string>();
   for (auto& f : families())
-    if (arch == f.architecture) return f.create(model_dir);
+    if (arch == f.architecture) return f.load(model_dir, ctx);
   std::string known;
   for (auto& a : supported_architectures()) known += (known.empty() ? "" : ", ") + a;
   throw error(model_dir + "/config.json: architecture '" + arch + "' is not supported (supported: " + known + ")");

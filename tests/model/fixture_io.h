@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "model/sequence_runner.h"
+#include "autoglm/types.h"
 
 namespace autoglm::test {
 
@@ -38,9 +38,33 @@ inline std::vector<float> load_f32(const nlohmann::json& desc, std::vector<int64
   return v;
 }
 
+// A case's images as HF's processor made them: pixel_values split by image_grid_thw (none for a text case).
+inline std::vector<vision_input> fixture_images(const nlohmann::json& c) {
+  std::vector<vision_input> out;
+  if (!c.contains("pixel_values")) return out;
+  const std::vector<float> all = load_f32(c["pixel_values"]);
+  const size_t patch_dim = all.size() / size_t(c["pixel_values"]["shape"][0].get<int64_t>());
+  size_t offset = 0;
+  for (const auto& g : c["image_grid_thw"]) {
+    vision_input v;
+    v.grid_t = g[0];
+    v.grid_h = g[1];
+    v.grid_w = g[2];
+    const size_t n = size_t(v.grid_t * v.grid_h * v.grid_w) * patch_dim;
+    if (offset + n > all.size()) throw std::runtime_error("pixel_values shorter than image_grid_thw says");
+    v.pixel_values.assign(all.begin() + long(offset), all.begin() + long(offset + n));
+    offset += n;
+    out.push_back(std::move(v));
+  }
+  if (offset != all.size()) throw std::runtime_error("pixel_values longer than image_grid_thw says");
+  return out;
+}
+
 // Greedy continuation of a prefilled sequence, as HF generate does it: argmax of `last_logits`, then one decode
 // per token, stopping after an eos id or max_tokens tokens.
-inline std::vector<int32_t> greedy_continuation(sequence_runner& seq, const float* last_logits, int32_t vocab,
+// Runner: anything with std::vector<float> decode(int32_t) (the old sequence_runner, the new sequence_driver).
+template <class Runner>
+std::vector<int32_t> greedy_continuation(Runner& seq, const float* last_logits, int32_t vocab,
                                                 const std::vector<int32_t>& eos, size_t max_tokens = 32) {
   std::vector<int32_t> got;
   int32_t next = int32_t(std::max_element(last_logits, last_logits + vocab) - last_logits);

@@ -3,6 +3,7 @@
 
 #include "core/error.h"
 #include "model/glm4v/rope_index.h"
+#include "model/model.h"
 
 using namespace autoglm;
 

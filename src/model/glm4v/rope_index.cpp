@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "model/model.h"
 
 namespace autoglm::glm4v {
 

@@ -1,0 +1,45 @@
+// model/glm4v/glm4v.h: Glm4vForConditionalGeneration as a `model` (model/model.h): the text decoder, the vision
+// tower and the M-RoPE position rules over one checkpoint, weights prepared for one device at load. Holds no
+// per-sequence state: forward and encode_image are const and run concurrently on different exec_contexts.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "formats/tensor_source.h"
+#include "model/glm4v/config.h"
+#include "model/glm4v/text_decoder.h"
+#include "model/glm4v/vision_encoder.h"
+#include "model/model.h"
+
+namespace autoglm::glm4v {
+
+class conditional_generation final : public model {
+ public:
+  // Binds every tensor the config names from `src` and prepares it for ctx's device. Throws autoglm::error for a
+  // missing or mis-shaped tensor, or a dtype the device has no kernel for.
+  conditional_generation(const config& cfg, const tensor_source& src, exec_context& ctx);
+  // Opens DIR (config.json, generation_config.json, safetensors) and loads it for ctx's device.
+  static std::unique_ptr<conditional_generation> load(const std::string& model_dir, exec_context& ctx);
+
+  const model_info& info() const override { return info_; }
+  kv_layout kv_shape() const override;
+  void forward(exec_context& ctx, const forward_batch& batch, const std::vector<paged_kv_layer>& kv,
+               float* logits) const override;
+  tensor encode_image(exec_context& ctx, const vision_input& image) const override;
+  prompt_positions compute_positions(const std::vector<int32_t>& prompt,
+                                     const std::vector<vision_input>& images) const override;
+  size_t weight_bytes_per_token() const override { return text_.weight_bytes_per_token(); }
+
+  const config& cfg() const { return cfg_; }
+
+ private:
+  config cfg_;
+  model_info info_;
+  text_decoder text_;
+  std::optional<vision_encoder> vision_;
+};
+
+}  // namespace autoglm::glm4v

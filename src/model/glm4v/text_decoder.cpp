@@ -1,0 +1,201 @@
+// model/glm4v/text_decoder.cpp: the decoder forward pass over ops (see text_decoder.h).
+#include "model/glm4v/text_decoder.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "core/error.h"
+#include "ops/ops.h"
+
+namespace autoglm::glm4v {
+
+// The step's inputs on the context's device: built once per forward from the batch, read by every layer.
+struct text_decoder::step_inputs {
+  int64_t n = 0;       // new tokens
+  tensor ids;          // I32 [n]
+  tensor pos;          // I32 [3, n]: t, h, w planes of M-RoPE
+  tensor slots;        // I32 [n]: KV cache slot of each new token (-1: a row no sequence owns)
+  tensor logits_rows;  // I32 [n_out]: rows that go through the final norm and lm_head
+  paged_batch batch;   // seq_info, block tables
+};
+
+// The activations of one forward, from the scratch arena, reused by every layer.
+struct text_decoder::activations {
+  tensor x;     // [n, H] residual stream
+  tensor h;     // [n, H] normed input of a block
+  tensor q;     // [n, qd]
+  tensor k, v;  // [n, kvd]
+  tensor attn;  // [n, qd]
+  tensor tmp;   // [n, H] block output before the residual add
+  tensor gu;    // [n, 2I] gate | up
+  tensor m;     // [n, I] silu(gate) * up
+};
+
+text_decoder::step_inputs text_decoder::upload_inputs(exec_context& ctx, const forward_batch& batch,
+                                                      const std::vector<paged_kv_layer>& kv,
+                                                      std::vector<int32_t>& host) const {
+  const int64_t n = batch.n_tokens();
+  const int64_t n_out = int64_t(batch.logits_rows.size());
+  const int32_t n_seqs = int32_t(batch.sequences.size());
+  const int32_t bs = kv.front().block_size();
+  const int64_t n_cache_blocks = kv.front().k.dim(0);
+
+  // Blocks each sequence touches this step: its table up to position n_past + n_tokens.
+  int32_t max_blocks = 1, max_context = 0;
+  for (const auto& s : batch.sequences) {
+    AG_CHECK(s.n_tokens >= 1 && s.first_token >= 0 && int64_t(s.first_token) + s.n_tokens <= n && s.n_past >= 0,
+             "forward: sequence rows outside the batch");
+    const int32_t context = s.n_past + s.n_tokens;
+    AG_CHECK(int64_t(s.n_blocks) * bs >= context && s.block_table, "forward: block table too short");
+    max_blocks = std::max(max_blocks, (context + bs - 1) / bs);
+    max_context = std::max(max_context, context);
+  }
+
+  // One host buffer for every index array (sized once: the views below point into it).
+  const size_t o_ids = 0, o_pos = size_t(n), o_slots = o_pos + 3 * size_t(n), o_rows = o_slots + size_t(n);
+  const size_t o_info = o_rows + size_t(n_out), o_tables = o_info + 3 * size_t(n_seqs);
+  host.assign(o_tables + size_t(n_seqs) * size_t(max_blocks), -1);
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t id = batch.token_ids[size_t(i)];
+    AG_CHECK(id >= 0 && id < cfg_.vocab_size, "token id " + std::to_string(id) + " outside the vocabulary");
+    host[o_ids + size_t(i)] = id;
+    host[o_pos + size_t(i)] = batch.pos_t[size_t(i)];
+    host[o_pos + size_t(n + i)] = batch.pos_h[size_t(i)];
+    host[o_pos + size_t(2 * n + i)] = batch.pos_w[size_t(i)];
+  }
+  for (int64_t r = 0; r < n_out; ++r) {
+    const int32_t row = batch.logits_rows[size_t(r)];
+    AG_CHECK(row >= 0 && row < n, "logits row out of range");
+    host[o_rows + size_t(r)] = row;
+  }
+  for (int32_t s = 0; s < n_seqs; ++s) {
+    const auto& seq = batch.sequences[size_t(s)];
+    const int32_t used = (seq.n_past + seq.n_tokens + bs - 1) / bs;
+    for (int32_t b = 0; b < used; ++b) {
+      const int32_t block = seq.block_table[b];
+      AG_CHECK(block >= 0 && block < n_cache_blocks, "block id out of range");
+      host[o_tables + size_t(s) * size_t(max_blocks) + size_t(b)] = block;
+    }
+    for (int32_t j = 0; j < seq.n_tokens; ++j) {
+      const int32_t p = seq.n_past + j;
+      host[o_slots + size_t(seq.first_token + j)] = seq.block_table[p / bs] * bs + p % bs;
+    }
+    host[o_info + 3 * size_t(s)] = seq.first_token;
+    host[o_info + 3 * size_t(s) + 1] = seq.n_tokens;
+    host[o_info + 3 * size_t(s) + 2] = seq.n_past;
+  }
+
+  auto up = [&](size_t offset, std::vector<int64_t> shape) {
+    return ops::to_device(ctx, tensor::view(host.data() + offset, dtype::I32, shape));
+  };
+  step_inputs in;
+  in.n = n;
+  in.ids = up(o_ids, {n});
+  in.pos = up(o_pos, {3, n});
+  in.slots = up(o_slots, {n});
+  if (n_out) in.logits_rows = up(o_rows, {n_out});
+  in.batch.n_seqs = n_seqs;
+  in.batch.max_context = max_context;
+  in.batch.seq_info = up(o_info, {n_seqs, 3});
+  in.batch.block_tables = up(o_tables, {n_seqs, max_blocks});
+  in.batch.slots = in.slots;
+  return in;
+}
+
+void text_decoder::attention_block(exec_context& ctx, int32_t il, const step_inputs& in, const paged_kv_layer& kv,
+                                   activations& a) const {
+  const text_layer_weights& L = w_.layers[size_t(il)];
+  // Names are built only when someone listens: a decode step of a small model is a few microseconds per layer.
+  auto dump = [&](const char* what, const tensor& t) {
+    if (ctx.dump()) ops::dump(ctx, "layer." + std::to_string(il) + "." + what, t);
+  };
+  const float eps = cfg_.rms_norm_eps;
+  ops::rms_norm(ctx, a.x, L.input_norm, eps, a.h);
+  dump("attn_norm", a.h);
+  ops::linear(ctx, a.h, L.q_proj, a.q);
+  ops::linear(ctx, a.h, L.k_proj, a.k);
+  ops::linear(ctx, a.h, L.v_proj, a.v);
+  ops::rope_mrope(ctx, a.q, cfg_.n_heads, cfg_.head_dim, cfg_.rotary_dim, in.pos, cfg_.mrope_section, cfg_.rope_theta);
+  ops::rope_mrope(ctx, a.k, cfg_.n_kv_heads, cfg_.head_dim, cfg_.rotary_dim, in.pos, cfg_.mrope_section,
+                  cfg_.rope_theta);
+  dump("q_rope", a.q);
+  dump("k_rope", a.k);
+  // New keys/values go to their cache slots first, so each token attends to itself and everything before it.
+  ops::kv_store(ctx, kv, a.k, a.v, in.slots);
+  const float scale = 1.0f / std::sqrt(float(cfg_.head_dim));
+  ops::attention_paged(ctx, a.q, kv, in.batch, cfg_.n_heads, cfg_.n_kv_heads, cfg_.head_dim, scale, a.attn);
+  dump("attn", a.attn);
+  ops::linear(ctx, a.attn, L.o_proj, a.tmp);
+  ops::rms_norm(ctx, a.tmp, L.post_self_attn_norm, eps, a.tmp);
+  ops::add(ctx, a.x, a.tmp);
+  dump("attn_residual", a.x);
+}
+
+void text_decoder::mlp_block(exec_context& ctx, int32_t il, activations& a) const {
+  const text_layer_weights& L = w_.layers[size_t(il)];
+  const int64_t I = cfg_.intermediate_size;
+  const float eps = cfg_.rms_norm_eps;
+  ops::rms_norm(ctx, a.x, L.post_attention_norm, eps, a.h);
+  ops::linear(ctx, a.h, L.gate_up_proj, a.gu);
+  ops::silu_mul(ctx, a.gu.cols_view(0, I), a.gu.cols_view(I, I), a.m);
+  ops::linear(ctx, a.m, L.down_proj, a.tmp);
+  ops::rms_norm(ctx, a.tmp, L.post_mlp_norm, eps, a.tmp);
+  ops::add(ctx, a.x, a.tmp);
+}
+
+void text_decoder::forward(exec_context& ctx, const forward_batch& batch, const std::vector<paged_kv_layer>& kv,
+                           float* logits) const {
+  const int64_t n = batch.n_tokens(), H = cfg_.hidden_size;
+  const int64_t qd = int64_t(cfg_.n_heads) * cfg_.head_dim, kvd = int64_t(cfg_.n_kv_heads) * cfg_.head_dim;
+  const int64_t I = cfg_.intermediate_size;
+  AG_CHECK(n > 0, "empty batch");
+  AG_CHECK(!batch.sequences.empty(), "forward: a batch without sequences");
+  AG_CHECK(kv.size() == size_t(cfg_.n_layers), "forward: one KV layer per decoder layer");
+  AG_CHECK(batch.pos_t.size() == size_t(n) && batch.pos_h.size() == size_t(n) && batch.pos_w.size() == size_t(n),
+           "positions must cover every token");
+  ctx.arena().reset();
+
+  std::vector<int32_t> host;
+  const step_inputs in = upload_inputs(ctx, batch, kv, host);
+  activations a;
+  a.x = ops::scratch(ctx, dtype::F32, {n, H});
+  a.h = ops::scratch(ctx, dtype::F32, {n, H});
+  a.q = ops::scratch(ctx, dtype::F32, {n, qd});
+  a.k = ops::scratch(ctx, dtype::F32, {n, kvd});
+  a.v = ops::scratch(ctx, dtype::F32, {n, kvd});
+  a.attn = ops::scratch(ctx, dtype::F32, {n, qd});
+  a.tmp = ops::scratch(ctx, dtype::F32, {n, H});
+  a.gu = ops::scratch(ctx, dtype::F32, {n, 2 * I});
+  a.m = ops::scratch(ctx, dtype::F32, {n, I});
+
+  // Every row from the token table, then image rows copied over it (the placeholder ids are in the vocabulary).
+  ops::embedding(ctx, w_.embed_tokens, in.ids, a.x);
+  for (const embedding_span& span : batch.embeddings) {
+    AG_CHECK(span.first_row >= 0 && int64_t(span.first_row) + span.rows.rows() <= n && span.rows.cols() == H,
+             "forward: embedding span " + span.rows.shape_str() + " at row " + std::to_string(span.first_row) +
+                 " does not fit the batch");
+    tensor dst = a.x.rows_view(span.first_row, span.rows.rows());
+    ops::copy(ctx, span.rows, dst);
+  }
+  ops::dump(ctx, "hidden.0", a.x);
+
+  for (int32_t il = 0; il < cfg_.n_layers; ++il) {
+    attention_block(ctx, il, in, kv[size_t(il)], a);
+    mlp_block(ctx, il, a);
+    if (il + 1 < cfg_.n_layers && ctx.dump()) ops::dump(ctx, "hidden." + std::to_string(il + 1), a.x);
+  }
+
+  // Only the requested rows go through the final norm and the (large) lm_head.
+  const int64_t n_out = int64_t(batch.logits_rows.size());
+  if (n_out == 0) return;
+  tensor sel = ops::scratch(ctx, dtype::F32, {n_out, H});
+  ops::embedding(ctx, a.x, in.logits_rows, sel);  // a row gather
+  ops::rms_norm(ctx, sel, w_.final_norm, cfg_.rms_norm_eps, sel);
+  if (ctx.dump()) ops::dump(ctx, "hidden." + std::to_string(cfg_.n_layers), sel);
+  tensor out = ops::scratch(ctx, dtype::F32, {n_out, int64_t(cfg_.vocab_size)});
+  ops::linear(ctx, sel, w_.lm_head, out);
+  ops::to_host(ctx, out, logits, out.n_bytes());
+}
+
+}  // namespace autoglm::glm4v

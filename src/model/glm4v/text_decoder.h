@@ -1,0 +1,46 @@
+// model/glm4v/text_decoder.h: the GLM-4.1V text decoder (spec section 2) written once over ops: token embedding
+// (image rows copied over from the batch's embedding spans), n_layers x [RMSNorm -> q/k/v (+bias) -> M-RoPE ->
+// paged KV store + causal GQA attention -> o_proj -> sandwich RMSNorm -> residual; RMSNorm -> gate_up -> SiLU*up ->
+// down -> sandwich RMSNorm -> residual], final RMSNorm and lm_head on the rows whose logits are wanted.
+// Stateless: the KV cache, block tables and positions come from the runtime in each forward_batch.
+#pragma once
+
+#include <cstddef>
+#include <utility>
+#include <vector>
+
+#include "core/kernel_registry.h"
+#include "model/glm4v/config.h"
+#include "model/glm4v/weights.h"
+#include "model/model.h"
+#include "ops/context.h"
+
+namespace autoglm::glm4v {
+
+class text_decoder {
+ public:
+  // weights: bound and prepared for the device of the contexts forward will run on (bind_text_weights).
+  text_decoder(const text_config& cfg, text_weights weights) : cfg_(cfg), w_(std::move(weights)) {}
+
+  // kv: one paged layer per decoder layer; logits: host [batch.logits_rows.size(), vocab]. Uses ctx's scratch
+  // arena (reset here) and dump callback; safe to run concurrently with other calls on other contexts.
+  void forward(exec_context& ctx, const forward_batch& batch, const std::vector<paged_kv_layer>& kv,
+               float* logits) const;
+
+  size_t weight_bytes_per_token() const { return decode_weight_bytes(w_); }
+  const text_config& cfg() const { return cfg_; }
+
+ private:
+  struct activations;
+  struct step_inputs;
+  step_inputs upload_inputs(exec_context& ctx, const forward_batch& batch, const std::vector<paged_kv_layer>& kv,
+                            std::vector<int32_t>& host) const;
+  void attention_block(exec_context& ctx, int32_t il, const step_inputs& in, const paged_kv_layer& kv,
+                       activations& a) const;
+  void mlp_block(exec_context& ctx, int32_t il, activations& a) const;
+
+  text_config cfg_;
+  text_weights w_;
+};
+
+}  // namespace autoglm::glm4v
