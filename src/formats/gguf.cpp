@@ -311,17 +311,22 @@ bool ggml_from_dtype(dtype t, uint32_t& out) {
 uint64_t ggml_tensor_bytes(uint32_t type, const std::vector<int64_t>& ne, const std::string& what) {
   const ggml_type_traits* tt = ggml_type_lookup(type);
   if (!tt) throw error(what + ": unknown ggml type id " + std::to_string(type));
-  uint64_t n = 1;
+  // `span` counts a zero dimension as 1: a tensor [0, 2^62] holds no bytes, but core's byte strides of its
+  // dimensions would still overflow, so the product of the non-zero dimensions must fit as well.
+  uint64_t n = 1, span = 1;
   for (int64_t d : ne) {
     if (d < 0) throw error(what + ": negative dimension " + std::to_string(d));
     n = checked_mul(n, uint64_t(d), what);
-    if (n > uint64_t(INT64_MAX)) throw error(what + ": element count overflows 64 bits");
+    span = checked_mul(span, uint64_t(std::max<int64_t>(d, 1)), what);
+    if (span > uint64_t(INT64_MAX)) throw error(what + ": size overflows 64 bits");
   }
   const int64_t row = ne.empty() ? 1 : ne[0];
   if (row % tt->block_elems != 0)
     throw error(what + ": rows of " + std::to_string(row) + " elements are not whole " + tt->name + " blocks of " +
                 std::to_string(tt->block_elems));
-  return checked_mul(n / uint64_t(tt->block_elems), uint64_t(tt->block_bytes), what);
+  if (checked_mul(span / uint64_t(tt->block_elems) + 1, uint64_t(tt->block_bytes), what) > uint64_t(INT64_MAX))
+    throw error(what + ": size overflows 64 bits");
+  return n / uint64_t(tt->block_elems) * uint64_t(tt->block_bytes);
 }
 
 // ------------------------------------------------------------------------------------------------ gguf_value

@@ -179,12 +179,14 @@ void source::load_text() {
   const int64_t hidden = f.get_int("glm4.embedding_length");
   const int64_t n_heads = f.get_int("glm4.attention.head_count");
   const int64_t n_kv = f.find("glm4.attention.head_count_kv") ? f.get_int("glm4.attention.head_count_kv") : n_heads;
-  if (hidden <= 0 || n_heads <= 0 || n_kv <= 0 || n_heads % n_kv != 0)
+  // Bounds far above any real model (9B: 4096 / 32 / 2 / 128) keep every product below in range.
+  constexpr int64_t k_max = int64_t(1) << 20;
+  if (hidden <= 0 || n_heads <= 0 || n_kv <= 0 || hidden > k_max || n_heads > k_max || n_heads % n_kv != 0)
     throw error(path + ": embedding_length " + std::to_string(hidden) + ", head_count " + std::to_string(n_heads) +
                 " and head_count_kv " + std::to_string(n_kv) + " are inconsistent");
   const int64_t head_dim = f.find("glm4.attention.key_length") ? f.get_int("glm4.attention.key_length") : hidden / n_heads;
   const int64_t rot = f.find("glm4.rope.dimension_count") ? f.get_int("glm4.rope.dimension_count") : head_dim;
-  if (head_dim <= 0 || rot < 0 || rot > head_dim || rot % 2 != 0)
+  if (head_dim <= 0 || head_dim > k_max || rot < 0 || rot > head_dim || rot % 2 != 0)
     throw error(path + ": rope.dimension_count " + std::to_string(rot) + " does not fit head size " +
                 std::to_string(head_dim));
   // llama.cpp permutes q/k exactly when it runs M-RoPE (sections 0 and 1 non-zero: hparams.use_mrope()).
@@ -202,7 +204,9 @@ void source::load_text() {
     e.data = f.view(t);
     const bool is_q = t.name.find(".attn_q.") != std::string::npos, is_k = t.name.find(".attn_k.") != std::string::npos;
     if (mrope && (is_q || is_k)) {
-      const int64_t rows = e.shape.empty() ? 1 : e.shape[0];
+      if (e.shape.empty() || e.shape.size() > 2)
+        throw error(path + ": tensor " + q(t.name) + " must have 1 or 2 dimensions, not " + std::to_string(e.shape.size()));
+      const int64_t rows = e.shape[0];
       const int64_t heads = is_q ? n_heads : n_kv;
       if (rows != heads * head_dim)
         throw error(path + ": tensor " + q(t.name) + " has " + std::to_string(rows) + " rows, expected " +
@@ -294,6 +298,7 @@ void source::load_vision() {
   const std::vector<int64_t> s0 = f0->shape();
   if (s0.size() != 4 || f1->shape() != s0 || f0->type != f1->type)
     throw error(path + ": 'v.patch_embd.weight' and 'v.patch_embd.weight.1' must be two [out, in, p, p] tensors of one type");
+  if (f0->n_elements() == 0) throw error(path + ": the patch embedding 'v.patch_embd.weight' is empty");
   const tensor v0 = f.view(*f0), v1 = f.view(*f1);
   if (dtype_is_block(v0.type())) throw error(path + ": the patch embedding must be F32, F16 or BF16");
   const size_t esz = dtype_size(v0.type());

@@ -304,3 +304,23 @@ TEST(gguf_glm4v, keep_patterns_and_fallbacks) {
   EXPECT_EQ(g::stored_type("model.visual.patch_embed.proj.weight", {1536, 3, 2, 14, 14}, opt), dtype::F32);
   EXPECT_EQ(g::stored_type("model.visual.blocks.0.attn.qkv.weight", {4608, 1536}, opt), dtype::Q4_K);
 }
+
+TEST(gguf_glm4v, fuzz_seeds_are_valid_and_reach_the_source) {
+  // The fuzz target's seeds (tests/fuzz/make_gguf_seeds.py) must stay valid, or fuzzing starts from rejections.
+  const std::string dir = std::string(AUTOGLM_SOURCE_DIR) + "/tests/fuzz/corpus/gguf";
+  int n = 0;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    EXPECT_NO_THROW(gguf_file f(e.path().string())) << e.path();
+    ++n;
+  }
+  EXPECT_GE(n, 6);
+  auto src = g::source::open(dir + "/glm4_text", dir + "/glm4v_mmproj");
+  // head_dim 4, rotary 4: the file's k bias (NeoX order) is [-1.5, 0.25, -1.25, 0.5]; HF row 2j = NeoX row j,
+  // HF row 2j + 1 = NeoX row 2 + j. The seed's k weight is Q8_0 (rows of 34 bytes) and must come back in shape.
+  const tensor kb = src->at("model.language_model.layers.0.self_attn.k_proj.bias").data;
+  EXPECT_EQ(std::vector<float>(kb.ptr<float>(), kb.ptr<float>() + 4), (std::vector<float>{-1.5f, -1.25f, 0.25f, 0.5f}));
+  EXPECT_EQ(src->at("model.language_model.layers.0.self_attn.k_proj.weight").shape, (std::vector<int64_t>{4, 32}));
+  EXPECT_EQ(src->at("model.visual.patch_embed.proj.weight").shape, (std::vector<int64_t>{2, 1, 2, 2, 2}));
+  EXPECT_EQ(src->hf_config()["image_token_id"], 3);
+  EXPECT_EQ(src->hf_config()["vision_config"]["patch_size"], 2);
+}

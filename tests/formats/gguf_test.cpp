@@ -323,6 +323,10 @@ TEST(gguf, malformed_files_are_clear_errors) {
       {"zero_dim_hides_overflow",
        tensor_file([](bytes_builder& f) { f.tensor("w", {uint64_t(1) << 40, uint64_t(1) << 40, 0}, 0, 0); }),
        "'w': size overflows 64 bits"},
+      // Holds no bytes, but byte strides of [0, 2^61] F32 overflow int64 in any tensor view of it.
+      {"zero_dim_hides_stride_overflow",
+       tensor_file([](bytes_builder& f) { f.tensor("w", {uint64_t(1) << 61, 0}, 0, 0); }),
+       "'w': size overflows 64 bits"},
       {"unknown_ggml_type", tensor_file([](bytes_builder& f) { f.tensor("w", {4}, 99, 0); }), "'w': unknown ggml type id 99"},
       {"removed_ggml_type", tensor_file([](bytes_builder& f) { f.tensor("w", {32}, 4, 0); }), "unknown ggml type id 4"},
       {"partial_block", tensor_file([](bytes_builder& f) { f.tensor("w", {33, 2}, 8, 0); }),
