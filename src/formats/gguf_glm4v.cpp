@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 
 #include "core/error.h"
 
@@ -150,13 +151,39 @@ void permute_qk_rows(const uint8_t* src, uint8_t* dst, int64_t n_heads, int64_t 
 // ------------------------------------------------------------------------------------------------ source
 
 std::unique_ptr<source> source::open(const std::string& text_path, const std::string& mmproj_path) {
+  return from_files(std::make_unique<gguf_file>(text_path),
+                    mmproj_path.empty() ? nullptr : std::make_unique<gguf_file>(mmproj_path));
+}
+
+std::unique_ptr<source> source::from_files(std::unique_ptr<gguf_file> text, std::unique_ptr<gguf_file> mmproj) {
   auto s = std::unique_ptr<source>(new source());
-  s->location_ = text_path + (mmproj_path.empty() ? "" : " + " + mmproj_path);
-  s->text_ = std::make_unique<gguf_file>(text_path);
-  if (!mmproj_path.empty()) s->mmproj_ = std::make_unique<gguf_file>(mmproj_path);
+  s->location_ = text->path() + (mmproj ? " + " + mmproj->path() : " (no mmproj file)");
+  s->text_ = std::move(text);
+  s->mmproj_ = std::move(mmproj);
   s->load_text();
   if (s->mmproj_) s->load_vision();
   return s;
+}
+
+std::unique_ptr<source> source::open_dir(const std::string& dir) {
+  std::vector<std::string> paths;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec))
+    if (e.path().extension() == ".gguf") paths.push_back(e.path().string());
+  if (paths.empty()) return nullptr;
+  std::sort(paths.begin(), paths.end());
+  std::unique_ptr<gguf_file> text, mmproj;
+  for (const std::string& p : paths) {
+    auto f = std::make_unique<gguf_file>(p);
+    const bool is_mmproj = f->find("general.architecture") && f->get_string("general.architecture") == "clip";
+    std::unique_ptr<gguf_file>& slot = is_mmproj ? mmproj : text;
+    if (slot)
+      throw error(dir + ": two " + (is_mmproj ? "mmproj" : "text model") + " GGUF files, " + slot->path() + " and " + p +
+                  "; keep one");
+    slot = std::move(f);
+  }
+  if (!text) throw error(dir + ": only an mmproj GGUF file (" + mmproj->path() + "), no text model GGUF");
+  return from_files(std::move(text), std::move(mmproj));
 }
 
 const tensor_source::entry* source::find(const std::string& name) const {

@@ -75,6 +75,10 @@ dtype stored_type(const std::string& hf, const std::vector<int64_t>& shape, cons
 class source : public tensor_source {
  public:
   static std::unique_ptr<source> open(const std::string& text_path, const std::string& mmproj_path = "");
+  // The GGUF weights of a model directory: its *.gguf files, one text model and at most one mmproj (told apart
+  // by general.architecture, so llama.cpp's file names work as they come). nullptr when DIR has no .gguf file;
+  // throws when it has two text models or two mmproj files.
+  static std::unique_ptr<source> open_dir(const std::string& dir);
 
   const std::string& location() const override { return location_; }
   const entry* find(const std::string& name) const override;
@@ -91,6 +95,7 @@ class source : public tensor_source {
   std::unique_ptr<gguf_file> text_, mmproj_;
   std::map<std::string, entry> entries_;
   nlohmann::json config_;
+  static std::unique_ptr<source> from_files(std::unique_ptr<gguf_file> text, std::unique_ptr<gguf_file> mmproj);
   void load_text();
   void load_vision();
 };

@@ -324,3 +324,31 @@ TEST(gguf_glm4v, fuzz_seeds_are_valid_and_reach_the_source) {
   EXPECT_EQ(src->hf_config()["image_token_id"], 3);
   EXPECT_EQ(src->hf_config()["vision_config"]["patch_size"], 2);
 }
+
+TEST(gguf_glm4v, open_dir_finds_text_and_mmproj_by_architecture) {
+  const std::string dir = temp_dir();
+  EXPECT_EQ(g::source::open_dir(dir), nullptr);  // no .gguf: the caller uses safetensors
+  g::write_options opt;
+  // llama.cpp's own file names: the architecture, not the name, says which file is which.
+  g::write_mmproj(k_demo, dir + "/mmproj-demo-F16.gguf", opt);
+  try {
+    g::source::open_dir(dir);
+    FAIL();
+  } catch (const error& e) {
+    EXPECT_NE(std::string(e.what()).find("only an mmproj GGUF file"), std::string::npos) << e.what();
+  }
+  g::write_text(k_demo, dir + "/demo-F16.gguf", opt);
+  auto src = g::source::open_dir(dir);
+  ASSERT_NE(src, nullptr);
+  ASSERT_NE(src->mmproj_file(), nullptr);
+  EXPECT_EQ(src->mmproj_file()->path(), dir + "/mmproj-demo-F16.gguf");
+  EXPECT_TRUE(src->has("model.visual.patch_embed.proj.weight"));
+  EXPECT_TRUE(src->has("lm_head.weight"));
+  g::write_text(k_demo, dir + "/demo-Q8_0.gguf", opt);
+  try {
+    g::source::open_dir(dir);
+    FAIL();
+  } catch (const error& e) {
+    EXPECT_NE(std::string(e.what()).find("two text model GGUF files"), std::string::npos) << e.what();
+  }
+}
