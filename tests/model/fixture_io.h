@@ -62,7 +62,7 @@ inline std::vector<vision_input> fixture_images(const nlohmann::json& c) {
 
 // Greedy continuation of a prefilled sequence, as HF generate does it: argmax of `last_logits`, then one decode
 // per token, stopping after an eos id or max_tokens tokens.
-// Runner: anything with std::vector<float> decode(int32_t) (the old sequence_runner, the new sequence_driver).
+// Runner: anything with std::vector<float> decode(int32_t) (model_driver.h's sequence_driver).
 template <class Runner>
 std::vector<int32_t> greedy_continuation(Runner& seq, const float* last_logits, int32_t vocab,
                                                 const std::vector<int32_t>& eos, size_t max_tokens = 32) {

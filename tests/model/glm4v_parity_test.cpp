@@ -1,11 +1,11 @@
 // tests/model/glm4v_parity_test.cpp: the GLM-4.1V model written over ops (load_model, model/model.h), driven
-// through tests/model/model_driver.h, against Hugging Face (transformers 5.17, fp32 on the bf16 checkpoint) and
-// against the old model_runner implementation:
+// through tests/model/model_driver.h, against Hugging Face (transformers 5.17, fp32 on the bf16 checkpoint):
 //  - logits at every prompt position within 1e-3 x max|ref logit| of that position (measured worst: 1.25e-6 text,
 //    4.1e-6 image + text), identical 32-token greedy continuations through the paged KV cache;
 //  - HF's hidden states layer by layer through the dump callback (same names as before);
 //  - end to end from the PNG files through our preprocessing.
-// glm4v_vs_old_test.cpp compares with the old implementation while it exists.
+// (Before the old model_runner implementation was deleted, the new model reproduced its prompt and decode logits
+// bit for bit on every case: commit 12762f8, test_glm4v_vs_old.) The engine-level parity is tests/runtime.
 #include <gtest/gtest.h>
 
 #include <algorithm>

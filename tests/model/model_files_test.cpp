@@ -7,7 +7,8 @@
 
 #include "core/error.h"
 #include "formats/safetensors.h"
-#include "model/model_loader.h"
+#include "model/model.h"
+#include "ops/context.h"
 #include "model_files_util.h"
 
 using namespace autoglm;
@@ -115,22 +116,16 @@ TEST(model_files, deeply_nested_safetensors_header_is_refused) {
   EXPECT_TRUE(contains(msg, "nesting deeper than")) << msg;
 }
 
-TEST(model_files, load_model_runner_checks_threads_and_files) {
+TEST(model_files, load_model_refuses_a_fifo_config) {
+  // config.json as a FIFO in an otherwise complete directory: refused before anything else is read. (Thread counts
+  // are checked where they are given now: engine_options, tests/runtime.)
   const std::string tiny = tiny_model_dir();
-  for (int32_t threads : {-1, 5000}) {
-    try {
-      load_model_runner(tiny, threads);
-      ADD_FAILURE() << "threads " << threads << " accepted";
-    } catch (const error& e) {
-      EXPECT_TRUE(contains(e.what(), "threads must be between 0 (all cores) and 1024")) << e.what();
-    }
-  }
-  // config.json as a FIFO in an otherwise complete directory: refused before anything else is read.
   const std::string dir = scratch_dir();
   for (const auto& f : fs::directory_iterator(tiny))
     if (f.path().filename() != "config.json") fs::create_symlink(f.path(), dir + "/" + f.path().filename().string());
   make_fifo(dir + "/config.json");
-  const std::string msg = error_of_guarded([&] { load_model_runner(dir); }, dir + "/config.json");
+  exec_context ctx(device{}, 1);
+  const std::string msg = error_of_guarded([&] { load_model(dir, ctx); }, dir + "/config.json");
   EXPECT_TRUE(contains(msg, dir + "/config.json: not a regular file (a named pipe)")) << msg;
-  EXPECT_NO_THROW(load_model_runner(tiny));
+  EXPECT_NO_THROW(load_model(tiny, ctx));
 }

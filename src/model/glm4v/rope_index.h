@@ -5,12 +5,7 @@
 
 #include "autoglm/types.h"
 #include "model/glm4v/config.h"
-
-namespace autoglm {
-// Defined in model/model.h (and, while it exists, identically in model/model_runner.h): declared here so both the
-// old and the new model classes can use this file without including the other's contract.
-struct prompt_positions;
-}  // namespace autoglm
+#include "model/model.h"
 
 namespace autoglm::glm4v {
 

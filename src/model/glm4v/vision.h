@@ -1,4 +1,6 @@
-// model/glm4v/vision.h: the GLM-4.1V vision tower (HF Glm4vVisionModel, spec section 4) on the CPU: patch embed,
+// model/glm4v/vision.h: TRANSITIONAL: the old CPU-only vision tower, kept only while
+// tests/kernels/moved_kernels_test.cpp and tests/vision/vision_encoder_vs_old_test.cpp compare against it; the
+// model uses vision_encoder.h. The GLM-4.1V vision tower (HF Glm4vVisionModel, spec section 4) on the CPU: patch embed,
 // post-conv RMSNorm, bicubic-interpolated learned position table, depth ViT blocks with 2-D RoPE, post RMSNorm,
 // 2x2 downsample conv and the patch merger. Weights stay in their file dtype (mmap); activations are fp32, as in
 // the fp32 reference (HF loaded with dtype=float32).
@@ -11,7 +13,7 @@
 
 #include "core/weight_view.h"
 #include "model/glm4v/config.h"
-#include "model/model_runner.h"
+#include "autoglm/types.h"
 
 namespace autoglm {
 class tensor_store;
