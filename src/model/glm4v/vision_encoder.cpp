@@ -12,22 +12,12 @@ namespace autoglm::glm4v {
 
 namespace {
 
-// Rows per linear call: the MLPs' [rows, width] intermediates stay small (a 1080x2400 screenshot has 13k patches;
-// full-height gate/up buffers would take 440 MB), and the rows of x a weight tile is run against stay in cache
-// (the linear kernel sizes its panels to L2, which for a narrow tower is thousands of rows: the demo model's
-// encoder measured 2% more CPU time with full-height linears).
+// Rows per pass through the MLPs: their [rows, width] intermediates stay small (a 1080x2400 screenshot has 13k
+// patches; full-height gate/up buffers would take 440 MB) while each pass is still a whole panel of the linear
+// kernel.
 constexpr int64_t row_chunk = 96;
 // nn.LayerNorm(dim) default, used by merger.post_projection_norm (HF does not pass the config eps).
 constexpr float merger_ln_eps = 1e-5f;
-
-// y = x . W^T (+ bias), row_chunk rows per call.
-void linear_in_chunks(exec_context& ctx, const tensor& x, const linear_weight& w, tensor& y) {
-  for (int64_t r0 = 0; r0 < x.rows(); r0 += row_chunk) {
-    const int64_t r = std::min(row_chunk, x.rows() - r0);
-    tensor yr = y.rows_view(r0, r);
-    ops::linear(ctx, x.rows_view(r0, r), w, yr);
-  }
-}
 
 }  // namespace
 
@@ -62,13 +52,13 @@ void vision_encoder::run_block(exec_context& ctx, const vision_block_weights& b,
   const float eps = cfg_.rms_norm_eps;
   // Attention half: h = norm1(x); qkv; 2-D RoPE on q and k; attention within each frame into h; x += proj(h).
   ops::rms_norm(ctx, a.x, b.norm1, eps, a.h);
-  linear_in_chunks(ctx, a.h, b.qkv, a.qkv);
+  ops::linear(ctx, a.h, b.qkv, a.qkv);
   tensor q = a.qkv.cols_view(0, d), k = a.qkv.cols_view(d, d), v = a.qkv.cols_view(2 * d, d);
   ops::rope_2d(ctx, q, cfg_.n_heads, cfg_.head_dim, pos, cfg_.rope_theta);
   ops::rope_2d(ctx, k, cfg_.n_heads, cfg_.head_dim, pos, cfg_.rope_theta);
   ops::attention_dense(ctx, q, k, v, cfg_.n_heads, cfg_.head_dim, segments, 1.0f / std::sqrt(float(cfg_.head_dim)),
                        a.h);
-  linear_in_chunks(ctx, a.h, b.proj, a.y);
+  ops::linear(ctx, a.h, b.proj, a.y);
   ops::add(ctx, a.x, a.y);
   // MLP half, in row chunks: x += down(silu(gate(norm2 x)) * up(norm2 x)).
   for (int64_t r0 = 0; r0 < n; r0 += row_chunk) {
@@ -143,7 +133,7 @@ tensor vision_encoder::encode(exec_context& ctx, const vision_input& image) cons
   activations a;
   a.x = ops::scratch(ctx, dtype::F32, {n, d});
   // Patch embed (Conv3d with kernel = stride = patch: a linear on each patch row) and post-conv RMSNorm.
-  linear_in_chunks(ctx, pixels, w_.patch_embed, a.x);
+  ops::linear(ctx, pixels, w_.patch_embed, a.x);
   ops::dump(ctx, "patch_embed", a.x);
   ops::rms_norm(ctx, a.x, w_.post_conv_norm, cfg_.rms_norm_eps, a.x);
   ops::dump(ctx, "post_conv_layernorm", a.x);
@@ -178,7 +168,7 @@ tensor vision_encoder::encode(exec_context& ctx, const vision_input& image) cons
                                        {merged.stride(0), merged.stride(2), merged.stride(1)}, ctx.dev());
   ops::copy(ctx, a.x.reshape({n_out, mm, d}), merged_as_x);
   tensor down = ops::scratch(ctx, dtype::F32, {n_out, o});
-  linear_in_chunks(ctx, merged.reshape({n_out, d * mm}), w_.downsample, down);
+  ops::linear(ctx, merged.reshape({n_out, d * mm}), w_.downsample, down);
   ops::dump(ctx, "downsample", down);
 
   tensor out = ops::alloc_persistent(ctx, dtype::F32, {n_out, o});
