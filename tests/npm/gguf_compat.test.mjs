@@ -5,11 +5,12 @@
 // end-to-end proof of the layout, the q/k permutation for llama.cpp's M-RoPE included: a wrong permutation or
 // name map changes the logits, not just their last bits. autoglm's side is `autoglm logits` on llama.cpp's own
 // greedy sequence (teacher forcing): its argmax at every position must be llama.cpp's next token, which is the
-// same as both engines generating the same sequence.
+// same as both engines generating the same sequence. autoglm also runs from the GGUF files themselves (a model
+// directory with *.gguf instead of safetensors), on text and on an image through the mmproj file.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { getLlama, LlamaLogLevel } from 'node-llama-cpp';
@@ -33,6 +34,23 @@ function quantize(name, args) {
   const out = path.join(dir, name);
   cli(['quantize', '-m', DEMO, '-o', out, '-q', ...args]);
   return out;
+}
+
+// A model directory with the demo's JSON and tokenizer files and GGUF weights (text + mmproj) instead of safetensors.
+function ggufModelDir(name, args) {
+  const d = path.join(dir, name);
+  mkdirSync(d);
+  for (const f of ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json',
+                   'chat_template.jinja', 'preprocessor_config.json'])
+    copyFileSync(path.join(DEMO, f), path.join(d, f));
+  cli(['quantize', '-m', DEMO, '-o', path.join(d, 'demo.gguf'), '--mmproj', path.join(d, 'mmproj-demo.gguf'), '-q', ...args]);
+  return d;
+}
+
+function logits(modelDir, ids, images = []) {
+  const args = ['logits', '-m', modelDir, '--threads', '1', '--tokens', ids.join(',')];
+  for (const img of images) args.push('--image', img);
+  return JSON.parse(cli(args));
 }
 
 function tokenize(text) {
@@ -134,4 +152,34 @@ test('quantized and mixed-precision GGUFs load in llama.cpp with the types asked
     assert.equal(tokens.length, 8);
     for (const t of tokens) assert.ok(t >= 0 && t < 1503);
   }
+});
+
+test('autoglm runs from its GGUF files and picks the same greedy tokens as llama.cpp on the same file', async () => {
+  const prompt = [GMASK, SOP, USER, ...tokenize('Open the settings app and turn on dark mode.'), ASSISTANT];
+  const d = ggufModelDir('gguf-f32', ['--type', 'f32']);
+  const theirs = await greedy(path.join(d, 'demo.gguf'), prompt, 32);
+  const fromGguf = logits(d, [...prompt, ...theirs.slice(0, -1)]);
+  assert.deepEqual(fromGguf.argmax.slice(prompt.length - 1), theirs);
+  // And the same logits as from the checkpoint (F32 weights equal to the BF16 ones; only summation order differs).
+  const fromHf = logits(DEMO, [...prompt, ...theirs.slice(0, -1)]);
+  let worst = 0;
+  for (let i = 0; i < fromHf.logits_last.length; i++)
+    worst = Math.max(worst, Math.abs(fromHf.logits_last[i] - fromGguf.logits_last[i]));
+  assert.ok(worst < 1e-3, `largest logit difference ${worst}`);
+});
+
+test('an image through the GGUF mmproj file gives the checkpoint\'s logits', () => {
+  const IMAGE = 1470, BEGIN_IMAGE = 1466, END_IMAGE = 1467;
+  const png = path.join(SRC, 'tests/fixtures/ref/image_between_text_img0.png');
+  const ids = [GMASK, SOP, USER, BEGIN_IMAGE, IMAGE, END_IMAGE, ...tokenize('What is on the screen?'), ASSISTANT];
+  const d = ggufModelDir('gguf-f32-vision', ['--type', 'f32']);
+  const fromGguf = logits(d, ids, [png]);
+  const fromHf = logits(DEMO, ids, [png]);
+  assert.equal(fromGguf.n_positions, fromHf.n_positions);
+  assert.ok(fromHf.n_positions > ids.length, 'the image expands to several positions');
+  assert.deepEqual(fromGguf.argmax, fromHf.argmax);
+  let worst = 0;
+  for (let i = 0; i < fromHf.logits_last.length; i++)
+    worst = Math.max(worst, Math.abs(fromHf.logits_last[i] - fromGguf.logits_last[i]));
+  assert.ok(worst < 1e-3, `largest logit difference ${worst}`);
 });

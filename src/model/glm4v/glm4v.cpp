@@ -1,7 +1,10 @@
 // model/glm4v/glm4v.cpp: see glm4v.h.
 #include "model/glm4v/glm4v.h"
 
+#include <filesystem>
+
 #include "core/error.h"
+#include "formats/gguf_glm4v.h"
 #include "formats/safetensors.h"
 #include "model/glm4v/rope_index.h"
 
@@ -38,6 +41,13 @@ conditional_generation::conditional_generation(const config& cfg, const tensor_s
 std::unique_ptr<conditional_generation> conditional_generation::load(const std::string& model_dir,
                                                                      exec_context& ctx) {
   const config cfg = config::load(model_dir);
+  // Weights in llama.cpp's GGUF layout instead of safetensors (a directory with *.gguf and no model.safetensors*):
+  // the GGUF source serves the same checkpoint names and shapes (formats/gguf_glm4v.h).
+  namespace fs = std::filesystem;
+  if (!fs::exists(fs::path(model_dir) / "model.safetensors") &&
+      !fs::exists(fs::path(model_dir) / "model.safetensors.index.json"))
+    if (const std::unique_ptr<glm4v_gguf::source> gguf = glm4v_gguf::source::open_dir(model_dir))
+      return std::make_unique<conditional_generation>(cfg, *gguf, ctx);
   // The prepared tensors keep their files mapped; the store itself is only needed while binding.
   const std::unique_ptr<tensor_store> store = tensor_store::open_dir(model_dir);
   return std::make_unique<conditional_generation>(cfg, *store, ctx);

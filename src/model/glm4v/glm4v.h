@@ -21,7 +21,8 @@ class conditional_generation final : public model {
   // Binds every tensor the config names from `src` and prepares it for ctx's device. Throws autoglm::error for a
   // missing or mis-shaped tensor, or a dtype the device has no kernel for.
   conditional_generation(const config& cfg, const tensor_source& src, exec_context& ctx);
-  // Opens DIR (config.json, generation_config.json, safetensors) and loads it for ctx's device.
+  // Opens DIR (config.json, generation_config.json, safetensors, or llama.cpp GGUF files when DIR has no
+  // safetensors) and loads it for ctx's device.
   static std::unique_ptr<conditional_generation> load(const std::string& model_dir, exec_context& ctx);
 
   const model_info& info() const override { return info_; }
