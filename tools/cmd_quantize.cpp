@@ -27,7 +27,7 @@ dtype parse_type(const std::string& s, const std::string& what) {
 
 int run_quantize(int argc, char** argv) {
   CLI::App app{"Write a GLM-4.1V checkpoint as llama.cpp GGUF files (text model, optionally the mmproj)", argv[0]};
-  std::string model_dir = AUTOGLM_DEFAULT_MODEL_DIR, out, mmproj, type_name = "f16", name;
+  std::string model_dir = AUTOGLM_DEFAULT_MODEL_DIR, out, mmproj, type_name = "f16", name, tokenizer_dir;
   std::vector<std::string> keep;
   int threads = 0;
   bool quiet = false;
@@ -39,6 +39,8 @@ int run_quantize(int argc, char** argv) {
                  "PATTERN=TYPE: tensors whose Hugging Face name matches PATTERN ('*' = any characters) are stored "
                  "as TYPE, e.g. --keep '*embed_tokens*=q8_0' --keep 'lm_head*=f16' (repeatable, first match wins)");
   app.add_option("--name", name, "general.name (default: the directory's name)");
+  app.add_option("--tokenizer", tokenizer_dir,
+                 "take tokenizer.json and the chat template from this directory (for random-weight checkpoints)");
   app.add_option("--threads", threads, "quantization threads (default: all cores)");
   app.add_flag("-q,--quiet", quiet, "do not list the tensors");
   CLI11_PARSE(app, argc, argv);
@@ -46,6 +48,7 @@ int run_quantize(int argc, char** argv) {
     glm4v_gguf::write_options opt;
     opt.type = parse_type(type_name, "--type");
     opt.name = name;
+    opt.tokenizer_dir = tokenizer_dir;
     for (const std::string& k : keep) {
       const size_t eq = k.rfind('=');
       if (eq == std::string::npos || eq == 0) throw error("--keep '" + k + "' must be PATTERN=TYPE");

@@ -52,6 +52,9 @@ struct write_options {
   // ("*embed_tokens*", "*.layers.0.*"); e.g. {"*embed_tokens*", F16} keeps the embedding in F16.
   std::vector<std::pair<std::string, dtype>> keep;
   std::string name;            // general.name (default: the directory's name)
+  // Where tokenizer.json (and the chat template) come from; default: the model directory. Random-weight
+  // checkpoints (`autoglm random-model`) have none, and llama.cpp needs a vocabulary to load a model.
+  std::string tokenizer_dir;
   thread_pool* pool = nullptr;  // quantization threads
 };
 

@@ -124,9 +124,12 @@ std::pair<int64_t, std::string> order_key(const std::string& gguf) {
   return {-1, gguf};
 }
 
-void add_tokenizer(gguf_writer& w, const hf_model& m, int64_t vocab_size) {
-  const fs::path dir(m.dir);
+void add_tokenizer(gguf_writer& w, const hf_model& m, const std::string& tokenizer_dir, int64_t vocab_size) {
+  const fs::path dir(tokenizer_dir.empty() ? m.dir : tokenizer_dir);
   const std::string tok_path = (dir / "tokenizer.json").string();
+  if (!fs::exists(fs::symlink_status(tok_path)))
+    throw error(tok_path + ": not found; llama.cpp needs a vocabulary in the GGUF file (a random-weight checkpoint can "
+                "borrow one: `autoglm quantize --tokenizer DIR`)");
   // A real tokenizer.json (151k tokens, 318k merges) is ~7 MB and ~1.3M JSON values.
   const json tok = read_json_file_bounded(tok_path, uint64_t(256) << 20, json_limits{64, 32'000'000});
   if (!tok.is_object() || !tok.contains("model") || !tok["model"].is_object() || !tok["model"].contains("vocab") ||
@@ -291,7 +294,7 @@ uint64_t write_text(const std::string& hf_dir, const std::string& out_path, cons
     w.set("glm4.attention.value_length", u32(head_dim));
   }
   w.set("glm4.rope.dimension_count", u32(rot));
-  add_tokenizer(w, m, vocab);
+  add_tokenizer(w, m, opt.tokenizer_dir, vocab);
 
   std::vector<std::pair<std::pair<int64_t, std::string>, std::string>> order;  // (key, hf name)
   for (const std::string& hf : m.store->names()) {
