@@ -70,7 +70,7 @@ kv_cache_type parse_kv_type_option(const std::string& text) {
   try {
     return parse_kv_cache_type(text);
   } catch (const invalid_request&) {
-    throw error("--kv-type must be f32, f16 or bf16, got '" + text + "'");
+    throw error("--kv-type must be f32, f16, bf16 or q8_0, got '" + text + "'");
   }
 }
 

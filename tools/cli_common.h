@@ -19,7 +19,7 @@ std::vector<int32_t> parse_token_list(const std::string& text);
 // Decodes and preprocesses an image file for the model in model_dir (preprocessor_config.json, overrides > 0).
 vision_input load_image_input(const std::string& path, const std::string& model_dir, int64_t min_pixels = 0,
                               int64_t max_pixels = 0);
-// "f32" / "f16" / "bf16" for --kv-type; throws autoglm::error naming the option on anything else.
+// "f32" / "f16" / "bf16" / "q8_0" for --kv-type; throws autoglm::error naming the option on anything else.
 kv_cache_type parse_kv_type_option(const std::string& text);
 // Submits a request and waits for its final event; on_event (optional) sees every event on the engine thread
 // first. Throws autoglm::error when the engine refuses the request or it ends in an error.

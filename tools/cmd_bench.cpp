@@ -56,7 +56,7 @@ int run_bench(int argc, char** argv) {
   app.add_option("--max-recompute-context", max_recompute_context, "skip full recomputation above this context (it is O(n) forward passes of n tokens)");
   app.add_flag("--fake-context", fake_context, "fill the KV cache without a prefill (timing only: decode cost does not depend on cached values)");
   app.add_option("--threads", threads, "CPU threads (default: all cores)");
-  app.add_option("--kv-type", kv_type, "KV cache element type: f32, f16 or bf16")->capture_default_str();
+  app.add_option("--kv-type", kv_type, "KV cache element type: f32, f16, bf16 or q8_0")->capture_default_str();
   app.add_option("-o,--out", out_file, "also write the JSON here");
   try {
     app.parse(argc, argv);

@@ -53,7 +53,7 @@ int run_run(int argc, char** argv) {
   app.add_option("--presence-penalty", pres, "OpenAI presence penalty");
   app.add_option("--seed", seed, "seed for reproducible sampling");
   app.add_option("--threads", threads, "CPU threads (default: all cores)");
-  app.add_option("--kv-type", kv_type, "KV cache element type: f32, f16 or bf16 (half the memory)")->capture_default_str();
+  app.add_option("--kv-type", kv_type, "KV cache element type: f32, f16 or bf16 (half the memory), q8_0 (about a quarter)")->capture_default_str();
   app.add_option("--min-pixels", min_pixels, "image min_pixels override");
   app.add_option("--max-pixels", max_pixels, "image max_pixels override (Open-AutoGLM uses 5000000)");
   app.add_flag("--no-think", no_think, "render the non-thinking prompt (enable_thinking=false)");

@@ -35,7 +35,7 @@ int cmd_serve(int argc, char** argv) {
   app.add_option("--max-waiting", o.engine.max_waiting, "queued requests beyond which new ones get 503")->capture_default_str();
   app.add_option("--max-batch-tokens", o.engine.max_batch_tokens, "prefill tokens per engine step")->capture_default_str();
   app.add_option("--kv-cache-bytes", o.engine.kv_cache_bytes, "KV cache budget in bytes (0: automatic)");
-  app.add_option("--kv-type", kv_type, "KV cache element type: f32, f16 or bf16 (half the memory)")->capture_default_str();
+  app.add_option("--kv-type", kv_type, "KV cache element type: f32, f16 or bf16 (half the memory), q8_0 (about a quarter)")->capture_default_str();
   app.add_option("--vision-threads", o.engine.n_vision_threads,
                  "threads of the vision encoder beside decoding (0: half of --threads)")->capture_default_str();
   app.add_option("--max-pixels", o.max_pixels, "max image pixels after resizing (0: preprocessor_config.json)")
@@ -73,7 +73,7 @@ int cmd_serve(int argc, char** argv) {
   try {
     o.engine.kv_cache_dtype = autoglm::parse_kv_cache_type(kv_type);
   } catch (const std::exception&) {
-    std::fprintf(stderr, "autoglm serve: --kv-type must be f32, f16 or bf16, got '%s'\n", kv_type.c_str());
+    std::fprintf(stderr, "autoglm serve: --kv-type must be f32, f16, bf16 or q8_0, got '%s'\n", kv_type.c_str());
     return 2;
   }
   if (o.min_pixels > 0 && o.max_pixels > 0 && o.min_pixels > o.max_pixels) {

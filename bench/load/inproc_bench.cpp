@@ -2,10 +2,11 @@
 // measured against (bench/load/overhead.mjs runs both with the same prompt, max_tokens and threads).
 // Uses only the public engine API and the chat layer, exactly as the server does. Writes JSON to stdout.
 //
-// `inproc_bench MODEL_DIR --vision-gap [WxH] [threads]`: the decode stall a new image causes. One stream decodes;
-// once it runs, a request with a WxH screenshot (default 1080x2400) arrives. Reports the running stream's worst
-// inter-token gap before the image arrived and while that request waited for its image and prefill (an engine
-// that encodes inside its step stalls every stream for the whole encode).
+// `inproc_bench MODEL_DIR --vision-gap [WxH] [threads] [vision_threads] [max_batch_tokens]`: the decode stall a new
+// image causes. One stream decodes; once it runs, a request with a WxH screenshot (default 1080x2400) arrives.
+// Reports the running stream's worst inter-token gap before the image arrived, while the vision worker encoded
+// it, and until that request's first token (which adds its prefill chunks of up to max_batch_tokens). An engine
+// that encodes inside its step stalls every stream for the whole encode.
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
@@ -32,10 +33,13 @@ double ms_between(clock_type::time_point a, clock_type::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
 }
 
-int vision_gap(const std::string& model_dir, int width, int height, int32_t threads) {
+int vision_gap(const std::string& model_dir, int width, int height, int32_t threads, int32_t vision_threads,
+               int32_t max_batch_tokens) {
   engine_options eo;
   eo.model_dir = model_dir;
   eo.n_threads = threads;
+  eo.n_vision_threads = vision_threads;
+  if (max_batch_tokens > 0) eo.max_batch_tokens = max_batch_tokens;
   eo.max_num_seqs = 4;
   auto eng = engine::create(eo);
   const model_info& mi = eng->info();
@@ -59,6 +63,7 @@ int vision_gap(const std::string& model_dir, int width, int height, int32_t thre
   std::mutex m;
   std::condition_variable cv;
   std::vector<clock_type::time_point> a_times;
+  std::vector<bool> a_encoding;  // the vision worker held an image when the token left the engine
   bool a_done = false, b_done = false;
   clock_type::time_point b_first{};
   generation_request a;
@@ -66,9 +71,14 @@ int vision_gap(const std::string& model_dir, int width, int height, int32_t thre
   a.sampling.temperature = 0.0f;
   a.sampling.max_tokens = std::max(64, eng->max_model_len() - int32_t(a.prompt.size()) - 1);
   a.sampling.ignore_eos = true;
+  const engine* e = eng.get();
   const uint64_t a_id = eng->submit(a, [&](const generation_event& ev) {
+    const bool encoding = e->stats().n_images_encoding > 0;
     std::lock_guard lock(m);
-    if (ev.has_token) a_times.push_back(clock_type::now());
+    if (ev.has_token) {
+      a_times.push_back(clock_type::now());
+      a_encoding.push_back(encoding);
+    }
     if (ev.finish != finish_reason::NONE) a_done = true;
     cv.notify_all();
   });
@@ -109,11 +119,17 @@ int vision_gap(const std::string& model_dir, int width, int height, int32_t thre
     std::unique_lock lock(m);
     cv.wait(lock, [&] { return a_done; });
   }
+  const double eng_encode_ms = eng->stats().vision_encode_ms_total;
   eng->shutdown();
 
   // Gaps before the image arrived (after warm-up) and while the image request waited for its first token.
-  double worst_before = 0, worst_during = 0;
-  int32_t n_during = 0;
+  double worst_before = 0, worst_during = 0, worst_encoding = 0;
+  int32_t n_during = 0, n_encoding = 0;
+  for (size_t i = a_before; i < a_times.size(); ++i)
+    if (a_encoding[i] || (i > 0 && a_encoding[i - 1])) {
+      worst_encoding = std::max(worst_encoding, ms_between(std::max(a_times[i - 1], t_submit), a_times[i]));
+      n_encoding += a_encoding[i];
+    }
   for (size_t i = 10; i < a_before; ++i) worst_before = std::max(worst_before, ms_between(a_times[i - 1], a_times[i]));
   for (size_t i = a_before; i < a_times.size(); ++i) {
     if (a_times[i] > b_first) {
@@ -127,10 +143,15 @@ int vision_gap(const std::string& model_dir, int width, int height, int32_t thre
                         {"model_dir", model_dir},
                         {"image", std::to_string(width) + "x" + std::to_string(height)},
                         {"image_tokens", n_image_tokens},
-                        {"threads", threads},
+                        {"threads", eng->n_threads()},
+                        {"vision_threads", eng->n_vision_threads()},
                         {"worst_gap_before_ms", worst_before},
                         {"worst_gap_while_image_pending_ms", worst_during},
                         {"stream_tokens_while_image_pending", n_during},
+                        {"worst_gap_while_encoding_ms", worst_encoding},
+                        {"stream_tokens_while_encoding", n_encoding},
+                        {"vision_encode_ms", eng_encode_ms},
+                        {"max_batch_tokens", eo.max_batch_tokens},
                         {"image_request_ttft_ms", ms_between(t_submit, b_first)}};
   std::printf("%s\n", out.dump(2).c_str());
   return 0;
@@ -147,7 +168,8 @@ int main(int argc, char** argv) {
       return 2;
     }
     try {
-      return vision_gap(argv[1], w, h, argc > 4 ? std::stoi(argv[4]) : 0);
+      return vision_gap(argv[1], w, h, argc > 4 ? std::stoi(argv[4]) : 0, argc > 5 ? std::stoi(argv[5]) : 0,
+                        argc > 6 ? std::stoi(argv[6]) : 0);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "inproc_bench: %s\n", e.what());
       return 1;
@@ -156,7 +178,7 @@ int main(int argc, char** argv) {
   if (argc < 2) {
     std::fprintf(stderr,
                  "usage: inproc_bench MODEL_DIR [max_tokens=64] [repeats=5] [threads=0] [prompt]\n"
-                 "       inproc_bench MODEL_DIR --vision-gap [WxH=1080x2400] [threads=0]\n");
+                 "       inproc_bench MODEL_DIR --vision-gap [WxH=1080x2400] [threads=0] [vision_threads=0] [max_batch_tokens]\n");
     return 2;
   }
   log_init("warn");  // logs go to stderr; stdout carries only the JSON

@@ -25,10 +25,11 @@ using event_callback = std::function<void(const generation_event&)>;
 // A named intermediate activation (e.g. "layer.3.attn_norm"): host F32 data [rows, cols], valid during the call.
 using dump_callback = std::function<void(const std::string& name, const float* data, int64_t rows, int64_t cols)>;
 
-// Element type of the KV cache.
-enum class kv_cache_type { F32, F16, BF16 };
-const char* kv_cache_type_name(kv_cache_type t);  // "f32", "f16", "bf16"
-// "f32", "f16", "bf16" (any case); throws invalid_request (param "kv_cache_dtype") on anything else.
+// Element type of the KV cache: F16 and BF16 take half of F32's memory, Q8_0 (GGUF blocks of 32 int8 with an
+// f16 scale) a little over a quarter.
+enum class kv_cache_type { F32, F16, BF16, Q8_0 };
+const char* kv_cache_type_name(kv_cache_type t);  // "f32", "f16", "bf16", "q8_0"
+// "f32", "f16", "bf16", "q8_0" (any case); throws invalid_request (param "kv_cache_dtype") on anything else.
 kv_cache_type parse_kv_cache_type(const std::string& name);
 
 struct engine_options {

@@ -29,6 +29,7 @@ const char* kv_cache_type_name(kv_cache_type t) {
     case kv_cache_type::F32: return "f32";
     case kv_cache_type::F16: return "f16";
     case kv_cache_type::BF16: return "bf16";
+    case kv_cache_type::Q8_0: return "q8_0";
   }
   return "unknown";
 }
@@ -36,9 +37,9 @@ const char* kv_cache_type_name(kv_cache_type t) {
 kv_cache_type parse_kv_cache_type(const std::string& name) {
   std::string s = name;
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return char(std::tolower(c)); });
-  for (kv_cache_type t : {kv_cache_type::F32, kv_cache_type::F16, kv_cache_type::BF16})
+  for (kv_cache_type t : {kv_cache_type::F32, kv_cache_type::F16, kv_cache_type::BF16, kv_cache_type::Q8_0})
     if (s == kv_cache_type_name(t)) return t;
-  throw invalid_request("KV cache type '" + name + "' is not one of f32, f16, bf16", "kv_cache_dtype");
+  throw invalid_request("KV cache type '" + name + "' is not one of f32, f16, bf16, q8_0", "kv_cache_dtype");
 }
 
 dtype kv_cache_element_type(kv_cache_type t) {
@@ -46,6 +47,7 @@ dtype kv_cache_element_type(kv_cache_type t) {
     case kv_cache_type::F32: return dtype::F32;
     case kv_cache_type::F16: return dtype::F16;
     case kv_cache_type::BF16: return dtype::BF16;
+    case kv_cache_type::Q8_0: return dtype::Q8_0;
   }
   throw invalid_request("unknown KV cache type", "kv_cache_dtype");
 }

@@ -1,6 +1,6 @@
 // runtime/kv_cache.h: the paged KV cache's storage. One K and one V tensor per decoder layer, each
 // [n_blocks, block_size, n_kv_heads, head_dim] on the engine's device, in the element type chosen at creation
-// (F32, F16 or BF16 today; a quantized type only needs kv_store / attention kernels registered for it). Which
+// (F32, F16, BF16 or Q8_0 on the CPU: any type with kv_store / attention kernels registered for it). Which
 // block belongs to which sequence is the block manager's business; the model only sees the layers.
 #pragma once
 

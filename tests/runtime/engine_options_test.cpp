@@ -92,6 +92,10 @@ TEST(engine_options, kv_cache_type_sizes_the_cache) {
     o.kv_cache_dtype = t;
     EXPECT_EQ(engine::create(o)->max_model_len(), 2000) << kv_cache_type_name(t);
   }
+  // Q8_0: 34 bytes per 32 values, so the tiny model's 1 KiB of F32 K/V per token takes 272 bytes.
+  o.kv_cache_dtype = kv_cache_type::Q8_0;
+  EXPECT_EQ(engine::create(o)->max_model_len(), 3760);  // 235 whole blocks of 16 in 1,024,000 bytes
   EXPECT_EQ(parse_kv_cache_type("BF16"), kv_cache_type::BF16);
+  EXPECT_EQ(parse_kv_cache_type("q8_0"), kv_cache_type::Q8_0);
   EXPECT_THROW(parse_kv_cache_type("q4"), invalid_request);
 }

@@ -178,7 +178,9 @@ TEST(engine, rejects_requests_that_can_never_run) {
   // A prompt of max_model_len - 1 runs and stops at the context limit.
   const uint64_t id = e->submit(text_request(prompt_of(1, 31), 100), c.callback());
   const auto evs = c.wait(id);
-  if (evs.back().finish == finish_reason::LENGTH) EXPECT_EQ(evs.back().n_generated_tokens, 1);
+  if (evs.back().finish == finish_reason::LENGTH) {
+    EXPECT_EQ(evs.back().n_generated_tokens, 1);
+  }
 }
 
 TEST(engine, waiting_queue_is_bounded) {

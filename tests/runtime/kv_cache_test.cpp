@@ -10,7 +10,7 @@ using namespace autoglm;
 TEST(kv_cache, layers_have_the_chosen_type_and_geometry) {
   exec_context ctx(device{}, 1);
   const kv_layout layout{3, 2, 32};
-  for (const dtype t : {dtype::F32, dtype::F16, dtype::BF16}) {
+  for (const dtype t : {dtype::F32, dtype::F16, dtype::BF16, dtype::Q8_0}) {
     kv_cache kv(ctx, layout, 5, 16, t);
     ASSERT_EQ(kv.layers().size(), 3u);
     for (const paged_kv_layer& l : kv.layers()) {
@@ -24,6 +24,7 @@ TEST(kv_cache, layers_have_the_chosen_type_and_geometry) {
   }
   EXPECT_EQ(kv_cache::bytes_per_token(layout, dtype::F32), 2u * 3 * 2 * 32 * 4);
   EXPECT_EQ(kv_cache::bytes_per_token(layout, dtype::BF16), 2u * 3 * 2 * 32 * 2);
+  EXPECT_EQ(kv_cache::bytes_per_token(layout, dtype::Q8_0), 2u * 3 * 2 * 34);  // one 34-byte block per head
 }
 
 TEST(kv_cache, a_type_without_kernels_is_refused) {
