@@ -13,11 +13,15 @@
 // Scales d / dmin are IEEE half floats.
 #pragma once
 
+#include <bit>
 #include <cstdint>
+#include <cstring>
 
 #include "core/dtype.h"
 
 namespace autoglm::quant {
+
+static_assert(std::endian::native == std::endian::little, "GGUF blocks are little-endian, as every target here");
 
 constexpr int64_t qk_0 = 32;   // elements of a Q8_0 / Q4_0 block
 constexpr int64_t qk_k = 256;  // elements of a k-quant super-block
@@ -68,6 +72,16 @@ inline void k_scale_min(const uint8_t* s, int j, uint8_t& sc, uint8_t& m) {
     sc = uint8_t((s[j + 4] & 0x0f) | ((s[j - 4] >> 6) << 4));
     m = uint8_t((s[j + 4] >> 4) | ((s[j] >> 6) << 4));
   }
+}
+// All 8 scales (sc[0..8)) and mins (m[0..8)) at once, four per 32-bit word (the same values as k_scale_min).
+inline void k_scales_mins(const uint8_t* s, uint8_t* sc, uint8_t* m) {
+  uint32_t w[3];
+  std::memcpy(w, s, 12);
+  const uint32_t low6 = 0x3f3f3f3f, low4 = 0x0f0f0f0f, low2 = 0x03030303;
+  const uint32_t out[4] = {w[0] & low6, (w[2] & low4) | (((w[0] >> 6) & low2) << 4), w[1] & low6,
+                           ((w[2] >> 4) & low4) | (((w[1] >> 6) & low2) << 4)};
+  std::memcpy(sc, out, 8);
+  std::memcpy(m, out + 2, 8);
 }
 // The inverse: packs 8 scales and 8 mins (each < 64) into 12 bytes.
 void k_pack_scale_min(uint8_t* s, const uint8_t* sc, const uint8_t* m);

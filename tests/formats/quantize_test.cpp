@@ -77,11 +77,15 @@ TEST(quant_blocks, six_bit_scale_packing) {
   for (int trial = 0; trial < 200; ++trial) {
     for (int j = 0; j < 8; ++j) sc[j] = uint8_t(g() % 64), m[j] = uint8_t(g() % 64);
     k_pack_scale_min(s, sc, m);
+    uint8_t all_sc[8], all_m[8];
+    k_scales_mins(s, all_sc, all_m);
     for (int j = 0; j < 8; ++j) {
       uint8_t a, b;
       k_scale_min(s, j, a, b);
       ASSERT_EQ(a, sc[j]);
       ASSERT_EQ(b, m[j]);
+      ASSERT_EQ(all_sc[j], sc[j]);
+      ASSERT_EQ(all_m[j], m[j]);
     }
   }
 }

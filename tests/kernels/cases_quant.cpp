@@ -2,9 +2,9 @@
 // Q6_K). The reference dequantizes W (core's scalar dequantizer, or scale x int8 for I8) and quantizes x by the
 // rule of kernels/cpu/quant_linear.h (its own code, reference.cpp), then accumulates in double: the kernels' integer
 // sums are exact, so what is left is F32 rounding (one conversion, scale product and FMA per group, the final
-// sums), and the tolerance is the F32 one. Shapes: 1, 2, 3 rows (decode register tiles), 4 and more (prefill
-// tiles with row remainders), one group and many, W rows not a multiple of the 4-row tile, x and y as strided
-// views, and more rows than one L2 panel of quantized x. --perf adds the 9B model's decode shapes (weights
+// sums), and the tolerance is the F32 one. Shapes: 1, 2, 3 rows (decode, W read in place), 4 and more (packed
+// prefill tiles of 4-6 rows with remainders), one group and many (and more than one L1 block of a packed tile),
+// W rows not a multiple of the 8-row tile, x and y as strided views, and more rows than one L2 panel of x. --perf adds the 9B model's decode shapes (weights
 // streamed from memory) and 512-row prefill; perf weights are random blocks with sane scales (quantizing the
 // 151552 x 4096 lm_head with a scale search would take minutes).
 #include <cmath>

@@ -19,19 +19,20 @@ inline int64_t group_elems(wtype t) { return is_k_quant(t) ? 256 : 32; }
 
 // Activations quantized per row (quant_linear.h gives the rule), each row `stride` bytes (a multiple of 64):
 //   int8 qs[k] | float d[n_groups] | 32-blocks: int32 sum[n_groups] (sum of qs per block) |
-//   256-groups: int16 bsum[n_groups * 16] (sum of qs per 16 elements).
+//   256-groups: per group int16 bsum16[16] (sums of qs per 16 elements) then int16 bsum32[8] (per 32).
 struct xq_view {
   const uint8_t* base = nullptr;
   int64_t stride = 0, k = 0, n_groups = 0;
   const int8_t* qs(int64_t i) const { return reinterpret_cast<const int8_t*>(base + i * stride); }
   const float* d(int64_t i) const { return reinterpret_cast<const float*>(base + i * stride + k); }
   const int32_t* sum(int64_t i) const { return reinterpret_cast<const int32_t*>(d(i) + n_groups); }
-  const int16_t* bsum(int64_t i) const { return reinterpret_cast<const int16_t*>(d(i) + n_groups); }
+  // The 24 sums of group g: 16 per 16 elements, then 8 per 32.
+  const int16_t* bsum(int64_t i, int64_t g) const { return reinterpret_cast<const int16_t*>(d(i) + n_groups) + 24 * g; }
 };
 int64_t xq_row_bytes(wtype t, int64_t k);
 
-// One micro-kernel call: outputs y[i][j] for x rows i0 .. i0 + MR and W rows n0 .. n0 + nr (nr <= the table's nr;
-// missing rows are computed on a repeat of the last one and not written).
+// One micro-kernel call: outputs y[i][j] for x rows i0 .. i0 + MR and W rows n0 .. n0 + nr (nr <= 8; missing rows
+// are computed on a repeat of the last one and not written).
 struct tile {
   const uint8_t* w = nullptr;  // W row n0
   int64_t w_stride = 0;        // bytes between W rows
@@ -43,15 +44,27 @@ struct tile {
   float* y = nullptr;  // element (i0, n0) of y
   int64_t y_stride = 0;
 };
-using mk_fn = void (*)(const tile&);
 
-constexpr int k_max_mr = 4;
+constexpr int k_tile_rows = 8;    // W rows per tile: the 8 lanes of a vector
+constexpr int k_decode_rows = 3;  // up to this many x rows read W in place (decode); more pack W tiles (prefill)
+constexpr int k_max_mr = 6;       // x rows per packed register tile, at most
+
+using decode_fn = void (*)(const tile&);                           // MR = 1 .. k_decode_rows
+using pack_fn = void (*)(const tile&, int64_t n_groups, uint8_t* out);  // W rows of the tile -> packed
+// MR x rows against groups [g0, g1) of a packed tile; `state` carries the accumulators between group blocks.
+using packed_fn = void (*)(const tile&, const uint8_t* packed, int64_t g0, int64_t g1, float* state);
+
+// One row of x (k elements, groups of `group`) to its quantized form at `out` (xq_view's row layout).
+using quantize_fn = void (*)(const float* x, int64_t k, int64_t group, uint8_t* out);
 
 struct isa_table {
   const char* name;
-  int nr;          // W rows per tile
-  int prefill_mr;  // x rows per tile once there are many (decode uses MR = rows for 1 .. prefill_mr - 1)
-  mk_fn mk[size_t(wtype::COUNT)][k_max_mr];  // [weight type][MR - 1]
+  quantize_fn quantize;
+  int prefill_mr;  // x rows per packed register tile on this ISA (<= k_max_mr)
+  decode_fn dk[size_t(wtype::COUNT)][k_decode_rows];
+  pack_fn pack[size_t(wtype::COUNT)];
+  int64_t packed_bytes[size_t(wtype::COUNT)];  // per group
+  packed_fn pk[size_t(wtype::COUNT)][k_max_mr];
 };
 
 // The tables compiled into this build (null when the file is for another architecture).

@@ -1,6 +1,7 @@
 // kernels/cpu/quant_isa_portable.cpp: the quantized LINEAR micro-kernels in plain C++ (any CPU; the reference the
 // SIMD files must match bit for bit): V emulates the 8 int32 / float lanes of quant_microkernel.h with arrays.
 #include <algorithm>
+#include <utility>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -27,6 +28,7 @@ struct v_portable {
   struct scale {
     int32_t lo, hi;
   };
+  static constexpr int q8_bias = 0;  // packed Q8_0/I8 weights stay signed
 
   static bytes load(const void* p) {
     bytes b;
@@ -58,9 +60,61 @@ struct v_portable {
     for (int e = 0; e < 32; ++e) a.v[e] = int8_t(a.v[e] | b.v[e]);
     return a;
   }
+  static bytes flip_sign(bytes a) {
+    for (auto& e : a.v) e = int8_t(uint8_t(e) ^ 0x80);
+    return a;
+  }
+  static ints as_ints(const bytes& b) {
+    ints r;
+    std::memcpy(r.v, b.v, 32);
+    return r;
+  }
   static ints izero() { return ints{}; }
-  static floats fzero() { return floats{}; }
-  static scale make_scale(int lo, int hi) { return {lo, hi}; }
+  static ints ibcast(int x) {
+    ints r;
+    for (auto& e : r.v) e = x;
+    return r;
+  }
+  static ints iadd(ints a, const ints& b) {
+    for (int l = 0; l < 8; ++l) a.v[l] += b.v[l];
+    return a;
+  }
+  static ints imul(ints a, const ints& b) {
+    for (int l = 0; l < 8; ++l) a.v[l] *= b.v[l];
+    return a;
+  }
+  static ints iload(const int32_t* p) {
+    ints r;
+    std::memcpy(r.v, p, 32);
+    return r;
+  }
+  static void istore(int32_t* p, const ints& a) { std::memcpy(p, a.v, 32); }
+  static ints reduce8(const ints* v) {
+    ints r;
+    for (int j = 0; j < 8; ++j) {
+      r.v[j] = 0;
+      for (int l = 0; l < 8; ++l) r.v[j] += v[j].v[l];
+    }
+    return r;
+  }
+  static void transpose8(ints* v) {
+    for (int a = 0; a < 8; ++a)
+      for (int b = a + 1; b < 8; ++b) std::swap(v[a].v[b], v[b].v[a]);
+  }
+  struct scale_src {
+    int32_t v[16];
+  };
+  static scale_src scales_i8(const int8_t* p) {
+    scale_src s;
+    for (int k = 0; k < 16; ++k) s.v[k] = p[k];
+    return s;
+  }
+  static scale_src scales_u8_dup(const uint8_t* p) {
+    scale_src s;
+    for (int k = 0; k < 16; ++k) s.v[k] = p[k / 2];
+    return s;
+  }
+  static scale scale_pick(const scale_src& s, int v) { return {s.v[2 * v], s.v[2 * v + 1]}; }
   // Weights are 0..63 (unsigned kinds) or int8; either way the byte's value as int8 is the weight.
   static ints dot_u(ints acc, const bytes& w, const bytes& x) {
     for (int l = 0; l < 8; ++l)
@@ -76,24 +130,85 @@ struct v_portable {
     return acc;
   }
   static ints dot_ss(ints acc, const bytes& w, const bytes& x) { return dot_u(acc, w, x); }
-  static floats fmadd(const ints& i, float s, floats acc) {
-    for (int l = 0; l < 8; ++l) acc.v[l] = std::fma(float(i.v[l]), s, acc.v[l]);
+  static ints dotb_u(ints acc, const bytes& w, const int8_t* x4) {
+    for (int l = 0; l < 8; ++l)
+      for (int e = 0; e < 4; ++e) acc.v[l] += int32_t(uint8_t(w.v[4 * l + e])) * int32_t(x4[e]);
     return acc;
   }
-  static float hsum(const floats& a) {
-    return ((a.v[0] + a.v[4]) + (a.v[2] + a.v[6])) + ((a.v[1] + a.v[5]) + (a.v[3] + a.v[7]));
+  static ints dotb_s(ints acc, const bytes& w, const int8_t* x4) {
+    for (int l = 0; l < 8; ++l)
+      for (int e = 0; e < 4; ++e) acc.v[l] += int32_t(w.v[4 * l + e]) * int32_t(x4[e]);
+    return acc;
   }
-  static float half(const uint8_t* p) {
-    uint16_t h;
-    std::memcpy(&h, p, 2);
-    return f16_to_f32(h);
+  static floats fzero() { return floats{}; }
+  static floats fbcast(float x) {
+    floats r;
+    for (auto& e : r.v) e = x;
+    return r;
+  }
+  static floats fmul_b(floats a, float x) {
+    for (auto& e : a.v) e *= x;
+    return a;
+  }
+  static void fstore(float* p, const floats& a) { std::memcpy(p, a.v, 32); }
+  static floats fmaxabs(floats m, const floats& x) {
+    for (int l = 0; l < 8; ++l) m.v[l] = std::max(m.v[l], std::fabs(x.v[l]));
+    return m;
+  }
+  static float fhmax(const floats& m) {
+    float r = m.v[0];
+    for (int l = 1; l < 8; ++l) r = std::max(r, m.v[l]);
+    return r;
+  }
+  static bytes quant32(const float* x, float id) {
+    bytes b;
+    for (int e = 0; e < 32; ++e) {
+      // Clamp first (NaN becomes -127), then round half to even by adding and removing 1.5 * 2^23.
+      const float v = std::min(127.0f, std::max(-127.0f, x[e] * id));
+      b.v[e] = int8_t(int((v + 12582912.0f) - 12582912.0f));
+    }
+    return b;
+  }
+  static void store(void* p, const bytes& b) { std::memcpy(p, b.v, 32); }
+  static void sums16(const bytes& q, int& lo, int& hi) {
+    lo = hi = 0;
+    for (int e = 0; e < 16; ++e) lo += q.v[e], hi += q.v[e + 16];
+  }
+  static floats fload(const float* p) {
+    floats r;
+    std::memcpy(r.v, p, 32);
+    return r;
+  }
+  static floats fmadd(const ints& i, const floats& s, floats acc) {
+    for (int l = 0; l < 8; ++l) acc.v[l] = std::fma(float(i.v[l]), s.v[l], acc.v[l]);
+    return acc;
+  }
+  static floats half8_at(const uint8_t* const* b, int at) {
+    uint16_t h[8];
+    for (int j = 0; j < 8; ++j) std::memcpy(&h[j], b[j] + at, 2);
+    return half8(h);
+  }
+  static floats half8(const uint16_t* h) {
+    floats r;
+    for (int l = 0; l < 8; ++l) r.v[l] = f16_to_f32(h[l]);
+    return r;
+  }
+  static int dot16_i8_i16(const int8_t* a, const int16_t* b) {
+    int s = 0;
+    for (int k = 0; k < 16; ++k) s += int(a[k]) * int(b[k]);
+    return s;
+  }
+  static int dot8_u8_i16(const uint8_t* a, const int16_t* b) {
+    int s = 0;
+    for (int k = 0; k < 8; ++k) s += int(a[k]) * int(b[k]);
+    return s;
   }
 };
 
 }  // namespace
 
 const isa_table* table_portable() {
-  static const isa_table t = make_table<v_portable, 4>("portable", 4);
+  static const isa_table t = make_table<v_portable>("portable", 4);
   return &t;
 }
 

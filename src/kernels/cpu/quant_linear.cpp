@@ -36,7 +36,7 @@ wtype wtype_of(dtype t) {
 
 int64_t xq_row_bytes(wtype t, int64_t k) {
   const int64_t ng = k / group_elems(t);
-  const int64_t bytes = k + 4 * ng + (is_k_quant(t) ? 2 * 16 * ng : 4 * ng);
+  const int64_t bytes = k + 4 * ng + (is_k_quant(t) ? 2 * 24 * ng : 4 * ng);
   return (bytes + 63) / 64 * 64;
 }
 
@@ -85,48 +85,15 @@ const isa_table* table_of(quant_isa isa) {
   }
 }
 
-// One row of x to its quantized form (the rule in quant_linear.h): qs, d per group, then the sums.
-void quantize_x_row(const float* x, int64_t k, wtype t, uint8_t* out) {
-  const int64_t ge = group_elems(t), ng = k / ge;
-  int8_t* qs = reinterpret_cast<int8_t*>(out);
-  float* d = reinterpret_cast<float*>(out + k);
-  int32_t* sum = reinterpret_cast<int32_t*>(d + ng);
-  int16_t* bsum = reinterpret_cast<int16_t*>(d + ng);
-  for (int64_t g = 0; g < ng; ++g) {
-    const float* xg = x + g * ge;
-    int8_t* qg = qs + g * ge;
-    float amax = 0.0f;
-    for (int64_t e = 0; e < ge; ++e) amax = std::max(amax, std::fabs(xg[e]));
-    d[g] = amax / 127.0f;
-    const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
-    for (int64_t e = 0; e < ge; ++e) {
-      // Round half to even by adding and removing 1.5 * 2^23 (no libm call); the clamp first keeps NaN and
-      // infinities (which make id 0 or NaN) inside the int8 range.
-      const float v = std::min(127.0f, std::max(-127.0f, xg[e] * id));
-      qg[e] = int8_t(int((v + 12582912.0f) - 12582912.0f));
-    }
-    if (ge == 256) {
-      for (int s = 0; s < 16; ++s) {
-        int v = 0;
-        for (int e = 0; e < 16; ++e) v += qg[16 * s + e];
-        bsum[16 * g + s] = int16_t(v);
-      }
-    } else {
-      int v = 0;
-      for (int e = 0; e < 32; ++e) v += qg[e];
-      sum[g] = v;
-    }
-  }
-}
-
-// x rows per prefill panel: quantized rows that fill about half of L2, so they stay there while every W tile
-// passes by (each W tile is read once per panel); a multiple of the register tile's rows.
-int64_t panel_rows(int64_t xq_bytes, int mr) {
+// x rows per prefill panel: quantized rows that, beside one packed W tile, fill about half of L2, so they stay there
+// while every W tile of the chunk passes by (each W tile is packed once per panel); a multiple of the register
+// tile's rows, and at least 8 of those (packing a tile costs about as much as running 8 x rows against it).
+int64_t panel_rows(int64_t xq_bytes, int64_t packed_bytes, int mr) {
   static const int64_t l2 = [] {
     const long v = sysconf(_SC_LEVEL2_CACHE_SIZE);
     return v > 0 ? int64_t(v) : int64_t(1) << 20;
   }();
-  const int64_t rows = std::max<int64_t>(4 * mr, l2 / 2 / std::max<int64_t>(1, xq_bytes));
+  const int64_t rows = std::max<int64_t>(8 * mr, (l2 / 2 - packed_bytes) / std::max<int64_t>(1, xq_bytes));
   return rows / mr * mr;
 }
 
@@ -192,7 +159,6 @@ void quant_linear_kernel(const kernel_context& kc, const tensor& x, const linear
   float* yp = y.ptr<float>();
 
   const isa_table& tab = *table_of(quant_isa_selected());
-  const mk_fn* mk = tab.mk[size_t(wt)];
 
   // x quantized once per call into the calling thread's buffer (kept between calls: no per-step allocation).
   thread_local aligned_buffer t_xq;
@@ -200,19 +166,19 @@ void quant_linear_kernel(const kernel_context& kc, const tensor& x, const linear
   t_xq.resize(size_t(m * xq_bytes));
   uint8_t* xq = static_cast<uint8_t*>(t_xq.data());
   parallel_for(kc.pool, m, std::max<int64_t>(1, 16384 / k), [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) quantize_x_row(xp + r * xs, k, wt, xq + r * xq_bytes);
+    for (int64_t r = r0; r < r1; ++r) tab.quantize(xp + r * xs, k, group_elems(wt), xq + r * xq_bytes);
   });
-  const xq_view xv{xq, xq_bytes, k, k / group_elems(wt)};
+  const int64_t ng = k / group_elems(wt);
+  const xq_view xv{xq, xq_bytes, k, ng};
 
-  const int nr = tab.nr, mr = tab.prefill_mr;
-  const int64_t n_tiles = (n + nr - 1) / nr;
+  const int64_t n_tiles = (n + k_tile_rows - 1) / k_tile_rows;
   const int64_t w_row_bytes = W.row_stride();
   auto make_tile = [&](int64_t t, int64_t i0) {
     tile tl;
-    const int64_t n0 = t * nr;
+    const int64_t n0 = t * k_tile_rows;
     tl.w = static_cast<const uint8_t*>(W.data()) + n0 * w_row_bytes;
     tl.w_stride = w_row_bytes;
-    tl.nr = int(std::min<int64_t>(nr, n - n0));
+    tl.nr = int(std::min<int64_t>(k_tile_rows, n - n0));
     tl.wscale = wscale ? wscale + n0 : nullptr;
     tl.bias = bias ? bias + n0 : nullptr;
     tl.x = xv;
@@ -222,21 +188,39 @@ void quant_linear_kernel(const kernel_context& kc, const tensor& x, const linear
     return tl;
   };
 
-  if (m < mr) {
-    // Decode: each W tile streamed once for all (1 .. mr-1) rows; chunks of at least ~32 KiB of W.
-    const int64_t grain = std::max<int64_t>(1, 32768 / (nr * w_row_bytes));
+  if (m <= k_decode_rows) {
+    // Decode: each W tile streamed once for all rows; chunks of at least ~64 KiB of W.
+    const decode_fn dk = tab.dk[size_t(wt)][m - 1];
+    const int64_t grain = std::max<int64_t>(1, 65536 / (k_tile_rows * w_row_bytes));
     parallel_for(kc.pool, n_tiles, grain, [&](int64_t t0, int64_t t1) {
-      for (int64_t t = t0; t < t1; ++t) mk[m - 1](make_tile(t, 0));
+      for (int64_t t = t0; t < t1; ++t) dk(make_tile(t, 0));
     });
     return;
   }
-  // Prefill: panels of x rows; within a chunk of W tiles, each tile runs over every row of the panel.
-  const int64_t panel = panel_rows(xq_bytes, mr);
+  // Prefill: panels of x rows; each W tile is packed once per panel into the worker's buffer and runs against
+  // every row of the panel, mr rows at a time.
+  const int mr = tab.prefill_mr;
+  const pack_fn pack = tab.pack[size_t(wt)];
+  const packed_fn* pk = tab.pk[size_t(wt)];
+  const int64_t packed_bytes = tab.packed_bytes[size_t(wt)] * ng;
+  const int64_t panel = panel_rows(xq_bytes, packed_bytes, mr);
+  // Groups per pass over the panel: about 16 KiB of packed W, which stays in L1 while the panel's rows pass.
+  const int64_t block_groups = std::max<int64_t>(1, 16384 / tab.packed_bytes[size_t(wt)]);
   for (int64_t r0 = 0; r0 < m; r0 += panel) {
     const int64_t r1 = std::min(m, r0 + panel);
     parallel_for(kc.pool, n_tiles, 1, [&](int64_t t0, int64_t t1) {
-      for (int64_t t = t0; t < t1; ++t)
-        for (int64_t i0 = r0; i0 < r1; i0 += mr) mk[std::min<int64_t>(mr, r1 - i0) - 1](make_tile(t, i0));
+      thread_local aligned_buffer t_packed, t_state;
+      t_packed.resize(size_t(packed_bytes));
+      t_state.resize(size_t(panel) * 16 * sizeof(float));
+      uint8_t* buf = static_cast<uint8_t*>(t_packed.data());
+      for (int64_t t = t0; t < t1; ++t) {
+        pack(make_tile(t, r0), ng, buf);
+        for (int64_t g0 = 0; g0 < ng; g0 += block_groups) {
+          const int64_t g1 = std::min(ng, g0 + block_groups);
+          for (int64_t i0 = r0; i0 < r1; i0 += mr)
+            pk[std::min<int64_t>(mr, r1 - i0) - 1](make_tile(t, i0), buf, g0, g1, t_state.f32() + (i0 - r0) * 16);
+        }
+      }
     });
   }
 }

@@ -4,15 +4,20 @@
 // Activations are quantized per call, per row, in groups matching the weight's blocks: G = 32 elements (I8, Q8_0,
 // Q4_0) or 256 (the k-quants). For each group: amax = max |x|, d = amax / 127, q = round-half-even(x * (127 /
 // amax)) clamped to [-127, 127] (both divisions in float; d = 0 and q = 0 when amax = 0). The k-quants also keep
-// the sum of q over every 16 elements, Q4_0 over its 32. Weights are never dequantized to float: products are
-// exact int8 x int8 integer sums per group (see quant_microkernel.h for the lane rule), scaled once per group by
-// (weight scale x d) in float. Every ISA path (portable C++, AVX2, AVX-512 VNNI, NEON dotprod) computes the same
-// integers and the same float operations in the same order, so they give identical bits, whatever the number of
-// rows or threads; the error against exact arithmetic is that of quantizing x (about 0.4% relative per group).
+// the sums of q over every 16 and 32 elements, the others over the 32. Weights are never dequantized to float:
+// every group of every output is one exact integer dot product (int8 x int8, the k-quants' sub-block scales and
+// mins applied as integers), converted to float once and accumulated with one fused multiply-add by (weight scale
+// x d), in group order (quant_microkernel.h gives the exact rule). Every ISA path (portable C++, AVX2, AVX-512
+// VNNI, NEON dotprod), decode or prefill, computes the same integers and the same float operations in the same
+// order, so all give identical bits whatever the number of rows or threads; the error against exact arithmetic is
+// that of quantizing x (about 0.4% relative per group).
 //
-// Decode (fewer rows than one register tile) streams each weight row once, 4 rows at a time, with the threads
-// splitting the rows of W. Prefill quantizes x once, then for panels of x rows that fit in L2 runs register tiles
-// of 4 x rows x 4 W rows: each W tile is read from memory once per panel and reused for every x row of it.
+// Tiles are 8 W rows (the 8 lanes of a vector). Decode (1 .. 3 x rows) reads each W row once, in place: per
+// group a vector of partial sums per row, added across into one integer per row. Prefill quantizes x once, then
+// for panels of x rows that fit in L2 packs each W tile once (per group, 8 vectors whose lane r holds 4 weights
+// of row r) and runs it against every row of the panel, 4-6 rows at a time, with x's 4-byte groups broadcast
+// (vpdpbusd / vpmaddubsw / sdot): no reductions, and the packed tile is swept in L1-sized blocks of groups.
+// Threads split the W tiles.
 #pragma once
 
 #include <cstdint>

@@ -1,25 +1,30 @@
-// kernels/cpu/quant_microkernel.h (internal): the quantized LINEAR micro-kernel, written once over a vector
+// kernels/cpu/quant_microkernel.h (internal): the quantized LINEAR micro-kernels, written once over a vector
 // abstraction V that each ISA file (quant_isa_*.cpp) defines and then includes this header AFTER its
 // `#pragma GCC target(...)`, so every instantiation is compiled for that ISA. Everything here is a template on V
 // (V lives in the ISA file's anonymous namespace), so no two ISAs ever share an inline function.
 //
-// The arithmetic every V reproduces exactly (so all ISAs give the same bits, see quant_linear.h): a 32-byte
-// vector of weights w (unsigned 0..63 or signed int8) against 32 int8 activations x gives 8 int32 lanes, lane l =
-// sum of w[e] * x[e] over e = 4l .. 4l+3, times an integer scale per 16-byte half for the k-quants (exact
-// integers); per group (32-block or 256-super-block) the lanes are converted to float and accumulated with one
-// fused multiply-add by the float scale (weight scale x activation scale); offsets (Q4_0's 8, the k-quants' mins)
-// go to one scalar fused accumulator; the result is the canonical 8-lane sum ((a0+a4)+(a2+a6)) + ((a1+a5)+(a3+a7))
-// minus the offsets (I8: times the row scale, fused with the bias; others: plus the bias).
+// The arithmetic every path reproduces exactly (so all ISAs, decode and prefill give the same bits; see
+// quant_linear.h). For output (x row i, W row n) and each group g of the row in order (a 32-block, or a 256
+// super-block for the k-quants):
+//   I_g = the exact integer dot product of the weight integers with the quantized x (Q8_0/I8: q; Q4_0: q - 8;
+//         k-quants: sum over sub-blocks of scale x (q . x), q unsigned);
+//   acc = fma(float(I_g), s_g, acc),   s_g = d_w(g) * d_x(g) (I8: d_x(g));
+//   k-quants only: O_g = exact sum of min x (sum of x) per sub-block (Q6_K: 32 x scale x sum of x per 16),
+//   off = fma(float(O_g), t_g, off),   t_g = dmin_w(g) * d_x(g) (Q6_K: s_g);
+// then y = (acc - off) + bias (I8: fma(acc, row scale, bias)). Vector lanes hold W rows (8 per tile), so each
+// output is one lane's chain and the float work per group is one FMA per 8 outputs.
 //
-// V provides: types bytes (32 x int8), ints (8 x int32), floats (8 x float), scale; load(p) 32 bytes;
-// nibbles16(p) 16 bytes -> [low nibbles, high nibbles]; nib_lo / nib_hi; field(v, shr, mask, shl) =
-// ((v >> shr) & mask) << shl per byte; or_; izero; fzero; make_scale(lo, hi) (lanes 0-3 by lo, 4-7 by hi);
-// dot_u (unsigned w), dot_us (unsigned w, scaled), dot_ss (signed w); fmadd(ints, s, floats); hsum; half(p) f16.
+// Decode (1-3 x rows) reads W straight from its blocks: each row's group gives a vector of partial sums over
+// 4-byte groups, and reduce8 adds the 8 rows' vectors into one vector of per-row integers. Prefill first packs a
+// tile of 8 W rows (pack_tile: per group, 8 vectors whose lane r holds 4 consecutive weight integers of row r,
+// plus per-row scales), then each x row's 4 bytes are broadcast against it: no reductions at all.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <utility>
 
 #include "core/quant_blocks.h"
 #include "kernels/cpu/quant_gemm.h"
@@ -30,171 +35,362 @@ namespace autoglm::cpu::qgemm {
 template <wtype T>
 inline constexpr int64_t group_bytes = T == wtype::I8 ? 32 : T == wtype::Q8_0 ? 34 : T == wtype::Q4_0 ? 18
                                        : T == wtype::Q4_K ? 144 : T == wtype::Q5_K ? 176 : 210;
+// Groups decode fetches ahead of the one it reads in each W row (about 1 KiB).
+template <wtype T>
+inline constexpr int64_t k_prefetch_groups = (1024 + group_bytes<T> - 1) / group_bytes<T>;
+template <wtype T>
+inline constexpr bool is_k = T == wtype::Q4_K || T == wtype::Q5_K || T == wtype::Q6_K;
 
-// y[i][j] for MR x rows and NR W rows (see quant_gemm.h: tile).
-template <class V, wtype T, int MR, int NR>
-void microkernel(const tile& t) {
-  constexpr int64_t gb = group_bytes<T>;
-  const uint8_t* w[NR];
-  for (int j = 0; j < NR; ++j) w[j] = t.w + std::min(j, t.nr - 1) * t.w_stride;
-  const int8_t* xq[MR];
-  const float* xd[MR];
-  for (int i = 0; i < MR; ++i) {
-    xq[i] = t.x.qs(t.i0 + i);
-    xd[i] = t.x.d(t.i0 + i);
+// ---- weights of one group of one row --------------------------------------------------------------------------
+
+// The 32 weight bytes of vector v (0 .. 7 for k-quants, 0 for the rest) of group g of a row, as the decode dots
+// take them: Q8_0/I8 signed; Q4_0 unsigned nibbles (the -8 is applied to the integer sum); k-quants unsigned.
+template <class V, wtype T>
+typename V::bytes weight_vector(const uint8_t* blk, int v) {
+  if constexpr (T == wtype::I8) {
+    return V::load(blk);
+  } else if constexpr (T == wtype::Q8_0) {
+    return V::load(blk + 2);
+  } else if constexpr (T == wtype::Q4_0) {
+    return V::nibbles16(blk + 2);
+  } else if constexpr (T == wtype::Q4_K || T == wtype::Q5_K) {
+    const int c = v / 2;  // 64 elements per 32 bytes of qs: low nibbles (sub-block 2c), then high (2c + 1)
+    const typename V::bytes q = V::load(blk + (T == wtype::Q4_K ? 16 : 48) + 32 * c);
+    typename V::bytes r = v % 2 ? V::nib_hi(q) : V::nib_lo(q);
+    if constexpr (T == wtype::Q5_K) r = V::or_(r, V::field(V::load(blk + 16), v, 1, 4));  // fifth bit: bit v
+    return r;
+  } else {  // Q6_K: half h = v / 4, quarter q = v % 4 (see core/quant_blocks.h)
+    const int h = v / 4, q = v % 4;
+    const typename V::bytes ql = V::load(blk + 64 * h + 32 * (q % 2));
+    const typename V::bytes lo = q < 2 ? V::nib_lo(ql) : V::nib_hi(ql);
+    return V::or_(lo, V::field(V::load(blk + 128 + 32 * h), 2 * q, 3, 4));
   }
-  typename V::floats acc[MR][NR];
-  float off[MR][NR];
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) {
-      acc[i][j] = V::fzero();
-      off[i][j] = 0.0f;
+}
+
+// Per-row header of a group: the f16 scale(s) and, for the k-quants, the small integer scales and mins.
+template <wtype T>
+struct group_head {
+  uint16_t d = 0, dmin = 0;
+  uint8_t sc[16] = {}, mn[8] = {};  // Q6_K: 16 int8 scales; Q4_K/Q5_K: 8 scales and 8 mins
+  void read(const uint8_t* blk) {
+    if constexpr (T == wtype::Q8_0 || T == wtype::Q4_0) {
+      std::memcpy(&d, blk, 2);
+    } else if constexpr (T == wtype::Q6_K) {
+      std::memcpy(&d, blk + 208, 2);
+      std::memcpy(sc, blk + 192, 16);
+    } else if constexpr (T == wtype::Q4_K || T == wtype::Q5_K) {
+      std::memcpy(&d, blk, 2);
+      std::memcpy(&dmin, blk + 2, 2);
+      quant::k_scales_mins(blk + 4, sc, mn);
     }
+  }
+};
+
+// ---- shared epilogue -------------------------------------------------------------------------------------------
+
+// acc/off (8 lanes = W rows) of one x row to y; nr valid rows.
+template <class V, wtype T>
+void store_row(const tile& t, int i, typename V::floats acc, typename V::floats off) {
+  alignas(32) float a[8], o[8];
+  V::fstore(a, acc);
+  V::fstore(o, off);
+  float* y = t.y + i * t.y_stride;
+  for (int j = 0; j < t.nr; ++j) {
+    const float r = a[j] - o[j], b = t.bias ? t.bias[j] : 0.0f;
+    // Explicit about fusing: left to the compiler, r * scale + bias is fused only where the target has FMA.
+    if constexpr (T == wtype::I8) y[j] = std::fma(r, t.wscale[j], b);
+    else y[j] = r + b;
+  }
+}
+
+// s_g per lane: the rows' f16 scales times the x row's scale (I8: the x scale alone).
+template <class V, wtype T>
+typename V::floats group_scale(const typename V::floats& dw, float dx) {
+  if constexpr (T == wtype::I8) return V::fbcast(dx);
+  else return V::fmul_b(dw, dx);
+}
+
+// ---- decode: W read in place, MR (1 .. 3) x rows ---------------------------------------------------------------
+
+template <class V, wtype T, int MR>
+void decode_kernel(const tile& t) {
+  constexpr int64_t gb = group_bytes<T>;
+  const uint8_t* w[8];
+  for (int j = 0; j < 8; ++j) w[j] = t.w + std::min(j, t.nr - 1) * t.w_stride;
+  typename V::floats acc[MR], off[MR];
+  for (int i = 0; i < MR; ++i) acc[i] = off[i] = V::fzero();
   const int64_t ng = t.x.n_groups;
   for (int64_t g = 0; g < ng; ++g) {
-    if constexpr (T == wtype::Q8_0 || T == wtype::I8) {
-      typename V::bytes wv[NR];
-      float dw[NR];
-      for (int j = 0; j < NR; ++j) {
-        const uint8_t* b = w[j] + g * gb;
-        if constexpr (T == wtype::Q8_0) {
-          dw[j] = V::half(b);
-          wv[j] = V::load(b + 2);
-        } else {
-          dw[j] = 1.0f;
-          wv[j] = V::load(b);
+    const uint8_t* blk[8];
+    for (int j = 0; j < 8; ++j) {
+      blk[j] = w[j] + g * gb;
+      // The 8 rows are 8 interleaved streams: fetch ~1 KiB ahead in each (a Q6_K block's scales sit at its end,
+      // which the hardware prefetchers follow poorly).
+      for (int64_t a = 0; a < gb; a += 64) __builtin_prefetch(blk[j] + k_prefetch_groups<T> * gb + a);
+    }
+    typename V::ints part[MR][8];
+    for (int i = 0; i < MR; ++i)
+      for (int j = 0; j < 8; ++j) part[i][j] = V::izero();
+    alignas(8) uint8_t mn[8][8];  // Q4_K/Q5_K mins per row
+    if constexpr (!is_k<T>) {
+      typename V::bytes xv[MR];
+      for (int i = 0; i < MR; ++i) xv[i] = V::load(t.x.qs(t.i0 + i) + 32 * g);
+      for (int j = 0; j < 8; ++j) {
+        const typename V::bytes wv = weight_vector<V, T>(blk[j], 0);
+        for (int i = 0; i < MR; ++i) {
+          if constexpr (T == wtype::Q4_0) part[i][j] = V::dot_u(part[i][j], wv, xv[i]);
+          else part[i][j] = V::dot_ss(part[i][j], wv, xv[i]);
         }
       }
-      for (int i = 0; i < MR; ++i) {
-        const typename V::bytes xv = V::load(xq[i] + 32 * g);
-        const float dx = xd[i][g];
-        for (int j = 0; j < NR; ++j) {
-          const float s = T == wtype::I8 ? dx : dw[j] * dx;
-          acc[i][j] = V::fmadd(V::dot_ss(V::izero(), wv[j], xv), s, acc[i][j]);
-        }
-      }
-    } else if constexpr (T == wtype::Q4_0) {
-      typename V::bytes wv[NR];
-      float dw[NR];
-      for (int j = 0; j < NR; ++j) {
-        const uint8_t* b = w[j] + g * gb;
-        dw[j] = V::half(b);
-        wv[j] = V::nibbles16(b + 2);
-      }
-      for (int i = 0; i < MR; ++i) {
-        const typename V::bytes xv = V::load(xq[i] + 32 * g);
-        const float dx = xd[i][g];
-        const float xs8 = float(8 * t.x.sum(t.i0 + i)[g]);  // the nibbles' offset of 8
-        for (int j = 0; j < NR; ++j) {
-          const float s = dw[j] * dx;
-          acc[i][j] = V::fmadd(V::dot_u(V::izero(), wv[j], xv), s, acc[i][j]);
-          off[i][j] = std::fma(xs8, s, off[i][j]);
-        }
-      }
-    } else {  // k-quants: integer lanes over the whole super-block, one float step per group
-      typename V::ints iacc[MR][NR];
-      for (int i = 0; i < MR; ++i)
-        for (int j = 0; j < NR; ++j) iacc[i][j] = V::izero();
-      float dw[NR], dmw[NR];
-      int sc[NR][16], mn[NR][8];
-      const uint8_t* b[NR];
-      for (int j = 0; j < NR; ++j) {
-        b[j] = w[j] + g * gb;
+    } else {
+      // Row by row: each row's 8 vectors against the group's x (from L1), so only MR accumulators are live.
+      for (int j = 0; j < 8; ++j) {
+        typename V::scale_src ss;
         if constexpr (T == wtype::Q6_K) {
-          dw[j] = V::half(b[j] + 208);
-          dmw[j] = 0.0f;
-          for (int k = 0; k < 16; ++k) sc[j][k] = int(reinterpret_cast<const int8_t*>(b[j] + 192)[k]);
+          ss = V::scales_i8(reinterpret_cast<const int8_t*>(blk[j] + 192));
         } else {
-          dw[j] = V::half(b[j]);
-          dmw[j] = V::half(b[j] + 2);
-          for (int k = 0; k < 8; ++k) {
-            uint8_t s, m;
-            quant::k_scale_min(b[j] + 4, k, s, m);
-            sc[j][k] = s;
-            mn[j][k] = m;
-          }
+          alignas(8) uint8_t sc[8];
+          quant::k_scales_mins(blk[j] + 4, sc, mn[j]);
+          ss = V::scales_u8_dup(sc);
+        }
+        for (int v = 0; v < 8; ++v) {
+          const typename V::bytes wv = weight_vector<V, T>(blk[j], v);
+          const typename V::scale s = V::scale_pick(ss, v);
+          for (int i = 0; i < MR; ++i)
+            part[i][j] = V::dot_us(part[i][j], wv, V::load(t.x.qs(t.i0 + i) + 256 * g + 32 * v), s);
         }
       }
-      const int8_t* xg[MR];
-      for (int i = 0; i < MR; ++i) xg[i] = xq[i] + 256 * g;
-      if constexpr (T == wtype::Q4_K || T == wtype::Q5_K) {
-        constexpr int64_t qs_at = T == wtype::Q4_K ? 16 : 48;
-        for (int c = 0; c < 4; ++c)  // 64 elements: sub-blocks 2c (low nibbles) and 2c+1 (high)
-          for (int j = 0; j < NR; ++j) {
-            const typename V::bytes q = V::load(b[j] + qs_at + 32 * c);
-            typename V::bytes lo = V::nib_lo(q), hi = V::nib_hi(q);
-            if constexpr (T == wtype::Q5_K) {
-              const typename V::bytes qh = V::load(b[j] + 16);
-              lo = V::or_(lo, V::field(qh, 2 * c, 1, 4));
-              hi = V::or_(hi, V::field(qh, 2 * c + 1, 1, 4));
-            }
-            const typename V::scale sl = V::make_scale(sc[j][2 * c], sc[j][2 * c]);
-            const typename V::scale sh = V::make_scale(sc[j][2 * c + 1], sc[j][2 * c + 1]);
-            for (int i = 0; i < MR; ++i) {
-              iacc[i][j] = V::dot_us(iacc[i][j], lo, V::load(xg[i] + 64 * c), sl);
-              iacc[i][j] = V::dot_us(iacc[i][j], hi, V::load(xg[i] + 64 * c + 32), sh);
-            }
-          }
-      } else {  // Q6_K: two halves of 128, each 4 vectors of 32 (2 sub-blocks of 16 each)
-        for (int h = 0; h < 2; ++h)
-          for (int j = 0; j < NR; ++j) {
-            const typename V::bytes ql0 = V::load(b[j] + 64 * h), ql1 = V::load(b[j] + 64 * h + 32);
-            const typename V::bytes qh = V::load(b[j] + 128 + 32 * h);
-            const typename V::bytes v[4] = {
-                V::or_(V::nib_lo(ql0), V::field(qh, 0, 3, 4)), V::or_(V::nib_lo(ql1), V::field(qh, 2, 3, 4)),
-                V::or_(V::nib_hi(ql0), V::field(qh, 4, 3, 4)), V::or_(V::nib_hi(ql1), V::field(qh, 6, 3, 4))};
-            for (int q = 0; q < 4; ++q) {
-              const typename V::scale s = V::make_scale(sc[j][8 * h + 2 * q], sc[j][8 * h + 2 * q + 1]);
-              for (int i = 0; i < MR; ++i)
-                iacc[i][j] = V::dot_us(iacc[i][j], v[q], V::load(xg[i] + 128 * h + 32 * q), s);
-            }
-          }
-      }
-      for (int i = 0; i < MR; ++i) {
-        const float dx = xd[i][g];
-        const int16_t* bs = t.x.bsum(t.i0 + i) + 16 * g;
-        for (int j = 0; j < NR; ++j) {
-          const float s = dw[j] * dx;
-          acc[i][j] = V::fmadd(iacc[i][j], s, acc[i][j]);
-          int imin = 0;
-          if constexpr (T == wtype::Q6_K) {
-            for (int k = 0; k < 16; ++k) imin += sc[j][k] * bs[k];
-            off[i][j] = std::fma(float(32 * imin), s, off[i][j]);  // quants are stored + 32
-          } else {
-            for (int k = 0; k < 8; ++k) imin += mn[j][k] * (bs[2 * k] + bs[2 * k + 1]);
-            off[i][j] = std::fma(float(imin), dmw[j] * dx, off[i][j]);
-          }
-        }
+    }
+    const typename V::floats dw = V::half8_at(blk, T == wtype::Q6_K ? 208 : 0);
+    for (int i = 0; i < MR; ++i) {
+      const float dx = t.x.d(t.i0 + i)[g];
+      typename V::ints I = V::reduce8(part[i]);
+      if constexpr (T == wtype::Q4_0) I = V::iadd(I, V::ibcast(-8 * t.x.sum(t.i0 + i)[g]));
+      const typename V::floats s = group_scale<V, T>(dw, dx);
+      acc[i] = V::fmadd(I, s, acc[i]);
+      if constexpr (is_k<T>) {
+        const int16_t* bs = t.x.bsum(t.i0 + i, g);
+        alignas(32) int32_t o[8];
+        for (int j = 0; j < 8; ++j)
+          o[j] = T == wtype::Q6_K ? 32 * V::dot16_i8_i16(reinterpret_cast<const int8_t*>(blk[j] + 192), bs)
+                                  : V::dot8_u8_i16(mn[j], bs + 16);
+        const typename V::floats ts = T == wtype::Q6_K ? s : V::fmul_b(V::half8_at(blk, 2), dx);
+        off[i] = V::fmadd(V::iload(o), ts, off[i]);
       }
     }
   }
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < t.nr; ++j) {
-      // Explicit about fusing: left to the compiler, r * scale + bias is fused only where the target has FMA.
-      const float r = V::hsum(acc[i][j]) - off[i][j], b = t.bias ? t.bias[j] : 0.0f;
-      if constexpr (T == wtype::I8) t.y[i * t.y_stride + j] = std::fma(r, t.wscale[j], b);
-      else t.y[i * t.y_stride + j] = r + b;
+  for (int i = 0; i < MR; ++i) store_row<V, T>(t, i, acc[i], off[i]);
+}
+
+// ---- prefill: a tile of 8 W rows packed once, then reused for every x row of the panel -------------------------
+
+// Packed bytes per group: _0 types: 8 vectors (lane r = 4 weights of row r) + 8 f16 scales padded to 32 bytes;
+// k-quants: 8 x 8 vectors + per sub-block scales (16 x 8 int32) + mins (8 x 8 int32) + d, dmin (8 f16 each).
+template <wtype T>
+inline constexpr int64_t packed_group_bytes = is_k<T> ? 64 * 32 + 16 * 32 + 8 * 32 + 32 : 8 * 32 + 32;
+
+// Packs W rows t.w .. (8, the last repeated past t.nr) into `out` (packed_group_bytes<T> per group). Weight
+// integers are stored as V's broadcast dots take them: unsigned (Q4_0 nibbles, k-quant quants, and Q8_0/I8 + 128
+// when V::q8_bias is 128) or signed (Q8_0/I8 when it is 0); the integer sums are corrected exactly afterwards.
+template <class V, wtype T>
+void pack_tile(const tile& t, int64_t ng, uint8_t* out) {
+  constexpr int64_t gb = group_bytes<T>;
+  const uint8_t* w[8];
+  for (int j = 0; j < 8; ++j) w[j] = t.w + std::min(j, t.nr - 1) * t.w_stride;
+  for (int64_t g = 0; g < ng; ++g, out += packed_group_bytes<T>) {
+    group_head<T> hd[8];
+    for (int j = 0; j < 8; ++j) hd[j].read(w[j] + g * gb);
+    constexpr int nv = is_k<T> ? 8 : 1;
+    for (int v = 0; v < nv; ++v) {
+      typename V::ints rows[8];
+      for (int j = 0; j < 8; ++j) {
+        typename V::bytes b = weight_vector<V, T>(w[j] + g * gb, v);
+        if constexpr ((T == wtype::Q8_0 || T == wtype::I8) && V::q8_bias == 128) b = V::flip_sign(b);
+        rows[j] = V::as_ints(b);
+      }
+      V::transpose8(rows);  // rows[k] lane r = bytes 4k .. 4k+3 of row r
+      for (int k = 0; k < 8; ++k) V::istore(reinterpret_cast<int32_t*>(out + (8 * v + k) * 32), rows[k]);
     }
+    uint16_t* tail = reinterpret_cast<uint16_t*>(out + nv * 8 * 32 + (is_k<T> ? 24 * 32 : 0));
+    if constexpr (is_k<T>) {
+      int32_t* sc = reinterpret_cast<int32_t*>(out + 64 * 32);  // [16][8]: scale of 16-element half h, row r
+      int32_t* mn = sc + 16 * 8;                                 // [8][8]
+      for (int h = 0; h < 16; ++h)
+        for (int j = 0; j < 8; ++j)
+          sc[8 * h + j] = T == wtype::Q6_K ? int(int8_t(hd[j].sc[h])) : int(hd[j].sc[h / 2]);
+      for (int s = 0; s < 8; ++s)
+        for (int j = 0; j < 8; ++j) mn[8 * s + j] = T == wtype::Q6_K ? 0 : int(hd[j].mn[s]);
+      for (int j = 0; j < 8; ++j) tail[8 + j] = hd[j].dmin;
+    }
+    for (int j = 0; j < 8; ++j) tail[j] = hd[j].d;
+  }
 }
 
-template <class V, wtype T, int NR>
-void fill_row(isa_table& tab) {
-  tab.mk[size_t(T)][0] = &microkernel<V, T, 1, NR>;
-  tab.mk[size_t(T)][1] = &microkernel<V, T, 2, NR>;
-  tab.mk[size_t(T)][2] = &microkernel<V, T, 3, NR>;
-  tab.mk[size_t(T)][3] = &microkernel<V, T, 4, NR>;
+// MR x rows against groups [g0, g1) of a packed tile. The accumulators of groups before g0 come from `state` (16
+// floats per x row: acc lanes, then off lanes); after the last group they go to y, else back to `state`. Running
+// a tile in blocks of groups keeps its packed bytes in L1 across the rows of the panel; the chains are the same.
+template <class V, wtype T, int MR>
+void packed_kernel(const tile& t, const uint8_t* packed, int64_t g0, int64_t g1, float* state) {
+  typename V::floats acc[MR], off[MR];
+  for (int i = 0; i < MR; ++i) {
+    acc[i] = g0 ? V::fload(state + 16 * i) : V::fzero();
+    off[i] = g0 ? V::fload(state + 16 * i + 8) : V::fzero();
+  }
+  const int64_t ng = t.x.n_groups;
+  const int8_t* xq[MR];
+  for (int i = 0; i < MR; ++i) xq[i] = t.x.qs(t.i0 + i);
+  packed += g0 * packed_group_bytes<T>;
+  for (int64_t g = g0; g < g1; ++g, packed += packed_group_bytes<T>) {
+    constexpr int nv = is_k<T> ? 8 : 1;
+    const uint16_t* tail = reinterpret_cast<const uint16_t*>(packed + nv * 8 * 32 + (is_k<T> ? 24 * 32 : 0));
+    const typename V::floats dw = V::half8(tail);
+    // Two partial sums per x row (even and odd 4-byte groups): twice the independent dot-product chains, so the
+    // products' latency does not limit their throughput. Integer sums: the split changes nothing.
+    typename V::ints I[MR], J[MR];
+    for (int i = 0; i < MR; ++i) I[i] = J[i] = V::izero();
+    if constexpr (!is_k<T>) {
+      for (int k = 0; k < 8; k += 2) {
+        const typename V::bytes p0 = V::load(packed + 32 * k), p1 = V::load(packed + 32 * k + 32);
+        for (int i = 0; i < MR; ++i) {
+          const int8_t* x4 = xq[i] + 32 * g + 4 * k;
+          if constexpr (T == wtype::Q4_0 || V::q8_bias == 128) {
+            I[i] = V::dotb_u(I[i], p0, x4);
+            J[i] = V::dotb_u(J[i], p1, x4 + 4);
+          } else {
+            I[i] = V::dotb_s(I[i], p0, x4);
+            J[i] = V::dotb_s(J[i], p1, x4 + 4);
+          }
+        }
+      }
+      for (int i = 0; i < MR; ++i) I[i] = V::iadd(I[i], J[i]);
+    } else {
+      // Runs of elements sharing one integer scale per row: Q6_K 16 (4 vectors of 4-byte groups), else 32 (8).
+      const int32_t* sc = reinterpret_cast<const int32_t*>(packed + 64 * 32);
+      constexpr int n_runs = T == wtype::Q6_K ? 16 : 8, per_run = 64 / n_runs;  // of the 64 4-byte groups
+      for (int h = 0; h < n_runs; ++h) {
+        typename V::ints D[MR], E[MR];
+        for (int i = 0; i < MR; ++i) D[i] = E[i] = V::izero();
+        for (int k = 0; k < per_run; k += 2) {
+          const int e = h * per_run + k;  // 4-byte group of the super-block: vector e / 8, group e % 8
+          const typename V::bytes p0 = V::load(packed + e * 32), p1 = V::load(packed + e * 32 + 32);
+          for (int i = 0; i < MR; ++i) {
+            D[i] = V::dotb_u(D[i], p0, xq[i] + 256 * g + 4 * e);
+            E[i] = V::dotb_u(E[i], p1, xq[i] + 256 * g + 4 * e + 4);
+          }
+        }
+        const typename V::ints s = V::iload(sc + 8 * (T == wtype::Q6_K ? h : 2 * h));
+        for (int i = 0; i < MR; ++i) I[i] = V::iadd(I[i], V::imul(V::iadd(D[i], E[i]), s));
+      }
+    }
+    for (int i = 0; i < MR; ++i) {
+      const float dx = t.x.d(t.i0 + i)[g];
+      if constexpr (T == wtype::Q4_0) I[i] = V::iadd(I[i], V::ibcast(-8 * t.x.sum(t.i0 + i)[g]));
+      if constexpr ((T == wtype::Q8_0 || T == wtype::I8) && V::q8_bias == 128)
+        I[i] = V::iadd(I[i], V::ibcast(-128 * t.x.sum(t.i0 + i)[g]));
+      const typename V::floats s = group_scale<V, T>(dw, dx);
+      acc[i] = V::fmadd(I[i], s, acc[i]);
+      if constexpr (is_k<T>) {
+        const int16_t* bs = t.x.bsum(t.i0 + i, g);
+        const int32_t* sc = reinterpret_cast<const int32_t*>(packed + 64 * 32);
+        typename V::ints O = V::izero();
+        if constexpr (T == wtype::Q6_K) {
+          for (int h = 0; h < 16; ++h) O = V::iadd(O, V::imul(V::iload(sc + 8 * h), V::ibcast(32 * bs[h])));
+        } else {
+          const int32_t* mn = sc + 16 * 8;
+          for (int s8 = 0; s8 < 8; ++s8) O = V::iadd(O, V::imul(V::iload(mn + 8 * s8), V::ibcast(bs[16 + s8])));
+        }
+        const typename V::floats ts = T == wtype::Q6_K ? s : V::fmul_b(V::half8(tail + 8), dx);
+        off[i] = V::fmadd(O, ts, off[i]);
+      }
+    }
+  }
+  for (int i = 0; i < MR; ++i) {
+    if (g1 == ng) {
+      store_row<V, T>(t, i, acc[i], off[i]);
+    } else {
+      V::fstore(state + 16 * i, acc[i]);
+      V::fstore(state + 16 * i + 8, off[i]);
+    }
+  }
 }
 
-// The table of one ISA: every weight type x MR = 1..4 at NR W rows per tile.
-template <class V, int NR>
+// ---- activations ------------------------------------------------------------------------------------------
+
+// One row of x to its quantized form (the rule in quant_linear.h; xq_view in quant_gemm.h for the layout): per
+// group, amax and the two scales in scalar float, then 32 values at a time multiplied, clamped to +-127 and
+// rounded half to even (V's conversion), and their sums per 16. The same integers on every ISA.
+template <class V>
+void quantize_row(const float* x, int64_t k, int64_t ge, uint8_t* out) {
+  const int64_t ng = k / ge;
+  int8_t* qs = reinterpret_cast<int8_t*>(out);
+  float* d = reinterpret_cast<float*>(out + k);
+  int32_t* sum = reinterpret_cast<int32_t*>(d + ng);
+  int16_t* bsum = reinterpret_cast<int16_t*>(d + ng);
+  for (int64_t g = 0; g < ng; ++g) {
+    const float* xg = x + g * ge;
+    typename V::floats m = V::fzero();
+    for (int64_t e = 0; e < ge; e += 8) m = V::fmaxabs(m, V::fload(xg + e));
+    const float amax = V::fhmax(m);
+    d[g] = amax / 127.0f;
+    const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+    int16_t* bs = bsum + 24 * g;
+    int total = 0;
+    for (int64_t v = 0; v < ge / 32; ++v) {
+      const typename V::bytes q = V::quant32(xg + 32 * v, id);
+      V::store(qs + g * ge + 32 * v, q);
+      int lo, hi;
+      V::sums16(q, lo, hi);
+      total += lo + hi;
+      if (ge == 256) {
+        bs[2 * v] = int16_t(lo);
+        bs[2 * v + 1] = int16_t(hi);
+        bs[16 + v] = int16_t(lo + hi);
+      }
+    }
+    if (ge == 32) sum[g] = total;
+  }
+}
+
+// ---- tables ------------------------------------------------------------------------------------------------
+
+template <class V, wtype T, int MR>
+void packed_entry(const tile& t, const uint8_t* packed, int64_t g0, int64_t g1, float* state) {
+  packed_kernel<V, T, MR>(t, packed, g0, g1, state);
+}
+
+template <class V, wtype T>
+void pack_entry(const tile& t, int64_t ng, uint8_t* out) {
+  pack_tile<V, T>(t, ng, out);
+}
+
+template <class V, wtype T, int... MRs>
+void fill_packed(isa_table& tab, std::integer_sequence<int, MRs...>) {
+  ((tab.pk[size_t(T)][MRs] = &packed_entry<V, T, MRs + 1>), ...);
+}
+
+template <class V, wtype T>
+void fill_type(isa_table& tab) {
+  tab.dk[size_t(T)][0] = &decode_kernel<V, T, 1>;
+  tab.dk[size_t(T)][1] = &decode_kernel<V, T, 2>;
+  tab.dk[size_t(T)][2] = &decode_kernel<V, T, 3>;
+  tab.pack[size_t(T)] = &pack_entry<V, T>;
+  tab.packed_bytes[size_t(T)] = packed_group_bytes<T>;
+  fill_packed<V, T>(tab, std::make_integer_sequence<int, k_max_mr>{});
+}
+
+// The table of one ISA: every weight type, decode for 1 .. 3 rows and the packed kernel for 1 .. k_max_mr.
+template <class V>
 isa_table make_table(const char* name, int prefill_mr) {
-  isa_table tab{name, NR, prefill_mr, {}};
-  fill_row<V, wtype::I8, NR>(tab);
-  fill_row<V, wtype::Q8_0, NR>(tab);
-  fill_row<V, wtype::Q4_0, NR>(tab);
-  fill_row<V, wtype::Q4_K, NR>(tab);
-  fill_row<V, wtype::Q5_K, NR>(tab);
-  fill_row<V, wtype::Q6_K, NR>(tab);
+  isa_table tab{};
+  tab.name = name;
+  tab.prefill_mr = prefill_mr;
+  tab.quantize = &quantize_row<V>;
+  fill_type<V, wtype::I8>(tab);
+  fill_type<V, wtype::Q8_0>(tab);
+  fill_type<V, wtype::Q4_0>(tab);
+  fill_type<V, wtype::Q4_K>(tab);
+  fill_type<V, wtype::Q5_K>(tab);
+  fill_type<V, wtype::Q6_K>(tab);
   return tab;
 }
 
