@@ -77,6 +77,36 @@ test('run --tokens greedy reproduces the transformers continuation', () => {
   assert.equal(r.out.replace(/\n$/, ''), det.out.replace(/\n$/, ''));
 });
 
+test('run --kv-type: every KV element type generates; a bad one is named', () => {
+  const c = cases.cases.find((x) => x.name === 'chat');
+  for (const t of ['f32', 'f16', 'bf16', 'q8_0']) {
+    const r = cli(['run', '-m', MODEL, '--tokens', c.tokens.join(','), '--temp', '0', '-n', '4', '--kv-type', t, '--stats']);
+    assert.equal(r.code, 0, `${t}: ${r.err}`);
+    assert.match(r.err, /4 generated|finish=stop/, t);
+  }
+  const bad = cli(['run', '-m', MODEL, '--tokens', '1,2', '--kv-type', 'q4']);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.err, /--kv-type must be f32, f16, bf16 or q8_0, got 'q4'/);
+});
+
+test('logits --dump-dir writes the named intermediates of the forward (and of the vision tower)', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'autoglm-dump-'));
+  try {
+    const cfg = JSON.parse(readFileSync(path.join(MODEL, 'config.json'), 'utf8'));
+    const img = path.join(REF, cases.cases.find((x) => x.images).images[0]);
+    const r = cli(['logits', '-m', MODEL, '--tokens', `1,2,${cfg.image_token_id},3`, '--image', img, '--dump-dir', dir]);
+    assert.equal(r.code, 0, r.err);
+    const n = JSON.parse(r.out).n_positions;
+    const index = JSON.parse(readFileSync(path.join(dir, 'index.json'), 'utf8'));
+    const byName = Object.fromEntries(index.map((e) => [e.name, e]));
+    assert.deepEqual([byName['hidden.0'].rows, byName['hidden.0'].cols], [n, cfg.text_config.hidden_size]);
+    assert.ok(byName.merger, 'the vision tower dumped its output');
+    for (const e of index) assert.equal(readFileSync(path.join(dir, `${e.name}.f32`)).length, e.rows * e.cols * 4, e.name);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('run with -p, --system and --image streams an answer; the demo model is announced', () => {
   const img = path.join(REF, cases.cases.find((x) => x.images).images[0]);
   const r = cli(['run', '-p', 'What is on the screen?', '--system', 'You are a phone agent.', '--image', img,
