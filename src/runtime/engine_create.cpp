@@ -1,6 +1,5 @@
-// runtime/engine_create.cpp: engine::create, the one place that loads a tokenizer and a model from a directory.
-// Kept apart from the engine loop so the runtime's own tests (a small model written in the test) do not link
-// the model families and the tokenizer.
+// runtime/engine_create.cpp: engine::create, the one place that loads a model and a tokenizer from a directory
+// (tests that bring a model of their own call make_engine instead).
 #include <filesystem>
 
 #include "core/error.h"
