@@ -4,7 +4,7 @@ BUILD_DIR := build/$(PRESET)
 JOBS ?= $(shell nproc)
 AUTOGLM := $(BUILD_DIR)/tools/autoglm
 
-.PHONY: all setup configure build test test-unit test-npm serve run clean asan fuzz
+.PHONY: all setup configure build test test-unit test-npm serve run clean asan fuzz arm
 
 all: build
 
@@ -34,6 +34,12 @@ asan:
 FUZZ_SECONDS ?= 60
 fuzz: setup
 	bash tests/fuzz/run_fuzz.sh --seconds $(FUZZ_SECONDS) $(if $(FUZZ_RUNS),--runs $(FUZZ_RUNS)) $(FUZZ_TARGETS)
+
+# The aarch64 step of `make test` alone: cross-build (preset arm, build/arm) and run the kernel harness, core/ops
+# and the tiny-model parity test under qemu (tests/arm/run_arm_tests.sh; AUTOGLM_ARM_BASELINE=0 skips the
+# Cortex-A53 pass).
+arm: setup
+	bash tests/arm/run_arm_tests.sh
 
 clean:
 	rm -rf build

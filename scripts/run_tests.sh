@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: the C++ unit/parity tests through ctest, then the npm-driven tests (real clients and
-# reference implementations) under node's test runner, then a short run of the fuzz targets (tests/fuzz).
+# reference implementations) under node's test runner, then a short run of the fuzz targets (tests/fuzz), then
+# the aarch64 cross build under qemu (tests/arm).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${1:-build/release}
@@ -19,4 +20,8 @@ fi
 # Fuzz targets (clang build in build/fuzz): every committed crash input, then a few seconds of each target
 # from its seed corpus. Skips with a message when clang/libFuzzer is missing.
 bash tests/fuzz/run_fuzz.sh --check || status=1
+
+# aarch64: cross-built kernel harness, core/ops and tiny-model parity tests under qemu-aarch64 (-cpu max, then the
+# kernel tests as an ARMv8.0 Cortex-A53). Skips with a message when the cross compiler or qemu is missing.
+bash tests/arm/run_arm_tests.sh || status=1
 exit $status

@@ -15,6 +15,12 @@ DEB_PACKAGES=(
 # nodejs build that bundles npm, which conflicts with Debian's npm package): install only what is missing.
 command -v node >/dev/null 2>&1 || DEB_PACKAGES+=(nodejs)
 command -v npm >/dev/null 2>&1 || DEB_PACKAGES+=(npm)
+# The aarch64 step of the tests (tests/arm): Debian's cross compiler, qemu user mode, and (multiarch) the arm64
+# builds of the libraries its targets link; nlohmann-json, CLI11 and Boost are header-only and shared with the host.
+DEB_PACKAGES+=(g++-aarch64-linux-gnu qemu-user-static)
+for p in libgtest-dev libgmock-dev libspdlog-dev libpng-dev libjpeg62-turbo-dev libwebp-dev libpcre2-dev zlib1g-dev; do
+  DEB_PACKAGES+=("$p:arm64")
+done
 
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
@@ -25,6 +31,9 @@ if ((${#missing[@]})); then
   SUDO=""
   [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   export DEBIAN_FRONTEND=noninteractive
+  if printf '%s\n' "${missing[@]}" | grep -q ':arm64$' && ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    $SUDO dpkg --add-architecture arm64
+  fi
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 else

@@ -32,7 +32,7 @@ void use_common(const common_params& p, size_t body_bytes) {
   FUZZ_CHECK(p.n >= 1, "n=" + std::to_string(p.n));
   FUZZ_CHECK(!p.max_tokens || *p.max_tokens >= 1);
   FUZZ_CHECK(p.top_logprobs >= -1 && p.top_logprobs <= 20);
-  generation_defaults defaults;
+  autoglm::generation_defaults defaults;
   const int32_t max_model_len = 4096;
   const int32_t n_prompt = int32_t(body_bytes % 5000);  // sometimes past the context: that must be a 400
   try {

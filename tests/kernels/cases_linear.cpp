@@ -1,7 +1,8 @@
 // tests/kernels/cases_linear.cpp: LINEAR for F32/F16/BF16 weights: decode (1-2 rows) and prefill shapes, sizes
-// that are not multiples of the 4-row W tile, the 3-row x tile or the 8-lane vectors, more rows than one x
-// panel, x and y as views with a row stride, with and without bias; --perf adds the 9B model's decode and
-// prefill shapes.
+// that are not multiples of any register tile (3/4 x rows, 4/12 W rows), of the 8-lane vectors or of the GEMM's
+// blocks (k under 8, k over several KC-blocks, m over several row blocks up to 1024, n over several output
+// blocks), x and y as views with a row stride (y a column range of a wider buffer, like q inside qkv), with and
+// without bias; --perf adds the 9B model's decode and prefill shapes and the vision tower's.
 #include <cmath>
 
 #include "harness.h"
@@ -60,10 +61,20 @@ void add_linear_cases(std::vector<test_case>& out) {
       {1, 300, 1024, false, 0, 0, false}, {64, 67, 96, true, 16, 3, false}, {4, 5, 8, false, 1, 1, false},
       // More rows than one x panel holds at this k (panels of 24-42 rows for 1-2 MiB of L2): several passes.
       {100, 37, 8192, true, 5, 0, false},
+      // GEMM edges: k < 8 (tails only), one row past a 4-row tile, several row blocks (MC <= 256) with a short
+      // last one, k over 2-3 KC-blocks with a tail, 1024 rows, n past 4 output blocks of 48 with a partial panel.
+      {3, 11, 5, true, 2, 4, false},      {5, 25, 17, false, 0, 9, false},   {257, 50, 100, true, 0, 7, false},
+      {9, 30, 5607, true, 2, 3, false},   {1024, 20, 24, false, 1, 1, false}, {6, 205, 40, true, 0, 0, false},
+      {131, 61, 263, false, 4, 0, false},
       // The 9B model's decode (memory-bound: weights streamed once) and a prefill chunk (compute-bound).
       {1, 4096, 4096, false, 0, 0, true}, {1, 13696, 4096, false, 0, 0, true}, {128, 4096, 4096, false, 0, 0, true},
       // The vision tower's qkv projection over one 32x32-patch image.
       {1024, 4608, 1536, true, 0, 0, true},
+      // Prefill of 512 tokens through the 9B attention and fused MLP shapes; the vision tower over a 1080x2400
+      // screenshot (~13k patches): qkv, MLP up/gate (a 96-row chunk, as the encoder runs it), MLP down. (The
+      // portable backend takes minutes on the large ones: --backend cpu.)
+      {512, 4096, 4096, false, 0, 0, true}, {512, 27392, 4096, false, 0, 0, true},
+      {13000, 4608, 1536, true, 0, 0, true}, {96, 4096, 1536, false, 0, 0, true}, {13000, 1536, 4096, false, 0, 0, true},
   };
   for (dtype t : {dtype::F32, dtype::F16, dtype::BF16})
     for (const linear_shape& s : shapes) out.push_back(linear_case(t, s));

@@ -8,7 +8,8 @@
 //
 // Options: --threads N (default: all cores), --filter TEXT (substring of "op dtype case"), --backend NAME, --all,
 // --check (compare each case with its reference once before timing), --min-time SECONDS (per case, default 0.3),
-// --no-pool (skip the thread-pool table).
+// --no-pool (skip the thread-pool table), --quant-isa NAME (portable, avx2, avx512-vnni, neon-dotprod: the path of the
+// quantized LINEAR kernels; their GFLOP/s are int8 operations, shown against the int8 dot-product peak).
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -23,6 +24,8 @@
 #include "core/thread_pool.h"
 #include "harness.h"
 #include "kernels/cpu/ceilings.h"
+#include "kernels/cpu/quant_ceiling.h"
+#include "kernels/cpu/quant_linear.h"
 
 namespace autoglm::harness {
 
@@ -36,7 +39,7 @@ double seconds_since(clock_type::time_point t0) {
 
 struct options {
   int threads = 0;
-  std::string filter, backend;
+  std::string filter, backend, quant_isa;
   bool all = false, check = false, pool = true;
   double min_time = 0.3;
 };
@@ -52,6 +55,7 @@ options parse(int argc, char** argv) {
     else if (a == "--all") o.all = true;
     else if (a == "--check") o.check = true;
     else if (a == "--no-pool") o.pool = false;
+    else if (a == "--quant-isa") o.quant_isa = next();
     else if (a == "--min-time") o.min_time = std::atof(next().c_str());
   }
   if (o.threads <= 0) o.threads = int(std::max(1u, std::thread::hardware_concurrency()));
@@ -133,6 +137,21 @@ int run_perf(int argc, char** argv) {
   std::printf("  read bandwidth : %8.1f GB/s (1 thread %.1f), 256-bit loads, 1-8 streams per thread, 1 GiB\n", bw, bw1);
   std::printf("  fp32 FMA peak  : %8.1f GFLOP/s (1 thread %.1f), 12 independent 8-lane FMA chains per thread\n", fma,
               fma1);
+  if (!o.quant_isa.empty()) {
+    bool found = false;
+    for (int i = 0; i < int(cpu::quant_isa::COUNT); ++i)
+      if (o.quant_isa == cpu::quant_isa_name(cpu::quant_isa(i)) && cpu::quant_isa_available(cpu::quant_isa(i))) {
+        cpu::force_quant_isa(cpu::quant_isa(i));
+        found = true;
+      }
+    if (!found) {
+      std::fprintf(stderr, "--quant-isa %s: not a path this build and CPU offer\n", o.quant_isa.c_str());
+      return 2;
+    }
+  }
+  const double i8_1 = cpu::measure_int8_peak(1), i8 = cpu::measure_int8_peak(o.threads);
+  std::printf("  int8 dot peak  : %8.1f Gop/s (1 thread %.1f), %s, 12 independent chains per thread (quantized linear's "
+              "%%peak)\n", i8, i8_1, cpu::quant_isa_name(cpu::quant_isa_selected()));
   if (o.pool) report_pool(o.threads);
 
   std::printf("\n%-16s %-5s %-13s %-62s %10s %16s %18s %s\n", "op", "dtype", "backend", "case", "ms/run",
@@ -172,8 +191,9 @@ int run_perf(int argc, char** argv) {
       const double s = times[times.size() / 2];
       char gbs[32] = "", gfl[32] = "";
       if (inst.bytes > 0) std::snprintf(gbs, sizeof gbs, "%7.1f (%3.0f%%)", inst.bytes / s / 1e9, 100 * inst.bytes / s / 1e9 / bw);
+      const double peak = c.op == op_id::LINEAR && cpu::quant_linear_supports(c.key) ? i8 : fma;
       if (inst.flops > 0)
-        std::snprintf(gfl, sizeof gfl, "%7.1f (%3.0f%%)", inst.flops / s / 1e9, 100 * inst.flops / s / 1e9 / fma);
+        std::snprintf(gfl, sizeof gfl, "%7.1f (%3.0f%%)", inst.flops / s / 1e9, 100 * inst.flops / s / 1e9 / peak);
       std::printf("%-16s %-5s %-13s %-62s %10.3f %16s %18s %s\n", op_name(c.op), dtype_name(c.key), be.name.c_str(),
                   c.name.c_str(), s * 1e3, gbs, gfl, err.c_str());
       std::fflush(stdout);
@@ -181,6 +201,7 @@ int run_perf(int argc, char** argv) {
     }
   }
   select({});
+  cpu::force_quant_isa(cpu::quant_isa::COUNT);
   return 0;
 }
 

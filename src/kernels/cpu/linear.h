@@ -1,8 +1,8 @@
 // kernels/cpu/linear.h: y = x · Wᵀ + b with W kept in its storage dtype (F32/F16/BF16), fp32 accumulation.
-// Decode (few rows) streams W once, converting in registers: a memory-bandwidth kernel. Prefill converts a
-// 4-row tile of W to fp32 once and reuses it for every row of x (3 rows of x per register tile). Every output
-// is summed in the same order whichever path runs (8 lanes over k rounded down to 8, lane sum, tail, bias), so
-// results do not depend on the number of rows or threads.
+// Decode (1-2 rows) streams W once, converting in registers: a memory-bandwidth kernel. Prefill runs the packed,
+// cache-blocked GEMM of gemm.h (W converted to fp32 once per panel, register tiles): a compute-bound kernel.
+// Every output is summed in the same order whichever path runs (8 lanes over k rounded down to 8, lane sum,
+// tail, bias; gemm.h), so results do not depend on the number of rows, the ISA or the threads.
 #pragma once
 
 #include <cstdint>
