@@ -145,13 +145,21 @@ void thread_pool::run(int64_t n, int64_t grain, void* fn, range_fn call) {
   // Close, wait for stragglers of the previous job to leave, rewrite the fields, open.
   const uint64_t gen = gen_.load(std::memory_order_relaxed) + 2;  // only the caller changes gen_
   gen_.store(gen - 1);
-  while (active_.load() != 0) cpu_relax();
+  for (int i = 1; active_.load() != 0; ++i) {
+    cpu_relax();
+    if ((i & 1023) == 0) std::this_thread::yield();  // a descheduled straggler needs a core to leave
+  }
   call_.store(guarded_call, std::memory_order_relaxed);
   fn_.store(&g, std::memory_order_relaxed);
   n_.store(n, std::memory_order_relaxed);
   count_.store(count, std::memory_order_relaxed);
   next_.store(0, std::memory_order_relaxed);
-  gen_.store(gen);  // seq_cst: publishes the fields, and is ordered before the sleepers_ load below
+  // Publishes the fields, and must be ordered before the sleepers_ load below (the worker's side is its
+  // sleepers_ RMW before its gen_ load). An RMW rather than a seq_cst store: the two are equivalent on hardware,
+  // but emulators that map aarch64 STLR/LDAR onto x86 plain stores and loads let a later load pass the store
+  // (qemu user mode: a lost wake-up that hung the kernel tests under -cpu cortex-a53); an RMW is a full fence
+  // everywhere.
+  gen_.exchange(gen);
   if (sleepers_.load() > 0) {
     { std::lock_guard<std::mutex> lock(mutex_); }  // a worker between its check and its wait holds the mutex
     wake_.notify_all();
@@ -161,7 +169,7 @@ void thread_pool::run(int64_t n, int64_t grain, void* fn, range_fn call) {
   for (int i = 0; i < k_wait_spins && active_.load(std::memory_order_acquire) != 0; ++i) cpu_relax();
   if (active_.load() != 0) {
     std::unique_lock<std::mutex> lock(mutex_);
-    caller_waiting_.store(true);
+    caller_waiting_.exchange(true);  // ordered before the predicate's active_ load (an RMW: see gen_ above)
     done_cv_.wait(lock, [&] { return active_.load() == 0; });
     caller_waiting_.store(false);
   }
