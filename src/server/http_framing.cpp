@@ -100,6 +100,7 @@ void request_reader::start() {
   parser_.emplace();
   configure_request_parser(*parser_, limits_);
   header_checked_ = false;
+  header_bytes_ = 0;
   done_ = false;
   rejected_ = false;
   error_ = {};
@@ -111,6 +112,10 @@ request_reader::status request_reader::reject(int status, std::string message) {
   return status::REJECTED;
 }
 
+request_reader::status request_reader::reject_header_limit() {
+  return reject(431, "the request line and headers exceed " + std::to_string(limits_.max_header_bytes) + " bytes");
+}
+
 request_reader::status request_reader::feed(std::string_view bytes, size_t& consumed) {
   consumed = 0;
   if (!parser_) start();
@@ -118,24 +123,37 @@ request_reader::status request_reader::feed(std::string_view bytes, size_t& cons
   if (rejected_) return status::REJECTED;
   try {
     while (consumed < bytes.size()) {
-      // Past the header the parser holds bytes back only while it waits for the end of a chunk-size line or of
-      // the trailer section, which Beast's header limit does not cover (a trailer field of 64 KiB made it
-      // throw). It is never shown more than max_trailer_bytes at once, so no such element can outgrow that.
-      size_t avail = bytes.size() - consumed;
-      size_t window = header_checked_ ? std::min(avail, limits_.max_trailer_bytes) : avail;
+      // Every limit counts bytes of the element, never what happens to be buffered, so that the answer depends
+      // on the bytes alone and not on how TCP split them. The parser is never shown more than the element may
+      // still grow by:
+      //  - the header: Beast consumes the request line and each complete field as it goes and checks its own
+      //    header limit only against what one put() call sees, from where that call starts. Read whole, the
+      //    request line was not counted; trickled in, fields consumed by earlier reads were not (a header up to
+      //    twice the limit passed); a request line cut by the first read counted the whole header. So the
+      //    reader counts what the parser consumed of this header and shows it only the rest of the allowance.
+      //  - past the header the parser holds bytes back only while it waits for the end of a chunk-size line or
+      //    of the last chunk with its trailer section (each consumed whole, from a fixed start), which Beast's
+      //    header limit does not cover (a trailer field of 64 KiB made it throw).
+      const size_t avail = bytes.size() - consumed;
+      const size_t cap = header_checked_ ? limits_.max_trailer_bytes : limits_.max_header_bytes - header_bytes_;
+      const size_t window = std::min(avail, cap);
       beast::error_code ec;
-      size_t n = parser_->put(boost::asio::buffer(bytes.data() + consumed, window), ec);
+      size_t n = 0;
+      if (window > 0) n = parser_->put(boost::asio::buffer(bytes.data() + consumed, window), ec);
+      else ec = http::error::need_more;  // the header has used its whole allowance and is not done
       consumed += n;
+      if (!header_checked_) header_bytes_ += n;
       if (ec == http::error::need_more) {
         if (n > 0) continue;
-        if (header_checked_ && window == limits_.max_trailer_bytes)
+        // The parser needs a byte past the allowance: the element is over its limit, whatever comes next.
+        if (window == cap) {
+          if (!header_checked_) return reject_header_limit();
           return reject(431, "a chunk-size line or the trailer fields exceed " +
                                  std::to_string(limits_.max_trailer_bytes) + " bytes");
+        }
         break;
       }
-      if (ec == http::error::header_limit)
-        return reject(431,
-                      "the request line and headers exceed " + std::to_string(limits_.max_header_bytes) + " bytes");
+      if (ec == http::error::header_limit) return reject_header_limit();
       if (ec == http::error::body_limit)
         return reject(413, "request body exceeds the server's limit of " + std::to_string(limits_.max_body_bytes) +
                                " bytes (--max-body-bytes)");
@@ -167,6 +185,7 @@ request_reader::status request_reader::feed_eof() {
 http_ns::request<http_ns::string_body> request_reader::release() {
   done_ = false;
   header_checked_ = false;
+  header_bytes_ = 0;
   return parser_->release();
 }
 

@@ -14,6 +14,12 @@
 //        message whose coding the server does not implement (RFC 9110 section 15.6.2).
 //   413  the body exceeds max_body_bytes.
 //   431  the request line and header exceed max_header_bytes, or the trailer section exceeds max_trailer_bytes.
+// Each limit counts the bytes of its element (this request's header; one chunk-size line; the last chunk with its
+// trailer section), never what happens to be buffered: whether a request is read, and how many requests a
+// connection yields, depend on the bytes only, not on how TCP split them (a split-dependent answer is the stuff
+// of request smuggling). Only which of two faults a refusal names may differ with the split (a header both over
+// the limit and malformed early on is a 400 or a 431); 501 is decided on a complete header, which is read only
+// when it fits, so it never trades places with a 431.
 #pragma once
 
 #include <cstddef>
@@ -78,10 +84,12 @@ class request_reader {
 
  private:
   status reject(int status, std::string message);
+  status reject_header_limit();
 
   http_limits limits_;
   std::optional<request_parser> parser_;
   bool header_checked_ = false;
+  size_t header_bytes_ = 0;  // bytes of this request's header the parser has consumed (request line, fields)
   bool done_ = false;
   bool rejected_ = false;
   framing_error error_;
