@@ -21,7 +21,7 @@ namespace {
 dtype parse_type(const std::string& s, const std::string& what) {
   dtype t;
   if (!dtype_from_name(s, t) || t == dtype::I8 || !quant::can_quantize(t))
-    throw error(what + " '" + s + "' is not one of f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k");
+    throw error(what + " '" + s + "' is not one of f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k");
   return t;
 }
 
@@ -34,7 +34,10 @@ int run_quantize(int argc, char** argv) {
   app.add_option("-m,--model", model_dir, "model directory (Hugging Face layout); default: the bundled demo model");
   app.add_option("-o,--out", out, "output GGUF file of the text model")->required();
   app.add_option("--mmproj", mmproj, "also write the vision tower + projector to this GGUF file");
-  app.add_option("--type", type_name, "weight type of the matrices: f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k");
+  app.add_option("--type", type_name,
+                 "weight type of the matrices: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k (rows "
+                 "a k-quant cannot hold fall back as llama.cpp's do: q4_k -> q5_0, q5_k -> q5_1, q6_k -> q8_0, else "
+                 "f16)");
   app.add_option("--keep", keep,
                  "PATTERN=TYPE: tensors whose Hugging Face name matches PATTERN ('*' = any characters) are stored "
                  "as TYPE, e.g. --keep '*embed_tokens*=q8_0' --keep 'lm_head*=f16' (repeatable, first match wins)");

@@ -15,7 +15,8 @@ constexpr dtype_traits k_traits[] = {
     {"I32", 1, 4, false, true, false},   {"I64", 1, 8, false, true, false},  {"U8", 1, 1, false, true, false},
     {"I8", 1, 1, false, true, false},    {"Q8_0", 32, 34, false, false, true}, {"Q4_0", 32, 18, false, false, true},
     {"Q4_K", 256, 144, false, false, true}, {"Q5_K", 256, 176, false, false, true},
-    {"Q6_K", 256, 210, false, false, true},
+    {"Q6_K", 256, 210, false, false, true},  {"Q4_1", 32, 20, false, false, true},
+    {"Q5_0", 32, 22, false, false, true},     {"Q5_1", 32, 24, false, false, true},
 };
 static_assert(sizeof(k_traits) / sizeof(k_traits[0]) == size_t(dtype::COUNT), "one traits row per dtype");
 

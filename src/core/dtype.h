@@ -1,6 +1,7 @@
 // core/dtype.h: element types of weights, activations and caches, and the traits table that makes every one of
 // them addressable: elements per block, bytes per block, bytes per row. Plain types are blocks of one element;
-// the GGUF block types (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K) pack a block of 32 or 256 weights with its scales.
+// the GGUF block types (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K) pack a block of 32 or 256 weights with
+// its scales.
 // No code computes a row offset by hand: it asks dtype_row_bytes (or a tensor's strides, core/tensor.h).
 #pragma once
 
@@ -24,6 +25,11 @@ enum class dtype : uint8_t {
   Q4_K,  // GGUF k-quant: 256 weights, 8 sub-blocks with 6-bit scales/mins (144 bytes)
   Q5_K,  // GGUF k-quant: 256 weights, 5-bit                                (176 bytes)
   Q6_K,  // GGUF k-quant: 256 weights, 6-bit, 16 sub-blocks with int8 scales (210 bytes)
+  // The 32-element types llama.cpp stores rows in when a k-quant cannot hold them (rows not a multiple of 256,
+  // like GLM-4.1V's ffn_down of 13696): Q4_K -> Q5_0, Q5_K -> Q5_1 (formats/quantize.h fallback_type).
+  Q4_1,  // GGUF: 32 weights = f16 scale + f16 min + 16 bytes of 4-bit pairs (20 bytes)
+  Q5_0,  // GGUF: 32 weights = f16 scale + 4 bytes of fifth bits + 16 bytes of nibbles (22 bytes)
+  Q5_1,  // GGUF: 32 weights = f16 scale + f16 min + fifth bits + nibbles   (24 bytes)
   COUNT
 };
 

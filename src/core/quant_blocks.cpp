@@ -31,6 +31,44 @@ void dequantize_q4_0(const block_q4_0* b, float* y, int64_t nb) {
   }
 }
 
+void dequantize_q4_1(const block_q4_1* b, float* y, int64_t nb) {
+  for (int64_t i = 0; i < nb; ++i, y += qk_0) {
+    const float d = f16_to_f32(b[i].d), m = f16_to_f32(b[i].m);
+    for (int e = 0; e < 16; ++e) {
+      y[e] = d * float(b[i].qs[e] & 0x0f) + m;
+      y[e + 16] = d * float(b[i].qs[e] >> 4) + m;
+    }
+  }
+}
+
+// The 5-bit values of a Q5_0 / Q5_1 block (0..31), in element order.
+void q5_values(const uint8_t* qh_bytes, const uint8_t* qs, int* q) {
+  uint32_t qh;
+  std::memcpy(&qh, qh_bytes, 4);
+  for (int e = 0; e < 16; ++e) {
+    q[e] = (qs[e] & 0x0f) | int(((qh >> e) & 1u) << 4);
+    q[e + 16] = (qs[e] >> 4) | int(((qh >> (e + 16)) & 1u) << 4);
+  }
+}
+
+void dequantize_q5_0(const block_q5_0* b, float* y, int64_t nb) {
+  int q[32];
+  for (int64_t i = 0; i < nb; ++i, y += qk_0) {
+    const float d = f16_to_f32(b[i].d);
+    q5_values(b[i].qh, b[i].qs, q);
+    for (int e = 0; e < 32; ++e) y[e] = d * float(q[e] - 16);
+  }
+}
+
+void dequantize_q5_1(const block_q5_1* b, float* y, int64_t nb) {
+  int q[32];
+  for (int64_t i = 0; i < nb; ++i, y += qk_0) {
+    const float d = f16_to_f32(b[i].d), m = f16_to_f32(b[i].m);
+    q5_values(b[i].qh, b[i].qs, q);
+    for (int e = 0; e < 32; ++e) y[e] = d * float(q[e]) + m;
+  }
+}
+
 void dequantize_q4_k(const block_q4_k* b, float* y, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i) {
     const float d = f16_to_f32(b[i].d), dmin = f16_to_f32(b[i].dmin);
@@ -110,8 +148,8 @@ void k_pack_scale_min(uint8_t* s, const uint8_t* sc, const uint8_t* m) {
 
 bool can_dequantize(dtype t) {
   switch (t) {
-    case dtype::F32: case dtype::F16: case dtype::BF16: case dtype::Q8_0: case dtype::Q4_0: case dtype::Q4_K:
-    case dtype::Q5_K: case dtype::Q6_K:
+    case dtype::F32: case dtype::F16: case dtype::BF16: case dtype::Q8_0: case dtype::Q4_0: case dtype::Q4_1:
+    case dtype::Q5_0: case dtype::Q5_1: case dtype::Q4_K: case dtype::Q5_K: case dtype::Q6_K:
       return true;
     default:
       return false;
@@ -132,6 +170,9 @@ void dequantize_row(dtype t, const void* src, float* dst, int64_t n) {
       return;
     case dtype::Q8_0: return dequantize_q8_0(static_cast<const block_q8_0*>(src), dst, nb);
     case dtype::Q4_0: return dequantize_q4_0(static_cast<const block_q4_0*>(src), dst, nb);
+    case dtype::Q4_1: return dequantize_q4_1(static_cast<const block_q4_1*>(src), dst, nb);
+    case dtype::Q5_0: return dequantize_q5_0(static_cast<const block_q5_0*>(src), dst, nb);
+    case dtype::Q5_1: return dequantize_q5_1(static_cast<const block_q5_1*>(src), dst, nb);
     case dtype::Q4_K: return dequantize_q4_k(static_cast<const block_q4_k*>(src), dst, nb);
     case dtype::Q5_K: return dequantize_q5_k(static_cast<const block_q5_k*>(src), dst, nb);
     case dtype::Q6_K: return dequantize_q6_k(static_cast<const block_q6_k*>(src), dst, nb);

@@ -1,10 +1,13 @@
-// core/quant_blocks.h: the byte layouts of the GGUF block types (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K), byte-identical to
-// ggml's, so tensors of llama.cpp's GGUF files are used in place and files we write load there; plus the scalar
-// reference dequantizers every other part (kernels' fallbacks and tests, formats, eval) builds on.
+// core/quant_blocks.h: the byte layouts of the GGUF block types (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K),
+// byte-identical to ggml's, so tensors of llama.cpp's GGUF files are used in place and files we write load there;
+// plus the scalar reference dequantizers every other part (kernels' fallbacks and tests, formats, eval) builds on.
 //
 // What the bytes mean (element e of a block, natural order):
 //  - Q8_0 (32): x[e] = d * qs[e], qs int8.
 //  - Q4_0 (32): x[e] = d * (q[e] - 8), q[e] = low nibble of qs[e] for e < 16, high nibble of qs[e-16] after.
+//  - Q4_1 (32): x[e] = d * q[e] + m, q[e] the nibbles of Q4_0 (unsigned, 0..15).
+//  - Q5_0 (32): x[e] = d * (q[e] - 16), q[e] = the Q4_0 nibble | (bit e of qh, a little-endian 32-bit word) << 4.
+//  - Q5_1 (32): x[e] = d * q[e] + m, q[e] the 5-bit value of Q5_0 (unsigned, 0..31).
 //  - Q4_K (256 = 8 sub-blocks of 32): x[e] = d * sc[j] * q[e] - dmin * m[j], j = e / 32, with 6-bit sc/m packed in
 //    12 bytes (k_scale_min). q: 64 elements per 32 bytes of qs, low nibbles first (sub-block 2c), then high (2c+1).
 //  - Q5_K (256): as Q4_K with a fifth bit: bit (2c) of qh[l] for element 64c + l, bit (2c+1) for 64c + 32 + l.
@@ -23,7 +26,7 @@ namespace autoglm::quant {
 
 static_assert(std::endian::native == std::endian::little, "GGUF blocks are little-endian, as every target here");
 
-constexpr int64_t qk_0 = 32;   // elements of a Q8_0 / Q4_0 block
+constexpr int64_t qk_0 = 32;   // elements of a Q8_0 / Q4_0 / Q4_1 / Q5_0 / Q5_1 block
 constexpr int64_t qk_k = 256;  // elements of a k-quant super-block
 constexpr int k_scale_bytes = 12;
 
@@ -34,6 +37,22 @@ struct block_q8_0 {
 struct block_q4_0 {
   uint16_t d;      // f16 scale
   uint8_t qs[16];  // nibbles: element j low, element j + 16 high
+};
+struct block_q4_1 {
+  uint16_t d;      // f16 scale
+  uint16_t m;      // f16 min (added)
+  uint8_t qs[16];  // nibbles as Q4_0's
+};
+struct block_q5_0 {
+  uint16_t d;      // f16 scale
+  uint8_t qh[4];   // fifth bits: bit e for element e (a little-endian uint32)
+  uint8_t qs[16];  // low nibbles as Q4_0's
+};
+struct block_q5_1 {
+  uint16_t d;      // f16 scale
+  uint16_t m;      // f16 min (added)
+  uint8_t qh[4];   // fifth bits as Q5_0's
+  uint8_t qs[16];  // low nibbles
 };
 struct block_q4_k {
   uint16_t d;                      // f16 super-scale of the 6-bit scales
@@ -57,6 +76,9 @@ struct block_q6_k {
 
 static_assert(sizeof(block_q8_0) == 34 && alignof(block_q8_0) == 2, "Q8_0 block is 34 bytes");
 static_assert(sizeof(block_q4_0) == 18 && alignof(block_q4_0) == 2, "Q4_0 block is 18 bytes");
+static_assert(sizeof(block_q4_1) == 20 && alignof(block_q4_1) == 2, "Q4_1 block is 20 bytes");
+static_assert(sizeof(block_q5_0) == 22 && alignof(block_q5_0) == 2, "Q5_0 block is 22 bytes");
+static_assert(sizeof(block_q5_1) == 24 && alignof(block_q5_1) == 2, "Q5_1 block is 24 bytes");
 static_assert(sizeof(block_q4_k) == 144 && alignof(block_q4_k) == 2, "Q4_K block is 144 bytes");
 static_assert(sizeof(block_q5_k) == 176 && alignof(block_q5_k) == 2, "Q5_K block is 176 bytes");
 static_assert(sizeof(block_q6_k) == 210 && alignof(block_q6_k) == 2, "Q6_K block is 210 bytes");

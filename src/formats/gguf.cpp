@@ -42,7 +42,8 @@ constexpr std::pair<uint32_t, dtype> k_dtype_map[] = {
     {ggml_type_id::F32, dtype::F32},   {ggml_type_id::F16, dtype::F16},   {ggml_type_id::BF16, dtype::BF16},
     {ggml_type_id::Q8_0, dtype::Q8_0}, {ggml_type_id::Q4_0, dtype::Q4_0}, {ggml_type_id::Q4_K, dtype::Q4_K},
     {ggml_type_id::Q5_K, dtype::Q5_K}, {ggml_type_id::Q6_K, dtype::Q6_K}, {ggml_type_id::I8, dtype::I8},
-    {ggml_type_id::I32, dtype::I32},   {ggml_type_id::I64, dtype::I64},
+    {ggml_type_id::I32, dtype::I32},   {ggml_type_id::I64, dtype::I64},   {ggml_type_id::Q4_1, dtype::Q4_1},
+    {ggml_type_id::Q5_0, dtype::Q5_0}, {ggml_type_id::Q5_1, dtype::Q5_1},
 };
 
 constexpr const char* k_type_names[] = {"u8", "i8", "u16", "i16", "u32", "i32", "f32", "bool", "string", "array",
@@ -686,7 +687,8 @@ tensor gguf_file::view(const gguf_tensor_info& t) const {
   if (!dtype_from_ggml(t.type, d)) {
     const ggml_type_traits* tt = ggml_type_lookup(t.type);
     throw error(path_ + ": tensor " + q(t.name) + " has type " + (tt ? tt->name : "?") +
-                ", which autoglm cannot compute with (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K)");
+                ", which autoglm cannot compute with (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, "
+                "Q5_K, Q6_K)");
   }
   std::vector<int64_t> shape = t.shape();
   if (shape.empty()) shape = {1};

@@ -47,7 +47,7 @@ struct ggml_type_traits {
 };
 // The traits of a ggml type id, or nullptr when ggml defines no such type (or only a removed one).
 const ggml_type_traits* ggml_type_lookup(uint32_t id);
-// The core dtype of a ggml type; false when autoglm has none (Q5_0, IQ*, ...).
+// The core dtype of a ggml type; false when autoglm has none (Q2_K, Q3_K, IQ*, ...).
 bool dtype_from_ggml(uint32_t id, dtype& out);
 // The ggml type of a core dtype; false when GGUF has none (U8).
 bool ggml_from_dtype(dtype t, uint32_t& out);

@@ -29,7 +29,10 @@ uint32_t file_type_of(dtype t) {
     case dtype::F32: return 0;
     case dtype::F16: return 1;
     case dtype::Q4_0: return 2;
+    case dtype::Q4_1: return 3;
     case dtype::Q8_0: return 7;
+    case dtype::Q5_0: return 8;
+    case dtype::Q5_1: return 9;
     case dtype::Q4_K: return 14;  // MOSTLY_Q4_K_S: every matrix Q4_K
     case dtype::Q5_K: return 16;  // MOSTLY_Q5_K_S
     case dtype::Q6_K: return 18;

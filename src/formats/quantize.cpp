@@ -116,12 +116,13 @@ struct affine {
   float a = 0, b = 0;
 };
 
-// Least-squares (a, b) for the moments of a fixed q; false when q is constant.
-bool fit_affine(const block_sums& s, const moments& m, affine& f, double& err) {
+// Least-squares (a, b) for the moments of a fixed q; false when q is constant. free_min: b may take either sign
+// (Q4_1 / Q5_1 add an f16 min of any sign); else it is clamped to b >= 0 (the k-quants subtract a 6-bit min).
+bool fit_affine(const block_sums& s, const moments& m, affine& f, double& err, bool free_min) {
   const double det = s.n * m.sqq - m.sq * m.sq;
   if (det <= 0) return false;
   double a = (s.n * m.sxq - m.sq * s.sx) / det, c = (m.sq * m.sxq - s.sx * m.sqq) / det;  // x ~ a q - c
-  if (c < 0) {  // the format only subtracts a min: refit the scale alone
+  if (c < 0 && !free_min) {  // the format only subtracts a min: refit the scale alone
     c = 0;
     a = m.sxq / m.sqq;
   }
@@ -132,13 +133,13 @@ bool fit_affine(const block_sums& s, const moments& m, affine& f, double& err) {
   return true;
 }
 
-affine fit_asymmetric(const float* x, int n, int nmax) {
+affine fit_asymmetric(const float* x, int n, int nmax, bool free_min = false) {
   float mn = x[0], mx = x[0];
   for (int i = 1; i < n; ++i) {
     mn = std::min(mn, x[i]);
     mx = std::max(mx, x[i]);
   }
-  const float lo = std::min(mn, 0.0f);
+  const float lo = free_min ? mn : std::min(mn, 0.0f);
   affine best;
   best.b = -lo;  // a constant block (or all zero): the min alone
   if (mx == lo) return best;
@@ -148,14 +149,16 @@ affine fit_asymmetric(const float* x, int n, int nmax) {
   for (int t = -10; t <= 10; ++t) {
     affine f;
     double err;
-    if (fit_affine(s, round_block(x, n, -lo, (float(nmax) + 0.1f * float(t)) / (mx - lo), 0, nmax, q), f, err) &&
+    if (fit_affine(s, round_block(x, n, -lo, (float(nmax) + 0.1f * float(t)) / (mx - lo), 0, nmax, q), f, err,
+                   free_min) &&
         err < best_err)
       best_err = err, best = f;
   }
   for (int iter = 0; iter < 2 && best.a > 0; ++iter) {
     affine f;
     double err;
-    if (!fit_affine(s, round_block(x, n, best.b, 1.0f / best.a, 0, nmax, q), f, err) || !(err < best_err)) break;
+    if (!fit_affine(s, round_block(x, n, best.b, 1.0f / best.a, 0, nmax, q), f, err, free_min) || !(err < best_err))
+      break;
     best_err = err;
     best = f;
   }
@@ -171,6 +174,53 @@ void quantize_q4_0(const float* x, block_q4_0* y, int64_t nb) {
     round_symmetric(x, 32, 8, d, q);
     y[i].d = f32_to_f16(d);
     for (int e = 0; e < 16; ++e) y[i].qs[e] = uint8_t((q[e] + 8) | ((q[e + 16] + 8) << 4));
+  }
+}
+
+// Q5_0: as Q4_0 on 5 bits (q in [-16, 15]); the fifth bit of element e is bit e of qh.
+void quantize_q5_0(const float* x, block_q5_0* y, int64_t nb) {
+  int q[32];
+  for (int64_t i = 0; i < nb; ++i, x += qk_0) {
+    const float d = f16_round(fit_symmetric(x, 32, 16));
+    round_symmetric(x, 32, 16, d, q);
+    y[i].d = f32_to_f16(d);
+    uint32_t qh = 0;
+    for (int e = 0; e < 32; ++e) {
+      q[e] += 16;
+      qh |= uint32_t(q[e] >> 4) << e;
+    }
+    for (int e = 0; e < 16; ++e) y[i].qs[e] = uint8_t((q[e] & 0x0f) | ((q[e + 16] & 0x0f) << 4));
+    std::memcpy(y[i].qh, &qh, 4);
+  }
+}
+
+// Q4_1 / Q5_1 (x ~ d q + m, q in [0, nmax]): the affine search with a free min, both rounded to f16, then q
+// rounded again against the values the decoder computes. Writes d, m and the 32 quants.
+void quantize_affine_32(const float* x, int nmax, uint16_t& d_out, uint16_t& m_out, int* q) {
+  const affine f = fit_asymmetric(x, 32, nmax, /*free_min=*/true);
+  const float d = f16_round(f.a), m = f16_round(-f.b);
+  d_out = f32_to_f16(d);
+  m_out = f32_to_f16(m);
+  if (d == 0) std::fill_n(q, 32, 0);
+  else round_block(x, 32, -m, 1.0f / d, 0, nmax, q);
+}
+
+void quantize_q4_1(const float* x, block_q4_1* y, int64_t nb) {
+  int q[32];
+  for (int64_t i = 0; i < nb; ++i, x += qk_0) {
+    quantize_affine_32(x, 15, y[i].d, y[i].m, q);
+    for (int e = 0; e < 16; ++e) y[i].qs[e] = uint8_t(q[e] | (q[e + 16] << 4));
+  }
+}
+
+void quantize_q5_1(const float* x, block_q5_1* y, int64_t nb) {
+  int q[32];
+  for (int64_t i = 0; i < nb; ++i, x += qk_0) {
+    quantize_affine_32(x, 31, y[i].d, y[i].m, q);
+    uint32_t qh = 0;
+    for (int e = 0; e < 32; ++e) qh |= uint32_t(q[e] >> 4) << e;
+    for (int e = 0; e < 16; ++e) y[i].qs[e] = uint8_t((q[e] & 0x0f) | ((q[e + 16] & 0x0f) << 4));
+    std::memcpy(y[i].qh, &qh, 4);
   }
 }
 
@@ -293,8 +343,8 @@ int64_t first_nonfinite(const float* x, int64_t n) {
 
 bool can_quantize(dtype t) {
   switch (t) {
-    case dtype::F32: case dtype::F16: case dtype::BF16: case dtype::Q8_0: case dtype::Q4_0: case dtype::Q4_K:
-    case dtype::Q5_K: case dtype::Q6_K:
+    case dtype::F32: case dtype::F16: case dtype::BF16: case dtype::Q8_0: case dtype::Q4_0: case dtype::Q4_1:
+    case dtype::Q5_0: case dtype::Q5_1: case dtype::Q4_K: case dtype::Q5_K: case dtype::Q6_K:
       return true;
     default:
       return false;
@@ -314,6 +364,9 @@ void quantize_row(dtype t, const float* src, void* dst, int64_t n) {
       return;
     case dtype::Q8_0: return quantize_row_q8_0(src, dst, n);
     case dtype::Q4_0: return quantize_q4_0(src, static_cast<block_q4_0*>(dst), nb);
+    case dtype::Q4_1: return quantize_q4_1(src, static_cast<block_q4_1*>(dst), nb);
+    case dtype::Q5_0: return quantize_q5_0(src, static_cast<block_q5_0*>(dst), nb);
+    case dtype::Q5_1: return quantize_q5_1(src, static_cast<block_q5_1*>(dst), nb);
     case dtype::Q4_K: return quantize_q4_k(src, static_cast<block_q4_k*>(dst), nb);
     case dtype::Q5_K: return quantize_q5_k(src, static_cast<block_q5_k*>(dst), nb);
     case dtype::Q6_K: return quantize_q6_k(src, static_cast<block_q6_k*>(dst), nb);
@@ -391,8 +444,14 @@ tensor quantize_tensor(const tensor& src, dtype t, tensor* scales, thread_pool* 
 
 dtype fallback_type(dtype wanted, int64_t n) {
   if (dtype_row_fits(wanted, n)) return wanted;
-  if (n % qk_0 == 0) return wanted == dtype::Q4_K ? dtype::Q4_0 : dtype::Q8_0;
-  return dtype::F16;
+  dtype t = dtype::F16;
+  switch (wanted) {
+    case dtype::Q4_K: t = dtype::Q5_0; break;
+    case dtype::Q5_K: t = dtype::Q5_1; break;
+    case dtype::Q6_K: t = dtype::Q8_0; break;
+    default: break;  // a 32-element type that does not fit: llama.cpp refuses; F16 stores any row
+  }
+  return dtype_row_fits(t, n) ? t : dtype::F16;
 }
 
 }  // namespace autoglm::quant

@@ -1,14 +1,19 @@
-// formats/quantize.h: f32 -> the GGUF block types (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K), F16/BF16, and our I8 with per-row
-// (per-output-channel) scales. Used by `autoglm quantize` (GGUF writer), `serve --quant` (at load) and the tests.
-// Layouts are ggml's (core/quant_blocks.h); every quantizer is deterministic (same input, same bytes).
+// formats/quantize.h: f32 -> the GGUF block types (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K), F16/BF16, and
+// our I8 with per-row (per-output-channel) scales. Used by `autoglm quantize` (GGUF writer), `serve --quant` (at
+// load) and the tests. Layouts are ggml's (core/quant_blocks.h); every quantizer is deterministic (same input,
+// same bytes).
 //
 // How scales are chosen (each minimizes the squared reconstruction error, i.e. the RMSE, of its block):
 //  - Q8_0: d = max|x| / 127, q = round(x / d) (ties away from zero), as ggml's reference: 8 bits leave nothing to
 //    search for.
-//  - Q4_0 (x ~ d*q, q in [-8, 7]) and Q6_K's sub-blocks (x ~ a*q, q in [-32, 31]): the block's largest magnitude
-//    is mapped near either end of the range (2 signs x 21 candidate inverse scales from (n-1)/max to (n+1)/max,
-//    n = 8 or 32); for each, q = round(x * iscale) clamped, and the least-squares scale for those q,
-//    a = sum(x q) / sum(q^2), whose error is sum(x^2) - (sum x q)^2 / sum(q^2); the best candidate wins.
+//  - Q4_0 (x ~ d*q, q in [-8, 7]), Q5_0 (q in [-16, 15]) and Q6_K's sub-blocks (x ~ a*q, q in [-32, 31]): the
+//    block's largest magnitude is mapped near either end of the range (2 signs x 21 candidate inverse scales from
+//    (n-1)/max to (n+1)/max, n = 8, 16 or 32); for each, q = round(x * iscale) clamped, and the least-squares
+//    scale for those q, a = sum(x q) / sum(q^2), whose error is sum(x^2) - (sum x q)^2 / sum(q^2); the best
+//    candidate wins (d rounded to f16, q rounded again against it).
+//  - Q4_1 / Q5_1 (x ~ d*q + m, q in [0, 15] / [0, 31], m of either sign): as the k-quant sub-blocks below with
+//    the min free (candidates over [min, max] of the block, least-squares (d, m) per rounding, two refinement
+//    rounds); d and m rounded to f16 and q rounded again against the decoder's values.
 //  - Q4_K / Q5_K sub-blocks of 32 (x ~ a*q - b, q in [0, nmax], a >= 0, b >= 0): 21 candidate inverse scales
 //    (nmax - 1 .. nmax + 1) / (max - min(min, 0)); for each, q = round((x - lo) * iscale) clamped and the
 //    least-squares (a, b) of that q (b clamped to >= 0, a refit), keeping the lowest error; then two rounds of
@@ -16,8 +21,8 @@
 //  - Super-blocks (Q4_K/Q5_K: 6-bit scales and mins; Q6_K: int8 scales): d = f16(max a / 63) (Q6_K: max |a| /
 //    127), sc = round(a / d); then every sub-block tries its quantized scale (and min) and their neighbours +-1,
 //    re-rounding q for each pair against the values the decoder will actually compute, and keeps the best.
-// Round-trip errors on N(0, 1) data (tests/formats/quantize_test.cpp checks bounds): relative RMSE about 0.0045
-// (Q8_0), 0.10 (Q4_0), 0.07 (Q4_K), 0.035 (Q5_K), 0.017 (Q6_K).
+// Round-trip errors on N(0, 1) data (tests/formats/quantize_test.cpp checks bounds): relative RMSE about 0.005
+// (Q8_0), 0.08 (Q4_0), 0.07 (Q4_1), 0.04 (Q5_0), 0.034 (Q5_1), 0.07 (Q4_K), 0.035 (Q5_K), 0.017 (Q6_K).
 #pragma once
 
 #include <cstdint>
@@ -28,7 +33,7 @@
 
 namespace autoglm::quant {
 
-// Whether quantize_row can produce `t`: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K.
+// Whether quantize_row can produce `t`: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K.
 bool can_quantize(dtype t);
 
 // One row of n floats to `t`; n must be a whole number of `t`'s blocks (throws autoglm::error otherwise, naming
@@ -45,10 +50,12 @@ void quantize_rows_i8(const float* src, int8_t* dst, float* scales, int64_t rows
 // type is not a target or the row length is not a whole number of blocks.
 tensor quantize_tensor(const tensor& src, dtype t, tensor* scales = nullptr, thread_pool* pool = nullptr);
 
-// The type to store a row of n elements as when `wanted` cannot hold it (a k-quant needs n % 256 == 0, a _0 type
-// n % 32 == 0): Q4_K -> Q4_0, Q5_K / Q6_K -> Q8_0 (like llama.cpp's fallbacks, keeping at least the wanted
-// precision where we have a type for it; Q4_K -> Q4_0 keeps 4.5 bits per weight, since llama.cpp's Q5_0 is not one
-// of ours), then F16 when not even 32 divides n. Returns `wanted` when it fits.
+// The type to store a row of n elements as when `wanted` cannot hold it (a k-quant needs n % 256 == 0, the
+// 32-element types n % 32 == 0): llama.cpp's rule (llama_tensor_get_type in llama-quant.cpp, for rows whose
+// length is not a multiple of the type's block): Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, and F16 when the
+// fallback does not divide n either (or for a 32-element type, which llama.cpp refuses outright). So a 9B
+// Q4_K file stores ffn_down (rows of 13696 = 53.5 x 256) as Q5_0, as community Q4_K files do. Returns `wanted`
+// when it fits.
 dtype fallback_type(dtype wanted, int64_t n);
 
 }  // namespace autoglm::quant

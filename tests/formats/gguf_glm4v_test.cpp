@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <string>
+#include <tuple>
 
 #include "core/error.h"
 #include "core/quant_blocks.h"
@@ -297,12 +298,58 @@ TEST(gguf_glm4v, keep_patterns_and_fallbacks) {
   opt.type = dtype::Q4_K;
   opt.keep = {{"*.layers.0.*", dtype::Q8_0}, {"lm_head.weight", dtype::F16}};
   EXPECT_EQ(g::stored_type("model.language_model.layers.0.mlp.down_proj.weight", {4096, 13696}, opt), dtype::Q8_0);
-  EXPECT_EQ(g::stored_type("model.language_model.layers.1.mlp.down_proj.weight", {4096, 13696}, opt), dtype::Q4_0);
+  EXPECT_EQ(g::stored_type("model.language_model.layers.1.mlp.down_proj.weight", {4096, 13696}, opt), dtype::Q5_0);
   EXPECT_EQ(g::stored_type("model.language_model.layers.1.self_attn.q_proj.weight", {4096, 4096}, opt), dtype::Q4_K);
+  // llama.cpp's fallbacks for the 9B ffn_down (rows of 13696 = 53.5 x 256) under each k-quant.
+  for (auto [want, got] : {std::pair{dtype::Q4_K, dtype::Q5_0}, std::pair{dtype::Q5_K, dtype::Q5_1},
+                           std::pair{dtype::Q6_K, dtype::Q8_0}}) {
+    g::write_options k;
+    k.type = want;
+    EXPECT_EQ(g::stored_type("model.language_model.layers.7.mlp.down_proj.weight", {4096, 13696}, k), got);
+    EXPECT_EQ(g::stored_type("model.language_model.layers.7.mlp.gate_up_proj.weight", {27392, 4096}, k), want);
+  }
   EXPECT_EQ(g::stored_type("lm_head.weight", {151552, 4096}, opt), dtype::F16);
   EXPECT_EQ(g::stored_type("model.language_model.layers.0.input_layernorm.weight", {4096}, opt), dtype::F32);
   EXPECT_EQ(g::stored_type("model.visual.patch_embed.proj.weight", {1536, 3, 2, 14, 14}, opt), dtype::F32);
   EXPECT_EQ(g::stored_type("model.visual.blocks.0.attn.qkv.weight", {4608, 1536}, opt), dtype::Q4_K);
+}
+
+// The demo's rows (128 wide) hold no 256-element k-quant block: a q4_k file stores its matrices in llama.cpp's
+// fallback Q5_0 and a q5_k file in Q5_1 (ffn_down, rows of 180, in F16); read back, the values are the
+// checkpoint's within the 5-bit types' error.
+TEST(gguf_glm4v, k_quant_files_fall_back_to_q5_0_and_q5_1) {
+  const std::string dir = temp_dir();
+  auto store = tensor_store::open_dir(k_demo);
+  using row = std::tuple<dtype, dtype, uint32_t>;  // --type, the type stored, general.file_type
+  for (auto [want, got, file_type] : {row{dtype::Q4_K, dtype::Q5_0, 14u}, row{dtype::Q5_K, dtype::Q5_1, 16u},
+                                      row{dtype::Q5_0, dtype::Q5_0, 8u}, row{dtype::Q4_1, dtype::Q4_1, 3u}}) {
+    g::write_options opt;
+    opt.type = want;
+    const std::string path = dir + "/" + dtype_name(want) + ".gguf";
+    g::write_text(k_demo, path, opt);
+    auto src = g::source::open(path);
+    const gguf_file& f = src->text_file();
+    uint32_t id = 0;
+    ASSERT_TRUE(ggml_from_dtype(got, id));
+    EXPECT_EQ(f.get_uint("general.file_type"), file_type) << dtype_name(want);
+    EXPECT_EQ(f.find_tensor("token_embd.weight")->type, id) << dtype_name(want);
+    EXPECT_EQ(f.find_tensor("blk.1.attn_q.weight")->type, id) << dtype_name(want);
+    EXPECT_EQ(f.find_tensor("blk.1.ffn_up.weight")->type, id) << dtype_name(want);
+    EXPECT_EQ(f.find_tensor("blk.0.ffn_down.weight")->type, ggml_type_id::F16) << dtype_name(want);
+    for (const std::string name : {"model.language_model.embed_tokens.weight", "lm_head.weight",
+                                   "model.language_model.layers.0.self_attn.q_proj.weight",
+                                   "model.language_model.layers.1.mlp.gate_up_proj.weight"}) {
+      const std::vector<float> want_v = floats(store->at(name).data), got_v = floats(src->at(name).data);
+      ASSERT_EQ(got_v.size(), want_v.size()) << name;
+      double err = 0, ref = 0;
+      for (size_t i = 0; i < want_v.size(); ++i) {
+        err += double(got_v[i] - want_v[i]) * double(got_v[i] - want_v[i]);
+        ref += double(want_v[i]) * double(want_v[i]);
+      }
+      // 5-bit types keep ~4% relative RMSE on Gaussian weights, Q4_1 ~7%; a wrong layout gives ~100% or more.
+      EXPECT_LT(std::sqrt(err / ref), got == dtype::Q4_1 ? 0.09 : 0.052) << dtype_name(got) << " " << name;
+    }
+  }
 }
 
 TEST(gguf_glm4v, fuzz_seeds_are_valid_and_reach_the_source) {

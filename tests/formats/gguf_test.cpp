@@ -126,7 +126,9 @@ TEST(gguf, round_trip_metadata_and_tensors) {
                                    {"q4_0", ggml_type_id::Q4_0, {1, 32}},   {"q4_k", ggml_type_id::Q4_K, {2, 256}},
                                    {"q5_k", ggml_type_id::Q5_K, {1, 512}},  {"q6_k", ggml_type_id::Q6_K, {3, 256}},
                                    {"i8", ggml_type_id::I8, {5, 3}},        {"empty", ggml_type_id::F32, {0, 4}},
-                                   {"q5_0_foreign", ggml_type_id::Q5_0, {2, 32}}};
+                                   {"q4_1", ggml_type_id::Q4_1, {2, 64}},   {"q5_0", ggml_type_id::Q5_0, {3, 96}},
+                                   {"q5_1", ggml_type_id::Q5_1, {1, 32}},
+                                   {"q3_k_foreign", ggml_type_id::Q3_K, {2, 256}}};
   std::vector<std::string> payloads;
   for (const spec& s : specs) {
     std::vector<int64_t> ne(s.shape.rbegin(), s.shape.rend());
@@ -183,13 +185,44 @@ TEST(gguf, round_trip_metadata_and_tensors) {
   const tensor bf = f.view(*f.find_tensor("bf16"));
   EXPECT_EQ(bf.type(), dtype::BF16);
   EXPECT_EQ(bf.shape(), (std::vector<int64_t>{2, 3, 4, 5}));
+  // The 32-element types llama.cpp falls back to for rows a k-quant cannot hold (Q5_0 in Q4_K files, Q5_1 in Q5_K).
+  struct block_view { const char* name; dtype type; int64_t row_bytes; };
+  for (const block_view& b : {block_view{"q4_1", dtype::Q4_1, 2 * 20}, block_view{"q5_0", dtype::Q5_0, 3 * 22},
+                              block_view{"q5_1", dtype::Q5_1, 24}}) {
+    const tensor v = f.view(*f.find_tensor(b.name));
+    EXPECT_EQ(v.type(), b.type) << b.name;
+    EXPECT_EQ(v.row_stride(), b.row_bytes) << b.name;
+  }
   // A type the container knows but autoglm does not compute with: listed, and a clear error when viewed.
   try {
-    f.view(*f.find_tensor("q5_0_foreign"));
+    f.view(*f.find_tensor("q3_k_foreign"));
     FAIL() << "expected an error";
   } catch (const error& e) {
-    EXPECT_NE(std::string(e.what()).find("'q5_0_foreign' has type Q5_0"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("'q3_k_foreign' has type Q3_K"), std::string::npos) << e.what();
   }
+}
+
+// ggml type ids <-> core dtypes, both ways, for every type autoglm computes with (ids of ggml.h's enum ggml_type).
+TEST(gguf, type_ids_map_both_ways) {
+  const std::pair<uint32_t, dtype> known[] = {
+      {0, dtype::F32},   {1, dtype::F16},   {30, dtype::BF16}, {8, dtype::Q8_0}, {2, dtype::Q4_0}, {3, dtype::Q4_1},
+      {6, dtype::Q5_0},  {7, dtype::Q5_1},  {12, dtype::Q4_K}, {13, dtype::Q5_K}, {14, dtype::Q6_K}, {24, dtype::I8}};
+  for (const auto& [id, t] : known) {
+    dtype d;
+    uint32_t back = 999;
+    ASSERT_TRUE(dtype_from_ggml(id, d)) << id;
+    EXPECT_EQ(d, t) << id;
+    ASSERT_TRUE(ggml_from_dtype(t, back)) << dtype_name(t);
+    EXPECT_EQ(back, id) << dtype_name(t);
+    const ggml_type_traits* tt = ggml_type_lookup(id);
+    ASSERT_NE(tt, nullptr);
+    EXPECT_STREQ(tt->name, dtype_name(t));
+    EXPECT_EQ(size_t(tt->block_elems), dtype_block_elems(t)) << tt->name;
+    EXPECT_EQ(size_t(tt->block_bytes), dtype_block_bytes(t)) << tt->name;
+  }
+  dtype d;
+  EXPECT_FALSE(dtype_from_ggml(ggml_type_id::Q3_K, d));
+  EXPECT_FALSE(dtype_from_ggml(9, d));  // Q8_1: an activation type, never stored in a model file
 }
 
 TEST(gguf, views_outlive_the_file_object) {

@@ -60,6 +60,16 @@ TEST(quant_blocks, sizes_match_the_dtype_table) {
   EXPECT_EQ(offsetof(block_q6_k, qh), 128u);
   EXPECT_EQ(offsetof(block_q6_k, scales), 192u);
   EXPECT_EQ(offsetof(block_q6_k, d), 208u);
+  // The 32-element fallback types (ggml: d, [m,] [qh,] qs).
+  EXPECT_EQ(dtype_block_bytes(dtype::Q4_1), sizeof(block_q4_1));
+  EXPECT_EQ(dtype_block_bytes(dtype::Q5_0), sizeof(block_q5_0));
+  EXPECT_EQ(dtype_block_bytes(dtype::Q5_1), sizeof(block_q5_1));
+  EXPECT_EQ(offsetof(block_q4_1, qs), 4u);
+  EXPECT_EQ(offsetof(block_q5_0, qh), 2u);
+  EXPECT_EQ(offsetof(block_q5_0, qs), 6u);
+  EXPECT_EQ(offsetof(block_q5_1, qh), 4u);
+  EXPECT_EQ(offsetof(block_q5_1, qs), 8u);
+  for (dtype t : {dtype::Q4_1, dtype::Q5_0, dtype::Q5_1}) EXPECT_EQ(dtype_block_elems(t), size_t(qk_0));
 }
 
 TEST(quant_blocks, six_bit_scale_packing) {
@@ -114,6 +124,45 @@ TEST(quant_blocks, hand_built_q8_0_and_q4_0) {
   EXPECT_EQ(y[15], 2.0f);
   EXPECT_EQ(y[31], -8.0f);
   EXPECT_EQ(y[1], 0.0f);
+}
+
+TEST(quant_blocks, hand_built_q4_1_q5_0_and_q5_1) {
+  float y[32];
+  block_q4_1 b41{};
+  b41.d = k_half;
+  b41.m = 0xbc00;   // f16 -1.0
+  b41.qs[3] = 0xf2;  // element 3: 2, element 19: 15
+  dequantize_row(dtype::Q4_1, &b41, y, 32);
+  EXPECT_EQ(y[3], 0.5f * 2 - 1.0f);
+  EXPECT_EQ(y[19], 0.5f * 15 - 1.0f);
+  EXPECT_EQ(y[0], -1.0f);
+
+  // Q5_0: qh is one little-endian word, bit e the fifth bit of element e (bits 16-31: elements 16-31, the high
+  // nibbles' elements).
+  block_q5_0 b50{};
+  b50.d = k_one;
+  std::memset(b50.qs, 0, 16);
+  b50.qs[1] = 0x7a;   // element 1 low 10, element 17 low 7
+  b50.qh[0] = 0x02;   // bit 1: element 1 gets 16
+  b50.qh[2] = 0x02;   // bit 17: element 17 gets 16
+  b50.qh[3] = 0x80;   // bit 31: element 31 gets 16
+  dequantize_row(dtype::Q5_0, &b50, y, 32);
+  EXPECT_EQ(y[1], float(26 - 16));
+  EXPECT_EQ(y[17], float(23 - 16));
+  EXPECT_EQ(y[31], 0.0f);   // 16 - 16
+  EXPECT_EQ(y[0], -16.0f);  // 0 - 16
+  EXPECT_EQ(y[16], -16.0f);
+
+  block_q5_1 b51{};
+  b51.d = k_quarter;
+  b51.m = k_half;
+  b51.qs[15] = 0xf0;  // element 15 low 0, element 31 low 15
+  b51.qh[1] = 0x80;   // bit 15: element 15 gets 16
+  b51.qh[3] = 0x80;   // bit 31: element 31 gets 16
+  dequantize_row(dtype::Q5_1, &b51, y, 32);
+  EXPECT_EQ(y[15], 0.25f * 16 + 0.5f);
+  EXPECT_EQ(y[31], 0.25f * 31 + 0.5f);
+  EXPECT_EQ(y[14], 0.5f);
 }
 
 TEST(quant_blocks, hand_built_q4_k_and_q5_k) {
@@ -172,7 +221,8 @@ TEST(quant_blocks, hand_built_q6_k) {
 TEST(quantize, round_trip_error_bounds) {
   struct bound { dtype t; double max_rel_rmse; };
   const std::vector<float> x = normal(256 * 64, 42);
-  for (const bound& b : {bound{dtype::Q8_0, 0.006}, bound{dtype::Q4_0, 0.13}, bound{dtype::Q4_K, 0.09},
+  for (const bound& b : {bound{dtype::Q8_0, 0.006}, bound{dtype::Q4_0, 0.13}, bound{dtype::Q4_1, 0.09},
+                         bound{dtype::Q5_0, 0.052}, bound{dtype::Q5_1, 0.044}, bound{dtype::Q4_K, 0.09},
                          bound{dtype::Q5_K, 0.045}, bound{dtype::Q6_K, 0.022}, bound{dtype::F16, 0.0003},
                          bound{dtype::BF16, 0.003}}) {
     const double e = rel_rmse(x, round_trip(b.t, x));
@@ -184,6 +234,8 @@ TEST(quantize, round_trip_error_bounds) {
     const std::vector<float> xs = normal(256 * 16, 9, sd);
     EXPECT_LT(rel_rmse(xs, round_trip(dtype::Q4_K, xs)), 0.09) << sd;
     EXPECT_LT(rel_rmse(xs, round_trip(dtype::Q8_0, xs)), 0.007) << sd;
+    EXPECT_LT(rel_rmse(xs, round_trip(dtype::Q5_0, xs)), 0.052) << sd;
+    EXPECT_LT(rel_rmse(xs, round_trip(dtype::Q5_1, xs)), 0.044) << sd;
   }
 }
 
@@ -233,18 +285,51 @@ TEST(quantize, scale_searches_beat_plain_rounding) {
     }
   }
   EXPECT_LT(rel_rmse(x, round_trip(dtype::Q4_K, x)), 0.95 * std::sqrt(se / sx));
+  // Q5_0 as ggml's reference rounds it (largest magnitude onto -16), and Q5_1 / Q4_1 as min/max rounding with f16
+  // d and m, both written out here: the searches must do better.
+  std::vector<float> r50(x.size()), r51(x.size()), r41(x.size());
+  for (size_t b = 0; b < x.size() / 32; ++b) {
+    const float* xb = x.data() + 32 * b;
+    float mx = 0, lo = xb[0], hi = xb[0];
+    for (int e = 0; e < 32; ++e) {
+      if (std::fabs(xb[e]) > std::fabs(mx)) mx = xb[e];
+      lo = std::min(lo, xb[e]), hi = std::max(hi, xb[e]);
+    }
+    const float d0 = f16_to_f32(f32_to_f16(mx / -16.0f));
+    const float m = f16_to_f32(f32_to_f16(lo));
+    const float d1 = f16_to_f32(f32_to_f16((hi - lo) / 31.0f)), d4 = f16_to_f32(f32_to_f16((hi - lo) / 15.0f));
+    for (int e = 0; e < 32; ++e) {
+      r50[32 * b + e] = d0 * float(std::min(31, int(xb[e] / d0 + 16.5f)) - 16);
+      r51[32 * b + e] = d1 * float(std::min(31, int((xb[e] - m) / d1 + 0.5f))) + m;
+      r41[32 * b + e] = d4 * float(std::min(15, int((xb[e] - m) / d4 + 0.5f))) + m;
+    }
+  }
+  EXPECT_LT(rel_rmse(x, round_trip(dtype::Q5_0, x)), 0.95 * rel_rmse(x, r50));
+  EXPECT_LT(rel_rmse(x, round_trip(dtype::Q5_1, x)), 0.95 * rel_rmse(x, r51));
+  EXPECT_LT(rel_rmse(x, round_trip(dtype::Q4_1, x)), 0.95 * rel_rmse(x, r41));
 }
 
 TEST(quantize, special_blocks) {
   // All zero: exact zeros back. One constant negative block: the min alone represents it.
   std::vector<float> x(512, 0.0f);
-  for (dtype t : {dtype::Q8_0, dtype::Q4_0, dtype::Q4_K, dtype::Q5_K, dtype::Q6_K})
+  for (dtype t : {dtype::Q8_0, dtype::Q4_0, dtype::Q4_1, dtype::Q5_0, dtype::Q5_1, dtype::Q4_K, dtype::Q5_K,
+                  dtype::Q6_K})
     for (float v : round_trip(t, x)) ASSERT_EQ(v, 0.0f) << dtype_name(t);
   for (int e = 0; e < 32; ++e) x[size_t(e)] = -0.75f;
   for (dtype t : {dtype::Q4_K, dtype::Q5_K}) {
     const std::vector<float> y = round_trip(t, x);
     for (int e = 0; e < 32; ++e) EXPECT_NEAR(y[size_t(e)], -0.75f, 1e-3f) << dtype_name(t);
     EXPECT_EQ(y[40], 0.0f);
+  }
+  // Q4_1 / Q5_1 add a min of either sign: a constant block of either sign is its min alone (f16-exact here).
+  for (float v : {-0.75f, 2.5f}) {
+    std::vector<float> c(64, v);
+    for (int e = 32; e < 64; ++e) c[size_t(e)] = float(e - 48) / 8.0f;  // a second block spanning 0
+    for (dtype t : {dtype::Q4_1, dtype::Q5_1}) {
+      const std::vector<float> y = round_trip(t, c);
+      for (int e = 0; e < 32; ++e) ASSERT_EQ(y[size_t(e)], v) << dtype_name(t);
+      for (int e = 32; e < 64; ++e) EXPECT_NEAR(y[size_t(e)], c[size_t(e)], t == dtype::Q5_1 ? 0.03f : 0.07f);
+    }
   }
   // One large outlier beside small values keeps its own value closely in the 16-element Q6_K sub-block.
   std::vector<float> o = normal(256, 11, 0.01f);
@@ -256,7 +341,8 @@ TEST(quantize, deterministic_and_pool_independent) {
   const int64_t rows = 37, cols = 512;
   const std::vector<float> x = normal(size_t(rows * cols), 77);
   thread_pool pool(3);
-  for (dtype t : {dtype::Q8_0, dtype::Q4_0, dtype::Q4_K, dtype::Q5_K, dtype::Q6_K}) {
+  for (dtype t : {dtype::Q8_0, dtype::Q4_0, dtype::Q4_1, dtype::Q5_0, dtype::Q5_1, dtype::Q4_K, dtype::Q5_K,
+                  dtype::Q6_K}) {
     const size_t bytes = dtype_row_bytes(t, cols) * size_t(rows);
     std::vector<uint8_t> a(bytes), b(bytes);
     quantize_rows(t, x.data(), a.data(), rows, cols, nullptr);
@@ -321,11 +407,18 @@ TEST(quantize, errors_a_user_can_act_on) {
   EXPECT_THROW(quantize_tensor(tensor::view(ints.data(), dtype::I32, {2, 32}), dtype::Q8_0), error);
 }
 
+// llama.cpp's rule (llama-quant.cpp): a row that is not whole k-quant blocks goes Q4_K -> Q5_0, Q5_K -> Q5_1,
+// Q6_K -> Q8_0, and to F16 when the fallback does not divide it either.
 TEST(quantize, fallback_types) {
   EXPECT_EQ(fallback_type(dtype::Q4_K, 4096), dtype::Q4_K);
-  EXPECT_EQ(fallback_type(dtype::Q4_K, 13696), dtype::Q4_0);  // the 9B down_proj input width
+  EXPECT_EQ(fallback_type(dtype::Q4_K, 13696), dtype::Q5_0);  // the 9B down_proj input width
+  EXPECT_EQ(fallback_type(dtype::Q5_K, 13696), dtype::Q5_1);
   EXPECT_EQ(fallback_type(dtype::Q6_K, 13696), dtype::Q8_0);
+  EXPECT_EQ(fallback_type(dtype::Q4_K, 128), dtype::Q5_0);
+  EXPECT_EQ(fallback_type(dtype::Q5_K, 180), dtype::F16);  // not even 32 divides it
   EXPECT_EQ(fallback_type(dtype::Q8_0, 100), dtype::F16);
+  EXPECT_EQ(fallback_type(dtype::Q5_0, 100), dtype::F16);
+  EXPECT_EQ(fallback_type(dtype::Q5_1, 64), dtype::Q5_1);
   EXPECT_EQ(fallback_type(dtype::BF16, 7), dtype::BF16);
 }
 

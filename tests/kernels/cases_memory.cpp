@@ -1,11 +1,12 @@
 // tests/kernels/cases_memory.cpp: data movement, checked bit for bit against the reference rounding:
-// EMBEDDING (F32/F16/BF16 tables, repeated and boundary ids), COPY (every pair of F32/F16/BF16/I32 over
-// contiguous, transposed, 4-D permuted, the vision 2x2-merge permute, reshaped and strided layouts, F16
-// overflow and I32 truncation included) and KV_STORE (F32/F16/BF16 caches, odd block sizes and head dims, and
-// Q8_0 caches with ggml's rounding per 32 of a head row; padding slots, k/v as views of a fused buffer; every
-// untouched slot must keep its old bytes).
+// EMBEDDING (F32/F16/BF16 tables and every GGUF block type, repeated and boundary ids), COPY (every pair of
+// F32/F16/BF16/I32 over contiguous, transposed, 4-D permuted, the vision 2x2-merge permute, reshaped and strided
+// layouts, F16 overflow and I32 truncation included) and KV_STORE (F32/F16/BF16 caches, odd block sizes and head
+// dims, and Q8_0 caches with ggml's rounding per 32 of a head row; padding slots, k/v as views of a fused buffer;
+// every untouched slot must keep its old bytes).
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <numeric>
 
 #include "harness.h"
@@ -57,6 +58,70 @@ void add_embedding_cases(std::vector<test_case>& out) {
           return check_output(ctx, ov, ref, 0.0);
         };
         inst.bytes = double(s.n * s.d) * (double(dtype_size(t)) + 4.0);
+        return inst;
+      };
+      out.push_back(std::move(c));
+    }
+}
+
+// Tables in a GGUF block type (a community file's token_embd): each gathered row is the dequantization of its
+// blocks, bit for bit (the reference decodes the same bytes with core's dequantizer). Rows of one block, several
+// and the 9B width; the perf case gathers a 512-token prompt from a [16384, 4096] table.
+void add_block_embedding_cases(std::vector<test_case>& out) {
+  struct shape { int64_t rows, blocks, n, pad; bool perf; };
+  for (dtype t : {dtype::Q8_0, dtype::Q4_0, dtype::Q4_1, dtype::Q5_0, dtype::Q5_1, dtype::Q4_K, dtype::Q5_K,
+                  dtype::Q6_K})
+    for (const shape s : {shape{50, 1, 7, 0, false}, shape{1000, 3, 1, 3, false}, shape{300, 2, 40, 0, false},
+                          shape{16384, 4096 / int64_t(dtype_block_elems(t)), 512, 0, true}}) {
+      const int64_t d = s.blocks * int64_t(dtype_block_elems(t));
+      test_case c;
+      c.op = op_id::EMBEDDING;
+      c.key = t;
+      c.perf = s.perf;
+      c.name = "rows=" + std::to_string(s.rows) + " d=" + std::to_string(d) + " n=" + std::to_string(s.n) +
+               (s.pad ? " strided" : "");
+      c.make = [t, s, d, name = c.name](exec_context& ctx) {
+        rng r(seed_of(name + dtype_name(t)));
+        std::vector<uint8_t> bytes;
+        if (s.perf) {  // random blocks with sane f16 scales: quantizing 67M values would dominate the run
+          bytes.resize(dtype_row_bytes(t, d) * size_t(s.rows));
+          for (size_t i = 0; i + 8 <= bytes.size(); i += 8) {
+            const uint64_t v = r.gen();
+            std::memcpy(bytes.data() + i, &v, 8);
+          }
+          const uint16_t h = f32_to_f16(0.01f);
+          const size_t bb = dtype_block_bytes(t), at = t == dtype::Q6_K ? 208 : 0;
+          for (size_t off = 0; off < bytes.size(); off += bb) {
+            std::memcpy(bytes.data() + off + at, &h, 2);
+            if (t == dtype::Q4_K || t == dtype::Q5_K || t == dtype::Q4_1 || t == dtype::Q5_1)
+              std::memcpy(bytes.data() + off + 2, &h, 2);
+          }
+        } else {
+          bytes = encode_rows(t, r.normal(size_t(s.rows * d)), d);
+        }
+        std::vector<int32_t> ids(static_cast<size_t>(s.n));
+        for (auto& id : ids) id = r.integer(0, int32_t(s.rows - 1));
+        ids[0] = int32_t(s.rows - 1);
+        if (s.n > 2) ids[1] = 0, ids[2] = ids[0];
+        const tensor tt = upload(ctx, t, {s.rows, d}, bytes).t;
+        const tensor it = upload_i32(ctx, {s.n}, ids);
+        padded ov = make_padded(ctx, dtype::F32, s.n, d, s.pad);
+        instance inst;
+        inst.run = [&ctx, tt, it, ov]() mutable { ops::embedding(ctx, tt, it, ov.t); };
+        inst.output = [&ctx, ov] { return download(ctx, ov.buf.t); };
+        inst.check = [&ctx, ov, bytes, ids, t, d, s] {
+          const size_t rb = dtype_row_bytes(t, d);
+          vecd ref(size_t(s.n * d));
+          std::vector<float> row(static_cast<size_t>(d));
+          for (int64_t i = 0; i < s.n; ++i) {
+            const std::vector<uint8_t> one(bytes.begin() + ptrdiff_t(size_t(ids[size_t(i)]) * rb),
+                                           bytes.begin() + ptrdiff_t(size_t(ids[size_t(i)] + 1) * rb));
+            row = decode(t, one);
+            for (int64_t j = 0; j < d; ++j) ref[size_t(i * d + j)] = row[size_t(j)];
+          }
+          return check_output(ctx, ov, ref, 0.0);
+        };
+        inst.bytes = double(s.n) * (double(dtype_row_bytes(t, d)) + 4.0 * double(d));
         return inst;
       };
       out.push_back(std::move(c));
@@ -229,6 +294,7 @@ void add_kv_store_cases(std::vector<test_case>& out) {
 
 void add_memory_cases(std::vector<test_case>& out) {
   add_embedding_cases(out);
+  add_block_embedding_cases(out);
   add_copy_cases(out);
   add_kv_store_cases(out);
 }

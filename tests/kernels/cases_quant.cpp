@@ -1,12 +1,13 @@
-// tests/kernels/cases_quant.cpp: LINEAR with quantized weights (I8 + per-row scales, Q8_0, Q4_0, Q4_K, Q5_K,
-// Q6_K). The reference dequantizes W (core's scalar dequantizer, or scale x int8 for I8) and quantizes x by the
-// rule of kernels/cpu/quant_linear.h (its own code, reference.cpp), then accumulates in double: the kernels' integer
-// sums are exact, so what is left is F32 rounding (one conversion, scale product and FMA per group, the final
-// sums), and the tolerance is the F32 one. Shapes: 1, 2, 3 rows (decode, W read in place), 4 and more (packed
-// prefill tiles of 4-6 rows with remainders), one group and many (and more than one L1 block of a packed tile),
-// W rows not a multiple of the 8-row tile, x and y as strided views, and more rows than one L2 panel of x. --perf adds the 9B model's decode shapes (weights
-// streamed from memory) and 512-row prefill; perf weights are random blocks with sane scales (quantizing the
-// 151552 x 4096 lm_head with a scale search would take minutes).
+// tests/kernels/cases_quant.cpp: LINEAR with quantized weights (I8 + per-row scales, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
+// Q4_K, Q5_K, Q6_K). The reference dequantizes W (core's scalar dequantizer, or scale x int8 for I8) and quantizes
+// x by the rule of kernels/cpu/quant_linear.h (its own code, reference.cpp), then accumulates in double: the
+// kernels' integer sums are exact, so what is left is F32 rounding (one conversion, scale product and FMA per
+// group, the final sums), and the tolerance is the F32 one. Shapes: 1, 2, 3 rows (decode, W read in place), 4 and
+// more (packed prefill tiles of 4-6 rows with remainders), one group and many (and more than one L1 block of a
+// packed tile), W rows not a multiple of the 8-row tile, x and y as strided views, and more rows than one L2 panel
+// of x. --perf adds the 9B model's decode shapes (weights streamed from memory) and 512-row prefill; perf weights
+// are random blocks with sane scales (quantizing the 151552 x 4096 lm_head with a scale search would take
+// minutes).
 #include <cmath>
 #include <cstring>
 
@@ -43,7 +44,9 @@ std::vector<uint8_t> random_blocks(dtype t, int64_t n, int64_t k, rng& r, float 
       std::memcpy(b.data() + off + 208, &h, 2);
     } else {
       std::memcpy(b.data() + off, &h, 2);
-      if (t == dtype::Q4_K || t == dtype::Q5_K) std::memcpy(b.data() + off + 2, &h, 2);
+      // The k-quants' dmin and Q4_1/Q5_1's min sit right after d.
+      if (t == dtype::Q4_K || t == dtype::Q5_K || t == dtype::Q4_1 || t == dtype::Q5_1)
+        std::memcpy(b.data() + off + 2, &h, 2);
     }
   }
   return b;
@@ -115,7 +118,8 @@ void add_quant_linear_cases(std::vector<test_case>& out) {
       {4, 6, 1, false, 0, 0},  {5, 13, 4, true, 0, 0},  {17, 30, 3, true, 2, 0}, {64, 37, 2, false, 16, 3},
       {1, 300, 8, false, 0, 0},
   };
-  for (dtype t : {dtype::I8, dtype::Q8_0, dtype::Q4_0, dtype::Q4_K, dtype::Q5_K, dtype::Q6_K}) {
+  for (dtype t : {dtype::I8, dtype::Q8_0, dtype::Q4_0, dtype::Q4_1, dtype::Q5_0, dtype::Q5_1, dtype::Q4_K, dtype::Q5_K,
+                  dtype::Q6_K}) {
     const int64_t g = group_of(t);
     for (const qshape& s : shapes) out.push_back(quant_case(t, s.m, s.n, s.groups * g, s.bias, s.x_pad, s.y_pad, false));
     // More rows than one L2 panel of quantized x holds at k = 8192 (60-120 rows): several panels.
@@ -123,11 +127,13 @@ void add_quant_linear_cases(std::vector<test_case>& out) {
   }
   // The 9B model (hidden 4096, ffn 13696, vocab 151552): decode of one token (and a batch of 3) through q/o, the
   // fused gate_up, down and lm_head; a 512-token prefill chunk. Q4_K and the other k-quants cannot hold a row of
-  // 13696 (not a multiple of 256): files store down_proj in a fallback type.
+  // 13696 (not a multiple of 256): files store down_proj in a fallback type (Q5_0 in Q4_K files, Q5_1 in Q5_K
+  // files, Q8_0 in Q6_K files: formats/quantize.h fallback_type).
   struct pshape { int64_t m, n, k; };
   const pshape perf_shapes[] = {{1, 4096, 4096},    {3, 4096, 4096},     {1, 27392, 4096},  {1, 4096, 13696},
                                 {1, 151552, 4096},  {512, 4096, 4096},   {512, 27392, 4096}, {512, 4096, 13696}};
-  for (dtype t : {dtype::Q8_0, dtype::Q4_0, dtype::Q4_K, dtype::Q5_K, dtype::Q6_K, dtype::I8})
+  for (dtype t : {dtype::Q8_0, dtype::Q4_0, dtype::Q4_1, dtype::Q5_0, dtype::Q5_1, dtype::Q4_K, dtype::Q5_K,
+                  dtype::Q6_K, dtype::I8})
     for (const pshape& s : perf_shapes)
       if (s.k % group_of(t) == 0) out.push_back(quant_case(t, s.m, s.n, s.k, false, 0, 0, true));
 }

@@ -62,7 +62,8 @@ TEST_P(quant_isa_cases, every_path_matches_the_reference_with_the_same_bytes) {
 std::string type_name(const testing::TestParamInfo<dtype>& info) { return dtype_name(info.param); }
 
 INSTANTIATE_TEST_SUITE_P(quant_linear, quant_isa_cases,
-                         testing::Values(dtype::I8, dtype::Q8_0, dtype::Q4_0, dtype::Q4_K, dtype::Q5_K, dtype::Q6_K),
+                         testing::Values(dtype::I8, dtype::Q8_0, dtype::Q4_0, dtype::Q4_1, dtype::Q5_0, dtype::Q5_1,
+                                         dtype::Q4_K, dtype::Q5_K, dtype::Q6_K),
                          type_name);
 
 // Each row computed alone (decode tiles) equals the same row inside a 7-row call (prefill tiles + remainder).
@@ -70,7 +71,7 @@ TEST(quant_linear, rows_alone_equal_rows_in_a_batch) {
   const int64_t m = 7, n = 11, k = 512;
   rng r(99);
   const std::vector<float> x = r.normal(size_t(m * k)), w = r.normal(size_t(n * k), 0.05f);
-  for (dtype t : {dtype::Q8_0, dtype::Q4_0, dtype::Q4_K, dtype::Q6_K}) {
+  for (dtype t : {dtype::Q8_0, dtype::Q4_0, dtype::Q4_1, dtype::Q5_0, dtype::Q5_1, dtype::Q4_K, dtype::Q6_K}) {
     exec_context ctx(device{}, 2);
     linear_weight lw;
     lw.weight = quant::quantize_tensor(tensor::view(w.data(), dtype::F32, {n, k}), t);
@@ -97,7 +98,8 @@ TEST(quant_linear, close_to_the_float_product) {
       for (int64_t c = 0; c < k; ++c) exact[size_t(i * n + j)] += double(x[size_t(i * k + c)]) * w[size_t(j * k + c)];
   struct bound { dtype t; double nmse; };
   for (const bound& b : {bound{dtype::Q8_0, 1e-4}, bound{dtype::Q6_K, 1e-3}, bound{dtype::Q5_K, 3e-3},
-                         bound{dtype::Q4_K, 1e-2}, bound{dtype::Q4_0, 1.5e-2}}) {
+                         bound{dtype::Q4_K, 1e-2}, bound{dtype::Q4_0, 1.5e-2}, bound{dtype::Q4_1, 1e-2},
+                         bound{dtype::Q5_0, 4e-3}, bound{dtype::Q5_1, 3e-3}}) {
     exec_context ctx(device{}, 2);
     linear_weight lw;
     lw.weight = quant::quantize_tensor(tensor::view(w.data(), dtype::F32, {n, k}), b.t);

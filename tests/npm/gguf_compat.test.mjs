@@ -20,7 +20,7 @@ const SRC = process.env.AUTOGLM_SOURCE_DIR;
 const DEMO = path.join(SRC, 'models/demo');
 // GLM-4 chat framing of the demo vocabulary: [gMASK] <sop> <|user|> ... <|assistant|>.
 const GMASK = 1458, SOP = 1460, USER = 1463, ASSISTANT = 1464;
-const GGML = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 8, BF16: 30 };
+const GGML = { F32: 0, F16: 1, Q4_0: 2, Q4_1: 3, Q5_0: 6, Q5_1: 7, Q8_0: 8, BF16: 30 };
 
 let llama, dir;
 
@@ -133,7 +133,11 @@ test('quantized and mixed-precision GGUFs load in llama.cpp with the types asked
   const prompt = [GMASK, SOP, USER, ...tokenize('hello'), ASSISTANT];
   const cases = [
     { args: ['--type', 'q8_0'], q: GGML.Q8_0, embd: GGML.Q8_0 },
-    { args: ['--type', 'q4_k'], q: GGML.Q4_0, embd: GGML.Q4_0 },  // rows of 128: Q4_K needs 256, falls back to Q4_0
+    // Rows of 128: a k-quant needs 256, so the matrices fall back as llama.cpp's quantizer does (Q4_K -> Q5_0,
+    // Q5_K -> Q5_1).
+    { args: ['--type', 'q4_k'], q: GGML.Q5_0, embd: GGML.Q5_0 },
+    { args: ['--type', 'q5_k'], q: GGML.Q5_1, embd: GGML.Q5_1 },
+    { args: ['--type', 'q4_1'], q: GGML.Q4_1, embd: GGML.Q4_1 },
     { args: ['--type', 'bf16'], q: GGML.BF16, embd: GGML.BF16 },
     { args: ['--type', 'q4_0', '--keep', '*embed_tokens*=f16', '--keep', '*.layers.1.*=q8_0'], q: GGML.Q4_0, embd: GGML.F16 },
   ];
@@ -151,6 +155,23 @@ test('quantized and mixed-precision GGUFs load in llama.cpp with the types asked
     const tokens = await greedy(file, prompt, 8);
     assert.equal(tokens.length, 8);
     for (const t of tokens) assert.ok(t >= 0 && t < 1503);
+  }
+});
+
+// The 32-element fallback types, layout included: llama.cpp generates greedily from autoglm's Q5_0 / Q5_1 file and
+// autoglm, run on the same file with llama.cpp's tokens (teacher forcing), picks the same next token. The two
+// engines quantize activations differently (ggml: f16 scale per 32; autoglm: f32 scale, quant_linear.h), so a
+// near-tie may go either way (23 of 24 agree today); a wrong bit order in the blocks would leave the agreement near
+// chance (1 in 1503).
+test('autoglm and llama.cpp decode the same Q5_0 and Q5_1 files alike', async () => {
+  const prompt = [GMASK, SOP, USER, ...tokenize('Open the settings app and turn on dark mode.'), ASSISTANT];
+  for (const type of ['q5_0', 'q5_1']) {
+    const d = ggufModelDir(`gguf-${type}`, ['--type', type]);
+    const theirs = await greedy(path.join(d, 'demo.gguf'), prompt, 24);
+    const ours = logits(d, [...prompt, ...theirs.slice(0, -1)]).argmax.slice(prompt.length - 1);
+    const same = ours.filter((t, i) => t === theirs[i]).length;
+    assert.ok(same >= 20, `${type}: ${same} of 24 greedy tokens agree (llama.cpp ${theirs}, autoglm ${ours})`);
+    assert.ok(new Set(theirs).size > 4, `a degenerate sequence proves little: ${theirs}`);
   }
 });
 

@@ -10,7 +10,7 @@
 namespace autoglm::cpu::qgemm {
 
 // Weight dtypes with integer kernels, in table order.
-enum class wtype : uint8_t { I8, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, COUNT };
+enum class wtype : uint8_t { I8, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, Q4_1, Q5_0, Q5_1, COUNT };
 // The table index of `t`, or COUNT when it has no quantized kernel.
 wtype wtype_of(dtype t);
 // Whether activations are quantized in 256-element groups with 16-element sums (k-quants) or in 32-element blocks.

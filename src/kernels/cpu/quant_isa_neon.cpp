@@ -52,6 +52,16 @@ struct v_neon {
     const uint8x16_t q = vld1q_u8(static_cast<const uint8_t*>(p));
     return {s(vandq_u8(q, vdupq_n_u8(0x0f))), s(vshrq_n_u8(q, 4))};
   }
+  // Byte e = v where bit e of the little-endian 32-bit word at p is set: byte k of the word duplicated over
+  // bytes 8k .. 8k+7, then vtst against each byte's own bit.
+  static bytes bits32(const void* p, int v) {
+    const uint8_t* q = static_cast<const uint8_t*>(p);
+    static constexpr uint8_t k_bit[16] = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
+    const uint8x16_t bit = vld1q_u8(k_bit), val = vdupq_n_u8(uint8_t(v));
+    const uint8x16_t lo = vcombine_u8(vdup_n_u8(q[0]), vdup_n_u8(q[1]));
+    const uint8x16_t hi = vcombine_u8(vdup_n_u8(q[2]), vdup_n_u8(q[3]));
+    return {s(vandq_u8(vtstq_u8(lo, bit), val)), s(vandq_u8(vtstq_u8(hi, bit), val))};
+  }
   static bytes nib_lo(bytes v) {
     const uint8x16_t m = vdupq_n_u8(0x0f);
     return {s(vandq_u8(u(v.a), m)), s(vandq_u8(u(v.b), m))};

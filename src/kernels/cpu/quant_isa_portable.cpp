@@ -44,6 +44,14 @@ struct v_portable {
     }
     return b;
   }
+  // Byte e = v where bit e of the little-endian 32-bit word at p is set, else 0 (Q5_0/Q5_1's fifth bits).
+  static bytes bits32(const void* p, int v) {
+    uint32_t w;
+    std::memcpy(&w, p, 4);
+    bytes b;
+    for (int e = 0; e < 32; ++e) b.v[e] = int8_t((w >> e) & 1u ? v : 0);
+    return b;
+  }
   static bytes nib_lo(bytes a) {
     for (auto& e : a.v) e = int8_t(uint8_t(e) & 0x0f);
     return a;

@@ -32,6 +32,18 @@ struct v_x86 {
     const __m128i q = _mm_loadu_si128(static_cast<const __m128i*>(p));
     return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0x0f));
   }
+  // Byte e = v where bit e of the little-endian 32-bit word at p is set: byte e / 8 of the word spread over
+  // bytes 8k .. 8k+7 (the shuffle works within 128-bit halves, each of which holds the word), then each byte
+  // tests its own bit.
+  static bytes bits32(const void* p, int v) {
+    int32_t w;
+    std::memcpy(&w, p, 4);
+    const __m256i spread = _mm256_shuffle_epi8(
+        _mm256_set1_epi32(w), _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2,
+                                               3, 3, 3, 3, 3, 3, 3, 3));
+    const __m256i bit = _mm256_set1_epi64x(int64_t(0x8040201008040201ull));
+    return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit), _mm256_set1_epi8(char(v)));
+  }
   static bytes nib_lo(bytes v) { return _mm256_and_si256(v, _mm256_set1_epi8(0x0f)); }
   static bytes nib_hi(bytes v) { return _mm256_and_si256(_mm256_srli_epi16(v, 4), _mm256_set1_epi8(0x0f)); }
   // 16-bit shifts are exact per byte here: the mask drops what crosses in from the neighbour before the left

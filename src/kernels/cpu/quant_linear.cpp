@@ -30,6 +30,9 @@ wtype wtype_of(dtype t) {
     case dtype::Q4_K: return wtype::Q4_K;
     case dtype::Q5_K: return wtype::Q5_K;
     case dtype::Q6_K: return wtype::Q6_K;
+    case dtype::Q4_1: return wtype::Q4_1;
+    case dtype::Q5_0: return wtype::Q5_0;
+    case dtype::Q5_1: return wtype::Q5_1;
     default: return wtype::COUNT;
   }
 }

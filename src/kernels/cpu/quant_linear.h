@@ -1,16 +1,17 @@
-// kernels/cpu/quant_linear.h: LINEAR with quantized weights (I8 with per-row scales, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K
-// in ggml's layouts) on the CPU: y [m, n] = x [m, k] . W^T + bias, x and y F32.
+// kernels/cpu/quant_linear.h: LINEAR with quantized weights (I8 with per-row scales, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
+// Q4_K, Q5_K, Q6_K in ggml's layouts) on the CPU: y [m, n] = x [m, k] . W^T + bias, x and y F32.
 //
 // Activations are quantized per call, per row, in groups matching the weight's blocks: G = 32 elements (I8, Q8_0,
-// Q4_0) or 256 (the k-quants). For each group: amax = max |x|, d = amax / 127, q = round-half-even(x * (127 /
-// amax)) clamped to [-127, 127] (both divisions in float; d = 0 and q = 0 when amax = 0). The k-quants also keep
-// the sums of q over every 16 and 32 elements, the others over the 32. Weights are never dequantized to float:
-// every group of every output is one exact integer dot product (int8 x int8, the k-quants' sub-block scales and
-// mins applied as integers), converted to float once and accumulated with one fused multiply-add by (weight scale
-// x d), in group order (quant_microkernel.h gives the exact rule). Every ISA path (portable C++, AVX2, AVX-512
-// VNNI, NEON dotprod), decode or prefill, computes the same integers and the same float operations in the same
-// order, so all give identical bits whatever the number of rows or threads; the error against exact arithmetic is
-// that of quantizing x (about 0.4% relative per group).
+// Q4_0, Q4_1, Q5_0, Q5_1) or 256 (the k-quants). For each group: amax = max |x|, d = amax / 127, q =
+// round-half-even(x * (127 / amax)) clamped to [-127, 127] (both divisions in float; d = 0 and q = 0 when amax =
+// 0). The k-quants also keep the sums of q over every 16 and 32 elements, the others over the 32. Weights are
+// never dequantized to float: every group of every output is one exact integer dot product (int8 x int8, the
+// k-quants' sub-block scales and mins applied as integers), converted to float once and accumulated with one fused
+// multiply-add by (weight scale x d), in group order; Q4_1/Q5_1's f16 min adds one more FMA per group with the
+// group's sum of x (quant_microkernel.h gives the exact rule). Every ISA path (portable C++, AVX2, AVX-512 VNNI,
+// NEON dotprod), decode or prefill, computes the same integers and the same float operations in the same order,
+// so all give identical bits whatever the number of rows or threads; the error against exact arithmetic is that
+// of quantizing x (about 0.4% relative per group).
 //
 // Tiles are 8 W rows (the 8 lanes of a vector). Decode (1 .. 3 x rows) reads each W row once, in place: per
 // group a vector of partial sums per row, added across into one integer per row. Prefill quantizes x once, then
@@ -26,9 +27,9 @@
 
 namespace autoglm::cpu {
 
-// The registered LINEAR kernel for I8, Q8_0, Q4_0, Q4_K, Q5_K and Q6_K weights: w.weight [n, k] (k a whole number
-// of 32-element groups for I8, of blocks otherwise), w.scales F32 [n] for I8, w.bias F32 [n] or empty; x [m, k] and
-// y [m, n] F32 with unit column stride (row strides free).
+// The registered LINEAR kernel for I8, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K weights: w.weight [n, k]
+// (k a whole number of 32-element groups for I8, of blocks otherwise), w.scales F32 [n] for I8, w.bias F32 [n] or
+// empty; x [m, k] and y [m, n] F32 with unit column stride (row strides free).
 void quant_linear_kernel(const kernel_context& kc, const tensor& x, const linear_weight& w, tensor& y);
 // Whether quant_linear_kernel handles weights of `t`.
 bool quant_linear_supports(dtype t);

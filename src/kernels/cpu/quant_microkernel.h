@@ -7,10 +7,11 @@
 // quant_linear.h). For output (x row i, W row n) and each group g of the row in order (a 32-block, or a 256
 // super-block for the k-quants):
 //   I_g = the exact integer dot product of the weight integers with the quantized x (Q8_0/I8: q; Q4_0: q - 8;
-//         k-quants: sum over sub-blocks of scale x (q . x), q unsigned);
+//         Q5_0: q - 16; Q4_1/Q5_1: q; k-quants: sum over sub-blocks of scale x (q . x), q unsigned);
 //   acc = fma(float(I_g), s_g, acc),   s_g = d_w(g) * d_x(g) (I8: d_x(g));
 //   k-quants only: O_g = exact sum of min x (sum of x) per sub-block (Q6_K: 32 x scale x sum of x per 16),
 //   off = fma(float(O_g), t_g, off),   t_g = dmin_w(g) * d_x(g) (Q6_K: s_g);
+//   Q4_1/Q5_1 (x ~ d q + m): O_g = -(sum of x), t_g = m_w(g) * d_x(g), so y = acc - off adds m times the x sum;
 // then y = (acc - off) + bias (I8: fma(acc, row scale, bias)). Vector lanes hold W rows (8 per tile), so each
 // output is one lane's chain and the float work per group is one FMA per 8 outputs.
 //
@@ -34,17 +35,27 @@ namespace autoglm::cpu::qgemm {
 // Bytes of W per group (a variable, not a function: nothing here may be code shared across ISA files).
 template <wtype T>
 inline constexpr int64_t group_bytes = T == wtype::I8 ? 32 : T == wtype::Q8_0 ? 34 : T == wtype::Q4_0 ? 18
+                                       : T == wtype::Q4_1 ? 20 : T == wtype::Q5_0 ? 22 : T == wtype::Q5_1 ? 24
                                        : T == wtype::Q4_K ? 144 : T == wtype::Q5_K ? 176 : 210;
 // Groups decode fetches ahead of the one it reads in each W row (about 1 KiB).
 template <wtype T>
 inline constexpr int64_t k_prefetch_groups = (1024 + group_bytes<T> - 1) / group_bytes<T>;
 template <wtype T>
 inline constexpr bool is_k = T == wtype::Q4_K || T == wtype::Q5_K || T == wtype::Q6_K;
+// 32-element types whose weight integers are unsigned (nibbles, or nibbles with a fifth bit), taken by the
+// unsigned-by-signed dots; the zero point they subtract (Q4_0 8, Q5_0 16) or an f16 min they add (Q4_1, Q5_1).
+template <wtype T>
+inline constexpr bool is_u32 = T == wtype::Q4_0 || T == wtype::Q4_1 || T == wtype::Q5_0 || T == wtype::Q5_1;
+template <wtype T>
+inline constexpr int zero_point = T == wtype::Q4_0 ? 8 : T == wtype::Q5_0 ? 16 : 0;
+template <wtype T>
+inline constexpr bool has_min = T == wtype::Q4_1 || T == wtype::Q5_1;
 
 // ---- weights of one group of one row --------------------------------------------------------------------------
 
 // The 32 weight bytes of vector v (0 .. 7 for k-quants, 0 for the rest) of group g of a row, as the decode dots
-// take them: Q8_0/I8 signed; Q4_0 unsigned nibbles (the -8 is applied to the integer sum); k-quants unsigned.
+// take them: Q8_0/I8 signed; Q4_0/Q4_1 unsigned nibbles, Q5_0/Q5_1 nibbles with the fifth bit (bit e of the
+// block's 32-bit qh) as 16 (zero points are applied to the integer sum); k-quants unsigned.
 template <class V, wtype T>
 typename V::bytes weight_vector(const uint8_t* blk, int v) {
   if constexpr (T == wtype::I8) {
@@ -53,6 +64,12 @@ typename V::bytes weight_vector(const uint8_t* blk, int v) {
     return V::load(blk + 2);
   } else if constexpr (T == wtype::Q4_0) {
     return V::nibbles16(blk + 2);
+  } else if constexpr (T == wtype::Q4_1) {
+    return V::nibbles16(blk + 4);
+  } else if constexpr (T == wtype::Q5_0) {
+    return V::or_(V::nibbles16(blk + 6), V::bits32(blk + 2, 0x10));
+  } else if constexpr (T == wtype::Q5_1) {
+    return V::or_(V::nibbles16(blk + 8), V::bits32(blk + 4, 0x10));
   } else if constexpr (T == wtype::Q4_K || T == wtype::Q5_K) {
     const int c = v / 2;  // 64 elements per 32 bytes of qs: low nibbles (sub-block 2c), then high (2c + 1)
     const typename V::bytes q = V::load(blk + (T == wtype::Q4_K ? 16 : 48) + 32 * c);
@@ -73,8 +90,11 @@ struct group_head {
   uint16_t d = 0, dmin = 0;
   uint8_t sc[16] = {}, mn[8] = {};  // Q6_K: 16 int8 scales; Q4_K/Q5_K: 8 scales and 8 mins
   void read(const uint8_t* blk) {
-    if constexpr (T == wtype::Q8_0 || T == wtype::Q4_0) {
+    if constexpr (T == wtype::Q8_0 || T == wtype::Q4_0 || T == wtype::Q5_0) {
       std::memcpy(&d, blk, 2);
+    } else if constexpr (has_min<T>) {  // Q4_1 / Q5_1: the min rides in dmin
+      std::memcpy(&d, blk, 2);
+      std::memcpy(&dmin, blk + 2, 2);
     } else if constexpr (T == wtype::Q6_K) {
       std::memcpy(&d, blk + 208, 2);
       std::memcpy(sc, blk + 192, 16);
@@ -138,7 +158,7 @@ void decode_kernel(const tile& t) {
       for (int j = 0; j < 8; ++j) {
         const typename V::bytes wv = weight_vector<V, T>(blk[j], 0);
         for (int i = 0; i < MR; ++i) {
-          if constexpr (T == wtype::Q4_0) part[i][j] = V::dot_u(part[i][j], wv, xv[i]);
+          if constexpr (is_u32<T>) part[i][j] = V::dot_u(part[i][j], wv, xv[i]);
           else part[i][j] = V::dot_ss(part[i][j], wv, xv[i]);
         }
       }
@@ -165,9 +185,11 @@ void decode_kernel(const tile& t) {
     for (int i = 0; i < MR; ++i) {
       const float dx = t.x.d(t.i0 + i)[g];
       typename V::ints I = V::reduce8(part[i]);
-      if constexpr (T == wtype::Q4_0) I = V::iadd(I, V::ibcast(-8 * t.x.sum(t.i0 + i)[g]));
+      if constexpr (zero_point<T> != 0) I = V::iadd(I, V::ibcast(-zero_point<T> * t.x.sum(t.i0 + i)[g]));
       const typename V::floats s = group_scale<V, T>(dw, dx);
       acc[i] = V::fmadd(I, s, acc[i]);
+      if constexpr (has_min<T>)
+        off[i] = V::fmadd(V::ibcast(-t.x.sum(t.i0 + i)[g]), V::fmul_b(V::half8_at(blk, 2), dx), off[i]);
       if constexpr (is_k<T>) {
         const int16_t* bs = t.x.bsum(t.i0 + i, g);
         alignas(32) int32_t o[8];
@@ -184,14 +206,15 @@ void decode_kernel(const tile& t) {
 
 // ---- prefill: a tile of 8 W rows packed once, then reused for every x row of the panel -------------------------
 
-// Packed bytes per group: _0 types: 8 vectors (lane r = 4 weights of row r) + 8 f16 scales padded to 32 bytes;
-// k-quants: 8 x 8 vectors + per sub-block scales (16 x 8 int32) + mins (8 x 8 int32) + d, dmin (8 f16 each).
+// Packed bytes per group: 32-element types: 8 vectors (lane r = 4 weights of row r) + 8 f16 scales + 8 f16 mins
+// (Q4_1/Q5_1; padding otherwise); k-quants: 8 x 8 vectors + per sub-block scales (16 x 8 int32) + mins (8 x 8
+// int32) + d, dmin (8 f16 each).
 template <wtype T>
 inline constexpr int64_t packed_group_bytes = is_k<T> ? 64 * 32 + 16 * 32 + 8 * 32 + 32 : 8 * 32 + 32;
 
 // Packs W rows t.w .. (8, the last repeated past t.nr) into `out` (packed_group_bytes<T> per group). Weight
-// integers are stored as V's broadcast dots take them: unsigned (Q4_0 nibbles, k-quant quants, and Q8_0/I8 + 128
-// when V::q8_bias is 128) or signed (Q8_0/I8 when it is 0); the integer sums are corrected exactly afterwards.
+// integers are stored as V's broadcast dots take them: unsigned (Q4_0/Q4_1/Q5_0/Q5_1, k-quant quants, and Q8_0/I8
+// + 128 when V::q8_bias is 128) or signed (Q8_0/I8 when it is 0); the integer sums are corrected exactly afterwards.
 template <class V, wtype T>
 void pack_tile(const tile& t, int64_t ng, uint8_t* out) {
   constexpr int64_t gb = group_bytes<T>;
@@ -220,8 +243,9 @@ void pack_tile(const tile& t, int64_t ng, uint8_t* out) {
           sc[8 * h + j] = T == wtype::Q6_K ? int(int8_t(hd[j].sc[h])) : int(hd[j].sc[h / 2]);
       for (int s = 0; s < 8; ++s)
         for (int j = 0; j < 8; ++j) mn[8 * s + j] = T == wtype::Q6_K ? 0 : int(hd[j].mn[s]);
-      for (int j = 0; j < 8; ++j) tail[8 + j] = hd[j].dmin;
     }
+    if constexpr (is_k<T> || has_min<T>)
+      for (int j = 0; j < 8; ++j) tail[8 + j] = hd[j].dmin;
     for (int j = 0; j < 8; ++j) tail[j] = hd[j].d;
   }
 }
@@ -253,7 +277,7 @@ void packed_kernel(const tile& t, const uint8_t* packed, int64_t g0, int64_t g1,
         const typename V::bytes p0 = V::load(packed + 32 * k), p1 = V::load(packed + 32 * k + 32);
         for (int i = 0; i < MR; ++i) {
           const int8_t* x4 = xq[i] + 32 * g + 4 * k;
-          if constexpr (T == wtype::Q4_0 || V::q8_bias == 128) {
+          if constexpr (is_u32<T> || V::q8_bias == 128) {
             I[i] = V::dotb_u(I[i], p0, x4);
             J[i] = V::dotb_u(J[i], p1, x4 + 4);
           } else {
@@ -284,11 +308,13 @@ void packed_kernel(const tile& t, const uint8_t* packed, int64_t g0, int64_t g1,
     }
     for (int i = 0; i < MR; ++i) {
       const float dx = t.x.d(t.i0 + i)[g];
-      if constexpr (T == wtype::Q4_0) I[i] = V::iadd(I[i], V::ibcast(-8 * t.x.sum(t.i0 + i)[g]));
+      if constexpr (zero_point<T> != 0) I[i] = V::iadd(I[i], V::ibcast(-zero_point<T> * t.x.sum(t.i0 + i)[g]));
       if constexpr ((T == wtype::Q8_0 || T == wtype::I8) && V::q8_bias == 128)
         I[i] = V::iadd(I[i], V::ibcast(-128 * t.x.sum(t.i0 + i)[g]));
       const typename V::floats s = group_scale<V, T>(dw, dx);
       acc[i] = V::fmadd(I[i], s, acc[i]);
+      if constexpr (has_min<T>)
+        off[i] = V::fmadd(V::ibcast(-t.x.sum(t.i0 + i)[g]), V::fmul_b(V::half8(tail + 8), dx), off[i]);
       if constexpr (is_k<T>) {
         const int16_t* bs = t.x.bsum(t.i0 + i, g);
         const int32_t* sc = reinterpret_cast<const int32_t*>(packed + 64 * 32);
@@ -391,6 +417,9 @@ isa_table make_table(const char* name, int prefill_mr) {
   fill_type<V, wtype::Q4_K>(tab);
   fill_type<V, wtype::Q5_K>(tab);
   fill_type<V, wtype::Q6_K>(tab);
+  fill_type<V, wtype::Q4_1>(tab);
+  fill_type<V, wtype::Q5_0>(tab);
+  fill_type<V, wtype::Q5_1>(tab);
   return tab;
 }
 

@@ -14,6 +14,7 @@
 #include "kernels/cpu/linear.h"
 #include "kernels/cpu/norm.h"
 #include "kernels/cpu/pos_embed.h"
+#include "kernels/cpu/quant_embedding.h"
 #include "kernels/cpu/quant_linear.h"
 #include "kernels/cpu/rope.h"
 
@@ -56,8 +57,13 @@ void register_cpu_kernels(kernel_registry& r) {
     r.add_kernel<kernel_sig::attention_paged>(op_id::ATTENTION_PAGED, cpu, t, cpu::attention_paged_kernel);
   }
   // Quantized weights: integer dot products on activations quantized per call (quant_linear.h).
-  for (dtype t : {dtype::I8, dtype::Q8_0, dtype::Q4_0, dtype::Q4_K, dtype::Q5_K, dtype::Q6_K})
+  for (dtype t : {dtype::I8, dtype::Q8_0, dtype::Q4_0, dtype::Q4_1, dtype::Q5_0, dtype::Q5_1, dtype::Q4_K, dtype::Q5_K,
+                  dtype::Q6_K})
     r.add_kernel<kernel_sig::linear>(op_id::LINEAR, cpu, t, cpu::quant_linear_kernel);
+  // Token tables in any GGUF block type (a community file's token_embd): rows dequantized as they are gathered.
+  for (dtype t : {dtype::Q8_0, dtype::Q4_0, dtype::Q4_1, dtype::Q5_0, dtype::Q5_1, dtype::Q4_K, dtype::Q5_K,
+                  dtype::Q6_K})
+    r.add_kernel<kernel_sig::embedding>(op_id::EMBEDDING, cpu, t, cpu::quant_embedding_kernel);
   // A Q8_0 KV cache (head_dim a multiple of 32): the same kernels, rows quantized on store (quant_kv.h).
   r.add_kernel<kernel_sig::kv_store>(op_id::KV_STORE, cpu, dtype::Q8_0, cpu::kv_store_kernel);
   r.add_kernel<kernel_sig::attention_paged>(op_id::ATTENTION_PAGED, cpu, dtype::Q8_0, cpu::attention_paged_kernel);
