@@ -25,19 +25,25 @@ struct tensor_spec {
   enum kind_t { MATRIX, NORM, BIAS } kind;
 };
 
-// The GLM-4.1V-9B dimensions (spec section 1), with the layer counts overridable for smaller runs.
-json real_config(int n_layers, int vision_depth, int vocab) {
+// The text decoder's shape; the defaults are GLM-4.1V-9B's (spec section 1). Smaller shapes (e.g. 1.5B-class:
+// hidden 2048, 16 heads, ffn 6848) are for benchmarks against peers at those sizes.
+struct text_dims {
+  int hidden = 4096, intermediate = 13696, heads = 32, kv_heads = 2;
+};
+
+// The GLM-4.1V-9B dimensions (spec section 1), with the layer counts and text dimensions overridable.
+json real_config(int n_layers, int vision_depth, int vocab, const text_dims& d) {
   // Special ids keep GLM-4's offsets from <|endoftext|> (151329 in the real vocabulary).
   const int b = std::min(151329, vocab - 32);
-  json text = {{"vocab_size", vocab}, {"hidden_size", 4096}, {"intermediate_size", 13696}, {"num_hidden_layers", n_layers},
-               {"num_attention_heads", 32}, {"num_key_value_heads", 2}, {"hidden_act", "silu"},
+  json text = {{"vocab_size", vocab}, {"hidden_size", d.hidden}, {"intermediate_size", d.intermediate}, {"num_hidden_layers", n_layers},
+               {"num_attention_heads", d.heads}, {"num_key_value_heads", d.kv_heads}, {"hidden_act", "silu"},
                {"max_position_embeddings", 65536}, {"rms_norm_eps", 1e-5}, {"rope_theta", 10000.0},
                {"partial_rotary_factor", 0.5}, {"attention_bias", true},
                {"rope_scaling", {{"type", "default"}, {"mrope_section", {8, 12, 12}}}},
                {"eos_token_id", {b, b + 7, b + 9}}, {"pad_token_id", b}, {"model_type", "glm4v_text"}};
   json vision = {{"depth", vision_depth}, {"hidden_size", 1536}, {"num_heads", 12}, {"patch_size", 14},
                  {"temporal_patch_size", 2}, {"spatial_merge_size", 2}, {"image_size", 336}, {"in_channels", 3},
-                 {"out_hidden_size", 4096}, {"intermediate_size", 13696}, {"hidden_act", "silu"}, {"rms_norm_eps", 1e-5},
+                 {"out_hidden_size", d.hidden}, {"intermediate_size", d.intermediate}, {"hidden_act", "silu"}, {"rms_norm_eps", 1e-5},
                  {"attention_bias", false}, {"model_type", "glm4v"}};
   return {{"architectures", {"Glm4vForConditionalGeneration"}}, {"model_type", "glm4v"}, {"torch_dtype", "bfloat16"},
           {"text_config", text}, {"vision_config", vision}, {"image_token_id", b + 14}, {"video_token_id", b + 15},
@@ -119,12 +125,17 @@ int run_random_model(int argc, char** argv) {
   CLI::App app{"Write a random-weight GLM-4.1V checkpoint with the real 9B dimensions (for benchmarks)"};
   std::string out_dir;
   int layers = 40, vision_depth = 24, vocab = 151552;
+  text_dims dims;
   double shard_gb = 5.0;
   bool config_only = false;
   app.add_option("-o,--out", out_dir, "output directory")->required();
   app.add_option("--layers", layers, "text decoder layers (real: 40)");
   app.add_option("--vision-depth", vision_depth, "ViT blocks (real: 24)");
   app.add_option("--vocab", vocab, "vocabulary rows (real: 151552; must exceed the special token ids 151329..151344 for real prompts)");
+  app.add_option("--hidden", dims.hidden, "text hidden size (real: 4096; also the vision merger's output)");
+  app.add_option("--intermediate", dims.intermediate, "text MLP width (real: 13696)");
+  app.add_option("--heads", dims.heads, "attention heads (real: 32; head dim = hidden / heads, 128 for the real M-RoPE sections)");
+  app.add_option("--kv-heads", dims.kv_heads, "key/value heads (real: 2)");
   app.add_option("--shard-gb", shard_gb, "maximum shard size in GB");
   app.add_flag("--config-only", config_only, "write only the JSON files (config, generation and preprocessor configs)");
   try {
@@ -136,8 +147,12 @@ int run_random_model(int argc, char** argv) {
   if (layers < 1 || layers > 1024 || vision_depth < 1 || vision_depth > 1024 || vocab < 32 || vocab > (1 << 24))
     throw error("--layers and --vision-depth must be between 1 and 1024, --vocab between 32 and 16777216");
   if (!(shard_gb > 0.0)) throw error("--shard-gb must be positive");
+  // The M-RoPE sections (8, 12, 12) cover half of a 128-wide head; other head sizes would need other sections.
+  if (dims.heads < 1 || dims.kv_heads < 1 || dims.heads % dims.kv_heads != 0 || dims.hidden != dims.heads * 128 ||
+      dims.intermediate < 1 || dims.intermediate > (1 << 20))
+    throw error("--hidden must be 128 x --heads, --heads a multiple of --kv-heads, --intermediate between 1 and 1048576");
   std::filesystem::create_directories(out_dir);
-  json cfg = real_config(layers, vision_depth, vocab);
+  json cfg = real_config(layers, vision_depth, vocab, dims);
   std::ofstream(out_dir + "/config.json") << cfg.dump(2);
   std::ofstream(out_dir + "/generation_config.json")
       << json{{"do_sample", true}, {"temperature", 0.8}, {"top_p", 0.6}, {"top_k", 2}, {"eos_token_id", cfg["text_config"]["eos_token_id"]}}.dump(2);

@@ -152,6 +152,29 @@ test('random-model writes a loadable sharded checkpoint', () => {
   }
 });
 
+test('random-model writes other text dimensions when asked (the 1.5B-class peer benchmark)', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'autoglm-rand-dims-'));
+  try {
+    const r = cli(['random-model', '-o', dir, '--layers', '1', '--vision-depth', '1', '--vocab', '1000',
+                   '--hidden', '256', '--heads', '2', '--kv-heads', '1', '--intermediate', '384']);
+    assert.equal(r.code, 0, r.err);
+    const cfg = JSON.parse(readFileSync(path.join(dir, 'config.json'), 'utf8'));
+    assert.equal(cfg.text_config.hidden_size, 256);
+    assert.equal(cfg.text_config.intermediate_size, 384);
+    assert.equal(cfg.text_config.num_attention_heads, 2);
+    assert.equal(cfg.text_config.num_key_value_heads, 1);
+    assert.equal(cfg.vision_config.out_hidden_size, 256);  // the merger projects into the text hidden size
+    const l = cli(['logits', '-m', dir, '--tokens', '1,2,3']);
+    assert.equal(l.code, 0, l.err);
+    assert.equal(JSON.parse(l.out).argmax.length, 3);
+    const bad = cli(['random-model', '-o', dir, '--config-only', '--hidden', '300', '--heads', '2']);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.err, /--hidden must be 128 x --heads/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('bad input gives a clear error and a non-zero exit', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'autoglm-bad-'));
   try {
