@@ -56,6 +56,8 @@ int run_bench(int argc, char** argv) {
   app.add_option("--max-recompute-context", max_recompute_context, "skip full recomputation above this context (it is O(n) forward passes of n tokens)");
   app.add_flag("--fake-context", fake_context, "fill the KV cache without a prefill (timing only: decode cost does not depend on cached values)");
   app.add_option("--threads", threads, "CPU threads (default: all cores)");
+  std::string device = "cpu";
+  app.add_option("--device", device, "where the model runs: cpu or cuda:N (a build with the CUDA backend)")->capture_default_str();
   app.add_option("--kv-type", kv_type, "KV cache element type: f32, f16, bf16 or q8_0")->capture_default_str();
   app.add_option("-o,--out", out_file, "also write the JSON here");
   try {
@@ -73,6 +75,7 @@ int run_bench(int argc, char** argv) {
   engine_options eo;
   eo.model_dir = model_dir;
   eo.n_threads = threads;
+  eo.device = device;
   eo.max_num_seqs = 1;
   eo.enable_prefix_caching = false;
   eo.kv_cache_dtype = parse_kv_type_option(kv_type);
@@ -164,6 +167,7 @@ int run_bench(int argc, char** argv) {
                   {"weight_bytes_per_token", weight_bytes}};
   out["threads"] = eng->n_threads();
   out["kv_cache_type"] = kv_cache_type_name(eo.kv_cache_dtype);
+  out["device"] = eo.device;
   out["load_ms"] = load_ms;
   out["machine_read_bandwidth_GBps"] = read_bw;
   if (weight_bytes) out["decode_floor_ms_per_token"] = double(weight_bytes) / (read_bw * 1e6);

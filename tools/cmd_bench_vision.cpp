@@ -78,6 +78,8 @@ int run_bench_vision(int argc, char** argv) {
   app.add_option("--reps", reps, "timed encodes per size (the median is reported)");
   app.add_option("--max-pixels", max_pixels, "processor max_pixels override (Open-AutoGLM: 5000000)");
   app.add_option("--threads", threads, "CPU threads (default: all cores)");
+  std::string device = "cpu";
+  app.add_option("--device", device, "where the model runs: cpu or cuda:N (a build with the CUDA backend)")->capture_default_str();
   app.add_option("--vision-threads", vision_threads, "threads of the vision encoder (default: --threads)");
   app.add_option("-o,--out", out_file, "also write the JSON here");
   try {
@@ -90,6 +92,7 @@ int run_bench_vision(int argc, char** argv) {
   engine_options eo;
   eo.model_dir = model_dir;
   eo.n_threads = threads;
+  eo.device = device;
   // The encoder alone on the machine: all of --threads (the engine's default is half, beside decoding).
   eo.n_vision_threads = vision_threads > 0 ? vision_threads : threads > 0 ? threads : int32_t(std::thread::hardware_concurrency());
   eo.max_num_seqs = 1;

@@ -25,6 +25,8 @@ static int run_logits(int argc, char** argv) {
   app.add_option("--tokens", tokens_text, "comma-separated token ids; each image placeholder id stands for one --image")->required();
   app.add_option("--image", image_files, "image file (PNG/JPEG/WebP), once per placeholder, in order");
   app.add_option("--threads", threads, "CPU threads (default: all cores)");
+  std::string device = "cpu";
+  app.add_option("--device", device, "where the model runs: cpu or cuda:N (a build with the CUDA backend)")->capture_default_str();
   app.add_option("--min-pixels", min_pixels, "override the processor's min_pixels");
   app.add_option("--max-pixels", max_pixels, "override the processor's max_pixels");
   app.add_option("--dump-dir", dump_dir, "write every named intermediate activation as <name>.f32 plus index.json");
@@ -41,6 +43,7 @@ static int run_logits(int argc, char** argv) {
   engine_options eo;
   eo.model_dir = model_dir;
   eo.n_threads = threads;
+  eo.device = device;
   eo.max_num_seqs = 1;
   eo.enable_prefix_caching = false;
   if (!dump_dir.empty())

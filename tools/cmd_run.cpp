@@ -53,6 +53,8 @@ int run_run(int argc, char** argv) {
   app.add_option("--presence-penalty", pres, "OpenAI presence penalty");
   app.add_option("--seed", seed, "seed for reproducible sampling");
   app.add_option("--threads", threads, "CPU threads (default: all cores)");
+  std::string device = "cpu";
+  app.add_option("--device", device, "where the model runs: cpu or cuda:N (a build with the CUDA backend)")->capture_default_str();
   app.add_option("--kv-type", kv_type, "KV cache element type: f32, f16 or bf16 (half the memory), q8_0 (about a quarter)")->capture_default_str();
   app.add_option("--min-pixels", min_pixels, "image min_pixels override");
   app.add_option("--max-pixels", max_pixels, "image max_pixels override (Open-AutoGLM uses 5000000)");
@@ -70,6 +72,7 @@ int run_run(int argc, char** argv) {
   engine_options eo;
   eo.model_dir = model_dir;
   eo.n_threads = threads;
+  eo.device = device;
   eo.max_num_seqs = 1;
   eo.kv_cache_dtype = parse_kv_type_option(kv_type);
   auto eng = engine::create(eo);

@@ -34,6 +34,9 @@ kv_cache_type parse_kv_cache_type(const std::string& name);
 
 struct engine_options {
   std::string model_dir;
+  // Where the model, its KV cache and the decode and vision contexts run: "cpu" or "cuda:N" (a build with the CUDA
+  // backend, on a machine with that device). The threads options below are host threads either way.
+  std::string device = "cpu";
   int32_t n_threads = 0;             // compute threads of the decode loop (0 = all cores)
   int32_t n_vision_threads = 0;      // threads of the vision worker (0 = max(1, n_threads / 2))
   int32_t max_num_seqs = 16;         // sequences decoded together

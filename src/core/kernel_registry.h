@@ -108,6 +108,8 @@ struct device_memory {
   // Optional (GPU backends): a stream per execution context, so contexts run concurrently.
   void* (*create_stream)(device dev) = nullptr;
   void (*destroy_stream)(device dev, void* stream) = nullptr;
+  // Optional (GPU backends): free and total bytes of the device, to size caches and to say what does not fit.
+  void (*mem_info)(device dev, size_t* free_bytes, size_t* total_bytes) = nullptr;
 };
 
 class kernel_registry {

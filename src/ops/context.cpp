@@ -79,6 +79,9 @@ exec_context::exec_context(device dev, int32_t n_threads) : arena_((ops::init_ba
     pool_ = std::make_unique<thread_pool>(1);
     kc_.pool = pool_.get();
   }
+  // A device this build or machine cannot run says why (no CUDA backend built, no such device) before the
+  // registry's generic "no backend" would.
+  if (const std::string why = ops::device_problem(dev); !why.empty()) throw error(why);
   const device_memory& mem = kernel_registry::instance().memory(dev.kind);  // throws: no such backend
   if (mem.create_stream) kc_.stream = mem.create_stream(dev);
 }

@@ -51,6 +51,18 @@ void init_backends() {
   });
 }
 
+std::string device_problem(const device& dev) {
+  if (dev.kind == device_kind::CPU) return "";
+#if defined(AUTOGLM_HAVE_CUDA)
+  if (dev.kind == device_kind::CUDA) return cuda_device_problem(dev.index);
+#else
+  if (dev.kind == device_kind::CUDA)
+    return dev.str() + ": this build has no CUDA backend (configure with -DAUTOGLM_CUDA=ON where the CUDA toolkit "
+           "is installed)";
+#endif
+  return dev.str() + ": no backend for this device kind";
+}
+
 // ---- memory -----------------------------------------------------------------------------------------------
 
 tensor scratch(exec_context& ctx, dtype type, const std::vector<int64_t>& shape) {
@@ -90,6 +102,15 @@ void to_host(exec_context& ctx, const tensor& src, void* dst, size_t dst_bytes) 
   mem.synchronize(ctx.kernels());
 }
 
+void synchronize(exec_context& ctx) { memory(ctx).synchronize(ctx.kernels()); }
+
+bool memory_info(exec_context& ctx, size_t& free_bytes, size_t& total_bytes) {
+  const device_memory& mem = memory(ctx);
+  if (!mem.mem_info) return false;
+  mem.mem_info(ctx.dev(), &free_bytes, &total_bytes);
+  return true;
+}
+
 tensor host_f32(exec_context& ctx, const tensor& src) {
   // Convert on the source's device into a contiguous F32 tensor, then bring it over.
   tensor conv = src;
@@ -107,8 +128,12 @@ tensor host_f32(exec_context& ctx, const tensor& src) {
 
 tensor prepare_weight(exec_context& ctx, const tensor& w) {
   if (ctx.dev().kind == device_kind::CPU) return w;  // used in place from the mapping
+  AG_CHECK(w.is_contiguous(), "prepare_weight: the source must be contiguous");
   tensor d = alloc_persistent(ctx, w.type(), w.shape());
   memory(ctx).copy(ctx.kernels(), d.data(), w.data(), w.n_bytes(), false, true);
+  // Complete before returning: other contexts (the vision worker's stream) read weights without waiting for
+  // this one, and the source mapping may be released once the model is bound.
+  memory(ctx).synchronize(ctx.kernels());
   return d;
 }
 

@@ -21,6 +21,9 @@ namespace autoglm::ops {
 
 // Registers the backends compiled into this build (CPU always, CUDA when built). Idempotent.
 void init_backends();
+// "" when `dev` can run kernels in this build on this machine; otherwise a sentence saying why not ("cuda:1: this
+// machine has 1 CUDA device (cuda:0)", "cuda: this build has no CUDA backend (...)").
+std::string device_problem(const device& dev);
 
 // ---- memory -----------------------------------------------------------------------------------------------
 // An activation in the context's scratch arena (uninitialized; valid until the arena is reset).
@@ -32,6 +35,11 @@ tensor to_device(exec_context& ctx, const tensor& host);
 tensor alloc_persistent(exec_context& ctx, dtype type, const std::vector<int64_t>& shape);
 // Copies a contiguous tensor's bytes to host memory (waits for the device).
 void to_host(exec_context& ctx, const tensor& src, void* dst, size_t dst_bytes);
+// Waits until everything queued on the context (its stream on a GPU) has run; reports a bad index a kernel found.
+// A tensor one context produced may be read by another context only after this (the vision worker's embeddings).
+void synchronize(exec_context& ctx);
+// Free and total bytes of the context's device; false where the backend cannot say (the CPU).
+bool memory_info(exec_context& ctx, size_t& free_bytes, size_t& total_bytes);
 // A host F32 copy [rows, cols] of any tensor (dumps and tests).
 tensor host_f32(exec_context& ctx, const tensor& src);
 

@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "ops/ops.h"
+#include "runtime/device_budget.h"
 #include "runtime/embedding_cache.h"
 #include "runtime/engine_impl.h"
 #include "runtime/kv_cache.h"
@@ -126,6 +127,7 @@ class engine_impl final : public engine {
       bytes = __builtin_mul_overflow(size_t(o.max_num_seqs) * size_t(want_len), per_token, &wanted)
                   ? k_default_kv_cap
                   : std::min(wanted, k_default_kv_cap);
+    bytes = fit_kv_budget(*ctx_, bytes, o.kv_cache_bytes != 0);  // a GPU: what is left after the weights
     size_t block_bytes = 0;
     if (__builtin_mul_overflow(per_token, size_t(bs), &block_bytes))
       throw invalid_request("kv_block_size " + std::to_string(bs) + " makes a KV block larger than memory", "kv_block_size");

@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "runtime/device_budget.h"
 #include "runtime/engine_impl.h"
 #include "tokenizer/tokenizer.h"
 
@@ -13,7 +14,8 @@ std::unique_ptr<engine> engine::create(const engine_options& options) {
   if (options.model_dir.empty()) throw invalid_request("model_dir is empty", "model_dir");
   validate_engine_options(options);
   // The decode context: the model's weights are prepared for its device; the engine keeps it.
-  auto ctx = std::make_unique<exec_context>(device{}, options.n_threads);
+  auto ctx = std::make_unique<exec_context>(engine_device(options), options.n_threads);
+  check_model_fits(options, *ctx);  // on a GPU: say what is needed before a long upload fails half-way
   std::unique_ptr<model> m = load_model(options.model_dir, *ctx);
   // A directory without tokenizer.json (a random benchmark checkpoint) still serves token-id requests;
   // get_tokenizer() then says what is missing. One that exists must load.

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "formats/json_file.h"
 #include "kernels/cpu/ceilings.h"
+#include "runtime/device_budget.h"
 #include "runtime/engine_impl.h"
 
 namespace autoglm {
@@ -89,6 +90,7 @@ void validate_engine_options(const engine_options& o) {
   check_range(o.max_waiting, 1, k_max_waiting, "max_waiting");
   check_range(o.kv_block_size, 1, k_max_kv_block_size, "kv_block_size");
   kv_cache_element_type(o.kv_cache_dtype);  // an enum value cast from an unchecked integer
+  engine_device(o);                          // "cpu" or "cuda:N" (whether it exists shows when its context starts)
 }
 
 generation_defaults load_generation_defaults(const std::string& model_dir) {

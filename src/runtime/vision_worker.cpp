@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "core/error.h"
+#include "ops/ops.h"
 
 namespace autoglm {
 
@@ -68,6 +69,9 @@ void vision_worker::run() {
     const auto t0 = std::chrono::steady_clock::now();
     try {
       r.embedding = model_.encode_image(ctx_, *j.image);
+      // On a GPU the encode is only queued on this worker's stream: the engine's context reads the embedding on
+      // its own stream, so it must be complete before it is handed over (and the time measured is the encode's).
+      ops::synchronize(ctx_);
     } catch (const std::exception& e) {
       r.error = e.what();
     } catch (...) {

@@ -1,7 +1,8 @@
 // tests/model/model_driver.h: a unit-test driver for a `model` (model/model.h): one sequence with a private paged
-// KV cache (host F32 tensors, blocks handed out in reverse so the block table matters), prefill of a prompt with
-// images in chunks (image rows passed as embedding spans) and token-by-token decode. It is what the runtime does
-// for one request, reduced to what the model-level tests need; the engine is the real thing.
+// KV cache (F32 by default, on the context's device; blocks handed out in reverse so the block table matters),
+// prefill of a prompt with images in chunks (image rows passed as embedding spans) and token-by-token decode. It
+// is what the runtime does for one request, reduced to what the model-level tests need; the engine is the real
+// thing.
 #pragma once
 
 #include <algorithm>
@@ -12,20 +13,22 @@
 #include "core/tensor.h"
 #include "model/model.h"
 #include "ops/context.h"
+#include "ops/ops.h"
 
 namespace autoglm::test {
 
 class sequence_driver {
  public:
-  // A cache of ceil(max_tokens / block_size) blocks of F32 K/V for every layer.
-  sequence_driver(const model& m, exec_context& ctx, int32_t max_tokens, int32_t block_size = 16)
+  // A cache of ceil(max_tokens / block_size) blocks of K/V (kv_type, on the context's device) for every layer.
+  sequence_driver(const model& m, exec_context& ctx, int32_t max_tokens, int32_t block_size = 16,
+                  dtype kv_type = dtype::F32)
       : model_(m), ctx_(ctx), block_size_(block_size) {
     const kv_layout kl = m.kv_shape();
     const int32_t n_blocks = (max_tokens + block_size - 1) / block_size;
     for (int32_t l = 0; l < kl.n_layers; ++l) {
       paged_kv_layer layer;
-      layer.k = tensor::empty_host(dtype::F32, {n_blocks, block_size, kl.n_kv_heads, kl.head_dim});
-      layer.v = tensor::empty_host(dtype::F32, {n_blocks, block_size, kl.n_kv_heads, kl.head_dim});
+      layer.k = ops::alloc_persistent(ctx, kv_type, {n_blocks, block_size, kl.n_kv_heads, kl.head_dim});
+      layer.v = ops::alloc_persistent(ctx, kv_type, {n_blocks, block_size, kl.n_kv_heads, kl.head_dim});
       kv_.push_back(layer);
     }
     for (int32_t i = 0; i < n_blocks; ++i) block_table_.push_back(n_blocks - 1 - i);

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# scripts/cuda_check.sh: the CUDA backend's check on a GPU machine, in ONE command (one device call):
+#
+#   OUT=/path/to/results scripts/cuda_check.sh            # configure + build (Release, CUDA, -j16), tests, perf
+#   OUT=... scripts/cuda_check.sh --skip-build            # reuse $BUILD_DIR (a second call on a warm machine)
+#   OUT=... scripts/cuda_check.sh --model-bench           # also: a random-weight 9B checkpoint, decode bench
+#   OUT=... scripts/cuda_check.sh --quick                 # shorter perf pass
+#
+# Needs nvcc (on PATH or in /usr/local/cuda), cmake, a C++20 compiler and the Debian -dev packages of
+# scripts/setup.sh; no network. Steps (each logged to $OUT/<step>.log, failures do not stop the later steps):
+#   1. configure + build build/cuda-release (-DAUTOGLM_CUDA=ON; CMAKE_CUDA_ARCHITECTURES defaults to 89;90,
+#      override with CUDA_ARCHS=...): test_cuda, test_kernels, cuda_perf, autoglm;
+#   2. tests/cuda (test_cuda): every CUDA op against the CPU kernels, the tiny checkpoint's HF parity on cuda:0,
+#      greedy tokens against the CPU backend. On a GPU machine nothing may skip: a skip fails the step;
+#   3. the kernel harness's cuda:0 cases (test_kernels, every op against the double-precision reference);
+#   4. perf: cuda_perf (device copy bandwidth measured in the same run, GEMV GB/s and % of it, GEMM TFLOP/s,
+#      attention) -> perf.json, and the harness's --perf on cuda:0 -> harness_perf.log;
+#   5. (--model-bench) `autoglm random-model` (real 9B dimensions, ~19 GB of disk) and `autoglm bench --device
+#      cuda:0` decode at 512 and 2048 tokens of context -> model_bench.json.
+# Results: $OUT/summary.json ({"steps": {name: {"status", "seconds"}}, "perf": ...}), logs, gtest JSON. Exit
+# status 0 only when every step passed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+SRC=$PWD
+OUT=${OUT:-$SRC/cuda_check_out}
+BUILD_DIR=${BUILD_DIR:-$SRC/build/cuda-release}
+JOBS=${JOBS:-16}
+CUDA_ARCHS=${CUDA_ARCHS:-}
+skip_build=0 model_bench=0 quick=0
+for a in "$@"; do
+  case "$a" in
+    --skip-build) skip_build=1 ;;
+    --model-bench) model_bench=1 ;;
+    --quick) quick=1 ;;
+    *) echo "usage: OUT=DIR $0 [--skip-build] [--model-bench] [--quick]" >&2; exit 2 ;;
+  esac
+done
+mkdir -p "$OUT"
+export AUTOGLM_SOURCE_DIR=$SRC
+summary_steps=()
+overall=0
+
+# run_step NAME TIMEOUT_S COMMAND...: runs COMMAND with its output in $OUT/NAME.log, records status and time.
+run_step() {
+  local name=$1 limit=$2
+  shift 2
+  local t0=$SECONDS
+  echo "== $name: $*" | tee "$OUT/$name.log"
+  timeout "$limit" "$@" >>"$OUT/$name.log" 2>&1
+  local rc=$?
+  local secs=$((SECONDS - t0))
+  local status=pass
+  if [ $rc -ne 0 ]; then status=fail; overall=1; fi
+  [ $rc -eq 124 ] && status=timeout
+  echo "== $name: $status (rc $rc, ${secs}s)" | tee -a "$OUT/$name.log"
+  summary_steps+=("\"$name\": {\"status\": \"$status\", \"rc\": $rc, \"seconds\": $secs}")
+  return $rc
+}
+
+# A gtest step must not skip anything on the GPU machine (skips mean the device was not seen).
+no_skips() {
+  local log=$1
+  if grep -q "^\[  SKIPPED \]" "$log"; then
+    echo "tests were skipped on the GPU machine:" >&2
+    grep "^\[  SKIPPED \]" "$log" >&2
+    return 1
+  fi
+}
+
+{
+  echo "date: $(date -u +%FT%TZ)"
+  echo "commit: $(git rev-parse HEAD 2>/dev/null) $(git status --porcelain 2>/dev/null | wc -l) uncommitted paths"
+  command -v nvidia-smi >/dev/null && nvidia-smi
+  for nvcc in nvcc /usr/local/cuda/bin/nvcc; do command -v $nvcc >/dev/null && { $nvcc --version; break; }; done
+  cmake --version | head -1
+  nproc
+} >"$OUT/machine.txt" 2>&1
+
+if [ $skip_build -eq 0 ]; then
+  arch_flag=()
+  [ -n "$CUDA_ARCHS" ] && arch_flag=(-DCMAKE_CUDA_ARCHITECTURES="$CUDA_ARCHS")
+  run_step configure 600 cmake -S "$SRC" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DAUTOGLM_CUDA=ON "${arch_flag[@]}"
+  if ! grep -q "autoglm: CUDA backend on" "$OUT/configure.log"; then
+    echo "configure did not enable the CUDA backend (see configure.log)" | tee -a "$OUT/configure.log"
+    overall=1
+  fi
+  run_step build 1500 cmake --build "$BUILD_DIR" -j "$JOBS" --target test_cuda test_kernels cuda_perf autoglm
+fi
+
+run_step test_cuda 900 "$BUILD_DIR/tests/cuda/test_cuda" --gtest_output=json:"$OUT/test_cuda.json"
+no_skips "$OUT/test_cuda.log" || { overall=1; summary_steps+=("\"test_cuda_no_skips\": {\"status\": \"fail\"}"); }
+
+run_step harness_cuda 900 "$BUILD_DIR/tests/kernels/test_kernels" --gtest_filter='*cuda*' \
+  --gtest_output=json:"$OUT/test_kernels_cuda.json"
+# (The harness skips the (op, dtype) pairs CUDA does not implement yet: quantized weights, a Q8_0 cache.)
+echo "harness cuda groups passed: $(grep -c '^\[       OK \]' "$OUT/harness_cuda.log")" >>"$OUT/harness_cuda.log"
+
+perf_args=(--out "$OUT/perf.json")
+[ $quick -eq 1 ] && perf_args+=(--quick --min-time 0.05)
+run_step perf 900 "$BUILD_DIR/tests/cuda/cuda_perf" "${perf_args[@]}"
+harness_perf_time=0.2
+[ $quick -eq 1 ] && harness_perf_time=0.05
+run_step harness_perf 900 "$BUILD_DIR/tests/kernels/test_kernels" --perf --backend cuda:0 --no-pool \
+  --min-time "$harness_perf_time"
+
+if [ $model_bench -eq 1 ]; then
+  model_dir=${MODEL_DIR:-$BUILD_DIR/random-9b}
+  if [ ! -f "$model_dir/config.json" ]; then
+    run_step random_model 900 "$BUILD_DIR/tools/autoglm" random-model -o "$model_dir"
+  fi
+  run_step model_bench 900 "$BUILD_DIR/tools/autoglm" bench -m "$model_dir" --device cuda:0 --kv-type bf16 \
+    --contexts 512,2048 --decode-tokens 32 --recompute-reps 0 --fake-context -o "$OUT/model_bench.json"
+fi
+
+{
+  echo "{"
+  echo "  \"commit\": \"$(git rev-parse HEAD 2>/dev/null)\","
+  echo "  \"steps\": {"
+  for i in "${!summary_steps[@]}"; do
+    sep=","
+    [ "$i" -eq $((${#summary_steps[@]} - 1)) ] && sep=""
+    echo "    ${summary_steps[$i]}$sep"
+  done
+  echo "  },"
+  if [ -s "$OUT/perf.json" ]; then echo "  \"perf\": $(cat "$OUT/perf.json"),"; fi
+  echo "  \"passed\": $([ $overall -eq 0 ] && echo true || echo false)"
+  echo "}"
+} >"$OUT/summary.json"
+echo "results in $OUT (summary.json); overall: $([ $overall -eq 0 ] && echo PASS || echo FAIL)"
+exit $overall

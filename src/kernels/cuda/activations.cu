@@ -1,0 +1,105 @@
+// kernels/cuda/activations.cu: SiLU-gate, erf GELU, residual add and row softmax (see kernels.h). The element-wise
+// ops walk [rows, cols] views with row strides (gate and up are column views of one fused gate_up buffer);
+// expf / erff are CUDA's accurate versions (no fast math).
+#include <algorithm>
+#include <string>
+
+#include "kernels/cuda/device_util.cuh"
+#include "kernels/cuda/kernels.h"
+
+namespace autoglm::cuda {
+
+namespace {
+
+constexpr int k_threads = 256;
+
+__device__ inline float silu(float g) { return g / (1.0f + expf(-g)); }
+__device__ inline float gelu_erf(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
+
+enum class ew_op { SILU_MUL, GELU, ADD };
+
+// out[r, j] = f(a[r, j], b[r, j]) over a grid-stride loop of the m x n elements.
+template <ew_op OP>
+__global__ void elementwise(float* out, int64_t ldo, const float* a, int64_t lda, const float* b, int64_t ldb,
+                            int64_t m, int64_t n) {
+  const int64_t total = m * n;
+  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t r = e / n, j = e - r * n;
+    if constexpr (OP == ew_op::SILU_MUL) out[r * ldo + j] = silu(a[r * lda + j]) * b[r * ldb + j];
+    else if constexpr (OP == ew_op::GELU) out[r * ldo + j] = gelu_erf(a[r * lda + j]);
+    else out[r * ldo + j] = a[r * lda + j] + b[r * ldb + j];
+  }
+}
+
+unsigned grid_for(int64_t total, const stream_state& s) {
+  const int64_t want = (total + k_threads - 1) / k_threads;
+  return unsigned(std::max<int64_t>(1, std::min<int64_t>(want, int64_t(sm_count(s)) * 32)));
+}
+
+std::string sizes_of(const mat<float>& x) { return "rows=" + std::to_string(x.rows) + " cols=" + std::to_string(x.cols); }
+
+// One block per row: scale, max, exp and sum, normalize. A row whose maximum is -inf (fully masked) becomes zeros.
+__global__ void __launch_bounds__(k_threads) softmax_rows(float* x, int64_t ldx, int64_t n, float scale) {
+  __shared__ float scratch[32];
+  float* row = x + int64_t(blockIdx.x) * ldx;
+  float mx = -INFINITY;
+  for (int64_t j = threadIdx.x; j < n; j += k_threads) {
+    const float v = row[j] * scale;
+    row[j] = v;
+    mx = fmaxf(mx, v);
+  }
+  mx = block_max(mx, scratch);
+  if (mx == -INFINITY) {
+    for (int64_t j = threadIdx.x; j < n; j += k_threads) row[j] = 0.0f;
+    return;
+  }
+  float sum = 0.0f;
+  for (int64_t j = threadIdx.x; j < n; j += k_threads) {
+    const float e = expf(row[j] - mx);
+    row[j] = e;
+    sum += e;
+  }
+  const float inv = 1.0f / block_sum(sum, scratch);
+  for (int64_t j = threadIdx.x; j < n; j += k_threads) row[j] *= inv;
+}
+
+}  // namespace
+
+void silu_mul_kernel(const kernel_context& kc, const tensor& gate, const tensor& up, tensor& out) {
+  const mat<float> g = f32_mat(gate, "silu_mul gate"), u = f32_mat(up, "silu_mul up"), o = f32_mat(out, "silu_mul out");
+  AG_CHECK(g.rows == u.rows && g.cols == u.cols && g.rows == o.rows && g.cols == o.cols, "silu_mul: shapes");
+  if (g.rows * g.cols == 0) return;
+  stream_state& s = state_of(kc);
+  elementwise<ew_op::SILU_MUL><<<grid_for(g.rows * g.cols, s), k_threads, 0, stream_of(s)>>>(o.p, o.ld, g.p, g.ld, u.p,
+                                                                                            u.ld, g.rows, g.cols);
+  check_launch("silu_mul", sizes_of(g));
+}
+
+void gelu_kernel(const kernel_context& kc, tensor& x) {
+  const mat<float> xm = f32_mat(x, "gelu x");
+  if (xm.rows * xm.cols == 0) return;
+  stream_state& s = state_of(kc);
+  elementwise<ew_op::GELU><<<grid_for(xm.rows * xm.cols, s), k_threads, 0, stream_of(s)>>>(
+      xm.p, xm.ld, xm.p, xm.ld, nullptr, 0, xm.rows, xm.cols);
+  check_launch("gelu", sizes_of(xm));
+}
+
+void add_kernel(const kernel_context& kc, tensor& x, const tensor& y) {
+  const mat<float> xm = f32_mat(x, "add x"), ym = f32_mat(y, "add y");
+  AG_CHECK(xm.rows == ym.rows && xm.cols == ym.cols, "add: shapes");
+  if (xm.rows * xm.cols == 0) return;
+  stream_state& s = state_of(kc);
+  elementwise<ew_op::ADD><<<grid_for(xm.rows * xm.cols, s), k_threads, 0, stream_of(s)>>>(
+      xm.p, xm.ld, xm.p, xm.ld, ym.p, ym.ld, xm.rows, xm.cols);
+  check_launch("add", sizes_of(xm));
+}
+
+void softmax_kernel(const kernel_context& kc, tensor& x, float scale) {
+  const mat<float> xm = f32_mat(x, "softmax x");
+  if (xm.rows == 0 || xm.cols == 0) return;
+  stream_state& s = state_of(kc);
+  softmax_rows<<<blocks_for(xm.rows, 1), k_threads, 0, stream_of(s)>>>(xm.p, xm.ld, xm.cols, scale);
+  check_launch("softmax", sizes_of(xm));
+}
+
+}  // namespace autoglm::cuda

@@ -1,0 +1,52 @@
+// kernels/cuda/attention_dense.cu: ATTENTION_DENSE on the GPU (see kernels.h): bidirectional attention within
+// segments (the vision tower: one frame of one image each) with the flash tile of flash.cuh, 16 query rows of one
+// head per block, one split. q, k and v are column views of the fused qkv buffer (row strides free); rows
+// outside every segment are left alone, as on the CPU.
+#include <string>
+
+#include "kernels/cuda/flash.cuh"
+#include "kernels/cuda/kernels.h"
+
+namespace autoglm::cuda {
+
+void attention_dense_kernel(const kernel_context& kc, const tensor& q, const tensor& k, const tensor& v,
+                            int32_t n_heads, int32_t head_dim, const tensor& segments, float scale, tensor& out) {
+  const mat<float> qm = f32_mat(q, "attention_dense q"), km = f32_mat(k, "attention_dense k"),
+                   vm = f32_mat(v, "attention_dense v"), om = f32_mat(out, "attention_dense out");
+  AG_CHECK(segments.type() == dtype::I32 && segments.is_contiguous() && segments.n_elements() >= 2,
+           "attention_dense: segments must be contiguous I32 [n_seg + 1]");
+  AG_CHECK(km.rows == qm.rows && vm.rows == qm.rows && om.rows == qm.rows, "attention_dense: rows");
+  const int64_t n_seg = segments.n_elements() - 1;
+  if (qm.rows == 0 || n_heads == 0) return;
+  AG_CHECK(n_seg <= 65535 && n_heads <= 65535, "attention_dense: " + std::to_string(n_seg) + " segments x " +
+                                                   std::to_string(n_heads) + " heads exceed the grid");
+  stream_state& s = state_of(kc);
+  flash_args a{};
+  a.q = qm.p;
+  a.ldq = qm.ld;
+  a.out = om.p;
+  a.ldo = om.ld;
+  a.n_q_rows = qm.rows;
+  a.n_heads = n_heads;
+  a.head_dim = head_dim;
+  a.group = 1;
+  a.bh = 1;
+  a.br = k_fa_vecs;
+  a.n_head_tiles = 1;
+  a.scale = scale;
+  a.n_splits = 1;
+  a.split_len = int64_t(1) << 40;
+  a.flag = bad_index_flag(s);
+  a.k = km.p;
+  a.ldk = km.ld;
+  a.v = vm.p;
+  a.ldv = vm.ld;
+  a.segments = segments.ptr<int32_t>();
+  // Any segment has at most q.rows rows: tiles past a segment's end return at once.
+  const dim3 grid(blocks_for(qm.rows, k_fa_vecs), unsigned(n_seg), unsigned(n_heads));
+  launch_flash<false, dtype::F32>(a, grid, s, "attention_dense",
+                                  "rows=" + std::to_string(qm.rows) + " segments=" + std::to_string(n_seg) +
+                                      " heads=" + std::to_string(n_heads) + " head_dim=" + std::to_string(head_dim));
+}
+
+}  // namespace autoglm::cuda

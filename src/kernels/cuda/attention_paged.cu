@@ -1,0 +1,220 @@
+// kernels/cuda/attention_paged.cu: the paged KV cache on the GPU (see kernels.h): KV_STORE (rows rounded to the
+// cache's F32/F16/BF16 exactly as the CPU's convert_from_f32) and causal ATTENTION_PAGED over it with the
+// flash tile of flash.cuh. Prefill chunks run one split (every row sees its own causal range); decode over a long
+// context splits the positions so that 2 KV heads x a few sequences still fill the GPU (flash-decoding), then
+// combine_splits merges the partials of each (row, head) in split order (deterministic).
+#include <algorithm>
+#include <string>
+
+#include "kernels/cuda/flash.cuh"
+#include "kernels/cuda/kernels.h"
+
+namespace autoglm::cuda {
+
+namespace {
+
+constexpr int64_t k_min_split = 128;                     // positions per split, at least
+constexpr size_t k_split_budget = size_t(256) << 20;     // bytes of partials at most
+
+struct cache_geom {
+  dtype type;
+  int64_t c_block, c_slot, c_head;
+  int64_t n_blocks;
+  int block_size;
+  int n_kv_heads, head_dim;
+};
+
+cache_geom geometry(const paged_kv_layer& kv, const char* op) {
+  const tensor& k = kv.k;
+  const dtype t = k.type();
+  AG_CHECK(k.n_dims() == 4, std::string(op) + ": cache must be [blocks, block_size, kv_heads, head_dim]");
+  AG_CHECK(t == dtype::F32 || t == dtype::F16 || t == dtype::BF16,
+           std::string(op) + ": CUDA caches hold F32, F16 or BF16, not " + dtype_name(t));
+  AG_CHECK(kv.v.type() == t && kv.v.shape() == k.shape(), std::string(op) + ": K and V caches differ");
+  for (int i = 0; i < 4; ++i)
+    AG_CHECK(kv.v.stride(i) == k.stride(i), std::string(op) + ": K and V caches have different strides");
+  AG_CHECK(k.stride(3) == int64_t(dtype_size(t)), std::string(op) + ": head_dim must be contiguous");
+  AG_CHECK(k.dev().kind == device_kind::CUDA && kv.v.dev().kind == device_kind::CUDA,
+           std::string(op) + ": the cache is not on a CUDA device");
+  return {t, k.stride(0), k.stride(1), k.stride(2), k.dim(0), int(k.dim(1)), int(k.dim(2)), int(k.dim(3))};
+}
+
+// One block per new row: both K and V of every KV head into the row's slot.
+template <dtype T>
+__global__ void kv_store_rows(const float* k, int64_t ldk, const float* v, int64_t ldv, const int32_t* slots,
+                              uint8_t* kc, uint8_t* vc, int64_t c_block, int64_t c_slot, int64_t c_head,
+                              int64_t capacity, int block_size, int head_dim, int64_t width, int32_t* flag) {
+  const int64_t r = blockIdx.x;
+  const int64_t slot = slots[r];
+  if (slot < 0) return;  // a padding row
+  if (slot >= capacity) {
+    if (threadIdx.x == 0) flag_bad(flag, BAD_KV_SLOT, slot);
+    return;
+  }
+  const int64_t base = (slot / block_size) * c_block + (slot % block_size) * c_slot;
+  for (int64_t e = threadIdx.x; e < width; e += blockDim.x) {
+    const int64_t h = e / head_dim, d = e - h * head_dim;
+    store_elem<T>(kc + base + h * c_head, d, k[r * ldk + e]);
+    store_elem<T>(vc + base + h * c_head, d, v[r * ldv + e]);
+  }
+}
+
+// limits[first_row + i] = n_past + i + 1 for every new row of every well-formed sequence (others stay 0).
+__global__ void row_limits(const int32_t* info, int64_t ld_info, int n_seqs, int64_t n_rows, int32_t* limits) {
+  const int s = blockIdx.x;
+  if (s >= n_seqs) return;
+  const int64_t first = info[s * ld_info], n_new = info[s * ld_info + 1], n_past = info[s * ld_info + 2];
+  if (first < 0 || n_new < 0 || n_past < 0 || first + n_new > n_rows) return;
+  for (int64_t i = threadIdx.x; i < n_new; i += blockDim.x) limits[first + i] = int32_t(n_past + i + 1);
+}
+
+// out[row, head] = merge of the row's splits that saw any of its positions: ceil(limit / split_len) of them.
+__global__ void combine_splits(const float* part_o, const float* part_ml, const int32_t* limits, int n_heads,
+                               int n_splits, int64_t split_len, int head_dim, int hdp, float* out, int64_t ldo) {
+  const int64_t row = blockIdx.x;
+  const int head = blockIdx.y;
+  const int64_t limit = limits[row];
+  if (limit <= 0) return;
+  const int ns = int(min(int64_t(n_splits), (limit + split_len - 1) / split_len));
+  const int64_t base = (row * n_heads + head) * n_splits;
+  float mx = -INFINITY;
+  for (int s = 0; s < ns; ++s) mx = fmaxf(mx, part_ml[2 * (base + s)]);
+  float sum = 0.0f;
+  for (int s = 0; s < ns; ++s) sum += part_ml[2 * (base + s) + 1] * expf(part_ml[2 * (base + s)] - mx);
+  const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+  for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
+    float o = 0.0f;
+    for (int s = 0; s < ns; ++s) o += part_o[(base + s) * hdp + d] * expf(part_ml[2 * (base + s)] - mx);
+    out[row * ldo + int64_t(head) * head_dim + d] = o * inv;
+  }
+}
+
+}  // namespace
+
+void kv_store_kernel(const kernel_context& kc, const paged_kv_layer& kv, const tensor& k, const tensor& v,
+                     const tensor& slots) {
+  const cache_geom g = geometry(kv, "kv_store");
+  const mat<float> km = f32_mat(k, "kv_store k"), vm = f32_mat(v, "kv_store v");
+  AG_CHECK(slots.type() == dtype::I32 && slots.is_contiguous() && slots.n_elements() == km.rows,
+           "kv_store: one contiguous I32 slot per row");
+  const int64_t width = int64_t(g.n_kv_heads) * g.head_dim;
+  AG_CHECK(km.cols == width && vm.cols == width && vm.rows == km.rows, "kv_store: k/v shapes");
+  if (km.rows == 0) return;
+  stream_state& s = state_of(kc);
+  const cudaStream_t st = stream_of(s);
+  auto* kcache = static_cast<uint8_t*>(kv.k.data());
+  auto* vcache = static_cast<uint8_t*>(kv.v.data());
+  const int64_t capacity = g.n_blocks * g.block_size;
+  const unsigned grid = blocks_for(km.rows, 1);
+  const int threads = 128;
+#define AG_KV_STORE_LAUNCH(T)                                                                                     \
+  kv_store_rows<T><<<grid, threads, 0, st>>>(km.p, km.ld, vm.p, vm.ld, slots.ptr<int32_t>(), kcache, vcache,     \
+                                             g.c_block, g.c_slot, g.c_head, capacity, g.block_size, g.head_dim, \
+                                             width, bad_index_flag(s))
+  if (g.type == dtype::F32) AG_KV_STORE_LAUNCH(dtype::F32);
+  else if (g.type == dtype::F16) AG_KV_STORE_LAUNCH(dtype::F16);
+  else AG_KV_STORE_LAUNCH(dtype::BF16);
+#undef AG_KV_STORE_LAUNCH
+  check_launch("kv_store", "rows=" + std::to_string(km.rows) + " width=" + std::to_string(width) + " cache " +
+                               kv.k.shape_str() + " " + dtype_name(g.type));
+}
+
+void attention_paged_kernel(const kernel_context& kc, const tensor& q, const paged_kv_layer& kv,
+                            const paged_batch& batch, int32_t n_heads, int32_t n_kv_heads, int32_t head_dim,
+                            float scale, tensor& out) {
+  const cache_geom g = geometry(kv, "attention_paged");
+  AG_CHECK(g.n_kv_heads == n_kv_heads && g.head_dim == head_dim, "attention_paged: cache layout");
+  AG_CHECK(n_kv_heads > 0 && n_heads % n_kv_heads == 0, "attention_paged: heads");
+  const mat<float> qm = f32_mat(q, "attention_paged q"), om = f32_mat(out, "attention_paged out");
+  const mat<int32_t> info = i32_mat(batch.seq_info, "attention_paged seq_info");
+  const mat<int32_t> tables = i32_mat(batch.block_tables, "attention_paged block_tables");
+  AG_CHECK(info.rows == batch.n_seqs && info.cols == 3 && tables.rows == batch.n_seqs, "attention_paged: batch");
+  AG_CHECK(qm.rows == om.rows, "attention_paged: q/out rows");
+  if (batch.n_seqs == 0 || qm.rows == 0) return;
+  stream_state& s = state_of(kc);
+  const cudaStream_t st = stream_of(s);
+
+  flash_args a{};
+  a.q = qm.p;
+  a.ldq = qm.ld;
+  a.out = om.p;
+  a.ldo = om.ld;
+  a.n_q_rows = qm.rows;
+  a.n_heads = n_heads;
+  a.head_dim = head_dim;
+  a.group = n_heads / n_kv_heads;
+  a.bh = std::min(a.group, k_fa_vecs);
+  a.br = k_fa_vecs / a.bh;
+  a.n_head_tiles = (a.group + a.bh - 1) / a.bh;
+  a.scale = scale;
+  a.flag = bad_index_flag(s);
+  a.seq_info = info.p;
+  a.ld_info = info.ld;
+  a.tables = tables.p;
+  a.ld_tables = tables.ld;
+  a.n_table = tables.cols;
+  a.kcache = static_cast<const uint8_t*>(kv.k.data());
+  a.vcache = static_cast<const uint8_t*>(kv.v.data());
+  a.c_block = g.c_block;
+  a.c_slot = g.c_slot;
+  a.c_head = g.c_head;
+  a.n_blocks = g.n_blocks;
+  a.block_size = g.block_size;
+  a.max_context = batch.max_context;
+
+  // Splits: enough blocks for two waves over the SMs when the batch alone does not make them (decode), each
+  // split at least k_min_split positions, the partials within k_split_budget.
+  const int64_t row_tiles = (qm.rows + a.br - 1) / a.br;
+  const int64_t work_blocks = std::min<int64_t>(row_tiles + batch.n_seqs, qm.rows) * n_kv_heads * a.n_head_tiles;
+  const int hdp = ((head_dim + 31) / 32 <= 4 ? (head_dim + 31) / 32 : 8) * 32;
+  int64_t n_splits = 1;
+  if (batch.max_context > 2 * k_min_split) {
+    const int64_t want = (2 * int64_t(sm_count(s)) + work_blocks - 1) / work_blocks;
+    n_splits = std::min({want, batch.max_context / k_min_split, int64_t(k_fa_max_splits)});
+    const size_t per_split = size_t(qm.rows) * size_t(n_heads) * size_t(hdp + 2) * sizeof(float);
+    n_splits = std::min<int64_t>(n_splits, int64_t(k_split_budget / std::max<size_t>(per_split, 1)));
+    n_splits = std::max<int64_t>(n_splits, 1);
+  }
+  int64_t split_len = int64_t(1) << 40;  // one split: covers any context
+  if (n_splits > 1) {
+    split_len = (batch.max_context + n_splits - 1) / n_splits;
+    split_len = (split_len + k_fa_keys - 1) / k_fa_keys * k_fa_keys;
+    n_splits = (batch.max_context + split_len - 1) / split_len;
+  }
+  a.n_splits = int(n_splits);
+  a.split_len = split_len;
+
+  const int64_t gz = int64_t(n_kv_heads) * a.n_head_tiles * n_splits;
+  AG_CHECK(batch.n_seqs <= 65535 && gz <= 65535, "attention_paged: " + std::to_string(batch.n_seqs) +
+                                                     " sequences x " + std::to_string(gz) + " head groups exceed the grid");
+  const dim3 grid(blocks_for(row_tiles, 1), unsigned(batch.n_seqs), unsigned(gz));
+  const std::string sizes = "rows=" + std::to_string(qm.rows) + " seqs=" + std::to_string(batch.n_seqs) +
+                            " heads=" + std::to_string(n_heads) + "/" + std::to_string(n_kv_heads) +
+                            " head_dim=" + std::to_string(head_dim) + " max_context=" +
+                            std::to_string(batch.max_context) + " splits=" + std::to_string(n_splits);
+
+  int32_t* limits = nullptr;
+  if (n_splits > 1) {
+    const size_t n_part = size_t(qm.rows) * size_t(n_heads) * size_t(n_splits);
+    const size_t lim_bytes = (size_t(qm.rows) * sizeof(int32_t) + 255) / 256 * 256;
+    const size_t ml_bytes = (n_part * 2 * sizeof(float) + 255) / 256 * 256;
+    auto* ws = static_cast<uint8_t*>(workspace(s, lim_bytes + ml_bytes + n_part * size_t(hdp) * sizeof(float),
+                                               "attention_paged"));
+    limits = reinterpret_cast<int32_t*>(ws);
+    a.part_ml = reinterpret_cast<float*>(ws + lim_bytes);
+    a.part_o = reinterpret_cast<float*>(ws + lim_bytes + ml_bytes);
+    check(cudaMemsetAsync(limits, 0, lim_bytes, st), "attention_paged: clearing row limits");
+    row_limits<<<unsigned(batch.n_seqs), 128, 0, st>>>(info.p, info.ld, batch.n_seqs, qm.rows, limits);
+    check_launch("attention_paged row limits", sizes);
+  }
+  if (g.type == dtype::F32) launch_flash<true, dtype::F32>(a, grid, s, "attention_paged", sizes);
+  else if (g.type == dtype::F16) launch_flash<true, dtype::F16>(a, grid, s, "attention_paged", sizes);
+  else launch_flash<true, dtype::BF16>(a, grid, s, "attention_paged", sizes);
+  if (n_splits > 1) {
+    combine_splits<<<dim3(unsigned(qm.rows), unsigned(n_heads)), 128, 0, st>>>(
+        a.part_o, a.part_ml, limits, n_heads, int(n_splits), split_len, head_dim, hdp, om.p, om.ld);
+    check_launch("attention_paged combine", sizes);
+  }
+}
+
+}  // namespace autoglm::cuda

@@ -1,0 +1,93 @@
+// kernels/cuda/cuda_host.h: the host side the CUDA backend's files share (internal to kernels/cuda; plain C++,
+// so memory.cpp compiles with the host compiler): error checks that name the op and its sizes, the per-stream
+// state (cuBLAS handle, a growable workspace, the bad-index flag) and typed row views of tensors checked on the
+// host. Device helpers are in device_util.cuh.
+//
+// Error policy: a failed CUDA call or launch throws autoglm::error naming the op, the sizes and CUDA's reason
+// (out of memory is something a user can act on). Broken invariants of operands are AG_CHECKs as on the CPU.
+// Indices only the device sees (token ids, cache slots, block ids) are checked by the kernels: a bad one is
+// skipped and recorded in the stream's flag, which the next synchronize() reports as an error naming the op.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <string>
+
+#include "core/error.h"
+#include "core/kernel_registry.h"
+#include "core/tensor.h"
+
+namespace autoglm::cuda {
+
+// ---- errors -------------------------------------------------------------------------------------------------
+[[noreturn]] void throw_cuda(cudaError_t e, const std::string& what);
+inline void check(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) throw_cuda(e, what);
+}
+// After a kernel launch: a bad launch configuration shows here; faults inside kernels show at the next
+// synchronize (CUDA reports them asynchronously).
+void check_launch(const char* op, const std::string& sizes);
+
+// ---- per-stream state ---------------------------------------------------------------------------------------
+// Codes kernels write into the bad-index flag (the first field: which op; the second: the offending value).
+enum bad_index_code : int32_t {
+  BAD_NONE = 0,
+  BAD_EMBEDDING_ID = 1,
+  BAD_KV_SLOT = 2,
+  BAD_BLOCK_ID = 3,
+  BAD_SEQUENCE = 4,  // seq_info rows outside q, or a context longer than its block table
+  BAD_SEGMENT = 5,   // attention_dense segment offsets outside the rows or decreasing
+};
+
+struct stream_state;
+// The state of the context's stream (created with it by device_memory::create_stream); makes its device current.
+stream_state& state_of(const kernel_context& kc);
+cudaStream_t stream_of(const stream_state& s);
+// A device buffer of at least `bytes` for one op (reused by the next op on the stream, which is ordered after it).
+void* workspace(stream_state& s, size_t bytes, const char* op);
+// Device pointer of the stream's bad-index flag: int32 [2] = {code, value}, in mapped host memory.
+int32_t* bad_index_flag(const stream_state& s);
+// The cuBLAS handle bound to the stream (an opaque cublasHandle_t).
+void* blas_handle(const stream_state& s);
+// Streaming multiprocessors of the stream's device (sizing split work).
+int sm_count(const stream_state& s);
+// Largest dynamic shared memory a block may opt into on the stream's device.
+size_t max_shared_bytes(const stream_state& s);
+
+// ---- host-side operand views --------------------------------------------------------------------------------
+// A [rows, cols] matrix with unit column stride: base pointer and row stride in elements.
+template <class T>
+struct mat {
+  T* p = nullptr;
+  int64_t ld = 0;
+  int64_t rows = 0, cols = 0;
+};
+
+template <class T>
+mat<T> mat_of(const tensor& t, dtype expected, const char* what) {
+  AG_CHECK(t.type() == expected, std::string(what) + ": expected " + dtype_name(expected) + ", got " +
+                                     dtype_name(t.type()));
+  AG_CHECK(t.n_dims() == 1 || t.stride(-1) == int64_t(sizeof(T)),
+           std::string(what) + ": columns must be contiguous, tensor " + t.shape_str());
+  AG_CHECK(t.dev().kind == device_kind::CUDA, std::string(what) + ": not on a CUDA device");
+  return {t.ptr<T>(), t.n_dims() == 1 ? t.cols() : t.row_stride() / int64_t(sizeof(T)), t.rows(), t.cols()};
+}
+inline mat<float> f32_mat(const tensor& t, const char* what) { return mat_of<float>(t, dtype::F32, what); }
+inline mat<int32_t> i32_mat(const tensor& t, const char* what) { return mat_of<int32_t>(t, dtype::I32, what); }
+
+// A contiguous F32 vector (norm weights, biases).
+inline const float* f32_vector(const tensor& t, const char* what) {
+  AG_CHECK(t.type() == dtype::F32 && t.is_contiguous() && t.dev().kind == device_kind::CUDA,
+           std::string(what) + " must be a contiguous F32 vector on the device");
+  return t.ptr<float>();
+}
+
+// Blocks of `threads` covering n items (n > 0), as the unsigned grid dimension CUDA takes.
+inline unsigned blocks_for(int64_t n, int threads) {
+  const int64_t b = (n + threads - 1) / threads;
+  AG_CHECK(b > 0 && b <= int64_t(0x7fffffff), "cuda: grid of " + std::to_string(b) + " blocks");
+  return unsigned(b);
+}
+
+}  // namespace autoglm::cuda

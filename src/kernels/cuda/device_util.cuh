@@ -1,0 +1,132 @@
+// kernels/cuda/device_util.cuh: device helpers of the CUDA kernel files (internal to kernels/cuda): element
+// conversions that round exactly as the CPU's (core/dtype.h), typed element loads and stores, warp/block
+// reductions and the bad-index flag.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include "kernels/cuda/cuda_host.h"
+
+namespace autoglm::cuda {
+
+// ---- element conversions (bit for bit what core/dtype.h does on the host) ------------------------------------
+__host__ __device__ inline float bf16_bits_to_f32(uint16_t h) {
+#if defined(__CUDA_ARCH__)
+  return __uint_as_float(uint32_t(h) << 16);
+#else
+  return bf16_to_f32(h);
+#endif
+}
+
+// Round to nearest even, NaN kept quiet with its sign (core's f32_to_bf16).
+__device__ inline uint16_t f32_to_bf16_bits(float f) {
+  uint32_t u = __float_as_uint(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return uint16_t(u >> 16);
+}
+
+// Exact, with NaN payloads kept as core's f16_to_f32 keeps them (the hardware conversion may canonicalize NaN,
+// and COPY must give the CPU's bytes).
+__device__ inline float f16_bits_to_f32(uint16_t h) {
+  const uint32_t sign = uint32_t(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
+  if (exp == 0) {  // zero or subnormal: mant * 2^-24, exact in F32
+    const float mag = float(mant) * 5.9604644775390625e-8f;
+    return __uint_as_float(__float_as_uint(mag) | sign);
+  }
+  if (exp == 31) return __uint_as_float(sign | 0x7f800000u | (mant << 13));
+  return __uint_as_float(sign | ((exp + 112) << 23) | (mant << 13));
+}
+
+// Round to nearest even with core's NaN / overflow / subnormal rules (core's f32_to_f16).
+__device__ inline uint16_t f32_to_f16_bits(float f) {
+  const uint32_t u = __float_as_uint(f);
+  const uint32_t sign = (u >> 16) & 0x8000;
+  int32_t exp = int32_t((u >> 23) & 0xff) - 127 + 15;
+  const uint32_t mant = u & 0x7fffff;
+  if (((u >> 23) & 0xff) == 0xff) return uint16_t(sign | 0x7c00 | (mant ? 0x200 : 0));
+  if (exp >= 31) return uint16_t(sign | 0x7c00);
+  if (exp <= 0) {
+    if (exp < -10) return uint16_t(sign);
+    const uint32_t m = mant | 0x800000;
+    const uint32_t shift = uint32_t(14 - exp);
+    const uint32_t half = 1u << (shift - 1);
+    const uint32_t rounded = (m + half - 1 + ((m >> shift) & 1)) >> shift;
+    return uint16_t(sign | rounded);
+  }
+  uint32_t rounded = mant + 0xfff + ((mant >> 13) & 1);
+  if (rounded & 0x800000) {
+    rounded = 0;
+    ++exp;
+    if (exp >= 31) return uint16_t(sign | 0x7c00);
+  }
+  return uint16_t(sign | (uint32_t(exp) << 10) | (rounded >> 13));
+}
+
+// Float -> I32 as the CPU's COPY: truncation toward zero, saturating, NaN -> 0.
+__device__ inline int32_t f32_to_i32_sat(float f) {
+  if (f != f) return 0;
+  if (f >= 2147483647.0f) return INT32_MAX;
+  if (f <= -2147483648.0f) return INT32_MIN;
+  return int32_t(f);
+}
+
+// Element i of a row of storage type T (F32, F16 or BF16) as F32.
+template <dtype T>
+__device__ inline float load_elem(const void* row, int64_t i) {
+  if constexpr (T == dtype::F32) return static_cast<const float*>(row)[i];
+  else if constexpr (T == dtype::BF16) return bf16_bits_to_f32(static_cast<const uint16_t*>(row)[i]);
+  else return f16_bits_to_f32(static_cast<const uint16_t*>(row)[i]);
+}
+
+template <dtype T>
+__device__ inline void store_elem(void* row, int64_t i, float v) {
+  if constexpr (T == dtype::F32) static_cast<float*>(row)[i] = v;
+  else if constexpr (T == dtype::BF16) static_cast<uint16_t*>(row)[i] = f32_to_bf16_bits(v);
+  else static_cast<uint16_t*>(row)[i] = f32_to_f16_bits(v);
+}
+
+// ---- reductions ---------------------------------------------------------------------------------------------
+__device__ inline float warp_sum(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+__device__ inline float warp_max(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+// Sum over the block (blockDim.x a multiple of 32, at most 1024); every thread gets the result. `scratch` holds
+// 32 floats of shared memory; the call synchronizes the block (twice), so it may be called repeatedly.
+__device__ inline float block_sum(float v, float* scratch) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
+  v = warp_sum(v);
+  __syncthreads();  // scratch may still be read by a previous call
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  float t = lane < n_warps ? scratch[lane] : 0.0f;
+  return warp_sum(t);
+}
+
+__device__ inline float block_max(float v, float* scratch) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
+  v = warp_max(v);
+  __syncthreads();
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  float t = lane < n_warps ? scratch[lane] : -INFINITY;
+  return warp_max(t);
+}
+
+// Records a bad index (first writer's code stays meaningful enough: any code names a real problem).
+__device__ inline void flag_bad(int32_t* flag, int32_t code, int64_t value) {
+  volatile int32_t* f = flag;
+  f[0] = code;
+  f[1] = int32_t(value);
+}
+
+}  // namespace autoglm::cuda

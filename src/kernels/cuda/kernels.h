@@ -1,0 +1,54 @@
+// kernels/cuda/kernels.h: the CUDA backend's registered kernels (host functions with the kernel_sig signatures
+// of core/kernel_registry.h; each enqueues on the context's stream and returns without waiting). Semantics are
+// the CPU kernels' (kernels/cpu/*.h); where the arithmetic differs it says so.
+#pragma once
+
+#include "core/kernel_registry.h"
+
+namespace autoglm::cuda {
+
+// linear.cu. F32/F16/BF16 weights. Up to k_gemv_max_rows rows of x: a bandwidth-bound GEMV in F32 arithmetic on the
+// exactly decoded weights (same accuracy as the CPU). More rows: cuBLAS; F16/BF16 weights then multiply x rounded
+// to the weight's type (tensor cores, F32 accumulation and output: the precision of torch's bf16 linear), F32
+// weights a plain F32 SGEMM.
+constexpr int64_t k_gemv_max_rows = 8;
+void linear_kernel(const kernel_context& kc, const tensor& x, const linear_weight& w, tensor& y);
+
+// norm.cu
+void rms_norm_kernel(const kernel_context& kc, const tensor& x, const tensor& weight, float eps, tensor& y);
+void layer_norm_kernel(const kernel_context& kc, const tensor& x, const tensor& weight, const tensor& bias, float eps,
+                       tensor& y);
+
+// rope.cu
+void rope_mrope_kernel(const kernel_context& kc, tensor& x, int32_t n_heads, int32_t head_dim, int32_t rot_dim,
+                       const tensor& pos, const std::array<int32_t, 3>& sections, float theta);
+void rope_2d_kernel(const kernel_context& kc, tensor& x, int32_t n_heads, int32_t head_dim, const tensor& pos,
+                    float theta);
+
+// activations.cu
+void silu_mul_kernel(const kernel_context& kc, const tensor& gate, const tensor& up, tensor& out);
+void gelu_kernel(const kernel_context& kc, tensor& x);
+void add_kernel(const kernel_context& kc, tensor& x, const tensor& y);
+void softmax_kernel(const kernel_context& kc, tensor& x, float scale);
+
+// copy.cu: COPY over any strides (F32/F16/BF16/I32, converting), EMBEDDING gathers (F32/F16/BF16 tables).
+void copy_kernel(const kernel_context& kc, const tensor& src, tensor& dst);
+void embedding_kernel(const kernel_context& kc, const tensor& table, const tensor& ids, tensor& out);
+
+// attention_paged.cu: KV store into F32/F16/BF16 caches; causal paged attention (flash-style tiles, split over
+// positions for decode).
+void kv_store_kernel(const kernel_context& kc, const paged_kv_layer& kv, const tensor& k, const tensor& v,
+                     const tensor& slots);
+void attention_paged_kernel(const kernel_context& kc, const tensor& q, const paged_kv_layer& kv,
+                            const paged_batch& batch, int32_t n_heads, int32_t n_kv_heads, int32_t head_dim,
+                            float scale, tensor& out);
+
+// attention_dense.cu: bidirectional attention within segments (the vision tower).
+void attention_dense_kernel(const kernel_context& kc, const tensor& q, const tensor& k, const tensor& v,
+                            int32_t n_heads, int32_t head_dim, const tensor& segments, float scale, tensor& out);
+
+// pos_embed.cu
+void pos_embed_bicubic_kernel(const kernel_context& kc, const tensor& table, int32_t table_grid, int32_t grid_h,
+                              int32_t grid_w, const tensor& pos, tensor& out);
+
+}  // namespace autoglm::cuda

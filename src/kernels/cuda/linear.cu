@@ -1,0 +1,271 @@
+// kernels/cuda/linear.cu: LINEAR on the GPU (see kernels.h): y[m, n] = x[m, k] . W[n, k]^T (+ bias).
+//  - m <= k_gemv_max_rows (decode): a GEMV that streams W once at the memory bandwidth. A block owns 4 rows of W
+//    and its 8 warps split k; each thread loads 16 bytes of each row per step (8 BF16/F16 or 4 F32 weights),
+//    decodes them exactly and accumulates against up to 8 rows of x in F32; warp shuffles, then one fixed-order
+//    sum over the warps in shared memory (deterministic), then bias. Unaligned rows take a scalar path.
+//  - more rows (prefill, vision): cuBLAS. BF16/F16 weights multiply x rounded to the weight's type on tensor
+//    cores with F32 accumulation and F32 output (torch's bf16 linear); F32 weights run a plain SGEMM. The bias is
+//    written into y first and the GEMM adds to it (beta = 1).
+#include <cublas_v2.h>
+
+#include <algorithm>
+#include <climits>
+#include <string>
+
+#include "kernels/cuda/device_util.cuh"
+#include "kernels/cuda/kernels.h"
+
+namespace autoglm::cuda {
+
+namespace {
+
+constexpr int k_gemv_threads = 256;
+constexpr int k_gemv_warps = k_gemv_threads / 32;
+constexpr int k_gemv_rows = 4;  // rows of W per block
+
+struct gemv_args {
+  const float* x;
+  int64_t ldx;  // elements
+  int m;
+  const uint8_t* w;
+  int64_t ldw;  // bytes
+  int64_t n, k;
+  int64_t n_vec;  // 16-byte chunks per W row taken vectorized (0: W rows not 16-byte aligned)
+  bool x_vec;     // x rows 16-byte aligned: float4 loads
+  const float* bias;
+  float* y;
+  int64_t ldy;
+};
+
+template <dtype W>
+__host__ __device__ constexpr int per16() {
+  return W == dtype::F32 ? 4 : 8;
+}
+
+// 16 bytes of W as floats, exactly.
+template <dtype W>
+__device__ inline void unpack16(const uint4& u, float* f) {
+  const uint32_t words[4] = {u.x, u.y, u.z, u.w};
+  if constexpr (W == dtype::F32) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) f[i] = __uint_as_float(words[i]);
+  } else {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      if constexpr (W == dtype::BF16) {
+        f[2 * i] = __uint_as_float(words[i] << 16);
+        f[2 * i + 1] = __uint_as_float(words[i] & 0xffff0000u);
+      } else {
+        // The hardware conversion: exact for every number (a NaN weight's payload does not matter here).
+        f[2 * i] = __half2float(__ushort_as_half(uint16_t(words[i] & 0xffffu)));
+        f[2 * i + 1] = __half2float(__ushort_as_half(uint16_t(words[i] >> 16)));
+      }
+    }
+  }
+}
+
+template <dtype W, int M>
+__global__ void __launch_bounds__(k_gemv_threads) gemv_kernel(gemv_args a) {
+  constexpr int E = per16<W>();
+  const int tid = threadIdx.x;
+  const int64_t row0 = int64_t(blockIdx.x) * k_gemv_rows;
+  // Rows past n read row0 again (always valid) and are dropped at the end: no divergence inside the loop.
+  const uint8_t* wrow[k_gemv_rows];
+#pragma unroll
+  for (int r = 0; r < k_gemv_rows; ++r) wrow[r] = a.w + (row0 + r < a.n ? row0 + r : row0) * a.ldw;
+
+  float acc[M][k_gemv_rows];
+#pragma unroll
+  for (int i = 0; i < M; ++i)
+#pragma unroll
+    for (int r = 0; r < k_gemv_rows; ++r) acc[i][r] = 0.0f;
+
+  for (int64_t c = tid; c < a.n_vec; c += k_gemv_threads) {
+    float wv[k_gemv_rows][E];
+#pragma unroll
+    for (int r = 0; r < k_gemv_rows; ++r) {
+      const uint4 u = __ldg(reinterpret_cast<const uint4*>(wrow[r]) + c);
+      unpack16<W>(u, wv[r]);
+    }
+#pragma unroll
+    for (int i = 0; i < M; ++i) {
+      if (i >= a.m) break;
+      const float* xr = a.x + i * a.ldx + c * E;
+      float xv[E];
+      if (a.x_vec) {
+#pragma unroll
+        for (int q = 0; q < E / 4; ++q) {
+          const float4 f = __ldg(reinterpret_cast<const float4*>(xr) + q);
+          xv[4 * q] = f.x;
+          xv[4 * q + 1] = f.y;
+          xv[4 * q + 2] = f.z;
+          xv[4 * q + 3] = f.w;
+        }
+      } else {
+#pragma unroll
+        for (int e = 0; e < E; ++e) xv[e] = __ldg(xr + e);
+      }
+#pragma unroll
+      for (int r = 0; r < k_gemv_rows; ++r)
+#pragma unroll
+        for (int e = 0; e < E; ++e) acc[i][r] = fmaf(xv[e], wv[r][e], acc[i][r]);
+    }
+  }
+  // The elements past the last whole 16-byte chunk (or every element when W is unaligned).
+  for (int64_t j = a.n_vec * E + tid; j < a.k; j += k_gemv_threads) {
+    float wv[k_gemv_rows];
+#pragma unroll
+    for (int r = 0; r < k_gemv_rows; ++r) wv[r] = load_elem<W>(wrow[r], j);
+#pragma unroll
+    for (int i = 0; i < M; ++i) {
+      if (i >= a.m) break;
+      const float xv = __ldg(a.x + i * a.ldx + j);
+#pragma unroll
+      for (int r = 0; r < k_gemv_rows; ++r) acc[i][r] = fmaf(xv, wv[r], acc[i][r]);
+    }
+  }
+
+  __shared__ float partial[k_gemv_warps][M * k_gemv_rows];
+  const int lane = tid & 31, warp = tid >> 5;
+#pragma unroll
+  for (int i = 0; i < M; ++i)
+#pragma unroll
+    for (int r = 0; r < k_gemv_rows; ++r) {
+      const float v = warp_sum(acc[i][r]);
+      if (lane == 0) partial[warp][i * k_gemv_rows + r] = v;
+    }
+  __syncthreads();
+  if (tid < M * k_gemv_rows) {
+    const int i = tid / k_gemv_rows, r = tid % k_gemv_rows;
+    const int64_t row = row0 + r;
+    if (i < a.m && row < a.n) {
+      float s = 0.0f;
+#pragma unroll
+      for (int wi = 0; wi < k_gemv_warps; ++wi) s += partial[wi][tid];
+      a.y[i * a.ldy + row] = s + (a.bias ? a.bias[row] : 0.0f);
+    }
+  }
+}
+
+template <dtype W>
+void launch_gemv(const gemv_args& a, cudaStream_t st) {
+  const unsigned grid = blocks_for(a.n, k_gemv_rows);
+  if (a.m <= 1) gemv_kernel<W, 1><<<grid, k_gemv_threads, 0, st>>>(a);
+  else if (a.m <= 2) gemv_kernel<W, 2><<<grid, k_gemv_threads, 0, st>>>(a);
+  else if (a.m <= 4) gemv_kernel<W, 4><<<grid, k_gemv_threads, 0, st>>>(a);
+  else gemv_kernel<W, 8><<<grid, k_gemv_threads, 0, st>>>(a);
+}
+
+// x [m, k] F32 (row stride ldx) -> [m, k] contiguous BF16 or F16 (round to nearest even, as torch's .to()).
+template <dtype T>
+__global__ void round_rows_kernel(const float* x, int64_t ldx, int64_t m, int64_t k, uint16_t* out) {
+  const int64_t total = m * k;
+  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t i = e / k, j = e - i * k;
+    const float v = x[i * ldx + j];
+    out[e] = T == dtype::BF16 ? f32_to_bf16_bits(v) : f32_to_f16_bits(v);
+  }
+}
+
+// y[i, j] = bias[j]: the GEMM then adds its product (beta = 1).
+__global__ void fill_bias_kernel(float* y, int64_t ldy, int64_t m, int64_t n, const float* bias) {
+  const int64_t total = m * n;
+  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t i = e / n, j = e - i * n;
+    y[i * ldy + j] = bias[j];
+  }
+}
+
+// Grid for a grid-stride element loop: enough blocks to fill the GPU, never more than the work.
+unsigned stride_grid(int64_t total, int threads, const stream_state& s) {
+  const int64_t want = (total + threads - 1) / threads;
+  return unsigned(std::max<int64_t>(1, std::min<int64_t>(want, int64_t(sm_count(s)) * 32)));
+}
+
+void check_blas(cublasStatus_t st, const std::string& what) {
+  if (st != CUBLAS_STATUS_SUCCESS)
+    throw error(std::string("cuda: cuBLAS ") + what + ": " + cublasGetStatusString(st));
+}
+
+int as_int(int64_t v, const char* what) {
+  AG_CHECK(v >= 0 && v <= INT_MAX, std::string("linear: ") + what + " " + std::to_string(v) + " exceeds cuBLAS's int");
+  return int(v);
+}
+
+void gemm_cublas(stream_state& s, const mat<float>& x, const tensor& W, int64_t ldw, const float* bias,
+                 const mat<float>& y, const std::string& sizes) {
+  const cudaStream_t st = stream_of(s);
+  auto h = static_cast<cublasHandle_t>(blas_handle(s));
+  const int64_t m = x.rows, n = y.cols, k = x.cols;
+  const int im = as_int(m, "rows"), in = as_int(n, "out_features"), ik = as_int(k, "in_features");
+  const int ildw = as_int(ldw, "weight row stride"), ildx = as_int(x.ld, "x row stride"),
+            ildy = as_int(y.ld, "y row stride");
+  const float alpha = 1.0f, beta = bias ? 1.0f : 0.0f;
+  if (bias) {
+    fill_bias_kernel<<<stride_grid(m * n, 256, s), 256, 0, st>>>(y.p, y.ld, m, n, bias);
+    check_launch("linear bias", sizes);
+  }
+  if (W.type() == dtype::F32) {
+    // Column-major view: y^T [n, m] = W [k, n]^T . x^T [k, m].
+    check_blas(cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, in, im, ik, &alpha, W.ptr<float>(), ildw, x.p, ildx, &beta,
+                           y.p, ildy),
+               "sgemm " + sizes);
+    return;
+  }
+  const bool bf = W.type() == dtype::BF16;
+  auto* xr = static_cast<uint16_t*>(workspace(s, size_t(m) * size_t(k) * 2, "linear"));
+  if (bf) round_rows_kernel<dtype::BF16><<<stride_grid(m * k, 256, s), 256, 0, st>>>(x.p, x.ld, m, k, xr);
+  else round_rows_kernel<dtype::F16><<<stride_grid(m * k, 256, s), 256, 0, st>>>(x.p, x.ld, m, k, xr);
+  check_launch("linear x rounding", sizes);
+  const cudaDataType_t t = bf ? CUDA_R_16BF : CUDA_R_16F;
+  check_blas(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, in, im, ik, &alpha, W.data(), t, ildw, xr, t, ik, &beta, y.p,
+                          CUDA_R_32F, ildy, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+             std::string(bf ? "bf16" : "f16") + " gemm " + sizes);
+}
+
+}  // namespace
+
+void linear_kernel(const kernel_context& kc, const tensor& x, const linear_weight& w, tensor& y) {
+  const tensor& W = w.weight;
+  const dtype wt = W.type();
+  AG_CHECK(wt == dtype::F32 || wt == dtype::F16 || wt == dtype::BF16,
+           std::string("linear: CUDA weights are F32, F16 or BF16, not ") + dtype_name(wt));
+  AG_CHECK(W.n_dims() == 2 && W.stride(1) == int64_t(dtype_size(wt)), "linear: weight '" + w.name +
+                                                                          "' must have contiguous rows");
+  const mat<float> xm = f32_mat(x, "linear x"), ym = f32_mat(y, "linear y");
+  const int64_t m = xm.rows, n = W.dim(0), k = W.dim(1);
+  AG_CHECK(xm.cols == k && ym.rows == m && ym.cols == n, "linear: shapes");
+  const float* bias = nullptr;
+  if (!w.bias.empty()) bias = f32_vector(w.bias, "linear bias");
+  if (m == 0 || n == 0) return;
+  stream_state& s = state_of(kc);
+  const std::string sizes = "m=" + std::to_string(m) + " n=" + std::to_string(n) + " k=" + std::to_string(k) + " " +
+                            dtype_name(wt) + " weight '" + w.name + "'";
+  AG_CHECK(W.row_stride() % int64_t(dtype_size(wt)) == 0, "linear: weight row stride");
+  if (m > k_gemv_max_rows) {
+    gemm_cublas(s, xm, W, W.row_stride() / int64_t(dtype_size(wt)), bias, ym, sizes);
+    return;
+  }
+  gemv_args a;
+  a.x = xm.p;
+  a.ldx = xm.ld;
+  a.m = int(m);
+  a.w = static_cast<const uint8_t*>(W.data());
+  a.ldw = W.row_stride();
+  a.n = n;
+  a.k = k;
+  const bool w_aligned = reinterpret_cast<uintptr_t>(a.w) % 16 == 0 && a.ldw % 16 == 0;
+  const int64_t e16 = wt == dtype::F32 ? 4 : 8;
+  a.n_vec = w_aligned ? k / e16 : 0;
+  a.x_vec = reinterpret_cast<uintptr_t>(a.x) % 16 == 0 && a.ldx % 4 == 0;
+  a.bias = bias;
+  a.y = ym.p;
+  a.ldy = ym.ld;
+  const cudaStream_t st = stream_of(s);
+  if (wt == dtype::BF16) launch_gemv<dtype::BF16>(a, st);
+  else if (wt == dtype::F16) launch_gemv<dtype::F16>(a, st);
+  else launch_gemv<dtype::F32>(a, st);
+  check_launch("linear gemv", sizes);
+}
+
+}  // namespace autoglm::cuda

@@ -1,0 +1,345 @@
+// tests/cuda/cuda_ops_test.cpp: every CUDA op against the CPU backend's kernel on the same random inputs, through
+// ops (so dispatch is the model's), with the shapes and layouts the CUDA kernels treat specially: the GEMV / GEMM
+// boundary (8 rows), W rows that are not 16-byte aligned, x / y as strided column views, in-place norms, paged
+// attention on one split and on several (long decode contexts) with several sequences, dense attention over
+// segments, bit-exact data movement (copy with NaN/inf/overflow/I32 saturation, kv_store, embedding).
+// Tolerances (normalized max error against the CPU): 1e-5 where both compute in F32 (a different summation order
+// only); 1e-2 for LINEAR on F16/BF16 weights with more than 8 rows, which rounds x to the weight's type (torch's
+// bf16 linear); 0 for data movement. (The kernel harness, tests/kernels, runs the same ops against a double
+// reference on every registered backend, cuda:0 included.)
+#include <gtest/gtest.h>
+
+#include <array>
+#include <numeric>
+
+#include "cuda_test_util.h"
+
+using namespace autoglm;
+using namespace autoglm::cuda_test;
+
+namespace {
+
+constexpr double k_f32_tol = 1e-5;
+constexpr double k_bf16_gemm_tol = 1e-2;
+
+class cuda_ops : public cuda_fixture {
+ protected:
+  void TearDown() override {
+    if (gpu_) gpu().arena().reset();
+    if (cpu_) cpu().arena().reset();
+  }
+};
+
+// A [rows, cols] F32 view inside a buffer of rows x (cols + pad) starting `lead` elements in, on ctx.
+tensor strided_f32(exec_context& ctx, const std::vector<float>& v, int64_t rows, int64_t cols, int64_t pad,
+                   int64_t lead) {
+  std::vector<float> all(size_t(lead + rows * (cols + pad)), -7.0f);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) all[size_t(lead + r * (cols + pad) + c)] = v[size_t(r * cols + c)];
+  const tensor buf = on(ctx, host_tensor(dtype::F32, {int64_t(all.size())}, all));
+  tensor t = tensor::strided(static_cast<float*>(buf.data()) + lead, dtype::F32, {rows, cols},
+                             {(cols + pad) * 4, 4}, ctx.dev());
+  t.set_owner(buf.owner());
+  return t;
+}
+
+struct linear_case {
+  dtype wt;
+  int64_t m, n, k;
+  bool bias, strided;
+};
+
+void check_linear(exec_context& cpu_ctx, exec_context& gpu_ctx, const linear_case& c) {
+  const uint64_t seed = uint64_t(c.m * 131 + c.n * 17 + c.k) + uint64_t(c.wt);
+  const std::vector<float> x = normal(size_t(c.m * c.k), seed), w = normal(size_t(c.n * c.k), seed + 1, 0.2f),
+                           b = normal(size_t(c.n), seed + 2);
+  std::vector<float> out[2];
+  exec_context* ctxs[2] = {&cpu_ctx, &gpu_ctx};
+  for (int i = 0; i < 2; ++i) {
+    exec_context& ctx = *ctxs[i];
+    linear_weight lw;
+    lw.weight = ops::prepare_weight(ctx, host_tensor(c.wt, {c.n, c.k}, w));  // uploaded on the GPU
+    if (c.bias) lw.bias = ops::prepare_param_f32(ctx, host_tensor(dtype::F32, {c.n}, b));
+    lw.name = "test.linear";
+    const tensor xt = c.strided ? strided_f32(ctx, x, c.m, c.k, 3, 1) : on(ctx, host_tensor(dtype::F32, {c.m, c.k}, x));
+    tensor y = c.strided ? strided_f32(ctx, std::vector<float>(size_t(c.m * c.n), 0.0f), c.m, c.n, 5, 2)
+                         : ops::scratch(ctx, dtype::F32, {c.m, c.n});
+    ops::linear(ctx, xt, lw, y);
+    out[i] = values(ctx, y);
+  }
+  const double tol = c.m > 8 && c.wt != dtype::F32 ? k_bf16_gemm_tol : k_f32_tol;
+  EXPECT_LE(norm_error(out[1], out[0]), tol) << dtype_name(c.wt) << " m=" << c.m << " n=" << c.n << " k=" << c.k
+                                             << (c.bias ? " bias" : "") << (c.strided ? " strided" : "");
+}
+
+TEST_F(cuda_ops, linear_gemv_and_gemm_match_the_cpu) {
+  const std::vector<std::array<int64_t, 3>> shapes = {
+      {1, 1, 1},    {1, 7, 13},   {2, 9, 64},   {3, 16, 180}, {4, 5, 8},     {5, 37, 129},  {8, 33, 1000},
+      {1, 300, 4096}, {1, 256, 13696}, {9, 30, 5607}, {17, 130, 257}, {64, 67, 96}, {257, 50, 100},
+  };
+  for (dtype wt : {dtype::BF16, dtype::F16, dtype::F32})
+    for (const auto& s : shapes)
+      for (bool strided : {false, true}) check_linear(cpu(), gpu(), {wt, s[0], s[1], s[2], s[0] % 2 == 1, strided});
+}
+
+TEST_F(cuda_ops, norms_match_the_cpu_in_place_and_strided) {
+  for (const auto& [m, n] : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {3, 100}, {7, 4096}, {130, 1536}}) {
+    const std::vector<float> x = normal(size_t(m * n), uint64_t(m + n), 3.0f), w = normal(size_t(n), 5),
+                             b = normal(size_t(n), 6);
+    std::vector<float> rms[2], ln[2];
+    exec_context* ctxs[2] = {&cpu(), &gpu()};
+    for (int i = 0; i < 2; ++i) {
+      exec_context& ctx = *ctxs[i];
+      const tensor wt = ops::prepare_param_f32(ctx, host_tensor(dtype::F32, {n}, w));
+      const tensor bt = ops::prepare_param_f32(ctx, host_tensor(dtype::F32, {n}, b));
+      tensor xs = strided_f32(ctx, x, m, n, 2, 1);
+      ops::rms_norm(ctx, xs, wt, 1e-5f, xs);  // in place on a strided view
+      rms[i] = values(ctx, xs);
+      tensor xl = on(ctx, host_tensor(dtype::F32, {m, n}, x));
+      tensor yl = ops::scratch(ctx, dtype::F32, {m, n});
+      ops::layer_norm(ctx, xl, wt, bt, 1e-6f, yl);
+      ln[i] = values(ctx, yl);
+    }
+    EXPECT_LE(norm_error(rms[1], rms[0]), k_f32_tol) << "rms_norm " << m << "x" << n;
+    EXPECT_LE(norm_error(ln[1], ln[0]), k_f32_tol) << "layer_norm " << m << "x" << n;
+  }
+}
+
+TEST_F(cuda_ops, rope_matches_the_cpu) {
+  // M-RoPE with GLM's sections on q inside a fused buffer; 2-D RoPE with the vision tower's layout. Positions up
+  // to 30000 (the angle's fp32 product must be the CPU's).
+  const int64_t n = 37, heads = 3, hd = 64, rot = 32;
+  const std::vector<float> x = normal(size_t(n * (heads * hd + 10)), 9);
+  std::vector<int32_t> pos3(size_t(3 * n)), pos2(size_t(2 * n));
+  for (int64_t i = 0; i < n; ++i) {
+    pos3[size_t(i)] = int32_t(i * 811 % 30000);
+    pos3[size_t(n + i)] = int32_t(i % 7);
+    pos3[size_t(2 * n + i)] = int32_t(i % 5);
+    pos2[size_t(i)] = int32_t(i / 6);
+    pos2[size_t(n + i)] = int32_t(i % 6);
+  }
+  std::vector<float> m_out[2], r_out[2];
+  exec_context* ctxs[2] = {&cpu(), &gpu()};
+  for (int i = 0; i < 2; ++i) {
+    exec_context& ctx = *ctxs[i];
+    tensor xm = strided_f32(ctx, x, n, heads * hd + 10, 0, 0).cols_view(0, heads * hd);
+    ops::rope_mrope(ctx, xm, int32_t(heads), int32_t(hd), int32_t(rot), on(ctx, host_i32({3, n}, pos3)), {8, 4, 4},
+                    10000.0f);
+    m_out[i] = values(ctx, xm);
+    tensor xr = on(ctx, host_tensor(dtype::F32, {n, heads * hd}, std::vector<float>(x.begin(), x.begin() + n * heads * hd)));
+    ops::rope_2d(ctx, xr, int32_t(heads), int32_t(hd), on(ctx, host_i32({2, n}, pos2)), 10000.0f);
+    r_out[i] = values(ctx, xr);
+  }
+  EXPECT_LE(norm_error(m_out[1], m_out[0]), k_f32_tol);
+  EXPECT_LE(norm_error(r_out[1], r_out[0]), k_f32_tol);
+}
+
+TEST_F(cuda_ops, activations_and_softmax_match_the_cpu) {
+  const int64_t m = 5, n = 333;
+  const std::vector<float> gu = normal(size_t(m * 2 * n), 11, 2.0f), y = normal(size_t(m * n), 12);
+  std::vector<float> sm_in = normal(size_t(m * n), 13, 4.0f);
+  for (int64_t j = 0; j < n; ++j) sm_in[size_t(2 * n + j)] = -INFINITY;  // a fully masked row: zeros
+  std::vector<float> out[4][2];
+  exec_context* ctxs[2] = {&cpu(), &gpu()};
+  for (int i = 0; i < 2; ++i) {
+    exec_context& ctx = *ctxs[i];
+    const tensor g = on(ctx, host_tensor(dtype::F32, {m, 2 * n}, gu));
+    tensor o = ops::scratch(ctx, dtype::F32, {m, n});
+    ops::silu_mul(ctx, g.cols_view(0, n), g.cols_view(n, n), o);
+    out[0][i] = values(ctx, o);
+    tensor x = on(ctx, host_tensor(dtype::F32, {m, n}, y));
+    ops::gelu(ctx, x);
+    out[1][i] = values(ctx, x);
+    ops::add(ctx, x, g.cols_view(n, n));
+    out[2][i] = values(ctx, x);
+    tensor s = on(ctx, host_tensor(dtype::F32, {m, n}, sm_in));
+    ops::softmax(ctx, s, 0.3f);
+    out[3][i] = values(ctx, s);
+  }
+  const char* names[4] = {"silu_mul", "gelu", "add", "softmax"};
+  for (int k = 0; k < 4; ++k) EXPECT_LE(norm_error(out[k][1], out[k][0]), k_f32_tol) << names[k];
+}
+
+TEST_F(cuda_ops, data_movement_is_bit_exact) {
+  // Special values through every conversion: NaN, infinities, F16 overflow and subnormals, I32 saturation.
+  std::vector<float> special = normal(64, 21, 100.0f);
+  const float extra[] = {NAN, INFINITY, -INFINITY, 65520.0f, -70000.0f, 3e-8f, -6e-5f, 3e9f, -3e9f, 2.5f, -2.5f, 0.0f};
+  std::copy(std::begin(extra), std::end(extra), special.begin());
+  for (dtype st : {dtype::F32, dtype::F16, dtype::BF16, dtype::I32})
+    for (dtype dt : {dtype::F32, dtype::F16, dtype::BF16, dtype::I32}) {
+      std::vector<uint8_t> got[2];
+      exec_context* ctxs[2] = {&cpu(), &gpu()};
+      for (int i = 0; i < 2; ++i) {
+        exec_context& ctx = *ctxs[i];
+        const tensor src = on(ctx, host_tensor(st, {8, 8}, special));
+        // A transpose: the strided path, not a memcpy.
+        const tensor srcT = tensor::strided(src.data(), st, {8, 8}, {src.stride(1), src.stride(0)}, ctx.dev());
+        tensor dst = ops::alloc_persistent(ctx, dt, {8, 8});
+        ops::copy(ctx, srcT, dst);
+        got[i] = bytes_of(ctx, dst);
+      }
+      EXPECT_EQ(got[1], got[0]) << dtype_name(st) << " -> " << dtype_name(dt);
+    }
+  // The embedding gather of F16/BF16/F32 tables into a strided output.
+  for (dtype t : {dtype::F32, dtype::F16, dtype::BF16}) {
+    const std::vector<float> table = normal(50 * 13, 22);
+    const std::vector<int32_t> ids = {49, 0, 49, 7, 13, 2};
+    std::vector<float> got[2];
+    exec_context* ctxs[2] = {&cpu(), &gpu()};
+    for (int i = 0; i < 2; ++i) {
+      exec_context& ctx = *ctxs[i];
+      tensor o = strided_f32(ctx, std::vector<float>(6 * 13, 0.0f), 6, 13, 3, 1);
+      ops::embedding(ctx, on(ctx, host_tensor(t, {50, 13}, table)), on(ctx, host_i32({6}, ids)), o);
+      got[i] = values(ctx, o);
+    }
+    EXPECT_EQ(got[1], got[0]) << "embedding " << dtype_name(t);
+  }
+}
+
+// The cache's bytes after kv_store of fused k|v rows (views with a row stride), padding slots included.
+TEST_F(cuda_ops, kv_store_writes_the_cpus_bytes) {
+  for (dtype t : {dtype::F32, dtype::F16, dtype::BF16}) {
+    const int64_t n = 9, kvh = 2, hd = 40, blocks = 4, bs = 5;
+    const std::vector<float> kv_rows = normal(size_t(n * 2 * kvh * hd), 31);
+    const std::vector<int32_t> slots = {0, 7, -1, 19, 3, 4, 12, -1, 11};
+    std::vector<uint8_t> got[2][2];
+    exec_context* ctxs[2] = {&cpu(), &gpu()};
+    for (int i = 0; i < 2; ++i) {
+      exec_context& ctx = *ctxs[i];
+      paged_kv_layer kv;
+      const std::vector<float> zeros(size_t(blocks * bs * kvh * hd), 0.0f);
+      kv.k = on(ctx, host_tensor(t, {blocks, bs, kvh, hd}, zeros));
+      kv.v = on(ctx, host_tensor(t, {blocks, bs, kvh, hd}, zeros));
+      const tensor fused = on(ctx, host_tensor(dtype::F32, {n, 2 * kvh * hd}, kv_rows));
+      ops::kv_store(ctx, kv, fused.cols_view(0, kvh * hd), fused.cols_view(kvh * hd, kvh * hd),
+                    on(ctx, host_i32({n}, slots)));
+      got[i][0] = bytes_of(ctx, kv.k);
+      got[i][1] = bytes_of(ctx, kv.v);
+    }
+    EXPECT_EQ(got[1][0], got[0][0]) << "k cache " << dtype_name(t);
+    EXPECT_EQ(got[1][1], got[0][1]) << "v cache " << dtype_name(t);
+  }
+}
+
+struct paged_case {
+  int32_t heads, kv_heads, hd, block;
+  std::vector<std::pair<int32_t, int32_t>> seqs;  // (n_past, n_new)
+};
+
+// Fills caches of `t` through kv_store on both backends (same bytes, checked above), then attends.
+void check_paged(exec_context& cpu_ctx, exec_context& gpu_ctx, dtype t, const paged_case& c) {
+  int32_t n_rows = 0, n_blocks = 0, max_ctx = 0, width = 0;
+  for (const auto& [past, fresh] : c.seqs) {
+    n_rows += fresh;
+    const int32_t nb = (past + fresh + c.block - 1) / c.block;
+    n_blocks += nb;
+    width = std::max(width, nb + 1);
+    max_ctx = std::max(max_ctx, past + fresh);
+  }
+  const int32_t kw = c.kv_heads * c.hd, qw = c.heads * c.hd;
+  // Block ids handed out back to front; every sequence's whole context written through its slots.
+  std::vector<int32_t> tables(size_t(c.seqs.size() * width), -1), info, slots;
+  int32_t next = n_blocks - 1, row = 0, total_ctx = 0;
+  for (size_t s = 0; s < c.seqs.size(); ++s) {
+    const auto [past, fresh] = c.seqs[s];
+    for (int32_t b = 0; b < (past + fresh + c.block - 1) / c.block; ++b) tables[s * width + size_t(b)] = next--;
+    for (int32_t p = 0; p < past + fresh; ++p) slots.push_back(tables[s * width + size_t(p / c.block)] * c.block + p % c.block);
+    info.insert(info.end(), {row, fresh, past});
+    row += fresh;
+    total_ctx += past + fresh;
+  }
+  const std::vector<float> kv_rows = normal(size_t(total_ctx * 2 * kw), uint64_t(total_ctx + c.hd));
+  const std::vector<float> q = normal(size_t(n_rows * qw), uint64_t(n_rows + c.heads));
+  std::vector<float> out[2];
+  exec_context* ctxs[2] = {&cpu_ctx, &gpu_ctx};
+  for (int i = 0; i < 2; ++i) {
+    exec_context& ctx = *ctxs[i];
+    paged_kv_layer kv;
+    kv.k = ops::alloc_persistent(ctx, t, {n_blocks, c.block, c.kv_heads, c.hd});
+    kv.v = ops::alloc_persistent(ctx, t, {n_blocks, c.block, c.kv_heads, c.hd});
+    const tensor fused = on(ctx, host_tensor(dtype::F32, {total_ctx, 2 * kw}, kv_rows));
+    ops::kv_store(ctx, kv, fused.cols_view(0, kw), fused.cols_view(kw, kw), on(ctx, host_i32({total_ctx}, slots)));
+    paged_batch batch;
+    batch.n_seqs = int32_t(c.seqs.size());
+    batch.max_context = max_ctx;
+    batch.seq_info = on(ctx, host_i32({batch.n_seqs, 3}, info));
+    batch.block_tables = on(ctx, host_i32({batch.n_seqs, width}, tables));
+    tensor o = strided_f32(ctx, std::vector<float>(size_t(n_rows * qw), 0.0f), n_rows, qw, 4, 3);
+    ops::attention_paged(ctx, strided_f32(ctx, q, n_rows, qw, 7, 0), kv, batch, c.heads, c.kv_heads, c.hd,
+                         1.0f / std::sqrt(float(c.hd)), o);
+    out[i] = values(ctx, o);
+  }
+  std::string name = std::string(dtype_name(t)) + " heads " + std::to_string(c.heads) + "/" +
+                     std::to_string(c.kv_heads) + " hd " + std::to_string(c.hd) + " block " + std::to_string(c.block);
+  for (const auto& [past, fresh] : c.seqs) name += " " + std::to_string(past) + "+" + std::to_string(fresh);
+  EXPECT_LE(norm_error(out[1], out[0]), k_f32_tol) << name;
+}
+
+TEST_F(cuda_ops, paged_attention_matches_the_cpu_on_one_split_and_on_several) {
+  const std::vector<paged_case> cases = {
+      {4, 2, 8, 16, {{0, 1}}},
+      {6, 2, 64, 16, {{37, 1}, {0, 7}, {15, 20}}},            // prefill rows of several sequences, one split
+      {3, 1, 80, 5, {{4, 3}, {11, 1}}},                       // head_dim past 64, odd block size
+      {2, 2, 16, 7, {{0, 40}}},                               // MHA: 16 rows per block, a partial tile
+      {32, 2, 128, 16, {{3000, 1}}},                          // GLM decode: 16 heads per KV head, many splits
+      {32, 2, 128, 16, {{1000, 1}, {2500, 1}, {10, 1}}},      // decodes of different lengths, split
+      {8, 2, 128, 16, {{2000, 3}, {700, 2}}},                 // a few new rows over long contexts, split
+      {6, 2, 200, 16, {{300, 2}}},                            // head_dim 200 (8 chunks, opt-in shared memory)
+      {12, 4, 96, 16, {{0, 33}, {400, 17}}},                  // group 3 (not a power of two)
+  };
+  for (dtype t : {dtype::BF16, dtype::F16, dtype::F32})
+    for (const paged_case& c : cases) check_paged(cpu(), gpu(), t, c);
+}
+
+TEST_F(cuda_ops, dense_attention_matches_the_cpu_within_segments) {
+  struct dense_case {
+    int64_t n, heads, hd;
+    std::vector<int32_t> seg;
+  };
+  for (const dense_case& c : std::vector<dense_case>{{1, 1, 16, {0, 1}},
+                                                     {130, 3, 32, {0, 5, 53, 54, 130}},
+                                                     {600, 2, 80, {0, 600}},
+                                                     {45, 2, 16, {3, 40}},
+                                                     {300, 2, 128, {0, 150, 300}}}) {
+    const int64_t w = c.heads * c.hd;
+    const std::vector<float> qkv = normal(size_t(c.n * 3 * w), uint64_t(c.n + w));
+    std::vector<float> out[2];
+    exec_context* ctxs[2] = {&cpu(), &gpu()};
+    for (int i = 0; i < 2; ++i) {
+      exec_context& ctx = *ctxs[i];
+      const tensor f = on(ctx, host_tensor(dtype::F32, {c.n, 3 * w}, qkv));
+      // Rows outside every segment keep the sentinel -7 of strided_f32.
+      tensor o = strided_f32(ctx, std::vector<float>(size_t(c.n * w), -7.0f), c.n, w, 2, 1);
+      ops::attention_dense(ctx, f.cols_view(0, w), f.cols_view(w, w), f.cols_view(2 * w, w), int32_t(c.heads),
+                           int32_t(c.hd), on(ctx, host_i32({int64_t(c.seg.size())}, c.seg)),
+                           1.0f / std::sqrt(float(c.hd)), o);
+      out[i] = values(ctx, o);
+    }
+    EXPECT_LE(norm_error(out[1], out[0]), k_f32_tol) << "n=" << c.n << " heads=" << c.heads << " hd=" << c.hd;
+  }
+}
+
+TEST_F(cuda_ops, bicubic_position_embedding_matches_the_cpu) {
+  for (const auto& [g, d, gh, gw] : std::vector<std::array<int32_t, 4>>{{6, 13, 4, 6}, {16, 32, 8, 24}, {3, 8, 1, 1},
+                                                                        {24, 64, 46, 84}}) {
+    const std::vector<float> table = normal(size_t(g * g * d), uint64_t(g + d));
+    std::vector<int32_t> pos;
+    for (int32_t h = 0; h < gh; ++h)
+      for (int32_t w = 0; w < gw; ++w) pos.push_back(h);
+    for (int32_t h = 0; h < gh; ++h)
+      for (int32_t w = 0; w < gw; ++w) pos.push_back(w);
+    const int64_t n = int64_t(gh) * gw;
+    std::vector<float> out[2];
+    exec_context* ctxs[2] = {&cpu(), &gpu()};
+    for (int i = 0; i < 2; ++i) {
+      exec_context& ctx = *ctxs[i];
+      tensor o = ops::scratch(ctx, dtype::F32, {n, d});
+      ops::pos_embed_bicubic(ctx, on(ctx, host_tensor(dtype::F32, {int64_t(g) * g, d}, table)), g, gh, gw,
+                             on(ctx, host_i32({2, n}, pos)), o);
+      out[i] = values(ctx, o);
+    }
+    EXPECT_LE(norm_error(out[1], out[0]), k_f32_tol) << "table " << g << " grid " << gh << "x" << gw;
+  }
+}
+
+}  // namespace
