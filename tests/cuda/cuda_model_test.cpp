@@ -6,8 +6,10 @@
 //    torch's bf16 model does), so this is a bf16 bound, not the CPU's 1e-3 fp32 one;
 //  - one token at a time (every linear then takes the F32 GEMV path, attention and norms are F32): the logits of
 //    every position within 1e-4 x max|CPU logit|;
-//  - greedy continuations (32 tokens) equal to the CPU backend's and to HF's, through the engine (--device
-//    cuda:0: KV cache on the device, vision worker on its own stream).
+//  - through the engine (--device cuda:0: KV cache on the device, vision worker on its own stream): with split GEMM
+//    precision (x as bf16 hi + lo, near F32) and an F32 cache, greedy continuations (32 tokens) equal to the CPU
+//    backend's and HF's and prompt logits within the CPU's 1e-3 bound; as deployed (bf16 GEMMs, BF16 cache), prompt
+//    logits within k_hf_tol (greedy agreement printed).
 #include <gtest/gtest.h>
 
 #include <condition_variable>
@@ -148,18 +150,25 @@ std::vector<int32_t> engine_greedy(engine& e, const nlohmann::json& c, std::vect
   return tokens;
 }
 
-TEST(cuda_engine, greedy_tokens_equal_the_cpu_backend_and_hf) {
-  AG_SKIP_WITHOUT_CUDA();
+std::unique_ptr<engine> fixture_engine(const std::string& device, kv_cache_type kv) {
   engine_options o;
   o.model_dir = test::fixture_model_dir();
+  o.device = device;
+  o.kv_cache_dtype = kv;
   o.max_num_seqs = 2;
   o.max_batch_tokens = 17;  // chunked prefill
   o.enable_prefix_caching = false;
   o.n_threads = 2;
-  std::unique_ptr<engine> cpu_engine = engine::create(o);
-  o.device = "cuda:0";
-  o.kv_cache_dtype = kv_cache_type::BF16;
-  std::unique_ptr<engine> gpu_engine = engine::create(o);
+  return engine::create(o);
+}
+
+// With split GEMM precision (near F32) and an F32 cache the GPU must decide every greedy token as the CPU backend
+// and HF do, and its prompt logits meet the CPU's own HF bound (1e-3).
+TEST(cuda_engine, greedy_tokens_equal_the_cpu_backend_and_hf) {
+  AG_SKIP_WITHOUT_CUDA();
+  const gemm_precision_scope split(true);
+  std::unique_ptr<engine> cpu_engine = fixture_engine("cpu", kv_cache_type::F32);
+  std::unique_ptr<engine> gpu_engine = fixture_engine("cuda:0", kv_cache_type::F32);
   const auto cases = test::load_cases();
   const int32_t vocab = gpu_engine->info().vocab_size;
   for (const auto& c : cases["cases"]) {
@@ -169,7 +178,29 @@ TEST(cuda_engine, greedy_tokens_equal_the_cpu_backend_and_hf) {
     const std::vector<int32_t> cpu_tokens = engine_greedy(*cpu_engine, c, nullptr);
     EXPECT_EQ(gpu_tokens, cpu_tokens) << name << ": cuda:0 and the CPU backend continue differently";
     EXPECT_EQ(gpu_tokens, c["greedy"].get<std::vector<int32_t>>()) << name << ": cuda:0 and HF continue differently";
-    per_position(logits, test::load_f32(c["logits"]), int64_t(c["tokens"].size()), vocab, k_hf_tol, name);
+    const double w = per_position(logits, test::load_f32(c["logits"]), int64_t(c["tokens"].size()), vocab, 1e-3, name);
+    std::printf("[cuda engine, split gemm, f32 kv] %-20s worst %.3g\n", name.c_str(), w);
+  }
+}
+
+// As deployed (bf16 GEMMs, BF16 KV cache): prompt logits within the bf16 bound of HF's. How many greedy tokens
+// agree with HF is printed, not asserted: at bf16 precision a near-tie may go the other way.
+TEST(cuda_engine, deployment_precision_matches_hf_within_bf16_tolerance) {
+  AG_SKIP_WITHOUT_CUDA();
+  const gemm_precision_scope rounded(false);
+  std::unique_ptr<engine> gpu_engine = fixture_engine("cuda:0", kv_cache_type::BF16);
+  const auto cases = test::load_cases();
+  const int32_t vocab = gpu_engine->info().vocab_size;
+  for (const auto& c : cases["cases"]) {
+    const std::string name = c["name"];
+    std::vector<float> logits;
+    const std::vector<int32_t> tokens = engine_greedy(*gpu_engine, c, &logits);
+    const std::vector<int32_t> ref = c["greedy"].get<std::vector<int32_t>>();
+    size_t same = 0;
+    while (same < tokens.size() && same < ref.size() && tokens[same] == ref[same]) ++same;
+    const double w = per_position(logits, test::load_f32(c["logits"]), int64_t(c["tokens"].size()), vocab, k_hf_tol, name);
+    std::printf("[cuda engine, bf16 gemm, bf16 kv] %-20s worst %.3g, greedy: first %zu of %zu tokens as HF\n",
+                name.c_str(), w, same, ref.size());
   }
 }
 

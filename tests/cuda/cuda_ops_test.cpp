@@ -5,7 +5,7 @@
 // segments, bit-exact data movement (copy with NaN/inf/overflow/I32 saturation, kv_store, embedding).
 // Tolerances (normalized max error against the CPU): 1e-5 where both compute in F32 (a different summation order
 // only); 1e-2 for LINEAR on F16/BF16 weights with more than 8 rows, which rounds x to the weight's type (torch's
-// bf16 linear); 0 for data movement. (The kernel harness, tests/kernels, runs the same ops against a double
+// bf16 linear), 5e-5 for the same with split precision (x as hi + lo); 0 for data movement. (The kernel harness, tests/kernels, runs the same ops against a double
 // reference on every registered backend, cuda:0 included.)
 #include <gtest/gtest.h>
 
@@ -21,6 +21,7 @@ namespace {
 
 constexpr double k_f32_tol = 1e-5;
 constexpr double k_bf16_gemm_tol = 1e-2;
+constexpr double k_split_gemm_tol = 5e-5;  // x as hi + lo in the weight's type: about 2^-17 per product
 
 class cuda_ops : public cuda_fixture {
  protected:
@@ -49,7 +50,7 @@ struct linear_case {
   bool bias, strided;
 };
 
-void check_linear(exec_context& cpu_ctx, exec_context& gpu_ctx, const linear_case& c) {
+void check_linear(exec_context& cpu_ctx, exec_context& gpu_ctx, const linear_case& c, bool split = false) {
   const uint64_t seed = uint64_t(c.m * 131 + c.n * 17 + c.k) + uint64_t(c.wt);
   const std::vector<float> x = normal(size_t(c.m * c.k), seed), w = normal(size_t(c.n * c.k), seed + 1, 0.2f),
                            b = normal(size_t(c.n), seed + 2);
@@ -67,7 +68,7 @@ void check_linear(exec_context& cpu_ctx, exec_context& gpu_ctx, const linear_cas
     ops::linear(ctx, xt, lw, y);
     out[i] = values(ctx, y);
   }
-  const double tol = c.m > 8 && c.wt != dtype::F32 ? k_bf16_gemm_tol : k_f32_tol;
+  const double tol = c.m > 8 && c.wt != dtype::F32 ? (split ? k_split_gemm_tol : k_bf16_gemm_tol) : k_f32_tol;
   EXPECT_LE(norm_error(out[1], out[0]), tol) << dtype_name(c.wt) << " m=" << c.m << " n=" << c.n << " k=" << c.k
                                              << (c.bias ? " bias" : "") << (c.strided ? " strided" : "");
 }
@@ -80,6 +81,13 @@ TEST_F(cuda_ops, linear_gemv_and_gemm_match_the_cpu) {
   for (dtype wt : {dtype::BF16, dtype::F16, dtype::F32})
     for (const auto& s : shapes)
       for (bool strided : {false, true}) check_linear(cpu(), gpu(), {wt, s[0], s[1], s[2], s[0] % 2 == 1, strided});
+}
+
+TEST_F(cuda_ops, linear_gemm_with_split_precision_is_near_f32) {
+  const gemm_precision_scope split(true);
+  for (dtype wt : {dtype::BF16, dtype::F16})
+    for (const auto& s : std::vector<std::array<int64_t, 3>>{{9, 30, 5607}, {64, 67, 96}, {257, 50, 100}, {300, 512, 2048}})
+      check_linear(cpu(), gpu(), {wt, s[0], s[1], s[2], true, true}, true);
 }
 
 TEST_F(cuda_ops, norms_match_the_cpu_in_place_and_strided) {

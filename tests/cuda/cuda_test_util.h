@@ -17,6 +17,9 @@
 #include "core/tensor.h"
 #include "ops/context.h"
 #include "ops/ops.h"
+#if defined(AUTOGLM_HAVE_CUDA)
+#include "kernels/cuda/register.h"
+#endif
 
 namespace autoglm::cuda_test {
 
@@ -50,6 +53,31 @@ class cuda_fixture : public ::testing::Test {
 
   static inline exec_context* cpu_ = nullptr;
   static inline exec_context* gpu_ = nullptr;
+};
+
+// LINEAR's GEMM precision on CUDA for a scope (kernels/cuda/register.h): split = x as hi + lo parts (near F32),
+// else x rounded to the weight's type (the default). Nothing in a build without the CUDA backend.
+class gemm_precision_scope {
+ public:
+  explicit gemm_precision_scope(bool split) {
+#if defined(AUTOGLM_HAVE_CUDA)
+    old_ = get_cuda_gemm_precision();
+    set_cuda_gemm_precision(split ? cuda_gemm_precision::SPLIT : cuda_gemm_precision::ROUNDED);
+#endif
+    (void)split;
+  }
+  ~gemm_precision_scope() {
+#if defined(AUTOGLM_HAVE_CUDA)
+    set_cuda_gemm_precision(old_);
+#endif
+  }
+  gemm_precision_scope(const gemm_precision_scope&) = delete;
+  gemm_precision_scope& operator=(const gemm_precision_scope&) = delete;
+
+ private:
+#if defined(AUTOGLM_HAVE_CUDA)
+  cuda_gemm_precision old_ = cuda_gemm_precision::ROUNDED;
+#endif
 };
 
 inline std::vector<float> normal(size_t n, uint64_t seed, float sd = 1.0f) {

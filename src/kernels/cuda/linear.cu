@@ -4,16 +4,19 @@
 //    decodes them exactly and accumulates against up to 8 rows of x in F32; warp shuffles, then one fixed-order
 //    sum over the warps in shared memory (deterministic), then bias. Unaligned rows take a scalar path.
 //  - more rows (prefill, vision): cuBLAS. BF16/F16 weights multiply x rounded to the weight's type on tensor
-//    cores with F32 accumulation and F32 output (torch's bf16 linear); F32 weights run a plain SGEMM. The bias is
-//    written into y first and the GEMM adds to it (beta = 1).
+//    cores with F32 accumulation and F32 output (torch's bf16 linear), or, with cuda_gemm_precision::SPLIT
+//    (register.h), x as hi + lo parts in two GEMMs (near F32); F32 weights run a plain SGEMM. The bias is written
+//    into y first and the GEMM adds to it (beta = 1).
 #include <cublas_v2.h>
 
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <string>
 
 #include "kernels/cuda/device_util.cuh"
 #include "kernels/cuda/kernels.h"
+#include "kernels/cuda/register.h"
 
 namespace autoglm::cuda {
 
@@ -156,14 +159,28 @@ void launch_gemv(const gemv_args& a, cudaStream_t st) {
   else gemv_kernel<W, 8><<<grid, k_gemv_threads, 0, st>>>(a);
 }
 
-// x [m, k] F32 (row stride ldx) -> [m, k] contiguous BF16 or F16 (round to nearest even, as torch's .to()).
+std::atomic<int> g_precision{int(cuda_gemm_precision::ROUNDED)};
+
 template <dtype T>
-__global__ void round_rows_kernel(const float* x, int64_t ldx, int64_t m, int64_t k, uint16_t* out) {
+__device__ inline uint16_t round_to(float v) {
+  return T == dtype::BF16 ? f32_to_bf16_bits(v) : f32_to_f16_bits(v);
+}
+template <dtype T>
+__device__ inline float value_of(uint16_t h) {
+  return T == dtype::BF16 ? bf16_bits_to_f32(h) : f16_bits_to_f32(h);
+}
+
+// x [m, k] F32 (row stride ldx) -> hi [m, k] contiguous BF16 or F16 (round to nearest even, as torch's .to()) and,
+// when lo is set, lo [m, k] = the rounding of what hi missed (x - hi), so hi + lo carries about 16 bits of x.
+template <dtype T>
+__global__ void round_rows_kernel(const float* x, int64_t ldx, int64_t m, int64_t k, uint16_t* hi, uint16_t* lo) {
   const int64_t total = m * k;
   for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += int64_t(gridDim.x) * blockDim.x) {
     const int64_t i = e / k, j = e - i * k;
     const float v = x[i * ldx + j];
-    out[e] = T == dtype::BF16 ? f32_to_bf16_bits(v) : f32_to_f16_bits(v);
+    const uint16_t h = round_to<T>(v);
+    hi[e] = h;
+    if (lo) lo[e] = round_to<T>(v - value_of<T>(h));
   }
 }
 
@@ -213,14 +230,23 @@ void gemm_cublas(stream_state& s, const mat<float>& x, const tensor& W, int64_t 
     return;
   }
   const bool bf = W.type() == dtype::BF16;
-  auto* xr = static_cast<uint16_t*>(workspace(s, size_t(m) * size_t(k) * 2, "linear"));
-  if (bf) round_rows_kernel<dtype::BF16><<<stride_grid(m * k, 256, s), 256, 0, st>>>(x.p, x.ld, m, k, xr);
-  else round_rows_kernel<dtype::F16><<<stride_grid(m * k, 256, s), 256, 0, st>>>(x.p, x.ld, m, k, xr);
+  const bool split = g_precision.load(std::memory_order_relaxed) == int(cuda_gemm_precision::SPLIT);
+  const size_t part = size_t(m) * size_t(k);
+  auto* xr = static_cast<uint16_t*>(workspace(s, part * 2 * (split ? 2 : 1), "linear"));
+  uint16_t* lo = split ? xr + part : nullptr;
+  if (bf) round_rows_kernel<dtype::BF16><<<stride_grid(m * k, 256, s), 256, 0, st>>>(x.p, x.ld, m, k, xr, lo);
+  else round_rows_kernel<dtype::F16><<<stride_grid(m * k, 256, s), 256, 0, st>>>(x.p, x.ld, m, k, xr, lo);
   check_launch("linear x rounding", sizes);
   const cudaDataType_t t = bf ? CUDA_R_16BF : CUDA_R_16F;
   check_blas(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, in, im, ik, &alpha, W.data(), t, ildw, xr, t, ik, &beta, y.p,
                           CUDA_R_32F, ildy, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
              std::string(bf ? "bf16" : "f16") + " gemm " + sizes);
+  if (split) {
+    const float one = 1.0f;  // y += W . lo
+    check_blas(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, in, im, ik, &alpha, W.data(), t, ildw, lo, t, ik, &one, y.p,
+                            CUDA_R_32F, ildy, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+               std::string(bf ? "bf16" : "f16") + " gemm (low part) " + sizes);
+  }
 }
 
 }  // namespace
@@ -269,3 +295,10 @@ void linear_kernel(const kernel_context& kc, const tensor& x, const linear_weigh
 }
 
 }  // namespace autoglm::cuda
+
+namespace autoglm {
+
+void set_cuda_gemm_precision(cuda_gemm_precision p) { cuda::g_precision.store(int(p)); }
+cuda_gemm_precision get_cuda_gemm_precision() { return cuda_gemm_precision(cuda::g_precision.load()); }
+
+}  // namespace autoglm

@@ -19,4 +19,13 @@ std::string cuda_device_problem(int index);
 // Number of usable CUDA devices (0 without a driver or device).
 int cuda_device_count();
 
+// How LINEAR multiplies F16/BF16 weights when x has more rows than the decode GEMV takes (process-wide):
+//  - ROUNDED (default): x rounded to the weight's type, one tensor-core GEMM (F32 accumulate): torch's bf16 linear,
+//    up to 2^-9 relative error per product (bf16), at the tensor cores' full rate;
+//  - SPLIT: x = hi + lo, both in the weight's type, two GEMMs accumulated in F32: about 2^-17 relative error per
+//    product (near F32), twice the tensor-core work. For parity checks against the CPU backend.
+enum class cuda_gemm_precision { ROUNDED, SPLIT };
+void set_cuda_gemm_precision(cuda_gemm_precision p);
+cuda_gemm_precision get_cuda_gemm_precision();
+
 }  // namespace autoglm
