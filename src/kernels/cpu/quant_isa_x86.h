@@ -32,12 +32,13 @@ struct v_x86 {
     const __m128i q = _mm_loadu_si128(static_cast<const __m128i*>(p));
     return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0x0f));
   }
-  // Byte e = v where bit e of the little-endian 32-bit word at p is set: byte e / 8 of the word spread over
-  // bytes 8k .. 8k+7 (the shuffle works within 128-bit halves, each of which holds the word), then each byte
-  // tests its own bit.
+  // Byte e = v where bit e of the little-endian 32-bit word at p is set. AVX-512 BW/VL: the word is a byte mask
+  // as it stands (a kmov and a masked move). AVX2: byte k of the word spread over bytes 8k .. 8k+7 (the shuffle
+  // works within 128-bit halves, each of which holds the word), then each byte tests its own bit.
   static bytes bits32(const void* p, int v) {
     int32_t w;
     std::memcpy(&w, p, 4);
+    if constexpr (vnni) return _mm256_maskz_mov_epi8(__mmask32(uint32_t(w)), _mm256_set1_epi8(char(v)));
     const __m256i spread = _mm256_shuffle_epi8(
         _mm256_set1_epi32(w), _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2,
                                                3, 3, 3, 3, 3, 3, 3, 3));
