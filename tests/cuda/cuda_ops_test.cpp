@@ -5,7 +5,8 @@
 // segments, bit-exact data movement (copy with NaN/inf/overflow/I32 saturation, kv_store, embedding).
 // Tolerances (normalized max error against the CPU): 1e-5 where both compute in F32 (a different summation order
 // only); 1e-2 for LINEAR on F16/BF16 weights with more than 8 rows, which rounds x to the weight's type (torch's
-// bf16 linear), 5e-5 for the same with split precision (x as hi + lo); 0 for data movement. (The kernel harness, tests/kernels, runs the same ops against a double
+// bf16 linear), 5e-5 for the same with split precision (x as hi + lo); 2e-2 for dense attention of large images on
+// tensor cores (bf16 q, k, v and weights); 0 for data movement. (The kernel harness, tests/kernels, runs the same ops against a double
 // reference on every registered backend, cuda:0 included.)
 #include <gtest/gtest.h>
 
@@ -22,6 +23,7 @@ namespace {
 constexpr double k_f32_tol = 1e-5;
 constexpr double k_bf16_gemm_tol = 1e-2;
 constexpr double k_split_gemm_tol = 5e-5;  // x as hi + lo in the weight's type: about 2^-17 per product
+constexpr double k_bf16_attention_tol = 2e-2;  // q, k, v and the softmax weights rounded to bf16
 
 class cuda_ops : public cuda_fixture {
  protected:
@@ -324,6 +326,34 @@ TEST_F(cuda_ops, dense_attention_matches_the_cpu_within_segments) {
       out[i] = values(ctx, o);
     }
     EXPECT_LE(norm_error(out[1], out[0]), k_f32_tol) << "n=" << c.n << " heads=" << c.heads << " hd=" << c.hd;
+  }
+}
+
+// From 1024 rows the dense kernel runs on tensor cores (bf16 products, F32 accumulation): held to a bf16 bound
+// against the CPU; with SPLIT precision the same inputs take the F32 kernel and the F32 bound.
+TEST_F(cuda_ops, dense_attention_of_large_images_on_tensor_cores) {
+  struct big_case {
+    int64_t n, heads, hd;
+    std::vector<int32_t> seg;
+  };
+  for (const big_case& c : std::vector<big_case>{{1100, 2, 128, {0, 1100}}, {2100, 1, 64, {0, 1000, 2100}},
+                                                 {1030, 3, 96, {0, 1, 1030}}, {1024, 2, 32, {7, 1024}}}) {
+    const int64_t w = c.heads * c.hd;
+    const std::vector<float> qkv = normal(size_t(c.n * 3 * w), uint64_t(c.n * 7 + w));
+    std::vector<float> out[3];  // CPU, GPU default (tensor cores), GPU split (F32)
+    for (int i = 0; i < 3; ++i) {
+      exec_context& ctx = i == 0 ? cpu() : gpu();
+      const gemm_precision_scope precision(i == 2);
+      const tensor f = on(ctx, host_tensor(dtype::F32, {c.n, 3 * w}, qkv));
+      tensor o = strided_f32(ctx, std::vector<float>(size_t(c.n * w), -7.0f), c.n, w, 2, 1);
+      ops::attention_dense(ctx, f.cols_view(0, w), f.cols_view(w, w), f.cols_view(2 * w, w), int32_t(c.heads),
+                           int32_t(c.hd), on(ctx, host_i32({int64_t(c.seg.size())}, c.seg)),
+                           1.0f / std::sqrt(float(c.hd)), o);
+      out[i] = values(ctx, o);
+    }
+    const std::string name = "n=" + std::to_string(c.n) + " heads=" + std::to_string(c.heads) + " hd=" + std::to_string(c.hd);
+    EXPECT_LE(norm_error(out[1], out[0]), k_bf16_attention_tol) << name << " (tensor cores)";
+    EXPECT_LE(norm_error(out[2], out[0]), k_f32_tol) << name << " (split precision: F32 kernel)";
   }
 }
 

@@ -1,13 +1,17 @@
 // kernels/cuda/attention_dense.cu: ATTENTION_DENSE on the GPU (see kernels.h): bidirectional attention within
-// segments (the vision tower: one frame of one image each) with the flash tile of flash.cuh, 16 query rows of one
-// head per block, one split. q, k and v are column views of the fused qkv buffer (row strides free); rows
-// outside every segment are left alone, as on the CPU.
+// segments (the vision tower: one frame of one image each). Up to 1023 rows: the F32 flash tile of flash.cuh, 16
+// query rows of one head per block, one split. From 1024 rows (large images): the tensor-core kernel of
+// attention_dense_tc.cu (bf16 products) unless SPLIT precision asks for F32. q, k and v are column views of the
+// fused qkv buffer (row strides free); rows outside every segment are left alone, as on the CPU.
 #include <string>
 
 #include "kernels/cuda/flash.cuh"
 #include "kernels/cuda/kernels.h"
+#include "kernels/cuda/register.h"
 
 namespace autoglm::cuda {
+
+constexpr int64_t k_tensor_core_rows = 1024;
 
 void attention_dense_kernel(const kernel_context& kc, const tensor& q, const tensor& k, const tensor& v,
                             int32_t n_heads, int32_t head_dim, const tensor& segments, float scale, tensor& out) {
@@ -42,11 +46,18 @@ void attention_dense_kernel(const kernel_context& kc, const tensor& q, const ten
   a.v = vm.p;
   a.ldv = vm.ld;
   a.segments = segments.ptr<int32_t>();
+  const std::string sizes = "rows=" + std::to_string(qm.rows) + " segments=" + std::to_string(n_seg) +
+                            " heads=" + std::to_string(n_heads) + " head_dim=" + std::to_string(head_dim);
+  // Images of at least k_tensor_core_rows patches (a 448x448 image and up): tensor cores, bf16 products. Smaller
+  // ones (and SPLIT precision, for parity checks) keep the F32 kernel, whose cost is small there.
+  if (get_cuda_gemm_precision() == cuda_gemm_precision::ROUNDED && qm.rows >= k_tensor_core_rows &&
+      dense_tensor_cores_fit(head_dim, s)) {
+    launch_dense_tensor_cores(a, s, n_seg, sizes);
+    return;
+  }
   // Any segment has at most q.rows rows: tiles past a segment's end return at once.
   const dim3 grid(blocks_for(qm.rows, k_fa_vecs), unsigned(n_seg), unsigned(n_heads));
-  launch_flash<false, dtype::F32>(a, grid, s, "attention_dense",
-                                  "rows=" + std::to_string(qm.rows) + " segments=" + std::to_string(n_seg) +
-                                      " heads=" + std::to_string(n_heads) + " head_dim=" + std::to_string(head_dim));
+  launch_flash<false, dtype::F32>(a, grid, s, "attention_dense", sizes);
 }
 
 }  // namespace autoglm::cuda

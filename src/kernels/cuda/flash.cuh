@@ -252,6 +252,11 @@ __global__ void __launch_bounds__(k_fa_threads) flash_tile_kernel(const flash_ar
   }
 }
 
+// attention_dense_tc.cu: the tensor-core dense kernel (bf16 products, F32 accumulation) for head_dim 32, 64, 96 or
+// 128 when the device has the shared memory for its tiles; grid over 64-row tiles x segments x heads.
+bool dense_tensor_cores_fit(int head_dim, const stream_state& s);
+void launch_dense_tensor_cores(const flash_args& a, const stream_state& s, int64_t n_seg, const std::string& sizes);
+
 // Launches flash_tile_kernel for head_dim's chunk count; throws naming `op` and `sizes` on a launch error.
 template <bool PAGED, dtype T>
 void launch_flash(const flash_args& a, dim3 grid, const stream_state& s, const char* op, const std::string& sizes) {

@@ -43,7 +43,8 @@ void attention_paged_kernel(const kernel_context& kc, const tensor& q, const pag
                             const paged_batch& batch, int32_t n_heads, int32_t n_kv_heads, int32_t head_dim,
                             float scale, tensor& out);
 
-// attention_dense.cu: bidirectional attention within segments (the vision tower).
+// attention_dense.cu: bidirectional attention within segments (the vision tower): F32 below 1024 rows, tensor
+// cores (bf16 products) from 1024 rows unless cuda_gemm_precision::SPLIT (register.h).
 void attention_dense_kernel(const kernel_context& kc, const tensor& q, const tensor& k, const tensor& v,
                             int32_t n_heads, int32_t head_dim, const tensor& segments, float scale, tensor& out);
 

@@ -23,7 +23,8 @@ int cuda_device_count();
 //  - ROUNDED (default): x rounded to the weight's type, one tensor-core GEMM (F32 accumulate): torch's bf16 linear,
 //    up to 2^-9 relative error per product (bf16), at the tensor cores' full rate;
 //  - SPLIT: x = hi + lo, both in the weight's type, two GEMMs accumulated in F32: about 2^-17 relative error per
-//    product (near F32), twice the tensor-core work. For parity checks against the CPU backend.
+//    product (near F32), twice the tensor-core work. For parity checks against the CPU backend. SPLIT also keeps
+//    ATTENTION_DENSE of large images on its F32 kernel (ROUNDED runs it on tensor cores from 1024 rows).
 enum class cuda_gemm_precision { ROUNDED, SPLIT };
 void set_cuda_gemm_precision(cuda_gemm_precision p);
 cuda_gemm_precision get_cuda_gemm_precision();
