@@ -92,8 +92,14 @@ no_skips "$OUT/test_cuda.log" || { overall=1; summary_steps+=("\"test_cuda_no_sk
 
 run_step harness_cuda 900 "$BUILD_DIR/tests/kernels/test_kernels" --gtest_filter='*cuda*' \
   --gtest_output=json:"$OUT/test_kernels_cuda.json"
-# (The harness skips the (op, dtype) pairs CUDA does not implement yet: quantized weights, a Q8_0 cache.)
-echo "harness cuda groups passed: $(grep -c '^\[       OK \]' "$OUT/harness_cuda.log")" >>"$OUT/harness_cuda.log"
+# (The harness skips the (op, dtype) pairs CUDA does not implement yet: quantized weights, a Q8_0 cache.) No group
+# at all means the harness did not see cuda:0.
+harness_ok=$(grep -c '^\[       OK \]' "$OUT/harness_cuda.log")
+echo "harness cuda groups passed: $harness_ok" >>"$OUT/harness_cuda.log"
+if [ "$harness_ok" -eq 0 ]; then
+  overall=1
+  summary_steps+=("\"harness_cuda_ran\": {\"status\": \"fail\"}")
+fi
 
 perf_args=(--out "$OUT/perf.json")
 [ $quick -eq 1 ] && perf_args+=(--quick --min-time 0.05)
