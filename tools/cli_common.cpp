@@ -1,8 +1,13 @@
+// tools/cli_common.cpp: see cli_common.h.
 #include "cli_common.h"
 
+#include <CLI/CLI.hpp>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <sstream>
 
@@ -64,6 +69,41 @@ vision_input load_image_input(const std::string& path, const std::string& model_
   v.pixel_values = std::move(px.values);
   v.content_hash = hash_image(img);
   return v;
+}
+
+void quant_flags::add_to(CLI::App& app) {
+  app.add_option("--quant", type,
+                 "quantize the Hugging Face checkpoint's weights at load: q8_0, q4_0, q4_k, q5_k, q6_k or i8 (the "
+                 "types `autoglm quantize` writes, with its default policy: norms, biases and convolutions stay "
+                 "float; rows that are not whole blocks fall back)");
+  app.add_option("--quant-keep", keep,
+                 "PATTERN=TYPE: with --quant, tensors whose checkpoint name matches PATTERN ('*' = "
+                 "any characters) are held as TYPE (also f32, f16, bf16), e.g. 'lm_head*=q8_0' (repeatable, first "
+                 "match wins; as quantize --keep)");
+}
+
+void quant_flags::apply(engine_options& eo) const {
+  eo.weight_quant = type;
+  eo.weight_quant_keep = keep;
+  try {
+    check_weight_quant_options(eo);
+  } catch (const invalid_request& e) {
+    throw error(std::string(e.param() == "weight_quant" ? "--quant" : "--quant-keep") + ": " + e.what());
+  }
+}
+
+process_memory read_process_memory() {
+  process_memory m;
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    auto kb = [&](const char* key) -> uint64_t {
+      return line.rfind(key, 0) == 0 ? uint64_t(std::strtoull(line.c_str() + std::strlen(key), nullptr, 10)) * 1024 : 0;
+    };
+    if (uint64_t v = kb("VmRSS:")) m.rss_bytes = v;
+    if (uint64_t v = kb("VmHWM:")) m.peak_rss_bytes = v;
+  }
+  return m;
 }
 
 kv_cache_type parse_kv_type_option(const std::string& text) {

@@ -8,7 +8,22 @@
 
 #include "autoglm/engine.h"
 
+namespace CLI {
+class App;
+}
+
 namespace autoglm::cli {
+
+// --quant TYPE and --quant-keep PATTERN=TYPE (serve, run, logits, bench, eval): a Hugging Face checkpoint's
+// weights quantized while it loads, as `autoglm quantize --type / --keep` would store them.
+struct quant_flags {
+  std::string type;
+  std::vector<std::string> keep;
+  // Registers the two options on `app`.
+  void add_to(CLI::App& app);
+  // Copies them into `eo` and checks them (throws autoglm::error naming the option), before any load.
+  void apply(engine_options& eo) const;
+};
 
 // The bundled demo checkpoint (random weights, real layout).
 std::string default_model_dir();
@@ -19,6 +34,11 @@ std::vector<int32_t> parse_token_list(const std::string& text);
 // Decodes and preprocesses an image file for the model in model_dir (preprocessor_config.json, overrides > 0).
 vision_input load_image_input(const std::string& path, const std::string& model_dir, int64_t min_pixels = 0,
                               int64_t max_pixels = 0);
+// Resident memory of this process now and at its peak (VmRSS / VmHWM of /proc/self/status; 0 where unknown).
+struct process_memory {
+  uint64_t rss_bytes = 0, peak_rss_bytes = 0;
+};
+process_memory read_process_memory();
 // "f32" / "f16" / "bf16" / "q8_0" for --kv-type; throws autoglm::error naming the option on anything else.
 kv_cache_type parse_kv_type_option(const std::string& text);
 // Submits a request and waits for its final event; on_event (optional) sees every event on the engine thread

@@ -49,6 +49,7 @@ int run_bench(int argc, char** argv) {
   std::string model_dir, contexts_text = "128,512,2048", out_file, kv_type = "f32";
   int threads = 0, decode_tokens = 8, recompute_reps = 2, max_recompute_context = 1 << 30;
   bool fake_context = false;
+  quant_flags quant;
   app.add_option("-m,--model", model_dir, "model directory; default: the bundled demo model");
   app.add_option("--contexts", contexts_text, "context lengths to measure");
   app.add_option("--decode-tokens", decode_tokens, "decode steps timed per context (median reported)");
@@ -60,6 +61,7 @@ int run_bench(int argc, char** argv) {
   app.add_option("--device", device, "where the model runs: cpu or cuda:N (a build with the CUDA backend)")->capture_default_str();
   app.add_option("--kv-type", kv_type, "KV cache element type: f32, f16, bf16 or q8_0")->capture_default_str();
   app.add_option("-o,--out", out_file, "also write the JSON here");
+  quant.add_to(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -79,9 +81,11 @@ int run_bench(int argc, char** argv) {
   eo.max_num_seqs = 1;
   eo.enable_prefix_caching = false;
   eo.kv_cache_dtype = parse_kv_type_option(kv_type);
+  quant.apply(eo);
   auto t_load = clock_type::now();
   auto eng = engine::create(eo);
   const double load_ms = ms_between(t_load, clock_type::now());
+  const process_memory after_load = read_process_memory();
   // Each context plus its decode steps must fit the model's positions (and so the KV cache sized for it).
   const int64_t max_len = eng->max_model_len();
   for (int32_t ctx : contexts)
@@ -168,7 +172,11 @@ int run_bench(int argc, char** argv) {
   out["threads"] = eng->n_threads();
   out["kv_cache_type"] = kv_cache_type_name(eo.kv_cache_dtype);
   out["device"] = eo.device;
+  out["weight_quant"] = eo.weight_quant.empty() ? "as stored" : eo.weight_quant;
+  if (!eo.weight_quant_keep.empty()) out["weight_quant_keep"] = eo.weight_quant_keep;
   out["load_ms"] = load_ms;
+  out["rss_after_load_MB"] = double(after_load.rss_bytes) / 1e6;
+  out["peak_rss_MB"] = double(read_process_memory().peak_rss_bytes) / 1e6;
   out["machine_read_bandwidth_GBps"] = read_bw;
   if (weight_bytes) out["decode_floor_ms_per_token"] = double(weight_bytes) / (read_bw * 1e6);
   out["fake_context"] = fake_context;

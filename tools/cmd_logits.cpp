@@ -21,6 +21,7 @@ static int run_logits(int argc, char** argv) {
   std::vector<std::string> image_files;
   int threads = 0;
   int64_t min_pixels = 0, max_pixels = 0;
+  quant_flags quant;
   app.add_option("-m,--model", model_dir, "model directory (Hugging Face layout); default: the bundled demo model");
   app.add_option("--tokens", tokens_text, "comma-separated token ids; each image placeholder id stands for one --image")->required();
   app.add_option("--image", image_files, "image file (PNG/JPEG/WebP), once per placeholder, in order");
@@ -29,6 +30,7 @@ static int run_logits(int argc, char** argv) {
   app.add_option("--device", device, "where the model runs: cpu or cuda:N (a build with the CUDA backend)")->capture_default_str();
   app.add_option("--min-pixels", min_pixels, "override the processor's min_pixels");
   app.add_option("--max-pixels", max_pixels, "override the processor's max_pixels");
+  quant.add_to(app);
   app.add_option("--dump-dir", dump_dir, "write every named intermediate activation as <name>.f32 plus index.json");
   try {
     app.parse(argc, argv);
@@ -46,6 +48,7 @@ static int run_logits(int argc, char** argv) {
   eo.device = device;
   eo.max_num_seqs = 1;
   eo.enable_prefix_caching = false;
+  quant.apply(eo);
   if (!dump_dir.empty())
     eo.dump = [&](const std::string& name, const float* d, int64_t rows, int64_t cols) {
       std::lock_guard<std::mutex> lk(dump_mu);

@@ -38,6 +38,7 @@ int run_run(int argc, char** argv) {
   int64_t seed = -1, min_pixels = 0, max_pixels = 0;
   std::string kv_type = "f32";
   bool no_think = false, show_reasoning = false, stats = false;
+  quant_flags quant;
   app.add_option("-m,--model", model_dir, "model directory (Hugging Face layout); default: the bundled demo model");
   app.add_option("-p,--prompt", prompt, "the user message");
   app.add_option("--tokens", tokens_text, "raw prompt token ids instead of -p (no chat template)");
@@ -58,6 +59,7 @@ int run_run(int argc, char** argv) {
   app.add_option("--kv-type", kv_type, "KV cache element type: f32, f16 or bf16 (half the memory), q8_0 (about a quarter)")->capture_default_str();
   app.add_option("--min-pixels", min_pixels, "image min_pixels override");
   app.add_option("--max-pixels", max_pixels, "image max_pixels override (Open-AutoGLM uses 5000000)");
+  quant.add_to(app);
   app.add_flag("--no-think", no_think, "render the non-thinking prompt (enable_thinking=false)");
   app.add_flag("--show-reasoning", show_reasoning, "print <think> reasoning to stderr instead of hiding the tags");
   app.add_flag("--stats", stats, "print token counts and speed to stderr at the end");
@@ -75,6 +77,7 @@ int run_run(int argc, char** argv) {
   eo.device = device;
   eo.max_num_seqs = 1;
   eo.kv_cache_dtype = parse_kv_type_option(kv_type);
+  quant.apply(eo);
   auto eng = engine::create(eo);
 
   generation_request req;

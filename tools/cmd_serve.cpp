@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 #include <filesystem>
 
+#include "cli_common.h"
 #include "core/log.h"
 #include "command.h"
 #include "server/server.h"
@@ -13,6 +14,7 @@ int cmd_serve(int argc, char** argv) {
   o.engine.model_dir = AUTOGLM_DEFAULT_MODEL_DIR;
   std::string log_level = "info";
   std::string kv_type = "f32";
+  autoglm::cli::quant_flags quant;
   int port = o.port;
   size_t max_body = o.max_body_bytes;
 
@@ -66,6 +68,7 @@ int cmd_serve(int argc, char** argv) {
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   app.add_option("--shutdown-grace", o.shutdown_grace_s, "seconds in-flight requests may finish after SIGTERM")
       ->capture_default_str();
+  quant.add_to(app);
   app.add_flag("!--no-prefix-caching", o.engine.enable_prefix_caching, "disable prefix caching");
   app.add_option("--log-level", log_level, "debug, info, warn, error")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
@@ -75,6 +78,12 @@ int cmd_serve(int argc, char** argv) {
     o.engine.kv_cache_dtype = autoglm::parse_kv_cache_type(kv_type);
   } catch (const std::exception&) {
     std::fprintf(stderr, "autoglm serve: --kv-type must be f32, f16, bf16 or q8_0, got '%s'\n", kv_type.c_str());
+    return 2;
+  }
+  try {
+    quant.apply(o.engine);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "autoglm serve: %s\n", e.what());
     return 2;
   }
   if (o.min_pixels > 0 && o.max_pixels > 0 && o.min_pixels > o.max_pixels) {

@@ -46,6 +46,13 @@ struct engine_options {
   int32_t kv_block_size = 16;
   size_t kv_cache_bytes = 0;         // 0 = enough for max_num_seqs * max_model_len (bounded)
   kv_cache_type kv_cache_dtype = kv_cache_type::F32;
+  // Quantize a Hugging Face checkpoint's weights while loading, as `autoglm quantize --type` stores them in a GGUF
+  // file (the same bytes): "q8_0", "q4_0", "q4_k", "q5_k", "q6_k" or "i8" (any case; i8: per-row scales, linear
+  // weights only). Empty: as the files hold them. Refused for a directory of GGUF files (already quantized).
+  std::string weight_quant;
+  // Per-tensor overrides "PATTERN=TYPE" as `autoglm quantize --keep` (PATTERN matches checkpoint names, '*' any
+  // run of characters, first match wins; TYPE also f32, f16, bf16), e.g. "lm_head*=q8_0". Needs weight_quant.
+  std::vector<std::string> weight_quant_keep;
   bool enable_prefix_caching = true;
   // Called with every named intermediate of every forward and image encode (debugging; slow). It runs on the
   // engine thread and on the vision worker, never at the same time for one context.
@@ -95,6 +102,11 @@ class engine {
   // Bytes of weights one decoded token reads (all layers + lm_head): the decode bandwidth floor.
   virtual size_t weight_bytes_per_token() const = 0;
 };
+
+// Throws invalid_request (param "weight_quant" or "weight_quant_keep") when options.weight_quant or an override
+// names no known type or is malformed; engine::create makes the same check before loading. For front ends that
+// report their options before starting anything (the server loads the model in the background).
+void check_weight_quant_options(const engine_options& options);
 
 // Reads <model_dir>/generation_config.json if present (a regular file of bounded size); a malformed file or an
 // out-of-range value throws autoglm::error naming the file and key. do_sample false means greedy.

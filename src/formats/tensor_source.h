@@ -23,6 +23,7 @@ class tensor_source {
     std::string file;  // for errors
     std::vector<int64_t> shape;
     tensor data;
+    tensor scales;  // [shape[0]] F32 per-row scales when data is I8 (quantized at load), else empty
   };
 
   virtual ~tensor_source() = default;

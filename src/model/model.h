@@ -13,10 +13,13 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "autoglm/types.h"
+#include "core/dtype.h"
 #include "core/kernel_registry.h"
 #include "core/tensor.h"
 #include "ops/context.h"
@@ -82,10 +85,22 @@ class model {
   virtual size_t weight_bytes_per_token() const = 0;
 };
 
+// How the weights are stored once loaded. Default: as the files hold them.
+struct model_load_options {
+  // Quantize a Hugging Face checkpoint's matrices while loading, with the policy `autoglm quantize --type` uses
+  // for its GGUF files (the same bytes): norms, biases and convolutions stay float, rows that are not whole
+  // blocks fall back (formats/quantize.h). I8 (per-row scales, no table form) applies to the linear weights only.
+  // Not for a directory of GGUF files (already quantized). Empty: as stored.
+  std::optional<dtype> quant_type;
+  // Overrides by checkpoint name, first match wins ('*' = any run of characters), as `autoglm quantize --keep`.
+  std::vector<std::pair<std::string, dtype>> quant_keep;
+};
+
 // Opens a model directory and returns the family its config.json names, with weights prepared for ctx's
-// device (memory-mapped on the CPU). Throws autoglm::error for a missing/invalid directory or an unsupported
-// architecture. Registration is one line in the table in model_loader.cpp.
-std::unique_ptr<model> load_model(const std::string& model_dir, exec_context& ctx);
+// device (memory-mapped on the CPU, or quantized into host memory as `opt` asks). Throws autoglm::error for a
+// missing/invalid directory, an unsupported architecture or options the directory cannot take. Registration is
+// one line in the table in model_loader.cpp.
+std::unique_ptr<model> load_model(const std::string& model_dir, exec_context& ctx, const model_load_options& opt = {});
 std::vector<std::string> supported_architectures();
 
 }  // namespace autoglm

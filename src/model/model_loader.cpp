@@ -14,13 +14,15 @@ namespace {
 
 struct family {
   const char* architecture;
-  std::function<std::unique_ptr<model>(const std::string& dir, exec_context& ctx)> load;
+  std::function<std::unique_ptr<model>(const std::string& dir, exec_context& ctx, const model_load_options& opt)> load;
 };
 
 const std::vector<family>& families() {
   static const std::vector<family> table = {
       {"Glm4vForConditionalGeneration",
-       [](const std::string& d, exec_context& ctx) { return glm4v::conditional_generation::load(d, ctx); }},
+       [](const std::string& d, exec_context& ctx, const model_load_options& opt) {
+         return glm4v::conditional_generation::load(d, ctx, opt);
+       }},
   };
   return table;
 }
@@ -33,7 +35,7 @@ std::vector<std::string> supported_architectures() {
   return out;
 }
 
-std::unique_ptr<model> load_model(const std::string& model_dir, exec_context& ctx) {
+std::unique_ptr<model> load_model(const std::string& model_dir, exec_context& ctx, const model_load_options& opt) {
   if (!std::filesystem::is_directory(model_dir)) throw error(model_dir + ": model directory not found");
   const nlohmann::json cfg = read_json_file(model_dir + "/config.json");
   std::string arch;
@@ -41,7 +43,7 @@ std::unique_ptr<model> load_model(const std::string& model_dir, exec_context& ct
       !cfg["architectures"].empty() && cfg["architectures"][0].is_string())
     arch = cfg["architectures"][0].get<std::string>();
   for (auto& f : families())
-    if (arch == f.architecture) return f.load(model_dir, ctx);
+    if (arch == f.architecture) return f.load(model_dir, ctx, opt);
   std::string known;
   for (auto& a : supported_architectures()) known += (known.empty() ? "" : ", ") + a;
   throw error(model_dir + "/config.json: architecture '" + arch + "' is not supported (supported: " + known + ")");

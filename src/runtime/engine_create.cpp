@@ -16,7 +16,7 @@ std::unique_ptr<engine> engine::create(const engine_options& options) {
   // The decode context: the model's weights are prepared for its device; the engine keeps it.
   auto ctx = std::make_unique<exec_context>(engine_device(options), options.n_threads);
   check_model_fits(options, *ctx);  // on a GPU: say what is needed before a long upload fails half-way
-  std::unique_ptr<model> m = load_model(options.model_dir, *ctx);
+  std::unique_ptr<model> m = load_model(options.model_dir, *ctx, model_load_options_of(options));
   // A directory without tokenizer.json (a random benchmark checkpoint) still serves token-id requests;
   // get_tokenizer() then says what is missing. One that exists must load.
   std::shared_ptr<const tokenizer> tok;

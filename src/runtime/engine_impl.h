@@ -17,6 +17,10 @@ void validate_engine_options(const engine_options& options);
 
 dtype kv_cache_element_type(kv_cache_type t);
 
+// engine_options.weight_quant / weight_quant_keep as the model loader takes them; throws invalid_request (param
+// "weight_quant" or "weight_quant_keep") naming the bad type or pattern.
+model_load_options model_load_options_of(const engine_options& options);
+
 // ctx: the decode context the model was loaded for (the engine keeps it; its thread pool is the decode loop's).
 // tok may be null (get_tokenizer() then throws). Sizes the KV cache from options, starts the vision worker on a
 // context of its own (same device) and the engine thread.

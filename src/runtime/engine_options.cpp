@@ -91,6 +91,46 @@ void validate_engine_options(const engine_options& o) {
   check_range(o.kv_block_size, 1, k_max_kv_block_size, "kv_block_size");
   kv_cache_element_type(o.kv_cache_dtype);  // an enum value cast from an unchecked integer
   engine_device(o);                          // "cpu" or "cuda:N" (whether it exists shows when its context starts)
+  model_load_options_of(o);                 // a typo in a quantization type fails before the load
+}
+
+namespace {
+// A weight type by name (any case): the quantized types for weight_quant, also the float types for an override.
+dtype parse_weight_type(const std::string& name, bool allow_float, const char* param) {
+  static const dtype quantized[] = {dtype::Q8_0, dtype::Q4_0, dtype::Q4_K, dtype::Q5_K, dtype::Q6_K, dtype::I8};
+  static const dtype floats[] = {dtype::F32, dtype::F16, dtype::BF16};
+  dtype t;
+  const bool known = dtype_from_name(name, t);
+  std::string list;
+  for (dtype q : quantized) {
+    if (known && t == q) return t;
+    list += std::string(list.empty() ? "" : ", ") + dtype_name(q);
+  }
+  for (dtype f : floats) {
+    if (known && t == f && allow_float) return t;
+    if (allow_float) list += std::string(", ") + dtype_name(f);
+  }
+  std::transform(list.begin(), list.end(), list.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+  throw invalid_request("weight type '" + name + "' is not one of " + list, param);
+}
+}  // namespace
+
+void check_weight_quant_options(const engine_options& options) { model_load_options_of(options); }
+
+model_load_options model_load_options_of(const engine_options& o) {
+  model_load_options m;
+  if (!o.weight_quant.empty()) m.quant_type = parse_weight_type(o.weight_quant, false, "weight_quant");
+  for (const std::string& k : o.weight_quant_keep) {
+    const size_t eq = k.rfind('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == k.size())
+      throw invalid_request("override '" + k + "' must be PATTERN=TYPE, e.g. 'lm_head*=q8_0'",
+                            "weight_quant_keep");
+    m.quant_keep.emplace_back(k.substr(0, eq), parse_weight_type(k.substr(eq + 1), true, "weight_quant_keep"));
+  }
+  if (!m.quant_keep.empty() && !m.quant_type)
+    throw invalid_request("per-tensor overrides need a quantization type for the other weights (weight_quant, --quant)",
+                          "weight_quant_keep");
+  return m;
 }
 
 generation_defaults load_generation_defaults(const std::string& model_dir) {

@@ -22,8 +22,9 @@ class conditional_generation final : public model {
   // missing or mis-shaped tensor, or a dtype the device has no kernel for.
   conditional_generation(const config& cfg, const tensor_source& src, exec_context& ctx);
   // Opens DIR (config.json, generation_config.json, safetensors, or llama.cpp GGUF files when DIR has no
-  // safetensors) and loads it for ctx's device.
-  static std::unique_ptr<conditional_generation> load(const std::string& model_dir, exec_context& ctx);
+  // safetensors) and loads it for ctx's device, quantizing the safetensors' matrices as `opt` asks.
+  static std::unique_ptr<conditional_generation> load(const std::string& model_dir, exec_context& ctx,
+                                                      const model_load_options& opt = {});
 
   const model_info& info() const override { return info_; }
   kv_layout kv_shape() const override;

@@ -25,6 +25,8 @@ class binder {
     tensor bias;
     if (!bias_name.empty()) bias = float_tensor(bias_name, {shape[0]});
     linear_weight lw = ops::prepare_linear(ctx_, w, bias, name);
+    // An I8 weight's per-row scales come with it (a source that quantized the checkpoint at load).
+    if (const tensor& scales = src_.at(name).scales; !scales.empty()) lw.scales = ops::prepare_param_f32(ctx_, scales);
     lw.shard.kind = shard;
     return lw;
   }
