@@ -73,9 +73,9 @@ vision_input load_image_input(const std::string& path, const std::string& model_
 
 void quant_flags::add_to(CLI::App& app) {
   app.add_option("--quant", type,
-                 "quantize the Hugging Face checkpoint's weights at load: q8_0, q4_0, q4_k, q5_k, q6_k or i8 (the "
-                 "types `autoglm quantize` writes, with its default policy: norms, biases and convolutions stay "
-                 "float; rows that are not whole blocks fall back)");
+                 "quantize the Hugging Face checkpoint's weights at load: q8_0, q6_k, q5_k, q4_k, q4_0, q5_0, "
+                 "q5_1, q4_1 (as `autoglm quantize --type` writes them, with its policy: norms, biases and "
+                 "convolutions stay float; rows that are not whole blocks fall back) or i8 (per-row scales)");
   app.add_option("--quant-keep", keep,
                  "PATTERN=TYPE: with --quant, tensors whose checkpoint name matches PATTERN ('*' = "
                  "any characters) are held as TYPE (also f32, f16, bf16), e.g. 'lm_head*=q8_0' (repeatable, first "

@@ -47,8 +47,9 @@ struct engine_options {
   size_t kv_cache_bytes = 0;         // 0 = enough for max_num_seqs * max_model_len (bounded)
   kv_cache_type kv_cache_dtype = kv_cache_type::F32;
   // Quantize a Hugging Face checkpoint's weights while loading, as `autoglm quantize --type` stores them in a GGUF
-  // file (the same bytes): "q8_0", "q4_0", "q4_k", "q5_k", "q6_k" or "i8" (any case; i8: per-row scales, linear
-  // weights only). Empty: as the files hold them. Refused for a directory of GGUF files (already quantized).
+  // file (the same bytes): "q8_0", "q6_k", "q5_k", "q4_k", "q4_0", ... (the GGUF types quantize writes) or "i8"
+  // (any case; i8: per-row scales, linear weights only). Empty: as the files hold them. Refused for a directory of
+  // GGUF files (already quantized).
   std::string weight_quant;
   // Per-tensor overrides "PATTERN=TYPE" as `autoglm quantize --keep` (PATTERN matches checkpoint names, '*' any
   // run of characters, first match wins; TYPE also f32, f16, bf16), e.g. "lm_head*=q8_0". Needs weight_quant.

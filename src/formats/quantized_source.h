@@ -1,9 +1,9 @@
 // formats/quantized_source.h: a tensor_source that serves another source's tensors converted to the types a
 // policy picks. This is how a Hugging Face checkpoint is quantized while it loads (`--quant q8_0`): the model's
 // weight binding reads names and shapes as before and receives Q8_0 / Q4_K / ... tensors (and the per-row scales
-// of I8 in entry::scales), so the model code never branches on the format. The conversion is
-// quant::quantize_tensor, the call `autoglm quantize` makes for its GGUF files: under the same policy both give
-// the same bytes.
+// of I8 in entry::scales), so the model code never branches on the format. The conversion is, row by row,
+// quant::quantize_tensor's (the call `autoglm quantize` makes for its GGUF files), so under the same policy both
+// give the same bytes; it runs in slabs of rows, so a BF16 tensor never has a whole F32 copy.
 #pragma once
 
 #include <cstdint>

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "formats/json_file.h"
+#include "formats/quantize.h"
 #include "kernels/cpu/ceilings.h"
 #include "runtime/device_budget.h"
 #include "runtime/engine_impl.h"
@@ -95,21 +96,17 @@ void validate_engine_options(const engine_options& o) {
 }
 
 namespace {
-// A weight type by name (any case): the quantized types for weight_quant, also the float types for an override.
+// A weight type by name (any case): for weight_quant a GGUF block type the quantizers produce (the types `autoglm
+// quantize --type` writes) or I8; for an override also F32, F16 and BF16.
 dtype parse_weight_type(const std::string& name, bool allow_float, const char* param) {
-  static const dtype quantized[] = {dtype::Q8_0, dtype::Q4_0, dtype::Q4_K, dtype::Q5_K, dtype::Q6_K, dtype::I8};
-  static const dtype floats[] = {dtype::F32, dtype::F16, dtype::BF16};
+  auto accepted = [&](dtype t) {
+    return t == dtype::I8 || (quant::can_quantize(t) && (allow_float || dtype_is_block(t)));
+  };
   dtype t;
-  const bool known = dtype_from_name(name, t);
+  if (dtype_from_name(name, t) && accepted(t)) return t;
   std::string list;
-  for (dtype q : quantized) {
-    if (known && t == q) return t;
-    list += std::string(list.empty() ? "" : ", ") + dtype_name(q);
-  }
-  for (dtype f : floats) {
-    if (known && t == f && allow_float) return t;
-    if (allow_float) list += std::string(", ") + dtype_name(f);
-  }
+  for (size_t i = 0; i < size_t(dtype::COUNT); ++i)
+    if (accepted(dtype(i))) list += std::string(list.empty() ? "" : ", ") + dtype_name(dtype(i));
   std::transform(list.begin(), list.end(), list.begin(), [](unsigned char c) { return char(std::tolower(c)); });
   throw invalid_request("weight type '" + name + "' is not one of " + list, param);
 }

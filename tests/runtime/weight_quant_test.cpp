@@ -132,6 +132,7 @@ TEST_F(weight_quant, every_gguf_type_and_overrides_equal_their_gguf) {
       {"Q4_K", dtype::Q4_K, {}, {}},  // any case; rows of 128 fall back as the writer's do
       {"q5_k", dtype::Q5_K, {}, {}},
       {"q6_k", dtype::Q6_K, {}, {}},
+      {"q5_1", dtype::Q5_1, {}, {}},
       {"q4_0", dtype::Q4_0, {"*embed_tokens*=f16", "*.layers.1.*=q8_0", "lm_head*=BF16"},
        {{"*embed_tokens*", dtype::F16}, {"*.layers.1.*", dtype::Q8_0}, {"lm_head*", dtype::BF16}}},
   };
