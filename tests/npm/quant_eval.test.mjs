@@ -86,7 +86,7 @@ test('run and bench take --quant; bench reports it with load time and resident m
                            '--recompute-reps', '0', '--quant', 'i8', '--quant-keep', 'lm_head*=bf16']));
   assert.equal(b.weight_quant, 'i8');
   assert.deepEqual(b.weight_quant_keep, ['lm_head*=bf16']);
-  assert.ok(b.rss_after_load_MB > 0 && b.peak_rss_MB >= b.rss_after_load_MB, JSON.stringify(b));
+  assert.ok(b.rss_after_load_MB > 0 && b.peak_rss_load_MB >= b.rss_after_load_MB, JSON.stringify(b));
   // The quantized model streams fewer weight bytes per token than the BF16 one.
   const plain = JSON.parse(ok(['bench', '-m', DEMO, '--threads', '1', '--contexts', '16', '--decode-tokens', '2',
                                '--recompute-reps', '0']));
