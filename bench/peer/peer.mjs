@@ -9,7 +9,7 @@
 // only, like llama.cpp's text GGUF), the same threads, the same 512 prompt tokens, the same decode length, the
 // same 4096-position f16 KV cache. Reported per engine: medians with min/max of prefill tokens/s, decode tokens/s,
 // decode GB/s (bytes of the GGUF's tensors read per token, i.e. all but token_embd, over the decode time) against
-// the triad, peak RSS (VmHWM), process start to ready, and start to first token. The page cache is warmed with
+// a triad run just before that process (the machine's bandwidth moves; see measured()), peak RSS (VmHWM), process start to ready, and start to first token. The page cache is warmed with
 // the file before each configuration (both engines mmap it; a cold disk is not what is compared).
 //
 //   node bench/peer/peer.mjs --build build/bench [--threads 2] [--reps 3] [--configs 1.5b:q4_0,9b:q4_k]
@@ -28,7 +28,7 @@ const today = new Date().toISOString().slice(0, 10);
 const args = {
   build: path.join(ROOT, 'build/bench'), work: '', threads: 2, reps: 3, prompt: 512, decode: 32, ctx: 4096,
   configs: '1.5b:bf16,1.5b:q8_0,1.5b:q4_0,1.5b:q4_k,9b-l8:bf16,9b-l8:q8_0,9b:q4_0,9b:q4_k',
-  visionBefore: '', visionReps: 1, visionSizes: '336x336,1080x2400', triadMib: 512, pruneHf: false, prepareOnly: false,
+  visionBefore: '', visionReps: 3, visionSizes: '336x336:3,1080x2400:1', triadMib: 512, pruneHf: false, prepareOnly: false,
   out: path.join(ROOT, `bench/results/peer_${today}`), note: '',
 };
 for (let i = 2; i < process.argv.length; ++i) {
@@ -61,6 +61,7 @@ const DIMS = {
 const log = (...a) => console.error(`[${new Date().toISOString().slice(11, 19)}]`, ...a);
 
 function run(cmd, argv, { json = true } = {}) {
+  const loadavg = readFileSync('/proc/loadavg', 'utf8').trim();
   const spawnUnixMs = performance.timeOrigin + performance.now();
   const r = spawnSync(cmd, argv, { encoding: 'utf8', maxBuffer: 256 << 20 });
   if (r.status !== 0) throw new Error(`${cmd} ${argv.join(' ')} failed (${r.status ?? r.signal}): ${r.stderr}`);
@@ -68,6 +69,7 @@ function run(cmd, argv, { json = true } = {}) {
   const lines = r.stdout.trim().split('\n');
   const out = JSON.parse(lines[lines.length - 1].startsWith('{') ? lines[lines.length - 1] : r.stdout);
   out.spawn_unix_ms = spawnUnixMs;
+  out.loadavg_before = loadavg;  // 1/5/15-minute load of the machine when the run started
   return out;
 }
 
@@ -154,6 +156,9 @@ function summarize(runs, bytes) {
     decode_tokens_per_s: stat(runs.map((r) => r.decode_tokens_per_s)),
     decode_ms_median: stat(runs.map((r) => r.decode_ms_median)),
     decode_GBps: stat(runs.map((r) => bytes * r.decode_tokens_per_s / 1e9)),
+    triad_GBps: stat(runs.map((r) => r.triad_GBps)),
+    decode_pct_of_triad: stat(runs.map((r) => 100 * bytes * r.decode_tokens_per_s / 1e9 / r.triad_GBps)),
+    decode_pct_of_read: stat(runs.map((r) => 100 * bytes * r.decode_tokens_per_s / 1e9 / r.read_GBps)),
     peak_rss_GB: stat(runs.map((r) => r.memory_at_end.VmHWM_kB * 1024 / 1e9)),
     rss_file_at_end_GB: stat(runs.map((r) => r.memory_at_end.RssFile_kB * 1024 / 1e9)),
     rss_anon_at_end_GB: stat(runs.map((r) => r.memory_at_end.RssAnon_kB * 1024 / 1e9)),
@@ -163,16 +168,28 @@ function summarize(runs, bytes) {
   };
 }
 
-function triad() {
-  const t = run(TRIAD, ['--threads', String(args.threads), '--mib-per-array', String(args.triadMib), '--reps', '10']);
-  log(`triad ${t.triad_GBps_best.toFixed(2)} GB/s (read ${t.read_GBps_best.toFixed(2)} GB/s)`);
+function triad(reps = 10, quiet = false) {
+  const t = run(TRIAD, ['--threads', String(args.threads), '--mib-per-array', String(args.triadMib), '--reps', String(reps)]);
+  if (!quiet) log(`triad ${t.triad_GBps_best.toFixed(2)} GB/s (read ${t.read_GBps_best.toFixed(2)} GB/s)`);
   return t;
+}
+
+// One engine run with a short triad just before it: this VM's memory bandwidth moves with its neighbours (2-core
+// triads from 24 to 62 GB/s within an hour), so each run's decode GB/s is set against the bandwidth of its moment.
+function measured(cmd, argv) {
+  const t = triad(5, true);
+  const out = run(cmd, argv);
+  out.triad_GBps = t.triad_GBps_best;
+  out.read_GBps = t.read_GBps_best;
+  return out;
 }
 
 function otherLoad() {
   // Anything else busy on the machine while we measure (the report says so rather than hiding it).
-  const r = spawnSync('ps', ['-eo', 'pcpu,etimes,comm', '--sort=-pcpu'], { encoding: 'utf8' });
-  return r.stdout.split('\n').slice(1, 6).map((l) => l.trim()).filter((l) => l && !/^0\.0 /.test(l));
+  const r = spawnSync('ps', ['-eo', 'pid,pcpu,etimes,comm', '--sort=-pcpu'], { encoding: 'utf8' });
+  return r.stdout.split('\n').slice(1).map((l) => l.trim().split(/\s+/))
+    .filter((f) => f.length >= 4 && Number(f[0]) !== process.pid && Number(f[1]) >= 1).slice(0, 5)
+    .map((f) => `${f[3]} ${f[1]}% for ${f[2]} s`);
 }
 
 mkdirSync(WORK, { recursive: true });
@@ -217,11 +234,11 @@ for (const c of configs) {
   const runs = { autoglm: [], llama: [] };
   for (let r = 0; r < args.reps; ++r) {
     const common = ['--tokens-file', prompt, '--decode', String(args.decode), '--threads', String(args.threads), '--ctx', String(args.ctx)];
-    const a = run(PEER_AUTOGLM, [c.dir, ...common, '--kv-type', 'f16']);
-    log(`  autoglm   prefill ${a.prefill_tokens_per_s.toFixed(1)} tok/s, decode ${a.decode_tokens_per_s.toFixed(2)} tok/s, peak ${(a.memory_at_end.VmHWM_kB / 1e6).toFixed(2)} GB`);
+    const a = measured(PEER_AUTOGLM, [c.dir, ...common, '--kv-type', 'f16']);
+    log(`  autoglm   prefill ${a.prefill_tokens_per_s.toFixed(1)} tok/s, decode ${a.decode_tokens_per_s.toFixed(2)} tok/s, peak ${(a.memory_at_end.VmHWM_kB / 1e6).toFixed(2)} GB, triad ${a.triad_GBps.toFixed(1)} GB/s`);
     runs.autoglm.push(a);
-    const l = run('node', [PEER_LLAMA, c.gguf, ...common]);
-    log(`  llama.cpp prefill ${l.prefill_tokens_per_s.toFixed(1)} tok/s, decode ${l.decode_tokens_per_s.toFixed(2)} tok/s, peak ${(l.memory_at_end.VmHWM_kB / 1e6).toFixed(2)} GB`);
+    const l = measured('node', [PEER_LLAMA, c.gguf, ...common]);
+    log(`  llama.cpp prefill ${l.prefill_tokens_per_s.toFixed(1)} tok/s, decode ${l.decode_tokens_per_s.toFixed(2)} tok/s, peak ${(l.memory_at_end.VmHWM_kB / 1e6).toFixed(2)} GB, triad ${l.triad_GBps.toFixed(1)} GB/s`);
     runs.llama.push(l);
   }
   report.triads.push(triad());
@@ -232,19 +249,27 @@ for (const c of configs) {
 }
 
 if (visionDir) {
-  // Before (the commit given) and after (this build), interleaved, the same checkpoint, threads and sizes.
-  const v = { model: 'random 9B vision tower (24 blocks, hidden 1536)', before_bin: args.visionBefore, sizes: args.visionSizes, before: [], after: [] };
-  for (let r = 0; r < args.visionReps; ++r)
-    for (const [key, bin] of [['before', args.visionBefore], ['after', BIN]]) {
-      const out = run(bin, ['bench-vision', '-m', visionDir, '--sizes', args.visionSizes, '--threads', String(args.threads), '--reps', '1']);
-      log(`  vision ${key}: ${out.results.map((x) => `${x.width}x${x.height} ${(x.encode_ms / 1e3).toFixed(2)} s`).join(', ')}`);
-      v[key].push(out);
-    }
-  v.summary = args.visionSizes.split(',').map((size, i) => {
-    const b = stat(v.before.map((o) => o.results[i].encode_ms)), a = stat(v.after.map((o) => o.results[i].encode_ms));
-    return { size, tokens: v.after[0].results[i].tokens, before_ms: b, after_ms: a, speedup: b.median / a.median };
-  });
-  report.vision = v;
+  // Before (the binary given) and after (this build), interleaved per repetition, one process per encode, the same
+  // checkpoint, threads and image sizes. --vision-sizes WxH[:REPS],... (REPS defaults to --vision-reps).
+  const sizes = args.visionSizes.split(',').map((x) => { const [size, reps] = x.split(':'); return { size, reps: Number(reps || args.visionReps) }; });
+  const v = { model: 'random 9B vision tower (24 blocks, hidden 1536)', before_bin: args.visionBefore, sizes, summary: [] };
+  for (const { size, reps } of sizes) {
+    const enc = { before: [], after: [] };
+    let tokens = 0;
+    for (let r = 0; r < reps; ++r)
+      for (const [key, bin] of [['before', args.visionBefore], ['after', BIN]]) {
+        const loadavg = readFileSync('/proc/loadavg', 'utf8').trim();
+        const out = run(bin, ['bench-vision', '-m', visionDir, '--sizes', size, '--threads', String(args.threads), '--reps', '1']);
+        const x = out.results[0];
+        tokens = x.tokens;
+        log(`  vision ${key} ${size}: ${(x.encode_ms / 1e3).toFixed(2)} s (${x.tokens} tokens)`);
+        enc[key].push({ ...x, loadavg_before: loadavg });
+      }
+    const b = stat(enc.before.map((x) => x.encode_ms)), a = stat(enc.after.map((x) => x.encode_ms));
+    v.summary.push({ size, tokens, before_ms: b, after_ms: a, speedup: b.median / a.median, runs: enc });
+    report.vision = v;
+    writeFileSync(args.out + '.json', JSON.stringify(report, null, 1));
+  }
 }
 report.triads.push(triad());
 report.triad_GBps = stat(report.triads.map((t) => t.triad_GBps_best));

@@ -141,6 +141,7 @@ int run(int argc, char** argv) {
                         {"decode_ms_min", sorted.front()},
                         {"decode_ms_max", sorted.back()},
                         {"decode_tokens_per_s", double(steps.size()) * 1000.0 / decode_total_ms},
+                        {"decode_steps_ms", steps},
                         {"weight_bytes_per_token", eng->weight_bytes_per_token()},
                         {"memory_at_ready", mem_ready},
                         {"memory_at_end", memory_status()}};

@@ -81,6 +81,7 @@ const out = {
   decode_ms_min: sorted[0],
   decode_ms_max: sorted[sorted.length - 1],
   decode_tokens_per_s: steps.length * 1000 / (times[times.length - 1] - times[0]),
+  decode_steps_ms: steps,
   memory_at_ready: memReady,
   memory_at_end: memoryStatus(),
 };
