@@ -5,6 +5,8 @@
 #   OUT=... scripts/cuda_check.sh --skip-build            # reuse $BUILD_DIR (a second call on a warm machine)
 #   OUT=... scripts/cuda_check.sh --model-bench           # also: a random-weight 9B checkpoint, decode bench
 #   OUT=... scripts/cuda_check.sh --quick                 # shorter perf pass
+#   OUT=... scripts/cuda_check.sh --bundle DIR            # no build: the binaries and libraries that
+#                                                         # scripts/cuda_bundle.sh packed on another machine
 #
 # Needs nvcc (on PATH or in /usr/local/cuda), cmake, a C++20 compiler and the Debian -dev packages of
 # scripts/setup.sh; no network. Steps (each logged to $OUT/<step>.log, failures do not stop the later steps):
@@ -15,8 +17,10 @@
 #   3. the kernel harness's cuda:0 cases (test_kernels, every op against the double-precision reference);
 #   4. perf: cuda_perf (device copy bandwidth measured in the same run, GEMV GB/s and % of it, GEMM TFLOP/s,
 #      attention) -> perf.json, and the harness's --perf on cuda:0 -> harness_perf.log;
-#   5. (--model-bench) `autoglm random-model` (real 9B dimensions, ~19 GB of disk) and `autoglm bench --device
-#      cuda:0` decode at 512 and 2048 tokens of context -> model_bench.json.
+#   5. (--model-bench) `autoglm random-model` (real 9B dimensions, ~19 GB of disk), `autoglm bench --device
+#      cuda:0` prefill and decode at 512 and 2048 tokens of context -> model_bench.json, `autoglm bench-vision`
+#      (336x336, 1080x2400) -> vision_bench.json, and the transformers peer on the same checkpoint in the same
+#      run (bench/peer/hf_cuda.py) -> hf_peer.json.
 # Results: $OUT/summary.json ({"steps": {name: {"status", "seconds"}}, "perf": ...}), logs, gtest JSON. Exit
 # status 0 only when every step passed.
 set -uo pipefail
@@ -25,18 +29,44 @@ SRC=$PWD
 OUT=${OUT:-$SRC/cuda_check_out}
 BUILD_DIR=${BUILD_DIR:-$SRC/build/cuda-release}
 JOBS=${JOBS:-16}
+STEP_LIMIT=${STEP_LIMIT:-900}  # seconds per step (a device call has 600 s in all: pass less there)
 CUDA_ARCHS=${CUDA_ARCHS:-}
-skip_build=0 model_bench=0 quick=0
-for a in "$@"; do
-  case "$a" in
+skip_build=0 model_bench=0 quick=0 bundle=""
+while [ $# -gt 0 ]; do
+  case "$1" in
     --skip-build) skip_build=1 ;;
     --model-bench) model_bench=1 ;;
     --quick) quick=1 ;;
-    *) echo "usage: OUT=DIR $0 [--skip-build] [--model-bench] [--quick]" >&2; exit 2 ;;
+    --bundle) bundle=$2; shift ;;
+    *) echo "usage: OUT=DIR $0 [--skip-build] [--model-bench] [--quick] [--bundle DIR]" >&2; exit 2 ;;
   esac
+  shift
 done
 mkdir -p "$OUT"
 export AUTOGLM_SOURCE_DIR=$SRC
+# Binary paths (a build folder, or a bundle's bin/ with its lib/ first on the library path).
+TEST_CUDA=$BUILD_DIR/tests/cuda/test_cuda
+TEST_KERNELS=$BUILD_DIR/tests/kernels/test_kernels
+CUDA_PERF=$BUILD_DIR/tests/cuda/cuda_perf
+AUTOGLM=$BUILD_DIR/tools/autoglm
+if [ -n "$bundle" ]; then
+  bundle=$(cd "$bundle" && pwd)
+  skip_build=1
+  TEST_CUDA=$bundle/bin/test_cuda TEST_KERNELS=$bundle/bin/test_kernels
+  CUDA_PERF=$bundle/bin/cuda_perf AUTOGLM=$bundle/bin/autoglm
+  cuda_libs=""
+  for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
+           $(python3 -c 'import nvidia, os; print(" ".join(os.path.join(p, s, "lib") for p in nvidia.__path__ for s in ("cublas", "cu13", "cuda_runtime")))' 2>/dev/null); do
+    [ -d "$d" ] && cuda_libs="$cuda_libs:$d"
+  done
+  export LD_LIBRARY_PATH="$bundle/lib$cuda_libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  # The tests read fixtures under the source folder they were compiled with: point it at this checkout.
+  compiled_src=$(cat "$bundle/source_dir.txt")
+  if [ "$compiled_src" != "$SRC" ] && [ ! -e "$compiled_src" ]; then
+    mkdir -p "$(dirname "$compiled_src")" && ln -s "$SRC" "$compiled_src"
+  fi
+  BUILD_DIR=$bundle
+fi
 summary_steps=()
 overall=0
 
@@ -87,10 +117,33 @@ if [ $skip_build -eq 0 ]; then
   run_step build 1500 cmake --build "$BUILD_DIR" -j "$JOBS" --target test_cuda test_kernels cuda_perf autoglm
 fi
 
-run_step test_cuda 900 "$BUILD_DIR/tests/cuda/test_cuda" --gtest_output=json:"$OUT/test_cuda.json"
+# How far transformers itself moves from the fp32 fixtures in bf16: the scale of the bound test_cuda holds the
+# deployment precision to (tests/fixtures/hf_bf16_error.py).
+if python3 -c 'import transformers' 2>/dev/null; then
+  run_step hf_bf16_error $STEP_LIMIT python3 "$SRC/tests/fixtures/hf_bf16_error.py" "$OUT/hf_bf16_error.json"
+fi
+
+# `autoglm logits --device cuda:0` against the CPU backend on the tiny checkpoint (an independent check).
+logits_check() {
+  local tokens=1458,1460,1462,198,56,1119,647,279  # the fixture's chat case
+  "$AUTOGLM" logits -m "$SRC/tests/fixtures/tiny_glm4v" --tokens $tokens --device cuda:0 >"$OUT/logits_cuda.json" &&
+    "$AUTOGLM" logits -m "$SRC/tests/fixtures/tiny_glm4v" --tokens $tokens >"$OUT/logits_cpu.json" &&
+    python3 - "$OUT/logits_cpu.json" "$OUT/logits_cuda.json" <<'PY'
+import json, sys
+a, b = (json.load(open(f)) for f in sys.argv[1:3])
+la, lb = a["logits_last"], b["logits_last"]
+err = max(abs(x - y) for x, y in zip(la, lb)) / max(abs(x) for x in la)
+print("argmax cpu", a["argmax"], "cuda", b["argmax"], "max|diff|/max|cpu|", err)
+sys.exit(0 if a["argmax"] == b["argmax"] and err < 2e-2 else 1)
+PY
+}
+export AUTOGLM SRC OUT
+run_step logits_cli $STEP_LIMIT bash -c "$(declare -f logits_check); logits_check"
+
+run_step test_cuda $STEP_LIMIT "$TEST_CUDA" --gtest_output=json:"$OUT/test_cuda.json"
 no_skips "$OUT/test_cuda.log" || { overall=1; summary_steps+=("\"test_cuda_no_skips\": {\"status\": \"fail\"}"); }
 
-run_step harness_cuda 900 "$BUILD_DIR/tests/kernels/test_kernels" --gtest_filter='*cuda*' \
+run_step harness_cuda $STEP_LIMIT "$TEST_KERNELS" --gtest_filter='*cuda*' \
   --gtest_output=json:"$OUT/test_kernels_cuda.json"
 # (The harness skips the (op, dtype) pairs CUDA does not implement yet: quantized weights, a Q8_0 cache.) No group
 # at all means the harness did not see cuda:0.
@@ -103,19 +156,34 @@ fi
 
 perf_args=(--out "$OUT/perf.json")
 [ $quick -eq 1 ] && perf_args+=(--quick --min-time 0.05)
-run_step perf 900 "$BUILD_DIR/tests/cuda/cuda_perf" "${perf_args[@]}"
+run_step perf $STEP_LIMIT "$CUDA_PERF" "${perf_args[@]}"
 harness_perf_time=0.2
 [ $quick -eq 1 ] && harness_perf_time=0.05
-run_step harness_perf 900 "$BUILD_DIR/tests/kernels/test_kernels" --perf --backend cuda:0 --no-pool \
+# (SKIP_HARNESS_PERF=1 leaves out the harness perf pass: minutes over every case.)
+if [ "${SKIP_HARNESS_PERF:-0}" != 1 ]; then
+run_step harness_perf $STEP_LIMIT "$TEST_KERNELS" --perf --backend cuda:0 --no-pool \
   --min-time "$harness_perf_time"
+fi
 
 if [ $model_bench -eq 1 ]; then
   model_dir=${MODEL_DIR:-$BUILD_DIR/random-9b}
   if [ ! -f "$model_dir/config.json" ]; then
-    run_step random_model 900 "$BUILD_DIR/tools/autoglm" random-model -o "$model_dir"
+    run_step random_model $STEP_LIMIT "$AUTOGLM" random-model -o "$model_dir"
   fi
-  run_step model_bench 900 "$BUILD_DIR/tools/autoglm" bench -m "$model_dir" --device cuda:0 --kv-type bf16 \
-    --contexts 512,2048 --decode-tokens 32 --recompute-reps 0 --fake-context -o "$OUT/model_bench.json"
+  run_step model_bench $STEP_LIMIT "$AUTOGLM" bench -m "$model_dir" --device cuda:0 --kv-type bf16 \
+    --contexts 512,2048 --decode-tokens 32 --recompute-reps 0 -o "$OUT/model_bench.json"
+  run_step vision_bench $STEP_LIMIT "$AUTOGLM" bench-vision -m "$model_dir" --device cuda:0 \
+    --sizes 336x336,1080x2400 --reps 3 -o "$OUT/vision_bench.json"
+  run_step agent_bench $STEP_LIMIT "$AUTOGLM" bench-agent -m "$model_dir" --device cuda:0 --kv-type bf16 \
+    --reps 3 -o "$OUT/agent_bench.json"
+  # The peer in the same run: transformers on the same checkpoint (bench/peer/hf_cuda.py), where python3 has it:
+  # eager (dynamic cache), then the static cache (its first generate compiles and is not timed).
+  if python3 -c 'import transformers' 2>/dev/null; then
+    run_step hf_peer $STEP_LIMIT python3 "$SRC/bench/peer/hf_cuda.py" "$model_dir" "$OUT/hf_peer.json" \
+      --contexts 512,2048 --decode 32
+    run_step hf_peer_static $STEP_LIMIT python3 "$SRC/bench/peer/hf_cuda.py" "$model_dir" \
+      "$OUT/hf_peer_static.json" --contexts 512,2048 --decode 32 --static --skip-eager
+  fi
 fi
 
 {

@@ -149,7 +149,7 @@ int run_bench_vision(int argc, char** argv) {
     results.push_back(r);
   }
   nlohmann::json out = {{"benchmark", "vision_encoder"},
-                        {"backend", "cpu"},
+                        {"backend", device},
                         {"model_dir", model_dir},
                         {"threads", eng->n_vision_threads()},
                         {"max_pixels", pre.max_pixels},

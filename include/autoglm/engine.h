@@ -117,4 +117,9 @@ generation_defaults load_generation_defaults(const std::string& model_dir);
 // decode at batch 1, which streams the weights once per token. Takes about a second.
 double measure_memory_read_bandwidth(int32_t n_threads = 0);
 
+// A GPU's device-to-device copy bandwidth in GB/s, bytes read plus bytes written (the usual "copy bandwidth": a
+// kernel that only reads, such as the decode GEMV, can approach it), over 1 GiB; device is "cuda:N". Throws
+// autoglm::error when the device cannot run kernels in this build. Takes well under a second.
+double measure_device_copy_bandwidth(const std::string& device);
+
 }  // namespace autoglm

@@ -1,6 +1,7 @@
 // runtime/engine_options.cpp: the engine's option checks and the small public helpers beside the engine: names
 // of finish reasons and KV types, the image prefix key, generation_config.json defaults, the bandwidth probe.
 #include <algorithm>
+#include <chrono>
 #include <cctype>
 #include <filesystem>
 #include <limits>
@@ -10,6 +11,8 @@
 #include "formats/json_file.h"
 #include "formats/quantize.h"
 #include "kernels/cpu/ceilings.h"
+#include "ops/context.h"
+#include "ops/ops.h"
 #include "runtime/device_budget.h"
 #include "runtime/engine_impl.h"
 
@@ -170,6 +173,26 @@ double measure_memory_read_bandwidth(int32_t n_threads) {
   // The kernels' own probe (the harness's --perf mode reports against the same number): wide loads on several
   // streams per thread, on threads of its own. A buffer far larger than any last-level cache.
   return cpu::measure_read_bandwidth(n_threads, size_t(512) << 20);
+}
+
+double measure_device_copy_bandwidth(const std::string& device_name) {
+  const device dev = device::parse(device_name);
+  if (const std::string why = ops::device_problem(dev); !why.empty()) throw error(why);
+  exec_context ctx(dev, 1);
+  const int64_t n = int64_t(1) << 28;  // F32 elements: 1 GiB, far beyond any L2
+  const tensor a = ops::alloc_persistent(ctx, dtype::F32, {n});
+  tensor b = ops::alloc_persistent(ctx, dtype::F32, {n});
+  ops::copy(ctx, a, b);  // first touch
+  ops::synchronize(ctx);
+  double best = 0;
+  for (int rep = 0; rep < 5; ++rep) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < 4; ++i) ops::copy(ctx, a, b);
+    ops::synchronize(ctx);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    best = std::max(best, 4.0 * 2.0 * double(n) * 4.0 / s / 1e9);
+  }
+  return best;
 }
 
 }  // namespace autoglm

@@ -2,17 +2,19 @@
 // context's device — against Hugging Face's fixtures (transformers 5.17, fp32 on the bf16 checkpoint) and against
 // the CPU backend:
 //  - prompt logits of every fixture case (text and images, chunked prefill, BF16 KV cache as deployed) within
-//    k_hf_tol x max|ref logit| of each position. Prefill's linears run on tensor cores with x rounded to bf16 (as
-//    torch's bf16 model does), so this is a bf16 bound, not the CPU's 1e-3 fp32 one;
+//    transformers' own bf16 deviation x max|ref logit| of each position (hf_bf16_tol below). Prefill's linears run
+//    on tensor cores with x rounded to bf16 (as torch's bf16 model does), so this is a bf16 bound, not the CPU's
+//    1e-3 fp32 one;
 //  - one token at a time (every linear then takes the F32 GEMV path, attention and norms are F32): the logits of
 //    every position within 1e-4 x max|CPU logit|;
 //  - through the engine (--device cuda:0: KV cache on the device, vision worker on its own stream): with split GEMM
 //    precision (x as bf16 hi + lo, near F32) and an F32 cache, greedy continuations (32 tokens) equal to the CPU
 //    backend's and HF's and prompt logits within the CPU's 1e-3 bound; as deployed (bf16 GEMMs, BF16 cache), prompt
-//    logits within k_hf_tol (greedy agreement printed).
+//    logits within the same per-case bf16 bound (greedy agreement printed).
 #include <gtest/gtest.h>
 
 #include <condition_variable>
+#include <fstream>
 #include <mutex>
 
 #include "../model/fixture_io.h"
@@ -26,7 +28,15 @@ using namespace autoglm::cuda_test;
 
 namespace {
 
-constexpr double k_hf_tol = 2e-2;       // bf16 activations in prefill's GEMMs, BF16 KV cache
+// As deployed (bf16 activations in prefill's GEMMs and the vision tower's attention, BF16 KV cache), each case is
+// held to transformers' own deviation from its fp32 reference when it runs the same checkpoint in bf16 (sdpa, on
+// the GPU): tests/fixtures/ref/hf_bf16_error.json, made by tests/fixtures/hf_bf16_error.py (0.013-0.018 on text,
+// 0.044-0.046 with images). We may be no further from fp32 than transformers itself is in bf16.
+double hf_bf16_tol(const std::string& case_name) {
+  static const nlohmann::json j = nlohmann::json::parse(
+      std::ifstream(test::ref_dir() + "/hf_bf16_error.json"));
+  return j.at("cases").at(case_name).at("worst_rel_max_diff").get<double>();
+}
 constexpr double k_exact_tol = 1e-4;    // F32 everywhere (GEMV path), against the CPU backend
 
 // Worst max|ours - ref| / max|ref| over positions, each position checked against tol.
@@ -72,9 +82,10 @@ TEST_F(cuda_model, prompt_logits_match_hf_within_bf16_tolerance) {
     const std::vector<vision_input> images = test::fixture_images(c);
     test::sequence_driver seq(*gpu_model_, gpu(), int32_t(tokens.size()) + 8, 16, dtype::BF16);
     const std::vector<float> ours = seq.prefill(tokens, images, true, images.empty() ? 17 : 13);
-    const double w = per_position(ours, test::load_f32(c["logits"]), int64_t(tokens.size()), vocab, k_hf_tol, name);
-    std::printf("[cuda parity] %-20s %4zu positions: worst max|diff|/max|ref| = %.3g (tolerance %.0e)\n",
-                name.c_str(), tokens.size(), w, k_hf_tol);
+    const double tol = hf_bf16_tol(name);
+    const double w = per_position(ours, test::load_f32(c["logits"]), int64_t(tokens.size()), vocab, tol, name);
+    std::printf("[cuda parity] %-20s %4zu positions: worst max|diff|/max|ref| = %.3g (transformers in bf16: %.3g)\n",
+                name.c_str(), tokens.size(), w, tol);
   }
 }
 
@@ -198,9 +209,10 @@ TEST(cuda_engine, deployment_precision_matches_hf_within_bf16_tolerance) {
     const std::vector<int32_t> ref = c["greedy"].get<std::vector<int32_t>>();
     size_t same = 0;
     while (same < tokens.size() && same < ref.size() && tokens[same] == ref[same]) ++same;
-    const double w = per_position(logits, test::load_f32(c["logits"]), int64_t(c["tokens"].size()), vocab, k_hf_tol, name);
-    std::printf("[cuda engine, bf16 gemm, bf16 kv] %-20s worst %.3g, greedy: first %zu of %zu tokens as HF\n",
-                name.c_str(), w, same, ref.size());
+    const double tol = hf_bf16_tol(name);
+    const double w = per_position(logits, test::load_f32(c["logits"]), int64_t(c["tokens"].size()), vocab, tol, name);
+    std::printf("[cuda engine, bf16 gemm, bf16 kv] %-20s worst %.3g (transformers in bf16: %.3g), greedy: first %zu of %zu "
+                "tokens as HF\n", name.c_str(), w, tol, same, ref.size());
   }
 }
 

@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <cstdlib>
 #include <numeric>
 
 #include "cuda_test_util.h"
@@ -329,31 +330,46 @@ TEST_F(cuda_ops, dense_attention_matches_the_cpu_within_segments) {
   }
 }
 
-// From 1024 rows the dense kernel runs on tensor cores (bf16 products, F32 accumulation): held to a bf16 bound
-// against the CPU; with SPLIT precision the same inputs take the F32 kernel and the F32 bound.
+// From 1024 rows the dense kernel runs on tensor cores (bf16 products, F32 accumulation), through cuBLAS (the
+// default) or the fused WMMA kernel (AUTOGLM_CUDA_DENSE_ATTENTION=fused): each held to a bf16 bound against the
+// CPU; with SPLIT precision the same inputs take the F32 kernel and the F32 bound.
 TEST_F(cuda_ops, dense_attention_of_large_images_on_tensor_cores) {
   struct big_case {
     int64_t n, heads, hd;
     std::vector<int32_t> seg;
   };
+  struct variant {
+    const char* name;
+    const char* path;  // AUTOGLM_CUDA_DENSE_ATTENTION, or null for the CPU
+    bool split;
+  };
+  const variant variants[] = {{"cpu", nullptr, false},
+                              {"tensor cores via cuBLAS", "gemm", false},
+                              {"fused tensor-core kernel", "fused", false},
+                              {"split precision: F32 kernel", "gemm", true}};
   for (const big_case& c : std::vector<big_case>{{1100, 2, 128, {0, 1100}}, {2100, 1, 64, {0, 1000, 2100}},
-                                                 {1030, 3, 96, {0, 1, 1030}}, {1024, 2, 32, {7, 1024}}}) {
+                                                 {1030, 3, 96, {0, 1, 1030}}, {1024, 2, 32, {7, 1024}},
+                                                 {1500, 2, 128, {0, 700, 700, 1500}}}) {
     const int64_t w = c.heads * c.hd;
     const std::vector<float> qkv = normal(size_t(c.n * 3 * w), uint64_t(c.n * 7 + w));
-    std::vector<float> out[3];  // CPU, GPU default (tensor cores), GPU split (F32)
-    for (int i = 0; i < 3; ++i) {
-      exec_context& ctx = i == 0 ? cpu() : gpu();
-      const gemm_precision_scope precision(i == 2);
+    std::vector<float> out[4];
+    for (int i = 0; i < 4; ++i) {
+      const variant& vr = variants[i];
+      exec_context& ctx = vr.path ? gpu() : cpu();
+      if (vr.path) setenv("AUTOGLM_CUDA_DENSE_ATTENTION", vr.path, 1);
+      const gemm_precision_scope precision(vr.split);
       const tensor f = on(ctx, host_tensor(dtype::F32, {c.n, 3 * w}, qkv));
       tensor o = strided_f32(ctx, std::vector<float>(size_t(c.n * w), -7.0f), c.n, w, 2, 1);
       ops::attention_dense(ctx, f.cols_view(0, w), f.cols_view(w, w), f.cols_view(2 * w, w), int32_t(c.heads),
                            int32_t(c.hd), on(ctx, host_i32({int64_t(c.seg.size())}, c.seg)),
                            1.0f / std::sqrt(float(c.hd)), o);
       out[i] = values(ctx, o);
+      unsetenv("AUTOGLM_CUDA_DENSE_ATTENTION");
     }
     const std::string name = "n=" + std::to_string(c.n) + " heads=" + std::to_string(c.heads) + " hd=" + std::to_string(c.hd);
-    EXPECT_LE(norm_error(out[1], out[0]), k_bf16_attention_tol) << name << " (tensor cores)";
-    EXPECT_LE(norm_error(out[2], out[0]), k_f32_tol) << name << " (split precision: F32 kernel)";
+    for (int i = 1; i < 4; ++i)
+      EXPECT_LE(norm_error(out[i], out[0]), variants[i].split ? k_f32_tol : k_bf16_attention_tol)
+          << name << " (" << variants[i].name << ")";
   }
 }
 

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -220,12 +221,19 @@ int main(int argc, char** argv) {
       out["attention_paged"].push_back(
           {{"name", pc.name}, {"ms", t * 1e3}, {"kv_gbs", kv_bytes / t / 1e9}, {"tflops", flops / t / 1e12}});
     }
-    // The vision tower (12 heads of 128): a 336x336 image (576 patches) and a 1080x2400 screenshot (13416 patches).
-    std::vector<int64_t> dense_n = {576, 13416};
-    if (o.quick) dense_n.resize(1);
-    std::printf("\n%-26s %10s %10s\n", "attention_dense (f32)", "ms", "TFLOP/s");
-    for (int64_t n : dense_n) {
+    // The vision tower (12 heads of 128): a 336x336 image (576 patches: the F32 kernel) and a 1080x2400 screenshot
+    // (13416 patches: bf16 products through cuBLAS, and the fused WMMA kernel for comparison).
+    struct dense_run {
+      int64_t n;
+      const char* path;  // AUTOGLM_CUDA_DENSE_ATTENTION
+    };
+    std::vector<dense_run> dense_runs = {{576, "gemm"}, {13416, "gemm"}, {13416, "fused"}};
+    if (o.quick) dense_runs.resize(2);
+    std::printf("\n%-40s %10s %10s\n", "attention_dense", "ms", "TFLOP/s");
+    for (const dense_run& r : dense_runs) {
+      const int64_t n = r.n;
       const int32_t vh = 12;
+      setenv("AUTOGLM_CUDA_DENSE_ATTENTION", r.path, 1);
       tensor qkv = random_tensor(ctx, dtype::F32, {n, 3 * vh * hd}, 9);
       tensor outd = ops::alloc_persistent(ctx, dtype::F32, {n, vh * hd});
       tensor seg = upload_i32(ctx, {2}, {0, int32_t(n)});
@@ -233,9 +241,10 @@ int main(int argc, char** argv) {
       const double t = time_op(
           ctx, [&](int) { ops::attention_dense(ctx, q, k, v, vh, hd, seg, 1.0f / std::sqrt(float(hd)), outd); },
           o.min_time, 2);
+      unsetenv("AUTOGLM_CUDA_DENSE_ATTENTION");
       const double flops = 4.0 * double(n) * double(n) * hd * vh;
-      const std::string name = "vision " + std::to_string(n) + " patches";
-      std::printf("%-26s %10.3f %10.1f\n", name.c_str(), t * 1e3, flops / t / 1e12);
+      const std::string name = "vision " + std::to_string(n) + " patches" + (n >= 1024 ? std::string(" (") + r.path + ")" : "");
+      std::printf("%-40s %10.3f %10.1f\n", name.c_str(), t * 1e3, flops / t / 1e12);
       out["attention_dense"].push_back({{"name", name}, {"ms", t * 1e3}, {"tflops", flops / t / 1e12}});
     }
 

@@ -216,6 +216,22 @@ test('bench-vision reports encoder time and token counts', () => {
   assert.match(bad.err, /bad size/);
 });
 
+test('bench-agent times a phone-agent step with the system prompt served from the prefix cache', () => {
+  const r = cli(['bench-agent', '-m', MODEL, '--system-tokens', '64', '--image', '112x84', '--text-tokens', '5',
+    '--answer-tokens', '4', '--reps', '2', '--kv-type', 'f32']);
+  assert.equal(r.code, 0, r.err);
+  const j = JSON.parse(r.out);
+  assert.equal(j.image.tokens, 12);  // 112x84 -> 8x6 patches -> 12 tokens
+  assert.equal(j.prompt_tokens, 64 + 2 + 12 + 5);
+  // The first request cached the system prompt's whole 16-token blocks: every step reads them from the cache.
+  assert.equal(j.cached_prompt_tokens, 64);
+  assert.ok(j.ttft_ms > 0 && j.total_ms >= j.ttft_ms);
+  assert.equal(j.steps.length, 2);
+  const bad = cli(['bench-agent', '-m', MODEL, '--image', '12by7']);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.err, /expected WxH/);
+});
+
 // A scratch copy of the tiny model (symlinks) with `replace` files written in place of the originals:
 // a string is the new content, null removes the file, 'fifo' makes it a named pipe.
 function modelDirWith(replace) {

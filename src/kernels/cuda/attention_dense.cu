@@ -1,8 +1,9 @@
 // kernels/cuda/attention_dense.cu: ATTENTION_DENSE on the GPU (see kernels.h): bidirectional attention within
 // segments (the vision tower: one frame of one image each). Up to 1023 rows: the F32 flash tile of flash.cuh, 16
-// query rows of one head per block, one split. From 1024 rows (large images): the tensor-core kernel of
-// attention_dense_tc.cu (bf16 products) unless SPLIT precision asks for F32. q, k and v are column views of the
+// query rows of one head per block, one split. From 1024 rows (large images): bf16 products on tensor cores, by
+// default through cuBLAS (attention_dense_gemm.cu), unless SPLIT precision asks for F32. q, k and v are column views of the
 // fused qkv buffer (row strides free); rows outside every segment are left alone, as on the CPU.
+#include <cstdlib>
 #include <string>
 
 #include "kernels/cuda/flash.cuh"
@@ -12,6 +13,19 @@
 namespace autoglm::cuda {
 
 constexpr int64_t k_tensor_core_rows = 1024;
+
+// Which kernel takes large images: AUTOGLM_CUDA_DENSE_ATTENTION=gemm (default: cuBLAS), fused (the WMMA flash
+// kernel) or f32 (the F32 flash kernel): a switch for benchmarks and bisection, read at each call.
+enum class dense_path { GEMM, FUSED, F32 };
+dense_path dense_attention_path() {
+  const char* e = std::getenv("AUTOGLM_CUDA_DENSE_ATTENTION");
+  if (!e || !*e) return dense_path::GEMM;
+  const std::string v = e;
+  if (v == "gemm") return dense_path::GEMM;
+  if (v == "fused") return dense_path::FUSED;
+  if (v == "f32") return dense_path::F32;
+  throw error("AUTOGLM_CUDA_DENSE_ATTENTION is '" + v + "': use gemm, fused or f32");
+}
 
 void attention_dense_kernel(const kernel_context& kc, const tensor& q, const tensor& k, const tensor& v,
                             int32_t n_heads, int32_t head_dim, const tensor& segments, float scale, tensor& out) {
@@ -48,12 +62,21 @@ void attention_dense_kernel(const kernel_context& kc, const tensor& q, const ten
   a.segments = segments.ptr<int32_t>();
   const std::string sizes = "rows=" + std::to_string(qm.rows) + " segments=" + std::to_string(n_seg) +
                             " heads=" + std::to_string(n_heads) + " head_dim=" + std::to_string(head_dim);
-  // Images of at least k_tensor_core_rows patches (a 448x448 image and up): tensor cores, bf16 products. Smaller
-  // ones (and SPLIT precision, for parity checks) keep the F32 kernel, whose cost is small there.
-  if (get_cuda_gemm_precision() == cuda_gemm_precision::ROUNDED && qm.rows >= k_tensor_core_rows &&
-      dense_tensor_cores_fit(head_dim, s)) {
-    launch_dense_tensor_cores(a, s, n_seg, sizes);
-    return;
+  // Images of at least k_tensor_core_rows patches (a 448x448 image and up): tensor cores, bf16 products, through
+  // cuBLAS (attention_dense_gemm.cu) or the fused WMMA kernel (attention_dense_tc.cu). Smaller ones (and SPLIT
+  // precision, for parity checks) keep the F32 kernel, whose cost is small there.
+  if (get_cuda_gemm_precision() == cuda_gemm_precision::ROUNDED && qm.rows >= k_tensor_core_rows) {
+    const dense_path path = dense_attention_path();
+    if (path == dense_path::GEMM) {
+      AG_CHECK(qm.ld <= 0x7fffffff && km.ld <= 0x7fffffff && vm.ld <= 0x7fffffff && om.ld <= 0x7fffffff,
+               "attention_dense: row strides exceed cuBLAS's int");
+      launch_dense_gemm(a, segments.ptr<int32_t>(), n_seg, s, sizes);
+      return;
+    }
+    if (path == dense_path::FUSED && dense_tensor_cores_fit(head_dim, s)) {
+      launch_dense_tensor_cores(a, s, n_seg, sizes);
+      return;
+    }
   }
   // Any segment has at most q.rows rows: tiles past a segment's end return at once.
   const dim3 grid(blocks_for(qm.rows, k_fa_vecs), unsigned(n_seg), unsigned(n_heads));

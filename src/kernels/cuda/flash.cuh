@@ -256,6 +256,9 @@ __global__ void __launch_bounds__(k_fa_threads) flash_tile_kernel(const flash_ar
 // 128 when the device has the shared memory for its tiles; grid over 64-row tiles x segments x heads.
 bool dense_tensor_cores_fit(int head_dim, const stream_state& s);
 void launch_dense_tensor_cores(const flash_args& a, const stream_state& s, int64_t n_seg, const std::string& sizes);
+// attention_dense_gemm.cu: the same through cuBLAS (bf16 Q, K, V, P; F32 scores and softmax), segment by segment.
+void launch_dense_gemm(const flash_args& a, const int32_t* segments_dev, int64_t n_seg, stream_state& s,
+                       const std::string& sizes);
 
 // Launches flash_tile_kernel for head_dim's chunk count; throws naming `op` and `sizes` on a launch error.
 template <bool PAGED, dtype T>

@@ -1,0 +1,193 @@
+// tools/cmd_bench_agent.cpp: `autoglm bench-agent`: one phone-agent step as an agent sends it, timed through the
+// engine (the serving path): a long system prompt already in the prefix cache (the agent re-sends it every step),
+// a new screenshot, a few tokens of instruction, and an answer of a fixed length. Reports time to first token
+// (vision encode + prefill of what the cache does not hold) and the whole step, median over repetitions, with the
+// prompt tokens the prefix cache served. Random tokens and a synthetic image: cost does not depend on content.
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <thread>
+
+#include "autoglm/engine.h"
+#include "cli_common.h"
+#include "command.h"
+#include "core/error.h"
+#include "media/glm4v_preprocess.h"
+#include "media/image.h"
+
+namespace autoglm::cli {
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+double ms_between(clock_type::time_point a, clock_type::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0.0 : (v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]));
+}
+
+// A synthetic screenshot: smooth gradients plus noise.
+image_rgb8 synthetic_image(int w, int h, std::mt19937& rng) {
+  image_rgb8 img;
+  img.width = w;
+  img.height = h;
+  img.rgb.resize(size_t(w) * size_t(h) * 3);
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x)
+      for (int c = 0; c < 3; ++c)
+        img.rgb[(size_t(y) * size_t(w) + size_t(x)) * 3 + size_t(c)] =
+            uint8_t((x * 255 / w + y * 255 / h * c + int(rng() % 32)) & 255);
+  return img;
+}
+
+int run_bench_agent(int argc, char** argv) {
+  CLI::App app{"One phone-agent step (cached system prompt + new screenshot + answer): time to first token and total"};
+  std::string model_dir, device = "cpu", kv_type = "bf16", image_size = "1080x2400", out_file;
+  int threads = 0, system_tokens = 1500, text_tokens = 40, answer_tokens = 100, reps = 3;
+  int64_t max_pixels = 0;
+  app.add_option("-m,--model", model_dir, "model directory; default: the bundled demo model");
+  app.add_option("--device", device, "where the model runs: cpu or cuda:N (a build with the CUDA backend)")->capture_default_str();
+  app.add_option("--kv-type", kv_type, "KV cache element type: f32, f16, bf16 or q8_0")->capture_default_str();
+  app.add_option("--threads", threads, "CPU threads (default: all cores)");
+  app.add_option("--system-tokens", system_tokens, "system prompt tokens, cached by the first request")->capture_default_str();
+  app.add_option("--image", image_size, "screenshot size WxH")->capture_default_str();
+  app.add_option("--max-pixels", max_pixels, "processor max_pixels override (0: preprocessor_config.json)");
+  app.add_option("--text-tokens", text_tokens, "instruction tokens after the screenshot")->capture_default_str();
+  app.add_option("--answer-tokens", answer_tokens, "generated tokens per step")->capture_default_str();
+  app.add_option("--reps", reps, "timed steps (the median is reported)")->capture_default_str();
+  app.add_option("-o,--out", out_file, "also write the JSON here");
+  quant_flags quant;
+  quant.add_to(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  model_dir = resolve_model_dir(model_dir);
+  if (reps < 1 || reps > 1000) throw error("--reps must be between 1 and 1000");
+  if (system_tokens < 16 || text_tokens < 1 || answer_tokens < 1)
+    throw error("--system-tokens must be at least 16, --text-tokens and --answer-tokens at least 1");
+  int w = 0, h = 0;
+  if (std::sscanf(image_size.c_str(), "%dx%d", &w, &h) != 2 || w <= 0 || h <= 0 || w > 16384 || h > 16384)
+    throw error("--image '" + image_size + "': expected WxH");
+
+  engine_options eo;
+  eo.model_dir = model_dir;
+  eo.n_threads = threads;
+  eo.device = device;
+  eo.max_num_seqs = 1;
+  eo.enable_prefix_caching = true;  // the point: the system prompt is served from the cache
+  eo.kv_cache_dtype = parse_kv_type_option(kv_type);
+  quant.apply(eo);
+  auto eng = engine::create(eo);
+  const model_info& mi = eng->info();
+  if (!mi.has_vision) throw error(model_dir + ": the model has no vision tower");
+  glm4v_preprocess_config pre = glm4v_preprocess_config::load(model_dir);
+  if (max_pixels > 0) pre.max_pixels = max_pixels;
+
+  std::mt19937 rng(11);
+  std::uniform_int_distribution<int32_t> pick(0, std::min(mi.vocab_size, 100000) - 1);
+  auto random_tokens = [&](int n) {
+    std::vector<int32_t> p(static_cast<size_t>(n));
+    for (auto& t : p)
+      do t = pick(rng);
+      while (t == mi.image_token_id || t == mi.image_start_token_id || t == mi.image_end_token_id);
+    return p;
+  };
+  const std::vector<int32_t> system_prompt = random_tokens(system_tokens);
+
+  // The first request puts the system prompt in the prefix cache (as the agent's first step would).
+  {
+    generation_request warm;
+    warm.prompt = system_prompt;
+    warm.sampling.temperature = 0.0f;
+    warm.sampling.max_tokens = 1;
+    run_to_completion(*eng, std::move(warm));
+  }
+  const image_rgb8 img = synthetic_image(w, h, rng);
+  nlohmann::json steps = nlohmann::json::array();
+  std::vector<double> ttft, total, decode_ms;
+  int32_t n_image_tokens = 0, n_prompt = 0, n_cached = 0;
+  for (int r = 0; r < reps + 1; ++r) {  // the first step warms the image path (allocations) and is not timed
+    const auto t0 = clock_type::now();
+    glm4v_pixels px = glm4v_preprocess(img, pre);
+    vision_input v;
+    v.grid_t = px.grid_t;
+    v.grid_h = px.grid_h;
+    v.grid_w = px.grid_w;
+    v.pixel_values = std::move(px.values);
+    v.content_hash = rng() | 1;  // a new screenshot every step: never from the image-embedding cache
+    n_image_tokens = v.n_tokens(pre.merge_size);
+    generation_request req;
+    req.prompt = system_prompt;
+    req.prompt.push_back(mi.image_start_token_id);
+    req.prompt.insert(req.prompt.end(), size_t(n_image_tokens), mi.image_token_id);
+    req.prompt.push_back(mi.image_end_token_id);
+    const std::vector<int32_t> text = random_tokens(text_tokens);
+    req.prompt.insert(req.prompt.end(), text.begin(), text.end());
+    if (int64_t(req.prompt.size()) + answer_tokens + 1 > eng->max_model_len())
+      throw error("the step's " + std::to_string(req.prompt.size()) + " prompt tokens + " +
+                  std::to_string(answer_tokens) + " answer tokens do not fit the context of " +
+                  std::to_string(eng->max_model_len()));
+    req.images.push_back(std::move(v));
+    req.sampling.temperature = 0.0f;
+    req.sampling.ignore_eos = true;
+    req.sampling.max_tokens = answer_tokens;
+    std::mutex mu;
+    std::vector<clock_type::time_point> times;
+    const generation_event last = run_to_completion(*eng, std::move(req), [&](const generation_event& ev) {
+      if (!ev.has_token) return;
+      std::lock_guard<std::mutex> lk(mu);
+      times.push_back(clock_type::now());
+    });
+    if (times.size() != size_t(answer_tokens)) throw error("the engine stopped early");
+    n_prompt = last.n_prompt_tokens;
+    n_cached = last.n_cached_prompt_tokens;
+    if (r == 0) continue;
+    const double first = ms_between(t0, times.front()), all = ms_between(t0, times.back());
+    ttft.push_back(first);
+    total.push_back(all);
+    decode_ms.push_back((all - first) / std::max(1, answer_tokens - 1));
+    steps.push_back({{"ttft_ms", first}, {"total_ms", all}, {"cached_prompt_tokens", n_cached}});
+    std::fprintf(stderr, "step %d: first token %.1f ms, total %.1f ms (%d of %d prompt tokens from the cache)\n", r,
+                 first, all, n_cached, n_prompt);
+  }
+  nlohmann::json out = {{"benchmark", "phone_agent_step"},
+                        {"device", device},
+                        {"model_dir", model_dir},
+                        {"kv_cache_type", kv_type},
+                        {"weight_quant", eo.weight_quant.empty() ? "as stored" : eo.weight_quant},
+                        {"image", {{"width", w}, {"height", h}, {"tokens", n_image_tokens}}},
+                        {"system_tokens", system_tokens},
+                        {"text_tokens", text_tokens},
+                        {"answer_tokens", answer_tokens},
+                        {"prompt_tokens", n_prompt},
+                        {"cached_prompt_tokens", n_cached},
+                        {"ttft_ms", median(ttft)},
+                        {"total_ms", median(total)},
+                        {"decode_ms_per_token", median(decode_ms)},
+                        {"ttft_ms_min_max", {*std::min_element(ttft.begin(), ttft.end()), *std::max_element(ttft.begin(), ttft.end())}},
+                        {"total_ms_min_max", {*std::min_element(total.begin(), total.end()), *std::max_element(total.begin(), total.end())}},
+                        {"steps", steps}};
+  eng->shutdown();
+  std::string text = out.dump(2);
+  std::puts(text.c_str());
+  if (!out_file.empty()) std::ofstream(out_file) << text << "\n";
+  return 0;
+}
+
+}  // namespace
+
+AUTOGLM_COMMAND("bench-agent", "one phone-agent step: cached system prompt + screenshot + answer (JSON)",
+                run_bench_agent);
+
+}  // namespace autoglm::cli
