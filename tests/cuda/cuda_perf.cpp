@@ -177,13 +177,16 @@ int main(int argc, char** argv) {
 
     // ---- attention -----------------------------------------------------------------------------------------------
     const int32_t heads = 32, kv_heads = 2, hd = 128, bs = 16;
-    struct paged { const char* name; std::vector<std::pair<int32_t, int32_t>> seqs; };
-    std::vector<paged> pcases = {{"decode 1 seq ctx 4096", {{4095, 1}}},
-                                 {"decode 8 seqs ctx 2048", std::vector<std::pair<int32_t, int32_t>>(8, {2047, 1})},
-                                 {"prefill 512 after 1500", {{1500, 512}}},
-                                 {"prefill 2048", {{0, 2048}}}};
-    if (o.quick) pcases.resize(2);
-    std::printf("\n%-26s %10s %10s %10s\n", "attention_paged (bf16 KV)", "ms", "GB/s KV", "TFLOP/s");
+    // Prefill chunks through cuBLAS (the default) and through the flash kernel (AUTOGLM_CUDA_PREFILL_ATTENTION).
+    struct paged { const char* name; std::vector<std::pair<int32_t, int32_t>> seqs; const char* path; };
+    std::vector<paged> pcases = {{"decode 1 seq ctx 4096", {{4095, 1}}, "gemm"},
+                                 {"decode 8 seqs ctx 2048", std::vector<std::pair<int32_t, int32_t>>(8, {2047, 1}), "gemm"},
+                                 {"prefill 512 after 1500 (gemm)", {{1500, 512}}, "gemm"},
+                                 {"prefill 2048 (gemm)", {{0, 2048}}, "gemm"},
+                                 {"prefill 512 after 1500 (flash)", {{1500, 512}}, "flash"},
+                                 {"prefill 2048 (flash)", {{0, 2048}}, "flash"}};
+    if (o.quick) pcases.resize(4);
+    std::printf("\n%-32s %10s %10s %10s\n", "attention_paged (bf16 KV)", "ms", "GB/s KV", "TFLOP/s");
     for (const paged& pc : pcases) {
       int32_t n_rows = 0, n_blocks = 0, width = 0, max_ctx = 0;
       for (const auto& [past, fresh] : pc.seqs) {
@@ -214,10 +217,12 @@ int main(int argc, char** argv) {
       batch.block_tables = upload_i32(ctx, {batch.n_seqs, width}, tables);
       tensor q = random_tensor(ctx, dtype::F32, {n_rows, heads * hd}, 8);
       tensor outp = ops::alloc_persistent(ctx, dtype::F32, {n_rows, heads * hd});
+      setenv("AUTOGLM_CUDA_PREFILL_ATTENTION", pc.path, 1);
       const double t = time_op(
           ctx, [&](int) { ops::attention_paged(ctx, q, kv, batch, heads, kv_heads, hd, 1.0f / std::sqrt(float(hd)), outp); },
           o.min_time, 5);
-      std::printf("%-26s %10.3f %10.0f %10.1f\n", pc.name, t * 1e3, kv_bytes / t / 1e9, flops / t / 1e12);
+      unsetenv("AUTOGLM_CUDA_PREFILL_ATTENTION");
+      std::printf("%-32s %10.3f %10.0f %10.1f\n", pc.name, t * 1e3, kv_bytes / t / 1e9, flops / t / 1e12);
       out["attention_paged"].push_back(
           {{"name", pc.name}, {"ms", t * 1e3}, {"kv_gbs", kv_bytes / t / 1e9}, {"tflops", flops / t / 1e12}});
     }

@@ -7,58 +7,13 @@
 // Q, K, V and P are rounded to bf16 as in a bf16 model's attention (and the tensor-core flash kernel); S, the
 // softmax and the accumulation stay F32. The price is S's memory traffic (about 6 bytes per score), which the
 // tensor-core GEMMs repay many times over at screenshot sizes (13k patches: 2.2e8 scores per head).
-#include <cublas_v2.h>
-
-#include <algorithm>
 #include <string>
 #include <vector>
 
-#include "kernels/cuda/device_util.cuh"
+#include "kernels/cuda/attention_gemm.cuh"
 #include "kernels/cuda/flash.cuh"
 
 namespace autoglm::cuda {
-
-namespace {
-
-constexpr size_t k_score_budget = size_t(768) << 20;  // bytes of S (F32) + P (bf16) per chunk
-constexpr int k_softmax_threads = 256;
-
-// src: rows [0, len) of an F32 matrix (row stride ld) whose columns h * hd .. h * hd + hd - 1 are head h ->
-// dst: bf16 [heads, len, hd].
-__global__ void heads_to_bf16_kernel(const float* src, int64_t ld, int64_t len, int heads, int hd, uint16_t* dst) {
-  const int64_t per_head = len * hd, total = per_head * heads;
-  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t h = e / per_head, rem = e - h * per_head, r = rem / hd, c = rem - r * hd;
-    dst[e] = f32_to_bf16_bits(src[r * ld + h * hd + c]);
-  }
-}
-
-// One block per row of S (len scores): P = exp(S - max) / sum, rounded to bf16.
-__global__ void __launch_bounds__(k_softmax_threads) softmax_rows_kernel(const float* S, int64_t len, uint16_t* P) {
-  __shared__ float scratch[32];
-  const float* s = S + int64_t(blockIdx.x) * len;
-  uint16_t* p = P + int64_t(blockIdx.x) * len;
-  float m = -INFINITY;
-  for (int64_t i = threadIdx.x; i < len; i += blockDim.x) m = fmaxf(m, s[i]);
-  m = block_max(m, scratch);
-  float l = 0.0f;
-  for (int64_t i = threadIdx.x; i < len; i += blockDim.x) l += expf(s[i] - m);
-  l = block_sum(l, scratch);
-  const float inv = 1.0f / l;  // l >= 1: the maximum contributes exp(0)
-  for (int64_t i = threadIdx.x; i < len; i += blockDim.x) p[i] = f32_to_bf16_bits(expf(s[i] - m) * inv);
-}
-
-unsigned grid_for(int64_t total, const stream_state& s) {
-  const int64_t want = (total + 255) / 256;
-  return unsigned(std::max<int64_t>(1, std::min<int64_t>(want, int64_t(sm_count(s)) * 32)));
-}
-
-void check_blas(cublasStatus_t st, const std::string& what) {
-  if (st != CUBLAS_STATUS_SUCCESS)
-    throw error(std::string("cuda: cuBLAS ") + what + ": " + cublasGetStatusString(st));
-}
-
-}  // namespace
 
 void launch_dense_gemm(const flash_args& a, const int32_t* segments_dev, int64_t n_seg, stream_state& s,
                        const std::string& sizes) {
@@ -92,7 +47,7 @@ void launch_dense_gemm(const flash_args& a, const int32_t* segments_dev, int64_t
     auto* vb = reinterpret_cast<uint16_t*>(base + 2 * qkv_bytes);
     auto* S = reinterpret_cast<float*>(base + 3 * qkv_bytes);
     auto* P = reinterpret_cast<uint16_t*>(base + 3 * qkv_bytes + s_bytes);
-    const unsigned cg = grid_for(int64_t(qkv_elems), s);
+    const unsigned cg = elementwise_grid(int64_t(qkv_elems), s);
     heads_to_bf16_kernel<<<cg, 256, 0, st>>>(a.q + s0 * a.ldq, a.ldq, len, heads, hd, qb);
     heads_to_bf16_kernel<<<cg, 256, 0, st>>>(a.k + s0 * a.ldk, a.ldk, len, heads, hd, kb);
     heads_to_bf16_kernel<<<cg, 256, 0, st>>>(a.v + s0 * a.ldv, a.ldv, len, heads, hd, vb);
@@ -101,16 +56,16 @@ void launch_dense_gemm(const flash_args& a, const int32_t* segments_dev, int64_t
       const int64_t cr = std::min(chunk, len - r0);
       // Column-major view: S_h^T [len, cr] (ld len) = K_h [len, hd] . Q_h^T [hd, cr].
       const float alpha = a.scale, zero = 0.0f, one = 1.0f;
-      check_blas(cublasGemmStridedBatchedEx(h, CUBLAS_OP_T, CUBLAS_OP_N, int(len), int(cr), hd, &alpha, kb,
+      check_cublas(cublasGemmStridedBatchedEx(h, CUBLAS_OP_T, CUBLAS_OP_N, int(len), int(cr), hd, &alpha, kb,
                                             CUDA_R_16BF, hd, len * hd, qb + r0 * hd, CUDA_R_16BF, hd, len * hd,
                                             &zero, S, CUDA_R_32F, int(len), cr * len, heads, CUBLAS_COMPUTE_32F,
                                             CUBLAS_GEMM_DEFAULT),
                  "attention_dense scores " + sizes);
       AG_CHECK(int64_t(heads) * cr <= int64_t(0x7fffffff), "attention_dense: softmax grid");
-      softmax_rows_kernel<<<unsigned(int64_t(heads) * cr), k_softmax_threads, 0, st>>>(S, len, P);
+      softmax_rows_kernel<<<unsigned(int64_t(heads) * cr), k_softmax_threads, 0, st>>>(S, len, cr, false, 0, P);
       check_launch("attention_dense (gemm) softmax", sizes);
       // O_h^T [hd, cr] (ld = the output's row stride, head h at column h * hd) = V_h^T [hd, len] . P_h^T [len, cr].
-      check_blas(cublasGemmStridedBatchedEx(h, CUBLAS_OP_N, CUBLAS_OP_N, hd, int(cr), int(len), &one, vb,
+      check_cublas(cublasGemmStridedBatchedEx(h, CUBLAS_OP_N, CUBLAS_OP_N, hd, int(cr), int(len), &one, vb,
                                             CUDA_R_16BF, hd, len * hd, P, CUDA_R_16BF, int(len), cr * len, &zero,
                                             a.out + (s0 + r0) * a.ldo, CUDA_R_32F, int(a.ldo), hd, heads,
                                             CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),

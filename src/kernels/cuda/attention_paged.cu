@@ -2,18 +2,30 @@
 // cache's F32/F16/BF16 exactly as the CPU's convert_from_f32) and causal ATTENTION_PAGED over it with the
 // flash tile of flash.cuh. Prefill chunks run one split (every row sees its own causal range); decode over a long
 // context splits the positions so that 2 KV heads x a few sequences still fill the GPU (flash-decoding), then
-// combine_splits merges the partials of each (row, head) in split order (deterministic).
+// combine_splits merges the partials of each (row, head) in split order (deterministic). Sequences with a long
+// chunk of new rows (prefill) go through cuBLAS first (attention_paged_gemm.cu) at bf16 GEMM precision.
 #include <algorithm>
+#include <cstdlib>
 #include <string>
+#include <vector>
 
 #include "kernels/cuda/flash.cuh"
 #include "kernels/cuda/kernels.h"
+#include "kernels/cuda/register.h"
 
 namespace autoglm::cuda {
 
 namespace {
 
 constexpr int64_t k_min_split = 128;                     // positions per split, at least
+
+// AUTOGLM_CUDA_PREFILL_ATTENTION=gemm (default) or flash: which kernel takes prefill chunks (benchmarks, bisection).
+bool prefill_attention_on_gemm() {
+  const char* e = std::getenv("AUTOGLM_CUDA_PREFILL_ATTENTION");
+  if (!e || !*e || std::string(e) == "gemm") return true;
+  if (std::string(e) == "flash") return false;
+  throw error(std::string("AUTOGLM_CUDA_PREFILL_ATTENTION is '") + e + "': use gemm or flash");
+}
 constexpr size_t k_split_budget = size_t(256) << 20;     // bytes of partials at most
 
 struct cache_geom {
@@ -193,18 +205,42 @@ void attention_paged_kernel(const kernel_context& kc, const tensor& q, const pag
                             " head_dim=" + std::to_string(head_dim) + " max_context=" +
                             std::to_string(batch.max_context) + " splits=" + std::to_string(n_splits);
 
+  // Prefill chunks (sequences with k_gemm_min_rows new rows or more) on tensor cores through cuBLAS, as deployed
+  // (bf16 GEMM precision; SPLIT keeps the F32 flash kernel for parity checks); the flash kernel does the rest.
+  std::vector<int32_t> rest_info;
+  if (get_cuda_gemm_precision() == cuda_gemm_precision::ROUNDED && qm.rows >= k_gemm_min_rows &&
+      prefill_attention_on_gemm()) {
+    int64_t n_done = 0;
+    rest_info = paged_prefill_gemm(a, g.type, n_kv_heads, batch.n_seqs, s, sizes, &n_done);
+    if (n_done == batch.n_seqs) return;
+    if (n_done == 0) rest_info.clear();
+  }
+  const size_t info_bytes = (rest_info.size() * sizeof(int32_t) + 255) / 256 * 256;
+
   int32_t* limits = nullptr;
+  uint8_t* ws = nullptr;
   if (n_splits > 1) {
     const size_t n_part = size_t(qm.rows) * size_t(n_heads) * size_t(n_splits);
     const size_t lim_bytes = (size_t(qm.rows) * sizeof(int32_t) + 255) / 256 * 256;
     const size_t ml_bytes = (n_part * 2 * sizeof(float) + 255) / 256 * 256;
-    auto* ws = static_cast<uint8_t*>(workspace(s, lim_bytes + ml_bytes + n_part * size_t(hdp) * sizeof(float),
-                                               "attention_paged"));
-    limits = reinterpret_cast<int32_t*>(ws);
-    a.part_ml = reinterpret_cast<float*>(ws + lim_bytes);
-    a.part_o = reinterpret_cast<float*>(ws + lim_bytes + ml_bytes);
-    check(cudaMemsetAsync(limits, 0, lim_bytes, st), "attention_paged: clearing row limits");
-    row_limits<<<unsigned(batch.n_seqs), 128, 0, st>>>(info.p, info.ld, batch.n_seqs, qm.rows, limits);
+    ws = static_cast<uint8_t*>(workspace(s, info_bytes + lim_bytes + ml_bytes + n_part * size_t(hdp) * sizeof(float),
+                                         "attention_paged"));
+    limits = reinterpret_cast<int32_t*>(ws + info_bytes);
+    a.part_ml = reinterpret_cast<float*>(ws + info_bytes + lim_bytes);
+    a.part_o = reinterpret_cast<float*>(ws + info_bytes + lim_bytes + ml_bytes);
+  } else if (info_bytes) {
+    ws = static_cast<uint8_t*>(workspace(s, info_bytes, "attention_paged"));
+  }
+  if (info_bytes) {
+    // The sequences left to the flash kernel: the others' new rows set to 0 (they are done and stay untouched).
+    check(cudaMemcpyAsync(ws, rest_info.data(), rest_info.size() * sizeof(int32_t), cudaMemcpyHostToDevice, st),
+          "attention_paged: the remaining sequences");
+    a.seq_info = reinterpret_cast<const int32_t*>(ws);
+  }
+  if (n_splits > 1) {
+    check(cudaMemsetAsync(limits, 0, (size_t(qm.rows) * sizeof(int32_t) + 255) / 256 * 256, st),
+          "attention_paged: clearing row limits");
+    row_limits<<<unsigned(batch.n_seqs), 128, 0, st>>>(a.seq_info, info.ld, batch.n_seqs, qm.rows, limits);
     check_launch("attention_paged row limits", sizes);
   }
   if (g.type == dtype::F32) launch_flash<true, dtype::F32>(a, grid, s, "attention_paged", sizes);

@@ -17,6 +17,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "kernels/cuda/device_util.cuh"
 
@@ -256,6 +257,12 @@ __global__ void __launch_bounds__(k_fa_threads) flash_tile_kernel(const flash_ar
 // 128 when the device has the shared memory for its tiles; grid over 64-row tiles x segments x heads.
 bool dense_tensor_cores_fit(int head_dim, const stream_state& s);
 void launch_dense_tensor_cores(const flash_args& a, const stream_state& s, int64_t n_seg, const std::string& sizes);
+// attention_paged_gemm.cu: the sequences of a paged batch with at least k_gemm_min_rows new rows (prefill chunks),
+// causal attention through cuBLAS (bf16 Q, K, V, P; F32 scores and softmax). Returns the batch's seq_info as the
+// host read it, with those sequences' new rows set to 0 (what the flash kernel must still do); *n_done counts them.
+constexpr int64_t k_gemm_min_rows = 128;
+std::vector<int32_t> paged_prefill_gemm(const flash_args& a, dtype cache_type, int n_kv_heads, int64_t n_seqs,
+                                        stream_state& s, const std::string& sizes, int64_t* n_done);
 // attention_dense_gemm.cu: the same through cuBLAS (bf16 Q, K, V, P; F32 scores and softmax), segment by segment.
 void launch_dense_gemm(const flash_args& a, const int32_t* segments_dev, int64_t n_seg, stream_state& s,
                        const std::string& sizes);

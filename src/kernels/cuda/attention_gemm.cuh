@@ -1,0 +1,69 @@
+// kernels/cuda/attention_gemm.cuh (internal to kernels/cuda): what attention through cuBLAS shares
+// (attention_dense_gemm.cu for images, attention_paged_gemm.cu for prefill chunks): bf16 head-major copies of
+// Q/K/V, the row softmax from F32 scores to bf16 weights (causal or not), and cuBLAS error checks.
+//
+// The pattern: S = scale * Q K^T in a batched bf16 GEMM with F32 output, P = softmax(S) in bf16, O = P V in a
+// second batched GEMM written straight into the output's columns. Q, K, V and P are rounded to bf16 as a bf16
+// model's attention rounds them; the scores, the softmax and the accumulation stay F32.
+#pragma once
+
+#include <cublas_v2.h>
+
+#include <algorithm>
+#include <string>
+
+#include "kernels/cuda/cuda_host.h"
+#include "kernels/cuda/device_util.cuh"
+
+namespace autoglm::cuda {
+
+namespace {
+
+constexpr size_t k_score_budget = size_t(768) << 20;  // bytes of S (F32) + P (bf16) per chunk of query rows
+constexpr int k_softmax_threads = 256;
+
+// src: rows [0, len) of an F32 matrix (row stride ld) whose columns h * hd .. h * hd + hd - 1 are head h ->
+// dst: bf16 [heads, len, hd].
+__global__ void heads_to_bf16_kernel(const float* src, int64_t ld, int64_t len, int heads, int hd, uint16_t* dst) {
+  const int64_t per_head = len * hd, total = per_head * heads;
+  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t h = e / per_head, rem = e - h * per_head, r = rem / hd, c = rem - r * hd;
+    dst[e] = f32_to_bf16_bits(src[r * ld + h * hd + c]);
+  }
+}
+
+// One block per row of S (ld scores per row, rows_per_head rows per head). Row i of a head may see keys
+// [0, first_key_limit + i) when causal (first_key_limit: keys visible to the chunk's first row), all ld otherwise.
+// P = exp(S - max) / sum over the visible keys, rounded to bf16; invisible keys get 0.
+__global__ void __launch_bounds__(k_softmax_threads) softmax_rows_kernel(const float* S, int64_t ld,
+                                                                         int64_t rows_per_head, bool causal,
+                                                                         int64_t first_key_limit, uint16_t* P) {
+  __shared__ float scratch[32];
+  const int64_t row = blockIdx.x;
+  const float* s = S + row * ld;
+  uint16_t* p = P + row * ld;
+  const int64_t limit = causal ? min(ld, first_key_limit + row % rows_per_head) : ld;
+  float m = -INFINITY;
+  for (int64_t i = threadIdx.x; i < limit; i += blockDim.x) m = fmaxf(m, s[i]);
+  m = block_max(m, scratch);
+  float l = 0.0f;
+  for (int64_t i = threadIdx.x; i < limit; i += blockDim.x) l += expf(s[i] - m);
+  l = block_sum(l, scratch);
+  const float inv = l > 0.0f ? 1.0f / l : 0.0f;  // l >= 1 whenever a key is visible
+  for (int64_t i = threadIdx.x; i < ld; i += blockDim.x) p[i] = i < limit ? f32_to_bf16_bits(expf(s[i] - m) * inv) : 0;
+}
+
+// Grid for a grid-stride element loop.
+inline unsigned elementwise_grid(int64_t total, const stream_state& s) {
+  const int64_t want = (total + 255) / 256;
+  return unsigned(std::max<int64_t>(1, std::min<int64_t>(want, int64_t(sm_count(s)) * 32)));
+}
+
+inline void check_cublas(cublasStatus_t st, const std::string& what) {
+  if (st != CUBLAS_STATUS_SUCCESS)
+    throw error(std::string("cuda: cuBLAS ") + what + ": " + cublasGetStatusString(st));
+}
+
+}  // namespace
+
+}  // namespace autoglm::cuda
