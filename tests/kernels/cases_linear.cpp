@@ -69,6 +69,8 @@ void add_linear_cases(std::vector<test_case>& out) {
       {131, 61, 263, false, 4, 0, false},
       // The 9B model's decode (memory-bound: weights streamed once) and a prefill chunk (compute-bound).
       {1, 4096, 4096, false, 0, 0, true}, {1, 13696, 4096, false, 0, 0, true}, {128, 4096, 4096, false, 0, 0, true},
+      // The rest of one decode step: qkv (4096 + 2 x 256 outputs), the fused gate_up, down.
+      {1, 4608, 4096, false, 0, 0, true}, {1, 27392, 4096, false, 0, 0, true}, {1, 4096, 13696, false, 0, 0, true},
       // The vision tower's qkv projection over one 32x32-patch image.
       {1024, 4608, 1536, true, 0, 0, true},
       // Prefill of 512 tokens through the 9B attention and fused MLP shapes; the vision tower over a 1080x2400

@@ -125,12 +125,12 @@ void add_quant_linear_cases(std::vector<test_case>& out) {
     // More rows than one L2 panel of quantized x holds at k = 8192 (60-120 rows): several panels.
     out.push_back(quant_case(t, 130, 9, 8192, true, 0, 0, false));
   }
-  // The 9B model (hidden 4096, ffn 13696, vocab 151552): decode of one token (and a batch of 3) through q/o, the
-  // fused gate_up, down and lm_head; a 512-token prefill chunk. Q4_K and the other k-quants cannot hold a row of
+  // The 9B model (hidden 4096, ffn 13696, vocab 151552): decode of one token (and a batch of 3) through q/o, qkv,
+  // the fused gate_up, down and lm_head; a 512-token prefill chunk. Q4_K and the other k-quants cannot hold a row of
   // 13696 (not a multiple of 256): files store down_proj in a fallback type (Q5_0 in Q4_K files, Q5_1 in Q5_K
   // files, Q8_0 in Q6_K files: formats/quantize.h fallback_type).
   struct pshape { int64_t m, n, k; };
-  const pshape perf_shapes[] = {{1, 4096, 4096},    {3, 4096, 4096},     {1, 27392, 4096},  {1, 4096, 13696},
+  const pshape perf_shapes[] = {{1, 4096, 4096},    {1, 4608, 4096},     {3, 4096, 4096},   {1, 27392, 4096},  {1, 4096, 13696},
                                 {1, 151552, 4096},  {512, 4096, 4096},   {512, 27392, 4096}, {512, 4096, 13696}};
   for (dtype t : {dtype::Q8_0, dtype::Q4_0, dtype::Q4_1, dtype::Q5_0, dtype::Q5_1, dtype::Q4_K, dtype::Q5_K,
                   dtype::Q6_K, dtype::I8})

@@ -30,27 +30,12 @@ namespace {
 
 using V = v_x86<true>;
 
-// ---- decode of one x row on 512-bit vectors (Q8_0, Q4_0, Q4_K) ------------------------------------------------
+// ---- decode of one x row (Q8_0, Q4_0, Q4_K) -------------------------------------------------------------------
 // The same integers and the same float steps as decode_kernel (quant_microkernel.h): per group, one exact integer
-// per W row, then acc = fma(float(I), d_w * d_x, acc) on 8 lanes = 8 W rows. Only the integer work differs: each
-// zmm holds two W rows (or 64 weights of one), so a tile of 8 rows takes half the dot products, and the 8 rows'
-// partial sums are added across with one shuffle tree per group instead of hadd chains.
-
-// Decode reads a tile's 8 W rows side by side, each from its head: a look-ahead within each row leaves every
-// row's first KiB to demand misses, and the hardware streams follow 8 slow interleaved streams poorly (a Q4_0 tile
-// at k = 4096 streamed at ~6 GB/s on one Zen 4 core, ~13 GB/s with this). So each call fetches the NEXT tile's
-// rows (the 8 W rows after its own) into L2, front to back, at the pace it reads its own: the next call finds
-// them in cache. Past a chunk's or the weight's end this only fetches bytes no one reads (prefetches never fault).
-struct next_tile_prefetch {
-  const char* p;
-  int64_t done = 0, per_step;
-  next_tile_prefetch(const tile& t, int64_t steps)
-      : p(reinterpret_cast<const char*>(t.w + 8 * t.w_stride)),
-        per_step((8 * t.w_stride + std::max<int64_t>(1, steps) - 1) / std::max<int64_t>(1, steps)) {}
-  void step() {
-    for (const int64_t end = done + per_step; done < end; done += 64) _mm_prefetch(p + done, _MM_HINT_T1);
-  }
-};
+// per W row, then acc = fma(float(I), d_w * d_x, acc) on 8 lanes = 8 W rows (k-quants: the same for the mins into
+// off). Only the integer work differs: Q4_0 packs rows p and p + 4 into one vector (16 nibble bytes each), the 8
+// rows' partial sums are added across in-lane (reduce_pairs: 9 operations, no hadd), scales come from scalar loads
+// (a vpgatherdd measured slower on Zen 4), two groups share a prefetch step; Q4_K below.
 
 // The f16 at byte o of the 8 rows.
 inline __m256 half8_rows(const uint8_t* const* w, int64_t o) {
@@ -114,7 +99,7 @@ void decode1_q32(const tile& t) {
     acc = V::fmadd(I, group_scale<V, T>(half8_rows(w, o), xd[g]), acc);
   };
   const int64_t ng = t.x.n_groups;
-  next_tile_prefetch pf(t, (ng + 1) / 2);
+  next_tile_prefetch<V> pf(t, (ng + 1) / 2);
   int64_t g = 0;
   for (; g + 1 < ng; g += 2) {
     pf.step();
@@ -125,11 +110,71 @@ void decode1_q32(const tile& t) {
   store_row<V, T>(t, 0, acc, _mm256_setzero_ps());
 }
 
+// Q4_K, one x row: per W row and super-block, 4 x 32 bytes of nibbles -> 8 sub-blocks, each (maddubs against x's
+// 32 bytes) scaled by its 6-bit scale in the pair add (dpwssd), the scale words picked from the row's 8 scales by
+// one byte shuffle; two accumulators per row (even / odd sub-blocks). The mins' dot with x's 32-sums is done for
+// the 8 rows at once (one madd on 512 bits) instead of row by row.
+void decode1_q4k(const tile& t) {
+  constexpr int64_t gb = group_bytes<wtype::Q4_K>;
+  const uint8_t* w[8];
+  for (int j = 0; j < 8; ++j) w[j] = t.w + std::min(j, t.nr - 1) * t.w_stride;
+  const int8_t* xq = t.x.qs(t.i0);
+  const float* xd = t.x.d(t.i0);
+  __m256 acc = _mm256_setzero_ps(), off = _mm256_setzero_ps();
+  const __m256i m4 = _mm256_set1_epi8(0x0f);
+  // Byte shuffles picking scale v as a 16-bit word in every lane (0x80: zero byte).
+  __m256i pick[8];
+  for (int v = 0; v < 8; ++v) pick[v] = _mm256_set1_epi16(short(0x8000 | v));
+  const __m512i idx = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 0, 0, 0, 0, 0, 0, 0, 0);
+  const int64_t ng = t.x.n_groups;
+  next_tile_prefetch<V> pf(t, ng);
+  for (int64_t g = 0; g < ng; ++g) {
+    pf.step();
+    const int64_t o = g * gb;
+    __m256i X[8];
+    for (int v = 0; v < 8; ++v) X[v] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 256 * g + 32 * v));
+    alignas(64) uint8_t mn[8][8];
+    __m256i Q[8];
+    for (int j = 0; j < 8; ++j) {
+      const uint8_t* blk = w[j] + o;
+      alignas(8) uint8_t sc[8];
+      quant::k_scales_mins(blk + 4, sc, mn[j]);
+      uint64_t sc64;
+      std::memcpy(&sc64, sc, 8);
+      const __m256i sb = _mm256_set1_epi64x(int64_t(sc64));
+      __m256i a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256();
+      for (int c = 0; c < 4; ++c) {
+        const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16 + 32 * c));
+        const __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+        a0 = _mm256_dpwssd_epi32(a0, _mm256_maddubs_epi16(lo, X[2 * c]), _mm256_shuffle_epi8(sb, pick[2 * c]));
+        a1 = _mm256_dpwssd_epi32(a1, _mm256_maddubs_epi16(hi, X[2 * c + 1]),
+                                 _mm256_shuffle_epi8(sb, pick[2 * c + 1]));
+      }
+      Q[j] = _mm256_add_epi32(a0, a1);
+    }
+    __m256i P[4];
+    fold_rows(Q, P);
+    const __m256i I = reduce_pairs(P);
+    // Mins: lane r of each 128-bit quarter = row r's 8 mins (rows 0-3, then 4-7) times the 8 sums of 32.
+    const __m512i M = _mm512_load_si512(mn);
+    const __m512i B = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t.x.bsum(t.i0, g) + 16)));
+    const __m512i Pa = _mm512_madd_epi16(_mm512_cvtepu8_epi16(_mm512_castsi512_si256(M)), B);
+    const __m512i Pb = _mm512_madd_epi16(_mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64(M, 1)), B);
+    const __m512i C = _mm512_add_epi32(_mm512_unpacklo_epi32(Pa, Pb), _mm512_unpackhi_epi32(Pa, Pb));
+    const __m512i D = _mm512_add_epi32(C, _mm512_shuffle_epi32(C, _MM_PERM_BADC));  // quarter r: row r, row r + 4
+    const __m256i O = _mm512_castsi512_si256(_mm512_permutexvar_epi32(idx, D));
+    acc = V::fmadd(I, V::fmul_b(half8_rows(w, o), xd[g]), acc);
+    off = V::fmadd(O, V::fmul_b(half8_rows(w, o + 2), xd[g]), off);
+  }
+  store_row<V, wtype::Q4_K>(t, 0, acc, off);
+}
+
 // Compiled for this ISA, so called only once the CPU is known to have it (the accessor below is not).
 isa_table build_table() {
   isa_table tab = make_table<V>("avx512-vnni", 6);
   tab.dk[size_t(wtype::Q8_0)][0] = &decode1_q32<wtype::Q8_0>;
   tab.dk[size_t(wtype::Q4_0)][0] = &decode1_q32<wtype::Q4_0>;
+  tab.dk[size_t(wtype::Q4_K)][0] = &decode1_q4k;
   return tab;
 }
 
