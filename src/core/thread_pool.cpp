@@ -21,6 +21,13 @@ constexpr auto k_spin_total = std::chrono::microseconds(1000);
 // The caller waiting for chunks that workers hold spins this long, then sleeps until the last one finishes
 // (a descheduled worker needs the core back; spinning or yielding would only compete with it).
 constexpr int k_wait_spins = 2000;
+// Sleeps re-check their condition at these intervals even without a notification. The handshakes below make a
+// lost wake-up impossible under the C++ memory model, but under qemu user mode (the aarch64 tests) a sleeping
+// worker twice missed the destructor's notify_all: the main thread joined it for good (both in futex waits, no
+// CPU). A bounded sleep turns any such loss into a delay instead of a hang; on hardware the periodic checks of an
+// idle pool cost a few wake-ups per second.
+constexpr auto k_worker_recheck = std::chrono::milliseconds(100);
+constexpr auto k_caller_recheck = std::chrono::milliseconds(10);
 
 inline void cpu_relax() {
 #if defined(__x86_64__)
@@ -107,7 +114,7 @@ void thread_pool::worker() {
       if (!fresh()) {
         std::unique_lock<std::mutex> lock(mutex_);
         sleepers_.fetch_add(1);
-        wake_.wait(lock, fresh);
+        while (!fresh()) wake_.wait_for(lock, k_worker_recheck);
         sleepers_.fetch_sub(1);
       }
     }
@@ -144,7 +151,9 @@ void thread_pool::run(int64_t n, int64_t grain, void* fn, range_fn call) {
 
   // Close, wait for stragglers of the previous job to leave, rewrite the fields, open.
   const uint64_t gen = gen_.load(std::memory_order_relaxed) + 2;  // only the caller changes gen_
-  gen_.store(gen - 1);
+  // Closing must be ordered before the active_ loads below (a worker's side is its active_ RMW before its gen_
+  // load): an RMW, for the emulators described at gen_.exchange(gen).
+  gen_.exchange(gen - 1);
   for (int i = 1; active_.load() != 0; ++i) {
     cpu_relax();
     if ((i & 1023) == 0) std::this_thread::yield();  // a descheduled straggler needs a core to leave
@@ -170,7 +179,7 @@ void thread_pool::run(int64_t n, int64_t grain, void* fn, range_fn call) {
   if (active_.load() != 0) {
     std::unique_lock<std::mutex> lock(mutex_);
     caller_waiting_.exchange(true);  // ordered before the predicate's active_ load (an RMW: see gen_ above)
-    done_cv_.wait(lock, [&] { return active_.load() == 0; });
+    while (active_.load() != 0) done_cv_.wait_for(lock, k_caller_recheck);
     caller_waiting_.store(false);
   }
   busy_.store(false, std::memory_order_release);
