@@ -60,7 +60,7 @@ inline void fold_rows(const __m256i* Q, __m256i* P) {
 
 template <wtype T>
 void decode1_q32(const tile& t) {
-  static_assert(T == wtype::Q8_0 || T == wtype::Q4_0);
+  static_assert(T == wtype::Q8_0 || T == wtype::Q4_0 || T == wtype::Q5_0);
   constexpr int64_t gb = group_bytes<T>;
   const uint8_t* w[8];
   for (int j = 0; j < 8; ++j) w[j] = t.w + std::min(j, t.nr - 1) * t.w_stride;
@@ -72,16 +72,26 @@ void decode1_q32(const tile& t) {
     const int64_t o = g * gb;
     const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 32 * g));
     __m256i P[4];
-    if constexpr (T == wtype::Q4_0) {
+    if constexpr (T == wtype::Q4_0 || T == wtype::Q5_0) {
       // Rows p and p + 4 in one vector: [row p's 16 bytes | row p + 4's]; low nibbles (elements 0-15) against
-      // [x 0-15 | x 0-15], high nibbles (16-31) against [x 16-31 | x 16-31].
+      // [x 0-15 | x 0-15], high nibbles (16-31) against [x 16-31 | x 16-31]. Q5_0: bit e of the block's qh
+      // adds 16 to element e (a byte mask as it stands).
+      constexpr int qs_at = T == wtype::Q4_0 ? 2 : 6;
       const __m256i xlo = _mm256_permute2x128_si256(xv, xv, 0x00), xhi = _mm256_permute2x128_si256(xv, xv, 0x11);
       const __m256i m4 = _mm256_set1_epi8(0x0f);
       for (int p = 0; p < 4; ++p) {
         const __m256i q = _mm256_inserti128_si256(
-            _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w[p] + o + 2))),
-            _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[p + 4] + o + 2)), 1);
-        const __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+            _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w[p] + o + qs_at))),
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[p + 4] + o + qs_at)), 1);
+        __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+        if constexpr (T == wtype::Q5_0) {
+          uint32_t ha, hb;
+          std::memcpy(&ha, w[p] + o + 2, 4);
+          std::memcpy(&hb, w[p + 4] + o + 2, 4);
+          const __m256i b5 = _mm256_set1_epi8(0x10);
+          lo = _mm256_mask_mov_epi8(lo, __mmask32((ha & 0xffffu) | (hb << 16)), _mm256_or_si256(lo, b5));
+          hi = _mm256_mask_mov_epi8(hi, __mmask32((ha >> 16) | (hb & 0xffff0000u)), _mm256_or_si256(hi, b5));
+        }
         P[p] = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), lo, xlo), hi, xhi);
       }
     } else {
@@ -95,7 +105,7 @@ void decode1_q32(const tile& t) {
       fold_rows(Q, P);
     }
     __m256i I = reduce_pairs(P);
-    I = _mm256_add_epi32(I, _mm256_set1_epi32((T == wtype::Q4_0 ? -8 : -128) * xs[g]));
+    I = _mm256_add_epi32(I, _mm256_set1_epi32((T == wtype::Q4_0 ? -8 : T == wtype::Q5_0 ? -16 : -128) * xs[g]));
     acc = V::fmadd(I, group_scale<V, T>(half8_rows(w, o), xd[g]), acc);
   };
   const int64_t ng = t.x.n_groups;
@@ -175,6 +185,7 @@ isa_table build_table() {
   tab.dk[size_t(wtype::Q8_0)][0] = &decode1_q32<wtype::Q8_0>;
   tab.dk[size_t(wtype::Q4_0)][0] = &decode1_q32<wtype::Q4_0>;
   tab.dk[size_t(wtype::Q4_K)][0] = &decode1_q4k;
+  tab.dk[size_t(wtype::Q5_0)][0] = &decode1_q32<wtype::Q5_0>;
   return tab;
 }
 
