@@ -2,6 +2,7 @@
 #include "cli_common.h"
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
@@ -61,14 +62,45 @@ vision_input load_image_input(const std::string& path, const std::string& model_
   glm4v_preprocess_config cfg = glm4v_preprocess_config::load(model_dir);
   if (min_pixels > 0) cfg.min_pixels = min_pixels;
   if (max_pixels > 0) cfg.max_pixels = max_pixels;
-  glm4v_pixels px = glm4v_preprocess(img, cfg);
+  return to_vision_input(glm4v_preprocess(img, cfg), hash_image(img));
+}
+
+vision_input to_vision_input(glm4v_pixels px, uint64_t content_hash) {
   vision_input v;
   v.grid_t = px.grid_t;
   v.grid_h = px.grid_h;
   v.grid_w = px.grid_w;
   v.pixel_values = std::move(px.values);
-  v.content_hash = hash_image(img);
+  v.content_hash = content_hash;
   return v;
+}
+
+image_rgb8 synthetic_screenshot(int w, int h, std::mt19937& rng) {
+  image_rgb8 img;
+  img.width = w;
+  img.height = h;
+  img.rgb.resize(size_t(w) * size_t(h) * 3);
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x)
+      for (int c = 0; c < 3; ++c)
+        img.rgb[(size_t(y) * size_t(w) + size_t(x)) * 3 + size_t(c)] =
+            uint8_t((x * 255 / w + y * 255 / h * c + int(rng() % 32)) & 255);
+  return img;
+}
+
+double ms_between(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0.0 : (v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]));
+}
+
+void print_json(const nlohmann::json& out, const std::string& out_file) {
+  const std::string text = out.dump(2);
+  std::puts(text.c_str());
+  if (!out_file.empty()) std::ofstream(out_file) << text << "\n";
 }
 
 void quant_flags::add_to(CLI::App& app) {

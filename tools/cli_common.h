@@ -2,11 +2,16 @@
 // waiting for an engine request's events.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <nlohmann/json.hpp>
+#include <random>
 #include <string>
 #include <vector>
 
 #include "autoglm/engine.h"
+#include "media/glm4v_preprocess.h"
+#include "media/image.h"
 
 namespace CLI {
 class App;
@@ -45,6 +50,18 @@ kv_cache_type parse_kv_type_option(const std::string& text);
 // first. Throws autoglm::error when the engine refuses the request or it ends in an error.
 generation_event run_to_completion(engine& eng, generation_request request,
                                    const event_callback& on_event = nullptr);
+// The engine's input for preprocessed pixels (the grid and the values, moved), keyed by content_hash.
+vision_input to_vision_input(glm4v_pixels px, uint64_t content_hash);
+// A synthetic w x h screenshot for benchmarks: smooth gradients plus noise drawn from rng (the encoder's cost does
+// not depend on content).
+image_rgb8 synthetic_screenshot(int w, int h, std::mt19937& rng);
+
+// Benchmarks: milliseconds between two steady-clock points; the median of samples (0 when empty); a JSON result
+// printed on stdout and, when out_file is set, written there too.
+double ms_between(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b);
+double median(std::vector<double> v);
+void print_json(const nlohmann::json& out, const std::string& out_file);
+
 // Replaces each occurrence of image_token_id with images[k].n_tokens() copies, in order (HF processor rule).
 std::vector<int32_t> expand_image_placeholders(const std::vector<int32_t>& tokens, int32_t image_token_id,
                                                const std::vector<vision_input>& images);

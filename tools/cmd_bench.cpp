@@ -22,15 +22,6 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 
-double ms_between(clock_type::time_point a, clock_type::time_point b) {
-  return std::chrono::duration<double, std::milli>(b - a).count();
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0.0 : (v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]));
-}
-
 // Time from submit to each token event of one request (measured on the engine thread).
 std::vector<clock_type::time_point> timed_run(engine& eng, generation_request req, clock_type::time_point* submitted) {
   std::mutex mu;
@@ -189,9 +180,7 @@ int run_bench(int argc, char** argv) {
   out["growth"] = growth;
   out["claim"] = "deployment guide: 230 ms (recompute) -> 68 ms (KV cache) per token, 3.4x";
   eng->shutdown();
-  std::string text = out.dump(2);
-  std::puts(text.c_str());
-  if (!out_file.empty()) std::ofstream(out_file) << text << "\n";
+  print_json(out, out_file);
   return 0;
 }
 

@@ -26,29 +26,6 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 
-double ms_between(clock_type::time_point a, clock_type::time_point b) {
-  return std::chrono::duration<double, std::milli>(b - a).count();
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0.0 : (v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]));
-}
-
-// A synthetic screenshot: smooth gradients plus noise.
-image_rgb8 synthetic_image(int w, int h, std::mt19937& rng) {
-  image_rgb8 img;
-  img.width = w;
-  img.height = h;
-  img.rgb.resize(size_t(w) * size_t(h) * 3);
-  for (int y = 0; y < h; ++y)
-    for (int x = 0; x < w; ++x)
-      for (int c = 0; c < 3; ++c)
-        img.rgb[(size_t(y) * size_t(w) + size_t(x)) * 3 + size_t(c)] =
-            uint8_t((x * 255 / w + y * 255 / h * c + int(rng() % 32)) & 255);
-  return img;
-}
-
 int run_bench_agent(int argc, char** argv) {
   CLI::App app{"One phone-agent step (cached system prompt + new screenshot + answer): time to first token and total"};
   std::string model_dir, device = "cpu", kv_type = "bf16", image_size = "1080x2400", out_file;
@@ -113,19 +90,14 @@ int run_bench_agent(int argc, char** argv) {
     warm.sampling.max_tokens = 1;
     run_to_completion(*eng, std::move(warm));
   }
-  const image_rgb8 img = synthetic_image(w, h, rng);
+  const image_rgb8 img = synthetic_screenshot(w, h, rng);
   nlohmann::json steps = nlohmann::json::array();
   std::vector<double> ttft, total, decode_ms;
   int32_t n_image_tokens = 0, n_prompt = 0, n_cached = 0;
   for (int r = 0; r < reps + 1; ++r) {  // the first step warms the image path (allocations) and is not timed
     const auto t0 = clock_type::now();
-    glm4v_pixels px = glm4v_preprocess(img, pre);
-    vision_input v;
-    v.grid_t = px.grid_t;
-    v.grid_h = px.grid_h;
-    v.grid_w = px.grid_w;
-    v.pixel_values = std::move(px.values);
-    v.content_hash = rng() | 1;  // a new screenshot every step: never from the image-embedding cache
+    // A new content hash every step: never served from the image-embedding cache.
+    vision_input v = to_vision_input(glm4v_preprocess(img, pre), rng() | 1);
     n_image_tokens = v.n_tokens(pre.merge_size);
     generation_request req;
     req.prompt = system_prompt;
@@ -179,9 +151,7 @@ int run_bench_agent(int argc, char** argv) {
                         {"total_ms_min_max", {*std::min_element(total.begin(), total.end()), *std::max_element(total.begin(), total.end())}},
                         {"steps", steps}};
   eng->shutdown();
-  std::string text = out.dump(2);
-  std::puts(text.c_str());
-  if (!out_file.empty()) std::ofstream(out_file) << text << "\n";
+  print_json(out, out_file);
   return 0;
 }
 

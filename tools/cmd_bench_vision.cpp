@@ -25,10 +25,6 @@ namespace autoglm::cli {
 
 namespace {
 
-double ms_between(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {
-  return std::chrono::duration<double, std::milli>(b - a).count();
-}
-
 // Encodes one image through the engine: a request of just the image's placeholders, cancelled as soon as the
 // vision worker has produced the embedding. Returns the worker's encode time.
 double encode_once(engine& eng, const vision_input& v) {
@@ -111,23 +107,11 @@ int run_bench_vision(int argc, char** argv) {
     int w = 0, h = 0;
     if (std::sscanf(item.c_str(), "%dx%d", &w, &h) != 2 || w <= 0 || h <= 0 || w > 16384 || h > 16384)
       throw error("bad size '" + item + "' (expected WxH)");
-    // A synthetic screenshot: smooth gradients plus noise (the encoder's cost does not depend on content).
-    image_rgb8 img;
-    img.width = w;
-    img.height = h;
-    img.rgb.resize(size_t(w) * size_t(h) * 3);
-    for (int y = 0; y < h; ++y)
-      for (int x = 0; x < w; ++x)
-        for (int c = 0; c < 3; ++c)
-          img.rgb[(size_t(y) * size_t(w) + size_t(x)) * 3 + size_t(c)] = uint8_t((x * 255 / w + y * 255 / h * c + int(rng() % 32)) & 255);
+    const image_rgb8 img = synthetic_screenshot(w, h, rng);
     auto t0 = std::chrono::steady_clock::now();
     glm4v_pixels px = glm4v_preprocess(img, pre);
     auto t1 = std::chrono::steady_clock::now();
-    vision_input v;
-    v.grid_t = px.grid_t;
-    v.grid_h = px.grid_h;
-    v.grid_w = px.grid_w;
-    v.pixel_values = std::move(px.values);
+    vision_input v = to_vision_input(std::move(px), 0);  // each rep below gives it a fresh content hash
     if (int64_t(v.n_tokens(pre.merge_size)) + 2 >= eng->max_model_len())
       throw error(item + ": " + std::to_string(v.n_tokens(pre.merge_size)) + " image tokens do not fit the context of " +
                   std::to_string(eng->max_model_len()));
@@ -155,9 +139,7 @@ int run_bench_vision(int argc, char** argv) {
                         {"max_pixels", pre.max_pixels},
                         {"results", results}};
   eng->shutdown();
-  std::string text = out.dump(2);
-  std::puts(text.c_str());
-  if (!out_file.empty()) std::ofstream(out_file) << text << "\n";
+  print_json(out, out_file);
   return 0;
 }
 
