@@ -31,11 +31,6 @@ __global__ void elementwise(float* out, int64_t ldo, const float* a, int64_t lda
   }
 }
 
-unsigned grid_for(int64_t total, const stream_state& s) {
-  const int64_t want = (total + k_threads - 1) / k_threads;
-  return unsigned(std::max<int64_t>(1, std::min<int64_t>(want, int64_t(sm_count(s)) * 32)));
-}
-
 std::string sizes_of(const mat<float>& x) { return "rows=" + std::to_string(x.rows) + " cols=" + std::to_string(x.cols); }
 
 // One block per row: scale, max, exp and sum, normalize. A row whose maximum is -inf (fully masked) becomes zeros.
@@ -70,8 +65,8 @@ void silu_mul_kernel(const kernel_context& kc, const tensor& gate, const tensor&
   AG_CHECK(g.rows == u.rows && g.cols == u.cols && g.rows == o.rows && g.cols == o.cols, "silu_mul: shapes");
   if (g.rows * g.cols == 0) return;
   stream_state& s = state_of(kc);
-  elementwise<ew_op::SILU_MUL><<<grid_for(g.rows * g.cols, s), k_threads, 0, stream_of(s)>>>(o.p, o.ld, g.p, g.ld, u.p,
-                                                                                            u.ld, g.rows, g.cols);
+  elementwise<ew_op::SILU_MUL><<<stride_grid(g.rows * g.cols, k_threads, s), k_threads, 0, stream_of(s)>>>(
+      o.p, o.ld, g.p, g.ld, u.p, u.ld, g.rows, g.cols);
   check_launch("silu_mul", sizes_of(g));
 }
 
@@ -79,7 +74,7 @@ void gelu_kernel(const kernel_context& kc, tensor& x) {
   const mat<float> xm = f32_mat(x, "gelu x");
   if (xm.rows * xm.cols == 0) return;
   stream_state& s = state_of(kc);
-  elementwise<ew_op::GELU><<<grid_for(xm.rows * xm.cols, s), k_threads, 0, stream_of(s)>>>(
+  elementwise<ew_op::GELU><<<stride_grid(xm.rows * xm.cols, k_threads, s), k_threads, 0, stream_of(s)>>>(
       xm.p, xm.ld, xm.p, xm.ld, nullptr, 0, xm.rows, xm.cols);
   check_launch("gelu", sizes_of(xm));
 }
@@ -89,7 +84,7 @@ void add_kernel(const kernel_context& kc, tensor& x, const tensor& y) {
   AG_CHECK(xm.rows == ym.rows && xm.cols == ym.cols, "add: shapes");
   if (xm.rows * xm.cols == 0) return;
   stream_state& s = state_of(kc);
-  elementwise<ew_op::ADD><<<grid_for(xm.rows * xm.cols, s), k_threads, 0, stream_of(s)>>>(
+  elementwise<ew_op::ADD><<<stride_grid(xm.rows * xm.cols, k_threads, s), k_threads, 0, stream_of(s)>>>(
       xm.p, xm.ld, xm.p, xm.ld, ym.p, ym.ld, xm.rows, xm.cols);
   check_launch("add", sizes_of(xm));
 }

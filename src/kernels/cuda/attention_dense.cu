@@ -1,8 +1,8 @@
 // kernels/cuda/attention_dense.cu: ATTENTION_DENSE on the GPU (see kernels.h): bidirectional attention within
 // segments (the vision tower: one frame of one image each). Up to 1023 rows: the F32 flash tile of flash.cuh, 16
 // query rows of one head per block, one split. From 1024 rows (large images): bf16 products on tensor cores, by
-// default through cuBLAS (attention_dense_gemm.cu), unless SPLIT precision asks for F32. q, k and v are column views of the
-// fused qkv buffer (row strides free); rows outside every segment are left alone, as on the CPU.
+// default through cuBLAS (attention_dense_gemm.cu), unless SPLIT precision asks for F32. q, k and v are column
+// views of the fused qkv buffer (row strides free); rows outside every segment are left alone, as on the CPU.
 #include <cstdlib>
 #include <string>
 

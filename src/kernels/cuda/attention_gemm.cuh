@@ -1,16 +1,11 @@
 // kernels/cuda/attention_gemm.cuh (internal to kernels/cuda): what attention through cuBLAS shares
 // (attention_dense_gemm.cu for images, attention_paged_gemm.cu for prefill chunks): bf16 head-major copies of
-// Q/K/V, the row softmax from F32 scores to bf16 weights (causal or not), and cuBLAS error checks.
+// Q/K/V and the row softmax from F32 scores to bf16 weights (causal or not).
 //
 // The pattern: S = scale * Q K^T in a batched bf16 GEMM with F32 output, P = softmax(S) in bf16, O = P V in a
 // second batched GEMM written straight into the output's columns. Q, K, V and P are rounded to bf16 as a bf16
 // model's attention rounds them; the scores, the softmax and the accumulation stay F32.
 #pragma once
-
-#include <cublas_v2.h>
-
-#include <algorithm>
-#include <string>
 
 #include "kernels/cuda/cuda_host.h"
 #include "kernels/cuda/device_util.cuh"
@@ -51,17 +46,6 @@ __global__ void __launch_bounds__(k_softmax_threads) softmax_rows_kernel(const f
   l = block_sum(l, scratch);
   const float inv = l > 0.0f ? 1.0f / l : 0.0f;  // l >= 1 whenever a key is visible
   for (int64_t i = threadIdx.x; i < ld; i += blockDim.x) p[i] = i < limit ? f32_to_bf16_bits(expf(s[i] - m) * inv) : 0;
-}
-
-// Grid for a grid-stride element loop.
-inline unsigned elementwise_grid(int64_t total, const stream_state& s) {
-  const int64_t want = (total + 255) / 256;
-  return unsigned(std::max<int64_t>(1, std::min<int64_t>(want, int64_t(sm_count(s)) * 32)));
-}
-
-inline void check_cublas(cublasStatus_t st, const std::string& what) {
-  if (st != CUBLAS_STATUS_SUCCESS)
-    throw error(std::string("cuda: cuBLAS ") + what + ": " + cublasGetStatusString(st));
 }
 
 }  // namespace

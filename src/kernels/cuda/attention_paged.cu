@@ -208,8 +208,10 @@ void attention_paged_kernel(const kernel_context& kc, const tensor& q, const pag
   // Prefill chunks (sequences with k_gemm_min_rows new rows or more) on tensor cores through cuBLAS, as deployed
   // (bf16 GEMM precision; SPLIT keeps the F32 flash kernel for parity checks); the flash kernel does the rest.
   std::vector<int32_t> rest_info;
-  if (get_cuda_gemm_precision() == cuda_gemm_precision::ROUNDED && qm.rows >= k_gemm_min_rows &&
-      prefill_attention_on_gemm()) {
+  // Reading the batch back costs a wait per layer: only when some sequence can hold k_gemm_min_rows new rows
+  // (every sequence has at least one, so the longest has at most rows - (n_seqs - 1)); a batch of decodes skips it.
+  if (get_cuda_gemm_precision() == cuda_gemm_precision::ROUNDED &&
+      qm.rows - (int64_t(batch.n_seqs) - 1) >= k_gemm_min_rows && prefill_attention_on_gemm()) {
     int64_t n_done = 0;
     rest_info = paged_prefill_gemm(a, g.type, n_kv_heads, batch.n_seqs, s, sizes, &n_done);
     if (n_done == batch.n_seqs) return;

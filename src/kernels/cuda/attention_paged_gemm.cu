@@ -37,7 +37,7 @@ __global__ void gather_kv_kernel(const uint8_t* cache, const int32_t* table, int
 
 void gather_kv(dtype t, const flash_args& a, const uint8_t* cache, const int32_t* table, int kv_heads, int64_t L,
                uint16_t* dst, stream_state& s) {
-  const unsigned grid = elementwise_grid(int64_t(kv_heads) * L * a.head_dim, s);
+  const unsigned grid = stride_grid(int64_t(kv_heads) * L * a.head_dim, 256, s);
   const cudaStream_t st = stream_of(s);
 #define AG_GATHER(T)                                                                                          \
   gather_kv_kernel<T><<<grid, 256, 0, st>>>(cache, table, a.n_table, a.c_block, a.c_slot, a.c_head,           \
@@ -85,7 +85,7 @@ std::vector<int32_t> paged_prefill_gemm(const flash_args& a, dtype cache_type, i
     const int32_t* table = a.tables + q * a.ld_tables;
     gather_kv(cache_type, a, a.kcache, table, n_kv_heads, L, kb, s);
     gather_kv(cache_type, a, a.vcache, table, n_kv_heads, L, vb, s);
-    heads_to_bf16_kernel<<<elementwise_grid(int64_t(heads) * n_new * hd, s), 256, 0, st>>>(
+    heads_to_bf16_kernel<<<stride_grid(int64_t(heads) * n_new * hd, 256, s), 256, 0, st>>>(
         a.q + first * a.ldq, a.ldq, n_new, heads, hd, qb);
     check_launch("attention_paged (gemm) bf16 copies", sizes);
     const float alpha = a.scale, zero = 0.0f, one = 1.0f;

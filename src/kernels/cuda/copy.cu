@@ -124,8 +124,7 @@ void copy_kernel(const kernel_context& kc, const tensor& src, tensor& dst) {
     return;
   }
   const layout sl(src), dl(dst);
-  const int64_t want = (total + k_threads - 1) / k_threads;
-  const unsigned grid = unsigned(std::max<int64_t>(1, std::min<int64_t>(want, int64_t(sm_count(s)) * 32)));
+  const unsigned grid = stride_grid(total, k_threads, s);
   const auto* sp = static_cast<const uint8_t*>(src.data());
   auto* dp = static_cast<uint8_t*>(dst.data());
   switch (src.type()) {

@@ -9,8 +9,10 @@
 // skipped and recorded in the stream's flag, which the next synchronize() reports as an error naming the op.
 #pragma once
 
+#include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
@@ -28,6 +30,11 @@ inline void check(cudaError_t e, const char* what) {
 // After a kernel launch: a bad launch configuration shows here; faults inside kernels show at the next
 // synchronize (CUDA reports them asynchronously).
 void check_launch(const char* op, const std::string& sizes);
+// A cuBLAS call's status: throws naming `what` (the op and its sizes) and cuBLAS's reason.
+inline void check_cublas(cublasStatus_t st, const std::string& what) {
+  if (st != CUBLAS_STATUS_SUCCESS)
+    throw error(std::string("cuda: cuBLAS ") + what + ": " + cublasGetStatusString(st));
+}
 
 // ---- per-stream state ---------------------------------------------------------------------------------------
 // Codes kernels write into the bad-index flag (the first field: which op; the second: the offending value).
@@ -54,6 +61,11 @@ void* blas_handle(const stream_state& s);
 int sm_count(const stream_state& s);
 // Largest dynamic shared memory a block may opt into on the stream's device.
 size_t max_shared_bytes(const stream_state& s);
+// Blocks of `threads` for a grid-stride loop over `total` items: enough to fill the GPU, never more than the work.
+inline unsigned stride_grid(int64_t total, int threads, const stream_state& s) {
+  const int64_t want = (total + threads - 1) / threads;
+  return unsigned(std::max<int64_t>(1, std::min<int64_t>(want, int64_t(sm_count(s)) * 32)));
+}
 
 // ---- host-side operand views --------------------------------------------------------------------------------
 // A [rows, cols] matrix with unit column stride: base pointer and row stride in elements.

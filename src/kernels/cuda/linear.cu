@@ -193,17 +193,6 @@ __global__ void fill_bias_kernel(float* y, int64_t ldy, int64_t m, int64_t n, co
   }
 }
 
-// Grid for a grid-stride element loop: enough blocks to fill the GPU, never more than the work.
-unsigned stride_grid(int64_t total, int threads, const stream_state& s) {
-  const int64_t want = (total + threads - 1) / threads;
-  return unsigned(std::max<int64_t>(1, std::min<int64_t>(want, int64_t(sm_count(s)) * 32)));
-}
-
-void check_blas(cublasStatus_t st, const std::string& what) {
-  if (st != CUBLAS_STATUS_SUCCESS)
-    throw error(std::string("cuda: cuBLAS ") + what + ": " + cublasGetStatusString(st));
-}
-
 int as_int(int64_t v, const char* what) {
   AG_CHECK(v >= 0 && v <= INT_MAX, std::string("linear: ") + what + " " + std::to_string(v) + " exceeds cuBLAS's int");
   return int(v);
@@ -224,7 +213,7 @@ void gemm_cublas(stream_state& s, const mat<float>& x, const tensor& W, int64_t 
   }
   if (W.type() == dtype::F32) {
     // Column-major view: y^T [n, m] = W [k, n]^T . x^T [k, m].
-    check_blas(cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, in, im, ik, &alpha, W.ptr<float>(), ildw, x.p, ildx, &beta,
+    check_cublas(cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, in, im, ik, &alpha, W.ptr<float>(), ildw, x.p, ildx, &beta,
                            y.p, ildy),
                "sgemm " + sizes);
     return;
@@ -238,12 +227,12 @@ void gemm_cublas(stream_state& s, const mat<float>& x, const tensor& W, int64_t 
   else round_rows_kernel<dtype::F16><<<stride_grid(m * k, 256, s), 256, 0, st>>>(x.p, x.ld, m, k, xr, lo);
   check_launch("linear x rounding", sizes);
   const cudaDataType_t t = bf ? CUDA_R_16BF : CUDA_R_16F;
-  check_blas(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, in, im, ik, &alpha, W.data(), t, ildw, xr, t, ik, &beta, y.p,
+  check_cublas(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, in, im, ik, &alpha, W.data(), t, ildw, xr, t, ik, &beta, y.p,
                           CUDA_R_32F, ildy, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
              std::string(bf ? "bf16" : "f16") + " gemm " + sizes);
   if (split) {
     const float one = 1.0f;  // y += W . lo
-    check_blas(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, in, im, ik, &alpha, W.data(), t, ildw, lo, t, ik, &one, y.p,
+    check_cublas(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, in, im, ik, &alpha, W.data(), t, ildw, lo, t, ik, &one, y.p,
                             CUDA_R_32F, ildy, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
                std::string(bf ? "bf16" : "f16") + " gemm (low part) " + sizes);
   }
