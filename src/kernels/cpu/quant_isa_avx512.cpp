@@ -37,14 +37,6 @@ using V = v_x86<true>;
 // rows' partial sums are added across in-lane (reduce_pairs: 9 operations, no hadd), scales come from scalar loads
 // (a vpgatherdd measured slower on Zen 4), two groups share a prefetch step; Q4_K below.
 
-// The f16 at byte o of the 8 rows.
-inline __m256 half8_rows(const uint8_t* const* w, int64_t o) {
-  uint16_t h[8];
-  for (int j = 0; j < 8; ++j) std::memcpy(&h[j], w[j] + o, 2);
-  return _mm256_cvtph_ps(_mm_setr_epi16(short(h[0]), short(h[1]), short(h[2]), short(h[3]), short(h[4]), short(h[5]),
-                                        short(h[6]), short(h[7])));
-}
-
 // P[p] = [partial sums of W row p (4 lanes) | of row p + 4]; returns lane j = the full sum of row j. Nine
 // in-lane operations, no cross-lane shuffle.
 inline __m256i reduce_pairs(const __m256i* P) {
@@ -106,7 +98,7 @@ void decode1_q32(const tile& t) {
     }
     __m256i I = reduce_pairs(P);
     I = _mm256_add_epi32(I, _mm256_set1_epi32((T == wtype::Q4_0 ? -8 : T == wtype::Q5_0 ? -16 : -128) * xs[g]));
-    acc = V::fmadd(I, group_scale<V, T>(half8_rows(w, o), xd[g]), acc);
+    acc = V::fmadd(I, group_scale<V, T>(V::half8_at(w, int(o)), xd[g]), acc);
   };
   const int64_t ng = t.x.n_groups;
   next_tile_prefetch<V> pf(t, (ng + 1) / 2);
@@ -173,8 +165,8 @@ void decode1_q4k(const tile& t) {
     const __m512i C = _mm512_add_epi32(_mm512_unpacklo_epi32(Pa, Pb), _mm512_unpackhi_epi32(Pa, Pb));
     const __m512i D = _mm512_add_epi32(C, _mm512_shuffle_epi32(C, _MM_PERM_BADC));  // quarter r: row r, row r + 4
     const __m256i O = _mm512_castsi512_si256(_mm512_permutexvar_epi32(idx, D));
-    acc = V::fmadd(I, V::fmul_b(half8_rows(w, o), xd[g]), acc);
-    off = V::fmadd(O, V::fmul_b(half8_rows(w, o + 2), xd[g]), off);
+    acc = V::fmadd(I, V::fmul_b(V::half8_at(w, int(o)), xd[g]), acc);
+    off = V::fmadd(O, V::fmul_b(V::half8_at(w, int(o + 2)), xd[g]), off);
   }
   store_row<V, wtype::Q4_K>(t, 0, acc, off);
 }
