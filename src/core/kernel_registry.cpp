@@ -15,6 +15,9 @@ const char* op_name(op_id op) {
     case op_id::KV_STORE: return "kv_store";
     case op_id::ATTENTION_PAGED: return "attention_paged";
     case op_id::ATTENTION_DENSE: return "attention_dense";
+    case op_id::ATTENTION_CROSS: return "attention_cross";
+    case op_id::IM2COL_1D: return "im2col_1d";
+    case op_id::ADD_SCALED: return "add_scaled";
     case op_id::SILU_MUL: return "silu_mul";
     case op_id::GELU: return "gelu";
     case op_id::ADD: return "add";

@@ -29,6 +29,9 @@ enum class op_id : uint8_t {
   KV_STORE,           // write new K/V rows into their paged cache slots
   ATTENTION_PAGED,    // causal GQA attention of new tokens over the paged cache (prefill chunks and decode)
   ATTENTION_DENSE,    // bidirectional attention within segments (vision: one frame of one image each)
+  ATTENTION_CROSS,    // every query row over every key row, no mask, GQA (Whisper's decoder over the encoder states)
+  IM2COL_1D,          // 1-D convolution input as rows of (channel, tap) for a LINEAR (Whisper's conv front end)
+  ADD_SCALED,         // x += alpha * y (a gated residual: alpha = tanh(gate))
   SILU_MUL,           // out = silu(gate) * up
   GELU,               // erf GELU in place
   ADD,                // x += y
@@ -86,6 +89,17 @@ using attention_paged = void (*)(const kernel_context&, const tensor& q, const p
 using attention_dense = void (*)(const kernel_context&, const tensor& q, const tensor& k, const tensor& v,
                                  int32_t n_heads, int32_t head_dim, const tensor& segments, float scale, tensor& out);
 // gate, up, out: [n, d] (gate and up may be column views of one fused gate_up tensor).
+// q: [nq, n_heads*head_dim]; k, v: [nk, n_kv_heads*head_dim] (row strides free; n_heads a multiple of n_kv_heads,
+// query head h reads KV head h / (n_heads / n_kv_heads)); every query row attends to all nk key rows (no mask; nk = 0
+// gives zeros); out: [nq, n_heads*head_dim].
+using attention_cross = void (*)(const kernel_context&, const tensor& q, const tensor& k, const tensor& v,
+                                 int32_t n_heads, int32_t n_kv_heads, int32_t head_dim, float scale, tensor& out);
+// x: [t_in, c] (time-major rows, row stride free); out: [t_out, c*kernel_size] with
+// out[t, ci*kernel_size + j] = x[t*stride + j - pad, ci], 0 outside [0, t_in); t_out = (t_in + 2 pad - k) / stride + 1.
+using im2col_1d = void (*)(const kernel_context&, const tensor& x, int32_t kernel_size, int32_t stride, int32_t pad,
+                           tensor& out);
+// x += alpha * y, both [n, d] (row strides free).
+using add_scaled = void (*)(const kernel_context&, tensor& x, const tensor& y, float alpha);
 using silu_mul = void (*)(const kernel_context&, const tensor& gate, const tensor& up, tensor& out);
 using gelu = void (*)(const kernel_context&, tensor& x);
 using add = void (*)(const kernel_context&, tensor& x, const tensor& y);

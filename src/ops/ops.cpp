@@ -274,6 +274,39 @@ void attention_dense(exec_context& ctx, const tensor& q, const tensor& k, const 
                                                          out);
 }
 
+void attention_cross(exec_context& ctx, const tensor& q, const tensor& k, const tensor& v, int32_t n_heads,
+                     int32_t n_kv_heads, int32_t head_dim, float scale, tensor& out) {
+  const op_id op = op_id::ATTENTION_CROSS;
+  for (const tensor* t : {&q, &k, &v, static_cast<const tensor*>(&out)}) on_device(ctx, *t, op, "q/k/v/out");
+  AG_CHECK(n_heads > 0 && n_kv_heads > 0 && head_dim > 0 && n_heads % n_kv_heads == 0,
+           "attention_cross: heads must be a positive multiple of KV heads");
+  const int64_t qw = int64_t(n_heads) * head_dim, kw = int64_t(n_kv_heads) * head_dim;
+  AG_CHECK(q.cols() >= qw && out.cols() >= qw && k.cols() >= kw && v.cols() >= kw, "attention_cross: widths");
+  AG_CHECK(out.rows() == q.rows() && v.rows() == k.rows(), "attention_cross: rows");
+  kernel<kernel_sig::attention_cross>(op, ctx, q.type())(ctx.kernels(), q, k, v, n_heads, n_kv_heads, head_dim, scale,
+                                                         out);
+}
+
+int64_t conv1d_out_len(int64_t t_in, int32_t kernel_size, int32_t stride, int32_t pad) {
+  AG_CHECK(kernel_size > 0 && stride > 0 && pad >= 0, "conv1d_out_len: kernel, stride and padding");
+  const int64_t span = t_in + 2 * int64_t(pad) - kernel_size;
+  return span < 0 ? 0 : span / stride + 1;
+}
+
+void im2col_1d(exec_context& ctx, const tensor& x, int32_t kernel_size, int32_t stride, int32_t pad, tensor& out) {
+  const op_id op = op_id::IM2COL_1D;
+  on_device(ctx, x, op, "x");
+  on_device(ctx, out, op, "out");
+  is_f32(x, op, "x");
+  is_f32(out, op, "out");
+  const int64_t t_out = conv1d_out_len(x.rows(), kernel_size, stride, pad);
+  AG_CHECK(out.rows() == t_out && out.cols() == x.cols() * kernel_size,
+           "im2col_1d: out " + out.shape_str() + " for x " + x.shape_str() + " kernel " + std::to_string(kernel_size) +
+               " stride " + std::to_string(stride) + " pad " + std::to_string(pad));
+  if (t_out == 0) return;
+  kernel<kernel_sig::im2col_1d>(op, ctx, x.type())(ctx.kernels(), x, kernel_size, stride, pad, out);
+}
+
 void silu_mul(exec_context& ctx, const tensor& gate, const tensor& up, tensor& out) {
   const op_id op = op_id::SILU_MUL;
   on_device(ctx, gate, op, "gate");
@@ -294,6 +327,13 @@ void add(exec_context& ctx, tensor& x, const tensor& y) {
   on_device(ctx, y, op_id::ADD, "y");
   same_rows_cols(x, y, op_id::ADD);
   kernel<kernel_sig::add>(op_id::ADD, ctx, x.type())(ctx.kernels(), x, y);
+}
+
+void add_scaled(exec_context& ctx, tensor& x, const tensor& y, float alpha) {
+  on_device(ctx, x, op_id::ADD_SCALED, "x");
+  on_device(ctx, y, op_id::ADD_SCALED, "y");
+  same_rows_cols(x, y, op_id::ADD_SCALED);
+  kernel<kernel_sig::add_scaled>(op_id::ADD_SCALED, ctx, x.type())(ctx.kernels(), x, y, alpha);
 }
 
 void embedding(exec_context& ctx, const tensor& table, const tensor& ids, tensor& out) {

@@ -65,9 +65,19 @@ void attention_paged(exec_context& ctx, const tensor& q, const paged_kv_layer& k
                      int32_t n_heads, int32_t n_kv_heads, int32_t head_dim, float scale, tensor& out);
 void attention_dense(exec_context& ctx, const tensor& q, const tensor& k, const tensor& v, int32_t n_heads,
                      int32_t head_dim, const tensor& segments, float scale, tensor& out);
+// q [nq, >= n_heads*head_dim] over all rows of k, v [nk, >= n_kv_heads*head_dim] (no mask, GQA); out [nq, ...].
+void attention_cross(exec_context& ctx, const tensor& q, const tensor& k, const tensor& v, int32_t n_heads,
+                     int32_t n_kv_heads, int32_t head_dim, float scale, tensor& out);
+// out [t_out, c*kernel_size] = the taps of x [t_in, c] (see kernel_sig::im2col_1d); a Conv1d is then
+// linear(out, weight [c_out, c*kernel_size]).
+void im2col_1d(exec_context& ctx, const tensor& x, int32_t kernel_size, int32_t stride, int32_t pad, tensor& out);
+// Output length of a 1-D convolution over t_in steps.
+int64_t conv1d_out_len(int64_t t_in, int32_t kernel_size, int32_t stride, int32_t pad);
 void silu_mul(exec_context& ctx, const tensor& gate, const tensor& up, tensor& out);
 void gelu(exec_context& ctx, tensor& x);
 void add(exec_context& ctx, tensor& x, const tensor& y);
+// x += alpha * y.
+void add_scaled(exec_context& ctx, tensor& x, const tensor& y, float alpha);
 void embedding(exec_context& ctx, const tensor& table, const tensor& ids, tensor& out);
 void softmax(exec_context& ctx, tensor& x, float scale = 1.0f);
 void copy(exec_context& ctx, const tensor& src, tensor& dst);

@@ -34,6 +34,7 @@ double tolerance(op_id op, dtype key) {
     case op_id::COPY:
     case op_id::EMBEDDING:
     case op_id::KV_STORE:
+    case op_id::IM2COL_1D:
       return 0.0;  // bit-exact
     default:
       break;
@@ -299,6 +300,7 @@ const std::vector<test_case>& all_cases() {
     add_elementwise_cases(c);
     add_memory_cases(c);
     add_attention_cases(c);
+    add_cross_cases(c);
     add_quant_linear_cases(c);
     return c;
   }();
@@ -328,6 +330,8 @@ std::vector<std::pair<op_id, dtype>> required_cpu_kernels() {
                    op_id::ADD, op_id::SOFTMAX, op_id::ATTENTION_DENSE, op_id::POS_EMBED_BICUBIC})
     r.emplace_back(op, dtype::F32);
   return r;
+  // Issue 12: Whisper's encoder-decoder and gated cross-attention layers.
+  for (op_id op : {op_id::ATTENTION_CROSS, op_id::IM2COL_1D, op_id::ADD_SCALED}) r.emplace_back(op, dtype::F32);
 }
 
 }  // namespace autoglm::harness

@@ -131,6 +131,7 @@ void add_linear_cases(std::vector<test_case>& out);
 void add_elementwise_cases(std::vector<test_case>& out);  // norms, rope, activations, softmax
 void add_memory_cases(std::vector<test_case>& out);       // copy, embedding, kv_store
 void add_attention_cases(std::vector<test_case>& out);    // paged, dense, bicubic position embedding
+void add_cross_cases(std::vector<test_case>& out);        // cross-attention, 1-D convolution taps, scaled add
 void add_quant_linear_cases(std::vector<test_case>& out);  // linear with I8 / GGUF block weights
 const std::vector<test_case>& all_cases();
 

@@ -204,6 +204,34 @@ void attention_block(const vecf& q, const vecf& k, const vecf& v, int64_t r0, in
       attend(q.data() + i * w + h * hd, k, v, w, h * hd, r0, r1, hd, scale, out.data() + i * w + h * hd);
 }
 
+vecd attention_cross(const vecf& q, const vecf& k, const vecf& v, int64_t nq, int64_t nk, int64_t n_heads,
+                     int64_t n_kv_heads, int64_t hd, double scale) {
+  const int64_t qw = n_heads * hd, kw = n_kv_heads * hd, group = n_heads / n_kv_heads;
+  vecd out(size_t(nq * qw), 0.0);
+  if (nk == 0) return out;
+  for (int64_t i = 0; i < nq; ++i)
+    for (int64_t h = 0; h < n_heads; ++h)
+      attend(q.data() + i * qw + h * hd, k, v, kw, (h / group) * hd, 0, nk, hd, scale, out.data() + i * qw + h * hd);
+  return out;
+}
+
+vecd conv1d(const vecf& x, const vecf& w, const vecf& bias, int64_t t_in, int64_t c_in, int64_t c_out, int64_t ks,
+            int64_t stride, int64_t pad) {
+  const int64_t t_out = (t_in + 2 * pad - ks) / stride + 1;
+  vecd out(size_t(t_out * c_out));
+  for (int64_t t = 0; t < t_out; ++t)
+    for (int64_t o = 0; o < c_out; ++o) {
+      double acc = bias.empty() ? 0.0 : double(bias[size_t(o)]);
+      for (int64_t ci = 0; ci < c_in; ++ci)
+        for (int64_t j = 0; j < ks; ++j) {
+          const int64_t src = t * stride + j - pad;
+          if (src >= 0 && src < t_in) acc += double(w[size_t((o * c_in + ci) * ks + j)]) * x[size_t(src * c_in + ci)];
+        }
+      out[size_t(t * c_out + o)] = acc;
+    }
+  return out;
+}
+
 namespace {
 // Keys' cubic convolution kernel with A = -0.75 (what PyTorch's bicubic uses), as one function of |x| <= 2.
 double cubic(double x) {

@@ -53,6 +53,15 @@ vecd attention_causal(const vecf& q, const vecf& k, const vecf& v, int64_t n_new
 void attention_block(const vecf& q, const vecf& k, const vecf& v, int64_t r0, int64_t r1, int64_t n_heads, int64_t hd,
                      double scale, vecd& out);
 
+// Cross-attention: every row of q [nq, n_heads*hd] over all nk rows of k, v [nk, n_kv_heads*hd] (GQA: head h reads
+// KV head h / (n_heads / n_kv_heads)). Returns [nq, n_heads*hd]; zeros when nk = 0.
+vecd attention_cross(const vecf& q, const vecf& k, const vecf& v, int64_t nq, int64_t nk, int64_t n_heads,
+                     int64_t n_kv_heads, int64_t hd, double scale);
+// A 1-D convolution as PyTorch's Conv1d computes it: x [t_in, c_in] (time-major), w [c_out, c_in, ks], bias [c_out]
+// (may be empty), zero padding `pad` on both sides. Returns [t_out, c_out].
+vecd conv1d(const vecf& x, const vecf& w, const vecf& bias, int64_t t_in, int64_t c_in, int64_t c_out, int64_t ks,
+            int64_t stride, int64_t pad);
+
 // grid_sample(bicubic, align_corners=False, border) of table [g*g, d] at patch (h, w) of a (grid_h, grid_w) grid.
 // The grid coordinate is HF's fp32 expression; everything after it is in double.
 vecd pos_embed_bicubic(const vecf& table, int32_t g, int64_t d, int32_t grid_h, int32_t grid_w,

@@ -1,4 +1,5 @@
-// kernels/cpu/activations.cpp: SiLU-gate, erf GELU, residual add and row softmax (see activations.h).
+// kernels/cpu/activations.cpp: SiLU-gate, erf GELU, residual add (plain and scaled) and row softmax (see
+// activations.h).
 #include "kernels/cpu/activations.h"
 
 #include <algorithm>
@@ -56,6 +57,15 @@ void add_kernel(const kernel_context& kc, tensor& x, const tensor& y) {
     float* a = xr[r];
     const float* b = yr[r];
     for (int64_t j = j0; j < j1; ++j) a[j] += b[j];
+  });
+}
+
+void add_scaled_kernel(const kernel_context& kc, tensor& x, const tensor& y, float alpha) {
+  const auto xr = f32_rows(x, "add_scaled x"), yr = f32_rows(y, "add_scaled y");
+  for_each_span(kc.pool, x.rows(), x.cols(), [&](int64_t r, int64_t j0, int64_t j1) {
+    float* a = xr[r];
+    const float* b = yr[r];
+    for (int64_t j = j0; j < j1; ++j) a[j] = std::fma(alpha, b[j], a[j]);
   });
 }
 

@@ -14,6 +14,8 @@ void silu_mul_kernel(const kernel_context& kc, const tensor& gate, const tensor&
 void gelu_kernel(const kernel_context& kc, tensor& x);
 // x += y.
 void add_kernel(const kernel_context& kc, tensor& x, const tensor& y);
+// x += alpha * y (one rounding: an FMA), the residual of a gated block (alpha = tanh(gate)).
+void add_scaled_kernel(const kernel_context& kc, tensor& x, const tensor& y, float alpha);
 // Each row in place: softmax(x * scale), max-subtracted, sum in double.
 void softmax_kernel(const kernel_context& kc, tensor& x, float scale);
 

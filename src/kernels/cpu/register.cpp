@@ -10,7 +10,9 @@
 #include "core/error.h"
 #include "kernels/cpu/activations.h"
 #include "kernels/cpu/attention.h"
+#include "kernels/cpu/attention_cross.h"
 #include "kernels/cpu/copy.h"
+#include "kernels/cpu/im2col.h"
 #include "kernels/cpu/linear.h"
 #include "kernels/cpu/norm.h"
 #include "kernels/cpu/pos_embed.h"
@@ -78,6 +80,9 @@ void register_cpu_kernels(kernel_registry& r) {
   r.add_kernel<kernel_sig::add>(op_id::ADD, cpu, dtype::F32, cpu::add_kernel);
   r.add_kernel<kernel_sig::softmax>(op_id::SOFTMAX, cpu, dtype::F32, cpu::softmax_kernel);
   r.add_kernel<kernel_sig::attention_dense>(op_id::ATTENTION_DENSE, cpu, dtype::F32, cpu::attention_dense_kernel);
+  r.add_kernel<kernel_sig::attention_cross>(op_id::ATTENTION_CROSS, cpu, dtype::F32, cpu::attention_cross_kernel);
+  r.add_kernel<kernel_sig::im2col_1d>(op_id::IM2COL_1D, cpu, dtype::F32, cpu::im2col_1d_kernel);
+  r.add_kernel<kernel_sig::add_scaled>(op_id::ADD_SCALED, cpu, dtype::F32, cpu::add_scaled_kernel);
   r.add_kernel<kernel_sig::pos_embed_bicubic>(op_id::POS_EMBED_BICUBIC, cpu, dtype::F32,
                                               cpu::pos_embed_bicubic_kernel);
 }

@@ -1,6 +1,6 @@
-// kernels/cuda/activations.cu: SiLU-gate, erf GELU, residual add and row softmax (see kernels.h). The element-wise
-// ops walk [rows, cols] views with row strides (gate and up are column views of one fused gate_up buffer);
-// expf / erff are CUDA's accurate versions (no fast math).
+// kernels/cuda/activations.cu: SiLU-gate, erf GELU, residual add (plain and scaled) and row softmax (see kernels.h).
+// The element-wise ops walk [rows, cols] views with row strides (gate and up are column views of one fused gate_up
+// buffer); expf / erff are CUDA's accurate versions (no fast math).
 #include <algorithm>
 #include <string>
 
@@ -28,6 +28,15 @@ __global__ void elementwise(float* out, int64_t ldo, const float* a, int64_t lda
     if constexpr (OP == ew_op::SILU_MUL) out[r * ldo + j] = silu(a[r * lda + j]) * b[r * ldb + j];
     else if constexpr (OP == ew_op::GELU) out[r * ldo + j] = gelu_erf(a[r * lda + j]);
     else out[r * ldo + j] = a[r * lda + j] + b[r * ldb + j];
+  }
+}
+
+// x[r, j] += alpha * y[r, j] (one FMA, as the CPU).
+__global__ void add_scaled_rows(float* x, int64_t ldx, const float* y, int64_t ldy, int64_t m, int64_t n, float alpha) {
+  const int64_t total = m * n;
+  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t r = e / n, j = e - r * n;
+    x[r * ldx + j] = fmaf(alpha, y[r * ldy + j], x[r * ldx + j]);
   }
 }
 
@@ -87,6 +96,16 @@ void add_kernel(const kernel_context& kc, tensor& x, const tensor& y) {
   elementwise<ew_op::ADD><<<stride_grid(xm.rows * xm.cols, k_threads, s), k_threads, 0, stream_of(s)>>>(
       xm.p, xm.ld, xm.p, xm.ld, ym.p, ym.ld, xm.rows, xm.cols);
   check_launch("add", sizes_of(xm));
+}
+
+void add_scaled_kernel(const kernel_context& kc, tensor& x, const tensor& y, float alpha) {
+  const mat<float> xm = f32_mat(x, "add_scaled x"), ym = f32_mat(y, "add_scaled y");
+  AG_CHECK(xm.rows == ym.rows && xm.cols == ym.cols, "add_scaled: shapes");
+  if (xm.rows * xm.cols == 0) return;
+  stream_state& s = state_of(kc);
+  add_scaled_rows<<<stride_grid(xm.rows * xm.cols, k_threads, s), k_threads, 0, stream_of(s)>>>(
+      xm.p, xm.ld, ym.p, ym.ld, xm.rows, xm.cols, alpha);
+  check_launch("add_scaled", sizes_of(xm));
 }
 
 void softmax_kernel(const kernel_context& kc, tensor& x, float scale) {

@@ -29,6 +29,7 @@ void rope_2d_kernel(const kernel_context& kc, tensor& x, int32_t n_heads, int32_
 void silu_mul_kernel(const kernel_context& kc, const tensor& gate, const tensor& up, tensor& out);
 void gelu_kernel(const kernel_context& kc, tensor& x);
 void add_kernel(const kernel_context& kc, tensor& x, const tensor& y);
+void add_scaled_kernel(const kernel_context& kc, tensor& x, const tensor& y, float alpha);
 void softmax_kernel(const kernel_context& kc, tensor& x, float scale);
 
 // copy.cu: COPY over any strides (F32/F16/BF16/I32, converting), EMBEDDING gathers (F32/F16/BF16 tables).
@@ -42,6 +43,15 @@ void kv_store_kernel(const kernel_context& kc, const paged_kv_layer& kv, const t
 void attention_paged_kernel(const kernel_context& kc, const tensor& q, const paged_kv_layer& kv,
                             const paged_batch& batch, int32_t n_heads, int32_t n_kv_heads, int32_t head_dim,
                             float scale, tensor& out);
+
+// attention_cross.cu: every query row over every key row, no mask, GQA; F32 (online softmax per warp, 4 warps
+// merged), head_dim up to 256.
+void attention_cross_kernel(const kernel_context& kc, const tensor& q, const tensor& k, const tensor& v,
+                            int32_t n_heads, int32_t n_kv_heads, int32_t head_dim, float scale, tensor& out);
+
+// im2col.cu
+void im2col_1d_kernel(const kernel_context& kc, const tensor& x, int32_t kernel_size, int32_t stride, int32_t pad,
+                      tensor& out);
 
 // attention_dense.cu: bidirectional attention within segments (the vision tower): F32 below 1024 rows, tensor
 // cores (bf16 products) from 1024 rows unless cuda_gemm_precision::SPLIT (register.h).

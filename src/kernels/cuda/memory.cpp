@@ -348,6 +348,9 @@ void register_cuda_kernels(kernel_registry& r) {
   r.add_kernel<kernel_sig::add>(op_id::ADD, dk, dtype::F32, cuda::add_kernel);
   r.add_kernel<kernel_sig::softmax>(op_id::SOFTMAX, dk, dtype::F32, cuda::softmax_kernel);
   r.add_kernel<kernel_sig::attention_dense>(op_id::ATTENTION_DENSE, dk, dtype::F32, cuda::attention_dense_kernel);
+  r.add_kernel<kernel_sig::attention_cross>(op_id::ATTENTION_CROSS, dk, dtype::F32, cuda::attention_cross_kernel);
+  r.add_kernel<kernel_sig::im2col_1d>(op_id::IM2COL_1D, dk, dtype::F32, cuda::im2col_1d_kernel);
+  r.add_kernel<kernel_sig::add_scaled>(op_id::ADD_SCALED, dk, dtype::F32, cuda::add_scaled_kernel);
   r.add_kernel<kernel_sig::pos_embed_bicubic>(op_id::POS_EMBED_BICUBIC, dk, dtype::F32,
                                               cuda::pos_embed_bicubic_kernel);
 }
