@@ -4,66 +4,11 @@
 #include <string>
 
 #include "core/error.h"
-#include "core/kernel_registry.h"
-#include "ops/ops.h"
+#include "model/common/weight_binder.h"
 
 namespace autoglm::glm4v {
 
 namespace {
-
-// Binds tensors of one source for one context: shape checks by the source, dtype checks against the registry,
-// then the backend's preparation (on the CPU the mapped tensor itself; on a GPU an upload).
-class binder {
- public:
-  binder(const tensor_source& src, exec_context& ctx) : src_(src), ctx_(ctx) {}
-
-  // A weight of any rank run as [shape[0], product of the rest]; bias_name empty = no bias.
-  linear_weight linear(const std::string& name, const std::vector<int64_t>& shape, const std::string& bias_name,
-                       shard_kind shard) {
-    const tensor w = src_.get_matrix(name, shape);
-    require_kernel(op_id::LINEAR, name, w.type(), "a linear weight");
-    tensor bias;
-    if (!bias_name.empty()) bias = float_tensor(bias_name, {shape[0]});
-    linear_weight lw = ops::prepare_linear(ctx_, w, bias, name);
-    // An I8 weight's per-row scales come with it (a source that quantized the checkpoint at load).
-    if (const tensor& scales = src_.at(name).scales; !scales.empty()) lw.scales = ops::prepare_param_f32(ctx_, scales);
-    lw.shard.kind = shard;
-    return lw;
-  }
-
-  // A norm weight, bias or table converted to F32 on the device.
-  tensor param(const std::string& name, const std::vector<int64_t>& shape) {
-    return ops::prepare_param_f32(ctx_, float_tensor(name, shape));
-  }
-
-  // A table read by `op` in its storage dtype (the token embedding).
-  tensor table(const std::string& name, const std::vector<int64_t>& shape, op_id op) {
-    const tensor t = src_.get(name, shape);
-    require_kernel(op, name, t.type(), "a table");
-    return ops::prepare_weight(ctx_, t);
-  }
-
- private:
-  const tensor& float_tensor(const std::string& name, const std::vector<int64_t>& shape) {
-    held_ = src_.get(name, shape);
-    if (!dtype_info(held_.type()).is_float)
-      throw error(src_.at(name).file + ": tensor '" + name + "' has dtype " + dtype_name(held_.type()) +
-                  "; norm weights, biases and tables must be F32, F16 or BF16");
-    return held_;
-  }
-
-  void require_kernel(op_id op, const std::string& name, dtype type, const char* role) const {
-    const device dev = ctx_.dev();
-    if (!kernel_registry::instance().has(op, dev.kind, type))
-      throw error(src_.at(name).file + ": tensor '" + name + "' has dtype " + dtype_name(type) + ", which the " +
-                  dev.str() + " backend cannot run as " + role + " (no " + op_name(op) + " kernel for " +
-                  dtype_name(type) + " on " + dev.str() + ")");
-  }
-
-  const tensor_source& src_;
-  exec_context& ctx_;
-  tensor held_;
-};
 
 std::string layer_prefix(const std::string& base, int32_t i) { return base + std::to_string(i) + "."; }
 
@@ -74,7 +19,7 @@ text_weights bind_text_weights(const config& cfg, const tensor_source& src, exec
   const int64_t H = t.hidden_size, I = t.intermediate_size, V = t.vocab_size;
   const int64_t qd = int64_t(t.n_heads) * t.head_dim, kvd = int64_t(t.n_kv_heads) * t.head_dim;
   const std::string p = "model.language_model.";
-  binder b(src, ctx);
+  weight_binder b(src, ctx);
   text_weights w;
   w.embed_tokens = b.table(p + "embed_tokens.weight", {V, H}, op_id::EMBEDDING);
   w.final_norm = b.param(p + "norm.weight", {H});
@@ -107,7 +52,7 @@ vision_weights bind_vision_weights(const config& cfg, const tensor_source& src, 
   const std::string p = "model.visual.";
   // The vision tower is small next to the decoder: every rank keeps all of it.
   const shard_kind rep = shard_kind::REPLICATED;
-  binder b(src, ctx);
+  weight_binder b(src, ctx);
   vision_weights w;
   w.patch_embed = b.linear(p + "patch_embed.proj.weight", {d, v.in_channels, v.temporal_patch_size, v.patch_size,
                                                            v.patch_size},
