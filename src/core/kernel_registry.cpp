@@ -25,6 +25,7 @@ const char* op_name(op_id op) {
     case op_id::SOFTMAX: return "softmax";
     case op_id::COPY: return "copy";
     case op_id::POS_EMBED_BICUBIC: return "pos_embed_bicubic";
+    case op_id::SAMPLE: return "sample";
     default: return "?";
   }
 }

@@ -39,6 +39,7 @@ enum class op_id : uint8_t {
   SOFTMAX,            // rows in place, x * scale first
   COPY,               // dst = src element-wise over any strides, converting dtype
   POS_EMBED_BICUBIC,  // GLM-4.1V vision: learned position table sampled like grid_sample(bicubic, border)
+  SAMPLE,             // one token per logits row: greedy, or temperature / min-p / top-k / top-p and a given draw
   COUNT
 };
 const char* op_name(op_id op);  // "linear", "rms_norm", ...
@@ -88,7 +89,6 @@ using attention_paged = void (*)(const kernel_context&, const tensor& q, const p
 // attends only within itself; out: [n, n_heads*head_dim].
 using attention_dense = void (*)(const kernel_context&, const tensor& q, const tensor& k, const tensor& v,
                                  int32_t n_heads, int32_t head_dim, const tensor& segments, float scale, tensor& out);
-// gate, up, out: [n, d] (gate and up may be column views of one fused gate_up tensor).
 // q: [nq, n_heads*head_dim]; k, v: [nk, n_kv_heads*head_dim] (row strides free; n_heads a multiple of n_kv_heads,
 // query head h reads KV head h / (n_heads / n_kv_heads)); every query row attends to all nk key rows (no mask; nk = 0
 // gives zeros); out: [nq, n_heads*head_dim].
@@ -100,6 +100,7 @@ using im2col_1d = void (*)(const kernel_context&, const tensor& x, int32_t kerne
                            tensor& out);
 // x += alpha * y, both [n, d] (row strides free).
 using add_scaled = void (*)(const kernel_context&, tensor& x, const tensor& y, float alpha);
+// gate, up, out: [n, d] (gate and up may be column views of one fused gate_up tensor).
 using silu_mul = void (*)(const kernel_context&, const tensor& gate, const tensor& up, tensor& out);
 using gelu = void (*)(const kernel_context&, tensor& x);
 using add = void (*)(const kernel_context&, tensor& x, const tensor& y);
@@ -110,7 +111,13 @@ using copy = void (*)(const kernel_context&, const tensor& src, tensor& dst);
 // table: [grid*grid, d] F32; pos: I32 [2, n] (h, w of each patch in the (grid_h, grid_w) patch grid); out [n, d].
 using pos_embed_bicubic = void (*)(const kernel_context&, const tensor& table, int32_t table_grid, int32_t grid_h,
                                    int32_t grid_w, const tensor& pos, tensor& out);
+// logits: [rows, vocab] F32 (row stride free); params: F32 [rows, k_sample_params] contiguous on the kernel's
+// device (sample_param order); out: I32 [rows]. The exact rule (ties, rounding) is kernels/cpu/sample.h's.
+using sample = void (*)(const kernel_context&, const tensor& logits, const tensor& params, tensor& out);
 }  // namespace kernel_sig
+
+// Columns of SAMPLE's params rows.
+enum sample_param : int32_t { SP_TEMPERATURE = 0, SP_TOP_K, SP_TOP_P, SP_MIN_P, SP_UNIFORM, k_sample_params };
 
 // Memory of one device kind: what ops needs to allocate scratch, upload inputs and read results back.
 struct device_memory {

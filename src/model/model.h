@@ -68,10 +68,16 @@ class model {
   virtual const model_info& info() const = 0;
   virtual kv_layout kv_shape() const = 0;
 
-  // Writes K/V of the new tokens into `kv` (one entry per decoder layer) and fills host logits
-  // [logits_rows.size(), vocab_size]. Named intermediates go to ctx's dump callback.
-  virtual void forward(exec_context& ctx, const forward_batch& batch, const std::vector<paged_kv_layer>& kv,
-                       float* logits) const = 0;
+  // Writes K/V of the new tokens into `kv` (one entry per decoder layer) and returns the logits
+  // [logits_rows.size(), vocab_size] F32 on ctx's device, in ctx's scratch arena (valid until the arena is reset):
+  // a GPU engine samples them there, so only token ids cross to the host. Empty when no row was asked for.
+  // Named intermediates go to ctx's dump callback.
+  virtual tensor forward_logits(exec_context& ctx, const forward_batch& batch,
+                                const std::vector<paged_kv_layer>& kv) const = 0;
+  // forward_logits with the logits copied to host memory ([logits_rows.size(), vocab_size]; may be null when no
+  // row was asked for).
+  void forward(exec_context& ctx, const forward_batch& batch, const std::vector<paged_kv_layer>& kv,
+               float* logits) const;
 
   // The vision tower: [image.n_tokens(), hidden_size] F32 embeddings, owned, on ctx's device. Throws
   // autoglm::error for an image the model cannot take (or invalid_request when it has no vision tower).

@@ -7,6 +7,7 @@
 #include "formats/json_file.h"
 #include "model/glm4v/glm4v.h"
 #include "model/model.h"
+#include "ops/ops.h"
 
 namespace autoglm {
 
@@ -33,6 +34,14 @@ std::vector<std::string> supported_architectures() {
   std::vector<std::string> out;
   for (auto& f : families()) out.push_back(f.architecture);
   return out;
+}
+
+void model::forward(exec_context& ctx, const forward_batch& batch, const std::vector<paged_kv_layer>& kv,
+                    float* logits) const {
+  const tensor out = forward_logits(ctx, batch, kv);
+  if (out.empty()) return;
+  AG_CHECK(logits != nullptr, "forward: logits rows were asked for but no host buffer was given");
+  ops::to_host(ctx, out, logits, out.n_bytes());
 }
 
 std::unique_ptr<model> load_model(const std::string& model_dir, exec_context& ctx, const model_load_options& opt) {

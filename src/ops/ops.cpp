@@ -372,6 +372,20 @@ void pos_embed_bicubic(exec_context& ctx, const tensor& table, int32_t table_gri
                                                                 out);
 }
 
+void sample(exec_context& ctx, const tensor& logits, const float* params, tensor& out) {
+  const op_id op = op_id::SAMPLE;
+  on_device(ctx, logits, op, "logits");
+  on_device(ctx, out, op, "out");
+  is_f32(logits, op, "logits");
+  AG_CHECK(out.type() == dtype::I32 && out.is_contiguous() && out.n_elements() == logits.rows(),
+           "sample: out must be I32 [" + std::to_string(logits.rows()) + "], is " + out.shape_str());
+  AG_CHECK(logits.cols() > 0, "sample: empty logits rows");
+  const tensor host = tensor::view(params, dtype::F32, {logits.rows(), int64_t(k_sample_params)},
+                                   device{});
+  const tensor dev_params = to_device(ctx, host);
+  kernel<kernel_sig::sample>(op, ctx, logits.type())(ctx.kernels(), logits, dev_params, out);
+}
+
 // ---- tensor parallelism / debugging -------------------------------------------------------------------------
 
 void all_reduce_sum(exec_context& ctx, tensor& x) {

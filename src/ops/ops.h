@@ -83,6 +83,9 @@ void softmax(exec_context& ctx, tensor& x, float scale = 1.0f);
 void copy(exec_context& ctx, const tensor& src, tensor& dst);
 void pos_embed_bicubic(exec_context& ctx, const tensor& table, int32_t table_grid, int32_t grid_h, int32_t grid_w,
                        const tensor& pos, tensor& out);
+// One token per row of logits [rows, vocab] F32 (the rule: kernels/cpu/sample.h); params: host memory,
+// k_sample_params floats per row in sample_param order (core/kernel_registry.h); out: I32 [rows] on the device.
+void sample(exec_context& ctx, const tensor& logits, const float* params, tensor& out);
 
 // ---- tensor parallelism -----------------------------------------------------------------------------------
 // Sum over ranks in place; nothing without a communicator (one rank).

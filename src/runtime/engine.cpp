@@ -430,9 +430,7 @@ class engine_impl final : public engine {
     }
 
     const int32_t vocab = model_->info().vocab_size;
-    logits_.resize(fb.logits_rows.size() * size_t(vocab));
-    model_->forward(*ctx_, fb, kv_->layers(), logits_.data());
-    ctx_->arena().reset();
+    const std::vector<int32_t> device_tokens = forward_and_sample(batch, fb, first_out, n_out);
     sched_->complete(batch);
 
     for (size_t ci = 0; ci < batch.size(); ++ci) {
@@ -441,8 +439,13 @@ class engine_impl final : public engine {
       request_state& st = *states_.at(seq.id);
       if (st.return_prompt_logits) keep_prompt_logits(seq, st, c, first_out[ci], vocab);
       if (!c.wants_logits) continue;
-      float* row = logits_.data() + size_t(first_out[ci] + n_out[ci] - 1) * size_t(vocab);
-      sample_result r = st.smp->sample(row, vocab);
+      const int32_t out_row = first_out[ci] + n_out[ci] - 1;
+      sample_result r;
+      if (!device_tokens.empty() && device_tokens[size_t(out_row)] >= 0) {
+        r.token = device_tokens[size_t(out_row)];
+      } else {
+        r = st.smp->sample(host_logits_ + size_t(out_row) * size_t(vocab), vocab);
+      }
       st.smp->accept(r.token);
       const finish_reason fin = sched_->append_token(seq, r.token);
       ++n_generated_tokens_;
@@ -460,6 +463,54 @@ class engine_impl final : public engine {
       ev.finish = fin;
       emit(seq.id, st, ev);
     }
+  }
+
+  // Runs the forward step and leaves host_logits_ pointing at the logits rows the host sampler needs (on the CPU
+  // the forward's own output; from a GPU a copy). On a GPU, the rows of requests whose sampling needs nothing but
+  // SAMPLE's parameters (sampler::device_sampleable) are drawn there: only their token ids come back, returned
+  // per output row (-1: sample on the host); an empty vector when no row was drawn on the device.
+  std::vector<int32_t> forward_and_sample(const std::vector<scheduled_chunk>& batch, const forward_batch& fb,
+                                          const std::vector<int32_t>& first_out, const std::vector<int32_t>& n_out) {
+    const size_t n_rows = fb.logits_rows.size();
+    const bool on_device = ctx_->dev().kind != device_kind::CPU;
+    std::vector<float> params;
+    bool need_host = false;
+    for (size_t ci = 0; ci < batch.size(); ++ci) {
+      request_state& st = *states_.at(batch[ci].seq->id);
+      if (st.return_prompt_logits || (batch[ci].wants_logits && !(on_device && st.smp->device_sampleable()))) {
+        need_host = true;
+        continue;
+      }
+      if (!batch[ci].wants_logits) continue;
+      // Rows nobody samples here keep all-zero parameters: a greedy argmax, cheap, and ignored.
+      if (params.empty()) params.assign(n_rows * size_t(k_sample_params), 0.0f);
+      st.smp->device_params(&params[size_t(first_out[ci] + n_out[ci] - 1) * size_t(k_sample_params)]);
+    }
+    host_logits_ = nullptr;
+    const tensor out = model_->forward_logits(*ctx_, fb, kv_->layers());
+    if (out.empty()) return {};
+    std::vector<int32_t> tokens;
+    if (!params.empty()) {
+      tensor ids = ops::scratch(*ctx_, dtype::I32, {int64_t(n_rows)});
+      ops::sample(*ctx_, out, params.data(), ids);
+      tokens.resize(n_rows);
+      ops::to_host(*ctx_, ids, tokens.data(), tokens.size() * sizeof(int32_t));
+      for (size_t ci = 0; ci < batch.size(); ++ci) {  // rows left to the host sampler
+        const request_state& st = *states_.at(batch[ci].seq->id);
+        if (st.return_prompt_logits || !st.smp->device_sampleable())
+          for (int32_t r = 0; r < n_out[ci]; ++r) tokens[size_t(first_out[ci] + r)] = -1;
+      }
+    }
+    if (need_host) {
+      if (out.dev().kind == device_kind::CPU) {
+        host_logits_ = out.ptr<float>();  // scratch memory, valid until the next forward
+      } else {
+        logits_.resize(size_t(out.n_elements()));
+        ops::to_host(*ctx_, out, logits_.data(), out.n_bytes());
+        host_logits_ = logits_.data();
+      }
+    }
+    return tokens;
   }
 
   // Token ids, M-RoPE positions and image rows of tokens [begin, end) of seq.
@@ -499,8 +550,7 @@ class engine_impl final : public engine {
     const int32_t end = std::min(seq.n_computed, seq.n_prompt);
     if (begin >= end) return;
     st.prompt_logits.resize(size_t(seq.n_prompt) * size_t(vocab));
-    std::copy(logits_.begin() + ptrdiff_t(size_t(first_out) * size_t(vocab)),
-              logits_.begin() + ptrdiff_t(size_t(first_out + end - begin) * size_t(vocab)),
+    std::copy(host_logits_ + size_t(first_out) * size_t(vocab), host_logits_ + size_t(first_out + end - begin) * size_t(vocab),
               st.prompt_logits.begin() + ptrdiff_t(size_t(begin) * size_t(vocab)));
   }
 
@@ -535,7 +585,8 @@ class engine_impl final : public engine {
   std::unordered_map<uint64_t, std::unique_ptr<request_state>> states_;
   std::unordered_map<uint64_t, std::vector<uint64_t>> image_waiters_;  // image key -> requests waiting for it
   embedding_cache images_;
-  std::vector<float> logits_;
+  std::vector<float> logits_;            // host copy of a GPU step's logits, when the host sampler needs them
+  float* host_logits_ = nullptr;         // the step's logits in host memory (logits_ or the CPU forward's output)
   bool stalled_ = false;
   int64_t n_prompt_tokens_ = 0, n_generated_tokens_ = 0, n_images_encoded_ = 0, n_image_cache_hits_ = 0;
 

@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "core/kernel_registry.h"
 
 namespace autoglm {
 
@@ -48,6 +49,21 @@ sampler::sampler(const sampling_params& params, const std::vector<int32_t>& prom
 }
 
 bool sampler::is_greedy() const { return params_.temperature < k_sampling_eps || params_.top_k == 1; }
+
+bool sampler::device_sampleable() const {
+  return params_.repetition_penalty == 1.0f && params_.frequency_penalty == 0.0f && params_.presence_penalty == 0.0f &&
+         params_.top_logprobs < 0;
+}
+
+void sampler::device_params(float* row) {
+  row[SP_TEMPERATURE] = is_greedy() ? 0.0f : params_.temperature;
+  row[SP_TOP_K] = float(params_.top_k);
+  row[SP_TOP_P] = params_.top_p;
+  row[SP_MIN_P] = params_.min_p;
+  // The largest float below 1: the rule wants u in [0, 1).
+  row[SP_UNIFORM] = is_greedy() ? 0.0f
+                                : std::min(float(std::uniform_real_distribution<double>(0.0, 1.0)(rng_)), 0.99999994f);
+}
 
 void sampler::add_seen(int32_t token) {
   if (seen_index_.emplace(token, int32_t(seen_.size())).second) seen_.push_back(token);

@@ -43,6 +43,13 @@ class sampler {
 
   bool is_greedy() const;
 
+  // True when sample() needs nothing but what the SAMPLE op takes (no penalties, no logprobs): the token can
+  // then be drawn where the logits are, on a GPU (kernels/cpu/sample.h's rule).
+  bool device_sampleable() const;
+  // SAMPLE's parameter row (k_sample_params floats) for the next token; draws its uniform number from this
+  // sampler's RNG, so call it once per token. Then accept() the token as after sample().
+  void device_params(float* row);
+
  private:
   void apply_penalties(float* logits, int32_t vocab) const;
   void add_seen(int32_t token);

@@ -129,12 +129,15 @@ TEST_F(cuda_model, an_image_encoded_on_another_context_is_read_after_synchronize
   }
 }
 
-// Greedy through an engine: the case's eos ids as the only stop ids, 32 tokens at most, as HF generate.
-std::vector<int32_t> engine_greedy(engine& e, const nlohmann::json& c, std::vector<float>* prompt_logits) {
+// Greedy (or `sampling`) through an engine: the case's eos ids as the only stop ids, 32 tokens at most, as HF
+// generate. Without prompt logits a GPU engine draws the tokens with the SAMPLE op on the device.
+std::vector<int32_t> engine_greedy(engine& e, const nlohmann::json& c, std::vector<float>* prompt_logits,
+                                   const sampling_params* sampling = nullptr) {
   generation_request r;
   r.prompt = c["tokens"].get<std::vector<int32_t>>();
   r.images = test::fixture_images(c);
-  r.sampling.temperature = 0.0f;
+  if (sampling) r.sampling = *sampling;
+  r.sampling.temperature = sampling ? sampling->temperature : 0.0f;
   r.sampling.max_tokens = 32;
   r.sampling.ignore_eos = true;
   r.sampling.stop_token_ids = c["eos_token_ids"].get<std::vector<int32_t>>();
@@ -188,10 +191,41 @@ TEST(cuda_engine, greedy_tokens_equal_the_cpu_backend_and_hf) {
     const std::vector<int32_t> gpu_tokens = engine_greedy(*gpu_engine, c, &logits);
     const std::vector<int32_t> cpu_tokens = engine_greedy(*cpu_engine, c, nullptr);
     EXPECT_EQ(gpu_tokens, cpu_tokens) << name << ": cuda:0 and the CPU backend continue differently";
+    // Without prompt logits the GPU engine draws each token on the device (SAMPLE): only ids cross PCIe.
+    EXPECT_EQ(engine_greedy(*gpu_engine, c, nullptr), cpu_tokens) << name << ": drawn on the device";
     EXPECT_EQ(gpu_tokens, c["greedy"].get<std::vector<int32_t>>()) << name << ": cuda:0 and HF continue differently";
     const double w = per_position(logits, test::load_f32(c["logits"]), int64_t(c["tokens"].size()), vocab, 1e-3, name);
     std::printf("[cuda engine, split gemm, f32 kv] %-20s worst %.3g\n", name.c_str(), w);
   }
+}
+
+// Seeded sampling on the device (temperature, top-k, top-p: the SAMPLE op, one uniform draw per token from the
+// request's RNG) repeats itself token for token; a top_k of 1 is greedy.
+TEST(cuda_engine, seeded_sampling_on_the_device_repeats_and_top_k_1_is_greedy) {
+  AG_SKIP_WITHOUT_CUDA();
+  const gemm_precision_scope split(true);
+  std::unique_ptr<engine> gpu_engine = fixture_engine("cuda:0", kv_cache_type::F32);
+  const auto cases = test::load_cases();
+  int differs_from_greedy = 0;
+  for (const auto& c : cases["cases"]) {
+    const std::string name = c["name"];
+    sampling_params sp;
+    sp.temperature = 1.5f;
+    sp.top_k = 50;
+    sp.top_p = 0.95f;
+    sp.seed = 1234;
+    const std::vector<int32_t> a = engine_greedy(*gpu_engine, c, nullptr, &sp);
+    const std::vector<int32_t> b = engine_greedy(*gpu_engine, c, nullptr, &sp);
+    EXPECT_EQ(a, b) << name << ": the same seed drew different tokens";
+    EXPECT_EQ(a.size(), 32u) << name;
+    const std::vector<int32_t> greedy = engine_greedy(*gpu_engine, c, nullptr);
+    differs_from_greedy += a != greedy;
+    sampling_params k1 = sp;
+    k1.top_k = 1;
+    EXPECT_EQ(engine_greedy(*gpu_engine, c, nullptr, &k1), greedy) << name << ": top_k = 1 is greedy";
+  }
+  // A random tiny model at temperature 1.5 has a flat distribution: sampling that always equals greedy is broken.
+  EXPECT_GT(differs_from_greedy, 0);
 }
 
 // As deployed (bf16 GEMMs, BF16 KV cache): prompt logits within the bf16 bound of HF's. How many greedy tokens

@@ -323,11 +323,12 @@ std::vector<std::pair<op_id, dtype>> required_cpu_kernels() {
   // Token tables in any GGUF block type (community files store token_embd as Q4_K, Q6_K, Q8_0, ...).
   for (dtype t : {dtype::Q8_0, dtype::Q4_0, dtype::Q4_1, dtype::Q5_0, dtype::Q5_1, dtype::Q4_K, dtype::Q5_K,
                   dtype::Q6_K})
+    add_sample_cases(c);
     r.emplace_back(op_id::EMBEDDING, t);
   r.emplace_back(op_id::KV_STORE, dtype::Q8_0);
   r.emplace_back(op_id::ATTENTION_PAGED, dtype::Q8_0);
   for (op_id op : {op_id::RMS_NORM, op_id::LAYER_NORM, op_id::ROPE_MROPE, op_id::ROPE_2D, op_id::SILU_MUL, op_id::GELU,
-                   op_id::ADD, op_id::SOFTMAX, op_id::ATTENTION_DENSE, op_id::POS_EMBED_BICUBIC})
+                   op_id::ADD, op_id::SOFTMAX, op_id::ATTENTION_DENSE, op_id::POS_EMBED_BICUBIC, op_id::SAMPLE})
     r.emplace_back(op, dtype::F32);
   return r;
   // Issue 12: Whisper's encoder-decoder and gated cross-attention layers.

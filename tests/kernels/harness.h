@@ -139,6 +139,7 @@ const std::vector<test_case>& all_cases();
 std::vector<std::pair<op_id, dtype>> required_cpu_kernels();
 
 // --perf: ceilings, thread-pool overhead and every case's throughput on each backend; returns an exit code.
+void add_sample_cases(std::vector<test_case>& out);        // token sampling from logits rows
 int run_perf(int argc, char** argv);
 
 }  // namespace autoglm::harness

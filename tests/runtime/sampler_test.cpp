@@ -5,6 +5,8 @@
 #include <map>
 #include <set>
 
+#include "core/kernel_registry.h"
+#include "kernels/cpu/sample.h"
 #include "runtime/sampler.h"
 
 using namespace autoglm;
@@ -209,4 +211,63 @@ TEST(sampler, top_p_over_a_large_flat_vocabulary) {
   EXPECT_LT(*seen.rbegin(), 2000);
   EXPECT_GE(*seen.rbegin(), 1024);
   EXPECT_GT(seen.size(), 300u);
+}
+
+// The device path (SAMPLE op, kernels/cpu/sample.h's rule, here through its CPU implementation): the same
+// distributions as the host sampler for the truncations it takes, and only requests without penalties or
+// logprobs take it.
+TEST(sampler, device_params_draw_the_same_distributions_as_the_host_sampler) {
+  const std::vector<float> logits = logits_from_probs({0.05, 0.4, 0.1, 0.3, 0.15});
+  struct setting { float t; int32_t k; float p; float min_p; };
+  for (const setting st : {setting{1.0f, 0, 1.0f, 0.0f}, setting{0.7f, 0, 1.0f, 0.0f}, setting{1.0f, 2, 1.0f, 0.0f},
+                           setting{1.0f, 0, 0.75f, 0.0f}, setting{1.0f, 0, 1.0f, 0.3f}, setting{1.3f, 3, 0.9f, 0.2f}}) {
+    sampling_params sp = seeded(st.t);
+    sp.top_k = st.k, sp.top_p = st.p, sp.min_p = st.min_p;
+    const int n = 40000;
+    const std::map<int32_t, int> host = histogram(sp, logits, n);
+    sampler s(sp, {});
+    ASSERT_TRUE(s.device_sampleable());
+    std::map<int32_t, int> device;
+    float row[k_sample_params];
+    for (int i = 0; i < n; ++i) {
+      s.device_params(row);
+      ++device[cpu::sample_row(logits.data(), int64_t(logits.size()), row)];
+    }
+    for (int32_t t = 0; t < 5; ++t) {
+      const double ph = host.count(t) ? host.at(t) / double(n) : 0.0, pd = device.count(t) ? device.at(t) / double(n) : 0.0;
+      EXPECT_NEAR(pd, ph, 0.015) << "token " << t << " T=" << st.t << " k=" << st.k << " p=" << st.p << " min_p=" << st.min_p;
+      if (ph == 0.0) {
+        EXPECT_EQ(pd, 0.0) << "token " << t << " is truncated on the host but drawn on the device";
+      }
+    }
+  }
+}
+
+TEST(sampler, device_params_greedy_repeatable_and_only_without_penalties_or_logprobs) {
+  sampling_params greedy;
+  greedy.temperature = 0.0f;
+  sampler g(greedy, {});
+  float row[k_sample_params];
+  g.device_params(row);
+  EXPECT_EQ(row[SP_TEMPERATURE], 0.0f);
+  const std::vector<float> logits = {0.5f, 2.0f, 2.0f, -1.0f};
+  EXPECT_EQ(cpu::sample_row(logits.data(), 4, row), 1);  // lowest id of the tie, as sample()
+
+  sampler a(seeded(), {}), b(seeded(), {});
+  for (int i = 0; i < 20; ++i) {
+    float ra[k_sample_params], rb[k_sample_params];
+    a.device_params(ra);
+    b.device_params(rb);
+    EXPECT_EQ(ra[SP_UNIFORM], rb[SP_UNIFORM]);
+    EXPECT_GE(ra[SP_UNIFORM], 0.0f);
+    EXPECT_LT(ra[SP_UNIFORM], 1.0f);
+  }
+  for (int which = 0; which < 4; ++which) {
+    sampling_params sp = seeded();
+    if (which == 0) sp.repetition_penalty = 1.1f;
+    if (which == 1) sp.frequency_penalty = 0.5f;
+    if (which == 2) sp.presence_penalty = 0.5f;
+    if (which == 3) sp.top_logprobs = 0;
+    EXPECT_FALSE(sampler(sp, {}).device_sampleable()) << which;
+  }
 }

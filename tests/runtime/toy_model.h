@@ -41,8 +41,7 @@ class toy_model : public model {
   kv_layout kv_shape() const override { return {1, 1, head_dim}; }
   size_t weight_bytes_per_token() const override { return 0; }
 
-  void forward(exec_context&, const forward_batch& b, const std::vector<paged_kv_layer>& kv,
-               float* logits) const override {
+  tensor forward_logits(exec_context&, const forward_batch& b, const std::vector<paged_kv_layer>& kv) const override {
     {
       std::unique_lock<std::mutex> lk(mu_);
       in_forward_ = true;
@@ -68,6 +67,10 @@ class toy_model : public model {
       }
     }
     const int32_t bs = kv[0].block_size();
+    // Host memory is the CPU context's device memory.
+    tensor out;
+    if (!b.logits_rows.empty()) out = tensor::empty_host(dtype::F32, {int64_t(b.logits_rows.size()), int64_t(vocab)});
+    float* logits = out.empty() ? nullptr : out.ptr<float>();
     size_t out_row = 0;
     for (const auto& s : b.sequences) {
       for (int32_t j = 0; j < s.n_tokens; ++j) {
@@ -89,6 +92,7 @@ class toy_model : public model {
       }
     }
     AG_CHECK(out_row == b.logits_rows.size(), "logits rows out of order");
+    return out;
   }
 
   tensor encode_image(exec_context&, const vision_input& im) const override {

@@ -19,6 +19,7 @@
 #include "kernels/cpu/quant_embedding.h"
 #include "kernels/cpu/quant_linear.h"
 #include "kernels/cpu/rope.h"
+#include "kernels/cpu/sample.h"
 
 namespace autoglm {
 
@@ -85,6 +86,7 @@ void register_cpu_kernels(kernel_registry& r) {
   r.add_kernel<kernel_sig::add_scaled>(op_id::ADD_SCALED, cpu, dtype::F32, cpu::add_scaled_kernel);
   r.add_kernel<kernel_sig::pos_embed_bicubic>(op_id::POS_EMBED_BICUBIC, cpu, dtype::F32,
                                               cpu::pos_embed_bicubic_kernel);
+  r.add_kernel<kernel_sig::sample>(op_id::SAMPLE, cpu, dtype::F32, cpu::sample_kernel);
 }
 
 }  // namespace autoglm

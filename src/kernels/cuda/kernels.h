@@ -62,4 +62,7 @@ void attention_dense_kernel(const kernel_context& kc, const tensor& q, const ten
 void pos_embed_bicubic_kernel(const kernel_context& kc, const tensor& table, int32_t table_grid, int32_t grid_h,
                               int32_t grid_w, const tensor& pos, tensor& out);
 
+// sample.cu: SAMPLE (kernels/cpu/sample.h's rule), one block per row, radix selection instead of sorting.
+void sample_kernel(const kernel_context& kc, const tensor& logits, const tensor& params, tensor& out);
+
 }  // namespace autoglm::cuda

@@ -353,6 +353,7 @@ void register_cuda_kernels(kernel_registry& r) {
   r.add_kernel<kernel_sig::add_scaled>(op_id::ADD_SCALED, dk, dtype::F32, cuda::add_scaled_kernel);
   r.add_kernel<kernel_sig::pos_embed_bicubic>(op_id::POS_EMBED_BICUBIC, dk, dtype::F32,
                                               cuda::pos_embed_bicubic_kernel);
+  r.add_kernel<kernel_sig::sample>(op_id::SAMPLE, dk, dtype::F32, cuda::sample_kernel);
 }
 
 }  // namespace autoglm

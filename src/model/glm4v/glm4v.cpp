@@ -99,9 +99,9 @@ kv_layout conditional_generation::kv_shape() const {
   return {cfg_.text.n_layers, cfg_.text.n_kv_heads, cfg_.text.head_dim};
 }
 
-void conditional_generation::forward(exec_context& ctx, const forward_batch& batch,
-                                     const std::vector<paged_kv_layer>& kv, float* logits) const {
-  text_.forward(ctx, batch, kv, logits);
+tensor conditional_generation::forward_logits(exec_context& ctx, const forward_batch& batch,
+                                              const std::vector<paged_kv_layer>& kv) const {
+  return text_.forward(ctx, batch, kv);
 }
 
 tensor conditional_generation::encode_image(exec_context& ctx, const vision_input& image) const {

@@ -28,8 +28,8 @@ class conditional_generation final : public model {
 
   const model_info& info() const override { return info_; }
   kv_layout kv_shape() const override;
-  void forward(exec_context& ctx, const forward_batch& batch, const std::vector<paged_kv_layer>& kv,
-               float* logits) const override;
+  tensor forward_logits(exec_context& ctx, const forward_batch& batch,
+                        const std::vector<paged_kv_layer>& kv) const override;
   tensor encode_image(exec_context& ctx, const vision_input& image) const override;
   prompt_positions compute_positions(const std::vector<int32_t>& prompt,
                                      const std::vector<vision_input>& images) const override;

@@ -144,8 +144,8 @@ void text_decoder::mlp_block(exec_context& ctx, int32_t il, activations& a) cons
   ops::add(ctx, a.x, a.tmp);
 }
 
-void text_decoder::forward(exec_context& ctx, const forward_batch& batch, const std::vector<paged_kv_layer>& kv,
-                           float* logits) const {
+tensor text_decoder::forward(exec_context& ctx, const forward_batch& batch,
+                             const std::vector<paged_kv_layer>& kv) const {
   const int64_t n = batch.n_tokens(), H = cfg_.hidden_size;
   const int64_t qd = int64_t(cfg_.n_heads) * cfg_.head_dim, kvd = int64_t(cfg_.n_kv_heads) * cfg_.head_dim;
   const int64_t I = cfg_.intermediate_size;
@@ -188,14 +188,14 @@ void text_decoder::forward(exec_context& ctx, const forward_batch& batch, const 
 
   // Only the requested rows go through the final norm and the (large) lm_head.
   const int64_t n_out = int64_t(batch.logits_rows.size());
-  if (n_out == 0) return;
+  if (n_out == 0) return {};
   tensor sel = ops::scratch(ctx, dtype::F32, {n_out, H});
   ops::embedding(ctx, a.x, in.logits_rows, sel);  // a row gather
   ops::rms_norm(ctx, sel, w_.final_norm, cfg_.rms_norm_eps, sel);
   if (ctx.dump()) ops::dump(ctx, "hidden." + std::to_string(cfg_.n_layers), sel);
   tensor out = ops::scratch(ctx, dtype::F32, {n_out, int64_t(cfg_.vocab_size)});
   ops::linear(ctx, sel, w_.lm_head, out);
-  ops::to_host(ctx, out, logits, out.n_bytes());
+  return out;
 }
 
 }  // namespace autoglm::glm4v

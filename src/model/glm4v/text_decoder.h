@@ -22,10 +22,10 @@ class text_decoder {
   // weights: bound and prepared for the device of the contexts forward will run on (bind_text_weights).
   text_decoder(const text_config& cfg, text_weights weights) : cfg_(cfg), w_(std::move(weights)) {}
 
-  // kv: one paged layer per decoder layer; logits: host [batch.logits_rows.size(), vocab]. Uses ctx's scratch
-  // arena (reset here) and dump callback; safe to run concurrently with other calls on other contexts.
-  void forward(exec_context& ctx, const forward_batch& batch, const std::vector<paged_kv_layer>& kv,
-               float* logits) const;
+  // kv: one paged layer per decoder layer. Returns the logits [batch.logits_rows.size(), vocab] on ctx's device
+  // in its scratch arena (reset here; empty when no row was asked for). Uses ctx's dump callback; safe to run
+  // concurrently with other calls on other contexts.
+  tensor forward(exec_context& ctx, const forward_batch& batch, const std::vector<paged_kv_layer>& kv) const;
 
   size_t weight_bytes_per_token() const { return decode_weight_bytes(w_); }
   const text_config& cfg() const { return cfg_; }
