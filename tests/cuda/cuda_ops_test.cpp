@@ -353,9 +353,11 @@ TEST_F(cuda_ops, dense_attention_matches_the_cpu_within_segments) {
   }
 }
 
-// From 1024 rows the dense kernel runs on tensor cores (bf16 products, F32 accumulation), through cuBLAS (the
-// default) or the fused WMMA kernel (AUTOGLM_CUDA_DENSE_ATTENTION=fused): each held to a bf16 bound against the
-// CPU; with SPLIT precision the same inputs take the F32 kernel and the F32 bound.
+// From 1024 rows the dense kernel runs on tensor cores (bf16 products, F32 accumulation): the mma.sync flash kernel
+// (the default, AUTOGLM_CUDA_DENSE_ATTENTION=mma with 128-row blocks, mma64 with 64-row blocks; head_dim 64 and 128,
+// other head dims fall back to cuBLAS), cuBLAS (gemm) or the fused WMMA kernel (fused): each held to a bf16 bound
+// against the CPU; with SPLIT precision the same inputs take the F32 kernel and the F32 bound. Segment lengths are
+// not multiples of the 64-key tile or the 64/128-row blocks; rows outside every segment keep their sentinel.
 TEST_F(cuda_ops, dense_attention_of_large_images_on_tensor_cores) {
   struct big_case {
     int64_t n, heads, hd;
@@ -367,16 +369,22 @@ TEST_F(cuda_ops, dense_attention_of_large_images_on_tensor_cores) {
     bool split;
   };
   const variant variants[] = {{"cpu", nullptr, false},
+                              {"mma.sync flash kernel, 128-row blocks", "mma", false},
+                              {"mma.sync flash kernel, 64-row blocks", "mma64", false},
                               {"tensor cores via cuBLAS", "gemm", false},
                               {"fused tensor-core kernel", "fused", false},
                               {"split precision: F32 kernel", "gemm", true}};
+  constexpr int n_variants = int(std::size(variants));
   for (const big_case& c : std::vector<big_case>{{1100, 2, 128, {0, 1100}}, {2100, 1, 64, {0, 1000, 2100}},
                                                  {1030, 3, 96, {0, 1, 1030}}, {1024, 2, 32, {7, 1024}},
-                                                 {1500, 2, 128, {0, 700, 700, 1500}}}) {
+                                                 {1500, 2, 128, {0, 700, 700, 1500}},
+                                                 {4000, 2, 128, {0, 1333, 2701, 4000}},
+                                                 {3001, 3, 64, {5, 1029, 1030, 2999}},
+                                                 {1024, 1, 128, {0, 1, 64, 65, 1024}}}) {
     const int64_t w = c.heads * c.hd;
     const std::vector<float> qkv = normal(size_t(c.n * 3 * w), uint64_t(c.n * 7 + w));
-    std::vector<float> out[4];
-    for (int i = 0; i < 4; ++i) {
+    std::vector<float> out[n_variants];
+    for (int i = 0; i < n_variants; ++i) {
       const variant& vr = variants[i];
       exec_context& ctx = vr.path ? gpu() : cpu();
       if (vr.path) setenv("AUTOGLM_CUDA_DENSE_ATTENTION", vr.path, 1);
@@ -390,7 +398,7 @@ TEST_F(cuda_ops, dense_attention_of_large_images_on_tensor_cores) {
       unsetenv("AUTOGLM_CUDA_DENSE_ATTENTION");
     }
     const std::string name = "n=" + std::to_string(c.n) + " heads=" + std::to_string(c.heads) + " hd=" + std::to_string(c.hd);
-    for (int i = 1; i < 4; ++i)
+    for (int i = 1; i < n_variants; ++i)
       EXPECT_LE(norm_error(out[i], out[0]), variants[i].split ? k_f32_tol : k_bf16_attention_tol)
           << name << " (" << variants[i].name << ")";
   }

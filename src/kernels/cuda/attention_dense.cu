@@ -1,8 +1,9 @@
 // kernels/cuda/attention_dense.cu: ATTENTION_DENSE on the GPU (see kernels.h): bidirectional attention within
 // segments (the vision tower: one frame of one image each). Up to 1023 rows: the F32 flash tile of flash.cuh, 16
 // query rows of one head per block, one split. From 1024 rows (large images): bf16 products on tensor cores, by
-// default through cuBLAS (attention_dense_gemm.cu), unless SPLIT precision asks for F32. q, k and v are column
-// views of the fused qkv buffer (row strides free); rows outside every segment are left alone, as on the CPU.
+// default the fused mma.sync flash kernel (attention_dense_mma.cu; head_dim 64 or 128, cuBLAS for the others),
+// unless SPLIT precision asks for F32. q, k and v are column views of the fused qkv buffer (row strides free); rows
+// outside every segment are left alone, as on the CPU.
 #include <cstdlib>
 #include <string>
 
@@ -14,17 +15,20 @@ namespace autoglm::cuda {
 
 constexpr int64_t k_tensor_core_rows = 1024;
 
-// Which kernel takes large images: AUTOGLM_CUDA_DENSE_ATTENTION=gemm (default: cuBLAS), fused (the WMMA flash
-// kernel) or f32 (the F32 flash kernel): a switch for benchmarks and bisection, read at each call.
-enum class dense_path { GEMM, FUSED, F32 };
+// Which kernel takes large images: AUTOGLM_CUDA_DENSE_ATTENTION=mma (default: the mma.sync flash kernel, 8 warps =
+// 128 query rows per block), mma64 (the same with 4 warps = 64 rows), gemm (cuBLAS), fused (the WMMA flash kernel)
+// or f32 (the F32 flash kernel): a switch for benchmarks and bisection, read at each call.
+enum class dense_path { MMA, MMA64, GEMM, FUSED, F32 };
 dense_path dense_attention_path() {
   const char* e = std::getenv("AUTOGLM_CUDA_DENSE_ATTENTION");
-  if (!e || !*e) return dense_path::GEMM;
+  if (!e || !*e) return dense_path::MMA;
   const std::string v = e;
+  if (v == "mma") return dense_path::MMA;
+  if (v == "mma64") return dense_path::MMA64;
   if (v == "gemm") return dense_path::GEMM;
   if (v == "fused") return dense_path::FUSED;
   if (v == "f32") return dense_path::F32;
-  throw error("AUTOGLM_CUDA_DENSE_ATTENTION is '" + v + "': use gemm, fused or f32");
+  throw error("AUTOGLM_CUDA_DENSE_ATTENTION is '" + v + "': use mma, mma64, gemm, fused or f32");
 }
 
 void attention_dense_kernel(const kernel_context& kc, const tensor& q, const tensor& k, const tensor& v,
@@ -63,10 +67,19 @@ void attention_dense_kernel(const kernel_context& kc, const tensor& q, const ten
   const std::string sizes = "rows=" + std::to_string(qm.rows) + " segments=" + std::to_string(n_seg) +
                             " heads=" + std::to_string(n_heads) + " head_dim=" + std::to_string(head_dim);
   // Images of at least k_tensor_core_rows patches (a 448x448 image and up): tensor cores, bf16 products, through
-  // cuBLAS (attention_dense_gemm.cu) or the fused WMMA kernel (attention_dense_tc.cu). Smaller ones (and SPLIT
-  // precision, for parity checks) keep the F32 kernel, whose cost is small there.
+  // the mma.sync flash kernel (attention_dense_mma.cu), cuBLAS (attention_dense_gemm.cu: also head dims the mma
+  // kernel lacks) or the fused WMMA kernel (attention_dense_tc.cu). Smaller ones (and SPLIT precision, for parity
+  // checks) keep the F32 kernel, whose cost is small there.
   if (get_cuda_gemm_precision() == cuda_gemm_precision::ROUNDED && qm.rows >= k_tensor_core_rows) {
-    const dense_path path = dense_attention_path();
+    dense_path path = dense_attention_path();
+    if (path == dense_path::MMA || path == dense_path::MMA64) {
+      const int warps = path == dense_path::MMA ? 8 : 4;
+      if (dense_mma_fits(head_dim, warps, s)) {
+        launch_dense_mma(a, n_seg, warps, s, sizes);
+        return;
+      }
+      path = dense_path::GEMM;
+    }
     if (path == dense_path::GEMM) {
       AG_CHECK(qm.ld <= 0x7fffffff && km.ld <= 0x7fffffff && vm.ld <= 0x7fffffff && om.ld <= 0x7fffffff,
                "attention_dense: row strides exceed cuBLAS's int");

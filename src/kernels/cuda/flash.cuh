@@ -257,6 +257,10 @@ __global__ void __launch_bounds__(k_fa_threads) flash_tile_kernel(const flash_ar
 // 128 when the device has the shared memory for its tiles; grid over 64-row tiles x segments x heads.
 bool dense_tensor_cores_fit(int head_dim, const stream_state& s);
 void launch_dense_tensor_cores(const flash_args& a, const stream_state& s, int64_t n_seg, const std::string& sizes);
+// attention_dense_mma.cu: the fused mma.sync flash kernel (bf16 Q, K, V, P; F32 scores, softmax and accumulation)
+// for head_dim 64 or 128, blocks of `warps` (4 or 8) warps of 16 query rows; grid over row tiles x segments x heads.
+bool dense_mma_fits(int head_dim, int warps, const stream_state& s);
+void launch_dense_mma(const flash_args& a, int64_t n_seg, int warps, stream_state& s, const std::string& sizes);
 // attention_paged_gemm.cu: the sequences of a paged batch with at least k_gemm_min_rows new rows (prefill chunks),
 // causal attention through cuBLAS (bf16 Q, K, V, P; F32 scores and softmax). Returns the batch's seq_info as the
 // host read it, with those sequences' new rows set to 0 (what the flash kernel must still do); *n_done counts them.

@@ -54,7 +54,8 @@ void im2col_1d_kernel(const kernel_context& kc, const tensor& x, int32_t kernel_
                       tensor& out);
 
 // attention_dense.cu: bidirectional attention within segments (the vision tower): F32 below 1024 rows, tensor
-// cores (bf16 products) from 1024 rows unless cuda_gemm_precision::SPLIT (register.h).
+// cores (bf16 products: the fused mma.sync flash kernel for head_dim 64/128, cuBLAS otherwise) from 1024 rows
+// unless cuda_gemm_precision::SPLIT (register.h).
 void attention_dense_kernel(const kernel_context& kc, const tensor& q, const tensor& k, const tensor& v,
                             int32_t n_heads, int32_t head_dim, const tensor& segments, float scale, tensor& out);
 

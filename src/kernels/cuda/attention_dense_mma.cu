@@ -1,0 +1,326 @@
+// kernels/cuda/attention_dense_mma.cu: ATTENTION_DENSE for large images as one fused flash-attention kernel on
+// mma.sync tensor-core instructions (FlashAttention-2's structure; attention_dense.cu says when it runs). head_dim
+// 64 or 128; other head dims take the cuBLAS path.
+//
+// First Q, K and V (F32 column views of the fused qkv rows) are rounded to bf16 head-major copies [heads, n, hd]
+// (one launch, about 3 x n x heads x hd x 6 bytes of traffic: ~0.1 ms for a 1080x2400 screenshot), so every tile
+// is one contiguous run of global memory that cp.async moves in 16-byte pieces. Then a block of WARPS warps owns
+// 16 x WARPS query rows of one segment and one head; each warp owns 16 of them. Per tile of 64 keys (K and V
+// double-buffered in shared memory: the next tile's cp.async runs while this one is multiplied):
+//   S = Q K^T        16 x 64 per warp in registers (mma m16n8k16, Q's A fragments kept in registers all along),
+//   online softmax   per row in registers: each row's 64 scores sit in the 4 lanes of one quad, so the running max
+//                    and the row sums need two xor-shuffles; scores are in log2 units (scale * log2 e folded in),
+//   P                exp2(S - m) rounded to bf16 straight from the S accumulator layout into the A operand of the
+//                    P.V mma (the C layout of two adjacent 8-key blocks is the A layout of one 16-key step),
+//   O += P V         16 x hd per warp in registers, rescaled per row by exp2(m_old - m_new) first.
+// At the end O / l is stored as F32 rows; query rows past the segment are never written, keys past it are
+// zero-filled by cp.async and masked to -inf. Q, K, V and P are rounded to bf16 (as the cuBLAS path and a bf16
+// model's attention round them); scores, softmax, sums and accumulation are F32. Against the F32 reference that is
+// a normalized error of a few 1e-3 (tests hold it to 2e-2, the bound of every tensor-core attention path here).
+//
+// Cost and limits (a 1080x2400 screenshot: 13,416 rows, 12 heads of 128): 4 n^2 hd heads = 1.1e12 FLOP per vision
+// block, 2.2e9 exponentials. Shared memory holds Q [16 WARPS][hd + 8] and K, V [2][64][hd + 8] bf16 (rows padded by
+// 16 bytes so ldmatrix's 8 row addresses fall in 8 different bank groups): 104 KB at hd 128 with 8 warps (186
+// registers per thread: one block per SM), 80 KB with 4 warps (175 registers: two blocks per SM); ptxas reports no
+// spills for sm_90 (Q fragments 32 registers, O 64, S 32 at hd 128). Per 64-key tile a block reads 2 x 64 x hd x 2
+// bytes from L2 for 4 x 16 WARPS x 64 x hd FLOPs: 64 FLOP/byte with 4 warps, 128 with 8, so 8 warps (the default)
+// halve the L2 traffic (8.7 GB per vision block at hd 128: about 2 TB/s at the targeted rate). Each warp reads its K and V tiles through ldmatrix: 16 FLOP per byte of shared memory, about
+// 500 TFLOP/s of shared-memory bandwidth on an H200, above what mma.sync sustains. mma.sync (not Hopper's
+// wgmma) and the F32 softmax between the two products limit it: FlashAttention-2 reaches 300-350 TFLOP/s on an
+// H100 with this structure; expect 200-300 here against cuBLAS's 65 (S round trip), i.e. 4-5 ms per block.
+#include <string>
+
+#include "kernels/cuda/flash.cuh"
+#include "kernels/cuda/mma.cuh"
+
+namespace autoglm::cuda {
+
+namespace {
+
+constexpr int k_mma_keys = 64;  // keys per K/V tile
+
+struct dense_mma_args {
+  const uint16_t* q;  // bf16 [heads, n, HD] each
+  const uint16_t* k;
+  const uint16_t* v;
+  int64_t n;          // rows
+  float* out;
+  int64_t ldo;
+  const int32_t* segments;
+  float scale_log2;   // scale * log2(e): scores in log2 units, so exp2 replaces exp
+  int32_t* flag;
+};
+
+// Shared-memory geometry for head_dim HD and WARPS warps (bf16 elements).
+template <int HD, int WARPS>
+struct mma_geometry {
+  static constexpr int rows = 16 * WARPS;  // query rows per block
+  static constexpr int ld = HD + 8;        // +16 bytes per row: conflict-free ldmatrix, rows stay 16-byte aligned
+  static constexpr int q_elems = rows * ld;
+  static constexpr int kv_elems = k_mma_keys * ld;
+  static constexpr size_t bytes = size_t(q_elems + 4 * kv_elems) * 2;  // Q, K[2], V[2]
+};
+
+// min(cap, remaining) as an int (remaining > 0).
+__device__ inline int rows_left(int cap, int64_t remaining) { return remaining < cap ? int(remaining) : cap; }
+
+// rows x HD bf16 from `src` (contiguous rows of HD) into a shared tile with row stride LD, by cp.async; rows from
+// n_valid on are zero-filled without being read (row 0 always exists: n_valid >= 1).
+template <int HD, int LD, int THREADS>
+__device__ inline void load_tile(uint16_t* dst, const uint16_t* src, int rows, int n_valid) {
+  constexpr int chunks = HD / 8;  // 16-byte pieces per row
+  for (int c = threadIdx.x; c < rows * chunks; c += THREADS) {
+    const int r = c / chunks, col = (c - r * chunks) * 8;
+    const bool ok = r < n_valid;
+    cp_async_16(dst + r * LD + col, src + int64_t(ok ? r : 0) * HD + col, ok);
+  }
+}
+
+template <int HD, int WARPS>
+__global__ void __launch_bounds__(32 * WARPS) dense_mma_kernel(const dense_mma_args a) {
+  using G = mma_geometry<HD, WARPS>;
+  constexpr int threads = 32 * WARPS;
+  constexpr int n_kb = k_mma_keys / 8;  // 8-key blocks of S per tile
+  constexpr int n_db = HD / 8;          // 8-column blocks of O
+  extern __shared__ __align__(128) uint8_t smem_raw[];
+  uint16_t* sq = reinterpret_cast<uint16_t*>(smem_raw);
+  uint16_t* sk = sq + G::q_elems;       // two buffers of kv_elems
+  uint16_t* sv = sk + 2 * G::kv_elems;  // two buffers
+
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int g = lane >> 2, t = lane & 3;  // fragment row group and column pair (mma.cuh)
+  const int seg = blockIdx.y, head = blockIdx.z;
+  const int64_t s0 = a.segments[seg], s1 = a.segments[seg + 1];
+  if (s0 < 0 || s1 < s0 || s1 > a.n) {
+    if (threadIdx.x == 0 && blockIdx.x == 0 && head == 0) flag_bad(a.flag, BAD_SEGMENT, seg);
+    return;
+  }
+  const int64_t len = s1 - s0, r0 = int64_t(blockIdx.x) * G::rows;
+  if (r0 >= len) return;
+  const int64_t head_base = (int64_t(head) * a.n + s0) * HD;
+  const uint16_t* kh = a.k + head_base;
+  const uint16_t* vh = a.v + head_base;
+  const int n_tiles = int((len + k_mma_keys - 1) / k_mma_keys);
+
+  // Prologue: Q and the first K/V tile in one cp.async group.
+  load_tile<HD, G::ld, threads>(sq, a.q + head_base + r0 * HD, G::rows, rows_left(G::rows, len - r0));
+  const int nk0 = rows_left(k_mma_keys, len);
+  load_tile<HD, G::ld, threads>(sk, kh, k_mma_keys, nk0);
+  load_tile<HD, G::ld, threads>(sv, vh, k_mma_keys, nk0);
+  cp_async_commit();
+
+  uint32_t qa[HD / 16][4];  // this warp's 16 Q rows as A fragments, one per 16 head dims
+  float o[n_db][4];         // O [16][HD] in C layout: o[j] covers columns 8j .. 8j+7
+#pragma unroll
+  for (int j = 0; j < n_db; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
+  // Rows g and g + 8 of the warp's 16: running max (log2 units) and this lane's part of the running sum (its
+  // 16 of every 64 keys; the quad's parts are added at the end: they share the row's max, so the same factors).
+  float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
+
+  for (int tile = 0; tile < n_tiles; ++tile) {
+    const int buf = tile & 1;
+    if (tile + 1 < n_tiles) {
+      // The other buffer was last read in the previous iteration, which ended with __syncthreads.
+      const int64_t t1 = int64_t(tile + 1) * k_mma_keys;
+      const int nk1 = rows_left(k_mma_keys, len - t1);
+      load_tile<HD, G::ld, threads>(sk + (buf ^ 1) * G::kv_elems, kh + t1 * HD, k_mma_keys, nk1);
+      load_tile<HD, G::ld, threads>(sv + (buf ^ 1) * G::kv_elems, vh + t1 * HD, k_mma_keys, nk1);
+      cp_async_commit();
+      cp_async_wait<1>();  // everything but the tile just issued has landed
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();
+    if (tile == 0) {
+      // A fragments of Q: matrices (rows 0-7 | 8-15) x (dims 0-7 | 8-15) of each 16-dim step are a[0..3]: lane L
+      // addresses row L % 16, dims 8 (L / 16).
+#pragma unroll
+      for (int kk = 0; kk < HD / 16; ++kk)
+        ldmatrix_x4(qa[kk], sq + (warp * 16 + (lane & 15)) * G::ld + kk * 16 + (lane >> 4) * 8);
+    }
+    const uint16_t* kt = sk + buf * G::kv_elems;
+    const uint16_t* vt = sv + buf * G::kv_elems;
+
+    // S [16][64] = Q K^T. B(k = dim, n = key) = K[key][dim]: the non-transposed ldmatrix of K's rows gives lane
+    // K[key g][dims 2t, 2t+1] = b[.] for that key block. One x4 covers 16 keys x 16 dims: lanes 0-7 keys 0-7 dims
+    // 0-7 (b0 of key block 0), 8-15 keys 0-7 dims 8-15 (b1), 16-23 keys 8-15 dims 0-7 (b0 of key block 1), 24-31
+    // keys 8-15 dims 8-15 (b1).
+    float s[n_kb][4];
+#pragma unroll
+    for (int j = 0; j < n_kb; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+#pragma unroll
+    for (int kk = 0; kk < HD / 16; ++kk) {
+#pragma unroll
+      for (int jp = 0; jp < n_kb / 2; ++jp) {
+        uint32_t b[4];
+        const int key = jp * 16 + (lane & 7) + ((lane >> 4) << 3);
+        ldmatrix_x4(b, kt + key * G::ld + kk * 16 + ((lane >> 3) & 1) * 8);
+        mma_bf16_16816(s[2 * jp], qa[kk], b[0], b[1]);
+        mma_bf16_16816(s[2 * jp + 1], qa[kk], b[2], b[3]);
+      }
+    }
+
+    // Online softmax in log2 units. s[j][0..1] are row g's keys 8j + 2t, +1; s[j][2..3] row g + 8's.
+    const int nk = rows_left(k_mma_keys, len - int64_t(tile) * k_mma_keys);
+    float mx0 = m0, mx1 = m1;
+#pragma unroll
+    for (int j = 0; j < n_kb; ++j) {
+#pragma unroll
+      for (int c = 0; c < 4; ++c) {
+        const bool masked = nk < k_mma_keys && 8 * j + 2 * t + (c & 1) >= nk;
+        s[j][c] = masked ? -INFINITY : s[j][c] * a.scale_log2;
+      }
+      mx0 = fmaxf(mx0, fmaxf(s[j][0], s[j][1]));
+      mx1 = fmaxf(mx1, fmaxf(s[j][2], s[j][3]));
+    }
+    // The quad (lanes 4g .. 4g+3) holds the row's 64 scores.
+    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+    // Every tile has a key, so the max is finite for finite inputs; the guard keeps -inf - -inf out of exp2.
+    const float base0 = mx0 == -INFINITY ? 0.0f : mx0, base1 = mx1 == -INFINITY ? 0.0f : mx1;
+    const float corr0 = exp2f(m0 - base0), corr1 = exp2f(m1 - base1);  // 0 on the first tile (m = -inf)
+    m0 = mx0;
+    m1 = mx1;
+    float sum0 = 0.0f, sum1 = 0.0f;
+#pragma unroll
+    for (int j = 0; j < n_kb; ++j) {
+      s[j][0] = exp2f(s[j][0] - base0);
+      s[j][1] = exp2f(s[j][1] - base0);
+      s[j][2] = exp2f(s[j][2] - base1);
+      s[j][3] = exp2f(s[j][3] - base1);
+      sum0 += s[j][0] + s[j][1];
+      sum1 += s[j][2] + s[j][3];
+    }
+    l0 = l0 * corr0 + sum0;
+    l1 = l1 * corr1 + sum1;
+#pragma unroll
+    for (int j = 0; j < n_db; ++j) {
+      o[j][0] *= corr0;
+      o[j][1] *= corr0;
+      o[j][2] *= corr1;
+      o[j][3] *= corr1;
+    }
+
+    // O [16][HD] += P [16][64] . V [64][HD], 16 keys per step. P's A fragment for keys 16kk .. 16kk+15 is the C
+    // fragments of key blocks 2kk (columns 2t, 2t+1 -> a[0] row g, a[1] row g+8) and 2kk+1 (a[2], a[3]).
+    // B(k = key, n = dim) = V[key][dim] row-major: ldmatrix .trans gives lane V[keys 2t, 2t+1][dim g]. One x4
+    // covers 16 keys x 16 dims: lanes 0-7 keys 0-7 dims 0-7 (b0 of dim block 0), 8-15 keys 8-15 dims 0-7 (b1),
+    // 16-23 keys 0-7 dims 8-15 (b0 of dim block 1), 24-31 keys 8-15 dims 8-15 (b1): lane L addresses key L % 16,
+    // dims 8 (L / 16).
+#pragma unroll
+    for (int kk = 0; kk < k_mma_keys / 16; ++kk) {
+      const uint32_t pa[4] = {pack_bf16x2(s[2 * kk][0], s[2 * kk][1]), pack_bf16x2(s[2 * kk][2], s[2 * kk][3]),
+                              pack_bf16x2(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                              pack_bf16x2(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+      for (int dp = 0; dp < HD / 16; ++dp) {
+        uint32_t b[4];
+        ldmatrix_x4_trans(b, vt + (kk * 16 + (lane & 15)) * G::ld + dp * 16 + (lane >> 4) * 8);
+        mma_bf16_16816(o[2 * dp], pa, b[0], b[1]);
+        mma_bf16_16816(o[2 * dp + 1], pa, b[2], b[3]);
+      }
+    }
+    __syncthreads();  // this buffer is refilled by the next iteration's cp.async
+  }
+
+  l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+  l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+  l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+  l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+  const float inv0 = l0 > 0.0f ? 1.0f / l0 : 0.0f, inv1 = l1 > 0.0f ? 1.0f / l1 : 0.0f;
+  const int64_t row0 = r0 + warp * 16 + g, row1 = row0 + 8;
+  // Scalar stores: the output view may start at any float (no 8-byte alignment to rely on).
+  if (row0 < len) {
+    float* dst = a.out + (s0 + row0) * a.ldo + int64_t(head) * HD + 2 * t;
+#pragma unroll
+    for (int j = 0; j < n_db; ++j) {
+      dst[8 * j] = o[j][0] * inv0;
+      dst[8 * j + 1] = o[j][1] * inv0;
+    }
+  }
+  if (row1 < len) {
+    float* dst = a.out + (s0 + row1) * a.ldo + int64_t(head) * HD + 2 * t;
+#pragma unroll
+    for (int j = 0; j < n_db; ++j) {
+      dst[8 * j] = o[j][2] * inv1;
+      dst[8 * j + 1] = o[j][3] * inv1;
+    }
+  }
+}
+
+// Rows [0, n) of q, k and v (blockIdx.y picks which; F32, row strides ld*, head h at columns h HD .. h HD + HD - 1)
+// -> bf16 [3][heads][n][HD], rounded to nearest even as core's f32_to_bf16. One row per block iteration: no
+// 64-bit division per element, coalesced reads along the row, HD-long contiguous runs written.
+template <int HD>
+__global__ void qkv_to_bf16_heads_kernel(const float* q, int64_t ldq, const float* k, int64_t ldk, const float* v,
+                                         int64_t ldv, int64_t n, int heads, uint16_t* dst) {
+  const float* src = blockIdx.y == 0 ? q : blockIdx.y == 1 ? k : v;
+  const int64_t ld = blockIdx.y == 0 ? ldq : blockIdx.y == 1 ? ldk : ldv;
+  uint16_t* d = dst + int64_t(blockIdx.y) * heads * n * HD;
+  const int width = heads * HD;
+  for (int64_t r = blockIdx.x; r < n; r += gridDim.x)
+    for (int c = threadIdx.x; c < width; c += blockDim.x) {
+      const int h = c / HD, dd = c - h * HD;
+      d[(int64_t(h) * n + r) * HD + dd] = f32_to_bf16_bits(src[r * ld + c]);
+    }
+}
+
+template <int HD, int WARPS>
+void launch(const dense_mma_args& m, dim3 grid, const stream_state& s, const std::string& sizes) {
+  constexpr size_t smem = mma_geometry<HD, WARPS>::bytes;
+  if (smem > 48 * 1024)
+    check(cudaFuncSetAttribute(dense_mma_kernel<HD, WARPS>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
+          "attention_dense (mma): shared memory");
+  dense_mma_kernel<HD, WARPS><<<grid, 32 * WARPS, smem, stream_of(s)>>>(m);
+  check_launch("attention_dense (mma)", sizes);
+}
+
+size_t smem_bytes(int head_dim, int warps) {
+  if (head_dim == 64) return warps == 8 ? mma_geometry<64, 8>::bytes : mma_geometry<64, 4>::bytes;
+  return warps == 8 ? mma_geometry<128, 8>::bytes : mma_geometry<128, 4>::bytes;
+}
+
+}  // namespace
+
+bool dense_mma_fits(int head_dim, int warps, const stream_state& s) {
+  if ((head_dim != 64 && head_dim != 128) || (warps != 4 && warps != 8)) return false;
+  return smem_bytes(head_dim, warps) <= max_shared_bytes(s);
+}
+
+void launch_dense_mma(const flash_args& a, int64_t n_seg, int warps, stream_state& s, const std::string& sizes) {
+  const int hd = a.head_dim, heads = a.n_heads;
+  const int64_t n = a.n_q_rows;
+  const size_t per = size_t(heads) * size_t(n) * size_t(hd);
+  auto* qkv = static_cast<uint16_t*>(workspace(s, 3 * per * sizeof(uint16_t), "attention_dense (mma)"));
+  const cudaStream_t st = stream_of(s);
+  const dim3 cgrid(unsigned(std::min<int64_t>(n, int64_t(sm_count(s)) * 16)), 3);
+  if (hd == 64)
+    qkv_to_bf16_heads_kernel<64><<<cgrid, 256, 0, st>>>(a.q, a.ldq, a.k, a.ldk, a.v, a.ldv, n, heads, qkv);
+  else
+    qkv_to_bf16_heads_kernel<128><<<cgrid, 256, 0, st>>>(a.q, a.ldq, a.k, a.ldk, a.v, a.ldv, n, heads, qkv);
+  check_launch("attention_dense (mma) bf16 copies", sizes);
+
+  dense_mma_args m{};
+  m.q = qkv;
+  m.k = qkv + per;
+  m.v = qkv + 2 * per;
+  m.n = n;
+  m.out = a.out;
+  m.ldo = a.ldo;
+  m.segments = a.segments;
+  m.scale_log2 = a.scale * 1.4426950408889634f;
+  m.flag = a.flag;
+  // Any segment has at most n rows: row tiles past a segment's end return at once.
+  const dim3 grid(blocks_for(n, 16 * warps), unsigned(n_seg), unsigned(heads));
+  if (hd == 64) {
+    if (warps == 8) launch<64, 8>(m, grid, s, sizes);
+    else launch<64, 4>(m, grid, s, sizes);
+  } else {
+    if (warps == 8) launch<128, 8>(m, grid, s, sizes);
+    else launch<128, 4>(m, grid, s, sizes);
+  }
+}
+
+}  // namespace autoglm::cuda
