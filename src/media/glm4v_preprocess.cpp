@@ -4,12 +4,12 @@
 
 #include <climits>
 #include <cmath>
-
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "core/file_io.h"
 #include "formats/json_limits.h"
+#include "media/parallel_rows.h"
 
 namespace autoglm {
 
@@ -41,8 +41,8 @@ int64_t get_int(const nlohmann::json& j, const char* key, int64_t fallback, cons
 
 void check_range(int64_t v, int64_t lo, int64_t hi, const std::string& key, const std::string& source) {
   if (v < lo || v > hi)
-    throw error(source + ": '" + key + "' must be in [" + std::to_string(lo) + ", " + std::to_string(hi) +
-                "] (got " + std::to_string(v) + ")");
+    throw error(source + ": '" + key + "' must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "] (got " +
+                std::to_string(v) + ")");
 }
 
 void get_triplet(const nlohmann::json& j, const char* key, float out[3], const std::string& source) {
@@ -76,8 +76,10 @@ nlohmann::json parse_object(const std::string& text, const std::string& source) 
 void read_pixel_bounds(const nlohmann::json& j, const std::string& source, int64_t& lo, int64_t& hi,
                        std::string& lo_key, std::string& hi_key) {
   // Older configs carry min_pixels/max_pixels; transformers reads size.{shortest,longest}_edge, which wins.
-  if (j.contains("min_pixels") && !j["min_pixels"].is_null()) lo = get_int(j, "min_pixels", lo, source), lo_key = "min_pixels";
-  if (j.contains("max_pixels") && !j["max_pixels"].is_null()) hi = get_int(j, "max_pixels", hi, source), hi_key = "max_pixels";
+  if (j.contains("min_pixels") && !j["min_pixels"].is_null())
+    lo = get_int(j, "min_pixels", lo, source), lo_key = "min_pixels";
+  if (j.contains("max_pixels") && !j["max_pixels"].is_null())
+    hi = get_int(j, "max_pixels", hi, source), hi_key = "max_pixels";
   if (j.contains("size") && j["size"].is_object()) {
     const nlohmann::json& sz = j["size"];
     if (sz.contains("shortest_edge") && !sz["shortest_edge"].is_null())
@@ -150,8 +152,10 @@ std::pair<int32_t, int32_t> glm4v_smart_resize(int32_t height, int32_t width, co
   const int64_t t_bar = static_cast<int64_t>(std::nearbyint(static_cast<double>(t) / t)) * t;
   if (t_bar * h_bar * w_bar > cfg.max_pixels) {
     const double beta = std::sqrt(static_cast<double>(t * h * w) / static_cast<double>(cfg.max_pixels));
-    h_bar = std::max<int64_t>(factor, static_cast<int64_t>(std::floor(static_cast<double>(h) / beta / factor)) * factor);
-    w_bar = std::max<int64_t>(factor, static_cast<int64_t>(std::floor(static_cast<double>(w) / beta / factor)) * factor);
+    h_bar =
+        std::max<int64_t>(factor, static_cast<int64_t>(std::floor(static_cast<double>(h) / beta / factor)) * factor);
+    w_bar =
+        std::max<int64_t>(factor, static_cast<int64_t>(std::floor(static_cast<double>(w) / beta / factor)) * factor);
   } else if (t_bar * h_bar * w_bar < cfg.min_pixels) {
     const double beta = std::sqrt(static_cast<double>(cfg.min_pixels) / static_cast<double>(t * h * w));
     h_bar = static_cast<int64_t>(std::ceil(static_cast<double>(h) * beta / factor)) * factor;
@@ -183,45 +187,49 @@ glm4v_pixels glm4v_patchify(const image_rgb8& img, const glm4v_preprocess_config
   out.grid_h = img.height / p;
   out.grid_w = img.width / p;
 
-  // Normalize once into planar fp32 [3, H, W]: the HF formula per backend, in fp32 like numpy/torch.
-  const size_t plane = static_cast<size_t>(img.width) * img.height;
-  std::vector<float> norm(plane * 3);
+  // The HF formula per backend, in fp32 like numpy/torch, as one table per channel: value = lut[c][byte].
+  float lut[3][256];
   for (int c = 0; c < 3; ++c) {
-    float lut[256];
     if (cfg.backend == hf_image_backend::torchvision) {
       // torchvision backend: mean/std tensors (fp32) times 1/rescale_factor, then (x - m) / s in fp32.
       const float scale = static_cast<float>(1.0 / (1.0 / 255.0));
       const float m255 = cfg.mean[c] * scale, s255 = cfg.std[c] * scale;
-      for (int v = 0; v < 256; ++v) lut[v] = (static_cast<float>(v) - m255) / s255;
+      for (int v = 0; v < 256; ++v) lut[c][v] = (static_cast<float>(v) - m255) / s255;
     } else {
       // PIL backend: rescale in float64 then cast to fp32, normalize in fp32.
       for (int v = 0; v < 256; ++v) {
         const float x = static_cast<float>(static_cast<double>(v) * (1.0 / 255.0));
-        lut[v] = (x - cfg.mean[c]) / cfg.std[c];
+        lut[c][v] = (x - cfg.mean[c]) / cfg.std[c];
       }
     }
-    float* dst = norm.data() + plane * c;
-    for (size_t i = 0; i < plane; ++i) dst[i] = lut[img.rgb[i * 3 + c]];
   }
 
-  // Rows (hb, wb, hm, wm); row layout (C, T, ph, pw). values: [grid_h * grid_w, 3 * tp * p * p].
+  // Rows (hb, wb, hm, wm); row layout (C, T, ph, pw). values: [grid_h * grid_w, 3 * tp * p * p], normalized while
+  // gathered (a screenshot is 16M values: one pass over them, no planar copy).
   const size_t row_len = static_cast<size_t>(3) * tp * p * p;
   out.values.resize(static_cast<size_t>(out.grid_h) * out.grid_w * row_len);
-  float* row = out.values.data();
-  for (int hb = 0; hb < out.grid_h / m; ++hb)
-    for (int wb = 0; wb < out.grid_w / m; ++wb)
-      for (int hm = 0; hm < m; ++hm)
-        for (int wm = 0; wm < m; ++wm, row += row_len) {
-          const int y0 = (hb * m + hm) * p, x0 = (wb * m + wm) * p;
-          for (int c = 0; c < 3; ++c)
-            for (int t = 0; t < tp; ++t) {
-              float* dst = row + (static_cast<size_t>(c) * tp + t) * p * p;
+  // One band of merge blocks (hb) writes grid_w * m rows of the output: bands are independent.
+  const size_t band_rows = static_cast<size_t>(out.grid_w) * m;
+  const size_t img_row = static_cast<size_t>(img.width) * 3;
+  media_detail::parallel_rows(out.grid_h / m, int64_t(band_rows * row_len * 4), [&](int64_t hb0, int64_t hb1) {
+    float* row = out.values.data() + size_t(hb0) * band_rows * row_len;
+    for (int hb = int(hb0); hb < int(hb1); ++hb)
+      for (int wb = 0; wb < out.grid_w / m; ++wb)
+        for (int hm = 0; hm < m; ++hm)
+          for (int wm = 0; wm < m; ++wm, row += row_len) {
+            const int y0 = (hb * m + hm) * p, x0 = (wb * m + wm) * p;
+            for (int c = 0; c < 3; ++c) {
+              // The first temporal slice, then its copies (a still image fills every temporal slot).
+              float* dst = row + static_cast<size_t>(c) * tp * p * p;
               for (int py = 0; py < p; ++py) {
-                const float* src = norm.data() + plane * c + static_cast<size_t>(y0 + py) * img.width + x0;
-                std::copy(src, src + p, dst + py * p);
+                const uint8_t* src = img.rgb.data() + static_cast<size_t>(y0 + py) * img_row + size_t(x0) * 3 + c;
+                float* d = dst + py * p;
+                for (int px = 0; px < p; ++px) d[px] = lut[c][src[px * 3]];
               }
+              for (int t = 1; t < tp; ++t) std::copy(dst, dst + p * p, dst + static_cast<size_t>(t) * p * p);
             }
-        }
+          }
+  });
   return out;
 }
 

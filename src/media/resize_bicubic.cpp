@@ -14,6 +14,7 @@
 
 #include "core/error.h"
 #include "media/glm4v_preprocess.h"
+#include "media/parallel_rows.h"
 
 namespace autoglm {
 
@@ -98,39 +99,43 @@ inline uint8_t clip8(int64_t v, int precision) {
 
 // out[y][x] = sum_k in[y + row_offset][first[x] + k] * w[x][k], for y in [0, out_h).
 void pass_horizontal(const uint8_t* in, int in_w, int row_offset, uint8_t* out, int out_w, int out_h, const taps& t) {
-  for (int y = 0; y < out_h; ++y) {
-    const uint8_t* src = in + (static_cast<size_t>(y) + row_offset) * in_w * 3;
-    uint8_t* dst = out + static_cast<size_t>(y) * out_w * 3;
-    for (int x = 0; x < out_w; ++x) {
-      const int32_t* w = &t.weight[static_cast<size_t>(x) * t.ksize];
-      const uint8_t* s = src + static_cast<size_t>(t.first[x]) * 3;
-      int64_t a0 = int64_t{1} << (t.precision - 1), a1 = a0, a2 = a0;
-      for (int k = 0; k < t.count[x]; ++k, s += 3) {
-        a0 += s[0] * static_cast<int64_t>(w[k]);
-        a1 += s[1] * static_cast<int64_t>(w[k]);
-        a2 += s[2] * static_cast<int64_t>(w[k]);
+  media_detail::parallel_rows(out_h, int64_t(out_w) * 3 * 4, [&](int64_t y0, int64_t y1) {
+    for (int y = int(y0); y < int(y1); ++y) {
+      const uint8_t* src = in + (static_cast<size_t>(y) + row_offset) * in_w * 3;
+      uint8_t* dst = out + static_cast<size_t>(y) * out_w * 3;
+      for (int x = 0; x < out_w; ++x) {
+        const int32_t* w = &t.weight[static_cast<size_t>(x) * t.ksize];
+        const uint8_t* s = src + static_cast<size_t>(t.first[x]) * 3;
+        int64_t a0 = int64_t{1} << (t.precision - 1), a1 = a0, a2 = a0;
+        for (int k = 0; k < t.count[x]; ++k, s += 3) {
+          a0 += s[0] * static_cast<int64_t>(w[k]);
+          a1 += s[1] * static_cast<int64_t>(w[k]);
+          a2 += s[2] * static_cast<int64_t>(w[k]);
+        }
+        dst[x * 3 + 0] = clip8(a0, t.precision), dst[x * 3 + 1] = clip8(a1, t.precision);
+        dst[x * 3 + 2] = clip8(a2, t.precision);
       }
-      dst[x * 3 + 0] = clip8(a0, t.precision), dst[x * 3 + 1] = clip8(a1, t.precision);
-      dst[x * 3 + 2] = clip8(a2, t.precision);
     }
-  }
+  });
 }
 
 // out[y][x] = sum_k in[first[y] - row_base + k][x] * w[y][k].
 void pass_vertical(const uint8_t* in, int w, int row_base, uint8_t* out, int out_h, const taps& t) {
   const size_t stride = static_cast<size_t>(w) * 3;
-  std::vector<int64_t> acc(stride);
-  for (int y = 0; y < out_h; ++y) {
-    const int32_t* wt = &t.weight[static_cast<size_t>(y) * t.ksize];
-    std::fill(acc.begin(), acc.end(), int64_t{1} << (t.precision - 1));
-    for (int k = 0; k < t.count[y]; ++k) {
-      const uint8_t* src = in + static_cast<size_t>(t.first[y] - row_base + k) * stride;
-      const int64_t wk = wt[k];
-      for (size_t i = 0; i < stride; ++i) acc[i] += src[i] * wk;
+  media_detail::parallel_rows(out_h, int64_t(stride) * 4, [&](int64_t y0, int64_t y1) {
+    std::vector<int64_t> acc(stride);
+    for (int y = int(y0); y < int(y1); ++y) {
+      const int32_t* wt = &t.weight[static_cast<size_t>(y) * t.ksize];
+      std::fill(acc.begin(), acc.end(), int64_t{1} << (t.precision - 1));
+      for (int k = 0; k < t.count[y]; ++k) {
+        const uint8_t* src = in + static_cast<size_t>(t.first[y] - row_base + k) * stride;
+        const int64_t wk = wt[k];
+        for (size_t i = 0; i < stride; ++i) acc[i] += src[i] * wk;
+      }
+      uint8_t* dst = out + static_cast<size_t>(y) * stride;
+      for (size_t i = 0; i < stride; ++i) dst[i] = clip8(acc[i], t.precision);
     }
-    uint8_t* dst = out + static_cast<size_t>(y) * stride;
-    for (size_t i = 0; i < stride; ++i) dst[i] = clip8(acc[i], t.precision);
-  }
+  });
 }
 
 image_rgb8 resize_separable(const image_rgb8& src, int32_t width, int32_t height, flavor f) {
