@@ -181,6 +181,7 @@ std::unique_ptr<engine> fixture_engine(const std::string& device, kv_cache_type 
 TEST(cuda_engine, greedy_tokens_equal_the_cpu_backend_and_hf) {
   AG_SKIP_WITHOUT_CUDA();
   const gemm_precision_scope split(true);
+  const cpu::cpu_gemm_precision_scope exact_cpu(cpu::cpu_gemm_precision::EXACT);
   std::unique_ptr<engine> cpu_engine = fixture_engine("cpu", kv_cache_type::F32);
   std::unique_ptr<engine> gpu_engine = fixture_engine("cuda:0", kv_cache_type::F32);
   const auto cases = test::load_cases();

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "kernels/cpu/gemm_bf16.h"
 #include "ops/context.h"
 #include "ops/ops.h"
 #if defined(AUTOGLM_HAVE_CUDA)
@@ -34,19 +35,26 @@ inline std::string cuda_problem() { return ops::device_problem(cuda0()); }
       GTEST_SKIP() << "no CUDA device: " << why;                                       \
   } while (0)
 
-// One CPU and one CUDA context for a test suite (created once: contexts own streams and thread pools).
+// One CPU and one CUDA context for a test suite (created once: contexts own streams and thread pools). The CPU is
+// the F32 reference: its exact GEMM is pinned for the suite (kernels/cpu/gemm_bf16.h; by default a CPU with
+// AVX-512 BF16 rounds prefill's linear inputs to bf16).
 class cuda_fixture : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     if (!cuda_problem().empty()) return;
+    cpu_precision_ = cpu::get_cpu_gemm_precision();
+    cpu::set_cpu_gemm_precision(cpu::cpu_gemm_precision::EXACT);
     cpu_ = new exec_context(device{}, 2);
     gpu_ = new exec_context(cuda0(), 1);
   }
   static void TearDownTestSuite() {
+    if (!cpu_) return;
     delete gpu_;
     delete cpu_;
     gpu_ = cpu_ = nullptr;
+    cpu::set_cpu_gemm_precision(cpu_precision_);
   }
+  static inline cpu::cpu_gemm_precision cpu_precision_ = cpu::cpu_gemm_precision::EXACT;
   void SetUp() override { AG_SKIP_WITHOUT_CUDA(); }
   static exec_context& cpu() { return *cpu_; }
   static exec_context& gpu() { return *gpu_; }

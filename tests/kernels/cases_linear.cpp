@@ -78,6 +78,9 @@ void add_linear_cases(std::vector<test_case>& out) {
       // portable backend takes minutes on the large ones: --backend cpu.)
       {512, 4096, 4096, false, 0, 0, true}, {512, 27392, 4096, false, 0, 0, true},
       {13000, 4608, 1536, true, 0, 0, true}, {96, 4096, 1536, false, 0, 0, true}, {13000, 1536, 4096, false, 0, 0, true},
+      // Around the row count from which LINEAR on BF16 weights takes the bf16 GEMM (kernels/cpu/gemm_bf16.h).
+      {4, 4096, 4096, false, 0, 0, true}, {8, 4096, 4096, false, 0, 0, true}, {16, 4096, 4096, false, 0, 0, true},
+      {32, 4096, 4096, false, 0, 0, true}, {64, 4096, 4096, false, 0, 0, true},
   };
   for (dtype t : {dtype::F32, dtype::F16, dtype::BF16})
     for (const linear_shape& s : shapes) out.push_back(linear_case(t, s));

@@ -10,6 +10,7 @@
 #include "core/quant_blocks.h"
 #include "formats/quantize.h"
 #include "kernels/cpu/convert.h"
+#include "kernels/cpu/gemm_bf16.h"
 #include "ops/ops.h"
 #include "reference.h"
 
@@ -17,6 +18,7 @@ namespace autoglm::harness {
 
 namespace {
 device_kind g_selected = device_kind::CPU;  // the backend select() chose: tolerances below may depend on it
+bool g_bf16_gemm = false;                   // ... and whether it was the CPU's bf16-GEMM variant
 }  // namespace
 
 double tolerance(op_id op, dtype key) {
@@ -30,6 +32,11 @@ double tolerance(op_id op, dtype key) {
   // softmax weights rounded to bf16 (kernels/cuda/attention_paged_gemm.cu): a bf16 bound, whatever the cache type.
   // (tests/cuda holds the flash kernel, which every other row takes, to the F32 bound on its own.)
   if (g_selected == device_kind::CUDA && op == op_id::ATTENTION_PAGED) return 2e-2;
+  // The CPU's bf16 GEMM (cpu-bf16) is the same arithmetic as CUDA's tensor-core LINEAR on BF16 weights: x rounded
+  // to bf16 (up to 2^-8 relative per product, about 2^-8/sqrt(3) rms), products exact, F32 sums; normalized errors
+  // run 1-3e-3 on these cases, so the same 1e-2. gemm_bf16_test holds it to a scalar model bit for bit and to
+  // the rounding bound per output. F16/F32 weights stay on the exact path there: the F32 bound below.
+  if (g_bf16_gemm && op == op_id::LINEAR && key == dtype::BF16) return 1e-2;
   switch (op) {
     case op_id::COPY:
     case op_id::EMBEDDING:
@@ -81,14 +88,28 @@ std::vector<backend> backends() {
     if (dk == device_kind::CPU) {
       cpu::force_portable_kernels(false);
       if (cpu::cpu_has_avx2()) out.push_back({"cpu-portable", dev, true});
+      if (cpu::bf16_gemm_available()) out.push_back({"cpu-bf16", dev, false, true});
     }
   }
   return out;
 }
 
+bool runs_on(const backend& b, op_id op, dtype key) {
+  return !b.bf16_gemm || (op == op_id::LINEAR && (key == dtype::F32 || key == dtype::F16 || key == dtype::BF16));
+}
+
 void select(const backend& b) {
+  // The CPU backends pin the GEMM precision (cpu runs the exact F32 GEMM whatever AUTOGLM_CPU_BF16_GEMM says);
+  // the default backend gives back the process's own.
+  static const cpu::cpu_gemm_precision process_precision = cpu::get_cpu_gemm_precision();
   cpu::force_portable_kernels(b.portable);
+  const bool reset = b.name.empty();
+  cpu::set_cpu_gemm_precision(reset          ? process_precision
+                              : b.bf16_gemm ? cpu::cpu_gemm_precision::ROUNDED
+                                             : cpu::cpu_gemm_precision::EXACT);
+  cpu::set_bf16_gemm_min_rows(b.bf16_gemm ? 3 : cpu::k_bf16_gemm_default_min_rows);
   g_selected = b.dev.kind;
+  g_bf16_gemm = b.bf16_gemm;
 }
 
 // ---- host data ------------------------------------------------------------------------------------------------

@@ -32,8 +32,14 @@ struct backend {
   std::string name;  // "cpu", "cpu-portable", "cuda:0"
   device dev;
   bool portable = false;  // CPU only: force the portable C++ paths
+  // CPU only: LINEAR on BF16 weights takes the AVX-512 BF16 GEMM (x rounded to bf16, kernels/cpu/gemm_bf16.h) from
+  // 3 rows on; the other CPU backends run the exact F32 GEMM.
+  bool bf16_gemm = false;
 };
-// Every backend in this build: device kinds with memory in the registry, and the CPU's portable variant.
+// Whether `b` runs the cases of (op, key): the bf16-GEMM variant differs from cpu only in LINEAR on float weights.
+bool runs_on(const backend& b, op_id op, dtype key);
+// Every backend in this build: device kinds with memory in the registry, the CPU's portable variant, and its
+// bf16-GEMM variant where the CPU has AVX-512 BF16.
 std::vector<backend> backends();
 // Switches the CPU ISA paths for `b` (and back to the default with a default-constructed backend).
 void select(const backend& b);

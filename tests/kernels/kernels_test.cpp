@@ -27,7 +27,8 @@ std::vector<group> groups() {
   for (const backend& be : backends()) {
     std::set<std::pair<int, int>> seen;
     for (const test_case& c : all_cases())
-      if (!c.perf && seen.insert({int(c.op), int(c.key)}).second) out.push_back({c.op, c.key, be});
+      if (!c.perf && runs_on(be, c.op, c.key) && seen.insert({int(c.op), int(c.key)}).second)
+        out.push_back({c.op, c.key, be});
   }
   return out;
 }

@@ -1,7 +1,9 @@
 // tests/kernels/perf.cpp: `test_kernels --perf`: the machine's ceilings (read bandwidth, FMA peak), the thread
 // pool's cost per parallel_for on an idle and on a fully busy machine, then every perf case (and with --all the
 // correctness cases too) on each backend: median time per run, GB/s against the read ceiling for memory-bound
-// ops and GFLOP/s against the FMA peak for compute-bound ones.
+// ops and GFLOP/s against the FMA peak for compute-bound ones (the vdpbf16ps peak for BF16 LINEAR on the cpu-bf16
+// backend, which runs float LINEAR cases only; `--backend cpu` against `--backend cpu-bf16` is the exact GEMM against
+// it).
 //
 // Cases marked `stream` (decode: weights and KV caches are read once per token in real use) cycle through copies
 // of their operands totalling 1 GiB, so they are measured from memory rather than from the last-level cache.
@@ -24,6 +26,7 @@
 #include "core/thread_pool.h"
 #include "harness.h"
 #include "kernels/cpu/ceilings.h"
+#include "kernels/cpu/gemm_bf16.h"
 #include "kernels/cpu/quant_ceiling.h"
 #include "kernels/cpu/quant_linear.h"
 #include "ops/ops.h"
@@ -150,6 +153,10 @@ int run_perf(int argc, char** argv) {
       return 2;
     }
   }
+  const double bf16_1 = cpu::measure_bf16_dot_peak(1), bf16 = cpu::measure_bf16_dot_peak(o.threads);
+  if (bf16 > 0)
+    std::printf("  bf16 dot peak  : %8.1f GFLOP/s (1 thread %.1f), 12 independent vdpbf16ps chains per thread (cpu-bf16 "
+                "linear's %%peak)\n", bf16, bf16_1);
   const double i8_1 = cpu::measure_int8_peak(1), i8 = cpu::measure_int8_peak(o.threads);
   std::printf("  int8 dot peak  : %8.1f Gop/s (1 thread %.1f), %s, 12 independent chains per thread (quantized linear's "
               "%%peak)\n", i8, i8_1, cpu::quant_isa_name(cpu::quant_isa_selected()));
@@ -163,6 +170,7 @@ int run_perf(int argc, char** argv) {
     exec_context ctx(be.dev, o.threads);
     for (const test_case& c : all_cases()) {
       if (!c.perf && !o.all) continue;
+      if (!runs_on(be, c.op, c.key)) continue;
       const std::string label = std::string(op_name(c.op)) + " " + dtype_name(c.key) + " " + c.name;
       if (!o.filter.empty() && label.find(o.filter) == std::string::npos) continue;
       if (!kernel_registry::instance().has(c.op, be.dev.kind, c.key)) continue;
@@ -196,7 +204,9 @@ int run_perf(int argc, char** argv) {
       const double s = times[times.size() / 2];
       char gbs[32] = "", gfl[32] = "";
       if (inst.bytes > 0) std::snprintf(gbs, sizeof gbs, "%7.1f (%3.0f%%)", inst.bytes / s / 1e9, 100 * inst.bytes / s / 1e9 / bw);
-      const double peak = c.op == op_id::LINEAR && cpu::quant_linear_supports(c.key) ? i8 : fma;
+      const double peak = c.op == op_id::LINEAR && cpu::quant_linear_supports(c.key) ? i8
+                          : be.bf16_gemm && c.key == dtype::BF16                      ? bf16
+                                                                                      : fma;
       if (inst.flops > 0)
         std::snprintf(gfl, sizeof gfl, "%7.1f (%3.0f%%)", inst.flops / s / 1e9, 100 * inst.flops / s / 1e9 / peak);
       std::printf("%-16s %-5s %-13s %-62s %10.3f %16s %18s %s\n", op_name(c.op), dtype_name(c.key), be.name.c_str(),

@@ -15,10 +15,14 @@ const cases = JSON.parse(readFileSync(path.join(REF, 'cases.json'), 'utf8'));
 
 // `timeout` only keeps a regression (a load blocked on a FIFO) from hanging the suite: the process is killed
 // and the test fails on its exit status.
-function cli(args, input, timeout = 0) {
-  const r = spawnSync(BIN, args, { input, encoding: 'utf8', maxBuffer: 64 << 20, timeout });
+function cli(args, input, timeout = 0, env = process.env) {
+  const r = spawnSync(BIN, args, { input, encoding: 'utf8', maxBuffer: 64 << 20, timeout, env });
   return { code: r.status, signal: r.signal, out: r.stdout, err: r.stderr };
 }
+
+// fp32 parity with transformers needs the CPU's exact GEMM: by default, where the CPU has AVX-512 BF16, prefill's
+// linears on BF16 weights round x to bf16 (kernels/cpu/gemm_bf16.h), as torch's bf16 model does.
+const EXACT_GEMM = { ...process.env, AUTOGLM_CPU_BF16_GEMM: '0' };
 
 function refLogits(c) {
   const buf = readFileSync(path.join(REF, c.logits.file));
@@ -45,7 +49,7 @@ test('logits matches transformers on text and image prompts', () => {
       for (const f of c.images) args.push('--image', path.join(REF, f));
     }
     args.push('--tokens', tokens.join(','));
-    const r = cli(args);
+    const r = cli(args, undefined, 0, EXACT_GEMM);
     assert.equal(r.code, 0, r.err);
     const j = JSON.parse(r.out);
     const V = cases.vocab_size;
@@ -70,7 +74,7 @@ test('logits matches transformers on text and image prompts', () => {
 
 test('run --tokens greedy reproduces the transformers continuation', () => {
   const c = cases.cases.find((x) => x.name === 'chat');
-  const r = cli(['run', '-m', MODEL, '--tokens', c.tokens.join(','), '--temp', '0', '-n', '32']);
+  const r = cli(['run', '-m', MODEL, '--tokens', c.tokens.join(','), '--temp', '0', '-n', '32'], undefined, 0, EXACT_GEMM);
   assert.equal(r.code, 0, r.err);
   const det = cli(['detokenize', '-m', MODEL], JSON.stringify(c.greedy));
   assert.equal(det.code, 0, det.err);

@@ -5,6 +5,8 @@
 // split over chunks and rope_delta in decode are all on the line. Images come as HF's own pixel_values and,
 // separately, from the PNG files through our decoder and preprocessing.
 // (Moved from tests/model/{text,image}_parity_test.cpp, which drove the old sequence_runner.)
+// fp32 parity: the CPU's exact GEMM for the whole binary (kernels/cpu/gemm_bf16.h; the default precision rounds
+// prefill's linear inputs to bf16, held to transformers' own bf16 deviation in tests/model/glm4v_parity_test.cpp).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -15,12 +17,15 @@
 
 #include "../model/fixture_io.h"
 #include "autoglm/engine.h"
+#include "kernels/cpu/gemm_bf16.h"
 #include "media/glm4v_preprocess.h"
 #include "media/image.h"
 
 using namespace autoglm;
 
 namespace {
+
+const cpu::cpu_gemm_precision_scope exact_gemm(cpu::cpu_gemm_precision::EXACT);
 
 struct outcome {
   std::vector<float> prompt_logits;  // [n_prompt, vocab]

@@ -18,6 +18,7 @@
 
 #include "core/error.h"
 #include "formats/safetensors.h"
+#include "kernels/cpu/gemm_bf16.h"
 #include "model/glm4v/config.h"
 #include "model/glm4v/vision_encoder.h"
 #include "ops/ops.h"
@@ -85,9 +86,13 @@ std::vector<float> host_values(exec_context& ctx, const tensor& t) {
   return std::vector<float>(h.ptr<float>(), h.ptr<float>() + h.n_elements());
 }
 
+// On the exact CPU GEMM (kernels/cpu/gemm_bf16.h): the fp32 reference, and two frames against one, whose merger
+// rows (12 against 24) would otherwise fall on both sides of the bf16 GEMM's 16-row threshold.
 class encoder_tiny : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
+    process_precision_ = cpu::get_cpu_gemm_precision();
+    cpu::set_cpu_gemm_precision(cpu::cpu_gemm_precision::EXACT);
     cfg_ = new config(config::load(tiny_dir()));
     store_ = tensor_store::open_dir(tiny_dir()).release();
     ctx_ = new exec_context(device{}, 2);
@@ -98,7 +103,9 @@ class encoder_tiny : public ::testing::Test {
     delete ctx_;
     delete store_;
     delete cfg_;
+    cpu::set_cpu_gemm_precision(process_precision_);
   }
+  static inline cpu::cpu_gemm_precision process_precision_ = cpu::cpu_gemm_precision::EXACT;
   static config* cfg_;
   static tensor_store* store_;
   static exec_context* ctx_;
