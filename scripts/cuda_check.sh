@@ -119,7 +119,7 @@ fi
 
 # How far transformers itself moves from the fp32 fixtures in bf16: the scale of the bound test_cuda holds the
 # deployment precision to (tests/fixtures/hf_bf16_error.py).
-if python3 -c 'import transformers' 2>/dev/null; then
+if [ "${SKIP_HF:-0}" != 1 ] && python3 -c 'import transformers' 2>/dev/null; then
   run_step hf_bf16_error $STEP_LIMIT python3 "$SRC/tests/fixtures/hf_bf16_error.py" "$OUT/hf_bf16_error.json"
 fi
 
@@ -159,7 +159,8 @@ perf_args=(--out "$OUT/perf.json")
 run_step perf $STEP_LIMIT "$CUDA_PERF" "${perf_args[@]}"
 harness_perf_time=0.2
 [ $quick -eq 1 ] && harness_perf_time=0.05
-# (SKIP_HARNESS_PERF=1 leaves out the harness perf pass: minutes over every case.)
+# (SKIP_HARNESS_PERF=1 leaves out the harness perf pass: minutes over every case; SKIP_HF=1 leaves out the
+# transformers steps; HF_STATIC_LIMIT gives the static-cache peer (torch.compile first) its own time limit.)
 if [ "${SKIP_HARNESS_PERF:-0}" != 1 ]; then
 run_step harness_perf $STEP_LIMIT "$TEST_KERNELS" --perf --backend cuda:0 --no-pool \
   --min-time "$harness_perf_time"
@@ -178,10 +179,10 @@ if [ $model_bench -eq 1 ]; then
     --reps 3 -o "$OUT/agent_bench.json"
   # The peer in the same run: transformers on the same checkpoint (bench/peer/hf_cuda.py), where python3 has it:
   # eager (dynamic cache), then the static cache (its first generate compiles and is not timed).
-  if python3 -c 'import transformers' 2>/dev/null; then
+  if [ "${SKIP_HF:-0}" != 1 ] && python3 -c 'import transformers' 2>/dev/null; then
     run_step hf_peer $STEP_LIMIT python3 "$SRC/bench/peer/hf_cuda.py" "$model_dir" "$OUT/hf_peer.json" \
       --contexts 512,2048 --decode 32
-    run_step hf_peer_static $STEP_LIMIT python3 "$SRC/bench/peer/hf_cuda.py" "$model_dir" \
+    run_step hf_peer_static ${HF_STATIC_LIMIT:-$STEP_LIMIT} python3 "$SRC/bench/peer/hf_cuda.py" "$model_dir" \
       "$OUT/hf_peer_static.json" --contexts 512,2048 --decode 32 --static --skip-eager
   fi
 fi

@@ -5,7 +5,9 @@
 // (vision_worker.h), never on this thread. Nothing throws out of the thread: a failing step fails the requests
 // it touched, a failing image the requests that need it.
 #include <algorithm>
+#include <chrono>
 #include <climits>
+#include <cstdlib>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -487,7 +489,20 @@ class engine_impl final : public engine {
       st.smp->device_params(&params[size_t(first_out[ci] + n_out[ci] - 1) * size_t(k_sample_params)]);
     }
     host_logits_ = nullptr;
+    const auto t_start = std::chrono::steady_clock::now();
     const tensor out = model_->forward_logits(*ctx_, fb, kv_->layers());
+    if (step_timing_) {
+      // Where a GPU step's time goes: enqueueing the kernels on the host vs waiting for the device after that.
+      const auto t_enqueued = std::chrono::steady_clock::now();
+      ops::synchronize(*ctx_);
+      const auto t_done = std::chrono::steady_clock::now();
+      enqueue_ms_ += std::chrono::duration<double, std::milli>(t_enqueued - t_start).count();
+      wait_ms_ += std::chrono::duration<double, std::milli>(t_done - t_enqueued).count();
+      if (++timed_steps_ % 64 == 0)
+        AG_LOG_INFO("engine step timing ({} tokens in the last step): host enqueue {:.3f} ms, device wait {:.3f} ms "
+                    "per step (mean of {})", fb.n_tokens(), enqueue_ms_ / 64, wait_ms_ / 64, 64);
+      if (timed_steps_ % 64 == 0) enqueue_ms_ = wait_ms_ = 0;
+    }
     if (out.empty()) return {};
     std::vector<int32_t> tokens;
     if (!params.empty()) {
@@ -586,7 +601,15 @@ class engine_impl final : public engine {
   std::unordered_map<uint64_t, std::vector<uint64_t>> image_waiters_;  // image key -> requests waiting for it
   embedding_cache images_;
   std::vector<float> logits_;            // host copy of a GPU step's logits, when the host sampler needs them
-  float* host_logits_ = nullptr;         // the step's logits in host memory (logits_ or the CPU forward's output)
+  float* host_logits_ = nullptr;
+  // AUTOGLM_STEP_TIMING=1: log how long the host takes to enqueue a step and how long the device runs after that
+  // (a diagnosis of launch-bound decoding; adds a synchronize per step).
+  const bool step_timing_ = [] {
+    const char* e = std::getenv("AUTOGLM_STEP_TIMING");
+    return e && std::string(e) == "1";
+  }();
+  double enqueue_ms_ = 0, wait_ms_ = 0;
+  int64_t timed_steps_ = 0;         // the step's logits in host memory (logits_ or the CPU forward's output)
   bool stalled_ = false;
   int64_t n_prompt_tokens_ = 0, n_generated_tokens_ = 0, n_images_encoded_ = 0, n_image_cache_hits_ = 0;
 
