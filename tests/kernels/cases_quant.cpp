@@ -3,11 +3,11 @@
 // x by the rule of kernels/cpu/quant_linear.h (its own code, reference.cpp), then accumulates in double: the
 // kernels' integer sums are exact, so what is left is F32 rounding (one conversion, scale product and FMA per
 // group, the final sums), and the tolerance is the F32 one. Shapes: 1, 2, 3 rows (decode, W read in place), 4 and
-// more (packed prefill tiles of 4-6 rows with remainders), one group and many (and more than one L1 block of a
-// packed tile), W rows not a multiple of the 8-row tile, x and y as strided views, and more rows than one L2 panel
-// of x. --perf adds the 9B model's decode shapes (weights streamed from memory) and 512-row prefill; perf weights
-// are random blocks with sane scales (quantizing the 151552 x 4096 lm_head with a scale search would take
-// minutes).
+// more (packed prefill tiles of 4-6 rows with remainders of 1 .. 3 rows: an odd one leaves i8mm's last row pair
+// half empty), one group and many (and more than one L1 block of a packed tile), W rows not a multiple of the
+// 8-row tile, x and y as strided views, and more rows than one L2 panel of x. --perf adds the 9B model's decode
+// shapes (weights streamed from memory) and 512-row prefill; perf weights are random blocks with sane scales
+// (quantizing the 151552 x 4096 lm_head with a scale search would take minutes).
 #include <cmath>
 #include <cstring>
 
@@ -116,7 +116,7 @@ void add_quant_linear_cases(std::vector<test_case>& out) {
   const qshape shapes[] = {
       {1, 1, 1, false, 0, 0},  {1, 7, 3, false, 3, 2},  {2, 9, 2, true, 0, 5},   {3, 5, 5, true, 7, 1},
       {4, 6, 1, false, 0, 0},  {5, 13, 4, true, 0, 0},  {17, 30, 3, true, 2, 0}, {64, 37, 2, false, 16, 3},
-      {1, 300, 8, false, 0, 0},
+      {1, 300, 8, false, 0, 0},  {7, 11, 2, true, 1, 1},
   };
   for (dtype t : {dtype::I8, dtype::Q8_0, dtype::Q4_0, dtype::Q4_1, dtype::Q5_0, dtype::Q5_1, dtype::Q4_K, dtype::Q5_K,
                   dtype::Q6_K}) {

@@ -1,6 +1,6 @@
 // tests/kernels/cpu_features_test.cpp: AArch64 extension detection (kernels/cpu/cpu_features_arm.h) checked
 // against the instructions themselves. Every extension the detection reports runs a probe compiled for it (with
-// AUTOGLM_ARM_TARGET, and sdot also through the per-file flags of cmake/autoglm_arm.cmake) and must give the
+// AUTOGLM_ARM_TARGET, and sdot and smmla also through the per-file flags of cmake/autoglm_arm.cmake) and must give the
 // scalar answer; every extension it denies must fault with SIGILL when executed anyway. So detection is neither
 // optimistic (a crash on the user's phone) nor pessimistic (a fast path never taken). tests/arm runs this under
 // qemu -cpu max (all present) and -cpu cortex-a53 (ARMv8.0: all absent).
@@ -20,6 +20,8 @@
 
 // arm_probe_arm_dotprod.cpp (compiled with -march=armv8.2-a+dotprod): sum of a[i]*b[i], n a multiple of 16.
 int32_t arm_probe_sdot_file(const int8_t* a, const int8_t* b, int n);
+// arm_probe_arm_i8mm.cpp (-march=armv8.2-a+dotprod+i8mm): c[2i + j] = a's row i . b's row j, rows of 8 bytes.
+void arm_probe_smmla_file(const int8_t* a, const int8_t* b, int32_t* c);
 #endif
 
 using namespace autoglm::cpu;
@@ -123,7 +125,12 @@ TEST(arm_features, detection_matches_what_the_cpu_executes) {
   EXPECT_TRUE(f.neon) << "AdvSIMD is part of every AArch64 core";
   check(f.dotprod, probe_sdot, dot_ref(32), "dotprod (attribute)");
   check(f.dotprod, [] { return int64_t(arm_probe_sdot_file(g_a, g_b, 32)); }, dot_ref(32), "dotprod (per-file flags)");
-  check(f.i8mm, probe_smmla, smmla_ref(), "i8mm");
+  check(f.i8mm, probe_smmla, smmla_ref(), "i8mm (attribute)");
+  check(f.i8mm, [] {
+    int32_t c[4];
+    arm_probe_smmla_file(g_a, g_b, c);
+    return int64_t(c[0]) + 3 * c[1] + 5 * c[2] + 7 * c[3];
+  }, smmla_ref(), "i8mm (per-file flags)");
   check(f.fp16, probe_fp16, small_dot_ref(), "fp16");
   check(f.bf16, probe_bfdot, small_dot_ref(), "bf16");
 }

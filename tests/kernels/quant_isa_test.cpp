@@ -1,8 +1,9 @@
 // tests/kernels/quant_isa_test.cpp: the quantized LINEAR kernels on every instruction-set path this CPU offers
-// (portable C++, AVX2, AVX-512 VNNI, NEON dotprod), each forced in turn over every harness case of its weight
-// type: each matches the reference, and all give the same bytes (they compute the same integers and the same
-// float steps, kernels/cpu/quant_linear.h). Also: a row's result does not depend on how many rows share the call
-// (decode and prefill tiles agree), and the ISA selection follows force_portable_kernels.
+// (portable C++, AVX2, AVX-512 VNNI, NEON dotprod, NEON i8mm), each forced in turn over every harness case of its
+// weight type: each matches the reference, and all give the same bytes (they compute the same integers and the
+// same float steps, kernels/cpu/quant_linear.h). Also: a row's result does not depend on how many rows share the
+// call (decode and prefill tiles agree), i8mm's paired tiles on every remainder and odd W row count, and the ISA
+// selection follows the CPU and force_portable_kernels.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -11,6 +12,8 @@
 #include "formats/quantize.h"
 #include "harness.h"
 #include "kernels/cpu/convert.h"
+#include "kernels/cpu/cpu_features_arm.h"
+#include "kernels/cpu/quant_gemm.h"
 #include "kernels/cpu/quant_linear.h"
 #include "ops/ops.h"
 
@@ -126,7 +129,70 @@ TEST(quant_linear, isa_selection) {
 #if defined(__x86_64__)
   EXPECT_EQ(cpu::quant_isa_available(quant_isa::AVX2), bool(__builtin_cpu_supports("avx2")));
   EXPECT_FALSE(cpu::quant_isa_available(quant_isa::NEON_DOTPROD));
+  EXPECT_FALSE(cpu::quant_isa_available(quant_isa::NEON_I8MM));
 #endif
+#if defined(__aarch64__)
+  // The CPU's bits (test_cpu_features checks them against the instructions): i8mm only with dotprod, and first.
+  const cpu::arm_features& f = cpu::arm_cpu_features();
+  EXPECT_EQ(cpu::quant_isa_available(quant_isa::NEON_DOTPROD), f.dotprod);
+  EXPECT_EQ(cpu::quant_isa_available(quant_isa::NEON_I8MM), f.dotprod && f.i8mm);
+  if (f.dotprod && f.i8mm) {
+    EXPECT_EQ(cpu::quant_isa_selected(), quant_isa::NEON_I8MM);
+  }
+#endif
+}
+
+#if defined(__aarch64__)
+// The i8mm table is the dotprod one with every prefill entry replaced: decode and the quantizer shared, the packer
+// and packed kernels its own (else the byte comparisons here would compare dotprod with itself).
+TEST(quant_linear, i8mm_table_replaces_prefill_only) {
+  if (!cpu::quant_isa_available(quant_isa::NEON_I8MM)) GTEST_SKIP() << "the CPU has no i8mm";
+  const cpu::qgemm::isa_table &a = *cpu::qgemm::table_neon_i8mm(), &d = *cpu::qgemm::table_neon_dotprod();
+  EXPECT_STREQ(a.name, "neon-i8mm");
+  EXPECT_EQ(a.quantize, d.quantize);
+  for (size_t t = 0; t < size_t(cpu::qgemm::wtype::COUNT); ++t) {
+    for (int r = 0; r < cpu::qgemm::k_decode_rows; ++r) EXPECT_EQ(a.dk[t][r], d.dk[t][r]) << t;
+    EXPECT_NE(a.pack[t], d.pack[t]) << t;
+    EXPECT_EQ(a.packed_bytes[t], d.packed_bytes[t]) << t;
+    for (int r = 0; r < a.prefill_mr; ++r) EXPECT_NE(a.pk[t][r], d.pk[t][r]) << t;
+  }
+}
+#endif
+
+// i8mm (smmla) computes 2 x rows x 2 W rows per instruction, so its prefill tiles pair both: every remainder of the
+// 4-row register tile (m = 4 .. 11: 1 .. 4 rows left, an odd one paired with itself), W row counts that are odd or
+// not a multiple of the 8-row tile (the last row repeated), one group and several. Bytes equal the dotprod and
+// portable paths' (which the harness cases above check against the reference).
+TEST(quant_linear, i8mm_pair_tiles_equal_dotprod_and_portable) {
+  if (!cpu::quant_isa_available(quant_isa::NEON_I8MM)) GTEST_SKIP() << "the CPU or build has no i8mm path";
+  rng r(17);
+  exec_context ctx(device{}, 1);  // one thread: the tiles' coverage, not the split, is under test here
+  for (dtype t : {dtype::I8, dtype::Q8_0, dtype::Q4_0, dtype::Q4_1, dtype::Q5_0, dtype::Q5_1, dtype::Q4_K,
+                  dtype::Q5_K, dtype::Q6_K}) {
+    const int64_t g = t == dtype::Q4_K || t == dtype::Q5_K || t == dtype::Q6_K ? 256 : 32;
+    for (int64_t n : {1, 3, 13, 21})
+      for (int64_t groups : {1, 3}) {
+        const int64_t k = groups * g, m_max = 11;
+        const std::vector<float> x = r.normal(size_t(m_max * k)), w = r.normal(size_t(n * k), 0.05f);
+        linear_weight lw;
+        lw.weight = quant::quantize_tensor(tensor::view(w.data(), dtype::F32, {n, k}), t,
+                                           t == dtype::I8 ? &lw.scales : nullptr);
+        for (int64_t m = 4; m <= m_max; ++m) {
+          std::vector<float> y[3];
+          const quant_isa isas[3] = {quant_isa::NEON_I8MM, quant_isa::NEON_DOTPROD, quant_isa::PORTABLE};
+          for (int p = 0; p < 3; ++p) {
+            isa_scope scope(isas[p]);
+            y[p].assign(size_t(m * n), 0.0f);
+            tensor yt = tensor::view(y[p].data(), dtype::F32, {m, n});
+            ops::linear(ctx, tensor::view(x.data(), dtype::F32, {m, k}), lw, yt);
+          }
+          const std::string what = std::string(dtype_name(t)) + " m=" + std::to_string(m) + " n=" +
+                                   std::to_string(n) + " k=" + std::to_string(k);
+          EXPECT_EQ(std::memcmp(y[0].data(), y[1].data(), y[0].size() * 4), 0) << what << ": i8mm != dotprod";
+          EXPECT_EQ(std::memcmp(y[0].data(), y[2].data(), y[0].size() * 4), 0) << what << ": i8mm != portable";
+        }
+      }
+  }
 }
 
 }  // namespace

@@ -66,6 +66,19 @@ __attribute__((target("arch=armv8.2-a+dotprod"))) double probe_sdot(int64_t iter
   g_sink.store(vgetq_lane_s32(a[0], 0), std::memory_order_relaxed);
   return 12.0 * 16 * 2 * double(iters);
 }
+
+// smmla: a 2 x 8 by 8 x 2 int8 product, 32 multiply-adds per instruction.
+__attribute__((target("arch=armv8.2-a+dotprod+i8mm"))) double probe_smmla(int64_t iters) {
+  int32x4_t a[12];
+  for (int k = 0; k < 12; ++k) a[k] = vdupq_n_s32(k);
+  const int8x16_t b = vdupq_n_s8(3), c = vdupq_n_s8(5);
+  for (int64_t i = 0; i < iters; ++i)
+#pragma GCC unroll 12
+    for (int k = 0; k < 12; ++k) a[k] = vmmlaq_s32(a[k], b, c);
+  for (int k = 1; k < 12; ++k) a[0] = vaddq_s32(a[0], a[k]);
+  g_sink.store(vgetq_lane_s32(a[0], 0), std::memory_order_relaxed);
+  return 12.0 * 32 * 2 * double(iters);
+}
 #endif
 
 double probe_portable(int64_t iters) {
@@ -89,6 +102,7 @@ double probe(quant_isa isa, int64_t iters) {
 #endif
 #if defined(__aarch64__) && defined(__GNUC__) && !defined(__clang__)
     case quant_isa::NEON_DOTPROD: return probe_sdot(iters);
+    case quant_isa::NEON_I8MM: return probe_smmla(iters);
 #endif
     default: return probe_portable(iters * 16);
   }

@@ -72,5 +72,11 @@ const isa_table* table_portable();
 const isa_table* table_avx2();
 const isa_table* table_avx512_vnni();
 const isa_table* table_neon_dotprod();
+#if defined(__aarch64__)
+// The dotprod table with its prefill entries (pack, packed kernels, prefill_mr) replaced by fill_prefill_i8mm's,
+// which lives in a per-file -march source (quant_isa_neon_arm_i8mm.cpp): aarch64 builds only.
+const isa_table* table_neon_i8mm();
+void fill_prefill_i8mm(isa_table& tab);
+#endif
 
 }  // namespace autoglm::cpu::qgemm

@@ -12,11 +12,8 @@
 #include "core/aligned_buffer.h"
 #include "core/error.h"
 #include "kernels/cpu/convert.h"
+#include "kernels/cpu/cpu_features_arm.h"
 #include "kernels/cpu/quant_gemm.h"
-
-#if defined(__aarch64__) && defined(__linux__)
-#include <sys/auxv.h>
-#endif
 
 namespace autoglm::cpu {
 
@@ -68,11 +65,11 @@ bool cpu_supports(quant_isa isa) {
       return ok;
     }
 #endif
-#if defined(__aarch64__) && defined(__linux__)
-    case quant_isa::NEON_DOTPROD: {
-      static const bool ok = (getauxval(AT_HWCAP) & (1ul << 20)) != 0;  // HWCAP_ASIMDDP
-      return ok;
-    }
+#if defined(__aarch64__)
+    // The CPU's own bits (HWCAP_ASIMDDP, HWCAP2_I8MM; cpu_features_arm.cpp), not arm_usable_features: tests pick a
+    // path with force_quant_isa. The i8mm table keeps the dotprod decode kernels, so it needs both.
+    case quant_isa::NEON_DOTPROD: return arm_cpu_features().dotprod;
+    case quant_isa::NEON_I8MM: return arm_cpu_features().dotprod && arm_cpu_features().i8mm;
 #endif
     default: return false;
   }
@@ -84,6 +81,9 @@ const isa_table* table_of(quant_isa isa) {
     case quant_isa::AVX2: return table_avx2();
     case quant_isa::AVX512_VNNI: return table_avx512_vnni();
     case quant_isa::NEON_DOTPROD: return table_neon_dotprod();
+#if defined(__aarch64__)
+    case quant_isa::NEON_I8MM: return table_neon_i8mm();
+#endif
     default: return nullptr;
   }
 }
@@ -116,6 +116,7 @@ const char* quant_isa_name(quant_isa isa) {
     case quant_isa::AVX2: return "avx2";
     case quant_isa::AVX512_VNNI: return "avx512-vnni";
     case quant_isa::NEON_DOTPROD: return "neon-dotprod";
+    case quant_isa::NEON_I8MM: return "neon-i8mm";
     default: return "?";
   }
 }
@@ -127,7 +128,7 @@ quant_isa quant_isa_selected() {
   const quant_isa forced = quant_isa(g_forced.load(std::memory_order_relaxed));
   if (forced != quant_isa::COUNT) return forced;
   if (portable_kernels_forced()) return quant_isa::PORTABLE;
-  for (quant_isa isa : {quant_isa::AVX512_VNNI, quant_isa::AVX2, quant_isa::NEON_DOTPROD})
+  for (quant_isa isa : {quant_isa::AVX512_VNNI, quant_isa::AVX2, quant_isa::NEON_I8MM, quant_isa::NEON_DOTPROD})
     if (quant_isa_available(isa)) return isa;
   return quant_isa::PORTABLE;
 }

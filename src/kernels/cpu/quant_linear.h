@@ -9,7 +9,7 @@
 // k-quants' sub-block scales and mins applied as integers), converted to float once and accumulated with one fused
 // multiply-add by (weight scale x d), in group order; Q4_1/Q5_1's f16 min adds one more FMA per group with the
 // group's sum of x (quant_microkernel.h gives the exact rule). Every ISA path (portable C++, AVX2, AVX-512 VNNI,
-// NEON dotprod), decode or prefill, computes the same integers and the same float operations in the same order,
+// NEON dotprod, NEON i8mm), decode or prefill, computes the same integers and the same float operations in the same order,
 // so all give identical bits whatever the number of rows or threads; the error against exact arithmetic is that
 // of quantizing x (about 0.4% relative per group).
 //
@@ -17,7 +17,8 @@
 // group a vector of partial sums per row, added across into one integer per row. Prefill quantizes x once, then
 // for panels of x rows that fit in L2 packs each W tile once (per group, 8 vectors whose lane r holds 4 weights
 // of row r) and runs it against every row of the panel, 4-6 rows at a time, with x's 4-byte groups broadcast
-// (vpdpbusd / vpmaddubsw / sdot): no reductions, and the packed tile is swept in L1-sized blocks of groups.
+// (vpdpbusd / vpmaddubsw / sdot): no reductions, and the packed tile is swept in L1-sized blocks of groups. With
+// i8mm the tile holds pairs of W rows and 2 x rows x 2 W rows x 8 bytes go through one smmla.
 // Threads split the W tiles.
 #pragma once
 
@@ -35,8 +36,9 @@ void quant_linear_kernel(const kernel_context& kc, const tensor& x, const linear
 bool quant_linear_supports(dtype t);
 
 // The instruction-set paths of the quantized kernels.
-enum class quant_isa : uint8_t { PORTABLE, AVX2, AVX512_VNNI, NEON_DOTPROD, COUNT };
-const char* quant_isa_name(quant_isa isa);  // "portable", "avx2", "avx512-vnni", "neon-dotprod"
+// NEON_I8MM: smmla for prefill, the dotprod kernels for decode (it needs both extensions).
+enum class quant_isa : uint8_t { PORTABLE, AVX2, AVX512_VNNI, NEON_DOTPROD, NEON_I8MM, COUNT };
+const char* quant_isa_name(quant_isa isa);  // "portable", "avx2", "avx512-vnni", "neon-dotprod", "neon-i8mm"
 // Compiled into this build and supported by this CPU (and its OS).
 bool quant_isa_available(quant_isa isa);
 // The path the kernels take now: the forced one if any, portable when force_portable_kernels is on (convert.h),

@@ -18,7 +18,9 @@
 // Decode (1-3 x rows) reads W straight from its blocks: each row's group gives a vector of partial sums over
 // 4-byte groups, and reduce8 adds the 8 rows' vectors into one vector of per-row integers. Prefill first packs a
 // tile of 8 W rows (pack_tile: per group, 8 vectors whose lane r holds 4 consecutive weight integers of row r,
-// plus per-row scales), then each x row's 4 bytes are broadcast against it: no reductions at all.
+// plus per-row scales), then each x row's 4 bytes are broadcast against it: no reductions at all. An ISA with 2 x 2
+// integer matrix-multiply instructions (i8mm smmla) packs the tile as pairs of rows instead and supplies the
+// group's integer sums itself (pair_tiles below); everything else, the float steps included, is shared.
 #pragma once
 
 #include <algorithm>
@@ -47,6 +49,14 @@ template <wtype T>
 inline constexpr int zero_point = T == wtype::Q4_0 ? 8 : T == wtype::Q5_0 ? 16 : 0;
 template <wtype T>
 inline constexpr bool has_min = T == wtype::Q4_1 || T == wtype::Q5_1;
+
+// A V for 2 x 2 matrix-multiply tiles (quant_isa_neon_arm_i8mm.cpp) defines, beside the usual members:
+//   pair_rows(ints r[8]): r[j] = the 32 weight bytes of W row j (one 32-element vector of a group) -> the 256
+//     bytes in its packed order (stored r[0] .. r[7], as the lane-per-row layout is);
+//   group_ints<T, MR>(packed group, x rows' qs, g, ints I[MR]): I[i] lane r = the integer I_g of x row i and W
+//     row r, exactly the integer the broadcast dots give (k-quants: with the sub-block scales, not the mins).
+template <class V>
+concept pair_tiles = requires { V::pair_tiles; };
 
 // ---- weights of one group of one row --------------------------------------------------------------------------
 
@@ -243,7 +253,8 @@ void pack_tile(const tile& t, int64_t ng, uint8_t* out) {
         if constexpr ((T == wtype::Q8_0 || T == wtype::I8) && V::q8_bias == 128) b = V::flip_sign(b);
         rows[j] = V::as_ints(b);
       }
-      V::transpose8(rows);  // rows[k] lane r = bytes 4k .. 4k+3 of row r
+      if constexpr (pair_tiles<V>) V::pair_rows(rows);
+      else V::transpose8(rows);  // rows[k] lane r = bytes 4k .. 4k+3 of row r
       for (int k = 0; k < 8; ++k) V::istore(reinterpret_cast<int32_t*>(out + (8 * v + k) * 32), rows[k]);
     }
     uint16_t* tail = reinterpret_cast<uint16_t*>(out + nv * 8 * 32 + (is_k<T> ? 24 * 32 : 0));
@@ -284,7 +295,9 @@ void packed_kernel(const tile& t, const uint8_t* packed, int64_t g0, int64_t g1,
     // products' latency does not limit their throughput. Integer sums: the split changes nothing.
     typename V::ints I[MR], J[MR];
     for (int i = 0; i < MR; ++i) I[i] = J[i] = V::izero();
-    if constexpr (!is_k<T>) {
+    if constexpr (pair_tiles<V>) {
+      V::template group_ints<T, MR>(packed, xq, g, I);
+    } else if constexpr (!is_k<T>) {
       for (int k = 0; k < 8; k += 2) {
         const typename V::bytes p0 = V::load(packed + 32 * k), p1 = V::load(packed + 32 * k + 32);
         for (int i = 0; i < MR; ++i) {
@@ -406,14 +419,20 @@ void fill_packed(isa_table& tab, std::integer_sequence<int, MRs...>) {
   ((tab.pk[size_t(T)][MRs] = &packed_entry<V, T, MRs + 1>), ...);
 }
 
+// The prefill entries of one weight type: its packer and the packed kernel for 1 .. k_max_mr x rows.
+template <class V, wtype T>
+void fill_prefill(isa_table& tab) {
+  tab.pack[size_t(T)] = &pack_entry<V, T>;
+  tab.packed_bytes[size_t(T)] = packed_group_bytes<T>;
+  fill_packed<V, T>(tab, std::make_integer_sequence<int, k_max_mr>{});
+}
+
 template <class V, wtype T>
 void fill_type(isa_table& tab) {
   tab.dk[size_t(T)][0] = &decode_kernel<V, T, 1>;
   tab.dk[size_t(T)][1] = &decode_kernel<V, T, 2>;
   tab.dk[size_t(T)][2] = &decode_kernel<V, T, 3>;
-  tab.pack[size_t(T)] = &pack_entry<V, T>;
-  tab.packed_bytes[size_t(T)] = packed_group_bytes<T>;
-  fill_packed<V, T>(tab, std::make_integer_sequence<int, k_max_mr>{});
+  fill_prefill<V, T>(tab);
 }
 
 // The table of one ISA: every weight type, decode for 1 .. 3 rows and the packed kernel for 1 .. k_max_mr.
