@@ -9,10 +9,14 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
 #include "model/whisper/whisper.h"
+#if defined(AUTOGLM_HAVE_CUDA)
+#include "kernels/cuda/register.h"
+#endif
 #include "ops/ops.h"
 #include "runtime/whisper_decoding.h"
 #include "tokenizer/tokenizer.h"
@@ -72,7 +76,16 @@ class whisper_parity : public ::testing::Test {
     dir_ = test::temp_dir("whisper_parity");
     const json cfg = read_json(ref_path("config.json"));
     test::write_whisper_dir(dir_, cfg, specs_);
-    ctx_ = std::make_unique<exec_context>(device{}, 2);
+    // AUTOGLM_TEST_DEVICE=cuda:0 runs the same checks on a GPU (scripts/cuda_check.sh), with split GEMM precision
+    // (near F32) so the F32 tolerances below hold there too.
+    const char* dev = std::getenv("AUTOGLM_TEST_DEVICE");
+    const device d = dev && *dev ? device::parse(dev) : device{};
+    ops::init_backends();
+    if (const std::string why = ops::device_problem(d); !why.empty()) GTEST_SKIP() << why;
+#if defined(AUTOGLM_HAVE_CUDA)
+    if (d.kind == device_kind::CUDA) set_cuda_gemm_precision(cuda_gemm_precision::SPLIT);
+#endif
+    ctx_ = std::make_unique<exec_context>(d, 2);
     model_ = whisper::model::load(dir_, *ctx_);
   }
   void TearDown() override {
