@@ -71,6 +71,7 @@ struct engine_stats {
   int32_t kv_blocks_used = 0;
   int64_t n_images_encoded = 0;
   int64_t n_image_cache_hits = 0;
+  int64_t n_graph_replays = 0;    // decode steps replayed from a recorded CUDA graph (GPU engines)
   int32_t n_vision_waiting = 0;        // requests waiting for the vision worker
   int32_t n_images_encoding = 0;       // images queued for or being encoded by the vision worker (live)
   double vision_encode_ms_total = 0;   // time the vision worker spent encoding

@@ -131,6 +131,13 @@ struct device_memory {
   void (*destroy_stream)(device dev, void* stream) = nullptr;
   // Optional (GPU backends): free and total bytes of the device, to size caches and to say what does not fit.
   void (*mem_info)(device dev, size_t* free_bytes, size_t* total_bytes) = nullptr;
+  // Optional (GPU backends): record what is enqueued on the context's stream between graph_begin and graph_end as
+  // one replayable graph (CUDA graphs), replay it, drop it. graph_end returns null when the recording failed (the
+  // stream is left usable).
+  void (*graph_begin)(const kernel_context& ctx) = nullptr;
+  void* (*graph_end)(const kernel_context& ctx) = nullptr;
+  void (*graph_launch)(const kernel_context& ctx, void* graph) = nullptr;
+  void (*graph_destroy)(device dev, void* graph) = nullptr;
 };
 
 class kernel_registry {

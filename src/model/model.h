@@ -62,6 +62,12 @@ struct forward_batch {
   int32_t n_tokens() const { return int32_t(token_ids.size()); }
 };
 
+// A forward step's inputs on the device (model-specific), between prepare_step and compute_step.
+class prepared_step {
+ public:
+  virtual ~prepared_step() = default;
+};
+
 class model {
  public:
   virtual ~model() = default;
@@ -74,6 +80,19 @@ class model {
   // Named intermediates go to ctx's dump callback.
   virtual tensor forward_logits(exec_context& ctx, const forward_batch& batch,
                                 const std::vector<paged_kv_layer>& kv) const = 0;
+  // forward_logits in two phases, so the runtime can record the device work of a step as a graph once and replay it
+  // (runtime/step_graphs): prepare_step resets ctx's arena and uploads the batch's inputs (host work and copies,
+  // never recorded); compute_step only enqueues device work whose kernel arguments depend on nothing but the
+  // batch's shape and `context_bucket` (> 0: per-sequence tables sized for that many positions, at least the
+  // batch's longest context). nullptr from prepare_step: this model has no two-phase forward.
+  virtual std::unique_ptr<prepared_step> prepare_step(exec_context& /*ctx*/, const forward_batch& /*batch*/,
+                                                      const std::vector<paged_kv_layer>& /*kv*/,
+                                                      int32_t /*context_bucket*/) const {
+    return nullptr;
+  }
+  virtual tensor compute_step(exec_context& ctx, const prepared_step& step,
+                              const std::vector<paged_kv_layer>& kv) const;
+
   // forward_logits with the logits copied to host memory ([logits_rows.size(), vocab_size]; may be null when no
   // row was asked for).
   void forward(exec_context& ctx, const forward_batch& batch, const std::vector<paged_kv_layer>& kv,

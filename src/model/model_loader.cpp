@@ -44,6 +44,10 @@ void model::forward(exec_context& ctx, const forward_batch& batch, const std::ve
   ops::to_host(ctx, out, logits, out.n_bytes());
 }
 
+tensor model::compute_step(exec_context&, const prepared_step&, const std::vector<paged_kv_layer>&) const {
+  throw error(info().architecture + ": no two-phase forward (prepare_step returned nothing)");
+}
+
 std::unique_ptr<model> load_model(const std::string& model_dir, exec_context& ctx, const model_load_options& opt) {
   if (!std::filesystem::is_directory(model_dir)) throw error(model_dir + ": model directory not found");
   const nlohmann::json cfg = read_json_file(model_dir + "/config.json");

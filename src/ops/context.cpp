@@ -39,6 +39,7 @@ tensor scratch_arena::alloc(dtype type, const std::vector<int64_t>& shape) {
     c.size = want;
     chunks_.push_back(c);
     target = &chunks_.back();
+    ++generation_;
   }
   void* p = static_cast<uint8_t*>(target->data) + target->used;
   target->used += bytes;
@@ -58,9 +59,24 @@ void scratch_arena::reset() {
     c.data = mem.alloc(dev_, total);
     c.size = total;
     chunks_.push_back(c);
+    ++generation_;
   }
   for (chunk& c : chunks_) c.used = 0;
   in_use_ = 0;
+}
+
+scratch_arena::mark scratch_arena::get_mark() const {
+  mark m;
+  for (const chunk& c : chunks_) m.used.push_back(c.used);
+  m.in_use = in_use_;
+  return m;
+}
+
+void scratch_arena::restore(const mark& m) {
+  AG_CHECK(m.used.size() == chunks_.size(), "scratch_arena::restore: a mark of another generation");
+  for (size_t i = 0; i < chunks_.size(); ++i) chunks_[i].used = m.used[i];
+  in_use_ = m.in_use;
+  high_water_ = std::max(high_water_, in_use_);
 }
 
 size_t scratch_arena::bytes_reserved() const {

@@ -42,6 +42,18 @@ class scratch_arena {
   size_t bytes_reserved() const;
   size_t high_water() const { return high_water_; }
 
+  // Changes whenever chunks are added or replaced: addresses handed out under another generation may be gone.
+  uint64_t generation() const { return generation_; }
+  // The bump state, to put back after a recorded graph replays the allocations of a pass the host did not run
+  // again (runtime/step_graphs): allocations after restore() land where they landed after the recording.
+  struct mark {
+    std::vector<size_t> used;
+    size_t in_use = 0;
+    bool operator==(const mark& o) const { return used == o.used && in_use == o.in_use; }
+  };
+  mark get_mark() const;
+  void restore(const mark& m);  // m from get_mark() under the same generation()
+
  private:
   struct chunk {
     void* data = nullptr;
@@ -51,6 +63,7 @@ class scratch_arena {
   device dev_;
   std::vector<chunk> chunks_;
   size_t in_use_ = 0, high_water_ = 0;
+  uint64_t generation_ = 0;
 };
 
 // name, tensor (host F32 copy; rows x cols) of a named intermediate, e.g. "layer.3.attn_norm".

@@ -386,6 +386,33 @@ void sample(exec_context& ctx, const tensor& logits, const float* params, tensor
   kernel<kernel_sig::sample>(op, ctx, logits.type())(ctx.kernels(), logits, dev_params, out);
 }
 
+// ---- graphs -------------------------------------------------------------------------------------------------
+
+bool graphs_supported(exec_context& ctx) {
+  if (ctx.dev().kind == device_kind::CPU) return false;
+  const device_memory& mem = memory(ctx);
+  return mem.graph_begin && mem.graph_end && mem.graph_launch && mem.graph_destroy;
+}
+
+void graph_begin(exec_context& ctx) {
+  AG_CHECK(graphs_supported(ctx), "graph_begin: " + ctx.dev().str() + " has no graphs");
+  memory(ctx).graph_begin(ctx.kernels());
+}
+
+std::shared_ptr<void> graph_end(exec_context& ctx) {
+  const device_memory& mem = memory(ctx);
+  void* g = mem.graph_end(ctx.kernels());
+  if (!g) return nullptr;
+  const device dev = ctx.dev();
+  auto destroy = mem.graph_destroy;
+  return std::shared_ptr<void>(g, [dev, destroy](void* p) { destroy(dev, p); });
+}
+
+void graph_launch(exec_context& ctx, const std::shared_ptr<void>& graph) {
+  AG_CHECK(graph != nullptr, "graph_launch: no graph");
+  memory(ctx).graph_launch(ctx.kernels(), graph.get());
+}
+
 // ---- tensor parallelism / debugging -------------------------------------------------------------------------
 
 void all_reduce_sum(exec_context& ctx, tensor& x) {

@@ -9,6 +9,7 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -86,6 +87,15 @@ void pos_embed_bicubic(exec_context& ctx, const tensor& table, int32_t table_gri
 // One token per row of logits [rows, vocab] F32 (the rule: kernels/cpu/sample.h); params: host memory,
 // k_sample_params floats per row in sample_param order (core/kernel_registry.h); out: I32 [rows] on the device.
 void sample(exec_context& ctx, const tensor& logits, const float* params, tensor& out);
+
+// ---- graphs -------------------------------------------------------------------------------------------------
+// Recording what is enqueued on ctx as one replayable graph (GPU backends; runtime/step_graphs drives it). Between
+// graph_begin and graph_end nothing runs: the ops are recorded. graph_end gives the graph (owned; destroyed with
+// the last copy), or null when the recording failed (then run the same ops again without a graph).
+bool graphs_supported(exec_context& ctx);
+void graph_begin(exec_context& ctx);
+std::shared_ptr<void> graph_end(exec_context& ctx);
+void graph_launch(exec_context& ctx, const std::shared_ptr<void>& graph);
 
 // ---- tensor parallelism -----------------------------------------------------------------------------------
 // Sum over ranks in place; nothing without a communicator (one rank).

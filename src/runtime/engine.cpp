@@ -24,6 +24,7 @@
 #include "runtime/request_state.h"
 #include "runtime/sampler.h"
 #include "runtime/scheduler.h"
+#include "runtime/step_graphs.h"
 #include "runtime/vision_worker.h"
 
 namespace autoglm {
@@ -54,6 +55,8 @@ class engine_impl final : public engine {
     if (model_->info().has_vision)
       vision_ = std::make_unique<vision_worker>(*model_, ctx_->dev(), n_vision, wrap_dump(options.dump),
                                                 [this](vision_worker::result r) { on_image_done(std::move(r)); });
+    graphs_ = std::make_unique<step_graphs>(*ctx_, *model_);
+    if (!graphs_->enabled()) graphs_.reset();
     thread_ = std::thread([this] { run(); });
   }
 
@@ -489,8 +492,10 @@ class engine_impl final : public engine {
       st.smp->device_params(&params[size_t(first_out[ci] + n_out[ci] - 1) * size_t(k_sample_params)]);
     }
     host_logits_ = nullptr;
+    step_logits_ = tensor{};
     const auto t_start = std::chrono::steady_clock::now();
-    const tensor out = model_->forward_logits(*ctx_, fb, kv_->layers());
+    const tensor out = graphs_ && graphs_->eligible(fb) ? graphs_->run(fb, kv_->layers())
+                                                        : model_->forward_logits(*ctx_, fb, kv_->layers());
     if (step_timing_) {
       // Where a GPU step's time goes: enqueueing the kernels on the host vs waiting for the device after that.
       const auto t_enqueued = std::chrono::steady_clock::now();
@@ -518,7 +523,8 @@ class engine_impl final : public engine {
     }
     if (need_host) {
       if (out.dev().kind == device_kind::CPU) {
-        host_logits_ = out.ptr<float>();  // scratch memory, valid until the next forward
+        step_logits_ = out;  // kept: the model may own it (otherwise scratch memory, valid until the next forward)
+        host_logits_ = step_logits_.ptr<float>();
       } else {
         logits_.resize(size_t(out.n_elements()));
         ops::to_host(*ctx_, out, logits_.data(), out.n_bytes());
@@ -584,6 +590,7 @@ class engine_impl final : public engine {
     stats_.kv_blocks_used = blocks_->n_used_blocks();
     stats_.n_images_encoded = n_images_encoded_;
     stats_.n_image_cache_hits = n_image_cache_hits_;
+    stats_.n_graph_replays = graphs_ ? graphs_->n_replayed() : 0;
   }
 
   engine_options options_;
@@ -593,6 +600,7 @@ class engine_impl final : public engine {
   int32_t max_model_len_ = 0;
   std::unique_ptr<kv_cache> kv_;
   std::unique_ptr<vision_worker> vision_;
+  std::unique_ptr<step_graphs> graphs_;  // decode steps as CUDA graphs (null: not on this backend); after ctx_
 
   // Engine thread only.
   std::unique_ptr<block_manager> blocks_;
@@ -601,7 +609,8 @@ class engine_impl final : public engine {
   std::unordered_map<uint64_t, std::vector<uint64_t>> image_waiters_;  // image key -> requests waiting for it
   embedding_cache images_;
   std::vector<float> logits_;            // host copy of a GPU step's logits, when the host sampler needs them
-  float* host_logits_ = nullptr;
+  float* host_logits_ = nullptr;        // the step's logits in host memory (logits_ or the CPU forward's output)
+  tensor step_logits_;  // the CPU forward's output while host_logits_ points into it
   // AUTOGLM_STEP_TIMING=1: log how long the host takes to enqueue a step and how long the device runs after that
   // (a diagnosis of launch-bound decoding; adds a synchronize per step).
   const bool step_timing_ = [] {

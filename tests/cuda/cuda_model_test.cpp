@@ -14,6 +14,8 @@
 #include <gtest/gtest.h>
 
 #include <condition_variable>
+#include <cstdlib>
+#include <thread>
 #include <fstream>
 #include <mutex>
 
@@ -138,7 +140,7 @@ std::vector<int32_t> engine_greedy(engine& e, const nlohmann::json& c, std::vect
   r.images = test::fixture_images(c);
   if (sampling) r.sampling = *sampling;
   r.sampling.temperature = sampling ? sampling->temperature : 0.0f;
-  r.sampling.max_tokens = 32;
+  r.sampling.max_tokens = sampling ? sampling->max_tokens : 32;
   r.sampling.ignore_eos = true;
   r.sampling.stop_token_ids = c["eos_token_ids"].get<std::vector<int32_t>>();
   r.return_prompt_logits = prompt_logits != nullptr;
@@ -212,6 +214,7 @@ TEST(cuda_engine, seeded_sampling_on_the_device_repeats_and_top_k_1_is_greedy) {
     const std::string name = c["name"];
     sampling_params sp;
     sp.temperature = 1.5f;
+    sp.max_tokens = 32;
     sp.top_k = 50;
     sp.top_p = 0.95f;
     sp.seed = 1234;
@@ -227,6 +230,39 @@ TEST(cuda_engine, seeded_sampling_on_the_device_repeats_and_top_k_1_is_greedy) {
   }
   // A random tiny model at temperature 1.5 has a flat distribution: sampling that always equals greedy is broken.
   EXPECT_GT(differs_from_greedy, 0);
+}
+
+// Decode steps replayed from recorded CUDA graphs (runtime/step_graphs) decide every token as steps launched one
+// kernel at a time: 300 greedy tokens per case cross context buckets (a new recording every 256 positions), and
+// two requests at once make 2-sequence steps. The replays must actually happen.
+TEST(cuda_engine, decode_steps_replayed_from_graphs_equal_plain_launches) {
+  AG_SKIP_WITHOUT_CUDA();
+  const gemm_precision_scope split(true);
+  setenv("AUTOGLM_CUDA_GRAPHS", "0", 1);
+  std::unique_ptr<engine> plain = fixture_engine("cuda:0", kv_cache_type::BF16);
+  unsetenv("AUTOGLM_CUDA_GRAPHS");
+  std::unique_ptr<engine> graphed = fixture_engine("cuda:0", kv_cache_type::BF16);
+  const auto cases = test::load_cases();
+  sampling_params sp;
+  sp.temperature = 0.0f;
+  sp.max_tokens = 300;
+  for (const auto& c : cases["cases"]) {
+    const std::string name = c["name"];
+    std::vector<int32_t> want, got;
+    std::thread other([&] { want = engine_greedy(*plain, c, nullptr, &sp); });
+    const std::vector<int32_t> alone = engine_greedy(*plain, c, nullptr, &sp);
+    other.join();
+    EXPECT_EQ(alone, want) << name << ": two requests at once decode as one alone (plain launches)";
+    std::thread other_graphed([&] { got = engine_greedy(*graphed, c, nullptr, &sp); });
+    const std::vector<int32_t> alone_graphed = engine_greedy(*graphed, c, nullptr, &sp);
+    other_graphed.join();
+    EXPECT_EQ(alone_graphed, want) << name << ": replayed graphs decode differently";
+    EXPECT_EQ(got, want) << name << ": replayed graphs (2 sequences) decode differently";
+  }
+  EXPECT_EQ(plain->stats().n_graph_replays, 0);
+  EXPECT_GT(graphed->stats().n_graph_replays, 1000);
+  std::printf("[cuda engine] decode steps replayed from graphs: %lld\n",
+              static_cast<long long>(graphed->stats().n_graph_replays));
 }
 
 // As deployed (bf16 GEMMs, BF16 KV cache): prompt logits within the bf16 bound of HF's. How many greedy tokens

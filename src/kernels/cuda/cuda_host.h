@@ -67,6 +67,12 @@ inline unsigned stride_grid(int64_t total, int threads, const stream_state& s) {
   return unsigned(std::max<int64_t>(1, std::min<int64_t>(want, int64_t(sm_count(s)) * 32)));
 }
 
+// ---- graphs (graphs.cpp): device_memory's graph hooks --------------------------------------------------------
+void graph_begin(const kernel_context& kc);
+void* graph_end(const kernel_context& kc);
+void graph_launch(const kernel_context& kc, void* graph);
+void graph_destroy(device dev, void* graph);
+
 // ---- host-side operand views --------------------------------------------------------------------------------
 // A [rows, cols] matrix with unit column stride: base pointer and row stride in elements.
 template <class T>

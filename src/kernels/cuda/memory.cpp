@@ -15,6 +15,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "core/log.h"
 #include "kernels/cuda/cuda_host.h"
@@ -59,6 +60,8 @@ struct stream_state {
   void* blas_ws = nullptr;
   void* work = nullptr;
   size_t work_bytes = 0;
+  // Outgrown workspaces, kept until the stream goes: a recorded graph may still point at one.
+  std::vector<void*> retired_work;
   int32_t* flag = nullptr;      // mapped host memory the kernels write (host address)
   int32_t* flag_dev = nullptr;  // its device address
   int sms = 0;
@@ -216,6 +219,7 @@ void dev_destroy_stream(device dev, void* stream) {
   cublasDestroy(s->blas);
   dev_free(dev, s->blas_ws);
   dev_free(dev, s->work);
+  for (void* w : s->retired_work) dev_free(dev, w);
   cudaFreeHost(s->flag);
   cudaStreamDestroy(s->stream);
 }
@@ -270,13 +274,13 @@ size_t max_shared_bytes(const stream_state& s) { return s.smem_optin; }
 void* workspace(stream_state& s, size_t bytes, const char* op) {
   if (bytes <= s.work_bytes) return s.work;
   // Grows by at least half, so a prefill that grows chunk by chunk reallocates a few times only. The old buffer
-  // may still be in use by queued kernels of this stream: dev_free waits for the device.
+  // may still be used by queued kernels of this stream or by a recorded graph (runtime/step_graphs): it is kept
+  // until the stream goes (the growth is geometric, so at most as much again).
   const size_t want = std::max(bytes, s.work_bytes + s.work_bytes / 2);
   device dev{device_kind::CUDA, s.device};
-  void* old = s.work;
+  if (s.work) s.retired_work.push_back(s.work);
   s.work = nullptr;
   s.work_bytes = 0;
-  dev_free(dev, old);
   try {
     s.work = dev_alloc(dev, want);
   } catch (const error& e) {
@@ -328,6 +332,10 @@ void register_cuda_kernels(kernel_registry& r) {
   mem.create_stream = cuda::dev_create_stream;
   mem.destroy_stream = cuda::dev_destroy_stream;
   mem.mem_info = cuda::dev_mem_info;
+  mem.graph_begin = cuda::graph_begin;
+  mem.graph_end = cuda::graph_end;
+  mem.graph_launch = cuda::graph_launch;
+  mem.graph_destroy = cuda::graph_destroy;
   r.set_memory(device_kind::CUDA, mem);
 
   constexpr device_kind dk = device_kind::CUDA;

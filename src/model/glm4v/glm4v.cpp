@@ -104,6 +104,17 @@ tensor conditional_generation::forward_logits(exec_context& ctx, const forward_b
   return text_.forward(ctx, batch, kv);
 }
 
+std::unique_ptr<prepared_step> conditional_generation::prepare_step(exec_context& ctx, const forward_batch& batch,
+                                                                    const std::vector<paged_kv_layer>& kv,
+                                                                    int32_t context_bucket) const {
+  return text_.prepare(ctx, batch, kv, context_bucket);
+}
+
+tensor conditional_generation::compute_step(exec_context& ctx, const prepared_step& step,
+                                            const std::vector<paged_kv_layer>& kv) const {
+  return text_.compute(ctx, step, kv);
+}
+
 tensor conditional_generation::encode_image(exec_context& ctx, const vision_input& image) const {
   if (!vision_) throw invalid_request("this model has no vision tower; images are not supported");
   return vision_->encode(ctx, image);

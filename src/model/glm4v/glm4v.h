@@ -30,6 +30,11 @@ class conditional_generation final : public model {
   kv_layout kv_shape() const override;
   tensor forward_logits(exec_context& ctx, const forward_batch& batch,
                         const std::vector<paged_kv_layer>& kv) const override;
+  std::unique_ptr<prepared_step> prepare_step(exec_context& ctx, const forward_batch& batch,
+                                              const std::vector<paged_kv_layer>& kv,
+                                              int32_t context_bucket) const override;
+  tensor compute_step(exec_context& ctx, const prepared_step& step,
+                      const std::vector<paged_kv_layer>& kv) const override;
   tensor encode_image(exec_context& ctx, const vision_input& image) const override;
   prompt_positions compute_positions(const std::vector<int32_t>& prompt,
                                      const std::vector<vision_input>& images) const override;

@@ -11,7 +11,10 @@
 namespace autoglm::glm4v {
 
 // The step's inputs on the context's device: built once per forward from the batch, read by every layer.
-struct text_decoder::step_inputs {
+struct text_decoder::step_inputs : prepared_step {
+  std::vector<int32_t> host;  // the index arrays in host memory (on the CPU the tensors below point into it)
+  std::vector<embedding_span> embeddings;
+  int64_t n_out = 0;   // logits rows
   int64_t n = 0;       // new tokens
   tensor ids;          // I32 [n]
   tensor pos;          // I32 [3, n]: t, h, w planes of M-RoPE
@@ -32,9 +35,9 @@ struct text_decoder::activations {
   tensor m;     // [n, I] silu(gate) * up
 };
 
-text_decoder::step_inputs text_decoder::upload_inputs(exec_context& ctx, const forward_batch& batch,
-                                                      const std::vector<paged_kv_layer>& kv,
-                                                      std::vector<int32_t>& host) const {
+void text_decoder::upload_inputs(exec_context& ctx, const forward_batch& batch, const std::vector<paged_kv_layer>& kv,
+                                 int32_t context_bucket, step_inputs& in) const {
+  std::vector<int32_t>& host = in.host;
   const int64_t n = batch.n_tokens();
   const int64_t n_out = int64_t(batch.logits_rows.size());
   const int32_t n_seqs = int32_t(batch.sequences.size());
@@ -50,6 +53,10 @@ text_decoder::step_inputs text_decoder::upload_inputs(exec_context& ctx, const f
     AG_CHECK(int64_t(s.n_blocks) * bs >= context && s.block_table, "forward: block table too short");
     max_blocks = std::max(max_blocks, (context + bs - 1) / bs);
     max_context = std::max(max_context, context);
+  }
+  if (context_bucket > 0) {
+    max_context = std::max(max_context, context_bucket);
+    max_blocks = std::max(max_blocks, (context_bucket + bs - 1) / bs);
   }
 
   // One host buffer for every index array (sized once: the views below point into it).
@@ -89,8 +96,9 @@ text_decoder::step_inputs text_decoder::upload_inputs(exec_context& ctx, const f
   auto up = [&](size_t offset, std::vector<int64_t> shape) {
     return ops::to_device(ctx, tensor::view(host.data() + offset, dtype::I32, shape));
   };
-  step_inputs in;
   in.n = n;
+  in.n_out = n_out;
+  in.embeddings = batch.embeddings;
   in.ids = up(o_ids, {n});
   in.pos = up(o_pos, {3, n});
   in.slots = up(o_slots, {n});
@@ -100,7 +108,6 @@ text_decoder::step_inputs text_decoder::upload_inputs(exec_context& ctx, const f
   in.batch.seq_info = up(o_info, {n_seqs, 3});
   in.batch.block_tables = up(o_tables, {n_seqs, max_blocks});
   in.batch.slots = in.slots;
-  return in;
 }
 
 void text_decoder::attention_block(exec_context& ctx, int32_t il, const step_inputs& in, const paged_kv_layer& kv,
@@ -146,18 +153,31 @@ void text_decoder::mlp_block(exec_context& ctx, int32_t il, activations& a) cons
 
 tensor text_decoder::forward(exec_context& ctx, const forward_batch& batch,
                              const std::vector<paged_kv_layer>& kv) const {
-  const int64_t n = batch.n_tokens(), H = cfg_.hidden_size;
-  const int64_t qd = int64_t(cfg_.n_heads) * cfg_.head_dim, kvd = int64_t(cfg_.n_kv_heads) * cfg_.head_dim;
-  const int64_t I = cfg_.intermediate_size;
+  return compute(ctx, *prepare(ctx, batch, kv, 0), kv);
+}
+
+std::unique_ptr<prepared_step> text_decoder::prepare(exec_context& ctx, const forward_batch& batch,
+                                                     const std::vector<paged_kv_layer>& kv,
+                                                     int32_t context_bucket) const {
+  const int64_t n = batch.n_tokens();
   AG_CHECK(n > 0, "empty batch");
   AG_CHECK(!batch.sequences.empty(), "forward: a batch without sequences");
   AG_CHECK(kv.size() == size_t(cfg_.n_layers), "forward: one KV layer per decoder layer");
   AG_CHECK(batch.pos_t.size() == size_t(n) && batch.pos_h.size() == size_t(n) && batch.pos_w.size() == size_t(n),
            "positions must cover every token");
   ctx.arena().reset();
+  auto in = std::make_unique<step_inputs>();
+  upload_inputs(ctx, batch, kv, context_bucket, *in);
+  return in;
+}
 
-  std::vector<int32_t> host;
-  const step_inputs in = upload_inputs(ctx, batch, kv, host);
+tensor text_decoder::compute(exec_context& ctx, const prepared_step& step, const std::vector<paged_kv_layer>& kv) const {
+  const auto* inp = dynamic_cast<const step_inputs*>(&step);
+  AG_CHECK(inp != nullptr, "text_decoder::compute: a step prepared by another model");
+  const step_inputs& in = *inp;
+  const int64_t n = in.n, H = cfg_.hidden_size;
+  const int64_t qd = int64_t(cfg_.n_heads) * cfg_.head_dim, kvd = int64_t(cfg_.n_kv_heads) * cfg_.head_dim;
+  const int64_t I = cfg_.intermediate_size;
   activations a;
   a.x = ops::scratch(ctx, dtype::F32, {n, H});
   a.h = ops::scratch(ctx, dtype::F32, {n, H});
@@ -171,7 +191,7 @@ tensor text_decoder::forward(exec_context& ctx, const forward_batch& batch,
 
   // Every row from the token table, then image rows copied over it (the placeholder ids are in the vocabulary).
   ops::embedding(ctx, w_.embed_tokens, in.ids, a.x);
-  for (const embedding_span& span : batch.embeddings) {
+  for (const embedding_span& span : in.embeddings) {
     AG_CHECK(span.first_row >= 0 && int64_t(span.first_row) + span.rows.rows() <= n && span.rows.cols() == H,
              "forward: embedding span " + span.rows.shape_str() + " at row " + std::to_string(span.first_row) +
                  " does not fit the batch");
@@ -187,7 +207,7 @@ tensor text_decoder::forward(exec_context& ctx, const forward_batch& batch,
   }
 
   // Only the requested rows go through the final norm and the (large) lm_head.
-  const int64_t n_out = int64_t(batch.logits_rows.size());
+  const int64_t n_out = in.n_out;
   if (n_out == 0) return {};
   tensor sel = ops::scratch(ctx, dtype::F32, {n_out, H});
   ops::embedding(ctx, a.x, in.logits_rows, sel);  // a row gather

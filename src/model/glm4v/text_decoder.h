@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -26,6 +27,12 @@ class text_decoder {
   // in its scratch arena (reset here; empty when no row was asked for). Uses ctx's dump callback; safe to run
   // concurrently with other calls on other contexts.
   tensor forward(exec_context& ctx, const forward_batch& batch, const std::vector<paged_kv_layer>& kv) const;
+  // The same in two phases (model::prepare_step / compute_step): the inputs uploaded (arena reset first), then the
+  // device work alone. context_bucket > 0 sizes the block tables and attention's context bound for that many
+  // positions, so compute's kernel arguments depend only on the batch's shape.
+  std::unique_ptr<prepared_step> prepare(exec_context& ctx, const forward_batch& batch,
+                                         const std::vector<paged_kv_layer>& kv, int32_t context_bucket) const;
+  tensor compute(exec_context& ctx, const prepared_step& step, const std::vector<paged_kv_layer>& kv) const;
 
   size_t weight_bytes_per_token() const { return decode_weight_bytes(w_); }
   const text_config& cfg() const { return cfg_; }
@@ -33,8 +40,8 @@ class text_decoder {
  private:
   struct activations;
   struct step_inputs;
-  step_inputs upload_inputs(exec_context& ctx, const forward_batch& batch, const std::vector<paged_kv_layer>& kv,
-                            std::vector<int32_t>& host) const;
+  void upload_inputs(exec_context& ctx, const forward_batch& batch, const std::vector<paged_kv_layer>& kv,
+                     int32_t context_bucket, step_inputs& in) const;
   void attention_block(exec_context& ctx, int32_t il, const step_inputs& in, const paged_kv_layer& kv,
                        activations& a) const;
   void mlp_block(exec_context& ctx, int32_t il, activations& a) const;
