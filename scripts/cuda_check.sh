@@ -20,7 +20,8 @@
 #   5. (--model-bench) `autoglm random-model` (real 9B dimensions, ~19 GB of disk), `autoglm bench --device
 #      cuda:0` prefill and decode at 512 and 2048 tokens of context -> model_bench.json, `autoglm bench-vision`
 #      (336x336, 1080x2400) -> vision_bench.json, and the transformers peer on the same checkpoint in the same
-#      run (bench/peer/hf_cuda.py) -> hf_peer.json.
+#      run (bench/peer/hf_cuda.py) -> hf_peer.json; `autoglm bench-asr` on random whisper-small and
+#      large-v3-turbo checkpoints -> asr_bench_<size>.json.
 # Results: $OUT/summary.json ({"steps": {name: {"status", "seconds"}}, "perf": ...}), logs, gtest JSON. Exit
 # status 0 only when every step passed.
 set -uo pipefail
@@ -180,10 +181,26 @@ if [ $model_bench -eq 1 ]; then
   fi
   run_step model_bench $STEP_LIMIT "$AUTOGLM" bench -m "$model_dir" --device cuda:0 --kv-type bf16 \
     --contexts 512,2048 --decode-tokens 32 --recompute-reps 0 -o "$OUT/model_bench.json"
+  # The same decode without CUDA graphs (runtime/step_graphs): what one launch per step saves.
+  run_step model_bench_no_graphs $STEP_LIMIT env AUTOGLM_CUDA_GRAPHS=0 "$AUTOGLM" bench -m "$model_dir" --device cuda:0 \
+    --kv-type bf16 --contexts 512,2048 --decode-tokens 32 --recompute-reps 0 -o "$OUT/model_bench_no_graphs.json"
   run_step vision_bench $STEP_LIMIT "$AUTOGLM" bench-vision -m "$model_dir" --device cuda:0 \
     --sizes 336x336,1080x2400 --reps 3 -o "$OUT/vision_bench.json"
   run_step agent_bench $STEP_LIMIT "$AUTOGLM" bench-agent -m "$model_dir" --device cuda:0 --kv-type bf16 \
     --reps 3 -o "$OUT/agent_bench.json"
+  # Speech in (issue 12): random-weight whisper-small and large-v3-turbo (real dimensions, BF16, HF layout), the
+  # 30 s window's components (encode, decode ms per token, real-time factor) and transcribe() of 30 / 60 s.
+  asr_bench() {
+    for size in small large-v3-turbo; do
+      local dir="$BUILD_DIR/random-whisper-$size"
+      [ -f "$dir/model.safetensors" ] ||
+        "$AUTOGLM" random-whisper --size "$size" -o "$dir" --layout "$SRC/tests/fixtures/whisper" || return 1
+      "$AUTOGLM" bench-asr -m "$dir" --device cuda:0 --reps 5 --audio 30,60 -o "$OUT/asr_bench_$size.json" ||
+        return 1
+    done
+  }
+  export BUILD_DIR
+  run_step asr_bench $STEP_LIMIT bash -c "$(declare -f asr_bench); asr_bench"
   # The peer in the same run: transformers on the same checkpoint (bench/peer/hf_cuda.py), where python3 has it:
   # eager (dynamic cache), then the static cache (its first generate compiles and is not timed).
   if [ "${SKIP_HF:-0}" != 1 ] && python3 -c 'import transformers' 2>/dev/null; then
