@@ -12,7 +12,7 @@
 #       `make test`: replays every committed regression input (tests/fuzz/regressions/<target>/), then fuzzes
 #       each target for N seconds (default 3) from its seed corpus with a fixed seed. Exits 1 on any crash.
 #
-# TARGET is a name without the prefix: safetensors gguf tokenizer jinja request image http (default: all built).
+# TARGET is a name without the prefix: safetensors gguf tokenizer jinja request image audio http (default: all built).
 # Examples: make fuzz FUZZ_SECONDS=3600; make fuzz FUZZ_TARGETS=jinja FUZZ_RUNS=10000000;
 #           build/fuzz/tests/fuzz/fuzz_jinja build/fuzz/findings/jinja/crash-...   (reproduce one input)
 # Without clang or libFuzzer the script says so and exits 0: fuzzing is skipped, not failed.
@@ -66,7 +66,7 @@ if ((do_build)); then
 fi
 bin_dir=$build_dir/tests/fuzz
 
-all_targets=(safetensors gguf tokenizer jinja request image http)
+all_targets=(safetensors gguf tokenizer jinja request image audio http)
 if ((${#targets[@]} == 0)); then
   for t in "${all_targets[@]}"; do [ -x "$bin_dir/fuzz_$t" ] && targets+=("$t"); done
 fi
@@ -81,6 +81,7 @@ opts_for() {
     jinja) dict=jinja max_len=8192 ;;
     request) dict=json max_len=8192 ;;
     image) dict=image max_len=32768 ;;
+    audio) dict=audio max_len=32768 ;;
     http) dict=http max_len=8192 ;;
     *) dict="" max_len=4096 ;;
   esac

@@ -7,7 +7,8 @@
 #   test_gguf            the GGUF reader/writer incl. every truncation and malformed counts/offsets/shapes
 #   test_tokenizer       tokenizer.json loading, BPE encode/decode, bounded encoding of huge prompts
 #   test_template        the Jinja engine and its resource limits (nesting, steps, output, recursion)
-#   test_media           image probe/decode limits, base64, bicubic resize, GLM-4.1V preprocessing
+#   test_media           image probe/decode limits, base64, bicubic resize, GLM-4.1V preprocessing; audio
+#                        decode/limits/malformed and mutated files, Whisper log-mel
 #   test_server_parsers  request JSON -> validated request (protocol), HTTP/1.1 framing (RFC 9112 6.3, trailers)
 # Not in the subset (too costly to rebuild sanitized within CI time on 2 cores: they pull the model, runtime and
 # kernel libraries): the kernel harness, model/runtime/chat tests and the server's end-to-end tests; the fuzz
