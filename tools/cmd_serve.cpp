@@ -19,7 +19,8 @@ int cmd_serve(int argc, char** argv) {
   size_t max_body = o.max_body_bytes;
 
   CLI::App app{"Serve the model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, "
-               "/v1/models, /tokenize, /detokenize, /health, /metrics)"};
+               "/v1/models, /tokenize, /detokenize, /health, /metrics; /v1/audio/transcriptions and "
+               "/v1/audio/translations with --asr-model)"};
   app.add_option("-m,--model", o.engine.model_dir,
                  "model directory in the Hugging Face layout (default: the bundled random-weight demo model; for "
                  "real answers pass the directory of zai-org/AutoGLM-Phone-9B)");
@@ -68,6 +69,10 @@ int cmd_serve(int argc, char** argv) {
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   app.add_option("--shutdown-grace", o.shutdown_grace_s, "seconds in-flight requests may finish after SIGTERM")
       ->capture_default_str();
+  app.add_option("--asr-model", o.asr_model_dir,
+                 "Whisper checkpoint directory (Hugging Face layout) for speech in: /v1/audio/transcriptions, "
+                 "/v1/audio/translations and input_audio parts of chat messages (transcribed into the prompt)");
+  app.add_option("--asr-device", o.asr_device, "where the speech model runs: cpu or cuda:N (default: --device)");
   quant.add_to(app);
   app.add_flag("!--no-prefix-caching", o.engine.enable_prefix_caching, "disable prefix caching");
   app.add_option("--log-level", log_level, "debug, info, warn, error")->capture_default_str();
@@ -98,6 +103,11 @@ int cmd_serve(int argc, char** argv) {
   if (!std::filesystem::is_directory(o.engine.model_dir)) {
     std::fprintf(stderr, "autoglm serve: model directory '%s' does not exist (pass -m DIR: the Hugging Face "
                  "directory of zai-org/AutoGLM-Phone-9B)\n", o.engine.model_dir.c_str());
+    return 1;
+  }
+  if (!o.asr_model_dir.empty() && !std::filesystem::is_directory(o.asr_model_dir)) {
+    std::fprintf(stderr, "autoglm serve: --asr-model directory '%s' does not exist (pass a Whisper checkpoint in the "
+                 "Hugging Face layout, e.g. a download of openai/whisper-small)\n", o.asr_model_dir.c_str());
     return 1;
   }
   return autoglm::server::run_server(o);

@@ -209,8 +209,13 @@ converted_messages convert_messages(const json& messages, content_format format,
           }
           ++n_message_images;
           parts.push_back({{"type", "image"}});
-        } else if (type == "input_audio" || type == "audio_url") {
-          throw invalid_request("audio input is not supported yet", pp);
+        } else if (type == "input_audio") {
+          // Callers with a speech model replace these by their transcripts first (chat/audio_parts.h).
+          throw invalid_request("input_audio parts need a speech recognition model (autoglm serve --asr-model DIR)",
+                                pp + ".type");
+        } else if (type == "audio_url") {
+          throw invalid_request("audio_url parts are not supported; send the audio inline as an input_audio part",
+                                pp + ".type");
         } else if (type == "video_url" || type == "video") {
           throw invalid_request("video input is not supported yet", pp);
         } else {

@@ -5,10 +5,13 @@
 // routing). Endpoints that take a JSON body run on the CPU pool: parsing, validation and prompt preparation
 // (images, template, tokenizing); they come back to the strand (run_on_strand) to submit to the engine and to
 // answer. So a large or hostile body never delays /health or another connection's stream.
+// Speech (--asr-model): transcription runs on its own one-thread pool (asr_pool), so a long recording delays
+// neither the CPU pool's parsing nor the I/O threads (endpoint_audio.cpp).
 #pragma once
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -16,6 +19,7 @@
 
 #include <boost/asio/thread_pool.hpp>
 
+#include "autoglm/speech.h"
 #include "chat/chat_session.h"
 #include "server/api_error.h"
 #include "server/http_connection.h"
@@ -30,7 +34,7 @@ class generation_job;
 enum class app_state { LOADING, READY, FAILED };
 
 struct app {
-  explicit app(const server_options& o) : options(o), cpu_pool(2) {}
+  explicit app(const server_options& o) : options(o), cpu_pool(2), asr_pool(1) {}
 
   const server_options& options;
   std::atomic<app_state> state{app_state::LOADING};
@@ -40,6 +44,8 @@ struct app {
   generation_defaults defaults;
   server_metrics metrics;
   boost::asio::thread_pool cpu_pool;        // body parsing + validation + prompt preparation, off the I/O threads
+  std::unique_ptr<speech_recognizer> asr;   // --asr-model, set by the loader before READY; null without one
+  boost::asio::thread_pool asr_pool;        // audio decoding + transcription, one at a time (as the model runs them)
   std::chrono::system_clock::time_point started = std::chrono::system_clock::now();
   std::atomic<bool> trim_scheduled{false};  // a malloc_trim is due (schedule_memory_trim)
 
@@ -68,6 +74,15 @@ void handle_completions(app& a, const std::shared_ptr<connection>& conn, nlohman
                         arrival_time arrival);
 void handle_tokenize(app& a, const std::shared_ptr<connection>& conn, nlohmann::ordered_json&& body, arrival_time);
 void handle_detokenize(app& a, const std::shared_ptr<connection>& conn, nlohmann::ordered_json&& body, arrival_time);
+// POST /v1/audio/transcriptions (translate false) and /v1/audio/translations: a multipart/form-data body. Called
+// on the strand; parses on the CPU pool and transcribes on the ASR pool (endpoint_audio.cpp).
+void handle_audio(app& a, const std::shared_ptr<connection>& conn, http_request& req, bool translate);
+// Runs `then` once every input_audio part of `messages` has become its transcript (chat/audio_parts.h): at once
+// when there are none, else from the ASR pool after transcribing. `then` must keep `messages` alive; an exception
+// from it after the hand-off becomes the error response. Throws the 400 that names --asr-model when the request
+// has audio parts and the server no speech model.
+void after_audio_parts(app& a, const std::shared_ptr<connection>& conn, nlohmann::ordered_json& messages,
+                       std::function<void()> then);
 
 // The OpenAI error for the exception being handled: api_error as is, invalid_request → 400 naming its param,
 // other autoglm::error → 400, anything else → 500 (logged). Call only inside a catch block.

@@ -29,19 +29,10 @@ job_options make_job_options(job_kind kind, const common_params& p, arrival_time
   return o;
 }
 
-}  // namespace
-
-void handle_chat_completions(app& a, const std::shared_ptr<connection>& conn, nlohmann::ordered_json&& body,
+// Template, tokenizing and images (CPU pool), then submission on the strand. Runs after input_audio parts became
+// transcripts (after_audio_parts).
+void prepare_and_submit_chat(app& a, const std::shared_ptr<connection>& conn, const std::shared_ptr<chat_params>& p,
                              arrival_time arrival) {
-  auto p = std::make_shared<chat_params>(parse_chat_request(std::move(body)));
-  body = nullptr;  // what is left of it (messages, tools and kwargs were moved out)
-  check_model_name(a, p->model);
-  check_token_ids(*p, vocab_bound(a));
-  if (p->image) {
-    apply_extra_image(p->messages, *p->image, p->query);
-    p->image.reset();
-  }
-
   chat_options co = take_template_options(*p);
   co.max_images = a.options.max_images;
   // The context must hold the prompt and at least one generated token; past that, preparation stops early (a
@@ -68,6 +59,21 @@ void handle_chat_completions(app& a, const std::shared_ptr<connection>& conn, nl
     o.return_reasoning = p->return_reasoning;
     std::make_shared<generation_job>(a, conn, o)->start(std::move(choices));
   });
+}
+
+}  // namespace
+
+void handle_chat_completions(app& a, const std::shared_ptr<connection>& conn, nlohmann::ordered_json&& body,
+                             arrival_time arrival) {
+  auto p = std::make_shared<chat_params>(parse_chat_request(std::move(body)));
+  body = nullptr;  // what is left of it (messages, tools and kwargs were moved out)
+  check_model_name(a, p->model);
+  check_token_ids(*p, vocab_bound(a));
+  if (p->image) {
+    apply_extra_image(p->messages, *p->image, p->query);
+    p->image.reset();
+  }
+  after_audio_parts(a, conn, p->messages, [&a, conn, p, arrival] { prepare_and_submit_chat(a, conn, p, arrival); });
 }
 
 void handle_completions(app& a, const std::shared_ptr<connection>& conn, nlohmann::ordered_json&& body,

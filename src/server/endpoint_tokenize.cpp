@@ -20,33 +20,36 @@ void send_json_from_pool(const std::shared_ptr<connection>& conn, const json& bo
 }  // namespace
 
 void handle_tokenize(app& a, const std::shared_ptr<connection>& conn, nlohmann::ordered_json&& body, arrival_time) {
-  tokenize_params p = parse_tokenize_request(std::move(body));
+  auto p = std::make_shared<tokenize_params>(parse_tokenize_request(std::move(body)));
   body = nullptr;
-  check_model_name(a, p.model);
+  check_model_name(a, p->model);
   // Up to the context length: a longer prompt could never run, and tokenizing stops once it is known to be
   // longer (a 50 MB prompt costs what max_model_len tokens cost), as the generation endpoints do.
   const int32_t limit = a.eng->max_model_len();
-  std::vector<int32_t> tokens;
-  if (p.prompt) {
+  auto answer = [&a, conn](const std::vector<int32_t>& tokens) {
+    send_json_from_pool(conn, {{"count", tokens.size()},
+                               {"max_model_len", a.eng->max_model_len()},
+                               {"tokens", tokens},
+                               {"token_strs", nullptr}});
+  };
+  if (p->prompt) {
     const tokenizer& tok = a.chat->get_tokenizer();
-    bounded_encoding enc = p.add_special_tokens ? tok.encode_with_post_processor_bounded(*p.prompt, size_t(limit))
-                                                : tok.encode_bounded(*p.prompt, size_t(limit));
+    bounded_encoding enc = p->add_special_tokens ? tok.encode_with_post_processor_bounded(*p->prompt, size_t(limit))
+                                                 : tok.encode_bounded(*p->prompt, size_t(limit));
     if (enc.over_limit)
       throw invalid_request("the prompt has more than " + std::to_string(limit) +
                                 " tokens, the context length of this model",
                             "prompt");
-    tokens = std::move(enc.ids);
-  } else {
-    // Chat messages: the same prompt /v1/chat/completions would build (images expanded to their placeholders).
-    chat_options co = take_template_options(p);
-    co.add_generation_prompt = p.add_generation_prompt;
-    co.max_prompt_tokens = limit;
-    tokens = a.chat->prepare_chat(p.messages, co).request.prompt;
+    return answer(enc.ids);
   }
-  send_json_from_pool(conn, {{"count", tokens.size()},
-                             {"max_model_len", a.eng->max_model_len()},
-                             {"tokens", tokens},
-                             {"token_strs", nullptr}});
+  // Chat messages: the same prompt /v1/chat/completions would build (images expanded to their placeholders,
+  // input_audio parts replaced by their transcripts).
+  after_audio_parts(a, conn, p->messages, [&a, p, limit, answer] {
+    chat_options co = take_template_options(*p);
+    co.add_generation_prompt = p->add_generation_prompt;
+    co.max_prompt_tokens = limit;
+    answer(a.chat->prepare_chat(p->messages, co).request.prompt);
+  });
 }
 
 void handle_detokenize(app& a, const std::shared_ptr<connection>& conn, nlohmann::ordered_json&& body, arrival_time) {

@@ -26,12 +26,20 @@ void handle_models(app& a, const std::shared_ptr<connection>& conn, const std::s
                 {"root", a.options.engine.model_dir},
                 {"parent", nullptr},
                 {"max_model_len", a.eng->max_model_len()}};
+  json list = json::array({model});
+  if (a.asr) {
+    // The speech model (--asr-model) is served beside the chat model, for /v1/audio/*.
+    json asr = {{"id", a.asr->model_name()}, {"object", "model"},      {"created", created},
+                {"owned_by", "autoglm"},     {"root", a.options.asr_model_dir}, {"parent", nullptr}};
+    if (model_id == a.asr->model_name()) return conn->send_json(200, asr);
+    list.push_back(std::move(asr));
+  }
   if (!model_id.empty()) {
     check_model_name(a, model_id);
     conn->send_json(200, model);
     return;
   }
-  conn->send_json(200, {{"object", "list"}, {"data", json::array({model})}});
+  conn->send_json(200, {{"object", "list"}, {"data", std::move(list)}});
 }
 
 void handle_metrics(app& a, const std::shared_ptr<connection>& conn) {

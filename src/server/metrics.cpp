@@ -99,6 +99,13 @@ void server_metrics::on_request_finished(const std::string& finish_reason, int32
   finished_by_reason_[finish_reason]++;
 }
 
+void server_metrics::on_audio_transcribed(const std::string& source, double audio_seconds) {
+  std::lock_guard lock(mutex_);
+  auto& [n, seconds] = audio_by_source_[source];
+  n++;
+  seconds += audio_seconds;
+}
+
 std::string server_metrics::render(const std::string& model_name, const engine_gauges& g) const {
   std::string out;
   out.reserve(8192);
@@ -166,6 +173,19 @@ std::string server_metrics::render(const std::string& model_name, const engine_g
     auto it = finished_by_reason_.find(r);
     sample(out, "autoglm_request_success_total", m + ",finished_reason=\"" + r + "\"",
            std::to_string(it == finished_by_reason_.end() ? 0 : it->second));
+  }
+  header(out, "autoglm_audio_transcriptions_total", "counter",
+         "Requests transcribed by the speech model (--asr-model), by source: transcriptions, translations, chat.");
+  for (const char* s : {"transcriptions", "translations", "chat"}) {
+    auto it = audio_by_source_.find(s);
+    sample(out, "autoglm_audio_transcriptions_total", m + ",source=\"" + s + "\"",
+           std::to_string(it == audio_by_source_.end() ? 0 : it->second.first));
+  }
+  header(out, "autoglm_audio_seconds_total", "counter", "Seconds of audio transcribed, by source.");
+  for (const char* s : {"transcriptions", "translations", "chat"}) {
+    auto it = audio_by_source_.find(s);
+    sample(out, "autoglm_audio_seconds_total", m + ",source=\"" + s + "\"",
+           fmt_double(it == audio_by_source_.end() ? 0.0 : it->second.second));
   }
   header(out, "autoglm_http_requests_total", "counter", "HTTP responses by status code.");
   for (auto& [status, n] : http_by_status_)

@@ -63,6 +63,8 @@ class server_metrics {
   void observe_inter_token(double seconds) { itl_.observe(seconds); }
   void observe_e2e(double seconds) { e2e_.observe(seconds); }
   void observe_queue_time(double seconds) { queue_.observe(seconds); }
+  // A recording transcribed by the speech model; source: transcriptions | translations | chat (input_audio).
+  void on_audio_transcribed(const std::string& source, double audio_seconds);
 
   // The whole exposition, HELP/TYPE lines included. model_name becomes a label on every series.
   std::string render(const std::string& model_name, const engine_gauges& g) const;
@@ -71,6 +73,7 @@ class server_metrics {
   mutable std::mutex mutex_;  // guards the maps
   std::map<int, uint64_t> http_by_status_;
   std::map<std::string, uint64_t> finished_by_reason_;
+  std::map<std::string, std::pair<uint64_t, double>> audio_by_source_;  // requests, audio seconds
   std::atomic<int64_t> prompt_tokens_{0}, generation_tokens_{0};
   histogram ttft_, itl_, e2e_, queue_;
 };

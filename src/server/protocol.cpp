@@ -231,8 +231,16 @@ void validate_content_parts(const json& content, const std::string& prefix) {
       } else if (!u->is_string()) {
         wrong_type(pp + ".image_url", "an object with 'url'", *u);
       }
-    } else if (*type == "input_audio" || *type == "audio_url") {
-      throw invalid_request("audio input is not supported by this model server (" + pp + ".type '" + *type + "')",
+    } else if (*type == "input_audio") {
+      // Transcribed into a text part when the server has a speech model (chat/audio_parts.h).
+      const json* a = get_object(part, "input_audio", "an object with 'data' and 'format'", pp + ".");
+      if (!a) throw invalid_request("'" + pp + ".input_audio' is required", pp + ".input_audio");
+      const json* data = field(*a, "data");
+      if (!data || !data->is_string()) wrong_type(pp + ".input_audio.data", "a base64 string", data ? *data : json());
+      get_string(*a, "format", pp + ".input_audio.");
+    } else if (*type == "audio_url") {
+      throw invalid_request("audio_url parts are not supported; send the audio inline as an input_audio part (" +
+                                pp + ".type)",
                             pp + ".type");
     } else if (*type == "video_url" || *type == "video") {
       throw invalid_request("video input is not supported yet (" + pp + ".type '" + *type + "')", pp + ".type");

@@ -133,6 +133,7 @@ constexpr route routes[] = {
     {"/v1/chat/completions", http::verb::post}, {"/v1/completions", http::verb::post},
     {"/tokenize", http::verb::post},       {"/detokenize", http::verb::post},
     {"/metrics", http::verb::get},         {"/v1/health", http::verb::get},
+    {"/v1/audio/transcriptions", http::verb::post}, {"/v1/audio/translations", http::verb::post},
 };
 
 void dispatch(app& a, const std::shared_ptr<connection>& conn, http_request& req, const std::string& path) {
@@ -159,6 +160,10 @@ void dispatch(app& a, const std::shared_ptr<connection>& conn, http_request& req
   if (path.rfind("/v1/models/", 0) == 0 && get) {
     require_ready(a);
     return handle_models(a, conn, path.substr(11));
+  }
+  if (m == http::verb::post && (path == "/v1/audio/transcriptions" || path == "/v1/audio/translations")) {
+    require_ready(a);
+    return handle_audio(a, conn, req, path == "/v1/audio/translations");  // a multipart form, not JSON
   }
   if (m == http::verb::post) {
     body_handler handler = nullptr;

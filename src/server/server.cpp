@@ -8,6 +8,7 @@
 #include <csignal>
 #include <thread>
 
+#include "core/error.h"
 #include "core/log.h"
 #include "server/app.h"
 #include "server/generation_job.h"
@@ -45,6 +46,18 @@ void load_model(app& a, run_control& control) {
     co.max_image_bytes = o.max_image_bytes;
     co.info = a.eng->info();
     a.chat = chat_context::load(co, a.eng->get_tokenizer());
+    if (!o.asr_model_dir.empty()) {
+      speech_recognizer::options so;
+      so.model_dir = o.asr_model_dir;
+      so.device = o.asr_device.empty() ? o.engine.device : o.asr_device;
+      so.n_threads = o.engine.n_threads;
+      try {
+        a.asr = speech_recognizer::load(so);
+      } catch (const std::exception& e) {
+        throw error(std::string("the speech model (--asr-model ") + o.asr_model_dir + "): " + e.what());
+      }
+      AG_LOG_INFO("speech model '{}' loaded from {} on {}", a.asr->model_name(), o.asr_model_dir, so.device);
+    }
     a.state = app_state::READY;
     double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     AG_LOG_INFO("model loaded in {:.2f} s: max_model_len {}, max_num_seqs {}; serving as '{}'", s,
@@ -189,6 +202,7 @@ int run_server(const server_options& options) {
   ioc.stop();
   for (auto& t : io_threads) t.join();
   a.cpu_pool.join();
+  a.asr_pool.join();
   AG_LOG_INFO("server stopped");
   return exit_code;
 }

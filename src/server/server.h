@@ -30,6 +30,10 @@ struct server_options {
   engine_options engine;               // model_dir, threads, max_num_seqs, max_model_len, max_waiting, KV
   int64_t min_pixels = 0, max_pixels = 0;  // image resize bounds (chat layer); 0: preprocessor_config.json
   bool demo_model = false;             // serving the bundled random-weight demo: say so at start
+  // Speech in: a Whisper checkpoint (Hugging Face layout) for /v1/audio/transcriptions, /v1/audio/translations
+  // and chat input_audio parts; empty: no speech model (those requests get a 400 naming --asr-model).
+  std::string asr_model_dir;
+  std::string asr_device;              // empty: engine.device
 };
 
 // Opens the port at once, loads the model on a background thread (/health answers 503 until it is ready),

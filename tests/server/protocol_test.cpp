@@ -138,8 +138,16 @@ TEST(chat_request, message_validation) {
             "messages[0].content[0].image_url");
   EXPECT_EQ(msgs({{{"role", "system"}, {"content", "s"}},
                    {{"role", "user"},
-                    {"content", {{{"type", "input_audio"}, {"input_audio", {{"data", "x"}, {"format", "wav"}}}}}}}}),
-            "messages[1].content[0].type");
+                    {"content", {{{"type", "input_audio"}, {"input_audio", {{"format", "wav"}}}}}}}}),
+            "messages[1].content[0].input_audio.data");
+  EXPECT_EQ(msgs({{{"role", "user"}, {"content", {{{"type", "input_audio"}, {"input_audio", "AAAA"}}}}}}),
+            "messages[0].content[0].input_audio");
+  EXPECT_EQ(msgs({{{"role", "user"}, {"content", {{{"type", "audio_url"}, {"audio_url", "x"}}}}}}),
+            "messages[0].content[0].type");
+  // A well-formed input_audio part passes validation (the server transcribes it, or refuses it without --asr-model).
+  EXPECT_EQ(msgs({{{"role", "user"},
+                   {"content", {{{"type", "input_audio"}, {"input_audio", {{"data", "AAAA"}, {"format", "wav"}}}}}}}}),
+            "<no throw>");
   EXPECT_EQ(msgs({{{"role", "user"}, {"content", {{{"type", "hologram"}}}}}}), "messages[0].content[0].type");
   // Well-formed: string content, part lists with image_url as object or string, assistant without content.
   EXPECT_EQ(msgs({{{"role", "system"}, {"content", "s"}},
