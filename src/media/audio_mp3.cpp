@@ -80,6 +80,19 @@ class mp3_stream final : public audio_stream {
   }
 
   size_t read(float* out, size_t max_frames) override {
+    // Never more than the scan counted: with damaged frames libmpg123's gapless trimming can come out a few
+    // hundred samples longer, and callers charge the probed length.
+    if (info.frames >= 0) {
+      if (decoded_ >= info.frames) return 0;
+      max_frames = static_cast<size_t>(std::min<int64_t>(int64_t(max_frames), info.frames - decoded_));
+    }
+    const size_t n = read_some(out, max_frames);
+    decoded_ += static_cast<int64_t>(n);
+    return n;
+  }
+
+ private:
+  size_t read_some(float* out, size_t max_frames) {
     const size_t frame_bytes = sizeof(float) * info.channels;
     // A call may return a format notice and no samples; a decoder that keeps returning nothing is an error.
     for (int attempt = 0; attempt < 8 && !done_; ++attempt) {
@@ -106,7 +119,6 @@ class mp3_stream final : public audio_stream {
     return 0;
   }
 
- private:
   void check(int result, const char* what) {
     if (result != MPG123_OK)
       audio_fail(audio_format::mp3, std::string(what) + " (" + mpg123_strerror(handle_.get()) + ")");
@@ -121,6 +133,7 @@ class mp3_stream final : public audio_stream {
   memory_source source_{};
   std::unique_ptr<mpg123_handle, deleter> handle_;  // declared after source_: closed before it goes
   bool done_ = false;
+  int64_t decoded_ = 0;
 };
 
 }  // namespace
