@@ -323,6 +323,7 @@ const std::vector<test_case>& all_cases() {
     add_attention_cases(c);
     add_cross_cases(c);
     add_quant_linear_cases(c);
+    add_sample_cases(c);
     return c;
   }();
   return cases;
@@ -344,16 +345,15 @@ std::vector<std::pair<op_id, dtype>> required_cpu_kernels() {
   // Token tables in any GGUF block type (community files store token_embd as Q4_K, Q6_K, Q8_0, ...).
   for (dtype t : {dtype::Q8_0, dtype::Q4_0, dtype::Q4_1, dtype::Q5_0, dtype::Q5_1, dtype::Q4_K, dtype::Q5_K,
                   dtype::Q6_K})
-    add_sample_cases(c);
     r.emplace_back(op_id::EMBEDDING, t);
   r.emplace_back(op_id::KV_STORE, dtype::Q8_0);
   r.emplace_back(op_id::ATTENTION_PAGED, dtype::Q8_0);
   for (op_id op : {op_id::RMS_NORM, op_id::LAYER_NORM, op_id::ROPE_MROPE, op_id::ROPE_2D, op_id::SILU_MUL, op_id::GELU,
                    op_id::ADD, op_id::SOFTMAX, op_id::ATTENTION_DENSE, op_id::POS_EMBED_BICUBIC, op_id::SAMPLE})
     r.emplace_back(op, dtype::F32);
-  return r;
   // Issue 12: Whisper's encoder-decoder and gated cross-attention layers.
   for (op_id op : {op_id::ATTENTION_CROSS, op_id::IM2COL_1D, op_id::ADD_SCALED}) r.emplace_back(op, dtype::F32);
+  return r;
 }
 
 }  // namespace autoglm::harness
