@@ -139,13 +139,13 @@ void add_memory_cases(std::vector<test_case>& out);       // copy, embedding, kv
 void add_attention_cases(std::vector<test_case>& out);    // paged, dense, bicubic position embedding
 void add_cross_cases(std::vector<test_case>& out);        // cross-attention, 1-D convolution taps, scaled add
 void add_quant_linear_cases(std::vector<test_case>& out);  // linear with I8 / GGUF block weights
+void add_sample_cases(std::vector<test_case>& out);        // token sampling from logits rows
 const std::vector<test_case>& all_cases();
 
 // The (op, dtype) pairs the CPU backend must implement (issue 9).
 std::vector<std::pair<op_id, dtype>> required_cpu_kernels();
 
 // --perf: ceilings, thread-pool overhead and every case's throughput on each backend; returns an exit code.
-void add_sample_cases(std::vector<test_case>& out);        // token sampling from logits rows
 int run_perf(int argc, char** argv);
 
 }  // namespace autoglm::harness

@@ -80,10 +80,10 @@ void register_cpu_kernels(kernel_registry& r) {
   r.add_kernel<kernel_sig::gelu>(op_id::GELU, cpu, dtype::F32, cpu::gelu_kernel);
   r.add_kernel<kernel_sig::add>(op_id::ADD, cpu, dtype::F32, cpu::add_kernel);
   r.add_kernel<kernel_sig::softmax>(op_id::SOFTMAX, cpu, dtype::F32, cpu::softmax_kernel);
-  r.add_kernel<kernel_sig::attention_dense>(op_id::ATTENTION_DENSE, cpu, dtype::F32, cpu::attention_dense_kernel);
   r.add_kernel<kernel_sig::attention_cross>(op_id::ATTENTION_CROSS, cpu, dtype::F32, cpu::attention_cross_kernel);
   r.add_kernel<kernel_sig::im2col_1d>(op_id::IM2COL_1D, cpu, dtype::F32, cpu::im2col_1d_kernel);
   r.add_kernel<kernel_sig::add_scaled>(op_id::ADD_SCALED, cpu, dtype::F32, cpu::add_scaled_kernel);
+  r.add_kernel<kernel_sig::attention_dense>(op_id::ATTENTION_DENSE, cpu, dtype::F32, cpu::attention_dense_kernel);
   r.add_kernel<kernel_sig::pos_embed_bicubic>(op_id::POS_EMBED_BICUBIC, cpu, dtype::F32,
                                               cpu::pos_embed_bicubic_kernel);
   r.add_kernel<kernel_sig::sample>(op_id::SAMPLE, cpu, dtype::F32, cpu::sample_kernel);
