@@ -17,6 +17,9 @@ struct audio_limits {
   int max_channels = 8;
   int max_sample_rate = 384000;
   int min_sample_rate = 1000;  // below this a header is corrupt, not a recording
+  // Samples decoded over all channels: what decoding costs. The default is an hour of 48 kHz stereo; without it a
+  // small FLAC of constant samples could declare an hour of 8 channels at 384 kHz (1.1e10 samples of work).
+  int64_t max_decoded_samples = int64_t(3600) * 48000 * 2;
 };
 
 // What the first bytes say. The second group is recognized only to name it in the error.

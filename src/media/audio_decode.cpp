@@ -129,6 +129,10 @@ std::unique_ptr<audio_stream> open_checked(const uint8_t* data, size_t size, con
   if (info.frames > 0 && info.seconds() > limits.max_seconds)
     audio_fail(fmt, "the audio is " + seconds_text(info.seconds()) + " long, over the limit of " +
                         seconds_text(limits.max_seconds));
+  if (info.frames > 0 && info.frames > limits.max_decoded_samples / info.channels)
+    audio_fail(fmt, seconds_text(info.seconds()) + " of " + std::to_string(info.channels) + " channels at " +
+                        std::to_string(info.sample_rate) + " Hz is over the limit of " +
+                        std::to_string(limits.max_decoded_samples) + " decoded samples");
   return s;
 }
 
@@ -191,18 +195,22 @@ std::vector<float> decode_audio_16k_mono(const uint8_t* data, size_t size, const
                                          const std::string& format_hint) {
   const std::unique_ptr<audio_stream> s = open_checked(data, size, limits, format_hint);
   const audio_info info = s->info;
-  const double max_frames = limits.max_seconds * info.sample_rate;
+  // For streams whose header understates their length: both limits again, while decoding.
+  const double max_frames = std::min(limits.max_seconds * info.sample_rate,
+                                     static_cast<double>(limits.max_decoded_samples / info.channels));
 
   audio_resampler resampler(info.sample_rate, k_target_rate);
   std::vector<float> out;
-  if (info.frames > 0) out.reserve(static_cast<size_t>(info.frames_16k()) + 64);
+  // Reserved from the header only up to 10 minutes: a truncated file may declare an hour it does not hold.
+  if (info.frames > 0) out.reserve(static_cast<size_t>(std::min<int64_t>(info.frames_16k(), 600 * k_target_rate)) + 64);
   constexpr size_t k_block = 8192;  // frames per read: memory stays bounded whatever the length
   std::vector<float> block(k_block * info.channels), mono(k_block);
   int64_t n_frames = 0;
   while (const size_t got = s->read(block.data(), k_block)) {
     n_frames += static_cast<int64_t>(got);
     if (static_cast<double>(n_frames) > max_frames)
-      audio_fail(info.format, "the audio is longer than the limit of " + seconds_text(limits.max_seconds));
+      audio_fail(info.format, "the audio is longer than the limits (" + seconds_text(limits.max_seconds) + ", " +
+                                  std::to_string(limits.max_decoded_samples) + " decoded samples)");
     mix_to_mono(block.data(), got, info.channels, mono.data());
     resampler.push(mono.data(), got, out);
   }
@@ -211,6 +219,9 @@ std::vector<float> decode_audio_16k_mono(const uint8_t* data, size_t size, const
                                 " samples, the data holds " + std::to_string(n_frames));
   if (n_frames == 0) audio_fail(info.format, "the file holds no audio samples");
   resampler.finish(out);
+  if (out.empty())
+    audio_fail(info.format, "the audio is too short: " + std::to_string(n_frames) + " samples at " +
+                                std::to_string(info.sample_rate) + " Hz make no sample at 16 kHz");
   // soxr's ringing can overshoot a full-scale input a little.
   for (float& v : out) v = std::clamp(v, -1.0f, 1.0f);
   return out;

@@ -279,6 +279,14 @@ TEST(audio_limits, checked_before_decoding) {
   h.sample_rate = 768000;
   EXPECT_NE(decode_error(make_wav(test::tone(50, 0.5, 768000, 4000), h)).find("sample rate 768000 Hz"),
             std::string::npos);
+  lim = {};
+  lim.max_decoded_samples = 50000;  // the stereo file holds 88200
+  EXPECT_NE(decode_error(stereo, lim).find("1 s of 2 channels at 44100 Hz is over the limit of 50000 decoded samples"),
+            std::string::npos);
+  h = {};
+  h.sample_rate = 48000;  // one sample at 48 kHz is a third of one at 16 kHz
+  EXPECT_NE(decode_error(make_wav({0.5f}, h)).find("too short: 1 samples at 48000 Hz make no sample at 16 kHz"),
+            std::string::npos);
   h = {};
   h.channels = 9;
   EXPECT_NE(decode_error(make_wav(std::vector<float>(9 * 100, 0.1f), h)).find("9 channels, the limit is 8"),
