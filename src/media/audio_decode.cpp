@@ -4,9 +4,8 @@
 //  - Limits come from the header, before decoding: bytes first, then channels, sample rate and duration once the
 //    stream is open (audio_stream.h: libsndfile for WAV/FLAC/Ogg Opus, libvorbisfile for Ogg Vorbis, libmpg123
 //    for MP3). The duration is checked again while decoding, in case a header understates it.
-//  - Truncation is an error: an Ogg file whose last page is cut off or not flagged end-of-stream (ogg_pages.h; junk after
-//    it is dropped),
-//    a stream that decodes to fewer samples than its header declares.
+//  - Truncation is an error: an Ogg file whose last page is cut off or not flagged end-of-stream (ogg_pages.h;
+//    junk after it is dropped), a stream that decodes to fewer samples than its header declares.
 //  - Decoding runs in blocks: channels averaged, NaN -> 0, clamped to [-1, 1], resampled (audio_resample.h).
 #include <algorithm>
 #include <cctype>
@@ -104,9 +103,10 @@ std::unique_ptr<audio_stream> open_checked(const uint8_t* data, size_t size, con
   } else if (fmt == audio_format::ogg) {
     const ogg_codec codec = ogg_first_codec(data, size);
     if (codec != ogg_codec::vorbis && codec != ogg_codec::opus)
-      audio_fail(fmt, codec == ogg_codec::unknown
-                          ? std::string("the first page is damaged or holds an unknown codec; ") + k_supported
-                          : std::string("the stream is ") + ogg_codec_name(codec) + ", not Vorbis or Opus; " + k_supported);
+      audio_fail(fmt,
+                 codec == ogg_codec::unknown
+                     ? std::string("the first page is damaged or holds an unknown codec; ") + k_supported
+                     : std::string("the stream is ") + ogg_codec_name(codec) + ", not Vorbis or Opus; " + k_supported);
     const ogg_scan pages = ogg_check_pages(data, size);
     if (!pages.problem.empty()) audio_fail(fmt, "truncated file: " + pages.problem);
     // One logical stream only. A chained file would need a resampler per link, and libvorbisfile's search for

@@ -52,7 +52,8 @@ class mp3_stream final : public audio_stream {
     std::call_once(once, [] { mpg123_init(); });
     int err = MPG123_OK;
     handle_.reset(mpg123_new(nullptr, &err));
-    if (!handle_) audio_fail(audio_format::mp3, std::string("cannot create a decoder (") + mpg123_plain_strerror(err) + ")");
+    if (!handle_)
+      audio_fail(audio_format::mp3, std::string("cannot create a decoder (") + mpg123_plain_strerror(err) + ")");
     mpg123_handle* h = handle_.get();
     // Quiet: libmpg123 prints warnings about damaged streams to stderr otherwise.
     mpg123_param(h, MPG123_ADD_FLAGS, MPG123_QUIET, 0.0);

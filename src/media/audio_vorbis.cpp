@@ -66,7 +66,8 @@ class vorbis_stream final : public audio_stream {
     source_ = {data, size, 0};
     const ov_callbacks callbacks = {cb_read, cb_seek, nullptr, cb_tell};
     const int r = ov_open_callbacks(&source_, &file_, nullptr, 0, callbacks);
-    if (r < 0) audio_fail(audio_format::ogg, std::string("cannot read the Vorbis stream (") + vorbisfile_error(r) + ")");
+    if (r < 0)
+      audio_fail(audio_format::ogg, std::string("cannot read the Vorbis stream (") + vorbisfile_error(r) + ")");
     open_ = true;
     const vorbis_info* vi = ov_info(&file_, -1);
     if (!vi) audio_fail(audio_format::ogg, "cannot read the Vorbis stream (no stream information)");
@@ -91,7 +92,8 @@ class vorbis_stream final : public audio_stream {
     float** pcm = nullptr;
     int link = 0;
     const long got = ov_read_float(&file_, &pcm, want, &link);
-    if (got < 0) audio_fail(audio_format::ogg, std::string("corrupt data (") + vorbisfile_error(static_cast<int>(got)) + ")");
+    if (got < 0)
+      audio_fail(audio_format::ogg, std::string("corrupt data (") + vorbisfile_error(static_cast<int>(got)) + ")");
     const int channels = info.channels;
     for (long i = 0; i < got; ++i)
       for (int c = 0; c < channels; ++c) out[size_t(i) * channels + c] = pcm[c][i];

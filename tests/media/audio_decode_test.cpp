@@ -23,14 +23,16 @@ using test::make_wav;
 using test::read_asset;
 using test::wav_header;
 
-std::vector<float> decode(const std::vector<uint8_t>& bytes, const audio_limits& lim = {}, const std::string& hint = "") {
+std::vector<float> decode(const std::vector<uint8_t>& bytes, const audio_limits& lim = {},
+                          const std::string& hint = "") {
   return decode_audio_16k_mono(bytes.data(), bytes.size(), lim, hint);
 }
 
 std::vector<float> decode_asset(const std::string& name) { return decode(read_asset(name)); }
 
 // The message of the invalid_request that decoding `bytes` must throw ("" and a failure if none or another type).
-std::string decode_error(const std::vector<uint8_t>& bytes, const audio_limits& lim = {}, const std::string& hint = "") {
+std::string decode_error(const std::vector<uint8_t>& bytes, const audio_limits& lim = {},
+                         const std::string& hint = "") {
   try {
     decode(bytes, lim, hint);
   } catch (const invalid_request& e) {
@@ -62,7 +64,8 @@ double mel_mean_abs_diff(const std::vector<float>& a, const std::vector<float>& 
   const int frames = static_cast<int>(std::min(a.size(), b.size()) / cfg.hop_length);
   double sum = 0;
   for (int m = 0; m < cfg.feature_size; ++m)
-    for (int t = 0; t < frames; ++t) sum += std::fabs(ma[size_t(m) * cfg.nb_max_frames + t] - mb[size_t(m) * cfg.nb_max_frames + t]);
+    for (int t = 0; t < frames; ++t)
+      sum += std::fabs(ma[size_t(m) * cfg.nb_max_frames + t] - mb[size_t(m) * cfg.nb_max_frames + t]);
   return sum / (double(cfg.feature_size) * frames);
 }
 
@@ -76,15 +79,17 @@ TEST(audio_sniff, formats_from_content) {
   EXPECT_EQ(sniff_audio_format(read_asset("speech.mp3").data(), 64), audio_format::mp3);
   const auto garbage = read_asset("garbage.bin");
   EXPECT_EQ(sniff_audio_format(garbage.data(), garbage.size()), audio_format::unknown);
-  const std::string m4a("\0\0\0\x20" "ftypM4A \0\0\0\0", 16), webm("\x1a\x45\xdf\xa3\x01\x00", 6),
-      aiff("FORM\0\0\0\x10" "AIFF", 12), adts("\xff\xf1\x50\x80", 4), amr("#!AMR\n", 6);
-  auto sniff = [](const std::string& s) { return sniff_audio_format(reinterpret_cast<const uint8_t*>(s.data()), s.size()); };
+  using bytes = std::vector<uint8_t>;
+  const bytes m4a = {0, 0, 0, 0x20, 'f', 't', 'y', 'p', 'M', '4', 'A', ' '}, webm = {0x1a, 0x45, 0xdf, 0xa3, 1, 0},
+              aiff = {'F', 'O', 'R', 'M', 0, 0, 0, 0x10, 'A', 'I', 'F', 'F'}, adts = {0xff, 0xf1, 0x50, 0x80},
+              amr = {'#', '!', 'A', 'M', 'R', '\n'}, riff_only = {'R', 'I', 'F', 'F'};
+  auto sniff = [](const bytes& b) { return sniff_audio_format(b.data(), b.size()); };
   EXPECT_EQ(sniff(m4a), audio_format::mp4);
   EXPECT_EQ(sniff(webm), audio_format::webm);
   EXPECT_EQ(sniff(aiff), audio_format::aiff);
   EXPECT_EQ(sniff(adts), audio_format::aac);
   EXPECT_EQ(sniff(amr), audio_format::amr);
-  EXPECT_EQ(sniff("RIFF"), audio_format::unknown);
+  EXPECT_EQ(sniff(riff_only), audio_format::unknown);
   EXPECT_EQ(sniff_audio_format(nullptr, 0), audio_format::unknown);
 }
 
@@ -234,9 +239,9 @@ TEST(audio_decode, mp3_with_id3_tag_and_with_junk_in_front) {
 }
 
 TEST(audio_decode, mp3_without_length_tag_is_read_to_its_end) {
-  // speech.mp3 without its first frame (the LAME "Info" frame: 288 bytes at 64 kbit/s, 16 kHz): the length is
-  // then found by scanning the frames, and without the tag's delay/padding the decoder returns every sample of
-  // every frame: 144 frames x 576 = 82944 minus the one frame dropped... measured below against the scan.
+  // speech.mp3 without its first frame (the LAME "Info" frame: 288 bytes at 64 kbit/s, 16 kHz). The length is then
+  // found by scanning the frames, and without the tag's delay/padding to trim, every sample of every frame comes
+  // out: (file size - 288) / 288 frames of 576 samples (MPEG-2 layer III), all of them decoded.
   const std::vector<uint8_t> mp3 = read_asset("speech.mp3");
   const mpeg_frame_header h = mpeg_parse_frame_header(mp3.data(), mp3.size());
   ASSERT_TRUE(h.valid);
@@ -308,16 +313,20 @@ TEST(audio_malformed, committed_bad_files) {
     const char* file;
     const char* message;
   };
-  for (const bad& b : {bad{"truncated_speech.wav", "audio (WAV): truncated file: the data chunk declares 83354 bytes but "
-                                                    "the file holds 19956"},
-                       bad{"header_only.wav", "audio (WAV): truncated file: the data chunk declares 83354 bytes"},
-                       bad{"truncated_speech.flac", "audio (FLAC): truncated file: the header declares 41677 samples, the data "
-                                                     "holds 12288"},
-                       bad{"truncated_speech.ogg", "audio (OGG): truncated file: the last page is cut off after 454 bytes "
-                                                   "of 4192"},
-                       bad{"truncated_speech.opus", "audio (OGG): truncated file: the last page is cut off after"},
-                       bad{"truncated_speech.mp3", "audio (MP3): truncated file: the header declares 41677 samples"},
-                       bad{"garbage.bin", "audio: unrecognized format; supported: WAV, FLAC, OGG (Vorbis, Opus), MP3"}}) {
+  for (const bad& b :
+       {bad{"truncated_speech.wav",
+            "audio (WAV): truncated file: the data chunk declares 83354 bytes but "
+            "the file holds 19956"},
+        bad{"header_only.wav", "audio (WAV): truncated file: the data chunk declares 83354 bytes"},
+        bad{"truncated_speech.flac",
+            "audio (FLAC): truncated file: the header declares 41677 samples, the data "
+            "holds 12288"},
+        bad{"truncated_speech.ogg",
+            "audio (OGG): truncated file: the last page is cut off after 454 bytes "
+            "of 4192"},
+        bad{"truncated_speech.opus", "audio (OGG): truncated file: the last page is cut off after"},
+        bad{"truncated_speech.mp3", "audio (MP3): truncated file: the header declares 41677 samples"},
+        bad{"garbage.bin", "audio: unrecognized format; supported: WAV, FLAC, OGG (Vorbis, Opus), MP3"}}) {
     SCOPED_TRACE(b.file);
     const std::string msg = decode_error(read_asset(b.file));
     EXPECT_NE(msg.find(b.message), std::string::npos) << msg;
@@ -359,8 +368,8 @@ TEST(audio_malformed, ogg_cut_at_a_page_boundary_and_other_codecs) {
     for (int b = 0; b < 8; ++b) crc = crc & 0x80000000u ? (crc << 1) ^ 0x04c11db7u : crc << 1;
   }
   for (int i = 0; i < 4; ++i) speex[22 + i] = static_cast<uint8_t>(crc >> (8 * i));
-  EXPECT_EQ(decode_error(speex), "audio (OGG): the stream is Speex, not Vorbis or Opus; supported: WAV, FLAC, OGG (Vorbis, "
-                                 "Opus), MP3");
+  EXPECT_EQ(decode_error(speex),
+            "audio (OGG): the stream is Speex, not Vorbis or Opus; supported: WAV, FLAC, OGG (Vorbis, Opus), MP3");
   // Found by fuzz_audio: an Opus first page with a bad checksum, which libogg skips, in front of a Vorbis stream.
   // libsndfile took it for Vorbis and leaked the header state of its malformed-Vorbis path.
   const std::vector<uint8_t> hidden =

@@ -85,7 +85,8 @@ class whisper_mel_parity : public ::testing::Test {
         const size_t n = src["samples"].get<size_t>();
         std::vector<float> tiled;
         tiled.reserve(n);
-        while (tiled.size() < n) tiled.insert(tiled.end(), pcm.begin(), pcm.begin() + std::min(pcm.size(), n - tiled.size()));
+        while (tiled.size() < n)
+          tiled.insert(tiled.end(), pcm.begin(), pcm.begin() + std::min(pcm.size(), n - tiled.size()));
         pcm = std::move(tiled);
       }
     } else if (kind == "impulse") {
@@ -152,7 +153,8 @@ TEST_F(whisper_mel_parity, log_mel_matches_transformers) {
         for (int t : frames) stored[t] = true;
         for (int t = 0; t < n_frames; ++t)
           if (!stored[t])
-            for (int m = 0; m < n_mels; ++m) max_diff = std::max(max_diff, double(std::fabs(rest - ours[size_t(m) * n_frames + t])));
+            for (int m = 0; m < n_mels; ++m)
+              max_diff = std::max(max_diff, double(std::fabs(rest - ours[size_t(m) * n_frames + t])));
       }
       const bool is_numpy = path == "numpy" || text_or(index_, "default_path", "") == "numpy";
       std::printf("[mel parity] %-28s %-7s max |diff| %.3g, mean |diff| %.3g\n", name.c_str(), path.c_str(), max_diff,
