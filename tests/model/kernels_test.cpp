@@ -36,7 +36,7 @@ double rel_err(const std::vector<float>& a, const std::vector<float>& b) {
 
 }  // namespace
 
-// The exact GEMM's F32 bound (the bf16 GEMM, which the default precision takes for BF16 weights from 16 rows, is
+// The exact GEMM's F32 bound (the bf16 GEMM, which the default precision takes for BF16 weights from 8 rows, is
 // held to its own bound in tests/kernels/gemm_bf16_test.cpp).
 TEST(kernels, linear_matches_reference_for_all_dtypes_and_shapes) {
   const cpu::cpu_gemm_precision_scope exact(cpu::cpu_gemm_precision::EXACT);

@@ -86,8 +86,9 @@ std::vector<float> host_values(exec_context& ctx, const tensor& t) {
   return std::vector<float>(h.ptr<float>(), h.ptr<float>() + h.n_elements());
 }
 
-// On the exact CPU GEMM (kernels/cpu/gemm_bf16.h): the fp32 reference, and two frames against one, whose merger
-// rows (12 against 24) would otherwise fall on both sides of the bf16 GEMM's 16-row threshold.
+// On the exact CPU GEMM (kernels/cpu/gemm_bf16.h): the fp32 reference, and two frames against one (bit for bit,
+// which the default precision gives only while every linear of both encodes is on the same side of its row
+// threshold).
 class encoder_tiny : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
