@@ -141,8 +141,8 @@ int main(int argc, char** argv) {
     r["bf16_gflops"] = bf16_g;
     results.push_back(r);
     std::fprintf(stderr,
-                 "m=%-5ld n=%-5ld k=%-5ld exact %6.1f GFLOP/s (%3.0f%% of FMA peak %.1f) | bf16 %6.1f GFLOP/s (%3.0f%% of "
-                 "vdpbf16ps peak %.1f) | speedup %.2fx\n",
+                 "m=%-5ld n=%-5ld k=%-5ld exact %6.1f GFLOP/s (%3.0f%% of FMA peak %.1f) | bf16 %6.1f GFLOP/s "
+                 "(%3.0f%% of vdpbf16ps peak %.1f) | speedup %.2fx\n",
                  s.m, s.n, s.k, median(exact_g), 100 * median(exact_g) / median(fma_peak), median(fma_peak),
                  median(bf16_g), 100 * median(bf16_g) / median(bf16_peak), median(bf16_peak), median(ratio));
   }

@@ -3,18 +3,19 @@
 // decides when LINEAR takes it instead of the exact GEMM of gemm.h (internal to kernels/cpu; tests and tools set
 // the switch).
 //
-// Numerics. x is rounded to bf16 (round to nearest even, as torch's bf16 linear rounds its input; the instruction
-// flushes denormal x, below 1.2e-38, to zero), so each product carries up to 2^-8 relative error (bf16 keeps 8
-// significant bits): the arithmetic of torch's bf16 model and of the CUDA backend's ROUNDED GEMM (kernels/cuda/
-// register.h). W is exact (BF16 storage). Every product is exact in F32 (8 x 8 significant bits) and each output is
-// one F32 chain over the k pairs: acc = fma(x[2s+1], w[2s+1], acc), then acc = fma(x[2s], w[2s], acc), for
-// s = 0, 1, ... (vdpbf16ps's order, checked on Zen 4), an odd k ending with the pair (x[k-1], 0); y = acc + bias.
+// Numerics. x is rounded to bf16 (round to nearest even, as torch's bf16 linear rounds its input; vdpbf16ps treats
+// denormal inputs, below 1.2e-38, as zero and flushes denormal sums), so each product carries up to 2^-8 relative
+// error (bf16 keeps 8 significant bits): the arithmetic of torch's bf16 model and of the CUDA backend's ROUNDED
+// GEMM (kernels/cuda/register.h). W is exact (BF16 storage). Every product is exact in F32 (8 x 8 significant bits)
+// and each output is one F32 chain over the k pairs: acc = fma(x[2s+1], w[2s+1], acc), then acc = fma(x[2s],
+// w[2s], acc), for s = 0, 1, ... (vdpbf16ps's order in Intel's SDM, each accumulation rounded; checked bit for bit
+// on Zen 4), an odd k ending with the pair (x[k-1], 0); y = acc + bias.
 // So an output depends only on its x row and W row: not on m, the tile it falls in, the blocking or the threads.
 // F16 weights are not taken: vdpbf16ps needs both operands in bf16, and rounding F16 weights (11 significant bits)
 // to bf16 would change the model itself (torch multiplies an F16 model in F16, 2^-11 per operand).
 //
 // When LINEAR takes it (linear.cpp): BF16 weights, x with at least bf16_gemm_min_rows() rows (default
-// k_bf16_gemm_default_min_rows = 8: from 8 rows it measured 1.4-1.7x the exact GEMM on Zen 4, 1.9-2.4x from 64;
+// k_bf16_gemm_default_min_rows = 8: from 8 rows it measured 1.4-1.7x the exact GEMM on Zen 4, 1.9-2.4x at 96+;
 // at 4 rows both are bound by reading and packing W and tie, so decode batches of up to 7 rows keep the exact
 // arithmetic), the CPU and OS offer AVX-512 F/BW/VL/BF16 and the portable paths are not forced, and the precision is
 // ROUNDED. The precision starts from the environment: AUTOGLM_CPU_BF16_GEMM=0 (or off/false/no) selects EXACT,
@@ -72,7 +73,9 @@ double measure_bf16_dot_peak(int n_threads);
 // Sets the precision for a scope and restores the previous one (tests that need the exact path, tools).
 class cpu_gemm_precision_scope {
  public:
-  explicit cpu_gemm_precision_scope(cpu_gemm_precision p) : old_(get_cpu_gemm_precision()) { set_cpu_gemm_precision(p); }
+  explicit cpu_gemm_precision_scope(cpu_gemm_precision p) : old_(get_cpu_gemm_precision()) {
+    set_cpu_gemm_precision(p);
+  }
   ~cpu_gemm_precision_scope() { set_cpu_gemm_precision(old_); }
   cpu_gemm_precision_scope(const cpu_gemm_precision_scope&) = delete;
   cpu_gemm_precision_scope& operator=(const cpu_gemm_precision_scope&) = delete;
