@@ -24,8 +24,12 @@ const GGML = { F32: 0, F16: 1, Q4_0: 2, Q4_1: 3, Q5_0: 6, Q5_1: 7, Q8_0: 8, BF16
 
 let llama, dir;
 
+// autoglm's CPU GEMM in exact F32 (the BF16 prefill GEMM rounds x to bf16, kernels/cpu/gemm_bf16.h): the checks
+// below compare logits against llama.cpp's F32 arithmetic on the same weights.
+const EXACT_GEMM = { ...process.env, AUTOGLM_CPU_BF16_GEMM: '0' };
+
 function cli(args, input) {
-  const r = spawnSync(BIN, args, { input, encoding: 'utf8', maxBuffer: 64 << 20 });
+  const r = spawnSync(BIN, args, { input, encoding: 'utf8', maxBuffer: 64 << 20, env: EXACT_GEMM });
   assert.equal(r.status, 0, `autoglm ${args.join(' ')} failed: ${r.stderr}`);
   return r.stdout;
 }
