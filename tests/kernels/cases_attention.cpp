@@ -170,6 +170,7 @@ void add_dense_cases(std::vector<test_case>& out) {
     c.op = op_id::ATTENTION_DENSE;
     c.key = dtype::F32;
     c.perf = cfg.perf;
+    c.gpu_sized = cfg.n >= 1024;
     c.name = "n=" + std::to_string(cfg.n) + " heads=" + std::to_string(cfg.heads) + " hd=" + std::to_string(cfg.hd) +
              " segments=";
     for (size_t i = 0; i < cfg.segments.size(); ++i) {

@@ -126,6 +126,9 @@ struct test_case {
   dtype key = dtype::F32;  // the dtype the registry is keyed by for this case
   std::string name;        // shape description, e.g. "m=1 n=7 k=13 bias"
   bool perf = false;       // a large shape: only run by --perf
+  // Sized for a GPU path (e.g. tensor-core attention from 1024 rows): CPU backends skip it where the environment
+  // says the CPU is emulated (AUTOGLM_HARNESS_EMULATED=1, set by tests/arm: minutes per case under qemu).
+  bool gpu_sized = false;
   // In real use the operands of one run are not cache-resident (decode streams every weight and the KV cache
   // once per token): --perf then cycles through copies whose total is far larger than the last-level cache.
   bool stream = false;
