@@ -155,8 +155,8 @@ __global__ void __launch_bounds__(k_threads)
   const row_params p{pr[SP_TEMPERATURE], pr[SP_TOP_P], pr[SP_MIN_P], pr[SP_UNIFORM], int64_t(pr[SP_TOP_K])};
   const int tid = threadIdx.x;
 
-  // Greedy: the raw logits' argmax.
-  if (!(p.temperature >= k_greedy_temperature) || p.top_k == 1) {
+  // The raw logits' argmax (NaN as -inf, lowest id on ties) into out: greedy, and min_p > 1 (no candidate).
+  auto write_argmax = [&]() {
     float bv = -INFINITY;
     int64_t bi = INT64_MAX;
     for (int64_t i = tid; i < vocab; i += k_threads) {
@@ -165,6 +165,9 @@ __global__ void __launch_bounds__(k_threads)
     }
     const int64_t best = block_argmax(bv, bi, fscratch, iscratch);
     if (tid == 0) out[blockIdx.x] = int32_t(best == INT64_MAX ? 0 : best);
+  };
+  if (!(p.temperature >= k_greedy_temperature) || p.top_k == 1) {
+    write_argmax();
     return;
   }
 
@@ -190,14 +193,7 @@ __global__ void __launch_bounds__(k_threads)
   for (int64_t i = tid; i < vocab; i += k_threads) tcount += candidate(value(i)) ? 1 : 0;
   const u64 n_candidates = block_sum_u64(tcount, scratch);
   if (n_candidates == 0) {  // min_p > 1: the most likely token
-    float bv = -INFINITY;
-    int64_t bi = INT64_MAX;
-    for (int64_t i = tid; i < vocab; i += k_threads) {
-      const float v = isnan(l[i]) ? -INFINITY : l[i];
-      if (v > bv || bi == INT64_MAX) bv = v, bi = i;
-    }
-    const int64_t best = block_argmax(bv, bi, fscratch, iscratch);
-    if (tid == 0) out[blockIdx.x] = int32_t(best);
+    write_argmax();
     return;
   }
 
