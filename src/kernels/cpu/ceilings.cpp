@@ -118,6 +118,19 @@ double measure_read_bandwidth(int n_threads, size_t bytes, int reps) {
   return best;
 }
 
+double best_rate_on_threads(int n_threads, int rounds, const std::function<double(int)>& probe) {
+  n_threads = std::max(1, n_threads);
+  std::vector<double> work(size_t(n_threads), 0.0);
+  double best = 0;
+  for (int r = 0; r < rounds; ++r) {
+    const double s = run_threads(n_threads, [&](int t) { work[size_t(t)] = probe(t); });
+    double total = 0;
+    for (double w : work) total += w;
+    best = std::max(best, total / s);
+  }
+  return best;
+}
+
 double measure_fma_peak(int n_threads) {
   n_threads = std::max(1, n_threads);
 #if defined(__x86_64__)

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 
 namespace autoglm::cpu {
 
@@ -17,5 +18,10 @@ double measure_read_bandwidth(int n_threads, size_t bytes, int reps = 5);
 // 8-lane FMA chains out of registers (portable builds: 8 scalar chains). The ceiling of prefill GEMMs and
 // attention.
 double measure_fma_peak(int n_threads);
+
+// The best of `rounds` passes of probe(thread_index) on n_threads threads released together: the sum of what the
+// probes return (units of work done) over the wall time from the release to the last thread's end, in units per
+// second. The other peak probes (quant_ceiling.h, gemm_bf16.h) measure through it.
+double best_rate_on_threads(int n_threads, int rounds, const std::function<double(int)>& probe);
 
 }  // namespace autoglm::cpu

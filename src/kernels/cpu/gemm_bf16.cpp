@@ -8,15 +8,14 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
-#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "core/aligned_buffer.h"
 #include "core/error.h"
+#include "kernels/cpu/ceilings.h"
 #include "kernels/cpu/convert.h"
 
 #if defined(__x86_64__)
@@ -191,30 +190,8 @@ void gemm_bf16(thread_pool* pool, const float* x, int64_t xs, int64_t m, const w
 double measure_bf16_dot_peak(int n_threads) {
 #if defined(__x86_64__)
   if (!cpu_has_avx512_bf16()) return 0.0;
-  n_threads = std::max(1, n_threads);
   const int64_t iters = 10'000'000;
-  double best = 0;
-  for (int r = 0; r < 3; ++r) {
-    std::atomic<int> ready{0};
-    std::atomic<bool> go{false};
-    std::vector<double> gflop(size_t(n_threads), 0.0);
-    std::vector<std::thread> threads;
-    for (int t = 0; t < n_threads; ++t)
-      threads.emplace_back([&, t] {
-        ready.fetch_add(1);
-        while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
-        gflop[size_t(t)] = dot_peak_probe_avx512bf16(iters);
-      });
-    while (ready.load() != n_threads) std::this_thread::yield();
-    const auto t0 = std::chrono::steady_clock::now();
-    go.store(true, std::memory_order_release);
-    for (auto& th : threads) th.join();
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    double total = 0;
-    for (double g : gflop) total += g;
-    best = std::max(best, total / s);
-  }
-  return best;
+  return best_rate_on_threads(n_threads, 3, [&](int) { return dot_peak_probe_avx512bf16(iters); });
 #else
   (void)n_threads;
   return 0.0;

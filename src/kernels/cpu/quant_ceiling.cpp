@@ -3,11 +3,9 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cstdint>
-#include <thread>
-#include <vector>
 
+#include "kernels/cpu/ceilings.h"
 #include "kernels/cpu/quant_linear.h"
 
 #if defined(__x86_64__)
@@ -111,31 +109,9 @@ double probe(quant_isa isa, int64_t iters) {
 }  // namespace
 
 double measure_int8_peak(int n_threads) {
-  n_threads = std::max(1, n_threads);
   const quant_isa isa = quant_isa_selected();
   const int64_t iters = 10'000'000;
-  double best = 0;
-  for (int r = 0; r < 3; ++r) {
-    std::atomic<int> ready{0};
-    std::atomic<bool> go{false};
-    std::vector<double> ops(size_t(n_threads), 0.0);
-    std::vector<std::thread> threads;
-    for (int t = 0; t < n_threads; ++t)
-      threads.emplace_back([&, t] {
-        ready.fetch_add(1);
-        while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
-        ops[size_t(t)] = probe(isa, iters);
-      });
-    while (ready.load() != n_threads) std::this_thread::yield();
-    const auto t0 = std::chrono::steady_clock::now();
-    go.store(true, std::memory_order_release);
-    for (auto& th : threads) th.join();
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    double total = 0;
-    for (double o : ops) total += o;
-    best = std::max(best, total / s / 1e9);
-  }
-  return best;
+  return best_rate_on_threads(n_threads, 3, [&](int) { return probe(isa, iters); }) / 1e9;
 }
 
 }  // namespace autoglm::cpu
