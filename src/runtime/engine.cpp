@@ -479,6 +479,7 @@ class engine_impl final : public engine {
     const size_t n_rows = fb.logits_rows.size();
     const bool on_device = ctx_->dev().kind != device_kind::CPU;
     std::vector<float> params;
+    std::vector<int32_t> device_rows;  // output rows whose token is drawn on the device
     bool need_host = false;
     for (size_t ci = 0; ci < batch.size(); ++ci) {
       request_state& st = *states_.at(batch[ci].seq->id);
@@ -489,7 +490,9 @@ class engine_impl final : public engine {
       if (!batch[ci].wants_logits) continue;
       // Rows nobody samples here keep all-zero parameters: a greedy argmax, cheap, and ignored.
       if (params.empty()) params.assign(n_rows * size_t(k_sample_params), 0.0f);
-      st.smp->device_params(&params[size_t(first_out[ci] + n_out[ci] - 1) * size_t(k_sample_params)]);
+      const int32_t row = first_out[ci] + n_out[ci] - 1;
+      st.smp->device_params(&params[size_t(row) * size_t(k_sample_params)]);
+      device_rows.push_back(row);
     }
     host_logits_ = nullptr;
     step_logits_ = tensor{};
@@ -503,23 +506,21 @@ class engine_impl final : public engine {
       const auto t_done = std::chrono::steady_clock::now();
       enqueue_ms_ += std::chrono::duration<double, std::milli>(t_enqueued - t_start).count();
       wait_ms_ += std::chrono::duration<double, std::milli>(t_done - t_enqueued).count();
-      if (++timed_steps_ % 64 == 0)
+      if (++timed_steps_ % 64 == 0) {
         AG_LOG_INFO("engine step timing ({} tokens in the last step): host enqueue {:.3f} ms, device wait {:.3f} ms "
                     "per step (mean of {})", fb.n_tokens(), enqueue_ms_ / 64, wait_ms_ / 64, 64);
-      if (timed_steps_ % 64 == 0) enqueue_ms_ = wait_ms_ = 0;
+        enqueue_ms_ = wait_ms_ = 0;
+      }
     }
     if (out.empty()) return {};
     std::vector<int32_t> tokens;
-    if (!params.empty()) {
+    if (!device_rows.empty()) {
       tensor ids = ops::scratch(*ctx_, dtype::I32, {int64_t(n_rows)});
       ops::sample(*ctx_, out, params.data(), ids);
-      tokens.resize(n_rows);
-      ops::to_host(*ctx_, ids, tokens.data(), tokens.size() * sizeof(int32_t));
-      for (size_t ci = 0; ci < batch.size(); ++ci) {  // rows left to the host sampler
-        const request_state& st = *states_.at(batch[ci].seq->id);
-        if (st.return_prompt_logits || !st.smp->device_sampleable())
-          for (int32_t r = 0; r < n_out[ci]; ++r) tokens[size_t(first_out[ci] + r)] = -1;
-      }
+      std::vector<int32_t> drawn(n_rows);
+      ops::to_host(*ctx_, ids, drawn.data(), drawn.size() * sizeof(int32_t));
+      tokens.assign(n_rows, -1);  // rows left to the host sampler stay -1
+      for (int32_t row : device_rows) tokens[size_t(row)] = drawn[size_t(row)];
     }
     if (need_host) {
       if (out.dev().kind == device_kind::CPU) {
