@@ -138,9 +138,12 @@ std::vector<int32_t> engine_greedy(engine& e, const nlohmann::json& c, std::vect
   generation_request r;
   r.prompt = c["tokens"].get<std::vector<int32_t>>();
   r.images = test::fixture_images(c);
-  if (sampling) r.sampling = *sampling;
-  r.sampling.temperature = sampling ? sampling->temperature : 0.0f;
-  r.sampling.max_tokens = sampling ? sampling->max_tokens : 32;
+  if (sampling) {
+    r.sampling = *sampling;
+  } else {
+    r.sampling.temperature = 0.0f;
+    r.sampling.max_tokens = 32;
+  }
   r.sampling.ignore_eos = true;
   r.sampling.stop_token_ids = c["eos_token_ids"].get<std::vector<int32_t>>();
   r.return_prompt_logits = prompt_logits != nullptr;
