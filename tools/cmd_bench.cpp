@@ -49,7 +49,10 @@ int run_bench(int argc, char** argv) {
   app.add_flag("--fake-context", fake_context, "fill the KV cache without a prefill (timing only: decode cost does not depend on cached values)");
   app.add_option("--threads", threads, "CPU threads (default: all cores)");
   std::string device = "cpu";
+  int32_t tensor_parallel_size = 1;
   app.add_option("--device", device, "where the model runs: cpu or cuda:N (a build with the CUDA backend)")->capture_default_str();
+  app.add_option("--tensor-parallel-size,--tp", tensor_parallel_size, "split the decoder over N ranks (tensor parallelism) on consecutive devices from --device (cuda:N.. through NCCL; on the CPU an in-process group, for testing); images are encoded data-parallel, one per rank")
+      ->capture_default_str()->check(CLI::Range(1, 64));
   app.add_option("--kv-type", kv_type, "KV cache element type: f32, f16, bf16 or q8_0")->capture_default_str();
   app.add_option("-o,--out", out_file, "also write the JSON here");
   quant.add_to(app);
@@ -69,6 +72,7 @@ int run_bench(int argc, char** argv) {
   eo.model_dir = model_dir;
   eo.n_threads = threads;
   eo.device = device;
+  eo.tensor_parallel_size = tensor_parallel_size;
   eo.max_num_seqs = 1;
   eo.enable_prefix_caching = false;
   eo.kv_cache_dtype = parse_kv_type_option(kv_type);

@@ -55,7 +55,10 @@ int run_run(int argc, char** argv) {
   app.add_option("--seed", seed, "seed for reproducible sampling");
   app.add_option("--threads", threads, "CPU threads (default: all cores)");
   std::string device = "cpu";
+  int32_t tensor_parallel_size = 1;
   app.add_option("--device", device, "where the model runs: cpu or cuda:N (a build with the CUDA backend)")->capture_default_str();
+  app.add_option("--tensor-parallel-size,--tp", tensor_parallel_size, "split the decoder over N ranks (tensor parallelism) on consecutive devices from --device (cuda:N.. through NCCL; on the CPU an in-process group, for testing); images are encoded data-parallel, one per rank")
+      ->capture_default_str()->check(CLI::Range(1, 64));
   app.add_option("--kv-type", kv_type, "KV cache element type: f32, f16 or bf16 (half the memory), q8_0 (about a quarter)")->capture_default_str();
   app.add_option("--min-pixels", min_pixels, "image min_pixels override");
   app.add_option("--max-pixels", max_pixels, "image max_pixels override (Open-AutoGLM uses 5000000)");
@@ -75,6 +78,7 @@ int run_run(int argc, char** argv) {
   eo.model_dir = model_dir;
   eo.n_threads = threads;
   eo.device = device;
+  eo.tensor_parallel_size = tensor_parallel_size;
   eo.max_num_seqs = 1;
   eo.kv_cache_dtype = parse_kv_type_option(kv_type);
   quant.apply(eo);

@@ -33,6 +33,8 @@ int cmd_serve(int argc, char** argv) {
   app.add_option("--cors-origin", o.cors_origin, "allowed CORS origin ('*' for any); empty: no CORS headers");
   app.add_option("-t,--threads", o.engine.n_threads, "compute threads of the engine (0: all cores)")->capture_default_str();
   app.add_option("--device", o.engine.device, "where the model runs: cpu or cuda:N (a build with the CUDA backend)")->capture_default_str();
+  app.add_option("--tensor-parallel-size,--tp", o.engine.tensor_parallel_size, "split the decoder over N ranks (tensor parallelism) on consecutive devices from --device (cuda:N.. through NCCL; on the CPU an in-process group, for testing); images are encoded data-parallel, one per rank")
+      ->capture_default_str()->check(CLI::Range(1, 64));
   app.add_option("--http-threads", o.n_http_threads, "I/O threads for HTTP (0: 2..4 by core count)")->capture_default_str();
   app.add_option("--max-num-seqs", o.engine.max_num_seqs, "sequences decoded together")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--max-model-len", o.engine.max_model_len, "context length (0: from the model and KV budget)")->capture_default_str();

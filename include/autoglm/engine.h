@@ -55,6 +55,12 @@ struct engine_options {
   // run of characters, first match wins; TYPE also f32, f16, bf16), e.g. "lm_head*=q8_0". Needs weight_quant.
   std::vector<std::string> weight_quant_keep;
   bool enable_prefix_caching = true;
+  // Tensor parallelism (vLLM's --tensor-parallel-size): the decoder split over this many ranks, one thread per
+  // rank, on consecutive devices from `device` (cuda:N .. cuda:N+size-1 through NCCL; on the CPU, ranks sharing the
+  // host's cores through an in-process communicator, which exists to test the split). Images are encoded
+  // data-parallel, one vision worker per rank. The attention heads, the MLP width and (with more ranks than KV
+  // heads) the ranks must divide evenly. 1 = one device.
+  int32_t tensor_parallel_size = 1;
   // Called with every named intermediate of every forward and image encode (debugging; slow). It runs on the
   // engine thread and on the vision worker, never at the same time for one context.
   dump_callback dump;

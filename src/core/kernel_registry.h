@@ -13,7 +13,9 @@
 #include <array>
 #include <cstdint>
 #include <string>
+#include <vector>
 
+#include "core/communicator.h"
 #include "core/tensor.h"
 #include "core/thread_pool.h"
 #include "core/weights.h"
@@ -138,6 +140,9 @@ struct device_memory {
   void* (*graph_end)(const kernel_context& ctx) = nullptr;
   void (*graph_launch)(const kernel_context& ctx, void* graph) = nullptr;
   void (*graph_destroy)(device dev, void* graph) = nullptr;
+  // Optional: the communicators of an in-process tensor-parallel group, rank r on devs[r] (all of this kind).
+  // Throws autoglm::error when the group cannot be set up (e.g. no NCCL library).
+  communicator_group (*create_communicators)(const std::vector<device>& devs) = nullptr;
 };
 
 class kernel_registry {

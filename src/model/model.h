@@ -119,6 +119,10 @@ struct model_load_options {
   std::optional<dtype> quant_type;
   // Overrides by checkpoint name, first match wins ('*' = any run of characters), as `autoglm quantize --keep`.
   std::vector<std::pair<std::string, dtype>> quant_keep;
+  // Tensor parallelism: load rank `tp_rank` of `tp_size` (the decoder's part of that rank; the vision tower
+  // whole). The forward of such a model needs the group's communicator on its context (runtime/tensor_parallel.h).
+  int32_t tp_rank = 0;
+  int32_t tp_size = 1;
 };
 
 // Opens a model directory and returns the family its config.json names, with weights prepared for ctx's

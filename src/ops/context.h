@@ -10,23 +10,12 @@
 #include <string>
 #include <vector>
 
+#include "core/communicator.h"
 #include "core/kernel_registry.h"
 #include "core/tensor.h"
 #include "core/thread_pool.h"
 
 namespace autoglm {
-
-// Collective communication across tensor-parallel ranks (NCCL on GPUs, an in-process one for CPU tests).
-class communicator {
- public:
-  virtual ~communicator() = default;
-  virtual int32_t rank() const = 0;
-  virtual int32_t size() const = 0;
-  // x = sum over ranks of x (every rank passes a tensor of the same shape).
-  virtual void all_reduce_sum(const kernel_context& kc, tensor& x) = 0;
-  // out [n, size()*cols] = the ranks' x [n, cols] side by side in rank order.
-  virtual void all_gather_cols(const kernel_context& kc, const tensor& x, tensor& out) = 0;
-};
 
 // Bump allocator for the activations of one forward pass on one device. Memory comes in chunks that are never
 // moved, so tensors handed out stay valid until reset(); reset() keeps the memory for the next pass.

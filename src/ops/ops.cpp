@@ -415,8 +415,47 @@ void graph_launch(exec_context& ctx, const std::shared_ptr<void>& graph) {
 
 // ---- tensor parallelism / debugging -------------------------------------------------------------------------
 
+// A group of one still goes through its communicator (NCCL's size-1 path is tested on one GPU that way).
 void all_reduce_sum(exec_context& ctx, tensor& x) {
-  if (ctx.comm() && ctx.comm()->size() > 1) ctx.comm()->all_reduce_sum(ctx.kernels(), x);
+  if (ctx.comm()) ctx.comm()->all_reduce_sum(ctx.kernels(), x);
+}
+
+void all_gather_cols(exec_context& ctx, const tensor& x, tensor& out) {
+  const int64_t n = x.rows(), c = x.cols();
+  AG_CHECK(out.rows() == n, "all_gather_cols: out must have the input's rows");
+  communicator* comm = ctx.comm();
+  if (!comm) {
+    AG_CHECK(out.cols() <= c, "all_gather_cols: out wider than one rank's columns without a communicator");
+    copy(ctx, x.cols_view(0, out.cols()), out);
+    return;
+  }
+  const int32_t R = comm->size();
+  AG_CHECK(out.cols() <= int64_t(R) * c, "all_gather_cols: out wider than the ranks' columns together");
+  // The collective stacks rows rank by rank ([R * n, c]); rank r's block becomes out's columns [r * c, ...).
+  tensor src = x;
+  if (!x.is_contiguous()) {
+    src = scratch(ctx, dtype::F32, {n, c});
+    copy(ctx, x, src);
+  }
+  tensor stacked = scratch(ctx, dtype::F32, {int64_t(R) * n, c});
+  comm->all_gather_rows(ctx.kernels(), src, stacked);
+  for (int32_t r = 0; r < R; ++r) {
+    const int64_t first = int64_t(r) * c, width = std::min(c, out.cols() - first);
+    tensor dst = out.cols_view(first, width);
+    copy(ctx, stacked.rows_view(int64_t(r) * n, n).cols_view(0, width), dst);
+  }
+}
+
+communicator_group create_communicators(const std::vector<device>& devs) {
+  if (devs.empty()) throw error("a tensor-parallel group needs at least one rank");
+  for (const device& d : devs)
+    if (d.kind != devs[0].kind)
+      throw error("a tensor-parallel group spans one kind of device, not " + devs[0].str() + " and " + d.str());
+  init_backends();
+  const device_memory& mem = kernel_registry::instance().memory(devs[0].kind);
+  if (!mem.create_communicators)
+    throw error("the " + std::string(device_kind_name(devs[0].kind)) + " backend has no communicator for tensor parallelism");
+  return mem.create_communicators(devs);
 }
 
 void dump(exec_context& ctx, const std::string& name, const tensor& t) {

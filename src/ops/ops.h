@@ -98,8 +98,13 @@ std::shared_ptr<void> graph_end(exec_context& ctx);
 void graph_launch(exec_context& ctx, const std::shared_ptr<void>& graph);
 
 // ---- tensor parallelism -----------------------------------------------------------------------------------
-// Sum over ranks in place; nothing without a communicator (one rank).
+// Sum over ranks in place (F32, contiguous); nothing without a communicator.
 void all_reduce_sum(exec_context& ctx, tensor& x);
+// out [n, W] = the ranks' x [n, c] side by side in rank order, cut at W <= R*c columns (the padding rows of a
+// vocabulary split come last); without a communicator out = x's first W columns.
+void all_gather_cols(exec_context& ctx, const tensor& x, tensor& out);
+// The communicators of an in-process group, rank r on devs[r] (one kind of device), from that backend.
+communicator_group create_communicators(const std::vector<device>& devs);
 
 // ---- debugging --------------------------------------------------------------------------------------------
 // Calls the context's dump callback (if any) with a host F32 copy of t under `name`.

@@ -25,6 +25,7 @@
 #include "runtime/sampler.h"
 #include "runtime/scheduler.h"
 #include "runtime/step_graphs.h"
+#include "runtime/tensor_parallel.h"
 #include "runtime/vision_worker.h"
 
 namespace autoglm {
@@ -52,8 +53,11 @@ class engine_impl final : public engine {
     ctx_->set_dump(wrap_dump(options.dump));
     const int32_t n_decode = ctx_->pool() ? ctx_->pool()->n_threads() : 1;
     const int32_t n_vision = options.n_vision_threads > 0 ? options.n_vision_threads : std::max(1, n_decode / 2);
+    // Tensor parallelism: one vision thread per rank's device (whole images per rank, data-parallel).
+    std::vector<device> vision_devs = {ctx_->dev()};
+    if (const auto* tp = dynamic_cast<const tensor_parallel_model*>(model_.get())) vision_devs = tp->devices();
     if (model_->info().has_vision)
-      vision_ = std::make_unique<vision_worker>(*model_, ctx_->dev(), n_vision, wrap_dump(options.dump),
+      vision_ = std::make_unique<vision_worker>(*model_, vision_devs, n_vision, wrap_dump(options.dump),
                                                 [this](vision_worker::result r) { on_image_done(std::move(r)); });
     graphs_ = std::make_unique<step_graphs>(*ctx_, *model_);
     if (!graphs_->enabled()) graphs_.reset();

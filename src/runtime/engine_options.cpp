@@ -93,6 +93,7 @@ void validate_engine_options(const engine_options& o) {
   check_range(o.max_batch_tokens, 1, k_max_batch_tokens, "max_batch_tokens");
   check_range(o.max_waiting, 1, k_max_waiting, "max_waiting");
   check_range(o.kv_block_size, 1, k_max_kv_block_size, "kv_block_size");
+  check_range(o.tensor_parallel_size, 1, 64, "tensor_parallel_size");
   kv_cache_element_type(o.kv_cache_dtype);  // an enum value cast from an unchecked integer
   engine_device(o);                          // "cpu" or "cuda:N" (whether it exists shows when its context starts)
   model_load_options_of(o);                 // a typo in a quantization type fails before the load

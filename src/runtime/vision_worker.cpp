@@ -9,15 +9,20 @@
 
 namespace autoglm {
 
-vision_worker::vision_worker(const model& m, device dev, int32_t n_threads, dump_fn dump, done_fn on_done)
-    : model_(m), ctx_(dev, n_threads), on_done_(std::move(on_done)) {
-  ctx_.set_dump(std::move(dump));
-  thread_ = std::thread([this] { run(); });
+vision_worker::vision_worker(const model& m, const std::vector<device>& devs, int32_t n_threads, dump_fn dump,
+                             done_fn on_done)
+    : model_(m), on_done_(std::move(on_done)) {
+  AG_CHECK(!devs.empty(), "vision_worker: no device");
+  for (const device& d : devs) {
+    ctxs_.push_back(std::make_unique<exec_context>(d, n_threads));
+    ctxs_.back()->set_dump(dump);
+  }
+  for (auto& c : ctxs_) threads_.emplace_back([this, ctx = c.get()] { run(*ctx); });
 }
 
 vision_worker::~vision_worker() { stop(); }
 
-int32_t vision_worker::n_threads() const { return ctx_.pool() ? ctx_.pool()->n_threads() : 1; }
+int32_t vision_worker::n_threads() const { return ctxs_[0]->pool() ? ctxs_[0]->pool()->n_threads() : 1; }
 
 void vision_worker::enqueue(uint64_t key, std::shared_ptr<const vision_input> image) {
   std::lock_guard<std::mutex> lk(mu_);
@@ -35,7 +40,7 @@ bool vision_worker::drop(uint64_t key) {
 
 int32_t vision_worker::n_pending() const {
   std::lock_guard<std::mutex> lk(mu_);
-  return int32_t(queue_.size()) + (running_job_ ? 1 : 0);
+  return int32_t(queue_.size()) + n_running_;
 }
 
 double vision_worker::encode_ms_total() const {
@@ -48,12 +53,13 @@ void vision_worker::stop() {
     std::lock_guard<std::mutex> lk(mu_);
     stopping_ = true;
     queue_.clear();
-    cv_.notify_one();
+    cv_.notify_all();
   }
-  if (thread_.joinable()) thread_.join();
+  for (std::thread& t : threads_)
+    if (t.joinable()) t.join();
 }
 
-void vision_worker::run() {
+void vision_worker::run(exec_context& ctx) {
   for (;;) {
     job j;
     {
@@ -62,22 +68,22 @@ void vision_worker::run() {
       if (stopping_) return;
       j = std::move(queue_.front());
       queue_.pop_front();
-      running_job_ = true;
+      ++n_running_;
     }
     result r;
     r.key = j.key;
     const auto t0 = std::chrono::steady_clock::now();
     try {
-      r.embedding = model_.encode_image(ctx_, *j.image);
+      r.embedding = model_.encode_image(ctx, *j.image);
       // On a GPU the encode is only queued on this worker's stream: the engine's context reads the embedding on
       // its own stream, so it must be complete before it is handed over (and the time measured is the encode's).
-      ops::synchronize(ctx_);
+      ops::synchronize(ctx);
     } catch (const std::exception& e) {
       r.error = e.what();
     } catch (...) {
       r.error = "unknown error in the vision encoder";
     }
-    ctx_.arena().reset();
+    ctx.arena().reset();
     r.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     bool stopping = false;
     {
@@ -89,7 +95,7 @@ void vision_worker::run() {
     // image's waiters have not been told.
     if (!stopping) on_done_(std::move(r));
     std::lock_guard<std::mutex> lk(mu_);
-    running_job_ = false;
+    --n_running_;
   }
 }
 

@@ -1,7 +1,9 @@
 // runtime/vision_worker.h: the engine's image encoder. One thread with its own exec_context (on the CPU its own
 // pool, beside the decode loop's) runs the model's vision tower over queued images, FIFO, and hands each result
 // to a callback. The engine thread decodes meanwhile: a new screenshot costs the running streams only the cores
-// the worker borrows, never a stall of the whole encode.
+// the worker borrows, never a stall of the whole encode. Under tensor parallelism the worker has one thread and one
+// context per rank's device, all taking jobs from the one queue: images are encoded data-parallel, each whole on
+// one rank (runtime/tensor_parallel.h).
 #pragma once
 
 #include <condition_variable>
@@ -12,6 +14,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "model/model.h"
 #include "ops/context.h"
@@ -28,13 +31,14 @@ class vision_worker {
   };
   using done_fn = std::function<void(result)>;
 
-  // on_done runs on the worker thread after each job (post the result and return).
-  vision_worker(const model& m, device dev, int32_t n_threads, dump_fn dump, done_fn on_done);
+  // on_done runs on a worker thread after each job (post the result and return). One thread per device of devs
+  // (n_threads host threads each); the embedding of a result is on the device of the thread that encoded it.
+  vision_worker(const model& m, const std::vector<device>& devs, int32_t n_threads, dump_fn dump, done_fn on_done);
   ~vision_worker();
   vision_worker(const vision_worker&) = delete;
   vision_worker& operator=(const vision_worker&) = delete;
 
-  int32_t n_threads() const;
+  int32_t n_threads() const;  // host threads of one context
   // Queues an image for encoding under `key` (the caller dedupes keys).
   void enqueue(uint64_t key, std::shared_ptr<const vision_input> image);
   // Removes a queued job that has not started (nobody waits for it any more); false when it already runs.
@@ -50,18 +54,18 @@ class vision_worker {
     uint64_t key;
     std::shared_ptr<const vision_input> image;
   };
-  void run();
+  void run(exec_context& ctx);
 
   const model& model_;
-  exec_context ctx_;
+  std::vector<std::unique_ptr<exec_context>> ctxs_;
   done_fn on_done_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<job> queue_;
-  bool running_job_ = false;
+  int32_t n_running_ = 0;
   bool stopping_ = false;
   double encode_ms_total_ = 0;
-  std::thread thread_;
+  std::vector<std::thread> threads_;
 };
 
 }  // namespace autoglm

@@ -13,6 +13,7 @@
 #include "kernels/cpu/attention_cross.h"
 #include "kernels/cpu/copy.h"
 #include "kernels/cpu/im2col.h"
+#include "kernels/cpu/inprocess_communicator.h"
 #include "kernels/cpu/linear.h"
 #include "kernels/cpu/norm.h"
 #include "kernels/cpu/pos_embed.h"
@@ -50,6 +51,7 @@ void register_cpu_kernels(kernel_registry& r) {
   mem.free = host_free;
   mem.copy = host_copy;
   mem.synchronize = host_synchronize;
+  mem.create_communicators = cpu::create_inprocess_communicators;
   r.set_memory(device_kind::CPU, mem);
 
   constexpr device_kind cpu = device_kind::CPU;

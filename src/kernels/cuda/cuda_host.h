@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/error.h"
 #include "core/kernel_registry.h"
@@ -55,6 +56,11 @@ cudaStream_t stream_of(const stream_state& s);
 void* workspace(stream_state& s, size_t bytes, const char* op);
 // Device pointer of the stream's bad-index flag: int32 [2] = {code, value}, in mapped host memory.
 int32_t* bad_index_flag(const stream_state& s);
+// k_split_counters int32 counters on the stream's device, zeroed when the stream is made, for kernels whose last
+// block to finish a piece of work is elected with an atomic (attention_decode.cu). Such a kernel must leave every
+// counter it touches at 0 when it ends, so the next launch (or a graph's replay) needs no memset.
+constexpr size_t k_split_counters = 16384;
+int32_t* split_counters(const stream_state& s);
 // The cuBLAS handle bound to the stream (an opaque cublasHandle_t).
 void* blas_handle(const stream_state& s);
 // Streaming multiprocessors of the stream's device (sizing split work).
@@ -72,6 +78,9 @@ void graph_begin(const kernel_context& kc);
 void* graph_end(const kernel_context& kc);
 void graph_launch(const kernel_context& kc, void* graph);
 void graph_destroy(device dev, void* graph);
+
+// ---- tensor parallelism (nccl_communicator.cpp): device_memory's communicator factory --------------------------
+communicator_group create_nccl_communicators(const std::vector<device>& devs);
 
 // ---- host-side operand views --------------------------------------------------------------------------------
 // A [rows, cols] matrix with unit column stride: base pointer and row stride in elements.

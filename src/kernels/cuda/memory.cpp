@@ -62,6 +62,7 @@ struct stream_state {
   size_t work_bytes = 0;
   // Outgrown workspaces, kept until the stream goes: a recorded graph may still point at one.
   std::vector<void*> retired_work;
+  int32_t* counters = nullptr;  // k_split_counters, zero between kernels (split_counters)
   int32_t* flag = nullptr;      // mapped host memory the kernels write (host address)
   int32_t* flag_dev = nullptr;  // its device address
   int sms = 0;
@@ -174,6 +175,10 @@ void* dev_create_stream(device dev) {
     // One workspace per handle: cuBLAS results are then deterministic per stream.
     s->blas_ws = dev_alloc(dev, k_blas_workspace);
     cublasSetWorkspace(s->blas, s->blas_ws, k_blas_workspace);
+    // Zeroed here, before any graph is recorded on the stream; the kernels that use them leave them at zero.
+    s->counters = static_cast<int32_t*>(dev_alloc(dev, k_split_counters * sizeof(int32_t)));
+    check(cudaMemsetAsync(s->counters, 0, k_split_counters * sizeof(int32_t), s->stream), "clearing split counters");
+    check(cudaStreamSynchronize(s->stream), "clearing split counters");
     void* flag = nullptr;
     check(cudaHostAlloc(&flag, 2 * sizeof(int32_t), cudaHostAllocMapped | cudaHostAllocPortable), "cudaHostAlloc");
     s->flag = static_cast<int32_t*>(flag);
@@ -190,6 +195,7 @@ void* dev_create_stream(device dev) {
   } catch (...) {
     if (s->blas) cublasDestroy(s->blas);
     if (s->blas_ws) dev_free(dev, s->blas_ws);
+    if (s->counters) dev_free(dev, s->counters);
     if (s->flag) cudaFreeHost(s->flag);
     cudaStreamDestroy(s->stream);
     throw;
@@ -218,6 +224,7 @@ void dev_destroy_stream(device dev, void* stream) {
   cudaStreamSynchronize(s->stream);
   cublasDestroy(s->blas);
   dev_free(dev, s->blas_ws);
+  dev_free(dev, s->counters);
   dev_free(dev, s->work);
   for (void* w : s->retired_work) dev_free(dev, w);
   cudaFreeHost(s->flag);
@@ -267,6 +274,7 @@ stream_state& state_of(const kernel_context& kc) {
 
 cudaStream_t stream_of(const stream_state& s) { return s.stream; }
 int32_t* bad_index_flag(const stream_state& s) { return s.flag_dev; }
+int32_t* split_counters(const stream_state& s) { return s.counters; }
 void* blas_handle(const stream_state& s) { return s.blas; }
 int sm_count(const stream_state& s) { return s.sms; }
 size_t max_shared_bytes(const stream_state& s) { return s.smem_optin; }
@@ -336,6 +344,7 @@ void register_cuda_kernels(kernel_registry& r) {
   mem.graph_end = cuda::graph_end;
   mem.graph_launch = cuda::graph_launch;
   mem.graph_destroy = cuda::graph_destroy;
+  mem.create_communicators = cuda::create_nccl_communicators;
   r.set_memory(device_kind::CUDA, mem);
 
   constexpr device_kind dk = device_kind::CUDA;

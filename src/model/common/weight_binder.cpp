@@ -1,10 +1,59 @@
 // model/common/weight_binder.cpp: see weight_binder.h.
 #include "model/common/weight_binder.h"
 
+#include <algorithm>
+#include <cstring>
+
 #include "core/error.h"
 #include "ops/ops.h"
 
 namespace autoglm {
+
+namespace {
+
+// Rows `rows` (ranges concatenated) and columns [col_first, col_first + n_cols) of a host matrix `w` [R, C] in
+// any dtype, then `pad_rows` zero rows, as a new host tensor. Columns of a block type must be whole blocks.
+tensor cut(const tensor& w, const weight_binder::row_ranges& rows, int64_t col_first, int64_t n_cols,
+           int64_t pad_rows, const std::string& name) {
+  const dtype t = w.type();
+  const int64_t R = w.rows(), C = w.cols();
+  const int64_t be = int64_t(dtype_block_elems(t));
+  if (col_first % be != 0 || n_cols % be != 0)
+    throw error("tensor parallelism: '" + name + "' (" + dtype_name(t) + ", " + std::to_string(C) +
+                " columns) would be cut at column " + std::to_string(col_first) + " into " + std::to_string(n_cols) +
+                " columns, which is not a whole number of " + std::to_string(be) + "-element " + dtype_name(t) +
+                " blocks; use fewer ranks or a type with smaller blocks (q8_0, bf16)");
+  AG_CHECK(col_first >= 0 && n_cols > 0 && col_first + n_cols <= C, "tensor parallelism: column range of " + name);
+  int64_t n_out = pad_rows;
+  for (const auto& [first, count] : rows) {
+    AG_CHECK(first >= 0 && count >= 0 && first + count <= R, "tensor parallelism: row range of " + name);
+    n_out += count;
+  }
+  tensor out = tensor::empty_host(t, {n_out, n_cols});
+  const size_t skip = dtype_row_bytes(t, col_first), width = dtype_row_bytes(t, n_cols);
+  int64_t o = 0;
+  for (const auto& [first, count] : rows)
+    for (int64_t r = first; r < first + count; ++r) std::memcpy(out.row(o++), w.row(r) + skip, width);
+  for (; o < n_out; ++o) std::memset(out.row(o), 0, width);
+  return out;
+}
+
+// The same for a 1-D tensor (a bias, I8 scales), cut as a one-column matrix.
+tensor cut_vector(const tensor& v, const weight_binder::row_ranges& rows, int64_t pad_rows, const std::string& name) {
+  const tensor out = cut(v.reshape({v.n_elements(), 1}), rows, 0, 1, pad_rows, name);
+  return out.reshape({out.rows()});
+}
+
+}  // namespace
+
+linear_weight weight_binder::prepare(const std::string& name, const tensor& w, const tensor& bias,
+                                     const tensor& scales, shard_kind shard) {
+  linear_weight lw = ops::prepare_linear(ctx_, w, bias, name);
+  // An I8 weight's per-row scales come with it (a source that quantized the checkpoint at load).
+  if (!scales.empty()) lw.scales = ops::prepare_param_f32(ctx_, scales);
+  lw.shard = {shard, rank_, n_ranks_};
+  return lw;
+}
 
 linear_weight weight_binder::linear(const std::string& name, const std::vector<int64_t>& shape,
                                     const std::string& bias_name, shard_kind shard) {
@@ -12,11 +61,45 @@ linear_weight weight_binder::linear(const std::string& name, const std::vector<i
   require_kernel(op_id::LINEAR, name, w.type(), "a linear weight");
   tensor bias;
   if (!bias_name.empty()) bias = float_tensor(bias_name, {shape[0]});
-  linear_weight lw = ops::prepare_linear(ctx_, w, bias, name);
-  // An I8 weight's per-row scales come with it (a source that quantized the checkpoint at load).
-  if (const tensor& scales = src_.at(name).scales; !scales.empty()) lw.scales = ops::prepare_param_f32(ctx_, scales);
-  lw.shard.kind = shard;
-  return lw;
+  return prepare(name, w, bias, src_.at(name).scales, n_ranks_ == 1 ? shard : shard_kind::REPLICATED);
+}
+
+linear_weight weight_binder::linear_rows(const std::string& name, const std::vector<int64_t>& shape,
+                                         const std::string& bias_name, const row_ranges& rows) {
+  if (n_ranks_ == 1) return linear(name, shape, bias_name, shard_kind::COLUMN);
+  const tensor w = src_.get_matrix(name, shape);
+  require_kernel(op_id::LINEAR, name, w.type(), "a linear weight");
+  tensor bias, scales;
+  // 1-D tensors are cut as one-column matrices.
+  if (!bias_name.empty()) {
+    const tensor& b = float_tensor(bias_name, {shape[0]});
+    bias = cut_vector(b, rows, 0, bias_name);
+  }
+  if (const tensor& s = src_.at(name).scales; !s.empty())
+    scales = cut_vector(s, rows, 0, name + " scales");
+  return prepare(name, cut(w, rows, 0, w.cols(), 0, name), bias, scales, shard_kind::COLUMN);
+}
+
+linear_weight weight_binder::linear_cols(const std::string& name, const std::vector<int64_t>& shape,
+                                         const std::string& bias_name, int64_t first, int64_t count) {
+  if (n_ranks_ == 1) return linear(name, shape, bias_name, shard_kind::ROW);
+  const tensor w = src_.get_matrix(name, shape);
+  require_kernel(op_id::LINEAR, name, w.type(), "a linear weight");
+  tensor bias;
+  if (!bias_name.empty() && rank_ == 0) bias = float_tensor(bias_name, {shape[0]});
+  return prepare(name, cut(w, {{0, w.rows()}}, first, count, 0, name), bias, src_.at(name).scales, shard_kind::ROW);
+}
+
+linear_weight weight_binder::linear_vocab(const std::string& name, const std::vector<int64_t>& shape) {
+  if (n_ranks_ == 1) return linear(name, shape, "", shard_kind::VOCAB);
+  const tensor w = src_.get_matrix(name, shape);
+  require_kernel(op_id::LINEAR, name, w.type(), "a linear weight");
+  const int64_t V = w.rows(), share = (V + n_ranks_ - 1) / n_ranks_;
+  const int64_t first = std::min(V, share * rank_), count = std::min(share, V - first);
+  tensor scales;
+  if (const tensor& s = src_.at(name).scales; !s.empty())
+    scales = cut_vector(s, {{first, count}}, share - count, name + " scales");
+  return prepare(name, cut(w, {{first, count}}, 0, w.cols(), share - count, name), {}, scales, shard_kind::VOCAB);
 }
 
 tensor weight_binder::param(const std::string& name, const std::vector<int64_t>& shape) {

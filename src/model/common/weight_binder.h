@@ -2,9 +2,18 @@
 // weights.cpp: shapes checked by the tensor source (errors name the file and the tensor), dtypes checked against
 // the kernel registry (a weight the device cannot run fails at load, naming tensor, dtype and device), then the
 // backend's preparation (on the CPU the mapped tensor itself; on a GPU an upload).
+//
+// Tensor parallelism: a binder for rank r of n cuts each linear weight to the rank's part before preparing it
+// (vLLM's column / row / vocabulary-parallel layers): rows for column-parallel weights (given as row ranges, so a
+// fused gate|up or a head-aligned q/k/v slice is one call), columns for row-parallel ones (whole blocks for a
+// quantized type: an error names the tensor otherwise), vocabulary rows padded with zero rows to an equal share
+// for lm_head. Rank 0 of a row-parallel layer keeps its bias (added once after the all-reduce). A rank's parts are
+// copies in host memory (a mapped file is never written); with one rank nothing is cut or copied.
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/kernel_registry.h"
@@ -17,11 +26,28 @@ namespace autoglm {
 
 class weight_binder {
  public:
-  weight_binder(const tensor_source& src, exec_context& ctx) : src_(src), ctx_(ctx) {}
+  // A binder for rank `rank` of `n_ranks` (1: the whole checkpoint).
+  weight_binder(const tensor_source& src, exec_context& ctx, int32_t rank = 0, int32_t n_ranks = 1)
+      : src_(src), ctx_(ctx), rank_(rank), n_ranks_(n_ranks) {}
 
-  // A weight of any rank run as [shape[0], product of the rest]; bias_name empty = no bias.
+  // A weight of any rank run as [shape[0], product of the rest], whole on every rank (REPLICATED, or any kind
+  // with one rank); bias_name empty = no bias.
   linear_weight linear(const std::string& name, const std::vector<int64_t>& shape, const std::string& bias_name,
                        shard_kind shard);
+  // Column-parallel: this rank's output rows, the given [first, first + count) ranges of the checkpoint's rows
+  // concatenated in order (with the same rows of the bias).
+  using row_ranges = std::vector<std::pair<int64_t, int64_t>>;
+  linear_weight linear_rows(const std::string& name, const std::vector<int64_t>& shape, const std::string& bias_name,
+                            const row_ranges& rows);
+  // Row-parallel: input columns [first, first + count) of every row; the bias on rank 0 only.
+  linear_weight linear_cols(const std::string& name, const std::vector<int64_t>& shape, const std::string& bias_name,
+                            int64_t first, int64_t count);
+  // Vocabulary-parallel (lm_head): rows [rank * share, ...) with share = ceil(shape[0] / n_ranks), the last rank's
+  // missing rows zero (their logits are cut off after the gather).
+  linear_weight linear_vocab(const std::string& name, const std::vector<int64_t>& shape);
+
+  int32_t rank() const { return rank_; }
+  int32_t n_ranks() const { return n_ranks_; }
   // A norm weight, bias or table converted to F32 on the device.
   tensor param(const std::string& name, const std::vector<int64_t>& shape);
   // A table read by `op` in its storage dtype (the token embedding).
@@ -33,9 +59,13 @@ class weight_binder {
 
  private:
   const tensor& float_tensor(const std::string& name, const std::vector<int64_t>& shape);
+  // Prepares a (possibly cut) host weight with its bias and I8 scales for the device.
+  linear_weight prepare(const std::string& name, const tensor& w, const tensor& bias, const tensor& scales,
+                        shard_kind shard);
 
   const tensor_source& src_;
   exec_context& ctx_;
+  int32_t rank_ = 0, n_ranks_ = 1;
   tensor held_;
 };
 

@@ -123,17 +123,19 @@ void text_decoder::attention_block(exec_context& ctx, int32_t il, const step_inp
   ops::linear(ctx, a.h, L.q_proj, a.q);
   ops::linear(ctx, a.h, L.k_proj, a.k);
   ops::linear(ctx, a.h, L.v_proj, a.v);
-  ops::rope_mrope(ctx, a.q, cfg_.n_heads, cfg_.head_dim, cfg_.rotary_dim, in.pos, cfg_.mrope_section, cfg_.rope_theta);
-  ops::rope_mrope(ctx, a.k, cfg_.n_kv_heads, cfg_.head_dim, cfg_.rotary_dim, in.pos, cfg_.mrope_section,
+  const int32_t n_heads = shard_.n_heads, n_kv_heads = shard_.n_kv_heads;  // this rank's
+  ops::rope_mrope(ctx, a.q, n_heads, cfg_.head_dim, cfg_.rotary_dim, in.pos, cfg_.mrope_section, cfg_.rope_theta);
+  ops::rope_mrope(ctx, a.k, n_kv_heads, cfg_.head_dim, cfg_.rotary_dim, in.pos, cfg_.mrope_section,
                   cfg_.rope_theta);
   dump("q_rope", a.q);
   dump("k_rope", a.k);
   // New keys/values go to their cache slots first, so each token attends to itself and everything before it.
   ops::kv_store(ctx, kv, a.k, a.v, in.slots);
   const float scale = 1.0f / std::sqrt(float(cfg_.head_dim));
-  ops::attention_paged(ctx, a.q, kv, in.batch, cfg_.n_heads, cfg_.n_kv_heads, cfg_.head_dim, scale, a.attn);
+  ops::attention_paged(ctx, a.q, kv, in.batch, n_heads, n_kv_heads, cfg_.head_dim, scale, a.attn);
   dump("attn", a.attn);
   ops::linear(ctx, a.attn, L.o_proj, a.tmp);
+  ops::all_reduce_sum(ctx, a.tmp);  // row-parallel o_proj: the ranks' partial sums (nothing with one rank)
   ops::rms_norm(ctx, a.tmp, L.post_self_attn_norm, eps, a.tmp);
   ops::add(ctx, a.x, a.tmp);
   dump("attn_residual", a.x);
@@ -141,12 +143,13 @@ void text_decoder::attention_block(exec_context& ctx, int32_t il, const step_inp
 
 void text_decoder::mlp_block(exec_context& ctx, int32_t il, activations& a) const {
   const text_layer_weights& L = w_.layers[size_t(il)];
-  const int64_t I = cfg_.intermediate_size;
+  const int64_t I = shard_.intermediate;  // this rank's columns of gate and of up
   const float eps = cfg_.rms_norm_eps;
   ops::rms_norm(ctx, a.x, L.post_attention_norm, eps, a.h);
   ops::linear(ctx, a.h, L.gate_up_proj, a.gu);
   ops::silu_mul(ctx, a.gu.cols_view(0, I), a.gu.cols_view(I, I), a.m);
   ops::linear(ctx, a.m, L.down_proj, a.tmp);
+  ops::all_reduce_sum(ctx, a.tmp);  // row-parallel down_proj
   ops::rms_norm(ctx, a.tmp, L.post_mlp_norm, eps, a.tmp);
   ops::add(ctx, a.x, a.tmp);
 }
@@ -176,8 +179,13 @@ tensor text_decoder::compute(exec_context& ctx, const prepared_step& step, const
   AG_CHECK(inp != nullptr, "text_decoder::compute: a step prepared by another model");
   const step_inputs& in = *inp;
   const int64_t n = in.n, H = cfg_.hidden_size;
-  const int64_t qd = int64_t(cfg_.n_heads) * cfg_.head_dim, kvd = int64_t(cfg_.n_kv_heads) * cfg_.head_dim;
-  const int64_t I = cfg_.intermediate_size;
+  const int64_t qd = int64_t(shard_.n_heads) * cfg_.head_dim, kvd = int64_t(shard_.n_kv_heads) * cfg_.head_dim;
+  const int64_t I = shard_.intermediate;
+  const communicator* comm = ctx.comm();
+  if (comm ? comm->size() != shard_.n_ranks || comm->rank() != shard_.rank : shard_.n_ranks != 1)
+    throw error("forward: the decoder of rank " + std::to_string(shard_.rank) + " of " +
+                std::to_string(shard_.n_ranks) + " runs with its own group's communicator on the context (and a whole " +
+                "model with none or a group of one)");
   activations a;
   a.x = ops::scratch(ctx, dtype::F32, {n, H});
   a.h = ops::scratch(ctx, dtype::F32, {n, H});
@@ -214,7 +222,14 @@ tensor text_decoder::compute(exec_context& ctx, const prepared_step& step, const
   ops::rms_norm(ctx, sel, w_.final_norm, cfg_.rms_norm_eps, sel);
   if (ctx.dump()) ops::dump(ctx, "hidden." + std::to_string(cfg_.n_layers), sel);
   tensor out = ops::scratch(ctx, dtype::F32, {n_out, int64_t(cfg_.vocab_size)});
-  ops::linear(ctx, sel, w_.lm_head, out);
+  if (!comm) {
+    ops::linear(ctx, sel, w_.lm_head, out);
+    return out;
+  }
+  // Vocabulary-parallel lm_head: this rank's rows, then every rank's logits side by side (padding cut off).
+  tensor part = ops::scratch(ctx, dtype::F32, {n_out, shard_.vocab_rows});
+  ops::linear(ctx, sel, w_.lm_head, part);
+  ops::all_gather_cols(ctx, part, out);
   return out;
 }
 

@@ -3,6 +3,11 @@
 // paged KV store + causal GQA attention -> o_proj -> sandwich RMSNorm -> residual; RMSNorm -> gate_up -> SiLU*up ->
 // down -> sandwich RMSNorm -> residual], final RMSNorm and lm_head on the rows whose logits are wanted.
 // Stateless: the KV cache, block tables and positions come from the runtime in each forward_batch.
+//
+// Tensor parallelism (a text_shard of more than one rank): the rank holds its heads of q/k/v and its columns of
+// gate_up (column-parallel: no communication), o_proj and down_proj over those inputs (row-parallel: one
+// all-reduce of the [n, H] partial sums through ctx's communicator before each sandwich norm), and its share of
+// lm_head's vocabulary rows, gathered into the full logits on every rank. Its KV cache holds its KV heads only.
 #pragma once
 
 #include <cstddef>
@@ -21,7 +26,9 @@ namespace autoglm::glm4v {
 class text_decoder {
  public:
   // weights: bound and prepared for the device of the contexts forward will run on (bind_text_weights).
-  text_decoder(const text_config& cfg, text_weights weights) : cfg_(cfg), w_(std::move(weights)) {}
+  // shard: which part of the model `weights` holds (bind_text_weights with the same shard).
+  text_decoder(const text_config& cfg, text_weights weights, const text_shard& shard)
+      : cfg_(cfg), w_(std::move(weights)), shard_(shard) {}
 
   // kv: one paged layer per decoder layer. Returns the logits [batch.logits_rows.size(), vocab] on ctx's device
   // in its scratch arena (reset here; empty when no row was asked for). Uses ctx's dump callback; safe to run
@@ -36,6 +43,7 @@ class text_decoder {
 
   size_t weight_bytes_per_token() const { return decode_weight_bytes(w_); }
   const text_config& cfg() const { return cfg_; }
+  const text_shard& shard() const { return shard_; }
 
  private:
   struct activations;
@@ -48,6 +56,7 @@ class text_decoder {
 
   text_config cfg_;
   text_weights w_;
+  text_shard shard_;
 };
 
 }  // namespace autoglm::glm4v

@@ -14,16 +14,52 @@ std::string layer_prefix(const std::string& base, int32_t i) { return base + std
 
 }  // namespace
 
-text_weights bind_text_weights(const config& cfg, const tensor_source& src, exec_context& ctx) {
+text_shard shard_text(const text_config& t, int32_t rank, int32_t n_ranks) {
+  AG_CHECK(n_ranks >= 1 && rank >= 0 && rank < n_ranks, "shard_text: rank outside the group");
+  const std::string ways = " over " + std::to_string(n_ranks) + " tensor-parallel ranks";
+  if (t.n_heads % n_ranks != 0)
+    throw error("the model's " + std::to_string(t.n_heads) + " attention heads do not split" + ways);
+  if (t.intermediate_size % n_ranks != 0)
+    throw error("the model's MLP width " + std::to_string(t.intermediate_size) + " does not split" + ways);
+  text_shard s;
+  s.rank = rank;
+  s.n_ranks = n_ranks;
+  s.n_heads = t.n_heads / n_ranks;
+  s.q_head0 = rank * s.n_heads;
+  if (t.n_kv_heads % n_ranks == 0) {
+    s.n_kv_heads = t.n_kv_heads / n_ranks;
+    s.kv_head0 = rank * s.n_kv_heads;
+  } else if (n_ranks % t.n_kv_heads == 0) {
+    // Each KV head's query group spans n_ranks / n_kv_heads ranks, which all hold that head.
+    s.n_kv_heads = 1;
+    s.kv_head0 = s.q_head0 / (t.n_heads / t.n_kv_heads);
+    s.kv_heads_replicated = true;
+  } else {
+    throw error("the model's " + std::to_string(t.n_kv_heads) + " KV heads neither split" + ways +
+                " nor replicate evenly over them");
+  }
+  s.intermediate = t.intermediate_size / n_ranks;
+  s.ffn0 = rank * s.intermediate;
+  s.vocab_rows = (int64_t(t.vocab_size) + n_ranks - 1) / n_ranks;
+  return s;
+}
+
+text_weights bind_text_weights(const config& cfg, const tensor_source& src, exec_context& ctx,
+                               const text_shard& s) {
   const text_config& t = cfg.text;
-  const int64_t H = t.hidden_size, I = t.intermediate_size, V = t.vocab_size;
-  const int64_t qd = int64_t(t.n_heads) * t.head_dim, kvd = int64_t(t.n_kv_heads) * t.head_dim;
+  const int64_t H = t.hidden_size, I = t.intermediate_size, V = t.vocab_size, hd = t.head_dim;
+  const int64_t qd = int64_t(t.n_heads) * hd, kvd = int64_t(t.n_kv_heads) * hd;
   const std::string p = "model.language_model.";
-  weight_binder b(src, ctx);
+  weight_binder b(src, ctx, s.rank, s.n_ranks);
   text_weights w;
+  // The token table stays whole on every rank (one row is read per token).
   w.embed_tokens = b.table(p + "embed_tokens.weight", {V, H}, op_id::EMBEDDING);
   w.final_norm = b.param(p + "norm.weight", {H});
-  w.lm_head = b.linear("lm_head.weight", {V, H}, "", shard_kind::VOCAB);
+  w.lm_head = b.linear_vocab("lm_head.weight", {V, H});
+  // Column-parallel row ranges of this rank: its heads of q / k / v, its columns of gate and of up.
+  const weight_binder::row_ranges q_rows = {{s.q_head0 * hd, s.n_heads * hd}};
+  const weight_binder::row_ranges kv_rows = {{s.kv_head0 * hd, s.n_kv_heads * hd}};
+  const weight_binder::row_ranges gate_up_rows = {{s.ffn0, s.intermediate}, {I + s.ffn0, s.intermediate}};
   w.layers.resize(size_t(t.n_layers));
   for (int32_t i = 0; i < t.n_layers; ++i) {
     const std::string l = layer_prefix(p + "layers.", i);
@@ -34,12 +70,12 @@ text_weights bind_text_weights(const config& cfg, const tensor_source& src, exec
     L.post_attention_norm = b.param(l + "post_attention_layernorm.weight", {H});
     L.post_mlp_norm = b.param(l + "post_mlp_layernorm.weight", {H});
     auto bias = [&](const char* proj) { return t.attention_bias ? a + proj + ".bias" : std::string(); };
-    L.q_proj = b.linear(a + "q_proj.weight", {qd, H}, bias("q_proj"), shard_kind::COLUMN);
-    L.k_proj = b.linear(a + "k_proj.weight", {kvd, H}, bias("k_proj"), shard_kind::COLUMN);
-    L.v_proj = b.linear(a + "v_proj.weight", {kvd, H}, bias("v_proj"), shard_kind::COLUMN);
-    L.o_proj = b.linear(a + "o_proj.weight", {H, qd}, "", shard_kind::ROW);
-    L.gate_up_proj = b.linear(l + "mlp.gate_up_proj.weight", {2 * I, H}, "", shard_kind::COLUMN);
-    L.down_proj = b.linear(l + "mlp.down_proj.weight", {H, I}, "", shard_kind::ROW);
+    L.q_proj = b.linear_rows(a + "q_proj.weight", {qd, H}, bias("q_proj"), q_rows);
+    L.k_proj = b.linear_rows(a + "k_proj.weight", {kvd, H}, bias("k_proj"), kv_rows);
+    L.v_proj = b.linear_rows(a + "v_proj.weight", {kvd, H}, bias("v_proj"), kv_rows);
+    L.o_proj = b.linear_cols(a + "o_proj.weight", {H, qd}, "", s.q_head0 * hd, s.n_heads * hd);
+    L.gate_up_proj = b.linear_rows(l + "mlp.gate_up_proj.weight", {2 * I, H}, "", gate_up_rows);
+    L.down_proj = b.linear_cols(l + "mlp.down_proj.weight", {H, I}, "", s.ffn0, s.intermediate);
   }
   return w;
 }

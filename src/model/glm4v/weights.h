@@ -64,9 +64,26 @@ struct vision_weights {
   linear_weight merger_down;    // [o, f]
 };
 
+// One rank's part of the decoder under tensor parallelism (rank `rank` of `n_ranks`; one rank: everything).
+// Query heads [q_head0, q_head0 + n_heads) and the KV heads they read, [kv_head0, kv_head0 + n_kv_heads): with more
+// ranks than KV heads (GLM-4.1V has 2) each rank holds the one KV head its query heads share, so ranks of the same
+// group hold copies of it. MLP columns [ffn0, ffn0 + intermediate) of gate and of up; lm_head rows
+// [rank * vocab_rows, ...) with the last rank's share padded by zero rows.
+struct text_shard {
+  int32_t rank = 0, n_ranks = 1;
+  int32_t q_head0 = 0, n_heads = 0;
+  int32_t kv_head0 = 0, n_kv_heads = 0;
+  int64_t ffn0 = 0, intermediate = 0;
+  int64_t vocab_rows = 0;
+  bool kv_heads_replicated = false;  // more ranks than KV heads
+};
+// Throws autoglm::error saying which count does not split (heads, KV heads, MLP width) over n_ranks.
+text_shard shard_text(const text_config& t, int32_t rank, int32_t n_ranks);
+
 // Throw autoglm::error naming the file and tensor for a missing or mis-shaped tensor, and naming tensor, dtype and
 // device for a dtype the context's backend has no kernel for.
-text_weights bind_text_weights(const config& cfg, const tensor_source& src, exec_context& ctx);
+text_weights bind_text_weights(const config& cfg, const tensor_source& src, exec_context& ctx,
+                               const text_shard& shard);
 vision_weights bind_vision_weights(const config& cfg, const tensor_source& src, exec_context& ctx);
 
 // Bytes of weights streamed to decode one token: every decoder linear plus lm_head (the one embedding row read
