@@ -123,6 +123,9 @@ struct model_load_options {
   // whole). The forward of such a model needs the group's communicator on its context (runtime/tensor_parallel.h).
   int32_t tp_rank = 0;
   int32_t tp_size = 1;
+  // Stack each decoder layer's q/k/v into one linear (one GEMV per layer instead of three). Default: on GPUs; on
+  // the CPU the stacked copy would sit in memory beside the mapped file's pages.
+  std::optional<bool> fuse_qkv;
 };
 
 // Opens a model directory and returns the family its config.json names, with weights prepared for ctx's

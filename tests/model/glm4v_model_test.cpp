@@ -283,3 +283,20 @@ TEST(glm4v_load, a_text_only_model_refuses_images) {
   v.pixel_values.assign(size_t(4 * 3 * 2 * 14 * 14), 0.0f);
   EXPECT_THROW(m.encode_image(ctx, v), invalid_request);
 }
+
+// q/k/v stacked into one linear (the GPU default: one GEMV per layer instead of three) computes each output row
+// as the separate projections do: the same logits, prompt and token by token, on the CPU where it can be forced.
+TEST(glm4v_load, stacked_qkv_gives_the_separate_projections_logits) {
+  const auto cases = test::load_cases();
+  const std::vector<int32_t> tokens = cases["cases"][0]["tokens"].get<std::vector<int32_t>>();
+  exec_context ctx(device{}, 2);
+  model_load_options fused, separate;
+  fused.fuse_qkv = true;
+  separate.fuse_qkv = false;
+  const std::unique_ptr<model> a = load_model(test::fixture_model_dir(), ctx, fused);
+  const std::unique_ptr<model> b = load_model(test::fixture_model_dir(), ctx, separate);
+  EXPECT_EQ(a->weight_bytes_per_token(), b->weight_bytes_per_token());
+  test::sequence_driver sa(*a, ctx, int32_t(tokens.size()) + 4), sb(*b, ctx, int32_t(tokens.size()) + 4);
+  EXPECT_EQ(sa.prefill(tokens, {}, true, 17), sb.prefill(tokens, {}, true, 17));
+  EXPECT_EQ(sa.decode(7), sb.decode(7));
+}

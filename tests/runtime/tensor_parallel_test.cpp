@@ -5,7 +5,8 @@
 //    TP=1's logits at every prompt position of the Hugging Face fixtures (text and images; the row-parallel sums
 //    add in another order: tolerance 2e-5 x max|logit|, measured ~1e-6) and TP=1's greedy continuation token for
 //    token, and still match the HF reference within the parity test's 1e-3; TP=4 replicates the tiny model's 2 KV
-//    heads (as with GLM-4.1V's 2 KV heads on 4 or 8 GPUs); a q8_0 model splits the same way;
+//    heads (as with GLM-4.1V's 2 KV heads on 4 or 8 GPUs) and stacks each rank's q/k/v rows into one linear; a
+//    q8_0 model splits the same way;
 //  - the binder cuts quantized rows and columns on whole blocks (and refuses a cut inside a block), pads the last
 //    rank's vocabulary rows with zeros;
 //  - what cannot split says so (3 ranks for 4 heads); a rank failing between two collectives fails the other rank
@@ -151,7 +152,9 @@ TEST_F(tensor_parallel, tp2_and_tp4_reproduce_tp1_on_the_fixtures) {
   const int32_t vocab = tp1->info().vocab_size;
   for (int32_t n : {2, 4}) {
     exec_context ctx(device{}, 1);
-    const std::unique_ptr<tensor_parallel_model> tp = load_tp(ctx, n);
+    model_load_options opt;
+    opt.fuse_qkv = n == 4;  // each rank's q/k/v rows stacked into one linear (the GPU default)
+    const std::unique_ptr<tensor_parallel_model> tp = load_tp(ctx, n, opt);
     EXPECT_EQ(tp->size(), n);
     EXPECT_EQ(tp->kv_shape().n_kv_heads, 2 / std::min(n, 2)) << "one rank's KV heads (replicated at TP=4)";
     EXPECT_EQ(tp->info().vocab_size, vocab);

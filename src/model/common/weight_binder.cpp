@@ -44,6 +44,16 @@ tensor cut_vector(const tensor& v, const weight_binder::row_ranges& rows, int64_
   return out.reshape({out.rows()});
 }
 
+// Element i of a contiguous F32, F16 or BF16 vector.
+float float_at(const tensor& v, int64_t i) {
+  switch (v.type()) {
+    case dtype::F32: return v.ptr<float>()[i];
+    case dtype::F16: return f16_to_f32(v.ptr<uint16_t>()[i]);
+    case dtype::BF16: return bf16_to_f32(v.ptr<uint16_t>()[i]);
+    default: throw error(std::string("a bias of dtype ") + dtype_name(v.type()));
+  }
+}
+
 }  // namespace
 
 linear_weight weight_binder::prepare(const std::string& name, const tensor& w, const tensor& bias,
@@ -88,6 +98,43 @@ linear_weight weight_binder::linear_cols(const std::string& name, const std::vec
   tensor bias;
   if (!bias_name.empty() && rank_ == 0) bias = float_tensor(bias_name, {shape[0]});
   return prepare(name, cut(w, {{0, w.rows()}}, first, count, 0, name), bias, src_.at(name).scales, shard_kind::ROW);
+}
+
+linear_weight weight_binder::linear_stacked(const std::string& name, const std::vector<stacked_part>& parts) {
+  AG_CHECK(!parts.empty(), "linear_stacked: no parts");
+  std::vector<tensor> ws;
+  for (const stacked_part& p : parts) {
+    ws.push_back(src_.get_matrix(p.name, p.shape));
+    const bool scaled = !src_.at(p.name).scales.empty(), first_scaled = !src_.at(parts[0].name).scales.empty();
+    if (ws.back().type() != ws[0].type() || ws.back().cols() != ws[0].cols() || scaled != first_scaled) return {};
+  }
+  require_kernel(op_id::LINEAR, parts[0].name, ws[0].type(), "a linear weight");
+  const bool any_bias = std::any_of(parts.begin(), parts.end(), [](const stacked_part& p) { return !p.bias_name.empty(); });
+  const bool scaled = !src_.at(parts[0].name).scales.empty();
+  int64_t n_rows = 0;
+  for (const stacked_part& p : parts)
+    for (const auto& [first, count] : p.rows) n_rows += count;
+  const dtype t = ws[0].type();
+  tensor w = tensor::empty_host(t, {n_rows, ws[0].cols()});
+  tensor bias = any_bias ? tensor::empty_host(dtype::F32, {n_rows}) : tensor();
+  tensor scales = scaled ? tensor::empty_host(dtype::F32, {n_rows}) : tensor();
+  const size_t row_bytes = dtype_row_bytes(t, ws[0].cols());
+  int64_t o = 0;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const stacked_part& p = parts[i];
+    tensor b;
+    if (!p.bias_name.empty()) b = float_tensor(p.bias_name, {p.shape[0]});
+    const tensor& sc = src_.at(p.name).scales;
+    for (const auto& [first, count] : p.rows) {
+      AG_CHECK(first >= 0 && count >= 0 && first + count <= ws[i].rows(), "linear_stacked: row range of " + p.name);
+      for (int64_t r = first; r < first + count; ++r, ++o) {
+        std::memcpy(w.row(o), ws[i].row(r), row_bytes);
+        if (any_bias) bias.ptr<float>()[o] = b.empty() ? 0.0f : float_at(b, r);
+        if (scaled) scales.ptr<float>()[o] = sc.ptr<float>()[r];
+      }
+    }
+  }
+  return prepare(name, w, bias, scales, shard_kind::COLUMN);
 }
 
 linear_weight weight_binder::linear_vocab(const std::string& name, const std::vector<int64_t>& shape) {

@@ -42,6 +42,16 @@ class weight_binder {
   // Row-parallel: input columns [first, first + count) of every row; the bias on rank 0 only.
   linear_weight linear_cols(const std::string& name, const std::vector<int64_t>& shape, const std::string& bias_name,
                             int64_t first, int64_t count);
+  // Several column-parallel weights over the same input stacked into one (q | k | v): one GEMV or GEMM instead of
+  // several. Each part contributes its `rows` ranges in order (its bias rows too; a part without a bias adds
+  // zeros). Empty when the parts are not all of one dtype (with or without I8 scales alike): bind them one by one.
+  struct stacked_part {
+    std::string name;
+    std::vector<int64_t> shape;
+    std::string bias_name;
+    row_ranges rows;
+  };
+  linear_weight linear_stacked(const std::string& name, const std::vector<stacked_part>& parts);
   // Vocabulary-parallel (lm_head): rows [rank * share, ...) with share = ceil(shape[0] / n_ranks), the last rank's
   // missing rows zero (their logits are cut off after the gather).
   linear_weight linear_vocab(const std::string& name, const std::vector<int64_t>& shape);

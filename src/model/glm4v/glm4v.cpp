@@ -60,8 +60,8 @@ quantized_source::policy quant_policy(const model_load_options& opt) {
 }  // namespace
 
 conditional_generation::conditional_generation(const config& cfg, const tensor_source& src, exec_context& ctx,
-                                               const text_shard& shard)
-    : cfg_(cfg), info_(make_info(cfg)), text_(cfg.text, bind_text_weights(cfg, src, ctx, shard), shard) {
+                                               const text_shard& shard, bool fuse_qkv)
+    : cfg_(cfg), info_(make_info(cfg)), text_(cfg.text, bind_text_weights(cfg, src, ctx, shard, fuse_qkv), shard) {
   if (cfg_.vision.present) vision_.emplace(cfg_.vision, bind_vision_weights(cfg_, src, ctx));
 }
 
@@ -72,6 +72,7 @@ std::unique_ptr<conditional_generation> conditional_generation::load(const std::
     throw error("per-tensor quantization overrides (--quant-keep) need a quantization type (--quant)");
   const config cfg = config::load(model_dir);
   const text_shard shard = shard_text(cfg.text, opt.tp_rank, opt.tp_size);  // throws before any weight is read
+  const bool fuse = opt.fuse_qkv.value_or(ctx.dev().kind != device_kind::CPU);
   // Weights in llama.cpp's GGUF layout instead of safetensors (a directory with *.gguf and no model.safetensors*):
   // the GGUF source serves the same checkpoint names and shapes (formats/gguf_glm4v.h).
   namespace fs = std::filesystem;
@@ -82,11 +83,11 @@ std::unique_ptr<conditional_generation> conditional_generation::load(const std::
         throw error(model_dir + " holds GGUF weights (" + gguf->location() +
                     "), stored in their final types already: quantizing at load (--quant) applies to Hugging Face "
                     "safetensors checkpoints. Load the GGUF files without --quant, or pass the safetensors directory");
-      return std::make_unique<conditional_generation>(cfg, *gguf, ctx, shard);
+      return std::make_unique<conditional_generation>(cfg, *gguf, ctx, shard, fuse);
     }
   // The prepared tensors keep their files mapped; the store itself is only needed while binding.
   const std::unique_ptr<tensor_store> store = tensor_store::open_dir(model_dir);
-  if (!opt.quant_type) return std::make_unique<conditional_generation>(cfg, *store, ctx, shard);
+  if (!opt.quant_type) return std::make_unique<conditional_generation>(cfg, *store, ctx, shard, fuse);
   // Quantized into host memory on the context's threads; the store's views are read-only file mappings, so the
   // pages under each converted tensor can be given back.
   const auto t0 = std::chrono::steady_clock::now();
@@ -94,7 +95,7 @@ std::unique_ptr<conditional_generation> conditional_generation::load(const std::
   AG_LOG_INFO("quantized {} tensors to {} at load: {:.1f} MB -> {:.1f} MB in {:.2f} s", q.n_converted(),
               dtype_name(*opt.quant_type), double(q.bytes_before()) / 1e6, double(q.bytes_after()) / 1e6,
               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-  return std::make_unique<conditional_generation>(cfg, q, ctx, shard);
+  return std::make_unique<conditional_generation>(cfg, q, ctx, shard, fuse);
 }
 
 kv_layout conditional_generation::kv_shape() const {

@@ -21,9 +21,11 @@ class conditional_generation final : public model {
   // Binds every tensor the config names from `src` and prepares it for ctx's device. Throws autoglm::error for a
   // missing or mis-shaped tensor, or a dtype the device has no kernel for.
   // shard: the part of the decoder this instance holds (shard_text; the whole model by default).
-  conditional_generation(const config& cfg, const tensor_source& src, exec_context& ctx, const text_shard& shard);
+  // fuse_qkv: bind_text_weights'.
+  conditional_generation(const config& cfg, const tensor_source& src, exec_context& ctx, const text_shard& shard,
+                         bool fuse_qkv);
   conditional_generation(const config& cfg, const tensor_source& src, exec_context& ctx)
-      : conditional_generation(cfg, src, ctx, shard_text(cfg.text, 0, 1)) {}
+      : conditional_generation(cfg, src, ctx, shard_text(cfg.text, 0, 1), false) {}
   // Opens DIR (config.json, generation_config.json, safetensors, or llama.cpp GGUF files when DIR has no
   // safetensors) and loads it for ctx's device, quantizing the safetensors' matrices as `opt` asks.
   static std::unique_ptr<conditional_generation> load(const std::string& model_dir, exec_context& ctx,

@@ -29,6 +29,7 @@ struct text_decoder::activations {
   tensor h;     // [n, H] normed input of a block
   tensor q;     // [n, qd]
   tensor k, v;  // [n, kvd]
+  tensor qkv;   // [n, qd + 2 kvd] when the layers' q/k/v are stacked
   tensor attn;  // [n, qd]
   tensor tmp;   // [n, H] block output before the residual add
   tensor gu;    // [n, 2I] gate | up
@@ -120,19 +121,29 @@ void text_decoder::attention_block(exec_context& ctx, int32_t il, const step_inp
   const float eps = cfg_.rms_norm_eps;
   ops::rms_norm(ctx, a.x, L.input_norm, eps, a.h);
   dump("attn_norm", a.h);
-  ops::linear(ctx, a.h, L.q_proj, a.q);
-  ops::linear(ctx, a.h, L.k_proj, a.k);
-  ops::linear(ctx, a.h, L.v_proj, a.v);
+  // This rank's q [n, qd], k, v [n, kvd]: column views of one stacked projection, or three of their own.
+  tensor q = a.q, k = a.k, v = a.v;
+  const int64_t qd = a.q.cols(), kvd = a.k.cols();
+  if (!L.qkv_proj.empty()) {
+    ops::linear(ctx, a.h, L.qkv_proj, a.qkv);
+    q = a.qkv.cols_view(0, qd);
+    k = a.qkv.cols_view(qd, kvd);
+    v = a.qkv.cols_view(qd + kvd, kvd);
+  } else {
+    ops::linear(ctx, a.h, L.q_proj, q);
+    ops::linear(ctx, a.h, L.k_proj, k);
+    ops::linear(ctx, a.h, L.v_proj, v);
+  }
   const int32_t n_heads = shard_.n_heads, n_kv_heads = shard_.n_kv_heads;  // this rank's
-  ops::rope_mrope(ctx, a.q, n_heads, cfg_.head_dim, cfg_.rotary_dim, in.pos, cfg_.mrope_section, cfg_.rope_theta);
-  ops::rope_mrope(ctx, a.k, n_kv_heads, cfg_.head_dim, cfg_.rotary_dim, in.pos, cfg_.mrope_section,
+  ops::rope_mrope(ctx, q, n_heads, cfg_.head_dim, cfg_.rotary_dim, in.pos, cfg_.mrope_section, cfg_.rope_theta);
+  ops::rope_mrope(ctx, k, n_kv_heads, cfg_.head_dim, cfg_.rotary_dim, in.pos, cfg_.mrope_section,
                   cfg_.rope_theta);
-  dump("q_rope", a.q);
-  dump("k_rope", a.k);
+  dump("q_rope", q);
+  dump("k_rope", k);
   // New keys/values go to their cache slots first, so each token attends to itself and everything before it.
-  ops::kv_store(ctx, kv, a.k, a.v, in.slots);
+  ops::kv_store(ctx, kv, k, v, in.slots);
   const float scale = 1.0f / std::sqrt(float(cfg_.head_dim));
-  ops::attention_paged(ctx, a.q, kv, in.batch, n_heads, n_kv_heads, cfg_.head_dim, scale, a.attn);
+  ops::attention_paged(ctx, q, kv, in.batch, n_heads, n_kv_heads, cfg_.head_dim, scale, a.attn);
   dump("attn", a.attn);
   ops::linear(ctx, a.attn, L.o_proj, a.tmp);
   ops::all_reduce_sum(ctx, a.tmp);  // row-parallel o_proj: the ranks' partial sums (nothing with one rank)
@@ -192,6 +203,8 @@ tensor text_decoder::compute(exec_context& ctx, const prepared_step& step, const
   a.q = ops::scratch(ctx, dtype::F32, {n, qd});
   a.k = ops::scratch(ctx, dtype::F32, {n, kvd});
   a.v = ops::scratch(ctx, dtype::F32, {n, kvd});
+  if (std::any_of(w_.layers.begin(), w_.layers.end(), [](const text_layer_weights& L) { return !L.qkv_proj.empty(); }))
+    a.qkv = ops::scratch(ctx, dtype::F32, {n, qd + 2 * kvd});
   a.attn = ops::scratch(ctx, dtype::F32, {n, qd});
   a.tmp = ops::scratch(ctx, dtype::F32, {n, H});
   a.gu = ops::scratch(ctx, dtype::F32, {n, 2 * I});

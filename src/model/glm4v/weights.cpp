@@ -45,7 +45,7 @@ text_shard shard_text(const text_config& t, int32_t rank, int32_t n_ranks) {
 }
 
 text_weights bind_text_weights(const config& cfg, const tensor_source& src, exec_context& ctx,
-                               const text_shard& s) {
+                               const text_shard& s, bool fuse_qkv) {
   const text_config& t = cfg.text;
   const int64_t H = t.hidden_size, I = t.intermediate_size, V = t.vocab_size, hd = t.head_dim;
   const int64_t qd = int64_t(t.n_heads) * hd, kvd = int64_t(t.n_kv_heads) * hd;
@@ -70,9 +70,15 @@ text_weights bind_text_weights(const config& cfg, const tensor_source& src, exec
     L.post_attention_norm = b.param(l + "post_attention_layernorm.weight", {H});
     L.post_mlp_norm = b.param(l + "post_mlp_layernorm.weight", {H});
     auto bias = [&](const char* proj) { return t.attention_bias ? a + proj + ".bias" : std::string(); };
-    L.q_proj = b.linear_rows(a + "q_proj.weight", {qd, H}, bias("q_proj"), q_rows);
-    L.k_proj = b.linear_rows(a + "k_proj.weight", {kvd, H}, bias("k_proj"), kv_rows);
-    L.v_proj = b.linear_rows(a + "v_proj.weight", {kvd, H}, bias("v_proj"), kv_rows);
+    if (fuse_qkv)
+      L.qkv_proj = b.linear_stacked(a + "qkv_proj(stacked)", {{a + "q_proj.weight", {qd, H}, bias("q_proj"), q_rows},
+                                                              {a + "k_proj.weight", {kvd, H}, bias("k_proj"), kv_rows},
+                                                              {a + "v_proj.weight", {kvd, H}, bias("v_proj"), kv_rows}});
+    if (L.qkv_proj.empty()) {  // not asked for, or q/k/v of different types (a GGUF file's mixed precision)
+      L.q_proj = b.linear_rows(a + "q_proj.weight", {qd, H}, bias("q_proj"), q_rows);
+      L.k_proj = b.linear_rows(a + "k_proj.weight", {kvd, H}, bias("k_proj"), kv_rows);
+      L.v_proj = b.linear_rows(a + "v_proj.weight", {kvd, H}, bias("v_proj"), kv_rows);
+    }
     L.o_proj = b.linear_cols(a + "o_proj.weight", {H, qd}, "", s.q_head0 * hd, s.n_heads * hd);
     L.gate_up_proj = b.linear_rows(l + "mlp.gate_up_proj.weight", {2 * I, H}, "", gate_up_rows);
     L.down_proj = b.linear_cols(l + "mlp.down_proj.weight", {H, I}, "", s.ffn0, s.intermediate);
@@ -121,8 +127,9 @@ vision_weights bind_vision_weights(const config& cfg, const tensor_source& src, 
 size_t decode_weight_bytes(const text_weights& w) {
   size_t n = w.lm_head.weight_bytes();
   for (const text_layer_weights& L : w.layers)
-    for (const linear_weight* lw : {&L.q_proj, &L.k_proj, &L.v_proj, &L.o_proj, &L.gate_up_proj, &L.down_proj})
-      n += lw->weight_bytes();
+    for (const linear_weight* lw :
+         {&L.q_proj, &L.k_proj, &L.v_proj, &L.qkv_proj, &L.o_proj, &L.gate_up_proj, &L.down_proj})
+      if (!lw->empty()) n += lw->weight_bytes();
   return n;
 }
 

@@ -25,6 +25,7 @@ struct text_layer_weights {
   linear_weight q_proj;        // [qd, H]  (+ bias [qd] when attention_bias)
   linear_weight k_proj;        // [kvd, H] (+ bias [kvd])
   linear_weight v_proj;        // [kvd, H] (+ bias [kvd])
+  linear_weight qkv_proj;      // [qd + 2 kvd, H]: q | k | v stacked (when fused; q/k/v_proj are then empty)
   linear_weight o_proj;        // [H, qd], no bias
   linear_weight gate_up_proj;  // [2I, H]: gate rows [0, I), up rows [I, 2I)
   linear_weight down_proj;     // [H, I]
@@ -82,8 +83,10 @@ text_shard shard_text(const text_config& t, int32_t rank, int32_t n_ranks);
 
 // Throw autoglm::error naming the file and tensor for a missing or mis-shaped tensor, and naming tensor, dtype and
 // device for a dtype the context's backend has no kernel for.
+// fuse_qkv: stack each layer's q/k/v into qkv_proj where the three share a dtype (one GEMV per layer instead of
+// three: worth it on a GPU; on the CPU the stacked copy would duplicate mapped file pages in memory).
 text_weights bind_text_weights(const config& cfg, const tensor_source& src, exec_context& ctx,
-                               const text_shard& shard);
+                               const text_shard& shard, bool fuse_qkv);
 vision_weights bind_vision_weights(const config& cfg, const tensor_source& src, exec_context& ctx);
 
 // Bytes of weights streamed to decode one token: every decoder linear plus lm_head (the one embedding row read
