@@ -34,6 +34,8 @@ enum class op_id : uint8_t {
   ATTENTION_CROSS,    // every query row over every key row, no mask, GQA (Whisper's decoder over the encoder states)
   IM2COL_1D,          // 1-D convolution input as rows of (channel, tap) for a LINEAR (Whisper's conv front end)
   ADD_SCALED,         // x += alpha * y (a gated residual: alpha = tanh(gate))
+  RESIDUAL_RMS_NORM,  // x += rms_norm(y) * w_post; then h = rms_norm(x) * w_next (a sandwich norm's residual and
+                      // the next block's input norm in one pass)
   SILU_MUL,           // out = silu(gate) * up
   GELU,               // erf GELU in place
   ADD,                // x += y
@@ -106,6 +108,9 @@ using add_scaled = void (*)(const kernel_context&, tensor& x, const tensor& y, f
 using silu_mul = void (*)(const kernel_context&, const tensor& gate, const tensor& up, tensor& out);
 using gelu = void (*)(const kernel_context&, tensor& x);
 using add = void (*)(const kernel_context&, tensor& x, const tensor& y);
+// x, y, h: [n, d] F32 (row strides free); w_post, w_next: [d] F32 (w_next empty: no h).
+using residual_rms_norm = void (*)(const kernel_context&, tensor& x, const tensor& y, const tensor& w_post,
+                                   const tensor& w_next, float eps, tensor& h);
 // table: [rows, d] any dtype; ids: I32 [n]; out: [n, d] F32.
 using embedding = void (*)(const kernel_context&, const tensor& table, const tensor& ids, tensor& out);
 using softmax = void (*)(const kernel_context&, tensor& x, float scale);

@@ -194,6 +194,26 @@ void rms_norm(exec_context& ctx, const tensor& x, const tensor& weight, float ep
   kernel<kernel_sig::rms_norm>(op, ctx, x.type())(ctx.kernels(), x, weight, eps, y);
 }
 
+void residual_rms_norm(exec_context& ctx, tensor& x, const tensor& y, const tensor& w_post, const tensor& w_next,
+                       float eps, tensor& h) {
+  const op_id op = op_id::RESIDUAL_RMS_NORM;
+  on_device(ctx, x, op, "x");
+  on_device(ctx, y, op, "y");
+  on_device(ctx, w_post, op, "w_post");
+  is_f32(w_post, op, "w_post");
+  same_rows_cols(x, y, op);
+  AG_CHECK(w_post.n_elements() == x.cols(), "residual_rms_norm: w_post length differs from the row width");
+  if (!w_next.empty()) {
+    on_device(ctx, w_next, op, "w_next");
+    on_device(ctx, h, op, "h");
+    is_f32(w_next, op, "w_next");
+    same_rows_cols(x, h, op);
+    AG_CHECK(w_next.n_elements() == x.cols(), "residual_rms_norm: w_next length differs from the row width");
+    AG_CHECK(h.data() != x.data() && h.data() != y.data(), "residual_rms_norm: h must not alias x or y");
+  }
+  kernel<kernel_sig::residual_rms_norm>(op, ctx, x.type())(ctx.kernels(), x, y, w_post, w_next, eps, h);
+}
+
 void layer_norm(exec_context& ctx, const tensor& x, const tensor& weight, const tensor& bias, float eps, tensor& y) {
   const op_id op = op_id::LAYER_NORM;
   on_device(ctx, x, op, "x");

@@ -55,6 +55,10 @@ linear_weight prepare_linear(exec_context& ctx, const tensor& w, const tensor& b
 // y [m, out] = x [m, in] . W^T (+ bias). y may be a column view of a wider buffer.
 void linear(exec_context& ctx, const tensor& x, const linear_weight& w, tensor& y);
 void rms_norm(exec_context& ctx, const tensor& x, const tensor& weight, float eps, tensor& y);
+// x += rms_norm(y) * w_post; then, when w_next is given, h = rms_norm(x) * w_next: a sandwich-normed block's
+// residual add and the next block's input norm in one pass (h must not alias x or y).
+void residual_rms_norm(exec_context& ctx, tensor& x, const tensor& y, const tensor& w_post, const tensor& w_next,
+                       float eps, tensor& h);
 void layer_norm(exec_context& ctx, const tensor& x, const tensor& weight, const tensor& bias, float eps, tensor& y);
 // In place on x [n, >= n_heads*head_dim]; pos I32 [3, n].
 void rope_mrope(exec_context& ctx, tensor& x, int32_t n_heads, int32_t head_dim, int32_t rot_dim, const tensor& pos,

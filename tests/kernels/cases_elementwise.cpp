@@ -61,6 +61,47 @@ void add_norm_cases(std::vector<test_case>& out) {
   }
 }
 
+// RESIDUAL_RMS_NORM: x += rms_norm(y) w_post, h = rms_norm(x) w_next (and without w_next), strided rows.
+void add_residual_norm_cases(std::vector<test_case>& out) {
+  struct shape { int64_t m, n, pad; bool next, perf; };
+  for (const shape s : {shape{1, 1, 0, true, false}, shape{1, 7, 2, true, false}, shape{3, 4096, 0, true, false},
+                        shape{33, 100, 5, false, false}, shape{2, 1536, 3, true, false},
+                        shape{128, 4096, 0, true, true}}) {
+    const std::string nm = dims(s.m, s.n, s.pad) + (s.next ? "" : " no next norm");
+    out.push_back(make_case(op_id::RESIDUAL_RMS_NORM, nm, s.perf, [s, nm](exec_context& ctx) {
+      rng r(seed_of(nm + "residual_rms"));
+      const auto x = r.normal(size_t(s.m * s.n), 2.0f), y = r.normal(size_t(s.m * s.n), 3.0f);
+      const auto wp = r.normal(size_t(s.n)), wn = r.normal(size_t(s.n));
+      padded xv = make_padded(ctx, dtype::F32, s.m, s.n, s.pad, x);
+      padded yv = make_padded(ctx, dtype::F32, s.m, s.n, s.pad ? s.pad + 1 : 0, y);
+      padded hv = make_padded(ctx, dtype::F32, s.m, s.n, s.pad);
+      const tensor wpt = upload_f(ctx, dtype::F32, {s.n}, wp);
+      const tensor wnt = s.next ? upload_f(ctx, dtype::F32, {s.n}, wn) : tensor();
+      const float eps = 1e-5f;
+      instance inst;
+      inst.run = [&ctx, xv, yv, hv, wpt, wnt, eps]() mutable {
+        ops::residual_rms_norm(ctx, xv.t, yv.t, wpt, wnt, eps, hv.t);
+      };
+      inst.output = [&ctx, xv] { return download(ctx, xv.buf.t); };
+      inst.check = [&ctx, xv, hv, x, y, wp, wn, s, eps] {
+        const vecd normed = ref::rms_norm(y, wp, s.m, s.n, eps);
+        vecd xs(x.size());
+        ref::vecf xf(x.size());
+        for (size_t i = 0; i < x.size(); ++i) {
+          xs[i] = double(x[i]) + normed[i];
+          xf[i] = float(xs[i]);
+        }
+        const double tol = tolerance(op_id::RESIDUAL_RMS_NORM, dtype::F32);
+        std::string out = check_output(ctx, xv, xs, tol);
+        if (s.next) out += check_output(ctx, hv, ref::rms_norm(xf, wn, s.m, s.n, eps), tol);
+        return out;
+      };
+      inst.bytes = (s.next ? 16.0 : 12.0) * double(s.m * s.n);
+      return inst;
+    }));
+  }
+}
+
 void add_rope_cases(std::vector<test_case>& out) {
   struct mshape { int64_t n, heads, hd, rot; std::array<int32_t, 3> sections; int32_t max_pos; int64_t pad; };
   for (const mshape s : {mshape{1, 2, 8, 8, {1, 2, 1}, 10, 0}, mshape{5, 3, 16, 8, {2, 1, 1}, 5000, 7},
@@ -195,6 +236,7 @@ void add_activation_cases(std::vector<test_case>& out) {
 
 void add_elementwise_cases(std::vector<test_case>& out) {
   add_norm_cases(out);
+  add_residual_norm_cases(out);
   add_rope_cases(out);
   add_activation_cases(out);
 }

@@ -353,6 +353,8 @@ std::vector<std::pair<op_id, dtype>> required_cpu_kernels() {
     r.emplace_back(op, dtype::F32);
   // Issue 12: Whisper's encoder-decoder and gated cross-attention layers.
   for (op_id op : {op_id::ATTENTION_CROSS, op_id::IM2COL_1D, op_id::ADD_SCALED}) r.emplace_back(op, dtype::F32);
+  // Issue 10: the decoder's sandwich-norm residual fused with the next input norm.
+  r.emplace_back(op_id::RESIDUAL_RMS_NORM, dtype::F32);
   return r;
 }
 

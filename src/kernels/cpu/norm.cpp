@@ -54,6 +54,32 @@ void rms_norm_kernel(const kernel_context& kc, const tensor& x, const tensor& we
                 x.cols(), eps, f32_rows(y, "rms_norm y"));
 }
 
+void residual_rms_norm_kernel(const kernel_context& kc, tensor& x, const tensor& y, const tensor& w_post,
+                              const tensor& w_next, float eps, tensor& h) {
+  const rows_of<float> xr = f32_rows(x, "residual_rms_norm x");
+  const rows_of<const float> yr = const_rows(f32_rows(y, "residual_rms_norm y"));
+  const float* wp = f32_vector(w_post, "residual_rms_norm w_post");
+  const float* wn = w_next.empty() ? nullptr : f32_vector(w_next, "residual_rms_norm w_next");
+  const rows_of<float> hr = wn ? f32_rows(h, "residual_rms_norm h") : rows_of<float>{};
+  const int64_t n = x.cols();
+  parallel_for(kc.pool, x.rows(), row_grain(n), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      float* xv = xr[r];
+      const float* yv = yr[r];
+      double ss = 0.0;
+      for (int64_t j = 0; j < n; ++j) ss += double(yv[j]) * yv[j];
+      const float inv = 1.0f / std::sqrt(float(ss / double(n)) + eps);
+      for (int64_t j = 0; j < n; ++j) xv[j] += wp[j] * (yv[j] * inv);
+      if (!wn) continue;
+      double ss2 = 0.0;
+      for (int64_t j = 0; j < n; ++j) ss2 += double(xv[j]) * xv[j];
+      const float inv2 = 1.0f / std::sqrt(float(ss2 / double(n)) + eps);
+      float* hv = hr[r];
+      for (int64_t j = 0; j < n; ++j) hv[j] = wn[j] * (xv[j] * inv2);
+    }
+  });
+}
+
 void layer_norm_kernel(const kernel_context& kc, const tensor& x, const tensor& weight, const tensor& bias, float eps,
                        tensor& y) {
   layer_norm_rows(kc.pool, const_rows(f32_rows(x, "layer_norm x")), f32_vector(weight, "layer_norm weight"),

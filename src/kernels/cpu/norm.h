@@ -10,6 +10,10 @@ namespace autoglm::cpu {
 
 // Registered kernels (F32 x): x, y [m, n] with free row strides (y may be x); weight (and bias) F32 [n].
 void rms_norm_kernel(const kernel_context& kc, const tensor& x, const tensor& weight, float eps, tensor& y);
+// x += rms_norm(y) * w_post, then h = rms_norm(x) * w_next (w_next empty: x only), row by row: the same arithmetic
+// as rms_norm, add and rms_norm one after another.
+void residual_rms_norm_kernel(const kernel_context& kc, tensor& x, const tensor& y, const tensor& w_post,
+                              const tensor& w_next, float eps, tensor& h);
 void layer_norm_kernel(const kernel_context& kc, const tensor& x, const tensor& weight, const tensor& bias, float eps,
                        tensor& y);
 

@@ -75,6 +75,8 @@ void register_cpu_kernels(kernel_registry& r) {
   for (dtype t : {dtype::F32, dtype::F16, dtype::BF16, dtype::I32})
     r.add_kernel<kernel_sig::copy>(op_id::COPY, cpu, t, cpu::copy_kernel);
   r.add_kernel<kernel_sig::rms_norm>(op_id::RMS_NORM, cpu, dtype::F32, cpu::rms_norm_kernel);
+  r.add_kernel<kernel_sig::residual_rms_norm>(op_id::RESIDUAL_RMS_NORM, cpu, dtype::F32,
+                                              cpu::residual_rms_norm_kernel);
   r.add_kernel<kernel_sig::layer_norm>(op_id::LAYER_NORM, cpu, dtype::F32, cpu::layer_norm_kernel);
   r.add_kernel<kernel_sig::rope_mrope>(op_id::ROPE_MROPE, cpu, dtype::F32, cpu::rope_mrope_kernel);
   r.add_kernel<kernel_sig::rope_2d>(op_id::ROPE_2D, cpu, dtype::F32, cpu::rope_2d_kernel);

@@ -16,6 +16,8 @@ void linear_kernel(const kernel_context& kc, const tensor& x, const linear_weigh
 
 // norm.cu
 void rms_norm_kernel(const kernel_context& kc, const tensor& x, const tensor& weight, float eps, tensor& y);
+void residual_rms_norm_kernel(const kernel_context& kc, tensor& x, const tensor& y, const tensor& w_post,
+                              const tensor& w_next, float eps, tensor& h);
 void layer_norm_kernel(const kernel_context& kc, const tensor& x, const tensor& weight, const tensor& bias, float eps,
                        tensor& y);
 

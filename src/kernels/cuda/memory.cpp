@@ -357,6 +357,7 @@ void register_cuda_kernels(kernel_registry& r) {
   for (dtype t : {dtype::F32, dtype::F16, dtype::BF16, dtype::I32})
     r.add_kernel<kernel_sig::copy>(op_id::COPY, dk, t, cuda::copy_kernel);
   r.add_kernel<kernel_sig::rms_norm>(op_id::RMS_NORM, dk, dtype::F32, cuda::rms_norm_kernel);
+  r.add_kernel<kernel_sig::residual_rms_norm>(op_id::RESIDUAL_RMS_NORM, dk, dtype::F32, cuda::residual_rms_norm_kernel);
   r.add_kernel<kernel_sig::layer_norm>(op_id::LAYER_NORM, dk, dtype::F32, cuda::layer_norm_kernel);
   r.add_kernel<kernel_sig::rope_mrope>(op_id::ROPE_MROPE, dk, dtype::F32, cuda::rope_mrope_kernel);
   r.add_kernel<kernel_sig::rope_2d>(op_id::ROPE_2D, dk, dtype::F32, cuda::rope_2d_kernel);

@@ -24,6 +24,31 @@ __global__ void __launch_bounds__(k_threads)
   for (int64_t j = threadIdx.x; j < n; j += k_threads) yr[j] = w[j] * (xr[j] * inv);
 }
 
+// x += w_post * (y * inv(y)); then h = w_next * (x * inv(x)) when w_next: one block per row, the arithmetic of
+// rms_norm_rows and the add kernel one after another (each thread rereads only the x elements it wrote).
+__global__ void __launch_bounds__(k_threads)
+    residual_rms_norm_rows(float* x, int64_t ldx, const float* y, int64_t ldy, const float* wp, const float* wn,
+                           int64_t n, float eps, float* h, int64_t ldh) {
+  __shared__ float scratch[32];
+  float* xr = x + int64_t(blockIdx.x) * ldx;
+  const float* yr = y + int64_t(blockIdx.x) * ldy;
+  float ss = 0.0f;
+  for (int64_t j = threadIdx.x; j < n; j += k_threads) ss = fmaf(yr[j], yr[j], ss);
+  ss = block_sum(ss, scratch);
+  const float inv = 1.0f / sqrtf(ss / float(n) + eps);
+  float ss2 = 0.0f;
+  for (int64_t j = threadIdx.x; j < n; j += k_threads) {
+    const float v = xr[j] + wp[j] * (yr[j] * inv);
+    xr[j] = v;
+    ss2 = fmaf(v, v, ss2);
+  }
+  if (wn == nullptr) return;
+  ss2 = block_sum(ss2, scratch);
+  const float inv2 = 1.0f / sqrtf(ss2 / float(n) + eps);
+  float* hr = h + int64_t(blockIdx.x) * ldh;
+  for (int64_t j = threadIdx.x; j < n; j += k_threads) hr[j] = wn[j] * (xr[j] * inv2);
+}
+
 __global__ void __launch_bounds__(k_threads) layer_norm_rows(const float* x, int64_t ldx, const float* w,
                                                              const float* b, int64_t n, float eps, float* y,
                                                              int64_t ldy) {
@@ -55,6 +80,22 @@ void rms_norm_kernel(const kernel_context& kc, const tensor& x, const tensor& we
   stream_state& s = state_of(kc);
   rms_norm_rows<<<blocks_for(xm.rows, 1), k_threads, 0, stream_of(s)>>>(xm.p, xm.ld, w, xm.cols, eps, ym.p, ym.ld);
   check_launch("rms_norm", sizes_of(xm));
+}
+
+void residual_rms_norm_kernel(const kernel_context& kc, tensor& x, const tensor& y, const tensor& w_post,
+                              const tensor& w_next, float eps, tensor& h) {
+  const mat<float> xm = f32_mat(x, "residual_rms_norm x"), ym = f32_mat(y, "residual_rms_norm y");
+  const float* wp = f32_vector(w_post, "residual_rms_norm w_post");
+  const float* wn = w_next.empty() ? nullptr : f32_vector(w_next, "residual_rms_norm w_next");
+  mat<float> hm{};
+  if (wn) hm = f32_mat(h, "residual_rms_norm h");
+  AG_CHECK(xm.rows == ym.rows && xm.cols == ym.cols && (!wn || (hm.rows == xm.rows && hm.cols == xm.cols)),
+           "residual_rms_norm: shapes");
+  if (xm.rows == 0 || xm.cols == 0) return;
+  stream_state& s = state_of(kc);
+  residual_rms_norm_rows<<<blocks_for(xm.rows, 1), k_threads, 0, stream_of(s)>>>(xm.p, xm.ld, ym.p, ym.ld, wp, wn,
+                                                                                xm.cols, eps, hm.p, hm.ld);
+  check_launch("residual_rms_norm", sizes_of(xm));
 }
 
 void layer_norm_kernel(const kernel_context& kc, const tensor& x, const tensor& weight, const tensor& bias, float eps,

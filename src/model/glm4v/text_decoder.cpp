@@ -119,8 +119,7 @@ void text_decoder::attention_block(exec_context& ctx, int32_t il, const step_inp
     if (ctx.dump()) ops::dump(ctx, "layer." + std::to_string(il) + "." + what, t);
   };
   const float eps = cfg_.rms_norm_eps;
-  ops::rms_norm(ctx, a.x, L.input_norm, eps, a.h);
-  dump("attn_norm", a.h);
+  dump("attn_norm", a.h);  // input_norm(x), left in h by the previous block (or before layer 0)
   // This rank's q [n, qd], k, v [n, kvd]: column views of one stacked projection, or three of their own.
   tensor q = a.q, k = a.k, v = a.v;
   const int64_t qd = a.q.cols(), kvd = a.k.cols();
@@ -147,8 +146,8 @@ void text_decoder::attention_block(exec_context& ctx, int32_t il, const step_inp
   dump("attn", a.attn);
   ops::linear(ctx, a.attn, L.o_proj, a.tmp);
   ops::all_reduce_sum(ctx, a.tmp);  // row-parallel o_proj: the ranks' partial sums (nothing with one rank)
-  ops::rms_norm(ctx, a.tmp, L.post_self_attn_norm, eps, a.tmp);
-  ops::add(ctx, a.x, a.tmp);
+  // x += post_self_attn_norm(o); h = post_attention_norm(x) for the MLP, in one pass.
+  ops::residual_rms_norm(ctx, a.x, a.tmp, L.post_self_attn_norm, L.post_attention_norm, eps, a.h);
   dump("attn_residual", a.x);
 }
 
@@ -156,13 +155,15 @@ void text_decoder::mlp_block(exec_context& ctx, int32_t il, activations& a) cons
   const text_layer_weights& L = w_.layers[size_t(il)];
   const int64_t I = shard_.intermediate;  // this rank's columns of gate and of up
   const float eps = cfg_.rms_norm_eps;
-  ops::rms_norm(ctx, a.x, L.post_attention_norm, eps, a.h);
-  ops::linear(ctx, a.h, L.gate_up_proj, a.gu);
+  ops::linear(ctx, a.h, L.gate_up_proj, a.gu);  // h = post_attention_norm(x), from the attention block
   ops::silu_mul(ctx, a.gu.cols_view(0, I), a.gu.cols_view(I, I), a.m);
   ops::linear(ctx, a.m, L.down_proj, a.tmp);
   ops::all_reduce_sum(ctx, a.tmp);  // row-parallel down_proj
-  ops::rms_norm(ctx, a.tmp, L.post_mlp_norm, eps, a.tmp);
-  ops::add(ctx, a.x, a.tmp);
+  // x += post_mlp_norm(down); h = the next layer's input_norm(x) (the last layer's final norm runs on the rows
+  // whose logits are wanted only).
+  const bool last = il + 1 == cfg_.n_layers;
+  ops::residual_rms_norm(ctx, a.x, a.tmp, L.post_mlp_norm, last ? tensor() : w_.layers[size_t(il) + 1].input_norm,
+                         eps, a.h);
 }
 
 tensor text_decoder::forward(exec_context& ctx, const forward_batch& batch,
@@ -221,6 +222,7 @@ tensor text_decoder::compute(exec_context& ctx, const prepared_step& step, const
   }
   ops::dump(ctx, "hidden.0", a.x);
 
+  if (cfg_.n_layers > 0) ops::rms_norm(ctx, a.x, w_.layers[0].input_norm, cfg_.rms_norm_eps, a.h);
   for (int32_t il = 0; il < cfg_.n_layers; ++il) {
     attention_block(ctx, il, in, kv[size_t(il)], a);
     mlp_block(ctx, il, a);
