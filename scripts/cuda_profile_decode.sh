@@ -3,13 +3,14 @@
 # gpu__time_duration of every launch, summed per kernel name), on a random model with the real 9B layer
 # dimensions and few layers. Runs on the GPU machine over a bundle of scripts/cuda_bundle.sh:
 #
-#   scripts/cuda_profile_decode.sh BUNDLE OUT_DIR [LAYERS] [CONTEXT] [STEPS]
+#   scripts/cuda_profile_decode.sh BUNDLE OUT_DIR [LAYERS] [CONTEXT] [STEPS] [decode|prefill]
 #
-# Writes OUT_DIR/decode_kernels.csv (raw ncu rows) and OUT_DIR/decode_kernels.txt (per kernel: launches, total
-# and mean microseconds, share). Graphs are off (AUTOGLM_CUDA_GRAPHS=0) so each launch is profiled on its own;
+# Writes OUT_DIR/<mode>_kernels.csv (raw ncu rows) and OUT_DIR/<mode>_kernels.txt (per kernel: launches, total
+# and mean microseconds, share). prefill: one prompt of CONTEXT tokens (and one decode step) instead of STEPS decode
+# steps over a context that is only pretended (--fake-context). Graphs are off (AUTOGLM_CUDA_GRAPHS=0) so each launch is profiled on its own;
 # ncu serializes launches, so the sum is GPU time without launch gaps.
 set -euo pipefail
-bundle=$(cd "$1" && pwd); out=$2; layers=${3:-4}; context=${4:-512}; steps=${5:-8}
+bundle=$(cd "$1" && pwd); out=$2; layers=${3:-4}; context=${4:-512}; steps=${5:-8}; mode=${6:-decode}
 mkdir -p "$out"
 cuda_libs=""
 for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
@@ -20,10 +21,12 @@ export LD_LIBRARY_PATH="$bundle/lib$cuda_libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PAT
 model=/tmp/profile-model-$layers
 [ -f "$model/config.json" ] || "$bundle/bin/autoglm" random-model -o "$model" --layers "$layers" --vision-depth 1 >/dev/null
 ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+if [ "$mode" = prefill ]; then run_args=(--contexts "$context" --decode-tokens 1); steps=1
+else run_args=(--fake-context --contexts "$context" --decode-tokens "$steps"); fi
 AUTOGLM_CUDA_GRAPHS=0 "$ncu" --clock-control none --metrics gpu__time_duration.sum --csv \
-  "$bundle/bin/autoglm" bench -m "$model" --device cuda:0 --kv-type bf16 --fake-context --contexts "$context" \
-  --decode-tokens "$steps" --recompute-reps 0 > "$out/decode_kernels.csv" 2> "$out/decode_ncu.log"
-python3 - "$out/decode_kernels.csv" "$steps" > "$out/decode_kernels.txt" <<'PY'
+  "$bundle/bin/autoglm" bench -m "$model" --device cuda:0 --kv-type bf16 "${run_args[@]}" \
+  --recompute-reps 0 > "$out/${mode}_kernels.csv" 2> "$out/${mode}_ncu.log"
+python3 - "$out/${mode}_kernels.csv" "$steps" > "$out/${mode}_kernels.txt" <<'PY'
 import csv, sys, collections
 rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 10]
 head = rows[0]; rows = rows[1:]
@@ -41,4 +44,4 @@ for name, us in sorted(tot.items(), key=lambda kv: -kv[1]):
     print(f"{name:90s} {cnt[name]:8d} {us:10.1f} {us/cnt[name]:8.2f} {100*us/all_us:5.1f}%")
 print(f"total {all_us:.1f} us over all launches (load, warm-up and {sys.argv[2]} timed steps)")
 PY
-cat "$out/decode_kernels.txt"
+cat "$out/${mode}_kernels.txt"

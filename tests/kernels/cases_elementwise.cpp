@@ -64,9 +64,12 @@ void add_norm_cases(std::vector<test_case>& out) {
 // RESIDUAL_RMS_NORM: x += rms_norm(y) w_post, h = rms_norm(x) w_next (and without w_next), strided rows.
 void add_residual_norm_cases(std::vector<test_case>& out) {
   struct shape { int64_t m, n, pad; bool next, perf; };
+  // Rows of whole aligned float4s up to 16,384 wide take CUDA's register-resident kernel (1, 2 or 4 float4s per
+  // thread: 4096, 8192, 13696, 16384 below), the others the block-loop kernel.
   for (const shape s : {shape{1, 1, 0, true, false}, shape{1, 7, 2, true, false}, shape{3, 4096, 0, true, false},
-                        shape{33, 100, 5, false, false}, shape{2, 1536, 3, true, false},
-                        shape{128, 4096, 0, true, true}}) {
+                        shape{33, 100, 5, false, false}, shape{2, 1536, 3, true, false}, shape{2, 8192, 0, true, false},
+                        shape{1, 13696, 0, false, false}, shape{3, 16384, 4, true, false},
+                        shape{2, 16388, 0, true, false}, shape{128, 4096, 0, true, true}}) {
     const std::string nm = dims(s.m, s.n, s.pad) + (s.next ? "" : " no next norm");
     out.push_back(make_case(op_id::RESIDUAL_RMS_NORM, nm, s.perf, [s, nm](exec_context& ctx) {
       rng r(seed_of(nm + "residual_rms"));

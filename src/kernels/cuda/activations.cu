@@ -22,6 +22,7 @@ enum class ew_op { SILU_MUL, GELU, ADD };
 template <ew_op OP>
 __global__ void elementwise(float* out, int64_t ldo, const float* a, int64_t lda, const float* b, int64_t ldb,
                             int64_t m, int64_t n) {
+  pdl_trigger();  // the GEMV after silu_mul (down_proj) may be scheduled now; it waits for this kernel's output
   const int64_t total = m * n;
   for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += int64_t(gridDim.x) * blockDim.x) {
     const int64_t r = e / n, j = e - r * n;

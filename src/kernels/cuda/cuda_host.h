@@ -67,6 +67,9 @@ void* blas_handle(const stream_state& s);
 int sm_count(const stream_state& s);
 // Largest dynamic shared memory a block may opt into on the stream's device.
 size_t max_shared_bytes(const stream_state& s);
+// Whether kernels on the stream's device may be launched as programmatic dependents (sm_90+, and
+// AUTOGLM_CUDA_PDL is not 0): see pdl_wait in device_util.cuh.
+bool pdl_enabled(const stream_state& s);
 // Blocks of `threads` for a grid-stride loop over `total` items: enough to fill the GPU, never more than the work.
 inline unsigned stride_grid(int64_t total, int threads, const stream_state& s) {
   const int64_t want = (total + threads - 1) / threads;

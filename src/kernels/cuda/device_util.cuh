@@ -88,6 +88,22 @@ __device__ inline void store_elem(void* row, int64_t i, float v) {
 }
 
 // ---- reductions ---------------------------------------------------------------------------------------------
+// Programmatic dependent launch (Hopper): a kernel launched with launch_pdl (cuda_host.h) may start while the
+// kernel before it on the stream still runs; it must call pdl_wait() before it reads anything that kernel writes
+// (or writes anything that kernel reads): pdl_wait returns once the earlier grids completed and their memory is
+// visible. pdl_trigger() lets the next kernel be scheduled early (it still waits in its pdl_wait). Both are
+// nothing before sm_90 and for launches without the attribute.
+__device__ inline void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ inline void pdl_trigger() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" :::);
+#endif
+}
+
 __device__ inline float warp_sum(float v) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);

@@ -83,11 +83,20 @@ __global__ void __launch_bounds__(k_gemv_threads) gemv_kernel(gemv_args a) {
 #pragma unroll
     for (int r = 0; r < k_gemv_rows; ++r) acc[i][r] = 0.0f;
 
+  // The weights never depend on the kernel before this one, x does: the first 16 bytes of each row are on their
+  // way before waiting for that kernel (launched as a programmatic dependent, this overlaps its tail).
+  uint4 first[k_gemv_rows] = {};
+  if (tid < a.n_vec)
+#pragma unroll
+    for (int r = 0; r < k_gemv_rows; ++r) first[r] = __ldg(reinterpret_cast<const uint4*>(wrow[r]) + tid);
+  pdl_wait();
+  pdl_trigger();
+
   for (int64_t c = tid; c < a.n_vec; c += k_gemv_threads) {
     float wv[k_gemv_rows][E];
 #pragma unroll
     for (int r = 0; r < k_gemv_rows; ++r) {
-      const uint4 u = __ldg(reinterpret_cast<const uint4*>(wrow[r]) + c);
+      const uint4 u = c == tid ? first[r] : __ldg(reinterpret_cast<const uint4*>(wrow[r]) + c);
       unpack16<W>(u, wv[r]);
     }
 #pragma unroll
@@ -151,12 +160,27 @@ __global__ void __launch_bounds__(k_gemv_threads) gemv_kernel(gemv_args a) {
 }
 
 template <dtype W>
-void launch_gemv(const gemv_args& a, cudaStream_t st) {
+void launch_gemv(const gemv_args& a, cudaStream_t st, bool pdl) {
   const unsigned grid = blocks_for(a.n, k_gemv_rows);
-  if (a.m <= 1) gemv_kernel<W, 1><<<grid, k_gemv_threads, 0, st>>>(a);
-  else if (a.m <= 2) gemv_kernel<W, 2><<<grid, k_gemv_threads, 0, st>>>(a);
-  else if (a.m <= 4) gemv_kernel<W, 4><<<grid, k_gemv_threads, 0, st>>>(a);
-  else gemv_kernel<W, 8><<<grid, k_gemv_threads, 0, st>>>(a);
+  void (*kernel)(gemv_args) = a.m <= 1   ? gemv_kernel<W, 1>
+                              : a.m <= 2 ? gemv_kernel<W, 2>
+                              : a.m <= 4 ? gemv_kernel<W, 4>
+                                         : gemv_kernel<W, 8>;
+  if (!pdl) {
+    kernel<<<grid, k_gemv_threads, 0, st>>>(a);
+    return;
+  }
+  // A programmatic dependent of the kernel before it (see gemv_kernel): scheduled while that one finishes.
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3(grid);
+  cfg.blockDim = dim3(k_gemv_threads);
+  cfg.stream = st;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  check(cudaLaunchKernelEx(&cfg, kernel, a), "linear gemv (programmatic launch)");
 }
 
 std::atomic<int> g_precision{int(cuda_gemm_precision::ROUNDED)};
@@ -277,9 +301,10 @@ void linear_kernel(const kernel_context& kc, const tensor& x, const linear_weigh
   a.y = ym.p;
   a.ldy = ym.ld;
   const cudaStream_t st = stream_of(s);
-  if (wt == dtype::BF16) launch_gemv<dtype::BF16>(a, st);
-  else if (wt == dtype::F16) launch_gemv<dtype::F16>(a, st);
-  else launch_gemv<dtype::F32>(a, st);
+  const bool pdl = pdl_enabled(s);
+  if (wt == dtype::BF16) launch_gemv<dtype::BF16>(a, st, pdl);
+  else if (wt == dtype::F16) launch_gemv<dtype::F16>(a, st, pdl);
+  else launch_gemv<dtype::F32>(a, st, pdl);
   check_launch("linear gemv", sizes);
 }
 

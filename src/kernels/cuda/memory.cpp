@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -66,6 +67,7 @@ struct stream_state {
   int32_t* flag = nullptr;      // mapped host memory the kernels write (host address)
   int32_t* flag_dev = nullptr;  // its device address
   int sms = 0;
+  int cc_major = 0;
   size_t smem_optin = 0;
 };
 
@@ -190,7 +192,10 @@ void* dev_create_stream(device dev) {
     check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev.index), "cudaDeviceGetAttribute");
     check(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev.index),
           "cudaDeviceGetAttribute");
+    int cc = 0;
+    check(cudaDeviceGetAttribute(&cc, cudaDevAttrComputeCapabilityMajor, dev.index), "cudaDeviceGetAttribute");
     s->sms = sms;
+    s->cc_major = cc;
     s->smem_optin = size_t(optin);
   } catch (...) {
     if (s->blas) cublasDestroy(s->blas);
@@ -277,6 +282,13 @@ int32_t* bad_index_flag(const stream_state& s) { return s.flag_dev; }
 int32_t* split_counters(const stream_state& s) { return s.counters; }
 void* blas_handle(const stream_state& s) { return s.blas; }
 int sm_count(const stream_state& s) { return s.sms; }
+bool pdl_enabled(const stream_state& s) {
+  static const bool allowed = [] {
+    const char* v = std::getenv("AUTOGLM_CUDA_PDL");
+    return !(v && std::string(v) == "0");
+  }();
+  return allowed && s.cc_major >= 9;
+}
 size_t max_shared_bytes(const stream_state& s) { return s.smem_optin; }
 
 void* workspace(stream_state& s, size_t bytes, const char* op) {

@@ -1,6 +1,8 @@
 // kernels/cuda/norm.cu: RMSNorm and LayerNorm (see kernels.h): one block per row, F32 sums over the block (the
 // CPU sums in double; an F32 tree sum of a row is within the F32 tolerance of the harness). y may be x itself:
 // every thread rereads only the elements it wrote, after the reductions.
+#include <algorithm>
+#include <cstdint>
 #include <string>
 
 #include "kernels/cuda/device_util.cuh"
@@ -15,6 +17,7 @@ constexpr int k_threads = 256;
 __global__ void __launch_bounds__(k_threads)
     rms_norm_rows(const float* x, int64_t ldx, const float* w, int64_t n, float eps, float* y, int64_t ldy) {
   __shared__ float scratch[32];
+  pdl_trigger();
   const float* xr = x + int64_t(blockIdx.x) * ldx;
   float* yr = y + int64_t(blockIdx.x) * ldy;
   float ss = 0.0f;
@@ -30,6 +33,7 @@ __global__ void __launch_bounds__(k_threads)
     residual_rms_norm_rows(float* x, int64_t ldx, const float* y, int64_t ldy, const float* wp, const float* wn,
                            int64_t n, float eps, float* h, int64_t ldh) {
   __shared__ float scratch[32];
+  pdl_trigger();  // the GEMV after this may be scheduled now (it waits for this kernel before reading h)
   float* xr = x + int64_t(blockIdx.x) * ldx;
   const float* yr = y + int64_t(blockIdx.x) * ldy;
   float ss = 0.0f;
@@ -47,6 +51,62 @@ __global__ void __launch_bounds__(k_threads)
   const float inv2 = 1.0f / sqrtf(ss2 / float(n) + eps);
   float* hr = h + int64_t(blockIdx.x) * ldh;
   for (int64_t j = threadIdx.x; j < n; j += k_threads) hr[j] = wn[j] * (xr[j] * inv2);
+}
+
+// The same with the row held in registers (rows of whole, 16-byte aligned float4s up to 16,384 wide): each thread
+// loads its float4s of x and y once, so a decode step's single row costs one memory round trip instead of three
+// dependent passes over a 256-thread block (15.6 us measured on the H200 for a 4096-wide row).
+constexpr int k_vec_threads = 1024;
+template <int NV>  // float4s per thread
+__global__ void __launch_bounds__(k_vec_threads)
+    residual_rms_norm_vec(float* x, int64_t ldx, const float* y, int64_t ldy, const float* wp, const float* wn,
+                          int n4, float eps, float* h, int64_t ldh) {
+  __shared__ float scratch[32];
+  pdl_trigger();
+  float4* xr = reinterpret_cast<float4*>(x + int64_t(blockIdx.x) * ldx);
+  const float4* yr = reinterpret_cast<const float4*>(y + int64_t(blockIdx.x) * ldy);
+  const float n = float(n4) * 4.0f;
+  float4 xv[NV], yv[NV];
+  float ss = 0.0f;
+#pragma unroll
+  for (int i = 0; i < NV; ++i) {
+    const int j = threadIdx.x + i * blockDim.x;
+    if (j >= n4) continue;
+    yv[i] = yr[j];
+    xv[i] = xr[j];
+    ss = fmaf(yv[i].x, yv[i].x, ss);
+    ss = fmaf(yv[i].y, yv[i].y, ss);
+    ss = fmaf(yv[i].z, yv[i].z, ss);
+    ss = fmaf(yv[i].w, yv[i].w, ss);
+  }
+  const float inv = 1.0f / sqrtf(block_sum(ss, scratch) / n + eps);
+  float ss2 = 0.0f;
+#pragma unroll
+  for (int i = 0; i < NV; ++i) {
+    const int j = threadIdx.x + i * blockDim.x;
+    if (j >= n4) continue;
+    const float4 w = reinterpret_cast<const float4*>(wp)[j];
+    xv[i].x = xv[i].x + w.x * (yv[i].x * inv);
+    xv[i].y = xv[i].y + w.y * (yv[i].y * inv);
+    xv[i].z = xv[i].z + w.z * (yv[i].z * inv);
+    xv[i].w = xv[i].w + w.w * (yv[i].w * inv);
+    xr[j] = xv[i];
+    ss2 = fmaf(xv[i].x, xv[i].x, ss2);
+    ss2 = fmaf(xv[i].y, xv[i].y, ss2);
+    ss2 = fmaf(xv[i].z, xv[i].z, ss2);
+    ss2 = fmaf(xv[i].w, xv[i].w, ss2);
+  }
+  if (wn == nullptr) return;
+  const float inv2 = 1.0f / sqrtf(block_sum(ss2, scratch) / n + eps);
+  float4* hr = reinterpret_cast<float4*>(h + int64_t(blockIdx.x) * ldh);
+#pragma unroll
+  for (int i = 0; i < NV; ++i) {
+    const int j = threadIdx.x + i * blockDim.x;
+    if (j >= n4) continue;
+    const float4 w = reinterpret_cast<const float4*>(wn)[j];
+    hr[j] = make_float4(w.x * (xv[i].x * inv2), w.y * (xv[i].y * inv2), w.z * (xv[i].z * inv2),
+                        w.w * (xv[i].w * inv2));
+  }
 }
 
 __global__ void __launch_bounds__(k_threads) layer_norm_rows(const float* x, int64_t ldx, const float* w,
@@ -93,6 +153,18 @@ void residual_rms_norm_kernel(const kernel_context& kc, tensor& x, const tensor&
            "residual_rms_norm: shapes");
   if (xm.rows == 0 || xm.cols == 0) return;
   stream_state& s = state_of(kc);
+  auto aligned = [](const void* p, int64_t ld) { return reinterpret_cast<uintptr_t>(p) % 16 == 0 && ld % 4 == 0; };
+  const int64_t n4 = xm.cols / 4;
+  if (xm.cols % 4 == 0 && n4 <= 4 * k_vec_threads && aligned(xm.p, xm.ld) && aligned(ym.p, ym.ld) &&
+      aligned(wp, 0) && (!wn || (aligned(wn, 0) && aligned(hm.p, hm.ld)))) {
+    const int nv = n4 <= k_vec_threads ? 1 : n4 <= 2 * k_vec_threads ? 2 : 4;
+    const int threads = int(std::min<int64_t>(k_vec_threads, ((n4 + nv - 1) / nv + 31) / 32 * 32));
+    auto kernel = nv == 1 ? residual_rms_norm_vec<1> : nv == 2 ? residual_rms_norm_vec<2> : residual_rms_norm_vec<4>;
+    kernel<<<blocks_for(xm.rows, 1), threads, 0, stream_of(s)>>>(xm.p, xm.ld, ym.p, ym.ld, wp, wn, int(n4), eps,
+                                                                 hm.p, hm.ld);
+    check_launch("residual_rms_norm", sizes_of(xm));
+    return;
+  }
   residual_rms_norm_rows<<<blocks_for(xm.rows, 1), k_threads, 0, stream_of(s)>>>(xm.p, xm.ld, ym.p, ym.ld, wp, wn,
                                                                                 xm.cols, eps, hm.p, hm.ld);
   check_launch("residual_rms_norm", sizes_of(xm));

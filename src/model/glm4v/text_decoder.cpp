@@ -134,9 +134,16 @@ void text_decoder::attention_block(exec_context& ctx, int32_t il, const step_inp
     ops::linear(ctx, a.h, L.v_proj, v);
   }
   const int32_t n_heads = shard_.n_heads, n_kv_heads = shard_.n_kv_heads;  // this rank's
-  ops::rope_mrope(ctx, q, n_heads, cfg_.head_dim, cfg_.rotary_dim, in.pos, cfg_.mrope_section, cfg_.rope_theta);
-  ops::rope_mrope(ctx, k, n_kv_heads, cfg_.head_dim, cfg_.rotary_dim, in.pos, cfg_.mrope_section,
-                  cfg_.rope_theta);
+  if (!L.qkv_proj.empty()) {
+    // q and k are adjacent in the stacked output, with the same positions: one launch rotates both.
+    tensor qk = a.qkv.cols_view(0, qd + kvd);
+    ops::rope_mrope(ctx, qk, n_heads + n_kv_heads, cfg_.head_dim, cfg_.rotary_dim, in.pos, cfg_.mrope_section,
+                    cfg_.rope_theta);
+  } else {
+    ops::rope_mrope(ctx, q, n_heads, cfg_.head_dim, cfg_.rotary_dim, in.pos, cfg_.mrope_section, cfg_.rope_theta);
+    ops::rope_mrope(ctx, k, n_kv_heads, cfg_.head_dim, cfg_.rotary_dim, in.pos, cfg_.mrope_section,
+                    cfg_.rope_theta);
+  }
   dump("q_rope", q);
   dump("k_rope", k);
   // New keys/values go to their cache slots first, so each token attends to itself and everything before it.
