@@ -1,12 +1,15 @@
 // tools/cmd_bench.cpp: `autoglm bench`: per-token decode latency with the KV cache versus full recomputation at
 // several context lengths (the deployment guide claims 230 ms -> 68 ms, 3.4x), against the machine's measured
 // read bandwidth. Runs through the engine (the serving path) at batch 1; token times are taken on the engine
-// thread as the events leave it. Writes JSON.
+// thread as the events leave it. --streams N adds a continuous-batching throughput run (N requests at once).
+// Writes JSON.
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -35,15 +38,76 @@ std::vector<clock_type::time_point> timed_run(engine& eng, generation_request re
   return times;
 }
 
+// `streams` requests of `prompt_len` random tokens submitted at once, each decoding `max_tokens` (ignoring eos):
+// continuous batching's output tokens per second from the first submit to the last token, and the median gap
+// between one stream's tokens.
+nlohmann::json throughput_run(engine& eng, int32_t streams, int32_t prompt_len, int32_t max_tokens,
+                              const std::function<std::vector<int32_t>(int32_t)>& random_prompt) {
+  std::mutex mu;
+  std::condition_variable cv;
+  int32_t n_done = 0;
+  int64_t n_tokens = 0;
+  std::string failure;
+  std::vector<std::vector<clock_type::time_point>> times(static_cast<size_t>(streams));
+  const clock_type::time_point t0 = clock_type::now();
+  for (int32_t i = 0; i < streams; ++i) {
+    generation_request req;
+    req.prompt = random_prompt(prompt_len);
+    req.sampling.temperature = 0.0f;
+    req.sampling.ignore_eos = true;
+    req.sampling.max_tokens = max_tokens;
+    const uint64_t id = eng.submit(std::move(req), [&, i](const generation_event& ev) {
+      std::lock_guard<std::mutex> lk(mu);
+      if (ev.has_token) {
+        ++n_tokens;
+        times[size_t(i)].push_back(clock_type::now());
+      }
+      if (ev.finish != finish_reason::NONE) {
+        if (ev.finish == finish_reason::ERROR && failure.empty()) failure = ev.error;
+        ++n_done;
+        cv.notify_all();
+      }
+    });
+    if (id == 0) throw error("the engine refused stream " + std::to_string(i) + " (queue full?)");
+  }
+  std::unique_lock<std::mutex> lk(mu);
+  cv.wait(lk, [&] { return n_done == streams; });
+  if (!failure.empty()) throw error("a stream failed: " + failure);
+  clock_type::time_point last = t0;
+  std::vector<double> gaps;
+  for (const auto& t : times) {
+    if (!t.empty()) last = std::max(last, t.back());
+    for (size_t k = 1; k < t.size(); ++k) gaps.push_back(ms_between(t[k - 1], t[k]));
+  }
+  const double wall_ms = ms_between(t0, last);
+  nlohmann::json r;
+  r["streams"] = streams;
+  r["prompt_tokens"] = prompt_len;
+  r["max_tokens"] = max_tokens;
+  r["generated_tokens"] = n_tokens;
+  r["wall_ms"] = wall_ms;
+  r["output_tokens_per_s"] = double(n_tokens) * 1000.0 / wall_ms;
+  r["median_inter_token_ms"] = gaps.empty() ? 0.0 : median(gaps);
+  std::fprintf(stderr, "%d streams: %.1f output tokens/s (median %.2f ms between a stream's tokens)\n", streams,
+               r["output_tokens_per_s"].get<double>(), r["median_inter_token_ms"].get<double>());
+  return r;
+}
+
 int run_bench(int argc, char** argv) {
   CLI::App app{"Decode latency with the KV cache vs full recomputation, per context length; JSON output"};
   std::string model_dir, contexts_text = "128,512,2048", out_file, kv_type = "f32";
   int threads = 0, decode_tokens = 8, recompute_reps = 2, max_recompute_context = 1 << 30;
   bool fake_context = false;
+  int32_t streams = 0, stream_prompt = 128;
   quant_flags quant;
   app.add_option("-m,--model", model_dir, "model directory; default: the bundled demo model");
   app.add_option("--contexts", contexts_text, "context lengths to measure");
   app.add_option("--decode-tokens", decode_tokens, "decode steps timed per context (median reported)");
+  app.add_option("--streams", streams,
+                 "also measure continuous batching: this many requests at once, each a --stream-prompt-token prompt "
+                 "and --decode-tokens answer tokens (output tokens/s)")
+      ->check(CLI::Range(0, 4096));
+  app.add_option("--stream-prompt", stream_prompt, "prompt tokens of each --streams request")->check(CLI::Range(1, 1 << 20));
   app.add_option("--recompute-reps", recompute_reps, "full-recomputation steps timed per context");
   app.add_option("--max-recompute-context", max_recompute_context, "skip full recomputation above this context (it is O(n) forward passes of n tokens)");
   app.add_flag("--fake-context", fake_context, "fill the KV cache without a prefill (timing only: decode cost does not depend on cached values)");
@@ -73,7 +137,8 @@ int run_bench(int argc, char** argv) {
   eo.n_threads = threads;
   eo.device = device;
   eo.tensor_parallel_size = tensor_parallel_size;
-  eo.max_num_seqs = 1;
+  eo.max_num_seqs = std::max(1, streams);  // batch 1 for the latency runs (one request at a time)
+  eo.max_waiting = std::max(eo.max_waiting, streams);
   eo.enable_prefix_caching = false;
   eo.kv_cache_dtype = parse_kv_type_option(kv_type);
   quant.apply(eo);
@@ -145,7 +210,7 @@ int run_bench(int argc, char** argv) {
       r["speedup_kv_over_recompute"] = re_ms / kv_ms;
     } else {
       r["recompute_ms_per_token"] = nullptr;
-      r["recompute_skipped"] = "context above --max-recompute-context";
+      r["recompute_skipped"] = recompute_reps == 0 ? "--recompute-reps 0" : "context above --max-recompute-context";
     }
     std::fprintf(stderr, "context %6d: kv %.2f ms/token", ctx, kv_ms);
     if (r["recompute_ms_per_token"].is_number())
@@ -164,11 +229,13 @@ int run_bench(int argc, char** argv) {
     growth["recompute_latency_ratio"] = last["recompute_ms_per_token"].get<double>() / first["recompute_ms_per_token"].get<double>();
 
   nlohmann::json out;
+  if (streams > 0) out["throughput"] = throughput_run(*eng, streams, stream_prompt, decode_tokens, random_prompt);
   out["benchmark"] = "decode_kv_cache_vs_recompute";
   out["model_dir"] = model_dir;
   out["model"] = {{"layers", eng->info().n_layers}, {"hidden", eng->info().hidden_size}, {"vocab", vocab},
                   {"weight_bytes_per_token", weight_bytes}};
   out["threads"] = eng->n_threads();
+  out["tensor_parallel_size"] = eo.tensor_parallel_size;
   out["kv_cache_type"] = kv_cache_type_name(eo.kv_cache_dtype);
   out["device"] = eo.device;
   out["weight_quant"] = eo.weight_quant.empty() ? "as stored" : eo.weight_quant;
