@@ -4,8 +4,11 @@
 //  - LINEAR at batch 1 (the decode GEMV) on the GLM-4.1V-9B shapes in BF16: GB/s of weights read and % of the copy
 //    bandwidth (each run reads a different copy of the weights: operands are not served from L2), and at 8 rows;
 //  - LINEAR for prefill / vision sizes (cuBLAS): TFLOP/s;
-//  - attention: paged decode over long BF16 caches (GB/s of K/V read), causal prefill and dense vision attention
-//    (TFLOP/s, counting 4 * q * k * head_dim per head, causal halved).
+//  - attention: paged decode over BF16 caches (1 sequence at contexts 512, 2048, 4096 and 8 sequences at 2048, the
+//    decode kernel and the flash kernel; GB/s of K/V read, each call on another copy of the cache so the reads come
+//    from HBM; decode also replayed from a CUDA graph, as the engine runs it: GPU time without the host's launch
+//    cost), causal prefill and dense vision attention (TFLOP/s, counting 4 * q * k * head_dim per head, causal
+//    halved).
 // Everything goes through ops (the model's dispatch). Output: a table on stdout and JSON (--out FILE).
 //   cuda_perf [--device cuda:0] [--out perf.json] [--min-time 0.2] [--quick]
 #include <algorithm>
@@ -15,6 +18,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -177,16 +181,37 @@ int main(int argc, char** argv) {
 
     // ---- attention -----------------------------------------------------------------------------------------------
     const int32_t heads = 32, kv_heads = 2, hd = 128, bs = 16;
-    // Prefill chunks through cuBLAS (the default) and through the flash kernel (AUTOGLM_CUDA_PREFILL_ATTENTION).
-    struct paged { const char* name; std::vector<std::pair<int32_t, int32_t>> seqs; const char* path; };
-    std::vector<paged> pcases = {{"decode 1 seq ctx 4096", {{4095, 1}}, "gemm"},
-                                 {"decode 8 seqs ctx 2048", std::vector<std::pair<int32_t, int32_t>>(8, {2047, 1}), "gemm"},
-                                 {"prefill 512 after 1500 (gemm)", {{1500, 512}}, "gemm"},
-                                 {"prefill 2048 (gemm)", {{0, 2048}}, "gemm"},
-                                 {"prefill 512 after 1500 (flash)", {{1500, 512}}, "flash"},
-                                 {"prefill 2048 (flash)", {{0, 2048}}, "flash"}};
-    if (o.quick) pcases.resize(4);
-    std::printf("\n%-32s %10s %10s %10s\n", "attention_paged (bf16 KV)", "ms", "GB/s KV", "TFLOP/s");
+    // Decode batches through the one-launch decode kernel (the default) and, for comparison, the flash kernel
+    // (AUTOGLM_CUDA_DECODE_ATTENTION=flash); prefill chunks through cuBLAS (the default) and through the flash
+    // kernel (AUTOGLM_CUDA_PREFILL_ATTENTION).
+    struct paged {
+      const char* name;
+      std::vector<std::pair<int32_t, int32_t>> seqs;  // (n_past, n_new)
+      const char* prefill;                            // AUTOGLM_CUDA_PREFILL_ATTENTION
+      const char* decode;                             // AUTOGLM_CUDA_DECODE_ATTENTION
+    };
+    const auto decodes = [](int n, int32_t ctx) {
+      return std::vector<std::pair<int32_t, int32_t>>(size_t(n), {ctx - 1, 1});
+    };
+    std::vector<paged> pcases = {{"decode 1 seq ctx 512", decodes(1, 512), "gemm", "split"},
+                                 {"decode 1 seq ctx 2048", decodes(1, 2048), "gemm", "split"},
+                                 {"decode 1 seq ctx 4096", decodes(1, 4096), "gemm", "split"},
+                                 {"decode 8 seqs ctx 2048", decodes(8, 2048), "gemm", "split"},
+                                 {"decode 1 seq ctx 4096 (flash)", decodes(1, 4096), "gemm", "flash"},
+                                 {"decode 8 seqs ctx 2048 (flash)", decodes(8, 2048), "gemm", "flash"},
+                                 {"prefill 512 after 1500 (gemm)", {{1500, 512}}, "gemm", "split"},
+                                 {"prefill 2048 (gemm)", {{0, 2048}}, "gemm", "split"},
+                                 {"prefill 512 after 1500 (flash)", {{1500, 512}}, "flash", "split"},
+                                 {"prefill 2048 (flash)", {{0, 2048}}, "flash", "split"}};
+    if (o.quick)  // the default kernels only
+      pcases.erase(std::remove_if(pcases.begin(), pcases.end(),
+                                  [](const paged& p) {
+                                    return std::string(p.name).find("flash") != std::string::npos;
+                                  }),
+                   pcases.end());
+    // Eager: ms per call as the host launches it; graph: microseconds per call replayed in a CUDA graph.
+    std::printf("\n%-32s %10s %10s %10s %10s %10s %8s\n", "attention_paged (bf16 KV)", "ms", "GB/s KV", "TFLOP/s",
+                "graph us", "graph GB/s", "replay");
     for (const paged& pc : pcases) {
       int32_t n_rows = 0, n_blocks = 0, width = 0, max_ctx = 0;
       for (const auto& [past, fresh] : pc.seqs) {
@@ -196,35 +221,93 @@ int main(int argc, char** argv) {
         width = std::max(width, nb);
         max_ctx = std::max(max_ctx, past + fresh);
       }
-      std::vector<int32_t> info, tables(size_t(pc.seqs.size()) * size_t(width), 0);
-      int32_t row = 0, next = 0;
       double flops = 0, kv_bytes = 0;
-      for (size_t s = 0; s < pc.seqs.size(); ++s) {
-        const auto [past, fresh] = pc.seqs[s];
-        for (int32_t blk = 0; blk < (past + fresh + bs - 1) / bs; ++blk) tables[s * size_t(width) + size_t(blk)] = next++;
+      std::vector<int32_t> info;
+      int32_t row = 0;
+      for (const auto& [past, fresh] : pc.seqs) {
         info.insert(info.end(), {row, fresh, past});
         row += fresh;
         for (int32_t i = 0; i < fresh; ++i) flops += 4.0 * double(past + i + 1) * hd * heads;
         kv_bytes += 2.0 * double(past + fresh) * kv_heads * hd * 2;
       }
+      // Successive calls read different copies of the cache (its blocks, through their own block tables), 256 MiB
+      // in all, so the K/V reads come from HBM as in a real decode step rather than from the 50 MB L2.
+      const int32_t copies = int32_t(std::clamp<double>(std::ceil(double(256 << 20) / kv_bytes), 1.0, 512.0));
+      std::vector<int32_t> tables(size_t(copies) * pc.seqs.size() * size_t(width), 0);
+      int32_t next = 0;
+      for (int32_t c = 0; c < copies; ++c)
+        for (size_t s = 0; s < pc.seqs.size(); ++s) {
+          const auto [past, fresh] = pc.seqs[s];
+          for (int32_t blk = 0; blk < (past + fresh + bs - 1) / bs; ++blk)
+            tables[(size_t(c) * pc.seqs.size() + s) * size_t(width) + size_t(blk)] = next++;
+        }
       paged_kv_layer kv;
-      kv.k = random_tensor(ctx, dtype::BF16, {n_blocks, bs, kv_heads, hd}, 5);
-      kv.v = random_tensor(ctx, dtype::BF16, {n_blocks, bs, kv_heads, hd}, 6);
-      paged_batch batch;
-      batch.n_seqs = int32_t(pc.seqs.size());
-      batch.max_context = max_ctx;
-      batch.seq_info = upload_i32(ctx, {batch.n_seqs, 3}, info);
-      batch.block_tables = upload_i32(ctx, {batch.n_seqs, width}, tables);
+      kv.k = random_tensor(ctx, dtype::BF16, {int64_t(n_blocks) * copies, bs, kv_heads, hd}, 5);
+      kv.v = random_tensor(ctx, dtype::BF16, {int64_t(n_blocks) * copies, bs, kv_heads, hd}, 6);
+      const int32_t n_seqs = int32_t(pc.seqs.size());
+      const tensor all_tables = upload_i32(ctx, {int64_t(copies) * n_seqs, width}, tables);
+      std::vector<paged_batch> batches(static_cast<size_t>(copies));
+      for (int32_t c = 0; c < copies; ++c) {
+        paged_batch& batch = batches[size_t(c)];
+        batch.n_seqs = n_seqs;
+        batch.max_context = max_ctx;
+        batch.seq_info = c == 0 ? upload_i32(ctx, {n_seqs, 3}, info) : batches[0].seq_info;
+        batch.block_tables = all_tables.rows_view(int64_t(c) * n_seqs, n_seqs);
+      }
       tensor q = random_tensor(ctx, dtype::F32, {n_rows, heads * hd}, 8);
       tensor outp = ops::alloc_persistent(ctx, dtype::F32, {n_rows, heads * hd});
-      setenv("AUTOGLM_CUDA_PREFILL_ATTENTION", pc.path, 1);
+      setenv("AUTOGLM_CUDA_PREFILL_ATTENTION", pc.prefill, 1);
+      setenv("AUTOGLM_CUDA_DECODE_ATTENTION", pc.decode, 1);
       const double t = time_op(
-          ctx, [&](int) { ops::attention_paged(ctx, q, kv, batch, heads, kv_heads, hd, 1.0f / std::sqrt(float(hd)), outp); },
+          ctx,
+          [&](int i) {
+            ops::attention_paged(ctx, q, kv, batches[size_t(i % copies)], heads, kv_heads, hd,
+                                 1.0f / std::sqrt(float(hd)), outp);
+          },
           o.min_time, 5);
+      // Decode steps run as recorded CUDA graphs (runtime/step_graphs): the same calls, one per cache copy, recorded
+      // once and replayed give the GPU's time per call without the host's launch cost; the last call's output must
+      // be the eager call's bytes (the decode kernel's counters are back at zero after every launch).
+      double t_graph = 0;
+      std::string replay = "-";
+      const bool decode = std::all_of(pc.seqs.begin(), pc.seqs.end(), [](const auto& sq) { return sq.second == 1; });
+      if (decode && ops::graphs_supported(ctx)) {
+        auto call = [&](int i, tensor& dst) {
+          const float scale = 1.0f / std::sqrt(float(hd));
+          ops::attention_paged(ctx, q, kv, batches[size_t(i % copies)], heads, kv_heads, hd, scale, dst);
+        };
+        ops::graph_begin(ctx);
+        for (int32_t i = 0; i < copies; ++i) call(i, outp);
+        const std::shared_ptr<void> graph = ops::graph_end(ctx);
+        if (graph) {
+          t_graph = time_op(ctx, [&](int) { ops::graph_launch(ctx, graph); }, o.min_time, 2) / copies;
+          tensor eager = ops::alloc_persistent(ctx, dtype::F32, {n_rows, heads * hd});
+          call(copies - 1, eager);
+          std::vector<uint8_t> a_host(outp.n_bytes()), b_host(eager.n_bytes());
+          mem(ctx).copy(ctx.kernels(), a_host.data(), outp.data(), a_host.size(), true, false);
+          mem(ctx).copy(ctx.kernels(), b_host.data(), eager.data(), b_host.size(), true, false);
+          ops::synchronize(ctx);
+          replay = a_host == b_host ? "same" : "DIFFERENT";
+        }
+      }
       unsetenv("AUTOGLM_CUDA_PREFILL_ATTENTION");
-      std::printf("%-32s %10.3f %10.0f %10.1f\n", pc.name, t * 1e3, kv_bytes / t / 1e9, flops / t / 1e12);
-      out["attention_paged"].push_back(
-          {{"name", pc.name}, {"ms", t * 1e3}, {"kv_gbs", kv_bytes / t / 1e9}, {"tflops", flops / t / 1e12}});
+      unsetenv("AUTOGLM_CUDA_DECODE_ATTENTION");
+      if (t_graph > 0)
+        std::printf("%-32s %10.3f %10.0f %10.1f %10.2f %10.0f %8s\n", pc.name, t * 1e3, kv_bytes / t / 1e9,
+                    flops / t / 1e12, t_graph * 1e6, kv_bytes / t_graph / 1e9, replay.c_str());
+      else
+        std::printf("%-32s %10.3f %10.0f %10.1f\n", pc.name, t * 1e3, kv_bytes / t / 1e9, flops / t / 1e12);
+      nlohmann::json entry = {{"name", pc.name},
+                              {"ms", t * 1e3},
+                              {"kv_gbs", kv_bytes / t / 1e9},
+                              {"tflops", flops / t / 1e12},
+                              {"cache_copies", copies}};
+      if (t_graph > 0) {
+        entry["graph_us"] = t_graph * 1e6;
+        entry["graph_kv_gbs"] = kv_bytes / t_graph / 1e9;
+        entry["graph_replay"] = replay;
+      }
+      out["attention_paged"].push_back(entry);
     }
     // The vision tower (12 heads of 128): a 336x336 image (576 patches: the F32 kernel) and a 1080x2400 screenshot
     // (13416 patches, bf16 products): the mma.sync flash kernel (the default; 128- and 64-row blocks) beside cuBLAS

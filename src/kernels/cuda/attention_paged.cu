@@ -3,7 +3,8 @@
 // flash tile of flash.cuh. Prefill chunks run one split (every row sees its own causal range); decode over a long
 // context splits the positions so that 2 KV heads x a few sequences still fill the GPU (flash-decoding), then
 // combine_splits merges the partials of each (row, head) in split order (deterministic). Sequences with a long
-// chunk of new rows (prefill) go through cuBLAS first (attention_paged_gemm.cu) at bf16 GEMM precision.
+// chunk of new rows (prefill) go through cuBLAS first (attention_paged_gemm.cu) at bf16 GEMM precision. A batch of
+// decodes only (one new row per sequence) takes attention_decode.cu's single-launch kernel instead, where it can.
 #include <algorithm>
 #include <cstdlib>
 #include <string>
@@ -173,6 +174,10 @@ void attention_paged_kernel(const kernel_context& kc, const tensor& q, const pag
   a.n_blocks = g.n_blocks;
   a.block_size = g.block_size;
   a.max_context = batch.max_context;
+
+  // A batch of decodes (rows == sequences, and every sequence has at least one new row, so each has exactly one)
+  // runs as one launch (attention_decode.cu); shapes it does not take fall through to the flash kernel below.
+  if (qm.rows == batch.n_seqs && launch_paged_decode(a, g.type, n_kv_heads, batch.n_seqs, s)) return;
 
   // Splits: enough blocks for two waves over the SMs when the batch alone does not make them (decode), each
   // split at least k_min_split positions, the partials within k_split_budget.

@@ -267,6 +267,11 @@ void launch_dense_mma(const flash_args& a, int64_t n_seg, int warps, stream_stat
 constexpr int64_t k_gemm_min_rows = 128;
 std::vector<int32_t> paged_prefill_gemm(const flash_args& a, dtype cache_type, int n_kv_heads, int64_t n_seqs,
                                         stream_state& s, const std::string& sizes, int64_t* n_done);
+// attention_decode.cu: a batch whose sequences each have one new row (the caller knows rows == sequences) in one
+// launch: split-K over positions, all query heads of a KV head per block, the last block merging. Returns false,
+// launching nothing, for shapes it does not take (head_dim other than 64/128, more than 16 query heads per KV head,
+// cache rows not 16-byte aligned, AUTOGLM_CUDA_DECODE_ATTENTION=flash); the flash path runs those.
+bool launch_paged_decode(const flash_args& a, dtype cache_type, int n_kv_heads, int64_t n_seqs, stream_state& s);
 // attention_dense_gemm.cu: the same through cuBLAS (bf16 Q, K, V, P; F32 scores and softmax), segment by segment.
 void launch_dense_gemm(const flash_args& a, const int32_t* segments_dev, int64_t n_seg, stream_state& s,
                        const std::string& sizes);
