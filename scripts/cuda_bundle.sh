@@ -3,7 +3,7 @@
 # the shared libraries they need that a GPU machine's image may lack (the Debian -dev packages of setup.sh: spdlog,
 # fmt, libpng, libjpeg, libwebp, PCRE2, ...), so the check can run where those packages cannot be installed:
 #
-#   cmake --build build/release --target test_cuda test_kernels cuda_perf autoglm test_whisper_model
+#   cmake --build build/release --target test_cuda test_kernels cuda_perf nccl_perf autoglm test_whisper_model
 #   scripts/cuda_bundle.sh [BUILD_DIR] [DEST]          # default build/release -> build/cuda-bundle
 #   (on the GPU machine) OUT=... scripts/cuda_check.sh --bundle build/cuda-bundle [--model-bench]
 #
@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${1:-build/release}
 DEST=${2:-build/cuda-bundle}
-binaries=(tests/cuda/test_cuda tests/kernels/test_kernels tests/cuda/cuda_perf tools/autoglm tests/model/test_whisper_model)
+binaries=(tests/cuda/test_cuda tests/kernels/test_kernels tests/cuda/cuda_perf tests/cuda/nccl_perf tools/autoglm tests/model/test_whisper_model)
 
 rm -rf "$DEST"
 mkdir -p "$DEST/bin" "$DEST/lib"

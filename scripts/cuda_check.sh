@@ -122,7 +122,7 @@ if [ $skip_build -eq 0 ]; then
     echo "configure did not enable the CUDA backend (see configure.log)" | tee -a "$OUT/configure.log"
     overall=1
   fi
-  run_step build 1500 cmake --build "$BUILD_DIR" -j "$JOBS" --target test_cuda test_kernels cuda_perf autoglm test_whisper_model
+  run_step build 1500 cmake --build "$BUILD_DIR" -j "$JOBS" --target test_cuda test_kernels cuda_perf nccl_perf autoglm test_whisper_model
 fi
 
 # How far transformers itself moves from the fp32 fixtures in bf16: the scale of the bound test_cuda holds the
@@ -171,6 +171,9 @@ fi
 perf_args=(--out "$OUT/perf.json")
 [ $quick -eq 1 ] && perf_args+=(--quick --min-time 0.05)
 run_step perf $STEP_LIMIT "$CUDA_PERF" "${perf_args[@]}"
+# Tensor parallelism's all-reduce through NCCL (a group of one here; 2/4/8 GPUs in scripts/tp_check.sh).
+NCCL_PERF=$(dirname "$CUDA_PERF")/nccl_perf
+[ -x "$NCCL_PERF" ] && run_step nccl_perf $STEP_LIMIT "$NCCL_PERF" --reps 50 --out "$OUT/nccl_perf.json"
 harness_perf_time=0.2
 [ $quick -eq 1 ] && harness_perf_time=0.05
 # (SKIP_HARNESS_PERF=1 leaves out the harness perf pass: minutes over every case; SKIP_HF=1 leaves out the
