@@ -9,7 +9,7 @@
 #                                                         # scripts/cuda_bundle.sh packed on another machine
 #
 # Needs nvcc (on PATH or in /usr/local/cuda), cmake, a C++20 compiler and the Debian -dev packages of
-# scripts/setup.sh; no network. Steps (each logged to $OUT/<step>.log, failures do not stop the later steps):
+# scripts/setup.sh; no network (SKIP_HF=1: no transformers steps; SKIP_ASR=1: no Whisper benchmark). Steps (each logged to $OUT/<step>.log, failures do not stop the later steps):
 #   1. configure + build build/cuda-release (-DAUTOGLM_CUDA=ON; CMAKE_CUDA_ARCHITECTURES defaults to 89;90,
 #      override with CUDA_ARCHS=...): test_cuda, test_kernels, cuda_perf, autoglm;
 #   2. tests/cuda (test_cuda): every CUDA op against the CPU kernels, the tiny checkpoint's HF parity on cuda:0,
@@ -213,7 +213,7 @@ if [ $model_bench -eq 1 ]; then
     done
   }
   export BUILD_DIR
-  run_step asr_bench $STEP_LIMIT bash -c "$(declare -f asr_bench); asr_bench"
+  if [ -z "${SKIP_ASR:-}" ]; then run_step asr_bench $STEP_LIMIT bash -c "$(declare -f asr_bench); asr_bench"; fi
   # The peer in the same run: transformers on the same checkpoint (bench/peer/hf_cuda.py), where python3 has it:
   # eager (dynamic cache), then the static cache (its first generate compiles and is not timed).
   if [ "${SKIP_HF:-0}" != 1 ] && python3 -c 'import transformers' 2>/dev/null; then
