@@ -1,6 +1,5 @@
-// formats/gguf.cpp: GGUF reader and writer (see gguf.h). The reader never trusts a count, length or offset
-// before checking it against the bytes that remain; the writer lays tensors out exactly as ggml's reader
-// requires (in order, each at the running offset padded to the alignment).
+// formats/gguf.cpp: the GGUF reader, metadata values and type tables (see gguf.h; the writer is gguf_writer.cpp).
+// The reader never trusts a count, length or offset before checking it against the bytes that remain.
 #include "formats/gguf.h"
 
 #include <algorithm>
@@ -11,13 +10,14 @@
 #include <limits>
 
 #include "core/error.h"
+#include "formats/gguf_encoding.h"
 #include "formats/safetensors.h"  // mapped_file
 
 namespace autoglm {
 
-namespace {
+using namespace gguf_encoding;
 
-constexpr char k_magic[4] = {'G', 'G', 'U', 'F'};
+namespace {
 
 // Every type id ggml defines, with its block shape (ggml.c's type traits; ids 4, 5, 31-33 and 36-38 were
 // removed from ggml and are refused like unknown ids).
@@ -48,65 +48,6 @@ constexpr std::pair<uint32_t, dtype> k_dtype_map[] = {
 
 constexpr const char* k_type_names[] = {"u8", "i8", "u16", "i16", "u32", "i32", "f32", "bool", "string", "array",
                                         "u64", "i64", "f64"};
-
-// Size of one scalar of a fixed-size metadata type; 0 for STRING / ARRAY.
-size_t scalar_size(gguf_type t) {
-  switch (t) {
-    case gguf_type::U8: case gguf_type::I8: case gguf_type::BOOL: return 1;
-    case gguf_type::U16: case gguf_type::I16: return 2;
-    case gguf_type::U32: case gguf_type::I32: case gguf_type::F32: return 4;
-    case gguf_type::U64: case gguf_type::I64: case gguf_type::F64: return 8;
-    default: return 0;
-  }
-}
-bool is_unsigned(gguf_type t) {
-  return t == gguf_type::U8 || t == gguf_type::U16 || t == gguf_type::U32 || t == gguf_type::U64;
-}
-bool is_signed(gguf_type t) {
-  return t == gguf_type::I8 || t == gguf_type::I16 || t == gguf_type::I32 || t == gguf_type::I64;
-}
-bool is_floating(gguf_type t) { return t == gguf_type::F32 || t == gguf_type::F64; }
-
-uint64_t load_le(const uint8_t* p, size_t n) {
-  uint64_t v = 0;
-  for (size_t i = n; i-- > 0;) v = (v << 8) | p[i];
-  return v;
-}
-void store_le(std::string& out, uint64_t v, size_t n) {
-  for (size_t i = 0; i < n; ++i) out.push_back(char((v >> (8 * i)) & 0xff));
-}
-
-// Scalar bits (as kept in gguf_value::bits_) <-> stored bytes.
-uint64_t decode_scalar(gguf_type t, const uint8_t* p) {
-  const uint64_t raw = load_le(p, scalar_size(t));
-  switch (t) {
-    case gguf_type::I8: return uint64_t(int64_t(int8_t(raw)));
-    case gguf_type::I16: return uint64_t(int64_t(int16_t(raw)));
-    case gguf_type::I32: return uint64_t(int64_t(int32_t(raw)));
-    case gguf_type::F32: {
-      float f;
-      uint32_t u = uint32_t(raw);
-      std::memcpy(&f, &u, 4);
-      double d = f;
-      uint64_t b;
-      std::memcpy(&b, &d, 8);
-      return b;
-    }
-    default: return raw;  // unsigned, I64, F64 (double bits), BOOL
-  }
-}
-void encode_scalar(std::string& out, gguf_type t, uint64_t bits) {
-  if (t == gguf_type::F32) {
-    double d;
-    std::memcpy(&d, &bits, 8);
-    float f = float(d);
-    uint32_t u;
-    std::memcpy(&u, &f, 4);
-    store_le(out, u, 4);
-  } else {
-    store_le(out, bits, scalar_size(t));
-  }
-}
 
 std::string q(const std::string& s) { return "'" + s + "'"; }
 
@@ -216,57 +157,6 @@ gguf_value read_array_body(cursor& c, const std::string& what, int depth) {
                     std::to_string(p[i]) + " (must be 0 or 1)");
   return gguf_value::of_packed(elem, n, p);
 }
-
-void write_array_body(std::string& out, const gguf_value& v);
-
-void write_value(std::string& out, const gguf_value& v) {
-  switch (v.type()) {
-    case gguf_type::STRING: {
-      const std::string& s = v.as_string("value");
-      store_le(out, s.size(), 8);
-      out += s;
-      break;
-    }
-    case gguf_type::ARRAY: write_array_body(out, v); break;
-    case gguf_type::BOOL: out.push_back(v.as_bool("value") ? 1 : 0); break;
-    default: {
-      // Re-encode from the typed accessors (bits_ is private to the class; this keeps one encoding path).
-      if (is_unsigned(v.type())) encode_scalar(out, v.type(), v.as_uint("value"));
-      else if (is_signed(v.type())) encode_scalar(out, v.type(), uint64_t(v.as_int("value")));
-      else {
-        double d = v.as_float("value");
-        uint64_t b;
-        std::memcpy(&b, &d, 8);
-        encode_scalar(out, v.type(), b);
-      }
-    }
-  }
-}
-
-void write_array_body(std::string& out, const gguf_value& v) {
-  store_le(out, uint32_t(v.elem_type()), 4);
-  store_le(out, v.size(), 8);
-  if (v.elem_type() == gguf_type::STRING) {
-    for (const std::string& s : v.as_string_array("value")) {
-      store_le(out, s.size(), 8);
-      out += s;
-    }
-  } else if (v.elem_type() == gguf_type::ARRAY) {
-    for (const gguf_value& item : v.as_nested_array("value")) write_array_body(out, item);
-  } else if (v.elem_type() == gguf_type::BOOL) {
-    for (int64_t b : v.as_int_array("value")) out.push_back(b ? 1 : 0);
-  } else if (is_floating(v.elem_type())) {
-    for (double d : v.as_float_array("value")) {
-      uint64_t b;
-      std::memcpy(&b, &d, 8);
-      encode_scalar(out, v.elem_type(), b);
-    }
-  } else {
-    for (int64_t i : v.as_int_array("value")) encode_scalar(out, v.elem_type(), uint64_t(i));
-  }
-}
-
-uint64_t pad_to(uint64_t x, uint64_t alignment) { return (x + alignment - 1) / alignment * alignment; }
 
 template <class T>
 const T* sorted_find(const std::vector<std::pair<std::string, size_t>>& index, const std::vector<T>& items,
@@ -695,122 +585,6 @@ tensor gguf_file::view(const gguf_tensor_info& t) const {
   tensor v = tensor::view(t.data, d, shape);
   v.set_owner(file_);
   return v;
-}
-
-// ------------------------------------------------------------------------------------------------ writer
-
-gguf_writer::gguf_writer(uint32_t alignment) : alignment_(alignment) {
-  AG_CHECK(alignment != 0 && (alignment & (alignment - 1)) == 0, "gguf_writer: alignment must be a power of two");
-  if (alignment != gguf_file::default_alignment)
-    set("general.alignment", gguf_value::of_uint(gguf_type::U32, alignment));
-}
-
-void gguf_writer::set(const std::string& key, gguf_value v) {
-  if (key.empty() || key.size() > gguf_file::max_key_bytes) throw error("gguf: metadata key '" + key + "' is invalid");
-  for (auto& [k, old] : kv_)
-    if (k == key) {
-      old = std::move(v);
-      return;
-    }
-  kv_.emplace_back(key, std::move(v));
-}
-
-const gguf_value* gguf_writer::find(const std::string& key) const {
-  for (auto& [k, v] : kv_)
-    if (k == key) return &v;
-  return nullptr;
-}
-
-void gguf_writer::add_tensor(const std::string& name, uint32_t ggml_type, const std::vector<int64_t>& shape,
-                             producer fill) {
-  if (name.empty() || name.size() > gguf_file::max_name_bytes)
-    throw error("gguf: tensor name '" + name + "' must be 1 to " + std::to_string(gguf_file::max_name_bytes) +
-                " bytes");
-  if (shape.size() > size_t(gguf_file::max_dims))
-    throw error("gguf: tensor '" + name + "' has " + std::to_string(shape.size()) + " dimensions (GGUF allows 4)");
-  for (const pending& p : tensors_)
-    if (p.info.name == name) throw error("gguf: tensor '" + name + "' added twice");
-  pending p;
-  p.info.name = name;
-  p.info.type = ggml_type;
-  p.info.ne.assign(shape.rbegin(), shape.rend());
-  p.info.n_bytes = ggml_tensor_bytes(ggml_type, p.info.ne, "gguf: tensor '" + name + "'");
-  p.fill = std::move(fill);
-  tensors_.push_back(std::move(p));
-}
-
-void gguf_writer::add_tensor(const std::string& name, uint32_t ggml_type, const std::vector<int64_t>& shape,
-                             const void* data) {
-  add_tensor(name, ggml_type, shape, [data](uint8_t* dst, size_t n) { std::memcpy(dst, data, n); });
-}
-
-uint64_t gguf_writer::write(const std::string& path) const {
-  // Header, metadata and tensor infos are small: built in memory, then the tensors stream after them.
-  std::string head(k_magic, 4);
-  store_le(head, 3, 4);
-  store_le(head, tensors_.size(), 8);
-  store_le(head, kv_.size(), 8);
-  for (const auto& [key, v] : kv_) {
-    store_le(head, key.size(), 8);
-    head += key;
-    store_le(head, uint32_t(v.type()), 4);
-    write_value(head, v);
-  }
-  uint64_t offset = 0;
-  for (const pending& p : tensors_) {
-    store_le(head, p.info.name.size(), 8);
-    head += p.info.name;
-    store_le(head, p.info.ne.size(), 4);
-    for (int64_t d : p.info.ne) store_le(head, uint64_t(d), 8);
-    store_le(head, p.info.type, 4);
-    store_le(head, offset, 8);
-    offset = pad_to(offset + p.info.n_bytes, alignment_);
-  }
-  head.resize(size_t(pad_to(head.size(), alignment_)), '\0');
-
-  const std::string tmp = path + ".tmp";
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) throw error(path + ": cannot write: " + std::strerror(errno));
-  auto fail = [&](const std::string& why) {
-    std::fclose(f);
-    std::remove(tmp.c_str());
-    throw error(path + ": " + why);
-  };
-  std::vector<char> io_buffer(size_t(1) << 20);
-  std::setvbuf(f, io_buffer.data(), _IOFBF, io_buffer.size());
-  if (std::fwrite(head.data(), 1, head.size(), f) != head.size()) fail(std::string("write failed: ") + std::strerror(errno));
-  std::vector<uint8_t> buf;
-  uint64_t written = head.size();
-  static const char zeros[64] = {};
-  for (size_t i = 0; i < tensors_.size(); ++i) {
-    const pending& p = tensors_[i];
-    buf.assign(size_t(p.info.n_bytes), 0);
-    try {
-      p.fill(buf.data(), buf.size());
-    } catch (const error& e) {
-      fail(std::string("tensor '") + p.info.name + "': " + e.what());
-    }
-    if (std::fwrite(buf.data(), 1, buf.size(), f) != buf.size())
-      fail(std::string("write failed: ") + std::strerror(errno));
-    written += buf.size();
-    const uint64_t pad = pad_to(written - head.size(), alignment_) - (written - head.size());
-    for (uint64_t left = pad; left > 0;) {
-      const size_t n = size_t(std::min<uint64_t>(left, sizeof(zeros)));
-      if (std::fwrite(zeros, 1, n, f) != n) fail(std::string("write failed: ") + std::strerror(errno));
-      left -= n;
-    }
-    written += pad;
-  }
-  if (std::fflush(f) != 0) fail(std::string("write failed: ") + std::strerror(errno));
-  if (std::fclose(f) != 0) {
-    std::remove(tmp.c_str());
-    throw error(path + ": write failed: " + std::strerror(errno));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw error(path + ": cannot rename " + tmp + ": " + std::strerror(errno));
-  }
-  return written;
 }
 
 }  // namespace autoglm
