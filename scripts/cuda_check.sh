@@ -27,6 +27,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 SRC=$PWD
+source scripts/cuda_bundle_env.sh
 OUT=${OUT:-$SRC/cuda_check_out}
 BUILD_DIR=${BUILD_DIR:-$SRC/build/cuda-release}
 JOBS=${JOBS:-16}
@@ -56,17 +57,8 @@ if [ -n "$bundle" ]; then
   skip_build=1
   TEST_CUDA=$bundle/bin/test_cuda TEST_KERNELS=$bundle/bin/test_kernels
   CUDA_PERF=$bundle/bin/cuda_perf AUTOGLM=$bundle/bin/autoglm TEST_WHISPER=$bundle/bin/test_whisper_model
-  cuda_libs=""
-  for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
-           $(python3 -c 'import nvidia, os; print(" ".join(os.path.join(p, s, "lib") for p in nvidia.__path__ for s in ("cublas", "cu13", "cuda_runtime", "nccl")))' 2>/dev/null); do
-    [ -d "$d" ] && cuda_libs="$cuda_libs:$d"
-  done
-  export LD_LIBRARY_PATH="$bundle/lib$cuda_libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  # The tests read fixtures under the source folder they were compiled with: point it at this checkout.
-  compiled_src=$(cat "$bundle/source_dir.txt")
-  if [ "$compiled_src" != "$SRC" ] && [ ! -e "$compiled_src" ]; then
-    mkdir -p "$(dirname "$compiled_src")" && ln -s "$SRC" "$compiled_src"
-  fi
+  # Its lib/ and the CUDA libraries on the library path; its compiled-in source folder pointed at this checkout.
+  use_cuda_bundle "$bundle" "$SRC"
   BUILD_DIR=$bundle
 fi
 summary_steps=()

@@ -12,12 +12,8 @@
 set -euo pipefail
 bundle=$(cd "$1" && pwd); out=$2; layers=${3:-4}; context=${4:-512}; steps=${5:-8}; mode=${6:-decode}
 mkdir -p "$out"
-cuda_libs=""
-for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
-         $(python3 -c 'import nvidia, os; print(" ".join(os.path.join(p, s, "lib") for p in nvidia.__path__ for s in ("cublas", "cu13", "cuda_runtime", "nccl")))' 2>/dev/null); do
-  [ -d "$d" ] && cuda_libs="$cuda_libs:$d"
-done
-export LD_LIBRARY_PATH="$bundle/lib$cuda_libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+source "$(dirname "$0")/cuda_bundle_env.sh"
+use_cuda_bundle "$bundle" "$PWD"
 model=/tmp/profile-model-$layers
 [ -f "$model/config.json" ] || "$bundle/bin/autoglm" random-model -o "$model" --layers "$layers" --vision-depth 1 >/dev/null
 ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)

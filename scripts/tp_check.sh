@@ -18,13 +18,8 @@ mkdir -p "$OUT"
 export NCCL_NVLS_ENABLE=0
 bin=$bundle/bin
 [ -x "$bin/autoglm" ] || bin=$bundle/tools  # a build folder
-cuda_libs=""
-for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
-         $(python3 -c 'import nvidia, os; print(" ".join(os.path.join(p, s, "lib") for p in nvidia.__path__ for s in ("cublas", "cu13", "cuda_runtime", "nccl")))' 2>/dev/null); do
-  [ -d "$d" ] && cuda_libs="$cuda_libs:$d"
-done
-export LD_LIBRARY_PATH="$bundle/lib$cuda_libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-[ -f "$bundle/source_dir.txt" ] && { src=$(cat "$bundle/source_dir.txt"); [ -e "$src" ] || { mkdir -p "$(dirname "$src")"; ln -s "$PWD" "$src"; }; }
+source "$(dirname "$0")/cuda_bundle_env.sh"
+use_cuda_bundle "$bundle" "$PWD"
 export AUTOGLM_SOURCE_DIR=$PWD
 n_gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
 echo "GPUs: $n_gpus" | tee "$OUT/tp_machine.txt"
