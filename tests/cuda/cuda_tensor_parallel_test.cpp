@@ -9,12 +9,10 @@
 // message names the library).
 #include <gtest/gtest.h>
 
-#include <condition_variable>
-#include <mutex>
-
 #include "../model/fixture_io.h"
 #include "../model/model_driver.h"
 #include "autoglm/engine.h"
+#include "cuda_engine_util.h"
 #include "cuda_test_util.h"
 #include "model/model.h"
 #include "runtime/tensor_parallel.h"
@@ -81,21 +79,6 @@ TEST(cuda_nccl, a_model_split_over_one_rank_equals_the_plain_model) {
   }
 }
 
-// max over positions of max|a - b| / max|b| of that position.
-double worst_ratio(const std::vector<float>& a, const std::vector<float>& b, int64_t vocab) {
-  double worst = 0;
-  for (size_t p = 0; p * size_t(vocab) < b.size(); ++p) {
-    double mr = 0, md = 0;
-    for (int64_t j = 0; j < vocab; ++j) {
-      const size_t i = p * size_t(vocab) + size_t(j);
-      mr = std::max(mr, double(std::fabs(b[i])));
-      md = std::max(md, double(std::fabs(a[i] - b[i])));
-    }
-    worst = std::max(worst, md / mr);
-  }
-  return worst;
-}
-
 TEST(cuda_nccl, multi_gpu_tp2_and_tp4_reproduce_tp1) {
   AG_SKIP_WITHOUT_CUDA();
   if (cuda_devices() < 2) GTEST_SKIP() << "needs 2 GPUs, this machine has " << cuda_devices();
@@ -116,7 +99,7 @@ TEST(cuda_nccl, multi_gpu_tp2_and_tp4_reproduce_tp1) {
       test::sequence_driver a(*tp1, ctx1, int32_t(tokens.size()) + 40);
       test::sequence_driver b(*tp, ctx, int32_t(tokens.size()) + 40);
       const std::vector<float> la = a.prefill(tokens, images, true, 13), lb = b.prefill(tokens, images, true, 13);
-      const double w = worst_ratio(lb, la, vocab);
+      const double w = test::worst_position_ratio(lb, la, vocab);
       std::printf("[cuda tp] TP=%d %-20s worst max|diff|/max|ref| vs TP=1 = %.3g\n", n, name.c_str(), w);
       EXPECT_LE(w, 1e-4) << "TP=" << n << " " << name;
       const std::vector<int32_t> eos = c["eos_token_ids"].get<std::vector<int32_t>>();
@@ -145,36 +128,7 @@ TEST(cuda_nccl, multi_gpu_engine_on_two_gpus_streams_the_one_gpu_tokens) {
   const std::unique_ptr<engine> one = make(1), two = make(2);
   const auto cases = test::load_cases();
   for (const auto& c : cases["cases"]) {
-    auto greedy = [&](engine& e) {
-      generation_request r;
-      r.prompt = c["tokens"].get<std::vector<int32_t>>();
-      r.images = test::fixture_images(c);
-      r.sampling.temperature = 0.0f;
-      r.sampling.max_tokens = 32;
-      r.sampling.ignore_eos = true;
-      r.sampling.stop_token_ids = c["eos_token_ids"].get<std::vector<int32_t>>();
-      std::mutex mu;
-      std::condition_variable cv;
-      std::vector<int32_t> tokens;
-      bool done = false;
-      std::string err;
-      EXPECT_NE(e.submit(std::move(r),
-                         [&](const generation_event& ev) {
-                           std::lock_guard<std::mutex> lk(mu);
-                           if (ev.has_token) tokens.push_back(ev.token);
-                           if (ev.finish != finish_reason::NONE) {
-                             done = true;
-                             err = ev.error;
-                             cv.notify_all();
-                           }
-                         }),
-                0u);
-      std::unique_lock<std::mutex> lk(mu);
-      EXPECT_TRUE(cv.wait_for(lk, std::chrono::seconds(300), [&] { return done; }));
-      EXPECT_EQ(err, "");
-      return tokens;
-    };
-    EXPECT_EQ(greedy(*two), greedy(*one)) << c["name"].get<std::string>();
+    EXPECT_EQ(engine_greedy(*two, c, nullptr), engine_greedy(*one, c, nullptr)) << c["name"].get<std::string>();
   }
 }
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -75,6 +76,22 @@ std::vector<int32_t> greedy_continuation(Runner& seq, const float* last_logits, 
     next = int32_t(std::max_element(l.begin(), l.end()) - l.begin());
   }
   return got;
+}
+
+// Logits of several positions ([n_pos, vocab] row-major, a and ref alike): the largest over positions of
+// max|a - ref| / max|ref| of that position (the normalized error the parity tests bound).
+inline double worst_position_ratio(const std::vector<float>& a, const std::vector<float>& ref, int64_t vocab) {
+  double worst = 0;
+  for (size_t p = 0; p * size_t(vocab) < ref.size(); ++p) {
+    double mr = 0, md = 0;
+    for (int64_t j = 0; j < vocab; ++j) {
+      const size_t i = p * size_t(vocab) + size_t(j);
+      mr = std::max(mr, double(std::fabs(ref[i])));
+      md = std::max(md, double(std::fabs(a[i] - ref[i])));
+    }
+    worst = std::max(worst, md / mr);
+  }
+  return worst;
 }
 
 }  // namespace autoglm::test

@@ -130,21 +130,6 @@ class tensor_parallel : public ::testing::Test {
   }
 };
 
-// max over positions of max|a - b| / max|b| of that position.
-double worst_ratio(const std::vector<float>& a, const std::vector<float>& b, int64_t vocab) {
-  double worst = 0;
-  for (size_t p = 0; p * size_t(vocab) < b.size(); ++p) {
-    double mr = 0, md = 0;
-    for (int64_t j = 0; j < vocab; ++j) {
-      const size_t i = p * size_t(vocab) + size_t(j);
-      mr = std::max(mr, double(std::fabs(b[i])));
-      md = std::max(md, double(std::fabs(a[i] - b[i])));
-    }
-    worst = std::max(worst, md / mr);
-  }
-  return worst;
-}
-
 TEST_F(tensor_parallel, tp2_and_tp4_reproduce_tp1_on_the_fixtures) {
   const auto cases = test::load_cases();
   exec_context ctx1(device{}, 1);
@@ -169,8 +154,8 @@ TEST_F(tensor_parallel, tp2_and_tp4_reproduce_tp1_on_the_fixtures) {
       test::sequence_driver sn(*tp, ctx, int32_t(tokens.size()) + 40);
       const std::vector<float> ref = s1.prefill(tokens, images, true, 13);
       const std::vector<float> got = sn.prefill(tokens, images, true, 13);
-      const double w = worst_ratio(got, ref, vocab);
-      const double w_hf = worst_ratio(got, test::load_f32(c["logits"]), vocab);
+      const double w = test::worst_position_ratio(got, ref, vocab);
+      const double w_hf = test::worst_position_ratio(got, test::load_f32(c["logits"]), vocab);
       std::printf("[tp] TP=%d %-20s %3zu positions: vs TP=1 %.3g, vs HF %.3g\n", n, name.c_str(), tokens.size(), w,
                   w_hf);
       EXPECT_LE(w, 2e-5) << "TP=" << n << " " << name;
@@ -214,7 +199,7 @@ TEST_F(tensor_parallel, quantized_weights_split_on_whole_blocks) {
   const std::unique_ptr<tensor_parallel_model> tp2 = load_tp(ctx2, 2, q8);
   test::sequence_driver s1(*tp1, ctx1, int32_t(tokens.size())), s2(*tp2, ctx2, int32_t(tokens.size()));
   const std::vector<float> a = s1.prefill(tokens, {}, true), b = s2.prefill(tokens, {}, true);
-  EXPECT_LE(worst_ratio(b, a, tp1->info().vocab_size), 2e-5);
+  EXPECT_LE(test::worst_position_ratio(b, a, tp1->info().vocab_size), 2e-5);
 
   // Row-parallel columns of a block type: whole blocks are cut byte for byte, a cut inside a block is refused.
   tensor w = tensor::empty_host(dtype::Q8_0, {4, 128});
