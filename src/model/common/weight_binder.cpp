@@ -56,6 +56,12 @@ float float_at(const tensor& v, int64_t i) {
 
 }  // namespace
 
+tensor weight_binder::linear_matrix(const std::string& name, const std::vector<int64_t>& shape) const {
+  tensor w = src_.get_matrix(name, shape);
+  require_kernel(op_id::LINEAR, name, w.type(), "a linear weight");
+  return w;
+}
+
 linear_weight weight_binder::prepare(const std::string& name, const tensor& w, const tensor& bias,
                                      const tensor& scales, shard_kind shard) {
   linear_weight lw = ops::prepare_linear(ctx_, w, bias, name);
@@ -67,8 +73,7 @@ linear_weight weight_binder::prepare(const std::string& name, const tensor& w, c
 
 linear_weight weight_binder::linear(const std::string& name, const std::vector<int64_t>& shape,
                                     const std::string& bias_name, shard_kind shard) {
-  const tensor w = src_.get_matrix(name, shape);
-  require_kernel(op_id::LINEAR, name, w.type(), "a linear weight");
+  const tensor w = linear_matrix(name, shape);
   tensor bias;
   if (!bias_name.empty()) bias = float_tensor(bias_name, {shape[0]});
   return prepare(name, w, bias, src_.at(name).scales, n_ranks_ == 1 ? shard : shard_kind::REPLICATED);
@@ -77,8 +82,7 @@ linear_weight weight_binder::linear(const std::string& name, const std::vector<i
 linear_weight weight_binder::linear_rows(const std::string& name, const std::vector<int64_t>& shape,
                                          const std::string& bias_name, const row_ranges& rows) {
   if (n_ranks_ == 1) return linear(name, shape, bias_name, shard_kind::COLUMN);
-  const tensor w = src_.get_matrix(name, shape);
-  require_kernel(op_id::LINEAR, name, w.type(), "a linear weight");
+  const tensor w = linear_matrix(name, shape);
   tensor bias, scales;
   // 1-D tensors are cut as one-column matrices.
   if (!bias_name.empty()) {
@@ -93,8 +97,7 @@ linear_weight weight_binder::linear_rows(const std::string& name, const std::vec
 linear_weight weight_binder::linear_cols(const std::string& name, const std::vector<int64_t>& shape,
                                          const std::string& bias_name, int64_t first, int64_t count) {
   if (n_ranks_ == 1) return linear(name, shape, bias_name, shard_kind::ROW);
-  const tensor w = src_.get_matrix(name, shape);
-  require_kernel(op_id::LINEAR, name, w.type(), "a linear weight");
+  const tensor w = linear_matrix(name, shape);
   tensor bias;
   if (!bias_name.empty() && rank_ == 0) bias = float_tensor(bias_name, {shape[0]});
   return prepare(name, cut(w, {{0, w.rows()}}, first, count, 0, name), bias, src_.at(name).scales, shard_kind::ROW);
@@ -102,15 +105,16 @@ linear_weight weight_binder::linear_cols(const std::string& name, const std::vec
 
 linear_weight weight_binder::linear_stacked(const std::string& name, const std::vector<stacked_part>& parts) {
   AG_CHECK(!parts.empty(), "linear_stacked: no parts");
+  const bool scaled = !src_.at(parts[0].name).scales.empty();
   std::vector<tensor> ws;
   for (const stacked_part& p : parts) {
     ws.push_back(src_.get_matrix(p.name, p.shape));
-    const bool scaled = !src_.at(p.name).scales.empty(), first_scaled = !src_.at(parts[0].name).scales.empty();
-    if (ws.back().type() != ws[0].type() || ws.back().cols() != ws[0].cols() || scaled != first_scaled) return {};
+    if (ws.back().type() != ws[0].type() || ws.back().cols() != ws[0].cols() ||
+        src_.at(p.name).scales.empty() == scaled)
+      return {};
   }
   require_kernel(op_id::LINEAR, parts[0].name, ws[0].type(), "a linear weight");
   const bool any_bias = std::any_of(parts.begin(), parts.end(), [](const stacked_part& p) { return !p.bias_name.empty(); });
-  const bool scaled = !src_.at(parts[0].name).scales.empty();
   int64_t n_rows = 0;
   for (const stacked_part& p : parts)
     for (const auto& [first, count] : p.rows) n_rows += count;
@@ -139,8 +143,7 @@ linear_weight weight_binder::linear_stacked(const std::string& name, const std::
 
 linear_weight weight_binder::linear_vocab(const std::string& name, const std::vector<int64_t>& shape) {
   if (n_ranks_ == 1) return linear(name, shape, "", shard_kind::VOCAB);
-  const tensor w = src_.get_matrix(name, shape);
-  require_kernel(op_id::LINEAR, name, w.type(), "a linear weight");
+  const tensor w = linear_matrix(name, shape);
   const int64_t V = w.rows(), share = (V + n_ranks_ - 1) / n_ranks_;
   const int64_t first = std::min(V, share * rank_), count = std::min(share, V - first);
   tensor scales;

@@ -69,6 +69,8 @@ class weight_binder {
 
  private:
   const tensor& float_tensor(const std::string& name, const std::vector<int64_t>& shape);
+  // The stored matrix of a linear weight, its dtype checked against the device's LINEAR kernels.
+  tensor linear_matrix(const std::string& name, const std::vector<int64_t>& shape) const;
   // Prepares a (possibly cut) host weight with its bias and I8 scales for the device.
   linear_weight prepare(const std::string& name, const tensor& w, const tensor& bias, const tensor& scales,
                         shard_kind shard);

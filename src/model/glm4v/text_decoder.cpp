@@ -10,6 +10,11 @@
 
 namespace autoglm::glm4v {
 
+text_decoder::text_decoder(const text_config& cfg, text_weights weights, const text_shard& shard)
+    : cfg_(cfg), w_(std::move(weights)), shard_(shard),
+      any_stacked_qkv_(std::any_of(w_.layers.begin(), w_.layers.end(),
+                                   [](const text_layer_weights& L) { return !L.qkv_proj.empty(); })) {}
+
 // The step's inputs on the context's device: built once per forward from the batch, read by every layer.
 struct text_decoder::step_inputs : prepared_step {
   std::vector<int32_t> host;  // the index arrays in host memory (on the CPU the tensors below point into it)
@@ -211,8 +216,7 @@ tensor text_decoder::compute(exec_context& ctx, const prepared_step& step, const
   a.q = ops::scratch(ctx, dtype::F32, {n, qd});
   a.k = ops::scratch(ctx, dtype::F32, {n, kvd});
   a.v = ops::scratch(ctx, dtype::F32, {n, kvd});
-  if (std::any_of(w_.layers.begin(), w_.layers.end(), [](const text_layer_weights& L) { return !L.qkv_proj.empty(); }))
-    a.qkv = ops::scratch(ctx, dtype::F32, {n, qd + 2 * kvd});
+  if (any_stacked_qkv_) a.qkv = ops::scratch(ctx, dtype::F32, {n, qd + 2 * kvd});
   a.attn = ops::scratch(ctx, dtype::F32, {n, qd});
   a.tmp = ops::scratch(ctx, dtype::F32, {n, H});
   a.gu = ops::scratch(ctx, dtype::F32, {n, 2 * I});

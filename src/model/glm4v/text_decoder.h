@@ -27,8 +27,7 @@ class text_decoder {
  public:
   // weights: bound and prepared for the device of the contexts forward will run on (bind_text_weights).
   // shard: which part of the model `weights` holds (bind_text_weights with the same shard).
-  text_decoder(const text_config& cfg, text_weights weights, const text_shard& shard)
-      : cfg_(cfg), w_(std::move(weights)), shard_(shard) {}
+  text_decoder(const text_config& cfg, text_weights weights, const text_shard& shard);
 
   // kv: one paged layer per decoder layer. Returns the logits [batch.logits_rows.size(), vocab] on ctx's device
   // in its scratch arena (reset here; empty when no row was asked for). Uses ctx's dump callback; safe to run
@@ -57,6 +56,7 @@ class text_decoder {
   text_config cfg_;
   text_weights w_;
   text_shard shard_;
+  bool any_stacked_qkv_ = false;  // some layer's q/k/v are one linear (the forward then needs the stacked output)
 };
 
 }  // namespace autoglm::glm4v

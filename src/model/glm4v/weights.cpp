@@ -33,7 +33,6 @@ text_shard shard_text(const text_config& t, int32_t rank, int32_t n_ranks) {
     // Each KV head's query group spans n_ranks / n_kv_heads ranks, which all hold that head.
     s.n_kv_heads = 1;
     s.kv_head0 = s.q_head0 / (t.n_heads / t.n_kv_heads);
-    s.kv_heads_replicated = true;
   } else {
     throw error("the model's " + std::to_string(t.n_kv_heads) + " KV heads neither split" + ways +
                 " nor replicate evenly over them");

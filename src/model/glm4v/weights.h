@@ -76,7 +76,6 @@ struct text_shard {
   int32_t kv_head0 = 0, n_kv_heads = 0;
   int64_t ffn0 = 0, intermediate = 0;
   int64_t vocab_rows = 0;
-  bool kv_heads_replicated = false;  // more ranks than KV heads
 };
 // Throws autoglm::error saying which count does not split (heads, KV heads, MLP width) over n_ranks.
 text_shard shard_text(const text_config& t, int32_t rank, int32_t n_ranks);
