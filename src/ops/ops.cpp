@@ -111,6 +111,14 @@ bool memory_info(exec_context& ctx, size_t& free_bytes, size_t& total_bytes) {
   return true;
 }
 
+int64_t rows_per_pass(exec_context& ctx, int64_t bytes_per_row, int64_t cache_rows) {
+  AG_CHECK(bytes_per_row > 0 && cache_rows > 0, "rows_per_pass: bytes per row and cache rows must be positive");
+  size_t free_bytes = 0, total_bytes = 0;
+  if (!memory_info(ctx, free_bytes, total_bytes)) return cache_rows;
+  const size_t budget = std::min(size_t(1) << 30, free_bytes / 8);
+  return std::max(cache_rows, int64_t(budget / size_t(bytes_per_row)));
+}
+
 tensor host_f32(exec_context& ctx, const tensor& src) {
   // Convert on the source's device into a contiguous F32 tensor, then bring it over.
   tensor conv = src;

@@ -41,6 +41,11 @@ void to_host(exec_context& ctx, const tensor& src, void* dst, size_t dst_bytes);
 void synchronize(exec_context& ctx);
 // Free and total bytes of the context's device; false where the backend cannot say (the CPU).
 bool memory_info(exec_context& ctx, size_t& free_bytes, size_t& total_bytes);
+// Rows a row-wise pass (an MLP over thousands of patches) should take at once when its intermediates cost
+// bytes_per_row per row: `cache_rows` on the CPU (a panel whose intermediates stay in cache), on a GPU as many as
+// a scratch budget of 1 GiB (at most an eighth of the free memory) holds, never fewer than cache_rows: GEMMs of a
+// hundred rows leave most of a GPU idle.
+int64_t rows_per_pass(exec_context& ctx, int64_t bytes_per_row, int64_t cache_rows);
 // A host F32 copy [rows, cols] of any tensor (dumps and tests).
 tensor host_f32(exec_context& ctx, const tensor& src);
 

@@ -12,10 +12,10 @@ namespace autoglm::glm4v {
 
 namespace {
 
-// Rows per pass through the MLPs: their [rows, width] intermediates stay small (a 1080x2400 screenshot has 13k
-// patches; full-height gate/up buffers would take 440 MB) while each pass is still a whole panel of the linear
-// kernel.
-constexpr int64_t row_chunk = 96;
+// Rows per pass through the MLPs on the CPU: their [rows, width] intermediates stay small (a 1080x2400 screenshot
+// has 13k patches; full-height gate/up buffers would take 440 MB) while each pass is still a whole panel of the
+// linear kernel. A GPU takes far more per pass (ops::rows_per_pass): GEMMs of 96 rows left most of an H200 idle.
+constexpr int64_t cpu_row_chunk = 96;
 // nn.LayerNorm(dim) default, used by merger.post_projection_norm (HF does not pass the config eps).
 constexpr float merger_ln_eps = 1e-5f;
 
@@ -61,8 +61,9 @@ void vision_encoder::run_block(exec_context& ctx, const vision_block_weights& b,
   ops::linear(ctx, a.h, b.proj, a.y);
   ops::add(ctx, a.x, a.y);
   // MLP half, in row chunks: x += down(silu(gate(norm2 x)) * up(norm2 x)).
-  for (int64_t r0 = 0; r0 < n; r0 += row_chunk) {
-    const int64_t r = std::min(row_chunk, n - r0);
+  const int64_t chunk = a.gate.rows();
+  for (int64_t r0 = 0; r0 < n; r0 += chunk) {
+    const int64_t r = std::min(chunk, n - r0);
     tensor xr = a.x.rows_view(r0, r), hr = a.h.rows_view(r0, r), yr = a.y.rows_view(0, r);
     tensor g = a.gate.rows_view(0, r), u = a.up.rows_view(0, r);
     ops::rms_norm(ctx, xr, b.norm2, eps, hr);
@@ -76,6 +77,7 @@ void vision_encoder::run_block(exec_context& ctx, const vision_block_weights& b,
 
 void vision_encoder::run_merger(exec_context& ctx, const tensor& in, tensor& out) const {
   const int64_t n_out = in.rows(), o = cfg_.out_hidden_size, f = cfg_.intermediate_size;
+  const int64_t row_chunk = ops::rows_per_pass(ctx, (o + 2 * f) * int64_t(sizeof(float)), cpu_row_chunk);
   const int64_t chunk = std::min(row_chunk, n_out);
   tensor z = ops::scratch(ctx, dtype::F32, {chunk, o});
   tensor gate = ops::scratch(ctx, dtype::F32, {chunk, f});
@@ -151,8 +153,9 @@ tensor vision_encoder::encode(exec_context& ctx, const vision_input& image) cons
   a.h = ops::scratch(ctx, dtype::F32, {n, d});
   a.qkv = ops::scratch(ctx, dtype::F32, {n, 3 * d});
   a.y = ops::scratch(ctx, dtype::F32, {n, d});
-  a.gate = ops::scratch(ctx, dtype::F32, {std::min(row_chunk, n), o});
-  a.up = ops::scratch(ctx, dtype::F32, {std::min(row_chunk, n), o});
+  const int64_t mlp_rows = std::min(ops::rows_per_pass(ctx, 2 * o * int64_t(sizeof(float)), cpu_row_chunk), n);
+  a.gate = ops::scratch(ctx, dtype::F32, {mlp_rows, o});
+  a.up = ops::scratch(ctx, dtype::F32, {mlp_rows, o});
   for (size_t i = 0; i < w_.blocks.size(); ++i) {
     run_block(ctx, w_.blocks[i], pos_d, seg_d, a);
     ops::dump(ctx, "blocks." + std::to_string(i), a.x);
