@@ -302,19 +302,26 @@ TEST_F(cuda_ops, paged_attention_matches_the_cpu_on_one_split_and_on_several) {
     for (const paged_case& c : cases) check_paged(cpu(), gpu(), t, c);
 }
 
-// Sequences with 128 new rows or more (prefill chunks) go through cuBLAS at bf16 GEMM precision (bf16 Q, K, V
-// and softmax weights): a bf16 bound against the CPU, with decode rows and short chunks beside them on the flash
-// kernel in the same batch; under SPLIT precision, or with AUTOGLM_CUDA_PREFILL_ATTENTION=flash, the F32 bound.
-TEST_F(cuda_ops, paged_attention_of_prefill_chunks_through_cublas) {
+// Sequences with 128 new rows or more (prefill chunks) run on tensor cores at bf16 GEMM precision (bf16 Q, K, V
+// and softmax weights): the causal mma kernel by default (head dims 64 and 128), cuBLAS for other head dims or
+// with AUTOGLM_CUDA_PREFILL_ATTENTION=gemm; a bf16 bound against the CPU, with decode rows and short chunks beside
+// them on the flash kernel in the same batch. Under SPLIT precision, or with =flash, the F32 bound.
+TEST_F(cuda_ops, paged_attention_of_prefill_chunks_on_tensor_cores) {
   const std::vector<paged_case> cases = {
       {32, 2, 128, 16, {{0, 300}}},                             // a first chunk
       {32, 2, 128, 16, {{1500, 512}, {40, 1}, {700, 20}}},       // a chunk after a cached prompt, decode, short
       {8, 2, 64, 7, {{33, 129}, {0, 200}, {2000, 1}}},           // odd block size, a split decode row
-      {12, 4, 96, 16, {{100, 130}}},                            // group 3
+      {12, 4, 96, 16, {{100, 130}}},                            // group 3, a head dim only cuBLAS takes
+      {16, 16, 128, 16, {{5, 129}, {0, 1000}}},                 // MHA; a row block of one row; 1000 rows
+      {32, 2, 128, 16, {{61, 700}, {1, 200}}},                  // the diagonal off the 64-key tiles
   };
   for (dtype t : {dtype::BF16, dtype::F16, dtype::F32})
     for (const paged_case& c : cases) {
       check_paged(cpu(), gpu(), t, c, k_bf16_attention_tol);
+      for (const char* path : {"mma64", "gemm"}) {
+        setenv("AUTOGLM_CUDA_PREFILL_ATTENTION", path, 1);
+        check_paged(cpu(), gpu(), t, c, k_bf16_attention_tol);
+      }
       {
         const gemm_precision_scope split(true);
         check_paged(cpu(), gpu(), t, c);

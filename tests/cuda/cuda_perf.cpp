@@ -199,6 +199,11 @@ int main(int argc, char** argv) {
                                  {"decode 8 seqs ctx 2048", decodes(8, 2048), "gemm", "split"},
                                  {"decode 1 seq ctx 4096 (flash)", decodes(1, 4096), "gemm", "flash"},
                                  {"decode 8 seqs ctx 2048 (flash)", decodes(8, 2048), "gemm", "flash"},
+                                 {"prefill 512 after 1500 (mma)", {{1500, 512}}, "mma", "split"},
+                                 {"prefill 2048 (mma)", {{0, 2048}}, "mma", "split"},
+                                 {"prefill 2048 (mma64)", {{0, 2048}}, "mma64", "split"},
+                                 {"prefill 4096 (mma)", {{0, 4096}}, "mma", "split"},
+                                 {"prefill 4096 (mma64)", {{0, 4096}}, "mma64", "split"},
                                  {"prefill 512 after 1500 (gemm)", {{1500, 512}}, "gemm", "split"},
                                  {"prefill 2048 (gemm)", {{0, 2048}}, "gemm", "split"},
                                  {"prefill 512 after 1500 (flash)", {{1500, 512}}, "flash", "split"},
@@ -206,7 +211,8 @@ int main(int argc, char** argv) {
     if (o.quick)  // the default kernels only
       pcases.erase(std::remove_if(pcases.begin(), pcases.end(),
                                   [](const paged& p) {
-                                    return std::string(p.name).find("flash") != std::string::npos;
+                                    const std::string n = p.name;
+                                    return n.find("flash") != std::string::npos || n.find("gemm") != std::string::npos;
                                   }),
                    pcases.end());
     // Eager: ms per call as the host launches it; graph: microseconds per call replayed in a CUDA graph.

@@ -28,8 +28,9 @@ double tolerance(op_id op, dtype key) {
   // holds that path to the F32 bound against the CPU.)
   if (g_selected == device_kind::CUDA && op == op_id::LINEAR && (key == dtype::F16 || key == dtype::BF16))
     return 1e-2;
-  // CUDA's ATTENTION_PAGED takes sequences with 128+ new rows (prefill chunks) through cuBLAS with Q, K, V and the
-  // softmax weights rounded to bf16 (kernels/cuda/attention_paged_gemm.cu): a bf16 bound, whatever the cache type.
+  // CUDA's ATTENTION_PAGED takes sequences with 128+ new rows (prefill chunks) on tensor cores (the causal mma
+  // kernel or cuBLAS) with Q, K, V and the softmax weights rounded to bf16 (kernels/cuda/attention_paged_gemm.cu):
+  // a bf16 bound, whatever the cache type.
   // (tests/cuda holds the flash kernel, which every other row takes, to the F32 bound on its own.)
   if (g_selected == device_kind::CUDA && op == op_id::ATTENTION_PAGED) return 2e-2;
   // The CPU's bf16 GEMM (cpu-bf16) is the same arithmetic as CUDA's tensor-core LINEAR on BF16 weights: x rounded

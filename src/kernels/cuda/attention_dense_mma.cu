@@ -39,14 +39,16 @@ namespace {
 
 constexpr int k_mma_keys = 64;  // keys per K/V tile
 
-struct dense_mma_args {
-  const uint16_t* q;  // bf16 [heads, n, HD] each
-  const uint16_t* k;
+struct mma_attention_args {
+  const uint16_t* q;  // bf16 [heads, q_rows, HD]
+  const uint16_t* k;  // bf16 [heads / group, kv_rows, HD] each
   const uint16_t* v;
-  int64_t n;          // rows
+  int64_t q_rows, kv_rows;
+  int group;          // query heads per K/V head
   float* out;
   int64_t ldo;
-  const int32_t* segments;
+  const int32_t* segments;  // dense: I32 [n_seg + 1] over rows (q_rows == kv_rows); causal: unused
+  int64_t n_past;           // causal: query row r sits at position n_past + r and sees keys 0 .. n_past + r
   float scale_log2;   // scale * log2(e): scores in log2 units, so exp2 replaces exp
   int32_t* flag;
 };
@@ -76,8 +78,11 @@ __device__ inline void load_tile(uint16_t* dst, const uint16_t* src, int rows, i
   }
 }
 
-template <int HD, int WARPS>
-__global__ void __launch_bounds__(32 * WARPS) dense_mma_kernel(const dense_mma_args a) {
+// CAUSAL = false: blockIdx.y is a segment of the rows (an image frame); every row sees the segment's keys.
+// CAUSAL = true: one sequence's prefill chunk; the row tiles run in reverse order (the longest key ranges start
+// first, so the short ones fill the tail of the grid) and a block reads keys up to its last row's position only.
+template <int HD, int WARPS, bool CAUSAL>
+__global__ void __launch_bounds__(32 * WARPS) mma_attention_kernel(const mma_attention_args a) {
   using G = mma_geometry<HD, WARPS>;
   constexpr int threads = 32 * WARPS;
   constexpr int n_kb = k_mma_keys / 8;  // 8-key blocks of S per tile
@@ -89,22 +94,35 @@ __global__ void __launch_bounds__(32 * WARPS) dense_mma_kernel(const dense_mma_a
 
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int g = lane >> 2, t = lane & 3;  // fragment row group and column pair (mma.cuh)
-  const int seg = blockIdx.y, head = blockIdx.z;
-  const int64_t s0 = a.segments[seg], s1 = a.segments[seg + 1];
-  if (s0 < 0 || s1 < s0 || s1 > a.n) {
-    if (threadIdx.x == 0 && blockIdx.x == 0 && head == 0) flag_bad(a.flag, BAD_SEGMENT, seg);
-    return;
+  const int head = blockIdx.z;
+  int64_t s0 = 0, len = a.q_rows, r0, len_k;
+  if constexpr (CAUSAL) {
+    r0 = int64_t(gridDim.x - 1 - blockIdx.x) * G::rows;
+    if (r0 >= len) return;
+    len_k = min(a.kv_rows, a.n_past + min(r0 + G::rows, len));
+  } else {
+    const int seg = blockIdx.y;
+    s0 = a.segments[seg];
+    const int64_t s1 = a.segments[seg + 1];
+    if (s0 < 0 || s1 < s0 || s1 > a.q_rows) {
+      if (threadIdx.x == 0 && blockIdx.x == 0 && head == 0) flag_bad(a.flag, BAD_SEGMENT, seg);
+      return;
+    }
+    len = len_k = s1 - s0;
+    r0 = int64_t(blockIdx.x) * G::rows;
+    if (r0 >= len) return;
   }
-  const int64_t len = s1 - s0, r0 = int64_t(blockIdx.x) * G::rows;
-  if (r0 >= len) return;
-  const int64_t head_base = (int64_t(head) * a.n + s0) * HD;
-  const uint16_t* kh = a.k + head_base;
-  const uint16_t* vh = a.v + head_base;
-  const int n_tiles = int((len + k_mma_keys - 1) / k_mma_keys);
+  const int64_t q_base = (int64_t(head) * a.q_rows + s0) * HD;
+  const int64_t kv_base = (int64_t(head / a.group) * a.kv_rows + s0) * HD;
+  const uint16_t* kh = a.k + kv_base;
+  const uint16_t* vh = a.v + kv_base;
+  const int n_tiles = int((len_k + k_mma_keys - 1) / k_mma_keys);
+  // Causal: positions of this warp's first row; tiles ending past it need the per-key mask.
+  const int64_t warp_pos = a.n_past + r0 + warp * 16;
 
   // Prologue: Q and the first K/V tile in one cp.async group.
-  load_tile<HD, G::ld, threads>(sq, a.q + head_base + r0 * HD, G::rows, rows_left(G::rows, len - r0));
-  const int nk0 = rows_left(k_mma_keys, len);
+  load_tile<HD, G::ld, threads>(sq, a.q + q_base + r0 * HD, G::rows, rows_left(G::rows, len - r0));
+  const int nk0 = rows_left(k_mma_keys, len_k);
   load_tile<HD, G::ld, threads>(sk, kh, k_mma_keys, nk0);
   load_tile<HD, G::ld, threads>(sv, vh, k_mma_keys, nk0);
   cp_async_commit();
@@ -122,7 +140,7 @@ __global__ void __launch_bounds__(32 * WARPS) dense_mma_kernel(const dense_mma_a
     if (tile + 1 < n_tiles) {
       // The other buffer was last read in the previous iteration, which ended with __syncthreads.
       const int64_t t1 = int64_t(tile + 1) * k_mma_keys;
-      const int nk1 = rows_left(k_mma_keys, len - t1);
+      const int nk1 = rows_left(k_mma_keys, len_k - t1);
       load_tile<HD, G::ld, threads>(sk + (buf ^ 1) * G::kv_elems, kh + t1 * HD, k_mma_keys, nk1);
       load_tile<HD, G::ld, threads>(sv + (buf ^ 1) * G::kv_elems, vh + t1 * HD, k_mma_keys, nk1);
       cp_async_commit();
@@ -161,13 +179,20 @@ __global__ void __launch_bounds__(32 * WARPS) dense_mma_kernel(const dense_mma_a
     }
 
     // Online softmax in log2 units. s[j][0..1] are row g's keys 8j + 2t, +1; s[j][2..3] row g + 8's.
-    const int nk = rows_left(k_mma_keys, len - int64_t(tile) * k_mma_keys);
+    const int64_t key0 = int64_t(tile) * k_mma_keys;
+    const int nk = rows_left(k_mma_keys, len_k - key0);
+    // Causal, on tiles crossing this warp's diagonal: key key0 + i is masked for row r when key0 + i > n_past + r,
+    // i.e. i > lim + r (r the row within the warp). Other tiles are wholly visible (or the warp's rows are past the
+    // chunk: nothing of theirs is stored).
+    const bool diagonal = CAUSAL && key0 + k_mma_keys - 1 > warp_pos;
+    const int64_t lim = warp_pos - key0;
     float mx0 = m0, mx1 = m1;
 #pragma unroll
     for (int j = 0; j < n_kb; ++j) {
 #pragma unroll
       for (int c = 0; c < 4; ++c) {
-        const bool masked = nk < k_mma_keys && 8 * j + 2 * t + (c & 1) >= nk;
+        const int key = 8 * j + 2 * t + (c & 1);
+        const bool masked = (nk < k_mma_keys && key >= nk) || (diagonal && key > lim + g + (c >> 1) * 8);
         s[j][c] = masked ? -INFINITY : s[j][c] * a.scale_log2;
       }
       mx0 = fmaxf(mx0, fmaxf(s[j][0], s[j][1]));
@@ -178,7 +203,8 @@ __global__ void __launch_bounds__(32 * WARPS) dense_mma_kernel(const dense_mma_a
     mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
     mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
     mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-    // Every tile has a key, so the max is finite for finite inputs; the guard keeps -inf - -inf out of exp2.
+    // Every row sees a key of the first tile (key 0), so the max is finite for finite inputs from then on; the
+    // guard keeps -inf - -inf out of exp2.
     const float base0 = mx0 == -INFINITY ? 0.0f : mx0, base1 = mx1 == -INFINITY ? 0.0f : mx1;
     const float corr0 = exp2f(m0 - base0), corr1 = exp2f(m1 - base1);  // 0 on the first tile (m = -inf)
     m0 = mx0;
@@ -267,14 +293,27 @@ __global__ void qkv_to_bf16_heads_kernel(const float* q, int64_t ldq, const floa
     }
 }
 
-template <int HD, int WARPS>
-void launch(const dense_mma_args& m, dim3 grid, const stream_state& s, const std::string& sizes) {
+template <int HD, int WARPS, bool CAUSAL>
+void launch(const mma_attention_args& m, dim3 grid, const stream_state& s, const std::string& sizes) {
   constexpr size_t smem = mma_geometry<HD, WARPS>::bytes;
+  auto* kernel = mma_attention_kernel<HD, WARPS, CAUSAL>;
   if (smem > 48 * 1024)
-    check(cudaFuncSetAttribute(dense_mma_kernel<HD, WARPS>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
-          "attention_dense (mma): shared memory");
-  dense_mma_kernel<HD, WARPS><<<grid, 32 * WARPS, smem, stream_of(s)>>>(m);
-  check_launch("attention_dense (mma)", sizes);
+    check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
+          "attention (mma): shared memory");
+  kernel<<<grid, 32 * WARPS, smem, stream_of(s)>>>(m);
+  check_launch(CAUSAL ? "attention_paged (mma)" : "attention_dense (mma)", sizes);
+}
+
+template <bool CAUSAL>
+void launch_for(const mma_attention_args& m, int head_dim, int warps, dim3 grid, const stream_state& s,
+                const std::string& sizes) {
+  if (head_dim == 64) {
+    if (warps == 8) launch<64, 8, CAUSAL>(m, grid, s, sizes);
+    else launch<64, 4, CAUSAL>(m, grid, s, sizes);
+  } else {
+    if (warps == 8) launch<128, 8, CAUSAL>(m, grid, s, sizes);
+    else launch<128, 4, CAUSAL>(m, grid, s, sizes);
+  }
 }
 
 size_t smem_bytes(int head_dim, int warps) {
@@ -302,11 +341,12 @@ void launch_dense_mma(const flash_args& a, int64_t n_seg, int warps, stream_stat
     qkv_to_bf16_heads_kernel<128><<<cgrid, 256, 0, st>>>(a.q, a.ldq, a.k, a.ldk, a.v, a.ldv, n, heads, qkv);
   check_launch("attention_dense (mma) bf16 copies", sizes);
 
-  dense_mma_args m{};
+  mma_attention_args m{};
   m.q = qkv;
   m.k = qkv + per;
   m.v = qkv + 2 * per;
-  m.n = n;
+  m.q_rows = m.kv_rows = n;
+  m.group = 1;
   m.out = a.out;
   m.ldo = a.ldo;
   m.segments = a.segments;
@@ -314,13 +354,25 @@ void launch_dense_mma(const flash_args& a, int64_t n_seg, int warps, stream_stat
   m.flag = a.flag;
   // Any segment has at most n rows: row tiles past a segment's end return at once.
   const dim3 grid(blocks_for(n, 16 * warps), unsigned(n_seg), unsigned(heads));
-  if (hd == 64) {
-    if (warps == 8) launch<64, 8>(m, grid, s, sizes);
-    else launch<64, 4>(m, grid, s, sizes);
-  } else {
-    if (warps == 8) launch<128, 8>(m, grid, s, sizes);
-    else launch<128, 4>(m, grid, s, sizes);
-  }
+  launch_for<false>(m, hd, warps, grid, s, sizes);
+}
+
+void launch_causal_mma(const causal_mma_args& c, int warps, stream_state& s, const std::string& sizes) {
+  AG_CHECK(c.heads % c.kv_heads == 0, "attention_paged (mma): heads not a multiple of KV heads");
+  mma_attention_args m{};
+  m.q = c.q;
+  m.k = c.k;
+  m.v = c.v;
+  m.q_rows = c.q_rows;
+  m.kv_rows = c.kv_rows;
+  m.group = c.heads / c.kv_heads;
+  m.out = c.out;
+  m.ldo = c.ldo;
+  m.n_past = c.n_past;
+  m.scale_log2 = c.scale * 1.4426950408889634f;
+  m.flag = c.flag;
+  const dim3 grid(blocks_for(c.q_rows, 16 * warps), 1, unsigned(c.heads));
+  launch_for<true>(m, c.head_dim, warps, grid, s, sizes);
 }
 
 }  // namespace autoglm::cuda

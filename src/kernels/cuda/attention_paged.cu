@@ -20,12 +20,18 @@ namespace {
 
 constexpr int64_t k_min_split = 128;                     // positions per split, at least
 
-// AUTOGLM_CUDA_PREFILL_ATTENTION=gemm (default) or flash: which kernel takes prefill chunks (benchmarks, bisection).
-bool prefill_attention_on_gemm() {
+// AUTOGLM_CUDA_PREFILL_ATTENTION=mma (default), mma64, gemm or flash: which kernel takes prefill chunks
+// (benchmarks, bisection): the fused causal mma.sync kernel with blocks of 128 query rows (8 warps) or 64 (4 warps),
+// cuBLAS with the scores in memory, or the F32 flash tile.
+enum class prefill_path { MMA, MMA64, GEMM, FLASH };
+prefill_path prefill_attention_path() {
   const char* e = std::getenv("AUTOGLM_CUDA_PREFILL_ATTENTION");
-  if (!e || !*e || std::string(e) == "gemm") return true;
-  if (std::string(e) == "flash") return false;
-  throw error(std::string("AUTOGLM_CUDA_PREFILL_ATTENTION is '") + e + "': use gemm or flash");
+  const std::string v = e ? e : "";
+  if (v.empty() || v == "mma") return prefill_path::MMA;
+  if (v == "mma64") return prefill_path::MMA64;
+  if (v == "gemm") return prefill_path::GEMM;
+  if (v == "flash") return prefill_path::FLASH;
+  throw error("AUTOGLM_CUDA_PREFILL_ATTENTION is '" + v + "': use mma, mma64, gemm or flash");
 }
 constexpr size_t k_split_budget = size_t(256) << 20;     // bytes of partials at most
 
@@ -210,15 +216,18 @@ void attention_paged_kernel(const kernel_context& kc, const tensor& q, const pag
                             " head_dim=" + std::to_string(head_dim) + " max_context=" +
                             std::to_string(batch.max_context) + " splits=" + std::to_string(n_splits);
 
-  // Prefill chunks (sequences with k_gemm_min_rows new rows or more) on tensor cores through cuBLAS, as deployed
-  // (bf16 GEMM precision; SPLIT keeps the F32 flash kernel for parity checks); the flash kernel does the rest.
+  // Prefill chunks (sequences with k_gemm_min_rows new rows or more) on tensor cores (the causal mma kernel, or
+  // cuBLAS for head dims it does not take), as deployed (bf16 GEMM precision; SPLIT keeps the F32 flash kernel for
+  // parity checks); the flash kernel does the rest.
   std::vector<int32_t> rest_info;
   // Reading the batch back costs a wait per layer: only when some sequence can hold k_gemm_min_rows new rows
   // (every sequence has at least one, so the longest has at most rows - (n_seqs - 1)); a batch of decodes skips it.
+  const prefill_path path = prefill_attention_path();
   if (get_cuda_gemm_precision() == cuda_gemm_precision::ROUNDED &&
-      qm.rows - (int64_t(batch.n_seqs) - 1) >= k_gemm_min_rows && prefill_attention_on_gemm()) {
+      qm.rows - (int64_t(batch.n_seqs) - 1) >= k_gemm_min_rows && path != prefill_path::FLASH) {
     int64_t n_done = 0;
-    rest_info = paged_prefill_gemm(a, g.type, n_kv_heads, batch.n_seqs, s, sizes, &n_done);
+    const int mma_warps = path == prefill_path::MMA ? 8 : path == prefill_path::MMA64 ? 4 : 0;
+    rest_info = paged_prefill_gemm(a, g.type, n_kv_heads, batch.n_seqs, mma_warps, s, sizes, &n_done);
     if (n_done == batch.n_seqs) return;
     if (n_done == 0) rest_info.clear();
   }

@@ -1,10 +1,14 @@
-// kernels/cuda/attention_paged_gemm.cu: causal ATTENTION_PAGED for prefill chunks through cuBLAS
+// kernels/cuda/attention_paged_gemm.cu: causal ATTENTION_PAGED for prefill chunks on tensor cores
 // (attention_paged.cu says when it runs). For each sequence of the batch with at least k_gemm_min_rows new rows:
 //   - its context's K and V (n_past + n_new positions) gathered from the paged cache into bf16 [kv_heads, L, hd],
 //     its new rows of Q into bf16 [heads, n_new, hd];
-//   - per chunk of new rows and per KV head, S = scale * Q K^T for the group's heads in one strided-batched GEMM
-//     (the KV head's K shared: stride 0) over the keys the chunk can see, a causal row softmax to bf16 P, and
-//     O = P V written into the output rows' head columns.
+//   - head_dim 64 or 128: the causal mma.sync flash kernel (attention_dense_mma.cu) over those copies, the scores
+//     never leaving registers;
+//   - otherwise (or AUTOGLM_CUDA_PREFILL_ATTENTION=gemm), per chunk of new rows and per KV head, S = scale * Q K^T
+//     for the group's heads in one strided-batched GEMM (the KV head's K shared: stride 0) over the keys the chunk
+//     can see, a causal row softmax to bf16 P, and O = P V written into the output rows' head columns. At 2,048
+//     tokens of the 9B model that writes and reads 0.5 GB of scores per layer; the softmax alone was 12% of a
+//     prefill.
 // The flash kernel then takes the other sequences (decode rows, short chunks). Rounding as in attention_gemm.cuh.
 #include <string>
 #include <vector>
@@ -51,7 +55,7 @@ void gather_kv(dtype t, const flash_args& a, const uint8_t* cache, const int32_t
 }  // namespace
 
 std::vector<int32_t> paged_prefill_gemm(const flash_args& a, dtype cache_type, int n_kv_heads, int64_t n_seqs,
-                                        stream_state& s, const std::string& sizes, int64_t* n_done) {
+                                        int mma_warps, stream_state& s, const std::string& sizes, int64_t* n_done) {
   *n_done = 0;
   const cudaStream_t st = stream_of(s);
   // The batch's layout on the host: it sizes the GEMMs (one small copy and a wait per layer of a prefill step).
@@ -62,6 +66,7 @@ std::vector<int32_t> paged_prefill_gemm(const flash_args& a, dtype cache_type, i
   const int heads = a.n_heads, hd = a.head_dim, g = a.group;
   AG_CHECK(a.ldo <= 0x7fffffff, "attention_paged: output row stride exceeds cuBLAS's int");
   auto h = static_cast<cublasHandle_t>(blas_handle(s));
+  const bool use_mma = mma_warps > 0 && dense_mma_fits(hd, mma_warps, s);
   for (int64_t q = 0; q < n_seqs; ++q) {
     int32_t* row = info.data() + q * a.ld_info;
     const int64_t first = row[0], n_new = row[1], n_past = row[2];
@@ -74,7 +79,7 @@ std::vector<int32_t> paged_prefill_gemm(const flash_args& a, dtype cache_type, i
     const int64_t chunk = std::min(n_new, std::max<int64_t>(64, int64_t(k_score_budget) / per_row / 64 * 64));
     const size_t kv_bytes = (size_t(n_kv_heads) * size_t(L) * size_t(hd) * 2 + 255) / 256 * 256;
     const size_t q_bytes = (size_t(heads) * size_t(n_new) * size_t(hd) * 2 + 255) / 256 * 256;
-    const size_t s_bytes = size_t(heads) * size_t(chunk) * size_t(L) * 4;
+    const size_t s_bytes = use_mma ? 0 : size_t(heads) * size_t(chunk) * size_t(L) * 4;
     auto* base = static_cast<uint8_t*>(workspace(s, 2 * kv_bytes + q_bytes + s_bytes + s_bytes / 2, "attention_paged"));
     auto* kb = reinterpret_cast<uint16_t*>(base);
     auto* vb = reinterpret_cast<uint16_t*>(base + kv_bytes);
@@ -88,6 +93,26 @@ std::vector<int32_t> paged_prefill_gemm(const flash_args& a, dtype cache_type, i
     heads_to_bf16_kernel<<<stride_grid(int64_t(heads) * n_new * hd, 256, s), 256, 0, st>>>(
         a.q + first * a.ldq, a.ldq, n_new, heads, hd, qb);
     check_launch("attention_paged (gemm) bf16 copies", sizes);
+    if (use_mma) {
+      causal_mma_args c{};
+      c.q = qb;
+      c.k = kb;
+      c.v = vb;
+      c.q_rows = n_new;
+      c.kv_rows = L;
+      c.n_past = n_past;
+      c.heads = heads;
+      c.kv_heads = n_kv_heads;
+      c.head_dim = hd;
+      c.scale = a.scale;
+      c.out = a.out + first * a.ldo;
+      c.ldo = a.ldo;
+      c.flag = a.flag;
+      launch_causal_mma(c, mma_warps, s, sizes);
+      row[1] = 0;
+      ++*n_done;
+      continue;
+    }
     const float alpha = a.scale, zero = 0.0f, one = 1.0f;
     for (int64_t r0 = 0; r0 < n_new; r0 += chunk) {
       const int64_t cr = std::min(chunk, n_new - r0);

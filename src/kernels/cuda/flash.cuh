@@ -261,12 +261,28 @@ void launch_dense_tensor_cores(const flash_args& a, const stream_state& s, int64
 // for head_dim 64 or 128, blocks of `warps` (4 or 8) warps of 16 query rows; grid over row tiles x segments x heads.
 bool dense_mma_fits(int head_dim, int warps, const stream_state& s);
 void launch_dense_mma(const flash_args& a, int64_t n_seg, int warps, stream_state& s, const std::string& sizes);
+// The same kernel, causal, for one sequence's prefill chunk over bf16 head-major copies (attention_paged_gemm.cu
+// makes them): query row r (position n_past + r) sees keys 0 .. n_past + r; query head h reads K/V head
+// h / (heads / kv_heads). head_dim 64 or 128 (dense_mma_fits).
+struct causal_mma_args {
+  const uint16_t* q;  // bf16 [heads, q_rows, head_dim]
+  const uint16_t* k;  // bf16 [kv_heads, kv_rows, head_dim] each, kv_rows >= n_past + q_rows
+  const uint16_t* v;
+  int64_t q_rows, kv_rows, n_past;
+  int heads, kv_heads, head_dim;
+  float scale;
+  float* out;  // F32 rows (stride ldo), head h at columns h * head_dim ..
+  int64_t ldo;
+  int32_t* flag;
+};
+void launch_causal_mma(const causal_mma_args& c, int warps, stream_state& s, const std::string& sizes);
 // attention_paged_gemm.cu: the sequences of a paged batch with at least k_gemm_min_rows new rows (prefill chunks),
-// causal attention through cuBLAS (bf16 Q, K, V, P; F32 scores and softmax). Returns the batch's seq_info as the
-// host read it, with those sequences' new rows set to 0 (what the flash kernel must still do); *n_done counts them.
+// causal attention on tensor cores (bf16 Q, K, V, P; F32 scores and softmax): the causal mma kernel with blocks of
+// `mma_warps` warps (4 or 8) where the head dim allows, else (or mma_warps 0) through cuBLAS. Returns the batch's seq_info as the host read it, with those sequences'
+// new rows set to 0 (what the flash kernel must still do); *n_done counts them.
 constexpr int64_t k_gemm_min_rows = 128;
 std::vector<int32_t> paged_prefill_gemm(const flash_args& a, dtype cache_type, int n_kv_heads, int64_t n_seqs,
-                                        stream_state& s, const std::string& sizes, int64_t* n_done);
+                                        int mma_warps, stream_state& s, const std::string& sizes, int64_t* n_done);
 // attention_decode.cu: a batch whose sequences each have one new row (the caller knows rows == sequences) in one
 // launch: split-K over positions, all query heads of a KV head per block, the last block merging. Returns false,
 // launching nothing, for shapes it does not take (head_dim other than 64/128, more than 16 query heads per KV head,
