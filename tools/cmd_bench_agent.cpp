@@ -29,11 +29,14 @@ using clock_type = std::chrono::steady_clock;
 int run_bench_agent(int argc, char** argv) {
   CLI::App app{"One phone-agent step (cached system prompt + new screenshot + answer): time to first token and total"};
   std::string model_dir, device = "cpu", kv_type = "bf16", image_size = "1080x2400", out_file;
+  int32_t max_batch_tokens = 0;
   int threads = 0, system_tokens = 1500, text_tokens = 40, answer_tokens = 100, reps = 3;
   int64_t max_pixels = 0;
   app.add_option("-m,--model", model_dir, "model directory; default: the bundled demo model");
   app.add_option("--device", device, "where the model runs: cpu or cuda:N (a build with the CUDA backend)")->capture_default_str();
   app.add_option("--kv-type", kv_type, "KV cache element type: f32, f16, bf16 or q8_0")->capture_default_str();
+  app.add_option("--max-batch-tokens", max_batch_tokens, "prefill tokens per engine step (0: by device, as serve)")
+      ->capture_default_str();
   app.add_option("--threads", threads, "CPU threads (default: all cores)");
   app.add_option("--system-tokens", system_tokens, "system prompt tokens, cached by the first request")->capture_default_str();
   app.add_option("--image", image_size, "screenshot size WxH")->capture_default_str();
@@ -64,6 +67,7 @@ int run_bench_agent(int argc, char** argv) {
   eo.max_num_seqs = 1;
   eo.enable_prefix_caching = true;  // the point: the system prompt is served from the cache
   eo.kv_cache_dtype = parse_kv_type_option(kv_type);
+  eo.max_batch_tokens = max_batch_tokens;
   quant.apply(eo);
   auto eng = engine::create(eo);
   const model_info& mi = eng->info();

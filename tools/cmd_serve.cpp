@@ -39,7 +39,7 @@ int cmd_serve(int argc, char** argv) {
   app.add_option("--max-num-seqs", o.engine.max_num_seqs, "sequences decoded together")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--max-model-len", o.engine.max_model_len, "context length (0: from the model and KV budget)")->capture_default_str();
   app.add_option("--max-waiting", o.engine.max_waiting, "queued requests beyond which new ones get 503")->capture_default_str();
-  app.add_option("--max-batch-tokens", o.engine.max_batch_tokens, "prefill tokens per engine step")->capture_default_str();
+  app.add_option("--max-batch-tokens", o.engine.max_batch_tokens, "prefill tokens per engine step (0: 512 on the CPU, 2048 on a GPU)")->capture_default_str();
   app.add_option("--kv-cache-bytes", o.engine.kv_cache_bytes, "KV cache budget in bytes (0: automatic)");
   app.add_option("--kv-type", kv_type, "KV cache element type: f32, f16 or bf16 (half the memory), q8_0 (about a quarter)")->capture_default_str();
   app.add_option("--vision-threads", o.engine.n_vision_threads,

@@ -41,7 +41,10 @@ struct engine_options {
   int32_t n_vision_threads = 0;      // threads of the vision worker (0 = max(1, n_threads / 2))
   int32_t max_num_seqs = 16;         // sequences decoded together
   int32_t max_model_len = 0;         // 0 = min(config max_position_embeddings, what the KV budget allows)
-  int32_t max_batch_tokens = 512;    // prefill chunk budget per step
+  // Prefill chunk budget per step; 0 = by device: 512 on the CPU, 2048 on a GPU (whose GEMMs need the rows: a
+  // 512-row chunk of the 9B model left q/k/v and o_proj in one partial wave of tiles, and every chunk reads all
+  // 17.6 GB of weights again).
+  int32_t max_batch_tokens = 0;
   int32_t max_waiting = 256;         // bounded waiting queue; submit beyond it is refused
   int32_t kv_block_size = 16;
   size_t kv_cache_bytes = 0;         // 0 = enough for max_num_seqs * max_model_len (bounded)

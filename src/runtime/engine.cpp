@@ -158,7 +158,8 @@ class engine_impl final : public engine {
     blocks_ = std::make_unique<block_manager>(int32_t(n_blocks), bs, o.enable_prefix_caching);
     scheduler_config sc;
     sc.max_num_seqs = o.max_num_seqs;
-    sc.max_batch_tokens = o.max_batch_tokens;
+    sc.max_batch_tokens = o.max_batch_tokens > 0 ? o.max_batch_tokens
+                          : ctx_->dev().kind == device_kind::CPU ? 512 : 2048;
     sc.max_model_len = max_model_len_;
     sched_ = std::make_unique<scheduler>(sc, *blocks_);
     stats_.kv_blocks_total = int32_t(n_blocks);

@@ -90,7 +90,7 @@ void validate_engine_options(const engine_options& o) {
   check_range(o.n_vision_threads, 0, k_max_threads_option, "n_vision_threads");
   check_range(o.max_num_seqs, 1, k_max_num_seqs, "max_num_seqs");
   check_range(o.max_model_len, 0, k_max_model_len, "max_model_len");
-  check_range(o.max_batch_tokens, 1, k_max_batch_tokens, "max_batch_tokens");
+  check_range(o.max_batch_tokens, 0, k_max_batch_tokens, "max_batch_tokens");
   check_range(o.max_waiting, 1, k_max_waiting, "max_waiting");
   check_range(o.kv_block_size, 1, k_max_kv_block_size, "kv_block_size");
   check_range(o.tensor_parallel_size, 1, 64, "tensor_parallel_size");

@@ -38,7 +38,7 @@ TEST(engine_options, out_of_range_options_are_named_before_loading) {
       {[](engine_options& o) { o.max_num_seqs = 0; }, "max_num_seqs", "max_num_seqs must be between 1 and 4096, got 0"},
       {[](engine_options& o) { o.max_num_seqs = 1 << 30; }, "max_num_seqs", "max_num_seqs must be between 1 and 4096"},
       {[](engine_options& o) { o.max_model_len = -5; }, "max_model_len", "max_model_len must be between 0 and 16777216, got -5"},
-      {[](engine_options& o) { o.max_batch_tokens = 0; }, "max_batch_tokens", "max_batch_tokens must be between 1 and 262144"},
+      {[](engine_options& o) { o.max_batch_tokens = -1; }, "max_batch_tokens", "max_batch_tokens must be between 0 and 262144"},
       {[](engine_options& o) { o.max_waiting = 0; }, "max_waiting", "max_waiting must be between 1 and 1048576, got 0"},
       {[](engine_options& o) { o.kv_block_size = 0; }, "kv_block_size", "kv_block_size must be between 1 and 1024, got 0"},
       {[](engine_options& o) { o.kv_block_size = 1 << 20; }, "kv_block_size", "kv_block_size must be between 1 and 1024"},
