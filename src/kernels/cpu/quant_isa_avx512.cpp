@@ -178,6 +178,7 @@ isa_table build_table() {
   tab.dk[size_t(wtype::Q4_0)][0] = &decode1_q32<wtype::Q4_0>;
   tab.dk[size_t(wtype::Q4_K)][0] = &decode1_q4k;
   tab.dk[size_t(wtype::Q5_0)][0] = &decode1_q32<wtype::Q5_0>;
+  fill_wide_avx512(tab);
   return tab;
 }
 

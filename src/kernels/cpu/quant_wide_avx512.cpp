@@ -1,0 +1,203 @@
+// kernels/cpu/quant_wide_avx512.cpp: the wide prefill of the quantized LINEAR on AVX-512 VNNI for the 32-element
+// types whose weights are a signed integer per element (Q8_0: q; Q4_0: q - 8; Q5_0: q - 16), see quant_gemm.h's
+// wide_fn. Same integers and float steps as the shared packed kernel (quant_microkernel.h), so the bytes equal
+// every other path's; only the tiling differs:
+//  - register tile: 6 x rows x 32 W rows (2 zmm of 16 lanes, lane r = W row r), 12 vpdpbusd chains, 12 float
+//    accumulators; per 4-byte step 2 W loads and 6 broadcasts feed 12 vpdpbusd (the 8-lane ymm tile of the shared
+//    kernel: 1 load + 6 broadcasts per 6);
+//  - vpdpbusd takes x unsigned (x + 128, laid out once per call by pack_x) and W signed, and the packed tile keeps
+//    -128 x (sum of the group's weights) per row, which seeds the chain: the group's integer comes out exact with no
+//    correction step (the shared kernel adds -128 x sum(x) or -8 x sum(x) per x row and group);
+//  - W scales are converted to float once at packing; each thread packs each of its W tiles once per call (not
+//    once per L2 panel of x) and runs all of x against it in L1-sized blocks of groups; x streams from L2/L3.
+#if defined(__x86_64__)
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include "core/aligned_buffer.h"
+#include "kernels/cpu/quant_gemm.h"
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+#include "kernels/cpu/quant_isa_x86.h"
+
+namespace autoglm::cpu::qgemm {
+
+namespace {
+
+using V = v_x86<true>;
+
+constexpr int k_rows = 32;  // W rows per packed tile: 2 zmm vectors of 16 lanes
+constexpr int k_mr = 6;     // x rows per register tile and per panel of x
+// Packed tile, per group: 8 steps x 2 vectors x 64 bytes (step s, vector v, lane r: weights 4s .. 4s+3 of row
+// 16v + r, signed), then int32 seed[32] = -128 x the row's weight sum, then float dw[32].
+constexpr int64_t k_w_group = 8 * 128 + 128 + 128;
+// x panel (6 rows), per group: 8 steps x 6 rows x 4 bytes of x + 128; then the panel's float d[8] per group after
+// all its groups.
+constexpr int64_t k_x_qs = 8 * k_mr * 4;
+constexpr int64_t k_x_group = k_x_qs + 32;
+// Groups per pass of a packed tile over all panels: 12 x 1280 bytes stay in the 32 KiB L1 beside x's stream.
+constexpr int64_t k_block_groups = 12;
+
+void pack_x(const xq_view& x, int64_t m, int64_t p0, int64_t p1, uint8_t* out) {
+  const int64_t ng = x.n_groups;
+  for (int64_t p = p0; p < p1; ++p) {
+    uint8_t* qs = out + p * ng * k_x_group;
+    float* d = reinterpret_cast<float*>(qs + ng * k_x_qs);
+    for (int i = 0; i < k_mr; ++i) {
+      const int64_t row = p * k_mr + i;
+      for (int64_t g = 0; g < ng; ++g) {
+        d[8 * g + i] = row < m ? x.d(row)[g] : 0.0f;
+        for (int s = 0; s < 8; ++s) {
+          uint32_t v = 0;
+          if (row < m) std::memcpy(&v, x.qs(row) + 32 * g + 4 * s, 4);
+          v ^= 0x80808080u;  // + 128 per byte
+          std::memcpy(qs + g * k_x_qs + 24 * s + 4 * i, &v, 4);
+        }
+      }
+      if (i + 1 == k_mr)
+        for (int64_t g = 0; g < ng; ++g) d[8 * g + 6] = d[8 * g + 7] = 0.0f;
+    }
+  }
+}
+
+// The 32 signed weights of group g of a W row (at the row's block g).
+template <wtype T>
+__m256i weights(const uint8_t* blk) {
+  if constexpr (T == wtype::Q8_0) return V::load(blk + 2);
+  else if constexpr (T == wtype::Q4_0) return _mm256_sub_epi8(V::nibbles16(blk + 2), _mm256_set1_epi8(8));
+  else return _mm256_sub_epi8(V::or_(V::nibbles16(blk + 6), V::bits32(blk + 2, 0x10)), _mm256_set1_epi8(16));
+}
+
+template <wtype T>
+constexpr int64_t block_bytes = T == wtype::Q8_0 ? 34 : T == wtype::Q4_0 ? 18 : 22;
+
+// W rows n0 .. n0 + 32 (the last valid one repeated past n) into the packed layout, 8 rows at a time: their 32
+// weights transposed to lane-per-row 4-byte groups, the row sums by vpdpbusd against ones.
+template <wtype T>
+void pack_tile(const wide_job& j, int64_t n0, uint8_t* out) {
+  const uint8_t* w[k_rows];
+  for (int r = 0; r < k_rows; ++r) w[r] = j.w + std::min<int64_t>(n0 + r, j.n - 1) * j.w_stride;
+  const __m256i ones = _mm256_set1_epi8(1);
+  for (int64_t g = 0; g < j.n_groups; ++g, out += k_w_group) {
+    const int64_t o = g * block_bytes<T>;
+    for (int b = 0; b < 4; ++b) {
+      __m256i v[8];
+      uint16_t h[8];
+      for (int r = 0; r < 8; ++r) {
+        v[r] = weights<T>(w[8 * b + r] + o);
+        std::memcpy(&h[r], w[8 * b + r] + o, 2);
+      }
+      V::transpose8(v);  // v[s] lane r = weights 4s .. 4s+3 of row 8b + r
+      __m256i sum = _mm256_setzero_si256();
+      for (int s = 0; s < 8; ++s) {
+        _mm256_store_si256(reinterpret_cast<__m256i*>(out + 128 * s + 32 * b), v[s]);
+        sum = _mm256_dpbusd_epi32(sum, ones, v[s]);
+      }
+      _mm256_store_si256(reinterpret_cast<__m256i*>(out + 1024 + 32 * b),
+                         _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(sum, 7)));
+      _mm256_store_ps(reinterpret_cast<float*>(out + 1152 + 32 * b), V::half8(h));
+    }
+  }
+}
+
+// MR x rows of one panel against groups [g0, g1) of a packed tile. Float accumulators of earlier groups come from
+// `state` (32 floats per x row); after the last group y = acc + bias (the shared epilogue's (acc - 0) + bias).
+template <int MR>
+void run_panel(const uint8_t* wp, const uint8_t* xqs, const float* xd, int64_t g0, int64_t g1, int64_t ng,
+               float* state, const wide_job& j, int64_t i0, int64_t n0) {
+  __m512 acc[MR][2];
+  for (int i = 0; i < MR; ++i)
+    for (int v = 0; v < 2; ++v) acc[i][v] = g0 ? _mm512_load_ps(state + 32 * i + 16 * v) : _mm512_setzero_ps();
+  for (int64_t g = g0; g < g1; ++g) {
+    const uint8_t* w = wp + g * k_w_group;
+    const uint8_t* x = xqs + g * k_x_qs;
+    __m512i I[MR][2];
+    for (int i = 0; i < MR; ++i)
+      for (int v = 0; v < 2; ++v) I[i][v] = _mm512_load_si512(w + 1024 + 64 * v);
+#pragma GCC unroll 8
+    for (int s = 0; s < 8; ++s) {
+      const __m512i w0 = _mm512_load_si512(w + 128 * s), w1 = _mm512_load_si512(w + 128 * s + 64);
+      for (int i = 0; i < MR; ++i) {
+        int32_t x4;
+        std::memcpy(&x4, x + 24 * s + 4 * i, 4);
+        const __m512i xb = _mm512_set1_epi32(x4);
+        I[i][0] = _mm512_dpbusd_epi32(I[i][0], xb, w0);
+        I[i][1] = _mm512_dpbusd_epi32(I[i][1], xb, w1);
+      }
+    }
+    const __m512 d0 = _mm512_load_ps(w + 1152), d1 = _mm512_load_ps(w + 1216);
+    for (int i = 0; i < MR; ++i) {
+      const __m512 dx = _mm512_set1_ps(xd[8 * g + i]);
+      acc[i][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(I[i][0]), _mm512_mul_ps(d0, dx), acc[i][0]);
+      acc[i][1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(I[i][1]), _mm512_mul_ps(d1, dx), acc[i][1]);
+    }
+  }
+  if (g1 < ng) {
+    for (int i = 0; i < MR; ++i)
+      for (int v = 0; v < 2; ++v) _mm512_store_ps(state + 32 * i + 16 * v, acc[i][v]);
+    return;
+  }
+  const int64_t nr = std::min<int64_t>(k_rows, j.n - n0);
+  for (int v = 0; v < 2; ++v) {
+    const int64_t lanes = std::clamp<int64_t>(nr - 16 * v, 0, 16);
+    if (!lanes) break;
+    const __mmask16 mask = __mmask16((1u << lanes) - 1);
+    const __m512 b = j.bias ? _mm512_maskz_loadu_ps(mask, j.bias + n0 + 16 * v) : _mm512_setzero_ps();
+    for (int i = 0; i < MR; ++i)
+      _mm512_mask_storeu_ps(j.y + (i0 + i) * j.y_stride + n0 + 16 * v, mask, _mm512_add_ps(acc[i][v], b));
+  }
+}
+
+using panel_fn = void (*)(const uint8_t*, const uint8_t*, const float*, int64_t, int64_t, int64_t, float*,
+                          const wide_job&, int64_t, int64_t);
+constexpr panel_fn k_panel[k_mr] = {&run_panel<1>, &run_panel<2>, &run_panel<3>,
+                                    &run_panel<4>, &run_panel<5>, &run_panel<6>};
+
+template <wtype T>
+void run_tiles(const wide_job& j, int64_t t0, int64_t t1) {
+  const int64_t ng = j.n_groups, n_panels = (j.m + k_mr - 1) / k_mr;
+  thread_local aligned_buffer t_packed, t_state;
+  t_packed.resize(size_t(ng * k_w_group));
+  t_state.resize(size_t(n_panels * k_mr * 32) * sizeof(float));
+  uint8_t* packed = static_cast<uint8_t*>(t_packed.data());
+  for (int64_t t = t0; t < t1; ++t) {
+    const int64_t n0 = t * k_rows;
+    pack_tile<T>(j, n0, packed);
+    for (int64_t g0 = 0; g0 < ng; g0 += k_block_groups) {
+      const int64_t g1 = std::min(ng, g0 + k_block_groups);
+      for (int64_t p = 0; p < n_panels; ++p) {
+        const uint8_t* xqs = j.xp + p * ng * k_x_group;
+        const float* xd = reinterpret_cast<const float*>(xqs + ng * k_x_qs);
+        const int mr = int(std::min<int64_t>(k_mr, j.m - p * k_mr));
+        k_panel[mr - 1](packed, xqs, xd, g0, g1, ng, t_state.f32() + p * k_mr * 32, j, p * k_mr, n0);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void fill_wide_avx512(isa_table& tab) {
+  tab.wide[size_t(wtype::Q8_0)] = &run_tiles<wtype::Q8_0>;
+  tab.wide[size_t(wtype::Q4_0)] = &run_tiles<wtype::Q4_0>;
+  tab.wide[size_t(wtype::Q5_0)] = &run_tiles<wtype::Q5_0>;
+  tab.wide_pack_x = &pack_x;
+  tab.wide_rows = k_rows;
+  tab.wide_mr = k_mr;
+  tab.wide_x_group_bytes = k_x_group;
+}
+
+}  // namespace autoglm::cpu::qgemm
+
+#pragma GCC diagnostic pop
+#pragma GCC pop_options
+
+#endif
