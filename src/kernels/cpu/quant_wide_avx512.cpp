@@ -46,24 +46,40 @@ constexpr int64_t k_x_group = k_x_qs + 32;
 // Groups per pass of a packed tile over all panels: 12 x 1280 bytes stay in the 32 KiB L1 beside x's stream.
 constexpr int64_t k_block_groups = 12;
 
+// Per group, the 6 rows' 32 bytes (+ 128: xor 0x80) become 8 steps of 6 x 4 bytes: rows 0-3 by a 4 x 4 transpose
+// of 32-bit words per 16 bytes, rows 4-5 by 64-bit unpacks; missing rows are x = 0.
 void pack_x(const xq_view& x, int64_t m, int64_t p0, int64_t p1, uint8_t* out) {
   const int64_t ng = x.n_groups;
+  const __m256i flip = _mm256_set1_epi8(char(0x80));
   for (int64_t p = p0; p < p1; ++p) {
     uint8_t* qs = out + p * ng * k_x_group;
     float* d = reinterpret_cast<float*>(qs + ng * k_x_qs);
-    for (int i = 0; i < k_mr; ++i) {
-      const int64_t row = p * k_mr + i;
-      for (int64_t g = 0; g < ng; ++g) {
-        d[8 * g + i] = row < m ? x.d(row)[g] : 0.0f;
-        for (int s = 0; s < 8; ++s) {
-          uint32_t v = 0;
-          if (row < m) std::memcpy(&v, x.qs(row) + 32 * g + 4 * s, 4);
-          v ^= 0x80808080u;  // + 128 per byte
-          std::memcpy(qs + g * k_x_qs + 24 * s + 4 * i, &v, 4);
-        }
+    const int8_t* src[k_mr];
+    for (int i = 0; i < k_mr; ++i) src[i] = p * k_mr + i < m ? x.qs(p * k_mr + i) : nullptr;
+    for (int64_t g = 0; g < ng; ++g) {
+      __m256i r[k_mr];
+      for (int i = 0; i < k_mr; ++i) {
+        r[i] = src[i] ? _mm256_xor_si256(V::load(src[i] + 32 * g), flip) : flip;
+        d[8 * g + i] = src[i] ? x.d(p * k_mr + i)[g] : 0.0f;
       }
-      if (i + 1 == k_mr)
-        for (int64_t g = 0; g < ng; ++g) d[8 * g + 6] = d[8 * g + 7] = 0.0f;
+      d[8 * g + 6] = d[8 * g + 7] = 0.0f;
+      // Words w of rows a, b interleaved: (a0 b0 a1 b1 | a4 b4 a5 b5) and (a2 b2 a3 b3 | a6 b6 a7 b7).
+      const __m256i a01 = _mm256_unpacklo_epi32(r[0], r[1]), b01 = _mm256_unpackhi_epi32(r[0], r[1]);
+      const __m256i a23 = _mm256_unpacklo_epi32(r[2], r[3]), b23 = _mm256_unpackhi_epi32(r[2], r[3]);
+      const __m256i a45 = _mm256_unpacklo_epi32(r[4], r[5]), b45 = _mm256_unpackhi_epi32(r[4], r[5]);
+      // Step s: rows 0-3 (16 bytes) then rows 4-5 (8 bytes); steps 0, 1, 4, 5 from the a's, 2, 3, 6, 7 from the b's.
+      const __m256i s0 = _mm256_unpacklo_epi64(a01, a23), s1 = _mm256_unpackhi_epi64(a01, a23);
+      const __m256i s2 = _mm256_unpacklo_epi64(b01, b23), s3 = _mm256_unpackhi_epi64(b01, b23);
+      uint8_t* o = qs + g * k_x_qs;
+      const __m256i q03[4] = {s0, s1, s2, s3}, q45[2] = {a45, b45};
+      for (int h = 0; h < 2; ++h)
+        for (int s = 0; s < 4; ++s) {
+          const int step = 4 * h + s;
+          const __m128i lo = h ? _mm256_extracti128_si256(q03[s], 1) : _mm256_castsi256_si128(q03[s]);
+          const __m128i hi = h ? _mm256_extracti128_si256(q45[s / 2], 1) : _mm256_castsi256_si128(q45[s / 2]);
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(o + 24 * step), lo);
+          _mm_storel_epi64(reinterpret_cast<__m128i*>(o + 24 * step + 16), s % 2 ? _mm_unpackhi_epi64(hi, hi) : hi);
+        }
     }
   }
 }
@@ -82,11 +98,11 @@ constexpr int64_t block_bytes = T == wtype::Q8_0 ? 34 : T == wtype::Q4_0 ? 18 : 
 // W rows n0 .. n0 + 32 (the last valid one repeated past n) into the packed layout, 8 rows at a time: their 32
 // weights transposed to lane-per-row 4-byte groups, the row sums by vpdpbusd against ones.
 template <wtype T>
-void pack_tile(const wide_job& j, int64_t n0, uint8_t* out) {
+void pack_tile(const wide_job& j, int64_t n0, int64_t g0, int64_t g1, uint8_t* out) {
   const uint8_t* w[k_rows];
   for (int r = 0; r < k_rows; ++r) w[r] = j.w + std::min<int64_t>(n0 + r, j.n - 1) * j.w_stride;
   const __m256i ones = _mm256_set1_epi8(1);
-  for (int64_t g = 0; g < j.n_groups; ++g, out += k_w_group) {
+  for (int64_t g = g0; g < g1; ++g, out += k_w_group) {
     const int64_t o = g * block_bytes<T>;
     for (int b = 0; b < 4; ++b) {
       __m256i v[8];
@@ -108,17 +124,20 @@ void pack_tile(const wide_job& j, int64_t n0, uint8_t* out) {
   }
 }
 
-// MR x rows of one panel against groups [g0, g1) of a packed tile. Float accumulators of earlier groups come from
-// `state` (32 floats per x row); after the last group y = acc + bias (the shared epilogue's (acc - 0) + bias).
+// MR x rows of one panel against groups [g0, g1) of a tile, packed at wp (group g0 first). Float accumulators of
+// earlier groups come from `state` (32 floats per x row); after the last group y = acc + bias (the shared
+// epilogue's (acc - 0) + bias). The next panel's x for the same groups (`next`) is fetched meanwhile: each panel's
+// block of groups is a short run (12 x 192 bytes) far from the previous one, too short for the hardware prefetcher.
 template <int MR>
 void run_panel(const uint8_t* wp, const uint8_t* xqs, const float* xd, int64_t g0, int64_t g1, int64_t ng,
-               float* state, const wide_job& j, int64_t i0, int64_t n0) {
+               const uint8_t* next, float* state, const wide_job& j, int64_t i0, int64_t n0) {
   __m512 acc[MR][2];
   for (int i = 0; i < MR; ++i)
     for (int v = 0; v < 2; ++v) acc[i][v] = g0 ? _mm512_load_ps(state + 32 * i + 16 * v) : _mm512_setzero_ps();
   for (int64_t g = g0; g < g1; ++g) {
-    const uint8_t* w = wp + g * k_w_group;
+    const uint8_t* w = wp + (g - g0) * k_w_group;
     const uint8_t* x = xqs + g * k_x_qs;
+    for (int l = 0; l < k_x_qs; l += 64) _mm_prefetch(reinterpret_cast<const char*>(next + g * k_x_qs + l), _MM_HINT_T0);
     __m512i I[MR][2];
     for (int i = 0; i < MR; ++i)
       for (int v = 0; v < 2; ++v) I[i][v] = _mm512_load_si512(w + 1024 + 64 * v);
@@ -156,28 +175,42 @@ void run_panel(const uint8_t* wp, const uint8_t* xqs, const float* xd, int64_t g
   }
 }
 
-using panel_fn = void (*)(const uint8_t*, const uint8_t*, const float*, int64_t, int64_t, int64_t, float*,
-                          const wide_job&, int64_t, int64_t);
+using panel_fn = void (*)(const uint8_t*, const uint8_t*, const float*, int64_t, int64_t, int64_t, const uint8_t*,
+                          float*, const wide_job&, int64_t, int64_t);
 constexpr panel_fn k_panel[k_mr] = {&run_panel<1>, &run_panel<2>, &run_panel<3>,
                                     &run_panel<4>, &run_panel<5>, &run_panel<6>};
 
 template <wtype T>
 void run_tiles(const wide_job& j, int64_t t0, int64_t t1) {
   const int64_t ng = j.n_groups, n_panels = (j.m + k_mr - 1) / k_mr;
+  // The tile is packed one block of groups at a time, right before its pass: the block stays in L1.
   thread_local aligned_buffer t_packed, t_state;
-  t_packed.resize(size_t(ng * k_w_group));
+  t_packed.resize(size_t(k_block_groups * k_w_group));
   t_state.resize(size_t(n_panels * k_mr * 32) * sizeof(float));
   uint8_t* packed = static_cast<uint8_t*>(t_packed.data());
   for (int64_t t = t0; t < t1; ++t) {
     const int64_t n0 = t * k_rows;
-    pack_tile<T>(j, n0, packed);
     for (int64_t g0 = 0; g0 < ng; g0 += k_block_groups) {
       const int64_t g1 = std::min(ng, g0 + k_block_groups);
+      pack_tile<T>(j, n0, g0, g1, packed);
+      // The W bytes of the next block (or of the next tile's first block) are fetched into L2 a few lines per panel:
+      // packing reads 32 rows side by side, each a short run, which otherwise waits on memory (6% of the time at
+      // k = 4096). Rows are clamped to the last; the line past a row's run may belong to the next row (harmless).
+      const int64_t nb0 = g1 < ng ? g1 : 0, nn0 = g1 < ng ? n0 : n0 + k_rows;
+      const int64_t run = (std::min(ng, nb0 + k_block_groups) - nb0) * block_bytes<T>;
+      const int64_t lines_per_row = (run + 63) / 64 + 1, n_lines = k_rows * lines_per_row;
+      const int64_t per_panel = (n_lines + n_panels - 1) / n_panels;
+      int64_t line = 0;
       for (int64_t p = 0; p < n_panels; ++p) {
+        for (const int64_t end = std::min(n_lines, line + per_panel); line < end; ++line)
+          _mm_prefetch(reinterpret_cast<const char*>(j.w + std::min(nn0 + line / lines_per_row, j.n - 1) * j.w_stride +
+                                                     nb0 * block_bytes<T> + 64 * (line % lines_per_row)),
+                       _MM_HINT_T1);
         const uint8_t* xqs = j.xp + p * ng * k_x_group;
         const float* xd = reinterpret_cast<const float*>(xqs + ng * k_x_qs);
+        const uint8_t* next = p + 1 < n_panels ? xqs + ng * k_x_group : j.xp;
         const int mr = int(std::min<int64_t>(k_mr, j.m - p * k_mr));
-        k_panel[mr - 1](packed, xqs, xd, g0, g1, ng, t_state.f32() + p * k_mr * 32, j, p * k_mr, n0);
+        k_panel[mr - 1](packed, xqs, xd, g0, g1, ng, next, t_state.f32() + p * k_mr * 32, j, p * k_mr, n0);
       }
     }
   }
