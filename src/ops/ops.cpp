@@ -191,6 +191,27 @@ void linear(exec_context& ctx, const tensor& x, const linear_weight& w, tensor& 
   kernel<kernel_sig::linear>(op, ctx, w.weight.type())(ctx.kernels(), x, w, y);
 }
 
+void linear_swiglu(exec_context& ctx, const tensor& x, const linear_weight& w, tensor& tmp, tensor& y) {
+  const op_id op = op_id::LINEAR_SWIGLU;
+  for (const tensor* t : {&x, &w.weight, static_cast<const tensor*>(&tmp), static_cast<const tensor*>(&y)})
+    on_device(ctx, *t, op, "x/weight/tmp/y");
+  is_f32(x, op, "x");
+  is_f32(tmp, op, "tmp");
+  is_f32(y, op, "y");
+  AG_CHECK(w.weight.n_dims() == 2, "linear_swiglu: weight '" + w.name + "' must be 2-D");
+  AG_CHECK(x.cols() == w.in_features(), "linear_swiglu: x " + x.shape_str() + " does not match weight '" + w.name +
+                                            "' " + w.weight.shape_str());
+  AG_CHECK(w.out_features() == 2 * y.cols() && y.rows() == x.rows(),
+           "linear_swiglu: y " + y.shape_str() + " for x " + x.shape_str() + " and gate|up weight " +
+               w.weight.shape_str());
+  AG_CHECK(tmp.rows() == x.rows() && tmp.cols() == w.out_features(),
+           "linear_swiglu: tmp " + tmp.shape_str() + " for " + std::to_string(x.rows()) + " rows of " +
+               std::to_string(w.out_features()));
+  if (!w.bias.empty()) on_device(ctx, w.bias, op, "bias");
+  if (x.rows() == 0) return;
+  kernel<kernel_sig::linear_swiglu>(op, ctx, w.weight.type())(ctx.kernels(), x, w, tmp, y);
+}
+
 void rms_norm(exec_context& ctx, const tensor& x, const tensor& weight, float eps, tensor& y) {
   const op_id op = op_id::RMS_NORM;
   on_device(ctx, x, op, "x");

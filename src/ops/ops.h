@@ -59,6 +59,10 @@ linear_weight prepare_linear(exec_context& ctx, const tensor& w, const tensor& b
 // ---- compute ----------------------------------------------------------------------------------------------
 // y [m, out] = x [m, in] . W^T (+ bias). y may be a column view of a wider buffer.
 void linear(exec_context& ctx, const tensor& x, const linear_weight& w, tensor& y);
+// y [m, n] = silu(x . W[0:n]^T) * (x . W[n:2n]^T) for a stacked gate|up weight of 2n rows (bias likewise stacked):
+// linear then silu_mul, fused where the backend can (a decode step's GEMV applies the gate as it stores). tmp
+// [m, 2n] F32 is scratch for backends that form the product first; its contents are undefined afterwards.
+void linear_swiglu(exec_context& ctx, const tensor& x, const linear_weight& w, tensor& tmp, tensor& y);
 void rms_norm(exec_context& ctx, const tensor& x, const tensor& weight, float eps, tensor& y);
 // x += rms_norm(y) * w_post; then, when w_next is given, h = rms_norm(x) * w_next: a sandwich-normed block's
 // residual add and the next block's input norm in one pass (h must not alias x or y).

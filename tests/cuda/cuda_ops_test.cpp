@@ -303,7 +303,7 @@ TEST_F(cuda_ops, paged_attention_matches_the_cpu_on_one_split_and_on_several) {
 }
 
 // Sequences with 128 new rows or more (prefill chunks) run on tensor cores at bf16 GEMM precision (bf16 Q, K, V
-// and softmax weights): the causal mma kernel by default (head dims 64 and 128), cuBLAS for other head dims or
+// and softmax weights): the causal mma kernel by default (64-row blocks; mma: 128; head dims 64 and 128), cuBLAS for other head dims or
 // with AUTOGLM_CUDA_PREFILL_ATTENTION=gemm; a bf16 bound against the CPU, with decode rows and short chunks beside
 // them on the flash kernel in the same batch. Under SPLIT precision, or with =flash, the F32 bound.
 TEST_F(cuda_ops, paged_attention_of_prefill_chunks_on_tensor_cores) {
@@ -318,7 +318,7 @@ TEST_F(cuda_ops, paged_attention_of_prefill_chunks_on_tensor_cores) {
   for (dtype t : {dtype::BF16, dtype::F16, dtype::F32})
     for (const paged_case& c : cases) {
       check_paged(cpu(), gpu(), t, c, k_bf16_attention_tol);
-      for (const char* path : {"mma64", "gemm"}) {
+      for (const char* path : {"mma", "gemm"}) {
         setenv("AUTOGLM_CUDA_PREFILL_ATTENTION", path, 1);
         check_paged(cpu(), gpu(), t, c, k_bf16_attention_tol);
       }
@@ -361,7 +361,7 @@ TEST_F(cuda_ops, dense_attention_matches_the_cpu_within_segments) {
 }
 
 // From 1024 rows the dense kernel runs on tensor cores (bf16 products, F32 accumulation): the mma.sync flash kernel
-// (the default, AUTOGLM_CUDA_DENSE_ATTENTION=mma with 128-row blocks, mma64 with 64-row blocks; head_dim 64 and 128,
+// (AUTOGLM_CUDA_DENSE_ATTENTION=mma64, the default, with 64-row blocks, mma with 128-row blocks; head_dim 64 and 128,
 // other head dims fall back to cuBLAS), cuBLAS (gemm) or the fused WMMA kernel (fused): each held to a bf16 bound
 // against the CPU; with SPLIT precision the same inputs take the F32 kernel and the F32 bound. Segment lengths are
 // not multiples of the 64-key tile or the 64/128-row blocks; rows outside every segment keep their sentinel.

@@ -52,16 +52,19 @@ std::vector<uint8_t> random_blocks(dtype t, int64_t n, int64_t k, rng& r, float 
   return b;
 }
 
-test_case quant_case(dtype wt, int64_t m, int64_t n, int64_t k, bool bias, int64_t x_pad, int64_t y_pad, bool perf) {
+// swiglu: LINEAR_SWIGLU instead, over a stacked gate|up weight of 2n rows (y [m, n] = silu(gate) * up).
+test_case quant_case(dtype wt, int64_t m, int64_t n, int64_t k, bool bias, int64_t x_pad, int64_t y_pad, bool perf,
+                     bool swiglu = false) {
   test_case c;
-  c.op = op_id::LINEAR;
+  c.op = swiglu ? op_id::LINEAR_SWIGLU : op_id::LINEAR;
   c.key = wt;
   c.perf = perf;
   c.stream = perf && m <= 3;
   c.name = "m=" + std::to_string(m) + " n=" + std::to_string(n) + " k=" + std::to_string(k) + (bias ? " bias" : "") +
            (x_pad || y_pad ? " strided" : "");
-  c.make = [wt, m, n, k, bias, x_pad, y_pad, perf, name = c.name](exec_context& ctx) {
-    rng r(seed_of("quant linear" + name + dtype_name(wt)));
+  c.make = [wt, m, n_out = n, k, bias, x_pad, y_pad, perf, swiglu, name = c.name](exec_context& ctx) {
+    rng r(seed_of(std::string(swiglu ? "quant swiglu" : "quant linear") + name + dtype_name(wt)));
+    const int64_t n = swiglu ? 2 * n_out : n_out;  // W rows
     const std::vector<float> x = r.normal(size_t(m * k));
     const std::vector<float> b = bias ? r.normal(size_t(n)) : std::vector<float>{};
     std::vector<uint8_t> wbytes;
@@ -81,16 +84,20 @@ test_case quant_case(dtype wt, int64_t m, int64_t n, int64_t k, bool bias, int64
       }
     }
     padded xv = make_padded(ctx, dtype::F32, m, k, x_pad, x);
-    padded yv = make_padded(ctx, dtype::F32, m, n, y_pad);
+    padded yv = make_padded(ctx, dtype::F32, m, n_out, y_pad);
+    padded tv = make_padded(ctx, dtype::F32, m, n, 0);
     linear_weight lw;
     lw.weight = upload(ctx, wt, {n, k}, wbytes).t;
     if (wt == dtype::I8) lw.scales = upload_f(ctx, dtype::F32, {n}, wscale);
     if (bias) lw.bias = upload_f(ctx, dtype::F32, {n}, b);
     lw.name = "harness.quant_linear";
     instance inst;
-    inst.run = [&ctx, xv, yv, lw]() mutable { ops::linear(ctx, xv.t, lw, yv.t); };
+    inst.run = [&ctx, xv, yv, tv, lw, swiglu]() mutable {
+      if (swiglu) ops::linear_swiglu(ctx, xv.t, lw, tv.t, yv.t);
+      else ops::linear(ctx, xv.t, lw, yv.t);
+    };
     inst.output = [&ctx, yv] { return download(ctx, yv.buf.t); };
-    inst.check = [&ctx, yv, x, b, wbytes, wscale, wt, m, n, k]() {
+    inst.check = [&ctx, yv, x, b, wbytes, wscale, wt, m, n, n_out, k, swiglu]() {
       std::vector<float> w(size_t(n * k));
       const size_t rb = dtype_row_bytes(wt, k);
       for (int64_t j = 0; j < n; ++j) {
@@ -101,7 +108,15 @@ test_case quant_case(dtype wt, int64_t m, int64_t n, int64_t k, bool bias, int64
           quant::dequantize_row(wt, wbytes.data() + size_t(j) * rb, w.data() + j * k, k);
       }
       const ref::vecd xq = ref::quantize_activations(x, m, k, group_of(wt));
-      return check_output(ctx, yv, ref::linear_d(xq, w, b, m, n, k), tolerance(op_id::LINEAR, wt));
+      ref::vecd y = ref::linear_d(xq, w, b, m, n, k);
+      if (!swiglu) return check_output(ctx, yv, y, tolerance(op_id::LINEAR, wt));
+      ref::vecd gated(size_t(m * n_out));
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n_out; ++j) {
+          const double g = y[size_t(i * n + j)], u = y[size_t(i * n + n_out + j)];
+          gated[size_t(i * n_out + j)] = g / (1.0 + std::exp(-g)) * u;
+        }
+      return check_output(ctx, yv, gated, tolerance(op_id::LINEAR_SWIGLU, wt));
     };
     inst.bytes = double(wbytes.size()) + 4.0 * double(m * (k + n));
     inst.flops = 2.0 * double(m) * double(n) * double(k);
@@ -124,6 +139,9 @@ void add_quant_linear_cases(std::vector<test_case>& out) {
     for (const qshape& s : shapes) out.push_back(quant_case(t, s.m, s.n, s.groups * g, s.bias, s.x_pad, s.y_pad, false));
     // More rows than one L2 panel of quantized x holds at k = 8192 (60-120 rows): several panels.
     out.push_back(quant_case(t, 130, 9, 8192, true, 0, 0, false));
+    // LINEAR_SWIGLU over the same kernels: decode and prefill rows, bias, strided views.
+    out.push_back(quant_case(t, 1, 7, 2 * g, true, 3, 2, false, true));
+    out.push_back(quant_case(t, 17, 13, g, false, 0, 1, false, true));
   }
   // The 9B model (hidden 4096, ffn 13696, vocab 151552): decode of one token (and a batch of 3) through q/o, qkv,
   // the fused gate_up, down and lm_head; a 512-token prefill chunk. Q4_K and the other k-quants cannot hold a row of

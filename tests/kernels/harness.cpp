@@ -26,7 +26,8 @@ double tolerance(op_id op, dtype key) {
   // weight's type on tensor cores, as torch's bf16 linear does: each product carries up to 2^-9 relative error,
   // about 1e-3 of max|y| in practice; 1e-2 is that bound with margin. (8 rows or fewer run an F32 GEMV: tests/cuda
   // holds that path to the F32 bound against the CPU.)
-  if (g_selected == device_kind::CUDA && op == op_id::LINEAR && (key == dtype::F16 || key == dtype::BF16))
+  if (g_selected == device_kind::CUDA && (op == op_id::LINEAR || op == op_id::LINEAR_SWIGLU) &&
+      (key == dtype::F16 || key == dtype::BF16))
     return 1e-2;
   // CUDA's ATTENTION_PAGED takes sequences with 128+ new rows (prefill chunks) on tensor cores (the causal mma
   // kernel or cuBLAS) with Q, K, V and the softmax weights rounded to bf16 (kernels/cuda/attention_paged_gemm.cu):
@@ -65,7 +66,7 @@ double tolerance(op_id op, dtype key) {
       // double: the int8 products are exact integers, only the F32 steps per group round (conversion, scale
       // product, FMA, final lane sum and offsets), so the F32 bound holds. (Against unquantized x the error is
       // that of 8-bit activations, about 0.4%: the reference must quantize x the same way.)
-      if (op == op_id::LINEAR) return 1e-5;
+      if (op == op_id::LINEAR || op == op_id::LINEAR_SWIGLU) return 1e-5;
       // A Q8_0 KV cache: its values (f16 scale x int8) are exact in F32, so attention is F32 arithmetic again.
       if (op == op_id::ATTENTION_PAGED && key == dtype::Q8_0) return 1e-5;
       return 0.0;
@@ -354,8 +355,12 @@ std::vector<std::pair<op_id, dtype>> required_cpu_kernels() {
     r.emplace_back(op, dtype::F32);
   // Issue 12: Whisper's encoder-decoder and gated cross-attention layers.
   for (op_id op : {op_id::ATTENTION_CROSS, op_id::IM2COL_1D, op_id::ADD_SCALED}) r.emplace_back(op, dtype::F32);
-  // Issue 10: the decoder's sandwich-norm residual fused with the next input norm.
+  // Issue 10: the decoder's sandwich-norm residual fused with the next input norm; gate|up with its gate, for every
+  // weight type LINEAR takes.
   r.emplace_back(op_id::RESIDUAL_RMS_NORM, dtype::F32);
+  for (dtype t : {dtype::F32, dtype::F16, dtype::BF16, dtype::I8, dtype::Q8_0, dtype::Q4_0, dtype::Q4_1, dtype::Q5_0,
+                  dtype::Q5_1, dtype::Q4_K, dtype::Q5_K, dtype::Q6_K})
+    r.emplace_back(op_id::LINEAR_SWIGLU, t);
   return r;
 }
 

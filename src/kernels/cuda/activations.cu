@@ -18,27 +18,26 @@ __device__ inline float gelu_erf(float x) { return 0.5f * x * (1.0f + erff(x * 0
 
 enum class ew_op { SILU_MUL, GELU, ADD };
 
-// out[r, j] = f(a[r, j], b[r, j]) over a grid-stride loop of the m x n elements.
+// out[r, j] = f(a[r, j], b[r, j]) over the m x n elements, by rows (grid row_grid(m, n): no division per element).
 template <ew_op OP>
 __global__ void elementwise(float* out, int64_t ldo, const float* a, int64_t lda, const float* b, int64_t ldb,
                             int64_t m, int64_t n) {
+  pdl_wait();     // launched as a programmatic dependent (launch_pdl)
   pdl_trigger();  // the GEMV after silu_mul (down_proj) may be scheduled now; it waits for this kernel's output
-  const int64_t total = m * n;
-  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t r = e / n, j = e - r * n;
+  const int64_t j = int64_t(blockIdx.y) * blockDim.x + threadIdx.x;
+  if (j >= n) return;
+  for (int64_t r = blockIdx.x; r < m; r += gridDim.x) {
     if constexpr (OP == ew_op::SILU_MUL) out[r * ldo + j] = silu(a[r * lda + j]) * b[r * ldb + j];
     else if constexpr (OP == ew_op::GELU) out[r * ldo + j] = gelu_erf(a[r * lda + j]);
     else out[r * ldo + j] = a[r * lda + j] + b[r * ldb + j];
   }
 }
 
-// x[r, j] += alpha * y[r, j] (one FMA, as the CPU).
+// x[r, j] += alpha * y[r, j] (one FMA, as the CPU); grid row_grid(m, n).
 __global__ void add_scaled_rows(float* x, int64_t ldx, const float* y, int64_t ldy, int64_t m, int64_t n, float alpha) {
-  const int64_t total = m * n;
-  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t r = e / n, j = e - r * n;
-    x[r * ldx + j] = fmaf(alpha, y[r * ldy + j], x[r * ldx + j]);
-  }
+  const int64_t j = int64_t(blockIdx.y) * blockDim.x + threadIdx.x;
+  if (j >= n) return;
+  for (int64_t r = blockIdx.x; r < m; r += gridDim.x) x[r * ldx + j] = fmaf(alpha, y[r * ldy + j], x[r * ldx + j]);
 }
 
 std::string sizes_of(const mat<float>& x) { return "rows=" + std::to_string(x.rows) + " cols=" + std::to_string(x.cols); }
@@ -75,7 +74,7 @@ void silu_mul_kernel(const kernel_context& kc, const tensor& gate, const tensor&
   AG_CHECK(g.rows == u.rows && g.cols == u.cols && g.rows == o.rows && g.cols == o.cols, "silu_mul: shapes");
   if (g.rows * g.cols == 0) return;
   stream_state& s = state_of(kc);
-  elementwise<ew_op::SILU_MUL><<<stride_grid(g.rows * g.cols, k_threads, s), k_threads, 0, stream_of(s)>>>(
+  launch_pdl(elementwise<ew_op::SILU_MUL>, row_grid(g.rows, g.cols, k_threads, s), k_threads, 0, s, "silu_mul",
       o.p, o.ld, g.p, g.ld, u.p, u.ld, g.rows, g.cols);
   check_launch("silu_mul", sizes_of(g));
 }
@@ -84,7 +83,7 @@ void gelu_kernel(const kernel_context& kc, tensor& x) {
   const mat<float> xm = f32_mat(x, "gelu x");
   if (xm.rows * xm.cols == 0) return;
   stream_state& s = state_of(kc);
-  elementwise<ew_op::GELU><<<stride_grid(xm.rows * xm.cols, k_threads, s), k_threads, 0, stream_of(s)>>>(
+  launch_pdl(elementwise<ew_op::GELU>, row_grid(xm.rows, xm.cols, k_threads, s), k_threads, 0, s, "gelu",
       xm.p, xm.ld, xm.p, xm.ld, nullptr, 0, xm.rows, xm.cols);
   check_launch("gelu", sizes_of(xm));
 }
@@ -94,7 +93,7 @@ void add_kernel(const kernel_context& kc, tensor& x, const tensor& y) {
   AG_CHECK(xm.rows == ym.rows && xm.cols == ym.cols, "add: shapes");
   if (xm.rows * xm.cols == 0) return;
   stream_state& s = state_of(kc);
-  elementwise<ew_op::ADD><<<stride_grid(xm.rows * xm.cols, k_threads, s), k_threads, 0, stream_of(s)>>>(
+  launch_pdl(elementwise<ew_op::ADD>, row_grid(xm.rows, xm.cols, k_threads, s), k_threads, 0, s, "add",
       xm.p, xm.ld, xm.p, xm.ld, ym.p, ym.ld, xm.rows, xm.cols);
   check_launch("add", sizes_of(xm));
 }
@@ -104,7 +103,7 @@ void add_scaled_kernel(const kernel_context& kc, tensor& x, const tensor& y, flo
   AG_CHECK(xm.rows == ym.rows && xm.cols == ym.cols, "add_scaled: shapes");
   if (xm.rows * xm.cols == 0) return;
   stream_state& s = state_of(kc);
-  add_scaled_rows<<<stride_grid(xm.rows * xm.cols, k_threads, s), k_threads, 0, stream_of(s)>>>(
+  add_scaled_rows<<<row_grid(xm.rows, xm.cols, k_threads, s), k_threads, 0, stream_of(s)>>>(
       xm.p, xm.ld, ym.p, ym.ld, xm.rows, xm.cols, alpha);
   check_launch("add_scaled", sizes_of(xm));
 }

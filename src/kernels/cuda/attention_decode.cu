@@ -194,6 +194,8 @@ __device__ void merge_partials(const float* src_acc, const float2* src_ml, int k
 template <dtype T, int HD, int SLOTS>
 __global__ void __launch_bounds__(k_dec_threads, T == dtype::F32 && HD == 128 ? 1 : 2)
     paged_decode_kernel(const decode_args a) {
+  pdl_wait();  // launched as a programmatic dependent (launch_pdl)
+  pdl_trigger();
   constexpr int EPC = T == dtype::F32 ? 4 : 8;     // values per 16-byte piece
   constexpr int CPR = HD / EPC;                     // pieces per K or V row
   constexpr int RPP = k_dec_threads / CPR;          // rows one pass of the block loads
@@ -463,7 +465,7 @@ void launch_decode(const decode_args& a, const dim3& grid, stream_state& s) {
           "attention_paged decode: shared memory");
     opted_in.fetch_or(bit, std::memory_order_release);
   }
-  paged_decode_kernel<T, HD, SLOTS><<<grid, k_dec_threads, smem, stream_of(s)>>>(a);
+  launch_pdl(paged_decode_kernel<T, HD, SLOTS>, grid, k_dec_threads, smem, s, "attention_paged decode", a);
 }
 
 template <dtype T, int HD>

@@ -47,7 +47,7 @@ void launch_dense_gemm(const flash_args& a, const int32_t* segments_dev, int64_t
     auto* vb = reinterpret_cast<uint16_t*>(base + 2 * qkv_bytes);
     auto* S = reinterpret_cast<float*>(base + 3 * qkv_bytes);
     auto* P = reinterpret_cast<uint16_t*>(base + 3 * qkv_bytes + s_bytes);
-    const unsigned cg = stride_grid(int64_t(qkv_elems), 256, s);
+    const dim3 cg = row_grid(len, int64_t(heads) * hd, 256, s);
     heads_to_bf16_kernel<<<cg, 256, 0, st>>>(a.q + s0 * a.ldq, a.ldq, len, heads, hd, qb);
     heads_to_bf16_kernel<<<cg, 256, 0, st>>>(a.k + s0 * a.ldk, a.ldk, len, heads, hd, kb);
     heads_to_bf16_kernel<<<cg, 256, 0, st>>>(a.v + s0 * a.ldv, a.ldv, len, heads, hd, vb);

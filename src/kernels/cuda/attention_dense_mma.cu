@@ -23,11 +23,15 @@
 // 16 bytes so ldmatrix's 8 row addresses fall in 8 different bank groups): 104 KB at hd 128 with 8 warps (186
 // registers per thread: one block per SM), 80 KB with 4 warps (175 registers: two blocks per SM); ptxas reports no
 // spills for sm_90 (Q fragments 32 registers, O 64, S 32 at hd 128). Per 64-key tile a block reads 2 x 64 x hd x 2
-// bytes from L2 for 4 x 16 WARPS x 64 x hd FLOPs: 64 FLOP/byte with 4 warps, 128 with 8, so 8 warps (the default)
-// halve the L2 traffic (8.7 GB per vision block at hd 128: about 2 TB/s at the targeted rate). Each warp reads its K and V tiles through ldmatrix: 16 FLOP per byte of shared memory, about
+// bytes from L2 for 4 x 16 WARPS x 64 x hd FLOPs: 64 FLOP/byte with 4 warps, 128 with 8, so 8 warps halve the L2
+// traffic (8.7 GB per vision block at hd 128); yet 4 warps (two blocks per SM) measured 2-8% faster on the H200 and
+// are the default (attention_dense.cu, attention_paged.cu). Each warp reads its K and V tiles through ldmatrix: 16
+// FLOP per byte of shared memory, about
 // 500 TFLOP/s of shared-memory bandwidth on an H200, above what mma.sync sustains. mma.sync (not Hopper's
 // wgmma) and the F32 softmax between the two products limit it: FlashAttention-2 reaches 300-350 TFLOP/s on an
-// H100 with this structure; expect 200-300 here against cuBLAS's 65 (S round trip), i.e. 4-5 ms per block.
+// H100 with this structure; measured 236 TFLOP/s here (4.64 ms per vision block) against cuBLAS's 65 (S round
+// trip); causal prefill chunks 127 TFLOP/s at 2,048 tokens, 172 at 4,096 (the diagonal tiles' waste and the
+// shorter rows of the first blocks).
 #include <string>
 
 #include "kernels/cuda/flash.cuh"

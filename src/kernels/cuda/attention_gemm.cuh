@@ -18,13 +18,13 @@ constexpr size_t k_score_budget = size_t(768) << 20;  // bytes of S (F32) + P (b
 constexpr int k_softmax_threads = 256;
 
 // src: rows [0, len) of an F32 matrix (row stride ld) whose columns h * hd .. h * hd + hd - 1 are head h ->
-// dst: bf16 [heads, len, hd].
+// dst: bf16 [heads, len, hd]. Grid row_grid(len, heads * hd): 32-bit index math per element.
 __global__ void heads_to_bf16_kernel(const float* src, int64_t ld, int64_t len, int heads, int hd, uint16_t* dst) {
-  const int64_t per_head = len * hd, total = per_head * heads;
-  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t h = e / per_head, rem = e - h * per_head, r = rem / hd, c = rem - r * hd;
-    dst[e] = f32_to_bf16_bits(src[r * ld + h * hd + c]);
-  }
+  const int c = int(blockIdx.y) * int(blockDim.x) + int(threadIdx.x);
+  if (c >= heads * hd) return;
+  const int h = c / hd, d = c - h * hd;
+  uint16_t* out = dst + int64_t(h) * len * hd + d;
+  for (int64_t r = blockIdx.x; r < len; r += gridDim.x) out[r * hd] = f32_to_bf16_bits(src[r * ld + c]);
 }
 
 // One block per row of S (ld scores per row, rows_per_head rows per head). Row i of a head may see keys

@@ -21,27 +21,30 @@ namespace autoglm::cuda {
 namespace {
 
 // dst[h, p, d] = cache value of KV head h at position p (0 <= p < L) of the sequence whose block table is `table`.
+// Grid row_grid(L, kv_heads * hd): positions by x, a position's (head, dim) items by thread.
 template <dtype T>
 __global__ void gather_kv_kernel(const uint8_t* cache, const int32_t* table, int64_t n_table, int64_t c_block,
                                  int64_t c_slot, int64_t c_head, int block_size, int64_t n_blocks, int kv_heads,
                                  int hd, int64_t L, uint16_t* dst, int32_t* flag) {
-  const int64_t per_head = L * hd, total = per_head * kv_heads;
-  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t h = e / per_head, rem = e - h * per_head, pos = rem / hd, d = rem - pos * hd;
+  const int c = int(blockIdx.y) * int(blockDim.x) + int(threadIdx.x);
+  if (c >= kv_heads * hd) return;
+  const int h = c / hd, d = c - h * hd;
+  uint16_t* out = dst + int64_t(h) * L * hd + d;
+  for (int64_t pos = blockIdx.x; pos < L; pos += gridDim.x) {
     const int64_t bi = pos / block_size;
     const int64_t blk = bi < n_table ? table[bi] : -1;
     if (blk < 0 || blk >= n_blocks) {
       flag_bad(flag, BAD_BLOCK_ID, blk);
-      dst[e] = 0;
+      out[pos * hd] = 0;
       continue;
     }
-    dst[e] = f32_to_bf16_bits(load_elem<T>(cache + blk * c_block + (pos % block_size) * c_slot + h * c_head, d));
+    out[pos * hd] = f32_to_bf16_bits(load_elem<T>(cache + blk * c_block + (pos - bi * block_size) * c_slot + h * c_head, d));
   }
 }
 
 void gather_kv(dtype t, const flash_args& a, const uint8_t* cache, const int32_t* table, int kv_heads, int64_t L,
                uint16_t* dst, stream_state& s) {
-  const unsigned grid = stride_grid(int64_t(kv_heads) * L * a.head_dim, 256, s);
+  const dim3 grid = row_grid(L, int64_t(kv_heads) * a.head_dim, 256, s);
   const cudaStream_t st = stream_of(s);
 #define AG_GATHER(T)                                                                                          \
   gather_kv_kernel<T><<<grid, 256, 0, st>>>(cache, table, a.n_table, a.c_block, a.c_slot, a.c_head,           \
@@ -90,7 +93,7 @@ std::vector<int32_t> paged_prefill_gemm(const flash_args& a, dtype cache_type, i
     const int32_t* table = a.tables + q * a.ld_tables;
     gather_kv(cache_type, a, a.kcache, table, n_kv_heads, L, kb, s);
     gather_kv(cache_type, a, a.vcache, table, n_kv_heads, L, vb, s);
-    heads_to_bf16_kernel<<<stride_grid(int64_t(heads) * n_new * hd, 256, s), 256, 0, st>>>(
+    heads_to_bf16_kernel<<<row_grid(n_new, int64_t(heads) * hd, 256, s), 256, 0, st>>>(
         a.q + first * a.ldq, a.ldq, n_new, heads, hd, qb);
     check_launch("attention_paged (gemm) bf16 copies", sizes);
     if (use_mma) {

@@ -94,16 +94,18 @@ bool copyable(dtype t) { return t == dtype::F32 || t == dtype::F16 || t == dtype
 template <dtype T>
 __global__ void gather_rows(const uint8_t* table, int64_t ldt_bytes, int64_t n_rows, const int32_t* ids, float* out,
                             int64_t ldo, int64_t d, int32_t* flag) {
+  // Block (row, part): a decode step's one row spreads over d / 256 blocks instead of looping in one.
   const int64_t i = blockIdx.x;
+  const int64_t j = int64_t(blockIdx.y) * blockDim.x + threadIdx.x;
+  if (j >= d) return;
   const int32_t id = ids[i];
   float* o = out + i * ldo;
   if (id < 0 || id >= n_rows) {
-    if (threadIdx.x == 0) flag_bad(flag, BAD_EMBEDDING_ID, id);
-    for (int64_t j = threadIdx.x; j < d; j += blockDim.x) o[j] = 0.0f;
+    if (j == 0) flag_bad(flag, BAD_EMBEDDING_ID, id);
+    o[j] = 0.0f;
     return;
   }
-  const uint8_t* row = table + int64_t(id) * ldt_bytes;
-  for (int64_t j = threadIdx.x; j < d; j += blockDim.x) o[j] = load_elem<T>(row, j);
+  o[j] = load_elem<T>(table + int64_t(id) * ldt_bytes, j);
 }
 
 }  // namespace
@@ -150,7 +152,8 @@ void embedding_kernel(const kernel_context& kc, const tensor& table, const tenso
   const auto* tab = static_cast<const uint8_t*>(table.data());
   const int64_t ldt = table.n_dims() == 1 ? int64_t(dtype_row_bytes(t, table.cols())) : table.row_stride();
   const int64_t n_rows = table.rows();
-  const unsigned grid = blocks_for(o.rows, 1);
+  AG_CHECK(o.cols <= int64_t(65535) * k_threads, "embedding: rows of " + std::to_string(o.cols) + " elements");
+  const dim3 grid(blocks_for(o.rows, 1), blocks_for(o.cols, k_threads));
   int32_t* flag = bad_index_flag(s);
   if (t == dtype::F32) gather_rows<dtype::F32><<<grid, k_threads, 0, st>>>(tab, ldt, n_rows, ids.ptr<int32_t>(), o.p, o.ld, o.cols, flag);
   else if (t == dtype::F16) gather_rows<dtype::F16><<<grid, k_threads, 0, st>>>(tab, ldt, n_rows, ids.ptr<int32_t>(), o.p, o.ld, o.cols, flag);

@@ -6,6 +6,8 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <utility>
+
 #include "kernels/cuda/cuda_host.h"
 
 namespace autoglm::cuda {
@@ -88,7 +90,7 @@ __device__ inline void store_elem(void* row, int64_t i, float v) {
 }
 
 // ---- reductions ---------------------------------------------------------------------------------------------
-// Programmatic dependent launch (Hopper): a kernel launched with launch_pdl (cuda_host.h) may start while the
+// Programmatic dependent launch (Hopper): a kernel launched with launch_pdl (below) may start while the
 // kernel before it on the stream still runs; it must call pdl_wait() before it reads anything that kernel writes
 // (or writes anything that kernel reads): pdl_wait returns once the earlier grids completed and their memory is
 // visible. pdl_trigger() lets the next kernel be scheduled early (it still waits in its pdl_wait). Both are
@@ -102,6 +104,31 @@ __device__ inline void pdl_trigger() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.launch_dependents;" :::);
 #endif
+}
+
+// kernel<<<grid, block, smem>>>(args...) on the stream, as a programmatic dependent of the kernel before it where
+// pdl_enabled(s): its launch and prologue then overlap that kernel's tail (about a microsecond per launch of a
+// decode step's ~400). The kernel must call pdl_wait() before it touches memory at all, on every path, including
+// early returns: a later plain launch orders only against this kernel's completion, so this kernel's completion
+// must imply its predecessor's.
+template <class... P, class... A>
+void launch_pdl(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, const stream_state& s, const char* what,
+                A&&... args) {
+  if (!pdl_enabled(s)) {
+    kernel<<<grid, block, smem, stream_of(s)>>>(std::forward<A>(args)...);
+    return;
+  }
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = stream_of(s);
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  check(cudaLaunchKernelEx(&cfg, kernel, std::forward<A>(args)...), what);
 }
 
 __device__ inline float warp_sum(float v) {

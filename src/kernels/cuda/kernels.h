@@ -13,6 +13,9 @@ namespace autoglm::cuda {
 // weights a plain F32 SGEMM.
 constexpr int64_t k_gemv_max_rows = 8;
 void linear_kernel(const kernel_context& kc, const tensor& x, const linear_weight& w, tensor& y);
+// The same GEMV with the gate applied as it stores (4 W rows per block: two gate rows and their up rows); more
+// rows: cuBLAS into tmp, then silu_mul.
+void linear_swiglu_kernel(const kernel_context& kc, const tensor& x, const linear_weight& w, tensor& tmp, tensor& y);
 
 // norm.cu
 void rms_norm_kernel(const kernel_context& kc, const tensor& x, const tensor& weight, float eps, tensor& y);

@@ -38,6 +38,8 @@ struct gemv_args {
   const float* bias;
   float* y;
   int64_t ldy;
+  // SwiGLU (LINEAR_SWIGLU): W holds 2 * n rows, gate rows [0, n) then up rows [n, 2n); y[i, j] = silu(gate_j) * up_j.
+  // A block then owns output columns 2b, 2b + 1: its 4 W rows are those two gate rows and the two up rows.
 };
 
 template <dtype W>
@@ -67,15 +69,25 @@ __device__ inline void unpack16(const uint4& u, float* f) {
   }
 }
 
-template <dtype W, int M>
+__device__ inline float silu_f32(float g) { return g / (1.0f + expf(-g)); }
+
+template <dtype W, int M, bool SWIGLU>
 __global__ void __launch_bounds__(k_gemv_threads) gemv_kernel(gemv_args a) {
   constexpr int E = per16<W>();
+  constexpr int pairs = k_gemv_rows / 2;  // SWIGLU: output columns per block
   const int tid = threadIdx.x;
-  const int64_t row0 = int64_t(blockIdx.x) * k_gemv_rows;
+  const int64_t row0 = int64_t(blockIdx.x) * (SWIGLU ? pairs : k_gemv_rows);
   // Rows past n read row0 again (always valid) and are dropped at the end: no divergence inside the loop.
   const uint8_t* wrow[k_gemv_rows];
 #pragma unroll
-  for (int r = 0; r < k_gemv_rows; ++r) wrow[r] = a.w + (row0 + r < a.n ? row0 + r : row0) * a.ldw;
+  for (int r = 0; r < k_gemv_rows; ++r) {
+    if constexpr (SWIGLU) {
+      const int64_t j = row0 + r % pairs < a.n ? row0 + r % pairs : row0;
+      wrow[r] = a.w + (r < pairs ? j : a.n + j) * a.ldw;
+    } else {
+      wrow[r] = a.w + (row0 + r < a.n ? row0 + r : row0) * a.ldw;
+    }
+  }
 
   float acc[M][k_gemv_rows];
 #pragma unroll
@@ -147,6 +159,26 @@ __global__ void __launch_bounds__(k_gemv_threads) gemv_kernel(gemv_args a) {
       if (lane == 0) partial[warp][i * k_gemv_rows + r] = v;
     }
   __syncthreads();
+  if constexpr (SWIGLU) {
+    if (tid < M * pairs) {
+      const int i = tid / pairs, p = tid % pairs;
+      const int64_t col = row0 + p;
+      if (i < a.m && col < a.n) {
+        float g = 0.0f, u = 0.0f;
+#pragma unroll
+        for (int wi = 0; wi < k_gemv_warps; ++wi) {
+          g += partial[wi][i * k_gemv_rows + p];
+          u += partial[wi][i * k_gemv_rows + pairs + p];
+        }
+        if (a.bias) {
+          g += a.bias[col];
+          u += a.bias[a.n + col];
+        }
+        a.y[i * a.ldy + col] = silu_f32(g) * u;
+      }
+    }
+    return;
+  }
   if (tid < M * k_gemv_rows) {
     const int i = tid / k_gemv_rows, r = tid % k_gemv_rows;
     const int64_t row = row0 + r;
@@ -159,13 +191,13 @@ __global__ void __launch_bounds__(k_gemv_threads) gemv_kernel(gemv_args a) {
   }
 }
 
-template <dtype W>
+template <dtype W, bool SWIGLU = false>
 void launch_gemv(const gemv_args& a, cudaStream_t st, bool pdl) {
-  const unsigned grid = blocks_for(a.n, k_gemv_rows);
-  void (*kernel)(gemv_args) = a.m <= 1   ? gemv_kernel<W, 1>
-                              : a.m <= 2 ? gemv_kernel<W, 2>
-                              : a.m <= 4 ? gemv_kernel<W, 4>
-                                         : gemv_kernel<W, 8>;
+  const unsigned grid = blocks_for(a.n, SWIGLU ? k_gemv_rows / 2 : k_gemv_rows);
+  void (*kernel)(gemv_args) = a.m <= 1   ? gemv_kernel<W, 1, SWIGLU>
+                              : a.m <= 2 ? gemv_kernel<W, 2, SWIGLU>
+                              : a.m <= 4 ? gemv_kernel<W, 4, SWIGLU>
+                                         : gemv_kernel<W, 8, SWIGLU>;
   if (!pdl) {
     kernel<<<grid, k_gemv_threads, 0, st>>>(a);
     return;
@@ -208,13 +240,40 @@ __global__ void round_rows_kernel(const float* x, int64_t ldx, int64_t m, int64_
   }
 }
 
-// y[i, j] = bias[j]: the GEMM then adds its product (beta = 1).
-__global__ void fill_bias_kernel(float* y, int64_t ldy, int64_t m, int64_t n, const float* bias) {
-  const int64_t total = m * n;
-  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t i = e / n, j = e - i * n;
-    y[i * ldy + j] = bias[j];
+// The same over 4 columns per thread (k % 4 == 0, x rows 16-byte aligned): float4 loads, 8-byte stores; grid
+// row_grid(m, k / 4).
+template <dtype T>
+__global__ void round_rows_vec4(const float* x, int64_t ldx, int64_t m, int64_t k4, uint16_t* hi, uint16_t* lo) {
+  const int64_t c = int64_t(blockIdx.y) * blockDim.x + threadIdx.x;
+  if (c >= k4) return;
+  for (int64_t i = blockIdx.x; i < m; i += gridDim.x) {
+    const float4 v = reinterpret_cast<const float4*>(x + i * ldx)[c];
+    const uint16_t h0 = round_to<T>(v.x), h1 = round_to<T>(v.y), h2 = round_to<T>(v.z), h3 = round_to<T>(v.w);
+    reinterpret_cast<uint2*>(hi + i * k4 * 4)[c] = make_uint2(h0 | uint32_t(h1) << 16, h2 | uint32_t(h3) << 16);
+    if (lo) {
+      const uint16_t l0 = round_to<T>(v.x - value_of<T>(h0)), l1 = round_to<T>(v.y - value_of<T>(h1)),
+                     l2 = round_to<T>(v.z - value_of<T>(h2)), l3 = round_to<T>(v.w - value_of<T>(h3));
+      reinterpret_cast<uint2*>(lo + i * k4 * 4)[c] = make_uint2(l0 | uint32_t(l1) << 16, l2 | uint32_t(l3) << 16);
+    }
   }
+}
+
+template <dtype T>
+void round_rows(const mat<float>& x, uint16_t* hi, uint16_t* lo, const stream_state& s) {
+  const int64_t m = x.rows, k = x.cols;
+  const cudaStream_t st = stream_of(s);
+  if (k % 4 == 0 && x.ld % 4 == 0 && reinterpret_cast<uintptr_t>(x.p) % 16 == 0)
+    round_rows_vec4<T><<<row_grid(m, k / 4, 256, s), 256, 0, st>>>(x.p, x.ld, m, k / 4, hi, lo);
+  else
+    round_rows_kernel<T><<<stride_grid(m * k, 256, s), 256, 0, st>>>(x.p, x.ld, m, k, hi, lo);
+}
+
+// y[i, j] = bias[j]: the GEMM then adds its product (beta = 1). Grid row_grid(m, n).
+__global__ void fill_bias_kernel(float* y, int64_t ldy, int64_t m, int64_t n, const float* bias) {
+  const int64_t j = int64_t(blockIdx.y) * blockDim.x + threadIdx.x;
+  if (j >= n) return;
+  const float b = bias[j];
+  for (int64_t i = blockIdx.x; i < m; i += gridDim.x) y[i * ldy + j] = b;
 }
 
 int as_int(int64_t v, const char* what) {
@@ -232,7 +291,7 @@ void gemm_cublas(stream_state& s, const mat<float>& x, const tensor& W, int64_t 
             ildy = as_int(y.ld, "y row stride");
   const float alpha = 1.0f, beta = bias ? 1.0f : 0.0f;
   if (bias) {
-    fill_bias_kernel<<<stride_grid(m * n, 256, s), 256, 0, st>>>(y.p, y.ld, m, n, bias);
+    fill_bias_kernel<<<row_grid(m, n, 256, s), 256, 0, st>>>(y.p, y.ld, m, n, bias);
     check_launch("linear bias", sizes);
   }
   if (W.type() == dtype::F32) {
@@ -247,8 +306,8 @@ void gemm_cublas(stream_state& s, const mat<float>& x, const tensor& W, int64_t 
   const size_t part = size_t(m) * size_t(k);
   auto* xr = static_cast<uint16_t*>(workspace(s, part * 2 * (split ? 2 : 1), "linear"));
   uint16_t* lo = split ? xr + part : nullptr;
-  if (bf) round_rows_kernel<dtype::BF16><<<stride_grid(m * k, 256, s), 256, 0, st>>>(x.p, x.ld, m, k, xr, lo);
-  else round_rows_kernel<dtype::F16><<<stride_grid(m * k, 256, s), 256, 0, st>>>(x.p, x.ld, m, k, xr, lo);
+  if (bf) round_rows<dtype::BF16>(x, xr, lo, s);
+  else round_rows<dtype::F16>(x, xr, lo, s);
   check_launch("linear x rounding", sizes);
   const cudaDataType_t t = bf ? CUDA_R_16BF : CUDA_R_16F;
   check_cublas(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, in, im, ik, &alpha, W.data(), t, ildw, xr, t, ik, &beta, y.p,
@@ -264,13 +323,56 @@ void gemm_cublas(stream_state& s, const mat<float>& x, const tensor& W, int64_t 
 
 }  // namespace
 
-void linear_kernel(const kernel_context& kc, const tensor& x, const linear_weight& w, tensor& y) {
+namespace {
+
+// The weight as the CUDA kernels take it: F32/F16/BF16 with contiguous rows.
+void check_weight(const linear_weight& w) {
   const tensor& W = w.weight;
   const dtype wt = W.type();
   AG_CHECK(wt == dtype::F32 || wt == dtype::F16 || wt == dtype::BF16,
            std::string("linear: CUDA weights are F32, F16 or BF16, not ") + dtype_name(wt));
   AG_CHECK(W.n_dims() == 2 && W.stride(1) == int64_t(dtype_size(wt)), "linear: weight '" + w.name +
                                                                           "' must have contiguous rows");
+  AG_CHECK(W.row_stride() % int64_t(dtype_size(wt)) == 0, "linear: weight row stride");
+}
+
+// The GEMV of x [m <= k_gemv_max_rows, k] by W; n outputs per row (SWIGLU: W has 2n rows).
+template <bool SWIGLU>
+void run_gemv(stream_state& s, const mat<float>& xm, const tensor& W, int64_t n, const float* bias,
+              const mat<float>& ym) {
+  const dtype wt = W.type();
+  gemv_args a;
+  a.x = xm.p;
+  a.ldx = xm.ld;
+  a.m = int(xm.rows);
+  a.w = static_cast<const uint8_t*>(W.data());
+  a.ldw = W.row_stride();
+  a.n = n;
+  a.k = W.dim(1);
+  const bool w_aligned = reinterpret_cast<uintptr_t>(a.w) % 16 == 0 && a.ldw % 16 == 0;
+  const int64_t e16 = wt == dtype::F32 ? 4 : 8;
+  a.n_vec = w_aligned ? a.k / e16 : 0;
+  a.x_vec = reinterpret_cast<uintptr_t>(a.x) % 16 == 0 && a.ldx % 4 == 0;
+  a.bias = bias;
+  a.y = ym.p;
+  a.ldy = ym.ld;
+  const cudaStream_t st = stream_of(s);
+  const bool pdl = pdl_enabled(s);
+  if (wt == dtype::BF16) launch_gemv<dtype::BF16, SWIGLU>(a, st, pdl);
+  else if (wt == dtype::F16) launch_gemv<dtype::F16, SWIGLU>(a, st, pdl);
+  else launch_gemv<dtype::F32, SWIGLU>(a, st, pdl);
+}
+
+std::string sizes_of(int64_t m, int64_t n, int64_t k, const linear_weight& w) {
+  return "m=" + std::to_string(m) + " n=" + std::to_string(n) + " k=" + std::to_string(k) + " " +
+         dtype_name(w.weight.type()) + " weight '" + w.name + "'";
+}
+
+}  // namespace
+
+void linear_kernel(const kernel_context& kc, const tensor& x, const linear_weight& w, tensor& y) {
+  check_weight(w);
+  const tensor& W = w.weight;
   const mat<float> xm = f32_mat(x, "linear x"), ym = f32_mat(y, "linear y");
   const int64_t m = xm.rows, n = W.dim(0), k = W.dim(1);
   AG_CHECK(xm.cols == k && ym.rows == m && ym.cols == n, "linear: shapes");
@@ -278,34 +380,35 @@ void linear_kernel(const kernel_context& kc, const tensor& x, const linear_weigh
   if (!w.bias.empty()) bias = f32_vector(w.bias, "linear bias");
   if (m == 0 || n == 0) return;
   stream_state& s = state_of(kc);
-  const std::string sizes = "m=" + std::to_string(m) + " n=" + std::to_string(n) + " k=" + std::to_string(k) + " " +
-                            dtype_name(wt) + " weight '" + w.name + "'";
-  AG_CHECK(W.row_stride() % int64_t(dtype_size(wt)) == 0, "linear: weight row stride");
+  const std::string sizes = sizes_of(m, n, k, w);
   if (m > k_gemv_max_rows) {
-    gemm_cublas(s, xm, W, W.row_stride() / int64_t(dtype_size(wt)), bias, ym, sizes);
+    gemm_cublas(s, xm, W, W.row_stride() / int64_t(dtype_size(W.type())), bias, ym, sizes);
     return;
   }
-  gemv_args a;
-  a.x = xm.p;
-  a.ldx = xm.ld;
-  a.m = int(m);
-  a.w = static_cast<const uint8_t*>(W.data());
-  a.ldw = W.row_stride();
-  a.n = n;
-  a.k = k;
-  const bool w_aligned = reinterpret_cast<uintptr_t>(a.w) % 16 == 0 && a.ldw % 16 == 0;
-  const int64_t e16 = wt == dtype::F32 ? 4 : 8;
-  a.n_vec = w_aligned ? k / e16 : 0;
-  a.x_vec = reinterpret_cast<uintptr_t>(a.x) % 16 == 0 && a.ldx % 4 == 0;
-  a.bias = bias;
-  a.y = ym.p;
-  a.ldy = ym.ld;
-  const cudaStream_t st = stream_of(s);
-  const bool pdl = pdl_enabled(s);
-  if (wt == dtype::BF16) launch_gemv<dtype::BF16>(a, st, pdl);
-  else if (wt == dtype::F16) launch_gemv<dtype::F16>(a, st, pdl);
-  else launch_gemv<dtype::F32>(a, st, pdl);
+  run_gemv<false>(s, xm, W, n, bias, ym);
   check_launch("linear gemv", sizes);
+}
+
+void linear_swiglu_kernel(const kernel_context& kc, const tensor& x, const linear_weight& w, tensor& tmp, tensor& y) {
+  check_weight(w);
+  const tensor& W = w.weight;
+  const mat<float> xm = f32_mat(x, "linear_swiglu x"), ym = f32_mat(y, "linear_swiglu y");
+  const int64_t m = xm.rows, n = ym.cols, k = W.dim(1);
+  AG_CHECK(xm.cols == k && ym.rows == m && W.dim(0) == 2 * n, "linear_swiglu: shapes");
+  if (m == 0 || n == 0) return;
+  if (m > k_gemv_max_rows) {
+    // Tensor cores into tmp [m, 2n], then the gate: the GEMM's output is what the fusion would save, and at these
+    // row counts the GEMM dominates.
+    linear_kernel(kc, x, w, tmp);
+    tensor gate = tmp.cols_view(0, n), up = tmp.cols_view(n, n);
+    silu_mul_kernel(kc, gate, up, y);
+    return;
+  }
+  const float* bias = nullptr;
+  if (!w.bias.empty()) bias = f32_vector(w.bias, "linear_swiglu bias");
+  stream_state& s = state_of(kc);
+  run_gemv<true>(s, xm, W, n, bias, ym);
+  check_launch("linear_swiglu gemv", sizes_of(m, n, k, w));
 }
 
 }  // namespace autoglm::cuda

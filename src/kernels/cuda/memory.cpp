@@ -362,6 +362,7 @@ void register_cuda_kernels(kernel_registry& r) {
   constexpr device_kind dk = device_kind::CUDA;
   for (dtype t : {dtype::F32, dtype::F16, dtype::BF16}) {
     r.add_kernel<kernel_sig::linear>(op_id::LINEAR, dk, t, cuda::linear_kernel);
+    r.add_kernel<kernel_sig::linear_swiglu>(op_id::LINEAR_SWIGLU, dk, t, cuda::linear_swiglu_kernel);
     r.add_kernel<kernel_sig::embedding>(op_id::EMBEDDING, dk, t, cuda::embedding_kernel);
     r.add_kernel<kernel_sig::kv_store>(op_id::KV_STORE, dk, t, cuda::kv_store_kernel);
     r.add_kernel<kernel_sig::attention_paged>(op_id::ATTENTION_PAGED, dk, t, cuda::attention_paged_kernel);

@@ -3,6 +3,8 @@
 // every thread rereads only the elements it wrote, after the reductions.
 #include <algorithm>
 #include <cstdint>
+#include <initializer_list>
+#include <utility>
 #include <string>
 
 #include "kernels/cuda/device_util.cuh"
@@ -17,6 +19,7 @@ constexpr int k_threads = 256;
 __global__ void __launch_bounds__(k_threads)
     rms_norm_rows(const float* x, int64_t ldx, const float* w, int64_t n, float eps, float* y, int64_t ldy) {
   __shared__ float scratch[32];
+  pdl_wait();  // launched as a programmatic dependent (launch_pdl)
   pdl_trigger();
   const float* xr = x + int64_t(blockIdx.x) * ldx;
   float* yr = y + int64_t(blockIdx.x) * ldy;
@@ -33,6 +36,7 @@ __global__ void __launch_bounds__(k_threads)
     residual_rms_norm_rows(float* x, int64_t ldx, const float* y, int64_t ldy, const float* wp, const float* wn,
                            int64_t n, float eps, float* h, int64_t ldh) {
   __shared__ float scratch[32];
+  pdl_wait();     // launched as a programmatic dependent (launch_pdl)
   pdl_trigger();  // the GEMV after this may be scheduled now (it waits for this kernel before reading h)
   float* xr = x + int64_t(blockIdx.x) * ldx;
   const float* yr = y + int64_t(blockIdx.x) * ldy;
@@ -62,6 +66,7 @@ __global__ void __launch_bounds__(k_vec_threads)
     residual_rms_norm_vec(float* x, int64_t ldx, const float* y, int64_t ldy, const float* wp, const float* wn,
                           int n4, float eps, float* h, int64_t ldh) {
   __shared__ float scratch[32];
+  pdl_wait();  // launched as a programmatic dependent (launch_pdl)
   pdl_trigger();
   float4* xr = reinterpret_cast<float4*>(x + int64_t(blockIdx.x) * ldx);
   const float4* yr = reinterpret_cast<const float4*>(y + int64_t(blockIdx.x) * ldy);
@@ -128,6 +133,50 @@ __global__ void __launch_bounds__(k_threads) layer_norm_rows(const float* x, int
   for (int64_t j = threadIdx.x; j < n; j += k_threads) yr[j] = (xr[j] - mean) * inv * w[j] + b[j];
 }
 
+// y = w * (x * inv(x)) with the row in registers, as residual_rms_norm_vec (a decode step's final norm: one row).
+template <int NV>
+__global__ void __launch_bounds__(k_vec_threads)
+    rms_norm_vec(const float* x, int64_t ldx, const float* w, int n4, float eps, float* y, int64_t ldy) {
+  __shared__ float scratch[32];
+  pdl_wait();  // launched as a programmatic dependent (launch_pdl)
+  pdl_trigger();
+  const float4* xr = reinterpret_cast<const float4*>(x + int64_t(blockIdx.x) * ldx);
+  float4 xv[NV];
+  float ss = 0.0f;
+#pragma unroll
+  for (int i = 0; i < NV; ++i) {
+    const int j = threadIdx.x + i * blockDim.x;
+    if (j >= n4) continue;
+    xv[i] = xr[j];
+    ss = fmaf(xv[i].x, xv[i].x, ss);
+    ss = fmaf(xv[i].y, xv[i].y, ss);
+    ss = fmaf(xv[i].z, xv[i].z, ss);
+    ss = fmaf(xv[i].w, xv[i].w, ss);
+  }
+  const float inv = 1.0f / sqrtf(block_sum(ss, scratch) / (float(n4) * 4.0f) + eps);
+  float4* yr = reinterpret_cast<float4*>(y + int64_t(blockIdx.x) * ldy);
+#pragma unroll
+  for (int i = 0; i < NV; ++i) {
+    const int j = threadIdx.x + i * blockDim.x;
+    if (j >= n4) continue;
+    const float4 wv = reinterpret_cast<const float4*>(w)[j];
+    yr[j] = make_float4(wv.x * (xv[i].x * inv), wv.y * (xv[i].y * inv), wv.z * (xv[i].z * inv),
+                        wv.w * (xv[i].w * inv));
+  }
+}
+
+// Whether rows of n floats at p (stride ld) can take the register-resident float4 kernels, and their float4s per
+// thread (1, 2 or 4) and block size.
+bool vec_rows(int64_t n, std::initializer_list<std::pair<const void*, int64_t>> rows, int& nv, int& threads) {
+  const int64_t n4 = n / 4;
+  if (n % 4 || n4 > 4 * k_vec_threads) return false;
+  for (const auto& [p, ld] : rows)
+    if (reinterpret_cast<uintptr_t>(p) % 16 || ld % 4) return false;
+  nv = n4 <= k_vec_threads ? 1 : n4 <= 2 * k_vec_threads ? 2 : 4;
+  threads = int(std::min<int64_t>(k_vec_threads, ((n4 + nv - 1) / nv + 31) / 32 * 32));
+  return true;
+}
+
 std::string sizes_of(const mat<float>& x) { return "rows=" + std::to_string(x.rows) + " cols=" + std::to_string(x.cols); }
 
 }  // namespace
@@ -138,7 +187,15 @@ void rms_norm_kernel(const kernel_context& kc, const tensor& x, const tensor& we
   AG_CHECK(xm.rows == ym.rows && xm.cols == ym.cols, "rms_norm: shapes");
   if (xm.rows == 0 || xm.cols == 0) return;
   stream_state& s = state_of(kc);
-  rms_norm_rows<<<blocks_for(xm.rows, 1), k_threads, 0, stream_of(s)>>>(xm.p, xm.ld, w, xm.cols, eps, ym.p, ym.ld);
+  int nv = 0, threads = 0;
+  if (vec_rows(xm.cols, {{xm.p, xm.ld}, {ym.p, ym.ld}, {w, 0}}, nv, threads)) {
+    auto kernel = nv == 1 ? rms_norm_vec<1> : nv == 2 ? rms_norm_vec<2> : rms_norm_vec<4>;
+    launch_pdl(kernel, blocks_for(xm.rows, 1), threads, 0, s, "rms_norm", xm.p, xm.ld, w, int(xm.cols / 4), eps, ym.p,
+               ym.ld);
+  } else {
+    launch_pdl(rms_norm_rows, blocks_for(xm.rows, 1), k_threads, 0, s, "rms_norm", xm.p, xm.ld, w, xm.cols, eps,
+               ym.p, ym.ld);
+  }
   check_launch("rms_norm", sizes_of(xm));
 }
 
@@ -153,20 +210,18 @@ void residual_rms_norm_kernel(const kernel_context& kc, tensor& x, const tensor&
            "residual_rms_norm: shapes");
   if (xm.rows == 0 || xm.cols == 0) return;
   stream_state& s = state_of(kc);
-  auto aligned = [](const void* p, int64_t ld) { return reinterpret_cast<uintptr_t>(p) % 16 == 0 && ld % 4 == 0; };
   const int64_t n4 = xm.cols / 4;
-  if (xm.cols % 4 == 0 && n4 <= 4 * k_vec_threads && aligned(xm.p, xm.ld) && aligned(ym.p, ym.ld) &&
-      aligned(wp, 0) && (!wn || (aligned(wn, 0) && aligned(hm.p, hm.ld)))) {
-    const int nv = n4 <= k_vec_threads ? 1 : n4 <= 2 * k_vec_threads ? 2 : 4;
-    const int threads = int(std::min<int64_t>(k_vec_threads, ((n4 + nv - 1) / nv + 31) / 32 * 32));
+  int nv = 0, threads = 0;
+  if (vec_rows(xm.cols, {{xm.p, xm.ld}, {ym.p, ym.ld}, {wp, 0}, {wn ? wn : wp, 0}, {wn ? hm.p : xm.p, wn ? hm.ld : 0}},
+               nv, threads)) {
     auto kernel = nv == 1 ? residual_rms_norm_vec<1> : nv == 2 ? residual_rms_norm_vec<2> : residual_rms_norm_vec<4>;
-    kernel<<<blocks_for(xm.rows, 1), threads, 0, stream_of(s)>>>(xm.p, xm.ld, ym.p, ym.ld, wp, wn, int(n4), eps,
-                                                                 hm.p, hm.ld);
+    launch_pdl(kernel, blocks_for(xm.rows, 1), threads, 0, s, "residual_rms_norm", xm.p, xm.ld, ym.p, ym.ld, wp, wn,
+               int(n4), eps, hm.p, hm.ld);
     check_launch("residual_rms_norm", sizes_of(xm));
     return;
   }
-  residual_rms_norm_rows<<<blocks_for(xm.rows, 1), k_threads, 0, stream_of(s)>>>(xm.p, xm.ld, ym.p, ym.ld, wp, wn,
-                                                                                xm.cols, eps, hm.p, hm.ld);
+  launch_pdl(residual_rms_norm_rows, blocks_for(xm.rows, 1), k_threads, 0, s, "residual_rms_norm", xm.p, xm.ld, ym.p,
+             ym.ld, wp, wn, xm.cols, eps, hm.p, hm.ld);
   check_launch("residual_rms_norm", sizes_of(xm));
 }
 

@@ -27,18 +27,27 @@ struct rope_args {
   int sec0, sec1;  // M-RoPE: pairs [0, sec0) take t, [sec0, sec0+sec1) h, the rest w
 };
 
+// Blocks per token: enough for every (head, pair) of a few tokens to get a thread; one per token from 256 tokens.
+dim3 rope_grid(int64_t rows, int64_t items) {
+  const int64_t parts = std::clamp<int64_t>((items + k_threads - 1) / k_threads, 1, std::max<int64_t>(1, 256 / rows));
+  return dim3(blocks_for(rows, 1), unsigned(parts));
+}
+
 std::vector<float> inverse_frequencies(int64_t dim, float theta) {
   std::vector<float> inv(size_t(dim / 2));
   for (int64_t i = 0; i < dim / 2; ++i) inv[size_t(i)] = 1.0f / std::pow(theta, float(2 * i) / float(dim));
   return inv;
 }
 
-// One block per token: threads over (head, pair).
+// Blocks (token, part): the parts' threads stride over (head, pair). A decode step's one token spreads over
+// several blocks (one block of 128 threads took 5 us for 34 heads x 32 pairs).
 __global__ void __launch_bounds__(k_threads) mrope_kernel(const rope_args a) {
+  pdl_wait();  // launched as a programmatic dependent (launch_pdl)
+  pdl_trigger();
   const int64_t t = blockIdx.x;
   const int32_t pt = a.pos[t], ph = a.pos[a.ldp + t], pw = a.pos[2 * a.ldp + t];
   float* row = a.x + t * a.ldx;
-  for (int w = threadIdx.x; w < a.n_heads * a.n_pairs; w += k_threads) {
+  for (int w = blockIdx.y * k_threads + threadIdx.x; w < a.n_heads * a.n_pairs; w += gridDim.y * k_threads) {
     const int h = w / a.n_pairs, i = w - h * a.n_pairs;
     const int32_t p = i < a.sec0 ? pt : (i < a.sec0 + a.sec1 ? ph : pw);
     float s, c;
@@ -50,14 +59,16 @@ __global__ void __launch_bounds__(k_threads) mrope_kernel(const rope_args a) {
   }
 }
 
-// One block per token: threads over (head, d < half); the pair is (d, d + half). Dims [0, quarter) rotate by the
+// Blocks (token, part): threads over (head, d < half); the pair is (d, d + half). Dims [0, quarter) rotate by the
 // h position, [quarter, half) by the w position, with frequencies inv[d mod quarter].
 __global__ void __launch_bounds__(k_threads) rope_2d_kernel_dev(const rope_args a) {
+  pdl_wait();  // launched as a programmatic dependent (launch_pdl)
+  pdl_trigger();
   const int64_t t = blockIdx.x;
   const int32_t ph = a.pos[t], pw = a.pos[a.ldp + t];
   const int half = a.head_dim / 2, quarter = a.head_dim / 4;
   float* row = a.x + t * a.ldx;
-  for (int w = threadIdx.x; w < a.n_heads * half; w += k_threads) {
+  for (int w = blockIdx.y * k_threads + threadIdx.x; w < a.n_heads * half; w += gridDim.y * k_threads) {
     const int h = w / half, d = w - h * half;
     const float angle = d < quarter ? __fmul_rn(float(ph), a.inv[d]) : __fmul_rn(float(pw), a.inv[d - quarter]);
     float s, c;
@@ -92,7 +103,7 @@ void rope_mrope_kernel(const kernel_context& kc, tensor& x, int32_t n_heads, int
   a.sec0 = sections[0];
   a.sec1 = sections[1];
   stream_state& s = state_of(kc);
-  mrope_kernel<<<blocks_for(xm.rows, 1), k_threads, 0, stream_of(s)>>>(a);
+  launch_pdl(mrope_kernel, rope_grid(xm.rows, int64_t(n_heads) * a.n_pairs), k_threads, 0, s, "rope_mrope", a);
   check_launch("rope_mrope", "n=" + std::to_string(xm.rows) + " heads=" + std::to_string(n_heads) +
                                  " head_dim=" + std::to_string(head_dim) + " rot_dim=" + std::to_string(rot_dim));
 }
@@ -114,7 +125,8 @@ void rope_2d_kernel(const kernel_context& kc, tensor& x, int32_t n_heads, int32_
   a.pos = pm.p;
   a.ldp = pm.ld;
   stream_state& s = state_of(kc);
-  rope_2d_kernel_dev<<<blocks_for(xm.rows, 1), k_threads, 0, stream_of(s)>>>(a);
+  launch_pdl(rope_2d_kernel_dev, rope_grid(xm.rows, int64_t(n_heads) * (head_dim / 2)), k_threads, 0, s, "rope_2d",
+             a);
   check_launch("rope_2d", "n=" + std::to_string(xm.rows) + " heads=" + std::to_string(n_heads) +
                               " head_dim=" + std::to_string(head_dim));
 }

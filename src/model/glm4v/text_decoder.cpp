@@ -165,10 +165,9 @@ void text_decoder::attention_block(exec_context& ctx, int32_t il, const step_inp
 
 void text_decoder::mlp_block(exec_context& ctx, int32_t il, activations& a) const {
   const text_layer_weights& L = w_.layers[size_t(il)];
-  const int64_t I = shard_.intermediate;  // this rank's columns of gate and of up
   const float eps = cfg_.rms_norm_eps;
-  ops::linear(ctx, a.h, L.gate_up_proj, a.gu);  // h = post_attention_norm(x), from the attention block
-  ops::silu_mul(ctx, a.gu.cols_view(0, I), a.gu.cols_view(I, I), a.m);
+  // m = silu(gate) * up of h = post_attention_norm(x) (from the attention block); gu is the backend's scratch.
+  ops::linear_swiglu(ctx, a.h, L.gate_up_proj, a.gu, a.m);
   ops::linear(ctx, a.m, L.down_proj, a.tmp);
   ops::all_reduce_sum(ctx, a.tmp);  // row-parallel down_proj
   // x += post_mlp_norm(down); h = the next layer's input_norm(x) (the last layer's final norm runs on the rows
