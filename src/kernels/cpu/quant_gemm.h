@@ -57,10 +57,11 @@ using packed_fn = void (*)(const tile&, const uint8_t* packed, int64_t g0, int64
 // One row of x (k elements, groups of `group`) to its quantized form at `out` (xq_view's row layout).
 using quantize_fn = void (*)(const float* x, int64_t k, int64_t group, uint8_t* out);
 
-// Wide prefill (AVX-512 VNNI; Q8_0, Q4_0, Q5_0): the same integers and float steps as packed_fn, on register
-// tiles of wide_mr x rows by wide_rows W rows. x is first laid out in panels of wide_mr rows (wide_pack_x: per
-// group, the rows' 4-byte groups interleaved, as unsigned bytes, then their scales; rows past m are zeros), and
-// each thread packs each of its W tiles once per call and runs every panel against it.
+// Wide prefill (AVX-512 VNNI; Q8_0, Q4_0, Q5_0, Q4_K, Q5_K, Q6_K): the same integers and float steps as
+// packed_fn, on register tiles of wide_mr x rows by wide_rows W rows. x is first laid out in panels of wide_mr rows
+// (wide_pack_x of the weight type: per group, the rows' 4-byte groups interleaved, then their scales and, for the
+// k-quants, their sums; rows past m are zeros), and each thread packs each of its W tiles once per call and runs
+// every panel against it.
 struct wide_job {
   const uint8_t* w = nullptr;  // W row 0
   int64_t w_stride = 0, n = 0;  // bytes between W rows; W rows
@@ -70,7 +71,7 @@ struct wide_job {
   float* y = nullptr;  // [m, n], rows y_stride floats apart
   int64_t y_stride = 0;
 };
-// Panels [p0, p1) of x's m quantized rows to `out` (wide_x_group_bytes per group per panel).
+// Panels [p0, p1) of x's m quantized rows to `out` (wide_x_group_bytes of the type per group per panel).
 using wide_pack_x_fn = void (*)(const xq_view& x, int64_t m, int64_t p0, int64_t p1, uint8_t* out);
 // W tiles [t0, t1) (wide_rows W rows each) against every panel of x.
 using wide_fn = void (*)(const wide_job& j, int64_t t0, int64_t t1);
@@ -85,9 +86,9 @@ struct isa_table {
   packed_fn pk[size_t(wtype::COUNT)][k_max_mr];
   // Wide prefill, where this ISA has it (null entries fall back to pack / pk).
   wide_fn wide[size_t(wtype::COUNT)];
-  wide_pack_x_fn wide_pack_x;
+  wide_pack_x_fn wide_pack_x[size_t(wtype::COUNT)];
+  int64_t wide_x_group_bytes[size_t(wtype::COUNT)];
   int wide_rows, wide_mr;
-  int64_t wide_x_group_bytes;
 };
 
 // The tables compiled into this build (null when the file is for another architecture).

@@ -205,10 +205,10 @@ void quant_linear_kernel(const kernel_context& kc, const tensor& x, const linear
     // Wide prefill: x laid out once in panels of wide_mr rows; threads split the W tiles of wide_rows rows.
     const int64_t n_panels = (m + tab.wide_mr - 1) / tab.wide_mr;
     thread_local aligned_buffer t_xw;
-    t_xw.resize(size_t(n_panels * ng * tab.wide_x_group_bytes));
+    t_xw.resize(size_t(n_panels * ng * tab.wide_x_group_bytes[size_t(wt)]));
     uint8_t* xw = static_cast<uint8_t*>(t_xw.data());
     parallel_for(kc.pool, n_panels, std::max<int64_t>(1, 4096 / k), [&](int64_t p0, int64_t p1) {
-      tab.wide_pack_x(xv, m, p0, p1, xw);
+      tab.wide_pack_x[size_t(wt)](xv, m, p0, p1, xw);
     });
     const wide_job job{static_cast<const uint8_t*>(W.data()), w_row_bytes, n, bias, xw, m, ng, yp, ys};
     parallel_for(kc.pool, (n + tab.wide_rows - 1) / tab.wide_rows, 1,
