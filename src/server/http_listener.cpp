@@ -25,6 +25,7 @@ http_listener::http_listener(net::io_context& ioc, const std::string& host, uint
       strand_(net::make_strand(ioc)),
       acceptor_(strand_),
       retry_timer_(strand_),
+      quiet_timer_(strand_),
       options_(options),
       handler_(std::move(handler)),
       count_(std::make_shared<connection_count>()) {
@@ -58,6 +59,7 @@ void http_listener::stop() {
     beast::error_code ec;
     self->acceptor_.close(ec);
     self->retry_timer_.cancel();
+    self->quiet_timer_.cancel();
   });
 }
 
@@ -98,10 +100,15 @@ void http_listener::on_accept(beast::error_code ec, net::ip::tcp::socket socket,
   if (ec == net::error::operation_aborted || stopped_ || !acceptor_.is_open()) return;
   if (ec == net::error::connection_aborted) return do_accept();  // the client gave up before we accepted
   if (ec) return back_off(ec);
-  if (failing_) {
-    failing_ = false;
-    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - failing_since_).count();
-    AG_LOG_INFO("accepting connections again after {:.1f} s ({} failed accepts)", s, n_failed_);
+  if (failing_ && !recovering_) {
+    // Recovered, unless accept fails again within the quiet second (then it is the same episode).
+    recovering_ = true;
+    recovered_at_ = std::chrono::steady_clock::now();
+    quiet_timer_.expires_after(std::chrono::seconds(1));
+    quiet_timer_.async_wait([weak = weak_from_this()](beast::error_code wait_ec) {
+      if (wait_ec) return;
+      if (auto l = weak.lock()) l->end_episode_if_quiet();
+    });
   }
   beast::error_code opt_ec;
   socket.set_option(net::ip::tcp::no_delay(true), opt_ec);
@@ -109,6 +116,13 @@ void http_listener::on_accept(beast::error_code ec, net::ip::tcp::socket socket,
   if (over && options_.gauges) options_.gauges->n_over_capacity++;
   std::make_shared<connection>(std::move(socket), options_, handler_, std::move(sink), count_, over)->start();
   do_accept();
+}
+
+void http_listener::end_episode_if_quiet() {
+  if (!failing_ || !recovering_ || stopped_) return;
+  failing_ = recovering_ = false;
+  const double s = std::chrono::duration<double>(recovered_at_ - failing_since_).count();
+  AG_LOG_INFO("accepting connections again after {:.1f} s ({} failed accepts)", s, n_failed_);
 }
 
 void http_listener::back_off(const beast::error_code& ec) {
@@ -125,6 +139,9 @@ void http_listener::back_off(const beast::error_code& ec) {
         "accept failed: {} ({} connections open); retrying with back-off up to {} ms, logged again when "
         "accepting recovers",
         ec.message(), count_->n_open.load(), max_backoff.count());
+  } else if (recovering_) {
+    recovering_ = false;  // not recovered after all: the same episode goes on (quiet_timer_ then finds it so)
+    backoff_ = first_backoff;
   } else {
     backoff_ = std::min(backoff_ * 2, max_backoff);
   }
