@@ -108,9 +108,10 @@ __device__ inline void pdl_trigger() {
 
 // kernel<<<grid, block, smem>>>(args...) on the stream, as a programmatic dependent of the kernel before it where
 // pdl_enabled(s): its launch and prologue then overlap that kernel's tail (about a microsecond per launch of a
-// decode step's ~400). The kernel must call pdl_wait() before it touches memory at all, on every path, including
-// early returns: a later plain launch orders only against this kernel's completion, so this kernel's completion
-// must imply its predecessor's.
+// decode step's ~400). The kernel must call pdl_wait() before it touches memory an earlier kernel may write (the
+// GEMV starts loading its constant weights first, on purpose), and on every path, including early returns: a later
+// plain launch orders only against this kernel's completion, so this kernel's completion must imply its
+// predecessor's.
 template <class... P, class... A>
 void launch_pdl(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, const stream_state& s, const char* what,
                 A&&... args) {

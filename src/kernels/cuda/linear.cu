@@ -192,27 +192,14 @@ __global__ void __launch_bounds__(k_gemv_threads) gemv_kernel(gemv_args a) {
 }
 
 template <dtype W, bool SWIGLU = false>
-void launch_gemv(const gemv_args& a, cudaStream_t st, bool pdl) {
+void launch_gemv(const gemv_args& a, const stream_state& s) {
   const unsigned grid = blocks_for(a.n, SWIGLU ? k_gemv_rows / 2 : k_gemv_rows);
   void (*kernel)(gemv_args) = a.m <= 1   ? gemv_kernel<W, 1, SWIGLU>
                               : a.m <= 2 ? gemv_kernel<W, 2, SWIGLU>
                               : a.m <= 4 ? gemv_kernel<W, 4, SWIGLU>
                                          : gemv_kernel<W, 8, SWIGLU>;
-  if (!pdl) {
-    kernel<<<grid, k_gemv_threads, 0, st>>>(a);
-    return;
-  }
   // A programmatic dependent of the kernel before it (see gemv_kernel): scheduled while that one finishes.
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = dim3(grid);
-  cfg.blockDim = dim3(k_gemv_threads);
-  cfg.stream = st;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = 1;
-  check(cudaLaunchKernelEx(&cfg, kernel, a), "linear gemv (programmatic launch)");
+  launch_pdl(kernel, grid, k_gemv_threads, 0, s, "linear gemv", a);
 }
 
 std::atomic<int> g_precision{int(cuda_gemm_precision::ROUNDED)};
@@ -356,11 +343,9 @@ void run_gemv(stream_state& s, const mat<float>& xm, const tensor& W, int64_t n,
   a.bias = bias;
   a.y = ym.p;
   a.ldy = ym.ld;
-  const cudaStream_t st = stream_of(s);
-  const bool pdl = pdl_enabled(s);
-  if (wt == dtype::BF16) launch_gemv<dtype::BF16, SWIGLU>(a, st, pdl);
-  else if (wt == dtype::F16) launch_gemv<dtype::F16, SWIGLU>(a, st, pdl);
-  else launch_gemv<dtype::F32, SWIGLU>(a, st, pdl);
+  if (wt == dtype::BF16) launch_gemv<dtype::BF16, SWIGLU>(a, s);
+  else if (wt == dtype::F16) launch_gemv<dtype::F16, SWIGLU>(a, s);
+  else launch_gemv<dtype::F32, SWIGLU>(a, s);
 }
 
 std::string sizes_of(int64_t m, int64_t n, int64_t k, const linear_weight& w) {
