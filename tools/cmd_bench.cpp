@@ -187,6 +187,21 @@ int run_bench(int argc, char** argv) {
     clock_type::time_point w0;
     timed_run(*eng, std::move(warm), &w0);
   }
+  // Milliseconds from submit to the first token of `reps` greedy one-token requests for `prompt` (no prefix cache:
+  // each computes the whole prompt).
+  auto first_token_ms = [&](const std::vector<int32_t>& prompt, int reps) {
+    std::vector<double> ms;
+    for (int i = 0; i < reps; ++i) {
+      generation_request once;
+      once.prompt = prompt;
+      once.sampling.temperature = 0.0f;
+      once.sampling.max_tokens = 1;
+      clock_type::time_point s0;
+      const auto t = timed_run(*eng, std::move(once), &s0);
+      ms.push_back(ms_between(s0, t.at(0)));
+    }
+    return ms;
+  };
   nlohmann::json results = nlohmann::json::array();
   for (int32_t ctx : contexts) {
     nlohmann::json r;
@@ -210,17 +225,8 @@ int run_bench(int argc, char** argv) {
     r["kv_cache_tokens_per_s"] = 1000.0 / kv_ms;
     if (!fake_context) {
       // Prefill: a prompt of ctx tokens to its first token, prefill_reps times (the run above was one of them).
-      std::vector<double> pre = {ms_between(t0, times[0])};
-      const std::vector<int32_t> prompt = random_prompt(ctx);
-      for (int i = 1; i < prefill_reps; ++i) {
-        generation_request once;
-        once.prompt = prompt;
-        once.sampling.temperature = 0.0f;
-        once.sampling.max_tokens = 1;
-        clock_type::time_point s0;
-        const auto t = timed_run(*eng, std::move(once), &s0);
-        pre.push_back(ms_between(s0, t.at(0)));
-      }
+      std::vector<double> pre = first_token_ms(random_prompt(ctx), prefill_reps - 1);
+      pre.push_back(ms_between(t0, times[0]));
       r["prefill_ms"] = median(pre);
       r["prefill_ms_min_max"] = {*std::min_element(pre.begin(), pre.end()), *std::max_element(pre.begin(), pre.end())};
       r["prefill_tokens_per_s"] = 1000.0 * ctx / median(pre);
@@ -228,18 +234,7 @@ int run_bench(int argc, char** argv) {
     if (weight_bytes) r["kv_cache_weight_GBps"] = double(weight_bytes) / (kv_ms * 1e6);
     // Full recomputation: every new token re-runs the whole context (no cache reuse).
     if (ctx <= max_recompute_context && recompute_reps > 0) {
-      std::vector<double> full;
-      const std::vector<int32_t> prompt = random_prompt(ctx);
-      for (int i = 0; i < recompute_reps; ++i) {
-        generation_request once;
-        once.prompt = prompt;
-        once.sampling.temperature = 0.0f;
-        once.sampling.max_tokens = 1;
-        clock_type::time_point s0;
-        const auto t = timed_run(*eng, std::move(once), &s0);
-        full.push_back(ms_between(s0, t.at(0)));
-      }
-      const double re_ms = median(full);
+      const double re_ms = median(first_token_ms(random_prompt(ctx), recompute_reps));
       r["recompute_ms_per_token"] = re_ms;
       r["speedup_kv_over_recompute"] = re_ms / kv_ms;
     } else {

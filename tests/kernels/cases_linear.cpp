@@ -20,14 +20,20 @@ struct linear_shape {
   bool perf;
 };
 
-test_case linear_case(dtype wt, const linear_shape& s) {
+// The case's op, key, flags and name ("m=.. n=.. k=.. [bias] [strided]"); make is the caller's.
+test_case case_for(op_id op, dtype wt, const linear_shape& s) {
   test_case c;
-  c.op = op_id::LINEAR;
+  c.op = op;
   c.key = wt;
   c.perf = s.perf;
   c.stream = s.perf && s.m <= 2;
   c.name = "m=" + std::to_string(s.m) + " n=" + std::to_string(s.n) + " k=" + std::to_string(s.k) +
            (s.bias ? " bias" : "") + (s.x_pad || s.y_pad ? " strided" : "");
+  return c;
+}
+
+test_case linear_case(dtype wt, const linear_shape& s) {
+  test_case c = case_for(op_id::LINEAR, wt, s);
   c.make = [wt, s, name = c.name](exec_context& ctx) {
     rng r(seed_of("linear" + name + dtype_name(wt)));
     const std::vector<float> x = r.normal(size_t(s.m * s.k));
@@ -55,13 +61,7 @@ test_case linear_case(dtype wt, const linear_shape& s) {
 
 // LINEAR_SWIGLU: y [m, n] = silu(x . W[0:n]^T) * (x . W[n:2n]^T) over a stacked gate|up weight of 2n rows.
 test_case swiglu_case(dtype wt, const linear_shape& s) {
-  test_case c;
-  c.op = op_id::LINEAR_SWIGLU;
-  c.key = wt;
-  c.perf = s.perf;
-  c.stream = s.perf && s.m <= 2;
-  c.name = "m=" + std::to_string(s.m) + " n=" + std::to_string(s.n) + " k=" + std::to_string(s.k) +
-           (s.bias ? " bias" : "") + (s.x_pad || s.y_pad ? " strided" : "");
+  test_case c = case_for(op_id::LINEAR_SWIGLU, wt, s);
   c.make = [wt, s, name = c.name](exec_context& ctx) {
     rng r(seed_of("linear_swiglu" + name + dtype_name(wt)));
     const int64_t n2 = 2 * s.n;
