@@ -1,6 +1,6 @@
-// kernels/cpu/quant_wide_avx512.cpp: the wide prefill of the quantized LINEAR on AVX-512 VNNI for the 32-element
-// types whose weights are a signed integer per element (Q8_0: q; Q4_0: q - 8; Q5_0: q - 16), see quant_gemm.h's
-// wide_fn. Same integers and float steps as the shared packed kernel (quant_microkernel.h), so the bytes equal
+// kernels/cpu/quant_wide_avx512.cpp: the wide prefill of the quantized LINEAR on AVX-512 VNNI, see quant_gemm.h's
+// wide_fn: the 32-element types (weights Q8_0: q; Q4_0: q - 8; Q5_0: q - 16; Q4_1/Q5_1: q, with the min's x-sum
+// term) and, further down, the k-quants (Q4_K, Q5_K, Q6_K: per-run scales and mins). Same integers and float steps as the shared packed kernel (quant_microkernel.h), so the bytes equal
 // every other path's; only the tiling differs:
 //  - register tile: 6 x rows x 32 W rows (2 zmm of 16 lanes, lane r = W row r), 12 vpdpbusd chains, 12 float
 //    accumulators; per 4-byte step 2 W loads and 6 broadcasts feed 12 vpdpbusd (the 8-lane ymm tile of the shared
@@ -52,6 +52,10 @@ constexpr int64_t k_block_groups = 12;
 // of runs 2p and 2p + 1, Q6_K the scales of runs 2p and 2p + 1), float d[32], float dmin[32].
 template <wtype T>
 constexpr bool is_k = T == wtype::Q4_K || T == wtype::Q5_K || T == wtype::Q6_K;
+// Q4_1 / Q5_1 (x ~ d q + m): their packed group adds float dmin[32] (the f16 m), their x panel int32 sum[8] per group
+// after the d's, and the accumulators off = fma(-(sum of x), m d_x, off) beside acc.
+template <wtype T>
+constexpr bool has_min = T == wtype::Q4_1 || T == wtype::Q5_1;
 template <wtype T>
 constexpr int k_runs = T == wtype::Q6_K ? 16 : 8;
 template <wtype T>
@@ -65,13 +69,13 @@ constexpr int64_t k_xk_group = k_xk_qs + 32 + k_mr * 48;
 // Per type: packed bytes and x bytes per group, groups per L1 block (2 x ~10 KiB for the k-quants), floats of
 // carried state per x row (acc; k-quants acc then off).
 template <wtype T>
-constexpr int64_t w_group = is_k<T> ? k_wk_group<T> : k_w_group;
+constexpr int64_t w_group = is_k<T> ? k_wk_group<T> : has_min<T> ? k_w_group + 128 : k_w_group;
 template <wtype T>
-constexpr int64_t x_group = is_k<T> ? k_xk_group : k_x_group;
+constexpr int64_t x_group = is_k<T> ? k_xk_group : has_min<T> ? k_x_group + 32 : k_x_group;
 template <wtype T>
 constexpr int64_t block_groups = is_k<T> ? 2 : k_block_groups;
 template <wtype T>
-constexpr int64_t state_floats = is_k<T> ? 64 : 32;
+constexpr int64_t state_floats = is_k<T> || has_min<T> ? 64 : 32;
 
 // One 32-byte chunk of the 6 rows of a panel (r[i] = row i's bytes as the kernel takes them) into 8 steps of 6 x 4
 // bytes: rows 0-3 by a 4 x 4 transpose of 32-bit words per 16 bytes, rows 4-5 by 64-bit unpacks.
@@ -94,13 +98,16 @@ void put_chunk(const __m256i* r, uint8_t* o) {
     }
 }
 
-// 32-element types: per group, the 6 rows' 32 bytes + 128 (xor 0x80) as one chunk; missing rows are x = 0.
+// 32-element types: per group, the 6 rows' 32 bytes + 128 (xor 0x80) as one chunk; missing rows are x = 0. With
+// sums (Q4_1/Q5_1), the rows' int32 sums of x per group follow the d's.
+template <bool sums>
 void pack_x(const xq_view& x, int64_t m, int64_t p0, int64_t p1, uint8_t* out) {
   const int64_t ng = x.n_groups;
   const __m256i flip = _mm256_set1_epi8(char(0x80));
   for (int64_t p = p0; p < p1; ++p) {
-    uint8_t* qs = out + p * ng * k_x_group;
+    uint8_t* qs = out + p * ng * (sums ? k_x_group + 32 : k_x_group);
     float* d = reinterpret_cast<float*>(qs + ng * k_x_qs);
+    int32_t* xs = reinterpret_cast<int32_t*>(d + 8 * ng);
     const int8_t* src[k_mr];
     for (int i = 0; i < k_mr; ++i) src[i] = p * k_mr + i < m ? x.qs(p * k_mr + i) : nullptr;
     for (int64_t g = 0; g < ng; ++g) {
@@ -108,8 +115,10 @@ void pack_x(const xq_view& x, int64_t m, int64_t p0, int64_t p1, uint8_t* out) {
       for (int i = 0; i < k_mr; ++i) {
         r[i] = src[i] ? _mm256_xor_si256(V::load(src[i] + 32 * g), flip) : flip;
         d[8 * g + i] = src[i] ? x.d(p * k_mr + i)[g] : 0.0f;
+        if constexpr (sums) xs[8 * g + i] = src[i] ? x.sum(p * k_mr + i)[g] : 0;
       }
       d[8 * g + 6] = d[8 * g + 7] = 0.0f;
+      if constexpr (sums) xs[8 * g + 6] = xs[8 * g + 7] = 0;
       put_chunk(r, qs + g * k_x_qs);
     }
   }
@@ -141,16 +150,20 @@ void pack_x_k(const xq_view& x, int64_t m, int64_t p0, int64_t p1, uint8_t* out)
   }
 }
 
-// The 32 signed weights of group g of a W row (at the row's block g).
+// The 32 signed weights of group g of a W row (at the row's block g); Q4_1/Q5_1's unsigned q fit as they are.
 template <wtype T>
 __m256i weights(const uint8_t* blk) {
   if constexpr (T == wtype::Q8_0) return V::load(blk + 2);
   else if constexpr (T == wtype::Q4_0) return _mm256_sub_epi8(V::nibbles16(blk + 2), _mm256_set1_epi8(8));
-  else return _mm256_sub_epi8(V::or_(V::nibbles16(blk + 6), V::bits32(blk + 2, 0x10)), _mm256_set1_epi8(16));
+  else if constexpr (T == wtype::Q5_0)
+    return _mm256_sub_epi8(V::or_(V::nibbles16(blk + 6), V::bits32(blk + 2, 0x10)), _mm256_set1_epi8(16));
+  else if constexpr (T == wtype::Q4_1) return V::nibbles16(blk + 4);
+  else return V::or_(V::nibbles16(blk + 8), V::bits32(blk + 4, 0x10));
 }
 
 template <wtype T>
 constexpr int64_t block_bytes = T == wtype::Q8_0 ? 34 : T == wtype::Q4_0 ? 18 : T == wtype::Q5_0 ? 22
+                                : T == wtype::Q4_1 ? 20 : T == wtype::Q5_1 ? 24
                                 : T == wtype::Q4_K ? 144 : T == wtype::Q5_K ? 176 : 210;
 
 // W rows n0 .. n0 + 32 (the last valid one repeated past n) into the packed layout, 8 rows at a time: their 32
@@ -160,14 +173,15 @@ void pack_tile(const wide_job& j, int64_t n0, int64_t g0, int64_t g1, uint8_t* o
   const uint8_t* w[k_rows];
   for (int r = 0; r < k_rows; ++r) w[r] = j.w + std::min<int64_t>(n0 + r, j.n - 1) * j.w_stride;
   const __m256i ones = _mm256_set1_epi8(1);
-  for (int64_t g = g0; g < g1; ++g, out += k_w_group) {
+  for (int64_t g = g0; g < g1; ++g, out += w_group<T>) {
     const int64_t o = g * block_bytes<T>;
     for (int b = 0; b < 4; ++b) {
       __m256i v[8];
-      uint16_t h[8];
+      uint16_t h[8], hm[8];
       for (int r = 0; r < 8; ++r) {
         v[r] = weights<T>(w[8 * b + r] + o);
         std::memcpy(&h[r], w[8 * b + r] + o, 2);
+        std::memcpy(&hm[r], w[8 * b + r] + o + 2, 2);
       }
       V::transpose8(v);  // v[s] lane r = weights 4s .. 4s+3 of row 8b + r
       __m256i sum = _mm256_setzero_si256();
@@ -178,6 +192,7 @@ void pack_tile(const wide_job& j, int64_t n0, int64_t g0, int64_t g1, uint8_t* o
       _mm256_store_si256(reinterpret_cast<__m256i*>(out + 1024 + 32 * b),
                          _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(sum, 7)));
       _mm256_store_ps(reinterpret_cast<float*>(out + 1152 + 32 * b), V::half8(h));
+      if constexpr (has_min<T>) _mm256_store_ps(reinterpret_cast<float*>(out + 1280 + 32 * b), V::half8(hm));
     }
   }
 }
@@ -186,14 +201,15 @@ void pack_tile(const wide_job& j, int64_t n0, int64_t g0, int64_t g1, uint8_t* o
 // earlier groups come from `state` (32 floats per x row); after the last group y = acc + bias (the shared
 // epilogue's (acc - 0) + bias). The next panel's x for the same groups (`next`) is fetched meanwhile: each panel's
 // block of groups is a short run (12 x 192 bytes) far from the previous one, too short for the hardware prefetcher.
-template <int MR>
+template <wtype T, int MR>
 void run_panel(const uint8_t* wp, const uint8_t* xqs, const float* xd, int64_t g0, int64_t g1, int64_t ng,
                const uint8_t* next, float* state, const wide_job& j, int64_t i0, int64_t n0) {
   __m512 acc[MR][2];
   for (int i = 0; i < MR; ++i)
-    for (int v = 0; v < 2; ++v) acc[i][v] = g0 ? _mm512_load_ps(state + 32 * i + 16 * v) : _mm512_setzero_ps();
+    for (int v = 0; v < 2; ++v)
+      acc[i][v] = g0 ? _mm512_load_ps(state + state_floats<T> * i + 16 * v) : _mm512_setzero_ps();
   for (int64_t g = g0; g < g1; ++g) {
-    const uint8_t* w = wp + (g - g0) * k_w_group;
+    const uint8_t* w = wp + (g - g0) * w_group<T>;
     const uint8_t* x = xqs + g * k_x_qs;
     for (int l = 0; l < k_x_qs; l += 64) _mm_prefetch(reinterpret_cast<const char*>(next + g * k_x_qs + l), _MM_HINT_T0);
     __m512i I[MR][2];
@@ -217,7 +233,33 @@ void run_panel(const uint8_t* wp, const uint8_t* xqs, const float* xd, int64_t g
       acc[i][1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(I[i][1]), _mm512_mul_ps(d1, dx), acc[i][1]);
     }
   }
-  if (g1 < ng) {
+  if constexpr (has_min<T>) {
+    // off in a second pass over the groups (acc, off and the integers would not fit the 32 registers together);
+    // acc - off is kept in acc, as the shared epilogue's difference.
+    __m512 off[MR][2];
+    for (int i = 0; i < MR; ++i)
+      for (int v = 0; v < 2; ++v) off[i][v] = g0 ? _mm512_load_ps(state + 64 * i + 32 + 16 * v) : _mm512_setzero_ps();
+    const int32_t* xs = reinterpret_cast<const int32_t*>(xd + 8 * ng);
+    for (int64_t g = g0; g < g1; ++g) {
+      const uint8_t* w = wp + (g - g0) * w_group<T>;
+      const __m512 m0 = _mm512_load_ps(w + 1280), m1 = _mm512_load_ps(w + 1344);
+      for (int i = 0; i < MR; ++i) {
+        const __m512 dx = _mm512_set1_ps(xd[8 * g + i]), o = _mm512_set1_ps(float(-xs[8 * g + i]));
+        off[i][0] = _mm512_fmadd_ps(o, _mm512_mul_ps(m0, dx), off[i][0]);
+        off[i][1] = _mm512_fmadd_ps(o, _mm512_mul_ps(m1, dx), off[i][1]);
+      }
+    }
+    for (int i = 0; i < MR; ++i)
+      for (int v = 0; v < 2; ++v) {
+        if (g1 < ng) {
+          _mm512_store_ps(state + 64 * i + 16 * v, acc[i][v]);
+          _mm512_store_ps(state + 64 * i + 32 + 16 * v, off[i][v]);
+        } else {
+          acc[i][v] = _mm512_sub_ps(acc[i][v], off[i][v]);
+        }
+      }
+    if (g1 < ng) return;
+  } else if (g1 < ng) {
     for (int i = 0; i < MR; ++i)
       for (int v = 0; v < 2; ++v) _mm512_store_ps(state + 32 * i + 16 * v, acc[i][v]);
     return;
@@ -235,8 +277,9 @@ void run_panel(const uint8_t* wp, const uint8_t* xqs, const float* xd, int64_t g
 
 using panel_fn = void (*)(const uint8_t*, const uint8_t*, const float*, int64_t, int64_t, int64_t, const uint8_t*,
                           float*, const wide_job&, int64_t, int64_t);
-constexpr panel_fn k_panel[k_mr] = {&run_panel<1>, &run_panel<2>, &run_panel<3>,
-                                    &run_panel<4>, &run_panel<5>, &run_panel<6>};
+template <wtype T>
+constexpr panel_fn k_panel[k_mr] = {&run_panel<T, 1>, &run_panel<T, 2>, &run_panel<T, 3>,
+                                    &run_panel<T, 4>, &run_panel<T, 5>, &run_panel<T, 6>};
 
 // ---- k-quants ----------------------------------------------------------------------------------------------------
 
@@ -413,7 +456,7 @@ void run_tiles(const wide_job& j, int64_t t0, int64_t t1) {
           k_panel_k<T>[mr - 1](packed, xqs, g0, g1, ng, next, state, j, p * k_mr, n0);
         } else {
           const float* xd = reinterpret_cast<const float*>(xqs + ng * k_x_qs);
-          k_panel[mr - 1](packed, xqs, xd, g0, g1, ng, next, state, j, p * k_mr, n0);
+          k_panel<T>[mr - 1](packed, xqs, xd, g0, g1, ng, next, state, j, p * k_mr, n0);
         }
       }
     }
@@ -429,9 +472,15 @@ void fill_wide_avx512(isa_table& tab) {
   tab.wide[size_t(wtype::Q4_K)] = &run_tiles<wtype::Q4_K>;
   tab.wide[size_t(wtype::Q5_K)] = &run_tiles<wtype::Q5_K>;
   tab.wide[size_t(wtype::Q6_K)] = &run_tiles<wtype::Q6_K>;
+  tab.wide[size_t(wtype::Q4_1)] = &run_tiles<wtype::Q4_1>;
+  tab.wide[size_t(wtype::Q5_1)] = &run_tiles<wtype::Q5_1>;
   for (wtype t : {wtype::Q8_0, wtype::Q4_0, wtype::Q5_0}) {
-    tab.wide_pack_x[size_t(t)] = &pack_x;
+    tab.wide_pack_x[size_t(t)] = &pack_x<false>;
     tab.wide_x_group_bytes[size_t(t)] = k_x_group;
+  }
+  for (wtype t : {wtype::Q4_1, wtype::Q5_1}) {
+    tab.wide_pack_x[size_t(t)] = &pack_x<true>;
+    tab.wide_x_group_bytes[size_t(t)] = k_x_group + 32;
   }
   for (wtype t : {wtype::Q4_K, wtype::Q5_K, wtype::Q6_K}) {
     tab.wide_pack_x[size_t(t)] = &pack_x_k;
