@@ -57,7 +57,7 @@ using packed_fn = void (*)(const tile&, const uint8_t* packed, int64_t g0, int64
 // One row of x (k elements, groups of `group`) to its quantized form at `out` (xq_view's row layout).
 using quantize_fn = void (*)(const float* x, int64_t k, int64_t group, uint8_t* out);
 
-// Wide prefill (AVX-512 VNNI; Q8_0, Q4_0, Q5_0, Q4_K, Q5_K, Q6_K): the same integers and float steps as
+// Wide prefill (AVX-512 VNNI; every type but I8): the same integers and float steps as
 // packed_fn, on register tiles of wide_mr x rows by wide_rows W rows. x is first laid out in panels of wide_mr rows
 // (wide_pack_x of the weight type: per group, the rows' 4-byte groups interleaved, then their scales and, for the
 // k-quants, their sums; rows past m are zeros), and each thread packs each of its W tiles once per call and runs

@@ -19,9 +19,10 @@
 // of row r) and runs it against every row of the panel, 4-6 rows at a time, with x's 4-byte groups broadcast
 // (vpdpbusd / vpmaddubsw / sdot): no reductions, and the packed tile is swept in L1-sized blocks of groups. With
 // i8mm the tile holds pairs of W rows and 2 x rows x 2 W rows x 8 bytes go through one smmla. With AVX-512 VNNI,
-// Q8_0 / Q4_0 / Q5_0 prefill takes the wide path instead (quant_wide_avx512.cpp): 6 x rows x 32 W rows per
-// register tile on 512-bit vectors, x laid out once per call as unsigned bytes, W tiles packed once per call with
-// a row-sum seed that keeps each group's integer exact (the same integers and float steps, so the same bits).
+// prefill of every GGUF block type takes the wide path instead (quant_wide_avx512.cpp): 6 x rows x 32 W rows per
+// register tile on 512-bit vectors, x laid out once per call in 6-row panels, W tiles packed once per call
+// (32-element types: a row-sum seed keeps each group's integer exact; k-quants: per-run dots times their scales),
+// the same integers and float steps, so the same bits. I8 keeps the packed path.
 // Threads split the W tiles.
 #pragma once
 

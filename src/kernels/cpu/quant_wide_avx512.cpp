@@ -1,6 +1,7 @@
 // kernels/cpu/quant_wide_avx512.cpp: the wide prefill of the quantized LINEAR on AVX-512 VNNI, see quant_gemm.h's
 // wide_fn: the 32-element types (weights Q8_0: q; Q4_0: q - 8; Q5_0: q - 16; Q4_1/Q5_1: q, with the min's x-sum
-// term) and, further down, the k-quants (Q4_K, Q5_K, Q6_K: per-run scales and mins). Same integers and float steps as the shared packed kernel (quant_microkernel.h), so the bytes equal
+// term) and, further down, the k-quants (Q4_K, Q5_K, Q6_K: per-run scales and mins).
+// Same integers and float steps as the shared packed kernel (quant_microkernel.h), so the bytes equal
 // every other path's; only the tiling differs:
 //  - register tile: 6 x rows x 32 W rows (2 zmm of 16 lanes, lane r = W row r), 12 vpdpbusd chains, 12 float
 //    accumulators; per 4-byte step 2 W loads and 6 broadcasts feed 12 vpdpbusd (the 8-lane ymm tile of the shared
@@ -310,7 +311,8 @@ void pack_tile_k(const wide_job& j, int64_t n0, int64_t g0, int64_t g1, uint8_t*
         __m256i q[8];
         for (int r = 0; r < 8; ++r) q[r] = weights_k<T>(w[8 * b + r] + o, v);
         V::transpose8(q);  // q[s] lane r = weights 32v + 4s .. +3 of row 8b + r
-        for (int s = 0; s < 8; ++s) _mm256_store_si256(reinterpret_cast<__m256i*>(out + 128 * (8 * v + s) + 32 * b), q[s]);
+        for (int s = 0; s < 8; ++s)
+          _mm256_store_si256(reinterpret_cast<__m256i*>(out + 128 * (8 * v + s) + 32 * b), q[s]);
       }
     int32_t* sc = reinterpret_cast<int32_t*>(out + 64 * 128);
     int32_t* pair = sc + 32 * k_runs<T>;
@@ -322,7 +324,8 @@ void pack_tile_k(const wide_job& j, int64_t n0, int64_t g0, int64_t g1, uint8_t*
         const int8_t* s8 = reinterpret_cast<const int8_t*>(blk + 192);
         for (int u = 0; u < 16; ++u) sc[32 * u + r] = s8[u];
         for (int p = 0; p < 8; ++p)
-          pair[32 * p + r] = int32_t(uint32_t(uint16_t(int16_t(s8[2 * p]))) | uint32_t(uint16_t(int16_t(s8[2 * p + 1]))) << 16);
+          pair[32 * p + r] = int32_t(uint32_t(uint16_t(int16_t(s8[2 * p]))) |
+                                     uint32_t(uint16_t(int16_t(s8[2 * p + 1]))) << 16);
         std::memcpy(h, blk + 208, 2);
       } else {
         alignas(8) uint8_t s6[8], m6[8];
@@ -394,8 +397,10 @@ void run_panel_k(const uint8_t* wp, const uint8_t* xqs, int64_t g0, int64_t g1, 
         if constexpr (T == wtype::Q6_K) O = _mm512_slli_epi32(O, 5);
         const __m512 s = _mm512_mul_ps(_mm512_load_ps(wd + 16 * v), dx);
         const __m512 t = T == wtype::Q6_K ? s : _mm512_mul_ps(_mm512_load_ps(wd + 32 + 16 * v), dx);
-        const __m512 acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(I[i][v]), s, g ? _mm512_load_ps(st + 16 * v) : _mm512_setzero_ps());
-        const __m512 off = _mm512_fmadd_ps(_mm512_cvtepi32_ps(O), t, g ? _mm512_load_ps(st + 32 + 16 * v) : _mm512_setzero_ps());
+        const __m512 acc0 = g ? _mm512_load_ps(st + 16 * v) : _mm512_setzero_ps();
+        const __m512 off0 = g ? _mm512_load_ps(st + 32 + 16 * v) : _mm512_setzero_ps();
+        const __m512 acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(I[i][v]), s, acc0);
+        const __m512 off = _mm512_fmadd_ps(_mm512_cvtepi32_ps(O), t, off0);
         if (g + 1 < ng) {
           _mm512_store_ps(st + 16 * v, acc);
           _mm512_store_ps(st + 32 + 16 * v, off);
