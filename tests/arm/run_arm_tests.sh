@@ -69,12 +69,18 @@ $weak"
 done < <(find "$BUILD_DIR" -name '*_arm_*.cpp.o')
 
 # Only the selection's binaries may be discovered by ctest (gtest_discover_tests registers a <target>_NOT_BUILT
-# placeholder for the others).
+# placeholder for the others). A binary built here before (a full `cmake --build build/arm`) also left its list of
+# discovered tests, which ctest would still run against the deleted binary: those lists go too.
 while IFS= read -r exe; do
   keep=0
   for t in "${targets[@]}"; do [ "$(basename "$exe")" = "$t" ] && keep=1; done
-  [ $keep = 1 ] || rm -f "$exe"
+  [ $keep = 1 ] || rm -f "$exe" "$(dirname "$exe")/$(basename "$exe")[1]_tests.cmake"
 done < <(find "$BUILD_DIR/tests" -type f -name 'test_*' -perm -u+x)
+while IFS= read -r list; do
+  name=$(basename "$list")
+  name=${name%\[1\]_tests.cmake}
+  [ -x "$(dirname "$list")/$name" ] || rm -f "$list"
+done < <(find "$BUILD_DIR/tests" -type f -name 'test_*_tests.cmake')
 
 status=0
 n_pass=0
