@@ -303,9 +303,10 @@ TEST_F(cuda_ops, paged_attention_matches_the_cpu_on_one_split_and_on_several) {
 }
 
 // Sequences with 128 new rows or more (prefill chunks) run on tensor cores at bf16 GEMM precision (bf16 Q, K, V
-// and softmax weights): the causal mma kernel by default (64-row blocks; mma: 128; head dims 64 and 128), cuBLAS for other head dims or
-// with AUTOGLM_CUDA_PREFILL_ATTENTION=gemm; a bf16 bound against the CPU, with decode rows and short chunks beside
-// them on the flash kernel in the same batch. Under SPLIT precision, or with =flash, the F32 bound.
+// and softmax weights): the causal mma kernel by default (64-row blocks; =mma: 128; head dims 64 and 128), cuBLAS
+// for other head dims or with AUTOGLM_CUDA_PREFILL_ATTENTION=gemm; a bf16 bound against the CPU, with decode rows
+// and short chunks beside them on the flash kernel in the same batch. Under SPLIT precision, or with =flash, the
+// F32 bound.
 TEST_F(cuda_ops, paged_attention_of_prefill_chunks_on_tensor_cores) {
   const std::vector<paged_case> cases = {
       {32, 2, 128, 16, {{0, 300}}},                             // a first chunk

@@ -26,10 +26,9 @@
 // bytes from L2 for 4 x 16 WARPS x 64 x hd FLOPs: 64 FLOP/byte with 4 warps, 128 with 8, so 8 warps halve the L2
 // traffic (8.7 GB per vision block at hd 128); yet 4 warps (two blocks per SM) measured 2-8% faster on the H200 and
 // are the default (attention_dense.cu, attention_paged.cu). Each warp reads its K and V tiles through ldmatrix: 16
-// FLOP per byte of shared memory, about
-// 500 TFLOP/s of shared-memory bandwidth on an H200, above what mma.sync sustains. mma.sync (not Hopper's
-// wgmma) and the F32 softmax between the two products limit it: FlashAttention-2 reaches 300-350 TFLOP/s on an
-// H100 with this structure; measured 236 TFLOP/s here (4.64 ms per vision block) against cuBLAS's 65 (S round
+// FLOP per byte of shared memory, about 500 TFLOP/s of shared-memory bandwidth on an H200, above what mma.sync
+// sustains. mma.sync (not Hopper's wgmma) and the F32 softmax between the two products limit it: FlashAttention-2
+// reaches 300-350 TFLOP/s on an H100 with this structure; measured 236 TFLOP/s here (4.64 ms per vision block) against cuBLAS's 65 (S round
 // trip); causal prefill chunks 127 TFLOP/s at 2,048 tokens, 172 at 4,096 (the diagonal tiles' waste and the
 // shorter rows of the first blocks).
 #include <string>

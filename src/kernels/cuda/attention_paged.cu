@@ -3,8 +3,9 @@
 // flash tile of flash.cuh. Prefill chunks run one split (every row sees its own causal range); decode over a long
 // context splits the positions so that 2 KV heads x a few sequences still fill the GPU (flash-decoding), then
 // combine_splits merges the partials of each (row, head) in split order (deterministic). Sequences with a long
-// chunk of new rows (prefill) go through cuBLAS first (attention_paged_gemm.cu) at bf16 GEMM precision. A batch of
-// decodes only (one new row per sequence) takes attention_decode.cu's single-launch kernel instead, where it can.
+// chunk of new rows (prefill) run first on tensor cores at bf16 GEMM precision (attention_paged_gemm.cu: the causal
+// mma kernel, or cuBLAS). A batch of decodes only (one new row per sequence) takes attention_decode.cu's
+// single-launch kernel instead, where it can.
 #include <algorithm>
 #include <cstdlib>
 #include <string>

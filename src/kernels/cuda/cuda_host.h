@@ -73,7 +73,12 @@ bool pdl_enabled(const stream_state& s);
 // Grid for a [rows, cols] walk by rows: y covers a row's `cols` items with blocks of `threads` (one item per
 // thread), x strides over the rows (enough blocks in all to fill the GPU). Index math stays per row, so kernels
 // need no 64-bit division per element (which made the flat element loops run at a fifth of the bandwidth).
-inline dim3 row_grid(int64_t rows, int64_t cols, int threads, const stream_state& s);
+inline dim3 row_grid(int64_t rows, int64_t cols, int threads, const stream_state& s) {
+  const int64_t y = std::max<int64_t>(1, (cols + threads - 1) / threads);
+  AG_CHECK(y <= 65535, "cuda: a row of " + std::to_string(cols) + " items");
+  const int64_t x = std::clamp<int64_t>(int64_t(sm_count(s)) * 16 / y, 1, std::max<int64_t>(rows, 1));
+  return dim3(unsigned(std::min<int64_t>(x, 0x7fffffff)), unsigned(y));
+}
 // Blocks of `threads` for a grid-stride loop over `total` items: enough to fill the GPU, never more than the work.
 inline unsigned stride_grid(int64_t total, int threads, const stream_state& s) {
   const int64_t want = (total + threads - 1) / threads;
@@ -122,13 +127,6 @@ inline unsigned blocks_for(int64_t n, int threads) {
   const int64_t b = (n + threads - 1) / threads;
   AG_CHECK(b > 0 && b <= int64_t(0x7fffffff), "cuda: grid of " + std::to_string(b) + " blocks");
   return unsigned(b);
-}
-
-inline dim3 row_grid(int64_t rows, int64_t cols, int threads, const stream_state& s) {
-  const int64_t y = std::max<int64_t>(1, (cols + threads - 1) / threads);
-  AG_CHECK(y <= 65535, "cuda: a row of " + std::to_string(cols) + " items");
-  const int64_t x = std::clamp<int64_t>(int64_t(sm_count(s)) * 16 / y, 1, std::max<int64_t>(rows, 1));
-  return dim3(unsigned(std::min<int64_t>(x, 0x7fffffff)), unsigned(y));
 }
 
 }  // namespace autoglm::cuda

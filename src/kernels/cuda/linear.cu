@@ -32,14 +32,15 @@ struct gemv_args {
   int m;
   const uint8_t* w;
   int64_t ldw;  // bytes
+  // Outputs per row and inputs. SWIGLU (LINEAR_SWIGLU): W holds 2n rows, gate rows [0, n) then up rows [n, 2n),
+  // y[i, j] = silu(gate_j) * up_j, and a block owns output columns 2b, 2b + 1 (its 4 W rows: those two gate rows
+  // and their up rows).
   int64_t n, k;
   int64_t n_vec;  // 16-byte chunks per W row taken vectorized (0: W rows not 16-byte aligned)
   bool x_vec;     // x rows 16-byte aligned: float4 loads
   const float* bias;
   float* y;
   int64_t ldy;
-  // SwiGLU (LINEAR_SWIGLU): W holds 2 * n rows, gate rows [0, n) then up rows [n, 2n); y[i, j] = silu(gate_j) * up_j.
-  // A block then owns output columns 2b, 2b + 1: its 4 W rows are those two gate rows and the two up rows.
 };
 
 template <dtype W>

@@ -61,6 +61,21 @@ __global__ void __launch_bounds__(k_threads)
 // loads its float4s of x and y once, so a decode step's single row costs one memory round trip instead of three
 // dependent passes over a 256-thread block (15.6 us measured on the H200 for a 4096-wide row).
 constexpr int k_vec_threads = 1024;
+
+// acc + v.x^2 + v.y^2 + v.z^2 + v.w^2, in that order (fmaf chain).
+__device__ inline float add_squares(float acc, const float4& v) {
+  return fmaf(v.w, v.w, fmaf(v.z, v.z, fmaf(v.y, v.y, fmaf(v.x, v.x, acc))));
+}
+// w * (v * inv) per lane, the rounding of rms_norm_rows.
+__device__ inline float4 scaled(const float4& w, const float4& v, float inv) {
+  return make_float4(w.x * (v.x * inv), w.y * (v.y * inv), w.z * (v.z * inv), w.w * (v.w * inv));
+}
+// x + w * (v * inv) per lane, as residual_rms_norm_rows writes it.
+__device__ inline float4 plus_scaled(const float4& x, const float4& w, const float4& v, float inv) {
+  return make_float4(x.x + w.x * (v.x * inv), x.y + w.y * (v.y * inv), x.z + w.z * (v.z * inv),
+                     x.w + w.w * (v.w * inv));
+}
+
 template <int NV>  // float4s per thread
 __global__ void __launch_bounds__(k_vec_threads)
     residual_rms_norm_vec(float* x, int64_t ldx, const float* y, int64_t ldy, const float* wp, const float* wn,
@@ -79,10 +94,7 @@ __global__ void __launch_bounds__(k_vec_threads)
     if (j >= n4) continue;
     yv[i] = yr[j];
     xv[i] = xr[j];
-    ss = fmaf(yv[i].x, yv[i].x, ss);
-    ss = fmaf(yv[i].y, yv[i].y, ss);
-    ss = fmaf(yv[i].z, yv[i].z, ss);
-    ss = fmaf(yv[i].w, yv[i].w, ss);
+    ss = add_squares(ss, yv[i]);
   }
   const float inv = 1.0f / sqrtf(block_sum(ss, scratch) / n + eps);
   float ss2 = 0.0f;
@@ -90,16 +102,9 @@ __global__ void __launch_bounds__(k_vec_threads)
   for (int i = 0; i < NV; ++i) {
     const int j = threadIdx.x + i * blockDim.x;
     if (j >= n4) continue;
-    const float4 w = reinterpret_cast<const float4*>(wp)[j];
-    xv[i].x = xv[i].x + w.x * (yv[i].x * inv);
-    xv[i].y = xv[i].y + w.y * (yv[i].y * inv);
-    xv[i].z = xv[i].z + w.z * (yv[i].z * inv);
-    xv[i].w = xv[i].w + w.w * (yv[i].w * inv);
+    xv[i] = plus_scaled(xv[i], reinterpret_cast<const float4*>(wp)[j], yv[i], inv);
     xr[j] = xv[i];
-    ss2 = fmaf(xv[i].x, xv[i].x, ss2);
-    ss2 = fmaf(xv[i].y, xv[i].y, ss2);
-    ss2 = fmaf(xv[i].z, xv[i].z, ss2);
-    ss2 = fmaf(xv[i].w, xv[i].w, ss2);
+    ss2 = add_squares(ss2, xv[i]);
   }
   if (wn == nullptr) return;
   const float inv2 = 1.0f / sqrtf(block_sum(ss2, scratch) / n + eps);
@@ -108,9 +113,7 @@ __global__ void __launch_bounds__(k_vec_threads)
   for (int i = 0; i < NV; ++i) {
     const int j = threadIdx.x + i * blockDim.x;
     if (j >= n4) continue;
-    const float4 w = reinterpret_cast<const float4*>(wn)[j];
-    hr[j] = make_float4(w.x * (xv[i].x * inv2), w.y * (xv[i].y * inv2), w.z * (xv[i].z * inv2),
-                        w.w * (xv[i].w * inv2));
+    hr[j] = scaled(reinterpret_cast<const float4*>(wn)[j], xv[i], inv2);
   }
 }
 
@@ -148,10 +151,7 @@ __global__ void __launch_bounds__(k_vec_threads)
     const int j = threadIdx.x + i * blockDim.x;
     if (j >= n4) continue;
     xv[i] = xr[j];
-    ss = fmaf(xv[i].x, xv[i].x, ss);
-    ss = fmaf(xv[i].y, xv[i].y, ss);
-    ss = fmaf(xv[i].z, xv[i].z, ss);
-    ss = fmaf(xv[i].w, xv[i].w, ss);
+    ss = add_squares(ss, xv[i]);
   }
   const float inv = 1.0f / sqrtf(block_sum(ss, scratch) / (float(n4) * 4.0f) + eps);
   float4* yr = reinterpret_cast<float4*>(y + int64_t(blockIdx.x) * ldy);
@@ -159,9 +159,7 @@ __global__ void __launch_bounds__(k_vec_threads)
   for (int i = 0; i < NV; ++i) {
     const int j = threadIdx.x + i * blockDim.x;
     if (j >= n4) continue;
-    const float4 wv = reinterpret_cast<const float4*>(w)[j];
-    yr[j] = make_float4(wv.x * (xv[i].x * inv), wv.y * (xv[i].y * inv), wv.z * (xv[i].z * inv),
-                        wv.w * (xv[i].w * inv));
+    yr[j] = scaled(reinterpret_cast<const float4*>(w)[j], xv[i], inv);
   }
 }
 
@@ -210,18 +208,16 @@ void residual_rms_norm_kernel(const kernel_context& kc, tensor& x, const tensor&
            "residual_rms_norm: shapes");
   if (xm.rows == 0 || xm.cols == 0) return;
   stream_state& s = state_of(kc);
-  const int64_t n4 = xm.cols / 4;
   int nv = 0, threads = 0;
   if (vec_rows(xm.cols, {{xm.p, xm.ld}, {ym.p, ym.ld}, {wp, 0}, {wn ? wn : wp, 0}, {wn ? hm.p : xm.p, wn ? hm.ld : 0}},
                nv, threads)) {
     auto kernel = nv == 1 ? residual_rms_norm_vec<1> : nv == 2 ? residual_rms_norm_vec<2> : residual_rms_norm_vec<4>;
     launch_pdl(kernel, blocks_for(xm.rows, 1), threads, 0, s, "residual_rms_norm", xm.p, xm.ld, ym.p, ym.ld, wp, wn,
-               int(n4), eps, hm.p, hm.ld);
-    check_launch("residual_rms_norm", sizes_of(xm));
-    return;
+               int(xm.cols / 4), eps, hm.p, hm.ld);
+  } else {
+    launch_pdl(residual_rms_norm_rows, blocks_for(xm.rows, 1), k_threads, 0, s, "residual_rms_norm", xm.p, xm.ld,
+               ym.p, ym.ld, wp, wn, xm.cols, eps, hm.p, hm.ld);
   }
-  launch_pdl(residual_rms_norm_rows, blocks_for(xm.rows, 1), k_threads, 0, s, "residual_rms_norm", xm.p, xm.ld, ym.p,
-             ym.ld, wp, wn, xm.cols, eps, hm.p, hm.ld);
   check_launch("residual_rms_norm", sizes_of(xm));
 }
 
