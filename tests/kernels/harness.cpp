@@ -335,15 +335,18 @@ std::vector<std::pair<op_id, dtype>> required_cpu_kernels() {
   std::vector<std::pair<op_id, dtype>> r;
   for (dtype t : {dtype::F32, dtype::F16, dtype::BF16}) {
     r.emplace_back(op_id::LINEAR, t);
+    r.emplace_back(op_id::LINEAR_SWIGLU, t);
     r.emplace_back(op_id::EMBEDDING, t);
     r.emplace_back(op_id::KV_STORE, t);
     r.emplace_back(op_id::ATTENTION_PAGED, t);
   }
   for (dtype t : {dtype::F32, dtype::F16, dtype::BF16, dtype::I32}) r.emplace_back(op_id::COPY, t);
-  // Issue 11: LINEAR on every quantized weight type; a Q8_0 KV cache.
+  // Issue 11: LINEAR (and LINEAR_SWIGLU, gate|up with its gate) on every quantized weight type; a Q8_0 KV cache.
   for (dtype t : {dtype::I8, dtype::Q8_0, dtype::Q4_0, dtype::Q4_1, dtype::Q5_0, dtype::Q5_1, dtype::Q4_K, dtype::Q5_K,
-                  dtype::Q6_K})
+                  dtype::Q6_K}) {
     r.emplace_back(op_id::LINEAR, t);
+    r.emplace_back(op_id::LINEAR_SWIGLU, t);
+  }
   // Token tables in any GGUF block type (community files store token_embd as Q4_K, Q6_K, Q8_0, ...).
   for (dtype t : {dtype::Q8_0, dtype::Q4_0, dtype::Q4_1, dtype::Q5_0, dtype::Q5_1, dtype::Q4_K, dtype::Q5_K,
                   dtype::Q6_K})
@@ -355,12 +358,8 @@ std::vector<std::pair<op_id, dtype>> required_cpu_kernels() {
     r.emplace_back(op, dtype::F32);
   // Issue 12: Whisper's encoder-decoder and gated cross-attention layers.
   for (op_id op : {op_id::ATTENTION_CROSS, op_id::IM2COL_1D, op_id::ADD_SCALED}) r.emplace_back(op, dtype::F32);
-  // Issue 10: the decoder's sandwich-norm residual fused with the next input norm; gate|up with its gate, for every
-  // weight type LINEAR takes.
+  // Issue 10: the decoder's sandwich-norm residual fused with the next input norm.
   r.emplace_back(op_id::RESIDUAL_RMS_NORM, dtype::F32);
-  for (dtype t : {dtype::F32, dtype::F16, dtype::BF16, dtype::I8, dtype::Q8_0, dtype::Q4_0, dtype::Q4_1, dtype::Q5_0,
-                  dtype::Q5_1, dtype::Q4_K, dtype::Q5_K, dtype::Q6_K})
-    r.emplace_back(op_id::LINEAR_SWIGLU, t);
   return r;
 }
 

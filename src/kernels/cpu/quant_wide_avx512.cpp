@@ -212,7 +212,8 @@ void run_panel(const uint8_t* wp, const uint8_t* xqs, const float* xd, int64_t g
   for (int64_t g = g0; g < g1; ++g) {
     const uint8_t* w = wp + (g - g0) * w_group<T>;
     const uint8_t* x = xqs + g * k_x_qs;
-    for (int l = 0; l < k_x_qs; l += 64) _mm_prefetch(reinterpret_cast<const char*>(next + g * k_x_qs + l), _MM_HINT_T0);
+    for (int l = 0; l < k_x_qs; l += 64)
+      _mm_prefetch(reinterpret_cast<const char*>(next + g * k_x_qs + l), _MM_HINT_T0);
     __m512i I[MR][2];
     for (int i = 0; i < MR; ++i)
       for (int v = 0; v < 2; ++v) I[i][v] = _mm512_load_si512(w + 1024 + 64 * v);

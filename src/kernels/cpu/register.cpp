@@ -43,11 +43,11 @@ void host_copy(const kernel_context&, void* dst, const void* src, size_t bytes, 
 
 void host_synchronize(const kernel_context&) {}
 
-// LINEAR_SWIGLU as LINEAR of the weight's type into tmp [m, 2n], then SILU_MUL of its halves into y.
+// LINEAR_SWIGLU as the LINEAR kernel of the weight's type into tmp [m, 2n], then SILU_MUL of its halves into y
+// (nothing to fuse on the CPU: the GEMM/GEMV dominates).
 void linear_then_swiglu(const kernel_context& kc, const tensor& x, const linear_weight& w, tensor& tmp, tensor& y) {
-  const dtype t = w.weight.type();
-  if (t == dtype::F32 || t == dtype::F16 || t == dtype::BF16) cpu::linear_kernel(kc, x, w, tmp);
-  else cpu::quant_linear_kernel(kc, x, w, tmp);
+  if (cpu::quant_linear_supports(w.weight.type())) cpu::quant_linear_kernel(kc, x, w, tmp);
+  else cpu::linear_kernel(kc, x, w, tmp);
   const int64_t n = y.cols();
   cpu::silu_mul_kernel(kc, tmp.cols_view(0, n), tmp.cols_view(n, n), y);
 }
@@ -64,20 +64,19 @@ void register_cpu_kernels(kernel_registry& r) {
   r.set_memory(device_kind::CPU, mem);
 
   constexpr device_kind cpu = device_kind::CPU;
-  // LINEAR_SWIGLU: the product into tmp, then the gate (nothing to fuse on the CPU: the GEMM/GEMV dominates).
-  for (dtype t : {dtype::F32, dtype::F16, dtype::BF16, dtype::I8, dtype::Q8_0, dtype::Q4_0, dtype::Q4_1, dtype::Q5_0,
-                  dtype::Q5_1, dtype::Q4_K, dtype::Q5_K, dtype::Q6_K})
-    r.add_kernel<kernel_sig::linear_swiglu>(op_id::LINEAR_SWIGLU, cpu, t, linear_then_swiglu);
   for (dtype t : {dtype::F32, dtype::F16, dtype::BF16}) {
     r.add_kernel<kernel_sig::linear>(op_id::LINEAR, cpu, t, cpu::linear_kernel);
+    r.add_kernel<kernel_sig::linear_swiglu>(op_id::LINEAR_SWIGLU, cpu, t, linear_then_swiglu);
     r.add_kernel<kernel_sig::embedding>(op_id::EMBEDDING, cpu, t, cpu::embedding_kernel);
     r.add_kernel<kernel_sig::kv_store>(op_id::KV_STORE, cpu, t, cpu::kv_store_kernel);
     r.add_kernel<kernel_sig::attention_paged>(op_id::ATTENTION_PAGED, cpu, t, cpu::attention_paged_kernel);
   }
   // Quantized weights: integer dot products on activations quantized per call (quant_linear.h).
   for (dtype t : {dtype::I8, dtype::Q8_0, dtype::Q4_0, dtype::Q4_1, dtype::Q5_0, dtype::Q5_1, dtype::Q4_K, dtype::Q5_K,
-                  dtype::Q6_K})
+                  dtype::Q6_K}) {
     r.add_kernel<kernel_sig::linear>(op_id::LINEAR, cpu, t, cpu::quant_linear_kernel);
+    r.add_kernel<kernel_sig::linear_swiglu>(op_id::LINEAR_SWIGLU, cpu, t, linear_then_swiglu);
+  }
   // Token tables in any GGUF block type (a community file's token_embd): rows dequantized as they are gathered.
   for (dtype t : {dtype::Q8_0, dtype::Q4_0, dtype::Q4_1, dtype::Q5_0, dtype::Q5_1, dtype::Q4_K, dtype::Q5_K,
                   dtype::Q6_K})
