@@ -182,13 +182,18 @@ if [ $model_bench -eq 1 ]; then
   fi
   run_step model_bench $STEP_LIMIT "$AUTOGLM" bench -m "$model_dir" --device cuda:0 --kv-type bf16 \
     --contexts 512,2048 --decode-tokens 32 --recompute-reps 0 -o "$OUT/model_bench.json"
-  # The same decode without CUDA graphs (runtime/step_graphs): what one launch per step saves.
-  run_step model_bench_no_graphs $STEP_LIMIT env AUTOGLM_CUDA_GRAPHS=0 "$AUTOGLM" bench -m "$model_dir" --device cuda:0 \
-    --kv-type bf16 --contexts 512,2048 --decode-tokens 32 --recompute-reps 0 -o "$OUT/model_bench_no_graphs.json"
-  # And without programmatic dependent launches of the decode GEMVs (sm_90: each GEMV's weight loads start while
-  # the kernel before it finishes).
-  run_step model_bench_no_pdl $STEP_LIMIT env AUTOGLM_CUDA_PDL=0 "$AUTOGLM" bench -m "$model_dir" --device cuda:0 \
-    --kv-type bf16 --contexts 512,2048 --decode-tokens 32 --recompute-reps 0 -o "$OUT/model_bench_no_pdl.json"
+  # The same decode without CUDA graphs (runtime/step_graphs): what one launch per step saves; and without
+  # programmatic dependent launches (sm_90: each kernel's prologue, e.g. a GEMV's first weight loads, starts while
+  # the kernel before it finishes). SKIP_BENCH_VARIANTS=1 leaves both out (scripts/cuda_variants.sh compares
+  # other switches).
+  if [ -z "${SKIP_BENCH_VARIANTS:-}" ]; then
+    run_step model_bench_no_graphs $STEP_LIMIT env AUTOGLM_CUDA_GRAPHS=0 "$AUTOGLM" bench -m "$model_dir" \
+      --device cuda:0 --kv-type bf16 --contexts 512,2048 --decode-tokens 32 --recompute-reps 0 \
+      -o "$OUT/model_bench_no_graphs.json"
+    run_step model_bench_no_pdl $STEP_LIMIT env AUTOGLM_CUDA_PDL=0 "$AUTOGLM" bench -m "$model_dir" \
+      --device cuda:0 --kv-type bf16 --contexts 512,2048 --decode-tokens 32 --recompute-reps 0 \
+      -o "$OUT/model_bench_no_pdl.json"
+  fi
   run_step vision_bench $STEP_LIMIT "$AUTOGLM" bench-vision -m "$model_dir" --device cuda:0 \
     --sizes 336x336,1080x2400 --reps 3 -o "$OUT/vision_bench.json"
   run_step agent_bench $STEP_LIMIT "$AUTOGLM" bench-agent -m "$model_dir" --device cuda:0 --kv-type bf16 \

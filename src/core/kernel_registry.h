@@ -30,6 +30,8 @@ enum class op_id : uint8_t {
   ROPE_MROPE,         // text M-RoPE, interleaved pairs, in place
   ROPE_2D,            // vision 2-D RoPE, NeoX halves, in place
   KV_STORE,           // write new K/V rows into their paged cache slots
+  ROPE_KV_STORE,      // ROPE_MROPE over the q and k heads of a stacked q|k view, then KV_STORE of k and v (one
+                      // launch where the backend fuses them: a decode step's rotation and store)
   ATTENTION_PAGED,    // causal GQA attention of new tokens over the paged cache (prefill chunks and decode)
   ATTENTION_DENSE,    // bidirectional attention within segments (vision: one frame of one image each)
   ATTENTION_CROSS,    // every query row over every key row, no mask, GQA (Whisper's decoder over the encoder states)
@@ -88,6 +90,13 @@ using rope_2d = void (*)(const kernel_context&, tensor& x, int32_t n_heads, int3
 // k, v: [n, n_kv_heads*head_dim] F32 (row strides free); slots: I32 [n], a slot < 0 skips its row (padding).
 using kv_store = void (*)(const kernel_context&, const paged_kv_layer& kv, const tensor& k, const tensor& v,
                           const tensor& slots);
+// qk: [n, (n_q_heads + n_kv_heads)*head_dim] F32 (row stride free: the q heads, then the k heads, of a stacked
+// projection), rotated in place as rope_mrope over all its heads; then the k heads (qk's last n_kv_heads*head_dim
+// columns, rotated) and v [n, n_kv_heads*head_dim] go to the cache slots as kv_store does (n_kv_heads and head_dim
+// are the cache's). Keyed by the cache dtype.
+using rope_kv_store = void (*)(const kernel_context&, tensor& qk, int32_t n_q_heads, int32_t rot_dim,
+                               const tensor& pos, const std::array<int32_t, 3>& sections, float theta,
+                               const paged_kv_layer& kv, const tensor& v, const tensor& slots);
 // q: [n, n_heads*head_dim] F32 (new tokens of all sequences); out: same shape.
 using attention_paged = void (*)(const kernel_context&, const tensor& q, const paged_kv_layer& kv,
                                  const paged_batch& batch, int32_t n_heads, int32_t n_kv_heads, int32_t head_dim,

@@ -289,6 +289,34 @@ void kv_store(exec_context& ctx, const paged_kv_layer& kv, const tensor& k, cons
   kernel<kernel_sig::kv_store>(op, ctx, kv.k.type())(ctx.kernels(), kv, k, v, slots);
 }
 
+void rope_kv_store(exec_context& ctx, tensor& qk, int32_t n_q_heads, int32_t rot_dim, const tensor& pos,
+                   const std::array<int32_t, 3>& sections, float theta, const paged_kv_layer& kv, const tensor& v,
+                   const tensor& slots) {
+  const op_id op = op_id::ROPE_KV_STORE;
+  on_device(ctx, qk, op, "qk");
+  on_device(ctx, pos, op, "pos");
+  on_device(ctx, kv.k, op, "k cache");
+  on_device(ctx, kv.v, op, "v cache");
+  on_device(ctx, v, op, "v");
+  on_device(ctx, slots, op, "slots");
+  AG_CHECK(kv.k.n_dims() == 4 && kv.v.shape() == kv.k.shape(),
+           "rope_kv_store: cache must be [blocks, block, heads, dim]");
+  const int64_t n_kv_heads = kv.k.dim(2), head_dim = kv.k.dim(3);
+  AG_CHECK(n_q_heads >= 0 && qk.type() == dtype::F32 && qk.cols() == (n_q_heads + n_kv_heads) * head_dim,
+           "rope_kv_store: qk " + qk.shape_str() + " must be F32 [n, (" + std::to_string(n_q_heads) + " + " +
+               std::to_string(n_kv_heads) + ") * " + std::to_string(head_dim) + "]");
+  AG_CHECK(v.type() == dtype::F32 && v.rows() == qk.rows() && v.cols() == n_kv_heads * head_dim,
+           "rope_kv_store: v must be F32 [n, n_kv_heads*head_dim]");
+  AG_CHECK(pos.type() == dtype::I32 && pos.rows() == 3 && pos.cols() == qk.rows(),
+           "rope_kv_store: pos must be I32 [3, n]");
+  AG_CHECK(rot_dim > 0 && rot_dim <= head_dim && rot_dim % 2 == 0, "rope_kv_store: rot_dim");
+  AG_CHECK(sections[0] + sections[1] + sections[2] == rot_dim / 2,
+           "rope_kv_store: sections must cover rot_dim/2 pairs");
+  AG_CHECK(slots.type() == dtype::I32 && slots.n_elements() == qk.rows(), "rope_kv_store: one I32 slot per row");
+  kernel<kernel_sig::rope_kv_store>(op, ctx, kv.k.type())(ctx.kernels(), qk, n_q_heads, rot_dim, pos, sections, theta,
+                                                          kv, v, slots);
+}
+
 void attention_paged(exec_context& ctx, const tensor& q, const paged_kv_layer& kv, const paged_batch& batch,
                      int32_t n_heads, int32_t n_kv_heads, int32_t head_dim, float scale, tensor& out) {
   const op_id op = op_id::ATTENTION_PAGED;

@@ -75,6 +75,11 @@ void rope_mrope(exec_context& ctx, tensor& x, int32_t n_heads, int32_t head_dim,
 // In place on x [n, >= n_heads*head_dim]; pos I32 [2, n].
 void rope_2d(exec_context& ctx, tensor& x, int32_t n_heads, int32_t head_dim, const tensor& pos, float theta);
 void kv_store(exec_context& ctx, const paged_kv_layer& kv, const tensor& k, const tensor& v, const tensor& slots);
+// rope_mrope over the n_q_heads + n_kv_heads heads of qk [n, (n_q_heads + n_kv_heads)*head_dim] (a stacked q|k
+// view; n_kv_heads and head_dim are the cache's), then kv_store of its k heads and v: one launch on a GPU.
+void rope_kv_store(exec_context& ctx, tensor& qk, int32_t n_q_heads, int32_t rot_dim, const tensor& pos,
+                   const std::array<int32_t, 3>& sections, float theta, const paged_kv_layer& kv, const tensor& v,
+                   const tensor& slots);
 void attention_paged(exec_context& ctx, const tensor& q, const paged_kv_layer& kv, const paged_batch& batch,
                      int32_t n_heads, int32_t n_kv_heads, int32_t head_dim, float scale, tensor& out);
 void attention_dense(exec_context& ctx, const tensor& q, const tensor& k, const tensor& v, int32_t n_heads,

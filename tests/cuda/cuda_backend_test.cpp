@@ -65,7 +65,8 @@ class cuda_backend : public cuda_fixture {};
 TEST_F(cuda_backend, registers_every_op_the_model_needs) {
   const kernel_registry& r = kernel_registry::instance();
   for (dtype t : {dtype::F32, dtype::F16, dtype::BF16})
-    for (op_id op : {op_id::LINEAR, op_id::EMBEDDING, op_id::KV_STORE, op_id::ATTENTION_PAGED})
+    for (op_id op : {op_id::LINEAR, op_id::LINEAR_SWIGLU, op_id::EMBEDDING, op_id::KV_STORE, op_id::ROPE_KV_STORE,
+                     op_id::ATTENTION_PAGED})
       EXPECT_TRUE(r.has(op, device_kind::CUDA, t)) << op_name(op) << " " << dtype_name(t);
   for (dtype t : {dtype::F32, dtype::F16, dtype::BF16, dtype::I32})
     EXPECT_TRUE(r.has(op_id::COPY, device_kind::CUDA, t)) << dtype_name(t);

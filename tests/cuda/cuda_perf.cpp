@@ -316,13 +316,14 @@ int main(int argc, char** argv) {
       out["attention_paged"].push_back(entry);
     }
     // The vision tower (12 heads of 128): a 336x336 image (576 patches: the F32 kernel) and a 1080x2400 screenshot
-    // (13416 patches, bf16 products): the mma.sync flash kernel (the default; 128- and 64-row blocks) beside cuBLAS
-    // (S = Q K^T in memory) and the fused WMMA kernel.
+    // (13416 patches, bf16 products): the wgmma flash kernel (128- and 64-key tiles), the mma.sync flash kernel
+    // (64- and 128-row blocks) beside cuBLAS (S = Q K^T in memory) and the fused WMMA kernel.
     struct dense_run {
       int64_t n;
       const char* path;  // AUTOGLM_CUDA_DENSE_ATTENTION
     };
-    std::vector<dense_run> dense_runs = {{576, "mma"}, {13416, "mma"}, {13416, "mma64"}, {13416, "gemm"}, {13416, "fused"}};
+    std::vector<dense_run> dense_runs = {{576, "mma"},     {13416, "wgmma"}, {13416, "wgmma64"}, {13416, "mma64"},
+                                         {13416, "mma"},   {13416, "gemm"},  {13416, "fused"}};
     if (o.quick) dense_runs.resize(4);
     std::printf("\n%-40s %10s %10s\n", "attention_dense", "ms", "TFLOP/s");
     for (const dense_run& r : dense_runs) {

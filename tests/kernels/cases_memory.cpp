@@ -3,7 +3,8 @@
 // F32/F16/BF16/I32 over contiguous, transposed, 4-D permuted, the vision 2x2-merge permute, reshaped and strided
 // layouts, F16 overflow and I32 truncation included) and KV_STORE (F32/F16/BF16 caches, odd block sizes and head
 // dims, and Q8_0 caches with ggml's rounding per 32 of a head row; padding slots, k/v as views of a fused buffer;
-// every untouched slot must keep its old bytes).
+// every untouched slot must keep its old bytes), and ROPE_KV_STORE (the rotation against the double reference and
+// the cache bit for bit against the rounding of the rotated rows).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -290,6 +291,87 @@ void add_kv_store_cases(std::vector<test_case>& out) {
     }
 }
 
+// ROPE_KV_STORE over a fused [n, q | k | v] buffer: q and k rotated in place as ROPE_MROPE does (against the
+// double reference), and the cache holding exactly the rounding of what the rotation left in k (and of v), as
+// KV_STORE would store it: rotation and store must agree bit for bit, whatever the device's sincos.
+void add_rope_kv_store_cases(std::vector<test_case>& out) {
+  struct shape {
+    int64_t n_blocks, block, q_heads, kv_heads, hd, rot, n;
+    std::array<int32_t, 3> sections;
+    int64_t pad;
+  };
+  for (dtype t : {dtype::F32, dtype::F16, dtype::BF16, dtype::Q8_0})
+    for (const shape& s : {shape{6, 16, 4, 2, 8, 8, 9, {1, 2, 1}, 0}, shape{3, 16, 16, 1, 64, 32, 1, {4, 6, 6}, 5},
+                          shape{8, 16, 32, 2, 128, 64, 1, {8, 12, 12}, 0},
+                          shape{40, 16, 8, 2, 128, 64, 300, {8, 12, 12}, 256},
+                          shape{4, 3, 3, 3, 32, 16, 7, {2, 3, 3}, 0}}) {
+      if (dtype_is_block(t) && s.hd % 32) continue;  // a Q8_0 cache holds whole 32-blocks per head row
+      test_case c;
+      c.op = op_id::ROPE_KV_STORE;
+      c.key = t;
+      c.name = "blocks=" + std::to_string(s.n_blocks) + "x" + std::to_string(s.block) + " heads=" +
+               std::to_string(s.q_heads) + "/" + std::to_string(s.kv_heads) + " hd=" + std::to_string(s.hd) +
+               " rot=" + std::to_string(s.rot) + " rows=" + std::to_string(s.n) + (s.pad ? " strided" : "");
+      c.make = [t, s, name = c.name](exec_context& ctx) {
+        rng r(seed_of(name + dtype_name(t) + "rope_kv"));
+        const int64_t kw = s.kv_heads * s.hd, qkw = (s.q_heads + s.kv_heads) * s.hd, width = qkw + kw;
+        const int64_t capacity = s.n_blocks * s.block;
+        std::vector<int32_t> all(static_cast<size_t>(capacity));
+        std::iota(all.begin(), all.end(), 0);
+        std::shuffle(all.begin(), all.end(), r.gen);
+        std::vector<int32_t> slots(all.begin(), all.begin() + s.n);
+        for (size_t i = 4; i < slots.size(); i += 5) slots[i] = -1;  // padding rows: rotated, not stored
+        std::vector<int32_t> pos(static_cast<size_t>(3 * s.n));
+        for (auto& p : pos) p = r.integer(0, 70000);
+        const auto qkv = r.normal(size_t(s.n * width), 2.0f);
+        padded fused = make_padded(ctx, dtype::F32, s.n, width, s.pad, qkv);
+        const tensor vt = fused.t.cols_view(qkw, kw);
+        const std::vector<int64_t> cshape = {s.n_blocks, s.block, s.kv_heads, s.hd};
+        const std::vector<uint8_t> fill_bytes =
+            encode_rows(t, std::vector<float>(size_t(capacity * kw), k_sentinel), s.hd);
+        paged_kv_layer kv;
+        kv.k = upload(ctx, t, cshape, fill_bytes).t;
+        kv.v = upload(ctx, t, cshape, fill_bytes).t;
+        const tensor pt = upload_i32(ctx, {3, s.n}, pos), st = upload_i32(ctx, {s.n}, slots);
+        instance inst;
+        inst.run = [&ctx, fused, vt, pt, st, kv, s, qkw]() mutable {
+          tensor qk = fused.t.cols_view(0, qkw);
+          ops::rope_kv_store(ctx, qk, int32_t(s.q_heads), int32_t(s.rot), pt, s.sections, 10000.0f, kv, vt, st);
+        };
+        inst.output = [&ctx, fused, kv] {
+          std::vector<uint8_t> b = download(ctx, fused.buf.t), k = download(ctx, kv.k), v = download(ctx, kv.v);
+          b.insert(b.end(), k.begin(), k.end());
+          b.insert(b.end(), v.begin(), v.end());
+          return b;
+        };
+        inst.check = [&ctx, fused, kv, t, s, kw, qkw, width, slots, pos, qkv, fill_bytes] {
+          vecd ref(qkv.begin(), qkv.end());
+          ref::rope_mrope(ref, s.n, width, s.q_heads + s.kv_heads, s.hd, s.rot, pos, s.sections, 10000.0f);
+          std::string problems = check_output(ctx, fused, ref, tolerance(op_id::ROPE_MROPE, dtype::F32));
+          const std::vector<float> got_x = read_padded(ctx, fused, problems);
+          const std::vector<float> untouched = decode(t, fill_bytes);
+          for (int which = 0; which < 2; ++which) {
+            const std::vector<float> got = decode(t, download(ctx, which ? kv.v : kv.k));
+            vecd cache_ref(untouched.begin(), untouched.end());
+            for (int64_t i = 0; i < s.n; ++i) {
+              if (slots[size_t(i)] < 0) continue;
+              const float* row = got_x.data() + i * width + (which ? qkw : qkw - kw);  // rotated k, or v
+              const vecd q8 = t == dtype::Q8_0 ? ref::round_q8_0(std::vector<float>(row, row + kw)) : vecd{};
+              for (int64_t j = 0; j < kw; ++j)
+                cache_ref[size_t(slots[size_t(i)] * kw + j)] =
+                    t == dtype::Q8_0 ? q8[size_t(j)] : ref::round_to(t, row[j]);
+            }
+            problems += verdict(which ? "v cache" : "k cache", compare(got, cache_ref), 0.0);
+          }
+          return problems;
+        };
+        inst.bytes = double(s.n) * (8.0 * double(qkw) + 2.0 * (4.0 * double(kw) + double(dtype_row_bytes(t, kw))));
+        return inst;
+      };
+      out.push_back(std::move(c));
+    }
+}
+
 }  // namespace
 
 void add_memory_cases(std::vector<test_case>& out) {
@@ -297,6 +379,7 @@ void add_memory_cases(std::vector<test_case>& out) {
   add_block_embedding_cases(out);
   add_copy_cases(out);
   add_kv_store_cases(out);
+  add_rope_kv_store_cases(out);
 }
 
 }  // namespace autoglm::harness

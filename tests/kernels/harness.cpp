@@ -338,6 +338,7 @@ std::vector<std::pair<op_id, dtype>> required_cpu_kernels() {
     r.emplace_back(op_id::LINEAR_SWIGLU, t);
     r.emplace_back(op_id::EMBEDDING, t);
     r.emplace_back(op_id::KV_STORE, t);
+    r.emplace_back(op_id::ROPE_KV_STORE, t);
     r.emplace_back(op_id::ATTENTION_PAGED, t);
   }
   for (dtype t : {dtype::F32, dtype::F16, dtype::BF16, dtype::I32}) r.emplace_back(op_id::COPY, t);
@@ -352,6 +353,7 @@ std::vector<std::pair<op_id, dtype>> required_cpu_kernels() {
                   dtype::Q6_K})
     r.emplace_back(op_id::EMBEDDING, t);
   r.emplace_back(op_id::KV_STORE, dtype::Q8_0);
+  r.emplace_back(op_id::ROPE_KV_STORE, dtype::Q8_0);
   r.emplace_back(op_id::ATTENTION_PAGED, dtype::Q8_0);
   for (op_id op : {op_id::RMS_NORM, op_id::LAYER_NORM, op_id::ROPE_MROPE, op_id::ROPE_2D, op_id::SILU_MUL, op_id::GELU,
                    op_id::ADD, op_id::SOFTMAX, op_id::ATTENTION_DENSE, op_id::POS_EMBED_BICUBIC, op_id::SAMPLE})

@@ -52,6 +52,17 @@ void linear_then_swiglu(const kernel_context& kc, const tensor& x, const linear_
   cpu::silu_mul_kernel(kc, tmp.cols_view(0, n), tmp.cols_view(n, n), y);
 }
 
+// ROPE_KV_STORE as ROPE_MROPE over qk's heads, then KV_STORE of its k heads and v (one pass each: a CPU has no
+// launch to save).
+void rope_then_kv_store(const kernel_context& kc, tensor& qk, int32_t n_q_heads, int32_t rot_dim, const tensor& pos,
+                        const std::array<int32_t, 3>& sections, float theta, const paged_kv_layer& kv,
+                        const tensor& v, const tensor& slots) {
+  const int32_t n_kv_heads = int32_t(kv.k.dim(2)), head_dim = int32_t(kv.k.dim(3));
+  cpu::rope_mrope_kernel(kc, qk, n_q_heads + n_kv_heads, head_dim, rot_dim, pos, sections, theta);
+  const int64_t kw = int64_t(n_kv_heads) * head_dim;
+  cpu::kv_store_kernel(kc, kv, qk.cols_view(int64_t(n_q_heads) * head_dim, kw), v, slots);
+}
+
 }  // namespace
 
 void register_cpu_kernels(kernel_registry& r) {
@@ -69,6 +80,7 @@ void register_cpu_kernels(kernel_registry& r) {
     r.add_kernel<kernel_sig::linear_swiglu>(op_id::LINEAR_SWIGLU, cpu, t, linear_then_swiglu);
     r.add_kernel<kernel_sig::embedding>(op_id::EMBEDDING, cpu, t, cpu::embedding_kernel);
     r.add_kernel<kernel_sig::kv_store>(op_id::KV_STORE, cpu, t, cpu::kv_store_kernel);
+    r.add_kernel<kernel_sig::rope_kv_store>(op_id::ROPE_KV_STORE, cpu, t, rope_then_kv_store);
     r.add_kernel<kernel_sig::attention_paged>(op_id::ATTENTION_PAGED, cpu, t, cpu::attention_paged_kernel);
   }
   // Quantized weights: integer dot products on activations quantized per call (quant_linear.h).
@@ -83,6 +95,7 @@ void register_cpu_kernels(kernel_registry& r) {
     r.add_kernel<kernel_sig::embedding>(op_id::EMBEDDING, cpu, t, cpu::quant_embedding_kernel);
   // A Q8_0 KV cache (head_dim a multiple of 32): the same kernels, rows quantized on store (quant_kv.h).
   r.add_kernel<kernel_sig::kv_store>(op_id::KV_STORE, cpu, dtype::Q8_0, cpu::kv_store_kernel);
+  r.add_kernel<kernel_sig::rope_kv_store>(op_id::ROPE_KV_STORE, cpu, dtype::Q8_0, rope_then_kv_store);
   r.add_kernel<kernel_sig::attention_paged>(op_id::ATTENTION_PAGED, cpu, dtype::Q8_0, cpu::attention_paged_kernel);
   for (dtype t : {dtype::F32, dtype::F16, dtype::BF16, dtype::I32})
     r.add_kernel<kernel_sig::copy>(op_id::COPY, cpu, t, cpu::copy_kernel);

@@ -194,8 +194,6 @@ __device__ void merge_partials(const float* src_acc, const float2* src_ml, int k
 template <dtype T, int HD, int SLOTS>
 __global__ void __launch_bounds__(k_dec_threads, T == dtype::F32 && HD == 128 ? 1 : 2)
     paged_decode_kernel(const decode_args a) {
-  pdl_wait();  // launched as a programmatic dependent (launch_pdl)
-  pdl_trigger();
   constexpr int EPC = T == dtype::F32 ? 4 : 8;     // values per 16-byte piece
   constexpr int CPR = HD / EPC;                     // pieces per K or V row
   constexpr int RPP = k_dec_threads / CPR;          // rows one pass of the block loads
@@ -231,14 +229,22 @@ __global__ void __launch_bounds__(k_dec_threads, T == dtype::F32 && HD == 128 ? 
                            int64_t(first_row) + n_new <= a.n_q_rows &&
                            int64_t(n_past) + n_new <= a.n_table * a.block_size &&
                            int64_t(n_past) + n_new <= int64_t(a.n_splits) * a.split_len;
+  // Every return passes pdl_wait: a later plain launch orders only against this kernel's completion.
   if (!well_formed) {
     if (tid == 0 && split == 0 && kvh == 0) flag_bad(a.flag, BAD_SEQUENCE, seq);
+    pdl_wait();
     return;
   }
-  if (n_new == 0) return;
+  if (n_new == 0) {
+    pdl_wait();
+    return;
+  }
   const int64_t ctx = int64_t(n_past) + 1;
   const int ns = int(min(int64_t(a.n_splits), (ctx + a.split_len - 1) / a.split_len));  // splits with positions
-  if (split >= ns) return;
+  if (split >= ns) {
+    pdl_wait();
+    return;
+  }
   // Positions fit in 32 bits (a context is far below 2^31); byte offsets into the cache do not.
   const int p_begin = int(int64_t(split) * a.split_len), p_end = int(min(ctx, int64_t(p_begin) + a.split_len));
 
@@ -248,16 +254,20 @@ __global__ void __launch_bounds__(k_dec_threads, T == dtype::F32 && HD == 128 ? 
   const int col = tid % CPR, row0 = tid / CPR;
   uint4 kreg[NPOS], vreg[NPOS];
   unsigned rok = 0;  // bit j: row j was loaded
-  // Addresses are recomputed from the kernel parameters at each fetch rather than kept in registers across tiles.
-  auto fetch = [&](int t0) {
+  auto clear = [&]() {
+#pragma unroll
+    for (int j = 0; j < NPOS; ++j) kreg[j] = vreg[j] = make_uint4(0u, 0u, 0u, 0u);
+    rok = 0;
+  };
+  // The rows of the tile at t0 whose positions lie in [lo, hi). Addresses are recomputed from the kernel
+  // parameters at each fetch rather than kept in registers across tiles.
+  auto fetch = [&](int t0, int lo, int hi) {
     const int32_t* table = a.tables + seq * a.ld_tables;
     const int64_t head_off = int64_t(kvh) * a.c_head + col * 16;
 #pragma unroll
     for (int j = 0; j < NPOS; ++j) {
       const int p = t0 + row0 + j * RPP;
-      kreg[j] = vreg[j] = make_uint4(0u, 0u, 0u, 0u);
-      if (j == 0) rok = 0;
-      if (p < p_end) {
+      if (p >= lo && p < hi) {
         const int64_t blk = table[p / a.block_size];
         if (blk < 0 || blk >= a.n_blocks) {
           if (col == 0) flag_bad(a.flag, BAD_BLOCK_ID, blk);
@@ -287,7 +297,16 @@ __global__ void __launch_bounds__(k_dec_threads, T == dtype::F32 && HD == 128 ? 
 #pragma unroll
     for (int i = 0; i < DPL; ++i) acc[k][i] = 0.0f;
 
-  fetch(p_begin);  // first: its memory latency overlaps filling q
+  // Before waiting for the kernel before this one (launch_pdl): the step's tables come from host uploads made
+  // before its first kernel, and the cache rows before n_past were written by earlier steps, so the first tile's
+  // old rows can be on their way while that kernel (the KV store of this step's row n_past) finishes. Every
+  // kernel of a step calls pdl_trigger only after its own pdl_wait, so all kernels before that one are complete
+  // here. The new row and q (RoPE's output) are read after the wait.
+  clear();
+  fetch(p_begin, p_begin, min(p_end, n_past));
+  pdl_wait();
+  pdl_trigger();
+  fetch(p_begin, max(p_begin, n_past), p_end);
   const float* qrow = a.q + int64_t(first_row) * a.ldq + int64_t(kvh) * G * HD;
   for (int i = tid; i < G * HD; i += k_dec_threads) {
     const int h = i / HD, d = i - h * HD;
@@ -299,7 +318,10 @@ __global__ void __launch_bounds__(k_dec_threads, T == dtype::F32 && HD == 128 ? 
   for (int t0 = p_begin; t0 < p_end; t0 += k_dec_tile) {
     __syncthreads();  // the previous tile's readers are done (first pass: q, P and corr are set)
     stash();
-    if (t0 + k_dec_tile < p_end) fetch(t0 + k_dec_tile);  // in flight while this tile is computed
+    if (t0 + k_dec_tile < p_end) {  // in flight while this tile is computed
+      clear();
+      fetch(t0 + k_dec_tile, t0 + k_dec_tile, p_end);
+    }
     __syncthreads();
 
     // Scores: lane = position pos0 + lane % PPS, part lane / PPS of the dims; 4 heads share each K load.

@@ -15,22 +15,25 @@ namespace autoglm::cuda {
 
 constexpr int64_t k_tensor_core_rows = 1024;
 
-// Which kernel takes large images: AUTOGLM_CUDA_DENSE_ATTENTION=mma64 (default: the mma.sync flash kernel, 4 warps =
-// 64 query rows per block, two blocks per SM), mma (the same with 8 warps = 128 rows, one block per SM), gemm
+// Which kernel takes large images: AUTOGLM_CUDA_DENSE_ATTENTION=wgmma / wgmma64 (Hopper's warpgroup MMA, key tiles of
+// 128 / 64, compute capability 9.0 and head_dim 128 only, else mma64), mma64 (default: the mma.sync flash kernel,
+// 4 warps = 64 query rows per block, two blocks per SM), mma (the same with 8 warps = 128 rows, one per SM), gemm
 // (cuBLAS), fused (the WMMA flash kernel) or f32 (the F32 flash kernel): a switch for benchmarks and bisection, read
 // at each call. On the H200 a 1080x2400 screenshot's block takes 4.64-4.68 ms with 64-row blocks against
 // 4.78-4.81 with 128 (three calls, cuda_perf).
-enum class dense_path { MMA, MMA64, GEMM, FUSED, F32 };
+enum class dense_path { WGMMA, WGMMA64, MMA, MMA64, GEMM, FUSED, F32 };
 dense_path dense_attention_path() {
   const char* e = std::getenv("AUTOGLM_CUDA_DENSE_ATTENTION");
   if (!e || !*e) return dense_path::MMA64;
   const std::string v = e;
+  if (v == "wgmma") return dense_path::WGMMA;
+  if (v == "wgmma64") return dense_path::WGMMA64;
   if (v == "mma") return dense_path::MMA;
   if (v == "mma64") return dense_path::MMA64;
   if (v == "gemm") return dense_path::GEMM;
   if (v == "fused") return dense_path::FUSED;
   if (v == "f32") return dense_path::F32;
-  throw error("AUTOGLM_CUDA_DENSE_ATTENTION is '" + v + "': use mma, mma64, gemm, fused or f32");
+  throw error("AUTOGLM_CUDA_DENSE_ATTENTION is '" + v + "': use wgmma, wgmma64, mma, mma64, gemm, fused or f32");
 }
 
 void attention_dense_kernel(const kernel_context& kc, const tensor& q, const tensor& k, const tensor& v,
@@ -74,6 +77,14 @@ void attention_dense_kernel(const kernel_context& kc, const tensor& q, const ten
   // checks) keep the F32 kernel, whose cost is small there.
   if (get_cuda_gemm_precision() == cuda_gemm_precision::ROUNDED && qm.rows >= k_tensor_core_rows) {
     dense_path path = dense_attention_path();
+    if (path == dense_path::WGMMA || path == dense_path::WGMMA64) {
+      const int key_tile = path == dense_path::WGMMA ? 128 : 64;
+      if (dense_wgmma_fits(head_dim, key_tile, s)) {
+        launch_dense_wgmma(a, n_seg, key_tile, s, sizes);
+        return;
+      }
+      path = dense_path::MMA64;  // not a compute capability 9.0 device, or a head dim other than 128
+    }
     if (path == dense_path::MMA || path == dense_path::MMA64) {
       const int warps = path == dense_path::MMA ? 8 : 4;
       if (dense_mma_fits(head_dim, warps, s)) {

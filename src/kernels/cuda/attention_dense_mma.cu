@@ -331,18 +331,26 @@ bool dense_mma_fits(int head_dim, int warps, const stream_state& s) {
   return smem_bytes(head_dim, warps) <= max_shared_bytes(s);
 }
 
-void launch_dense_mma(const flash_args& a, int64_t n_seg, int warps, stream_state& s, const std::string& sizes) {
+const uint16_t* dense_bf16_heads(const flash_args& a, stream_state& s, const std::string& sizes) {
   const int hd = a.head_dim, heads = a.n_heads;
   const int64_t n = a.n_q_rows;
+  AG_CHECK(hd == 64 || hd == 128, "attention_dense: bf16 head copies take head_dim 64 or 128");
   const size_t per = size_t(heads) * size_t(n) * size_t(hd);
-  auto* qkv = static_cast<uint16_t*>(workspace(s, 3 * per * sizeof(uint16_t), "attention_dense (mma)"));
+  auto* qkv = static_cast<uint16_t*>(workspace(s, 3 * per * sizeof(uint16_t), "attention_dense (tensor cores)"));
   const cudaStream_t st = stream_of(s);
   const dim3 cgrid(unsigned(std::min<int64_t>(n, int64_t(sm_count(s)) * 16)), 3);
   if (hd == 64)
     qkv_to_bf16_heads_kernel<64><<<cgrid, 256, 0, st>>>(a.q, a.ldq, a.k, a.ldk, a.v, a.ldv, n, heads, qkv);
   else
     qkv_to_bf16_heads_kernel<128><<<cgrid, 256, 0, st>>>(a.q, a.ldq, a.k, a.ldk, a.v, a.ldv, n, heads, qkv);
-  check_launch("attention_dense (mma) bf16 copies", sizes);
+  check_launch("attention_dense bf16 copies", sizes);
+  return qkv;
+}
+
+void launch_dense_mma(const flash_args& a, int64_t n_seg, int warps, stream_state& s, const std::string& sizes) {
+  const int64_t n = a.n_q_rows;
+  const size_t per = size_t(a.n_heads) * size_t(n) * size_t(a.head_dim);
+  const uint16_t* qkv = dense_bf16_heads(a, s, sizes);
 
   mma_attention_args m{};
   m.q = qkv;
@@ -356,8 +364,8 @@ void launch_dense_mma(const flash_args& a, int64_t n_seg, int warps, stream_stat
   m.scale_log2 = a.scale * 1.4426950408889634f;
   m.flag = a.flag;
   // Any segment has at most n rows: row tiles past a segment's end return at once.
-  const dim3 grid(blocks_for(n, 16 * warps), unsigned(n_seg), unsigned(heads));
-  launch_for<false>(m, hd, warps, grid, s, sizes);
+  const dim3 grid(blocks_for(n, 16 * warps), unsigned(n_seg), unsigned(a.n_heads));
+  launch_for<false>(m, a.head_dim, warps, grid, s, sizes);
 }
 
 void launch_causal_mma(const causal_mma_args& c, int warps, stream_state& s, const std::string& sizes) {

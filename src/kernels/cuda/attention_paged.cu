@@ -37,28 +37,6 @@ prefill_path prefill_attention_path() {
 }
 constexpr size_t k_split_budget = size_t(256) << 20;     // bytes of partials at most
 
-struct cache_geom {
-  dtype type;
-  int64_t c_block, c_slot, c_head;
-  int64_t n_blocks;
-  int block_size;
-  int n_kv_heads, head_dim;
-};
-
-cache_geom geometry(const paged_kv_layer& kv, const char* op) {
-  const tensor& k = kv.k;
-  const dtype t = k.type();
-  AG_CHECK(k.n_dims() == 4, std::string(op) + ": cache must be [blocks, block_size, kv_heads, head_dim]");
-  AG_CHECK(t == dtype::F32 || t == dtype::F16 || t == dtype::BF16,
-           std::string(op) + ": CUDA caches hold F32, F16 or BF16, not " + dtype_name(t));
-  AG_CHECK(kv.v.type() == t && kv.v.shape() == k.shape(), std::string(op) + ": K and V caches differ");
-  for (int i = 0; i < 4; ++i)
-    AG_CHECK(kv.v.stride(i) == k.stride(i), std::string(op) + ": K and V caches have different strides");
-  AG_CHECK(k.stride(3) == int64_t(dtype_size(t)), std::string(op) + ": head_dim must be contiguous");
-  AG_CHECK(k.dev().kind == device_kind::CUDA && kv.v.dev().kind == device_kind::CUDA,
-           std::string(op) + ": the cache is not on a CUDA device");
-  return {t, k.stride(0), k.stride(1), k.stride(2), k.dim(0), int(k.dim(1)), int(k.dim(2)), int(k.dim(3))};
-}
 
 // One block per new row: both K and V of every KV head into the row's slot.
 template <dtype T>
@@ -113,6 +91,21 @@ __global__ void combine_splits(const float* part_o, const float* part_ml, const 
 }
 
 }  // namespace
+
+cache_geom geometry(const paged_kv_layer& kv, const char* op) {
+  const tensor& k = kv.k;
+  const dtype t = k.type();
+  AG_CHECK(k.n_dims() == 4, std::string(op) + ": cache must be [blocks, block_size, kv_heads, head_dim]");
+  AG_CHECK(t == dtype::F32 || t == dtype::F16 || t == dtype::BF16,
+           std::string(op) + ": CUDA caches hold F32, F16 or BF16, not " + dtype_name(t));
+  AG_CHECK(kv.v.type() == t && kv.v.shape() == k.shape(), std::string(op) + ": K and V caches differ");
+  for (int i = 0; i < 4; ++i)
+    AG_CHECK(kv.v.stride(i) == k.stride(i), std::string(op) + ": K and V caches have different strides");
+  AG_CHECK(k.stride(3) == int64_t(dtype_size(t)), std::string(op) + ": head_dim must be contiguous");
+  AG_CHECK(k.dev().kind == device_kind::CUDA && kv.v.dev().kind == device_kind::CUDA,
+           std::string(op) + ": the cache is not on a CUDA device");
+  return {t, k.stride(0), k.stride(1), k.stride(2), k.dim(0), int(k.dim(1)), int(k.dim(2)), int(k.dim(3))};
+}
 
 void kv_store_kernel(const kernel_context& kc, const paged_kv_layer& kv, const tensor& k, const tensor& v,
                      const tensor& slots) {

@@ -115,6 +115,17 @@ mat<T> mat_of(const tensor& t, dtype expected, const char* what) {
 inline mat<float> f32_mat(const tensor& t, const char* what) { return mat_of<float>(t, dtype::F32, what); }
 inline mat<int32_t> i32_mat(const tensor& t, const char* what) { return mat_of<int32_t>(t, dtype::I32, what); }
 
+// A paged KV layer's cache as the kernels address it (byte strides of a [blocks, block_size, kv_heads, head_dim]
+// cache in F32/F16/BF16), checked on the host: both caches alike, on a CUDA device, head_dim contiguous.
+struct cache_geom {
+  dtype type;
+  int64_t c_block, c_slot, c_head;
+  int64_t n_blocks;
+  int block_size;
+  int n_kv_heads, head_dim;
+};
+cache_geom geometry(const paged_kv_layer& kv, const char* op);
+
 // A contiguous F32 vector (norm weights, biases).
 inline const float* f32_vector(const tensor& t, const char* what) {
   AG_CHECK(t.type() == dtype::F32 && t.is_contiguous() && t.dev().kind == device_kind::CUDA,

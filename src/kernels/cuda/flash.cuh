@@ -261,6 +261,13 @@ void launch_dense_tensor_cores(const flash_args& a, const stream_state& s, int64
 // for head_dim 64 or 128, blocks of `warps` (4 or 8) warps of 16 query rows; grid over row tiles x segments x heads.
 bool dense_mma_fits(int head_dim, int warps, const stream_state& s);
 void launch_dense_mma(const flash_args& a, int64_t n_seg, int warps, stream_state& s, const std::string& sizes);
+// The bf16 head-major copies both tensor-core dense kernels read: Q, K, V [heads, n, head_dim] one after the other
+// in the stream's workspace (head_dim 64 or 128).
+const uint16_t* dense_bf16_heads(const flash_args& a, stream_state& s, const std::string& sizes);
+// sm90a/attention_dense_wgmma.cu: the same attention on Hopper's wgmma (head_dim 128, key tiles of 64 or 128),
+// for compute capability 9.0 devices only.
+bool dense_wgmma_fits(int head_dim, int key_tile, const stream_state& s);
+void launch_dense_wgmma(const flash_args& a, int64_t n_seg, int key_tile, stream_state& s, const std::string& sizes);
 // The same kernel, causal, for one sequence's prefill chunk over bf16 head-major copies (attention_paged_gemm.cu
 // makes them): query row r (position n_past + r) sees keys 0 .. n_past + r; query head h reads K/V head
 // h / (heads / kv_heads). head_dim 64 or 128 (dense_mma_fits).

@@ -45,6 +45,10 @@ void embedding_kernel(const kernel_context& kc, const tensor& table, const tenso
 // positions for decode).
 void kv_store_kernel(const kernel_context& kc, const paged_kv_layer& kv, const tensor& k, const tensor& v,
                      const tensor& slots);
+// rope.cu: ROPE_KV_STORE, the M-RoPE of a stacked q|k view and the store of its k heads and v in one launch.
+void rope_kv_store_kernel(const kernel_context& kc, tensor& qk, int32_t n_q_heads, int32_t rot_dim, const tensor& pos,
+                          const std::array<int32_t, 3>& sections, float theta, const paged_kv_layer& kv,
+                          const tensor& v, const tensor& slots);
 void attention_paged_kernel(const kernel_context& kc, const tensor& q, const paged_kv_layer& kv,
                             const paged_batch& batch, int32_t n_heads, int32_t n_kv_heads, int32_t head_dim,
                             float scale, tensor& out);

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <atomic>
 #include <climits>
+#include <cstdlib>
 #include <string>
 
 #include "kernels/cuda/device_util.cuh"
@@ -72,7 +73,7 @@ __device__ inline void unpack16(const uint4& u, float* f) {
 
 __device__ inline float silu_f32(float g) { return g / (1.0f + expf(-g)); }
 
-template <dtype W, int M, bool SWIGLU>
+template <dtype W, int M, bool SWIGLU, int PF>
 __global__ void __launch_bounds__(k_gemv_threads) gemv_kernel(gemv_args a) {
   constexpr int E = per16<W>();
   constexpr int pairs = k_gemv_rows / 2;  // SWIGLU: output columns per block
@@ -96,22 +97,11 @@ __global__ void __launch_bounds__(k_gemv_threads) gemv_kernel(gemv_args a) {
 #pragma unroll
     for (int r = 0; r < k_gemv_rows; ++r) acc[i][r] = 0.0f;
 
-  // The weights never depend on the kernel before this one, x does: the first 16 bytes of each row are on their
-  // way before waiting for that kernel (launched as a programmatic dependent, this overlaps its tail).
-  uint4 first[k_gemv_rows] = {};
-  if (tid < a.n_vec)
-#pragma unroll
-    for (int r = 0; r < k_gemv_rows; ++r) first[r] = __ldg(reinterpret_cast<const uint4*>(wrow[r]) + tid);
-  pdl_wait();
-  pdl_trigger();
-
-  for (int64_t c = tid; c < a.n_vec; c += k_gemv_threads) {
+  // acc += x[:, chunk c] . the block's rows' chunk c (u: their 16-byte pieces).
+  auto accumulate = [&](int64_t c, const uint4 (&u)[k_gemv_rows]) {
     float wv[k_gemv_rows][E];
 #pragma unroll
-    for (int r = 0; r < k_gemv_rows; ++r) {
-      const uint4 u = c == tid ? first[r] : __ldg(reinterpret_cast<const uint4*>(wrow[r]) + c);
-      unpack16<W>(u, wv[r]);
-    }
+    for (int r = 0; r < k_gemv_rows; ++r) unpack16<W>(u[r], wv[r]);
 #pragma unroll
     for (int i = 0; i < M; ++i) {
       if (i >= a.m) break;
@@ -135,6 +125,32 @@ __global__ void __launch_bounds__(k_gemv_threads) gemv_kernel(gemv_args a) {
 #pragma unroll
         for (int e = 0; e < E; ++e) acc[i][r] = fmaf(xv[e], wv[r][e], acc[i][r]);
     }
+  };
+
+  // The weights never depend on the kernel before this one, x does: the block's first PF chunks of each row are
+  // on their way before waiting for that kernel (launched as a programmatic dependent, this overlaps its tail; a
+  // 4096-wide BF16 row is 2 chunks per thread, so PF = 2 has the whole of such a matrix in flight early).
+  uint4 early[PF][k_gemv_rows] = {};
+#pragma unroll
+  for (int f = 0; f < PF; ++f) {
+    const int64_t c = tid + int64_t(f) * k_gemv_threads;
+    if (c < a.n_vec)
+#pragma unroll
+      for (int r = 0; r < k_gemv_rows; ++r) early[f][r] = __ldg(reinterpret_cast<const uint4*>(wrow[r]) + c);
+  }
+  pdl_wait();
+  pdl_trigger();
+
+#pragma unroll
+  for (int f = 0; f < PF; ++f) {
+    const int64_t c = tid + int64_t(f) * k_gemv_threads;
+    if (c < a.n_vec) accumulate(c, early[f]);
+  }
+  for (int64_t c = tid + int64_t(PF) * k_gemv_threads; c < a.n_vec; c += k_gemv_threads) {
+    uint4 u[k_gemv_rows];
+#pragma unroll
+    for (int r = 0; r < k_gemv_rows; ++r) u[r] = __ldg(reinterpret_cast<const uint4*>(wrow[r]) + c);
+    accumulate(c, u);
   }
   // The elements past the last whole 16-byte chunk (or every element when W is unaligned).
   for (int64_t j = a.n_vec * E + tid; j < a.k; j += k_gemv_threads) {
@@ -192,13 +208,30 @@ __global__ void __launch_bounds__(k_gemv_threads) gemv_kernel(gemv_args a) {
   }
 }
 
+// AUTOGLM_CUDA_GEMV_PREFETCH=1, 2 or 4: 16-byte chunks per weight row and thread that a one-row GEMV requests
+// before waiting for the kernel before it (default 2; benchmarks compare them).
+int gemv_prefetch() {
+  static const int pf = [] {
+    const char* e = std::getenv("AUTOGLM_CUDA_GEMV_PREFETCH");
+    if (!e || !*e) return 2;
+    const std::string v(e);
+    if (v == "1" || v == "2" || v == "4") return std::stoi(v);
+    throw error("AUTOGLM_CUDA_GEMV_PREFETCH is '" + v + "': use 1, 2 or 4");
+  }();
+  return pf;
+}
+
 template <dtype W, bool SWIGLU = false>
 void launch_gemv(const gemv_args& a, const stream_state& s) {
   const unsigned grid = blocks_for(a.n, SWIGLU ? k_gemv_rows / 2 : k_gemv_rows);
-  void (*kernel)(gemv_args) = a.m <= 1   ? gemv_kernel<W, 1, SWIGLU>
-                              : a.m <= 2 ? gemv_kernel<W, 2, SWIGLU>
-                              : a.m <= 4 ? gemv_kernel<W, 4, SWIGLU>
-                                         : gemv_kernel<W, 8, SWIGLU>;
+  // One decoding sequence (the latency case) takes the prefetch depth gemv_prefetch() asks for; batches 1.
+  const int pf = gemv_prefetch();
+  void (*kernel)(gemv_args) = a.m <= 1   ? (pf >= 4   ? gemv_kernel<W, 1, SWIGLU, 4>
+                                            : pf == 2 ? gemv_kernel<W, 1, SWIGLU, 2>
+                                                      : gemv_kernel<W, 1, SWIGLU, 1>)
+                              : a.m <= 2 ? gemv_kernel<W, 2, SWIGLU, 1>
+                              : a.m <= 4 ? gemv_kernel<W, 4, SWIGLU, 1>
+                                         : gemv_kernel<W, 8, SWIGLU, 1>;
   // A programmatic dependent of the kernel before it (see gemv_kernel): scheduled while that one finishes.
   launch_pdl(kernel, grid, k_gemv_threads, 0, s, "linear gemv", a);
 }

@@ -365,6 +365,7 @@ void register_cuda_kernels(kernel_registry& r) {
     r.add_kernel<kernel_sig::linear_swiglu>(op_id::LINEAR_SWIGLU, dk, t, cuda::linear_swiglu_kernel);
     r.add_kernel<kernel_sig::embedding>(op_id::EMBEDDING, dk, t, cuda::embedding_kernel);
     r.add_kernel<kernel_sig::kv_store>(op_id::KV_STORE, dk, t, cuda::kv_store_kernel);
+    r.add_kernel<kernel_sig::rope_kv_store>(op_id::ROPE_KV_STORE, dk, t, cuda::rope_kv_store_kernel);
     r.add_kernel<kernel_sig::attention_paged>(op_id::ATTENTION_PAGED, dk, t, cuda::attention_paged_kernel);
   }
   for (dtype t : {dtype::F32, dtype::F16, dtype::BF16, dtype::I32})

@@ -1,4 +1,5 @@
-// kernels/cuda/rope.cu: M-RoPE (interleaved pairs, text) and 2-D NeoX RoPE (vision), in place (see kernels.h).
+// kernels/cuda/rope.cu: M-RoPE (interleaved pairs, text) and 2-D NeoX RoPE (vision), in place (see kernels.h), and
+// ROPE_KV_STORE (M-RoPE of q|k with the KV store in the same launch).
 // The inverse frequencies are computed on the host exactly as the CPU kernel does (fp32 pow, as HF builds
 // inv_freq) and passed by value, so every angle float(p) * inv is the same fp32 product; sincosf is CUDA's
 // accurate version (no fast math), within 2 ulp of the host's.
@@ -39,6 +40,20 @@ std::vector<float> inverse_frequencies(int64_t dim, float theta) {
   return inv;
 }
 
+// Pair i of head h of a token at M-RoPE positions (pt, ph, pw), rotated in place; returns the rotated pair.
+__device__ inline float2 mrope_pair(const rope_args& a, float* row, int h, int i, int32_t pt, int32_t ph,
+                                    int32_t pw) {
+  const int32_t p = i < a.sec0 ? pt : (i < a.sec0 + a.sec1 ? ph : pw);
+  float s, c;
+  sincosf(__fmul_rn(float(p), a.inv[i]), &s, &c);
+  float* v = row + int64_t(h) * a.head_dim + 2 * i;
+  const float x0 = v[0], x1 = v[1];
+  const float2 y = make_float2(x0 * c - x1 * s, x1 * c + x0 * s);
+  v[0] = y.x;
+  v[1] = y.y;
+  return y;
+}
+
 // Blocks (token, part): the parts' threads stride over (head, pair). A decode step's one token spreads over
 // several blocks (one block of 128 threads took 5 us for 34 heads x 32 pairs).
 __global__ void __launch_bounds__(k_threads) mrope_kernel(const rope_args a) {
@@ -48,14 +63,58 @@ __global__ void __launch_bounds__(k_threads) mrope_kernel(const rope_args a) {
   const int32_t pt = a.pos[t], ph = a.pos[a.ldp + t], pw = a.pos[2 * a.ldp + t];
   float* row = a.x + t * a.ldx;
   for (int w = blockIdx.y * k_threads + threadIdx.x; w < a.n_heads * a.n_pairs; w += gridDim.y * k_threads) {
-    const int h = w / a.n_pairs, i = w - h * a.n_pairs;
-    const int32_t p = i < a.sec0 ? pt : (i < a.sec0 + a.sec1 ? ph : pw);
-    float s, c;
-    sincosf(__fmul_rn(float(p), a.inv[i]), &s, &c);
-    float* v = row + int64_t(h) * a.head_dim + 2 * i;
-    const float x0 = v[0], x1 = v[1];
-    v[0] = x0 * c - x1 * s;
-    v[1] = x1 * c + x0 * s;
+    const int h = w / a.n_pairs;
+    mrope_pair(a, row, h, w - h * a.n_pairs, pt, ph, pw);
+  }
+}
+
+// ROPE_KV_STORE: a.x holds n_q + n_kv heads (q then k), a.n_heads = n_q + n_kv. Blocks (token, part); the parts'
+// threads stride over three kinds of items: the rotated pairs of every head (a k head's pair also goes to the K
+// cache), the k heads' dims past rot_dim, and v's values (both only to the cache). The cache gets exactly what the
+// rotation left in x (rounded to the cache type as kv_store rounds), so the op equals ROPE_MROPE then KV_STORE.
+struct rope_store_args {
+  const float* v;
+  int64_t ldv;
+  int n_q_heads, n_kv_heads;
+  const int32_t* slots;
+  uint8_t* kc;
+  uint8_t* vc;
+  int64_t c_block, c_slot, c_head, capacity;
+  int block_size;
+  int32_t* flag;
+};
+
+template <dtype T>
+__global__ void __launch_bounds__(k_threads) mrope_kv_store_kernel(const rope_args a, const rope_store_args c) {
+  pdl_wait();  // launched as a programmatic dependent (launch_pdl)
+  pdl_trigger();
+  const int64_t t = blockIdx.x;
+  const int32_t pt = a.pos[t], ph = a.pos[a.ldp + t], pw = a.pos[2 * a.ldp + t];
+  float* row = a.x + t * a.ldx;
+  const int64_t slot = c.slots[t];
+  if (slot >= c.capacity && blockIdx.y == 0 && threadIdx.x == 0) flag_bad(c.flag, BAD_KV_SLOT, slot);
+  const bool store = slot >= 0 && slot < c.capacity;  // a slot < 0 is a padding row: rotated, not stored
+  const int64_t base = store ? (slot / c.block_size) * c.c_block + (slot % c.block_size) * c.c_slot : 0;
+  const int rot_items = a.n_heads * a.n_pairs, pass = a.head_dim - 2 * a.n_pairs;
+  const int k_items = c.n_kv_heads * pass, total = rot_items + k_items + c.n_kv_heads * a.head_dim;
+  for (int w = blockIdx.y * k_threads + threadIdx.x; w < total; w += gridDim.y * k_threads) {
+    if (w < rot_items) {
+      const int h = w / a.n_pairs, i = w - h * a.n_pairs;
+      const float2 y = mrope_pair(a, row, h, i, pt, ph, pw);
+      if (h >= c.n_q_heads && store) {
+        uint8_t* dst = c.kc + base + int64_t(h - c.n_q_heads) * c.c_head;
+        store_elem<T>(dst, 2 * i, y.x);
+        store_elem<T>(dst, 2 * i + 1, y.y);
+      }
+    } else if (!store) {
+      continue;
+    } else if (w < rot_items + k_items) {
+      const int e = w - rot_items, h = e / pass, d = 2 * a.n_pairs + (e - h * pass);
+      store_elem<T>(c.kc + base + int64_t(h) * c.c_head, d, row[int64_t(c.n_q_heads + h) * a.head_dim + d]);
+    } else {
+      const int e = w - rot_items - k_items, h = e / a.head_dim, d = e - h * a.head_dim;
+      store_elem<T>(c.vc + base + int64_t(h) * c.c_head, d, c.v[t * c.ldv + e]);
+    }
   }
 }
 
@@ -106,6 +165,60 @@ void rope_mrope_kernel(const kernel_context& kc, tensor& x, int32_t n_heads, int
   launch_pdl(mrope_kernel, rope_grid(xm.rows, int64_t(n_heads) * a.n_pairs), k_threads, 0, s, "rope_mrope", a);
   check_launch("rope_mrope", "n=" + std::to_string(xm.rows) + " heads=" + std::to_string(n_heads) +
                                  " head_dim=" + std::to_string(head_dim) + " rot_dim=" + std::to_string(rot_dim));
+}
+
+void rope_kv_store_kernel(const kernel_context& kc, tensor& qk, int32_t n_q_heads, int32_t rot_dim, const tensor& pos,
+                          const std::array<int32_t, 3>& sections, float theta, const paged_kv_layer& kv,
+                          const tensor& v, const tensor& slots) {
+  const cache_geom g = geometry(kv, "rope_kv_store");
+  const mat<float> xm = f32_mat(qk, "rope_kv_store qk"), vm = f32_mat(v, "rope_kv_store v");
+  const mat<int32_t> pm = i32_mat(pos, "rope_kv_store pos");
+  AG_CHECK(rot_dim / 2 <= k_max_pairs, "rope_kv_store: rot_dim " + std::to_string(rot_dim) +
+                                           " over the CUDA limit of " + std::to_string(2 * k_max_pairs));
+  AG_CHECK(pm.rows == 3 && pm.cols == xm.rows, "rope_kv_store: pos must be [3, n]");
+  AG_CHECK(slots.type() == dtype::I32 && slots.is_contiguous() && slots.n_elements() == xm.rows,
+           "rope_kv_store: one contiguous I32 slot per row");
+  const int n_heads = n_q_heads + g.n_kv_heads;
+  AG_CHECK(xm.cols == int64_t(n_heads) * g.head_dim && vm.rows == xm.rows &&
+               vm.cols == int64_t(g.n_kv_heads) * g.head_dim,
+           "rope_kv_store: qk/v shapes");
+  if (xm.rows == 0) return;
+  rope_args a{};
+  const std::vector<float> inv = inverse_frequencies(rot_dim, theta);
+  std::copy(inv.begin(), inv.end(), a.inv);
+  a.x = xm.p;
+  a.ldx = xm.ld;
+  a.n_heads = n_heads;
+  a.head_dim = g.head_dim;
+  a.n_pairs = rot_dim / 2;
+  a.pos = pm.p;
+  a.ldp = pm.ld;
+  a.sec0 = sections[0];
+  a.sec1 = sections[1];
+  rope_store_args c{};
+  c.v = vm.p;
+  c.ldv = vm.ld;
+  c.n_q_heads = n_q_heads;
+  c.n_kv_heads = g.n_kv_heads;
+  c.slots = slots.ptr<int32_t>();
+  c.kc = static_cast<uint8_t*>(kv.k.data());
+  c.vc = static_cast<uint8_t*>(kv.v.data());
+  c.c_block = g.c_block;
+  c.c_slot = g.c_slot;
+  c.c_head = g.c_head;
+  c.capacity = g.n_blocks * g.block_size;
+  c.block_size = g.block_size;
+  stream_state& s = state_of(kc);
+  c.flag = bad_index_flag(s);
+  const int64_t items = int64_t(n_heads) * a.n_pairs + int64_t(g.n_kv_heads) * (2 * g.head_dim - rot_dim);
+  const dim3 grid = rope_grid(xm.rows, items);
+  void (*kernel)(rope_args, rope_store_args) = g.type == dtype::F32   ? mrope_kv_store_kernel<dtype::F32>
+                                                : g.type == dtype::F16 ? mrope_kv_store_kernel<dtype::F16>
+                                                                       : mrope_kv_store_kernel<dtype::BF16>;
+  launch_pdl(kernel, grid, k_threads, 0, s, "rope_kv_store", a, c);
+  check_launch("rope_kv_store", "n=" + std::to_string(xm.rows) + " q_heads=" + std::to_string(n_q_heads) +
+                                    " kv_heads=" + std::to_string(g.n_kv_heads) + " head_dim=" +
+                                    std::to_string(g.head_dim) + " rot_dim=" + std::to_string(rot_dim));
 }
 
 void rope_2d_kernel(const kernel_context& kc, tensor& x, int32_t n_heads, int32_t head_dim, const tensor& pos,

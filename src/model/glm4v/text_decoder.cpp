@@ -139,20 +139,22 @@ void text_decoder::attention_block(exec_context& ctx, int32_t il, const step_inp
     ops::linear(ctx, a.h, L.v_proj, v);
   }
   const int32_t n_heads = shard_.n_heads, n_kv_heads = shard_.n_kv_heads;  // this rank's
+  // New keys/values go to their cache slots (after RoPE) before attention, so each token attends to itself and
+  // everything before it.
   if (!L.qkv_proj.empty()) {
-    // q and k are adjacent in the stacked output, with the same positions: one launch rotates both.
+    // q and k are adjacent in the stacked output, with the same positions: one launch rotates both and stores
+    // k and v.
     tensor qk = a.qkv.cols_view(0, qd + kvd);
-    ops::rope_mrope(ctx, qk, n_heads + n_kv_heads, cfg_.head_dim, cfg_.rotary_dim, in.pos, cfg_.mrope_section,
-                    cfg_.rope_theta);
+    ops::rope_kv_store(ctx, qk, n_heads, cfg_.rotary_dim, in.pos, cfg_.mrope_section, cfg_.rope_theta, kv, v,
+                       in.slots);
   } else {
     ops::rope_mrope(ctx, q, n_heads, cfg_.head_dim, cfg_.rotary_dim, in.pos, cfg_.mrope_section, cfg_.rope_theta);
     ops::rope_mrope(ctx, k, n_kv_heads, cfg_.head_dim, cfg_.rotary_dim, in.pos, cfg_.mrope_section,
                     cfg_.rope_theta);
+    ops::kv_store(ctx, kv, k, v, in.slots);
   }
   dump("q_rope", q);
   dump("k_rope", k);
-  // New keys/values go to their cache slots first, so each token attends to itself and everything before it.
-  ops::kv_store(ctx, kv, k, v, in.slots);
   const float scale = 1.0f / std::sqrt(float(cfg_.head_dim));
   ops::attention_paged(ctx, q, kv, in.batch, n_heads, n_kv_heads, cfg_.head_dim, scale, a.attn);
   dump("attn", a.attn);
