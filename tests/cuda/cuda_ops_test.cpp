@@ -303,8 +303,9 @@ TEST_F(cuda_ops, paged_attention_matches_the_cpu_on_one_split_and_on_several) {
 }
 
 // Sequences with 128 new rows or more (prefill chunks) run on tensor cores at bf16 GEMM precision (bf16 Q, K, V
-// and softmax weights): the causal mma kernel by default (64-row blocks; =mma: 128; head dims 64 and 128), cuBLAS
-// for other head dims or with AUTOGLM_CUDA_PREFILL_ATTENTION=gemm; a bf16 bound against the CPU, with decode rows
+// and softmax weights): by default the causal wgmma kernel on a compute capability 9.0 device (head dim 128) and the
+// causal mma kernel elsewhere (=mma64: 64-row blocks, =mma: 128; head dims 64 and 128), cuBLAS for other head dims
+// or with AUTOGLM_CUDA_PREFILL_ATTENTION=gemm; a bf16 bound against the CPU, with decode rows
 // and short chunks beside them on the flash kernel in the same batch. Under SPLIT precision, or with =flash, the
 // F32 bound.
 TEST_F(cuda_ops, paged_attention_of_prefill_chunks_on_tensor_cores) {
@@ -319,7 +320,7 @@ TEST_F(cuda_ops, paged_attention_of_prefill_chunks_on_tensor_cores) {
   for (dtype t : {dtype::BF16, dtype::F16, dtype::F32})
     for (const paged_case& c : cases) {
       check_paged(cpu(), gpu(), t, c, k_bf16_attention_tol);
-      for (const char* path : {"mma", "gemm"}) {
+      for (const char* path : {"mma64", "mma", "gemm"}) {
         setenv("AUTOGLM_CUDA_PREFILL_ATTENTION", path, 1);
         check_paged(cpu(), gpu(), t, c, k_bf16_attention_tol);
       }

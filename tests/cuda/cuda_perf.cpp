@@ -199,6 +199,9 @@ int main(int argc, char** argv) {
                                  {"decode 8 seqs ctx 2048", decodes(8, 2048), "gemm", "split"},
                                  {"decode 1 seq ctx 4096 (flash)", decodes(1, 4096), "gemm", "flash"},
                                  {"decode 8 seqs ctx 2048 (flash)", decodes(8, 2048), "gemm", "flash"},
+                                 {"prefill 512 after 1500 (wgmma)", {{1500, 512}}, "wgmma", "split"},
+                                 {"prefill 2048 (wgmma)", {{0, 2048}}, "wgmma", "split"},
+                                 {"prefill 4096 (wgmma)", {{0, 4096}}, "wgmma", "split"},
                                  {"prefill 512 after 1500 (mma)", {{1500, 512}}, "mma", "split"},
                                  {"prefill 2048 (mma)", {{0, 2048}}, "mma", "split"},
                                  {"prefill 2048 (mma64)", {{0, 2048}}, "mma64", "split"},
@@ -316,7 +319,7 @@ int main(int argc, char** argv) {
       out["attention_paged"].push_back(entry);
     }
     // The vision tower (12 heads of 128): a 336x336 image (576 patches: the F32 kernel) and a 1080x2400 screenshot
-    // (13416 patches, bf16 products): the wgmma flash kernel (128- and 64-key tiles), the mma.sync flash kernel
+    // (13416 patches, bf16 products): the wgmma flash kernel (128- and 64-key tiles), the mma.sync kernel
     // (64- and 128-row blocks) beside cuBLAS (S = Q K^T in memory) and the fused WMMA kernel.
     struct dense_run {
       int64_t n;

@@ -1,8 +1,9 @@
 // kernels/cuda/attention_dense.cu: ATTENTION_DENSE on the GPU (see kernels.h): bidirectional attention within
 // segments (the vision tower: one frame of one image each). Up to 1023 rows: the F32 flash tile of flash.cuh, 16
 // query rows of one head per block, one split. From 1024 rows (large images): bf16 products on tensor cores, by
-// default the fused mma.sync flash kernel (attention_dense_mma.cu; head_dim 64 or 128, cuBLAS for the others),
-// unless SPLIT precision asks for F32. q, k and v are column views of the fused qkv buffer (row strides free); rows
+// default the fused wgmma flash kernel on Hopper (sm90a/attention_dense_wgmma.cu, head_dim 128) or the fused
+// mma.sync flash kernel (attention_dense_mma.cu; head_dim 64 or 128, cuBLAS for the others), unless SPLIT precision
+// asks for F32. q, k and v are column views of the fused qkv buffer (row strides free); rows
 // outside every segment are left alone, as on the CPU.
 #include <cstdlib>
 #include <string>
@@ -15,16 +16,16 @@ namespace autoglm::cuda {
 
 constexpr int64_t k_tensor_core_rows = 1024;
 
-// Which kernel takes large images: AUTOGLM_CUDA_DENSE_ATTENTION=wgmma / wgmma64 (Hopper's warpgroup MMA, key tiles of
-// 128 / 64, compute capability 9.0 and head_dim 128 only, else mma64), mma64 (default: the mma.sync flash kernel,
-// 4 warps = 64 query rows per block, two blocks per SM), mma (the same with 8 warps = 128 rows, one per SM), gemm
-// (cuBLAS), fused (the WMMA flash kernel) or f32 (the F32 flash kernel): a switch for benchmarks and bisection, read
-// at each call. On the H200 a 1080x2400 screenshot's block takes 4.64-4.68 ms with 64-row blocks against
-// 4.78-4.81 with 128 (three calls, cuda_perf).
+// Which kernel takes large images: AUTOGLM_CUDA_DENSE_ATTENTION=wgmma (default: Hopper's warpgroup MMA with key
+// tiles of 128, on compute capability 9.0 with head_dim 128; elsewhere mma64), wgmma64 (key tiles of 64),
+// mma64 (the mma.sync flash kernel, 4 warps = 64 query rows per block, two
+// blocks per SM), mma (the same with 8 warps = 128 rows, one per SM), gemm (cuBLAS), fused (the WMMA flash kernel)
+// or f32 (the F32 flash kernel): a switch for benchmarks and bisection, read at each call. On the H200 a 1080x2400 screenshot's block takes 3.02-3.05 ms with
+// wgmma (362-367 TFLOP/s), 3.38-3.46 with wgmma64, 4.64-4.69 with mma64 (cuda_perf, two calls, 2026-12-04).
 enum class dense_path { WGMMA, WGMMA64, MMA, MMA64, GEMM, FUSED, F32 };
 dense_path dense_attention_path() {
   const char* e = std::getenv("AUTOGLM_CUDA_DENSE_ATTENTION");
-  if (!e || !*e) return dense_path::MMA64;
+  if (!e || !*e) return dense_path::WGMMA;
   const std::string v = e;
   if (v == "wgmma") return dense_path::WGMMA;
   if (v == "wgmma64") return dense_path::WGMMA64;
@@ -78,9 +79,9 @@ void attention_dense_kernel(const kernel_context& kc, const tensor& q, const ten
   if (get_cuda_gemm_precision() == cuda_gemm_precision::ROUNDED && qm.rows >= k_tensor_core_rows) {
     dense_path path = dense_attention_path();
     if (path == dense_path::WGMMA || path == dense_path::WGMMA64) {
-      const int key_tile = path == dense_path::WGMMA ? 128 : 64;
-      if (dense_wgmma_fits(head_dim, key_tile, s)) {
-        launch_dense_wgmma(a, n_seg, key_tile, s, sizes);
+      const wgmma_variant v = path == dense_path::WGMMA ? wgmma_variant::K128 : wgmma_variant::K64;
+      if (dense_wgmma_fits(head_dim, v, s)) {
+        launch_dense_wgmma(a, n_seg, v, s, sizes);
         return;
       }
       path = dense_path::MMA64;  // not a compute capability 9.0 device, or a head dim other than 128

@@ -21,19 +21,21 @@ namespace {
 
 constexpr int64_t k_min_split = 128;                     // positions per split, at least
 
-// AUTOGLM_CUDA_PREFILL_ATTENTION=mma64 (default), mma, gemm or flash: which kernel takes prefill chunks
-// (benchmarks, bisection): the fused causal mma.sync kernel with blocks of 64 query rows (4 warps) or 128 (8 warps),
-// cuBLAS with the scores in memory, or the F32 flash tile. 64-row blocks measured faster on the H200 (2,048 tokens
-// of the 9B model: 127 against 118 TFLOP/s; 4,096: 172 against 162).
-enum class prefill_path { MMA, MMA64, GEMM, FLASH };
+// AUTOGLM_CUDA_PREFILL_ATTENTION=wgmma (default), mma64, mma, gemm or flash: which kernel takes prefill chunks
+// (benchmarks, bisection): the fused causal wgmma kernel with 128-key tiles (compute capability 9.0, head_dim 128;
+// elsewhere mma64; 2,048 tokens of the 9B model on the H200: 160 TFLOP/s),
+// the fused causal mma.sync kernel with blocks of 64 query rows (4 warps) or 128 (8 warps), cuBLAS with the scores
+// in memory, or the F32 flash tile. On the H200, 2,048 tokens of the 9B model: mma64 127 TFLOP/s, mma 118.
+enum class prefill_path { WGMMA, MMA, MMA64, GEMM, FLASH };
 prefill_path prefill_attention_path() {
   const char* e = std::getenv("AUTOGLM_CUDA_PREFILL_ATTENTION");
   const std::string v = e ? e : "";
-  if (v.empty() || v == "mma64") return prefill_path::MMA64;
+  if (v.empty() || v == "wgmma") return prefill_path::WGMMA;
+  if (v == "mma64") return prefill_path::MMA64;
   if (v == "mma") return prefill_path::MMA;
   if (v == "gemm") return prefill_path::GEMM;
   if (v == "flash") return prefill_path::FLASH;
-  throw error("AUTOGLM_CUDA_PREFILL_ATTENTION is '" + v + "': use mma64, mma, gemm or flash");
+  throw error("AUTOGLM_CUDA_PREFILL_ATTENTION is '" + v + "': use wgmma, mma64, mma, gemm or flash");
 }
 constexpr size_t k_split_budget = size_t(256) << 20;     // bytes of partials at most
 
@@ -222,8 +224,10 @@ void attention_paged_kernel(const kernel_context& kc, const tensor& q, const pag
   if (get_cuda_gemm_precision() == cuda_gemm_precision::ROUNDED &&
       qm.rows - (int64_t(batch.n_seqs) - 1) >= k_gemm_min_rows && path != prefill_path::FLASH) {
     int64_t n_done = 0;
-    const int mma_warps = path == prefill_path::MMA ? 8 : path == prefill_path::MMA64 ? 4 : 0;
-    rest_info = paged_prefill_gemm(a, g.type, n_kv_heads, batch.n_seqs, mma_warps, s, sizes, &n_done);
+    const int mma_warps = path == prefill_path::MMA ? 8 : path == prefill_path::GEMM ? 0 : 4;
+    const wgmma_variant wv = wgmma_variant::K128;
+    rest_info = paged_prefill_gemm(a, g.type, n_kv_heads, batch.n_seqs, mma_warps,
+                                   path == prefill_path::WGMMA ? &wv : nullptr, s, sizes, &n_done);
     if (n_done == batch.n_seqs) return;
     if (n_done == 0) rest_info.clear();
   }

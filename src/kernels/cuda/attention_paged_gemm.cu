@@ -58,7 +58,8 @@ void gather_kv(dtype t, const flash_args& a, const uint8_t* cache, const int32_t
 }  // namespace
 
 std::vector<int32_t> paged_prefill_gemm(const flash_args& a, dtype cache_type, int n_kv_heads, int64_t n_seqs,
-                                        int mma_warps, stream_state& s, const std::string& sizes, int64_t* n_done) {
+                                        int mma_warps, const wgmma_variant* wgmma, stream_state& s,
+                                        const std::string& sizes, int64_t* n_done) {
   *n_done = 0;
   const cudaStream_t st = stream_of(s);
   // The batch's layout on the host: it sizes the GEMMs (one small copy and a wait per layer of a prefill step).
@@ -69,7 +70,8 @@ std::vector<int32_t> paged_prefill_gemm(const flash_args& a, dtype cache_type, i
   const int heads = a.n_heads, hd = a.head_dim, g = a.group;
   AG_CHECK(a.ldo <= 0x7fffffff, "attention_paged: output row stride exceeds cuBLAS's int");
   auto h = static_cast<cublasHandle_t>(blas_handle(s));
-  const bool use_mma = mma_warps > 0 && dense_mma_fits(hd, mma_warps, s);
+  const bool use_wgmma = wgmma && dense_wgmma_fits(hd, *wgmma, s);
+  const bool use_mma = use_wgmma || (mma_warps > 0 && dense_mma_fits(hd, mma_warps, s));
   for (int64_t q = 0; q < n_seqs; ++q) {
     int32_t* row = info.data() + q * a.ld_info;
     const int64_t first = row[0], n_new = row[1], n_past = row[2];
@@ -111,7 +113,8 @@ std::vector<int32_t> paged_prefill_gemm(const flash_args& a, dtype cache_type, i
       c.out = a.out + first * a.ldo;
       c.ldo = a.ldo;
       c.flag = a.flag;
-      launch_causal_mma(c, mma_warps, s, sizes);
+      if (use_wgmma) launch_causal_wgmma(c, *wgmma, s, sizes);
+      else launch_causal_mma(c, mma_warps, s, sizes);
       row[1] = 0;
       ++*n_done;
       continue;

@@ -261,13 +261,6 @@ void launch_dense_tensor_cores(const flash_args& a, const stream_state& s, int64
 // for head_dim 64 or 128, blocks of `warps` (4 or 8) warps of 16 query rows; grid over row tiles x segments x heads.
 bool dense_mma_fits(int head_dim, int warps, const stream_state& s);
 void launch_dense_mma(const flash_args& a, int64_t n_seg, int warps, stream_state& s, const std::string& sizes);
-// The bf16 head-major copies both tensor-core dense kernels read: Q, K, V [heads, n, head_dim] one after the other
-// in the stream's workspace (head_dim 64 or 128).
-const uint16_t* dense_bf16_heads(const flash_args& a, stream_state& s, const std::string& sizes);
-// sm90a/attention_dense_wgmma.cu: the same attention on Hopper's wgmma (head_dim 128, key tiles of 64 or 128),
-// for compute capability 9.0 devices only.
-bool dense_wgmma_fits(int head_dim, int key_tile, const stream_state& s);
-void launch_dense_wgmma(const flash_args& a, int64_t n_seg, int key_tile, stream_state& s, const std::string& sizes);
 // The same kernel, causal, for one sequence's prefill chunk over bf16 head-major copies (attention_paged_gemm.cu
 // makes them): query row r (position n_past + r) sees keys 0 .. n_past + r; query head h reads K/V head
 // h / (heads / kv_heads). head_dim 64 or 128 (dense_mma_fits).
@@ -283,14 +276,26 @@ struct causal_mma_args {
   int32_t* flag;
 };
 void launch_causal_mma(const causal_mma_args& c, int warps, stream_state& s, const std::string& sizes);
+// The bf16 head-major copies both tensor-core dense kernels read: Q, K, V [heads, n, head_dim] one after the other
+// in the stream's workspace (head_dim 64 or 128).
+const uint16_t* dense_bf16_heads(const flash_args& a, stream_state& s, const std::string& sizes);
+// sm90a/attention_dense_wgmma.cu: the dense and causal attention above on Hopper's wgmma (head_dim 128), for compute
+// capability 9.0 devices only, with key tiles of 128 or 64.
+enum class wgmma_variant { K128, K64 };
+bool dense_wgmma_fits(int head_dim, wgmma_variant v, const stream_state& s);
+void launch_dense_wgmma(const flash_args& a, int64_t n_seg, wgmma_variant v, stream_state& s,
+                        const std::string& sizes);
+void launch_causal_wgmma(const causal_mma_args& c, wgmma_variant v, stream_state& s, const std::string& sizes);
 // attention_paged_gemm.cu: the sequences of a paged batch with at least k_gemm_min_rows new rows (prefill chunks),
-// causal attention on tensor cores (bf16 Q, K, V, P; F32 scores and softmax): the causal mma kernel with blocks of
-// `mma_warps` warps (4 or 8) where the head dim allows, else (or mma_warps 0) through cuBLAS. Returns the batch's
+// causal attention on tensor cores (bf16 Q, K, V, P; F32 scores and softmax): with `wgmma` set, that variant of the
+// causal wgmma kernel where the device and head dim allow, else the causal mma kernel with blocks of `mma_warps` warps (4 or 8) where
+// the head dim allows, else (or mma_warps 0) through cuBLAS. Returns the batch's
 // seq_info as the host read it, with those sequences' new rows set to 0 (what the flash kernel must still do);
 // *n_done counts them.
 constexpr int64_t k_gemm_min_rows = 128;
 std::vector<int32_t> paged_prefill_gemm(const flash_args& a, dtype cache_type, int n_kv_heads, int64_t n_seqs,
-                                        int mma_warps, stream_state& s, const std::string& sizes, int64_t* n_done);
+                                        int mma_warps, const wgmma_variant* wgmma, stream_state& s,
+                                        const std::string& sizes, int64_t* n_done);
 // attention_decode.cu: a batch whose sequences each have one new row (the caller knows rows == sequences) in one
 // launch: split-K over positions, all query heads of a KV head per block, the last block merging. Returns false,
 // launching nothing, for shapes it does not take (head_dim other than 64/128, more than 16 query heads per KV head,

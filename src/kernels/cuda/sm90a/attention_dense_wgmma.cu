@@ -16,8 +16,13 @@
 // warpgroups and the cp.async of the next tile overlap each other). Numerics equal the mma.sync kernel's: Q, K, V
 // and P rounded to bf16, scores, softmax, sums and accumulation F32.
 //
-// Cost (a 1080x2400 screenshot: 13,416 rows, 12 heads): 1.1e12 FLOP per vision block; the mma.sync kernel reaches
-// 236 TFLOP/s on the H200, wgmma's dense bf16 peak is ~990.
+// The same kernel runs causal prefill chunks (GQA; CAUSAL below), as the mma.sync kernel does.
+//
+// Measured on the H200 (cuda_perf, two calls): a 1080x2400 screenshot's vision block (13,416 rows, 12 heads, 1.1e12
+// FLOP) in 3.02-3.05 ms, 362-367 TFLOP/s, against 236-239 for the mma.sync kernel; 64-key tiles 320-327. Causal,
+// 2,048 tokens of the 9B model: 160 TFLOP/s (mma.sync 128), 4,096: 234 (173). wgmma's dense bf16 peak is ~990: the
+// serial S -> softmax -> P V chain inside a warpgroup is what remains (FlashAttention-3 overlaps it with a producer
+// warpgroup, TMA and ping-pong scheduling; not done here).
 #include <cstdlib>
 #include <string>
 #include <utility>
@@ -34,21 +39,25 @@ constexpr int k_wg_groups = 2;               // warpgroups per block
 constexpr int k_wg_rows = 64 * k_wg_groups;  // query rows per block
 constexpr int k_wg_threads = 128 * k_wg_groups;
 
+// Shared memory of a block: Q [128 rows][128], then two K tiles and two V tiles of KT keys (bytes).
 template <int KT>
 struct wg_geometry {
+  static constexpr int stages = 2;
   static constexpr int q_bytes = k_wg_rows * k_wg_hd * 2;
-  static constexpr int kv_bytes = KT * k_wg_hd * 2;                     // one K or V tile
-  static constexpr size_t bytes = size_t(q_bytes + 4 * kv_bytes) + 1024;  // Q, K[2], V[2], alignment slack
+  static constexpr int kv_bytes = KT * k_wg_hd * 2;  // one K or V tile
+  static constexpr size_t bytes = size_t(q_bytes + 2 * stages * kv_bytes) + 1024;  // + alignment slack
 };
 
 struct wg_args {
-  const uint16_t* q;  // bf16 [heads, rows, 128]
-  const uint16_t* k;
+  const uint16_t* q;  // bf16 [heads, q_rows, 128]
+  const uint16_t* k;  // bf16 [heads / group, kv_rows, 128] each
   const uint16_t* v;
-  int64_t rows;
+  int64_t q_rows, kv_rows;
+  int group;  // query heads per K/V head
   float* out;
   int64_t ldo;
-  const int32_t* segments;  // I32 [n_seg + 1]
+  const int32_t* segments;  // dense: I32 [n_seg + 1] over rows (q_rows == kv_rows); causal: unused
+  int64_t n_past;           // causal: query row r sits at position n_past + r and sees keys 0 .. n_past + r
   float scale_log2;         // scale * log2(e)
   uint32_t v_lbo, v_sbo;    // V's MN-major descriptor offsets (bytes)
   int32_t* flag;
@@ -70,63 +79,63 @@ __device__ inline void load_swizzled(uint8_t* dst, const uint16_t* src, int n_va
 // min(cap, remaining) as an int (remaining > 0).
 __device__ inline int rows_up_to(int cap, int64_t remaining) { return remaining < cap ? int(remaining) : cap; }
 
-template <int KT>
+// CAUSAL = false: blockIdx.y is a segment of the rows (an image frame); every row sees the segment's keys.
+// CAUSAL = true: one sequence's prefill chunk (GQA); row tiles run in reverse order (the longest key ranges start
+// first) and a block reads keys up to its last row's position; tiles crossing a warp's diagonal mask per key.
+// Per tile: S = Q K^T, wait, softmax, O += P V, wait. (Issuing the next tile's S before this tile's softmax, with
+// three stages and 64-key tiles, measured slower on the H200: 313 against 367 TFLOP/s for 128-key tiles.)
+template <int KT, bool CAUSAL>
 __global__ void __launch_bounds__(k_wg_threads, 1) wgmma_attention_kernel(const wg_args a) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using G = wg_geometry<KT>;
+  constexpr int STAGES = G::stages;
   constexpr int n_kb = KT / 8;  // 8-key blocks of S
   extern __shared__ uint8_t smem_raw[];
   uint8_t* const sq = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
-  uint8_t* const sk = sq + G::q_bytes;      // [2][kv_bytes]
-  uint8_t* const sv = sk + 2 * G::kv_bytes;  // [2][kv_bytes]
+  uint8_t* const sk = sq + G::q_bytes;            // [STAGES][kv_bytes]
+  uint8_t* const sv = sk + STAGES * G::kv_bytes;  // [STAGES][kv_bytes]
 
   const int wg = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31;
   const int g = lane >> 2, t = lane & 3;
-  const int head = blockIdx.z, seg = blockIdx.y;
-  const int64_t s0 = a.segments[seg], s1 = a.segments[seg + 1];
-  if (s0 < 0 || s1 < s0 || s1 > a.rows) {
-    if (threadIdx.x == 0 && blockIdx.x == 0 && head == 0) flag_bad(a.flag, BAD_SEGMENT, seg);
-    return;
+  const int head = blockIdx.z;
+  int64_t s0 = 0, len = a.q_rows, r0, len_k;
+  if constexpr (CAUSAL) {
+    r0 = int64_t(gridDim.x - 1 - blockIdx.x) * k_wg_rows;
+    if (r0 >= len) return;
+    len_k = min(a.kv_rows, a.n_past + min(r0 + k_wg_rows, len));
+  } else {
+    const int seg = blockIdx.y;
+    s0 = a.segments[seg];
+    const int64_t s1 = a.segments[seg + 1];
+    if (s0 < 0 || s1 < s0 || s1 > a.q_rows) {
+      if (threadIdx.x == 0 && blockIdx.x == 0 && head == 0) flag_bad(a.flag, BAD_SEGMENT, seg);
+      return;
+    }
+    len = len_k = s1 - s0;
+    r0 = int64_t(blockIdx.x) * k_wg_rows;
+    if (r0 >= len) return;
   }
-  const int64_t len = s1 - s0, r0 = int64_t(blockIdx.x) * k_wg_rows;
-  if (r0 >= len) return;
-  const int64_t base = (int64_t(head) * a.rows + s0) * k_wg_hd;
-  const uint16_t* kh = a.k + base;
-  const uint16_t* vh = a.v + base;
-  const int n_tiles = int((len + KT - 1) / KT);
-
-  load_swizzled<k_wg_rows>(sq, a.q + base + r0 * k_wg_hd, rows_up_to(k_wg_rows, len - r0));
-  const int nk0 = rows_up_to(KT, len);
-  load_swizzled<KT>(sk, kh, nk0);
-  load_swizzled<KT>(sv, vh, nk0);
-  cp_async_commit();
-
-  float o[64];  // O [64][128] of this warpgroup in the D layout: o[4j..4j+3] covers columns 8j .. 8j+7
-#pragma unroll
-  for (int i = 0; i < 64; ++i) o[i] = 0.0f;
-  float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;  // rows g and g + 8 of this warp, as the mma kernel
+  const int64_t q_base = (int64_t(head) * a.q_rows + s0) * k_wg_hd;
+  const int64_t kv_base = (int64_t(head / a.group) * a.kv_rows + s0) * k_wg_hd;
+  const uint16_t* kh = a.k + kv_base;
+  const uint16_t* vh = a.v + kv_base;
+  const int n_tiles = int((len_k + KT - 1) / KT);
+  // Causal: the position of this warp's first row; tiles ending past it need the per-key mask.
+  const int64_t warp_pos = a.n_past + r0 + wg * 64 + warp * 16;
   // This warpgroup's 64 Q rows: column block c at sq + c * (128 rows x 128 bytes) + wg * (64 x 128 bytes).
   const uint8_t* const q_wg = sq + wg * 64 * 128;
 
-  for (int tile = 0; tile < n_tiles; ++tile) {
-    const int buf = tile & 1;
-    cp_async_wait<0>();   // this tile (the only group in flight)
-    fence_proxy_async();  // cp.async wrote it through the generic proxy; wgmma reads through the async one
-    __syncthreads();      // ... for every thread's part; and everyone is done with the other buffer (tile - 1)
-    if (tile + 1 < n_tiles) {
-      const int64_t t1 = int64_t(tile + 1) * KT;
-      const int nk1 = rows_up_to(KT, len - t1);
-      load_swizzled<KT>(sk + (buf ^ 1) * G::kv_bytes, kh + t1 * k_wg_hd, nk1);
-      load_swizzled<KT>(sv + (buf ^ 1) * G::kv_bytes, vh + t1 * k_wg_hd, nk1);
-      cp_async_commit();
-    }
-    const uint8_t* const kt = sk + buf * G::kv_bytes;
-    const uint8_t* const vt = sv + buf * G::kv_bytes;
-
-    // S = Q K^T: k16 step kk reads head dims 16 kk .. 16 kk + 15: column block kk / 4, +32 bytes per step in it.
-    float s[KT / 2];
-#pragma unroll
-    for (int i = 0; i < KT / 2; ++i) s[i] = 0.0f;
+  auto load_tile = [&](int tile) {  // K and V of `tile` into stage tile % STAGES, one cp.async group
+    const int64_t t0 = int64_t(tile) * KT;
+    const int nk = rows_up_to(KT, len_k - t0);
+    load_swizzled<KT>(sk + (tile % STAGES) * G::kv_bytes, kh + t0 * k_wg_hd, nk);
+    load_swizzled<KT>(sv + (tile % STAGES) * G::kv_bytes, vh + t0 * k_wg_hd, nk);
+    cp_async_commit();
+  };
+  // S = Q K^T of `tile`, issued (not waited for): k16 step kk reads head dims 16 kk .. 16 kk + 15, column block
+  // kk / 4, +32 bytes per step in it.
+  auto issue_scores = [&](float (&s)[KT / 2], int tile) {
+    const uint8_t* const kt = sk + (tile % STAGES) * G::kv_bytes;
     wgmma_fence();
 #pragma unroll
     for (int kk = 0; kk < k_wg_hd / 16; ++kk) {
@@ -136,20 +145,45 @@ __global__ void __launch_bounds__(k_wg_threads, 1) wgmma_attention_kernel(const 
       else wgmma_ss_n128(s, da, db, kk > 0);
     }
     wgmma_commit();
+  };
+
+  load_swizzled<k_wg_rows>(sq, a.q + q_base + r0 * k_wg_hd, rows_up_to(k_wg_rows, len - r0));
+  load_tile(0);  // with Q: one group
+
+  float o[64];  // O [64][128] of this warpgroup in the D layout: o[4j..4j+3] covers columns 8j .. 8j+7
+#pragma unroll
+  for (int i = 0; i < 64; ++i) o[i] = 0.0f;
+  float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;  // rows g and g + 8 of this warp, as the mma kernel
+  float s[KT / 2];
+#pragma unroll
+  for (int i = 0; i < KT / 2; ++i) s[i] = 0.0f;
+
+  for (int tile = 0; tile < n_tiles; ++tile) {
+    // This tile must have landed: cp.async wrote it through the generic proxy and wgmma reads through the async
+    // one (the fence); the barrier also means every thread is done with the stage the next load overwrites.
+    cp_async_wait<0>();
+    fence_proxy_async();
+    __syncthreads();
+    if (tile + STAGES - 1 < n_tiles) load_tile(tile + STAGES - 1);
+    issue_scores(s, tile);
     wgmma_wait<0>();
     fence_registers(s);
 
     // Online softmax in log2 units (attention_dense_mma.cu): s[4j], s[4j+1] are row g's keys 8j + 2t, +1;
-    // s[4j+2], s[4j+3] row g + 8's. Keys past the segment (zero-filled tiles) are masked.
+    // s[4j+2], s[4j+3] row g + 8's. Keys past the segment (zero-filled tiles) are masked; causal, on tiles crossing
+    // this warp's diagonal, key key0 + i is masked for the warp's row r when i > warp_pos - key0 + r.
     const int64_t key0 = int64_t(tile) * KT;
-    const int nk = rows_up_to(KT, len - key0);
+    const int nk = rows_up_to(KT, len_k - key0);
+    const bool diagonal = CAUSAL && key0 + KT - 1 > warp_pos;
+    const int64_t lim = warp_pos - key0;
     float mx0 = m0, mx1 = m1;
 #pragma unroll
     for (int j = 0; j < n_kb; ++j) {
 #pragma unroll
       for (int c = 0; c < 4; ++c) {
         const int key = 8 * j + 2 * t + (c & 1);
-        s[4 * j + c] = (nk < KT && key >= nk) ? -INFINITY : s[4 * j + c] * a.scale_log2;
+        const bool masked = (nk < KT && key >= nk) || (diagonal && key > lim + g + (c >> 1) * 8);
+        s[4 * j + c] = masked ? -INFINITY : s[4 * j + c] * a.scale_log2;
       }
       mx0 = fmaxf(mx0, fmaxf(s[4 * j], s[4 * j + 1]));
       mx1 = fmaxf(mx1, fmaxf(s[4 * j + 2], s[4 * j + 3]));
@@ -183,8 +217,8 @@ __global__ void __launch_bounds__(k_wg_threads, 1) wgmma_attention_kernel(const 
     }
 
     // O += P V: the A fragment of keys 16 kk .. 16 kk + 15 is S's blocks 2 kk and 2 kk + 1 (the mma kernel's
-    // packing); V's rows 16 kk .. are 16 rows (2048 bytes) into its tile.
-    // All of P is packed before the first product: registers written between products would need fences.
+    // packing); V's rows 16 kk .. are 16 rows (2048 bytes) into its tile. All of P is packed before the first
+    // product: registers written between products would need fences.
     uint32_t pa[KT / 16][4];
 #pragma unroll
     for (int kk = 0; kk < KT / 16; ++kk) {
@@ -193,6 +227,7 @@ __global__ void __launch_bounds__(k_wg_threads, 1) wgmma_attention_kernel(const 
       pa[kk][2] = pack_bf16x2(s[8 * kk + 4], s[8 * kk + 5]);
       pa[kk][3] = pack_bf16x2(s[8 * kk + 6], s[8 * kk + 7]);
     }
+    const uint8_t* const vt = sv + (tile % STAGES) * G::kv_bytes;
     wgmma_fence();  // o and the P registers were written by ordinary instructions
 #pragma unroll
     for (int kk = 0; kk < KT / 16; ++kk) wgmma_rs_n128_mn(o, pa[kk], wgmma_desc(vt + kk * 2048, a.v_lbo, a.v_sbo));
@@ -227,29 +262,48 @@ __global__ void __launch_bounds__(k_wg_threads, 1) wgmma_attention_kernel(const 
 #endif
 }
 
-template <int KT>
+template <int KT, bool CAUSAL>
 void launch(const wg_args& w, dim3 grid, const stream_state& s, const std::string& sizes) {
   constexpr size_t smem = wg_geometry<KT>::bytes;
-  check(cudaFuncSetAttribute(wgmma_attention_kernel<KT>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
-        "attention_dense (wgmma): shared memory");
-  wgmma_attention_kernel<KT><<<grid, k_wg_threads, smem, stream_of(s)>>>(w);
-  check_launch("attention_dense (wgmma)", sizes);
+  auto* kernel = wgmma_attention_kernel<KT, CAUSAL>;
+  const char* what = CAUSAL ? "attention_paged (wgmma)" : "attention_dense (wgmma)";
+  check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)), what);
+  kernel<<<grid, k_wg_threads, smem, stream_of(s)>>>(w);
+  check_launch(what, sizes);
+}
+
+template <bool CAUSAL>
+void launch_variant(const wg_args& w, wgmma_variant v, dim3 grid, const stream_state& s, const std::string& sizes) {
+  if (v == wgmma_variant::K128) launch<128, CAUSAL>(w, grid, s, sizes);
+  else launch<64, CAUSAL>(w, grid, s, sizes);
+}
+
+int key_tile_of(wgmma_variant v) { return v == wgmma_variant::K128 ? 128 : 64; }
+
+// V [KT keys][128] read MN-major: the two 64-element column blocks are KT x 128 bytes apart (LBO), 8 keys to the
+// next 8 are 1024 bytes (SBO). AUTOGLM_CUDA_WGMMA_V_SWAP=1 swaps the two (a bisection switch for the layout).
+void set_v_layout(wg_args& w, int key_tile) {
+  w.v_lbo = uint32_t(key_tile * 128);
+  w.v_sbo = 1024;
+  if (const char* e = std::getenv("AUTOGLM_CUDA_WGMMA_V_SWAP"); e && std::string(e) == "1")
+    std::swap(w.v_lbo, w.v_sbo);
 }
 
 }  // namespace
 
-bool dense_wgmma_fits(int head_dim, int key_tile, const stream_state& s) {
-  if (head_dim != k_wg_hd || (key_tile != 64 && key_tile != 128)) return false;
+bool dense_wgmma_fits(int head_dim, wgmma_variant v, const stream_state& s) {
+  if (head_dim != k_wg_hd) return false;
   int dev = 0, major = 0, minor = 0;
   check(cudaGetDevice(&dev), "cudaGetDevice");
   check(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev), "compute capability");
   check(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev), "compute capability");
   if (major != 9 || minor != 0) return false;  // sm_90a code runs on compute capability 9.0 only
-  const size_t need = key_tile == 64 ? wg_geometry<64>::bytes : wg_geometry<128>::bytes;
+  const size_t need = v == wgmma_variant::K128 ? wg_geometry<128>::bytes : wg_geometry<64>::bytes;
   return need <= max_shared_bytes(s);
 }
 
-void launch_dense_wgmma(const flash_args& a, int64_t n_seg, int key_tile, stream_state& s, const std::string& sizes) {
+void launch_dense_wgmma(const flash_args& a, int64_t n_seg, wgmma_variant v, stream_state& s,
+                        const std::string& sizes) {
   const int64_t n = a.n_q_rows;
   const size_t per = size_t(a.n_heads) * size_t(n) * k_wg_hd;
   const uint16_t* qkv = dense_bf16_heads(a, s, sizes);
@@ -257,21 +311,34 @@ void launch_dense_wgmma(const flash_args& a, int64_t n_seg, int key_tile, stream
   w.q = qkv;
   w.k = qkv + per;
   w.v = qkv + 2 * per;
-  w.rows = n;
+  w.q_rows = w.kv_rows = n;
+  w.group = 1;
   w.out = a.out;
   w.ldo = a.ldo;
   w.segments = a.segments;
   w.scale_log2 = a.scale * 1.4426950408889634f;
-  // V [KT keys][128] read MN-major: the two 64-element column blocks are KT x 128 bytes apart (LBO), 8 keys to the
-  // next 8 are 1024 bytes (SBO). AUTOGLM_CUDA_WGMMA_V_SWAP=1 swaps the two (a bisection switch for the layout).
-  w.v_lbo = uint32_t(key_tile * 128);
-  w.v_sbo = 1024;
-  if (const char* e = std::getenv("AUTOGLM_CUDA_WGMMA_V_SWAP"); e && std::string(e) == "1")
-    std::swap(w.v_lbo, w.v_sbo);
+  set_v_layout(w, key_tile_of(v));
   w.flag = a.flag;
-  const dim3 grid(blocks_for(n, k_wg_rows), unsigned(n_seg), unsigned(a.n_heads));
-  if (key_tile == 64) launch<64>(w, grid, s, sizes);
-  else launch<128>(w, grid, s, sizes);
+  launch_variant<false>(w, v, dim3(blocks_for(n, k_wg_rows), unsigned(n_seg), unsigned(a.n_heads)), s, sizes);
+}
+
+void launch_causal_wgmma(const causal_mma_args& c, wgmma_variant v, stream_state& s, const std::string& sizes) {
+  AG_CHECK(c.heads % c.kv_heads == 0, "attention_paged (wgmma): heads not a multiple of KV heads");
+  AG_CHECK(c.head_dim == k_wg_hd, "attention_paged (wgmma): head_dim 128 only");
+  wg_args w{};
+  w.q = c.q;
+  w.k = c.k;
+  w.v = c.v;
+  w.q_rows = c.q_rows;
+  w.kv_rows = c.kv_rows;
+  w.group = c.heads / c.kv_heads;
+  w.out = c.out;
+  w.ldo = c.ldo;
+  w.n_past = c.n_past;
+  w.scale_log2 = c.scale * 1.4426950408889634f;
+  set_v_layout(w, key_tile_of(v));
+  w.flag = c.flag;
+  launch_variant<true>(w, v, dim3(blocks_for(c.q_rows, k_wg_rows), 1, unsigned(c.heads)), s, sizes);
 }
 
 }  // namespace autoglm::cuda
