@@ -1,5 +1,20 @@
-// kernels/cpu/quant_isa_avx2.cpp: the quantized LINEAR micro-kernels for x86-64 with AVX2 + FMA + F16C (Haswell and later, Zen); the vector
-// operations are those of quant_isa_x86.h (v_x86<false>), compiled here for this ISA.
+// kernels/cpu/quant_isa_avx2.cpp: the quantized LINEAR micro-kernels for x86-64 with AVX2 + FMA + F16C (Haswell and
+// later, Zen); the vector operations are those of quant_isa_x86.h (v_x86<false>), compiled here for this ISA.
+//
+// Q8_0/I8 prefill and the decode of all but Q4_0/Q4_1 are the shared kernels of quant_microkernel.h. Prefill of the
+// types with unsigned weight integers (Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K) runs packed_avx2 below over the
+// same packed tile (pack_tile's layout): AVX2 has no vpdpbusd, so the shared kernel's dot is vpmaddubsw (products
+// to int16 pairs), vpmaddwd by ones (pairs to int32) and vpaddd for every 4-byte step, two multiplies per step.
+// Here consecutive steps' vpmaddubsw results are added as int16 (vpaddw) while they cannot overflow, and only then
+// widened by one vpmaddwd (by ones, or by the k-quants' run scale, which also replaces their vpmulld). With |x| <=
+// 127 (quant_linear.h) a vpmaddubsw lane holds two products, at most 2 x 15 x 127 = 3810 for 4-bit weights, 7874 for
+// 5-bit, 16002 for 6-bit, so 8, 4 and 2 steps fit in int16 (30480, 31496, 32004 <= 32767). The group's integer is the
+// same exact integer and the float steps are the shared ones in the same order: the bytes equal every other path's.
+//
+// Decode of Q4_0 and Q4_1 (decode_avx2 below) also stays in int16: a group's vpmaddubsw results of the 8 W rows are
+// summed by a vphaddw tree (16 products per int16 at the end, at most 30480) instead of one vpmaddwd per row and a
+// vphaddd tree. Every kernel of this table reads the 8 rows' f16 scales through scalar loads packed into two 64-bit
+// words (not 8 vpinsrw) and Q4_x nibbles through one broadcast 16-byte load (not a load and a vinserti128).
 #if defined(__x86_64__)
 
 #include <immintrin.h>
@@ -24,8 +39,208 @@ namespace autoglm::cpu::qgemm {
 
 namespace {
 
+// v_x86<false> with cheaper loads of the same bytes: every kernel of this file's table takes these.
+struct v_avx2 : v_x86<false> {
+  // The 16 bytes at p in both halves; the high half shifted right by 4 (64-bit lanes), then both masked: low nibbles
+  // (elements 0-15) in the low half, high nibbles (16-31) in the high half, as v_x86::nibbles16.
+  static bytes nibbles16(const void* p) {
+    const __m256i q = _mm256_broadcastsi128_si256(_mm_loadu_si128(static_cast<const __m128i*>(p)));
+    return _mm256_and_si256(_mm256_srlv_epi64(q, _mm256_setr_epi64x(0, 0, 4, 4)), _mm256_set1_epi8(0x0f));
+  }
+  // The f16 at byte offset `at` of 8 blocks, as v_x86::half8_at.
+  static floats half8_at(const uint8_t* const* b, int at) {
+    uint64_t w[2] = {0, 0};
+    for (int j = 0; j < 8; ++j) {
+      uint16_t h;
+      std::memcpy(&h, b[j] + at, 2);
+      w[j / 4] |= uint64_t(h) << (16 * (j % 4));
+    }
+    return _mm256_cvtph_ps(_mm_set_epi64x(int64_t(w[1]), int64_t(w[0])));
+  }
+};
+
+using V = v_avx2;
+
+// 4-byte steps whose int16 pair sums may be added before widening (see the file comment).
+template <wtype T>
+constexpr int chain = T == wtype::Q4_0 || T == wtype::Q4_1 || T == wtype::Q4_K   ? 8
+                      : T == wtype::Q5_0 || T == wtype::Q5_1 || T == wtype::Q5_K ? 4
+                                                                                 : 2;
+
+// Lane r = (a[r], b[r]) as two int16 (the low halves of a's and b's int32 lanes): one vpmaddwd operand.
+inline __m256i pair16(__m256i a, __m256i b) { return _mm256_blend_epi16(a, _mm256_slli_epi32(b, 16), 0xAA); }
+// The two int16 at p in every lane.
+inline __m256i bcast_pair16(const int16_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
+}
+
+// Steps [e0, e0 + n) of packed vectors (lane r: 4 weight bytes of row r) against x's 4-byte groups at x[i] + 4 e:
+// per x row, the int16 pair sums of the steps (n <= chain<T>). The step loop is kept rolled (two at a time): fully
+// unrolled, GCC hoists the broadcasts of every step and spills the sums (16 ymm registers).
+template <int MR>
+inline void chain16(const uint8_t* packed, const int8_t* const* x, int e0, int n, __m256i* h) {
+  const uint8_t* p = packed + 32 * e0;
+  const __m256i p0 = V::load(p);
+  for (int i = 0; i < MR; ++i) h[i] = _mm256_maddubs_epi16(p0, V::x4_bcast(x[i] + 4 * e0));
+#pragma GCC unroll 2
+  for (int k = 1; k < n; ++k) {
+    const __m256i pk = V::load(p + 32 * k);
+    for (int i = 0; i < MR; ++i)
+      h[i] = _mm256_add_epi16(h[i], _mm256_maddubs_epi16(pk, V::x4_bcast(x[i] + 4 * (e0 + k))));
+  }
+}
+
+// MR x rows against groups [g0, g1) of a packed tile: packed_kernel's contract and arithmetic (quant_microkernel.h),
+// state and epilogue included; only the integer dot of a group is formed differently.
+template <wtype T, int MR>
+void packed_avx2(const tile& t, const uint8_t* packed, int64_t g0, int64_t g1, float* state) {
+  __m256 acc[MR], off[MR];
+  for (int i = 0; i < MR; ++i) {
+    acc[i] = g0 ? V::fload(state + 16 * i) : V::fzero();
+    off[i] = g0 ? V::fload(state + 16 * i + 8) : V::fzero();
+  }
+  const int64_t ng = t.x.n_groups;
+  const __m256i ones = _mm256_set1_epi16(1);
+  packed += g0 * packed_group_bytes<T>;
+  for (int64_t g = g0; g < g1; ++g, packed += packed_group_bytes<T>) {
+    constexpr int nv = is_k<T> ? 8 : 1;
+    const uint16_t* tail = reinterpret_cast<const uint16_t*>(packed + nv * 8 * 32 + (is_k<T> ? 24 * 32 : 0));
+    const __m256 dw = V::half8(tail);
+    const int8_t* xg[MR];
+    for (int i = 0; i < MR; ++i) xg[i] = t.x.qs(t.i0 + i) + (is_k<T> ? 256 : 32) * g;
+    __m256i I[MR], h[MR];
+    for (int i = 0; i < MR; ++i) I[i] = _mm256_setzero_si256();
+    if constexpr (!is_k<T>) {
+      // 8 steps of a 32-element group: chains of chain<T> steps, each widened by ones.
+      for (int c = 0; c < 8; c += chain<T>) {
+        chain16<MR>(packed, xg, c, chain<T>, h);
+        for (int i = 0; i < MR; ++i) {
+          const __m256i w = _mm256_madd_epi16(h[i], ones);
+          I[i] = _mm256_add_epi32(I[i], w);
+        }
+      }
+    } else {
+      // Runs sharing one scale per row: Q6_K 16 runs of 4 steps, else 8 of 8 (the packed int32 scales [16][8] are
+      // per 16 elements). Each chain is widened by the run's scale pair: scale x (the chain's 4-step sums).
+      const int32_t* sc = reinterpret_cast<const int32_t*>(packed + 64 * 32);
+      constexpr int n_runs = T == wtype::Q6_K ? 16 : 8, per_run = 64 / n_runs;
+      for (int r = 0; r < n_runs; ++r) {
+        const __m256i s32 = V::iload(sc + 8 * (T == wtype::Q6_K ? r : 2 * r));
+        const __m256i sp = pair16(s32, s32);
+        for (int c = 0; c < per_run; c += chain<T>) {
+          chain16<MR>(packed, xg, r * per_run + c, chain<T>, h);
+          for (int i = 0; i < MR; ++i) {
+            const __m256i w = _mm256_madd_epi16(h[i], sp);
+            I[i] = _mm256_add_epi32(I[i], w);
+          }
+        }
+      }
+    }
+    // The k-quants' min terms as int16 pair products: Q4_K/Q5_K sum over runs s of min[s] x (sum of x over run s),
+    // mins <= 63 and sums |.| <= 32 x 127; Q6_K 32 x sum over halves h of scale[h] x (sum of x over half h), |scale|
+    // <= 128 and sums |.| <= 16 x 127 (the factor 32 after the pairs: a shift, exact). The same integers as the
+    // shared kernel's vpmulld sums.
+    [[maybe_unused]] __m256i mp[is_k<T> ? (T == wtype::Q6_K ? 8 : 4) : 1];
+    if constexpr (is_k<T>) {
+      const int32_t* sc = reinterpret_cast<const int32_t*>(packed + 64 * 32);
+      const int32_t* src = T == wtype::Q6_K ? sc : sc + 16 * 8;
+      for (int p = 0; p < int(std::size(mp)); ++p) mp[p] = pair16(V::iload(src + 16 * p), V::iload(src + 16 * p + 8));
+    }
+    for (int i = 0; i < MR; ++i) {
+      const float dx = t.x.d(t.i0 + i)[g];
+      if constexpr (zero_point<T> != 0) I[i] = V::iadd(I[i], V::ibcast(-zero_point<T> * t.x.sum(t.i0 + i)[g]));
+      const __m256 s = group_scale<V, T>(dw, dx);
+      acc[i] = V::fmadd(I[i], s, acc[i]);
+      if constexpr (has_min<T>)
+        off[i] = V::fmadd(V::ibcast(-t.x.sum(t.i0 + i)[g]), V::fmul_b(V::half8(tail + 8), dx), off[i]);
+      if constexpr (is_k<T>) {
+        const int16_t* bs = t.x.bsum(t.i0 + i, g) + (T == wtype::Q6_K ? 0 : 16);
+        __m256i O = _mm256_madd_epi16(mp[0], bcast_pair16(bs));
+        for (int p = 1; p < int(std::size(mp)); ++p)
+          O = _mm256_add_epi32(O, _mm256_madd_epi16(mp[p], bcast_pair16(bs + 2 * p)));
+        if constexpr (T == wtype::Q6_K) O = _mm256_slli_epi32(O, 5);
+        const __m256 ts = T == wtype::Q6_K ? s : V::fmul_b(V::half8(tail + 8), dx);
+        off[i] = V::fmadd(O, ts, off[i]);
+      }
+    }
+  }
+  for (int i = 0; i < MR; ++i) {
+    if (g1 == ng) {
+      store_row<V, T>(t, i, acc[i], off[i]);
+    } else {
+      V::fstore(state + 16 * i, acc[i]);
+      V::fstore(state + 16 * i + 8, off[i]);
+    }
+  }
+}
+
+// Decode of Q4_0 / Q4_1 (1 .. 3 x rows): decode_kernel's contract, prefetch and float steps (quant_microkernel.h);
+// a group's integers per W row come from a vphaddw tree over the 8 rows' vpmaddubsw results: level 1 adds the
+// pairs of rows (0, 1), (2, 3), ..., level 2 and 3 the pairs of those, so that lane j of each 128-bit half holds row
+// j's sum over that half's 16 elements (at most 16 x 15 x 127), and the two halves are widened and added.
+template <wtype T, int MR>
+void decode_avx2(const tile& t) {
+  static_assert(T == wtype::Q4_0 || T == wtype::Q4_1);
+  constexpr int64_t gb = group_bytes<T>;
+  const uint8_t* w[8];
+  for (int j = 0; j < 8; ++j) w[j] = t.w + std::min(j, t.nr - 1) * t.w_stride;
+  __m256 acc[MR], off[MR];
+  for (int i = 0; i < MR; ++i) acc[i] = off[i] = V::fzero();
+  const int64_t ng = t.x.n_groups;
+  next_tile_prefetch<V> pf(t, ng);
+  for (int64_t g = 0; g < ng; ++g) {
+    pf.step();
+    const uint8_t* blk[8];
+    for (int j = 0; j < 8; ++j) blk[j] = w[j] + g * gb;
+    __m256i xv[MR], lv[MR][4];
+    for (int i = 0; i < MR; ++i) xv[i] = V::load(t.x.qs(t.i0 + i) + 32 * g);
+    for (int j = 0; j < 8; j += 2) {
+      const __m256i w0 = weight_vector<V, T>(blk[j], 0), w1 = weight_vector<V, T>(blk[j + 1], 0);
+      for (int i = 0; i < MR; ++i)
+        lv[i][j / 2] = _mm256_hadd_epi16(_mm256_maddubs_epi16(w0, xv[i]), _mm256_maddubs_epi16(w1, xv[i]));
+    }
+    const __m256 dw = V::half8_at(blk, 0);
+    for (int i = 0; i < MR; ++i) {
+      const __m256i h = _mm256_hadd_epi16(_mm256_hadd_epi16(lv[i][0], lv[i][1]), _mm256_hadd_epi16(lv[i][2], lv[i][3]));
+      __m256i I = _mm256_add_epi32(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(h)),
+                                   _mm256_cvtepi16_epi32(_mm256_extracti128_si256(h, 1)));
+      const float dx = t.x.d(t.i0 + i)[g];
+      if constexpr (zero_point<T> != 0) I = V::iadd(I, V::ibcast(-zero_point<T> * t.x.sum(t.i0 + i)[g]));
+      const __m256 s = group_scale<V, T>(dw, dx);
+      acc[i] = V::fmadd(I, s, acc[i]);
+      if constexpr (has_min<T>)
+        off[i] = V::fmadd(V::ibcast(-t.x.sum(t.i0 + i)[g]), V::fmul_b(V::half8_at(blk, 2), dx), off[i]);
+    }
+  }
+  for (int i = 0; i < MR; ++i) store_row<V, T>(t, i, acc[i], off[i]);
+}
+
+template <wtype T, int... MRs>
+void fill_avx2_prefill(isa_table& tab, std::integer_sequence<int, MRs...>) {
+  ((tab.pk[size_t(T)][MRs] = &packed_avx2<T, MRs + 1>), ...);
+}
+
 // Compiled for this ISA, so called only once the CPU is known to have it (the accessor below is not).
-isa_table build_table() { return make_table<v_x86<false>>("avx2", 4); }
+isa_table build_table() {
+  isa_table tab = make_table<V>("avx2", 4);
+  constexpr auto mrs = std::make_integer_sequence<int, k_max_mr>{};
+  fill_avx2_prefill<wtype::Q4_0>(tab, mrs);
+  fill_avx2_prefill<wtype::Q4_1>(tab, mrs);
+  fill_avx2_prefill<wtype::Q5_0>(tab, mrs);
+  fill_avx2_prefill<wtype::Q5_1>(tab, mrs);
+  fill_avx2_prefill<wtype::Q4_K>(tab, mrs);
+  fill_avx2_prefill<wtype::Q5_K>(tab, mrs);
+  fill_avx2_prefill<wtype::Q6_K>(tab, mrs);
+  tab.dk[size_t(wtype::Q4_0)][0] = &decode_avx2<wtype::Q4_0, 1>;
+  tab.dk[size_t(wtype::Q4_0)][1] = &decode_avx2<wtype::Q4_0, 2>;
+  tab.dk[size_t(wtype::Q4_0)][2] = &decode_avx2<wtype::Q4_0, 3>;
+  tab.dk[size_t(wtype::Q4_1)][0] = &decode_avx2<wtype::Q4_1, 1>;
+  tab.dk[size_t(wtype::Q4_1)][1] = &decode_avx2<wtype::Q4_1, 2>;
+  tab.dk[size_t(wtype::Q4_1)][2] = &decode_avx2<wtype::Q4_1, 3>;
+  return tab;
+}
 
 }  // namespace
 

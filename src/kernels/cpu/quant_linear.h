@@ -18,7 +18,9 @@
 // for panels of x rows that fit in L2 packs each W tile once (per group, 8 vectors whose lane r holds 4 weights
 // of row r) and runs it against every row of the panel, 4-6 rows at a time, with x's 4-byte groups broadcast
 // (vpdpbusd / vpmaddubsw / sdot): no reductions, and the packed tile is swept in L1-sized blocks of groups. With
-// i8mm the tile holds pairs of W rows and 2 x rows x 2 W rows x 8 bytes go through one smmla. With AVX-512 VNNI,
+// i8mm the tile holds pairs of W rows and 2 x rows x 2 W rows x 8 bytes go through one smmla. On AVX2, the types with
+// unsigned weight integers add vpmaddubsw results as int16 over as many steps as cannot overflow before widening
+// (prefill; Q4_0/Q4_1 decode too: quant_isa_avx2.cpp), the same integers. With AVX-512 VNNI,
 // prefill of every GGUF block type takes the wide path instead (quant_wide_avx512.cpp): 6 x rows x 32 W rows per
 // register tile on 512-bit vectors, x laid out once per call in 6-row panels, W tiles packed once per call
 // (32-element types: a row-sum seed keeps each group's integer exact; k-quants: per-run dots times their scales),
