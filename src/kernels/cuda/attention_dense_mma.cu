@@ -34,6 +34,7 @@
 #include <string>
 
 #include "kernels/cuda/flash.cuh"
+#include "kernels/cuda/flash_fragments.cuh"
 #include "kernels/cuda/mma.cuh"
 
 namespace autoglm::cuda {
@@ -96,7 +97,6 @@ __global__ void __launch_bounds__(32 * WARPS) mma_attention_kernel(const mma_att
   uint16_t* sv = sk + 2 * G::kv_elems;  // two buffers
 
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int g = lane >> 2, t = lane & 3;  // fragment row group and column pair (mma.cuh)
   const int head = blockIdx.z;
   int64_t s0 = 0, len = a.q_rows, r0, len_k;
   if constexpr (CAUSAL) {
@@ -134,9 +134,7 @@ __global__ void __launch_bounds__(32 * WARPS) mma_attention_kernel(const mma_att
   float o[n_db][4];         // O [16][HD] in C layout: o[j] covers columns 8j .. 8j+7
 #pragma unroll
   for (int j = 0; j < n_db; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
-  // Rows g and g + 8 of the warp's 16: running max (log2 units) and this lane's part of the running sum (its
-  // 16 of every 64 keys; the quad's parts are added at the end: they share the row's max, so the same factors).
-  float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
+  softmax_rows rows;  // rows g and g + 8 of the warp's 16 (flash_fragments.cuh)
 
   for (int tile = 0; tile < n_tiles; ++tile) {
     const int buf = tile & 1;
@@ -181,56 +179,13 @@ __global__ void __launch_bounds__(32 * WARPS) mma_attention_kernel(const mma_att
       }
     }
 
-    // Online softmax in log2 units. s[j][0..1] are row g's keys 8j + 2t, +1; s[j][2..3] row g + 8's.
+    // Online softmax in log2 units (flash_fragments.cuh). Causal, on tiles crossing this warp's diagonal: key
+    // key0 + i is masked for row r when key0 + i > n_past + r, i.e. i > lim + r (r the row within the warp). Other
+    // tiles are wholly visible (or the warp's rows are past the chunk: nothing of theirs is stored).
     const int64_t key0 = int64_t(tile) * k_mma_keys;
     const int nk = rows_left(k_mma_keys, len_k - key0);
-    // Causal, on tiles crossing this warp's diagonal: key key0 + i is masked for row r when key0 + i > n_past + r,
-    // i.e. i > lim + r (r the row within the warp). Other tiles are wholly visible (or the warp's rows are past the
-    // chunk: nothing of theirs is stored).
     const bool diagonal = CAUSAL && key0 + k_mma_keys - 1 > warp_pos;
-    const int64_t lim = warp_pos - key0;
-    float mx0 = m0, mx1 = m1;
-#pragma unroll
-    for (int j = 0; j < n_kb; ++j) {
-#pragma unroll
-      for (int c = 0; c < 4; ++c) {
-        const int key = 8 * j + 2 * t + (c & 1);
-        const bool masked = (nk < k_mma_keys && key >= nk) || (diagonal && key > lim + g + (c >> 1) * 8);
-        s[j][c] = masked ? -INFINITY : s[j][c] * a.scale_log2;
-      }
-      mx0 = fmaxf(mx0, fmaxf(s[j][0], s[j][1]));
-      mx1 = fmaxf(mx1, fmaxf(s[j][2], s[j][3]));
-    }
-    // The quad (lanes 4g .. 4g+3) holds the row's 64 scores.
-    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
-    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
-    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
-    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-    // Every row sees a key of the first tile (key 0), so the max is finite for finite inputs from then on; the
-    // guard keeps -inf - -inf out of exp2.
-    const float base0 = mx0 == -INFINITY ? 0.0f : mx0, base1 = mx1 == -INFINITY ? 0.0f : mx1;
-    const float corr0 = exp2f(m0 - base0), corr1 = exp2f(m1 - base1);  // 0 on the first tile (m = -inf)
-    m0 = mx0;
-    m1 = mx1;
-    float sum0 = 0.0f, sum1 = 0.0f;
-#pragma unroll
-    for (int j = 0; j < n_kb; ++j) {
-      s[j][0] = exp2f(s[j][0] - base0);
-      s[j][1] = exp2f(s[j][1] - base0);
-      s[j][2] = exp2f(s[j][2] - base1);
-      s[j][3] = exp2f(s[j][3] - base1);
-      sum0 += s[j][0] + s[j][1];
-      sum1 += s[j][2] + s[j][3];
-    }
-    l0 = l0 * corr0 + sum0;
-    l1 = l1 * corr1 + sum1;
-#pragma unroll
-    for (int j = 0; j < n_db; ++j) {
-      o[j][0] *= corr0;
-      o[j][1] *= corr0;
-      o[j][2] *= corr1;
-      o[j][3] *= corr1;
-    }
+    rescale_rows(o, online_softmax<n_kb, CAUSAL>(s, rows, nk, diagonal, warp_pos - key0, a.scale_log2));
 
     // O [16][HD] += P [16][64] . V [64][HD], 16 keys per step. P's A fragment for keys 16kk .. 16kk+15 is the C
     // fragments of key blocks 2kk (columns 2t, 2t+1 -> a[0] row g, a[1] row g+8) and 2kk+1 (a[2], a[3]).
@@ -240,9 +195,8 @@ __global__ void __launch_bounds__(32 * WARPS) mma_attention_kernel(const mma_att
     // dims 8 (L / 16).
 #pragma unroll
     for (int kk = 0; kk < k_mma_keys / 16; ++kk) {
-      const uint32_t pa[4] = {pack_bf16x2(s[2 * kk][0], s[2 * kk][1]), pack_bf16x2(s[2 * kk][2], s[2 * kk][3]),
-                              pack_bf16x2(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                              pack_bf16x2(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+      uint32_t pa[4];
+      pack_p(s, kk, pa);
 #pragma unroll
       for (int dp = 0; dp < HD / 16; ++dp) {
         uint32_t b[4];
@@ -254,29 +208,8 @@ __global__ void __launch_bounds__(32 * WARPS) mma_attention_kernel(const mma_att
     __syncthreads();  // this buffer is refilled by the next iteration's cp.async
   }
 
-  l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
-  l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
-  l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
-  l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
-  const float inv0 = l0 > 0.0f ? 1.0f / l0 : 0.0f, inv1 = l1 > 0.0f ? 1.0f / l1 : 0.0f;
-  const int64_t row0 = r0 + warp * 16 + g, row1 = row0 + 8;
-  // Scalar stores: the output view may start at any float (no 8-byte alignment to rely on).
-  if (row0 < len) {
-    float* dst = a.out + (s0 + row0) * a.ldo + int64_t(head) * HD + 2 * t;
-#pragma unroll
-    for (int j = 0; j < n_db; ++j) {
-      dst[8 * j] = o[j][0] * inv0;
-      dst[8 * j + 1] = o[j][1] * inv0;
-    }
-  }
-  if (row1 < len) {
-    float* dst = a.out + (s0 + row1) * a.ldo + int64_t(head) * HD + 2 * t;
-#pragma unroll
-    for (int j = 0; j < n_db; ++j) {
-      dst[8 * j] = o[j][2] * inv1;
-      dst[8 * j + 1] = o[j][3] * inv1;
-    }
-  }
+  const int64_t first = r0 + warp * 16;
+  store_rows(o, rows, first, len, a.out + (s0 + first) * a.ldo + int64_t(head) * HD, a.ldo);
 }
 
 // Rows [0, n) of q, k and v (blockIdx.y picks which; F32, row strides ld*, head h at columns h HD .. h HD + HD - 1)

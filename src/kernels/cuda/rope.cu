@@ -139,16 +139,13 @@ __global__ void __launch_bounds__(k_threads) rope_2d_kernel_dev(const rope_args 
   }
 }
 
-}  // namespace
-
-void rope_mrope_kernel(const kernel_context& kc, tensor& x, int32_t n_heads, int32_t head_dim, int32_t rot_dim,
-                       const tensor& pos, const std::array<int32_t, 3>& sections, float theta) {
-  const mat<float> xm = f32_mat(x, "rope_mrope x");
-  const mat<int32_t> pm = i32_mat(pos, "rope_mrope pos");
-  AG_CHECK(rot_dim / 2 <= k_max_pairs, "rope_mrope: rot_dim " + std::to_string(rot_dim) + " over the CUDA limit of " +
-                                            std::to_string(2 * k_max_pairs));
-  AG_CHECK(pm.rows == 3 && pm.cols == xm.rows, "rope_mrope: pos must be [3, n]");
-  if (xm.rows == 0 || n_heads == 0) return;
+// The M-RoPE arguments of x (n_heads heads of head_dim, the first rot_dim dims of each rotated) at positions pos
+// [3, n], checked: rot_dim within k_max_pairs pairs, one position triple per row.
+rope_args mrope_args(const mat<float>& xm, const mat<int32_t>& pm, int n_heads, int head_dim, int rot_dim,
+                     const std::array<int32_t, 3>& sections, float theta, const char* op) {
+  AG_CHECK(rot_dim / 2 <= k_max_pairs, std::string(op) + ": rot_dim " + std::to_string(rot_dim) +
+                                           " over the CUDA limit of " + std::to_string(2 * k_max_pairs));
+  AG_CHECK(pm.rows == 3 && pm.cols == xm.rows, std::string(op) + ": pos must be [3, n]");
   rope_args a{};
   const std::vector<float> inv = inverse_frequencies(rot_dim, theta);
   std::copy(inv.begin(), inv.end(), a.inv);
@@ -161,6 +158,17 @@ void rope_mrope_kernel(const kernel_context& kc, tensor& x, int32_t n_heads, int
   a.ldp = pm.ld;
   a.sec0 = sections[0];
   a.sec1 = sections[1];
+  return a;
+}
+
+}  // namespace
+
+void rope_mrope_kernel(const kernel_context& kc, tensor& x, int32_t n_heads, int32_t head_dim, int32_t rot_dim,
+                       const tensor& pos, const std::array<int32_t, 3>& sections, float theta) {
+  const mat<float> xm = f32_mat(x, "rope_mrope x");
+  const mat<int32_t> pm = i32_mat(pos, "rope_mrope pos");
+  const rope_args a = mrope_args(xm, pm, n_heads, head_dim, rot_dim, sections, theta, "rope_mrope");
+  if (xm.rows == 0 || n_heads == 0) return;
   stream_state& s = state_of(kc);
   launch_pdl(mrope_kernel, rope_grid(xm.rows, int64_t(n_heads) * a.n_pairs), k_threads, 0, s, "rope_mrope", a);
   check_launch("rope_mrope", "n=" + std::to_string(xm.rows) + " heads=" + std::to_string(n_heads) +
@@ -173,28 +181,14 @@ void rope_kv_store_kernel(const kernel_context& kc, tensor& qk, int32_t n_q_head
   const cache_geom g = geometry(kv, "rope_kv_store");
   const mat<float> xm = f32_mat(qk, "rope_kv_store qk"), vm = f32_mat(v, "rope_kv_store v");
   const mat<int32_t> pm = i32_mat(pos, "rope_kv_store pos");
-  AG_CHECK(rot_dim / 2 <= k_max_pairs, "rope_kv_store: rot_dim " + std::to_string(rot_dim) +
-                                           " over the CUDA limit of " + std::to_string(2 * k_max_pairs));
-  AG_CHECK(pm.rows == 3 && pm.cols == xm.rows, "rope_kv_store: pos must be [3, n]");
   AG_CHECK(slots.type() == dtype::I32 && slots.is_contiguous() && slots.n_elements() == xm.rows,
            "rope_kv_store: one contiguous I32 slot per row");
   const int n_heads = n_q_heads + g.n_kv_heads;
   AG_CHECK(xm.cols == int64_t(n_heads) * g.head_dim && vm.rows == xm.rows &&
                vm.cols == int64_t(g.n_kv_heads) * g.head_dim,
            "rope_kv_store: qk/v shapes");
+  const rope_args a = mrope_args(xm, pm, n_heads, g.head_dim, rot_dim, sections, theta, "rope_kv_store");
   if (xm.rows == 0) return;
-  rope_args a{};
-  const std::vector<float> inv = inverse_frequencies(rot_dim, theta);
-  std::copy(inv.begin(), inv.end(), a.inv);
-  a.x = xm.p;
-  a.ldx = xm.ld;
-  a.n_heads = n_heads;
-  a.head_dim = g.head_dim;
-  a.n_pairs = rot_dim / 2;
-  a.pos = pm.p;
-  a.ldp = pm.ld;
-  a.sec0 = sections[0];
-  a.sec1 = sections[1];
   rope_store_args c{};
   c.v = vm.p;
   c.ldv = vm.ld;

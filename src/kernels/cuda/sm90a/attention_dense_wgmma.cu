@@ -28,6 +28,7 @@
 #include <utility>
 
 #include "kernels/cuda/flash.cuh"
+#include "kernels/cuda/flash_fragments.cuh"
 #include "kernels/cuda/sm90a/wgmma.cuh"
 
 namespace autoglm::cuda {
@@ -95,8 +96,7 @@ __global__ void __launch_bounds__(k_wg_threads, 1) wgmma_attention_kernel(const 
   uint8_t* const sk = sq + G::q_bytes;            // [STAGES][kv_bytes]
   uint8_t* const sv = sk + STAGES * G::kv_bytes;  // [STAGES][kv_bytes]
 
-  const int wg = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31;
-  const int g = lane >> 2, t = lane & 3;
+  const int wg = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3;
   const int head = blockIdx.z;
   int64_t s0 = 0, len = a.q_rows, r0, len_k;
   if constexpr (CAUSAL) {
@@ -134,7 +134,7 @@ __global__ void __launch_bounds__(k_wg_threads, 1) wgmma_attention_kernel(const 
   };
   // S = Q K^T of `tile`, issued (not waited for): k16 step kk reads head dims 16 kk .. 16 kk + 15, column block
   // kk / 4, +32 bytes per step in it.
-  auto issue_scores = [&](float (&s)[KT / 2], int tile) {
+  auto issue_scores = [&](float (&s)[KT / 2], int tile) {  // s: the flat view of the [n_kb][4] fragments
     const uint8_t* const kt = sk + (tile % STAGES) * G::kv_bytes;
     wgmma_fence();
 #pragma unroll
@@ -150,13 +150,16 @@ __global__ void __launch_bounds__(k_wg_threads, 1) wgmma_attention_kernel(const 
   load_swizzled<k_wg_rows>(sq, a.q + q_base + r0 * k_wg_hd, rows_up_to(k_wg_rows, len - r0));
   load_tile(0);  // with Q: one group
 
-  float o[64];  // O [64][128] of this warpgroup in the D layout: o[4j..4j+3] covers columns 8j .. 8j+7
+  // O [64][128] and S [64][KT] of this warpgroup: per warp the C layout of flash_fragments.cuh, block j = columns
+  // 8j .. 8j+7 (the wgmma D layout), and the same registers as the flat arrays the wgmma wrappers take.
+  float o[16][4], s[n_kb][4];
+  float(&o_flat)[64] = *reinterpret_cast<float(*)[64]>(&o[0][0]);
+  float(&s_flat)[KT / 2] = *reinterpret_cast<float(*)[KT / 2]>(&s[0][0]);
 #pragma unroll
-  for (int i = 0; i < 64; ++i) o[i] = 0.0f;
-  float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;  // rows g and g + 8 of this warp, as the mma kernel
-  float s[KT / 2];
+  for (int i = 0; i < 64; ++i) o_flat[i] = 0.0f;
 #pragma unroll
-  for (int i = 0; i < KT / 2; ++i) s[i] = 0.0f;
+  for (int i = 0; i < KT / 2; ++i) s_flat[i] = 0.0f;
+  softmax_rows rows;  // this warp's rows g and g + 8
 
   for (int tile = 0; tile < n_tiles; ++tile) {
     // This tile must have landed: cp.async wrote it through the generic proxy and wgmma reads through the async
@@ -165,100 +168,35 @@ __global__ void __launch_bounds__(k_wg_threads, 1) wgmma_attention_kernel(const 
     fence_proxy_async();
     __syncthreads();
     if (tile + STAGES - 1 < n_tiles) load_tile(tile + STAGES - 1);
-    issue_scores(s, tile);
+    issue_scores(s_flat, tile);
     wgmma_wait<0>();
-    fence_registers(s);
+    fence_registers(s_flat);
 
-    // Online softmax in log2 units (attention_dense_mma.cu): s[4j], s[4j+1] are row g's keys 8j + 2t, +1;
-    // s[4j+2], s[4j+3] row g + 8's. Keys past the segment (zero-filled tiles) are masked; causal, on tiles crossing
-    // this warp's diagonal, key key0 + i is masked for the warp's row r when i > warp_pos - key0 + r.
+    // Online softmax in log2 units (flash_fragments.cuh). Causal, on tiles crossing this warp's diagonal, key
+    // key0 + i is masked for the warp's row r when i > warp_pos - key0 + r.
     const int64_t key0 = int64_t(tile) * KT;
     const int nk = rows_up_to(KT, len_k - key0);
     const bool diagonal = CAUSAL && key0 + KT - 1 > warp_pos;
-    const int64_t lim = warp_pos - key0;
-    float mx0 = m0, mx1 = m1;
-#pragma unroll
-    for (int j = 0; j < n_kb; ++j) {
-#pragma unroll
-      for (int c = 0; c < 4; ++c) {
-        const int key = 8 * j + 2 * t + (c & 1);
-        const bool masked = (nk < KT && key >= nk) || (diagonal && key > lim + g + (c >> 1) * 8);
-        s[4 * j + c] = masked ? -INFINITY : s[4 * j + c] * a.scale_log2;
-      }
-      mx0 = fmaxf(mx0, fmaxf(s[4 * j], s[4 * j + 1]));
-      mx1 = fmaxf(mx1, fmaxf(s[4 * j + 2], s[4 * j + 3]));
-    }
-    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
-    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
-    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
-    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-    const float b0 = mx0 == -INFINITY ? 0.0f : mx0, b1 = mx1 == -INFINITY ? 0.0f : mx1;
-    const float corr0 = exp2f(m0 - b0), corr1 = exp2f(m1 - b1);  // 0 on the first tile (m = -inf)
-    m0 = mx0;
-    m1 = mx1;
-    float sum0 = 0.0f, sum1 = 0.0f;
-#pragma unroll
-    for (int j = 0; j < n_kb; ++j) {
-      s[4 * j] = exp2f(s[4 * j] - b0);
-      s[4 * j + 1] = exp2f(s[4 * j + 1] - b0);
-      s[4 * j + 2] = exp2f(s[4 * j + 2] - b1);
-      s[4 * j + 3] = exp2f(s[4 * j + 3] - b1);
-      sum0 += s[4 * j] + s[4 * j + 1];
-      sum1 += s[4 * j + 2] + s[4 * j + 3];
-    }
-    l0 = l0 * corr0 + sum0;
-    l1 = l1 * corr1 + sum1;
-#pragma unroll
-    for (int j = 0; j < 16; ++j) {
-      o[4 * j] *= corr0;
-      o[4 * j + 1] *= corr0;
-      o[4 * j + 2] *= corr1;
-      o[4 * j + 3] *= corr1;
-    }
+    rescale_rows(o, online_softmax<n_kb, CAUSAL>(s, rows, nk, diagonal, warp_pos - key0, a.scale_log2));
 
     // O += P V: the A fragment of keys 16 kk .. 16 kk + 15 is S's blocks 2 kk and 2 kk + 1 (the mma kernel's
     // packing); V's rows 16 kk .. are 16 rows (2048 bytes) into its tile. All of P is packed before the first
     // product: registers written between products would need fences.
     uint32_t pa[KT / 16][4];
 #pragma unroll
-    for (int kk = 0; kk < KT / 16; ++kk) {
-      pa[kk][0] = pack_bf16x2(s[8 * kk], s[8 * kk + 1]);
-      pa[kk][1] = pack_bf16x2(s[8 * kk + 2], s[8 * kk + 3]);
-      pa[kk][2] = pack_bf16x2(s[8 * kk + 4], s[8 * kk + 5]);
-      pa[kk][3] = pack_bf16x2(s[8 * kk + 6], s[8 * kk + 7]);
-    }
+    for (int kk = 0; kk < KT / 16; ++kk) pack_p(s, kk, pa[kk]);
     const uint8_t* const vt = sv + (tile % STAGES) * G::kv_bytes;
     wgmma_fence();  // o and the P registers were written by ordinary instructions
 #pragma unroll
-    for (int kk = 0; kk < KT / 16; ++kk) wgmma_rs_n128_mn(o, pa[kk], wgmma_desc(vt + kk * 2048, a.v_lbo, a.v_sbo));
+    for (int kk = 0; kk < KT / 16; ++kk)
+      wgmma_rs_n128_mn(o_flat, pa[kk], wgmma_desc(vt + kk * 2048, a.v_lbo, a.v_sbo));
     wgmma_commit();
     wgmma_wait<0>();
-    fence_registers(o);
+    fence_registers(o_flat);
   }
 
-  l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
-  l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
-  l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
-  l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
-  const float inv0 = l0 > 0.0f ? 1.0f / l0 : 0.0f, inv1 = l1 > 0.0f ? 1.0f / l1 : 0.0f;
-  const int64_t row0 = r0 + wg * 64 + warp * 16 + g, row1 = row0 + 8;
-  // Scalar stores: the output view may start at any float.
-  if (row0 < len) {
-    float* dst = a.out + (s0 + row0) * a.ldo + int64_t(head) * k_wg_hd + 2 * t;
-#pragma unroll
-    for (int j = 0; j < 16; ++j) {
-      dst[8 * j] = o[4 * j] * inv0;
-      dst[8 * j + 1] = o[4 * j + 1] * inv0;
-    }
-  }
-  if (row1 < len) {
-    float* dst = a.out + (s0 + row1) * a.ldo + int64_t(head) * k_wg_hd + 2 * t;
-#pragma unroll
-    for (int j = 0; j < 16; ++j) {
-      dst[8 * j] = o[4 * j + 2] * inv1;
-      dst[8 * j + 1] = o[4 * j + 3] * inv1;
-    }
-  }
+  const int64_t first = r0 + wg * 64 + warp * 16;
+  store_rows(o, rows, first, len, a.out + (s0 + first) * a.ldo + int64_t(head) * k_wg_hd, a.ldo);
 #endif
 }
 

@@ -1,0 +1,118 @@
+// kernels/cuda/flash_fragments.cuh: the register-level steps the two tensor-core flash kernels share (internal to
+// kernels/cuda): attention_dense_mma.cu on mma.sync and sm90a/attention_dense_wgmma.cu on wgmma both hold a warp's 16
+// query rows of S and O in the m16n8 C layout (mma.cuh): for each 8-column block j, c[j][0], c[j][1] = row g's
+// columns 8j + 2t, +1 and c[j][2], c[j][3] = row g + 8's (g = lane / 4, t = lane % 4). Scores are in log2 units
+// (scale * log2 e folded in), so exp2 replaces exp; softmax, sums and accumulation are F32, P is rounded to bf16.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "kernels/cuda/mma.cuh"
+
+namespace autoglm::cuda {
+
+// A warp's running softmax of its rows g and g + 8: max (log2 units) and this lane's part of the sum (its 2 of every
+// 8 keys; the quad's parts share the row's max, so they are added once at the end).
+struct softmax_rows {
+  float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
+};
+
+// One tile of NKB 8-key blocks of raw scores s -> probabilities exp2(s * scale_log2 - max), updating r. Masked to
+// -inf first: keys from nk on (a partial last tile; nk = 8 NKB for a whole one) and, on a causal tile crossing the
+// warp's diagonal, key i for the warp's row q when i > lim + q. Returns the factors (rows g, g + 8) by which O
+// accumulated over the earlier tiles must be rescaled (0 on the first tile).
+template <int NKB, bool CAUSAL>
+__device__ __forceinline__ float2 online_softmax(float (&s)[NKB][4], softmax_rows& r, int nk, bool diagonal,
+                                                 int64_t lim, float scale_log2) {
+  const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  float mx0 = r.m0, mx1 = r.m1;
+#pragma unroll
+  for (int j = 0; j < NKB; ++j) {
+#pragma unroll
+    for (int c = 0; c < 4; ++c) {
+      const int key = 8 * j + 2 * t + (c & 1);
+      const bool masked = (nk < 8 * NKB && key >= nk) || (CAUSAL && diagonal && key > lim + g + (c >> 1) * 8);
+      s[j][c] = masked ? -INFINITY : s[j][c] * scale_log2;
+    }
+    mx0 = fmaxf(mx0, fmaxf(s[j][0], s[j][1]));
+    mx1 = fmaxf(mx1, fmaxf(s[j][2], s[j][3]));
+  }
+  // The quad (lanes 4g .. 4g+3) holds the row's keys.
+  mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+  mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+  mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+  mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+  // Every row sees a key of the first tile (key 0), so the max is finite for finite inputs from then on; the guard
+  // keeps -inf - -inf out of exp2.
+  const float base0 = mx0 == -INFINITY ? 0.0f : mx0, base1 = mx1 == -INFINITY ? 0.0f : mx1;
+  const float corr0 = exp2f(r.m0 - base0), corr1 = exp2f(r.m1 - base1);  // 0 on the first tile (m = -inf)
+  r.m0 = mx0;
+  r.m1 = mx1;
+  float sum0 = 0.0f, sum1 = 0.0f;
+#pragma unroll
+  for (int j = 0; j < NKB; ++j) {
+    s[j][0] = exp2f(s[j][0] - base0);
+    s[j][1] = exp2f(s[j][1] - base0);
+    s[j][2] = exp2f(s[j][2] - base1);
+    s[j][3] = exp2f(s[j][3] - base1);
+    sum0 += s[j][0] + s[j][1];
+    sum1 += s[j][2] + s[j][3];
+  }
+  r.l0 = r.l0 * corr0 + sum0;
+  r.l1 = r.l1 * corr1 + sum1;
+  return make_float2(corr0, corr1);
+}
+
+// O [16][8 NDB] (C layout) *= the rows' factors.
+template <int NDB>
+__device__ __forceinline__ void rescale_rows(float (&o)[NDB][4], float2 corr) {
+#pragma unroll
+  for (int j = 0; j < NDB; ++j) {
+    o[j][0] *= corr.x;
+    o[j][1] *= corr.x;
+    o[j][2] *= corr.y;
+    o[j][3] *= corr.y;
+  }
+}
+
+// The A fragment (m16n8k16) of keys 16 kk .. 16 kk + 15: the C layout of two adjacent 8-key blocks is the A layout
+// of one 16-key step.
+template <int NKB>
+__device__ __forceinline__ void pack_p(const float (&p)[NKB][4], int kk, uint32_t (&a)[4]) {
+  a[0] = pack_bf16x2(p[2 * kk][0], p[2 * kk][1]);
+  a[1] = pack_bf16x2(p[2 * kk][2], p[2 * kk][3]);
+  a[2] = pack_bf16x2(p[2 * kk + 1][0], p[2 * kk + 1][1]);
+  a[3] = pack_bf16x2(p[2 * kk + 1][2], p[2 * kk + 1][3]);
+}
+
+// The warp's rows row_g = first + g and row_g + 8 of O / l as F32 (scalar stores: the output view may start at any
+// float), those below len only; out_g points at row first's head columns.
+template <int NDB>
+__device__ __forceinline__ void store_rows(const float (&o)[NDB][4], softmax_rows r, int64_t first, int64_t len,
+                                           float* out_first, int64_t ldo) {
+  const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  r.l0 += __shfl_xor_sync(0xffffffffu, r.l0, 1);
+  r.l0 += __shfl_xor_sync(0xffffffffu, r.l0, 2);
+  r.l1 += __shfl_xor_sync(0xffffffffu, r.l1, 1);
+  r.l1 += __shfl_xor_sync(0xffffffffu, r.l1, 2);
+  const float inv0 = r.l0 > 0.0f ? 1.0f / r.l0 : 0.0f, inv1 = r.l1 > 0.0f ? 1.0f / r.l1 : 0.0f;
+  if (first + g < len) {
+    float* dst = out_first + int64_t(g) * ldo + 2 * t;
+#pragma unroll
+    for (int j = 0; j < NDB; ++j) {
+      dst[8 * j] = o[j][0] * inv0;
+      dst[8 * j + 1] = o[j][1] * inv0;
+    }
+  }
+  if (first + g + 8 < len) {
+    float* dst = out_first + int64_t(g + 8) * ldo + 2 * t;
+#pragma unroll
+    for (int j = 0; j < NDB; ++j) {
+      dst[8 * j] = o[j][2] * inv1;
+      dst[8 * j + 1] = o[j][3] * inv1;
+    }
+  }
+}
+
+}  // namespace autoglm::cuda
