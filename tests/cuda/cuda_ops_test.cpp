@@ -363,10 +363,10 @@ TEST_F(cuda_ops, dense_attention_matches_the_cpu_within_segments) {
 }
 
 // From 1024 rows the dense kernel runs on tensor cores (bf16 products, F32 accumulation): the wgmma flash kernel on a
-// compute capability 9.0 device (wgmma, wgmma64: head_dim 128; other devices and head dims take mma64), the mma.sync
-// flash kernel (AUTOGLM_CUDA_DENSE_ATTENTION=mma64, the default, with 64-row blocks, mma with 128-row blocks;
-// head_dim 64 and 128, other head dims fall back to cuBLAS), cuBLAS (gemm) or the fused WMMA kernel (fused): each held to a bf16 bound
-// against the CPU; with SPLIT precision the same inputs take the F32 kernel and the F32 bound. Segment lengths are
+// compute capability 9.0 device (AUTOGLM_CUDA_DENSE_ATTENTION=wgmma, the default, and wgmma64: head_dim 128; other
+// devices and head dims take mma64), the mma.sync flash kernel (mma64 with 64-row blocks, mma with 128-row blocks;
+// head_dim 64 and 128, other head dims fall back to cuBLAS), cuBLAS (gemm) or the fused WMMA kernel (fused): each
+// held to a bf16 bound against the CPU; with SPLIT precision the same inputs take the F32 kernel and the F32 bound. Segment lengths are
 // not multiples of the 64-key tile or the 64/128-row blocks; rows outside every segment keep their sentinel.
 TEST_F(cuda_ops, dense_attention_of_large_images_on_tensor_cores) {
   struct big_case {

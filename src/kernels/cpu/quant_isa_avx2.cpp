@@ -97,10 +97,7 @@ inline void chain16(const uint8_t* packed, const int8_t* const* x, int e0, int n
 template <wtype T, int MR>
 void packed_avx2(const tile& t, const uint8_t* packed, int64_t g0, int64_t g1, float* state) {
   __m256 acc[MR], off[MR];
-  for (int i = 0; i < MR; ++i) {
-    acc[i] = g0 ? V::fload(state + 16 * i) : V::fzero();
-    off[i] = g0 ? V::fload(state + 16 * i + 8) : V::fzero();
-  }
+  load_partial<V>(g0, state, acc, off);
   const int64_t ng = t.x.n_groups;
   const __m256i ones = _mm256_set1_epi16(1);
   packed += g0 * packed_group_bytes<T>;
@@ -166,14 +163,7 @@ void packed_avx2(const tile& t, const uint8_t* packed, int64_t g0, int64_t g1, f
       }
     }
   }
-  for (int i = 0; i < MR; ++i) {
-    if (g1 == ng) {
-      store_row<V, T>(t, i, acc[i], off[i]);
-    } else {
-      V::fstore(state + 16 * i, acc[i]);
-      V::fstore(state + 16 * i + 8, off[i]);
-    }
-  }
+  finish_partial<V, T>(t, g1 == ng, state, acc, off);
 }
 
 // Decode of Q4_0 / Q4_1 (1 .. 3 x rows): decode_kernel's contract, prefetch and float steps (quant_microkernel.h);

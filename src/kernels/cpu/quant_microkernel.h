@@ -273,16 +273,37 @@ void pack_tile(const tile& t, int64_t ng, uint8_t* out) {
   }
 }
 
-// MR x rows against groups [g0, g1) of a packed tile. The accumulators of groups before g0 come from `state` (16
-// floats per x row: acc lanes, then off lanes); after the last group they go to y, else back to `state`. Running
-// a tile in blocks of groups keeps its packed bytes in L1 across the rows of the panel; the chains are the same.
-template <class V, wtype T, int MR>
-void packed_kernel(const tile& t, const uint8_t* packed, int64_t g0, int64_t g1, float* state) {
-  typename V::floats acc[MR], off[MR];
+// A packed kernel's accumulators between blocks of groups: `state` holds 16 floats per x row (acc lanes, then off
+// lanes). Before group g0 > 0 they come from it (from group 0: zeros); after the tile's last group the rows go to y,
+// else back to `state`.
+template <class V, int MR>
+inline void load_partial(int64_t g0, const float* state, typename V::floats (&acc)[MR],
+                         typename V::floats (&off)[MR]) {
   for (int i = 0; i < MR; ++i) {
     acc[i] = g0 ? V::fload(state + 16 * i) : V::fzero();
     off[i] = g0 ? V::fload(state + 16 * i + 8) : V::fzero();
   }
+}
+template <class V, wtype T, int MR>
+inline void finish_partial(const tile& t, bool last_group, float* state, const typename V::floats (&acc)[MR],
+                           const typename V::floats (&off)[MR]) {
+  for (int i = 0; i < MR; ++i) {
+    if (last_group) {
+      store_row<V, T>(t, i, acc[i], off[i]);
+    } else {
+      V::fstore(state + 16 * i, acc[i]);
+      V::fstore(state + 16 * i + 8, off[i]);
+    }
+  }
+}
+
+// MR x rows against groups [g0, g1) of a packed tile, carrying the accumulators through `state` (load_partial,
+// finish_partial). Running a tile in blocks of groups keeps its packed bytes in L1 across the rows of the panel;
+// the chains are the same.
+template <class V, wtype T, int MR>
+void packed_kernel(const tile& t, const uint8_t* packed, int64_t g0, int64_t g1, float* state) {
+  typename V::floats acc[MR], off[MR];
+  load_partial<V>(g0, state, acc, off);
   const int64_t ng = t.x.n_groups;
   const int8_t* xq[MR];
   for (int i = 0; i < MR; ++i) xq[i] = t.x.qs(t.i0 + i);
@@ -355,14 +376,7 @@ void packed_kernel(const tile& t, const uint8_t* packed, int64_t g0, int64_t g1,
       }
     }
   }
-  for (int i = 0; i < MR; ++i) {
-    if (g1 == ng) {
-      store_row<V, T>(t, i, acc[i], off[i]);
-    } else {
-      V::fstore(state + 16 * i, acc[i]);
-      V::fstore(state + 16 * i + 8, off[i]);
-    }
-  }
+  finish_partial<V, T>(t, g1 == ng, state, acc, off);
 }
 
 // ---- activations ------------------------------------------------------------------------------------------

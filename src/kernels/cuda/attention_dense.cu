@@ -3,8 +3,8 @@
 // query rows of one head per block, one split. From 1024 rows (large images): bf16 products on tensor cores, by
 // default the fused wgmma flash kernel on Hopper (sm90a/attention_dense_wgmma.cu, head_dim 128) or the fused
 // mma.sync flash kernel (attention_dense_mma.cu; head_dim 64 or 128, cuBLAS for the others), unless SPLIT precision
-// asks for F32. q, k and v are column views of the fused qkv buffer (row strides free); rows
-// outside every segment are left alone, as on the CPU.
+// asks for F32. q, k and v are column views of the fused qkv buffer (row strides free); rows outside every segment
+// are left alone, as on the CPU.
 #include <cstdlib>
 #include <string>
 
@@ -17,10 +17,10 @@ namespace autoglm::cuda {
 constexpr int64_t k_tensor_core_rows = 1024;
 
 // Which kernel takes large images: AUTOGLM_CUDA_DENSE_ATTENTION=wgmma (default: Hopper's warpgroup MMA with key
-// tiles of 128, on compute capability 9.0 with head_dim 128; elsewhere mma64), wgmma64 (key tiles of 64),
-// mma64 (the mma.sync flash kernel, 4 warps = 64 query rows per block, two
-// blocks per SM), mma (the same with 8 warps = 128 rows, one per SM), gemm (cuBLAS), fused (the WMMA flash kernel)
-// or f32 (the F32 flash kernel): a switch for benchmarks and bisection, read at each call. On the H200 a 1080x2400 screenshot's block takes 3.02-3.05 ms with
+// tiles of 128, on compute capability 9.0 with head_dim 128; elsewhere mma64), wgmma64 (key tiles of 64), mma64 (the
+// mma.sync flash kernel, 4 warps = 64 query rows per block, two blocks per SM), mma (the same with 8 warps = 128
+// rows, one per SM), gemm (cuBLAS), fused (the WMMA flash kernel) or f32 (the F32 flash kernel): a switch for
+// benchmarks and bisection, read at each call. On the H200 a 1080x2400 screenshot's block takes 3.02-3.05 ms with
 // wgmma (362-367 TFLOP/s), 3.38-3.46 with wgmma64, 4.64-4.69 with mma64 (cuda_perf, two calls, 2026-12-04).
 enum class dense_path { WGMMA, WGMMA64, MMA, MMA64, GEMM, FUSED, F32 };
 dense_path dense_attention_path() {

@@ -25,12 +25,13 @@
 // spills for sm_90 (Q fragments 32 registers, O 64, S 32 at hd 128). Per 64-key tile a block reads 2 x 64 x hd x 2
 // bytes from L2 for 4 x 16 WARPS x 64 x hd FLOPs: 64 FLOP/byte with 4 warps, 128 with 8, so 8 warps halve the L2
 // traffic (8.7 GB per vision block at hd 128); yet 4 warps (two blocks per SM) measured 2-8% faster on the H200 and
-// are the default (attention_dense.cu, attention_paged.cu). Each warp reads its K and V tiles through ldmatrix: 16
+// are the default where this kernel runs (attention_dense.cu, attention_paged.cu: GPUs other than compute
+// capability 9.0, which take sm90a/attention_dense_wgmma.cu). Each warp reads its K and V tiles through ldmatrix: 16
 // FLOP per byte of shared memory, about 500 TFLOP/s of shared-memory bandwidth on an H200, above what mma.sync
 // sustains. mma.sync (not Hopper's wgmma) and the F32 softmax between the two products limit it: FlashAttention-2
-// reaches 300-350 TFLOP/s on an H100 with this structure; measured 236 TFLOP/s here (4.64 ms per vision block) against cuBLAS's 65 (S round
-// trip); causal prefill chunks 127 TFLOP/s at 2,048 tokens, 172 at 4,096 (the diagonal tiles' waste and the
-// shorter rows of the first blocks).
+// reaches 300-350 TFLOP/s on an H100 with this structure; measured 236 TFLOP/s here (4.64 ms per vision block)
+// against cuBLAS's 65 (S round trip); causal prefill chunks 127 TFLOP/s at 2,048 tokens, 172 at 4,096 (the diagonal
+// tiles' waste and the shorter rows of the first blocks).
 #include <string>
 
 #include "kernels/cuda/flash.cuh"
@@ -67,8 +68,6 @@ struct mma_geometry {
   static constexpr size_t bytes = size_t(q_elems + 4 * kv_elems) * 2;  // Q, K[2], V[2]
 };
 
-// min(cap, remaining) as an int (remaining > 0).
-__device__ inline int rows_left(int cap, int64_t remaining) { return remaining < cap ? int(remaining) : cap; }
 
 // rows x HD bf16 from `src` (contiguous rows of HD) into a shared tile with row stride LD, by cp.async; rows from
 // n_valid on are zero-filled without being read (row 0 always exists: n_valid >= 1).

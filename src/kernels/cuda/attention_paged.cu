@@ -23,9 +23,9 @@ constexpr int64_t k_min_split = 128;                     // positions per split,
 
 // AUTOGLM_CUDA_PREFILL_ATTENTION=wgmma (default), mma64, mma, gemm or flash: which kernel takes prefill chunks
 // (benchmarks, bisection): the fused causal wgmma kernel with 128-key tiles (compute capability 9.0, head_dim 128;
-// elsewhere mma64; 2,048 tokens of the 9B model on the H200: 160 TFLOP/s),
-// the fused causal mma.sync kernel with blocks of 64 query rows (4 warps) or 128 (8 warps), cuBLAS with the scores
-// in memory, or the F32 flash tile. On the H200, 2,048 tokens of the 9B model: mma64 127 TFLOP/s, mma 118.
+// elsewhere mma64), the fused causal mma.sync kernel with blocks of 64 query rows (4 warps) or 128 (8 warps),
+// cuBLAS with the scores in memory, or the F32 flash tile. On the H200, 2,048 tokens of the 9B model: wgmma 160
+// TFLOP/s, mma64 127, mma 118.
 enum class prefill_path { WGMMA, MMA, MMA64, GEMM, FLASH };
 prefill_path prefill_attention_path() {
   const char* e = std::getenv("AUTOGLM_CUDA_PREFILL_ATTENTION");

@@ -288,10 +288,10 @@ void launch_dense_wgmma(const flash_args& a, int64_t n_seg, wgmma_variant v, str
 void launch_causal_wgmma(const causal_mma_args& c, wgmma_variant v, stream_state& s, const std::string& sizes);
 // attention_paged_gemm.cu: the sequences of a paged batch with at least k_gemm_min_rows new rows (prefill chunks),
 // causal attention on tensor cores (bf16 Q, K, V, P; F32 scores and softmax): with `wgmma` set, that variant of the
-// causal wgmma kernel where the device and head dim allow, else the causal mma kernel with blocks of `mma_warps` warps (4 or 8) where
-// the head dim allows, else (or mma_warps 0) through cuBLAS. Returns the batch's
-// seq_info as the host read it, with those sequences' new rows set to 0 (what the flash kernel must still do);
-// *n_done counts them.
+// causal wgmma kernel where the device and head dim allow, else the causal mma kernel with blocks of `mma_warps`
+// warps (4 or 8) where the head dim allows, else (or mma_warps 0) through cuBLAS. Returns the batch's seq_info as
+// the host read it, with those sequences' new rows set to 0 (what the flash kernel must still do); *n_done counts
+// them.
 constexpr int64_t k_gemm_min_rows = 128;
 std::vector<int32_t> paged_prefill_gemm(const flash_args& a, dtype cache_type, int n_kv_heads, int64_t n_seqs,
                                         int mma_warps, const wgmma_variant* wgmma, stream_state& s,

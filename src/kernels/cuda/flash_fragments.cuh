@@ -12,6 +12,11 @@
 
 namespace autoglm::cuda {
 
+// min(cap, remaining) as an int (remaining > 0): the rows of a tile that exist.
+__device__ __forceinline__ int rows_left(int cap, int64_t remaining) {
+  return remaining < cap ? int(remaining) : cap;
+}
+
 // A warp's running softmax of its rows g and g + 8: max (log2 units) and this lane's part of the sum (its 2 of every
 // 8 keys; the quad's parts share the row's max, so they are added once at the end).
 struct softmax_rows {

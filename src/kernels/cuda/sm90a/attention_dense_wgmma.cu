@@ -77,9 +77,6 @@ __device__ inline void load_swizzled(uint8_t* dst, const uint16_t* src, int n_va
   }
 }
 
-// min(cap, remaining) as an int (remaining > 0).
-__device__ inline int rows_up_to(int cap, int64_t remaining) { return remaining < cap ? int(remaining) : cap; }
-
 // CAUSAL = false: blockIdx.y is a segment of the rows (an image frame); every row sees the segment's keys.
 // CAUSAL = true: one sequence's prefill chunk (GQA); row tiles run in reverse order (the longest key ranges start
 // first) and a block reads keys up to its last row's position; tiles crossing a warp's diagonal mask per key.
@@ -127,7 +124,7 @@ __global__ void __launch_bounds__(k_wg_threads, 1) wgmma_attention_kernel(const 
 
   auto load_tile = [&](int tile) {  // K and V of `tile` into stage tile % STAGES, one cp.async group
     const int64_t t0 = int64_t(tile) * KT;
-    const int nk = rows_up_to(KT, len_k - t0);
+    const int nk = rows_left(KT, len_k - t0);
     load_swizzled<KT>(sk + (tile % STAGES) * G::kv_bytes, kh + t0 * k_wg_hd, nk);
     load_swizzled<KT>(sv + (tile % STAGES) * G::kv_bytes, vh + t0 * k_wg_hd, nk);
     cp_async_commit();
@@ -147,7 +144,7 @@ __global__ void __launch_bounds__(k_wg_threads, 1) wgmma_attention_kernel(const 
     wgmma_commit();
   };
 
-  load_swizzled<k_wg_rows>(sq, a.q + q_base + r0 * k_wg_hd, rows_up_to(k_wg_rows, len - r0));
+  load_swizzled<k_wg_rows>(sq, a.q + q_base + r0 * k_wg_hd, rows_left(k_wg_rows, len - r0));
   load_tile(0);  // with Q: one group
 
   // O [64][128] and S [64][KT] of this warpgroup: per warp the C layout of flash_fragments.cuh, block j = columns
@@ -175,7 +172,7 @@ __global__ void __launch_bounds__(k_wg_threads, 1) wgmma_attention_kernel(const 
     // Online softmax in log2 units (flash_fragments.cuh). Causal, on tiles crossing this warp's diagonal, key
     // key0 + i is masked for the warp's row r when i > warp_pos - key0 + r.
     const int64_t key0 = int64_t(tile) * KT;
-    const int nk = rows_up_to(KT, len_k - key0);
+    const int nk = rows_left(KT, len_k - key0);
     const bool diagonal = CAUSAL && key0 + KT - 1 > warp_pos;
     rescale_rows(o, online_softmax<n_kb, CAUSAL>(s, rows, nk, diagonal, warp_pos - key0, a.scale_log2));
 
