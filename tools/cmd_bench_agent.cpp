@@ -81,7 +81,8 @@ int run_bench_agent(int argc, char** argv) {
     std::vector<int32_t> p(static_cast<size_t>(n));
     for (auto& t : p)
       do t = pick(rng);
-      while (t == mi.image_token_id || t == mi.image_start_token_id || t == mi.image_end_token_id);
+      while (t == mi.image_token_id || t == mi.image_start_token_id || t == mi.image_end_token_id ||
+             t == mi.video_start_token_id || t == mi.video_end_token_id);  // a video span would hide the image
     return p;
   };
   const std::vector<int32_t> system_prompt = random_tokens(system_tokens);

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "autoglm/bulk_allocator.h"
+
 namespace autoglm {
 
 struct model_info {
@@ -30,7 +32,7 @@ struct model_info {
 // One preprocessed image as the model's vision tower consumes it.
 struct vision_input {
   int32_t grid_t = 1, grid_h = 0, grid_w = 0;  // patch grid before the 2x2 merge
-  std::vector<float> pixel_values;             // [grid_t*grid_h*grid_w, patch_dim] (patch_dim = 3*2*14*14)
+  pixel_array pixel_values;  // [grid_t*grid_h*grid_w, patch_dim] (patch_dim = 3*2*14*14); resize() leaves it unset
   uint64_t content_hash = 0;                   // hash of the decoded pixels (cache key)
   int32_t n_tokens(int32_t merge = 2) const { return grid_t * (grid_h / merge) * (grid_w / merge); }
 };

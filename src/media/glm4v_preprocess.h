@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "autoglm/bulk_allocator.h"
 #include "media/image.h"
 
 namespace autoglm {
@@ -50,7 +51,7 @@ struct glm4v_pixels {
   int32_t grid_t = 1, grid_h = 0, grid_w = 0;
   // [grid_t * grid_h * grid_w, 3 * temporal_patch_size * patch_size * patch_size], rows ordered (hb, wb, hm, wm),
   // each row (C, T, ph, pw) with the frame repeated over T.
-  std::vector<float> values;
+  pixel_array values;  // sized without zeroing, then written in full (bulk_allocator.h says why)
   int32_t n_tokens() const;  // grid_t * grid_h * grid_w / merge_size^2 (merge 2 assumed by the model)
   int32_t n_patches() const { return grid_t * grid_h * grid_w; }
 };
