@@ -202,6 +202,8 @@ int main(int argc, char** argv) {
                                  {"prefill 512 after 1500 (wgmma)", {{1500, 512}}, "wgmma", "split"},
                                  {"prefill 2048 (wgmma)", {{0, 2048}}, "wgmma", "split"},
                                  {"prefill 4096 (wgmma)", {{0, 4096}}, "wgmma", "split"},
+                                 {"prefill 2048 (wgmma_ws)", {{0, 2048}}, "wgmma_ws", "split"},
+                                 {"prefill 4096 (wgmma_ws)", {{0, 4096}}, "wgmma_ws", "split"},
                                  {"prefill 512 after 1500 (mma)", {{1500, 512}}, "mma", "split"},
                                  {"prefill 2048 (mma)", {{0, 2048}}, "mma", "split"},
                                  {"prefill 2048 (mma64)", {{0, 2048}}, "mma64", "split"},
@@ -325,9 +327,9 @@ int main(int argc, char** argv) {
       int64_t n;
       const char* path;  // AUTOGLM_CUDA_DENSE_ATTENTION
     };
-    std::vector<dense_run> dense_runs = {{576, "mma"},     {13416, "wgmma"}, {13416, "wgmma64"}, {13416, "mma64"},
-                                         {13416, "mma"},   {13416, "gemm"},  {13416, "fused"}};
-    if (o.quick) dense_runs.resize(4);
+    std::vector<dense_run> dense_runs = {{576, "mma"},      {13416, "wgmma_ws"}, {13416, "wgmma"}, {13416, "wgmma64"},
+                                         {13416, "mma64"},    {13416, "mma"},      {13416, "gemm"},  {13416, "fused"}};
+    if (o.quick) dense_runs.resize(5);
     std::printf("\n%-40s %10s %10s\n", "attention_dense", "ms", "TFLOP/s");
     for (const dense_run& r : dense_runs) {
       const int64_t n = r.n;

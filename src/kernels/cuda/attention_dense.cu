@@ -16,25 +16,28 @@ namespace autoglm::cuda {
 
 constexpr int64_t k_tensor_core_rows = 1024;
 
-// Which kernel takes large images: AUTOGLM_CUDA_DENSE_ATTENTION=wgmma (default: Hopper's warpgroup MMA with key
-// tiles of 128, on compute capability 9.0 with head_dim 128; elsewhere mma64), wgmma64 (key tiles of 64), mma64 (the
-// mma.sync flash kernel, 4 warps = 64 query rows per block, two blocks per SM), mma (the same with 8 warps = 128
-// rows, one per SM), gemm (cuBLAS), fused (the WMMA flash kernel) or f32 (the F32 flash kernel): a switch for
-// benchmarks and bisection, read at each call. On the H200 a 1080x2400 screenshot's block takes 3.02-3.05 ms with
-// wgmma (362-367 TFLOP/s), 3.38-3.46 with wgmma64, 4.64-4.69 with mma64 (cuda_perf, two calls, 2026-12-04).
-enum class dense_path { WGMMA, WGMMA64, MMA, MMA64, GEMM, FUSED, F32 };
+// Which kernel takes large images: AUTOGLM_CUDA_DENSE_ATTENTION=wgmma_ws (default: Hopper's warpgroup MMA,
+// warp-specialized, on compute capability 9.0 with head_dim 128; elsewhere mma64), wgmma (the same products with one
+// block barrier per 128-key tile), wgmma64 (that with 64-key tiles), mma64 (the mma.sync flash kernel, 4 warps = 64
+// query rows per block, two blocks per SM), mma (the same with 8 warps = 128 rows, one per SM), gemm (cuBLAS), fused
+// (the WMMA flash kernel) or f32 (the F32 flash kernel): a switch for benchmarks and bisection, read at each call.
+// On the H200 a 1080x2400 screenshot's block takes 2.46 ms with wgmma_ws (450 TFLOP/s), 2.99 with wgmma (370),
+// 3.30 with wgmma64, 4.53 with mma64 (cuda_perf, 2026-12-04).
+enum class dense_path { WGMMA_WS, WGMMA, WGMMA64, MMA, MMA64, GEMM, FUSED, F32 };
 dense_path dense_attention_path() {
   const char* e = std::getenv("AUTOGLM_CUDA_DENSE_ATTENTION");
-  if (!e || !*e) return dense_path::WGMMA;
+  if (!e || !*e) return dense_path::WGMMA_WS;
   const std::string v = e;
   if (v == "wgmma") return dense_path::WGMMA;
   if (v == "wgmma64") return dense_path::WGMMA64;
+  if (v == "wgmma_ws") return dense_path::WGMMA_WS;
   if (v == "mma") return dense_path::MMA;
   if (v == "mma64") return dense_path::MMA64;
   if (v == "gemm") return dense_path::GEMM;
   if (v == "fused") return dense_path::FUSED;
   if (v == "f32") return dense_path::F32;
-  throw error("AUTOGLM_CUDA_DENSE_ATTENTION is '" + v + "': use wgmma, wgmma64, mma, mma64, gemm, fused or f32");
+  throw error("AUTOGLM_CUDA_DENSE_ATTENTION is '" + v + "': use wgmma_ws, wgmma, wgmma64, mma, mma64, gemm, fused or"
+              " f32");
 }
 
 void attention_dense_kernel(const kernel_context& kc, const tensor& q, const tensor& k, const tensor& v,
@@ -76,10 +79,13 @@ void attention_dense_kernel(const kernel_context& kc, const tensor& q, const ten
   // the mma.sync flash kernel (attention_dense_mma.cu), cuBLAS (attention_dense_gemm.cu: also head dims the mma
   // kernel lacks) or the fused WMMA kernel (attention_dense_tc.cu). Smaller ones (and SPLIT precision, for parity
   // checks) keep the F32 kernel, whose cost is small there.
-  if (get_cuda_gemm_precision() == cuda_gemm_precision::ROUNDED && qm.rows >= k_tensor_core_rows) {
+  // (The tensor-core kernels' softmax takes the max of the raw scores: a positive scale, as attention always has.)
+  if (get_cuda_gemm_precision() == cuda_gemm_precision::ROUNDED && qm.rows >= k_tensor_core_rows && scale > 0.0f) {
     dense_path path = dense_attention_path();
-    if (path == dense_path::WGMMA || path == dense_path::WGMMA64) {
-      const wgmma_variant v = path == dense_path::WGMMA ? wgmma_variant::K128 : wgmma_variant::K64;
+    if (path == dense_path::WGMMA_WS || path == dense_path::WGMMA || path == dense_path::WGMMA64) {
+      const wgmma_variant v = path == dense_path::WGMMA_WS ? wgmma_variant::WS128
+                              : path == dense_path::WGMMA  ? wgmma_variant::K128
+                                                           : wgmma_variant::K64;
       if (dense_wgmma_fits(head_dim, v, s)) {
         launch_dense_wgmma(a, n_seg, v, s, sizes);
         return;

@@ -23,23 +23,36 @@ struct softmax_rows {
   float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
 };
 
-// One tile of NKB 8-key blocks of raw scores s -> probabilities exp2(s * scale_log2 - max), updating r. Masked to
-// -inf first: keys from nk on (a partial last tile; nk = 8 NKB for a whole one) and, on a causal tile crossing the
-// warp's diagonal, key i for the warp's row q when i > lim + q. Returns the factors (rows g, g + 8) by which O
-// accumulated over the earlier tiles must be rescaled (0 on the first tile).
+// 2^x on the MUFU unit alone (denormal results flush to 0: weights below 2^-126 of the row's largest do not move
+// an F32 sum); exp2f's denormal handling cost three more instructions per score.
+__device__ __forceinline__ float exp2_ftz(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
+// One tile of NKB 8-key blocks of raw scores s -> probabilities exp2(s * scale_log2 - max), updating r (scale_log2 >
+// 0: the launchers check it, so the max of the raw scores scales to the max of the scaled ones). Masked to -inf
+// first, on the tiles that need it (nk and diagonal are the same for the whole warp): keys from nk on (a partial
+// last tile; nk = 8 NKB for a whole one) and, on a causal tile crossing the warp's diagonal, key i for the warp's
+// row q when i > lim + q. Returns the factors (rows g, g + 8) by which O accumulated over the earlier tiles must be
+// rescaled (0 on the first tile). Per score: a max, one FFMA, one MUFU exp2 and an add.
 template <int NKB, bool CAUSAL>
 __device__ __forceinline__ float2 online_softmax(float (&s)[NKB][4], softmax_rows& r, int nk, bool diagonal,
                                                  int64_t lim, float scale_log2) {
   const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  float mx0 = r.m0, mx1 = r.m1;
+  if (nk < 8 * NKB || (CAUSAL && diagonal)) {
+#pragma unroll
+    for (int j = 0; j < NKB; ++j)
+#pragma unroll
+      for (int c = 0; c < 4; ++c) {
+        const int key = 8 * j + 2 * t + (c & 1);
+        if (key >= nk || (CAUSAL && diagonal && key > lim + g + (c >> 1) * 8)) s[j][c] = -INFINITY;
+      }
+  }
+  float mx0 = -INFINITY, mx1 = -INFINITY;
 #pragma unroll
   for (int j = 0; j < NKB; ++j) {
-#pragma unroll
-    for (int c = 0; c < 4; ++c) {
-      const int key = 8 * j + 2 * t + (c & 1);
-      const bool masked = (nk < 8 * NKB && key >= nk) || (CAUSAL && diagonal && key > lim + g + (c >> 1) * 8);
-      s[j][c] = masked ? -INFINITY : s[j][c] * scale_log2;
-    }
     mx0 = fmaxf(mx0, fmaxf(s[j][0], s[j][1]));
     mx1 = fmaxf(mx1, fmaxf(s[j][2], s[j][3]));
   }
@@ -48,19 +61,21 @@ __device__ __forceinline__ float2 online_softmax(float (&s)[NKB][4], softmax_row
   mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
   mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
   mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+  mx0 = fmaxf(r.m0, mx0 * scale_log2);
+  mx1 = fmaxf(r.m1, mx1 * scale_log2);
   // Every row sees a key of the first tile (key 0), so the max is finite for finite inputs from then on; the guard
   // keeps -inf - -inf out of exp2.
   const float base0 = mx0 == -INFINITY ? 0.0f : mx0, base1 = mx1 == -INFINITY ? 0.0f : mx1;
-  const float corr0 = exp2f(r.m0 - base0), corr1 = exp2f(r.m1 - base1);  // 0 on the first tile (m = -inf)
+  const float corr0 = exp2_ftz(r.m0 - base0), corr1 = exp2_ftz(r.m1 - base1);  // 0 on the first tile (m = -inf)
   r.m0 = mx0;
   r.m1 = mx1;
   float sum0 = 0.0f, sum1 = 0.0f;
 #pragma unroll
   for (int j = 0; j < NKB; ++j) {
-    s[j][0] = exp2f(s[j][0] - base0);
-    s[j][1] = exp2f(s[j][1] - base0);
-    s[j][2] = exp2f(s[j][2] - base1);
-    s[j][3] = exp2f(s[j][3] - base1);
+    s[j][0] = exp2_ftz(fmaf(s[j][0], scale_log2, -base0));
+    s[j][1] = exp2_ftz(fmaf(s[j][1], scale_log2, -base0));
+    s[j][2] = exp2_ftz(fmaf(s[j][2], scale_log2, -base1));
+    s[j][3] = exp2_ftz(fmaf(s[j][3], scale_log2, -base1));
     sum0 += s[j][0] + s[j][1];
     sum1 += s[j][2] + s[j][3];
   }

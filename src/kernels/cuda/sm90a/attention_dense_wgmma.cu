@@ -18,11 +18,17 @@
 //
 // The same kernel runs causal prefill chunks (GQA; CAUSAL below), as the mma.sync kernel does.
 //
-// Measured on the H200 (cuda_perf, two calls): a 1080x2400 screenshot's vision block (13,416 rows, 12 heads, 1.1e12
-// FLOP) in 3.02-3.05 ms, 362-367 TFLOP/s, against 236-239 for the mma.sync kernel; 64-key tiles 320-327. Causal,
-// 2,048 tokens of the 9B model: 160 TFLOP/s (mma.sync 128), 4,096: 234 (173). wgmma's dense bf16 peak is ~990: the
-// serial S -> softmax -> P V chain inside a warpgroup is what remains (FlashAttention-3 overlaps it with a producer
-// warpgroup, TMA and ping-pong scheduling; not done here).
+// Two kernels share these steps. wgmma_attention_kernel: both warpgroups load (cp.async, double-buffered) and meet
+// at one block barrier per tile, so their softmaxes run at the same time while the tensor cores idle.
+// wgmma_ws_attention_kernel (the default, below): a third warpgroup loads, stages are handed over by shared-memory
+// barriers, and the two computing warpgroups take turns on the tensor cores.
+//
+// Measured on the H200 (cuda_perf, 2026-12-04): a 1080x2400 screenshot's vision block (13,416 rows, 12 heads,
+// 1.1e12 FLOP) in 2.46 ms warp-specialized (450 TFLOP/s), 2.99 ms (370) with the block barrier, 3.30 with 64-key
+// tiles, 4.53 ms (244) for the mma.sync kernel. Causal, 2,048 / 4,096 tokens of the 9B model: 195 / 309 TFLOP/s
+// warp-specialized, 176 / 270 with the block barrier. wgmma's dense bf16 peak is ~990; ncu on the barrier kernel:
+// tensor pipe 44% busy, issue slots 44-50% (the softmax's instructions; exp2 on the MUFU alone and the max of the raw
+// scores brought it from ~11 to ~6 instructions per score).
 #include <cstdlib>
 #include <string>
 #include <utility>
@@ -67,14 +73,39 @@ struct wg_args {
 // R rows x 128 bf16 from src (contiguous rows) into the 128-byte-swizzle tile at dst (1024-byte aligned): element
 // (r, d) in column block d / 64 (R x 128 bytes each), row r, 16-byte chunk ((d % 64) / 8) ^ (r % 8). Rows from
 // n_valid on are zero-filled without being read (n_valid >= 1). 16 consecutive threads copy one 256-byte row.
-template <int R>
-__device__ inline void load_swizzled(uint8_t* dst, const uint16_t* src, int n_valid) {
-  for (int c = threadIdx.x; c < R * 16; c += k_wg_threads) {
+// THREADS threads share the copy; tid is this thread's index among them.
+template <int R, int THREADS = k_wg_threads>
+__device__ inline void load_swizzled(uint8_t* dst, const uint16_t* src, int n_valid, int tid = threadIdx.x) {
+  for (int c = tid; c < R * 16; c += THREADS) {
     const int r = c >> 4, ch = c & 15;
     const bool ok = r < n_valid;
     uint8_t* d = dst + (ch >> 3) * (R * 128) + r * 128 + (((ch & 7) ^ (r & 7)) << 4);
     cp_async_16(d, src + int64_t(ok ? r : 0) * k_wg_hd + ch * 8, ok);
   }
+}
+
+// The rows of this block (blockIdx): segment start s0 and length len (causal: the chunk, s0 = 0), first row r0 of
+// its 128, keys len_k it reads. False when it has none (then every thread of the block returns).
+template <bool CAUSAL>
+__device__ inline bool block_rows(const wg_args& a, int64_t& s0, int64_t& len, int64_t& r0, int64_t& len_k) {
+  s0 = 0, len = a.q_rows;
+  if constexpr (CAUSAL) {
+    r0 = int64_t(gridDim.x - 1 - blockIdx.x) * k_wg_rows;
+    if (r0 >= len) return false;
+    len_k = min(a.kv_rows, a.n_past + min(r0 + k_wg_rows, len));
+  } else {
+    const int seg = blockIdx.y;
+    s0 = a.segments[seg];
+    const int64_t s1 = a.segments[seg + 1];
+    if (s0 < 0 || s1 < s0 || s1 > a.q_rows) {
+      if (threadIdx.x == 0 && blockIdx.x == 0 && blockIdx.z == 0) flag_bad(a.flag, BAD_SEGMENT, seg);
+      return false;
+    }
+    len = len_k = s1 - s0;
+    r0 = int64_t(blockIdx.x) * k_wg_rows;
+    if (r0 >= len) return false;
+  }
+  return true;
 }
 
 // CAUSAL = false: blockIdx.y is a segment of the rows (an image frame); every row sees the segment's keys.
@@ -95,23 +126,8 @@ __global__ void __launch_bounds__(k_wg_threads, 1) wgmma_attention_kernel(const 
 
   const int wg = threadIdx.x >> 7, warp = (threadIdx.x >> 5) & 3;
   const int head = blockIdx.z;
-  int64_t s0 = 0, len = a.q_rows, r0, len_k;
-  if constexpr (CAUSAL) {
-    r0 = int64_t(gridDim.x - 1 - blockIdx.x) * k_wg_rows;
-    if (r0 >= len) return;
-    len_k = min(a.kv_rows, a.n_past + min(r0 + k_wg_rows, len));
-  } else {
-    const int seg = blockIdx.y;
-    s0 = a.segments[seg];
-    const int64_t s1 = a.segments[seg + 1];
-    if (s0 < 0 || s1 < s0 || s1 > a.q_rows) {
-      if (threadIdx.x == 0 && blockIdx.x == 0 && head == 0) flag_bad(a.flag, BAD_SEGMENT, seg);
-      return;
-    }
-    len = len_k = s1 - s0;
-    r0 = int64_t(blockIdx.x) * k_wg_rows;
-    if (r0 >= len) return;
-  }
+  int64_t s0, len, r0, len_k;
+  if (!block_rows<CAUSAL>(a, s0, len, r0, len_k)) return;
   const int64_t q_base = (int64_t(head) * a.q_rows + s0) * k_wg_hd;
   const int64_t kv_base = (int64_t(head / a.group) * a.kv_rows + s0) * k_wg_hd;
   const uint16_t* kh = a.k + kv_base;
@@ -197,6 +213,150 @@ __global__ void __launch_bounds__(k_wg_threads, 1) wgmma_attention_kernel(const 
 #endif
 }
 
+// Warp-specialized variant (WS128): 3 warpgroups. Warpgroup 0 only loads (cp.async of Q and of K/V tiles into
+// STAGES stages; it gives its registers to the others); warpgroups 1 and 2 compute as above, 64 query rows each.
+// Instead of one block barrier per tile, each stage has two shared-memory barriers: `full` (the producer's 128
+// threads arrive once their copies of the tile have landed and passed the proxy fence; they signal tile t - 1
+// after issuing tile t, so loads stay in flight) and `empty` (the 256 consumer threads arrive once their products
+// on the stage are done; the producer waits for it before refilling). The consumers then drift apart, and a pair of
+// named barriers makes them take turns issuing S = Q K^T (ping-pong): one warpgroup's softmax runs while the
+// other's products occupy the tensor cores, where the single-barrier kernel had both warpgroups in softmax at once.
+template <int KT, int STAGES>
+struct ws_geometry {
+  static constexpr int q_bytes = k_wg_rows * k_wg_hd * 2;
+  static constexpr int kv_bytes = KT * k_wg_hd * 2;
+  static constexpr size_t bars = size_t(q_bytes + 2 * STAGES * kv_bytes);  // barriers after the tiles
+  static constexpr size_t bytes = bars + 2 * STAGES * sizeof(uint64_t) + 1024;
+};
+constexpr int k_ws_threads = 3 * 128;
+
+template <int KT, int STAGES, bool CAUSAL>
+__global__ void __launch_bounds__(k_ws_threads, 1) wgmma_ws_attention_kernel(const wg_args a) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  using G = ws_geometry<KT, STAGES>;
+  constexpr int n_kb = KT / 8;
+  extern __shared__ uint8_t smem_raw[];
+  uint8_t* const sq = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
+  uint8_t* const sk = sq + G::q_bytes;            // [STAGES][kv_bytes]
+  uint8_t* const sv = sk + STAGES * G::kv_bytes;  // [STAGES][kv_bytes]
+  uint64_t* const full = reinterpret_cast<uint64_t*>(sq + G::bars);
+  uint64_t* const empty = full + STAGES;
+
+  const int head = blockIdx.z;
+  int64_t s0, len, r0, len_k;
+  if (!block_rows<CAUSAL>(a, s0, len, r0, len_k)) return;
+  const int64_t kv_base = (int64_t(head / a.group) * a.kv_rows + s0) * k_wg_hd;
+  const int n_tiles = int((len_k + KT - 1) / KT);
+  if (threadIdx.x == 0) {
+    for (int i = 0; i < STAGES; ++i) {
+      mbar_init(full + i, 128);
+      mbar_init(empty + i, 256);
+    }
+  }
+  __syncthreads();
+
+  const int wg = threadIdx.x >> 7;
+  if (wg == 0) {  // the producer
+    regs_dec<40>();
+    const int tid = threadIdx.x;
+    for (int tile = 0; tile < n_tiles; ++tile) {
+      const int stage = tile % STAGES;
+      if (tile >= STAGES) mbar_wait(empty + stage, uint32_t(tile / STAGES - 1) & 1u);
+      if (tile == 0)
+        load_swizzled<k_wg_rows, 128>(sq, a.q + (int64_t(head) * a.q_rows + s0 + r0) * k_wg_hd,
+                                      rows_left(k_wg_rows, len - r0), tid);
+      const int64_t t0 = int64_t(tile) * KT;
+      const int nk = rows_left(KT, len_k - t0);
+      load_swizzled<KT, 128>(sk + stage * G::kv_bytes, a.k + kv_base + t0 * k_wg_hd, nk, tid);
+      load_swizzled<KT, 128>(sv + stage * G::kv_bytes, a.v + kv_base + t0 * k_wg_hd, nk, tid);
+      cp_async_commit();
+      if (tile > 0) {  // tile - 1 has landed: through the proxy fence, then visible to the consumers' wgmma
+        cp_async_wait<1>();
+        fence_proxy_async();
+        mbar_arrive(full + (tile - 1) % STAGES);
+      }
+    }
+    cp_async_wait<0>();
+    fence_proxy_async();
+    mbar_arrive(full + (n_tiles - 1) % STAGES);
+    return;
+  }
+  regs_inc<232>();
+  const int cw = wg - 1, warp = (threadIdx.x >> 5) & 3;  // consumer warpgroup 0 / 1, warp in it
+  const int64_t warp_pos = a.n_past + r0 + cw * 64 + warp * 16;
+  const uint8_t* const q_wg = sq + cw * 64 * 128;
+
+  float o[16][4], s[n_kb][4];
+  float(&o_flat)[64] = *reinterpret_cast<float(*)[64]>(&o[0][0]);
+  float(&s_flat)[KT / 2] = *reinterpret_cast<float(*)[KT / 2]>(&s[0][0]);
+#pragma unroll
+  for (int i = 0; i < 64; ++i) o_flat[i] = 0.0f;
+#pragma unroll
+  for (int i = 0; i < KT / 2; ++i) s_flat[i] = 0.0f;
+  softmax_rows rows;
+  uint32_t pa[KT / 16][4];  // P of the current tile, the A operand of O += P V
+
+  // S = Q K^T of `tile` into s, issued and committed (wgmma_fence first: s was last written by the softmax).
+  auto issue_scores = [&](int tile) {
+    mbar_wait(full + tile % STAGES, uint32_t(tile / STAGES) & 1u);
+    const uint8_t* const kt = sk + (tile % STAGES) * G::kv_bytes;
+#pragma unroll
+    for (int kk = 0; kk < k_wg_hd / 16; ++kk) {
+      const uint64_t da = wgmma_desc(q_wg + (kk >> 2) * (k_wg_rows * 128) + (kk & 3) * 32, 16, 1024);
+      const uint64_t db = wgmma_desc(kt + (kk >> 2) * (KT * 128) + (kk & 3) * 32, 16, 1024);
+      if constexpr (KT == 64) wgmma_ss_n64(s_flat, da, db, kk > 0);
+      else wgmma_ss_n128(s_flat, da, db, kk > 0);
+    }
+    wgmma_commit();
+  };
+  // O += P V of `tile` (P in pa), issued and committed.
+  auto issue_pv = [&](int tile) {
+    const uint8_t* const vt = sv + (tile % STAGES) * G::kv_bytes;
+#pragma unroll
+    for (int kk = 0; kk < KT / 16; ++kk)
+      wgmma_rs_n128_mn(o_flat, pa[kk], wgmma_desc(vt + kk * 2048, a.v_lbo, a.v_sbo));
+    wgmma_commit();
+  };
+  // The online softmax of `tile`'s scores in s (flash_fragments.cuh): the factors O must be rescaled by.
+  auto softmax_of = [&](int tile) {
+    const int64_t key0 = int64_t(tile) * KT;
+    const bool diagonal = CAUSAL && key0 + KT - 1 > warp_pos;
+    return online_softmax<n_kb, CAUSAL>(s, rows, rows_left(KT, len_k - key0), diagonal, warp_pos - key0,
+                                        a.scale_log2);
+  };
+  auto pack_all = [&] {
+#pragma unroll
+    for (int kk = 0; kk < KT / 16; ++kk) pack_p(s, kk, pa[kk]);
+  };
+
+  // Ping-pong: consumer c waits at barrier 1 + c before issuing its products and then releases the other's barrier;
+  // consumer 1 releases consumer 0 once up front, and consumer 0 takes the last release at the end (every arrive
+  // is matched, so the barriers end the kernel empty).
+  if (cw == 1) named_arrive(1, 256);
+  // Per tile: S, wait, softmax, O += P V, wait. (Issuing the next tile's S before this tile's softmax, as
+  // FlashAttention-3 does, measured slower here: 401 against 450 TFLOP/s on the vision block, H200, 2026-12-04.)
+  for (int tile = 0; tile < n_tiles; ++tile) {
+    named_sync(1 + cw, 256);
+    wgmma_fence();
+    issue_scores(tile);
+    named_arrive(2 - cw, 256);
+    wgmma_wait<0>();
+    fence_registers(s_flat);
+    rescale_rows(o, softmax_of(tile));
+    pack_all();
+    wgmma_fence();  // o and the P registers were written by ordinary instructions
+    issue_pv(tile);
+    wgmma_wait<0>();
+    fence_registers(o_flat);
+    mbar_arrive(empty + tile % STAGES);  // this thread's products on the stage are done
+  }
+  if (cw == 0) named_sync(1, 256);
+
+  const int64_t first = r0 + cw * 64 + warp * 16;
+  store_rows(o, rows, first, len, a.out + (s0 + first) * a.ldo + int64_t(head) * k_wg_hd, a.ldo);
+#endif
+}
+
 template <int KT, bool CAUSAL>
 void launch(const wg_args& w, dim3 grid, const stream_state& s, const std::string& sizes) {
   constexpr size_t smem = wg_geometry<KT>::bytes;
@@ -207,13 +367,34 @@ void launch(const wg_args& w, dim3 grid, const stream_state& s, const std::strin
   check_launch(what, sizes);
 }
 
-template <bool CAUSAL>
-void launch_variant(const wg_args& w, wgmma_variant v, dim3 grid, const stream_state& s, const std::string& sizes) {
-  if (v == wgmma_variant::K128) launch<128, CAUSAL>(w, grid, s, sizes);
-  else launch<64, CAUSAL>(w, grid, s, sizes);
+constexpr int k_ws_stages = 3;  // 3 x 64 KB of K/V + 32 KB of Q: the most of the 227 KB a block may have
+
+template <int KT, int STAGES, bool CAUSAL>
+void launch_ws(const wg_args& w, dim3 grid, const stream_state& s, const std::string& sizes) {
+  constexpr size_t smem = ws_geometry<KT, STAGES>::bytes;
+  auto* kernel = wgmma_ws_attention_kernel<KT, STAGES, CAUSAL>;
+  const char* what = CAUSAL ? "attention_paged (wgmma, warp-specialized)" : "attention_dense (wgmma, warp-specialized)";
+  check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)), what);
+  kernel<<<grid, k_ws_threads, smem, stream_of(s)>>>(w);
+  check_launch(what, sizes);
 }
 
-int key_tile_of(wgmma_variant v) { return v == wgmma_variant::K128 ? 128 : 64; }
+template <bool CAUSAL>
+void launch_variant(const wg_args& w, wgmma_variant v, dim3 grid, const stream_state& s, const std::string& sizes) {
+  switch (v) {
+    case wgmma_variant::K128: return launch<128, CAUSAL>(w, grid, s, sizes);
+    case wgmma_variant::K64: return launch<64, CAUSAL>(w, grid, s, sizes);
+    case wgmma_variant::WS128: return launch_ws<128, k_ws_stages, CAUSAL>(w, grid, s, sizes);
+  }
+}
+
+int key_tile_of(wgmma_variant v) { return v == wgmma_variant::K64 ? 64 : 128; }
+
+size_t shared_bytes_of(wgmma_variant v) {
+  if (v == wgmma_variant::K128) return wg_geometry<128>::bytes;
+  if (v == wgmma_variant::K64) return wg_geometry<64>::bytes;
+  return ws_geometry<128, k_ws_stages>::bytes;
+}
 
 // V [KT keys][128] read MN-major: the two 64-element column blocks are KT x 128 bytes apart (LBO), 8 keys to the
 // next 8 are 1024 bytes (SBO). AUTOGLM_CUDA_WGMMA_V_SWAP=1 swaps the two (a bisection switch for the layout).
@@ -233,8 +414,7 @@ bool dense_wgmma_fits(int head_dim, wgmma_variant v, const stream_state& s) {
   check(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev), "compute capability");
   check(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev), "compute capability");
   if (major != 9 || minor != 0) return false;  // sm_90a code runs on compute capability 9.0 only
-  const size_t need = v == wgmma_variant::K128 ? wg_geometry<128>::bytes : wg_geometry<64>::bytes;
-  return need <= max_shared_bytes(s);
+  return shared_bytes_of(v) <= max_shared_bytes(s);
 }
 
 void launch_dense_wgmma(const flash_args& a, int64_t n_seg, wgmma_variant v, stream_state& s,

@@ -44,6 +44,49 @@ __device__ inline void fence_registers(float (&r)[N]) {
   for (int i = 0; i < N; ++i) asm volatile("" : "+f"(r[i])::"memory");
 }
 
+// Shared-memory barriers (mbarrier) for warp-specialized kernels: init by one thread (then a block barrier), arrive
+// with release semantics, wait on a phase's parity with acquire semantics (phase k completes -> parity k & 1).
+__device__ inline void mbar_init(uint64_t* bar, uint32_t count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(count) : "memory");
+}
+__device__ inline void mbar_arrive(uint64_t* bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(smem_addr(bar)) : "memory");
+}
+__device__ inline void mbar_wait(uint64_t* bar, uint32_t parity) {
+  asm volatile(
+      "{\n.reg .pred done;\nwait_%=:\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+      "@!done bra wait_%=;\n}\n" ::"r"(smem_addr(bar)),
+      "r"(parity)
+      : "memory");
+}
+// Named barriers (ids 1..15; 0 is __syncthreads) over `count` threads: sync waits, arrive does not.
+__device__ inline void named_sync(int id, int count) {
+  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(count) : "memory");
+}
+__device__ inline void named_arrive(int id, int count) {
+  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(count) : "memory");
+}
+// Moves registers between the warpgroups of a block (all threads of a warpgroup execute it).
+template <int N>
+__device__ inline void regs_dec() {
+  asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N));
+}
+template <int N>
+__device__ inline void regs_inc() {
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N));
+}
+
+// The same for the A operand registers of register-sourced products: they must hold their values until the product
+// that reads them is waited for, and this use after the wait keeps the compiler from reusing them before.
+template <int M, int N>
+__device__ inline void fence_registers(uint32_t (&r)[M][N]) {
+#pragma unroll
+  for (int i = 0; i < M; ++i)
+#pragma unroll
+    for (int j = 0; j < N; ++j) asm volatile("" : "+r"(r[i][j])::"memory");
+}
+
 // D [64, 64] (+)= A [64, 16] . B [16, 64] for one warpgroup, A and B K-major in shared memory (descriptors), F32
 // accumulators in the D layout above; scale_d = 0 overwrites D.
 __device__ inline void wgmma_ss_n64(float (&d)[32], uint64_t desc_a, uint64_t desc_b, int scale_d) {
