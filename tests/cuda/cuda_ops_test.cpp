@@ -320,7 +320,7 @@ TEST_F(cuda_ops, paged_attention_of_prefill_chunks_on_tensor_cores) {
   for (dtype t : {dtype::BF16, dtype::F16, dtype::F32})
     for (const paged_case& c : cases) {
       check_paged(cpu(), gpu(), t, c, k_bf16_attention_tol);
-      for (const char* path : {"wgmma", "mma64", "mma", "gemm"}) {
+      for (const char* path : {"wgmma_ws", "wgmma", "mma64", "mma", "gemm"}) {
         setenv("AUTOGLM_CUDA_PREFILL_ATTENTION", path, 1);
         check_paged(cpu(), gpu(), t, c, k_bf16_attention_tol);
       }
@@ -382,6 +382,7 @@ TEST_F(cuda_ops, dense_attention_of_large_images_on_tensor_cores) {
                               {"wgmma flash kernel, 128-key tiles", "wgmma", false},
                               {"wgmma flash kernel, 64-key tiles", "wgmma64", false},
                               {"wgmma flash kernel, warp-specialized", "wgmma_ws", false},
+                              {"wgmma flash kernel, warp-specialized, TMA loads", "wgmma_tma", false},
                               {"mma.sync flash kernel, 128-row blocks", "mma", false},
                               {"mma.sync flash kernel, 64-row blocks", "mma64", false},
                               {"tensor cores via cuBLAS", "gemm", false},

@@ -204,6 +204,8 @@ int main(int argc, char** argv) {
                                  {"prefill 4096 (wgmma)", {{0, 4096}}, "wgmma", "split"},
                                  {"prefill 2048 (wgmma_ws)", {{0, 2048}}, "wgmma_ws", "split"},
                                  {"prefill 4096 (wgmma_ws)", {{0, 4096}}, "wgmma_ws", "split"},
+                                 {"prefill 2048 (wgmma_tma)", {{0, 2048}}, "wgmma_tma", "split"},
+                                 {"prefill 4096 (wgmma_tma)", {{0, 4096}}, "wgmma_tma", "split"},
                                  {"prefill 512 after 1500 (mma)", {{1500, 512}}, "mma", "split"},
                                  {"prefill 2048 (mma)", {{0, 2048}}, "mma", "split"},
                                  {"prefill 2048 (mma64)", {{0, 2048}}, "mma64", "split"},
@@ -327,9 +329,10 @@ int main(int argc, char** argv) {
       int64_t n;
       const char* path;  // AUTOGLM_CUDA_DENSE_ATTENTION
     };
-    std::vector<dense_run> dense_runs = {{576, "mma"},      {13416, "wgmma_ws"}, {13416, "wgmma"}, {13416, "wgmma64"},
-                                         {13416, "mma64"},    {13416, "mma"},      {13416, "gemm"},  {13416, "fused"}};
-    if (o.quick) dense_runs.resize(5);
+    std::vector<dense_run> dense_runs = {{576, "mma"},     {13416, "wgmma_ws"}, {13416, "wgmma_tma"}, {13416, "wgmma"},
+                                         {13416, "wgmma64"}, {13416, "mma64"},   {13416, "mma"},       {13416, "gemm"},
+                                         {13416, "fused"}};
+    if (o.quick) dense_runs.resize(6);
     std::printf("\n%-40s %10s %10s\n", "attention_dense", "ms", "TFLOP/s");
     for (const dense_run& r : dense_runs) {
       const int64_t n = r.n;

@@ -16,28 +16,30 @@ namespace autoglm::cuda {
 
 constexpr int64_t k_tensor_core_rows = 1024;
 
-// Which kernel takes large images: AUTOGLM_CUDA_DENSE_ATTENTION=wgmma_ws (default: Hopper's warpgroup MMA,
-// warp-specialized, on compute capability 9.0 with head_dim 128; elsewhere mma64), wgmma (the same products with one
-// block barrier per 128-key tile), wgmma64 (that with 64-key tiles), mma64 (the mma.sync flash kernel, 4 warps = 64
-// query rows per block, two blocks per SM), mma (the same with 8 warps = 128 rows, one per SM), gemm (cuBLAS), fused
-// (the WMMA flash kernel) or f32 (the F32 flash kernel): a switch for benchmarks and bisection, read at each call.
-// On the H200 a 1080x2400 screenshot's block takes 2.46 ms with wgmma_ws (450 TFLOP/s), 2.99 with wgmma (370),
-// 3.30 with wgmma64, 4.53 with mma64 (cuda_perf, 2026-12-04).
-enum class dense_path { WGMMA_WS, WGMMA, WGMMA64, MMA, MMA64, GEMM, FUSED, F32 };
+// Which kernel takes large images: AUTOGLM_CUDA_DENSE_ATTENTION=wgmma_tma (default: Hopper's warpgroup MMA,
+// warp-specialized, tiles loaded by the tensor memory accelerator, on compute capability 9.0 with head_dim 128;
+// elsewhere mma64), wgmma_ws (the same with cp.async loads by a whole warpgroup; also where the driver has no TMA
+// maps), wgmma (one block barrier per 128-key tile), wgmma64 (that with 64-key tiles), mma64 (the mma.sync flash
+// kernel, 4 warps = 64 query rows per block, two blocks per SM), mma (the same with 8 warps = 128 rows, one per SM),
+// gemm (cuBLAS), fused (the WMMA flash kernel) or f32 (the F32 flash kernel): a switch for benchmarks and bisection,
+// read at each call. On the H200 a 1080x2400 screenshot's block takes 2.12 ms with wgmma_tma (521 TFLOP/s), 2.53
+// with wgmma_ws (437), 2.99 with wgmma (369), 3.28 with wgmma64, 4.57 with mma64 (cuda_perf, 2026-12-04).
+enum class dense_path { WGMMA_TMA, WGMMA_WS, WGMMA, WGMMA64, MMA, MMA64, GEMM, FUSED, F32 };
 dense_path dense_attention_path() {
   const char* e = std::getenv("AUTOGLM_CUDA_DENSE_ATTENTION");
-  if (!e || !*e) return dense_path::WGMMA_WS;
+  if (!e || !*e) return dense_path::WGMMA_TMA;
   const std::string v = e;
   if (v == "wgmma") return dense_path::WGMMA;
   if (v == "wgmma64") return dense_path::WGMMA64;
   if (v == "wgmma_ws") return dense_path::WGMMA_WS;
+  if (v == "wgmma_tma") return dense_path::WGMMA_TMA;
   if (v == "mma") return dense_path::MMA;
   if (v == "mma64") return dense_path::MMA64;
   if (v == "gemm") return dense_path::GEMM;
   if (v == "fused") return dense_path::FUSED;
   if (v == "f32") return dense_path::F32;
-  throw error("AUTOGLM_CUDA_DENSE_ATTENTION is '" + v + "': use wgmma_ws, wgmma, wgmma64, mma, mma64, gemm, fused or"
-              " f32");
+  throw error("AUTOGLM_CUDA_DENSE_ATTENTION is '" + v +
+              "': use wgmma_tma, wgmma_ws, wgmma, wgmma64, mma, mma64, gemm, fused or f32");
 }
 
 void attention_dense_kernel(const kernel_context& kc, const tensor& q, const tensor& k, const tensor& v,
@@ -82,10 +84,12 @@ void attention_dense_kernel(const kernel_context& kc, const tensor& q, const ten
   // (The tensor-core kernels' softmax takes the max of the raw scores: a positive scale, as attention always has.)
   if (get_cuda_gemm_precision() == cuda_gemm_precision::ROUNDED && qm.rows >= k_tensor_core_rows && scale > 0.0f) {
     dense_path path = dense_attention_path();
-    if (path == dense_path::WGMMA_WS || path == dense_path::WGMMA || path == dense_path::WGMMA64) {
-      const wgmma_variant v = path == dense_path::WGMMA_WS ? wgmma_variant::WS128
-                              : path == dense_path::WGMMA  ? wgmma_variant::K128
-                                                           : wgmma_variant::K64;
+    if (path == dense_path::WGMMA_WS || path == dense_path::WGMMA_TMA || path == dense_path::WGMMA ||
+        path == dense_path::WGMMA64) {
+      const wgmma_variant v = path == dense_path::WGMMA_WS    ? wgmma_variant::WS128
+                              : path == dense_path::WGMMA_TMA ? wgmma_variant::WS128_TMA
+                              : path == dense_path::WGMMA     ? wgmma_variant::K128
+                                                              : wgmma_variant::K64;
       if (dense_wgmma_fits(head_dim, v, s)) {
         launch_dense_wgmma(a, n_seg, v, s, sizes);
         return;

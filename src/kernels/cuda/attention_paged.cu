@@ -21,23 +21,26 @@ namespace {
 
 constexpr int64_t k_min_split = 128;                     // positions per split, at least
 
-// AUTOGLM_CUDA_PREFILL_ATTENTION=wgmma_ws (default), wgmma, mma64, mma, gemm or flash: which kernel takes prefill
-// chunks (benchmarks, bisection): the fused causal wgmma kernel, warp-specialized (a loading warpgroup, two computing
-// ones taking turns) or with one block barrier per 128-key tile (compute capability 9.0, head_dim 128; elsewhere
-// mma64), the fused causal mma.sync kernel with blocks of 64 query rows (4 warps) or 128 (8 warps), cuBLAS with the
-// scores in memory, or the F32 flash tile. On the H200, 2,048 / 4,096 tokens of the 9B model: wgmma_ws 195 / 309
-// TFLOP/s, wgmma 176 / 270, mma64 140 / 193 (cuda_perf, 2026-12-04).
-enum class prefill_path { WGMMA_WS, WGMMA, MMA, MMA64, GEMM, FLASH };
+// AUTOGLM_CUDA_PREFILL_ATTENTION=wgmma_tma (default), wgmma_ws, wgmma, mma64, mma, gemm or flash: which kernel
+// takes prefill chunks (benchmarks, bisection): the fused causal wgmma kernel, warp-specialized (a loading
+// warpgroup, two computing ones taking turns) with TMA or cp.async loads, or with one block barrier per 128-key tile
+// (compute capability 9.0, head_dim 128; elsewhere mma64), the fused causal mma.sync kernel with blocks of 64 query
+// rows (4 warps) or 128 (8 warps), cuBLAS with the scores in memory, or the F32 flash tile. On the H200, 2,048 /
+// 4,096 tokens of the 9B model: wgmma_tma 218 / 362 TFLOP/s, wgmma_ws 194 / 307, wgmma 178 / 271, mma64 138 / 194
+// (cuda_perf, 2026-12-04).
+enum class prefill_path { WGMMA_TMA, WGMMA_WS, WGMMA, MMA, MMA64, GEMM, FLASH };
 prefill_path prefill_attention_path() {
   const char* e = std::getenv("AUTOGLM_CUDA_PREFILL_ATTENTION");
   const std::string v = e ? e : "";
-  if (v.empty() || v == "wgmma_ws") return prefill_path::WGMMA_WS;
+  if (v.empty() || v == "wgmma_tma") return prefill_path::WGMMA_TMA;
+  if (v == "wgmma_ws") return prefill_path::WGMMA_WS;
   if (v == "wgmma") return prefill_path::WGMMA;
   if (v == "mma64") return prefill_path::MMA64;
   if (v == "mma") return prefill_path::MMA;
   if (v == "gemm") return prefill_path::GEMM;
   if (v == "flash") return prefill_path::FLASH;
-  throw error("AUTOGLM_CUDA_PREFILL_ATTENTION is '" + v + "': use wgmma_ws, wgmma, mma64, mma, gemm or flash");
+  throw error("AUTOGLM_CUDA_PREFILL_ATTENTION is '" + v +
+              "': use wgmma_tma, wgmma_ws, wgmma, mma64, mma, gemm or flash");
 }
 constexpr size_t k_split_budget = size_t(256) << 20;     // bytes of partials at most
 
@@ -228,8 +231,11 @@ void attention_paged_kernel(const kernel_context& kc, const tensor& q, const pag
       a.scale > 0.0f) {  // the tensor-core kernels' softmax takes the max of the raw scores
     int64_t n_done = 0;
     const int mma_warps = path == prefill_path::MMA ? 8 : path == prefill_path::GEMM ? 0 : 4;
-    const wgmma_variant wv = path == prefill_path::WGMMA_WS ? wgmma_variant::WS128 : wgmma_variant::K128;
-    const bool wgmma = path == prefill_path::WGMMA_WS || path == prefill_path::WGMMA;
+    const wgmma_variant wv = path == prefill_path::WGMMA_WS    ? wgmma_variant::WS128
+                             : path == prefill_path::WGMMA_TMA ? wgmma_variant::WS128_TMA
+                                                               : wgmma_variant::K128;
+    const bool wgmma =
+        path == prefill_path::WGMMA_TMA || path == prefill_path::WGMMA_WS || path == prefill_path::WGMMA;
     rest_info = paged_prefill_gemm(a, g.type, n_kv_heads, batch.n_seqs, mma_warps, wgmma ? &wv : nullptr, s, sizes,
                                    &n_done);
     if (n_done == batch.n_seqs) return;

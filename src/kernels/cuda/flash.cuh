@@ -281,8 +281,8 @@ void launch_causal_mma(const causal_mma_args& c, int warps, stream_state& s, con
 const uint16_t* dense_bf16_heads(const flash_args& a, stream_state& s, const std::string& sizes);
 // sm90a/attention_dense_wgmma.cu: the dense and causal attention above on Hopper's wgmma (head_dim 128), for compute
 // capability 9.0 devices only, with key tiles of 128 or 64, or warp-specialized (a loading warpgroup, two computing
-// ones taking turns; 128-key tiles: the default).
-enum class wgmma_variant { K128, K64, WS128 };
+// ones taking turns; 128-key tiles), its loads by cp.async or by the tensor memory accelerator (TMA).
+enum class wgmma_variant { K128, K64, WS128, WS128_TMA };
 bool dense_wgmma_fits(int head_dim, wgmma_variant v, const stream_state& s);
 void launch_dense_wgmma(const flash_args& a, int64_t n_seg, wgmma_variant v, stream_state& s,
                         const std::string& sizes);

@@ -20,15 +20,20 @@
 //
 // Two kernels share these steps. wgmma_attention_kernel: both warpgroups load (cp.async, double-buffered) and meet
 // at one block barrier per tile, so their softmaxes run at the same time while the tensor cores idle.
-// wgmma_ws_attention_kernel (the default, below): a third warpgroup loads, stages are handed over by shared-memory
-// barriers, and the two computing warpgroups take turns on the tensor cores.
+// wgmma_ws_attention_kernel (the default, below): a third warpgroup loads (one thread issuing TMA tile copies, or
+// the warpgroup's cp.async where the driver has no tensor maps), stages are handed over by shared-memory barriers,
+// and the two computing warpgroups take turns on the tensor cores.
 //
 // Measured on the H200 (cuda_perf, 2026-12-04): a 1080x2400 screenshot's vision block (13,416 rows, 12 heads,
-// 1.1e12 FLOP) in 2.46 ms warp-specialized (450 TFLOP/s), 2.99 ms (370) with the block barrier, 3.30 with 64-key
-// tiles, 4.53 ms (244) for the mma.sync kernel. Causal, 2,048 / 4,096 tokens of the 9B model: 195 / 309 TFLOP/s
-// warp-specialized, 176 / 270 with the block barrier. wgmma's dense bf16 peak is ~990; ncu on the barrier kernel:
-// tensor pipe 44% busy, issue slots 44-50% (the softmax's instructions; exp2 on the MUFU alone and the max of the raw
-// scores brought it from ~11 to ~6 instructions per score).
+// 1.1e12 FLOP) in 2.12 ms warp-specialized with TMA (521 TFLOP/s), 2.53 with cp.async loads (437), 2.99 ms (369)
+// with the block barrier, 3.28 with 64-key tiles, 4.57 ms (242) for the mma.sync kernel. Causal, 2,048 / 4,096
+// tokens of the 9B model: 218 / 362 TFLOP/s (TMA), 194 / 307 (cp.async), 178 / 271 (block barrier). wgmma's dense
+// bf16 peak is ~990; ncu on the cp.async kernels: tensor pipe 44% busy, issue slots 44-50%, spent on the softmax
+// (exp2 on the MUFU alone and the max of the raw scores brought it from ~11 to ~6 instructions per score) and on
+// the producer's copies (TMA: 4 instructions per tile instead of 32 copies per thread).
+#include <cuda.h>  // CUtensorMap (the driver's encoder is reached through the runtime: no libcuda link)
+#include <cudaTypedefs.h>
+
 #include <cstdlib>
 #include <string>
 #include <utility>
@@ -230,8 +235,14 @@ struct ws_geometry {
 };
 constexpr int k_ws_threads = 3 * 128;
 
-template <int KT, int STAGES, bool CAUSAL>
-__global__ void __launch_bounds__(k_ws_threads, 1) wgmma_ws_attention_kernel(const wg_args a) {
+// TMA = true: one thread of the producer copies each tile with the tensor memory accelerator (2 copies of 64
+// columns per operand; maps of Q, K and V as [rows, 128] bf16 with the 128-byte swizzle, rows past the tensor read as
+// zeros, rows of the next segment or head read as they are and masked like any key past nk); false: the producer's
+// 128 threads copy with cp.async.
+template <int KT, int STAGES, bool TMA, bool CAUSAL>
+__global__ void __launch_bounds__(k_ws_threads, 1)
+    wgmma_ws_attention_kernel(const wg_args a, const __grid_constant__ CUtensorMap map_q,
+                              const __grid_constant__ CUtensorMap map_k, const __grid_constant__ CUtensorMap map_v) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using G = ws_geometry<KT, STAGES>;
   constexpr int n_kb = KT / 8;
@@ -249,7 +260,7 @@ __global__ void __launch_bounds__(k_ws_threads, 1) wgmma_ws_attention_kernel(con
   const int n_tiles = int((len_k + KT - 1) / KT);
   if (threadIdx.x == 0) {
     for (int i = 0; i < STAGES; ++i) {
-      mbar_init(full + i, 128);
+      mbar_init(full + i, TMA ? 1 : 128);
       mbar_init(empty + i, 256);
     }
   }
@@ -258,6 +269,23 @@ __global__ void __launch_bounds__(k_ws_threads, 1) wgmma_ws_attention_kernel(con
   const int wg = threadIdx.x >> 7;
   if (wg == 0) {  // the producer
     regs_dec<40>();
+    if constexpr (TMA) {
+      if (threadIdx.x != 0) return;
+      const int q_y = int(int64_t(head) * a.q_rows + s0 + r0);
+      const int kv_y = int(int64_t(head / a.group) * a.kv_rows + s0);
+      for (int tile = 0; tile < n_tiles; ++tile) {
+        const int stage = tile % STAGES;
+        if (tile >= STAGES) mbar_wait(empty + stage, uint32_t(tile / STAGES - 1) & 1u);
+        mbar_arrive_expect_tx(full + stage, uint32_t(2 * G::kv_bytes + (tile == 0 ? G::q_bytes : 0)));
+        if (tile == 0)
+          for (int c = 0; c < 2; ++c) tma_load_2d(sq + c * (k_wg_rows * 128), &map_q, 64 * c, q_y, full);
+        for (int c = 0; c < 2; ++c) {
+          tma_load_2d(sk + stage * G::kv_bytes + c * (KT * 128), &map_k, 64 * c, kv_y + tile * KT, full + stage);
+          tma_load_2d(sv + stage * G::kv_bytes + c * (KT * 128), &map_v, 64 * c, kv_y + tile * KT, full + stage);
+        }
+      }
+      return;
+    }
     const int tid = threadIdx.x;
     for (int tile = 0; tile < n_tiles; ++tile) {
       const int stage = tile % STAGES;
@@ -369,22 +397,61 @@ void launch(const wg_args& w, dim3 grid, const stream_state& s, const std::strin
 
 constexpr int k_ws_stages = 3;  // 3 x 64 KB of K/V + 32 KB of Q: the most of the 227 KB a block may have
 
-template <int KT, int STAGES, bool CAUSAL>
+// cuTensorMapEncodeTiled from the driver, through the runtime (null when the driver lacks it).
+PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
+  static const PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
+    void* p = nullptr;
+    cudaDriverEntryPointQueryResult q{};
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000, cudaEnableDefault, &q) != cudaSuccess ||
+        q != cudaDriverEntryPointSuccess)
+      return PFN_cuTensorMapEncodeTiled_v12000(nullptr);
+    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(p);
+  }();
+  return fn;
+}
+
+// A map of `rows` bf16 rows of 128 (256 bytes apart) read as boxes of 64 columns x box_rows, 128-byte swizzle.
+CUtensorMap rows_map(const uint16_t* base, int64_t rows, int box_rows, const char* what) {
+  CUtensorMap m{};
+  const cuuint64_t dims[2] = {cuuint64_t(k_wg_hd), cuuint64_t(rows)};
+  const cuuint64_t strides[1] = {cuuint64_t(k_wg_hd) * 2};
+  const cuuint32_t box[2] = {64, cuuint32_t(box_rows)};
+  const cuuint32_t steps[2] = {1, 1};
+  const CUresult r = tensor_map_encoder()(&m, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<uint16_t*>(base), dims,
+                                          strides, box, steps, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                                          CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                                          CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  AG_CHECK(r == CUDA_SUCCESS, std::string(what) + ": cuTensorMapEncodeTiled failed (" + std::to_string(int(r)) + ")");
+  return m;
+}
+
+template <int KT, int STAGES, bool TMA, bool CAUSAL>
 void launch_ws(const wg_args& w, dim3 grid, const stream_state& s, const std::string& sizes) {
   constexpr size_t smem = ws_geometry<KT, STAGES>::bytes;
-  auto* kernel = wgmma_ws_attention_kernel<KT, STAGES, CAUSAL>;
+  auto* kernel = wgmma_ws_attention_kernel<KT, STAGES, TMA, CAUSAL>;
   const char* what = CAUSAL ? "attention_paged (wgmma, warp-specialized)" : "attention_dense (wgmma, warp-specialized)";
+  CUtensorMap mq{}, mk{}, mv{};
+  if constexpr (TMA) {
+    const int64_t heads = grid.z, kv_heads = heads / w.group;  // grid.z = query heads
+    AG_CHECK(heads * w.q_rows < (int64_t(1) << 31) && kv_heads * w.kv_rows < (int64_t(1) << 31),
+             std::string(what) + ": rows exceed the tensor maps' int32 coordinates");
+    mq = rows_map(w.q, heads * w.q_rows, k_wg_rows, what);
+    mk = rows_map(w.k, kv_heads * w.kv_rows, KT, what);
+    mv = rows_map(w.v, kv_heads * w.kv_rows, KT, what);
+  }
   check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)), what);
-  kernel<<<grid, k_ws_threads, smem, stream_of(s)>>>(w);
+  kernel<<<grid, k_ws_threads, smem, stream_of(s)>>>(w, mq, mk, mv);
   check_launch(what, sizes);
 }
 
 template <bool CAUSAL>
 void launch_variant(const wg_args& w, wgmma_variant v, dim3 grid, const stream_state& s, const std::string& sizes) {
+  if (v == wgmma_variant::WS128_TMA && !tensor_map_encoder()) v = wgmma_variant::WS128;  // a driver without TMA maps
   switch (v) {
     case wgmma_variant::K128: return launch<128, CAUSAL>(w, grid, s, sizes);
     case wgmma_variant::K64: return launch<64, CAUSAL>(w, grid, s, sizes);
-    case wgmma_variant::WS128: return launch_ws<128, k_ws_stages, CAUSAL>(w, grid, s, sizes);
+    case wgmma_variant::WS128: return launch_ws<128, k_ws_stages, false, CAUSAL>(w, grid, s, sizes);
+    case wgmma_variant::WS128_TMA: return launch_ws<128, k_ws_stages, true, CAUSAL>(w, grid, s, sizes);
   }
 }
 

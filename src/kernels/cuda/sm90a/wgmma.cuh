@@ -60,6 +60,22 @@ __device__ inline void mbar_wait(uint64_t* bar, uint32_t parity) {
       "r"(parity)
       : "memory");
 }
+// The tensor memory accelerator (TMA): a barrier arrival that also expects `bytes` of asynchronous copies, and a
+// 2-D tile copy from global memory (described by a CUtensorMap kernel parameter, coordinates x = innermost element,
+// y = row) into shared memory whose completion counts those bytes on the barrier. The copy writes through the async
+// proxy, as wgmma reads: no proxy fence between them.
+__device__ inline void mbar_arrive_expect_tx(uint64_t* bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(bytes)
+               : "memory");
+}
+__device__ inline void tma_load_2d(void* dst, const void* tensor_map, int x, int y, uint64_t* bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::
+          "r"(smem_addr(dst)),
+      "l"(reinterpret_cast<uint64_t>(tensor_map)), "r"(x), "r"(y), "r"(smem_addr(bar))
+      : "memory");
+}
+
 // Named barriers (ids 1..15; 0 is __syncthreads) over `count` threads: sync waits, arrive does not.
 __device__ inline void named_sync(int id, int count) {
   asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(count) : "memory");
