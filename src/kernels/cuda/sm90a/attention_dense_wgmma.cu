@@ -113,6 +113,38 @@ __device__ inline bool block_rows(const wg_args& a, int64_t& s0, int64_t& len, i
   return true;
 }
 
+// S [64][KT] = Q K^T, issued (not committed or waited for): this warpgroup's 64 Q rows at q_wg (column blocks
+// k_wg_rows x 128 bytes apart), a K tile of KT keys at kt; k16 step kk reads head dims 16 kk .. 16 kk + 15, column
+// block kk / 4, +32 bytes per step in it. s: the flat view of the [KT / 8][4] fragments.
+template <int KT>
+__device__ inline void issue_qk(float (&s)[KT / 2], const uint8_t* q_wg, const uint8_t* kt) {
+#pragma unroll
+  for (int kk = 0; kk < k_wg_hd / 16; ++kk) {
+    const uint64_t da = wgmma_desc(q_wg + (kk >> 2) * (k_wg_rows * 128) + (kk & 3) * 32, 16, 1024);
+    const uint64_t db = wgmma_desc(kt + (kk >> 2) * (KT * 128) + (kk & 3) * 32, 16, 1024);
+    if constexpr (KT == 64) wgmma_ss_n64(s, da, db, kk > 0);
+    else wgmma_ss_n128(s, da, db, kk > 0);
+  }
+}
+
+// O [64][128] += P V, issued: the A fragment of keys 16 kk .. 16 kk + 15 is S's blocks 2 kk and 2 kk + 1 (packed by
+// pack_p), V's rows 16 kk .. are 16 rows (2048 bytes) into its tile at vt, read MN-major (a.v_lbo / a.v_sbo).
+template <int KT>
+__device__ inline void issue_pv(float (&o)[64], const uint32_t (&pa)[KT / 16][4], const uint8_t* vt,
+                                const wg_args& a) {
+#pragma unroll
+  for (int kk = 0; kk < KT / 16; ++kk) wgmma_rs_n128_mn(o, pa[kk], wgmma_desc(vt + kk * 2048, a.v_lbo, a.v_sbo));
+}
+
+// Zeroed accumulators: O [64][128] and S [64][KT] of a warpgroup as the flat arrays the wgmma wrappers take.
+template <int KT>
+__device__ inline void zero_accumulators(float (&o)[64], float (&s)[KT / 2]) {
+#pragma unroll
+  for (int i = 0; i < 64; ++i) o[i] = 0.0f;
+#pragma unroll
+  for (int i = 0; i < KT / 2; ++i) s[i] = 0.0f;
+}
+
 // CAUSAL = false: blockIdx.y is a segment of the rows (an image frame); every row sees the segment's keys.
 // CAUSAL = true: one sequence's prefill chunk (GQA); row tiles run in reverse order (the longest key ranges start
 // first) and a block reads keys up to its last row's position; tiles crossing a warp's diagonal mask per key.
@@ -150,21 +182,6 @@ __global__ void __launch_bounds__(k_wg_threads, 1) wgmma_attention_kernel(const 
     load_swizzled<KT>(sv + (tile % STAGES) * G::kv_bytes, vh + t0 * k_wg_hd, nk);
     cp_async_commit();
   };
-  // S = Q K^T of `tile`, issued (not waited for): k16 step kk reads head dims 16 kk .. 16 kk + 15, column block
-  // kk / 4, +32 bytes per step in it.
-  auto issue_scores = [&](float (&s)[KT / 2], int tile) {  // s: the flat view of the [n_kb][4] fragments
-    const uint8_t* const kt = sk + (tile % STAGES) * G::kv_bytes;
-    wgmma_fence();
-#pragma unroll
-    for (int kk = 0; kk < k_wg_hd / 16; ++kk) {
-      const uint64_t da = wgmma_desc(q_wg + (kk >> 2) * (k_wg_rows * 128) + (kk & 3) * 32, 16, 1024);
-      const uint64_t db = wgmma_desc(kt + (kk >> 2) * (KT * 128) + (kk & 3) * 32, 16, 1024);
-      if constexpr (KT == 64) wgmma_ss_n64(s, da, db, kk > 0);
-      else wgmma_ss_n128(s, da, db, kk > 0);
-    }
-    wgmma_commit();
-  };
-
   load_swizzled<k_wg_rows>(sq, a.q + q_base + r0 * k_wg_hd, rows_left(k_wg_rows, len - r0));
   load_tile(0);  // with Q: one group
 
@@ -173,10 +190,7 @@ __global__ void __launch_bounds__(k_wg_threads, 1) wgmma_attention_kernel(const 
   float o[16][4], s[n_kb][4];
   float(&o_flat)[64] = *reinterpret_cast<float(*)[64]>(&o[0][0]);
   float(&s_flat)[KT / 2] = *reinterpret_cast<float(*)[KT / 2]>(&s[0][0]);
-#pragma unroll
-  for (int i = 0; i < 64; ++i) o_flat[i] = 0.0f;
-#pragma unroll
-  for (int i = 0; i < KT / 2; ++i) s_flat[i] = 0.0f;
+  zero_accumulators<KT>(o_flat, s_flat);
   softmax_rows rows;  // this warp's rows g and g + 8
 
   for (int tile = 0; tile < n_tiles; ++tile) {
@@ -186,7 +200,9 @@ __global__ void __launch_bounds__(k_wg_threads, 1) wgmma_attention_kernel(const 
     fence_proxy_async();
     __syncthreads();
     if (tile + STAGES - 1 < n_tiles) load_tile(tile + STAGES - 1);
-    issue_scores(s_flat, tile);
+    wgmma_fence();
+    issue_qk<KT>(s_flat, q_wg, sk + (tile % STAGES) * G::kv_bytes);
+    wgmma_commit();
     wgmma_wait<0>();
     fence_registers(s_flat);
 
@@ -197,17 +213,12 @@ __global__ void __launch_bounds__(k_wg_threads, 1) wgmma_attention_kernel(const 
     const bool diagonal = CAUSAL && key0 + KT - 1 > warp_pos;
     rescale_rows(o, online_softmax<n_kb, CAUSAL>(s, rows, nk, diagonal, warp_pos - key0, a.scale_log2));
 
-    // O += P V: the A fragment of keys 16 kk .. 16 kk + 15 is S's blocks 2 kk and 2 kk + 1 (the mma kernel's
-    // packing); V's rows 16 kk .. are 16 rows (2048 bytes) into its tile. All of P is packed before the first
-    // product: registers written between products would need fences.
+    // O += P V. All of P is packed before the first product: registers written between products would need fences.
     uint32_t pa[KT / 16][4];
 #pragma unroll
     for (int kk = 0; kk < KT / 16; ++kk) pack_p(s, kk, pa[kk]);
-    const uint8_t* const vt = sv + (tile % STAGES) * G::kv_bytes;
     wgmma_fence();  // o and the P registers were written by ordinary instructions
-#pragma unroll
-    for (int kk = 0; kk < KT / 16; ++kk)
-      wgmma_rs_n128_mn(o_flat, pa[kk], wgmma_desc(vt + kk * 2048, a.v_lbo, a.v_sbo));
+    issue_pv<KT>(o_flat, pa, sv + (tile % STAGES) * G::kv_bytes, a);
     wgmma_commit();
     wgmma_wait<0>();
     fence_registers(o_flat);
@@ -317,45 +328,8 @@ __global__ void __launch_bounds__(k_ws_threads, 1)
   float o[16][4], s[n_kb][4];
   float(&o_flat)[64] = *reinterpret_cast<float(*)[64]>(&o[0][0]);
   float(&s_flat)[KT / 2] = *reinterpret_cast<float(*)[KT / 2]>(&s[0][0]);
-#pragma unroll
-  for (int i = 0; i < 64; ++i) o_flat[i] = 0.0f;
-#pragma unroll
-  for (int i = 0; i < KT / 2; ++i) s_flat[i] = 0.0f;
+  zero_accumulators<KT>(o_flat, s_flat);
   softmax_rows rows;
-  uint32_t pa[KT / 16][4];  // P of the current tile, the A operand of O += P V
-
-  // S = Q K^T of `tile` into s, issued and committed (wgmma_fence first: s was last written by the softmax).
-  auto issue_scores = [&](int tile) {
-    mbar_wait(full + tile % STAGES, uint32_t(tile / STAGES) & 1u);
-    const uint8_t* const kt = sk + (tile % STAGES) * G::kv_bytes;
-#pragma unroll
-    for (int kk = 0; kk < k_wg_hd / 16; ++kk) {
-      const uint64_t da = wgmma_desc(q_wg + (kk >> 2) * (k_wg_rows * 128) + (kk & 3) * 32, 16, 1024);
-      const uint64_t db = wgmma_desc(kt + (kk >> 2) * (KT * 128) + (kk & 3) * 32, 16, 1024);
-      if constexpr (KT == 64) wgmma_ss_n64(s_flat, da, db, kk > 0);
-      else wgmma_ss_n128(s_flat, da, db, kk > 0);
-    }
-    wgmma_commit();
-  };
-  // O += P V of `tile` (P in pa), issued and committed.
-  auto issue_pv = [&](int tile) {
-    const uint8_t* const vt = sv + (tile % STAGES) * G::kv_bytes;
-#pragma unroll
-    for (int kk = 0; kk < KT / 16; ++kk)
-      wgmma_rs_n128_mn(o_flat, pa[kk], wgmma_desc(vt + kk * 2048, a.v_lbo, a.v_sbo));
-    wgmma_commit();
-  };
-  // The online softmax of `tile`'s scores in s (flash_fragments.cuh): the factors O must be rescaled by.
-  auto softmax_of = [&](int tile) {
-    const int64_t key0 = int64_t(tile) * KT;
-    const bool diagonal = CAUSAL && key0 + KT - 1 > warp_pos;
-    return online_softmax<n_kb, CAUSAL>(s, rows, rows_left(KT, len_k - key0), diagonal, warp_pos - key0,
-                                        a.scale_log2);
-  };
-  auto pack_all = [&] {
-#pragma unroll
-    for (int kk = 0; kk < KT / 16; ++kk) pack_p(s, kk, pa[kk]);
-  };
 
   // Ping-pong: consumer c waits at barrier 1 + c before issuing its products and then releases the other's barrier;
   // consumer 1 releases consumer 0 once up front, and consumer 0 takes the last release at the end (every arrive
@@ -364,19 +338,28 @@ __global__ void __launch_bounds__(k_ws_threads, 1)
   // Per tile: S, wait, softmax, O += P V, wait. (Issuing the next tile's S before this tile's softmax, as
   // FlashAttention-3 does, measured slower here: 401 against 450 TFLOP/s on the vision block, H200, 2026-12-04.)
   for (int tile = 0; tile < n_tiles; ++tile) {
+    const int stage = tile % STAGES;
+    mbar_wait(full + stage, uint32_t(tile / STAGES) & 1u);
     named_sync(1 + cw, 256);
-    wgmma_fence();
-    issue_scores(tile);
+    wgmma_fence();  // s was last written by the softmax
+    issue_qk<KT>(s_flat, q_wg, sk + stage * G::kv_bytes);
+    wgmma_commit();
     named_arrive(2 - cw, 256);
     wgmma_wait<0>();
     fence_registers(s_flat);
-    rescale_rows(o, softmax_of(tile));
-    pack_all();
+    const int64_t key0 = int64_t(tile) * KT;
+    const bool diagonal = CAUSAL && key0 + KT - 1 > warp_pos;
+    rescale_rows(o, online_softmax<n_kb, CAUSAL>(s, rows, rows_left(KT, len_k - key0), diagonal, warp_pos - key0,
+                                                 a.scale_log2));
+    uint32_t pa[KT / 16][4];
+#pragma unroll
+    for (int kk = 0; kk < KT / 16; ++kk) pack_p(s, kk, pa[kk]);
     wgmma_fence();  // o and the P registers were written by ordinary instructions
-    issue_pv(tile);
+    issue_pv<KT>(o_flat, pa, sv + stage * G::kv_bytes, a);
+    wgmma_commit();
     wgmma_wait<0>();
     fence_registers(o_flat);
-    mbar_arrive(empty + tile % STAGES);  // this thread's products on the stage are done
+    mbar_arrive(empty + stage);  // this thread's products on the stage are done
   }
   if (cw == 0) named_sync(1, 256);
 
