@@ -78,7 +78,7 @@ TEST(VecExp, SoftmaxHelpersMatchScalarLoopsOnEveryTail) {
     for (long j = 0; j < n; ++j) ASSERT_EQ(r[size_t(j)], want[size_t(j)]) << n;  // the same products
     double sum = 0.0;
     for (long j = 0; j < n; ++j) sum += (want[size_t(j)] = std::exp(want[size_t(j)] - mx));
-    const float got = exp_shifted_sum_avx2(r.data(), n, mx);
+    const double got = exp_shifted_sum_avx2(r.data(), n, mx);
     EXPECT_NEAR(got, sum, 1e-6 * sum) << n;
     for (long j = 0; j < n; ++j) EXPECT_LE(ulps(r[size_t(j)], want[size_t(j)]), 2) << n << " " << j;
   }

@@ -15,6 +15,7 @@
 #include "kernels/cpu/convert.h"
 #include "kernels/cpu/kernel_util.h"
 #include "kernels/cpu/quant_kv.h"
+#include "kernels/cpu/vec_exp.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -79,10 +80,15 @@ void softmax(float* scores, int64_t n) {
   float mx = -INFINITY;
   for (int64_t j = 0; j < n; ++j) mx = std::max(mx, scores[j]);
   double sum = 0.0;
-  for (int64_t j = 0; j < n; ++j) {
-    scores[j] = std::exp(scores[j] - mx);
-    sum += scores[j];
-  }
+#if defined(__x86_64__)
+  if (cpu_has_avx2()) {
+    sum = exp_shifted_sum_avx2(scores, long(n), mx);  // vec_exp.h: within 2 ulp of std::exp
+  } else
+#endif
+    for (int64_t j = 0; j < n; ++j) {
+      scores[j] = std::exp(scores[j] - mx);
+      sum += scores[j];
+    }
   const float inv = float(1.0 / sum);
   for (int64_t j = 0; j < n; ++j) scores[j] *= inv;
 }

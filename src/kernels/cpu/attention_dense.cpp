@@ -131,13 +131,13 @@ __attribute__((target("avx2,fma"))) void pv_avx2(const float* p, int64_t m, int6
 #endif
 
 // In place on columns [0, n) of each row of s [m, stride ns]: exp(s*scale - max); row sums into sums[m]. With AVX2
-// the whole row is vectorized: exp_avx2 (vec_exp.h: within 2 ulp of std::exp), the sum from 8 partial sums.
+// the whole row is vectorized: exp_avx2 (vec_exp.h: within 2 ulp of std::exp), the sum in double lanes.
 void softmax_unnormalized(float* s, int64_t m, int64_t n, int64_t ns, float scale, float* sums, bool avx2) {
   for (int64_t i = 0; i < m; ++i) {
     float* r = s + i * ns;
 #if defined(__x86_64__)
     if (avx2) {
-      sums[i] = exp_shifted_sum_avx2(r, long(n), scale_max_avx2(r, long(n), scale));
+      sums[i] = float(exp_shifted_sum_avx2(r, long(n), scale_max_avx2(r, long(n), scale)));
       continue;
     }
 #endif

@@ -57,24 +57,26 @@ __attribute__((target("avx2,fma"))) inline float scale_max_avx2(float* r, long n
   return mx;
 }
 
-// r[j] = exp(r[j] - mx) for j < n, in place; returns their sum (8 partial sums, then the tail in order).
-__attribute__((target("avx2,fma"))) inline float exp_shifted_sum_avx2(float* r, long n, float mx) {
+// r[j] = exp(r[j] - mx) for j < n, in place; returns their sum, accumulated in double (4 + 4 lanes, then the tail
+// in order): the same sum for a 32k-token row as for a short one.
+__attribute__((target("avx2,fma"))) inline double exp_shifted_sum_avx2(float* r, long n, float mx) {
   const __m256 m = _mm256_set1_ps(mx);
-  __m256 acc = _mm256_setzero_ps();
+  __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
   long j = 0;
   for (; j + 8 <= n; j += 8) {
     const __m256 e = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(r + j), m));
     _mm256_storeu_ps(r + j, e);
-    acc = _mm256_add_ps(acc, e);
+    lo = _mm256_add_pd(lo, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+    hi = _mm256_add_pd(hi, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
   }
-  alignas(32) float lanes[8];
-  _mm256_store_ps(lanes, acc);
-  float sum = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+  alignas(32) double lanes[4];
+  _mm256_store_pd(lanes, _mm256_add_pd(lo, hi));
+  double sum = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
   if (j < n) {
     alignas(32) float tail[8] = {};
     for (long t = 0; t < n - j; ++t) tail[t] = r[j + t] - mx;
     _mm256_store_ps(tail, exp_avx2(_mm256_load_ps(tail)));
-    for (long t = 0; t < n - j; ++t) sum += (r[j + t] = tail[t]);
+    for (long t = 0; t < n - j; ++t) sum += double(r[j + t] = tail[t]);
   }
   return sum;
 }
