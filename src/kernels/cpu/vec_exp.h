@@ -1,11 +1,12 @@
 // kernels/cpu/vec_exp.h: exp on 8 floats at once with AVX2 + FMA (internal to kernels/cpu), for the softmaxes
 // whose scalar std::exp calls took a sixth of the vision encoder's time on an AVX2 CPU (2.2 billion scores per
-// 1080x2400 screenshot and block).
+// 1080x2400 screenshot and block), and SiLU.
 //
 // exp(x) = 2^n * e^r with n = round(x log2 e) and r = x - n ln 2 (ln 2 split in two so r is exact to a few ulp), e^r
 // by the degree-7 Taylor-like minimax polynomial of the Cephes library's expf on |r| <= ln 2 / 2, 2^n built in the
-// exponent bits. Within 2 ulp of std::exp for x in [-87.33, 88.37]; below -87.33 the result is 0 (std::exp gives a
-// subnormal there: nothing a softmax sum or weight can see); NaN stays NaN. The callers pass x <= 0 (x - max).
+// exponent bits (two halves, so n = 128 still fits). Within 2 ulp of std::exp for x in [-87.33, 88.72], +inf above;
+// below -87.33 the result is 0 (std::exp gives a subnormal there: nothing a softmax sum or weight can see); NaN stays
+// NaN. The softmaxes pass x <= 0 (x - max); SiLU passes -g of any sign.
 #pragma once
 
 #if defined(__x86_64__)
@@ -15,9 +16,10 @@ namespace autoglm::cpu {
 
 __attribute__((target("avx2,fma"))) inline __m256 exp_avx2(__m256 x) {
   const __m256 lowest = _mm256_set1_ps(-87.33654f);  // ln of the smallest normal float
-  const __m256 below = _mm256_cmp_ps(x, lowest, _CMP_LT_OQ);
+  const __m256 highest = _mm256_set1_ps(88.72283f);  // ln of the largest float
+  const __m256 below = _mm256_cmp_ps(x, lowest, _CMP_LT_OQ), above = _mm256_cmp_ps(x, highest, _CMP_GT_OQ);
   x = _mm256_max_ps(lowest, x);  // NaN (the second operand) passes through both clamps
-  x = _mm256_min_ps(_mm256_set1_ps(88.37626f), x);
+  x = _mm256_min_ps(highest, x);
   const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
@@ -30,9 +32,13 @@ __attribute__((target("avx2,fma"))) inline __m256 exp_avx2(__m256 x) {
   p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
   const __m256 r2 = _mm256_mul_ps(r, r);
   p = _mm256_fmadd_ps(p, r2, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-  // 2^n: n in [-126, 127] after the clamps, so n + 127 is a valid biased exponent.
-  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  return _mm256_andnot_ps(below, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
+  // 2^n as 2^(n/2) * 2^(n - n/2): n in [-126, 128] after the clamps, each half a normal float.
+  const __m256i ni = _mm256_cvtps_epi32(n), n1 = _mm256_srai_epi32(ni, 1), n2 = _mm256_sub_epi32(ni, n1);
+  const __m256i bias = _mm256_set1_epi32(127);
+  const __m256 e1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, bias), 23));
+  const __m256 e2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, bias), 23));
+  const __m256 y = _mm256_blendv_ps(_mm256_mul_ps(_mm256_mul_ps(p, e1), e2), _mm256_set1_ps(__builtin_inff()), above);
+  return _mm256_andnot_ps(below, y);
 }
 
 // r[j] *= scale for j < n, in place; returns the largest (a NaN may or may not win, where std::max would skip it:
@@ -79,6 +85,23 @@ __attribute__((target("avx2,fma"))) inline double exp_shifted_sum_avx2(float* r,
     for (long t = 0; t < n - j; ++t) sum += double(r[j + t] = tail[t]);
   }
   return sum;
+}
+
+// o[j] = silu(g[j]) * u[j] = g / (1 + exp(-g)) * u for j < n (o may be g or u). Every element, the tail's too, goes
+// through exp_avx2, so a value does not depend on where a thread's span starts (prefill equals decode).
+__attribute__((target("avx2,fma"))) inline __m256 silu_mul8_avx2(__m256 g, __m256 u) {
+  const __m256 e = exp_avx2(_mm256_sub_ps(_mm256_setzero_ps(), g));
+  return _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), e)), u);
+}
+__attribute__((target("avx2,fma"))) inline void silu_mul_avx2(const float* g, const float* u, float* o, long n) {
+  long j = 0;
+  for (; j + 8 <= n; j += 8) _mm256_storeu_ps(o + j, silu_mul8_avx2(_mm256_loadu_ps(g + j), _mm256_loadu_ps(u + j)));
+  if (j < n) {
+    alignas(32) float gt[8] = {}, ut[8] = {};
+    for (long t = 0; t < n - j; ++t) gt[t] = g[j + t], ut[t] = u[j + t];
+    _mm256_store_ps(gt, silu_mul8_avx2(_mm256_load_ps(gt), _mm256_load_ps(ut)));
+    for (long t = 0; t < n - j; ++t) o[j + t] = gt[t];
+  }
 }
 
 }  // namespace autoglm::cpu
