@@ -11,6 +11,11 @@
 // at which the axis's biggest weight still fits, typically 14-15 bits instead of Pillow's 22.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include "autoglm/bulk_allocator.h"
 #include "core/error.h"
@@ -102,25 +107,65 @@ inline uint8_t clip8(int32_t v, int precision) {
   return static_cast<uint8_t>(v >> precision);
 }
 
+// One output pixel of the horizontal pass, all three channels, in scalar code.
+inline void horizontal_pixel(const uint8_t* src, uint8_t* dst, int x, const taps& t) {
+  const int32_t* w = &t.weight[static_cast<size_t>(x) * t.ksize];
+  const uint8_t* s = src + static_cast<size_t>(t.first[x]) * 3;
+  int32_t a0 = int32_t{1} << (t.precision - 1), a1 = a0, a2 = a0;
+  for (int k = 0; k < t.count[x]; ++k, s += 3) {
+    a0 += s[0] * w[k];
+    a1 += s[1] * w[k];
+    a2 += s[2] * w[k];
+  }
+  dst[x * 3 + 0] = clip8(a0, t.precision), dst[x * 3 + 1] = clip8(a1, t.precision);
+  dst[x * 3 + 2] = clip8(a2, t.precision);
+}
+
+void horizontal_row(const uint8_t* src, uint8_t* dst, int in_w, int out_w, const taps& t) {
+  for (int x = 0; x < out_w; ++x) horizontal_pixel(src, dst, x, t);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+// The same row with SSE4.1: a pixel's three channels (and one byte of the next pixel, weighted but dropped) as four
+// int32 lanes, one multiply-add per tap instead of three. Same integers, same rounding and clamping (an arithmetic
+// shift then unsigned saturation is clip8), so the same bytes. Pixels whose window ends on the row's last input
+// pixel stay scalar: their 4-byte load would pass the row's end.
+__attribute__((target("sse4.1"))) void horizontal_row_sse41(const uint8_t* src, uint8_t* dst, int in_w, int out_w,
+                                                            const taps& t) {
+  const __m128i half = _mm_set1_epi32(int32_t{1} << (t.precision - 1));
+  const __m128i shift = _mm_cvtsi32_si128(t.precision);
+  for (int x = 0; x < out_w; ++x) {
+    if (t.first[x] + t.count[x] >= in_w) {
+      horizontal_pixel(src, dst, x, t);
+      continue;
+    }
+    const int32_t* w = &t.weight[static_cast<size_t>(x) * t.ksize];
+    const uint8_t* s = src + static_cast<size_t>(t.first[x]) * 3;
+    __m128i acc = half;
+    for (int k = 0; k < t.count[x]; ++k, s += 3) {
+      int32_t four;
+      std::memcpy(&four, s, 4);
+      acc = _mm_add_epi32(acc, _mm_mullo_epi32(_mm_cvtepu8_epi32(_mm_cvtsi32_si128(four)), _mm_set1_epi32(w[k])));
+    }
+    const __m128i v = _mm_sra_epi32(acc, shift);
+    const int32_t bytes = _mm_cvtsi128_si32(_mm_packus_epi16(_mm_packus_epi32(v, v), _mm_setzero_si128()));
+    std::memcpy(dst + size_t(x) * 3, &bytes, 3);
+  }
+}
+#endif
+
 // out[y][x] = sum_k in[y + row_offset][first[x] + k] * w[x][k], for y in [0, out_h).
 void pass_horizontal(const uint8_t* in, int in_w, int row_offset, uint8_t* out, int out_w, int out_h, const taps& t) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool sse41 = __builtin_cpu_supports("sse4.1");
+  auto* row_fn = sse41 ? horizontal_row_sse41 : horizontal_row;
+#else
+  auto* row_fn = horizontal_row;
+#endif
   media_detail::parallel_rows(out_h, int64_t(out_w) * 3 * 4, [&](int64_t y0, int64_t y1) {
-    for (int y = int(y0); y < int(y1); ++y) {
-      const uint8_t* src = in + (static_cast<size_t>(y) + row_offset) * in_w * 3;
-      uint8_t* dst = out + static_cast<size_t>(y) * out_w * 3;
-      for (int x = 0; x < out_w; ++x) {
-        const int32_t* w = &t.weight[static_cast<size_t>(x) * t.ksize];
-        const uint8_t* s = src + static_cast<size_t>(t.first[x]) * 3;
-        int32_t a0 = int32_t{1} << (t.precision - 1), a1 = a0, a2 = a0;
-        for (int k = 0; k < t.count[x]; ++k, s += 3) {
-          a0 += s[0] * w[k];
-          a1 += s[1] * w[k];
-          a2 += s[2] * w[k];
-        }
-        dst[x * 3 + 0] = clip8(a0, t.precision), dst[x * 3 + 1] = clip8(a1, t.precision);
-        dst[x * 3 + 2] = clip8(a2, t.precision);
-      }
-    }
+    for (int y = int(y0); y < int(y1); ++y)
+      row_fn(in + (static_cast<size_t>(y) + row_offset) * in_w * 3, out + static_cast<size_t>(y) * out_w * 3, in_w,
+             out_w, t);
   });
 }
 
