@@ -44,20 +44,6 @@ namespace {
 
 constexpr int k_mma_keys = 64;  // keys per K/V tile
 
-struct mma_attention_args {
-  const uint16_t* q;  // bf16 [heads, q_rows, HD]
-  const uint16_t* k;  // bf16 [heads / group, kv_rows, HD] each
-  const uint16_t* v;
-  int64_t q_rows, kv_rows;
-  int group;          // query heads per K/V head
-  float* out;
-  int64_t ldo;
-  const int32_t* segments;  // dense: I32 [n_seg + 1] over rows (q_rows == kv_rows); causal: unused
-  int64_t n_past;           // causal: query row r sits at position n_past + r and sees keys 0 .. n_past + r
-  float scale_log2;   // scale * log2(e): scores in log2 units, so exp2 replaces exp
-  int32_t* flag;
-};
-
 // Shared-memory geometry for head_dim HD and WARPS warps (bf16 elements).
 template <int HD, int WARPS>
 struct mma_geometry {
@@ -85,7 +71,7 @@ __device__ inline void load_tile(uint16_t* dst, const uint16_t* src, int rows, i
 // CAUSAL = true: one sequence's prefill chunk; the row tiles run in reverse order (the longest key ranges start
 // first, so the short ones fill the tail of the grid) and a block reads keys up to its last row's position only.
 template <int HD, int WARPS, bool CAUSAL>
-__global__ void __launch_bounds__(32 * WARPS) mma_attention_kernel(const mma_attention_args a) {
+__global__ void __launch_bounds__(32 * WARPS) mma_attention_kernel(const tc_attention_args a) {
   using G = mma_geometry<HD, WARPS>;
   constexpr int threads = 32 * WARPS;
   constexpr int n_kb = k_mma_keys / 8;  // 8-key blocks of S per tile
@@ -229,7 +215,7 @@ __global__ void qkv_to_bf16_heads_kernel(const float* q, int64_t ldq, const floa
 }
 
 template <int HD, int WARPS, bool CAUSAL>
-void launch(const mma_attention_args& m, dim3 grid, const stream_state& s, const std::string& sizes) {
+void launch(const tc_attention_args& m, dim3 grid, const stream_state& s, const std::string& sizes) {
   constexpr size_t smem = mma_geometry<HD, WARPS>::bytes;
   auto* kernel = mma_attention_kernel<HD, WARPS, CAUSAL>;
   if (smem > 48 * 1024)
@@ -240,7 +226,7 @@ void launch(const mma_attention_args& m, dim3 grid, const stream_state& s, const
 }
 
 template <bool CAUSAL>
-void launch_for(const mma_attention_args& m, int head_dim, int warps, dim3 grid, const stream_state& s,
+void launch_for(const tc_attention_args& m, int head_dim, int warps, dim3 grid, const stream_state& s,
                 const std::string& sizes) {
   if (head_dim == 64) {
     if (warps == 8) launch<64, 8, CAUSAL>(m, grid, s, sizes);
@@ -279,30 +265,25 @@ const uint16_t* dense_bf16_heads(const flash_args& a, stream_state& s, const std
   return qkv;
 }
 
-void launch_dense_mma(const flash_args& a, int64_t n_seg, int warps, stream_state& s, const std::string& sizes) {
-  const int64_t n = a.n_q_rows;
-  const size_t per = size_t(a.n_heads) * size_t(n) * size_t(a.head_dim);
-  const uint16_t* qkv = dense_bf16_heads(a, s, sizes);
-
-  mma_attention_args m{};
+tc_attention_args dense_tc_args(const flash_args& a, const uint16_t* qkv) {
+  const size_t per = size_t(a.n_heads) * size_t(a.n_q_rows) * size_t(a.head_dim);
+  tc_attention_args m{};
   m.q = qkv;
   m.k = qkv + per;
   m.v = qkv + 2 * per;
-  m.q_rows = m.kv_rows = n;
+  m.q_rows = m.kv_rows = a.n_q_rows;
   m.group = 1;
   m.out = a.out;
   m.ldo = a.ldo;
   m.segments = a.segments;
   m.scale_log2 = a.scale * 1.4426950408889634f;
   m.flag = a.flag;
-  // Any segment has at most n rows: row tiles past a segment's end return at once.
-  const dim3 grid(blocks_for(n, 16 * warps), unsigned(n_seg), unsigned(a.n_heads));
-  launch_for<false>(m, a.head_dim, warps, grid, s, sizes);
+  return m;
 }
 
-void launch_causal_mma(const causal_mma_args& c, int warps, stream_state& s, const std::string& sizes) {
-  AG_CHECK(c.heads % c.kv_heads == 0, "attention_paged (mma): heads not a multiple of KV heads");
-  mma_attention_args m{};
+tc_attention_args causal_tc_args(const causal_mma_args& c, const char* what) {
+  AG_CHECK(c.heads % c.kv_heads == 0, std::string(what) + ": heads not a multiple of KV heads");
+  tc_attention_args m{};
   m.q = c.q;
   m.k = c.k;
   m.v = c.v;
@@ -314,6 +295,18 @@ void launch_causal_mma(const causal_mma_args& c, int warps, stream_state& s, con
   m.n_past = c.n_past;
   m.scale_log2 = c.scale * 1.4426950408889634f;
   m.flag = c.flag;
+  return m;
+}
+
+void launch_dense_mma(const flash_args& a, int64_t n_seg, int warps, stream_state& s, const std::string& sizes) {
+  const tc_attention_args m = dense_tc_args(a, dense_bf16_heads(a, s, sizes));
+  // Any segment has at most n rows: row tiles past a segment's end return at once.
+  const dim3 grid(blocks_for(a.n_q_rows, 16 * warps), unsigned(n_seg), unsigned(a.n_heads));
+  launch_for<false>(m, a.head_dim, warps, grid, s, sizes);
+}
+
+void launch_causal_mma(const causal_mma_args& c, int warps, stream_state& s, const std::string& sizes) {
+  const tc_attention_args m = causal_tc_args(c, "attention_paged (mma)");
   const dim3 grid(blocks_for(c.q_rows, 16 * warps), 1, unsigned(c.heads));
   launch_for<true>(m, c.head_dim, warps, grid, s, sizes);
 }

@@ -279,6 +279,24 @@ void launch_causal_mma(const causal_mma_args& c, int warps, stream_state& s, con
 // The bf16 head-major copies both tensor-core dense kernels read: Q, K, V [heads, n, head_dim] one after the other
 // in the stream's workspace (head_dim 64 or 128).
 const uint16_t* dense_bf16_heads(const flash_args& a, stream_state& s, const std::string& sizes);
+// What the tensor-core flash kernels (mma.sync and wgmma) take, dense or causal, and how both fill it: dense from
+// the F32 operands' flash_args and their bf16 copies (dense_bf16_heads), causal from causal_mma_args (which must have
+// heads a multiple of kv_heads: checked, `what` names the caller).
+struct tc_attention_args {
+  const uint16_t* q;  // bf16 [heads, q_rows, head_dim]
+  const uint16_t* k;  // bf16 [heads / group, kv_rows, head_dim] each
+  const uint16_t* v;
+  int64_t q_rows, kv_rows;
+  int group;  // query heads per K/V head
+  float* out;
+  int64_t ldo;
+  const int32_t* segments;  // dense: I32 [n_seg + 1] over rows (q_rows == kv_rows); causal: unused
+  int64_t n_past;           // causal: query row r sits at position n_past + r and sees keys 0 .. n_past + r
+  float scale_log2;         // scale * log2(e): scores in log2 units, so exp2 replaces exp
+  int32_t* flag;
+};
+tc_attention_args dense_tc_args(const flash_args& a, const uint16_t* qkv);
+tc_attention_args causal_tc_args(const causal_mma_args& c, const char* what);
 // sm90a/attention_dense_wgmma.cu: the dense and causal attention above on Hopper's wgmma (head_dim 128), for compute
 // capability 9.0 devices only, with key tiles of 128 or 64, or warp-specialized (a loading warpgroup, two computing
 // ones taking turns; 128-key tiles), its loads by cp.async or by the tensor memory accelerator (TMA).

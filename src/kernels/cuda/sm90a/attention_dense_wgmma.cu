@@ -60,19 +60,9 @@ struct wg_geometry {
   static constexpr size_t bytes = size_t(q_bytes + 2 * stages * kv_bytes) + 1024;  // + alignment slack
 };
 
-struct wg_args {
-  const uint16_t* q;  // bf16 [heads, q_rows, 128]
-  const uint16_t* k;  // bf16 [heads / group, kv_rows, 128] each
-  const uint16_t* v;
-  int64_t q_rows, kv_rows;
-  int group;  // query heads per K/V head
-  float* out;
-  int64_t ldo;
-  const int32_t* segments;  // dense: I32 [n_seg + 1] over rows (q_rows == kv_rows); causal: unused
-  int64_t n_past;           // causal: query row r sits at position n_past + r and sees keys 0 .. n_past + r
-  float scale_log2;         // scale * log2(e)
-  uint32_t v_lbo, v_sbo;    // V's MN-major descriptor offsets (bytes)
-  int32_t* flag;
+// The tensor-core flash kernels' operands (flash.cuh), and V's MN-major descriptor offsets (bytes).
+struct wg_args : tc_attention_args {
+  uint32_t v_lbo, v_sbo;
 };
 
 // R rows x 128 bf16 from src (contiguous rows) into the 128-byte-swizzle tile at dst (1024-byte aligned): element
@@ -469,40 +459,16 @@ bool dense_wgmma_fits(int head_dim, wgmma_variant v, const stream_state& s) {
 
 void launch_dense_wgmma(const flash_args& a, int64_t n_seg, wgmma_variant v, stream_state& s,
                         const std::string& sizes) {
-  const int64_t n = a.n_q_rows;
-  const size_t per = size_t(a.n_heads) * size_t(n) * k_wg_hd;
-  const uint16_t* qkv = dense_bf16_heads(a, s, sizes);
-  wg_args w{};
-  w.q = qkv;
-  w.k = qkv + per;
-  w.v = qkv + 2 * per;
-  w.q_rows = w.kv_rows = n;
-  w.group = 1;
-  w.out = a.out;
-  w.ldo = a.ldo;
-  w.segments = a.segments;
-  w.scale_log2 = a.scale * 1.4426950408889634f;
+  wg_args w{dense_tc_args(a, dense_bf16_heads(a, s, sizes)), 0, 0};
   set_v_layout(w, key_tile_of(v));
-  w.flag = a.flag;
-  launch_variant<false>(w, v, dim3(blocks_for(n, k_wg_rows), unsigned(n_seg), unsigned(a.n_heads)), s, sizes);
+  launch_variant<false>(w, v, dim3(blocks_for(a.n_q_rows, k_wg_rows), unsigned(n_seg), unsigned(a.n_heads)), s,
+                        sizes);
 }
 
 void launch_causal_wgmma(const causal_mma_args& c, wgmma_variant v, stream_state& s, const std::string& sizes) {
-  AG_CHECK(c.heads % c.kv_heads == 0, "attention_paged (wgmma): heads not a multiple of KV heads");
   AG_CHECK(c.head_dim == k_wg_hd, "attention_paged (wgmma): head_dim 128 only");
-  wg_args w{};
-  w.q = c.q;
-  w.k = c.k;
-  w.v = c.v;
-  w.q_rows = c.q_rows;
-  w.kv_rows = c.kv_rows;
-  w.group = c.heads / c.kv_heads;
-  w.out = c.out;
-  w.ldo = c.ldo;
-  w.n_past = c.n_past;
-  w.scale_log2 = c.scale * 1.4426950408889634f;
+  wg_args w{causal_tc_args(c, "attention_paged (wgmma)"), 0, 0};
   set_v_layout(w, key_tile_of(v));
-  w.flag = c.flag;
   launch_variant<true>(w, v, dim3(blocks_for(c.q_rows, k_wg_rows), 1, unsigned(c.heads)), s, sizes);
 }
 
