@@ -32,6 +32,15 @@ void is_f32(const tensor& t, op_id op, const char* operand) {
                                        dtype_name(t.type()));
 }
 
+// F32, or BF16 where the backend takes BF16 GEMM inputs (ops.h: gemm_input_type; CUDA takes them for any row count,
+// as the last, shorter chunk of a pass has them too).
+void is_f32_or_gemm_input(const exec_context& ctx, const tensor& t, op_id op, const char* operand) {
+  const bool bf16_ok = ctx.dev().kind == device_kind::CUDA;
+  AG_CHECK(t.type() == dtype::F32 || (t.type() == dtype::BF16 && bf16_ok),
+           std::string(op_name(op)) + ": " + operand + " must be F32" + (bf16_ok ? " or BF16" : "") + " on " +
+               ctx.dev().str() + ", is " + dtype_name(t.type()));
+}
+
 void same_rows_cols(const tensor& a, const tensor& b, op_id op) {
   AG_CHECK(a.rows() == b.rows() && a.cols() == b.cols(),
            std::string(op_name(op)) + ": shapes " + a.shape_str() + " and " + b.shape_str() + " differ");
@@ -111,6 +120,15 @@ bool memory_info(exec_context& ctx, size_t& free_bytes, size_t& total_bytes) {
   return true;
 }
 
+dtype gemm_input_type(const exec_context& ctx, int64_t rows) {
+#if defined(AUTOGLM_HAVE_CUDA)
+  if (ctx.dev().kind == device_kind::CUDA) return cuda_gemm_input_type(rows);
+#endif
+  (void)ctx;
+  (void)rows;
+  return dtype::F32;
+}
+
 int64_t rows_per_pass(exec_context& ctx, int64_t bytes_per_row, int64_t cache_rows) {
   AG_CHECK(bytes_per_row > 0 && cache_rows > 0, "rows_per_pass: bytes per row and cache rows must be positive");
   size_t free_bytes = 0, total_bytes = 0;
@@ -179,8 +197,8 @@ void linear(exec_context& ctx, const tensor& x, const linear_weight& w, tensor& 
   on_device(ctx, x, op, "x");
   on_device(ctx, w.weight, op, "weight");
   on_device(ctx, y, op, "y");
-  is_f32(x, op, "x");
-  is_f32(y, op, "y");
+  is_f32_or_gemm_input(ctx, x, op, "x");
+  is_f32_or_gemm_input(ctx, y, op, "y");
   AG_CHECK(w.weight.n_dims() == 2, "linear: weight '" + w.name + "' must be 2-D");
   AG_CHECK(x.cols() == w.in_features(), "linear: x " + x.shape_str() + " does not match weight '" + w.name + "' " +
                                             w.weight.shape_str());
@@ -195,9 +213,9 @@ void linear_swiglu(exec_context& ctx, const tensor& x, const linear_weight& w, t
   const op_id op = op_id::LINEAR_SWIGLU;
   for (const tensor* t : {&x, &w.weight, static_cast<const tensor*>(&tmp), static_cast<const tensor*>(&y)})
     on_device(ctx, *t, op, "x/weight/tmp/y");
-  is_f32(x, op, "x");
+  is_f32_or_gemm_input(ctx, x, op, "x");
   is_f32(tmp, op, "tmp");
-  is_f32(y, op, "y");
+  is_f32_or_gemm_input(ctx, y, op, "y");
   AG_CHECK(w.weight.n_dims() == 2, "linear_swiglu: weight '" + w.name + "' must be 2-D");
   AG_CHECK(x.cols() == w.in_features(), "linear_swiglu: x " + x.shape_str() + " does not match weight '" + w.name +
                                             "' " + w.weight.shape_str());
@@ -218,6 +236,8 @@ void rms_norm(exec_context& ctx, const tensor& x, const tensor& weight, float ep
   on_device(ctx, weight, op, "weight");
   on_device(ctx, y, op, "y");
   is_f32(weight, op, "weight");
+  is_f32(x, op, "x");
+  is_f32_or_gemm_input(ctx, y, op, "y");
   same_rows_cols(x, y, op);
   AG_CHECK(weight.n_elements() == x.cols(), "rms_norm: weight length differs from the row width");
   kernel<kernel_sig::rms_norm>(op, ctx, x.type())(ctx.kernels(), x, weight, eps, y);
@@ -236,6 +256,7 @@ void residual_rms_norm(exec_context& ctx, tensor& x, const tensor& y, const tens
     on_device(ctx, w_next, op, "w_next");
     on_device(ctx, h, op, "h");
     is_f32(w_next, op, "w_next");
+    is_f32_or_gemm_input(ctx, h, op, "h");
     same_rows_cols(x, h, op);
     AG_CHECK(w_next.n_elements() == x.cols(), "residual_rms_norm: w_next length differs from the row width");
     AG_CHECK(h.data() != x.data() && h.data() != y.data(), "residual_rms_norm: h must not alias x or y");
@@ -346,6 +367,9 @@ void attention_dense(exec_context& ctx, const tensor& q, const tensor& k, const 
   const int64_t w = int64_t(n_heads) * head_dim;
   AG_CHECK(q.cols() >= w && k.cols() >= w && v.cols() >= w && out.cols() >= w, "attention_dense: widths");
   AG_CHECK(k.rows() == q.rows() && v.rows() == q.rows() && out.rows() == q.rows(), "attention_dense: rows");
+  is_f32_or_gemm_input(ctx, q, op, "q");
+  AG_CHECK(k.type() == q.type() && v.type() == q.type(), "attention_dense: q, k and v must have one type");
+  is_f32(out, op, "out");
   AG_CHECK(segments.type() == dtype::I32 && segments.n_elements() >= 2, "attention_dense: segments I32 [n_seg+1]");
   kernel<kernel_sig::attention_dense>(op, ctx, q.type())(ctx.kernels(), q, k, v, n_heads, head_dim, segments, scale,
                                                          out);
@@ -391,6 +415,10 @@ void silu_mul(exec_context& ctx, const tensor& gate, const tensor& up, tensor& o
   on_device(ctx, out, op, "out");
   same_rows_cols(gate, up, op);
   same_rows_cols(gate, out, op);
+  is_f32_or_gemm_input(ctx, gate, op, "gate");
+  AG_CHECK(up.type() == gate.type() && out.type() == gate.type(),
+           std::string("silu_mul: gate, up and out must have one type, are ") + dtype_name(gate.type()) + ", " +
+               dtype_name(up.type()) + ", " + dtype_name(out.type()));
   kernel<kernel_sig::silu_mul>(op, ctx, gate.type())(ctx.kernels(), gate, up, out);
 }
 

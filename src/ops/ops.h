@@ -46,6 +46,12 @@ bool memory_info(exec_context& ctx, size_t& free_bytes, size_t& total_bytes);
 // a scratch budget of 1 GiB (at most an eighth of the free memory) holds, never fewer than cache_rows: GEMMs of a
 // hundred rows leave most of a GPU idle.
 int64_t rows_per_pass(exec_context& ctx, int64_t bytes_per_row, int64_t cache_rows);
+// The type of the activations that go into a GEMM (a norm's output, SwiGLU's product) for a pass of `rows` rows:
+// F32 on the CPU; on CUDA BF16 when the pass runs on tensor cores (more rows than the decode GEMV takes, ROUNDED
+// precision), since those multiply x rounded to bf16 anyway: the kernel that writes such an activation rounds it
+// once, instead of each GEMM reading F32 and rounding it in a pass of its own (torch's bf16 modules round there
+// too). The residual stream, attention and everything else stay F32; decode steps keep F32 into their GEMVs.
+dtype gemm_input_type(const exec_context& ctx, int64_t rows);
 // A host F32 copy [rows, cols] of any tensor (dumps and tests).
 tensor host_f32(exec_context& ctx, const tensor& src);
 
@@ -57,22 +63,25 @@ tensor prepare_param_f32(exec_context& ctx, const tensor& p);
 linear_weight prepare_linear(exec_context& ctx, const tensor& w, const tensor& bias, std::string name);
 
 // ---- compute ----------------------------------------------------------------------------------------------
-// y [m, out] = x [m, in] . W^T (+ bias). y may be a column view of a wider buffer.
+// y [m, out] = x [m, in] . W^T (+ bias). y may be a column view of a wider buffer. x and y are F32, or either may be
+// of gemm_input_type (BF16 on CUDA: y is then rounded once from the F32 accumulation).
 void linear(exec_context& ctx, const tensor& x, const linear_weight& w, tensor& y);
 // y [m, n] = silu(x . W[0:n]^T) * (x . W[n:2n]^T) for a stacked gate|up weight of 2n rows (bias likewise stacked):
 // linear then silu_mul, fused where the backend can (a decode step's GEMV applies the gate as it stores). tmp
-// [m, 2n] F32 is scratch for backends that form the product first; its contents are undefined afterwards.
+// [m, 2n] F32 is scratch for backends that form the product first; its contents are undefined afterwards. x and y may be
+// of gemm_input_type; a BF16 y is formed from gate and up rounded to bf16 (as torch's bf16 MLP).
 void linear_swiglu(exec_context& ctx, const tensor& x, const linear_weight& w, tensor& tmp, tensor& y);
+// y = rms_norm(x) * weight; y F32 (may be x) or of gemm_input_type.
 void rms_norm(exec_context& ctx, const tensor& x, const tensor& weight, float eps, tensor& y);
 // x += rms_norm(y) * w_post; then, when w_next is given, h = rms_norm(x) * w_next: a sandwich-normed block's
-// residual add and the next block's input norm in one pass (h must not alias x or y).
+// residual add and the next block's input norm in one pass (h must not alias x or y; F32 or of gemm_input_type).
 void residual_rms_norm(exec_context& ctx, tensor& x, const tensor& y, const tensor& w_post, const tensor& w_next,
                        float eps, tensor& h);
 void layer_norm(exec_context& ctx, const tensor& x, const tensor& weight, const tensor& bias, float eps, tensor& y);
 // In place on x [n, >= n_heads*head_dim]; pos I32 [3, n].
 void rope_mrope(exec_context& ctx, tensor& x, int32_t n_heads, int32_t head_dim, int32_t rot_dim, const tensor& pos,
                 const std::array<int32_t, 3>& sections, float theta);
-// In place on x [n, >= n_heads*head_dim]; pos I32 [2, n].
+// In place on x [n, >= n_heads*head_dim] (F32, or gemm_input_type where the backend registers it); pos I32 [2, n].
 void rope_2d(exec_context& ctx, tensor& x, int32_t n_heads, int32_t head_dim, const tensor& pos, float theta);
 void kv_store(exec_context& ctx, const paged_kv_layer& kv, const tensor& k, const tensor& v, const tensor& slots);
 // rope_mrope over the n_q_heads + n_kv_heads heads of qk [n, (n_q_heads + n_kv_heads)*head_dim] (a stacked q|k
@@ -82,6 +91,8 @@ void rope_kv_store(exec_context& ctx, tensor& qk, int32_t n_q_heads, int32_t rot
                    const tensor& slots);
 void attention_paged(exec_context& ctx, const tensor& q, const paged_kv_layer& kv, const paged_batch& batch,
                      int32_t n_heads, int32_t n_kv_heads, int32_t head_dim, float scale, tensor& out);
+// Bidirectional attention within segments (I32 [n_seg + 1] row offsets): q, k, v F32 or all of gemm_input_type (they
+// feed tensor-core products as a GEMM's inputs do); out F32.
 void attention_dense(exec_context& ctx, const tensor& q, const tensor& k, const tensor& v, int32_t n_heads,
                      int32_t head_dim, const tensor& segments, float scale, tensor& out);
 // q [nq, >= n_heads*head_dim] over all rows of k, v [nk, >= n_kv_heads*head_dim] (no mask, GQA); out [nq, ...].
@@ -92,6 +103,7 @@ void attention_cross(exec_context& ctx, const tensor& q, const tensor& k, const 
 void im2col_1d(exec_context& ctx, const tensor& x, int32_t kernel_size, int32_t stride, int32_t pad, tensor& out);
 // Output length of a 1-D convolution over t_in steps.
 int64_t conv1d_out_len(int64_t t_in, int32_t kernel_size, int32_t stride, int32_t pad);
+// out = silu(gate) * up: all F32, or all of gemm_input_type.
 void silu_mul(exec_context& ctx, const tensor& gate, const tensor& up, tensor& out);
 void gelu(exec_context& ctx, tensor& x);
 void add(exec_context& ctx, tensor& x, const tensor& y);

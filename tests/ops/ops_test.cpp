@@ -75,6 +75,22 @@ TEST(ops_death, mismatched_linear_shapes_stop_before_the_kernel) {
   EXPECT_DEATH(ops::linear(ctx, x, w, y), "does not match weight 'w'");
 }
 
+TEST(ops, the_cpu_takes_f32_gemm_inputs_and_refuses_bf16_activations) {
+  exec_context ctx(device{}, 1);
+  for (int64_t rows : {1, 8, 9, 4096}) EXPECT_EQ(ops::gemm_input_type(ctx, rows), dtype::F32) << rows;
+  std::vector<float> wv(8 * 16, 0.5f), nw(16, 1.0f);
+  linear_weight w;
+  w.weight = tensor::view(wv.data(), dtype::F32, {8, 16});
+  w.name = "w";
+  tensor x16 = ops::scratch(ctx, dtype::BF16, {2, 16}), y = ops::scratch(ctx, dtype::F32, {2, 8});
+  EXPECT_DEATH(ops::linear(ctx, x16, w, y), "linear: x must be F32 on cpu, is BF16");
+  tensor x = ops::scratch(ctx, dtype::F32, {2, 16}), h16 = ops::scratch(ctx, dtype::BF16, {2, 16});
+  EXPECT_DEATH(ops::rms_norm(ctx, x, tensor::view(nw.data(), dtype::F32, {16}), 1e-5f, h16),
+               "rms_norm: y must be F32 on cpu, is BF16");
+  tensor g16 = ops::scratch(ctx, dtype::BF16, {2, 16});
+  EXPECT_DEATH(ops::silu_mul(ctx, g16, g16, g16), "silu_mul: gate must be F32 on cpu, is BF16");
+}
+
 TEST(scratch_arena, tensors_stay_valid_while_chunks_are_added) {
   exec_context ctx(device{}, 1);
   scratch_arena& a = ctx.arena();

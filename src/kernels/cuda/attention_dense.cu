@@ -42,10 +42,26 @@ dense_path dense_attention_path() {
               "': use wgmma_tma, wgmma_ws, wgmma, wgmma64, mma, mma64, gemm, fused or f32");
 }
 
+namespace {
+
+// dst [rows, cols] contiguous F32 = src (BF16 rows, stride ld). Grid row_grid(rows, cols).
+__global__ void widen_rows(const uint16_t* src, int64_t ld, int64_t rows, int64_t cols, float* dst) {
+  const int64_t j = int64_t(blockIdx.y) * blockDim.x + threadIdx.x;
+  if (j >= cols) return;
+  for (int64_t i = blockIdx.x; i < rows; i += gridDim.x) dst[i * cols + j] = bf16_bits_to_f32(src[i * ld + j]);
+}
+
+}  // namespace
+
 void attention_dense_kernel(const kernel_context& kc, const tensor& q, const tensor& k, const tensor& v,
                             int32_t n_heads, int32_t head_dim, const tensor& segments, float scale, tensor& out) {
-  const mat<float> qm = f32_mat(q, "attention_dense q"), km = f32_mat(k, "attention_dense k"),
-                   vm = f32_mat(v, "attention_dense v"), om = f32_mat(out, "attention_dense out");
+  const act_mat qa = act_of(q, "attention_dense q"), ka = act_of(k, "attention_dense k"),
+                va = act_of(v, "attention_dense v");
+  AG_CHECK(ka.type == qa.type && va.type == qa.type, "attention_dense: q, k and v must have one type");
+  const bool bf16_in = qa.type == dtype::BF16;
+  auto as_f32 = [](const act_mat& m) { return mat<float>{static_cast<float*>(m.p), m.ld, m.rows, m.cols}; };
+  mat<float> qm = as_f32(qa), km = as_f32(ka), vm = as_f32(va);  // BF16 rows until widened below
+  const mat<float> om = f32_mat(out, "attention_dense out");
   AG_CHECK(segments.type() == dtype::I32 && segments.is_contiguous() && segments.n_elements() >= 2,
            "attention_dense: segments must be contiguous I32 [n_seg + 1]");
   AG_CHECK(km.rows == qm.rows && vm.rows == qm.rows && om.rows == qm.rows, "attention_dense: rows");
@@ -74,6 +90,7 @@ void attention_dense_kernel(const kernel_context& kc, const tensor& q, const ten
   a.ldk = km.ld;
   a.v = vm.p;
   a.ldv = vm.ld;
+  a.qkv_type = qa.type;
   a.segments = segments.ptr<int32_t>();
   const std::string sizes = "rows=" + std::to_string(qm.rows) + " segments=" + std::to_string(n_seg) +
                             " heads=" + std::to_string(n_heads) + " head_dim=" + std::to_string(head_dim);
@@ -104,6 +121,7 @@ void attention_dense_kernel(const kernel_context& kc, const tensor& q, const ten
       }
       path = dense_path::GEMM;
     }
+    if (bf16_in) path = dense_path::F32;  // below: F32 copies in the workspace, which cuBLAS's path needs itself
     if (path == dense_path::GEMM) {
       AG_CHECK(qm.ld <= 0x7fffffff && km.ld <= 0x7fffffff && vm.ld <= 0x7fffffff && om.ld <= 0x7fffffff,
                "attention_dense: row strides exceed cuBLAS's int");
@@ -114,6 +132,25 @@ void attention_dense_kernel(const kernel_context& kc, const tensor& q, const ten
       launch_dense_tensor_cores(a, s, n_seg, sizes);
       return;
     }
+  }
+  if (bf16_in) {
+    // BF16 q, k, v (the vision tower's on CUDA) outside the tensor-core kernels: F32 copies for the F32 kernels.
+    const int64_t n = qm.rows, w = int64_t(n_heads) * head_dim;
+    auto* f = static_cast<float*>(workspace(s, size_t(3 * n * w) * sizeof(float), "attention_dense (bf16 q, k, v)"));
+    mat<float>* ms[3] = {&qm, &km, &vm};
+    for (int i = 0; i < 3; ++i) {
+      widen_rows<<<row_grid(n, w, 256, s), 256, 0, stream_of(s)>>>(reinterpret_cast<const uint16_t*>(ms[i]->p),
+                                                                   ms[i]->ld, n, w, f + i * n * w);
+      *ms[i] = {f + i * n * w, w, n, w};
+    }
+    check_launch("attention_dense bf16 -> f32", sizes);
+    a.q = qm.p;
+    a.ldq = qm.ld;
+    a.k = km.p;
+    a.ldk = km.ld;
+    a.v = vm.p;
+    a.ldv = vm.ld;
+    a.qkv_type = dtype::F32;
   }
   // Any segment has at most q.rows rows: tiles past a segment's end return at once.
   const dim3 grid(blocks_for(qm.rows, k_fa_vecs), unsigned(n_seg), unsigned(n_heads));

@@ -197,21 +197,25 @@ __global__ void __launch_bounds__(32 * WARPS) mma_attention_kernel(const tc_atte
   store_rows(o, rows, first, len, a.out + (s0 + first) * a.ldo + int64_t(head) * HD, a.ldo);
 }
 
-// Rows [0, n) of q, k and v (blockIdx.y picks which; F32, row strides ld*, head h at columns h HD .. h HD + HD - 1)
-// -> bf16 [3][heads][n][HD], rounded to nearest even as core's f32_to_bf16. One row per block iteration: no
-// 64-bit division per element, coalesced reads along the row, HD-long contiguous runs written.
-template <int HD>
-__global__ void qkv_to_bf16_heads_kernel(const float* q, int64_t ldq, const float* k, int64_t ldk, const float* v,
+// Rows [0, n) of q, k and v (blockIdx.y picks which; type S = F32 or BF16, row strides ld* in elements, head h at
+// columns h HD .. h HD + HD - 1) -> bf16 [3][heads][n][HD], rounded to nearest even as core's f32_to_bf16 (BF16
+// rows are copied as they are). One row per block iteration: no 64-bit division per element, coalesced reads along
+// the row, HD-long contiguous runs written.
+template <int HD, dtype S>
+__global__ void qkv_to_bf16_heads_kernel(const void* q, int64_t ldq, const void* k, int64_t ldk, const void* v,
                                          int64_t ldv, int64_t n, int heads, uint16_t* dst) {
-  const float* src = blockIdx.y == 0 ? q : blockIdx.y == 1 ? k : v;
+  const char* src = static_cast<const char*>(blockIdx.y == 0 ? q : blockIdx.y == 1 ? k : v);
   const int64_t ld = blockIdx.y == 0 ? ldq : blockIdx.y == 1 ? ldk : ldv;
   uint16_t* d = dst + int64_t(blockIdx.y) * heads * n * HD;
   const int width = heads * HD;
-  for (int64_t r = blockIdx.x; r < n; r += gridDim.x)
+  for (int64_t r = blockIdx.x; r < n; r += gridDim.x) {
+    const char* row = src + r * ld * elem_bytes<S>();
     for (int c = threadIdx.x; c < width; c += blockDim.x) {
       const int h = c / HD, dd = c - h * HD;
-      d[(int64_t(h) * n + r) * HD + dd] = f32_to_bf16_bits(src[r * ld + c]);
+      if constexpr (S == dtype::BF16) d[(int64_t(h) * n + r) * HD + dd] = reinterpret_cast<const uint16_t*>(row)[c];
+      else d[(int64_t(h) * n + r) * HD + dd] = f32_to_bf16_bits(reinterpret_cast<const float*>(row)[c]);
     }
+  }
 }
 
 template <int HD, int WARPS, bool CAUSAL>
@@ -257,10 +261,10 @@ const uint16_t* dense_bf16_heads(const flash_args& a, stream_state& s, const std
   auto* qkv = static_cast<uint16_t*>(workspace(s, 3 * per * sizeof(uint16_t), "attention_dense (tensor cores)"));
   const cudaStream_t st = stream_of(s);
   const dim3 cgrid(unsigned(std::min<int64_t>(n, int64_t(sm_count(s)) * 16)), 3);
-  if (hd == 64)
-    qkv_to_bf16_heads_kernel<64><<<cgrid, 256, 0, st>>>(a.q, a.ldq, a.k, a.ldk, a.v, a.ldv, n, heads, qkv);
-  else
-    qkv_to_bf16_heads_kernel<128><<<cgrid, 256, 0, st>>>(a.q, a.ldq, a.k, a.ldk, a.v, a.ldv, n, heads, qkv);
+  const bool bf = a.qkv_type == dtype::BF16;
+  auto kernel = hd == 64 ? (bf ? qkv_to_bf16_heads_kernel<64, dtype::BF16> : qkv_to_bf16_heads_kernel<64, dtype::F32>)
+                         : (bf ? qkv_to_bf16_heads_kernel<128, dtype::BF16> : qkv_to_bf16_heads_kernel<128, dtype::F32>);
+  kernel<<<cgrid, 256, 0, st>>>(a.q, a.ldq, a.k, a.ldk, a.v, a.ldv, n, heads, qkv);
   check_launch("attention_dense bf16 copies", sizes);
   return qkv;
 }

@@ -113,6 +113,21 @@ mat<T> mat_of(const tensor& t, dtype expected, const char* what) {
   return {t.ptr<T>(), t.n_dims() == 1 ? t.cols() : t.row_stride() / int64_t(sizeof(T)), t.rows(), t.cols()};
 }
 inline mat<float> f32_mat(const tensor& t, const char* what) { return mat_of<float>(t, dtype::F32, what); }
+
+// An activation that may be F32 or BF16 (ops::gemm_input_type): base pointer, row stride in elements, its type.
+struct act_mat {
+  void* p = nullptr;
+  int64_t ld = 0, rows = 0, cols = 0;
+  dtype type = dtype::F32;
+};
+inline act_mat act_of(const tensor& t, const char* what) {
+  if (t.type() == dtype::BF16) {
+    const mat<uint16_t> m = mat_of<uint16_t>(t, dtype::BF16, what);
+    return {m.p, m.ld, m.rows, m.cols, dtype::BF16};
+  }
+  const mat<float> m = mat_of<float>(t, dtype::F32, what);
+  return {m.p, m.ld, m.rows, m.cols, dtype::F32};
+}
 inline mat<int32_t> i32_mat(const tensor& t, const char* what) { return mat_of<int32_t>(t, dtype::I32, what); }
 
 // A paged KV layer's cache as the kernels address it (byte strides of a [blocks, block_size, kv_heads, head_dim]

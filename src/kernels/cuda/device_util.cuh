@@ -89,6 +89,26 @@ __device__ inline void store_elem(void* row, int64_t i, float v) {
   else static_cast<uint16_t*>(row)[i] = f32_to_f16_bits(v);
 }
 
+// Bytes of one element of storage type T (F32, F16, BF16), in device code.
+template <dtype T>
+__host__ __device__ constexpr int64_t elem_bytes() {
+  return T == dtype::F32 ? 4 : 2;
+}
+
+// Elements 4 j4 .. 4 j4 + 3 of a row of type T (F32: one 16-byte store, the row 16-byte aligned; BF16: one 8-byte
+// store of the four rounded values, the row 8-byte aligned).
+template <dtype T>
+__device__ inline void store4(void* row, int64_t j4, const float4& v) {
+  static_assert(T == dtype::F32 || T == dtype::BF16, "store4: F32 or BF16 rows");
+  if constexpr (T == dtype::F32) {
+    reinterpret_cast<float4*>(row)[j4] = v;
+  } else {
+    const uint32_t lo = uint32_t(f32_to_bf16_bits(v.x)) | uint32_t(f32_to_bf16_bits(v.y)) << 16;
+    const uint32_t hi = uint32_t(f32_to_bf16_bits(v.z)) | uint32_t(f32_to_bf16_bits(v.w)) << 16;
+    reinterpret_cast<uint2*>(row)[j4] = make_uint2(lo, hi);
+  }
+}
+
 // ---- reductions ---------------------------------------------------------------------------------------------
 // Programmatic dependent launch (Hopper): a kernel launched with launch_pdl (below) may start while the
 // kernel before it on the stream still runs; it must call pdl_wait() before it reads anything that kernel writes

@@ -54,7 +54,9 @@ struct flash_args {
   int64_t c_block, c_slot, c_head;  // byte strides of both caches
   int64_t n_blocks;
   int block_size;
-  // Dense: q/k/v rows; segments I32 [n_seg + 1].
+  // Dense: q/k/v rows; segments I32 [n_seg + 1]. qkv_type BF16: q, k and v point at BF16 rows (only the tensor-core
+  // kernels, through dense_bf16_heads, take those; ld* are then in BF16 elements).
+  dtype qkv_type = dtype::F32;
   const float* k;
   int64_t ldk;
   const float* v;

@@ -7,6 +7,9 @@
 //    cores with F32 accumulation and F32 output (torch's bf16 linear), or, with cuda_gemm_precision::SPLIT
 //    (register.h), x as hi + lo parts in two GEMMs (near F32); F32 weights run a plain SGEMM. The bias is written
 //    into y first and the GEMM adds to it (beta = 1).
+//  - x and y may be BF16 (ops::gemm_input_type): a BF16 x goes into a BF16 GEMM as it is (no rounding pass), a BF16
+//    y is the GEMM's output rounded once (cuBLAS writes it); other combinations (a BF16 operand of the GEMV, of an
+//    F32 or F16 weight, a BF16 y with a bias) convert through F32 or F16 copies in the stream's workspace.
 #include <cublas_v2.h>
 
 #include <algorithm>
@@ -289,6 +292,33 @@ void round_rows(const mat<float>& x, uint16_t* hi, uint16_t* lo, const stream_st
     round_rows_kernel<T><<<stride_grid(m * k, 256, s), 256, 0, st>>>(x.p, x.ld, m, k, hi, lo);
 }
 
+// dst [m, n] (type D, row stride ldd) = src [m, n] (type S, row stride lds), converted as core/dtype.h does (exact
+// widening, round to nearest even). Grid row_grid(m, n).
+template <dtype S, dtype D>
+__global__ void convert_rows(const void* src, int64_t lds, void* dst, int64_t ldd, int64_t m, int64_t n) {
+  const int64_t j = int64_t(blockIdx.y) * blockDim.x + threadIdx.x;
+  if (j >= n) return;
+  for (int64_t i = blockIdx.x; i < m; i += gridDim.x)
+    store_elem<D>(static_cast<char*>(dst) + i * ldd * elem_bytes<D>(), j,
+                  load_elem<S>(static_cast<const char*>(src) + i * lds * elem_bytes<S>(), j));
+}
+
+// dst = src converted (F32 <-> BF16, BF16 -> F16, BF16 -> BF16: a copy), any row strides.
+void convert(const act_mat& src, void* dst, int64_t ldd, dtype dst_type, const stream_state& s) {
+  const dim3 grid = row_grid(src.rows, src.cols, 256, s);
+  const cudaStream_t st = stream_of(s);
+  if (src.type == dtype::BF16 && dst_type == dtype::F32)
+    convert_rows<dtype::BF16, dtype::F32><<<grid, 256, 0, st>>>(src.p, src.ld, dst, ldd, src.rows, src.cols);
+  else if (src.type == dtype::BF16 && dst_type == dtype::F16)
+    convert_rows<dtype::BF16, dtype::F16><<<grid, 256, 0, st>>>(src.p, src.ld, dst, ldd, src.rows, src.cols);
+  else if (src.type == dtype::F32 && dst_type == dtype::BF16)
+    convert_rows<dtype::F32, dtype::BF16><<<grid, 256, 0, st>>>(src.p, src.ld, dst, ldd, src.rows, src.cols);
+  else if (src.type == dtype::BF16 && dst_type == dtype::BF16)
+    convert_rows<dtype::BF16, dtype::BF16><<<grid, 256, 0, st>>>(src.p, src.ld, dst, ldd, src.rows, src.cols);
+  else
+    AG_CHECK(false, std::string("linear: no conversion from ") + dtype_name(src.type) + " to " + dtype_name(dst_type));
+}
+
 // y[i, j] = bias[j]: the GEMM then adds its product (beta = 1). Grid row_grid(m, n).
 __global__ void fill_bias_kernel(float* y, int64_t ldy, int64_t m, int64_t n, const float* bias) {
   const int64_t j = int64_t(blockIdx.y) * blockDim.x + threadIdx.x;
@@ -302,43 +332,95 @@ int as_int(int64_t v, const char* what) {
   return int(v);
 }
 
-void gemm_cublas(stream_state& s, const mat<float>& x, const tensor& W, int64_t ldw, const float* bias,
-                 const mat<float>& y, const std::string& sizes) {
+cudaDataType_t cuda_type(dtype t) { return t == dtype::BF16 ? CUDA_R_16BF : t == dtype::F16 ? CUDA_R_16F : CUDA_R_32F; }
+
+// The stream's workspace cut into consecutive pieces of one linear call (16-byte aligned).
+struct workspace_pieces {
+  char* base = nullptr;
+  size_t used = 0;
+  void* take(size_t bytes) {
+    void* p = base + used;
+    used += (bytes + 15) / 16 * 16;
+    return p;
+  }
+};
+
+void gemm_cublas(stream_state& s, const act_mat& x, const tensor& W, int64_t ldw, const float* bias, const act_mat& y,
+                 const std::string& sizes) {
   const cudaStream_t st = stream_of(s);
   auto h = static_cast<cublasHandle_t>(blas_handle(s));
   const int64_t m = x.rows, n = y.cols, k = x.cols;
   const int im = as_int(m, "rows"), in = as_int(n, "out_features"), ik = as_int(k, "in_features");
-  const int ildw = as_int(ldw, "weight row stride"), ildx = as_int(x.ld, "x row stride"),
-            ildy = as_int(y.ld, "y row stride");
+  const int ildw = as_int(ldw, "weight row stride");
+  const dtype wt = W.type();
+  const bool split = wt != dtype::F32 && x.type == dtype::F32 &&
+                     g_precision.load(std::memory_order_relaxed) == int(cuda_gemm_precision::SPLIT);
+  // x as the GEMM takes it: W's type (F32 for an SGEMM); a BF16 x of a BF16 weight as it is, when its rows are
+  // 16-byte aligned (cuBLAS's tensor-core kernels need that of 16-bit operands; other views are copied).
+  const auto aligned16 = [](const act_mat& a) {
+    return a.type == dtype::F32 || (reinterpret_cast<uintptr_t>(a.p) % 16 == 0 && a.ld % 8 == 0);
+  };
+  const bool x_direct = x.type == wt && aligned16(x);
+  // y as the GEMM writes it: F32, or BF16 straight from cuBLAS unless a bias, an SGEMM, split precision or an
+  // unaligned view asks for F32 first.
+  const bool y_direct = y.type == dtype::F32 || (bias == nullptr && wt != dtype::F32 && !split && aligned16(y));
+  const size_t part = size_t(m) * size_t(k), x_bytes = part * size_t(dtype_size(wt));
+  const size_t ws_bytes = (x_direct ? 0 : x_bytes * (split ? 2 : 1) + 16) +
+                          (y_direct ? 0 : size_t(m) * size_t(n) * sizeof(float) + 16);
+  workspace_pieces ws{ws_bytes ? static_cast<char*>(workspace(s, ws_bytes, "linear")) : nullptr};
+  const void* xp = x.p;
+  int64_t ldx = x.ld;
+  void* lo = nullptr;
+  if (!x_direct) {
+    void* xr = ws.take(x_bytes * (split ? 2 : 1));
+    ldx = k;
+    xp = xr;
+    if (x.type == dtype::F32) {
+      lo = split ? static_cast<char*>(xr) + x_bytes : nullptr;
+      if (wt == dtype::BF16) round_rows<dtype::BF16>({static_cast<float*>(x.p), x.ld, m, k}, static_cast<uint16_t*>(xr),
+                                                     static_cast<uint16_t*>(lo), s);
+      else round_rows<dtype::F16>({static_cast<float*>(x.p), x.ld, m, k}, static_cast<uint16_t*>(xr),
+                                  static_cast<uint16_t*>(lo), s);
+    } else {
+      convert(x, xr, k, wt, s);  // BF16 x -> F32 (SGEMM), F16, or a contiguous BF16 copy
+    }
+    check_launch("linear x conversion", sizes);
+  }
+  void* yp = y.p;
+  int64_t ldy = y.ld;
+  dtype yt = y.type;
+  if (!y_direct) {
+    yp = ws.take(size_t(m) * size_t(n) * sizeof(float));
+    ldy = n;
+    yt = dtype::F32;
+  }
+  const int ildx = as_int(ldx, "x row stride"), ildy = as_int(ldy, "y row stride");
   const float alpha = 1.0f, beta = bias ? 1.0f : 0.0f;
   if (bias) {
-    fill_bias_kernel<<<row_grid(m, n, 256, s), 256, 0, st>>>(y.p, y.ld, m, n, bias);
+    fill_bias_kernel<<<row_grid(m, n, 256, s), 256, 0, st>>>(static_cast<float*>(yp), ldy, m, n, bias);
     check_launch("linear bias", sizes);
   }
-  if (W.type() == dtype::F32) {
+  if (wt == dtype::F32) {
     // Column-major view: y^T [n, m] = W [k, n]^T . x^T [k, m].
-    check_cublas(cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, in, im, ik, &alpha, W.ptr<float>(), ildw, x.p, ildx, &beta,
-                           y.p, ildy),
-               "sgemm " + sizes);
-    return;
+    check_cublas(cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, in, im, ik, &alpha, W.ptr<float>(), ildw,
+                             static_cast<const float*>(xp), ildx, &beta, static_cast<float*>(yp), ildy),
+                 "sgemm " + sizes);
+  } else {
+    const cudaDataType_t t = cuda_type(wt);
+    const std::string what = std::string(wt == dtype::BF16 ? "bf16" : "f16") + " gemm ";
+    check_cublas(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, in, im, ik, &alpha, W.data(), t, ildw, xp, t, ildx, &beta,
+                              yp, cuda_type(yt), ildy, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                 what + sizes);
+    if (lo) {
+      const float one = 1.0f;  // y += W . lo
+      check_cublas(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, in, im, ik, &alpha, W.data(), t, ildw, lo, t, ik, &one,
+                                yp, CUDA_R_32F, ildy, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                   what + "(low part) " + sizes);
+    }
   }
-  const bool bf = W.type() == dtype::BF16;
-  const bool split = g_precision.load(std::memory_order_relaxed) == int(cuda_gemm_precision::SPLIT);
-  const size_t part = size_t(m) * size_t(k);
-  auto* xr = static_cast<uint16_t*>(workspace(s, part * 2 * (split ? 2 : 1), "linear"));
-  uint16_t* lo = split ? xr + part : nullptr;
-  if (bf) round_rows<dtype::BF16>(x, xr, lo, s);
-  else round_rows<dtype::F16>(x, xr, lo, s);
-  check_launch("linear x rounding", sizes);
-  const cudaDataType_t t = bf ? CUDA_R_16BF : CUDA_R_16F;
-  check_cublas(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, in, im, ik, &alpha, W.data(), t, ildw, xr, t, ik, &beta, y.p,
-                          CUDA_R_32F, ildy, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-             std::string(bf ? "bf16" : "f16") + " gemm " + sizes);
-  if (split) {
-    const float one = 1.0f;  // y += W . lo
-    check_cublas(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, in, im, ik, &alpha, W.data(), t, ildw, lo, t, ik, &one, y.p,
-                            CUDA_R_32F, ildy, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-               std::string(bf ? "bf16" : "f16") + " gemm (low part) " + sizes);
+  if (!y_direct) {
+    convert({yp, ldy, m, n, dtype::F32}, y.p, y.ld, y.type, s);  // F32 -> BF16, rounded once
+    check_launch("linear y rounding", sizes);
   }
 }
 
@@ -389,10 +471,36 @@ std::string sizes_of(int64_t m, int64_t n, int64_t k, const linear_weight& w) {
 
 }  // namespace
 
+namespace {
+
+// The GEMV on F32 operands; a BF16 x or y (a batch of a few rows handed BF16 activations) goes through F32 copies in
+// the stream's workspace.
+template <bool SWIGLU>
+void gemv_any(stream_state& s, const act_mat& x, const tensor& W, int64_t n, const float* bias, const act_mat& y,
+              const std::string& sizes) {
+  const size_t xb = x.type == dtype::F32 ? 0 : size_t(x.rows * x.cols) * sizeof(float) + 16;
+  const size_t yb = y.type == dtype::F32 ? 0 : size_t(y.rows * y.cols) * sizeof(float) + 16;
+  workspace_pieces ws{xb + yb ? static_cast<char*>(workspace(s, xb + yb, "linear gemv")) : nullptr};
+  mat<float> xf{static_cast<float*>(x.p), x.ld, x.rows, x.cols}, yf{static_cast<float*>(y.p), y.ld, y.rows, y.cols};
+  if (xb) {
+    xf = {static_cast<float*>(ws.take(xb)), x.cols, x.rows, x.cols};
+    convert(x, xf.p, xf.ld, dtype::F32, s);
+  }
+  if (yb) yf = {static_cast<float*>(ws.take(yb)), y.cols, y.rows, y.cols};
+  run_gemv<SWIGLU>(s, xf, W, n, bias, yf);
+  check_launch(SWIGLU ? "linear_swiglu gemv" : "linear gemv", sizes);
+  if (yb) {
+    convert({yf.p, yf.ld, yf.rows, yf.cols, dtype::F32}, y.p, y.ld, y.type, s);
+    check_launch("linear gemv y rounding", sizes);
+  }
+}
+
+}  // namespace
+
 void linear_kernel(const kernel_context& kc, const tensor& x, const linear_weight& w, tensor& y) {
   check_weight(w);
   const tensor& W = w.weight;
-  const mat<float> xm = f32_mat(x, "linear x"), ym = f32_mat(y, "linear y");
+  const act_mat xm = act_of(x, "linear x"), ym = act_of(y, "linear y");
   const int64_t m = xm.rows, n = W.dim(0), k = W.dim(1);
   AG_CHECK(xm.cols == k && ym.rows == m && ym.cols == n, "linear: shapes");
   const float* bias = nullptr;
@@ -404,20 +512,29 @@ void linear_kernel(const kernel_context& kc, const tensor& x, const linear_weigh
     gemm_cublas(s, xm, W, W.row_stride() / int64_t(dtype_size(W.type())), bias, ym, sizes);
     return;
   }
-  run_gemv<false>(s, xm, W, n, bias, ym);
-  check_launch("linear gemv", sizes);
+  gemv_any<false>(s, xm, W, n, bias, ym, sizes);
 }
 
 void linear_swiglu_kernel(const kernel_context& kc, const tensor& x, const linear_weight& w, tensor& tmp, tensor& y) {
   check_weight(w);
   const tensor& W = w.weight;
-  const mat<float> xm = f32_mat(x, "linear_swiglu x"), ym = f32_mat(y, "linear_swiglu y");
+  const act_mat xm = act_of(x, "linear_swiglu x"), ym = act_of(y, "linear_swiglu y");
   const int64_t m = xm.rows, n = ym.cols, k = W.dim(1);
   AG_CHECK(xm.cols == k && ym.rows == m && W.dim(0) == 2 * n, "linear_swiglu: shapes");
   if (m == 0 || n == 0) return;
   if (m > k_gemv_max_rows) {
     // Tensor cores into tmp [m, 2n], then the gate: the GEMM's output is what the fusion would save, and at these
-    // row counts the GEMM dominates.
+    // row counts the GEMM dominates. A BF16 y takes gate | up as BF16 (the GEMM rounds them, as torch's bf16
+    // modules do) in tmp's first half: half the bytes written and read back.
+    const mat<float> t = f32_mat(tmp, "linear_swiglu tmp");
+    AG_CHECK(t.rows == m && t.cols == 2 * n, "linear_swiglu: tmp shape");
+    if (ym.type == dtype::BF16) {
+      tensor gu = tensor::view(t.p, dtype::BF16, {m, 2 * n}, tmp.dev());
+      linear_kernel(kc, x, w, gu);
+      tensor gate = gu.cols_view(0, n), up = gu.cols_view(n, n);
+      silu_mul_kernel(kc, gate, up, y);
+      return;
+    }
     linear_kernel(kc, x, w, tmp);
     tensor gate = tmp.cols_view(0, n), up = tmp.cols_view(n, n);
     silu_mul_kernel(kc, gate, up, y);
@@ -426,8 +543,7 @@ void linear_swiglu_kernel(const kernel_context& kc, const tensor& x, const linea
   const float* bias = nullptr;
   if (!w.bias.empty()) bias = f32_vector(w.bias, "linear_swiglu bias");
   stream_state& s = state_of(kc);
-  run_gemv<true>(s, xm, W, n, bias, ym);
-  check_launch("linear_swiglu gemv", sizes_of(m, n, k, w));
+  gemv_any<true>(s, xm, W, n, bias, ym, sizes_of(m, n, k, w));
 }
 
 }  // namespace autoglm::cuda
@@ -436,5 +552,10 @@ namespace autoglm {
 
 void set_cuda_gemm_precision(cuda_gemm_precision p) { cuda::g_precision.store(int(p)); }
 cuda_gemm_precision get_cuda_gemm_precision() { return cuda_gemm_precision(cuda::g_precision.load()); }
+
+dtype cuda_gemm_input_type(int64_t rows) {
+  return rows > cuda::k_gemv_max_rows && get_cuda_gemm_precision() == cuda_gemm_precision::ROUNDED ? dtype::BF16
+                                                                                                  : dtype::F32;
+}
 
 }  // namespace autoglm

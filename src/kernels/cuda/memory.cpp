@@ -374,12 +374,13 @@ void register_cuda_kernels(kernel_registry& r) {
   r.add_kernel<kernel_sig::residual_rms_norm>(op_id::RESIDUAL_RMS_NORM, dk, dtype::F32, cuda::residual_rms_norm_kernel);
   r.add_kernel<kernel_sig::layer_norm>(op_id::LAYER_NORM, dk, dtype::F32, cuda::layer_norm_kernel);
   r.add_kernel<kernel_sig::rope_mrope>(op_id::ROPE_MROPE, dk, dtype::F32, cuda::rope_mrope_kernel);
-  r.add_kernel<kernel_sig::rope_2d>(op_id::ROPE_2D, dk, dtype::F32, cuda::rope_2d_kernel);
-  r.add_kernel<kernel_sig::silu_mul>(op_id::SILU_MUL, dk, dtype::F32, cuda::silu_mul_kernel);
+  for (dtype t : {dtype::F32, dtype::BF16}) r.add_kernel<kernel_sig::rope_2d>(op_id::ROPE_2D, dk, t, cuda::rope_2d_kernel);
+  for (dtype t : {dtype::F32, dtype::BF16}) r.add_kernel<kernel_sig::silu_mul>(op_id::SILU_MUL, dk, t, cuda::silu_mul_kernel);
   r.add_kernel<kernel_sig::gelu>(op_id::GELU, dk, dtype::F32, cuda::gelu_kernel);
   r.add_kernel<kernel_sig::add>(op_id::ADD, dk, dtype::F32, cuda::add_kernel);
   r.add_kernel<kernel_sig::softmax>(op_id::SOFTMAX, dk, dtype::F32, cuda::softmax_kernel);
-  r.add_kernel<kernel_sig::attention_dense>(op_id::ATTENTION_DENSE, dk, dtype::F32, cuda::attention_dense_kernel);
+  for (dtype t : {dtype::F32, dtype::BF16})
+    r.add_kernel<kernel_sig::attention_dense>(op_id::ATTENTION_DENSE, dk, t, cuda::attention_dense_kernel);
   r.add_kernel<kernel_sig::attention_cross>(op_id::ATTENTION_CROSS, dk, dtype::F32, cuda::attention_cross_kernel);
   r.add_kernel<kernel_sig::im2col_1d>(op_id::IM2COL_1D, dk, dtype::F32, cuda::im2col_1d_kernel);
   r.add_kernel<kernel_sig::add_scaled>(op_id::ADD_SCALED, dk, dtype::F32, cuda::add_scaled_kernel);

@@ -1,6 +1,7 @@
 // kernels/cuda/norm.cu: RMSNorm and LayerNorm (see kernels.h): one block per row, F32 sums over the block (the
 // CPU sums in double; an F32 tree sum of a row is within the F32 tolerance of the harness). y may be x itself:
-// every thread rereads only the elements it wrote, after the reductions.
+// every thread rereads only the elements it wrote, after the reductions. RMSNorm's output (y, or h after a residual
+// add) is F32 or BF16 (HT: a GEMM's input, ops::gemm_input_type), rounded once from the F32 value.
 #include <algorithm>
 #include <cstdint>
 #include <initializer_list>
@@ -16,25 +17,27 @@ namespace {
 
 constexpr int k_threads = 256;
 
+template <dtype HT>
 __global__ void __launch_bounds__(k_threads)
-    rms_norm_rows(const float* x, int64_t ldx, const float* w, int64_t n, float eps, float* y, int64_t ldy) {
+    rms_norm_rows(const float* x, int64_t ldx, const float* w, int64_t n, float eps, void* y, int64_t ldy) {
   __shared__ float scratch[32];
   pdl_wait();  // launched as a programmatic dependent (launch_pdl)
   pdl_trigger();
   const float* xr = x + int64_t(blockIdx.x) * ldx;
-  float* yr = y + int64_t(blockIdx.x) * ldy;
+  char* yr = static_cast<char*>(y) + int64_t(blockIdx.x) * ldy * elem_bytes<HT>();
   float ss = 0.0f;
   for (int64_t j = threadIdx.x; j < n; j += k_threads) ss = fmaf(xr[j], xr[j], ss);
   ss = block_sum(ss, scratch);
   const float inv = 1.0f / sqrtf(ss / float(n) + eps);
-  for (int64_t j = threadIdx.x; j < n; j += k_threads) yr[j] = w[j] * (xr[j] * inv);
+  for (int64_t j = threadIdx.x; j < n; j += k_threads) store_elem<HT>(yr, j, w[j] * (xr[j] * inv));
 }
 
 // x += w_post * (y * inv(y)); then h = w_next * (x * inv(x)) when w_next: one block per row, the arithmetic of
 // rms_norm_rows and the add kernel one after another (each thread rereads only the x elements it wrote).
+template <dtype HT>
 __global__ void __launch_bounds__(k_threads)
     residual_rms_norm_rows(float* x, int64_t ldx, const float* y, int64_t ldy, const float* wp, const float* wn,
-                           int64_t n, float eps, float* h, int64_t ldh) {
+                           int64_t n, float eps, void* h, int64_t ldh) {
   __shared__ float scratch[32];
   pdl_wait();     // launched as a programmatic dependent (launch_pdl)
   pdl_trigger();  // the GEMV after this may be scheduled now (it waits for this kernel before reading h)
@@ -53,8 +56,8 @@ __global__ void __launch_bounds__(k_threads)
   if (wn == nullptr) return;
   ss2 = block_sum(ss2, scratch);
   const float inv2 = 1.0f / sqrtf(ss2 / float(n) + eps);
-  float* hr = h + int64_t(blockIdx.x) * ldh;
-  for (int64_t j = threadIdx.x; j < n; j += k_threads) hr[j] = wn[j] * (xr[j] * inv2);
+  char* hr = static_cast<char*>(h) + int64_t(blockIdx.x) * ldh * elem_bytes<HT>();
+  for (int64_t j = threadIdx.x; j < n; j += k_threads) store_elem<HT>(hr, j, wn[j] * (xr[j] * inv2));
 }
 
 // The same with the row held in registers (rows of whole, 16-byte aligned float4s up to 16,384 wide): each thread
@@ -76,10 +79,10 @@ __device__ inline float4 plus_scaled(const float4& x, const float4& w, const flo
                      x.w + w.w * (v.w * inv));
 }
 
-template <int NV>  // float4s per thread
+template <int NV, dtype HT>  // float4s per thread, h's type
 __global__ void __launch_bounds__(k_vec_threads)
     residual_rms_norm_vec(float* x, int64_t ldx, const float* y, int64_t ldy, const float* wp, const float* wn,
-                          int n4, float eps, float* h, int64_t ldh) {
+                          int n4, float eps, void* h, int64_t ldh) {
   __shared__ float scratch[32];
   pdl_wait();  // launched as a programmatic dependent (launch_pdl)
   pdl_trigger();
@@ -108,12 +111,12 @@ __global__ void __launch_bounds__(k_vec_threads)
   }
   if (wn == nullptr) return;
   const float inv2 = 1.0f / sqrtf(block_sum(ss2, scratch) / n + eps);
-  float4* hr = reinterpret_cast<float4*>(h + int64_t(blockIdx.x) * ldh);
+  char* hr = static_cast<char*>(h) + int64_t(blockIdx.x) * ldh * elem_bytes<HT>();
 #pragma unroll
   for (int i = 0; i < NV; ++i) {
     const int j = threadIdx.x + i * blockDim.x;
     if (j >= n4) continue;
-    hr[j] = scaled(reinterpret_cast<const float4*>(wn)[j], xv[i], inv2);
+    store4<HT>(hr, j, scaled(reinterpret_cast<const float4*>(wn)[j], xv[i], inv2));
   }
 }
 
@@ -137,9 +140,9 @@ __global__ void __launch_bounds__(k_threads) layer_norm_rows(const float* x, int
 }
 
 // y = w * (x * inv(x)) with the row in registers, as residual_rms_norm_vec (a decode step's final norm: one row).
-template <int NV>
+template <int NV, dtype HT>
 __global__ void __launch_bounds__(k_vec_threads)
-    rms_norm_vec(const float* x, int64_t ldx, const float* w, int n4, float eps, float* y, int64_t ldy) {
+    rms_norm_vec(const float* x, int64_t ldx, const float* w, int n4, float eps, void* y, int64_t ldy) {
   __shared__ float scratch[32];
   pdl_wait();  // launched as a programmatic dependent (launch_pdl)
   pdl_trigger();
@@ -154,22 +157,28 @@ __global__ void __launch_bounds__(k_vec_threads)
     ss = add_squares(ss, xv[i]);
   }
   const float inv = 1.0f / sqrtf(block_sum(ss, scratch) / (float(n4) * 4.0f) + eps);
-  float4* yr = reinterpret_cast<float4*>(y + int64_t(blockIdx.x) * ldy);
+  char* yr = static_cast<char*>(y) + int64_t(blockIdx.x) * ldy * elem_bytes<HT>();
 #pragma unroll
   for (int i = 0; i < NV; ++i) {
     const int j = threadIdx.x + i * blockDim.x;
     if (j >= n4) continue;
-    yr[j] = scaled(reinterpret_cast<const float4*>(w)[j], xv[i], inv);
+    store4<HT>(yr, j, scaled(reinterpret_cast<const float4*>(w)[j], xv[i], inv));
   }
 }
 
-// Whether rows of n floats at p (stride ld) can take the register-resident float4 kernels, and their float4s per
-// thread (1, 2 or 4) and block size.
-bool vec_rows(int64_t n, std::initializer_list<std::pair<const void*, int64_t>> rows, int& nv, int& threads) {
+// Whether rows of n elements can take the register-resident float4 kernels (each row pointer aligned to 4 of its
+// elements: 16 bytes of F32, 8 of BF16; row strides multiples of 4 elements), and their float4s per thread (1, 2 or 4)
+// and block size.
+struct row_ptr {
+  const void* p;
+  int64_t ld;        // elements
+  size_t elem_size;  // bytes
+};
+bool vec_rows(int64_t n, std::initializer_list<row_ptr> rows, int& nv, int& threads) {
   const int64_t n4 = n / 4;
   if (n % 4 || n4 > 4 * k_vec_threads) return false;
-  for (const auto& [p, ld] : rows)
-    if (reinterpret_cast<uintptr_t>(p) % 16 || ld % 4) return false;
+  for (const row_ptr& r : rows)
+    if (reinterpret_cast<uintptr_t>(r.p) % (4 * r.elem_size) || r.ld % 4) return false;
   nv = n4 <= k_vec_threads ? 1 : n4 <= 2 * k_vec_threads ? 2 : 4;
   threads = int(std::min<int64_t>(k_vec_threads, ((n4 + nv - 1) / nv + 31) / 32 * 32));
   return true;
@@ -177,23 +186,50 @@ bool vec_rows(int64_t n, std::initializer_list<std::pair<const void*, int64_t>> 
 
 std::string sizes_of(const mat<float>& x) { return "rows=" + std::to_string(x.rows) + " cols=" + std::to_string(x.cols); }
 
+template <dtype HT>
+void launch_rms_norm(const mat<float>& xm, const float* w, float eps, const act_mat& y, stream_state& s) {
+  int nv = 0, threads = 0;
+  if (vec_rows(xm.cols, {{xm.p, xm.ld, 4}, {y.p, y.ld, dtype_size(HT)}, {w, 0, 4}}, nv, threads)) {
+    auto kernel = nv == 1 ? rms_norm_vec<1, HT> : nv == 2 ? rms_norm_vec<2, HT> : rms_norm_vec<4, HT>;
+    launch_pdl(kernel, blocks_for(xm.rows, 1), threads, 0, s, "rms_norm", xm.p, xm.ld, w, int(xm.cols / 4), eps, y.p,
+               y.ld);
+  } else {
+    launch_pdl(rms_norm_rows<HT>, blocks_for(xm.rows, 1), k_threads, 0, s, "rms_norm", xm.p, xm.ld, w, xm.cols, eps,
+               y.p, y.ld);
+  }
+}
+
+template <dtype HT>
+void launch_residual_rms_norm(const mat<float>& xm, const mat<float>& ym, const float* wp, const float* wn, float eps,
+                              const act_mat& h, stream_state& s) {
+  int nv = 0, threads = 0;
+  if (vec_rows(xm.cols,
+               {{xm.p, xm.ld, 4}, {ym.p, ym.ld, 4}, {wp, 0, 4}, {wn ? wn : wp, 0, 4},
+                {wn ? h.p : xm.p, wn ? h.ld : 0, wn ? dtype_size(HT) : 4}},
+               nv, threads)) {
+    auto kernel = nv == 1   ? residual_rms_norm_vec<1, HT>
+                  : nv == 2 ? residual_rms_norm_vec<2, HT>
+                            : residual_rms_norm_vec<4, HT>;
+    launch_pdl(kernel, blocks_for(xm.rows, 1), threads, 0, s, "residual_rms_norm", xm.p, xm.ld, ym.p, ym.ld, wp, wn,
+               int(xm.cols / 4), eps, h.p, h.ld);
+  } else {
+    launch_pdl(residual_rms_norm_rows<HT>, blocks_for(xm.rows, 1), k_threads, 0, s, "residual_rms_norm", xm.p, xm.ld,
+               ym.p, ym.ld, wp, wn, xm.cols, eps, h.p, h.ld);
+  }
+}
+
 }  // namespace
 
 void rms_norm_kernel(const kernel_context& kc, const tensor& x, const tensor& weight, float eps, tensor& y) {
-  const mat<float> xm = f32_mat(x, "rms_norm x"), ym = f32_mat(y, "rms_norm y");
+  const mat<float> xm = f32_mat(x, "rms_norm x");
+  const act_mat ym = act_of(y, "rms_norm y");
   const float* w = f32_vector(weight, "rms_norm weight");
   AG_CHECK(xm.rows == ym.rows && xm.cols == ym.cols, "rms_norm: shapes");
+  AG_CHECK(ym.type == dtype::F32 || ym.p != static_cast<const void*>(xm.p), "rms_norm: a BF16 y cannot be x");
   if (xm.rows == 0 || xm.cols == 0) return;
   stream_state& s = state_of(kc);
-  int nv = 0, threads = 0;
-  if (vec_rows(xm.cols, {{xm.p, xm.ld}, {ym.p, ym.ld}, {w, 0}}, nv, threads)) {
-    auto kernel = nv == 1 ? rms_norm_vec<1> : nv == 2 ? rms_norm_vec<2> : rms_norm_vec<4>;
-    launch_pdl(kernel, blocks_for(xm.rows, 1), threads, 0, s, "rms_norm", xm.p, xm.ld, w, int(xm.cols / 4), eps, ym.p,
-               ym.ld);
-  } else {
-    launch_pdl(rms_norm_rows, blocks_for(xm.rows, 1), k_threads, 0, s, "rms_norm", xm.p, xm.ld, w, xm.cols, eps,
-               ym.p, ym.ld);
-  }
+  if (ym.type == dtype::BF16) launch_rms_norm<dtype::BF16>(xm, w, eps, ym, s);
+  else launch_rms_norm<dtype::F32>(xm, w, eps, ym, s);
   check_launch("rms_norm", sizes_of(xm));
 }
 
@@ -202,22 +238,14 @@ void residual_rms_norm_kernel(const kernel_context& kc, tensor& x, const tensor&
   const mat<float> xm = f32_mat(x, "residual_rms_norm x"), ym = f32_mat(y, "residual_rms_norm y");
   const float* wp = f32_vector(w_post, "residual_rms_norm w_post");
   const float* wn = w_next.empty() ? nullptr : f32_vector(w_next, "residual_rms_norm w_next");
-  mat<float> hm{};
-  if (wn) hm = f32_mat(h, "residual_rms_norm h");
+  act_mat hm{};
+  if (wn) hm = act_of(h, "residual_rms_norm h");
   AG_CHECK(xm.rows == ym.rows && xm.cols == ym.cols && (!wn || (hm.rows == xm.rows && hm.cols == xm.cols)),
            "residual_rms_norm: shapes");
   if (xm.rows == 0 || xm.cols == 0) return;
   stream_state& s = state_of(kc);
-  int nv = 0, threads = 0;
-  if (vec_rows(xm.cols, {{xm.p, xm.ld}, {ym.p, ym.ld}, {wp, 0}, {wn ? wn : wp, 0}, {wn ? hm.p : xm.p, wn ? hm.ld : 0}},
-               nv, threads)) {
-    auto kernel = nv == 1 ? residual_rms_norm_vec<1> : nv == 2 ? residual_rms_norm_vec<2> : residual_rms_norm_vec<4>;
-    launch_pdl(kernel, blocks_for(xm.rows, 1), threads, 0, s, "residual_rms_norm", xm.p, xm.ld, ym.p, ym.ld, wp, wn,
-               int(xm.cols / 4), eps, hm.p, hm.ld);
-  } else {
-    launch_pdl(residual_rms_norm_rows, blocks_for(xm.rows, 1), k_threads, 0, s, "residual_rms_norm", xm.p, xm.ld,
-               ym.p, ym.ld, wp, wn, xm.cols, eps, hm.p, hm.ld);
-  }
+  if (wn && hm.type == dtype::BF16) launch_residual_rms_norm<dtype::BF16>(xm, ym, wp, wn, eps, hm, s);
+  else launch_residual_rms_norm<dtype::F32>(xm, ym, wp, wn, eps, hm, s);
   check_launch("residual_rms_norm", sizes_of(xm));
 }
 

@@ -29,4 +29,8 @@ enum class cuda_gemm_precision { ROUNDED, SPLIT };
 void set_cuda_gemm_precision(cuda_gemm_precision p);
 cuda_gemm_precision get_cuda_gemm_precision();
 
+// ops::gemm_input_type on CUDA: BF16 for passes of more rows than the decode GEMV takes under ROUNDED precision
+// (their GEMMs multiply bf16 on tensor cores), F32 otherwise (the GEMV's F32 x, SPLIT's near-F32 products).
+dtype cuda_gemm_input_type(int64_t rows);
+
 }  // namespace autoglm

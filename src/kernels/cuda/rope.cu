@@ -1,5 +1,5 @@
-// kernels/cuda/rope.cu: M-RoPE (interleaved pairs, text) and 2-D NeoX RoPE (vision), in place (see kernels.h), and
-// ROPE_KV_STORE (M-RoPE of q|k with the KV store in the same launch).
+// kernels/cuda/rope.cu: M-RoPE (interleaved pairs, text) and 2-D NeoX RoPE (vision; F32 or BF16), in place (see
+// kernels.h), and ROPE_KV_STORE (M-RoPE of q|k with the KV store in the same launch).
 // The inverse frequencies are computed on the host exactly as the CPU kernel does (fp32 pow, as HF builds
 // inv_freq) and passed by value, so every angle float(p) * inv is the same fp32 product; sincosf is CUDA's
 // accurate version (no fast math), within 2 ulp of the host's.
@@ -122,7 +122,9 @@ __global__ void __launch_bounds__(k_threads) mrope_kv_store_kernel(const rope_ar
 // h position, [quarter, half) by the w position, with frequencies inv[d mod quarter]. A token's half angles are the
 // same for every head: their sines and cosines are computed once per block into shared memory (a 1080x2400
 // screenshot's q took 95 us with one sincosf per head and pair on the H200), the same values as before.
-__global__ void __launch_bounds__(k_threads) rope_2d_kernel_dev(const rope_args a) {
+// T: x's type (F32, or BF16 q/k of the vision tower on CUDA: rotated in F32 from the exact bf16 values, rounded once).
+template <dtype T>
+__global__ void __launch_bounds__(k_threads) rope_2d_kernel_dev(const rope_args a, void* x) {
   __shared__ float sin_d[2 * k_max_pairs], cos_d[2 * k_max_pairs];  // half = head_dim / 2 <= 2 k_max_pairs
   pdl_wait();  // launched as a programmatic dependent (launch_pdl)
   pdl_trigger();
@@ -134,14 +136,14 @@ __global__ void __launch_bounds__(k_threads) rope_2d_kernel_dev(const rope_args 
     sincosf(angle, &sin_d[d], &cos_d[d]);
   }
   __syncthreads();
-  float* row = a.x + t * a.ldx;
+  char* row = static_cast<char*>(x) + t * a.ldx * elem_bytes<T>();
   for (int w = blockIdx.y * k_threads + threadIdx.x; w < a.n_heads * half; w += gridDim.y * k_threads) {
     const int h = w / half, d = w - h * half;
     const float s = sin_d[d], c = cos_d[d];
-    float* v = row + int64_t(h) * a.head_dim;
-    const float x0 = v[d], x1 = v[d + half];
-    v[d] = x0 * c - x1 * s;
-    v[d + half] = x1 * c + x0 * s;
+    char* v = row + int64_t(h) * a.head_dim * elem_bytes<T>();
+    const float x0 = load_elem<T>(v, d), x1 = load_elem<T>(v, d + half);
+    store_elem<T>(v, d, x0 * c - x1 * s);
+    store_elem<T>(v, d + half, x1 * c + x0 * s);
   }
 }
 
@@ -223,7 +225,7 @@ void rope_kv_store_kernel(const kernel_context& kc, tensor& qk, int32_t n_q_head
 
 void rope_2d_kernel(const kernel_context& kc, tensor& x, int32_t n_heads, int32_t head_dim, const tensor& pos,
                     float theta) {
-  const mat<float> xm = f32_mat(x, "rope_2d x");
+  const act_mat xm = act_of(x, "rope_2d x");
   const mat<int32_t> pm = i32_mat(pos, "rope_2d pos");
   AG_CHECK(head_dim % 4 == 0 && head_dim / 4 <= k_max_pairs, "rope_2d: head_dim " + std::to_string(head_dim));
   AG_CHECK(pm.rows == 2 && pm.cols == xm.rows, "rope_2d: pos must be [2, n]");
@@ -231,15 +233,14 @@ void rope_2d_kernel(const kernel_context& kc, tensor& x, int32_t n_heads, int32_
   rope_args a{};
   const std::vector<float> inv = inverse_frequencies(head_dim / 2, theta);  // head_dim / 4 frequencies
   std::copy(inv.begin(), inv.end(), a.inv);
-  a.x = xm.p;
   a.ldx = xm.ld;
   a.n_heads = n_heads;
   a.head_dim = head_dim;
   a.pos = pm.p;
   a.ldp = pm.ld;
   stream_state& s = state_of(kc);
-  launch_pdl(rope_2d_kernel_dev, rope_grid(xm.rows, int64_t(n_heads) * (head_dim / 2)), k_threads, 0, s, "rope_2d",
-             a);
+  launch_pdl(xm.type == dtype::BF16 ? rope_2d_kernel_dev<dtype::BF16> : rope_2d_kernel_dev<dtype::F32>,
+             rope_grid(xm.rows, int64_t(n_heads) * (head_dim / 2)), k_threads, 0, s, "rope_2d", a, xm.p);
   check_launch("rope_2d", "n=" + std::to_string(xm.rows) + " heads=" + std::to_string(n_heads) +
                               " head_dim=" + std::to_string(head_dim));
 }

@@ -211,9 +211,12 @@ tensor text_decoder::compute(exec_context& ctx, const prepared_step& step, const
     throw error("forward: the decoder of rank " + std::to_string(shard_.rank) + " of " +
                 std::to_string(shard_.n_ranks) + " runs with its own group's communicator on the context (and a whole " +
                 "model with none or a group of one)");
+  // The GEMMs' inputs h and m in the backend's type for them (BF16 for a prefill on CUDA: rounded once by the
+  // norm or the gate that writes them); the residual stream and everything else in F32.
+  const dtype act = ops::gemm_input_type(ctx, n);
   activations a;
   a.x = ops::scratch(ctx, dtype::F32, {n, H});
-  a.h = ops::scratch(ctx, dtype::F32, {n, H});
+  a.h = ops::scratch(ctx, act, {n, H});
   a.q = ops::scratch(ctx, dtype::F32, {n, qd});
   a.k = ops::scratch(ctx, dtype::F32, {n, kvd});
   a.v = ops::scratch(ctx, dtype::F32, {n, kvd});
@@ -221,7 +224,7 @@ tensor text_decoder::compute(exec_context& ctx, const prepared_step& step, const
   a.attn = ops::scratch(ctx, dtype::F32, {n, qd});
   a.tmp = ops::scratch(ctx, dtype::F32, {n, H});
   a.gu = ops::scratch(ctx, dtype::F32, {n, 2 * I});
-  a.m = ops::scratch(ctx, dtype::F32, {n, I});
+  a.m = ops::scratch(ctx, act, {n, I});
 
   // Every row from the token table, then image rows copied over it (the placeholder ids are in the vocabulary).
   ops::embedding(ctx, w_.embed_tokens, in.ids, a.x);

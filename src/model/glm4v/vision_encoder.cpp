@@ -22,10 +22,13 @@ constexpr float merger_ln_eps = 1e-5f;
 }  // namespace
 
 // The activations of one encode, from the scratch arena.
+// h, qkv, gate and up feed GEMMs or attention's tensor-core products: in the backend's type for those
+// (ops::gemm_input_type: BF16 on CUDA); the rest F32.
 struct vision_encoder::activations {
   tensor x;        // [n, d] residual stream
-  tensor h;        // [n, d] normed input, then the attention output
-  tensor qkv;      // [n, 3d]
+  tensor h;        // [n, d] normed input
+  tensor qkv;      // [n, 3d] q | k | v
+  tensor attn;     // [n, d] attention output (h's memory when h is F32)
   tensor y;        // [n, d] attention projection; rows [0, chunk) also the MLP output of a chunk
   tensor gate, up; // [chunk, o]
 };
@@ -57,8 +60,8 @@ void vision_encoder::run_block(exec_context& ctx, const vision_block_weights& b,
   ops::rope_2d(ctx, q, cfg_.n_heads, cfg_.head_dim, pos, cfg_.rope_theta);
   ops::rope_2d(ctx, k, cfg_.n_heads, cfg_.head_dim, pos, cfg_.rope_theta);
   ops::attention_dense(ctx, q, k, v, cfg_.n_heads, cfg_.head_dim, segments, 1.0f / std::sqrt(float(cfg_.head_dim)),
-                       a.h);
-  ops::linear(ctx, a.h, b.proj, a.y);
+                       a.attn);
+  ops::linear(ctx, a.attn, b.proj, a.y);
   ops::add(ctx, a.x, a.y);
   // MLP half, in row chunks: x += down(silu(gate(norm2 x)) * up(norm2 x)).
   const int64_t chunk = a.gate.rows();
@@ -79,9 +82,12 @@ void vision_encoder::run_merger(exec_context& ctx, const tensor& in, tensor& out
   const int64_t n_out = in.rows(), o = cfg_.out_hidden_size, f = cfg_.intermediate_size;
   const int64_t row_chunk = ops::rows_per_pass(ctx, (o + 2 * f) * int64_t(sizeof(float)), cpu_row_chunk);
   const int64_t chunk = std::min(row_chunk, n_out);
+  // The last chunk may have fewer rows than the others; it takes the same type (a row count of only a few would
+  // otherwise ask for F32 on a GPU: see ops::gemm_input_type).
+  const dtype act = ops::gemm_input_type(ctx, chunk);
   tensor z = ops::scratch(ctx, dtype::F32, {chunk, o});
-  tensor gate = ops::scratch(ctx, dtype::F32, {chunk, f});
-  tensor up = ops::scratch(ctx, dtype::F32, {chunk, f});
+  tensor gate = ops::scratch(ctx, act, {chunk, f});
+  tensor up = ops::scratch(ctx, act, {chunk, f});
   for (int64_t r0 = 0; r0 < n_out; r0 += row_chunk) {
     const int64_t r = std::min(row_chunk, n_out - r0);
     tensor zr = z.rows_view(0, r), g = gate.rows_view(0, r), u = up.rows_view(0, r), outr = out.rows_view(r0, r);
@@ -150,12 +156,15 @@ tensor vision_encoder::encode(exec_context& ctx, const vision_input& image) cons
   }
   ops::dump(ctx, "embeddings", a.x);
 
-  a.h = ops::scratch(ctx, dtype::F32, {n, d});
-  a.qkv = ops::scratch(ctx, dtype::F32, {n, 3 * d});
-  a.y = ops::scratch(ctx, dtype::F32, {n, d});
   const int64_t mlp_rows = std::min(ops::rows_per_pass(ctx, 2 * o * int64_t(sizeof(float)), cpu_row_chunk), n);
-  a.gate = ops::scratch(ctx, dtype::F32, {mlp_rows, o});
-  a.up = ops::scratch(ctx, dtype::F32, {mlp_rows, o});
+  const dtype act = ops::gemm_input_type(ctx, std::min(n, mlp_rows));
+  a.h = ops::scratch(ctx, act, {n, d});
+  a.qkv = ops::scratch(ctx, act, {n, 3 * d});  // q, k, v feed attention's tensor-core products
+  // The attention output is F32; where h is F32 too (the CPU) it takes h's memory (h is dead until norm2).
+  a.attn = act == dtype::F32 ? a.h : ops::scratch(ctx, dtype::F32, {n, d});
+  a.y = ops::scratch(ctx, dtype::F32, {n, d});
+  a.gate = ops::scratch(ctx, act, {mlp_rows, o});
+  a.up = ops::scratch(ctx, act, {mlp_rows, o});
   for (size_t i = 0; i < w_.blocks.size(); ++i) {
     run_block(ctx, w_.blocks[i], pos_d, seg_d, a);
     ops::dump(ctx, "blocks." + std::to_string(i), a.x);
