@@ -7,6 +7,9 @@
 #   OUT=... scripts/cuda_check.sh --quick                 # shorter perf pass
 #   OUT=... scripts/cuda_check.sh --bundle DIR            # no build: the binaries and libraries that
 #                                                         # scripts/cuda_bundle.sh packed on another machine
+#   PACK=1 OUT=... scripts/cuda_check.sh ...              # end with everything in $OUT/results.tgz (one file
+#                                                         # comes back from a device call; the last lines
+#                                                         # printed are the headline figures and failures)
 #
 # Needs nvcc (on PATH or in /usr/local/cuda), cmake, a C++20 compiler and the Debian -dev packages of
 # scripts/setup.sh; no network (SKIP_HF=1: no transformers steps; SKIP_ASR=1: no Whisper benchmark). Steps (each logged to $OUT/<step>.log, failures do not stop the later steps):
@@ -213,11 +216,16 @@ if [ $model_bench -eq 1 ]; then
   if [ -z "${SKIP_ASR:-}" ]; then run_step asr_bench $STEP_LIMIT bash -c "$(declare -f asr_bench); asr_bench"; fi
   # The peer in the same run: transformers on the same checkpoint (bench/peer/hf_cuda.py), where python3 has it:
   # eager (dynamic cache), then the static cache (its first generate compiles and is not timed).
+  # HF_STATIC_ONLY=1 skips the eager run (minutes at 9B dims); the vision tower is timed on its own (--vision-only).
   if [ "${SKIP_HF:-0}" != 1 ] && python3 -c 'import transformers' 2>/dev/null; then
-    run_step hf_peer $STEP_LIMIT python3 "$SRC/bench/peer/hf_cuda.py" "$model_dir" "$OUT/hf_peer.json" \
-      --contexts 512,2048 --decode 32
+    if [ "${HF_STATIC_ONLY:-0}" != 1 ]; then
+      run_step hf_peer $STEP_LIMIT python3 "$SRC/bench/peer/hf_cuda.py" "$model_dir" "$OUT/hf_peer.json" \
+        --contexts 512,2048 --decode 32
+    fi
     run_step hf_peer_static ${HF_STATIC_LIMIT:-$STEP_LIMIT} python3 "$SRC/bench/peer/hf_cuda.py" "$model_dir" \
       "$OUT/hf_peer_static.json" --contexts 512,2048 --decode 32 --static --skip-eager
+    run_step hf_vision $STEP_LIMIT python3 "$SRC/bench/peer/hf_cuda.py" "$model_dir" "$OUT/hf_vision.json" \
+      --vision-only
   fi
 fi
 
@@ -236,4 +244,11 @@ fi
   echo "}"
 } >"$OUT/summary.json"
 echo "results in $OUT (summary.json); overall: $([ $overall -eq 0 ] && echo PASS || echo FAIL)"
+# The figures and the failing tests in a few lines, so a device call's output tail has them.
+python3 "$SRC/scripts/cuda_headline.py" "$OUT" || true
+# PACK=1: everything under $OUT in one file, $OUT/results.tgz (a device call brings back a limited number of files).
+if [ "${PACK:-0}" = 1 ]; then
+  tar czf "$OUT.tgz" -C "$(dirname "$OUT")" "$(basename "$OUT")" && rm -rf "$OUT" && mkdir -p "$OUT" &&
+    mv "$OUT.tgz" "$OUT/results.tgz" && echo "packed: $OUT/results.tgz"
+fi
 exit $overall
