@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 DEB_PACKAGES=(
   build-essential cmake pkg-config git
   nlohmann-json3-dev libboost-dev libpcre2-dev
-  libpng-dev libjpeg62-turbo-dev libwebp-dev
+  libpng-dev libjpeg62-turbo-dev libwebp-dev libdeflate-dev
   libsndfile1-dev libvorbis-dev libmpg123-dev libsoxr-dev libkissfft-dev
   libspdlog-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
@@ -23,7 +23,7 @@ command -v npm >/dev/null 2>&1 || DEB_PACKAGES+=(npm)
 # The aarch64 step of the tests (tests/arm): Debian's cross compiler, qemu user mode, and (multiarch) the arm64
 # builds of the libraries its targets link; nlohmann-json, CLI11 and Boost are header-only and shared with the host.
 DEB_PACKAGES+=(g++-aarch64-linux-gnu qemu-user-static)
-for p in libgtest-dev libgmock-dev libspdlog-dev libpng-dev libjpeg62-turbo-dev libwebp-dev libpcre2-dev zlib1g-dev \
+for p in libgtest-dev libgmock-dev libspdlog-dev libpng-dev libjpeg62-turbo-dev libwebp-dev libdeflate-dev libpcre2-dev zlib1g-dev \
          libsndfile1-dev libvorbis-dev libmpg123-dev libsoxr-dev libkissfft-dev; do
   DEB_PACKAGES+=("$p:arm64")
 done

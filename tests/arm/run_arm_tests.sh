@@ -27,7 +27,7 @@ command -v aarch64-linux-gnu-g++ >/dev/null 2>&1 ||
   skip "aarch64-linux-gnu-g++ not found (bash scripts/setup.sh installs g++-aarch64-linux-gnu)"
 command -v qemu-aarch64-static >/dev/null 2>&1 || command -v qemu-aarch64 >/dev/null 2>&1 ||
   skip "qemu-aarch64-static not found (bash scripts/setup.sh installs qemu-user-static)"
-for p in libgtest-dev libspdlog-dev libpng-dev; do
+for p in libgtest-dev libspdlog-dev libpng-dev libdeflate-dev; do
   dpkg-query -W -f='${Status}' "$p:arm64" 2>/dev/null | grep -q "install ok installed" ||
     skip "$p:arm64 not installed (bash scripts/setup.sh adds the arm64 architecture and its -dev packages)"
 done

@@ -299,6 +299,14 @@ def image_seeds():
                                                 extra_chunks=[(b"PLTE", bytes(range(15))), (b"tRNS", b"\x00\x80")]))
     write("image", "rgb_gamma_4x2.png", png(4, 2, 2, 8, [bytes(range(12)), bytes(range(100, 112))],
                                             extra_chunks=[(b"gAMA", struct.pack(">I", 45455)), (b"sBIT", b"\x08\x08\x08")]))
+    # 8-bit RGBA with every filter type (media/png_fast.cpp's path; the rows' filter bytes cycle 0-4).
+    rows = [bytes((x * 37 + y * 11 + c * 5) & 0xff for x in range(8) for c in range(4)) for y in range(5)]
+    filtered = b"".join(bytes([y % 5]) + r for y, r in enumerate(rows))
+    ihdr = struct.pack(">IIBBBBB", 8, 5, 8, 6, 0, 0, 0)
+    def chunk(tag, data):
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xffffffff)
+    write("image", "rgba8_filters_8x5.png", b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) +
+          chunk(b"IDAT", zlib.compress(filtered)) + chunk(b"IEND", b""))
     write("image", "data_uri_png", "data:image/png;base64," + base64.b64encode(PNG_1X1).decode())
     write("image", "data_uri_params", "data:image/png;name=x.png;base64," + base64.urlsafe_b64encode(PNG_1X1).decode().rstrip("="))
     write("image", "gif_header", b"GIF89a\x01\x00\x01\x00\x00\x00\x00;")
