@@ -152,10 +152,8 @@ TEST(png_fast, decode_image_gives_the_same_rgb_as_before) {
   ASSERT_TRUE(run_fast(png).taken);
   std::vector<uint8_t> fast_rgb, libpng_rgb;
   ASSERT_EQ(decode_outcome(png, &fast_rgb), "ok 137x41");
-  // A tEXt chunk with a bad CRC sends the same file through libpng, which warns and decodes it.
-  std::vector<uint8_t> c = chunk("tEXt", {'k', 0, 'v'});
-  c.back() ^= 1;
-  const std::vector<uint8_t> via_libpng = insert_before(png, "IDAT", c);
+  // A PLTE (legal in a true-colour file, which ignores it) sends the same pixels through libpng.
+  const std::vector<uint8_t> via_libpng = insert_before(png, "IDAT", chunk("PLTE", {1, 2, 3}));
   ASSERT_FALSE(run_fast(via_libpng).taken);
   ASSERT_EQ(decode_outcome(via_libpng, &libpng_rgb), "ok 137x41");
   EXPECT_EQ(fast_rgb, libpng_rgb);
@@ -197,7 +195,7 @@ TEST(png_fast, what_it_cannot_vouch_for_goes_to_libpng) {
   EXPECT_FALSE(run_fast(with_plte).taken);
   EXPECT_EQ(decode_outcome(with_plte), ok);
 
-  // A bad CRC in IDAT: libpng's error, as before.
+  // A bad CRC in IDAT (here the zlib header byte: fuzz builds, which skip CRCs, refuse it too): libpng's error.
   std::vector<uint8_t> bad_crc = png;
   const size_t idat = find_chunk(bad_crc, "IDAT");
   bad_crc[idat + 8] ^= 0x40;
