@@ -22,7 +22,8 @@ namespace autoglm::test {
 // For palette images pass palette (RGB triplets) and optional trns alpha per entry.
 inline std::vector<uint8_t> encode_png(int width, int height, int color_type, int bit_depth,
                                        const std::vector<uint8_t>& samples, const std::vector<uint8_t>& palette = {},
-                                       const std::vector<uint8_t>& trns = {}, bool interlace = false) {
+                                       const std::vector<uint8_t>& trns = {}, bool interlace = false,
+                                       int filters = -1, size_t zbuf = 0) {
   std::vector<uint8_t> out;
   png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
   png_infop info = png_create_info_struct(png);
@@ -40,6 +41,8 @@ inline std::vector<uint8_t> encode_png(int width, int height, int color_type, in
   png_set_IHDR(png, info, width, height, bit_depth, color_type,
                interlace ? PNG_INTERLACE_ADAM7 : PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
                PNG_FILTER_TYPE_DEFAULT);
+  if (filters >= 0) png_set_filter(png, PNG_FILTER_TYPE_BASE, filters);  // PNG_FILTER_* flags; default: libpng's choice
+  if (zbuf) png_set_compression_buffer_size(png, zbuf);  // small: many IDAT chunks
   if (color_type == PNG_COLOR_TYPE_PALETTE) {
     std::vector<png_color> pal(palette.size() / 3);
     for (size_t i = 0; i < pal.size(); ++i) pal[i] = {palette[i * 3], palette[i * 3 + 1], palette[i * 3 + 2]};

@@ -9,11 +9,11 @@
 
 #include <cstring>
 #include <random>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "core/error.h"
+#include "encode_util.h"
 #include "media/image.h"
 #include "media/png_fast.h"
 
@@ -25,32 +25,8 @@ namespace {
 // zlib buffer size (small: many IDAT chunks).
 std::vector<uint8_t> write_png(int w, int h, int channels, const std::vector<uint8_t>& px, int filters,
                                size_t zbuf = 8192, bool interlace = false) {
-  std::vector<uint8_t> out;
-  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
-  png_infop info = png_create_info_struct(png);
-  if (setjmp(png_jmpbuf(png))) {
-    png_destroy_write_struct(&png, &info);
-    throw std::runtime_error("write_png failed");
-  }
-  png_set_write_fn(
-      png, &out,
-      [](png_structp p, png_bytep data, png_size_t n) {
-        auto* v = static_cast<std::vector<uint8_t>*>(png_get_io_ptr(p));
-        v->insert(v->end(), data, data + n);
-      },
-      nullptr);
-  png_set_IHDR(png, info, w, h, 8, channels == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_RGBA,
-               interlace ? PNG_INTERLACE_ADAM7 : PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
-               PNG_FILTER_TYPE_DEFAULT);
-  png_set_filter(png, PNG_FILTER_TYPE_BASE, filters);
-  png_set_compression_buffer_size(png, zbuf);
-  png_write_info(png, info);
-  std::vector<png_bytep> rows(h);
-  for (int y = 0; y < h; ++y) rows[y] = const_cast<png_bytep>(px.data() + size_t(y) * w * channels);
-  png_write_image(png, rows.data());
-  png_write_end(png, nullptr);
-  png_destroy_write_struct(&png, &info);
-  return out;
+  return test::encode_png(w, h, channels == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_RGBA, 8, px, {}, {}, interlace,
+                          filters, zbuf);
 }
 
 // Pixels with every kind of neighbourhood: random bytes, then smooth gradients and flat runs (which the encoder's
