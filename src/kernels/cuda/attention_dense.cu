@@ -42,17 +42,6 @@ dense_path dense_attention_path() {
               "': use wgmma_tma, wgmma_ws, wgmma, wgmma64, mma, mma64, gemm, fused or f32");
 }
 
-namespace {
-
-// dst [rows, cols] contiguous F32 = src (BF16 rows, stride ld). Grid row_grid(rows, cols).
-__global__ void widen_rows(const uint16_t* src, int64_t ld, int64_t rows, int64_t cols, float* dst) {
-  const int64_t j = int64_t(blockIdx.y) * blockDim.x + threadIdx.x;
-  if (j >= cols) return;
-  for (int64_t i = blockIdx.x; i < rows; i += gridDim.x) dst[i * cols + j] = bf16_bits_to_f32(src[i * ld + j]);
-}
-
-}  // namespace
-
 void attention_dense_kernel(const kernel_context& kc, const tensor& q, const tensor& k, const tensor& v,
                             int32_t n_heads, int32_t head_dim, const tensor& segments, float scale, tensor& out) {
   const act_mat qa = act_of(q, "attention_dense q"), ka = act_of(k, "attention_dense k"),
@@ -137,13 +126,13 @@ void attention_dense_kernel(const kernel_context& kc, const tensor& q, const ten
     // BF16 q, k, v (the vision tower's on CUDA) outside the tensor-core kernels: F32 copies for the F32 kernels.
     const int64_t n = qm.rows, w = int64_t(n_heads) * head_dim;
     auto* f = static_cast<float*>(workspace(s, size_t(3 * n * w) * sizeof(float), "attention_dense (bf16 q, k, v)"));
+    const tensor* src[3] = {&q, &k, &v};
     mat<float>* ms[3] = {&qm, &km, &vm};
     for (int i = 0; i < 3; ++i) {
-      widen_rows<<<row_grid(n, w, 256, s), 256, 0, stream_of(s)>>>(reinterpret_cast<const uint16_t*>(ms[i]->p),
-                                                                   ms[i]->ld, n, w, f + i * n * w);
+      tensor dst = tensor::view(f + i * n * w, dtype::F32, {n, w}, q.dev());
+      copy_kernel(kc, src[i]->cols_view(0, w), dst);  // COPY's kernel (copy.cu): exact widening
       *ms[i] = {f + i * n * w, w, n, w};
     }
-    check_launch("attention_dense bf16 -> f32", sizes);
     a.q = qm.p;
     a.ldq = qm.ld;
     a.k = km.p;

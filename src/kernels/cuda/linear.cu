@@ -9,7 +9,8 @@
 //    into y first and the GEMM adds to it (beta = 1).
 //  - x and y may be BF16 (ops::gemm_input_type): a BF16 x goes into a BF16 GEMM as it is (no rounding pass), a BF16
 //    y is the GEMM's output rounded once (cuBLAS writes it); other combinations (a BF16 operand of the GEMV, of an
-//    F32 or F16 weight, a BF16 y with a bias) convert through F32 or F16 copies in the stream's workspace.
+//    F32 or F16 weight, a BF16 y with a bias) convert through F32 or F16 copies in the stream's workspace (COPY's
+//    kernel, copy.cu, with its rounding).
 #include <cublas_v2.h>
 
 #include <algorithm>
@@ -292,31 +293,10 @@ void round_rows(const mat<float>& x, uint16_t* hi, uint16_t* lo, const stream_st
     round_rows_kernel<T><<<stride_grid(m * k, 256, s), 256, 0, st>>>(x.p, x.ld, m, k, hi, lo);
 }
 
-// dst [m, n] (type D, row stride ldd) = src [m, n] (type S, row stride lds), converted as core/dtype.h does (exact
-// widening, round to nearest even). Grid row_grid(m, n).
-template <dtype S, dtype D>
-__global__ void convert_rows(const void* src, int64_t lds, void* dst, int64_t ldd, int64_t m, int64_t n) {
-  const int64_t j = int64_t(blockIdx.y) * blockDim.x + threadIdx.x;
-  if (j >= n) return;
-  for (int64_t i = blockIdx.x; i < m; i += gridDim.x)
-    store_elem<D>(static_cast<char*>(dst) + i * ldd * elem_bytes<D>(), j,
-                  load_elem<S>(static_cast<const char*>(src) + i * lds * elem_bytes<S>(), j));
-}
-
-// dst = src converted (F32 <-> BF16, BF16 -> F16, BF16 -> BF16: a copy), any row strides.
-void convert(const act_mat& src, void* dst, int64_t ldd, dtype dst_type, const stream_state& s) {
-  const dim3 grid = row_grid(src.rows, src.cols, 256, s);
-  const cudaStream_t st = stream_of(s);
-  if (src.type == dtype::BF16 && dst_type == dtype::F32)
-    convert_rows<dtype::BF16, dtype::F32><<<grid, 256, 0, st>>>(src.p, src.ld, dst, ldd, src.rows, src.cols);
-  else if (src.type == dtype::BF16 && dst_type == dtype::F16)
-    convert_rows<dtype::BF16, dtype::F16><<<grid, 256, 0, st>>>(src.p, src.ld, dst, ldd, src.rows, src.cols);
-  else if (src.type == dtype::F32 && dst_type == dtype::BF16)
-    convert_rows<dtype::F32, dtype::BF16><<<grid, 256, 0, st>>>(src.p, src.ld, dst, ldd, src.rows, src.cols);
-  else if (src.type == dtype::BF16 && dst_type == dtype::BF16)
-    convert_rows<dtype::BF16, dtype::BF16><<<grid, 256, 0, st>>>(src.p, src.ld, dst, ldd, src.rows, src.cols);
-  else
-    AG_CHECK(false, std::string("linear: no conversion from ") + dtype_name(src.type) + " to " + dtype_name(dst_type));
+// An operand's memory as a tensor view on `dev`, for COPY (copy.cu) to convert between dtypes and row strides.
+tensor view_of(const act_mat& a, const device& dev) {
+  const int64_t es = int64_t(dtype_size(a.type));
+  return tensor::strided(a.p, a.type, {a.rows, a.cols}, {a.ld * es, es}, dev);
 }
 
 // y[i, j] = bias[j]: the GEMM then adds its product (beta = 1). Grid row_grid(m, n).
@@ -345,8 +325,8 @@ struct workspace_pieces {
   }
 };
 
-void gemm_cublas(stream_state& s, const act_mat& x, const tensor& W, int64_t ldw, const float* bias, const act_mat& y,
-                 const std::string& sizes) {
+void gemm_cublas(const kernel_context& kc, stream_state& s, const act_mat& x, const tensor& W, int64_t ldw,
+                 const float* bias, const act_mat& y, const std::string& sizes) {
   const cudaStream_t st = stream_of(s);
   auto h = static_cast<cublasHandle_t>(blas_handle(s));
   const int64_t m = x.rows, n = y.cols, k = x.cols;
@@ -381,10 +361,11 @@ void gemm_cublas(stream_state& s, const act_mat& x, const tensor& W, int64_t ldw
                                                      static_cast<uint16_t*>(lo), s);
       else round_rows<dtype::F16>({static_cast<float*>(x.p), x.ld, m, k}, static_cast<uint16_t*>(xr),
                                   static_cast<uint16_t*>(lo), s);
+      check_launch("linear x rounding", sizes);
     } else {
-      convert(x, xr, k, wt, s);  // BF16 x -> F32 (SGEMM), F16, or a contiguous BF16 copy
+      tensor xc = view_of({xr, k, m, k, wt}, W.dev());
+      copy_kernel(kc, view_of(x, W.dev()), xc);  // BF16 x -> F32 (SGEMM), F16, or a contiguous BF16 copy
     }
-    check_launch("linear x conversion", sizes);
   }
   void* yp = y.p;
   int64_t ldy = y.ld;
@@ -419,8 +400,8 @@ void gemm_cublas(stream_state& s, const act_mat& x, const tensor& W, int64_t ldw
     }
   }
   if (!y_direct) {
-    convert({yp, ldy, m, n, dtype::F32}, y.p, y.ld, y.type, s);  // F32 -> BF16, rounded once
-    check_launch("linear y rounding", sizes);
+    tensor yv = view_of(y, W.dev());
+    copy_kernel(kc, view_of({yp, ldy, m, n, dtype::F32}, W.dev()), yv);  // F32 -> BF16, rounded once
   }
 }
 
@@ -476,22 +457,23 @@ namespace {
 // The GEMV on F32 operands; a BF16 x or y (a batch of a few rows handed BF16 activations) goes through F32 copies in
 // the stream's workspace.
 template <bool SWIGLU>
-void gemv_any(stream_state& s, const act_mat& x, const tensor& W, int64_t n, const float* bias, const act_mat& y,
-              const std::string& sizes) {
+void gemv_any(const kernel_context& kc, stream_state& s, const act_mat& x, const tensor& W, int64_t n,
+              const float* bias, const act_mat& y, const std::string& sizes) {
   const size_t xb = x.type == dtype::F32 ? 0 : size_t(x.rows * x.cols) * sizeof(float) + 16;
   const size_t yb = y.type == dtype::F32 ? 0 : size_t(y.rows * y.cols) * sizeof(float) + 16;
   workspace_pieces ws{xb + yb ? static_cast<char*>(workspace(s, xb + yb, "linear gemv")) : nullptr};
   mat<float> xf{static_cast<float*>(x.p), x.ld, x.rows, x.cols}, yf{static_cast<float*>(y.p), y.ld, y.rows, y.cols};
   if (xb) {
     xf = {static_cast<float*>(ws.take(xb)), x.cols, x.rows, x.cols};
-    convert(x, xf.p, xf.ld, dtype::F32, s);
+    tensor xc = view_of({xf.p, xf.ld, xf.rows, xf.cols, dtype::F32}, W.dev());
+    copy_kernel(kc, view_of(x, W.dev()), xc);
   }
   if (yb) yf = {static_cast<float*>(ws.take(yb)), y.cols, y.rows, y.cols};
   run_gemv<SWIGLU>(s, xf, W, n, bias, yf);
   check_launch(SWIGLU ? "linear_swiglu gemv" : "linear gemv", sizes);
   if (yb) {
-    convert({yf.p, yf.ld, yf.rows, yf.cols, dtype::F32}, y.p, y.ld, y.type, s);
-    check_launch("linear gemv y rounding", sizes);
+    tensor yv = view_of(y, W.dev());
+    copy_kernel(kc, view_of({yf.p, yf.ld, yf.rows, yf.cols, dtype::F32}, W.dev()), yv);
   }
 }
 
@@ -509,10 +491,10 @@ void linear_kernel(const kernel_context& kc, const tensor& x, const linear_weigh
   stream_state& s = state_of(kc);
   const std::string sizes = sizes_of(m, n, k, w);
   if (m > k_gemv_max_rows) {
-    gemm_cublas(s, xm, W, W.row_stride() / int64_t(dtype_size(W.type())), bias, ym, sizes);
+    gemm_cublas(kc, s, xm, W, W.row_stride() / int64_t(dtype_size(W.type())), bias, ym, sizes);
     return;
   }
-  gemv_any<false>(s, xm, W, n, bias, ym, sizes);
+  gemv_any<false>(kc, s, xm, W, n, bias, ym, sizes);
 }
 
 void linear_swiglu_kernel(const kernel_context& kc, const tensor& x, const linear_weight& w, tensor& tmp, tensor& y) {
@@ -543,7 +525,7 @@ void linear_swiglu_kernel(const kernel_context& kc, const tensor& x, const linea
   const float* bias = nullptr;
   if (!w.bias.empty()) bias = f32_vector(w.bias, "linear_swiglu bias");
   stream_state& s = state_of(kc);
-  gemv_any<true>(s, xm, W, n, bias, ym, sizes_of(m, n, k, w));
+  gemv_any<true>(kc, s, xm, W, n, bias, ym, sizes_of(m, n, k, w));
 }
 
 }  // namespace autoglm::cuda

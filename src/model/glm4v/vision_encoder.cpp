@@ -156,7 +156,7 @@ tensor vision_encoder::encode(exec_context& ctx, const vision_input& image) cons
   ops::dump(ctx, "embeddings", a.x);
 
   const int64_t mlp_rows = std::min(ops::rows_per_pass(ctx, 2 * o * int64_t(sizeof(float)), cpu_row_chunk), n);
-  const dtype act = ops::gemm_input_type(ctx, std::min(n, mlp_rows));
+  const dtype act = ops::gemm_input_type(ctx, mlp_rows);
   a.h = ops::scratch(ctx, act, {n, d});
   a.qkv = ops::scratch(ctx, dtype::F32, {n, 3 * d});
   // The attention output is F32; where h is F32 too (the CPU) it takes h's memory (h is dead until norm2).
