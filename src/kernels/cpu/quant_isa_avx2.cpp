@@ -207,6 +207,109 @@ void decode_avx2(const tile& t) {
   for (int i = 0; i < MR; ++i) store_row<V, T>(t, i, acc[i], off[i]);
 }
 
+// Decode of Q4_K (1 .. 3 x rows): decode_kernel's contract, prefetch and float steps (quant_microkernel.h), with the
+// sub-block scales applied per pair of sub-blocks instead of per sub-block. Sub-blocks 2c and 2c + 1 are the low and
+// high nibbles of the same 32 quant bytes q; a broadcast 16-byte load of q[0..15] shifted by (0, 4) per half and
+// masked holds elements 0-15 of sub-block 2c in its low half and elements 0-15 of sub-block 2c + 1 in its high half
+// (and q[16..31] the elements 16-31), so x is laid out once per group in the same order (x_pair below) and one
+// vpmaddubsw per half-pair, one vpaddw, and one vpmaddwd by (scale 2c | scale 2c + 1) (a vpshufb of the row's scales)
+// give the pair's scaled sums: 4 products per int16 lane, at most 4 x 15 x 127 = 7620. The 8 rows' mins are dotted
+// with x's 32-element sums together (vpmaddwd on the rows' mins as int16, a vphaddd tree). Every integer is the
+// shared kernel's integer, every float step its step: the bytes equal every other path's.
+struct x_pair {
+  __m256i lo[4], hi[4];  // pair c: (x[64c .. +15], x[64c + 32 .. +47]) and (x[64c + 16 .. +31], x[64c + 48 .. +63])
+  void load(const int8_t* x) {
+    for (int c = 0; c < 4; ++c) {
+      const int8_t* p = x + 64 * c;
+      lo[c] = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(p + 32), reinterpret_cast<const __m128i*>(p));
+      hi[c] = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(p + 48), reinterpret_cast<const __m128i*>(p + 16));
+    }
+  }
+};
+
+template <int MR>
+void decode_q4k_avx2(const tile& t) {
+  constexpr int64_t gb = group_bytes<wtype::Q4_K>;
+  const uint8_t* w[8];
+  for (int j = 0; j < 8; ++j) w[j] = t.w + std::min(j, t.nr - 1) * t.w_stride;
+  __m256 acc[MR], off[MR];
+  for (int i = 0; i < MR; ++i) acc[i] = off[i] = V::fzero();
+  const int64_t ng = t.x.n_groups;
+  next_tile_prefetch<V> pf(t, ng);
+  const __m256i low4 = _mm256_set1_epi8(0x0f), nib_shift = _mm256_setr_epi64x(0, 0, 4, 4);
+  // Pair c's scale vector from the row's 8 scales as int16 in both halves: lanes 0-7 scale 2c, lanes 8-15 2c + 1.
+  __m256i pick[4];
+  for (int c = 0; c < 4; ++c) {
+    const char a = char(4 * c), b = char(4 * c + 2);
+    pick[c] = _mm256_setr_epi8(a, char(a + 1), a, char(a + 1), a, char(a + 1), a, char(a + 1), a, char(a + 1), a,
+                               char(a + 1), a, char(a + 1), a, char(a + 1), b, char(b + 1), b, char(b + 1), b,
+                               char(b + 1), b, char(b + 1), b, char(b + 1), b, char(b + 1), b, char(b + 1), b,
+                               char(b + 1));
+  }
+  for (int64_t g = 0; g < ng; ++g) {
+    pf.step();
+    const uint8_t* blk[8];
+    for (int j = 0; j < 8; ++j) blk[j] = w[j] + g * gb;
+    x_pair xp[MR];
+    for (int i = 0; i < MR; ++i) xp[i].load(t.x.qs(t.i0 + i) + 256 * g);
+    __m256i part[MR][8];
+    uint64_t mins[8];
+    for (int j = 0; j < 8; ++j) {
+      // quant::k_scales_mins on 64-bit words: scales (bytes 0-7) and mins of the row's 8 sub-blocks.
+      uint32_t s[3];
+      std::memcpy(s, blk[j] + 4, 12);
+      const uint32_t low6 = 0x3f3f3f3f, low4w = 0x0f0f0f0f, low2 = 0x03030303;
+      const uint64_t sc = uint64_t(s[0] & low6) | uint64_t((s[2] & low4w) | (((s[0] >> 6) & low2) << 4)) << 32;
+      mins[j] = uint64_t(s[1] & low6) | uint64_t(((s[2] >> 4) & low4w) | (((s[1] >> 6) & low2) << 4)) << 32;
+      const __m256i sv = _mm256_cvtepu8_epi16(_mm_set1_epi64x(int64_t(sc)));
+      for (int i = 0; i < MR; ++i) part[i][j] = _mm256_setzero_si256();
+      for (int c = 0; c < 4; ++c) {
+        const uint8_t* q = blk[j] + 16 + 32 * c;
+        const __m256i q0 = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)));
+        const __m256i q1 = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16)));
+        const __m256i w0 = _mm256_and_si256(_mm256_srlv_epi64(q0, nib_shift), low4);
+        const __m256i w1 = _mm256_and_si256(_mm256_srlv_epi64(q1, nib_shift), low4);
+        const __m256i scale = _mm256_shuffle_epi8(sv, pick[c]);
+        for (int i = 0; i < MR; ++i) {
+          const __m256i h = _mm256_add_epi16(_mm256_maddubs_epi16(w0, xp[i].lo[c]), _mm256_maddubs_epi16(w1, xp[i].hi[c]));
+          part[i][j] = _mm256_add_epi32(part[i][j], _mm256_madd_epi16(h, scale));
+        }
+      }
+    }
+    // Rows (2k, 2k + 1)'s mins as int16 in the two halves of mn16[k].
+    __m256i mn16[4];
+    for (int k = 0; k < 4; ++k)
+      mn16[k] = _mm256_cvtepu8_epi16(_mm_set_epi64x(int64_t(mins[2 * k + 1]), int64_t(mins[2 * k])));
+    // d (bytes 0-1) and dmin (2-3) of the 8 rows: one 32-bit word each, d to bytes 0-7 and dmin to 8-15 per half.
+    uint32_t dm[8];
+    for (int j = 0; j < 8; ++j) std::memcpy(&dm[j], blk[j], 4);
+    const __m256i dmv = _mm256_permute4x64_epi64(
+        _mm256_shuffle_epi8(_mm256_setr_epi32(int(dm[0]), int(dm[1]), int(dm[2]), int(dm[3]), int(dm[4]), int(dm[5]),
+                                              int(dm[6]), int(dm[7])),
+                            _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15, 0, 1, 4, 5, 8, 9,
+                                             12, 13, 2, 3, 6, 7, 10, 11, 14, 15)),
+        0xd8);  // 64-bit lanes (0, 2, 1, 3): d of rows 0-7, then dmin of rows 0-7
+    const __m256 dw = _mm256_cvtph_ps(_mm256_castsi256_si128(dmv));
+    const __m256 dmw = _mm256_cvtph_ps(_mm256_extracti128_si256(dmv, 1));
+    for (int i = 0; i < MR; ++i) {
+      const float dx = t.x.d(t.i0 + i)[g];
+      const __m256i I = V::reduce8(part[i]);
+      acc[i] = V::fmadd(I, V::fmul_b(dw, dx), acc[i]);
+      // sum over sub-blocks s of min[s] x (sum of x over s): vpmaddwd gives rows (2k, 2k + 1)'s pair sums in the
+      // halves of p[k]; two vphaddd levels leave (r0, r2, r4, r6 | r1, r3, r5, r7), put in row order.
+      const __m256i bs = _mm256_broadcastsi128_si256(
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(t.x.bsum(t.i0 + i, g) + 16)));
+      __m256i p[4];
+      for (int k = 0; k < 4; ++k) p[k] = _mm256_madd_epi16(mn16[k], bs);
+      const __m256i O = _mm256_permutevar8x32_epi32(
+          _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3])),
+          _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+      off[i] = V::fmadd(O, V::fmul_b(dmw, dx), off[i]);
+    }
+  }
+  for (int i = 0; i < MR; ++i) store_row<V, wtype::Q4_K>(t, i, acc[i], off[i]);
+}
+
 template <wtype T, int... MRs>
 void fill_avx2_prefill(isa_table& tab, std::integer_sequence<int, MRs...>) {
   ((tab.pk[size_t(T)][MRs] = &packed_avx2<T, MRs + 1>), ...);
@@ -229,6 +332,9 @@ isa_table build_table() {
   tab.dk[size_t(wtype::Q4_1)][0] = &decode_avx2<wtype::Q4_1, 1>;
   tab.dk[size_t(wtype::Q4_1)][1] = &decode_avx2<wtype::Q4_1, 2>;
   tab.dk[size_t(wtype::Q4_1)][2] = &decode_avx2<wtype::Q4_1, 3>;
+  tab.dk[size_t(wtype::Q4_K)][0] = &decode_q4k_avx2<1>;
+  tab.dk[size_t(wtype::Q4_K)][1] = &decode_q4k_avx2<2>;
+  tab.dk[size_t(wtype::Q4_K)][2] = &decode_q4k_avx2<3>;
   return tab;
 }
 
