@@ -1,20 +1,23 @@
 // kernels/cpu/quant_isa_avx2.cpp: the quantized LINEAR micro-kernels for x86-64 with AVX2 + FMA + F16C (Haswell and
 // later, Zen); the vector operations are those of quant_isa_x86.h (v_x86<false>), compiled here for this ISA.
 //
-// Q8_0/I8 prefill and the decode of all but Q4_0/Q4_1 are the shared kernels of quant_microkernel.h. Prefill of the
-// types with unsigned weight integers (Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K) runs packed_avx2 below over the
-// same packed tile (pack_tile's layout): AVX2 has no vpdpbusd, so the shared kernel's dot is vpmaddubsw (products
-// to int16 pairs), vpmaddwd by ones (pairs to int32) and vpaddd for every 4-byte step, two multiplies per step.
-// Here consecutive steps' vpmaddubsw results are added as int16 (vpaddw) while they cannot overflow, and only then
-// widened by one vpmaddwd (by ones, or by the k-quants' run scale, which also replaces their vpmulld). With |x| <=
-// 127 (quant_linear.h) a vpmaddubsw lane holds two products, at most 2 x 15 x 127 = 3810 for 4-bit weights, 7874 for
-// 5-bit, 16002 for 6-bit, so 8, 4 and 2 steps fit in int16 (30480, 31496, 32004 <= 32767). The group's integer is the
-// same exact integer and the float steps are the shared ones in the same order: the bytes equal every other path's.
+// Q8_0/I8 prefill and decode are the shared kernels of quant_microkernel.h; every other type has its own kernels
+// here. Prefill of the types with unsigned weight integers (Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K) runs
+// packed_avx2 below over the same packed tile (pack_tile's layout): AVX2 has no vpdpbusd, so the shared kernel's dot is
+// vpmaddubsw (products to int16 pairs), vpmaddwd by ones (pairs to int32) and vpaddd for every 4-byte step, two
+// multiplies per step. Here consecutive steps' vpmaddubsw results are added as int16 (vpaddw) while they cannot
+// overflow, and only then widened by one vpmaddwd (by ones, or by the k-quants' run scale, which also replaces their
+// vpmulld). With |x| <= 127 (quant_linear.h) a vpmaddubsw lane holds two products, at most 2 x 15 x 127 = 3810 for
+// 4-bit weights, 7874 for 5-bit, 16002 for 6-bit, so 8, 4 and 2 steps fit in int16 (30480, 31496, 32004 <= 32767). The
+// group's integer is the same exact integer and the float steps are the shared ones in the same order: the bytes equal
+// every other path's.
 //
-// Decode of Q4_0 and Q4_1 (decode_avx2 below) also stays in int16: a group's vpmaddubsw results of the 8 W rows are
-// summed by a vphaddw tree (16 products per int16 at the end, at most 30480) instead of one vpmaddwd per row and a
-// vphaddd tree. Every kernel of this table reads the 8 rows' f16 scales through scalar loads packed into two 64-bit
-// words (not 8 vpinsrw) and Q4_x nibbles through one broadcast 16-byte load (not a load and a vinserti128).
+// Decode of Q4_0 / Q4_1 / Q5_0 / Q5_1 (decode_avx2 below) also stays in int16: a group's vpmaddubsw results of the
+// 8 W rows are summed by a vphaddw tree instead of one vpmaddwd per row and a vphaddd tree. Decode of the k-quants
+// (decode_q45k_avx2, decode_q6k_avx2) lays out the sub-block scales so that one in-lane vpshufb gives a vector's
+// scales, and dots the 8 rows' mins (or Q6_K's scales) with x's sums in vectors, not per row. Every kernel of this
+// table reads the 8 rows' f16 scales through scalar loads packed into 64-bit words (not 8 vpinsrw) and Q4_x nibbles
+// through one broadcast 16-byte load (not a load and a vinserti128).
 #if defined(__x86_64__)
 
 #include <immintrin.h>
@@ -166,13 +169,16 @@ void packed_avx2(const tile& t, const uint8_t* packed, int64_t g0, int64_t g1, f
   finish_partial<V, T>(t, g1 == ng, state, acc, off);
 }
 
-// Decode of Q4_0 / Q4_1 (1 .. 3 x rows): decode_kernel's contract, prefetch and float steps (quant_microkernel.h);
-// a group's integers per W row come from a vphaddw tree over the 8 rows' vpmaddubsw results: level 1 adds the
-// pairs of rows (0, 1), (2, 3), ..., level 2 and 3 the pairs of those, so that lane j of each 128-bit half holds row
-// j's sum over that half's 16 elements (at most 16 x 15 x 127), and the two halves are widened and added.
+// Decode of Q4_0 / Q4_1 / Q5_0 / Q5_1 (1 .. 3 x rows): decode_kernel's contract, prefetch and float steps
+// (quant_microkernel.h); a group's integers per W row come from a vphaddw tree over the 8 rows' vpmaddubsw results:
+// level 1 adds the pairs of rows (0, 1), (2, 3), ..., level 2 and 3 the pairs of those, so that lane j of each
+// 128-bit half holds row j's sum over that half's 16 elements (at most 16 x 15 x 127), and the two halves are
+// widened and added. 5-bit weights (up to 31) leave room for two levels only (8 x 31 x 127 = 31496): their level-2
+// sums (two lanes per row per half) are widened by vpmaddwd by ones and the halves of rows 0-3 and 4-7 added.
 template <wtype T, int MR>
 void decode_avx2(const tile& t) {
-  static_assert(T == wtype::Q4_0 || T == wtype::Q4_1);
+  static_assert(is_u32<T>);
+  constexpr bool five_bit = T == wtype::Q5_0 || T == wtype::Q5_1;
   constexpr int64_t gb = group_bytes<T>;
   const uint8_t* w[8];
   for (int j = 0; j < 8; ++j) w[j] = t.w + std::min(j, t.nr - 1) * t.w_stride;
@@ -193,9 +199,18 @@ void decode_avx2(const tile& t) {
     }
     const __m256 dw = V::half8_at(blk, 0);
     for (int i = 0; i < MR; ++i) {
-      const __m256i h = _mm256_hadd_epi16(_mm256_hadd_epi16(lv[i][0], lv[i][1]), _mm256_hadd_epi16(lv[i][2], lv[i][3]));
-      __m256i I = _mm256_add_epi32(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(h)),
-                                   _mm256_cvtepi16_epi32(_mm256_extracti128_si256(h, 1)));
+      __m256i I;
+      if constexpr (five_bit) {
+        const __m256i ones = _mm256_set1_epi16(1);
+        const __m256i a = _mm256_madd_epi16(_mm256_hadd_epi16(lv[i][0], lv[i][1]), ones);  // rows 0-3 per half
+        const __m256i b = _mm256_madd_epi16(_mm256_hadd_epi16(lv[i][2], lv[i][3]), ones);  // rows 4-7 per half
+        I = _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31));
+      } else {
+        const __m256i h =
+            _mm256_hadd_epi16(_mm256_hadd_epi16(lv[i][0], lv[i][1]), _mm256_hadd_epi16(lv[i][2], lv[i][3]));
+        I = _mm256_add_epi32(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(h)),
+                             _mm256_cvtepi16_epi32(_mm256_extracti128_si256(h, 1)));
+      }
       const float dx = t.x.d(t.i0 + i)[g];
       if constexpr (zero_point<T> != 0) I = V::iadd(I, V::ibcast(-zero_point<T> * t.x.sum(t.i0 + i)[g]));
       const __m256 s = group_scale<V, T>(dw, dx);
@@ -207,14 +222,15 @@ void decode_avx2(const tile& t) {
   for (int i = 0; i < MR; ++i) store_row<V, T>(t, i, acc[i], off[i]);
 }
 
-// Decode of Q4_K (1 .. 3 x rows): decode_kernel's contract, prefetch and float steps (quant_microkernel.h), with the
-// sub-block scales applied per pair of sub-blocks instead of per sub-block. Sub-blocks 2c and 2c + 1 are the low and
-// high nibbles of the same 32 quant bytes q; a broadcast 16-byte load of q[0..15] shifted by (0, 4) per half and
-// masked holds elements 0-15 of sub-block 2c in its low half and elements 0-15 of sub-block 2c + 1 in its high half
+// Decode of Q4_K and Q5_K (1 .. 3 x rows): decode_kernel's contract, prefetch and float steps (quant_microkernel.h),
+// with the sub-block scales applied per pair of sub-blocks instead of per sub-block. Sub-blocks 2c and 2c + 1 are the
+// low and high nibbles of the same 32 quant bytes q; a broadcast 16-byte load of q[0..15] shifted by (0, 4) per half
+// and masked holds elements 0-15 of sub-block 2c in its low half and elements 0-15 of sub-block 2c + 1 in its high half
 // (and q[16..31] the elements 16-31), so x is laid out once per group in the same order (x_pair below) and one
 // vpmaddubsw per half-pair, one vpaddw, and one vpmaddwd by (scale 2c | scale 2c + 1) (a vpshufb of the row's scales)
-// give the pair's scaled sums: 4 products per int16 lane, at most 4 x 15 x 127 = 7620. The 8 rows' mins are dotted
-// with x's 32-element sums together (vpmaddwd on the rows' mins as int16, a vphaddd tree). Every integer is the
+// give the pair's scaled sums: 4 products per int16 lane, at most 4 x 31 x 127 = 15748 (Q5_K's fifth bits are
+// taken from qh[0..15] / qh[16..31] the same way, bit 2c per low half, 2c + 1 per high half). The 8 rows' mins are
+// dotted with x's 32-element sums together (vpmaddwd on the rows' mins as int16, a vphaddd tree). Every integer is the
 // shared kernel's integer, every float step its step: the bytes equal every other path's.
 struct x_pair {
   __m256i lo[4], hi[4];  // pair c: (x[64c .. +15], x[64c + 32 .. +47]) and (x[64c + 16 .. +31], x[64c + 48 .. +63])
@@ -227,9 +243,11 @@ struct x_pair {
   }
 };
 
-template <int MR>
-void decode_q4k_avx2(const tile& t) {
-  constexpr int64_t gb = group_bytes<wtype::Q4_K>;
+template <wtype T, int MR>
+void decode_q45k_avx2(const tile& t) {
+  static_assert(T == wtype::Q4_K || T == wtype::Q5_K);
+  constexpr int64_t gb = group_bytes<T>;
+  constexpr int qs_at = T == wtype::Q4_K ? 16 : 48;
   const uint8_t* w[8];
   for (int j = 0; j < 8; ++j) w[j] = t.w + std::min(j, t.nr - 1) * t.w_stride;
   __m256 acc[MR], off[MR];
@@ -237,14 +255,15 @@ void decode_q4k_avx2(const tile& t) {
   const int64_t ng = t.x.n_groups;
   next_tile_prefetch<V> pf(t, ng);
   const __m256i low4 = _mm256_set1_epi8(0x0f), nib_shift = _mm256_setr_epi64x(0, 0, 4, 4);
+  [[maybe_unused]] const __m256i bit0 = _mm256_set1_epi8(1);
   // Pair c's scale vector from the row's 8 scales as int16 in both halves: lanes 0-7 scale 2c, lanes 8-15 2c + 1.
   __m256i pick[4];
   for (int c = 0; c < 4; ++c) {
     const char a = char(4 * c), b = char(4 * c + 2);
-    pick[c] = _mm256_setr_epi8(a, char(a + 1), a, char(a + 1), a, char(a + 1), a, char(a + 1), a, char(a + 1), a,
-                               char(a + 1), a, char(a + 1), a, char(a + 1), b, char(b + 1), b, char(b + 1), b,
-                               char(b + 1), b, char(b + 1), b, char(b + 1), b, char(b + 1), b, char(b + 1), b,
-                               char(b + 1));
+    pick[c] =
+        _mm256_setr_epi8(a, char(a + 1), a, char(a + 1), a, char(a + 1), a, char(a + 1), a, char(a + 1), a, char(a + 1),
+                         a, char(a + 1), a, char(a + 1), b, char(b + 1), b, char(b + 1), b, char(b + 1), b, char(b + 1),
+                         b, char(b + 1), b, char(b + 1), b, char(b + 1), b, char(b + 1));
   }
   for (int64_t g = 0; g < ng; ++g) {
     pf.step();
@@ -264,14 +283,25 @@ void decode_q4k_avx2(const tile& t) {
       const __m256i sv = _mm256_cvtepu8_epi16(_mm_set1_epi64x(int64_t(sc)));
       for (int i = 0; i < MR; ++i) part[i][j] = _mm256_setzero_si256();
       for (int c = 0; c < 4; ++c) {
-        const uint8_t* q = blk[j] + 16 + 32 * c;
+        const uint8_t* q = blk[j] + qs_at + 32 * c;
         const __m256i q0 = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)));
         const __m256i q1 = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16)));
-        const __m256i w0 = _mm256_and_si256(_mm256_srlv_epi64(q0, nib_shift), low4);
-        const __m256i w1 = _mm256_and_si256(_mm256_srlv_epi64(q1, nib_shift), low4);
+        __m256i w0 = _mm256_and_si256(_mm256_srlv_epi64(q0, nib_shift), low4);
+        __m256i w1 = _mm256_and_si256(_mm256_srlv_epi64(q1, nib_shift), low4);
+        if constexpr (T == wtype::Q5_K) {
+          // Fifth bits: bit v of qh[e] for element e of sub-block v; the low half takes bit 2c, the high 2c + 1.
+          const __m256i bit_shift = _mm256_setr_epi64x(2 * c, 2 * c, 2 * c + 1, 2 * c + 1);
+          const __m256i h0 =
+              _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[j] + 16)));
+          const __m256i h1 =
+              _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[j] + 32)));
+          w0 = _mm256_or_si256(w0, _mm256_slli_epi16(_mm256_and_si256(_mm256_srlv_epi64(h0, bit_shift), bit0), 4));
+          w1 = _mm256_or_si256(w1, _mm256_slli_epi16(_mm256_and_si256(_mm256_srlv_epi64(h1, bit_shift), bit0), 4));
+        }
         const __m256i scale = _mm256_shuffle_epi8(sv, pick[c]);
         for (int i = 0; i < MR; ++i) {
-          const __m256i h = _mm256_add_epi16(_mm256_maddubs_epi16(w0, xp[i].lo[c]), _mm256_maddubs_epi16(w1, xp[i].hi[c]));
+          const __m256i h =
+              _mm256_add_epi16(_mm256_maddubs_epi16(w0, xp[i].lo[c]), _mm256_maddubs_epi16(w1, xp[i].hi[c]));
           part[i][j] = _mm256_add_epi32(part[i][j], _mm256_madd_epi16(h, scale));
         }
       }
@@ -286,8 +316,8 @@ void decode_q4k_avx2(const tile& t) {
     const __m256i dmv = _mm256_permute4x64_epi64(
         _mm256_shuffle_epi8(_mm256_setr_epi32(int(dm[0]), int(dm[1]), int(dm[2]), int(dm[3]), int(dm[4]), int(dm[5]),
                                               int(dm[6]), int(dm[7])),
-                            _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15, 0, 1, 4, 5, 8, 9,
-                                             12, 13, 2, 3, 6, 7, 10, 11, 14, 15)),
+                            _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15, 0, 1, 4, 5, 8, 9, 12,
+                                             13, 2, 3, 6, 7, 10, 11, 14, 15)),
         0xd8);  // 64-bit lanes (0, 2, 1, 3): d of rows 0-7, then dmin of rows 0-7
     const __m256 dw = _mm256_cvtph_ps(_mm256_castsi256_si128(dmv));
     const __m256 dmw = _mm256_cvtph_ps(_mm256_extracti128_si256(dmv, 1));
@@ -297,17 +327,92 @@ void decode_q4k_avx2(const tile& t) {
       acc[i] = V::fmadd(I, V::fmul_b(dw, dx), acc[i]);
       // sum over sub-blocks s of min[s] x (sum of x over s): vpmaddwd gives rows (2k, 2k + 1)'s pair sums in the
       // halves of p[k]; two vphaddd levels leave (r0, r2, r4, r6 | r1, r3, r5, r7), put in row order.
-      const __m256i bs = _mm256_broadcastsi128_si256(
-          _mm_loadu_si128(reinterpret_cast<const __m128i*>(t.x.bsum(t.i0 + i, g) + 16)));
+      const __m256i bs =
+          _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t.x.bsum(t.i0 + i, g) + 16)));
       __m256i p[4];
       for (int k = 0; k < 4; ++k) p[k] = _mm256_madd_epi16(mn16[k], bs);
-      const __m256i O = _mm256_permutevar8x32_epi32(
-          _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3])),
-          _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+      const __m256i O =
+          _mm256_permutevar8x32_epi32(_mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3])),
+                                      _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
       off[i] = V::fmadd(O, V::fmul_b(dmw, dx), off[i]);
     }
   }
-  for (int i = 0; i < MR; ++i) store_row<V, wtype::Q4_K>(t, i, acc[i], off[i]);
+  for (int i = 0; i < MR; ++i) store_row<V, T>(t, i, acc[i], off[i]);
+}
+
+// Decode of Q6_K (1 .. 3 x rows): decode_kernel's contract, prefetch and float steps. A 32-element vector v holds
+// sub-blocks 2v (low half) and 2v + 1 (high half), each with its own int8 scale; the row's 16 scales are laid out
+// once per group as int16, even sub-blocks in the low half and odd in the high (`evens_odds`), so that v's scale
+// vector is one in-lane vpshufb (word v of each half) instead of a cross-lane permute and a shuffle. The same layout
+// dotted with x's 16-element sums in the same order (one vpmaddwd per row, a vphaddd tree over the 8 rows) gives
+// the rows' sum of scale x (sum of x) that the shared kernel forms per row with scalar-reduced dots.
+template <int MR>
+void decode_q6k_avx2(const tile& t) {
+  constexpr int64_t gb = group_bytes<wtype::Q6_K>;
+  const uint8_t* w[8];
+  for (int j = 0; j < 8; ++j) w[j] = t.w + std::min(j, t.nr - 1) * t.w_stride;
+  __m256 acc[MR], off[MR];
+  for (int i = 0; i < MR; ++i) acc[i] = off[i] = V::fzero();
+  const int64_t ng = t.x.n_groups;
+  next_tile_prefetch<V> pf(t, ng);
+  const __m256i low4 = _mm256_set1_epi8(0x0f), bits45 = _mm256_set1_epi8(0x30);
+  const __m128i evens_odds = _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+  __m256i pick[8];  // word v of each half, in every word of that half
+  for (int v = 0; v < 8; ++v) {
+    const char a = char(2 * v), b = char(2 * v + 1);
+    pick[v] = _mm256_setr_epi8(a, b, a, b, a, b, a, b, a, b, a, b, a, b, a, b, a, b, a, b, a, b, a, b, a, b, a, b, a, b,
+                               a, b);
+  }
+  for (int64_t g = 0; g < ng; ++g) {
+    pf.step();
+    const uint8_t* blk[8];
+    for (int j = 0; j < 8; ++j) blk[j] = w[j] + g * gb;
+    const int8_t* xg[MR];
+    for (int i = 0; i < MR; ++i) xg[i] = t.x.qs(t.i0 + i) + 256 * g;
+    __m256i part[MR][8], sc16[8];
+    for (int j = 0; j < 8; ++j) {
+      const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[j] + 192));
+      sc16[j] = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(raw, evens_odds));
+      for (int i = 0; i < MR; ++i) part[i][j] = _mm256_setzero_si256();
+      for (int h = 0; h < 2; ++h) {
+        const __m256i ql0 = V::load(blk[j] + 64 * h), ql1 = V::load(blk[j] + 64 * h + 32);
+        const __m256i qh = V::load(blk[j] + 128 + 32 * h);
+        // Quarter q: nibbles of ql (low of ql0, low of ql1, high of ql0, high of ql1) | bits 2q, 2q + 1 of qh as
+        // bits 4-5 (16-bit shifts: the 0x30 mask keeps only bits that come from the same byte).
+        const __m256i wv[4] = {
+            _mm256_or_si256(_mm256_and_si256(ql0, low4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), bits45)),
+            _mm256_or_si256(_mm256_and_si256(ql1, low4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), bits45)),
+            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low4), _mm256_and_si256(qh, bits45)),
+            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4),
+                            _mm256_and_si256(_mm256_srli_epi16(qh, 2), bits45))};
+        for (int q = 0; q < 4; ++q) {
+          const int v = 4 * h + q;
+          const __m256i scale = _mm256_shuffle_epi8(sc16[j], pick[v]);
+          for (int i = 0; i < MR; ++i)
+            part[i][j] = _mm256_add_epi32(
+                part[i][j], _mm256_madd_epi16(_mm256_maddubs_epi16(wv[q], V::load(xg[i] + 32 * v)), scale));
+        }
+      }
+    }
+    const __m256 dw = V::half8_at(blk, 208);
+    for (int i = 0; i < MR; ++i) {
+      const float dx = t.x.d(t.i0 + i)[g];
+      const __m256 s = V::fmul_b(dw, dx);
+      acc[i] = V::fmadd(V::reduce8(part[i]), s, acc[i]);
+      // x's 16 sums of 16 elements in the scales' order (even sub-blocks, then odd), per half.
+      const __m128i b_lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(t.x.bsum(t.i0 + i, g)));
+      const __m128i b_hi = _mm_loadu_si128(reinterpret_cast<const __m128i*>(t.x.bsum(t.i0 + i, g) + 8));
+      // words (0, 2, .., 14) and (1, 3, .., 15) of the 16 sums: within each 8-word load, evens to the low 8 bytes.
+      const __m128i ev = _mm_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15);
+      const __m128i l = _mm_shuffle_epi8(b_lo, ev), h = _mm_shuffle_epi8(b_hi, ev);
+      const __m256i bs_eo = _mm256_set_m128i(_mm_unpackhi_epi64(l, h), _mm_unpacklo_epi64(l, h));
+      __m256i m[8];
+      for (int j = 0; j < 8; ++j) m[j] = _mm256_madd_epi16(sc16[j], bs_eo);
+      const __m256i O = _mm256_slli_epi32(V::reduce8(m), 5);
+      off[i] = V::fmadd(O, s, off[i]);
+    }
+  }
+  for (int i = 0; i < MR; ++i) store_row<V, wtype::Q6_K>(t, i, acc[i], off[i]);
 }
 
 template <wtype T, int... MRs>
@@ -332,9 +437,21 @@ isa_table build_table() {
   tab.dk[size_t(wtype::Q4_1)][0] = &decode_avx2<wtype::Q4_1, 1>;
   tab.dk[size_t(wtype::Q4_1)][1] = &decode_avx2<wtype::Q4_1, 2>;
   tab.dk[size_t(wtype::Q4_1)][2] = &decode_avx2<wtype::Q4_1, 3>;
-  tab.dk[size_t(wtype::Q4_K)][0] = &decode_q4k_avx2<1>;
-  tab.dk[size_t(wtype::Q4_K)][1] = &decode_q4k_avx2<2>;
-  tab.dk[size_t(wtype::Q4_K)][2] = &decode_q4k_avx2<3>;
+  tab.dk[size_t(wtype::Q5_0)][0] = &decode_avx2<wtype::Q5_0, 1>;
+  tab.dk[size_t(wtype::Q5_0)][1] = &decode_avx2<wtype::Q5_0, 2>;
+  tab.dk[size_t(wtype::Q5_0)][2] = &decode_avx2<wtype::Q5_0, 3>;
+  tab.dk[size_t(wtype::Q5_1)][0] = &decode_avx2<wtype::Q5_1, 1>;
+  tab.dk[size_t(wtype::Q5_1)][1] = &decode_avx2<wtype::Q5_1, 2>;
+  tab.dk[size_t(wtype::Q5_1)][2] = &decode_avx2<wtype::Q5_1, 3>;
+  tab.dk[size_t(wtype::Q4_K)][0] = &decode_q45k_avx2<wtype::Q4_K, 1>;
+  tab.dk[size_t(wtype::Q4_K)][1] = &decode_q45k_avx2<wtype::Q4_K, 2>;
+  tab.dk[size_t(wtype::Q4_K)][2] = &decode_q45k_avx2<wtype::Q4_K, 3>;
+  tab.dk[size_t(wtype::Q5_K)][0] = &decode_q45k_avx2<wtype::Q5_K, 1>;
+  tab.dk[size_t(wtype::Q5_K)][1] = &decode_q45k_avx2<wtype::Q5_K, 2>;
+  tab.dk[size_t(wtype::Q5_K)][2] = &decode_q45k_avx2<wtype::Q5_K, 3>;
+  tab.dk[size_t(wtype::Q6_K)][0] = &decode_q6k_avx2<1>;
+  tab.dk[size_t(wtype::Q6_K)][1] = &decode_q6k_avx2<2>;
+  tab.dk[size_t(wtype::Q6_K)][2] = &decode_q6k_avx2<3>;
   return tab;
 }
 
