@@ -169,6 +169,18 @@ void packed_avx2(const tile& t, const uint8_t* packed, int64_t g0, int64_t g1, f
   finish_partial<V, T>(t, g1 == ng, state, acc, off);
 }
 
+// What every decode kernel of this file starts from: the tile's 8 W rows (rows past nr repeat the last; they are
+// computed and not written) and the MR x rows' zeroed accumulators.
+template <int MR>
+struct decode_state {
+  const uint8_t* w[8];
+  __m256 acc[MR], off[MR];
+  explicit decode_state(const tile& t) {
+    for (int j = 0; j < 8; ++j) w[j] = t.w + std::min(j, t.nr - 1) * t.w_stride;
+    for (int i = 0; i < MR; ++i) acc[i] = off[i] = V::fzero();
+  }
+};
+
 // Decode of Q4_0 / Q4_1 / Q5_0 / Q5_1 (1 .. 3 x rows): decode_kernel's contract, prefetch and float steps
 // (quant_microkernel.h); a group's integers per W row come from a vphaddw tree over the 8 rows' vpmaddubsw results:
 // level 1 adds the pairs of rows (0, 1), (2, 3), ..., level 2 and 3 the pairs of those, so that lane j of each
@@ -180,10 +192,10 @@ void decode_avx2(const tile& t) {
   static_assert(is_u32<T>);
   constexpr bool five_bit = T == wtype::Q5_0 || T == wtype::Q5_1;
   constexpr int64_t gb = group_bytes<T>;
-  const uint8_t* w[8];
-  for (int j = 0; j < 8; ++j) w[j] = t.w + std::min(j, t.nr - 1) * t.w_stride;
-  __m256 acc[MR], off[MR];
-  for (int i = 0; i < MR; ++i) acc[i] = off[i] = V::fzero();
+  decode_state<MR> st(t);
+  const uint8_t* const* w = st.w;
+  __m256* acc = st.acc;
+  __m256* off = st.off;
   const int64_t ng = t.x.n_groups;
   next_tile_prefetch<V> pf(t, ng);
   for (int64_t g = 0; g < ng; ++g) {
@@ -248,10 +260,10 @@ void decode_q45k_avx2(const tile& t) {
   static_assert(T == wtype::Q4_K || T == wtype::Q5_K);
   constexpr int64_t gb = group_bytes<T>;
   constexpr int qs_at = T == wtype::Q4_K ? 16 : 48;
-  const uint8_t* w[8];
-  for (int j = 0; j < 8; ++j) w[j] = t.w + std::min(j, t.nr - 1) * t.w_stride;
-  __m256 acc[MR], off[MR];
-  for (int i = 0; i < MR; ++i) acc[i] = off[i] = V::fzero();
+  decode_state<MR> st(t);
+  const uint8_t* const* w = st.w;
+  __m256* acc = st.acc;
+  __m256* off = st.off;
   const int64_t ng = t.x.n_groups;
   next_tile_prefetch<V> pf(t, ng);
   const __m256i low4 = _mm256_set1_epi8(0x0f), nib_shift = _mm256_setr_epi64x(0, 0, 4, 4);
@@ -349,10 +361,10 @@ void decode_q45k_avx2(const tile& t) {
 template <int MR>
 void decode_q6k_avx2(const tile& t) {
   constexpr int64_t gb = group_bytes<wtype::Q6_K>;
-  const uint8_t* w[8];
-  for (int j = 0; j < 8; ++j) w[j] = t.w + std::min(j, t.nr - 1) * t.w_stride;
-  __m256 acc[MR], off[MR];
-  for (int i = 0; i < MR; ++i) acc[i] = off[i] = V::fzero();
+  decode_state<MR> st(t);
+  const uint8_t* const* w = st.w;
+  __m256* acc = st.acc;
+  __m256* off = st.off;
   const int64_t ng = t.x.n_groups;
   next_tile_prefetch<V> pf(t, ng);
   const __m256i low4 = _mm256_set1_epi8(0x0f), bits45 = _mm256_set1_epi8(0x30);
