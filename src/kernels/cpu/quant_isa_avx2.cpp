@@ -170,12 +170,14 @@ void packed_avx2(const tile& t, const uint8_t* packed, int64_t g0, int64_t g1, f
 }
 
 // What every decode kernel of this file starts from: the tile's 8 W rows (rows past nr repeat the last; they are
-// computed and not written) and the MR x rows' zeroed accumulators.
+// computed and not written), the MR x rows' zeroed accumulators, the group count and the next tile's prefetch.
 template <int MR>
 struct decode_state {
   const uint8_t* w[8];
   __m256 acc[MR], off[MR];
-  explicit decode_state(const tile& t) {
+  int64_t ng;
+  next_tile_prefetch<V> pf;
+  explicit decode_state(const tile& t) : ng(t.x.n_groups), pf(t, t.x.n_groups) {
     for (int j = 0; j < 8; ++j) w[j] = t.w + std::min(j, t.nr - 1) * t.w_stride;
     for (int i = 0; i < MR; ++i) acc[i] = off[i] = V::fzero();
   }
@@ -193,11 +195,7 @@ void decode_avx2(const tile& t) {
   constexpr bool five_bit = T == wtype::Q5_0 || T == wtype::Q5_1;
   constexpr int64_t gb = group_bytes<T>;
   decode_state<MR> st(t);
-  const uint8_t* const* w = st.w;
-  __m256* acc = st.acc;
-  __m256* off = st.off;
-  const int64_t ng = t.x.n_groups;
-  next_tile_prefetch<V> pf(t, ng);
+  auto& [w, acc, off, ng, pf] = st;
   for (int64_t g = 0; g < ng; ++g) {
     pf.step();
     const uint8_t* blk[8];
@@ -261,11 +259,7 @@ void decode_q45k_avx2(const tile& t) {
   constexpr int64_t gb = group_bytes<T>;
   constexpr int qs_at = T == wtype::Q4_K ? 16 : 48;
   decode_state<MR> st(t);
-  const uint8_t* const* w = st.w;
-  __m256* acc = st.acc;
-  __m256* off = st.off;
-  const int64_t ng = t.x.n_groups;
-  next_tile_prefetch<V> pf(t, ng);
+  auto& [w, acc, off, ng, pf] = st;
   const __m256i low4 = _mm256_set1_epi8(0x0f), nib_shift = _mm256_setr_epi64x(0, 0, 4, 4);
   [[maybe_unused]] const __m256i bit0 = _mm256_set1_epi8(1);
   // Pair c's scale vector from the row's 8 scales as int16 in both halves: lanes 0-7 scale 2c, lanes 8-15 2c + 1.
@@ -362,11 +356,7 @@ template <int MR>
 void decode_q6k_avx2(const tile& t) {
   constexpr int64_t gb = group_bytes<wtype::Q6_K>;
   decode_state<MR> st(t);
-  const uint8_t* const* w = st.w;
-  __m256* acc = st.acc;
-  __m256* off = st.off;
-  const int64_t ng = t.x.n_groups;
-  next_tile_prefetch<V> pf(t, ng);
+  auto& [w, acc, off, ng, pf] = st;
   const __m256i low4 = _mm256_set1_epi8(0x0f), bits45 = _mm256_set1_epi8(0x30);
   const __m128i evens_odds = _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
   __m256i pick[8];  // word v of each half, in every word of that half
