@@ -55,10 +55,10 @@ struct block_q5_1 {
   uint8_t qs[16];  // low nibbles
 };
 struct block_q4_k {
-  uint16_t d;                      // f16 super-scale of the 6-bit scales
-  uint16_t dmin;                   // f16 super-scale of the 6-bit mins
-  uint8_t scales[k_scale_bytes];   // 8 scales + 8 mins, 6 bits each
-  uint8_t qs[128];                 // nibbles
+  uint16_t d;                     // f16 super-scale of the 6-bit scales
+  uint16_t dmin;                  // f16 super-scale of the 6-bit mins
+  uint8_t scales[k_scale_bytes];  // 8 scales + 8 mins, 6 bits each
+  uint8_t qs[128];                // nibbles
 };
 struct block_q5_k {
   uint16_t d;
@@ -95,15 +95,24 @@ inline void k_scale_min(const uint8_t* s, int j, uint8_t& sc, uint8_t& m) {
     m = uint8_t((s[j + 4] >> 4) | ((s[j] >> 6) << 4));
   }
 }
-// All 8 scales (sc[0..8)) and mins (m[0..8)) at once, four per 32-bit word (the same values as k_scale_min).
-inline void k_scales_mins(const uint8_t* s, uint8_t* sc, uint8_t* m) {
+// All 8 scales and mins at once (the same values as k_scale_min), as two 64-bit words whose byte i is sub-block i's
+// (the block's bytes read as little-endian words, as ggml lays them out); kernels keep these in registers.
+struct k_scale_min_words {
+  uint64_t sc, mn;
+};
+inline k_scale_min_words k_scales_mins_words(const uint8_t* s) {
   uint32_t w[3];
   std::memcpy(w, s, 12);
   const uint32_t low6 = 0x3f3f3f3f, low4 = 0x0f0f0f0f, low2 = 0x03030303;
-  const uint32_t out[4] = {w[0] & low6, (w[2] & low4) | (((w[0] >> 6) & low2) << 4), w[1] & low6,
-                           ((w[2] >> 4) & low4) | (((w[1] >> 6) & low2) << 4)};
-  std::memcpy(sc, out, 8);
-  std::memcpy(m, out + 2, 8);
+  const uint64_t sc_hi = (w[2] & low4) | (((w[0] >> 6) & low2) << 4);
+  const uint64_t mn_hi = ((w[2] >> 4) & low4) | (((w[1] >> 6) & low2) << 4);
+  return {(w[0] & low6) | sc_hi << 32, (w[1] & low6) | mn_hi << 32};
+}
+// The same as bytes: sc[0..8) and m[0..8).
+inline void k_scales_mins(const uint8_t* s, uint8_t* sc, uint8_t* m) {
+  const k_scale_min_words w = k_scales_mins_words(s);
+  std::memcpy(sc, &w.sc, 8);
+  std::memcpy(m, &w.mn, 8);
 }
 // The inverse: packs 8 scales and 8 mins (each < 64) into 12 bytes.
 void k_pack_scale_min(uint8_t* s, const uint8_t* sc, const uint8_t* m);

@@ -280,13 +280,9 @@ void decode_q45k_avx2(const tile& t) {
     __m256i part[MR][8];
     uint64_t mins[8];
     for (int j = 0; j < 8; ++j) {
-      // quant::k_scales_mins on 64-bit words: scales (bytes 0-7) and mins of the row's 8 sub-blocks.
-      uint32_t s[3];
-      std::memcpy(s, blk[j] + 4, 12);
-      const uint32_t low6 = 0x3f3f3f3f, low4w = 0x0f0f0f0f, low2 = 0x03030303;
-      const uint64_t sc = uint64_t(s[0] & low6) | uint64_t((s[2] & low4w) | (((s[0] >> 6) & low2) << 4)) << 32;
-      mins[j] = uint64_t(s[1] & low6) | uint64_t(((s[2] >> 4) & low4w) | (((s[1] >> 6) & low2) << 4)) << 32;
-      const __m256i sv = _mm256_cvtepu8_epi16(_mm_set1_epi64x(int64_t(sc)));
+      const quant::k_scale_min_words sm = quant::k_scales_mins_words(blk[j] + 4);
+      mins[j] = sm.mn;
+      const __m256i sv = _mm256_cvtepu8_epi16(_mm_set1_epi64x(int64_t(sm.sc)));  // the 8 scales in both halves
       for (int i = 0; i < MR; ++i) part[i][j] = _mm256_setzero_si256();
       for (int c = 0; c < 4; ++c) {
         const uint8_t* q = blk[j] + qs_at + 32 * c;
@@ -316,17 +312,7 @@ void decode_q45k_avx2(const tile& t) {
     __m256i mn16[4];
     for (int k = 0; k < 4; ++k)
       mn16[k] = _mm256_cvtepu8_epi16(_mm_set_epi64x(int64_t(mins[2 * k + 1]), int64_t(mins[2 * k])));
-    // d (bytes 0-1) and dmin (2-3) of the 8 rows: one 32-bit word each, d to bytes 0-7 and dmin to 8-15 per half.
-    uint32_t dm[8];
-    for (int j = 0; j < 8; ++j) std::memcpy(&dm[j], blk[j], 4);
-    const __m256i dmv = _mm256_permute4x64_epi64(
-        _mm256_shuffle_epi8(_mm256_setr_epi32(int(dm[0]), int(dm[1]), int(dm[2]), int(dm[3]), int(dm[4]), int(dm[5]),
-                                              int(dm[6]), int(dm[7])),
-                            _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15, 0, 1, 4, 5, 8, 9, 12,
-                                             13, 2, 3, 6, 7, 10, 11, 14, 15)),
-        0xd8);  // 64-bit lanes (0, 2, 1, 3): d of rows 0-7, then dmin of rows 0-7
-    const __m256 dw = _mm256_cvtph_ps(_mm256_castsi256_si128(dmv));
-    const __m256 dmw = _mm256_cvtph_ps(_mm256_extracti128_si256(dmv, 1));
+    const __m256 dw = V::half8_at(blk, 0), dmw = V::half8_at(blk, 2);
     for (int i = 0; i < MR; ++i) {
       const float dx = t.x.d(t.i0 + i)[g];
       const __m256i I = V::reduce8(part[i]);
@@ -417,6 +403,25 @@ void decode_q6k_avx2(const tile& t) {
   for (int i = 0; i < MR; ++i) store_row<V, wtype::Q6_K>(t, i, acc[i], off[i]);
 }
 
+// This file's decode kernel of type T for MR x rows.
+template <wtype T, int MR>
+void decode_entry(const tile& t) {
+  if constexpr (is_u32<T>)
+    decode_avx2<T, MR>(t);
+  else if constexpr (T == wtype::Q6_K)
+    decode_q6k_avx2<MR>(t);
+  else
+    decode_q45k_avx2<T, MR>(t);
+}
+
+template <wtype T>
+void fill_avx2_decode(isa_table& tab) {
+  static_assert(k_decode_rows == 3);
+  tab.dk[size_t(T)][0] = &decode_entry<T, 1>;
+  tab.dk[size_t(T)][1] = &decode_entry<T, 2>;
+  tab.dk[size_t(T)][2] = &decode_entry<T, 3>;
+}
+
 template <wtype T, int... MRs>
 void fill_avx2_prefill(isa_table& tab, std::integer_sequence<int, MRs...>) {
   ((tab.pk[size_t(T)][MRs] = &packed_avx2<T, MRs + 1>), ...);
@@ -433,27 +438,13 @@ isa_table build_table() {
   fill_avx2_prefill<wtype::Q4_K>(tab, mrs);
   fill_avx2_prefill<wtype::Q5_K>(tab, mrs);
   fill_avx2_prefill<wtype::Q6_K>(tab, mrs);
-  tab.dk[size_t(wtype::Q4_0)][0] = &decode_avx2<wtype::Q4_0, 1>;
-  tab.dk[size_t(wtype::Q4_0)][1] = &decode_avx2<wtype::Q4_0, 2>;
-  tab.dk[size_t(wtype::Q4_0)][2] = &decode_avx2<wtype::Q4_0, 3>;
-  tab.dk[size_t(wtype::Q4_1)][0] = &decode_avx2<wtype::Q4_1, 1>;
-  tab.dk[size_t(wtype::Q4_1)][1] = &decode_avx2<wtype::Q4_1, 2>;
-  tab.dk[size_t(wtype::Q4_1)][2] = &decode_avx2<wtype::Q4_1, 3>;
-  tab.dk[size_t(wtype::Q5_0)][0] = &decode_avx2<wtype::Q5_0, 1>;
-  tab.dk[size_t(wtype::Q5_0)][1] = &decode_avx2<wtype::Q5_0, 2>;
-  tab.dk[size_t(wtype::Q5_0)][2] = &decode_avx2<wtype::Q5_0, 3>;
-  tab.dk[size_t(wtype::Q5_1)][0] = &decode_avx2<wtype::Q5_1, 1>;
-  tab.dk[size_t(wtype::Q5_1)][1] = &decode_avx2<wtype::Q5_1, 2>;
-  tab.dk[size_t(wtype::Q5_1)][2] = &decode_avx2<wtype::Q5_1, 3>;
-  tab.dk[size_t(wtype::Q4_K)][0] = &decode_q45k_avx2<wtype::Q4_K, 1>;
-  tab.dk[size_t(wtype::Q4_K)][1] = &decode_q45k_avx2<wtype::Q4_K, 2>;
-  tab.dk[size_t(wtype::Q4_K)][2] = &decode_q45k_avx2<wtype::Q4_K, 3>;
-  tab.dk[size_t(wtype::Q5_K)][0] = &decode_q45k_avx2<wtype::Q5_K, 1>;
-  tab.dk[size_t(wtype::Q5_K)][1] = &decode_q45k_avx2<wtype::Q5_K, 2>;
-  tab.dk[size_t(wtype::Q5_K)][2] = &decode_q45k_avx2<wtype::Q5_K, 3>;
-  tab.dk[size_t(wtype::Q6_K)][0] = &decode_q6k_avx2<1>;
-  tab.dk[size_t(wtype::Q6_K)][1] = &decode_q6k_avx2<2>;
-  tab.dk[size_t(wtype::Q6_K)][2] = &decode_q6k_avx2<3>;
+  fill_avx2_decode<wtype::Q4_0>(tab);
+  fill_avx2_decode<wtype::Q4_1>(tab);
+  fill_avx2_decode<wtype::Q5_0>(tab);
+  fill_avx2_decode<wtype::Q5_1>(tab);
+  fill_avx2_decode<wtype::Q4_K>(tab);
+  fill_avx2_decode<wtype::Q5_K>(tab);
+  fill_avx2_decode<wtype::Q6_K>(tab);
   return tab;
 }
 
