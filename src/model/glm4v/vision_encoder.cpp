@@ -22,7 +22,8 @@ constexpr float merger_ln_eps = 1e-5f;
 }  // namespace
 
 // The activations of one encode, from the scratch arena.
-// h, gate and up are GEMM inputs, in the backend's type for them (ops::gemm_input_type: BF16 on CUDA); the rest F32.
+// h, qkv, gate and up feed GEMMs or attention's tensor-core products: in the backend's type for those
+// (ops::gemm_input_type: BF16 on CUDA); the rest F32.
 struct vision_encoder::activations {
   tensor x;        // [n, d] residual stream
   tensor h;        // [n, d] normed input
@@ -158,7 +159,7 @@ tensor vision_encoder::encode(exec_context& ctx, const vision_input& image) cons
   const int64_t mlp_rows = std::min(ops::rows_per_pass(ctx, 2 * o * int64_t(sizeof(float)), cpu_row_chunk), n);
   const dtype act = ops::gemm_input_type(ctx, mlp_rows);
   a.h = ops::scratch(ctx, act, {n, d});
-  a.qkv = ops::scratch(ctx, dtype::F32, {n, 3 * d});
+  a.qkv = ops::scratch(ctx, act, {n, 3 * d});  // q, k, v feed attention's tensor-core products
   // The attention output is F32; where h is F32 too (the CPU) it takes h's memory (h is dead until norm2).
   a.attn = act == dtype::F32 ? a.h : ops::scratch(ctx, dtype::F32, {n, d});
   a.y = ops::scratch(ctx, dtype::F32, {n, d});
