@@ -15,6 +15,7 @@ const char* op_name(op_id op) {
     case op_id::ROPE_2D: return "rope_2d";
     case op_id::KV_STORE: return "kv_store";
     case op_id::ROPE_KV_STORE: return "rope_kv_store";
+    case op_id::LINEAR_ROPE_KV_STORE: return "linear_rope_kv_store";
     case op_id::ATTENTION_PAGED: return "attention_paged";
     case op_id::ATTENTION_DENSE: return "attention_dense";
     case op_id::ATTENTION_CROSS: return "attention_cross";

@@ -32,6 +32,8 @@ enum class op_id : uint8_t {
   KV_STORE,           // write new K/V rows into their paged cache slots
   ROPE_KV_STORE,      // ROPE_MROPE over the q and k heads of a stacked q|k view, then KV_STORE of k and v (one
                       // launch where the backend fuses them: a decode step's rotation and store)
+  LINEAR_ROPE_KV_STORE,  // LINEAR of a stacked q|k|v projection, then ROPE_KV_STORE of its output (a decode step's
+                         // GEMV applies the rotation and stores k and v as it writes them)
   ATTENTION_PAGED,    // causal GQA attention of new tokens over the paged cache (prefill chunks and decode)
   ATTENTION_DENSE,    // bidirectional attention within segments (vision: one frame of one image each)
   ATTENTION_CROSS,    // every query row over every key row, no mask, GQA (Whisper's decoder over the encoder states)
@@ -97,6 +99,12 @@ using kv_store = void (*)(const kernel_context&, const paged_kv_layer& kv, const
 using rope_kv_store = void (*)(const kernel_context&, tensor& qk, int32_t n_q_heads, int32_t rot_dim,
                                const tensor& pos, const std::array<int32_t, 3>& sections, float theta,
                                const paged_kv_layer& kv, const tensor& v, const tensor& slots);
+// LINEAR(x, w) into y [n, (n_q_heads + 2 n_kv_heads)*head_dim] F32 (the q, k and v heads of a stacked projection;
+// row stride free), then ROPE_KV_STORE of y's q|k columns and its v columns. Keyed by the weight dtype.
+using linear_rope_kv_store = void (*)(const kernel_context&, const tensor& x, const linear_weight& w, tensor& y,
+                                      int32_t n_q_heads, int32_t rot_dim, const tensor& pos,
+                                      const std::array<int32_t, 3>& sections, float theta, const paged_kv_layer& kv,
+                                      const tensor& slots);
 // q: [n, n_heads*head_dim] F32 (new tokens of all sequences); out: same shape.
 using attention_paged = void (*)(const kernel_context&, const tensor& q, const paged_kv_layer& kv,
                                  const paged_batch& batch, int32_t n_heads, int32_t n_kv_heads, int32_t head_dim,

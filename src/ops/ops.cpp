@@ -192,19 +192,29 @@ linear_weight prepare_linear(exec_context& ctx, const tensor& w, const tensor& b
 
 // ---- compute ----------------------------------------------------------------------------------------------
 
-void linear(exec_context& ctx, const tensor& x, const linear_weight& w, tensor& y) {
-  const op_id op = op_id::LINEAR;
+namespace {
+
+// LINEAR's operands (also those of the fused op that starts with one).
+void check_linear(exec_context& ctx, op_id op, const tensor& x, const linear_weight& w, const tensor& y) {
+  const std::string name = op_name(op);
   on_device(ctx, x, op, "x");
   on_device(ctx, w.weight, op, "weight");
   on_device(ctx, y, op, "y");
   is_f32_or_gemm_input(ctx, x, op, "x");
   is_f32_or_gemm_input(ctx, y, op, "y");
-  AG_CHECK(w.weight.n_dims() == 2, "linear: weight '" + w.name + "' must be 2-D");
-  AG_CHECK(x.cols() == w.in_features(), "linear: x " + x.shape_str() + " does not match weight '" + w.name + "' " +
+  AG_CHECK(w.weight.n_dims() == 2, name + ": weight '" + w.name + "' must be 2-D");
+  AG_CHECK(x.cols() == w.in_features(), name + ": x " + x.shape_str() + " does not match weight '" + w.name + "' " +
                                             w.weight.shape_str());
   AG_CHECK(y.rows() == x.rows() && y.cols() == w.out_features(),
-           "linear: y " + y.shape_str() + " for x " + x.shape_str() + " and weight " + w.weight.shape_str());
+           name + ": y " + y.shape_str() + " for x " + x.shape_str() + " and weight " + w.weight.shape_str());
   if (!w.bias.empty()) on_device(ctx, w.bias, op, "bias");
+}
+
+}  // namespace
+
+void linear(exec_context& ctx, const tensor& x, const linear_weight& w, tensor& y) {
+  const op_id op = op_id::LINEAR;
+  check_linear(ctx, op, x, w, y);
   if (x.rows() == 0) return;
   kernel<kernel_sig::linear>(op, ctx, w.weight.type())(ctx.kernels(), x, w, y);
 }
@@ -310,32 +320,58 @@ void kv_store(exec_context& ctx, const paged_kv_layer& kv, const tensor& k, cons
   kernel<kernel_sig::kv_store>(op, ctx, kv.k.type())(ctx.kernels(), kv, k, v, slots);
 }
 
-void rope_kv_store(exec_context& ctx, tensor& qk, int32_t n_q_heads, int32_t rot_dim, const tensor& pos,
-                   const std::array<int32_t, 3>& sections, float theta, const paged_kv_layer& kv, const tensor& v,
-                   const tensor& slots) {
-  const op_id op = op_id::ROPE_KV_STORE;
+namespace {
+
+// ROPE_KV_STORE's operands (also those of the fused op that ends with it).
+void check_rope_kv_store(exec_context& ctx, op_id op, const tensor& qk, int32_t n_q_heads, int32_t rot_dim,
+                         const tensor& pos, const std::array<int32_t, 3>& sections, const paged_kv_layer& kv,
+                         const tensor& v, const tensor& slots) {
+  const std::string name = op_name(op);
   on_device(ctx, qk, op, "qk");
   on_device(ctx, pos, op, "pos");
   on_device(ctx, kv.k, op, "k cache");
   on_device(ctx, kv.v, op, "v cache");
   on_device(ctx, v, op, "v");
   on_device(ctx, slots, op, "slots");
-  AG_CHECK(kv.k.n_dims() == 4 && kv.v.shape() == kv.k.shape(),
-           "rope_kv_store: cache must be [blocks, block, heads, dim]");
+  AG_CHECK(kv.k.n_dims() == 4 && kv.v.shape() == kv.k.shape(), name + ": cache must be [blocks, block, heads, dim]");
   const int64_t n_kv_heads = kv.k.dim(2), head_dim = kv.k.dim(3);
   AG_CHECK(n_q_heads >= 0 && qk.type() == dtype::F32 && qk.cols() == (n_q_heads + n_kv_heads) * head_dim,
-           "rope_kv_store: qk " + qk.shape_str() + " must be F32 [n, (" + std::to_string(n_q_heads) + " + " +
+           name + ": qk " + qk.shape_str() + " must be F32 [n, (" + std::to_string(n_q_heads) + " + " +
                std::to_string(n_kv_heads) + ") * " + std::to_string(head_dim) + "]");
   AG_CHECK(v.type() == dtype::F32 && v.rows() == qk.rows() && v.cols() == n_kv_heads * head_dim,
-           "rope_kv_store: v must be F32 [n, n_kv_heads*head_dim]");
-  AG_CHECK(pos.type() == dtype::I32 && pos.rows() == 3 && pos.cols() == qk.rows(),
-           "rope_kv_store: pos must be I32 [3, n]");
-  AG_CHECK(rot_dim > 0 && rot_dim <= head_dim && rot_dim % 2 == 0, "rope_kv_store: rot_dim");
-  AG_CHECK(sections[0] + sections[1] + sections[2] == rot_dim / 2,
-           "rope_kv_store: sections must cover rot_dim/2 pairs");
-  AG_CHECK(slots.type() == dtype::I32 && slots.n_elements() == qk.rows(), "rope_kv_store: one I32 slot per row");
+           name + ": v must be F32 [n, n_kv_heads*head_dim]");
+  AG_CHECK(pos.type() == dtype::I32 && pos.rows() == 3 && pos.cols() == qk.rows(), name + ": pos must be I32 [3, n]");
+  AG_CHECK(rot_dim > 0 && rot_dim <= head_dim && rot_dim % 2 == 0, name + ": rot_dim");
+  AG_CHECK(sections[0] + sections[1] + sections[2] == rot_dim / 2, name + ": sections must cover rot_dim/2 pairs");
+  AG_CHECK(slots.type() == dtype::I32 && slots.n_elements() == qk.rows(), name + ": one I32 slot per row");
+}
+
+}  // namespace
+
+void rope_kv_store(exec_context& ctx, tensor& qk, int32_t n_q_heads, int32_t rot_dim, const tensor& pos,
+                   const std::array<int32_t, 3>& sections, float theta, const paged_kv_layer& kv, const tensor& v,
+                   const tensor& slots) {
+  const op_id op = op_id::ROPE_KV_STORE;
+  check_rope_kv_store(ctx, op, qk, n_q_heads, rot_dim, pos, sections, kv, v, slots);
   kernel<kernel_sig::rope_kv_store>(op, ctx, kv.k.type())(ctx.kernels(), qk, n_q_heads, rot_dim, pos, sections, theta,
                                                           kv, v, slots);
+}
+
+void linear_rope_kv_store(exec_context& ctx, const tensor& x, const linear_weight& w, tensor& y, int32_t n_q_heads,
+                          int32_t rot_dim, const tensor& pos, const std::array<int32_t, 3>& sections, float theta,
+                          const paged_kv_layer& kv, const tensor& slots) {
+  const op_id op = op_id::LINEAR_ROPE_KV_STORE;
+  check_linear(ctx, op, x, w, y);
+  AG_CHECK(kv.k.n_dims() == 4, "linear_rope_kv_store: cache must be [blocks, block, heads, dim]");
+  const int64_t kvd = kv.k.dim(2) * kv.k.dim(3), qkd = int64_t(n_q_heads) * kv.k.dim(3) + kvd;
+  AG_CHECK(y.type() == dtype::F32 && y.cols() == qkd + kvd,
+           "linear_rope_kv_store: y " + y.shape_str() + " must be F32 [n, (" + std::to_string(n_q_heads) +
+               " + 2 x " + std::to_string(kv.k.dim(2)) + ") * " + std::to_string(kv.k.dim(3)) + "]");
+  check_rope_kv_store(ctx, op, y.cols_view(0, qkd), n_q_heads, rot_dim, pos, sections, kv, y.cols_view(qkd, kvd),
+                      slots);
+  if (x.rows() == 0) return;
+  kernel<kernel_sig::linear_rope_kv_store>(op, ctx, w.weight.type())(ctx.kernels(), x, w, y, n_q_heads, rot_dim, pos,
+                                                                     sections, theta, kv, slots);
 }
 
 void attention_paged(exec_context& ctx, const tensor& q, const paged_kv_layer& kv, const paged_batch& batch,

@@ -89,6 +89,12 @@ void kv_store(exec_context& ctx, const paged_kv_layer& kv, const tensor& k, cons
 void rope_kv_store(exec_context& ctx, tensor& qk, int32_t n_q_heads, int32_t rot_dim, const tensor& pos,
                    const std::array<int32_t, 3>& sections, float theta, const paged_kv_layer& kv, const tensor& v,
                    const tensor& slots);
+// linear(x, w, y) of a stacked q|k|v projection (y F32 [n, (n_q_heads + 2 n_kv_heads)*head_dim]), then
+// rope_kv_store of y's q|k columns and its v columns: on a GPU a decode step's GEMV rotates q and k and stores k
+// and v as it writes them (one launch instead of two).
+void linear_rope_kv_store(exec_context& ctx, const tensor& x, const linear_weight& w, tensor& y, int32_t n_q_heads,
+                          int32_t rot_dim, const tensor& pos, const std::array<int32_t, 3>& sections, float theta,
+                          const paged_kv_layer& kv, const tensor& slots);
 void attention_paged(exec_context& ctx, const tensor& q, const paged_kv_layer& kv, const paged_batch& batch,
                      int32_t n_heads, int32_t n_kv_heads, int32_t head_dim, float scale, tensor& out);
 // Bidirectional attention within segments (I32 [n_seg + 1] row offsets): q, k, v F32 or all of gemm_input_type (they

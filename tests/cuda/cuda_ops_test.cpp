@@ -232,6 +232,60 @@ TEST_F(cuda_ops, kv_store_writes_the_cpus_bytes) {
   }
 }
 
+// LINEAR_ROPE_KV_STORE on the GPU gives the bytes of LINEAR then ROPE_KV_STORE there (the decode GEMV's epilogue
+// rotates and stores what the GEMV would have written): y and both caches, for decode rows 1, 3 and 8 (a padding slot
+// at row 4), 9 rows (the GEMM, then ROPE_KV_STORE), every cache type, F32 and BF16 weights with a bias; and the same
+// values as the CPU backend within the GEMV's F32 tolerance.
+TEST_F(cuda_ops, linear_rope_kv_store_gives_the_bytes_of_linear_then_rope_kv_store) {
+  const int64_t q_heads = 8, kvh = 2, hd = 128, rot = 64, k = 256, blocks = 6, bs = 16;
+  const int64_t kvd = kvh * hd, n = q_heads * hd + 2 * kvd;
+  const std::array<int32_t, 3> sections = {8, 12, 12};
+  for (dtype wt : {dtype::F32, dtype::BF16})
+    for (dtype ct : {dtype::F32, dtype::F16, dtype::BF16})
+      for (int64_t m : {1, 3, 8, 9}) {
+        const uint64_t seed = uint64_t(m * 7 + int64_t(wt) * 3 + int64_t(ct));
+        const std::vector<float> x = normal(size_t(m * k), seed), w = normal(size_t(n * k), seed + 1, 0.1f),
+                                 b = normal(size_t(n), seed + 2), fill = normal(size_t(blocks * bs * kvd), seed + 3);
+        std::vector<int32_t> slots, pos;
+        for (int64_t i = 0; i < m; ++i) slots.push_back(i == 4 ? -1 : int32_t((i * 37 + 5) % (blocks * bs)));
+        for (int64_t i = 0; i < 3 * m; ++i) pos.push_back(int32_t(1000 + i * 91));
+        std::vector<uint8_t> got[3][3];  // (GPU fused, GPU unfused, CPU) x (y, k cache, v cache)
+        std::vector<float> y_values[3];
+        for (int run = 0; run < 3; ++run) {
+          exec_context& ctx = run < 2 ? gpu() : cpu();
+          linear_weight lw;
+          lw.weight = ops::prepare_weight(ctx, host_tensor(wt, {n, k}, w));
+          lw.bias = ops::prepare_param_f32(ctx, host_tensor(dtype::F32, {n}, b));
+          lw.name = "test.qkv";
+          paged_kv_layer kv;
+          kv.k = on(ctx, host_tensor(ct, {blocks, bs, kvh, hd}, fill));
+          kv.v = on(ctx, host_tensor(ct, {blocks, bs, kvh, hd}, fill));
+          const tensor xt = on(ctx, host_tensor(dtype::F32, {m, k}, x));
+          const tensor pt = on(ctx, host_i32({3, m}, pos)), st = on(ctx, host_i32({m}, slots));
+          tensor y = ops::scratch(ctx, dtype::F32, {m, n});
+          if (run == 1) {
+            ops::linear(ctx, xt, lw, y);
+            tensor qk = y.cols_view(0, n - kvd);
+            ops::rope_kv_store(ctx, qk, int32_t(q_heads), int32_t(rot), pt, sections, 10000.0f, kv,
+                               y.cols_view(n - kvd, kvd), st);
+          } else {
+            ops::linear_rope_kv_store(ctx, xt, lw, y, int32_t(q_heads), int32_t(rot), pt, sections, 10000.0f, kv, st);
+          }
+          got[run][0] = bytes_of(ctx, y);
+          got[run][1] = bytes_of(ctx, kv.k);
+          got[run][2] = bytes_of(ctx, kv.v);
+          y_values[run] = values(ctx, y);
+        }
+        const std::string what = std::string(dtype_name(wt)) + " weights, " + dtype_name(ct) + " cache, m=" +
+                                 std::to_string(m);
+        EXPECT_EQ(got[0][0], got[1][0]) << "y, " << what;
+        EXPECT_EQ(got[0][1], got[1][1]) << "k cache, " << what;
+        EXPECT_EQ(got[0][2], got[1][2]) << "v cache, " << what;
+        const double tol = m > 8 && wt != dtype::F32 ? k_bf16_gemm_tol : k_f32_tol;
+        EXPECT_LE(norm_error(y_values[0], y_values[2]), tol) << "y against the CPU, " << what;
+      }
+}
+
 struct paged_case {
   int32_t heads, kv_heads, hd, block;
   std::vector<std::pair<int32_t, int32_t>> seqs;  // (n_past, n_new)

@@ -1,8 +1,11 @@
-// tests/kernels/cases_linear.cpp: LINEAR (and LINEAR_SWIGLU, the gate|up projection with its gate) for F32/F16/BF16 weights: decode (1-2 rows) and prefill shapes, sizes
+// tests/kernels/cases_linear.cpp: LINEAR (and LINEAR_SWIGLU, the gate|up projection with its gate, and
+// LINEAR_ROPE_KV_STORE, a stacked q|k|v projection with its rotation and KV store) for F32/F16/BF16 weights: decode (1-2 rows) and prefill shapes, sizes
 // that are not multiples of any register tile (3/4 x rows, 4/12 W rows), of the 8-lane vectors or of the GEMM's
 // blocks (k under 8, k over several KC-blocks, m over several row blocks up to 1024, n over several output
 // blocks), x and y as views with a row stride (y a column range of a wider buffer, like q inside qkv), with and
 // without bias; --perf adds the 9B model's decode and prefill shapes and the vision tower's.
+#include <algorithm>
+#include <array>
 #include <cmath>
 
 #include "harness.h"
@@ -95,6 +98,90 @@ test_case swiglu_case(dtype wt, const linear_shape& s) {
   return c;
 }
 
+// LINEAR_ROPE_KV_STORE: y [m, (q + 2 kv) heads x hd] = x . W^T (+ bias), then the M-RoPE of its q and k heads and the
+// store of its k and v heads into a paged cache of type `cache`. y against the double reference (the projection, then
+// the rotation); the cache bit for bit against the rounding of what the op left in y's k and v columns (as
+// ROPE_KV_STORE's case), every other slot untouched.
+struct rope_store_shape {
+  int64_t m, k, q_heads, kv_heads, hd, rot;
+  std::array<int32_t, 3> sections;
+  int64_t n_blocks, block;
+  bool bias;
+  int64_t pad;
+  bool perf;
+};
+
+test_case rope_store_case(dtype wt, dtype cache, const rope_store_shape& s) {
+  test_case c;
+  c.op = op_id::LINEAR_ROPE_KV_STORE;
+  c.key = wt;
+  c.perf = s.perf;
+  c.stream = s.perf;
+  c.name = "m=" + std::to_string(s.m) + " k=" + std::to_string(s.k) + " heads=" + std::to_string(s.q_heads) + "/" +
+           std::to_string(s.kv_heads) + " hd=" + std::to_string(s.hd) + " rot=" + std::to_string(s.rot) + " cache=" +
+           dtype_name(cache) + (s.bias ? " bias" : "") + (s.pad ? " strided" : "");
+  c.make = [wt, cache, s, name = c.name](exec_context& ctx) {
+    rng r(seed_of("linear_rope_kv_store" + name + dtype_name(wt)));
+    const int64_t kw = s.kv_heads * s.hd, qkw = s.q_heads * s.hd + kw, n = qkw + kw;
+    const std::vector<float> x = r.normal(size_t(s.m * s.k));
+    const std::vector<float> w = decode(wt, encode(wt, r.normal(size_t(n * s.k), 1.0f / std::sqrt(float(s.k)))));
+    const std::vector<float> bias = s.bias ? r.normal(size_t(n)) : std::vector<float>{};
+    const int64_t capacity = s.n_blocks * s.block;
+    std::vector<int32_t> all(static_cast<size_t>(capacity));
+    for (size_t i = 0; i < all.size(); ++i) all[i] = int32_t(i);
+    std::shuffle(all.begin(), all.end(), r.gen);
+    std::vector<int32_t> slots(all.begin(), all.begin() + s.m);
+    for (size_t i = 4; i < slots.size(); i += 5) slots[i] = -1;  // padding rows: rotated, not stored
+    std::vector<int32_t> pos(static_cast<size_t>(3 * s.m));
+    for (auto& p : pos) p = r.integer(0, 70000);
+    padded xv = make_padded(ctx, dtype::F32, s.m, s.k, s.pad, x);
+    padded yv = make_padded(ctx, dtype::F32, s.m, n, s.pad);
+    linear_weight lw;
+    lw.weight = upload_f(ctx, wt, {n, s.k}, w);
+    if (s.bias) lw.bias = upload_f(ctx, dtype::F32, {n}, bias);
+    lw.name = "harness.qkv";
+    const std::vector<float> fill = std::vector<float>(size_t(capacity * kw), k_sentinel);
+    paged_kv_layer kv;
+    kv.k = upload_f(ctx, cache, {s.n_blocks, s.block, s.kv_heads, s.hd}, fill);
+    kv.v = upload_f(ctx, cache, {s.n_blocks, s.block, s.kv_heads, s.hd}, fill);
+    const tensor pt = upload_i32(ctx, {3, s.m}, pos), st = upload_i32(ctx, {s.m}, slots);
+    instance inst;
+    inst.run = [&ctx, xv, yv, lw, pt, st, kv, s]() mutable {
+      ops::linear_rope_kv_store(ctx, xv.t, lw, yv.t, int32_t(s.q_heads), int32_t(s.rot), pt, s.sections, 10000.0f,
+                                kv, st);
+    };
+    inst.output = [&ctx, yv, kv] {
+      std::vector<uint8_t> b = download(ctx, yv.buf.t), k = download(ctx, kv.k), v = download(ctx, kv.v);
+      b.insert(b.end(), k.begin(), k.end());
+      b.insert(b.end(), v.begin(), v.end());
+      return b;
+    };
+    inst.check = [&ctx, yv, kv, x, w, bias, s, wt, cache, n, kw, qkw, slots, pos, fill]() {
+      ref::vecd ref = ref::linear(x, w, bias, s.m, n, s.k);
+      ref::rope_mrope(ref, s.m, n, s.q_heads + s.kv_heads, s.hd, s.rot, pos, s.sections, 10000.0f);
+      // The projection's tolerance (CUDA's tensor-core GEMM rounds x for more than a decode step's rows).
+      std::string problems = check_output(ctx, yv, ref, tolerance(op_id::LINEAR, wt));
+      const std::vector<float> got_y = read_padded(ctx, yv, problems);
+      for (int which = 0; which < 2; ++which) {
+        const std::vector<float> got = decode(cache, download(ctx, which ? kv.v : kv.k));
+        ref::vecd cache_ref(fill.begin(), fill.end());
+        for (int64_t i = 0; i < s.m; ++i) {
+          if (slots[size_t(i)] < 0) continue;
+          const float* row = got_y.data() + i * n + (which ? qkw : qkw - kw);  // rotated k, or v
+          for (int64_t j = 0; j < kw; ++j) cache_ref[size_t(slots[size_t(i)] * kw + j)] = ref::round_to(cache, row[j]);
+        }
+        problems += verdict(which ? "v cache" : "k cache", compare(got, cache_ref), 0.0);
+      }
+      return problems;
+    };
+    inst.bytes = double(lw.weight.n_bytes()) + 4.0 * double(s.m * (s.k + n)) +
+                 2.0 * double(s.m * kw) * double(dtype_size(cache));
+    inst.flops = 2.0 * double(s.m) * double(n) * double(s.k);
+    return inst;
+  };
+  return c;
+}
+
 }  // namespace
 
 void add_linear_cases(std::vector<test_case>& out) {
@@ -136,6 +223,23 @@ void add_linear_cases(std::vector<test_case>& out) {
   };
   for (dtype t : {dtype::F32, dtype::F16, dtype::BF16})
     for (const linear_shape& s : swiglu_shapes) out.push_back(swiglu_case(t, s));
+  // LINEAR_ROPE_KV_STORE: decode rows 1, 3 and 8 (CUDA's fused GEMV; a padding slot at row 4), GLM's head layout
+  // (32 / 2 heads of 128, 64 rotated dims, sections 8/12/12), one KV head per 3 query heads, head_dim 8 with
+  // everything rotated, a head_dim that is not a multiple of 4 and 9 rows (LINEAR then ROPE_KV_STORE), strided x and
+  // y, with and without bias; the 9B decode step's qkv for --perf.
+  const rope_store_shape rope_store_shapes[] = {
+      {1, 13, 4, 2, 8, 8, {1, 2, 1}, 6, 16, true, 0, false},
+      {3, 64, 3, 1, 32, 16, {2, 3, 3}, 4, 3, false, 3, false},
+      {8, 40, 6, 2, 32, 16, {2, 3, 3}, 4, 5, true, 2, false},
+      {1, 256, 32, 2, 128, 64, {8, 12, 12}, 8, 16, true, 0, false},
+      {2, 33, 4, 2, 6, 4, {1, 1, 0}, 3, 4, true, 1, false},
+      {9, 100, 16, 1, 64, 32, {4, 6, 6}, 3, 16, true, 0, false},
+      {1, 4096, 32, 2, 128, 64, {8, 12, 12}, 64, 16, true, 0, true},
+  };
+  for (dtype t : {dtype::F32, dtype::F16, dtype::BF16})
+    for (dtype cache : {dtype::F32, dtype::F16, dtype::BF16})
+      for (const rope_store_shape& s : rope_store_shapes)
+        if (!s.perf || (t == dtype::BF16 && cache == dtype::BF16)) out.push_back(rope_store_case(t, cache, s));
 }
 
 }  // namespace autoglm::harness

@@ -339,6 +339,7 @@ std::vector<std::pair<op_id, dtype>> required_cpu_kernels() {
     r.emplace_back(op_id::EMBEDDING, t);
     r.emplace_back(op_id::KV_STORE, t);
     r.emplace_back(op_id::ROPE_KV_STORE, t);
+    r.emplace_back(op_id::LINEAR_ROPE_KV_STORE, t);
     r.emplace_back(op_id::ATTENTION_PAGED, t);
   }
   for (dtype t : {dtype::F32, dtype::F16, dtype::BF16, dtype::I32}) r.emplace_back(op_id::COPY, t);

@@ -63,6 +63,19 @@ void rope_then_kv_store(const kernel_context& kc, tensor& qk, int32_t n_q_heads,
   cpu::kv_store_kernel(kc, kv, qk.cols_view(int64_t(n_q_heads) * head_dim, kw), v, slots);
 }
 
+// LINEAR_ROPE_KV_STORE as the LINEAR kernel of the weight's type, then ROPE_KV_STORE of the output's q|k and v
+// columns (the cache's type: F32/F16/BF16/Q8_0).
+void linear_then_rope_kv_store(const kernel_context& kc, const tensor& x, const linear_weight& w, tensor& y,
+                               int32_t n_q_heads, int32_t rot_dim, const tensor& pos,
+                               const std::array<int32_t, 3>& sections, float theta, const paged_kv_layer& kv,
+                               const tensor& slots) {
+  if (cpu::quant_linear_supports(w.weight.type())) cpu::quant_linear_kernel(kc, x, w, y);
+  else cpu::linear_kernel(kc, x, w, y);
+  const int64_t kvd = kv.k.dim(2) * kv.k.dim(3), qkd = y.cols() - kvd;
+  tensor qk = y.cols_view(0, qkd);
+  rope_then_kv_store(kc, qk, n_q_heads, rot_dim, pos, sections, theta, kv, y.cols_view(qkd, kvd), slots);
+}
+
 }  // namespace
 
 void register_cpu_kernels(kernel_registry& r) {
@@ -78,6 +91,7 @@ void register_cpu_kernels(kernel_registry& r) {
   for (dtype t : {dtype::F32, dtype::F16, dtype::BF16}) {
     r.add_kernel<kernel_sig::linear>(op_id::LINEAR, cpu, t, cpu::linear_kernel);
     r.add_kernel<kernel_sig::linear_swiglu>(op_id::LINEAR_SWIGLU, cpu, t, linear_then_swiglu);
+    r.add_kernel<kernel_sig::linear_rope_kv_store>(op_id::LINEAR_ROPE_KV_STORE, cpu, t, linear_then_rope_kv_store);
     r.add_kernel<kernel_sig::embedding>(op_id::EMBEDDING, cpu, t, cpu::embedding_kernel);
     r.add_kernel<kernel_sig::kv_store>(op_id::KV_STORE, cpu, t, cpu::kv_store_kernel);
     r.add_kernel<kernel_sig::rope_kv_store>(op_id::ROPE_KV_STORE, cpu, t, rope_then_kv_store);
@@ -88,6 +102,7 @@ void register_cpu_kernels(kernel_registry& r) {
                   dtype::Q6_K}) {
     r.add_kernel<kernel_sig::linear>(op_id::LINEAR, cpu, t, cpu::quant_linear_kernel);
     r.add_kernel<kernel_sig::linear_swiglu>(op_id::LINEAR_SWIGLU, cpu, t, linear_then_swiglu);
+    r.add_kernel<kernel_sig::linear_rope_kv_store>(op_id::LINEAR_ROPE_KV_STORE, cpu, t, linear_then_rope_kv_store);
   }
   // Token tables in any GGUF block type (a community file's token_embd): rows dequantized as they are gathered.
   for (dtype t : {dtype::Q8_0, dtype::Q4_0, dtype::Q4_1, dtype::Q5_0, dtype::Q5_1, dtype::Q4_K, dtype::Q5_K,

@@ -49,6 +49,12 @@ void kv_store_kernel(const kernel_context& kc, const paged_kv_layer& kv, const t
 void rope_kv_store_kernel(const kernel_context& kc, tensor& qk, int32_t n_q_heads, int32_t rot_dim, const tensor& pos,
                           const std::array<int32_t, 3>& sections, float theta, const paged_kv_layer& kv,
                           const tensor& v, const tensor& slots);
+// linear.cu: LINEAR_ROPE_KV_STORE. A decode step's rows (F32, F32/F16/BF16 cache, head_dim a multiple of 4): the
+// GEMV rotates q and k and stores k and v as it writes its sums; otherwise LINEAR, then ROPE_KV_STORE.
+void linear_rope_kv_store_kernel(const kernel_context& kc, const tensor& x, const linear_weight& w, tensor& y,
+                                 int32_t n_q_heads, int32_t rot_dim, const tensor& pos,
+                                 const std::array<int32_t, 3>& sections, float theta, const paged_kv_layer& kv,
+                                 const tensor& slots);
 void attention_paged_kernel(const kernel_context& kc, const tensor& q, const paged_kv_layer& kv,
                             const paged_batch& batch, int32_t n_heads, int32_t n_kv_heads, int32_t head_dim,
                             float scale, tensor& out);

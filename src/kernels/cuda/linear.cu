@@ -18,10 +18,12 @@
 #include <climits>
 #include <cstdlib>
 #include <string>
+#include <type_traits>
 
 #include "kernels/cuda/device_util.cuh"
 #include "kernels/cuda/kernels.h"
 #include "kernels/cuda/register.h"
+#include "kernels/cuda/rope.cuh"
 
 namespace autoglm::cuda {
 
@@ -46,6 +48,26 @@ struct gemv_args {
   const float* bias;
   float* y;
   int64_t ldy;
+};
+
+// What the GEMV does with its sums besides writing y: nothing, or (LINEAR_ROPE_KV_STORE) rotate the q and k
+// columns of a stacked q|k|v output by M-RoPE and store the k and v columns into the paged cache of type C. A block's
+// 4 rows are 2 whole rotation pairs (2i, 2i + 1) of one head: the host takes this path only when head_dim and n are
+// multiples of 4.
+struct no_epilogue {};
+template <dtype C>
+struct rope_store_epilogue {
+  float inv[k_rope_max_pairs];
+  int head_dim, n_pairs, sec0, sec1;
+  int64_t q_cols, kv_cols;  // y's q columns (n_q_heads * head_dim); its k columns, and its v columns, each
+  const int32_t* pos;       // [3, ldp]: t, h, w planes; column i is x's row i
+  int64_t ldp;
+  const int32_t* slots;     // [m]: cache slot of row i (< 0: padding, rotated but not stored)
+  uint8_t* kc;
+  uint8_t* vc;
+  int64_t c_block, c_slot, c_head, capacity;  // byte strides of both caches; slots in them
+  int block_size;
+  int32_t* flag;
 };
 
 template <dtype W>
@@ -77,8 +99,39 @@ __device__ inline void unpack16(const uint4& u, float* f) {
 
 __device__ inline float silu_f32(float g) { return g / (1.0f + expf(-g)); }
 
-template <dtype W, int M, bool SWIGLU, int PF>
-__global__ void __launch_bounds__(k_gemv_threads) gemv_kernel(gemv_args a) {
+// Writes the sums (v0, v1) of output columns col, col + 1 of x's row i as the epilogue asks: rotated when they are a
+// pair of a q or k head's first 2 n_pairs dims; k and v columns also into the row's cache slot (rounded as KV_STORE).
+template <dtype C>
+__device__ inline void rope_store_pair(const rope_store_epilogue<C>& e, float* yrow, int i, int64_t col, float v0,
+                                       float v1) {
+  const int64_t rot_cols = e.q_cols + e.kv_cols;  // q and k heads
+  const int d = int(col % e.head_dim);
+  if (col < rot_cols && d < 2 * e.n_pairs) {
+    const float2 r = mrope_rotate(v0, v1, d / 2, e.sec0, e.sec1, e.pos[i], e.pos[e.ldp + i], e.pos[2 * e.ldp + i],
+                                  e.inv);
+    v0 = r.x;
+    v1 = r.y;
+  }
+  yrow[col] = v0;
+  yrow[col + 1] = v1;
+  if (col < e.q_cols) return;
+  const int64_t slot = e.slots[i];
+  if (slot >= e.capacity) {
+    flag_bad(e.flag, BAD_KV_SLOT, slot);
+    return;
+  }
+  if (slot < 0) return;
+  const bool is_v = col >= rot_cols;
+  const int64_t c = col - (is_v ? rot_cols : e.q_cols);
+  uint8_t* dst = (is_v ? e.vc : e.kc) + (slot / e.block_size) * e.c_block + (slot % e.block_size) * e.c_slot +
+                 (c / e.head_dim) * e.c_head;
+  store_elem<C>(dst, c % e.head_dim, v0);
+  store_elem<C>(dst, c % e.head_dim + 1, v1);
+}
+
+template <dtype W, int M, bool SWIGLU, int PF, class EPI>
+__global__ void __launch_bounds__(k_gemv_threads) gemv_kernel(gemv_args a, EPI e) {
+  constexpr bool ROPE = !std::is_same_v<EPI, no_epilogue>;
   constexpr int E = per16<W>();
   constexpr int pairs = k_gemv_rows / 2;  // SWIGLU: output columns per block
   const int tid = threadIdx.x;
@@ -200,6 +253,25 @@ __global__ void __launch_bounds__(k_gemv_threads) gemv_kernel(gemv_args a) {
     }
     return;
   }
+  if constexpr (ROPE) {
+    // Thread (i, p): x's row i, the block's pair p (rows row0 + 2p, + 1), summed as below (same order, same bias
+    // add), then rotated and stored.
+    if (tid < M * pairs) {
+      const int i = tid / pairs, p = tid % pairs;
+      const int64_t col = row0 + 2 * p;
+      if (i < a.m && col < a.n) {
+        float s0 = 0.0f, s1 = 0.0f;
+#pragma unroll
+        for (int wi = 0; wi < k_gemv_warps; ++wi) {
+          s0 += partial[wi][i * k_gemv_rows + 2 * p];
+          s1 += partial[wi][i * k_gemv_rows + 2 * p + 1];
+        }
+        rope_store_pair(e, a.y + i * a.ldy, i, col, s0 + (a.bias ? a.bias[col] : 0.0f),
+                        s1 + (a.bias ? a.bias[col + 1] : 0.0f));
+      }
+    }
+    return;
+  }
   if (tid < M * k_gemv_rows) {
     const int i = tid / k_gemv_rows, r = tid % k_gemv_rows;
     const int64_t row = row0 + r;
@@ -225,19 +297,19 @@ int gemv_prefetch() {
   return pf;
 }
 
-template <dtype W, bool SWIGLU = false>
-void launch_gemv(const gemv_args& a, const stream_state& s) {
+template <dtype W, bool SWIGLU = false, class EPI = no_epilogue>
+void launch_gemv(const gemv_args& a, const stream_state& s, const EPI& e = {}) {
   const unsigned grid = blocks_for(a.n, SWIGLU ? k_gemv_rows / 2 : k_gemv_rows);
   // One decoding sequence (the latency case) takes the prefetch depth gemv_prefetch() asks for; batches 1.
   const int pf = gemv_prefetch();
-  void (*kernel)(gemv_args) = a.m <= 1   ? (pf >= 4   ? gemv_kernel<W, 1, SWIGLU, 4>
-                                            : pf == 2 ? gemv_kernel<W, 1, SWIGLU, 2>
-                                                      : gemv_kernel<W, 1, SWIGLU, 1>)
-                              : a.m <= 2 ? gemv_kernel<W, 2, SWIGLU, 1>
-                              : a.m <= 4 ? gemv_kernel<W, 4, SWIGLU, 1>
-                                         : gemv_kernel<W, 8, SWIGLU, 1>;
+  void (*kernel)(gemv_args, EPI) = a.m <= 1   ? (pf >= 4   ? gemv_kernel<W, 1, SWIGLU, 4, EPI>
+                                                 : pf == 2 ? gemv_kernel<W, 1, SWIGLU, 2, EPI>
+                                                           : gemv_kernel<W, 1, SWIGLU, 1, EPI>)
+                                   : a.m <= 2 ? gemv_kernel<W, 2, SWIGLU, 1, EPI>
+                                   : a.m <= 4 ? gemv_kernel<W, 4, SWIGLU, 1, EPI>
+                                              : gemv_kernel<W, 8, SWIGLU, 1, EPI>;
   // A programmatic dependent of the kernel before it (see gemv_kernel): scheduled while that one finishes.
-  launch_pdl(kernel, grid, k_gemv_threads, 0, s, "linear gemv", a);
+  launch_pdl(kernel, grid, k_gemv_threads, 0, s, "linear gemv", a, e);
 }
 
 std::atomic<int> g_precision{int(cuda_gemm_precision::ROUNDED)};
@@ -421,9 +493,9 @@ void check_weight(const linear_weight& w) {
 }
 
 // The GEMV of x [m <= k_gemv_max_rows, k] by W; n outputs per row (SWIGLU: W has 2n rows).
-template <bool SWIGLU>
+template <bool SWIGLU, class EPI = no_epilogue>
 void run_gemv(stream_state& s, const mat<float>& xm, const tensor& W, int64_t n, const float* bias,
-              const mat<float>& ym) {
+              const mat<float>& ym, const EPI& e = {}) {
   const dtype wt = W.type();
   gemv_args a;
   a.x = xm.p;
@@ -440,9 +512,9 @@ void run_gemv(stream_state& s, const mat<float>& xm, const tensor& W, int64_t n,
   a.bias = bias;
   a.y = ym.p;
   a.ldy = ym.ld;
-  if (wt == dtype::BF16) launch_gemv<dtype::BF16, SWIGLU>(a, s);
-  else if (wt == dtype::F16) launch_gemv<dtype::F16, SWIGLU>(a, s);
-  else launch_gemv<dtype::F32, SWIGLU>(a, s);
+  if (wt == dtype::BF16) launch_gemv<dtype::BF16, SWIGLU>(a, s, e);
+  else if (wt == dtype::F16) launch_gemv<dtype::F16, SWIGLU>(a, s, e);
+  else launch_gemv<dtype::F32, SWIGLU>(a, s, e);
 }
 
 std::string sizes_of(int64_t m, int64_t n, int64_t k, const linear_weight& w) {
@@ -526,6 +598,71 @@ void linear_swiglu_kernel(const kernel_context& kc, const tensor& x, const linea
   if (!w.bias.empty()) bias = f32_vector(w.bias, "linear_swiglu bias");
   stream_state& s = state_of(kc);
   gemv_any<true>(kc, s, xm, W, n, bias, ym, sizes_of(m, n, k, w));
+}
+
+void linear_rope_kv_store_kernel(const kernel_context& kc, const tensor& x, const linear_weight& w, tensor& y,
+                                 int32_t n_q_heads, int32_t rot_dim, const tensor& pos,
+                                 const std::array<int32_t, 3>& sections, float theta, const paged_kv_layer& kv,
+                                 const tensor& slots) {
+  check_weight(w);
+  const tensor& W = w.weight;
+  const cache_geom g = geometry(kv, "linear_rope_kv_store");
+  const act_mat xm = act_of(x, "linear_rope_kv_store x"), ym = act_of(y, "linear_rope_kv_store y");
+  const int64_t m = xm.rows, n = W.dim(0), k = W.dim(1);
+  const int64_t kvd = int64_t(g.n_kv_heads) * g.head_dim, qd = int64_t(n_q_heads) * g.head_dim;
+  AG_CHECK(xm.cols == k && ym.rows == m && ym.cols == n && n == qd + 2 * kvd, "linear_rope_kv_store: shapes");
+  if (m == 0) return;
+  // The fused GEMV: a decode step's rows, F32 activations, a cache the epilogue can round into, whole pairs per block.
+  const bool fused = m <= k_gemv_max_rows && xm.type == dtype::F32 && ym.type == dtype::F32 && g.head_dim % 4 == 0 &&
+                     rot_dim / 2 <= k_rope_max_pairs && slots.is_contiguous() &&
+                     (g.type == dtype::F32 || g.type == dtype::F16 || g.type == dtype::BF16);
+  if (!fused) {
+    linear_kernel(kc, x, w, y);
+    tensor qk = y.cols_view(0, qd + kvd);
+    rope_kv_store_kernel(kc, qk, n_q_heads, rot_dim, pos, sections, theta, kv, y.cols_view(qd + kvd, kvd), slots);
+    return;
+  }
+  const mat<int32_t> pm = i32_mat(pos, "linear_rope_kv_store pos");
+  AG_CHECK(pm.rows == 3 && pm.cols == m, "linear_rope_kv_store: pos must be [3, n]");
+  stream_state& s = state_of(kc);
+  auto fill = [&](auto& e) {
+    const std::vector<float> inv = rope_inverse_frequencies(rot_dim, theta);
+    std::copy(inv.begin(), inv.end(), e.inv);
+    e.head_dim = g.head_dim;
+    e.n_pairs = rot_dim / 2;
+    e.sec0 = sections[0];
+    e.sec1 = sections[1];
+    e.q_cols = qd;
+    e.kv_cols = kvd;
+    e.pos = pm.p;
+    e.ldp = pm.ld;
+    e.slots = slots.ptr<int32_t>();
+    e.kc = static_cast<uint8_t*>(kv.k.data());
+    e.vc = static_cast<uint8_t*>(kv.v.data());
+    e.c_block = g.c_block;
+    e.c_slot = g.c_slot;
+    e.c_head = g.c_head;
+    e.capacity = g.n_blocks * g.block_size;
+    e.block_size = g.block_size;
+    e.flag = bad_index_flag(s);
+  };
+  const float* bias = w.bias.empty() ? nullptr : f32_vector(w.bias, "linear_rope_kv_store bias");
+  const mat<float> xf{static_cast<float*>(xm.p), xm.ld, m, k}, yf{static_cast<float*>(ym.p), ym.ld, m, n};
+  if (g.type == dtype::F32) {
+    rope_store_epilogue<dtype::F32> e{};
+    fill(e);
+    run_gemv<false>(s, xf, W, n, bias, yf, e);
+  } else if (g.type == dtype::F16) {
+    rope_store_epilogue<dtype::F16> e{};
+    fill(e);
+    run_gemv<false>(s, xf, W, n, bias, yf, e);
+  } else {
+    rope_store_epilogue<dtype::BF16> e{};
+    fill(e);
+    run_gemv<false>(s, xf, W, n, bias, yf, e);
+  }
+  check_launch("linear_rope_kv_store gemv", sizes_of(m, n, k, w) + " q_heads=" + std::to_string(n_q_heads) +
+                                                " kv_heads=" + std::to_string(g.n_kv_heads));
 }
 
 }  // namespace autoglm::cuda

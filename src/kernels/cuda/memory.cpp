@@ -363,6 +363,8 @@ void register_cuda_kernels(kernel_registry& r) {
   for (dtype t : {dtype::F32, dtype::F16, dtype::BF16}) {
     r.add_kernel<kernel_sig::linear>(op_id::LINEAR, dk, t, cuda::linear_kernel);
     r.add_kernel<kernel_sig::linear_swiglu>(op_id::LINEAR_SWIGLU, dk, t, cuda::linear_swiglu_kernel);
+    r.add_kernel<kernel_sig::linear_rope_kv_store>(op_id::LINEAR_ROPE_KV_STORE, dk, t,
+                                                   cuda::linear_rope_kv_store_kernel);
     r.add_kernel<kernel_sig::embedding>(op_id::EMBEDDING, dk, t, cuda::embedding_kernel);
     r.add_kernel<kernel_sig::kv_store>(op_id::KV_STORE, dk, t, cuda::kv_store_kernel);
     r.add_kernel<kernel_sig::rope_kv_store>(op_id::ROPE_KV_STORE, dk, t, cuda::rope_kv_store_kernel);

@@ -84,7 +84,17 @@ __global__ void __launch_bounds__(k_vec_threads)
     residual_rms_norm_vec(float* x, int64_t ldx, const float* y, int64_t ldy, const float* wp, const float* wn,
                           int n4, float eps, void* h, int64_t ldh) {
   __shared__ float scratch[32];
-  pdl_wait();  // launched as a programmatic dependent (launch_pdl)
+  // The norm weights never depend on the kernel before this one: their loads are on their way before waiting for it
+  // (launched as a programmatic dependent, launch_pdl), instead of two dependent round trips after the reductions.
+  float4 wpv[NV], wnv[NV];
+#pragma unroll
+  for (int i = 0; i < NV; ++i) {
+    const int j = threadIdx.x + i * blockDim.x;
+    if (j >= n4) continue;
+    wpv[i] = reinterpret_cast<const float4*>(wp)[j];
+    if (wn) wnv[i] = reinterpret_cast<const float4*>(wn)[j];
+  }
+  pdl_wait();
   pdl_trigger();
   float4* xr = reinterpret_cast<float4*>(x + int64_t(blockIdx.x) * ldx);
   const float4* yr = reinterpret_cast<const float4*>(y + int64_t(blockIdx.x) * ldy);
@@ -105,7 +115,7 @@ __global__ void __launch_bounds__(k_vec_threads)
   for (int i = 0; i < NV; ++i) {
     const int j = threadIdx.x + i * blockDim.x;
     if (j >= n4) continue;
-    xv[i] = plus_scaled(xv[i], reinterpret_cast<const float4*>(wp)[j], yv[i], inv);
+    xv[i] = plus_scaled(xv[i], wpv[i], yv[i], inv);
     xr[j] = xv[i];
     ss2 = add_squares(ss2, xv[i]);
   }
@@ -116,7 +126,7 @@ __global__ void __launch_bounds__(k_vec_threads)
   for (int i = 0; i < NV; ++i) {
     const int j = threadIdx.x + i * blockDim.x;
     if (j >= n4) continue;
-    store4<HT>(hr, j, scaled(reinterpret_cast<const float4*>(wn)[j], xv[i], inv2));
+    store4<HT>(hr, j, scaled(wnv[i], xv[i], inv2));
   }
 }
 
@@ -144,7 +154,13 @@ template <int NV, dtype HT>
 __global__ void __launch_bounds__(k_vec_threads)
     rms_norm_vec(const float* x, int64_t ldx, const float* w, int n4, float eps, void* y, int64_t ldy) {
   __shared__ float scratch[32];
-  pdl_wait();  // launched as a programmatic dependent (launch_pdl)
+  float4 wv[NV];  // the weight's loads before waiting for the kernel before this one (as residual_rms_norm_vec)
+#pragma unroll
+  for (int i = 0; i < NV; ++i) {
+    const int j = threadIdx.x + i * blockDim.x;
+    if (j < n4) wv[i] = reinterpret_cast<const float4*>(w)[j];
+  }
+  pdl_wait();
   pdl_trigger();
   const float4* xr = reinterpret_cast<const float4*>(x + int64_t(blockIdx.x) * ldx);
   float4 xv[NV];
@@ -162,7 +178,7 @@ __global__ void __launch_bounds__(k_vec_threads)
   for (int i = 0; i < NV; ++i) {
     const int j = threadIdx.x + i * blockDim.x;
     if (j >= n4) continue;
-    store4<HT>(yr, j, scaled(reinterpret_cast<const float4*>(w)[j], xv[i], inv));
+    store4<HT>(yr, j, scaled(wv[i], xv[i], inv));
   }
 }
 

@@ -1,8 +1,8 @@
 // kernels/cuda/rope.cu: M-RoPE (interleaved pairs, text) and 2-D NeoX RoPE (vision; F32 or BF16), in place (see
 // kernels.h), and ROPE_KV_STORE (M-RoPE of q|k with the KV store in the same launch).
-// The inverse frequencies are computed on the host exactly as the CPU kernel does (fp32 pow, as HF builds
-// inv_freq) and passed by value, so every angle float(p) * inv is the same fp32 product; sincosf is CUDA's
-// accurate version (no fast math), within 2 ulp of the host's.
+// The inverse frequencies are computed on the host exactly as the CPU kernel does (rope.cuh) and passed by value, so
+// every angle float(p) * inv is the same fp32 product; sincosf is CUDA's accurate version (no fast math), within 2
+// ulp of the host's.
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -10,12 +10,13 @@
 
 #include "kernels/cuda/device_util.cuh"
 #include "kernels/cuda/kernels.h"
+#include "kernels/cuda/rope.cuh"
 
 namespace autoglm::cuda {
 
 namespace {
 
-constexpr int k_max_pairs = 256;  // rotated pairs per head (head_dim up to 512)
+constexpr int k_max_pairs = k_rope_max_pairs;
 constexpr int k_threads = 128;
 
 struct rope_args {
@@ -34,21 +35,11 @@ dim3 rope_grid(int64_t rows, int64_t items) {
   return dim3(blocks_for(rows, 1), unsigned(parts));
 }
 
-std::vector<float> inverse_frequencies(int64_t dim, float theta) {
-  std::vector<float> inv(size_t(dim / 2));
-  for (int64_t i = 0; i < dim / 2; ++i) inv[size_t(i)] = 1.0f / std::pow(theta, float(2 * i) / float(dim));
-  return inv;
-}
-
 // Pair i of head h of a token at M-RoPE positions (pt, ph, pw), rotated in place; returns the rotated pair.
 __device__ inline float2 mrope_pair(const rope_args& a, float* row, int h, int i, int32_t pt, int32_t ph,
                                     int32_t pw) {
-  const int32_t p = i < a.sec0 ? pt : (i < a.sec0 + a.sec1 ? ph : pw);
-  float s, c;
-  sincosf(__fmul_rn(float(p), a.inv[i]), &s, &c);
   float* v = row + int64_t(h) * a.head_dim + 2 * i;
-  const float x0 = v[0], x1 = v[1];
-  const float2 y = make_float2(x0 * c - x1 * s, x1 * c + x0 * s);
+  const float2 y = mrope_rotate(v[0], v[1], i, a.sec0, a.sec1, pt, ph, pw, a.inv);
   v[0] = y.x;
   v[1] = y.y;
   return y;
@@ -155,7 +146,7 @@ rope_args mrope_args(const mat<float>& xm, const mat<int32_t>& pm, int n_heads, 
                                            " over the CUDA limit of " + std::to_string(2 * k_max_pairs));
   AG_CHECK(pm.rows == 3 && pm.cols == xm.rows, std::string(op) + ": pos must be [3, n]");
   rope_args a{};
-  const std::vector<float> inv = inverse_frequencies(rot_dim, theta);
+  const std::vector<float> inv = rope_inverse_frequencies(rot_dim, theta);
   std::copy(inv.begin(), inv.end(), a.inv);
   a.x = xm.p;
   a.ldx = xm.ld;
@@ -231,7 +222,7 @@ void rope_2d_kernel(const kernel_context& kc, tensor& x, int32_t n_heads, int32_
   AG_CHECK(pm.rows == 2 && pm.cols == xm.rows, "rope_2d: pos must be [2, n]");
   if (xm.rows == 0 || n_heads == 0) return;
   rope_args a{};
-  const std::vector<float> inv = inverse_frequencies(head_dim / 2, theta);  // head_dim / 4 frequencies
+  const std::vector<float> inv = rope_inverse_frequencies(head_dim / 2, theta);  // head_dim / 4 frequencies
   std::copy(inv.begin(), inv.end(), a.inv);
   a.ldx = xm.ld;
   a.n_heads = n_heads;

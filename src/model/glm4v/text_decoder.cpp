@@ -128,26 +128,21 @@ void text_decoder::attention_block(exec_context& ctx, int32_t il, const step_inp
   // This rank's q [n, qd], k, v [n, kvd]: column views of one stacked projection, or three of their own.
   tensor q = a.q, k = a.k, v = a.v;
   const int64_t qd = a.q.cols(), kvd = a.k.cols();
-  if (!L.qkv_proj.empty()) {
-    ops::linear(ctx, a.h, L.qkv_proj, a.qkv);
-    q = a.qkv.cols_view(0, qd);
-    k = a.qkv.cols_view(qd, kvd);
-    v = a.qkv.cols_view(qd + kvd, kvd);
-  } else {
-    ops::linear(ctx, a.h, L.q_proj, q);
-    ops::linear(ctx, a.h, L.k_proj, k);
-    ops::linear(ctx, a.h, L.v_proj, v);
-  }
   const int32_t n_heads = shard_.n_heads, n_kv_heads = shard_.n_kv_heads;  // this rank's
   // New keys/values go to their cache slots (after RoPE) before attention, so each token attends to itself and
   // everything before it.
   if (!L.qkv_proj.empty()) {
-    // q and k are adjacent in the stacked output, with the same positions: one launch rotates both and stores
-    // k and v.
-    tensor qk = a.qkv.cols_view(0, qd + kvd);
-    ops::rope_kv_store(ctx, qk, n_heads, cfg_.rotary_dim, in.pos, cfg_.mrope_section, cfg_.rope_theta, kv, v,
-                       in.slots);
+    // One stacked projection: q and k adjacent with the same positions, so the projection, the rotation of both and
+    // the store of k and v are one op (on a GPU, one launch for a decode step).
+    q = a.qkv.cols_view(0, qd);
+    k = a.qkv.cols_view(qd, kvd);
+    v = a.qkv.cols_view(qd + kvd, kvd);
+    ops::linear_rope_kv_store(ctx, a.h, L.qkv_proj, a.qkv, n_heads, cfg_.rotary_dim, in.pos, cfg_.mrope_section,
+                              cfg_.rope_theta, kv, in.slots);
   } else {
+    ops::linear(ctx, a.h, L.q_proj, q);
+    ops::linear(ctx, a.h, L.k_proj, k);
+    ops::linear(ctx, a.h, L.v_proj, v);
     ops::rope_mrope(ctx, q, n_heads, cfg_.head_dim, cfg_.rotary_dim, in.pos, cfg_.mrope_section, cfg_.rope_theta);
     ops::rope_mrope(ctx, k, n_kv_heads, cfg_.head_dim, cfg_.rotary_dim, in.pos, cfg_.mrope_section,
                     cfg_.rope_theta);
