@@ -62,12 +62,7 @@ struct rope_store_epilogue {
   int64_t q_cols, kv_cols;  // y's q columns (n_q_heads * head_dim); its k columns, and its v columns, each
   const int32_t* pos;       // [3, ldp]: t, h, w planes; column i is x's row i
   int64_t ldp;
-  const int32_t* slots;     // [m]: cache slot of row i (< 0: padding, rotated but not stored)
-  uint8_t* kc;
-  uint8_t* vc;
-  int64_t c_block, c_slot, c_head, capacity;  // byte strides of both caches; slots in them
-  int block_size;
-  int32_t* flag;
+  kv_slots dst;             // row i's cache slot (a padding row's k and v are rotated, not stored)
 };
 
 template <dtype W>
@@ -115,16 +110,16 @@ __device__ inline void rope_store_pair(const rope_store_epilogue<C>& e, float* y
   yrow[col] = v0;
   yrow[col + 1] = v1;
   if (col < e.q_cols) return;
-  const int64_t slot = e.slots[i];
-  if (slot >= e.capacity) {
-    flag_bad(e.flag, BAD_KV_SLOT, slot);
+  const kv_slots& cache = e.dst;
+  const int64_t slot = cache.slots[i];
+  if (slot >= cache.capacity) {
+    flag_bad(cache.flag, BAD_KV_SLOT, slot);
     return;
   }
   if (slot < 0) return;
   const bool is_v = col >= rot_cols;
   const int64_t c = col - (is_v ? rot_cols : e.q_cols);
-  uint8_t* dst = (is_v ? e.vc : e.kc) + (slot / e.block_size) * e.c_block + (slot % e.block_size) * e.c_slot +
-                 (c / e.head_dim) * e.c_head;
+  uint8_t* dst = (is_v ? cache.vc : cache.kc) + cache.row_offset(slot) + (c / e.head_dim) * cache.c_head;
   store_elem<C>(dst, c % e.head_dim, v0);
   store_elem<C>(dst, c % e.head_dim + 1, v1);
 }
@@ -636,15 +631,7 @@ void linear_rope_kv_store_kernel(const kernel_context& kc, const tensor& x, cons
     e.kv_cols = kvd;
     e.pos = pm.p;
     e.ldp = pm.ld;
-    e.slots = slots.ptr<int32_t>();
-    e.kc = static_cast<uint8_t*>(kv.k.data());
-    e.vc = static_cast<uint8_t*>(kv.v.data());
-    e.c_block = g.c_block;
-    e.c_slot = g.c_slot;
-    e.c_head = g.c_head;
-    e.capacity = g.n_blocks * g.block_size;
-    e.block_size = g.block_size;
-    e.flag = bad_index_flag(s);
+    e.dst = kv_slots_of(kv, g, slots, s);
   };
   const float* bias = w.bias.empty() ? nullptr : f32_vector(w.bias, "linear_rope_kv_store bias");
   const mat<float> xf{static_cast<float*>(xm.p), xm.ld, m, k}, yf{static_cast<float*>(ym.p), ym.ld, m, n};

@@ -67,12 +67,7 @@ struct rope_store_args {
   const float* v;
   int64_t ldv;
   int n_q_heads, n_kv_heads;
-  const int32_t* slots;
-  uint8_t* kc;
-  uint8_t* vc;
-  int64_t c_block, c_slot, c_head, capacity;
-  int block_size;
-  int32_t* flag;
+  kv_slots dst;
 };
 
 template <dtype T>
@@ -82,10 +77,11 @@ __global__ void __launch_bounds__(k_threads) mrope_kv_store_kernel(const rope_ar
   const int64_t t = blockIdx.x;
   const int32_t pt = a.pos[t], ph = a.pos[a.ldp + t], pw = a.pos[2 * a.ldp + t];
   float* row = a.x + t * a.ldx;
-  const int64_t slot = c.slots[t];
-  if (slot >= c.capacity && blockIdx.y == 0 && threadIdx.x == 0) flag_bad(c.flag, BAD_KV_SLOT, slot);
-  const bool store = slot >= 0 && slot < c.capacity;  // a slot < 0 is a padding row: rotated, not stored
-  const int64_t base = store ? (slot / c.block_size) * c.c_block + (slot % c.block_size) * c.c_slot : 0;
+  const kv_slots& d = c.dst;
+  const int64_t slot = d.slots[t];
+  if (slot >= d.capacity && blockIdx.y == 0 && threadIdx.x == 0) flag_bad(d.flag, BAD_KV_SLOT, slot);
+  const bool store = slot >= 0 && slot < d.capacity;  // a slot < 0 is a padding row: rotated, not stored
+  const int64_t base = store ? d.row_offset(slot) : 0;
   const int rot_items = a.n_heads * a.n_pairs, pass = a.head_dim - 2 * a.n_pairs;
   const int k_items = c.n_kv_heads * pass, total = rot_items + k_items + c.n_kv_heads * a.head_dim;
   for (int w = blockIdx.y * k_threads + threadIdx.x; w < total; w += gridDim.y * k_threads) {
@@ -93,18 +89,18 @@ __global__ void __launch_bounds__(k_threads) mrope_kv_store_kernel(const rope_ar
       const int h = w / a.n_pairs, i = w - h * a.n_pairs;
       const float2 y = mrope_pair(a, row, h, i, pt, ph, pw);
       if (h >= c.n_q_heads && store) {
-        uint8_t* dst = c.kc + base + int64_t(h - c.n_q_heads) * c.c_head;
-        store_elem<T>(dst, 2 * i, y.x);
-        store_elem<T>(dst, 2 * i + 1, y.y);
+        uint8_t* kd = d.kc + base + int64_t(h - c.n_q_heads) * d.c_head;
+        store_elem<T>(kd, 2 * i, y.x);
+        store_elem<T>(kd, 2 * i + 1, y.y);
       }
     } else if (!store) {
       continue;
     } else if (w < rot_items + k_items) {
-      const int e = w - rot_items, h = e / pass, d = 2 * a.n_pairs + (e - h * pass);
-      store_elem<T>(c.kc + base + int64_t(h) * c.c_head, d, row[int64_t(c.n_q_heads + h) * a.head_dim + d]);
+      const int e = w - rot_items, h = e / pass, dim = 2 * a.n_pairs + (e - h * pass);
+      store_elem<T>(d.kc + base + int64_t(h) * d.c_head, dim, row[int64_t(c.n_q_heads + h) * a.head_dim + dim]);
     } else {
-      const int e = w - rot_items - k_items, h = e / a.head_dim, d = e - h * a.head_dim;
-      store_elem<T>(c.vc + base + int64_t(h) * c.c_head, d, c.v[t * c.ldv + e]);
+      const int e = w - rot_items - k_items, h = e / a.head_dim, dim = e - h * a.head_dim;
+      store_elem<T>(d.vc + base + int64_t(h) * d.c_head, dim, c.v[t * c.ldv + e]);
     }
   }
 }
@@ -188,21 +184,13 @@ void rope_kv_store_kernel(const kernel_context& kc, tensor& qk, int32_t n_q_head
            "rope_kv_store: qk/v shapes");
   const rope_args a = mrope_args(xm, pm, n_heads, g.head_dim, rot_dim, sections, theta, "rope_kv_store");
   if (xm.rows == 0) return;
+  stream_state& s = state_of(kc);
   rope_store_args c{};
   c.v = vm.p;
   c.ldv = vm.ld;
   c.n_q_heads = n_q_heads;
   c.n_kv_heads = g.n_kv_heads;
-  c.slots = slots.ptr<int32_t>();
-  c.kc = static_cast<uint8_t*>(kv.k.data());
-  c.vc = static_cast<uint8_t*>(kv.v.data());
-  c.c_block = g.c_block;
-  c.c_slot = g.c_slot;
-  c.c_head = g.c_head;
-  c.capacity = g.n_blocks * g.block_size;
-  c.block_size = g.block_size;
-  stream_state& s = state_of(kc);
-  c.flag = bad_index_flag(s);
+  c.dst = kv_slots_of(kv, g, slots, s);
   const int64_t items = int64_t(n_heads) * a.n_pairs + int64_t(g.n_kv_heads) * (2 * g.head_dim - rot_dim);
   const dim3 grid = rope_grid(xm.rows, items);
   void (*kernel)(rope_args, rope_store_args) = g.type == dtype::F32   ? mrope_kv_store_kernel<dtype::F32>
