@@ -231,9 +231,11 @@ void add_dense_cases(std::vector<test_case>& out) {
       // segments whose lengths are not multiples of its 64-key tiles or 128-row blocks, rows outside all of them.
       {1500, 3, 128, {0, 577, 1300, 1500}, false},
       {2100, 2, 64, {9, 1033, 2090}, false},
-      // One 32x32-patch frame and a 48x48 one through the 9B vision tower's 12 heads of 128.
+      // One 32x32-patch frame, a 48x48 one and a 1080x2400 screenshot's 78x172 through the 9B vision tower's 12
+      // heads of 128.
       {1024, 12, 128, {0, 1024}, true},
       {2304, 12, 128, {0, 2304}, true},
+      {13416, 12, 128, {0, 13416}, true},
   };
   for (const dense_cfg& cfg : cfgs) {
     test_case c;

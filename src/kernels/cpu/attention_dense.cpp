@@ -2,7 +2,8 @@
 // attention, moved from the model; same arithmetic bit for bit). Per segment and head, K is packed transposed in
 // panels of 16 keys and V contiguous [n, head_dim]; query blocks of q_block rows are shared out over the threads.
 // Each block computes its [q_block, n] score tile (outer-product kernel over keys, no horizontal sums), an fp32
-// softmax with max subtraction, and P.V tiled over keys so the V tile stays in cache.
+// softmax with max subtraction, and P.V tiled over keys so the V tile stays in cache. AVX2 and AVX-512 kernels form
+// each element by the same FMA chain (the same bits).
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -11,6 +12,7 @@
 #include "core/thread_pool.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/convert.h"
+#include "kernels/cpu/gemm_kernels.h"
 #include "kernels/cpu/kernel_util.h"
 #include "kernels/cpu/vec_exp.h"
 
@@ -128,6 +130,98 @@ __attribute__((target("avx2,fma"))) void pv_avx2(const float* p, int64_t m, int6
     if (m3 < m) pv_scalar(p, ns, v, hd, o, m3, m, 0, j0, j1);
   }
 }
+
+// The same two kernels on 16-lane vectors (AVX-512F): a key panel is one zmm, the P.V tile 3 rows x 64 dims (the last
+// 32-dim chunk of a head_dim that is not a multiple of 64 as 3 rows x 32). Every score and output element is the same
+// FMA chain, in the same order, as in the AVX2 kernels: the same bits.
+__attribute__((target("avx512f"))) void scores_avx512(const float* q, int64_t m, const float* kp, int64_t n_pan,
+                                                      int64_t hd, float* s, int64_t ns) {
+  int64_t p = 0;
+  for (; p + 2 <= n_pan; p += 2) {  // 6 rows x 2 panels: 12 accumulators, 8 loads per step
+    const float* kb = kp + p * hd * panel;
+    float* sp = s + p * panel;
+    int64_t i = 0;
+    for (; i + 6 <= m; i += 6) {
+      __m512 acc[6][2];
+#pragma GCC unroll 6
+      for (int r = 0; r < 6; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+      for (int64_t d = 0; d < hd; ++d) {
+        const __m512 b0 = _mm512_loadu_ps(kb + d * panel), b1 = _mm512_loadu_ps(kb + (hd + d) * panel);
+#pragma GCC unroll 6
+        for (int r = 0; r < 6; ++r) {
+          const __m512 a = _mm512_set1_ps(q[(i + r) * hd + d]);
+          acc[r][0] = _mm512_fmadd_ps(a, b0, acc[r][0]);
+          acc[r][1] = _mm512_fmadd_ps(a, b1, acc[r][1]);
+        }
+      }
+#pragma GCC unroll 6
+      for (int r = 0; r < 6; ++r) {
+        _mm512_storeu_ps(sp + (i + r) * ns, acc[r][0]);
+        _mm512_storeu_ps(sp + (i + r) * ns + panel, acc[r][1]);
+      }
+    }
+    for (; i < m; ++i) {
+      __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+      for (int64_t d = 0; d < hd; ++d) {
+        const __m512 a = _mm512_set1_ps(q[i * hd + d]);
+        a0 = _mm512_fmadd_ps(a, _mm512_loadu_ps(kb + d * panel), a0);
+        a1 = _mm512_fmadd_ps(a, _mm512_loadu_ps(kb + (hd + d) * panel), a1);
+      }
+      _mm512_storeu_ps(sp + i * ns, a0);
+      _mm512_storeu_ps(sp + i * ns + panel, a1);
+    }
+  }
+  if (p < n_pan) {  // the odd last panel, one row at a time
+    const float* kb = kp + p * hd * panel;
+    for (int64_t i = 0; i < m; ++i) {
+      __m512 a0 = _mm512_setzero_ps();
+      for (int64_t d = 0; d < hd; ++d) a0 = _mm512_fmadd_ps(_mm512_set1_ps(q[i * hd + d]), _mm512_loadu_ps(kb + d * panel), a0);
+      _mm512_storeu_ps(s + i * ns + p * panel, a0);
+    }
+  }
+}
+
+// o[rows i .. i + 3, dims d .. d + 16 C] += p . v over keys [j0, j1): C 16-lane chunks per row.
+template <int C>
+__attribute__((target("avx512f"))) inline void pv_tile_avx512(const float* p, int64_t ns, const float* v, int64_t hd,
+                                                              float* o, int64_t i, int64_t d, int64_t j0, int64_t j1) {
+  __m512 acc[3][C];
+#pragma GCC unroll 3
+  for (int r = 0; r < 3; ++r)
+#pragma GCC unroll 4
+    for (int c = 0; c < C; ++c) acc[r][c] = _mm512_loadu_ps(o + (i + r) * hd + d + 16 * c);
+  for (int64_t j = j0; j < j1; ++j) {
+    const float* vj = v + j * hd + d;
+    __m512 vv[C];
+#pragma GCC unroll 4
+    for (int c = 0; c < C; ++c) vv[c] = _mm512_loadu_ps(vj + 16 * c);
+#pragma GCC unroll 3
+    for (int r = 0; r < 3; ++r) {
+      const __m512 a = _mm512_set1_ps(p[(i + r) * ns + j]);
+#pragma GCC unroll 4
+      for (int c = 0; c < C; ++c) acc[r][c] = _mm512_fmadd_ps(a, vv[c], acc[r][c]);
+    }
+  }
+#pragma GCC unroll 3
+  for (int r = 0; r < 3; ++r)
+#pragma GCC unroll 4
+    for (int c = 0; c < C; ++c) _mm512_storeu_ps(o + (i + r) * hd + d + 16 * c, acc[r][c]);
+}
+
+__attribute__((target("avx512f"))) void pv_avx512(const float* p, int64_t m, int64_t n, int64_t ns, const float* v,
+                                                  int64_t hd, float* o) {
+  const int64_t hd64 = hd / 64 * 64, hd32 = hd / 32 * 32;
+  const int64_t m3 = m / 3 * 3;
+  for (int64_t j0 = 0; j0 < n; j0 += kv_tile) {
+    const int64_t j1 = std::min(n, j0 + kv_tile);
+    for (int64_t i = 0; i < m3; i += 3) {
+      for (int64_t d = 0; d < hd64; d += 64) pv_tile_avx512<4>(p, ns, v, hd, o, i, d, j0, j1);
+      if (hd64 < hd32) pv_tile_avx512<2>(p, ns, v, hd, o, i, hd64, j0, j1);
+      if (hd32 < hd) pv_scalar(p, ns, v, hd, o, i, i + 3, hd32, j0, j1);
+    }
+    if (m3 < m) pv_scalar(p, ns, v, hd, o, m3, m, 0, j0, j1);
+  }
+}
 #endif
 
 // In place on columns [0, n) of each row of s [m, stride ns]: exp(s*scale - max); row sums into sums[m]. With AVX2
@@ -161,7 +255,7 @@ void dense_segment(thread_pool* pool, rows_of<const float> q, rows_of<const floa
                    std::vector<float>& kp, std::vector<float>& vh) {
   if (n <= 0) return;
 #if defined(__x86_64__)
-  const bool avx2 = cpu_has_avx2();
+  const bool avx2 = cpu_has_avx2(), avx512 = avx2 && gemm_detail::cpu_has_avx512();
 #else
   const bool avx2 = false;
 #endif
@@ -193,13 +287,15 @@ void dense_segment(thread_pool* pool, rows_of<const float> q, rows_of<const floa
           std::copy(q[r0 + i0 + i] + col, q[r0 + i0 + i] + col + head_dim, qb.data() + i * head_dim);
         std::fill(o.begin(), o.end(), 0.0f);
 #if defined(__x86_64__)
-        if (avx2) scores_avx2(qb.data(), m, kp.data(), n_pan, head_dim, s.data(), ns);
+        if (avx512) scores_avx512(qb.data(), m, kp.data(), n_pan, head_dim, s.data(), ns);
+        else if (avx2) scores_avx2(qb.data(), m, kp.data(), n_pan, head_dim, s.data(), ns);
         else
 #endif
           scores_scalar(qb.data(), m, kp.data(), n_pan, head_dim, s.data(), ns);
         softmax_unnormalized(s.data(), m, n, ns, scale, sums.data(), avx2);
 #if defined(__x86_64__)
-        if (avx2) pv_avx2(s.data(), m, n, ns, vh.data(), head_dim, o.data());
+        if (avx512) pv_avx512(s.data(), m, n, ns, vh.data(), head_dim, o.data());
+        else if (avx2) pv_avx2(s.data(), m, n, ns, vh.data(), head_dim, o.data());
         else
 #endif
           pv_scalar(s.data(), ns, vh.data(), head_dim, o.data(), 0, m, 0, 0, n);
