@@ -2,8 +2,8 @@
 // attention, moved from the model; same arithmetic bit for bit). Per segment and head, K is packed transposed in
 // panels of 16 keys and V contiguous [n, head_dim]; query blocks of q_block rows are shared out over the threads.
 // Each block computes its [q_block, n] score tile (outer-product kernel over keys, no horizontal sums), an fp32
-// softmax with max subtraction, and P.V tiled over keys so the V tile stays in cache. AVX2 and AVX-512 kernels form
-// each element by the same FMA chain (the same bits).
+// softmax with max subtraction, and P.V tiled over keys so the V tile stays in cache. AVX2, AVX-512 and NEON kernels
+// form each element by the same FMA chain (the same bits).
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -12,12 +12,16 @@
 #include "core/thread_pool.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/convert.h"
+#include "kernels/cpu/cpu_features_arm.h"
 #include "kernels/cpu/gemm_kernels.h"
 #include "kernels/cpu/kernel_util.h"
 #include "kernels/cpu/vec_exp.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
+#endif
+#if defined(__aarch64__)
+#include <arm_neon.h>
 #endif
 
 namespace autoglm::cpu {
@@ -224,6 +228,71 @@ __attribute__((target("avx512f"))) void pv_avx512(const float* p, int64_t m, int
 }
 #endif
 
+#if defined(__aarch64__)
+// The two kernels on NEON (baseline aarch64): a key panel is 4 q registers, the score tile 4 rows x 16 keys; P.V 3
+// rows x 16 dims over the same dims as AVX2 (whole 32-dim chunks, the rest scalar). The same FMA chains, in the same
+// order: the same bits as the x86 kernels.
+void scores_neon(const float* q, int64_t m, const float* kp, int64_t n_pan, int64_t hd, float* s, int64_t ns) {
+  for (int64_t p = 0; p < n_pan; ++p) {
+    const float* kb = kp + p * hd * panel;
+    float* sp = s + p * panel;
+    int64_t i = 0;
+    for (; i + 4 <= m; i += 4) {
+      float32x4_t acc[4][4];
+      for (int r = 0; r < 4; ++r)
+        for (int c = 0; c < 4; ++c) acc[r][c] = vdupq_n_f32(0.0f);
+      for (int64_t d = 0; d < hd; ++d) {
+        float32x4_t b[4];
+        for (int c = 0; c < 4; ++c) b[c] = vld1q_f32(kb + d * panel + 4 * c);
+        for (int r = 0; r < 4; ++r) {
+          const float a = q[(i + r) * hd + d];
+          for (int c = 0; c < 4; ++c) acc[r][c] = vfmaq_n_f32(acc[r][c], b[c], a);
+        }
+      }
+      for (int r = 0; r < 4; ++r)
+        for (int c = 0; c < 4; ++c) vst1q_f32(sp + (i + r) * ns + 4 * c, acc[r][c]);
+    }
+    for (; i < m; ++i) {
+      float32x4_t acc[4];
+      for (int c = 0; c < 4; ++c) acc[c] = vdupq_n_f32(0.0f);
+      for (int64_t d = 0; d < hd; ++d) {
+        const float a = q[i * hd + d];
+        for (int c = 0; c < 4; ++c) acc[c] = vfmaq_n_f32(acc[c], vld1q_f32(kb + d * panel + 4 * c), a);
+      }
+      for (int c = 0; c < 4; ++c) vst1q_f32(sp + i * ns + 4 * c, acc[c]);
+    }
+  }
+}
+
+void pv_neon(const float* p, int64_t m, int64_t n, int64_t ns, const float* v, int64_t hd, float* o) {
+  const int64_t hd32 = hd / 32 * 32;
+  const int64_t m3 = m / 3 * 3;
+  for (int64_t j0 = 0; j0 < n; j0 += kv_tile) {
+    const int64_t j1 = std::min(n, j0 + kv_tile);
+    for (int64_t i = 0; i < m3; i += 3) {
+      for (int64_t d = 0; d < hd32; d += 16) {
+        float32x4_t acc[3][4];
+        for (int r = 0; r < 3; ++r)
+          for (int c = 0; c < 4; ++c) acc[r][c] = vld1q_f32(o + (i + r) * hd + d + 4 * c);
+        for (int64_t j = j0; j < j1; ++j) {
+          const float* vj = v + j * hd + d;
+          float32x4_t vv[4];
+          for (int c = 0; c < 4; ++c) vv[c] = vld1q_f32(vj + 4 * c);
+          for (int r = 0; r < 3; ++r) {
+            const float a = p[(i + r) * ns + j];
+            for (int c = 0; c < 4; ++c) acc[r][c] = vfmaq_n_f32(acc[r][c], vv[c], a);
+          }
+        }
+        for (int r = 0; r < 3; ++r)
+          for (int c = 0; c < 4; ++c) vst1q_f32(o + (i + r) * hd + d + 4 * c, acc[r][c]);
+      }
+      if (hd32 < hd) pv_scalar(p, ns, v, hd, o, i, i + 3, hd32, j0, j1);
+    }
+    if (m3 < m) pv_scalar(p, ns, v, hd, o, m3, m, 0, j0, j1);
+  }
+}
+#endif
+
 // In place on columns [0, n) of each row of s [m, stride ns]: exp(s*scale - max); row sums into sums[m]. With AVX2
 // the whole row is vectorized: exp_avx2 (vec_exp.h: within 2 ulp of std::exp), the sum in double lanes.
 void softmax_unnormalized(float* s, int64_t m, int64_t n, int64_t ns, float scale, float* sums, bool avx2) {
@@ -259,6 +328,9 @@ void dense_segment(thread_pool* pool, rows_of<const float> q, rows_of<const floa
 #else
   const bool avx2 = false;
 #endif
+#if defined(__aarch64__)
+  const bool use_neon = cpu_has_neon();
+#endif
   const int64_t n_pan = (n + panel - 1) / panel;
   const int64_t ns = n_pan * panel;
   kp.assign(size_t(ns * head_dim), 0.0f);
@@ -290,12 +362,18 @@ void dense_segment(thread_pool* pool, rows_of<const float> q, rows_of<const floa
         if (avx512) scores_avx512(qb.data(), m, kp.data(), n_pan, head_dim, s.data(), ns);
         else if (avx2) scores_avx2(qb.data(), m, kp.data(), n_pan, head_dim, s.data(), ns);
         else
+#elif defined(__aarch64__)
+        if (use_neon) scores_neon(qb.data(), m, kp.data(), n_pan, head_dim, s.data(), ns);
+        else
 #endif
           scores_scalar(qb.data(), m, kp.data(), n_pan, head_dim, s.data(), ns);
         softmax_unnormalized(s.data(), m, n, ns, scale, sums.data(), avx2);
 #if defined(__x86_64__)
         if (avx512) pv_avx512(s.data(), m, n, ns, vh.data(), head_dim, o.data());
         else if (avx2) pv_avx2(s.data(), m, n, ns, vh.data(), head_dim, o.data());
+        else
+#elif defined(__aarch64__)
+        if (use_neon) pv_neon(s.data(), m, n, ns, vh.data(), head_dim, o.data());
         else
 #endif
           pv_scalar(s.data(), ns, vh.data(), head_dim, o.data(), 0, m, 0, 0, n);
