@@ -2,7 +2,8 @@
 // dense attention (see attention.h) and the per-head arithmetic the attention kernels share (attention_common.h).
 // Paged attention groups the batch's new rows so their scores fit a bounded buffer and runs the three-pass
 // kernel of attention_paged.cpp on each group. Per head the arithmetic is that of the original per-row kernel:
-// dot (AVX2: two 8-lane accumulators) * scale, softmax with a double sum, P.V accumulated in position order.
+// dot (AVX2: two 8-lane accumulators; NEON: the same as four 4-lane ones) * scale, softmax with a double sum, P.V
+// accumulated in position order.
 #include "kernels/cpu/attention.h"
 
 #include <algorithm>
@@ -19,6 +20,11 @@
 
 #if defined(__x86_64__)
 #include <immintrin.h>
+#endif
+#if defined(__aarch64__)
+#include <arm_neon.h>
+
+#include "kernels/cpu/cpu_features_arm.h"
 #endif
 
 namespace autoglm::cpu {
@@ -60,11 +66,39 @@ __attribute__((target("avx2,fma"))) void axpy_avx2(float w, const float* x, floa
 }
 #endif
 
+#if defined(__aarch64__)
+// dot_avx2 on NEON: its two 8-lane accumulators as four 4-lane ones, and its reduction order ((acc0 + acc1), the
+// halves added, lanes (0 + 2) + (1 + 3)); the tail as explicit FMAs.
+float dot_neon(const float* a, const float* b, int64_t n) {
+  float32x4_t a0l = vdupq_n_f32(0.0f), a0h = a0l, a1l = a0l, a1h = a0l;
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    a0l = vfmaq_f32(a0l, vld1q_f32(a + i), vld1q_f32(b + i));
+    a0h = vfmaq_f32(a0h, vld1q_f32(a + i + 4), vld1q_f32(b + i + 4));
+    a1l = vfmaq_f32(a1l, vld1q_f32(a + i + 8), vld1q_f32(b + i + 8));
+    a1h = vfmaq_f32(a1h, vld1q_f32(a + i + 12), vld1q_f32(b + i + 12));
+  }
+  const float32x4_t lo = vaddq_f32(vaddq_f32(a0l, a1l), vaddq_f32(a0h, a1h));
+  float s = (vgetq_lane_f32(lo, 0) + vgetq_lane_f32(lo, 2)) + (vgetq_lane_f32(lo, 1) + vgetq_lane_f32(lo, 3));
+  for (; i < n; ++i) s = std::fma(a[i], b[i], s);
+  return s;
+}
+
+// axpy_avx2 on NEON: one FMA per lane, the tail as explicit FMAs.
+void axpy_neon(float w, const float* x, float* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), vld1q_f32(x + i), w));
+  for (; i < n; ++i) y[i] = std::fma(w, x[i], y[i]);
+}
+#endif
+
 }  // namespace
 
 float fast_dot(const float* a, const float* b, int64_t n) {
 #if defined(__x86_64__)
   if (cpu_has_avx2()) return dot_avx2(a, b, n);
+#elif defined(__aarch64__)
+  if (cpu_has_neon()) return dot_neon(a, b, n);
 #endif
   return dot(a, b, n);
 }
@@ -72,6 +106,8 @@ float fast_dot(const float* a, const float* b, int64_t n) {
 void axpy(float w, const float* x, float* y, int64_t n) {
 #if defined(__x86_64__)
   if (cpu_has_avx2()) return axpy_avx2(w, x, y, n);
+#elif defined(__aarch64__)
+  if (cpu_has_neon()) return axpy_neon(w, x, y, n);
 #endif
   for (int64_t i = 0; i < n; ++i) y[i] += w * x[i];
 }

@@ -40,9 +40,9 @@ struct row_ref {
 // The block id holding position p of a sequence (checked against the cache).
 int64_t block_of(const seq_desc& d, const cache_view& c, int64_t p);
 
-// q . k over n elements (AVX2: two 8-lane accumulators, then the lane sum, then the tail).
+// q . k over n elements (AVX2: two 8-lane accumulators, then the lane sum, then the tail; NEON: the same sums).
 float fast_dot(const float* a, const float* b, int64_t n);
-// y += w * x over n elements (AVX2: one FMA per 8 lanes, the tail as a multiply and an add).
+// y += w * x over n elements (AVX2 / NEON: one FMA per lane, the tail as explicit FMAs).
 void axpy(float w, const float* x, float* y, int64_t n);
 // scores[0..n) = softmax(scores) in place: fp32 max and exp, double sum, multiply by float(1 / sum).
 void softmax(float* scores, int64_t n);
