@@ -47,23 +47,22 @@ constexpr size_t k_split_budget = size_t(256) << 20;     // bytes of partials at
 
 // One block per new row: both K and V of every KV head into the row's slot.
 template <dtype T>
-__global__ void kv_store_rows(const float* k, int64_t ldk, const float* v, int64_t ldv, const int32_t* slots,
-                              uint8_t* kc, uint8_t* vc, int64_t c_block, int64_t c_slot, int64_t c_head,
-                              int64_t capacity, int block_size, int head_dim, int64_t width, int32_t* flag) {
+__global__ void kv_store_rows(const float* k, int64_t ldk, const float* v, int64_t ldv, const kv_slots dst,
+                              int head_dim, int64_t width) {
   pdl_wait();  // launched as a programmatic dependent (launch_pdl)
   pdl_trigger();
   const int64_t r = blockIdx.x;
-  const int64_t slot = slots[r];
+  const int64_t slot = dst.slots[r];
   if (slot < 0) return;  // a padding row
-  if (slot >= capacity) {
-    if (threadIdx.x == 0) flag_bad(flag, BAD_KV_SLOT, slot);
+  if (slot >= dst.capacity) {
+    if (threadIdx.x == 0) flag_bad(dst.flag, BAD_KV_SLOT, slot);
     return;
   }
-  const int64_t base = (slot / block_size) * c_block + (slot % block_size) * c_slot;
+  const int64_t base = dst.row_offset(slot);
   for (int64_t e = threadIdx.x; e < width; e += blockDim.x) {
     const int64_t h = e / head_dim, d = e - h * head_dim;
-    store_elem<T>(kc + base + h * c_head, d, k[r * ldk + e]);
-    store_elem<T>(vc + base + h * c_head, d, v[r * ldv + e]);
+    store_elem<T>(dst.kc + base + h * dst.c_head, d, k[r * ldk + e]);
+    store_elem<T>(dst.vc + base + h * dst.c_head, d, v[r * ldv + e]);
   }
 }
 
@@ -124,19 +123,11 @@ void kv_store_kernel(const kernel_context& kc, const paged_kv_layer& kv, const t
   AG_CHECK(km.cols == width && vm.cols == width && vm.rows == km.rows, "kv_store: k/v shapes");
   if (km.rows == 0) return;
   stream_state& s = state_of(kc);
-  auto* kcache = static_cast<uint8_t*>(kv.k.data());
-  auto* vcache = static_cast<uint8_t*>(kv.v.data());
-  const int64_t capacity = g.n_blocks * g.block_size;
-  const unsigned grid = blocks_for(km.rows, 1);
-  const int threads = 128;
-#define AG_KV_STORE_LAUNCH(T)                                                                                     \
-  launch_pdl(kv_store_rows<T>, grid, threads, 0, s, "kv_store", km.p, km.ld, vm.p, vm.ld, slots.ptr<int32_t>(),  \
-             kcache, vcache, g.c_block, g.c_slot, g.c_head, capacity, g.block_size, g.head_dim, width,            \
-             bad_index_flag(s))
-  if (g.type == dtype::F32) AG_KV_STORE_LAUNCH(dtype::F32);
-  else if (g.type == dtype::F16) AG_KV_STORE_LAUNCH(dtype::F16);
-  else AG_KV_STORE_LAUNCH(dtype::BF16);
-#undef AG_KV_STORE_LAUNCH
+  const kv_slots dst = kv_slots_of(kv, g, slots, s);
+  void (*kernel)(const float*, int64_t, const float*, int64_t, const kv_slots, int, int64_t) =
+      g.type == dtype::F32 ? kv_store_rows<dtype::F32> : g.type == dtype::F16 ? kv_store_rows<dtype::F16>
+                                                                              : kv_store_rows<dtype::BF16>;
+  launch_pdl(kernel, blocks_for(km.rows, 1), 128, 0, s, "kv_store", km.p, km.ld, vm.p, vm.ld, dst, g.head_dim, width);
   check_launch("kv_store", "rows=" + std::to_string(km.rows) + " width=" + std::to_string(width) + " cache " +
                                kv.k.shape_str() + " " + dtype_name(g.type));
 }

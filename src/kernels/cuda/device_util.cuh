@@ -193,4 +193,34 @@ __device__ inline void flag_bad(int32_t* flag, int32_t code, int64_t value) {
   f[1] = int32_t(value);
 }
 
+// Where KV_STORE, ROPE_KV_STORE and the decode GEMV of LINEAR_ROPE_KV_STORE put row i's k and v: the paged caches' slot
+// of each row and their byte strides, checked on the host (geometry()).
+struct kv_slots {
+  const int32_t* slots;  // [rows]: cache slot of row i; < 0: a padding row, not stored; >= capacity: flagged
+  uint8_t* kc;
+  uint8_t* vc;
+  int64_t c_block, c_slot, c_head, capacity;
+  int block_size;
+  int32_t* flag;  // the stream's bad-index flag (BAD_KV_SLOT)
+  // Byte offset of a slot's row (all KV heads) in either cache.
+  __device__ int64_t row_offset(int64_t slot) const {
+    return (slot / block_size) * c_block + (slot % block_size) * c_slot;
+  }
+};
+
+inline kv_slots kv_slots_of(const paged_kv_layer& kv, const cache_geom& g, const tensor& slots,
+                            const stream_state& s) {
+  kv_slots d{};
+  d.slots = slots.ptr<int32_t>();
+  d.kc = static_cast<uint8_t*>(kv.k.data());
+  d.vc = static_cast<uint8_t*>(kv.v.data());
+  d.c_block = g.c_block;
+  d.c_slot = g.c_slot;
+  d.c_head = g.c_head;
+  d.capacity = g.n_blocks * g.block_size;
+  d.block_size = g.block_size;
+  d.flag = bad_index_flag(s);
+  return d;
+}
+
 }  // namespace autoglm::cuda

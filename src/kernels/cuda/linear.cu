@@ -620,7 +620,10 @@ void linear_rope_kv_store_kernel(const kernel_context& kc, const tensor& x, cons
   const mat<int32_t> pm = i32_mat(pos, "linear_rope_kv_store pos");
   AG_CHECK(pm.rows == 3 && pm.cols == m, "linear_rope_kv_store: pos must be [3, n]");
   stream_state& s = state_of(kc);
-  auto fill = [&](auto& e) {
+  const float* bias = w.bias.empty() ? nullptr : f32_vector(w.bias, "linear_rope_kv_store bias");
+  const mat<float> xf{static_cast<float*>(xm.p), xm.ld, m, k}, yf{static_cast<float*>(ym.p), ym.ld, m, n};
+  // The epilogue of the cache's type (rope_store_epilogue<C>), filled, and the GEMV with it.
+  auto run = [&](auto e) {
     const std::vector<float> inv = rope_inverse_frequencies(rot_dim, theta);
     std::copy(inv.begin(), inv.end(), e.inv);
     e.head_dim = g.head_dim;
@@ -632,22 +635,11 @@ void linear_rope_kv_store_kernel(const kernel_context& kc, const tensor& x, cons
     e.pos = pm.p;
     e.ldp = pm.ld;
     e.dst = kv_slots_of(kv, g, slots, s);
+    run_gemv<false>(s, xf, W, n, bias, yf, e);
   };
-  const float* bias = w.bias.empty() ? nullptr : f32_vector(w.bias, "linear_rope_kv_store bias");
-  const mat<float> xf{static_cast<float*>(xm.p), xm.ld, m, k}, yf{static_cast<float*>(ym.p), ym.ld, m, n};
-  if (g.type == dtype::F32) {
-    rope_store_epilogue<dtype::F32> e{};
-    fill(e);
-    run_gemv<false>(s, xf, W, n, bias, yf, e);
-  } else if (g.type == dtype::F16) {
-    rope_store_epilogue<dtype::F16> e{};
-    fill(e);
-    run_gemv<false>(s, xf, W, n, bias, yf, e);
-  } else {
-    rope_store_epilogue<dtype::BF16> e{};
-    fill(e);
-    run_gemv<false>(s, xf, W, n, bias, yf, e);
-  }
+  if (g.type == dtype::F32) run(rope_store_epilogue<dtype::F32>{});
+  else if (g.type == dtype::F16) run(rope_store_epilogue<dtype::F16>{});
+  else run(rope_store_epilogue<dtype::BF16>{});
   check_launch("linear_rope_kv_store gemv", sizes_of(m, n, k, w) + " q_heads=" + std::to_string(n_q_heads) +
                                                 " kv_heads=" + std::to_string(g.n_kv_heads));
 }

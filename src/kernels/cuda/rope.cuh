@@ -6,9 +6,6 @@
 #include <cstdint>
 #include <vector>
 
-#include "core/kernel_registry.h"
-#include "kernels/cuda/cuda_host.h"
-
 namespace autoglm::cuda {
 
 constexpr int k_rope_max_pairs = 256;  // rotated pairs per head (head_dim up to 512)
@@ -30,36 +27,6 @@ __device__ inline float2 mrope_rotate(float x0, float x1, int i, int sec0, int s
   float s, c;
   sincosf(__fmul_rn(float(p), inv[i]), &s, &c);
   return make_float2(__fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s)), __fadd_rn(__fmul_rn(x1, c), __fmul_rn(x0, s)));
-}
-
-// Where ROPE_KV_STORE (and the decode GEMV doing its work) puts row i's k and v: the paged caches' slot of each row
-// and their byte strides, checked on the host (geometry()).
-struct kv_slots {
-  const int32_t* slots;  // [rows]: cache slot of row i; < 0: a padding row, not stored; >= capacity: flagged
-  uint8_t* kc;
-  uint8_t* vc;
-  int64_t c_block, c_slot, c_head, capacity;
-  int block_size;
-  int32_t* flag;  // the stream's bad-index flag (BAD_KV_SLOT)
-  // Byte offset of a slot's row (all KV heads) in either cache.
-  __device__ int64_t row_offset(int64_t slot) const {
-    return (slot / block_size) * c_block + (slot % block_size) * c_slot;
-  }
-};
-
-inline kv_slots kv_slots_of(const paged_kv_layer& kv, const cache_geom& g, const tensor& slots,
-                            const stream_state& s) {
-  kv_slots d{};
-  d.slots = slots.ptr<int32_t>();
-  d.kc = static_cast<uint8_t*>(kv.k.data());
-  d.vc = static_cast<uint8_t*>(kv.v.data());
-  d.c_block = g.c_block;
-  d.c_slot = g.c_slot;
-  d.c_head = g.c_head;
-  d.capacity = g.n_blocks * g.block_size;
-  d.block_size = g.block_size;
-  d.flag = bad_index_flag(s);
-  return d;
 }
 
 }  // namespace autoglm::cuda
