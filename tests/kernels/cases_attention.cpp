@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "harness.h"
+#include "kernels/cpu/attention_amx.h"
 #include "ops/ops.h"
 #include "reference.h"
 
@@ -275,7 +276,12 @@ void add_dense_cases(std::vector<test_case>& out) {
           ref::attention_block(q, k, v, cfg.segments[s], cfg.segments[s + 1], cfg.heads, cfg.hd, scale, ref);
         // CUDA from 1024 rows: Q, K, V and the softmax weights rounded to bf16 (kernels/cuda/attention_dense.cu),
         // the bf16 bound of tests/cuda's tensor-core attention; everything else the F32 bound.
-        const bool bf16 = ctx.dev().kind == device_kind::CUDA && cfg.n >= 1024;
+        // The CPU's AMX path (where the CPU has it) rounds the same operands for segments of 1024 rows and more.
+        bool amx = false;
+        for (size_t s = 0; s + 1 < cfg.segments.size(); ++s)
+          amx = amx || cpu::attention_dense_uses_amx(cfg.segments[s + 1] - cfg.segments[s], cfg.hd);
+        const bool bf16 = (ctx.dev().kind == device_kind::CUDA && cfg.n >= 1024) ||
+                          (ctx.dev().kind == device_kind::CPU && amx);
         return check_output(ctx, ov, ref, bf16 ? 2e-2 : tolerance(op_id::ATTENTION_DENSE, dtype::F32));
       };
       for (size_t s = 0; s + 1 < cfg.segments.size(); ++s) {

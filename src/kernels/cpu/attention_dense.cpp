@@ -1,5 +1,6 @@
 // kernels/cpu/attention_dense.cpp: bidirectional fp32 attention within segments (the vision tower's per-frame
-// attention, moved from the model; same arithmetic bit for bit). Per segment and head, K is packed transposed in
+// attention, moved from the model; same arithmetic bit for bit). Segments of 1,024 rows and more take the bf16 AMX
+// path on CPUs that have it (attention_amx.h). Per segment and head, K is packed transposed in
 // panels of 16 keys and V contiguous [n, head_dim]; query blocks of q_block rows are shared out over the threads.
 // Each block computes its [q_block, n] score tile (outer-product kernel over keys, no horizontal sums), an fp32
 // softmax with max subtraction, and P.V tiled over keys so the V tile stays in cache. AVX2, AVX-512 and NEON kernels
@@ -11,6 +12,7 @@
 
 #include "core/thread_pool.h"
 #include "kernels/cpu/attention.h"
+#include "kernels/cpu/attention_amx.h"
 #include "kernels/cpu/convert.h"
 #include "kernels/cpu/cpu_features_arm.h"
 #include "kernels/cpu/gemm_kernels.h"
@@ -407,7 +409,11 @@ void attention_dense_kernel(const kernel_context& kc, const tensor& q, const ten
   std::vector<float> kp, vh;
   for (int64_t s = 0; s < n_seg; ++s) {
     AG_CHECK(seg[s + 1] >= seg[s], "attention_dense: segment offsets must not decrease");
-    dense_segment(kc.pool, qr, kr, vr, seg[s], seg[s + 1] - seg[s], n_heads, head_dim, scale, orow, kp, vh);
+    const int64_t len = seg[s + 1] - seg[s];
+    if (attention_dense_uses_amx(len, head_dim))
+      attention_dense_segment_amx(kc.pool, qr, kr, vr, seg[s], len, n_heads, head_dim, scale, orow);
+    else
+      dense_segment(kc.pool, qr, kr, vr, seg[s], len, n_heads, head_dim, scale, orow, kp, vh);
   }
 }
 

@@ -32,6 +32,7 @@ namespace {
 constexpr int k_gemv_threads = 256;
 constexpr int k_gemv_warps = k_gemv_threads / 32;
 constexpr int k_gemv_rows = 4;  // rows of W per block
+constexpr int k_gemv_l2_default_mb = 0;  // AUTOGLM_CUDA_GEMV_L2_MB's default (gemv_l2_prefetch_bytes)
 
 struct gemv_args {
   const float* x;
@@ -48,6 +49,11 @@ struct gemv_args {
   const float* bias;
   float* y;
   int64_t ldy;
+  // L2 prefetch before waiting for the kernel before this one (see l2_prefetch_slice): blocks [0, l2_blocks) each
+  // ask for their share of l2_bytes from l2_base[0] (and as much from l2_base[1]: SWIGLU's up rows); 0: none.
+  const uint8_t* l2_base[2];
+  int64_t l2_bytes;
+  int l2_blocks;
 };
 
 // What the GEMV does with its sums besides writing y: nothing, or (LINEAR_ROPE_KV_STORE) rotate the q and k
@@ -89,6 +95,33 @@ __device__ inline void unpack16(const uint4& u, float* f) {
         f[2 * i + 1] = __half2float(__ushort_as_half(uint16_t(words[i] >> 16)));
       }
     }
+  }
+}
+
+// Block b's share of the L2 prefetch of a.l2_bytes from each of a.l2_base: the weights do not depend on the kernel
+// before this one, so the blocks resident while that kernel still runs (a decode step's attention, a norm: latency
+// bound, the memory idle) start the matrix on its way into L2; the GEMV's own loads then hit L2 for those rows. The
+// register prefetch below covers only the resident wave's rows (about a third of a 4096-wide matrix).
+__device__ inline void l2_prefetch_slice(const gemv_args& a) {
+  if (a.l2_bytes <= 0 || int(blockIdx.x) >= a.l2_blocks) return;
+  const int64_t share = (a.l2_bytes / a.l2_blocks + 15) & ~int64_t(15);
+  const int64_t lo = int64_t(blockIdx.x) * share, hi = min(a.l2_bytes, lo + share);
+  if (lo >= hi) return;
+#pragma unroll
+  for (int part = 0; part < 2; ++part) {
+    const uint8_t* base = a.l2_base[part];
+    if (!base) continue;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    // Warp 0's lanes each issue one bulk prefetch (the TMA unit fetches it; the sizes are multiples of 16).
+    constexpr int64_t piece_max = 64 * 1024;
+    for (int64_t off = lo + int64_t(threadIdx.x) * piece_max; threadIdx.x < 32 && off < hi; off += 32 * piece_max) {
+      const uint32_t bytes = uint32_t(min(piece_max, hi - off));
+      asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(base + off), "r"(bytes) : "memory");
+    }
+#elif defined(__CUDA_ARCH__)
+    for (int64_t off = lo + int64_t(threadIdx.x) * 128; off < hi; off += int64_t(blockDim.x) * 128)
+      asm volatile("prefetch.global.L2 [%0];" ::"l"(base + off));
+#endif
   }
 }
 
@@ -182,6 +215,7 @@ __global__ void __launch_bounds__(k_gemv_threads) gemv_kernel(gemv_args a, EPI e
   // The weights never depend on the kernel before this one, x does: the block's first PF chunks of each row are
   // on their way before waiting for that kernel (launched as a programmatic dependent, this overlaps its tail; a
   // 4096-wide BF16 row is 2 chunks per thread, so PF = 2 has the whole of such a matrix in flight early).
+  l2_prefetch_slice(a);
   uint4 early[PF][k_gemv_rows] = {};
 #pragma unroll
   for (int f = 0; f < PF; ++f) {
@@ -292,11 +326,35 @@ int gemv_prefetch() {
   return pf;
 }
 
+// AUTOGLM_CUDA_GEMV_L2_MB: how many MB of a one-row GEMV's weights (from the start of its rows; SWIGLU: as many of
+// its gate and of its up rows) its first blocks ask into L2 before waiting for the kernel before it (0: none).
+int64_t gemv_l2_prefetch_bytes() {
+  static const int64_t bytes = [] {
+    const char* e = std::getenv("AUTOGLM_CUDA_GEMV_L2_MB");
+    if (!e || !*e) return int64_t(k_gemv_l2_default_mb) << 20;
+    char* end = nullptr;
+    const long mb = std::strtol(e, &end, 10);
+    if (*end != 0 || mb < 0 || mb > 4096) throw error(std::string("AUTOGLM_CUDA_GEMV_L2_MB is '") + e +
+                                                      "': use a whole number of MB, 0 to 4096");
+    return int64_t(mb) << 20;
+  }();
+  return bytes;
+}
+
 template <dtype W, bool SWIGLU = false, class EPI = no_epilogue>
-void launch_gemv(const gemv_args& a, const stream_state& s, const EPI& e = {}) {
+void launch_gemv(gemv_args a, const stream_state& s, const EPI& e = {}) {
   const unsigned grid = blocks_for(a.n, SWIGLU ? k_gemv_rows / 2 : k_gemv_rows);
   // One decoding sequence (the latency case) takes the prefetch depth gemv_prefetch() asks for; batches 1.
   const int pf = gemv_prefetch();
+  if (a.m <= 1 && a.n_vec > 0 && a.ldw == a.k * (16 / per16<W>())) {
+    // Contiguous rows: the first min(cap, all) bytes of the matrix (SWIGLU: of each half, n rows), over one block
+    // per SM (those are resident first).
+    const int64_t cap = gemv_l2_prefetch_bytes() / (SWIGLU ? 2 : 1);
+    a.l2_bytes = std::min(cap, a.n * a.ldw);
+    a.l2_base[0] = a.w;
+    a.l2_base[1] = SWIGLU ? a.w + a.n * a.ldw : nullptr;
+    a.l2_blocks = int(std::min<int64_t>(grid, sm_count(s)));
+  }
   void (*kernel)(gemv_args, EPI) = a.m <= 1   ? (pf >= 4   ? gemv_kernel<W, 1, SWIGLU, 4, EPI>
                                                  : pf == 2 ? gemv_kernel<W, 1, SWIGLU, 2, EPI>
                                                            : gemv_kernel<W, 1, SWIGLU, 1, EPI>)
@@ -492,7 +550,7 @@ template <bool SWIGLU, class EPI = no_epilogue>
 void run_gemv(stream_state& s, const mat<float>& xm, const tensor& W, int64_t n, const float* bias,
               const mat<float>& ym, const EPI& e = {}) {
   const dtype wt = W.type();
-  gemv_args a;
+  gemv_args a{};
   a.x = xm.p;
   a.ldx = xm.ld;
   a.m = int(xm.rows);

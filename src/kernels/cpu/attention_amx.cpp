@@ -1,0 +1,226 @@
+// kernels/cpu/attention_amx.cpp: dense (bidirectional) attention of one segment on AMX tiles, see attention_amx.h.
+//
+// Per head: K and V are packed once into tile layouts (bf16), shared by the threads:
+//   kb: per panel p of 16 keys and chunk c of 32 dims, one B tile (1 KB): row r, pair j = (K[16p + j][32c + 2r],
+//       K[16p + j][32c + 2r + 1]); keys past n are zero.
+//   vb: per chunk kc of 32 keys and tile dt of 16 dims, one B tile: row r, pair d = (V[32kc + 2r][16dt + d],
+//       V[32kc + 2r + 1][16dt + d]); keys past n are zero.
+// Query blocks of 32 rows are shared out over the threads. A block's Q (bf16 [32][hd], rows past the segment zero)
+// gives its scores S [32][ns] (ns = n rounded up to 32) with 2 x 2 accumulator tiles per pass (rows 0-15 / 16-31 x
+// two key panels) over hd / 32 A and B loads; an f32 softmax per row (exp_avx2) writes the weights as bf16 P
+// [32][ns] (zero past n); P.V runs 2 x 2 accumulator tiles (rows x two 16-dim tiles) over the ns / 32 key chunks,
+// into f32 O [32][hd], divided by the row sums on the way out. Tiles: 0, 1 A; 2, 3 B; 4-7 accumulators.
+#include "kernels/cpu/attention_amx.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "core/dtype.h"
+#include "kernels/cpu/amx.h"
+#include "kernels/cpu/convert.h"
+#include "kernels/cpu/vec_exp.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+namespace autoglm::cpu {
+
+namespace {
+
+constexpr int64_t k_rows = 32;      // query rows per block: two 16-row tiles
+constexpr int64_t k_tile = 512;     // bf16 elements of one packed tile (16 rows x 64 bytes)
+constexpr int64_t k_min_rows = 1024;
+
+#if defined(__x86_64__)
+// Rounds 8 floats to bf16 (nearest even; the weights here are finite), stores them at p, returns them as floats.
+__attribute__((target("avx2,fma"))) inline __m256 round_store_bf16(__m256 e, uint16_t* p) {
+  const __m256i u = _mm256_castps_si256(e);
+  const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+  const __m256i r = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7fff)), lsb), 16);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(p),
+                   _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1)));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(r, 16));
+}
+
+// p[j] = bf16(exp(s[j] * scale - max)) for j < n (s is scaled in place); returns the sum of the rounded weights.
+__attribute__((target("avx2,fma"))) float softmax_row_bf16_avx2(float* s, int64_t n, float scale, uint16_t* p) {
+  const __m256 m = _mm256_set1_ps(scale_max_avx2(s, long(n), scale));
+  __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const __m256 w = round_store_bf16(exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(s + j), m)), p + j);
+    lo = _mm256_add_pd(lo, _mm256_cvtps_pd(_mm256_castps256_ps128(w)));
+    hi = _mm256_add_pd(hi, _mm256_cvtps_pd(_mm256_extractf128_ps(w, 1)));
+  }
+  if (j < n) {
+    alignas(32) float tail[8];
+    alignas(16) uint16_t tp[8];
+    for (int t = 0; t < 8; ++t) tail[t] = j + t < n ? s[j + t] : -INFINITY;  // exp(-inf) = 0: adds nothing
+    const __m256 w = round_store_bf16(exp_avx2(_mm256_sub_ps(_mm256_load_ps(tail), m)), tp);
+    lo = _mm256_add_pd(lo, _mm256_cvtps_pd(_mm256_castps256_ps128(w)));
+    hi = _mm256_add_pd(hi, _mm256_cvtps_pd(_mm256_extractf128_ps(w, 1)));
+    std::copy(tp, tp + (n - j), p + j);
+  }
+  alignas(32) double lanes[4];
+  _mm256_store_pd(lanes, _mm256_add_pd(lo, hi));
+  return float((lanes[0] + lanes[1]) + (lanes[2] + lanes[3]));
+}
+#endif
+
+float softmax_row_bf16(float* s, int64_t n, float scale, uint16_t* p) {
+#if defined(__x86_64__)
+  if (cpu_has_avx2()) return softmax_row_bf16_avx2(s, n, scale, p);
+#endif
+  float mx = -INFINITY;
+  for (int64_t j = 0; j < n; ++j) mx = std::max(mx, s[j] * scale);
+  double sum = 0.0;
+  for (int64_t j = 0; j < n; ++j) {
+    p[j] = f32_to_bf16(std::exp(s[j] * scale - mx));
+    sum += double(bf16_to_f32(p[j]));
+  }
+  return float(sum);
+}
+
+// s[32][ns] = qb[32][hd] . K^T over all ns / 16 panels (an even number).
+template <class X>
+void block_scores(const uint16_t* qb, int64_t hd, const uint16_t* kb, int64_t ns, float* s) {
+  const int64_t chunks = hd / 32;
+  const int64_t qs = hd * 2, ss = ns * 4;  // byte strides
+  for (int64_t p = 0; p < ns / 16; p += 2) {
+    X::template zero<4>();
+    X::template zero<5>();
+    X::template zero<6>();
+    X::template zero<7>();
+    const uint16_t* k0 = kb + p * chunks * k_tile;
+    const uint16_t* k1 = k0 + chunks * k_tile;
+    for (int64_t c = 0; c < chunks; ++c) {
+      X::template load<0>(qb + c * 32, qs);
+      X::template load<1>(qb + 16 * hd + c * 32, qs);
+      X::template load<2>(k0 + c * k_tile, 64);
+      X::template load<3>(k1 + c * k_tile, 64);
+      X::template dp_bf16<4, 0, 2>();
+      X::template dp_bf16<5, 0, 3>();
+      X::template dp_bf16<6, 1, 2>();
+      X::template dp_bf16<7, 1, 3>();
+    }
+    X::template store<4>(s + p * 16, ss);
+    X::template store<5>(s + p * 16 + 16, ss);
+    X::template store<6>(s + 16 * ns + p * 16, ss);
+    X::template store<7>(s + 16 * ns + p * 16 + 16, ss);
+  }
+}
+
+// o[32][hd] = pb[32][ns] . V.
+template <class X>
+void block_pv(const uint16_t* pb, int64_t ns, const uint16_t* vb, int64_t hd, float* o) {
+  const int64_t dts = hd / 16;
+  const int64_t ps = ns * 2, os = hd * 4;
+  for (int64_t dt = 0; dt < dts; dt += 2) {
+    X::template zero<4>();
+    X::template zero<5>();
+    X::template zero<6>();
+    X::template zero<7>();
+    for (int64_t kc = 0; kc < ns / 32; ++kc) {
+      const uint16_t* v0 = vb + (kc * dts + dt) * k_tile;
+      X::template load<0>(pb + kc * 32, ps);
+      X::template load<1>(pb + 16 * ns + kc * 32, ps);
+      X::template load<2>(v0, 64);
+      X::template load<3>(v0 + k_tile, 64);
+      X::template dp_bf16<4, 0, 2>();
+      X::template dp_bf16<5, 0, 3>();
+      X::template dp_bf16<6, 1, 2>();
+      X::template dp_bf16<7, 1, 3>();
+    }
+    X::template store<4>(o + dt * 16, os);
+    X::template store<5>(o + dt * 16 + 16, os);
+    X::template store<6>(o + 16 * hd + dt * 16, os);
+    X::template store<7>(o + 16 * hd + dt * 16 + 16, os);
+  }
+}
+
+template <class X>
+void segment(thread_pool* pool, rows_of<const float> q, rows_of<const float> k, rows_of<const float> v, int64_t r0,
+             int64_t n, int64_t n_heads, int64_t hd, float scale, rows_of<float> out) {
+  if (n <= 0) return;
+  AG_CHECK(hd % 32 == 0 && hd > 0, "attention_dense (AMX): head_dim must be a multiple of 32");
+  const int64_t ns = (n + 31) / 32 * 32;
+  const int64_t chunks = hd / 32, dts = hd / 16;
+  std::vector<uint16_t> kb(size_t(ns * hd)), vb(size_t(ns * hd));
+  const int64_t n_blocks = (n + k_rows - 1) / k_rows;
+  for (int64_t h = 0; h < n_heads; ++h) {
+    const int64_t col = h * hd;
+    // Pack K and V (keys past n: zero), 32 keys (one V chunk, two K panels) per step.
+    parallel_for(pool, ns / 32, 8, [&](int64_t c0, int64_t c1) {
+      for (int64_t j = c0 * 32; j < c1 * 32; ++j) {
+        const float* kr = j < n ? k[r0 + j] + col : nullptr;
+        const float* vr = j < n ? v[r0 + j] + col : nullptr;
+        uint16_t* kt = kb.data() + (j / 16) * chunks * k_tile + (j % 16) * 2;
+        uint16_t* vt = vb.data() + (j / 32) * dts * k_tile + ((j % 32) / 2) * 32 + (j % 2);
+        for (int64_t d = 0; d < hd; ++d) {
+          kt[(d / 32) * k_tile + ((d % 32) / 2) * 32 + (d % 2)] = kr ? f32_to_bf16(kr[d]) : 0;
+          vt[(d / 16) * k_tile + (d % 16) * 2] = vr ? f32_to_bf16(vr[d]) : 0;
+        }
+      }
+    });
+    parallel_for(pool, n_blocks, 1, [&](int64_t b0, int64_t b1) {
+      thread_local std::vector<uint16_t> qb, pb;
+      thread_local std::vector<float> s, o;
+      qb.resize(size_t(k_rows * hd));
+      pb.resize(size_t(k_rows * ns));
+      s.resize(size_t(k_rows * ns));
+      o.resize(size_t(k_rows * hd));
+      float sums[k_rows];
+      X::configure();
+      for (int64_t blk = b0; blk < b1; ++blk) {
+        const int64_t i0 = blk * k_rows, m = std::min(k_rows, n - i0);
+        for (int64_t i = 0; i < k_rows; ++i) {
+          uint16_t* dst = qb.data() + i * hd;
+          if (i < m) convert_from_f32(dtype::BF16, q[r0 + i0 + i] + col, dst, hd);
+          else std::fill(dst, dst + hd, uint16_t(0));
+        }
+        block_scores<X>(qb.data(), hd, kb.data(), ns, s.data());
+        for (int64_t i = 0; i < k_rows; ++i) {
+          uint16_t* pr = pb.data() + i * ns;
+          const int64_t valid = i < m ? n : 0;
+          if (i < m) sums[i] = softmax_row_bf16(s.data() + i * ns, n, scale, pr);
+          std::fill(pr + valid, pr + ns, uint16_t(0));
+        }
+        block_pv<X>(pb.data(), ns, vb.data(), hd, o.data());
+        for (int64_t i = 0; i < m; ++i) {
+          const float inv = 1.0f / sums[i];
+          float* dst = out[r0 + i0 + i] + col;
+          for (int64_t d = 0; d < hd; ++d) dst[d] = o[size_t(i * hd + d)] * inv;
+        }
+      }
+      X::release();
+    });
+  }
+}
+
+}  // namespace
+
+bool attention_dense_uses_amx(int64_t n, int64_t head_dim) {
+  return n >= k_min_rows && head_dim % 32 == 0 && head_dim > 0 && amx_bf16_usable();
+}
+
+void attention_dense_segment_amx(thread_pool* pool, rows_of<const float> q, rows_of<const float> k,
+                                 rows_of<const float> v, int64_t r0, int64_t n, int64_t n_heads, int64_t head_dim,
+                                 float scale, rows_of<float> out) {
+#if defined(__x86_64__)
+  AG_CHECK(amx_bf16_usable(), "attention_dense: AMX tiles are not usable in this process");
+  segment<amx_hw>(pool, q, k, v, r0, n, n_heads, head_dim, scale, out);
+#else
+  (void)pool, (void)q, (void)k, (void)v, (void)r0, (void)n, (void)n_heads, (void)head_dim, (void)scale, (void)out;
+  throw error("attention_dense: AMX is an x86 feature");
+#endif
+}
+
+void attention_dense_segment_amx_emulated(thread_pool* pool, rows_of<const float> q, rows_of<const float> k,
+                                          rows_of<const float> v, int64_t r0, int64_t n, int64_t n_heads,
+                                          int64_t head_dim, float scale, rows_of<float> out) {
+  segment<amx_emulated>(pool, q, k, v, r0, n, n_heads, head_dim, scale, out);
+}
+
+}  // namespace autoglm::cpu

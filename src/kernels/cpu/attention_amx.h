@@ -1,0 +1,28 @@
+// kernels/cpu/attention_amx.h: ATTENTION_DENSE (the vision tower's per-frame attention) on AMX tiles (internal to
+// kernels/cpu; attention_dense.cpp takes this path where attention_dense_uses_amx says so).
+#pragma once
+
+#include <cstdint>
+
+#include "core/thread_pool.h"
+#include "kernels/cpu/kernel_util.h"
+
+namespace autoglm::cpu {
+
+// A segment of n rows with head_dim hd runs on AMX: the tiles are usable (amx_bf16_usable: opt-in with
+// AUTOGLM_CPU_AMX=1), n >= 1024 (frames of the vision tower; the CUDA backend switches to bf16 tensor cores from the
+// same size) and hd % 32 == 0.
+bool attention_dense_uses_amx(int64_t n, int64_t head_dim);
+
+// out[r0 + i] = softmax(q_i . K^T * scale) . V over rows [r0, r0 + n), every head; Q, K, V and the softmax weights
+// rounded to bf16 (round to nearest even), products accumulated in f32 on the tiles, the softmax in f32 (its row
+// sum adds the rounded weights, so they sum to 1 after the division). hd % 32 == 0.
+void attention_dense_segment_amx(thread_pool* pool, rows_of<const float> q, rows_of<const float> k,
+                                 rows_of<const float> v, int64_t r0, int64_t n, int64_t n_heads, int64_t head_dim,
+                                 float scale, rows_of<float> out);
+// The same code over amx_emulated (amx.h): for tests of the layouts on machines without AMX. Any n >= 1.
+void attention_dense_segment_amx_emulated(thread_pool* pool, rows_of<const float> q, rows_of<const float> k,
+                                          rows_of<const float> v, int64_t r0, int64_t n, int64_t n_heads,
+                                          int64_t head_dim, float scale, rows_of<float> out);
+
+}  // namespace autoglm::cpu
