@@ -12,12 +12,14 @@
 // group's integer is the same exact integer and the float steps are the shared ones in the same order: the bytes equal
 // every other path's.
 //
-// Decode of Q4_0 / Q4_1 / Q5_0 / Q5_1 (decode_avx2 below) also stays in int16: a group's vpmaddubsw results of the
-// 8 W rows are summed by a vphaddw tree instead of one vpmaddwd per row and a vphaddd tree. Decode of the k-quants
+// Decode of Q4_0 / Q4_1 / Q5_0 / Q5_1 (decode_q4_avx2, decode_q5_avx2 below) also stays in int16: a group's
+// vpmaddubsw results of the 8 W rows are summed by a vphaddw tree instead of one vpmaddwd per row and a vphaddd tree
+// (the 4-bit kernel holds two rows per vector, 3 vphaddw per group). Decode of the k-quants
 // (decode_q45k_avx2, decode_q6k_avx2) lays out the sub-block scales so that one in-lane vpshufb gives a vector's
 // scales, and dots the 8 rows' mins (or Q6_K's scales) with x's sums in vectors, not per row. Every kernel of this
-// table reads the 8 rows' f16 scales through scalar loads packed into 64-bit words (not 8 vpinsrw) and Q4_x nibbles
-// through one broadcast 16-byte load (not a load and a vinserti128).
+// table reads the 8 rows' f16 scales through scalar loads packed into 64-bit words (not 8 vpinsrw) and one row's
+// nibbles through one broadcast 16-byte load (not a load and a vinserti128; the paired Q4_0 / Q4_1 decode loads two
+// rows' into the halves of one vector).
 #if defined(__x86_64__)
 
 #include <immintrin.h>
@@ -183,20 +185,18 @@ struct decode_state {
   }
 };
 
-// Decode of Q4_0 / Q4_1 / Q5_0 / Q5_1 (1 .. 3 x rows): decode_kernel's contract, prefetch and float steps
-// (quant_microkernel.h); a group's integers per W row come from a vphaddw tree over the 8 rows' vpmaddubsw results:
-// level 1 adds the pairs of rows (0, 1), (2, 3), ..., level 2 and 3 the pairs of those, so that lane j of each
-// 128-bit half holds row j's sum over that half's 16 elements (at most 16 x 15 x 127), and the two halves are
-// widened and added. 5-bit weights (up to 31) leave room for two levels only (8 x 31 x 127 = 31496): their level-2
-// sums (two lanes per row per half) are widened by vpmaddwd by ones and the halves of rows 0-3 and 4-7 added.
-// The 4-bit types take decode_avx2_pairs below.
+// Decode of Q5_0 / Q5_1 (1 .. 3 x rows): decode_kernel's contract, prefetch and float steps (quant_microkernel.h);
+// a group's integers per W row come from a vphaddw tree over the 8 rows' vpmaddubsw results. 5-bit weights (up to
+// 31) leave room for two levels (8 x 31 x 127 = 31496): level 1 adds the pairs of rows (0, 1), (2, 3), ..., level 2
+// the pairs of those, leaving two lanes per row per 128-bit half; they are widened by vpmaddwd by ones and the halves
+// of rows 0-3 and 4-7 added. (The 4-bit types take decode_q4_avx2 below.)
 template <wtype T, int MR>
-void decode_avx2(const tile& t) {
-  static_assert(is_u32<T>);
-  constexpr bool five_bit = T == wtype::Q5_0 || T == wtype::Q5_1;
+void decode_q5_avx2(const tile& t) {
+  static_assert(T == wtype::Q5_0 || T == wtype::Q5_1);
   constexpr int64_t gb = group_bytes<T>;
   decode_state<MR> st(t);
   auto& [w, acc, off, ng, pf] = st;
+  const __m256i ones = _mm256_set1_epi16(1);
   for (int64_t g = 0; g < ng; ++g) {
     pf.step();
     const uint8_t* blk[8];
@@ -210,18 +210,9 @@ void decode_avx2(const tile& t) {
     }
     const __m256 dw = V::half8_at(blk, 0);
     for (int i = 0; i < MR; ++i) {
-      __m256i I;
-      if constexpr (five_bit) {
-        const __m256i ones = _mm256_set1_epi16(1);
-        const __m256i a = _mm256_madd_epi16(_mm256_hadd_epi16(lv[i][0], lv[i][1]), ones);  // rows 0-3 per half
-        const __m256i b = _mm256_madd_epi16(_mm256_hadd_epi16(lv[i][2], lv[i][3]), ones);  // rows 4-7 per half
-        I = _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31));
-      } else {
-        const __m256i h =
-            _mm256_hadd_epi16(_mm256_hadd_epi16(lv[i][0], lv[i][1]), _mm256_hadd_epi16(lv[i][2], lv[i][3]));
-        I = _mm256_add_epi32(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(h)),
-                             _mm256_cvtepi16_epi32(_mm256_extracti128_si256(h, 1)));
-      }
+      const __m256i a = _mm256_madd_epi16(_mm256_hadd_epi16(lv[i][0], lv[i][1]), ones);  // rows 0-3 per half
+      const __m256i b = _mm256_madd_epi16(_mm256_hadd_epi16(lv[i][2], lv[i][3]), ones);  // rows 4-7 per half
+      __m256i I = _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31));
       const float dx = t.x.d(t.i0 + i)[g];
       if constexpr (zero_point<T> != 0) I = V::iadd(I, V::ibcast(-zero_point<T> * t.x.sum(t.i0 + i)[g]));
       const __m256 s = group_scale<V, T>(dw, dx);
@@ -242,7 +233,7 @@ void decode_avx2(const tile& t) {
 // tile, so every lane's float steps are decode_kernel's for its row: the bytes equal every other path's, with 3
 // horizontal adds per group instead of 7 and no int16 -> int32 widening of the halves.
 template <wtype T, int MR>
-void decode_avx2_pairs(const tile& t) {
+void decode_q4_avx2(const tile& t) {
   static_assert(T == wtype::Q4_0 || T == wtype::Q4_1);
   constexpr int64_t gb = group_bytes<T>;
   constexpr int qs_at = T == wtype::Q4_0 ? 2 : 4;
@@ -460,9 +451,9 @@ void decode_q6k_avx2(const tile& t) {
 template <wtype T, int MR>
 void decode_entry(const tile& t) {
   if constexpr (T == wtype::Q4_0 || T == wtype::Q4_1)
-    decode_avx2_pairs<T, MR>(t);
+    decode_q4_avx2<T, MR>(t);
   else if constexpr (is_u32<T>)
-    decode_avx2<T, MR>(t);
+    decode_q5_avx2<T, MR>(t);
   else if constexpr (T == wtype::Q6_K)
     decode_q6k_avx2<MR>(t);
   else
