@@ -154,7 +154,7 @@ TEST(quant_linear, i8mm_table_replaces_prefill_only) {
     for (int r = 0; r < cpu::qgemm::k_decode_rows; ++r) EXPECT_EQ(a.dk[t][r], d.dk[t][r]) << t;
     EXPECT_NE(a.pack[t], d.pack[t]) << t;
     EXPECT_EQ(a.packed_bytes[t], d.packed_bytes[t]) << t;
-    for (int r = 0; r < a.prefill_mr; ++r) EXPECT_NE(a.pk[t][r], d.pk[t][r]) << t;
+    for (int r = 0; r < a.prefill_mr[t]; ++r) EXPECT_NE(a.pk[t][r], d.pk[t][r]) << t;
   }
 }
 #endif

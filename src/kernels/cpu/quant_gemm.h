@@ -79,7 +79,7 @@ using wide_fn = void (*)(const wide_job& j, int64_t t0, int64_t t1);
 struct isa_table {
   const char* name;
   quantize_fn quantize;
-  int prefill_mr;  // x rows per packed register tile on this ISA (<= k_max_mr)
+  int prefill_mr[size_t(wtype::COUNT)];  // x rows per packed register tile, per weight type (<= k_max_mr)
   decode_fn dk[size_t(wtype::COUNT)][k_decode_rows];
   pack_fn pack[size_t(wtype::COUNT)];
   int64_t packed_bytes[size_t(wtype::COUNT)];  // per group

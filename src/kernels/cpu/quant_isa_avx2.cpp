@@ -81,19 +81,20 @@ inline __m256i bcast_pair16(const int16_t* p) {
   return _mm256_set1_epi32(v);
 }
 
-// Steps [e0, e0 + n) of packed vectors (lane r: 4 weight bytes of row r) against x's 4-byte groups at x[i] + 4 e:
-// per x row, the int16 pair sums of the steps (n <= chain<T>). The step loop is kept rolled (two at a time): fully
-// unrolled, GCC hoists the broadcasts of every step and spills the sums (16 ymm registers).
-template <int MR>
-inline void chain16(const uint8_t* packed, const int8_t* const* x, int e0, int n, __m256i* h) {
-  const uint8_t* p = packed + 32 * e0;
-  const __m256i p0 = V::load(p);
-  for (int i = 0; i < MR; ++i) h[i] = _mm256_maddubs_epi16(p0, V::x4_bcast(x[i] + 4 * e0));
-#pragma GCC unroll 2
-  for (int k = 1; k < n; ++k) {
-    const __m256i pk = V::load(p + 32 * k);
-    for (int i = 0; i < MR; ++i)
-      h[i] = _mm256_add_epi16(h[i], _mm256_maddubs_epi16(pk, V::x4_bcast(x[i] + 4 * (e0 + k))));
+// Steps [e0, e0 + N) of packed vectors (lane r: 4 weight bytes of row r) against x's 4-byte groups at x[i] + 4 e:
+// per x row, the int16 pair sums of the steps (N <= chain<T>). Unrolled; the empty asm keeps each sum in its register
+// and in step order (without it GCC hoists every step's broadcasts and products ahead of the adds and spills them).
+template <int MR, int N>
+inline void chain16(const uint8_t* packed, const int8_t* const* x, int e0, __m256i* h) {
+#pragma GCC unroll 8
+  for (int k = 0; k < N; ++k) {
+    const __m256i pk = V::load(packed + 32 * (e0 + k));
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      const __m256i m = _mm256_maddubs_epi16(pk, V::x4_bcast(x[i] + 4 * (e0 + k)));
+      h[i] = k == 0 ? m : _mm256_add_epi16(h[i], m);
+      __asm__("" : "+x"(h[i]));
+    }
   }
 }
 
@@ -117,7 +118,7 @@ void packed_avx2(const tile& t, const uint8_t* packed, int64_t g0, int64_t g1, f
     if constexpr (!is_k<T>) {
       // 8 steps of a 32-element group: chains of chain<T> steps, each widened by ones.
       for (int c = 0; c < 8; c += chain<T>) {
-        chain16<MR>(packed, xg, c, chain<T>, h);
+        chain16<MR, chain<T>>(packed, xg, c, h);
         for (int i = 0; i < MR; ++i) {
           const __m256i w = _mm256_madd_epi16(h[i], ones);
           I[i] = _mm256_add_epi32(I[i], w);
@@ -132,7 +133,7 @@ void packed_avx2(const tile& t, const uint8_t* packed, int64_t g0, int64_t g1, f
         const __m256i s32 = V::iload(sc + 8 * (T == wtype::Q6_K ? r : 2 * r));
         const __m256i sp = pair16(s32, s32);
         for (int c = 0; c < per_run; c += chain<T>) {
-          chain16<MR>(packed, xg, r * per_run + c, chain<T>, h);
+          chain16<MR, chain<T>>(packed, xg, r * per_run + c, h);
           for (int i = 0; i < MR; ++i) {
             const __m256i w = _mm256_madd_epi16(h[i], sp);
             I[i] = _mm256_add_epi32(I[i], w);
@@ -152,7 +153,12 @@ void packed_avx2(const tile& t, const uint8_t* packed, int64_t g0, int64_t g1, f
     }
     for (int i = 0; i < MR; ++i) {
       const float dx = t.x.d(t.i0 + i)[g];
-      if constexpr (zero_point<T> != 0) I[i] = V::iadd(I[i], V::ibcast(-zero_point<T> * t.x.sum(t.i0 + i)[g]));
+      if constexpr (zero_point<T> != 0) {
+        // zero_point x (x's group sum) in the vector domain: a broadcast load, a shift and a subtract.
+        static_assert(zero_point<T> == 8 || zero_point<T> == 16);
+        const __m256i zs = _mm256_slli_epi32(V::ibcast(t.x.sum(t.i0 + i)[g]), zero_point<T> == 8 ? 3 : 4);
+        I[i] = _mm256_sub_epi32(I[i], zs);
+      }
       const __m256 s = group_scale<V, T>(dw, dx);
       acc[i] = V::fmadd(I[i], s, acc[i]);
       if constexpr (has_min<T>)
@@ -476,6 +482,10 @@ void fill_avx2_prefill(isa_table& tab, std::integer_sequence<int, MRs...>) {
 // Compiled for this ISA, so called only once the CPU is known to have it (the accessor below is not).
 isa_table build_table() {
   isa_table tab = make_table<V>("avx2", 4);
+  // 6 x rows per register tile where the harness measured it faster than 4 (4096 x 4096 x 512, 1 thread, interleaved:
+  // Q4_0 110 -> 107 ms, Q4_K 114 -> 104, Q5_K 122 -> 112, Q6_K 138 -> 126-131); Q4_1 (a second accumulator per row)
+  // was slower at 6 (121 -> 134 ms) and Q5_0 no faster. Q8_0 / I8 are the shared kernel's (quant_microkernel.h).
+  for (wtype t : {wtype::Q4_0, wtype::Q4_K, wtype::Q5_K, wtype::Q6_K}) tab.prefill_mr[size_t(t)] = 6;
   constexpr auto mrs = std::make_integer_sequence<int, k_max_mr>{};
   fill_avx2_prefill<wtype::Q4_0>(tab, mrs);
   fill_avx2_prefill<wtype::Q4_1>(tab, mrs);

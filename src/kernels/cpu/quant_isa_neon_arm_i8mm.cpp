@@ -136,7 +136,8 @@ void fill_prefill_all(isa_table& tab, std::integer_sequence<int, Ts...>) {
 // quant_isa_neon.cpp, so this object needs no static guard and no exception tables (whose personality
 // reference would be a weak symbol).
 void fill_prefill_i8mm(isa_table& tab) {
-  tab.prefill_mr = 4;  // 2 x pairs: 8 accumulators (16 with the k-quants' per-run sums) fit the 32 registers
+  // 2 x pairs: 8 accumulators (16 with the k-quants' per-run sums) fit the 32 registers.
+  for (int& mr : tab.prefill_mr) mr = 4;
   fill_prefill_all(tab, std::make_integer_sequence<int, int(wtype::COUNT)>{});  // every weight type
 }
 

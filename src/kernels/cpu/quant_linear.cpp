@@ -217,7 +217,7 @@ void quant_linear_kernel(const kernel_context& kc, const tensor& x, const linear
   }
   // Prefill: panels of x rows; each W tile is packed once per panel into the worker's buffer and runs against
   // every row of the panel, mr rows at a time.
-  const int mr = tab.prefill_mr;
+  const int mr = tab.prefill_mr[size_t(wt)];
   const pack_fn pack = tab.pack[size_t(wt)];
   const packed_fn* pk = tab.pk[size_t(wt)];
   const int64_t packed_bytes = tab.packed_bytes[size_t(wt)] * ng;

@@ -454,7 +454,7 @@ template <class V>
 isa_table make_table(const char* name, int prefill_mr) {
   isa_table tab{};
   tab.name = name;
-  tab.prefill_mr = prefill_mr;
+  for (int& mr : tab.prefill_mr) mr = prefill_mr;
   tab.quantize = &quantize_row<V>;
   fill_type<V, wtype::I8>(tab);
   fill_type<V, wtype::Q8_0>(tab);
