@@ -56,6 +56,44 @@ __attribute__((target("avx2,fma"))) float dot_avx2(const float* a, const float* 
   return s;
 }
 
+// dot_avx2's sum of 8 lanes (acc0 + acc1 already added).
+__attribute__((target("avx2,fma"))) inline float lane_sum_avx2(__m256 v) {
+  __m128 lo = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+  lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
+  return _mm_cvtss_f32(lo);
+}
+
+// 2 query heads x 2 key rows over n (a multiple of 16) elements: four dot_avx2 at once, each with its own two
+// accumulators in dot_avx2's order (q and k multiply commutatively: the same FMAs), so the four results are its bits.
+// Per 16 elements 4 q and 4 k loads serve 8 FMAs (dot_avx2: 4 loads per 2 FMAs).
+__attribute__((target("avx2,fma"))) void dots_2x2_avx2(const float* q0, const float* q1, const float* k0,
+                                                       const float* k1, int64_t n, float* o00, float* o01, float* o10,
+                                                       float* o11) {
+  __m256 a000 = _mm256_setzero_ps(), a001 = a000, a010 = a000, a011 = a000;  // [head][key][accumulator]
+  __m256 a100 = a000, a101 = a000, a110 = a000, a111 = a000;
+  for (int64_t i = 0; i < n; i += 16) {
+    const __m256 qa0 = _mm256_loadu_ps(q0 + i), qa1 = _mm256_loadu_ps(q0 + i + 8);
+    const __m256 qb0 = _mm256_loadu_ps(q1 + i), qb1 = _mm256_loadu_ps(q1 + i + 8);
+    __m256 k = _mm256_loadu_ps(k0 + i);
+    a000 = _mm256_fmadd_ps(qa0, k, a000);
+    a100 = _mm256_fmadd_ps(qb0, k, a100);
+    k = _mm256_loadu_ps(k0 + i + 8);
+    a001 = _mm256_fmadd_ps(qa1, k, a001);
+    a101 = _mm256_fmadd_ps(qb1, k, a101);
+    k = _mm256_loadu_ps(k1 + i);
+    a010 = _mm256_fmadd_ps(qa0, k, a010);
+    a110 = _mm256_fmadd_ps(qb0, k, a110);
+    k = _mm256_loadu_ps(k1 + i + 8);
+    a011 = _mm256_fmadd_ps(qa1, k, a011);
+    a111 = _mm256_fmadd_ps(qb1, k, a111);
+  }
+  *o00 = lane_sum_avx2(_mm256_add_ps(a000, a001));
+  *o01 = lane_sum_avx2(_mm256_add_ps(a010, a011));
+  *o10 = lane_sum_avx2(_mm256_add_ps(a100, a101));
+  *o11 = lane_sum_avx2(_mm256_add_ps(a110, a111));
+}
+
 __attribute__((target("avx2,fma"))) void axpy_avx2(float w, const float* x, float* y, int64_t n) {
   __m256 wv = _mm256_set1_ps(w);
   int64_t i = 0;
@@ -101,6 +139,32 @@ float fast_dot(const float* a, const float* b, int64_t n) {
   if (cpu_has_neon()) return dot_neon(a, b, n);
 #endif
   return dot(a, b, n);
+}
+
+void scaled_dots(const float* const* q, int nq, const float* const* k, int nk, int64_t n, float scale, float* out,
+                 int64_t q_stride) {
+  int h = 0;
+#if defined(__x86_64__)
+  if (n % 16 == 0 && cpu_has_avx2())
+    for (; h + 2 <= nq; h += 2) {
+      float* o0 = out + h * q_stride;
+      float* o1 = o0 + q_stride;
+      int p = 0;
+      for (; p + 2 <= nk; p += 2) {
+        dots_2x2_avx2(q[h], q[h + 1], k[p], k[p + 1], n, o0 + p, o0 + p + 1, o1 + p, o1 + p + 1);
+        o0[p] *= scale;
+        o0[p + 1] *= scale;
+        o1[p] *= scale;
+        o1[p + 1] *= scale;
+      }
+      for (; p < nk; ++p) {
+        o0[p] = fast_dot(q[h], k[p], n) * scale;
+        o1[p] = fast_dot(q[h + 1], k[p], n) * scale;
+      }
+    }
+#endif
+  for (; h < nq; ++h)
+    for (int p = 0; p < nk; ++p) out[h * q_stride + p] = fast_dot(q[h], k[p], n) * scale;
 }
 
 void axpy(float w, const float* x, float* y, int64_t n) {

@@ -42,6 +42,10 @@ int64_t block_of(const seq_desc& d, const cache_view& c, int64_t p);
 
 // q . k over n elements (AVX2: two 8-lane accumulators, then the lane sum, then the tail; NEON: the same sums).
 float fast_dot(const float* a, const float* b, int64_t n);
+// out[h * q_stride + p] = fast_dot(q[h], k[p], n) * scale for nq query rows and nk key rows: the same bits,
+// computed 2 x 2 at a time where fast_dot is dot_avx2 and n is a multiple of 16 (each load serves two dots).
+void scaled_dots(const float* const* q, int nq, const float* const* k, int nk, int64_t n, float scale, float* out,
+                 int64_t q_stride);
 // y += w * x over n elements (AVX2 / NEON: one FMA per lane, the tail as explicit FMAs).
 void axpy(float w, const float* x, float* y, int64_t n);
 // scores[0..n) = softmax(scores) in place: fp32 max and exp, double sum, multiply by float(1 / sum).

@@ -1,7 +1,8 @@
 // kernels/cpu/attention_paged.cpp: causal paged attention of a group of new rows in three passes over a scores
 // buffer [row][head][position], so that a decode step (1 token x 2 KV heads) still keeps 16 threads busy and
 // each key/value row is read once per head group:
-//   1. scores: items of (row, KV head, 64 positions); each key row is read once for the heads of its group;
+//   1. scores: items of (row, KV head, 64 positions); each key row is read once for the heads of its group, and the
+//      dots are taken 2 heads x 2 key rows at a time (scaled_dots: the same bits as one by one);
 //   2. softmax: items of (row, head);
 //   3. P.V: items of (row, KV head, 2 heads, 32 dimensions), accumulating in registers over all positions.
 // Each output element sees exactly the operations of the original per-row kernel (the same dot per (head,
@@ -27,6 +28,7 @@ namespace autoglm::cpu::attn {
 namespace {
 
 constexpr int64_t k_pos_block = 64;  // positions per scores item
+constexpr int k_key_run = 8;         // key rows converted together in pass 1 (8 x head_dim floats stay in L1)
 constexpr int k_pv_heads = 2;        // query heads per P.V item: 2 x 4 accumulators + 4 values in 16 registers
 constexpr int k_pv_vecs = 4;         // 8-lane vectors per P.V item (32 dimensions)
 
@@ -167,10 +169,13 @@ void paged_attention_split(thread_pool* pool, const float* q, int64_t qs, const 
     return int64_t(std::upper_bound(first_item.begin(), first_item.end(), w) - first_item.begin()) - 1;
   };
 
-  // 1. scores[r][h][p] = (q_rh . k_p) * scale.
+  // 1. scores[r][h][p] = (q_rh . k_p) * scale: the group's heads against runs of k_key_run key rows (converted to
+  // F32 once per run), scaled_dots taking them 2 x 2.
   parallel_for(pool, first_item[size_t(n_rows)], 1, [&](int64_t w0, int64_t w1) {
     thread_local std::vector<float> kbuf;
-    kbuf.resize(size_t(hd));
+    thread_local std::vector<const float*> qp;
+    kbuf.resize(size_t(k_key_run * hd));
+    qp.resize(size_t(group));
     for (int64_t w = w0; w < w1; ++w) {
       const int64_t r = row_of_item(w), local = w - first_item[size_t(r)];
       const int64_t n_pb = (n_ctx[size_t(r)] + k_pos_block - 1) / k_pos_block;
@@ -178,12 +183,16 @@ void paged_attention_split(thread_pool* pool, const float* q, int64_t qs, const 
       const int64_t p_end = std::min(n_ctx[size_t(r)], p_begin + k_pos_block);
       const seq_desc& d = seqs[size_t(rows[size_t(r)].seq)];
       const float* qrow = q + (d.first_row + rows[size_t(r)].i) * qs;
-      float* srow = scores.data() + offset[size_t(r)];
-      for (int64_t p = p_begin; p < p_end; ++p) {
-        const int64_t block = block_of(d, kc, p);
-        const float* kp = f32_row(kc, kc.at(block, p % kc.block_size, kvh), kbuf.data(), hd);
-        for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h)
-          srow[h * n_ctx[size_t(r)] + p] = fast_dot(qrow + h * hd, kp, hd) * scale;
+      for (int64_t h = 0; h < group; ++h) qp[size_t(h)] = qrow + (kvh * group + h) * hd;
+      float* srow = scores.data() + offset[size_t(r)] + kvh * group * n_ctx[size_t(r)];
+      for (int64_t p0 = p_begin; p0 < p_end; p0 += k_key_run) {
+        const int nk = int(std::min<int64_t>(k_key_run, p_end - p0));
+        const float* kp[k_key_run];
+        for (int j = 0; j < nk; ++j) {
+          const int64_t p = p0 + j;
+          kp[j] = f32_row(kc, kc.at(block_of(d, kc, p), p % kc.block_size, kvh), kbuf.data() + j * hd, hd);
+        }
+        scaled_dots(qp.data(), int(group), kp, nk, hd, scale, srow + p0, n_ctx[size_t(r)]);
       }
     }
   });
