@@ -3,7 +3,8 @@
 // AUTOGLM_ARM_TARGET, and sdot and smmla also through the per-file flags of cmake/autoglm_arm.cmake) and must give the
 // scalar answer; every extension it denies must fault with SIGILL when executed anyway. So detection is neither
 // optimistic (a crash on the user's phone) nor pessimistic (a fast path never taken). tests/arm runs this under
-// qemu -cpu max (all present) and -cpu cortex-a53 (ARMv8.0: all absent).
+// qemu -cpu max (all present) and -cpu cortex-a53 (ARMv8.0: all absent). On x86: the XCR0 read behind the AVX-512
+// and AMX checks.
 #include <gtest/gtest.h>
 
 #include <csignal>
@@ -139,6 +140,20 @@ TEST(arm_features, nothing_is_reported_off_aarch64) {
   EXPECT_EQ(arm_features_string(arm_cpu_features()), "none");
   EXPECT_EQ(arm_features_string(arm_usable_features()), "none");
   EXPECT_FALSE(cpu_has_neon());
+}
+#endif
+
+#if defined(__x86_64__)
+// XCR0 as the AMX and AVX-512 checks read it: where AVX2 runs, the OS must save the SSE and AVX (ymm) state, and
+// x87 state (bit 0) is always on when XSAVE is.
+TEST(x86_features, saved_xstate_covers_what_runs) {
+  const uint64_t xcr0 = os_saved_xstate();
+  if (cpu_has_avx2()) {
+    EXPECT_EQ(xcr0 & 0x7, 0x7u) << std::hex << xcr0;
+  }
+  if (xcr0 != 0) {
+    EXPECT_TRUE(xcr0 & 1u);
+  }
 }
 #endif
 

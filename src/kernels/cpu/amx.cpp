@@ -19,15 +19,12 @@ namespace {
 
 #if defined(__x86_64__) && defined(__linux__)
 bool cpu_reports_amx_bf16() {
-  unsigned a, b, c, d;
-  if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_OSXSAVE)) return false;
   if (__get_cpuid_max(0, nullptr) < 7) return false;
+  unsigned a, b, c, d;
   __cpuid_count(7, 0, a, b, c, d);
   const bool amx_bf16 = (d >> 22) & 1u, amx_tile = (d >> 24) & 1u;
   if (!amx_bf16 || !amx_tile) return false;
-  unsigned lo, hi;
-  __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-  return ((lo >> 17) & 3u) == 3u;  // XTILECFG and XTILEDATA state enabled by the OS
+  return ((os_saved_xstate() >> 17) & 3u) == 3u;  // XTILECFG and XTILEDATA state enabled by the OS
 }
 
 // Linux 5.16+: a process asks for the tile data state before its first tile instruction (else SIGILL).

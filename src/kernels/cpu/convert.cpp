@@ -7,6 +7,7 @@
 #include "core/error.h"
 
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 #endif
 
@@ -24,6 +25,16 @@ bool cpu_has_avx2() {
   return false;
 #endif
 }
+
+#if defined(__x86_64__)
+uint64_t os_saved_xstate() {
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_OSXSAVE)) return 0;
+  unsigned lo, hi;
+  __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  return (uint64_t(hi) << 32) | lo;
+}
+#endif
 
 void force_portable_kernels(bool on) { g_portable_only.store(on); }
 bool portable_kernels_forced() { return g_portable_only.load(); }

@@ -17,6 +17,11 @@ void convert_from_f32(dtype type, const float* src, void* dst, int64_t n);
 
 // Whether the fast x86 paths may run: the CPU has AVX2+FMA+F16C and the portable paths are not forced.
 bool cpu_has_avx2();
+#if defined(__x86_64__)
+// XCR0: the register state components the OS saves across context switches (0 where it has not enabled XSAVE). A
+// feature's registers are usable only where its bits are set (AVX-512: 0xE6; AMX tiles: bits 17-18).
+uint64_t os_saved_xstate();
+#endif
 // Forces every CPU kernel onto its portable (plain C++) path, so tests cover the fallback on an AVX2 machine.
 // Not meant to be flipped while kernels run on other threads.
 void force_portable_kernels(bool on);

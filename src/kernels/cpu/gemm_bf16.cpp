@@ -18,10 +18,6 @@
 #include "kernels/cpu/ceilings.h"
 #include "kernels/cpu/convert.h"
 
-#if defined(__x86_64__)
-#include <cpuid.h>
-#endif
-
 namespace autoglm::cpu {
 
 namespace {
@@ -37,13 +33,7 @@ std::atomic<int64_t> g_min_rows{k_bf16_gemm_default_min_rows};
 
 #if defined(__x86_64__)
 // The OS saves the AVX-512 state (XCR0: SSE, AVX, opmask, ZMM0-15 upper halves, ZMM16-31), so zmm code may run.
-bool os_saves_avx512_state() {
-  unsigned a, b, c, d;
-  if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_OSXSAVE)) return false;
-  unsigned lo, hi;
-  __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-  return (lo & 0xE6) == 0xE6;
-}
+bool os_saves_avx512_state() { return (os_saved_xstate() & 0xE6) == 0xE6; }
 
 bool cpu_has_avx512_bf16() {
   static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
