@@ -31,7 +31,7 @@ namespace autoglm::cpu {
 namespace {
 
 constexpr int64_t q_block = 48;   // query rows per task; a multiple of 6 (score kernel) and 3 (P·V kernel)
-constexpr int64_t kv_tile = 512;  // keys per P·V pass: a 512 x 128 fp32 V tile is 256 KB
+constexpr int64_t kv_tile = 64;  // keys per P·V pass: a 64 x 128 fp32 V tile (32 KB) stays in L1 for every row block
 
 // Keys are packed in panels of 16: kp[(p*hd + d)*16 + c] = k[16p + c][d], zero past n, so the score kernel
 // reads one contiguous 16 x hd panel per 16 keys. Scores are written with the padded row stride ns.
