@@ -65,11 +65,11 @@ __attribute__((target("avx2,fma"))) inline float lane_sum_avx2(__m256 v) {
 }
 
 // 2 query heads x 2 key rows over n (a multiple of 16) elements: four dot_avx2 at once, each with its own two
-// accumulators in dot_avx2's order (q and k multiply commutatively: the same FMAs), so the four results are its bits.
-// Per 16 elements 4 q and 4 k loads serve 8 FMAs (dot_avx2: 4 loads per 2 FMAs).
+// accumulators in dot_avx2's order (q and k multiply commutatively: the same FMAs), so the four sums are its bits;
+// each times scale into o0[0..1] (head 0) and o1[0..1] (head 1). Per 16 elements 4 q and 4 k loads serve 8 FMAs
+// (dot_avx2: 4 loads per 2 FMAs).
 __attribute__((target("avx2,fma"))) void dots_2x2_avx2(const float* q0, const float* q1, const float* k0,
-                                                       const float* k1, int64_t n, float* o00, float* o01, float* o10,
-                                                       float* o11) {
+                                                       const float* k1, int64_t n, float scale, float* o0, float* o1) {
   __m256 a000 = _mm256_setzero_ps(), a001 = a000, a010 = a000, a011 = a000;  // [head][key][accumulator]
   __m256 a100 = a000, a101 = a000, a110 = a000, a111 = a000;
   for (int64_t i = 0; i < n; i += 16) {
@@ -88,10 +88,10 @@ __attribute__((target("avx2,fma"))) void dots_2x2_avx2(const float* q0, const fl
     a011 = _mm256_fmadd_ps(qa1, k, a011);
     a111 = _mm256_fmadd_ps(qb1, k, a111);
   }
-  *o00 = lane_sum_avx2(_mm256_add_ps(a000, a001));
-  *o01 = lane_sum_avx2(_mm256_add_ps(a010, a011));
-  *o10 = lane_sum_avx2(_mm256_add_ps(a100, a101));
-  *o11 = lane_sum_avx2(_mm256_add_ps(a110, a111));
+  o0[0] = lane_sum_avx2(_mm256_add_ps(a000, a001)) * scale;
+  o0[1] = lane_sum_avx2(_mm256_add_ps(a010, a011)) * scale;
+  o1[0] = lane_sum_avx2(_mm256_add_ps(a100, a101)) * scale;
+  o1[1] = lane_sum_avx2(_mm256_add_ps(a110, a111)) * scale;
 }
 
 __attribute__((target("avx2,fma"))) void axpy_avx2(float w, const float* x, float* y, int64_t n) {
@@ -150,13 +150,7 @@ void scaled_dots(const float* const* q, int nq, const float* const* k, int nk, i
       float* o0 = out + h * q_stride;
       float* o1 = o0 + q_stride;
       int p = 0;
-      for (; p + 2 <= nk; p += 2) {
-        dots_2x2_avx2(q[h], q[h + 1], k[p], k[p + 1], n, o0 + p, o0 + p + 1, o1 + p, o1 + p + 1);
-        o0[p] *= scale;
-        o0[p + 1] *= scale;
-        o1[p] *= scale;
-        o1[p + 1] *= scale;
-      }
+      for (; p + 2 <= nk; p += 2) dots_2x2_avx2(q[h], q[h + 1], k[p], k[p + 1], n, scale, o0 + p, o1 + p);
       for (; p < nk; ++p) {
         o0[p] = fast_dot(q[h], k[p], n) * scale;
         o1[p] = fast_dot(q[h + 1], k[p], n) * scale;
