@@ -4,7 +4,8 @@
 //   1. scores: items of (row, KV head, 64 positions); each key row is read once for the heads of its group, and the
 //      dots are taken 2 heads x 2 key rows at a time (scaled_dots: the same bits as one by one);
 //   2. softmax: items of (row, head);
-//   3. P.V: items of (row, KV head, 2 heads, 32 dimensions), accumulating in registers over all positions.
+//   3. P.V: items of (row, KV head, 2 heads, 32 dimensions), accumulating in registers over all positions; with 8+
+//      rows (prefill), items of (row, KV head) walking the positions in runs of 64 whose value rows stay in L1.
 // Each output element sees exactly the operations of the original per-row kernel (the same dot per (head,
 // position), the same softmax, one FMA per position in position order, the tail as an explicit FMA as in
 // axpy), so results are bit-identical to it and independent of the thread count. Measured on one core, 1.5x
@@ -31,6 +32,8 @@ constexpr int64_t k_pos_block = 64;  // positions per scores item
 constexpr int k_key_run = 8;         // key rows converted together in pass 1 (8 x head_dim floats stay in L1)
 constexpr int k_pv_heads = 2;        // query heads per P.V item: 2 x 4 accumulators + 4 values in 16 registers
 constexpr int k_pv_vecs = 4;         // 8-lane vectors per P.V item (32 dimensions)
+constexpr int64_t k_pv_run = 64;     // positions per run when P.V items are whole (row, KV head) pairs
+constexpr int64_t k_pv_run_min_rows = 8;  // rows from which P.V takes those items (fewer: split over heads and dims)
 
 // Where pass 3 reads its weights and writes its outputs: heads h0.. of one row.
 struct pv_item {
@@ -39,6 +42,10 @@ struct pv_item {
   const float* w[k_pv_heads];  // softmax weights of each head, [n_ctx]
   float* o[k_pv_heads];        // each head's output
   int nh;                      // heads in this item (1 or 2)
+  // Positions [p_begin, p_end) of the AVX2 vector kernel (pv_avx2); with `load` it continues the sums already in o
+  // (the same FMA chain per output, stored and reloaded exactly between position runs).
+  int64_t p_begin = 0, p_end = 0;
+  bool load = false;
 };
 
 // Portable P.V over dims [d0, d1): o[h][i] = sum_p w[h][p] v[p][i], one multiply-add per position in order.
@@ -90,12 +97,12 @@ template <dtype T, int NH, int NV>
 __attribute__((target("avx2,fma,f16c"))) void pv_avx2(const cache_view& vc, const pv_item& it, int64_t d0) {
   __m256 acc[NH][NV];
   for (int h = 0; h < NH; ++h)
-    for (int j = 0; j < NV; ++j) acc[h][j] = _mm256_setzero_ps();
+    for (int j = 0; j < NV; ++j) acc[h][j] = it.load ? _mm256_loadu_ps(it.o[h] + d0 + 8 * j) : _mm256_setzero_ps();
   const int64_t bs = vc.block_size;
-  for (int64_t p0 = 0; p0 < it.n_ctx; p0 += bs) {
+  for (int64_t p0 = it.p_begin / bs * bs; p0 < it.p_end; p0 += bs) {
     const int64_t block = it.d->table[p0 / bs];
-    const int64_t p1 = std::min(it.n_ctx, p0 + bs);
-    for (int64_t p = p0; p < p1; ++p) {
+    const int64_t p1 = std::min(it.p_end, p0 + bs);
+    for (int64_t p = std::max(p0, it.p_begin); p < p1; ++p) {
       const uint8_t* row = vc.at(block, p - p0, it.kvh);
       __m256 v[NV];
       for (int j = 0; j < NV; ++j) v[j] = load8<T>(row, d0 + 8 * j);
@@ -220,6 +227,43 @@ void paged_attention_split(thread_pool* pool, const float* q, int64_t qs, const 
   }
   const int64_t n_dim_blocks = int64_t(dims.size());
   const int64_t head_blocks = (group + k_pv_heads - 1) / k_pv_heads;
+#if defined(__x86_64__)
+  // Many rows (prefill): items of (row, KV head) that walk the positions in runs of k_pv_run, every head and dim
+  // block of the group over one run before the next, so the run's value rows are read from L1 rather than once per
+  // (head pair, dim block) from L2/L3. Whole vectors only (no tail dims).
+  if (avx2 && hd8 == hd && n_rows >= k_pv_run_min_rows) {
+    parallel_for(pool, n_rows * n_kv_heads, 1, [&](int64_t w0, int64_t w1) {
+      for (int64_t w = w0; w < w1; ++w) {
+        const int64_t kvh = w % n_kv_heads, r = w / n_kv_heads;
+        const seq_desc& d = seqs[size_t(rows[size_t(r)].seq)];
+        pv_item it;
+        it.d = &d;
+        it.n_ctx = n_ctx[size_t(r)];
+        it.kvh = kvh;
+        for (int64_t pb = 0; pb < it.n_ctx; pb += k_pv_run) {
+          it.p_begin = pb;
+          it.p_end = std::min(it.n_ctx, pb + k_pv_run);
+          it.load = pb > 0;
+          for (int64_t hb = 0; hb < head_blocks; ++hb) {
+            const int64_t h0 = kvh * group + hb * k_pv_heads;
+            it.nh = int(std::min<int64_t>(k_pv_heads, (kvh + 1) * group - h0));
+            for (int h = 0; h < it.nh; ++h) {
+              it.w[h] = scores.data() + offset[size_t(r)] + (h0 + h) * it.n_ctx;
+              it.o[h] = out + (d.first_row + rows[size_t(r)].i) * os + (h0 + h) * hd;
+            }
+            for (const auto& [d0, d1] : dims) {
+              if (vc.type == dtype::F32) pv_dispatch<dtype::F32>(vc, it, d0, d1, hd8);
+              else if (vc.type == dtype::BF16) pv_dispatch<dtype::BF16>(vc, it, d0, d1, hd8);
+              else if (vc.type == dtype::Q8_0) pv_dispatch<dtype::Q8_0>(vc, it, d0, d1, hd8);
+              else pv_dispatch<dtype::F16>(vc, it, d0, d1, hd8);
+            }
+          }
+        }
+      }
+    });
+    return;
+  }
+#endif
   parallel_for(pool, n_rows * n_kv_heads * head_blocks * n_dim_blocks, 1, [&](int64_t w0, int64_t w1) {
     thread_local std::vector<float> vbuf;
     vbuf.resize(size_t(hd));
@@ -230,6 +274,7 @@ void paged_attention_split(thread_pool* pool, const float* q, int64_t qs, const 
       pv_item it;
       it.d = &d;
       it.n_ctx = n_ctx[size_t(r)];
+      it.p_end = it.n_ctx;
       it.kvh = kvh;
       const int64_t h0 = kvh * group + hb * k_pv_heads;
       it.nh = int(std::min<int64_t>(k_pv_heads, (kvh + 1) * group - h0));
