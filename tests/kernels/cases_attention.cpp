@@ -171,6 +171,9 @@ void add_paged_cases(std::vector<test_case>& out) {
       // Head dims of one and of three 32-blocks (what a Q8_0 cache needs), odd block sizes.
       {3, 1, 32, 5, {{4, 3}, {11, 1}}, false},
       {4, 2, 96, 7, {{20, 2}, {0, 5}}, false},
+      // Prefill rows (8+: P.V walks the positions in runs of 64) over contexts of several runs, a block size (5) the
+      // runs cut mid-block, an odd head group (3 per KV head).
+      {6, 2, 32, 5, {{70, 9}, {130, 12}}, false},
       // The 9B decoder (32 query heads over 2 KV heads, head_dim 128): one decode at 4k, a batch of 8 decodes,
       // and a 128-token prefill chunk after 1024 cached tokens.
       {32, 2, 128, 16, {{4095, 1}}, true},
