@@ -151,6 +151,14 @@ void pv_dispatch(const cache_view& vc, const pv_item& it, int64_t d0, int64_t d1
   if (it.nh == 2) pv_vectors<T, 2>(vc, it, d0, nv);
   else pv_vectors<T, 1>(vc, it, d0, nv);
 }
+
+// pv_dispatch for the cache's value type.
+void pv_avx2_of(const cache_view& vc, const pv_item& it, int64_t d0, int64_t d1, int64_t hd8) {
+  if (vc.type == dtype::F32) pv_dispatch<dtype::F32>(vc, it, d0, d1, hd8);
+  else if (vc.type == dtype::BF16) pv_dispatch<dtype::BF16>(vc, it, d0, d1, hd8);
+  else if (vc.type == dtype::Q8_0) pv_dispatch<dtype::Q8_0>(vc, it, d0, d1, hd8);
+  else pv_dispatch<dtype::F16>(vc, it, d0, d1, hd8);
+}
 #endif
 
 }  // namespace
@@ -227,6 +235,25 @@ void paged_attention_split(thread_pool* pool, const float* q, int64_t qs, const 
   }
   const int64_t n_dim_blocks = int64_t(dims.size());
   const int64_t head_blocks = (group + k_pv_heads - 1) / k_pv_heads;
+  // The P.V item of row r and KV head kvh over all its positions, heads not yet chosen.
+  auto item_of = [&](int64_t r, int64_t kvh) {
+    pv_item it;
+    it.d = &seqs[size_t(rows[size_t(r)].seq)];
+    it.n_ctx = n_ctx[size_t(r)];
+    it.p_end = it.n_ctx;
+    it.kvh = kvh;
+    return it;
+  };
+  // Its heads: block hb of the KV head's group (weights from the scores, outputs in out).
+  auto set_heads = [&](pv_item& it, int64_t r, int64_t hb) {
+    const int64_t h0 = it.kvh * group + hb * k_pv_heads;
+    it.nh = int(std::min<int64_t>(k_pv_heads, (it.kvh + 1) * group - h0));
+    float* orow = out + (it.d->first_row + rows[size_t(r)].i) * os;
+    for (int h = 0; h < it.nh; ++h) {
+      it.w[h] = scores.data() + offset[size_t(r)] + (h0 + h) * it.n_ctx;
+      it.o[h] = orow + (h0 + h) * hd;
+    }
+  };
 #if defined(__x86_64__)
   // Many rows (prefill): items of (row, KV head) that walk the positions in runs of k_pv_run, every head and dim
   // block of the group over one run before the next, so the run's value rows are read from L1 rather than once per
@@ -234,29 +261,16 @@ void paged_attention_split(thread_pool* pool, const float* q, int64_t qs, const 
   if (avx2 && hd8 == hd && n_rows >= k_pv_run_min_rows) {
     parallel_for(pool, n_rows * n_kv_heads, 1, [&](int64_t w0, int64_t w1) {
       for (int64_t w = w0; w < w1; ++w) {
-        const int64_t kvh = w % n_kv_heads, r = w / n_kv_heads;
-        const seq_desc& d = seqs[size_t(rows[size_t(r)].seq)];
-        pv_item it;
-        it.d = &d;
-        it.n_ctx = n_ctx[size_t(r)];
-        it.kvh = kvh;
-        for (int64_t pb = 0; pb < it.n_ctx; pb += k_pv_run) {
+        const int64_t r = w / n_kv_heads;
+        pv_item it = item_of(r, w % n_kv_heads);
+        const int64_t n = it.n_ctx;
+        for (int64_t pb = 0; pb < n; pb += k_pv_run) {
           it.p_begin = pb;
-          it.p_end = std::min(it.n_ctx, pb + k_pv_run);
+          it.p_end = std::min(n, pb + k_pv_run);
           it.load = pb > 0;
           for (int64_t hb = 0; hb < head_blocks; ++hb) {
-            const int64_t h0 = kvh * group + hb * k_pv_heads;
-            it.nh = int(std::min<int64_t>(k_pv_heads, (kvh + 1) * group - h0));
-            for (int h = 0; h < it.nh; ++h) {
-              it.w[h] = scores.data() + offset[size_t(r)] + (h0 + h) * it.n_ctx;
-              it.o[h] = out + (d.first_row + rows[size_t(r)].i) * os + (h0 + h) * hd;
-            }
-            for (const auto& [d0, d1] : dims) {
-              if (vc.type == dtype::F32) pv_dispatch<dtype::F32>(vc, it, d0, d1, hd8);
-              else if (vc.type == dtype::BF16) pv_dispatch<dtype::BF16>(vc, it, d0, d1, hd8);
-              else if (vc.type == dtype::Q8_0) pv_dispatch<dtype::Q8_0>(vc, it, d0, d1, hd8);
-              else pv_dispatch<dtype::F16>(vc, it, d0, d1, hd8);
-            }
+            set_heads(it, r, hb);
+            for (const auto& [d0, d1] : dims) pv_avx2_of(vc, it, d0, d1, hd8);
           }
         }
       }
@@ -270,25 +284,12 @@ void paged_attention_split(thread_pool* pool, const float* q, int64_t qs, const 
     for (int64_t w = w0; w < w1; ++w) {
       const int64_t db = w % n_dim_blocks, hb = (w / n_dim_blocks) % head_blocks;
       const int64_t kvh = (w / (n_dim_blocks * head_blocks)) % n_kv_heads, r = w / (n_dim_blocks * head_blocks * n_kv_heads);
-      const seq_desc& d = seqs[size_t(rows[size_t(r)].seq)];
-      pv_item it;
-      it.d = &d;
-      it.n_ctx = n_ctx[size_t(r)];
-      it.p_end = it.n_ctx;
-      it.kvh = kvh;
-      const int64_t h0 = kvh * group + hb * k_pv_heads;
-      it.nh = int(std::min<int64_t>(k_pv_heads, (kvh + 1) * group - h0));
-      for (int h = 0; h < it.nh; ++h) {
-        it.w[h] = scores.data() + offset[size_t(r)] + (h0 + h) * it.n_ctx;
-        it.o[h] = out + (d.first_row + rows[size_t(r)].i) * os + (h0 + h) * hd;
-      }
+      pv_item it = item_of(r, kvh);
+      set_heads(it, r, hb);
       const auto [d0, d1] = dims[size_t(db)];
 #if defined(__x86_64__)
       if (avx2) {
-        if (vc.type == dtype::F32) pv_dispatch<dtype::F32>(vc, it, d0, d1, hd8);
-        else if (vc.type == dtype::BF16) pv_dispatch<dtype::BF16>(vc, it, d0, d1, hd8);
-        else if (vc.type == dtype::Q8_0) pv_dispatch<dtype::Q8_0>(vc, it, d0, d1, hd8);
-        else pv_dispatch<dtype::F16>(vc, it, d0, d1, hd8);
+        pv_avx2_of(vc, it, d0, d1, hd8);
         continue;
       }
 #endif
