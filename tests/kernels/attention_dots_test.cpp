@@ -1,14 +1,17 @@
 // tests/kernels/attention_dots_test.cpp: scaled_dots (the scores pass of paged attention, 2 heads x 2 key rows per
 // tile on AVX2) gives the bits of fast_dot(q, k, n) * scale one dot at a time, for head and key counts that leave
 // odd rows, lengths that are and are not multiples of 16, and a strided output whose gaps stay untouched.
+// Paged attention over a prefill chunk gives the bytes of its rows taken one at a time (the two P.V paths).
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cmath>
 #include <cstring>
 #include <random>
 #include <vector>
 
 #include "kernels/cpu/attention_common.h"
+#include "core/dtype.h"
 
 namespace autoglm::cpu::attn {
 namespace {
@@ -40,6 +43,71 @@ TEST(ScaledDots, EqualFastDotTimesScaleBitForBit) {
           for (int64_t g = nk; g < stride; ++g) EXPECT_EQ(out[size_t(h * stride + g)], sentinel);
         }
       }
+}
+
+// Paged attention over a prefill chunk (8+ rows: P.V in runs of 64 positions, on AVX-512 8 heads x 32 dims per
+// pass) gives the bytes of the same rows taken one at a time (P.V split over head pairs and dims), for every cache
+// type, a head group of 8 (two passes of 8 for 16) and of 3, block tables out of order.
+TEST(PagedAttention, PrefillRowsEqualRowsOneAtATimeBitForBit) {
+  struct cfg {
+    int64_t heads, kv_heads, hd;
+  };
+  std::mt19937 rng(11);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::uniform_int_distribution<int> q8(-127, 127);
+  for (const cfg c : {cfg{16, 2, 128}, cfg{32, 2, 128}, cfg{6, 2, 64}})
+    for (dtype t : {dtype::F32, dtype::F16, dtype::BF16, dtype::Q8_0}) {
+      const int64_t n_past = 70, n_new = 12, bs = 16, n_ctx = n_past + n_new;
+      const int64_t n_blocks = (n_ctx + bs - 1) / bs;
+      const int64_t rb = t == dtype::Q8_0 ? c.hd / 32 * 34 : c.hd * (t == dtype::F32 ? 4 : 2);  // bytes per head row
+      std::vector<int32_t> table(static_cast<size_t>(n_blocks));
+      for (int64_t b = 0; b < n_blocks; ++b) table[size_t(b)] = int32_t(n_blocks - 1 - b);
+      std::vector<uint8_t> kbuf(size_t(n_blocks * bs * c.kv_heads * rb)), vbuf(kbuf.size());
+      for (auto* buf : {&kbuf, &vbuf})
+        for (size_t off = 0; off < buf->size(); off += size_t(rb))
+          for (int64_t e = 0; e < c.hd; ++e) {
+            uint8_t* row = buf->data() + off;
+            const float v = nd(rng);
+            if (t == dtype::F32) std::memcpy(row + 4 * e, &v, 4);
+            else if (t == dtype::F16 || t == dtype::BF16) {
+              const uint16_t h = t == dtype::F16 ? f32_to_f16(v) : f32_to_bf16(v);
+              std::memcpy(row + 2 * e, &h, 2);
+            } else {
+              uint8_t* blk = row + (e / 32) * 34;
+              if (e % 32 == 0) {
+                const uint16_t d = f32_to_f16(0.01f);
+                std::memcpy(blk, &d, 2);
+              }
+              blk[2 + e % 32] = uint8_t(int8_t(q8(rng)));
+            }
+          }
+      auto view = [&](std::vector<uint8_t>& buf) {
+        cache_view v;
+        v.type = t;
+        v.base = buf.data();
+        v.head_stride = rb;
+        v.slot_stride = c.kv_heads * rb;
+        v.block_stride = bs * c.kv_heads * rb;
+        v.n_blocks = n_blocks;
+        v.block_size = int32_t(bs);
+        return v;
+      };
+      const cache_view kc = view(kbuf), vc = view(vbuf);
+      const int64_t qw = c.heads * c.hd;
+      std::vector<float> q(size_t(n_new * qw));
+      for (float& x : q) x = nd(rng);
+      const std::vector<seq_desc> seqs = {{0, n_new, n_past, table.data(), n_blocks}};
+      std::vector<row_ref> all;
+      for (int64_t i = 0; i < n_new; ++i) all.push_back({0, i});
+      const float scale = 1.0f / std::sqrt(float(c.hd));
+      std::vector<float> batch(q.size(), -1.0f), single(q.size(), -2.0f);
+      paged_attention_split(nullptr, q.data(), qw, kc, vc, seqs, all, c.heads, c.kv_heads, c.hd, scale, batch.data(), qw);
+      for (int64_t i = 0; i < n_new; ++i)
+        paged_attention_split(nullptr, q.data(), qw, kc, vc, seqs, {{0, i}}, c.heads, c.kv_heads, c.hd, scale,
+                              single.data(), qw);
+      EXPECT_EQ(std::memcmp(batch.data(), single.data(), batch.size() * sizeof(float)), 0)
+          << "heads " << c.heads << " / " << c.kv_heads << ", head_dim " << c.hd << ", cache " << dtype_name(t);
+    }
 }
 
 }  // namespace
