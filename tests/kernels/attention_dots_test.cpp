@@ -4,14 +4,14 @@
 // Paged attention over a prefill chunk gives the bytes of its rows taken one at a time (the two P.V paths).
 #include <gtest/gtest.h>
 
-#include <cstdint>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <random>
 #include <vector>
 
-#include "kernels/cpu/attention_common.h"
 #include "core/dtype.h"
+#include "kernels/cpu/attention_common.h"
 
 namespace autoglm::cpu::attn {
 namespace {
@@ -59,7 +59,7 @@ TEST(PagedAttention, PrefillRowsEqualRowsOneAtATimeBitForBit) {
     for (dtype t : {dtype::F32, dtype::F16, dtype::BF16, dtype::Q8_0}) {
       const int64_t n_past = 70, n_new = 12, bs = 16, n_ctx = n_past + n_new;
       const int64_t n_blocks = (n_ctx + bs - 1) / bs;
-      const int64_t rb = t == dtype::Q8_0 ? c.hd / 32 * 34 : c.hd * (t == dtype::F32 ? 4 : 2);  // bytes per head row
+      const int64_t rb = int64_t(dtype_row_bytes(t, c.hd));  // bytes per head row
       std::vector<int32_t> table(static_cast<size_t>(n_blocks));
       for (int64_t b = 0; b < n_blocks; ++b) table[size_t(b)] = int32_t(n_blocks - 1 - b);
       std::vector<uint8_t> kbuf(size_t(n_blocks * bs * c.kv_heads * rb)), vbuf(kbuf.size());

@@ -155,12 +155,19 @@ void pv_dispatch(const cache_view& vc, const pv_item& it, int64_t d0, int64_t d1
   else pv_vectors<T, 1>(vc, it, d0, nv);
 }
 
+// f.template operator()<T>() for the value type T of a cache (F32, BF16, Q8_0, else F16): the one place the P.V
+// kernels' templates are chosen from a cache's type.
+template <class F>
+void with_value_type(dtype t, F&& f) {
+  if (t == dtype::F32) f.template operator()<dtype::F32>();
+  else if (t == dtype::BF16) f.template operator()<dtype::BF16>();
+  else if (t == dtype::Q8_0) f.template operator()<dtype::Q8_0>();
+  else f.template operator()<dtype::F16>();
+}
+
 // pv_dispatch for the cache's value type.
 void pv_avx2_of(const cache_view& vc, const pv_item& it, int64_t d0, int64_t d1, int64_t hd8) {
-  if (vc.type == dtype::F32) pv_dispatch<dtype::F32>(vc, it, d0, d1, hd8);
-  else if (vc.type == dtype::BF16) pv_dispatch<dtype::BF16>(vc, it, d0, d1, hd8);
-  else if (vc.type == dtype::Q8_0) pv_dispatch<dtype::Q8_0>(vc, it, d0, d1, hd8);
-  else pv_dispatch<dtype::F16>(vc, it, d0, d1, hd8);
+  with_value_type(vc.type, [&]<dtype T>() { pv_dispatch<T>(vc, it, d0, d1, hd8); });
 }
 
 // GCC 12's AVX-512 conversions build on _mm512_undefined_*(), which -Wmaybe-uninitialized flags.
@@ -227,10 +234,7 @@ void pv_avx512_heads(const cache_view& vc, const pv_item& it, int64_t d0) {
 
 // pv_avx512_heads for the cache's value type.
 void pv_avx512_of(const cache_view& vc, const pv_item& it, int64_t d0) {
-  if (vc.type == dtype::F32) pv_avx512_heads<dtype::F32>(vc, it, d0);
-  else if (vc.type == dtype::BF16) pv_avx512_heads<dtype::BF16>(vc, it, d0);
-  else if (vc.type == dtype::Q8_0) pv_avx512_heads<dtype::Q8_0>(vc, it, d0);
-  else pv_avx512_heads<dtype::F16>(vc, it, d0);
+  with_value_type(vc.type, [&]<dtype T>() { pv_avx512_heads<T>(vc, it, d0); });
 }
 #pragma GCC diagnostic pop
 #endif
