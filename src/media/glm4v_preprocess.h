@@ -46,6 +46,10 @@ image_rgb8 resize_bicubic(const image_rgb8& src, int32_t width, int32_t height);
 // torchvision.transforms.v2.functional.resize(uint8 tensor, BICUBIC, antialias=True), bit for bit (ATen's uint8
 // kernel: same windows, int16 weights at a per-axis precision). Within 1-2 steps of resize_bicubic.
 image_rgb8 resize_bicubic_torchvision(const image_rgb8& src, int32_t width, int32_t height);
+namespace media_detail {
+// Either resize with the horizontal pass in plain scalar code (no SSE4.1 / AVX2 rows): the same bytes, for tests.
+image_rgb8 resize_bicubic_scalar(const image_rgb8& src, int32_t width, int32_t height, bool torchvision);
+}  // namespace media_detail
 
 struct glm4v_pixels {
   int32_t grid_t = 1, grid_h = 0, grid_w = 0;

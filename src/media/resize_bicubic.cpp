@@ -154,19 +154,74 @@ __attribute__((target("sse4.1"))) void horizontal_row_sse41(const uint8_t* src, 
 }
 #endif
 
-// out[y][x] = sum_k in[y + row_offset][first[x] + k] * w[x][k], for y in [0, out_h).
-void pass_horizontal(const uint8_t* in, int in_w, int row_offset, uint8_t* out, int out_w, int out_h, const taps& t) {
 #if defined(__x86_64__) && defined(__GNUC__)
-  static const bool sse41 = __builtin_cpu_supports("sse4.1");
-  auto* row_fn = sse41 ? horizontal_row_sse41 : horizontal_row;
-#else
-  auto* row_fn = horizontal_row;
+// Output pixels x and x + 1 in one AVX2 vector: lanes 0-3 are pixel x's window bytes (three channels and one
+// dropped), lanes 4-7 pixel x + 1's, against their weights as pair_w lays them out ([out_w / 2][ksize][8]: each
+// pixel's weight of tap k repeated over its four lanes, 0 past its count). Both pixels run max(count) taps: the extra
+// taps weigh 0, so the sums are the SSE4.1 row's integers; one multiply-add per tap for six channels instead of three.
+// A pair whose longest window (plus the dropped byte) would pass the row's end stays scalar.
+__attribute__((target("avx2"))) void horizontal_row_avx2(const uint8_t* src, uint8_t* dst, int in_w, int out_w,
+                                                         const taps& t, const int32_t* pair_w) {
+  const __m256i half = _mm256_set1_epi32(int32_t{1} << (t.precision - 1));
+  const __m128i shift = _mm_cvtsi32_si128(t.precision);
+  int x = 0;
+  for (; x + 1 < out_w; x += 2) {
+    const int n = std::max(t.count[x], t.count[x + 1]);
+    if (t.first[x] + n >= in_w || t.first[x + 1] + n >= in_w) {
+      horizontal_pixel(src, dst, x, t);
+      horizontal_pixel(src, dst, x + 1, t);
+      continue;
+    }
+    const uint8_t* s0 = src + static_cast<size_t>(t.first[x]) * 3;
+    const uint8_t* s1 = src + static_cast<size_t>(t.first[x + 1]) * 3;
+    const int32_t* w = pair_w + static_cast<size_t>(x / 2) * t.ksize * 8;
+    __m256i acc = half;
+    for (int k = 0; k < n; ++k, s0 += 3, s1 += 3, w += 8) {
+      int32_t a, b;
+      std::memcpy(&a, s0, 4);
+      std::memcpy(&b, s1, 4);
+      const __m256i px = _mm256_cvtepu8_epi32(_mm_insert_epi32(_mm_cvtsi32_si128(a), b, 1));
+      acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(px, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w))));
+    }
+    // clip8 per lane: arithmetic shift, then unsigned saturation (per 128-bit half: pixel x, then pixel x + 1).
+    const __m256i v = _mm256_sra_epi32(acc, shift);
+    const __m256i b8 = _mm256_packus_epi16(_mm256_packus_epi32(v, v), _mm256_setzero_si256());
+    const int32_t p0 = _mm256_cvtsi256_si32(b8), p1 = _mm256_extract_epi32(b8, 4);
+    std::memcpy(dst + size_t(x) * 3, &p0, 3);
+    std::memcpy(dst + size_t(x) * 3 + 3, &p1, 3);
+  }
+  for (; x < out_w; ++x) horizontal_pixel(src, dst, x, t);
+}
 #endif
-  media_detail::parallel_rows(out_h, int64_t(out_w) * 3 * 4, [&](int64_t y0, int64_t y1) {
-    for (int y = int(y0); y < int(y1); ++y)
-      row_fn(in + (static_cast<size_t>(y) + row_offset) * in_w * 3, out + static_cast<size_t>(y) * out_w * 3, in_w,
-             out_w, t);
-  });
+
+// out[y][x] = sum_k in[y + row_offset][first[x] + k] * w[x][k], for y in [0, out_h). simd: the SSE4.1 / AVX2 rows
+// where the CPU has them (the same bytes as the scalar row; tests compare them).
+void pass_horizontal(const uint8_t* in, int in_w, int row_offset, uint8_t* out, int out_w, int out_h, const taps& t,
+                     bool simd) {
+  const auto rows = [&](auto&& row_fn) {
+    media_detail::parallel_rows(out_h, int64_t(out_w) * 3 * 4, [&](int64_t y0, int64_t y1) {
+      for (int y = int(y0); y < int(y1); ++y)
+        row_fn(in + (static_cast<size_t>(y) + row_offset) * in_w * 3, out + static_cast<size_t>(y) * out_w * 3);
+    });
+  };
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool avx2 = __builtin_cpu_supports("avx2"), sse41 = __builtin_cpu_supports("sse4.1");
+  if (simd && avx2) {
+    std::vector<int32_t> pair_w(static_cast<size_t>(out_w / 2) * t.ksize * 8);
+    for (int x = 0; x + 1 < out_w; x += 2)
+      for (int k = 0; k < t.ksize; ++k)
+        for (int l = 0; l < 8; ++l)
+          pair_w[(static_cast<size_t>(x / 2) * t.ksize + k) * 8 + l] =
+              t.weight[static_cast<size_t>(x + l / 4) * t.ksize + k];
+    rows([&](const uint8_t* s, uint8_t* d) { horizontal_row_avx2(s, d, in_w, out_w, t, pair_w.data()); });
+    return;
+  }
+  if (simd && sse41) {
+    rows([&](const uint8_t* s, uint8_t* d) { horizontal_row_sse41(s, d, in_w, out_w, t); });
+    return;
+  }
+#endif
+  rows([&](const uint8_t* s, uint8_t* d) { horizontal_row(s, d, in_w, out_w, t); });
 }
 
 // acc[i] += src[i] * w over a row: the vertical pass's inner loop. On x86 also compiled for AVX2 and picked at load
@@ -176,6 +231,15 @@ __attribute__((target_clones("avx2", "default")))
 #endif
 void accumulate_row(int32_t* acc, const uint8_t* src, int32_t w, size_t n) {
   for (size_t i = 0; i < n; ++i) acc[i] += src[i] * w;
+}
+
+// dst[i] = clip8(acc[i]) written branch-free so that it vectorizes: for v >= 2^(precision + 8) the shift is >= 256,
+// for v <= 0 it is <= 0, and in between it is the byte itself, so clamping the shift to [0, 255] is clip8.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+void store_clipped_row(const int32_t* acc, uint8_t* dst, size_t n, int precision) {
+  for (size_t i = 0; i < n; ++i) dst[i] = static_cast<uint8_t>(std::clamp(acc[i] >> precision, 0, 255));
 }
 
 // out[y][x] = sum_k in[first[y] - row_base + k][x] * w[y][k].
@@ -190,13 +254,12 @@ void pass_vertical(const uint8_t* in, int w, int row_base, uint8_t* out, int out
         const uint8_t* src = in + static_cast<size_t>(t.first[y] - row_base + k) * stride;
         accumulate_row(acc.data(), src, wt[k], stride);
       }
-      uint8_t* dst = out + static_cast<size_t>(y) * stride;
-      for (size_t i = 0; i < stride; ++i) dst[i] = clip8(acc[i], t.precision);
+      store_clipped_row(acc.data(), out + static_cast<size_t>(y) * stride, stride, t.precision);
     }
   });
 }
 
-image_rgb8 resize_separable(const image_rgb8& src, int32_t width, int32_t height, flavor f) {
+image_rgb8 resize_separable(const image_rgb8& src, int32_t width, int32_t height, flavor f, bool simd = true) {
   AG_CHECK(src.width > 0 && src.height > 0 && src.rgb.size() == static_cast<size_t>(src.width) * src.height * 3,
            "resize_bicubic: malformed source image");
   if (width <= 0 || height <= 0)
@@ -207,7 +270,7 @@ image_rgb8 resize_separable(const image_rgb8& src, int32_t width, int32_t height
   out.width = width, out.height = height;
   out.rgb.resize(static_cast<size_t>(width) * height * 3);
   if (!need_v) {
-    pass_horizontal(src.rgb.data(), src.width, 0, out.rgb.data(), width, height, make_taps(src.width, width, f));
+    pass_horizontal(src.rgb.data(), src.width, 0, out.rgb.data(), width, height, make_taps(src.width, width, f), simd);
     return out;
   }
   const taps tv = make_taps(src.height, height, f);
@@ -221,7 +284,8 @@ image_rgb8 resize_separable(const image_rgb8& src, int32_t width, int32_t height
   const int n_rows = row_last - row_first;
   // Sized without zeroing (every byte is written by the pass): bulk_allocator.h says what that saves.
   std::vector<uint8_t, bulk_allocator<uint8_t>> tmp(static_cast<size_t>(width) * n_rows * 3);
-  pass_horizontal(src.rgb.data(), src.width, row_first, tmp.data(), width, n_rows, make_taps(src.width, width, f));
+  pass_horizontal(src.rgb.data(), src.width, row_first, tmp.data(), width, n_rows, make_taps(src.width, width, f),
+                  simd);
   pass_vertical(tmp.data(), width, row_first, out.rgb.data(), height, tv);
   return out;
 }
@@ -235,5 +299,13 @@ image_rgb8 resize_bicubic(const image_rgb8& src, int32_t width, int32_t height) 
 image_rgb8 resize_bicubic_torchvision(const image_rgb8& src, int32_t width, int32_t height) {
   return resize_separable(src, width, height, flavor::torch);
 }
+
+namespace media_detail {
+
+image_rgb8 resize_bicubic_scalar(const image_rgb8& src, int32_t width, int32_t height, bool torchvision) {
+  return resize_separable(src, width, height, torchvision ? flavor::torch : flavor::pillow, false);
+}
+
+}  // namespace media_detail
 
 }  // namespace autoglm

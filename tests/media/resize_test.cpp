@@ -114,6 +114,28 @@ TEST(resize_bicubic, matches_double_reference_up_and_down) {
   }
 }
 
+// The SIMD horizontal rows (SSE4.1: one pixel per vector; AVX2: two, each over the longer window of the pair with
+// zero weights past its own) give the scalar row's bytes: odd widths, windows that end on the row's last pixel
+// (scalar fallback there), strong downscales (long windows), both fixed-point flavors.
+TEST(resize_bicubic, simd_rows_equal_scalar_rows_bit_for_bit) {
+  const size_case cases[] = {{1080, 9, 1092, 9},  {1080, 7, 1092, 11}, {101, 13, 37, 13},  {33, 5, 34, 5},
+                             {7, 3, 2, 3},        {2, 2, 9, 4},        {640, 6, 97, 5},    {299, 4, 301, 7},
+                             {1, 3, 5, 3},        {250, 8, 3, 8},      {1000, 3, 999, 3},  {64, 2, 127, 2}};
+  uint32_t seed = 900;
+  for (const auto& c : cases)
+    for (bool torch : {false, true}) {
+      const auto src = test::random_image(c.sw, c.sh, seed++);
+      const auto got = torch ? resize_bicubic_torchvision(src, c.dw, c.dh) : resize_bicubic(src, c.dw, c.dh);
+      const auto want = media_detail::resize_bicubic_scalar(src, c.dw, c.dh, torch);
+      ASSERT_EQ(got.rgb.size(), want.rgb.size());
+      size_t first_diff = got.rgb.size();
+      for (size_t i = 0; i < got.rgb.size() && first_diff == got.rgb.size(); ++i)
+        if (got.rgb[i] != want.rgb[i]) first_diff = i;
+      EXPECT_EQ(first_diff, got.rgb.size()) << (torch ? "torchvision " : "pillow ") << c.sw << "x" << c.sh << " -> "
+                                             << c.dw << "x" << c.dh << ": first differing byte";
+    }
+}
+
 TEST(resize_bicubic, identity_and_constant_images) {
   auto src = test::random_image(40, 30, 7);
   EXPECT_EQ(resize_bicubic(src, 40, 30).rgb, src.rgb);
