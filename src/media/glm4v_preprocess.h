@@ -47,7 +47,8 @@ image_rgb8 resize_bicubic(const image_rgb8& src, int32_t width, int32_t height);
 // kernel: same windows, int16 weights at a per-axis precision). Within 1-2 steps of resize_bicubic.
 image_rgb8 resize_bicubic_torchvision(const image_rgb8& src, int32_t width, int32_t height);
 namespace media_detail {
-// Either resize with the horizontal pass in plain scalar code (no SSE4.1 / AVX2 rows): the same bytes, for tests.
+// resize_bicubic (torchvision false) or resize_bicubic_torchvision with the horizontal pass in plain scalar code
+// (no SSE4.1 / AVX2 rows): the same bytes, for tests that compare the SIMD rows against it.
 image_rgb8 resize_bicubic_scalar(const image_rgb8& src, int32_t width, int32_t height, bool torchvision);
 }  // namespace media_detail
 

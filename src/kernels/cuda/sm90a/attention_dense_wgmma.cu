@@ -83,10 +83,11 @@ __device__ inline void load_swizzled(uint8_t* dst, const uint16_t* src, int n_va
 // fastest and the row tiles from the last one (the longest key range) down: every head's longest tile starts in
 // the first wave and the shortest ones fill the tail (longest processing time first). With the grid's own order,
 // x = row tiles within each head, the last heads' longest tiles started in the last wave.
-// The grid stays (row tiles, 1, heads): L = x + X z is split as (tile rank L / Z, head L % Z).
+// The grid stays (row tiles, 1, heads): the launch index L = x + X z is split as (tile rank L / Z, head L % Z).
+__device__ inline int64_t causal_launch_index() { return int64_t(blockIdx.x) + int64_t(gridDim.x) * blockIdx.z; }
 template <bool CAUSAL>
 __device__ inline int block_head() {
-  if constexpr (CAUSAL) return int((blockIdx.x + gridDim.x * blockIdx.z) % gridDim.z);
+  if constexpr (CAUSAL) return int(causal_launch_index() % gridDim.z);
   else return int(blockIdx.z);
 }
 
@@ -96,8 +97,7 @@ template <bool CAUSAL>
 __device__ inline bool block_rows(const wg_args& a, int64_t& s0, int64_t& len, int64_t& r0, int64_t& len_k) {
   s0 = 0, len = a.q_rows;
   if constexpr (CAUSAL) {
-    const int64_t rank = (int64_t(blockIdx.x) + int64_t(gridDim.x) * blockIdx.z) / gridDim.z;
-    r0 = (int64_t(gridDim.x) - 1 - rank) * k_wg_rows;
+    r0 = (int64_t(gridDim.x) - 1 - causal_launch_index() / gridDim.z) * k_wg_rows;
     if (r0 >= len) return false;
     len_k = min(a.kv_rows, a.n_past + min(r0 + k_wg_rows, len));
   } else {
