@@ -1,11 +1,15 @@
 // core/bulk_allocator.cpp: the blocks behind bulk_allocator (include/autoglm/bulk_allocator.h says why).
 // Every block carries its capacity in a 64-byte header in front of the data, so a kept block can serve any
-// request between half its size and its size, and bulk_free needs no size from the caller.
+// request between half its size and its size, and bulk_free needs no size from the caller; the header's second
+// word says whether the block is page-locked (bulk_pin). Blocks of 1 MiB and more, live or kept, are listed, so
+// bulk_pin can tell one of them from any other pointer without reading memory in front of it.
 #include "autoglm/bulk_allocator.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <mutex>
+#include <vector>
 
 namespace autoglm {
 
@@ -21,6 +25,8 @@ struct kept_blocks {
   std::mutex mu;
   void* block[k_max_kept] = {};  // header addresses; capacity read from the header
   std::size_t bytes = 0;         // sum of kept capacities
+  std::vector<void*> large;      // headers of every block of k_keep_from bytes or more, live or kept
+  bulk_pin_hooks hooks;
 };
 
 kept_blocks& kept() {
@@ -29,6 +35,16 @@ kept_blocks& kept() {
 }
 
 std::size_t capacity_of(void* header) { return *static_cast<std::size_t*>(header); }
+std::size_t& pinned_of(void* header) { return static_cast<std::size_t*>(header)[1]; }
+void* data_of(void* header) { return static_cast<char*>(header) + k_header; }
+
+// A listed block back to the system (k.mu held): unlocked first if it was locked, then unlisted and freed.
+void release(kept_blocks& k, void* header) {
+  if (pinned_of(header) && k.hooks.unpin) k.hooks.unpin(data_of(header));
+  const auto it = std::find(k.large.begin(), k.large.end(), header);
+  if (it != k.large.end()) k.large.erase(it);
+  std::free(header);
+}
 
 }  // namespace
 
@@ -56,6 +72,17 @@ void* bulk_allocate(std::size_t bytes) {
   void* header = std::aligned_alloc(64, rounded + k_header);
   if (!header) throw std::bad_alloc();
   *static_cast<std::size_t*>(header) = rounded;
+  pinned_of(header) = 0;
+  if (rounded >= k_keep_from) {
+    kept_blocks& k = kept();
+    std::lock_guard<std::mutex> lock(k.mu);
+    try {
+      k.large.push_back(header);
+    } catch (...) {
+      std::free(header);
+      throw;
+    }
+  }
   return static_cast<char*>(header) + k_header;
 }
 
@@ -83,11 +110,36 @@ void bulk_free(void* p) noexcept {
       }
       if (smallest < 0) break;  // nothing kept, and this block alone is over the bound (cannot happen)
       k.bytes -= capacity_of(k.block[smallest]);
-      std::free(k.block[smallest]);
+      release(k, k.block[smallest]);
       k.block[smallest] = nullptr;
     }
+    release(k, header);
+    return;
+  }
+  if (cap >= k_keep_from) {
+    kept_blocks& k = kept();
+    std::lock_guard<std::mutex> lock(k.mu);
+    release(k, header);
+    return;
   }
   std::free(header);
+}
+
+void set_bulk_pin_hooks(const bulk_pin_hooks& hooks) noexcept {
+  kept_blocks& k = kept();
+  std::lock_guard<std::mutex> lock(k.mu);
+  k.hooks = hooks;
+}
+
+bool bulk_pin(const void* p) noexcept {
+  if (!p) return false;
+  kept_blocks& k = kept();
+  std::lock_guard<std::mutex> lock(k.mu);
+  if (!k.hooks.pin) return false;
+  void* header = static_cast<char*>(const_cast<void*>(p)) - k_header;
+  if (std::find(k.large.begin(), k.large.end(), header) == k.large.end()) return false;
+  if (!pinned_of(header)) pinned_of(header) = k.hooks.pin(data_of(header), capacity_of(header)) ? 1 : 0;
+  return pinned_of(header) != 0;
 }
 
 std::size_t bulk_cached_bytes() noexcept {

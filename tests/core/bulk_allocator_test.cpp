@@ -4,8 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace autoglm {
@@ -64,6 +66,68 @@ TEST(BulkAllocator, BoundedUnderManyFreesAndThreads) {
     });
   for (auto& th : threads) th.join();
   EXPECT_LE(bulk_cached_bytes(), size_t(256) * k_mib);
+}
+
+// Fake page-locking hooks: the ranges they were asked to lock and unlock (a GPU backend installs real ones).
+std::vector<std::pair<void*, size_t>> g_pinned;
+std::vector<void*> g_unpinned;
+bool g_pin_result = true;
+
+TEST(BulkAllocator, PinLocksALargeBlockOnceKeepsItLockedWhileKeptAndUnlocksItOnRelease) {
+  set_bulk_pin_hooks({[](void* p, size_t n) {
+                        if (g_pin_result) g_pinned.emplace_back(p, n);
+                        return g_pin_result;
+                      },
+                      [](void* p) { g_unpinned.push_back(p); }});
+  g_pinned.clear(), g_unpinned.clear(), g_pin_result = true;
+  // Not a block start, a small block, a pointer inside a block: never locked (and never read).
+  int on_stack = 0;
+  EXPECT_FALSE(bulk_pin(&on_stack));
+  EXPECT_FALSE(bulk_pin(nullptr));
+  void* small = bulk_allocate(1000);
+  EXPECT_FALSE(bulk_pin(small));
+  bulk_free(small);
+  // A 200 MB block (kept when freed, alone over half the bound: every other kept block is evicted for it).
+  void* p = bulk_allocate(200 * k_mib);
+  EXPECT_FALSE(bulk_pin(static_cast<char*>(p) + 64));
+  EXPECT_TRUE(g_pinned.empty());
+  EXPECT_TRUE(bulk_pin(p));
+  ASSERT_EQ(g_pinned.size(), 1u);
+  EXPECT_EQ(g_pinned[0].first, p);
+  EXPECT_GE(g_pinned[0].second, 200 * k_mib);
+  EXPECT_TRUE(bulk_pin(p));  // already locked: no second call
+  EXPECT_EQ(g_pinned.size(), 1u);
+  bulk_free(p);  // kept, still locked
+  EXPECT_TRUE(g_unpinned.empty());
+  void* q = bulk_allocate(150 * k_mib);  // the same block, locked already
+  ASSERT_EQ(q, p);
+  EXPECT_TRUE(bulk_pin(q));
+  EXPECT_EQ(g_pinned.size(), 1u);
+  bulk_free(q);
+  // A 90 MB block (under half: a new one) freed while the 200 MB one is kept: over the 256 MB bound together, so the
+  // kept one is evicted (unlocked, then freed) to keep the newer one.
+  void* r = bulk_allocate(90 * k_mib);
+  EXPECT_NE(r, p);
+  bulk_free(r);
+  ASSERT_EQ(g_unpinned.size(), 1u);
+  EXPECT_EQ(g_unpinned[0], p);
+  // A block never kept (over the bound) is unlocked when freed; a failed lock is reported and not remembered.
+  void* huge = bulk_allocate(300 * k_mib);
+  EXPECT_TRUE(bulk_pin(huge));
+  bulk_free(huge);
+  ASSERT_EQ(g_unpinned.size(), 2u);
+  EXPECT_EQ(g_unpinned[1], huge);
+  g_pin_result = false;
+  void* s = bulk_allocate(2 * k_mib);
+  EXPECT_FALSE(bulk_pin(s));
+  EXPECT_FALSE(bulk_pin(s));
+  bulk_free(s);
+  EXPECT_EQ(std::count(g_unpinned.begin(), g_unpinned.end(), s), 0);
+  // Without hooks nothing is locked.
+  set_bulk_pin_hooks({});
+  void* t = bulk_allocate(2 * k_mib);
+  EXPECT_FALSE(bulk_pin(t));
+  bulk_free(t);
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <numeric>
 
+#include "autoglm/bulk_allocator.h"
 #include "cuda_test_util.h"
 
 using namespace autoglm;
@@ -205,6 +206,26 @@ TEST_F(cuda_ops, data_movement_is_bit_exact) {
     }
     EXPECT_EQ(got[1], got[0]) << "embedding " << dtype_name(t);
   }
+}
+
+// An upload from an image's pixel array (a bulk_allocator block of 4 MiB or more) page-locks the block (bulk_pin)
+// and copies it asynchronously, then waits: the device holds the source's bytes, and the source may be written
+// again as soon as to_device returns (the contract of a pageable upload). The block stays locked for the next image.
+TEST_F(cuda_ops, uploads_from_a_pixel_array_page_lock_it_and_leave_it_reusable) {
+  const size_t n = size_t(6) << 20;  // 24 MB of floats
+  pixel_array px(n);
+  for (size_t i = 0; i < n; ++i) px[i] = float(int64_t(i % 1000003) - 500000) * 0.25f;
+  exec_context& ctx = gpu();
+  ctx.arena().reset();
+  const tensor d = ops::to_device(ctx, tensor::view(px.data(), dtype::F32, {int64_t(n / 1176), 1176}));
+  std::fill(px.begin(), px.end(), -1.0f);  // right after the return: must not reach the device copy
+  EXPECT_TRUE(bulk_pin(px.data()));        // locked by the upload (already: no second lock)
+  std::vector<float> back(size_t(d.n_elements()));
+  ops::to_host(ctx, d, back.data(), back.size() * sizeof(float));
+  size_t bad = 0;
+  for (size_t i = 0; i < back.size(); ++i) bad += back[i] != float(int64_t(i % 1000003) - 500000) * 0.25f;
+  EXPECT_EQ(bad, 0u);
+  ctx.arena().reset();
 }
 
 // The cache's bytes after kv_store of fused k|v rows (views with a row stride), padding slots included.
