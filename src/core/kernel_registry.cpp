@@ -9,6 +9,7 @@ const char* op_name(op_id op) {
   switch (op) {
     case op_id::LINEAR: return "linear";
     case op_id::LINEAR_SWIGLU: return "linear_swiglu";
+    case op_id::LINEAR_ADD: return "linear_add";
     case op_id::RMS_NORM: return "rms_norm";
     case op_id::LAYER_NORM: return "layer_norm";
     case op_id::ROPE_MROPE: return "rope_mrope";

@@ -25,6 +25,7 @@ namespace autoglm {
 enum class op_id : uint8_t {
   LINEAR,             // y[m, n] = x[m, k] . W[n, k]^T (+ bias) (x I8-scaled or block-dequantized as W needs)
   LINEAR_SWIGLU,      // y[m, n] = silu(x . W[0:n]^T) * (x . W[n:2n]^T) (+ bias): a gate|up projection and its gate
+  LINEAR_ADD,         // y[m, n] += x[m, k] . W[n, k]^T (+ bias): a projection straight into the residual stream
   RMS_NORM,           // y = x * rsqrt(mean(x^2) + eps) * w, per row
   LAYER_NORM,         // y = (x - mean) * rsqrt(var + eps) * w + b, per row (biased variance, as torch)
   ROPE_MROPE,         // text M-RoPE, interleaved pairs, in place
@@ -80,6 +81,8 @@ namespace kernel_sig {
 using linear = void (*)(const kernel_context&, const tensor& x, const linear_weight& w, tensor& y);
 // tmp: F32 [m, 2n], for kernels that form the product first (its contents are left undefined).
 using linear_swiglu = void (*)(const kernel_context&, const tensor& x, const linear_weight& w, tensor& tmp, tensor& y);
+// y: F32 [m, n], added to; tmp: F32 [m, n], for kernels that form the product first (contents left undefined).
+using linear_add = void (*)(const kernel_context&, const tensor& x, const linear_weight& w, tensor& tmp, tensor& y);
 using rms_norm = void (*)(const kernel_context&, const tensor& x, const tensor& weight, float eps, tensor& y);
 using layer_norm = void (*)(const kernel_context&, const tensor& x, const tensor& weight, const tensor& bias,
                             float eps, tensor& y);

@@ -240,6 +240,25 @@ void linear_swiglu(exec_context& ctx, const tensor& x, const linear_weight& w, t
   kernel<kernel_sig::linear_swiglu>(op, ctx, w.weight.type())(ctx.kernels(), x, w, tmp, y);
 }
 
+void linear_add(exec_context& ctx, const tensor& x, const linear_weight& w, tensor& tmp, tensor& y) {
+  const op_id op = op_id::LINEAR_ADD;
+  for (const tensor* t : {&x, &w.weight, static_cast<const tensor*>(&tmp), static_cast<const tensor*>(&y)})
+    on_device(ctx, *t, op, "x/weight/tmp/y");
+  is_f32_or_gemm_input(ctx, x, op, "x");
+  is_f32(tmp, op, "tmp");
+  is_f32(y, op, "y");
+  AG_CHECK(w.weight.n_dims() == 2, "linear_add: weight '" + w.name + "' must be 2-D");
+  AG_CHECK(x.cols() == w.in_features(), "linear_add: x " + x.shape_str() + " does not match weight '" + w.name +
+                                            "' " + w.weight.shape_str());
+  AG_CHECK(w.out_features() == y.cols() && y.rows() == x.rows(),
+           "linear_add: y " + y.shape_str() + " for x " + x.shape_str() + " and weight " + w.weight.shape_str());
+  AG_CHECK(tmp.rows() == x.rows() && tmp.cols() == y.cols(),
+           "linear_add: tmp " + tmp.shape_str() + " for y " + y.shape_str());
+  if (!w.bias.empty()) on_device(ctx, w.bias, op, "bias");
+  if (x.rows() == 0) return;
+  kernel<kernel_sig::linear_add>(op, ctx, w.weight.type())(ctx.kernels(), x, w, tmp, y);
+}
+
 void rms_norm(exec_context& ctx, const tensor& x, const tensor& weight, float eps, tensor& y) {
   const op_id op = op_id::RMS_NORM;
   on_device(ctx, x, op, "x");
@@ -405,7 +424,7 @@ void attention_dense(exec_context& ctx, const tensor& q, const tensor& k, const 
   AG_CHECK(k.rows() == q.rows() && v.rows() == q.rows() && out.rows() == q.rows(), "attention_dense: rows");
   is_f32_or_gemm_input(ctx, q, op, "q");
   AG_CHECK(k.type() == q.type() && v.type() == q.type(), "attention_dense: q, k and v must have one type");
-  is_f32(out, op, "out");
+  is_f32_or_gemm_input(ctx, out, op, "out");
   AG_CHECK(segments.type() == dtype::I32 && segments.n_elements() >= 2, "attention_dense: segments I32 [n_seg+1]");
   kernel<kernel_sig::attention_dense>(op, ctx, q.type())(ctx.kernels(), q, k, v, n_heads, head_dim, segments, scale,
                                                          out);

@@ -71,6 +71,10 @@ void linear(exec_context& ctx, const tensor& x, const linear_weight& w, tensor& 
 // [m, 2n] F32 is scratch for backends that form the product first; its contents are undefined afterwards. x and y may be
 // of gemm_input_type; a BF16 y is formed from gate and up rounded to bf16 (as torch's bf16 MLP).
 void linear_swiglu(exec_context& ctx, const tensor& x, const linear_weight& w, tensor& tmp, tensor& y);
+// y (F32) += x . W^T (+ bias): linear then add, fused where the backend can (on a GPU the GEMM adds its product to y
+// as it writes it, cuBLAS's beta = 1: the product is not written and read back). tmp F32 [m, n] is scratch for
+// backends that form the product first; its contents are undefined afterwards. x F32 or of gemm_input_type.
+void linear_add(exec_context& ctx, const tensor& x, const linear_weight& w, tensor& tmp, tensor& y);
 // y = rms_norm(x) * weight; y F32 (may be x) or of gemm_input_type.
 void rms_norm(exec_context& ctx, const tensor& x, const tensor& weight, float eps, tensor& y);
 // x += rms_norm(y) * w_post; then, when w_next is given, h = rms_norm(x) * w_next: a sandwich-normed block's
@@ -98,7 +102,7 @@ void linear_rope_kv_store(exec_context& ctx, const tensor& x, const linear_weigh
 void attention_paged(exec_context& ctx, const tensor& q, const paged_kv_layer& kv, const paged_batch& batch,
                      int32_t n_heads, int32_t n_kv_heads, int32_t head_dim, float scale, tensor& out);
 // Bidirectional attention within segments (I32 [n_seg + 1] row offsets): q, k, v F32 or all of gemm_input_type (they
-// feed tensor-core products as a GEMM's inputs do); out F32.
+// feed tensor-core products as a GEMM's inputs do); out F32, or of gemm_input_type when a GEMM reads it next.
 void attention_dense(exec_context& ctx, const tensor& q, const tensor& k, const tensor& v, int32_t n_heads,
                      int32_t head_dim, const tensor& segments, float scale, tensor& out);
 // q [nq, >= n_heads*head_dim] over all rows of k, v [nk, >= n_kv_heads*head_dim] (no mask, GQA); out [nq, ...].

@@ -1,7 +1,8 @@
 // tests/cuda/cuda_bf16_activations_test.cpp: the BF16 GEMM inputs of the CUDA backend (ops::gemm_input_type):
 // which type a pass gets, and every op that reads or writes such an activation (LINEAR's x and y, LINEAR_SWIGLU's
 // y, RMSNorm's y, the residual norm's h, SILU_MUL) against the CPU's F32 kernel on the same values: the CPU is given
-// the bf16 inputs as F32 and its F32 output is what the GPU rounds once.
+// the bf16 inputs as F32 and its F32 output is what the GPU rounds once. Also ATTENTION_DENSE's BF16 out against its
+// own F32 out, and LINEAR_ADD (BF16 x) against LINEAR then ADD.
 // Tolerances (normalized max error): 1e-4 where the GPU's output is F32 (bf16 x times bf16/f16/f32 weights are
 // exact products: only the summation order differs); 4e-3 where it is BF16 (one rounding, 2^-9 relative); 1e-2 for
 // LINEAR_SWIGLU's BF16 y of the tensor-core path, whose gate and up are rounded to bf16 before the gate (torch's
@@ -217,4 +218,78 @@ TEST_F(cuda_bf16_activations, rope_2d_and_dense_attention_take_bf16_q_k_v) {
     EXPECT_LE(norm_error(roped[1], roped[0]), k_bf16_out_tol) << "rope_2d n=" << c.n;
     EXPECT_LE(norm_error(out[1], out[0]), c.tol) << "attention_dense n=" << c.n;
   }
+}
+
+TEST_F(cuda_bf16_activations, dense_attention_writes_a_bf16_out_as_its_f32_out_rounded) {
+  // Into a BF16 out (the vision tower's projection input): the tensor-core kernels round O as they store it, so an
+  // aligned BF16 out holds exactly the F32 out rounded (n = 2300); the F32 kernel (n = 300) goes through F32 rows
+  // and COPY: the same. An out view starting one element in (its column pairs off 4-byte words) takes the F32
+  // kernel on F32 copies: within the tensor-core tolerance of the F32 out. Rows outside every segment keep their
+  // sentinel in all three.
+  struct dense_case {
+    int64_t n, heads;
+    std::vector<int32_t> seg;
+  };
+  const std::vector<dense_case> cases = {{300, 3, {0, 120, 299}}, {2300, 2, {0, 1100, 2290}}};
+  for (const dense_case& c : cases) {
+    exec_context& ctx = gpu();
+    const int64_t hd = 128, w = c.heads * hd;
+    const tensor f = placed(ctx, dtype::BF16, rounded(normal(size_t(c.n * 3 * w), uint64_t(c.n) + 5, 0.5f)), c.n,
+                            3 * w);
+    const tensor seg = on(ctx, host_i32({int64_t(c.seg.size())}, c.seg));
+    const std::vector<float> sentinel(size_t(c.n * w), -7.0f);
+    auto attend = [&](tensor o) {
+      ops::attention_dense(ctx, f.cols_view(0, w), f.cols_view(w, w), f.cols_view(2 * w, w), int32_t(c.heads),
+                           int32_t(hd), seg, 1.0f / std::sqrt(float(hd)), o);
+      return values(ctx, o);
+    };
+    const std::vector<float> f32 = attend(placed(ctx, dtype::F32, sentinel, c.n, w, 1, 2));
+    const std::vector<float> bf16 = attend(placed(ctx, dtype::BF16, sentinel, c.n, w));
+    const std::vector<float> odd = attend(placed(ctx, dtype::BF16, sentinel, c.n, w, 1, 3));
+    const std::vector<float> want = rounded(f32);
+    size_t differ = 0;
+    for (size_t i = 0; i < want.size(); ++i) differ += bf16[i] != want[i];
+    EXPECT_EQ(differ, 0u) << "n=" << c.n << ": BF16 out differs from the F32 out rounded";
+    EXPECT_LE(norm_error(odd, f32), 2e-2) << "n=" << c.n << ", unaligned BF16 out";
+    const int64_t end = c.seg.back();
+    for (int64_t r = end; r < c.n; ++r)
+      for (int64_t j = 0; j < w; j += 37) {
+        EXPECT_EQ(bf16[size_t(r * w + j)], -7.0f) << "row " << r << " outside the segments";
+        EXPECT_EQ(odd[size_t(r * w + j)], -7.0f) << "row " << r << " outside the segments (unaligned)";
+      }
+  }
+}
+
+TEST_F(cuda_bf16_activations, linear_add_adds_the_product_into_y) {
+  // LINEAR_ADD (the vision tower's projection and MLP down, added into the residual stream) against LINEAR into a
+  // separate buffer then ADD, on the GPU: cuBLAS adding into y (9 and 257 rows, no bias), the product first (3 rows:
+  // the GEMV; 64 rows with a bias). BF16 and F32 x; F32 sums in another order only: the F32 bound.
+  struct shape {
+    int64_t m, n, k;
+    bool bias;
+  };
+  const std::vector<shape> shapes = {{3, 37, 129, false}, {9, 30, 560, false}, {64, 67, 96, true},
+                                     {257, 128, 1536, false}};
+  exec_context& ctx = gpu();
+  for (const shape& sh : shapes)
+    for (dtype xt : {dtype::BF16, dtype::F32}) {
+      const uint64_t seed = uint64_t(sh.m * 11 + sh.n + sh.k);
+      const std::vector<float> x = rounded(normal(size_t(sh.m * sh.k), seed)),
+                               w = normal(size_t(sh.n * sh.k), seed + 1, 0.2f), b = normal(size_t(sh.n), seed + 2),
+                               y0 = normal(size_t(sh.m * sh.n), seed + 3);
+      linear_weight lw;
+      lw.weight = ops::prepare_weight(ctx, host_tensor(dtype::BF16, {sh.n, sh.k}, w));
+      if (sh.bias) lw.bias = ops::prepare_param_f32(ctx, host_tensor(dtype::F32, {sh.n}, b));
+      lw.name = "test.linear_add";
+      const tensor xv = placed(ctx, xt, x, sh.m, sh.k);
+      tensor fused = placed(ctx, dtype::F32, y0, sh.m, sh.n, 1, 3), apart = placed(ctx, dtype::F32, y0, sh.m, sh.n);
+      tensor tmp = ops::scratch(ctx, dtype::F32, {sh.m, sh.n});
+      ops::linear_add(ctx, xv, lw, tmp, fused);
+      tensor prod = ops::scratch(ctx, dtype::F32, {sh.m, sh.n});
+      ops::linear(ctx, xv, lw, prod);
+      ops::add(ctx, apart, prod);
+      EXPECT_LE(norm_error(values(ctx, fused), values(ctx, apart)), 1e-5)
+          << "m=" << sh.m << " n=" << sh.n << " k=" << sh.k << (sh.bias ? " bias" : "") << " x " << dtype_name(xt);
+      ctx.arena().reset();
+    }
 }

@@ -1,5 +1,6 @@
-// tests/kernels/cases_linear.cpp: LINEAR (and LINEAR_SWIGLU, the gate|up projection with its gate, and
-// LINEAR_ROPE_KV_STORE, a stacked q|k|v projection with its rotation and KV store) for F32/F16/BF16 weights: decode (1-2 rows) and prefill shapes, sizes
+// tests/kernels/cases_linear.cpp: LINEAR (and LINEAR_SWIGLU, the gate|up projection with its gate, LINEAR_ADD, a
+// projection added into the residual stream, and LINEAR_ROPE_KV_STORE, a stacked q|k|v projection with its rotation
+// and KV store) for F32/F16/BF16 weights: decode (1-2 rows) and prefill shapes, sizes
 // that are not multiples of any register tile (3/4 x rows, 4/12 W rows), of the 8-lane vectors or of the GEMM's
 // blocks (k under 8, k over several KC-blocks, m over several row blocks up to 1024, n over several output
 // blocks), x and y as views with a row stride (y a column range of a wider buffer, like q inside qkv), with and
@@ -93,6 +94,37 @@ test_case swiglu_case(dtype wt, const linear_shape& s) {
     };
     inst.bytes = double(lw.weight.n_bytes()) + 4.0 * double(s.m * (s.k + s.n));
     inst.flops = 2.0 * double(s.m) * double(n2) * double(s.k);
+    return inst;
+  };
+  return c;
+}
+
+// LINEAR_ADD: y [m, n] += x . W^T (+ bias), y starting at random values (the residual stream it adds into).
+test_case add_case(dtype wt, const linear_shape& s) {
+  test_case c = case_for(op_id::LINEAR_ADD, wt, s);
+  c.make = [wt, s, name = c.name](exec_context& ctx) {
+    rng r(seed_of("linear_add" + name + dtype_name(wt)));
+    const std::vector<float> x = r.normal(size_t(s.m * s.k));
+    const std::vector<float> w = decode(wt, encode(wt, r.normal(size_t(s.n * s.k), 1.0f / std::sqrt(float(s.k)))));
+    const std::vector<float> bias = s.bias ? r.normal(size_t(s.n)) : std::vector<float>{};
+    const std::vector<float> y0 = r.normal(size_t(s.m * s.n));
+    padded xv = make_padded(ctx, dtype::F32, s.m, s.k, s.x_pad, x);
+    padded yv = make_padded(ctx, dtype::F32, s.m, s.n, s.y_pad, y0);
+    padded tv = make_padded(ctx, dtype::F32, s.m, s.n, 0);
+    linear_weight lw;
+    lw.weight = upload_f(ctx, wt, {s.n, s.k}, w);
+    if (s.bias) lw.bias = upload_f(ctx, dtype::F32, {s.n}, bias);
+    lw.name = "harness.linear_add";
+    instance inst;
+    inst.run = [&ctx, xv, yv, tv, lw]() mutable { ops::linear_add(ctx, xv.t, lw, tv.t, yv.t); };
+    inst.output = [&ctx, yv] { return download(ctx, yv.buf.t); };
+    inst.check = [&ctx, yv, x, w, bias, y0, s, wt]() {
+      std::vector<double> ref = ref::linear(x, w, bias, s.m, s.n, s.k);
+      for (size_t i = 0; i < ref.size(); ++i) ref[i] += double(y0[i]);
+      return check_output(ctx, yv, ref, tolerance(op_id::LINEAR_ADD, wt));
+    };
+    inst.bytes = double(lw.weight.n_bytes()) + 4.0 * double(s.m * (s.k + 2 * s.n));
+    inst.flops = 2.0 * double(s.m) * double(s.n) * double(s.k);
     return inst;
   };
   return c;
@@ -223,6 +255,16 @@ void add_linear_cases(std::vector<test_case>& out) {
   };
   for (dtype t : {dtype::F32, dtype::F16, dtype::BF16})
     for (const linear_shape& s : swiglu_shapes) out.push_back(swiglu_case(t, s));
+  // LINEAR_ADD: decode rows (CUDA: the GEMV into tmp, then ADD), 9 and 64 rows without bias (CUDA: cuBLAS adding
+  // into y) and with it (the product into tmp), strided x and y; --perf: the vision tower's projection and MLP down
+  // over a 1080x2400 screenshot.
+  const linear_shape add_shapes[] = {
+      {1, 7, 13, true, 0, 0, false},    {3, 16, 180, false, 2, 1, false},  {9, 20, 100, false, 2, 3, false},
+      {9, 20, 100, true, 0, 0, false},  {64, 67, 96, false, 16, 3, false}, {130, 48, 256, false, 0, 0, false},
+      {13000, 1536, 1536, false, 0, 0, true}, {13000, 1536, 4096, false, 0, 0, true},
+  };
+  for (dtype t : {dtype::F32, dtype::F16, dtype::BF16})
+    for (const linear_shape& s : add_shapes) out.push_back(add_case(t, s));
   // LINEAR_ROPE_KV_STORE: decode rows 1, 3 and 8 (CUDA's fused GEMV; a padding slot at row 4), GLM's head layout
   // (32 / 2 heads of 128, 64 rotated dims, sections 8/12/12), one KV head per 3 query heads, head_dim 8 with
   // everything rotated, a head_dim that is not a multiple of 4 and 9 rows (LINEAR then ROPE_KV_STORE), strided x and

@@ -52,18 +52,19 @@ std::vector<uint8_t> random_blocks(dtype t, int64_t n, int64_t k, rng& r, float 
   return b;
 }
 
-// swiglu: LINEAR_SWIGLU instead, over a stacked gate|up weight of 2n rows (y [m, n] = silu(gate) * up).
+// swiglu: LINEAR_SWIGLU instead, over a stacked gate|up weight of 2n rows (y [m, n] = silu(gate) * up); add:
+// LINEAR_ADD instead (y starts at random values and gets the product added).
 test_case quant_case(dtype wt, int64_t m, int64_t n, int64_t k, bool bias, int64_t x_pad, int64_t y_pad, bool perf,
-                     bool swiglu = false) {
+                     bool swiglu = false, bool add = false) {
   test_case c;
-  c.op = swiglu ? op_id::LINEAR_SWIGLU : op_id::LINEAR;
+  c.op = swiglu ? op_id::LINEAR_SWIGLU : add ? op_id::LINEAR_ADD : op_id::LINEAR;
   c.key = wt;
   c.perf = perf;
   c.stream = perf && m <= 3;
   c.name = "m=" + std::to_string(m) + " n=" + std::to_string(n) + " k=" + std::to_string(k) + (bias ? " bias" : "") +
            (x_pad || y_pad ? " strided" : "");
-  c.make = [wt, m, n_out = n, k, bias, x_pad, y_pad, perf, swiglu, name = c.name](exec_context& ctx) {
-    rng r(seed_of(std::string(swiglu ? "quant swiglu" : "quant linear") + name + dtype_name(wt)));
+  c.make = [wt, m, n_out = n, k, bias, x_pad, y_pad, perf, swiglu, add, name = c.name](exec_context& ctx) {
+    rng r(seed_of(std::string(swiglu ? "quant swiglu" : add ? "quant add" : "quant linear") + name + dtype_name(wt)));
     const int64_t n = swiglu ? 2 * n_out : n_out;  // W rows
     const std::vector<float> x = r.normal(size_t(m * k));
     const std::vector<float> b = bias ? r.normal(size_t(n)) : std::vector<float>{};
@@ -84,7 +85,8 @@ test_case quant_case(dtype wt, int64_t m, int64_t n, int64_t k, bool bias, int64
       }
     }
     padded xv = make_padded(ctx, dtype::F32, m, k, x_pad, x);
-    padded yv = make_padded(ctx, dtype::F32, m, n_out, y_pad);
+    const std::vector<float> y0 = add ? r.normal(size_t(m * n_out)) : std::vector<float>{};
+    padded yv = make_padded(ctx, dtype::F32, m, n_out, y_pad, y0);
     padded tv = make_padded(ctx, dtype::F32, m, n, 0);
     linear_weight lw;
     lw.weight = upload(ctx, wt, {n, k}, wbytes).t;
@@ -92,12 +94,13 @@ test_case quant_case(dtype wt, int64_t m, int64_t n, int64_t k, bool bias, int64
     if (bias) lw.bias = upload_f(ctx, dtype::F32, {n}, b);
     lw.name = "harness.quant_linear";
     instance inst;
-    inst.run = [&ctx, xv, yv, tv, lw, swiglu]() mutable {
+    inst.run = [&ctx, xv, yv, tv, lw, swiglu, add]() mutable {
       if (swiglu) ops::linear_swiglu(ctx, xv.t, lw, tv.t, yv.t);
+      else if (add) ops::linear_add(ctx, xv.t, lw, tv.t, yv.t);
       else ops::linear(ctx, xv.t, lw, yv.t);
     };
     inst.output = [&ctx, yv] { return download(ctx, yv.buf.t); };
-    inst.check = [&ctx, yv, x, b, wbytes, wscale, wt, m, n, n_out, k, swiglu]() {
+    inst.check = [&ctx, yv, x, b, y0, wbytes, wscale, wt, m, n, n_out, k, swiglu, add]() {
       std::vector<float> w(size_t(n * k));
       const size_t rb = dtype_row_bytes(wt, k);
       for (int64_t j = 0; j < n; ++j) {
@@ -109,6 +112,10 @@ test_case quant_case(dtype wt, int64_t m, int64_t n, int64_t k, bool bias, int64
       }
       const ref::vecd xq = ref::quantize_activations(x, m, k, group_of(wt));
       ref::vecd y = ref::linear_d(xq, w, b, m, n, k);
+      if (add) {
+        for (size_t i = 0; i < y.size(); ++i) y[i] += double(y0[i]);
+        return check_output(ctx, yv, y, tolerance(op_id::LINEAR_ADD, wt));
+      }
       if (!swiglu) return check_output(ctx, yv, y, tolerance(op_id::LINEAR, wt));
       ref::vecd gated(size_t(m * n_out));
       for (int64_t i = 0; i < m; ++i)
@@ -142,6 +149,9 @@ void add_quant_linear_cases(std::vector<test_case>& out) {
     // LINEAR_SWIGLU over the same kernels: decode and prefill rows, bias, strided views.
     out.push_back(quant_case(t, 1, 7, 2 * g, true, 3, 2, false, true));
     out.push_back(quant_case(t, 17, 13, g, false, 0, 1, false, true));
+    // LINEAR_ADD (a projection into the residual stream): decode and prefill rows, bias, strided views.
+    out.push_back(quant_case(t, 1, 7, 2 * g, true, 3, 2, false, false, true));
+    out.push_back(quant_case(t, 17, 13, g, false, 0, 1, false, false, true));
   }
   // The 9B model (hidden 4096, ffn 13696, vocab 151552): decode of one token (and a batch of 3) through q/o, qkv,
   // the fused gate_up, down and lm_head; a 512-token prefill chunk. Q4_K and the other k-quants cannot hold a row of

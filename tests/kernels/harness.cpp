@@ -26,7 +26,8 @@ double tolerance(op_id op, dtype key) {
   // weight's type on tensor cores, as torch's bf16 linear does: each product carries up to 2^-9 relative error,
   // about 1e-3 of max|y| in practice; 1e-2 is that bound with margin. (8 rows or fewer run an F32 GEMV: tests/cuda
   // holds that path to the F32 bound against the CPU.)
-  if (g_selected == device_kind::CUDA && (op == op_id::LINEAR || op == op_id::LINEAR_SWIGLU) &&
+  if (g_selected == device_kind::CUDA &&
+      (op == op_id::LINEAR || op == op_id::LINEAR_SWIGLU || op == op_id::LINEAR_ADD) &&
       (key == dtype::F16 || key == dtype::BF16))
     return 1e-2;
   // CUDA's ATTENTION_PAGED takes sequences with 128+ new rows (prefill chunks) on tensor cores (the causal mma
@@ -66,7 +67,7 @@ double tolerance(op_id op, dtype key) {
       // double: the int8 products are exact integers, only the F32 steps per group round (conversion, scale
       // product, FMA, final lane sum and offsets), so the F32 bound holds. (Against unquantized x the error is
       // that of 8-bit activations, about 0.4%: the reference must quantize x the same way.)
-      if (op == op_id::LINEAR || op == op_id::LINEAR_SWIGLU) return 1e-5;
+      if (op == op_id::LINEAR || op == op_id::LINEAR_SWIGLU || op == op_id::LINEAR_ADD) return 1e-5;
       // A Q8_0 KV cache: its values (f16 scale x int8) are exact in F32, so attention is F32 arithmetic again.
       if (op == op_id::ATTENTION_PAGED && key == dtype::Q8_0) return 1e-5;
       return 0.0;
@@ -336,6 +337,7 @@ std::vector<std::pair<op_id, dtype>> required_cpu_kernels() {
   for (dtype t : {dtype::F32, dtype::F16, dtype::BF16}) {
     r.emplace_back(op_id::LINEAR, t);
     r.emplace_back(op_id::LINEAR_SWIGLU, t);
+    r.emplace_back(op_id::LINEAR_ADD, t);
     r.emplace_back(op_id::EMBEDDING, t);
     r.emplace_back(op_id::KV_STORE, t);
     r.emplace_back(op_id::ROPE_KV_STORE, t);
@@ -348,6 +350,7 @@ std::vector<std::pair<op_id, dtype>> required_cpu_kernels() {
                   dtype::Q6_K}) {
     r.emplace_back(op_id::LINEAR, t);
     r.emplace_back(op_id::LINEAR_SWIGLU, t);
+    r.emplace_back(op_id::LINEAR_ADD, t);
   }
   // Token tables in any GGUF block type (community files store token_embd as Q4_K, Q6_K, Q8_0, ...).
   for (dtype t : {dtype::Q8_0, dtype::Q4_0, dtype::Q4_1, dtype::Q5_0, dtype::Q5_1, dtype::Q4_K, dtype::Q5_K,

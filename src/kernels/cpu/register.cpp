@@ -52,6 +52,13 @@ void linear_then_swiglu(const kernel_context& kc, const tensor& x, const linear_
   cpu::silu_mul_kernel(kc, tmp.cols_view(0, n), tmp.cols_view(n, n), y);
 }
 
+// LINEAR_ADD as the LINEAR kernel of the weight's type into tmp, then ADD into y (the same bytes as the two ops).
+void linear_then_add(const kernel_context& kc, const tensor& x, const linear_weight& w, tensor& tmp, tensor& y) {
+  if (cpu::quant_linear_supports(w.weight.type())) cpu::quant_linear_kernel(kc, x, w, tmp);
+  else cpu::linear_kernel(kc, x, w, tmp);
+  cpu::add_kernel(kc, y, tmp);
+}
+
 // ROPE_KV_STORE as ROPE_MROPE over qk's heads, then KV_STORE of its k heads and v (one pass each: a CPU has no
 // launch to save).
 void rope_then_kv_store(const kernel_context& kc, tensor& qk, int32_t n_q_heads, int32_t rot_dim, const tensor& pos,
@@ -91,6 +98,7 @@ void register_cpu_kernels(kernel_registry& r) {
   for (dtype t : {dtype::F32, dtype::F16, dtype::BF16}) {
     r.add_kernel<kernel_sig::linear>(op_id::LINEAR, cpu, t, cpu::linear_kernel);
     r.add_kernel<kernel_sig::linear_swiglu>(op_id::LINEAR_SWIGLU, cpu, t, linear_then_swiglu);
+    r.add_kernel<kernel_sig::linear_add>(op_id::LINEAR_ADD, cpu, t, linear_then_add);
     r.add_kernel<kernel_sig::linear_rope_kv_store>(op_id::LINEAR_ROPE_KV_STORE, cpu, t, linear_then_rope_kv_store);
     r.add_kernel<kernel_sig::embedding>(op_id::EMBEDDING, cpu, t, cpu::embedding_kernel);
     r.add_kernel<kernel_sig::kv_store>(op_id::KV_STORE, cpu, t, cpu::kv_store_kernel);
@@ -102,6 +110,7 @@ void register_cpu_kernels(kernel_registry& r) {
                   dtype::Q6_K}) {
     r.add_kernel<kernel_sig::linear>(op_id::LINEAR, cpu, t, cpu::quant_linear_kernel);
     r.add_kernel<kernel_sig::linear_swiglu>(op_id::LINEAR_SWIGLU, cpu, t, linear_then_swiglu);
+    r.add_kernel<kernel_sig::linear_add>(op_id::LINEAR_ADD, cpu, t, linear_then_add);
     r.add_kernel<kernel_sig::linear_rope_kv_store>(op_id::LINEAR_ROPE_KV_STORE, cpu, t, linear_then_rope_kv_store);
   }
   // Token tables in any GGUF block type (a community file's token_embd): rows dequantized as they are gathered.

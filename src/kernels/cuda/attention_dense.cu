@@ -4,7 +4,8 @@
 // default the fused wgmma flash kernel on Hopper (sm90a/attention_dense_wgmma.cu, head_dim 128) or the fused
 // mma.sync flash kernel (attention_dense_mma.cu; head_dim 64 or 128, cuBLAS for the others), unless SPLIT precision
 // asks for F32. q, k and v are column views of the fused qkv buffer (row strides free); rows outside every segment
-// are left alone, as on the CPU.
+// are left alone, as on the CPU. out is F32, or BF16 (the projection's GEMM input): the tensor-core kernels then
+// round O once as they store it; the other paths write F32 rows into the workspace and COPY rounds them.
 #include <cstdlib>
 #include <string>
 
@@ -50,7 +51,13 @@ void attention_dense_kernel(const kernel_context& kc, const tensor& q, const ten
   const bool bf16_in = qa.type == dtype::BF16;
   auto as_f32 = [](const act_mat& m) { return mat<float>{static_cast<float*>(m.p), m.ld, m.rows, m.cols}; };
   mat<float> qm = as_f32(qa), km = as_f32(ka), vm = as_f32(va);  // BF16 rows until widened below
-  const mat<float> om = f32_mat(out, "attention_dense out");
+  // A BF16 out (the vision tower's projection input on CUDA): written as BF16 by the tensor-core kernels where its
+  // start and row stride keep their 4-byte column pairs aligned; every other path writes F32 rows into the
+  // workspace, then COPY rounds them into out.
+  const act_mat oa = act_of(out, "attention_dense out");
+  const bool out_bf16 = oa.type == dtype::BF16;
+  const bool out_pairs_aligned = reinterpret_cast<uintptr_t>(oa.p) % 4 == 0 && oa.ld % 2 == 0;
+  mat<float> om = as_f32(oa);  // BF16 rows when out_bf16 (until redirected to F32 rows below)
   AG_CHECK(segments.type() == dtype::I32 && segments.is_contiguous() && segments.n_elements() >= 2,
            "attention_dense: segments must be contiguous I32 [n_seg + 1]");
   AG_CHECK(km.rows == qm.rows && vm.rows == qm.rows && om.rows == qm.rows, "attention_dense: rows");
@@ -64,6 +71,7 @@ void attention_dense_kernel(const kernel_context& kc, const tensor& q, const ten
   a.ldq = qm.ld;
   a.out = om.p;
   a.ldo = om.ld;
+  a.out_bf16 = out_bf16;
   a.n_q_rows = qm.rows;
   a.n_heads = n_heads;
   a.head_dim = head_dim;
@@ -88,7 +96,9 @@ void attention_dense_kernel(const kernel_context& kc, const tensor& q, const ten
   // kernel lacks) or the fused WMMA kernel (attention_dense_tc.cu). Smaller ones (and SPLIT precision, for parity
   // checks) keep the F32 kernel, whose cost is small there.
   // (The tensor-core kernels' softmax takes the max of the raw scores: a positive scale, as attention always has.)
-  if (get_cuda_gemm_precision() == cuda_gemm_precision::ROUNDED && qm.rows >= k_tensor_core_rows && scale > 0.0f) {
+  const bool tensor_cores = get_cuda_gemm_precision() == cuda_gemm_precision::ROUNDED &&
+                            qm.rows >= k_tensor_core_rows && scale > 0.0f;
+  if (tensor_cores && (!out_bf16 || out_pairs_aligned)) {
     dense_path path = dense_attention_path();
     if (path == dense_path::WGMMA_WS || path == dense_path::WGMMA_TMA || path == dense_path::WGMMA ||
         path == dense_path::WGMMA64) {
@@ -110,7 +120,9 @@ void attention_dense_kernel(const kernel_context& kc, const tensor& q, const ten
       }
       path = dense_path::GEMM;
     }
-    if (bf16_in) path = dense_path::F32;  // below: F32 copies in the workspace, which cuBLAS's path needs itself
+    // Below: F32 copies of BF16 q, k, v and F32 rows for a BF16 out in the workspace, which cuBLAS's path and the
+    // fused kernel's F32 stores cannot share.
+    if (bf16_in || out_bf16) path = dense_path::F32;
     if (path == dense_path::GEMM) {
       AG_CHECK(qm.ld <= 0x7fffffff && km.ld <= 0x7fffffff && vm.ld <= 0x7fffffff && om.ld <= 0x7fffffff,
                "attention_dense: row strides exceed cuBLAS's int");
@@ -122,10 +134,14 @@ void attention_dense_kernel(const kernel_context& kc, const tensor& q, const ten
       return;
     }
   }
+  // The F32 flash kernel. BF16 q, k, v (the vision tower's on CUDA) outside the tensor-core kernels: F32 copies in
+  // the workspace; a BF16 out: F32 rows after them, rounded into out at the end.
+  const int64_t n = qm.rows, w = int64_t(n_heads) * head_dim;
+  const size_t in_floats = bf16_in ? size_t(3 * n * w) : 0, out_floats = out_bf16 ? size_t(n * w) : 0;
+  float* f = in_floats + out_floats
+                 ? static_cast<float*>(workspace(s, (in_floats + out_floats) * sizeof(float), "attention_dense (bf16)"))
+                 : nullptr;
   if (bf16_in) {
-    // BF16 q, k, v (the vision tower's on CUDA) outside the tensor-core kernels: F32 copies for the F32 kernels.
-    const int64_t n = qm.rows, w = int64_t(n_heads) * head_dim;
-    auto* f = static_cast<float*>(workspace(s, size_t(3 * n * w) * sizeof(float), "attention_dense (bf16 q, k, v)"));
     const tensor* src[3] = {&q, &k, &v};
     mat<float>* ms[3] = {&qm, &km, &vm};
     for (int i = 0; i < 3; ++i) {
@@ -141,9 +157,21 @@ void attention_dense_kernel(const kernel_context& kc, const tensor& q, const ten
     a.ldv = vm.ld;
     a.qkv_type = dtype::F32;
   }
+  if (out_bf16) {
+    // out's rows widened first (exactly), so rows outside every segment come back as they were.
+    tensor rows_f32 = tensor::view(f + in_floats, dtype::F32, {n, w}, out.dev());
+    copy_kernel(kc, out.cols_view(0, w), rows_f32);
+    a.out = f + in_floats;
+    a.ldo = w;
+    a.out_bf16 = false;
+  }
   // Any segment has at most q.rows rows: tiles past a segment's end return at once.
   const dim3 grid(blocks_for(qm.rows, k_fa_vecs), unsigned(n_seg), unsigned(n_heads));
   launch_flash<false, dtype::F32>(a, grid, s, "attention_dense", sizes);
+  if (out_bf16) {
+    tensor dst = out.cols_view(0, w);
+    copy_kernel(kc, tensor::view(f + in_floats, dtype::F32, {n, w}, out.dev()), dst);  // rounded once
+  }
 }
 
 }  // namespace autoglm::cuda

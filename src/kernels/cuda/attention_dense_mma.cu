@@ -194,7 +194,7 @@ __global__ void __launch_bounds__(32 * WARPS) mma_attention_kernel(const tc_atte
   }
 
   const int64_t first = r0 + warp * 16;
-  store_rows(o, rows, first, len, a.out + (s0 + first) * a.ldo + int64_t(head) * HD, a.ldo);
+  store_rows(o, rows, first, len, a.out, a.ldo, s0 + first, int64_t(head) * HD, a.out_bf16);
 }
 
 // Rows [0, n) of q, k and v (blockIdx.y picks which; type S = F32 or BF16, row strides ld* in elements, head h at
@@ -279,6 +279,7 @@ tc_attention_args dense_tc_args(const flash_args& a, const uint16_t* qkv) {
   m.group = 1;
   m.out = a.out;
   m.ldo = a.ldo;
+  m.out_bf16 = a.out_bf16;
   m.segments = a.segments;
   m.scale_log2 = a.scale * 1.4426950408889634f;
   m.flag = a.flag;

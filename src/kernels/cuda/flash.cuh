@@ -57,6 +57,8 @@ struct flash_args {
   // Dense: q/k/v rows; segments I32 [n_seg + 1]. qkv_type BF16: q, k and v point at BF16 rows (only the tensor-core
   // kernels, through dense_bf16_heads, take those; ld* are then in BF16 elements).
   dtype qkv_type = dtype::F32;
+  // Dense, tensor-core kernels only (tc_attention_args): out points at BF16 rows, ldo in BF16 elements.
+  bool out_bf16 = false;
   const float* k;
   int64_t ldk;
   const float* v;
@@ -292,6 +294,7 @@ struct tc_attention_args {
   int group;  // query heads per K/V head
   float* out;
   int64_t ldo;
+  bool out_bf16;            // out points at BF16 rows (ldo in BF16 elements): dense attention into a GEMM's input
   const int32_t* segments;  // dense: I32 [n_seg + 1] over rows (q_rows == kv_rows); causal: unused
   int64_t n_past;           // causal: query row r sits at position n_past + r and sees keys 0 .. n_past + r
   float scale_log2;         // scale * log2(e): scores in log2 units, so exp2 replaces exp

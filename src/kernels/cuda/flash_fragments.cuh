@@ -106,17 +106,34 @@ __device__ __forceinline__ void pack_p(const float (&p)[NKB][4], int kk, uint32_
   a[3] = pack_bf16x2(p[2 * kk + 1][2], p[2 * kk + 1][3]);
 }
 
-// The warp's rows row_g = first + g and row_g + 8 of O / l as F32 (scalar stores: the output view may start at any
-// float), those below len only; out_g points at row first's head columns.
+// The warp's rows row_g = first + g and row_g + 8 of O / l, those below len only, at out row out_row + g (+ 8),
+// columns col .. (the head's). As F32 (scalar stores: the output view may start at any float), or with out_bf16 as
+// BF16 rounded once (out then points at BF16 rows, ldo in BF16 elements; column pairs stored as one 4-byte word: the
+// host passes only views whose start and row stride keep those words aligned).
 template <int NDB>
 __device__ __forceinline__ void store_rows(const float (&o)[NDB][4], softmax_rows r, int64_t first, int64_t len,
-                                           float* out_first, int64_t ldo) {
+                                           float* out, int64_t ldo, int64_t out_row, int64_t col, bool out_bf16) {
   const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   r.l0 += __shfl_xor_sync(0xffffffffu, r.l0, 1);
   r.l0 += __shfl_xor_sync(0xffffffffu, r.l0, 2);
   r.l1 += __shfl_xor_sync(0xffffffffu, r.l1, 1);
   r.l1 += __shfl_xor_sync(0xffffffffu, r.l1, 2);
   const float inv0 = r.l0 > 0.0f ? 1.0f / r.l0 : 0.0f, inv1 = r.l1 > 0.0f ? 1.0f / r.l1 : 0.0f;
+  if (out_bf16) {
+    uint16_t* base = reinterpret_cast<uint16_t*>(out) + out_row * ldo + col + 2 * t;
+    if (first + g < len) {
+      uint32_t* dst = reinterpret_cast<uint32_t*>(base + int64_t(g) * ldo);
+#pragma unroll
+      for (int j = 0; j < NDB; ++j) dst[4 * j] = pack_bf16x2(o[j][0] * inv0, o[j][1] * inv0);
+    }
+    if (first + g + 8 < len) {
+      uint32_t* dst = reinterpret_cast<uint32_t*>(base + int64_t(g + 8) * ldo);
+#pragma unroll
+      for (int j = 0; j < NDB; ++j) dst[4 * j] = pack_bf16x2(o[j][2] * inv1, o[j][3] * inv1);
+    }
+    return;
+  }
+  float* out_first = out + out_row * ldo + col;
   if (first + g < len) {
     float* dst = out_first + int64_t(g) * ldo + 2 * t;
 #pragma unroll

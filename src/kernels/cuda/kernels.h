@@ -16,6 +16,9 @@ void linear_kernel(const kernel_context& kc, const tensor& x, const linear_weigh
 // The same GEMV with the gate applied as it stores (4 W rows per block: two gate rows and their up rows); more
 // rows: cuBLAS into tmp, then silu_mul.
 void linear_swiglu_kernel(const kernel_context& kc, const tensor& x, const linear_weight& w, tensor& tmp, tensor& y);
+// y (F32) += x . W^T: more rows than the GEMV takes and no bias, cuBLAS adding into y (beta = 1); else LINEAR into
+// tmp, then ADD.
+void linear_add_kernel(const kernel_context& kc, const tensor& x, const linear_weight& w, tensor& tmp, tensor& y);
 
 // norm.cu
 void rms_norm_kernel(const kernel_context& kc, const tensor& x, const tensor& weight, float eps, tensor& y);

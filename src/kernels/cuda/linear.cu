@@ -6,7 +6,8 @@
 //  - more rows (prefill, vision): cuBLAS. BF16/F16 weights multiply x rounded to the weight's type on tensor
 //    cores with F32 accumulation and F32 output (torch's bf16 linear), or, with cuda_gemm_precision::SPLIT
 //    (register.h), x as hi + lo parts in two GEMMs (near F32); F32 weights run a plain SGEMM. The bias is written
-//    into y first and the GEMM adds to it (beta = 1).
+//    into y first and the GEMM adds to it (beta = 1). LINEAR_ADD on these rows adds the product to an F32 y the same
+//    way (beta = 1: the residual add of a vision block without its product written and read back).
 //  - x and y may be BF16 (ops::gemm_input_type): a BF16 x goes into a BF16 GEMM as it is (no rounding pass), a BF16
 //    y is the GEMM's output rounded once (cuBLAS writes it); other combinations (a BF16 operand of the GEMV, of an
 //    F32 or F16 weight, a BF16 y with a bias) convert through F32 or F16 copies in the stream's workspace (COPY's
@@ -453,8 +454,9 @@ struct workspace_pieces {
   }
 };
 
+// accumulate: y (F32) += the product instead of y = (no bias then: fill_bias_kernel would overwrite y).
 void gemm_cublas(const kernel_context& kc, stream_state& s, const act_mat& x, const tensor& W, int64_t ldw,
-                 const float* bias, const act_mat& y, const std::string& sizes) {
+                 const float* bias, const act_mat& y, const std::string& sizes, bool accumulate = false) {
   const cudaStream_t st = stream_of(s);
   auto h = static_cast<cublasHandle_t>(blas_handle(s));
   const int64_t m = x.rows, n = y.cols, k = x.cols;
@@ -472,6 +474,7 @@ void gemm_cublas(const kernel_context& kc, stream_state& s, const act_mat& x, co
   // y as the GEMM writes it: F32, or BF16 straight from cuBLAS unless a bias, an SGEMM, split precision or an
   // unaligned view asks for F32 first.
   const bool y_direct = y.type == dtype::F32 || (bias == nullptr && wt != dtype::F32 && !split && aligned16(y));
+  AG_CHECK(!accumulate || (y.type == dtype::F32 && bias == nullptr), "linear: accumulating GEMM needs an F32 y, no bias");
   const size_t part = size_t(m) * size_t(k), x_bytes = part * size_t(dtype_size(wt));
   const size_t ws_bytes = (x_direct ? 0 : x_bytes * (split ? 2 : 1) + 16) +
                           (y_direct ? 0 : size_t(m) * size_t(n) * sizeof(float) + 16);
@@ -504,7 +507,7 @@ void gemm_cublas(const kernel_context& kc, stream_state& s, const act_mat& x, co
     yt = dtype::F32;
   }
   const int ildx = as_int(ldx, "x row stride"), ildy = as_int(ldy, "y row stride");
-  const float alpha = 1.0f, beta = bias ? 1.0f : 0.0f;
+  const float alpha = 1.0f, beta = bias || accumulate ? 1.0f : 0.0f;
   if (bias) {
     fill_bias_kernel<<<row_grid(m, n, 256, s), 256, 0, st>>>(static_cast<float*>(yp), ldy, m, n, bias);
     check_launch("linear bias", sizes);
@@ -623,6 +626,24 @@ void linear_kernel(const kernel_context& kc, const tensor& x, const linear_weigh
     return;
   }
   gemv_any<false>(kc, s, xm, W, n, bias, ym, sizes);
+}
+
+void linear_add_kernel(const kernel_context& kc, const tensor& x, const linear_weight& w, tensor& tmp, tensor& y) {
+  check_weight(w);
+  const tensor& W = w.weight;
+  const act_mat xm = act_of(x, "linear_add x"), ym = act_of(y, "linear_add y");
+  const int64_t m = xm.rows, n = W.dim(0), k = W.dim(1);
+  AG_CHECK(xm.cols == k && ym.rows == m && ym.cols == n && ym.type == dtype::F32, "linear_add: shapes");
+  if (m == 0 || n == 0) return;
+  if (m > k_gemv_max_rows && w.bias.empty()) {
+    stream_state& s = state_of(kc);
+    gemm_cublas(kc, s, xm, W, W.row_stride() / int64_t(dtype_size(W.type())), nullptr, ym, sizes_of(m, n, k, w),
+                /*accumulate=*/true);
+    return;
+  }
+  // Decode rows (the GEMV has no accumulating store) and biased projections: the product into tmp, then ADD.
+  linear_kernel(kc, x, w, tmp);
+  add_kernel(kc, y, tmp);
 }
 
 void linear_swiglu_kernel(const kernel_context& kc, const tensor& x, const linear_weight& w, tensor& tmp, tensor& y) {

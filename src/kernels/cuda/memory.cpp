@@ -394,6 +394,7 @@ void register_cuda_kernels(kernel_registry& r) {
   for (dtype t : {dtype::F32, dtype::F16, dtype::BF16}) {
     r.add_kernel<kernel_sig::linear>(op_id::LINEAR, dk, t, cuda::linear_kernel);
     r.add_kernel<kernel_sig::linear_swiglu>(op_id::LINEAR_SWIGLU, dk, t, cuda::linear_swiglu_kernel);
+    r.add_kernel<kernel_sig::linear_add>(op_id::LINEAR_ADD, dk, t, cuda::linear_add_kernel);
     r.add_kernel<kernel_sig::linear_rope_kv_store>(op_id::LINEAR_ROPE_KV_STORE, dk, t,
                                                    cuda::linear_rope_kv_store_kernel);
     r.add_kernel<kernel_sig::embedding>(op_id::EMBEDDING, dk, t, cuda::embedding_kernel);

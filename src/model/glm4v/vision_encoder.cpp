@@ -22,14 +22,14 @@ constexpr float merger_ln_eps = 1e-5f;
 }  // namespace
 
 // The activations of one encode, from the scratch arena.
-// h, qkv, gate and up feed GEMMs or attention's tensor-core products: in the backend's type for those
-// (ops::gemm_input_type: BF16 on CUDA); the rest F32.
+// h (also attention's output), qkv, gate and up feed GEMMs or attention's tensor-core products: in the backend's
+// type for those (ops::gemm_input_type: BF16 on CUDA); the rest F32.
 struct vision_encoder::activations {
   tensor x;        // [n, d] residual stream
   tensor h;        // [n, d] normed input
   tensor qkv;      // [n, 3d] q | k | v
-  tensor attn;     // [n, d] attention output (h's memory when h is F32)
-  tensor y;        // [n, d] attention projection; rows [0, chunk) also the MLP output of a chunk
+  tensor attn;     // [n, d] attention output, in h's memory
+  tensor y;        // [n, d] F32 scratch of linear_add (the projection; rows [0, chunk) the MLP output)
   tensor gate, up; // [chunk, o]
 };
 
@@ -56,13 +56,13 @@ void vision_encoder::run_block(exec_context& ctx, const vision_block_weights& b,
   // Attention half: h = norm1(x); qkv; 2-D RoPE on q and k; attention within each frame into h; x += proj(h).
   ops::rms_norm(ctx, a.x, b.norm1, eps, a.h);
   ops::linear(ctx, a.h, b.qkv, a.qkv);
-  tensor q = a.qkv.cols_view(0, d), k = a.qkv.cols_view(d, d), v = a.qkv.cols_view(2 * d, d);
-  ops::rope_2d(ctx, q, cfg_.n_heads, cfg_.head_dim, pos, cfg_.rope_theta);
-  ops::rope_2d(ctx, k, cfg_.n_heads, cfg_.head_dim, pos, cfg_.rope_theta);
+  // q and k side by side are 2 n_heads heads of one rotation (each head rotates on its own): one pass.
+  tensor qk = a.qkv.cols_view(0, 2 * d), q = a.qkv.cols_view(0, d), k = a.qkv.cols_view(d, d),
+         v = a.qkv.cols_view(2 * d, d);
+  ops::rope_2d(ctx, qk, 2 * cfg_.n_heads, cfg_.head_dim, pos, cfg_.rope_theta);
   ops::attention_dense(ctx, q, k, v, cfg_.n_heads, cfg_.head_dim, segments, 1.0f / std::sqrt(float(cfg_.head_dim)),
                        a.attn);
-  ops::linear(ctx, a.attn, b.proj, a.y);
-  ops::add(ctx, a.x, a.y);
+  ops::linear_add(ctx, a.attn, b.proj, a.y, a.x);  // a.y: scratch where the backend forms the product first
   // MLP half, in row chunks: x += down(silu(gate(norm2 x)) * up(norm2 x)).
   const int64_t chunk = a.gate.rows();
   for (int64_t r0 = 0; r0 < n; r0 += chunk) {
@@ -73,8 +73,7 @@ void vision_encoder::run_block(exec_context& ctx, const vision_block_weights& b,
     ops::linear(ctx, hr, b.gate, g);
     ops::linear(ctx, hr, b.up, u);
     ops::silu_mul(ctx, g, u, g);
-    ops::linear(ctx, g, b.down, yr);
-    ops::add(ctx, xr, yr);
+    ops::linear_add(ctx, g, b.down, yr, xr);
   }
 }
 
@@ -160,9 +159,9 @@ tensor vision_encoder::encode(exec_context& ctx, const vision_input& image) cons
   const dtype act = ops::gemm_input_type(ctx, mlp_rows);
   a.h = ops::scratch(ctx, act, {n, d});
   a.qkv = ops::scratch(ctx, act, {n, 3 * d});  // q, k, v feed attention's tensor-core products
-  // The attention output is F32; where h is F32 too (the CPU) it takes h's memory (h is dead until norm2).
-  a.attn = act == dtype::F32 ? a.h : ops::scratch(ctx, dtype::F32, {n, d});
-  a.y = ops::scratch(ctx, dtype::F32, {n, d});
+  // The attention output feeds the projection's GEMM: of h's type, in h's memory (h is dead until norm2).
+  a.attn = a.h;
+  a.y = ops::scratch(ctx, dtype::F32, {n, d});  // linear_add's scratch (backends that form the product first)
   a.gate = ops::scratch(ctx, act, {mlp_rows, o});
   a.up = ops::scratch(ctx, act, {mlp_rows, o});
   for (size_t i = 0; i < w_.blocks.size(); ++i) {

@@ -227,7 +227,7 @@ __global__ void __launch_bounds__(k_wg_threads, 1) wgmma_attention_kernel(const 
   }
 
   const int64_t first = r0 + wg * 64 + warp * 16;
-  store_rows(o, rows, first, len, a.out + (s0 + first) * a.ldo + int64_t(head) * k_wg_hd, a.ldo);
+  store_rows(o, rows, first, len, a.out, a.ldo, s0 + first, int64_t(head) * k_wg_hd, a.out_bf16);
 #endif
 }
 
@@ -366,7 +366,7 @@ __global__ void __launch_bounds__(k_ws_threads, 1)
   if (cw == 0) named_sync(1, 256);
 
   const int64_t first = r0 + cw * 64 + warp * 16;
-  store_rows(o, rows, first, len, a.out + (s0 + first) * a.ldo + int64_t(head) * k_wg_hd, a.ldo);
+  store_rows(o, rows, first, len, a.out, a.ldo, s0 + first, int64_t(head) * k_wg_hd, a.out_bf16);
 #endif
 }
 
