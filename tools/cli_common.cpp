@@ -75,6 +75,14 @@ vision_input to_vision_input(glm4v_pixels px, uint64_t content_hash) {
   return v;
 }
 
+vision_input prepare_vision_input(image_rgb8 img, const glm4v_preprocess_config& cfg, bool on_device,
+                                  uint64_t content_hash) {
+  if (!on_device) return to_vision_input(glm4v_preprocess(img, cfg), content_hash);
+  vision_input v = to_vision_input(glm4v_image_grid(img.height, img.width, cfg), content_hash);
+  v.raw = std::make_shared<const raw_image>(glm4v_raw_image(std::move(img), cfg));
+  return v;
+}
+
 image_rgb8 synthetic_screenshot(int w, int h, std::mt19937& rng) {
   image_rgb8 img;
   img.width = w;

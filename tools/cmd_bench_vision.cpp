@@ -78,6 +78,9 @@ int run_bench_vision(int argc, char** argv) {
   app.add_option("--device", device, "where the model runs: cpu or cuda:N (a build with the CUDA backend)")->capture_default_str();
   app.add_option("--vision-threads", vision_threads, "threads of the vision encoder (default: --threads)");
   app.add_option("-o,--out", out_file, "also write the JSON here");
+  bool host_preprocess = false;
+  app.add_flag("--host-preprocess", host_preprocess,
+               "on a GPU too, preprocess on the host (encode_ms then excludes resize and patch layout)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -107,11 +110,13 @@ int run_bench_vision(int argc, char** argv) {
     int w = 0, h = 0;
     if (std::sscanf(item.c_str(), "%dx%d", &w, &h) != 2 || w <= 0 || h <= 0 || w > 16384 || h > 16384)
       throw error("bad size '" + item + "' (expected WxH)");
-    const image_rgb8 img = synthetic_screenshot(w, h, rng);
+    image_rgb8 img = synthetic_screenshot(w, h, rng);
+    const bool on_device = !host_preprocess && device.rfind("cuda", 0) == 0;
     auto t0 = std::chrono::steady_clock::now();
-    glm4v_pixels px = glm4v_preprocess(img, pre);
+    // On a GPU (as serve) the device resizes and lays out the patches inside each encode: the host only computes
+    // the resize taps.
+    vision_input v = prepare_vision_input(std::move(img), pre, on_device, 0);  // each rep: a fresh content hash
     auto t1 = std::chrono::steady_clock::now();
-    vision_input v = to_vision_input(std::move(px), 0);  // each rep below gives it a fresh content hash
     if (int64_t(v.n_tokens(pre.merge_size)) + 2 >= eng->max_model_len())
       throw error(item + ": " + std::to_string(v.n_tokens(pre.merge_size)) + " image tokens do not fit the context of " +
                   std::to_string(eng->max_model_len()));
@@ -127,6 +132,7 @@ int run_bench_vision(int argc, char** argv) {
                         {"patches", v.grid_t * v.grid_h * v.grid_w},
                         {"tokens", v.n_tokens(pre.merge_size)},
                         {"preprocess_ms", ms_between(t0, t1)},
+                        {"preprocess_on_device", on_device},
                         {"encode_ms", enc[enc.size() / 2]}};
     std::fprintf(stderr, "%dx%d -> %d tokens: preprocess %.1f ms, encode %.1f ms\n", w, h, v.n_tokens(pre.merge_size),
                  r["preprocess_ms"].get<double>(), r["encode_ms"].get<double>());

@@ -94,6 +94,7 @@ int run_run(int argc, char** argv) {
     co.min_pixels = min_pixels;
     co.max_pixels = max_pixels;
     co.info = eng->info();
+    co.preprocess_on_device = device.rfind("cuda", 0) == 0;
     auto chat = chat_context::load(co, eng->get_tokenizer());
     nlohmann::json messages = nlohmann::json::array();
     if (!system.empty()) messages.push_back({{"role", "system"}, {"content", system}});

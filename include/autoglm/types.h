@@ -3,7 +3,9 @@
 // engine delivers. No tensors, no backends, no model internals.
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -29,10 +31,31 @@ struct model_info {
   bool has_vision = false;
 };
 
+// One axis of a separable bicubic resample in fixed point, as media/resize_bicubic.cpp computes it (Pillow's or
+// torchvision's taps): output i = clamp((2^(precision-1) + sum_k weight[i*ksize + k] * in[first[i] + k]) >>
+// precision, 0, 255) over count[i] taps. in_size == out_size: no pass on this axis.
+struct resample_axis {
+  int32_t in_size = 0, out_size = 0, ksize = 0, precision = 0;
+  std::vector<int32_t> first, count, weight;  // [out_size], [out_size], [out_size * ksize]
+};
+
+// A decoded image with what a device needs to preprocess it itself (Glm4vImageProcessor's resize, then rescale and
+// normalize by table, then the patch layout; ops::image_patches): for a 1080x2400 screenshot 7.8 MB of bytes go to
+// a GPU instead of 63 MB of F32 patch rows, and the host does no per-pixel work.
+struct raw_image {
+  int32_t width = 0, height = 0;
+  std::vector<uint8_t> rgb;            // [height, width, 3]
+  resample_axis horizontal, vertical;  // width -> grid_w * patch, height -> grid_h * patch
+  std::array<float, 768> byte_values{};  // the patch value of byte b in channel c at [c * 256 + b]
+};
+
 // One preprocessed image as the model's vision tower consumes it.
 struct vision_input {
   int32_t grid_t = 1, grid_h = 0, grid_w = 0;  // patch grid before the 2x2 merge
   pixel_array pixel_values;  // [grid_t*grid_h*grid_w, patch_dim] (patch_dim = 3*2*14*14); resize() leaves it unset
+  // Instead of pixel_values (chat_context_options::preprocess_on_device): the image as decoded, its patch rows made
+  // on the vision tower's device (one frame: grid_t 1).
+  std::shared_ptr<const raw_image> raw;
   uint64_t content_hash = 0;                   // hash of the decoded pixels (cache key)
   int32_t n_tokens(int32_t merge = 2) const { return grid_t * (grid_h / merge) * (grid_w / merge); }
 };

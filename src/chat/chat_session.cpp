@@ -88,6 +88,7 @@ std::unique_ptr<chat_context> chat_context::load_impl(const chat_context_options
     img.merge_size = img.preprocess.merge_size;
   }
   img.enabled = ctx->info_.has_vision;
+  img.on_device = options.preprocess_on_device;
   ctx->impl_->decodes = std::make_unique<decode_gate>(
       options.max_concurrent_image_decodes > 0 ? options.max_concurrent_image_decodes : default_decode_slots());
 

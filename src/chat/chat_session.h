@@ -51,6 +51,9 @@ struct chat_context_options {
   int32_t max_concurrent_image_decodes = 0;  // images decoded at once over all requests; 0 = half the cores
                                              // (at least 1)
   std::optional<model_info> info;            // special ids; default: looked up in the tokenizer
+  // Images leave the host decoded but not preprocessed (vision_input::raw): the vision tower's device resizes,
+  // normalizes and lays out the patches itself (ops::image_patches; GPU backends). Set for a GPU engine.
+  bool preprocess_on_device = false;
 };
 
 struct chat_options {

@@ -114,11 +114,16 @@ vision_input decode_pending_image(pending_image& image, const image_options& ima
     decode_gate::slot hold = gate.acquire();
     glm4v_pixels px;
     {
-      // The decoded RGB lives only in this scope: what stays is the patch rows.
+      // The decoded RGB lives only in this scope: what stays is the patch rows, or (on_device) the RGB itself.
       image_rgb8 img = decode_image(image.bytes.data(), image.bytes.size(), image.info, images.limits);
       std::vector<uint8_t>().swap(image.bytes);
-      px = glm4v_preprocess(img, images.preprocess);
       out.content_hash = hash_image(img);
+      if (images.on_device) {
+        px = glm4v_image_grid(img.height, img.width, images.preprocess);
+        out.raw = std::make_shared<const raw_image>(glm4v_raw_image(std::move(img), images.preprocess));
+      } else {
+        px = glm4v_preprocess(img, images.preprocess);
+      }
     }
     // Same size in, same smart_resize: the token count charged before decoding is the one the prompt gets.
     if (px.grid_t != image.grid_t || px.grid_h != image.grid_h || px.grid_w != image.grid_w)

@@ -22,6 +22,7 @@ struct image_options {
   image_limits limits;
   glm4v_preprocess_config preprocess;
   int32_t merge_size = 2;             // image tokens per image = grid_t * (grid_h/merge) * (grid_w/merge)
+  bool on_device = false;             // decode only: vision_input::raw (chat_context_options::preprocess_on_device)
 };
 
 image_limits make_image_limits(const chat_context_options& options);

@@ -29,6 +29,7 @@ const char* op_name(op_id op) {
     case op_id::SOFTMAX: return "softmax";
     case op_id::COPY: return "copy";
     case op_id::POS_EMBED_BICUBIC: return "pos_embed_bicubic";
+    case op_id::IMAGE_PATCHES: return "image_patches";
     case op_id::SAMPLE: return "sample";
     case op_id::RESIDUAL_RMS_NORM: return "residual_rms_norm";
     default: return "?";

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "autoglm/types.h"
 #include "core/communicator.h"
 #include "core/tensor.h"
 #include "core/thread_pool.h"
@@ -49,6 +50,7 @@ enum class op_id : uint8_t {
   SOFTMAX,            // rows in place, x * scale first
   COPY,               // dst = src element-wise over any strides, converting dtype
   POS_EMBED_BICUBIC,  // GLM-4.1V vision: learned position table sampled like grid_sample(bicubic, border)
+  IMAGE_PATCHES,      // GLM-4.1V vision: a decoded image resized, normalized and laid out as patch rows on the device
   SAMPLE,             // one token per logits row: greedy, or temperature / min-p / top-k / top-p and a given draw
   COUNT
 };
@@ -141,6 +143,12 @@ using copy = void (*)(const kernel_context&, const tensor& src, tensor& dst);
 // table: [grid*grid, d] F32; pos: I32 [2, n] (h, w of each patch in the (grid_h, grid_w) patch grid); out [n, d].
 using pos_embed_bicubic = void (*)(const kernel_context&, const tensor& table, int32_t table_grid, int32_t grid_h,
                                    int32_t grid_w, const tensor& pos, tensor& out);
+// img: a decoded image with its resize taps and byte table (host memory; autoglm/types.h raw_image); out [grid_h *
+// grid_w, 3 * temporal * patch^2] (F32 or BF16, contiguous), grid = the taps' output size / patch: the rows
+// glm4v_patchify gives for the image resize_bicubic(_torchvision) gives (media/glm4v_preprocess.h), bit for bit
+// (BF16: rounded once). Keyed by U8.
+using image_patches = void (*)(const kernel_context&, const raw_image& img, int32_t patch, int32_t temporal,
+                               int32_t merge, tensor& out);
 // logits: [rows, vocab] F32 (row stride free); params: F32 [rows, k_sample_params] contiguous on the kernel's
 // device (sample_param order); out: I32 [rows]. The exact rule (ties, rounding) is kernels/cpu/sample.h's.
 using sample = void (*)(const kernel_context&, const tensor& logits, const tensor& params, tensor& out);

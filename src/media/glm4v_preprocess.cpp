@@ -176,6 +176,41 @@ glm4v_pixels glm4v_image_grid(int32_t height, int32_t width, const glm4v_preproc
 
 int32_t glm4v_pixels::n_tokens() const { return grid_t * grid_h * grid_w / 4; }
 
+std::array<float, 768> glm4v_byte_values(const glm4v_preprocess_config& cfg) {
+  // The HF formula per backend, in fp32 like numpy/torch, as one table per channel: value = lut[c * 256 + byte].
+  std::array<float, 768> lut;
+  for (int c = 0; c < 3; ++c) {
+    if (cfg.backend == hf_image_backend::torchvision) {
+      // torchvision backend: mean/std tensors (fp32) times 1/rescale_factor, then (x - m) / s in fp32.
+      const float scale = static_cast<float>(1.0 / (1.0 / 255.0));
+      const float m255 = cfg.mean[c] * scale, s255 = cfg.std[c] * scale;
+      for (int v = 0; v < 256; ++v) lut[size_t(c * 256 + v)] = (static_cast<float>(v) - m255) / s255;
+    } else {
+      // PIL backend: rescale in float64 then cast to fp32, normalize in fp32.
+      for (int v = 0; v < 256; ++v) {
+        const float x = static_cast<float>(static_cast<double>(v) * (1.0 / 255.0));
+        lut[size_t(c * 256 + v)] = (x - cfg.mean[c]) / cfg.std[c];
+      }
+    }
+  }
+  return lut;
+}
+
+raw_image glm4v_raw_image(image_rgb8 img, const glm4v_preprocess_config& cfg) {
+  AG_CHECK(img.width > 0 && img.height > 0 && img.rgb.size() == size_t(img.width) * size_t(img.height) * 3,
+           "malformed image");
+  const auto [h, w] = glm4v_smart_resize(img.height, img.width, cfg);
+  const bool torchvision = cfg.backend == hf_image_backend::torchvision;
+  raw_image r;
+  r.width = img.width;
+  r.height = img.height;
+  r.horizontal = bicubic_resample_axis(img.width, w, torchvision);
+  r.vertical = bicubic_resample_axis(img.height, h, torchvision);
+  r.byte_values = glm4v_byte_values(cfg);
+  r.rgb = std::move(img.rgb);
+  return r;
+}
+
 glm4v_pixels glm4v_patchify(const image_rgb8& img, const glm4v_preprocess_config& cfg) {
   const int p = cfg.patch_size, m = cfg.merge_size, tp = cfg.temporal_patch_size;
   if (img.width % (p * m) != 0 || img.height % (p * m) != 0)
@@ -187,22 +222,8 @@ glm4v_pixels glm4v_patchify(const image_rgb8& img, const glm4v_preprocess_config
   out.grid_h = img.height / p;
   out.grid_w = img.width / p;
 
-  // The HF formula per backend, in fp32 like numpy/torch, as one table per channel: value = lut[c][byte].
-  float lut[3][256];
-  for (int c = 0; c < 3; ++c) {
-    if (cfg.backend == hf_image_backend::torchvision) {
-      // torchvision backend: mean/std tensors (fp32) times 1/rescale_factor, then (x - m) / s in fp32.
-      const float scale = static_cast<float>(1.0 / (1.0 / 255.0));
-      const float m255 = cfg.mean[c] * scale, s255 = cfg.std[c] * scale;
-      for (int v = 0; v < 256; ++v) lut[c][v] = (static_cast<float>(v) - m255) / s255;
-    } else {
-      // PIL backend: rescale in float64 then cast to fp32, normalize in fp32.
-      for (int v = 0; v < 256; ++v) {
-        const float x = static_cast<float>(static_cast<double>(v) * (1.0 / 255.0));
-        lut[c][v] = (x - cfg.mean[c]) / cfg.std[c];
-      }
-    }
-  }
+  const std::array<float, 768> values = glm4v_byte_values(cfg);
+  const float(*lut)[256] = reinterpret_cast<const float(*)[256]>(values.data());
 
   // Rows (hb, wb, hm, wm); row layout (C, T, ph, pw). values: [grid_h * grid_w, 3 * tp * p * p], normalized while
   // gathered (a screenshot is 16M values: one pass over them, no planar copy).

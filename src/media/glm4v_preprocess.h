@@ -2,12 +2,14 @@
 // CLIP normalization and the (hb, wb, hm, wm) x (C, T, 14, 14) patch layout the vision encoder consumes.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "autoglm/bulk_allocator.h"
+#include "autoglm/types.h"
 #include "media/image.h"
 
 namespace autoglm {
@@ -46,6 +48,10 @@ image_rgb8 resize_bicubic(const image_rgb8& src, int32_t width, int32_t height);
 // torchvision.transforms.v2.functional.resize(uint8 tensor, BICUBIC, antialias=True), bit for bit (ATen's uint8
 // kernel: same windows, int16 weights at a per-axis precision). Within 1-2 steps of resize_bicubic.
 image_rgb8 resize_bicubic_torchvision(const image_rgb8& src, int32_t width, int32_t height);
+// The fixed-point taps resize_bicubic (torchvision false) or resize_bicubic_torchvision applies along one axis of
+// in_size samples resized to out_size (autoglm/types.h: resample_axis; none when the sizes are equal). Applied
+// horizontally then vertically, each pass rounded to uint8, they give those functions' bytes.
+resample_axis bicubic_resample_axis(int32_t in_size, int32_t out_size, bool torchvision);
 namespace media_detail {
 // resize_bicubic (torchvision false) or resize_bicubic_torchvision with the horizontal pass in plain scalar code
 // (no SSE4.1 / AVX2 rows): the same bytes, for tests that compare the SIMD rows against it.
@@ -67,6 +73,11 @@ glm4v_pixels glm4v_image_grid(int32_t height, int32_t width, const glm4v_preproc
 
 // Normalizes and patchifies an image that already has the target size (multiples of patch_size * merge_size).
 glm4v_pixels glm4v_patchify(const image_rgb8& resized, const glm4v_preprocess_config& cfg);
+// The patch value of each byte per channel, [c * 256 + b]: the backend's rescale and normalize in fp32, as HF.
+std::array<float, 768> glm4v_byte_values(const glm4v_preprocess_config& cfg);
+// What glm4v_preprocess does, left to the vision tower's device (ops::image_patches): the image as it is (moved in),
+// the resize taps to the smart_resize size and the byte table. grid (glm4v_image_grid) says the patch grid.
+raw_image glm4v_raw_image(image_rgb8 img, const glm4v_preprocess_config& cfg);
 // smart_resize + the backend's resize (skipped when the size already matches) + glm4v_patchify.
 glm4v_pixels glm4v_preprocess(const image_rgb8& img, const glm4v_preprocess_config& cfg);
 

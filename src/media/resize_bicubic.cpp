@@ -296,6 +296,22 @@ image_rgb8 resize_bicubic(const image_rgb8& src, int32_t width, int32_t height) 
   return resize_separable(src, width, height, flavor::pillow);
 }
 
+resample_axis bicubic_resample_axis(int32_t in_size, int32_t out_size, bool torchvision) {
+  if (in_size <= 0 || out_size <= 0)
+    throw error("resize: invalid sizes " + std::to_string(in_size) + " -> " + std::to_string(out_size));
+  resample_axis a;
+  a.in_size = in_size;
+  a.out_size = out_size;
+  if (in_size == out_size) return a;  // no pass
+  taps t = make_taps(in_size, out_size, torchvision ? flavor::torch : flavor::pillow);
+  a.ksize = t.ksize;
+  a.precision = t.precision;
+  a.first = std::move(t.first);
+  a.count = std::move(t.count);
+  a.weight = std::move(t.weight);
+  return a;
+}
+
 image_rgb8 resize_bicubic_torchvision(const image_rgb8& src, int32_t width, int32_t height) {
   return resize_separable(src, width, height, flavor::torch);
 }

@@ -532,6 +532,45 @@ void pos_embed_bicubic(exec_context& ctx, const tensor& table, int32_t table_gri
                                                                 out);
 }
 
+namespace {
+
+// An axis of raw_image's resize whose taps stay inside the input (the kernels index by them without checks).
+void check_resample_axis(const resample_axis& a, int32_t in_size, const char* name) {
+  const std::string what = std::string("image_patches: ") + name + " resize ";
+  AG_CHECK(a.in_size == in_size && a.out_size > 0, what + "does not start from the image's size");
+  if (a.in_size == a.out_size) return;  // no pass
+  AG_CHECK(a.ksize > 0 && a.precision >= 1 && a.precision <= 22 && a.first.size() == size_t(a.out_size) &&
+               a.count.size() == size_t(a.out_size) && a.weight.size() == size_t(a.out_size) * size_t(a.ksize),
+           what + "taps are malformed");
+  for (int32_t i = 0; i < a.out_size; ++i) {
+    const int32_t f = a.first[size_t(i)], c = a.count[size_t(i)];
+    AG_CHECK(f >= 0 && c >= 0 && c <= a.ksize && f <= a.in_size - c, what + "taps reach outside the image");
+  }
+}
+
+}  // namespace
+
+void image_patches(exec_context& ctx, const raw_image& img, int32_t patch, int32_t temporal, int32_t merge,
+                   tensor& out) {
+  const op_id op = op_id::IMAGE_PATCHES;
+  on_device(ctx, out, op, "out");
+  is_f32_or_gemm_input(ctx, out, op, "out");
+  AG_CHECK(out.is_contiguous(), "image_patches: out must be contiguous");
+  AG_CHECK(img.width > 0 && img.height > 0 && img.rgb.size() == size_t(img.width) * size_t(img.height) * 3,
+           "image_patches: the image's bytes do not match its size");
+  check_resample_axis(img.horizontal, img.width, "horizontal");
+  check_resample_axis(img.vertical, img.height, "vertical");
+  AG_CHECK(patch > 0 && temporal > 0 && merge > 0, "image_patches: patch, temporal and merge must be positive");
+  const int32_t w = img.horizontal.out_size, h = img.vertical.out_size;
+  AG_CHECK(w % (patch * merge) == 0 && h % (patch * merge) == 0,
+           "image_patches: resized " + std::to_string(w) + "x" + std::to_string(h) + " is not a multiple of " +
+               std::to_string(patch * merge));
+  const int64_t n = int64_t(h / patch) * (w / patch), pd = int64_t(3) * temporal * patch * patch;
+  AG_CHECK(out.rows() == n && out.cols() == pd,
+           "image_patches: out " + out.shape_str() + " for " + std::to_string(n) + " patches of " + std::to_string(pd));
+  kernel<kernel_sig::image_patches>(op, ctx, dtype::U8)(ctx.kernels(), img, patch, temporal, merge, out);
+}
+
 void sample(exec_context& ctx, const tensor& logits, const float* params, tensor& out) {
   const op_id op = op_id::SAMPLE;
   on_device(ctx, logits, op, "logits");

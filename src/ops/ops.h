@@ -124,6 +124,11 @@ void softmax(exec_context& ctx, tensor& x, float scale = 1.0f);
 void copy(exec_context& ctx, const tensor& src, tensor& dst);
 void pos_embed_bicubic(exec_context& ctx, const tensor& table, int32_t table_grid, int32_t grid_h, int32_t grid_w,
                        const tensor& pos, tensor& out);
+// out [grid_h * grid_w, 3 * temporal * patch^2] (F32 or of gemm_input_type) = the patch rows of img resized by its
+// taps, normalized by its byte table, in glm4v_patchify's layout (merge x merge blocks of patches): the vision
+// tower's input made on its device (GPU backends; the CPU takes pixel_values preprocessed on the host).
+void image_patches(exec_context& ctx, const raw_image& img, int32_t patch, int32_t temporal, int32_t merge,
+                   tensor& out);
 // One token per row of logits [rows, vocab] F32 (the rule: kernels/cpu/sample.h); params: host memory,
 // k_sample_params floats per row in sample_param order (core/kernel_registry.h); out: I32 [rows] on the device.
 void sample(exec_context& ctx, const tensor& logits, const float* params, tensor& out);

@@ -48,7 +48,8 @@ pending prepare_request(generation_request request, const model& m, int32_t max_
   st->row_of_token.assign(size_t(n_prompt), 0);
   seq->extra_keys.assign(size_t(n_prompt), 0);
   for (const vision_input& im : request.images) {
-    if (im.n_tokens() <= 0 || im.pixel_values.empty()) throw invalid_request("an image has no pixels", "messages");
+    if (im.n_tokens() <= 0 || (im.pixel_values.empty() && !im.raw))
+      throw invalid_request("an image has no pixels", "messages");
     st->image_keys.push_back(image_extra_key(im));
   }
   st->image_begin.assign(n_images, -1);

@@ -45,6 +45,7 @@ void load_model(app& a, run_control& control) {
     co.max_pixels = o.max_pixels;
     co.max_image_bytes = o.max_image_bytes;
     co.info = a.eng->info();
+    co.preprocess_on_device = o.engine.device.rfind("cuda", 0) == 0;  // a GPU lays out the patches itself
     a.chat = chat_context::load(co, a.eng->get_tokenizer());
     if (!o.asr_model_dir.empty()) {
       speech_recognizer::options so;

@@ -139,6 +139,35 @@ TEST_F(ChatSessionTest, SameImageHashesEqual) {
   EXPECT_EQ(p.request.images[0].pixel_values, p.request.images[1].pixel_values);
 }
 
+TEST_F(ChatSessionTest, ImagesLeftToTheDeviceCarryTheDecodedImageAndItsTaps) {
+  // preprocess_on_device (a GPU engine): the same prompt, grid and content hash; no patch rows on the host, the
+  // decoded image and the resize taps to the grid instead (the GPU test checks the rows made from them).
+  chat_context_options o;
+  o.model_dir = test::fixture_model_dir();
+  o.chat_template = test::glm_template();
+  o.min_pixels = 112 * 112;
+  o.max_pixels = 14 * 14 * 4 * 2 * 6144;
+  o.preprocess_on_device = true;
+  std::unique_ptr<chat_context> on_device = chat_context::load(o);
+  const json messages = agent_messages(test::png_data_uri(200, 130, 5));
+  const prepared_prompt host = ctx_->prepare_chat(messages, {});
+  const prepared_prompt dev = on_device->prepare_chat(messages, {});
+  EXPECT_EQ(dev.request.prompt, host.request.prompt);
+  ASSERT_EQ(dev.request.images.size(), 1u);
+  const vision_input &a = host.request.images[0], &b = dev.request.images[0];
+  EXPECT_EQ(b.content_hash, a.content_hash);
+  EXPECT_EQ(b.grid_h, a.grid_h);
+  EXPECT_EQ(b.grid_w, a.grid_w);
+  EXPECT_TRUE(b.pixel_values.empty());
+  ASSERT_TRUE(b.raw);
+  EXPECT_FALSE(a.raw);
+  EXPECT_EQ(b.raw->width, 200);
+  EXPECT_EQ(b.raw->height, 130);
+  EXPECT_EQ(b.raw->rgb.size(), size_t(200 * 130 * 3));
+  EXPECT_EQ(b.raw->horizontal.out_size, b.grid_w * 14);
+  EXPECT_EQ(b.raw->vertical.out_size, b.grid_h * 14);
+}
+
 TEST_F(ChatSessionTest, HistoryToolAndThinkingSwitch) {
   json messages = json::array({
       {{"role", "user"}, {"content", "hi"}},

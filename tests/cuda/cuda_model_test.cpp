@@ -24,6 +24,7 @@
 #include "autoglm/engine.h"
 #include "cuda_engine_util.h"
 #include "cuda_test_util.h"
+#include "media/glm4v_preprocess.h"
 #include "model/model.h"
 
 using namespace autoglm;
@@ -129,6 +130,32 @@ TEST_F(cuda_model, an_image_encoded_on_another_context_is_read_after_synchronize
     }
     EXPECT_LE(norm_error(logits[1], logits[0]), k_exact_tol) << c["name"].get<std::string>();
     break;
+  }
+}
+
+TEST_F(cuda_model, an_image_preprocessed_on_the_device_encodes_as_on_the_host) {
+  // The server's path on a GPU (vision_input::raw: resize and patch layout on the device, rows BF16 straight into
+  // the patch embedding) against pixel_values preprocessed on the host (F32 rows, rounded for the same GEMM).
+  const glm4v_preprocess_config cfg = glm4v_preprocess_config::load(test::fixture_model_dir());
+  for (auto [w, h] : {std::pair{300, 200}, std::pair{90, 400}}) {
+    image_rgb8 img;
+    img.width = w, img.height = h;
+    img.rgb.resize(size_t(w) * h * 3);
+    std::mt19937 rng(uint32_t(w + h));
+    for (uint8_t& v : img.rgb) v = uint8_t(rng() >> 24);
+    glm4v_pixels px = glm4v_preprocess(img, cfg);
+    vision_input host, device;
+    host.grid_t = device.grid_t = px.grid_t;
+    host.grid_h = device.grid_h = px.grid_h;
+    host.grid_w = device.grid_w = px.grid_w;
+    host.pixel_values = std::move(px.values);
+    device.raw = std::make_shared<const raw_image>(glm4v_raw_image(img, cfg));
+    const std::vector<float> a = values(gpu(), gpu_model_->encode_image(gpu(), host));
+    const std::vector<float> b = values(gpu(), gpu_model_->encode_image(gpu(), device));
+    EXPECT_LE(norm_error(b, a), 1e-5) << w << "x" << h;
+    vision_input bad = device;
+    bad.grid_w += 2;  // not the grid its taps resize to
+    EXPECT_THROW(gpu_model_->encode_image(gpu(), bad), error);
   }
 }
 

@@ -16,6 +16,7 @@
 
 #include "autoglm/bulk_allocator.h"
 #include "cuda_test_util.h"
+#include "media/glm4v_preprocess.h"
 
 using namespace autoglm;
 using namespace autoglm::cuda_test;
@@ -225,6 +226,48 @@ TEST_F(cuda_ops, uploads_from_a_pixel_array_page_lock_it_and_leave_it_reusable) 
   size_t bad = 0;
   for (size_t i = 0; i < back.size(); ++i) bad += back[i] != float(int64_t(i % 1000003) - 500000) * 0.25f;
   EXPECT_EQ(bad, 0u);
+  ctx.arena().reset();
+}
+
+// IMAGE_PATCHES: the patch rows a GPU makes from a decoded image (its resize taps and byte table: glm4v_raw_image)
+// are glm4v_preprocess's on the host, bit for bit as F32 and rounded once as BF16: downscaled (a phone screenshot's
+// aspect), upscaled below min_pixels, already the target size (no pass), one axis only; both HF backends.
+TEST_F(cuda_ops, image_patches_equal_the_hosts_preprocessing) {
+  struct image_case {
+    int32_t w, h;
+    int64_t max_pixels;
+  };
+  const image_case cases[] = {{1080, 2400, 28 * 28 * 1200}, {30, 20, 28 * 28 * 15000}, {168, 112, 28 * 28 * 15000},
+                              {168, 100, 28 * 28 * 15000}, {701, 95, 28 * 28 * 300}};
+  exec_context& ctx = gpu();
+  uint64_t seed = 70;
+  for (const image_case& c : cases)
+    for (hf_image_backend b : {hf_image_backend::torchvision, hf_image_backend::pil}) {
+      glm4v_preprocess_config cfg;
+      cfg.max_pixels = c.max_pixels;
+      cfg.backend = b;
+      image_rgb8 img;
+      img.width = c.w, img.height = c.h;
+      img.rgb.resize(size_t(c.w) * c.h * 3);
+      std::mt19937_64 rng(seed++);
+      for (uint8_t& v : img.rgb) v = uint8_t(rng() >> 56);
+      const glm4v_pixels want = glm4v_preprocess(img, cfg);
+      const raw_image raw = glm4v_raw_image(img, cfg);
+      const int64_t n = want.n_patches(), pd = int64_t(want.values.size()) / n;
+      const std::string what = std::to_string(c.w) + "x" + std::to_string(c.h) +
+                               (b == hf_image_backend::pil ? " pil" : " torchvision");
+      for (dtype t : {dtype::F32, dtype::BF16}) {
+        ctx.arena().reset();
+        tensor out = ops::scratch(ctx, t, {n, pd});
+        ops::image_patches(ctx, raw, cfg.patch_size, cfg.temporal_patch_size, cfg.merge_size, out);
+        const std::vector<float> got = values(ctx, out);
+        ASSERT_EQ(got.size(), want.values.size()) << what;
+        size_t differ = 0;
+        for (size_t i = 0; i < got.size(); ++i)
+          differ += got[i] != (t == dtype::F32 ? want.values[i] : bf16_to_f32(f32_to_bf16(want.values[i])));
+        EXPECT_EQ(differ, 0u) << what << " " << dtype_name(t);
+      }
+    }
   ctx.arena().reset();
 }
 

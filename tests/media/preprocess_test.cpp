@@ -1,6 +1,8 @@
-// tests/media/preprocess_test.cpp: smart_resize table, config loading, normalization and patch layout.
+// tests/media/preprocess_test.cpp: smart_resize table, config loading, normalization and patch layout; the resize
+// taps and byte table left to a device (glm4v_raw_image).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -172,6 +174,92 @@ TEST(preprocess, non_multiple_input_is_resized) {
   EXPECT_EQ(px.grid_w, 10);
   EXPECT_EQ(px.n_tokens(), 10);
   EXPECT_THROW(glm4v_patchify(img, glm4v_preprocess_config{}), error);
+}
+
+}  // namespace
+}  // namespace autoglm
+
+namespace autoglm {
+namespace {
+
+// One axis of raw_image's resize applied as autoglm/types.h states it (the rule GPU backends implement), over
+// `lines` lines of `n` samples each (stride between samples `step`, between lines `line_step`, in bytes).
+std::vector<uint8_t> apply_axis(const resample_axis& a, const std::vector<uint8_t>& in, int64_t lines, int64_t step,
+                                int64_t line_step, int64_t out_step, int64_t out_line_step, size_t out_bytes) {
+  std::vector<uint8_t> out(out_bytes);
+  for (int64_t l = 0; l < lines; ++l)
+    for (int32_t i = 0; i < a.out_size; ++i) {
+      int32_t acc = int32_t{1} << (a.precision - 1);
+      for (int32_t k = 0; k < a.count[size_t(i)]; ++k)
+        acc += int32_t(in[size_t(l * line_step + (a.first[size_t(i)] + k) * step)]) * a.weight[size_t(i * a.ksize + k)];
+      out[size_t(l * out_line_step + i * out_step)] = uint8_t(std::clamp(acc >> a.precision, 0, 255));
+    }
+  return out;
+}
+
+// raw_image's resize, channel by channel: horizontal pass, then vertical.
+image_rgb8 resize_by_taps(const raw_image& r) {
+  image_rgb8 img{r.width, r.height, r.rgb};
+  if (r.horizontal.out_size != r.horizontal.in_size) {
+    const int32_t w = r.horizontal.out_size;
+    std::vector<uint8_t> out(size_t(w) * img.height * 3);
+    for (int c = 0; c < 3; ++c) {
+      std::vector<uint8_t> in_c(img.rgb.begin() + c, img.rgb.end());
+      const auto o = apply_axis(r.horizontal, in_c, img.height, 3, int64_t(img.width) * 3, 3, int64_t(w) * 3,
+                                out.size() - size_t(c));
+      for (size_t j = 0; j + size_t(c) < out.size(); j += 3) out[j + size_t(c)] = o[j];
+    }
+    img = {w, img.height, std::move(out)};
+  }
+  if (r.vertical.out_size != r.vertical.in_size) {
+    const int32_t h = r.vertical.out_size;
+    const int64_t row = int64_t(img.width) * 3;
+    img = {img.width, h, apply_axis(r.vertical, img.rgb, row, row, 1, row, 1, size_t(row) * h)};
+  }
+  return img;
+}
+
+TEST(glm4v_raw_image, its_taps_and_byte_table_give_glm4v_preprocess_values) {
+  // Downscaled, upscaled (below min_pixels), the target size already (no pass), one axis only, a wide image; both
+  // backends. The taps applied by the stated rule give the backend's resize bytes; the byte table gives its values.
+  struct image_case {
+    int32_t w, h;
+    int64_t max_pixels;
+  };
+  const image_case cases[] = {{1080, 2400, 28 * 28 * 300}, {30, 20, 28 * 28 * 15000}, {168, 112, 28 * 28 * 15000},
+                              {168, 100, 28 * 28 * 15000}, {700, 90, 28 * 28 * 200}};
+  uint32_t seed = 40;
+  for (const image_case& c : cases)
+    for (hf_image_backend b : {hf_image_backend::torchvision, hf_image_backend::pil}) {
+      glm4v_preprocess_config cfg = with_max(c.max_pixels);
+      cfg.backend = b;
+      const image_rgb8 img = test::random_image(c.w, c.h, seed++);
+      const glm4v_pixels want = glm4v_preprocess(img, cfg);
+      const raw_image r = glm4v_raw_image(img, cfg);
+      EXPECT_EQ(r.rgb, img.rgb);
+      ASSERT_EQ(r.horizontal.out_size, want.grid_w * cfg.patch_size);
+      ASSERT_EQ(r.vertical.out_size, want.grid_h * cfg.patch_size);
+      const image_rgb8 resized = resize_by_taps(r);
+      const auto [h, w] = glm4v_smart_resize(c.h, c.w, cfg);
+      const image_rgb8 host = b == hf_image_backend::pil ? resize_bicubic(img, w, h) : resize_bicubic_torchvision(img, w, h);
+      EXPECT_EQ(resized.rgb, host.rgb) << c.w << "x" << c.h << (b == hf_image_backend::pil ? " pil" : " torchvision");
+      // The patch rows from the resized bytes through the byte table, in glm4v_patchify's layout.
+      const int p = cfg.patch_size, tp = cfg.temporal_patch_size, m = cfg.merge_size;
+      const size_t row_len = size_t(3) * tp * p * p;
+      ASSERT_EQ(want.values.size(), size_t(want.n_patches()) * row_len);
+      size_t differ = 0, row = 0;
+      for (int hb = 0; hb < want.grid_h / m; ++hb)
+        for (int wb = 0; wb < want.grid_w / m; ++wb)
+          for (int hm = 0; hm < m; ++hm)
+            for (int wm = 0; wm < m; ++wm, ++row)
+              for (size_t j = 0; j < row_len; ++j) {
+                const int px = int(j % p), py = int(j / p % p), ch = int(j / (size_t(p) * p * tp));
+                const int y = (hb * m + hm) * p + py, x = (wb * m + wm) * p + px;
+                const float v = r.byte_values[size_t(ch * 256 + resized.rgb[(size_t(y) * resized.width + x) * 3 + ch])];
+                differ += v != want.values[row * row_len + j];
+              }
+      EXPECT_EQ(differ, 0u) << c.w << "x" << c.h;
+    }
 }
 
 }  // namespace

@@ -81,6 +81,11 @@ void attention_dense_kernel(const kernel_context& kc, const tensor& q, const ten
 void pos_embed_bicubic_kernel(const kernel_context& kc, const tensor& table, int32_t table_grid, int32_t grid_h,
                               int32_t grid_w, const tensor& pos, tensor& out);
 
+// image.cu: IMAGE_PATCHES: the image and its taps uploaded into the workspace, the two resize passes, the patch
+// layout through the byte table.
+void image_patches_kernel(const kernel_context& kc, const raw_image& img, int32_t patch, int32_t temporal,
+                          int32_t merge, tensor& out);
+
 // sample.cu: SAMPLE (kernels/cpu/sample.h's rule), one block per row, radix selection instead of sorting.
 void sample_kernel(const kernel_context& kc, const tensor& logits, const tensor& params, tensor& out);
 

@@ -421,6 +421,7 @@ void register_cuda_kernels(kernel_registry& r) {
   r.add_kernel<kernel_sig::pos_embed_bicubic>(op_id::POS_EMBED_BICUBIC, dk, dtype::F32,
                                               cuda::pos_embed_bicubic_kernel);
   r.add_kernel<kernel_sig::sample>(op_id::SAMPLE, dk, dtype::F32, cuda::sample_kernel);
+  r.add_kernel<kernel_sig::image_patches>(op_id::IMAGE_PATCHES, dk, dtype::U8, cuda::image_patches_kernel);
 }
 
 }  // namespace autoglm

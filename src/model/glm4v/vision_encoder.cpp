@@ -109,7 +109,14 @@ tensor vision_encoder::encode(exec_context& ctx, const vision_input& image) cons
   const int64_t frame_len = int64_t(image.grid_h) * image.grid_w;
   const int64_t n = frame_len * image.grid_t;
   const int64_t pd = cfg_.patch_dim();
-  if (int64_t(image.pixel_values.size()) != n * pd)
+  if (image.raw) {
+    const raw_image& r = *image.raw;
+    if (image.grid_t != 1 || cfg_.in_channels != 3 || r.horizontal.out_size != image.grid_w * cfg_.patch_size ||
+        r.vertical.out_size != image.grid_h * cfg_.patch_size)
+      throw error("vision input: an image to preprocess on the device resizes to " +
+                  std::to_string(r.horizontal.out_size) + "x" + std::to_string(r.vertical.out_size) + ", not to its " +
+                  std::to_string(image.grid_w) + "x" + std::to_string(image.grid_h) + " patch grid (one frame)");
+  } else if (int64_t(image.pixel_values.size()) != n * pd)
     throw error("vision input: pixel_values has " + std::to_string(image.pixel_values.size()) + " floats; grid " +
                 std::to_string(image.grid_t) + "x" + std::to_string(image.grid_h) + "x" +
                 std::to_string(image.grid_w) + " needs " + std::to_string(n * pd));
@@ -135,7 +142,15 @@ tensor vision_encoder::encode(exec_context& ctx, const vision_input& image) cons
   const tensor pos_d = ops::to_device(ctx, tensor::view(pos, dtype::I32, {2, n}));
   const tensor frame_pos_d = ops::to_device(ctx, tensor::view(frame_pos, dtype::I32, {2, frame_len}));
   const tensor seg_d = ops::to_device(ctx, tensor::view(seg, dtype::I32, {int64_t(image.grid_t) + 1}));
-  const tensor pixels = ops::to_device(ctx, tensor::view(image.pixel_values.data(), dtype::F32, {n, pd}));
+  // The patch rows: uploaded as preprocessed on the host, or made on the device from the decoded image (in the
+  // patch embedding's GEMM input type: no F32 rows to round).
+  tensor pixels;
+  if (image.raw) {
+    pixels = ops::scratch(ctx, ops::gemm_input_type(ctx, n), {n, pd});
+    ops::image_patches(ctx, *image.raw, cfg_.patch_size, cfg_.temporal_patch_size, merge, pixels);
+  } else {
+    pixels = ops::to_device(ctx, tensor::view(image.pixel_values.data(), dtype::F32, {n, pd}));
+  }
 
   activations a;
   a.x = ops::scratch(ctx, dtype::F32, {n, d});

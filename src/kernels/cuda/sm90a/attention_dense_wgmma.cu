@@ -60,9 +60,15 @@ struct wg_geometry {
   static constexpr size_t bytes = size_t(q_bytes + 2 * stages * kv_bytes) + 1024;  // + alignment slack
 };
 
-// The tensor-core flash kernels' operands (flash.cuh), and V's MN-major descriptor offsets (bytes).
+// The tensor-core flash kernels' operands (flash.cuh), and V's MN-major descriptor offsets (bytes). TMA tile
+// coordinates of head h: x = h * head_col + 64 c, y = h * head_row + row (head-major copies [heads][rows][128]:
+// head_col 0, head_row the rows; q, k, v read where they are, as row-major views of heads x 128 columns with a row
+// stride (the vision tower's q|k|v buffer): head_col 128, head_row 0).
 struct wg_args : tc_attention_args {
   uint32_t v_lbo, v_sbo;
+  int q_head_col = 0, q_head_row = 0, kv_head_col = 0, kv_head_row = 0;
+  // Where q, k, v are read in place: their row strides in bf16 elements (0: the head-major copies).
+  int64_t ldq = 0, ldk = 0, ldv = 0;
 };
 
 // R rows x 128 bf16 from src (contiguous rows) into the 128-byte-swizzle tile at dst (1024-byte aligned): element
@@ -284,17 +290,20 @@ __global__ void __launch_bounds__(k_ws_threads, 1)
     regs_dec<40>();
     if constexpr (TMA) {
       if (threadIdx.x != 0) return;
-      const int q_y = int(int64_t(head) * a.q_rows + s0 + r0);
-      const int kv_y = int(int64_t(head / a.group) * a.kv_rows + s0);
+      const int kvh = head / a.group;
+      const int q_x = head * a.q_head_col, q_y = int(int64_t(head) * a.q_head_row + s0 + r0);
+      const int kv_x = kvh * a.kv_head_col, kv_y = int(int64_t(kvh) * a.kv_head_row + s0);
       for (int tile = 0; tile < n_tiles; ++tile) {
         const int stage = tile % STAGES;
         if (tile >= STAGES) mbar_wait(empty + stage, uint32_t(tile / STAGES - 1) & 1u);
         mbar_arrive_expect_tx(full + stage, uint32_t(2 * G::kv_bytes + (tile == 0 ? G::q_bytes : 0)));
         if (tile == 0)
-          for (int c = 0; c < 2; ++c) tma_load_2d(sq + c * (k_wg_rows * 128), &map_q, 64 * c, q_y, full);
+          for (int c = 0; c < 2; ++c) tma_load_2d(sq + c * (k_wg_rows * 128), &map_q, q_x + 64 * c, q_y, full);
         for (int c = 0; c < 2; ++c) {
-          tma_load_2d(sk + stage * G::kv_bytes + c * (KT * 128), &map_k, 64 * c, kv_y + tile * KT, full + stage);
-          tma_load_2d(sv + stage * G::kv_bytes + c * (KT * 128), &map_v, 64 * c, kv_y + tile * KT, full + stage);
+          tma_load_2d(sk + stage * G::kv_bytes + c * (KT * 128), &map_k, kv_x + 64 * c, kv_y + tile * KT,
+                      full + stage);
+          tma_load_2d(sv + stage * G::kv_bytes + c * (KT * 128), &map_v, kv_x + 64 * c, kv_y + tile * KT,
+                      full + stage);
         }
       }
       return;
@@ -395,11 +404,13 @@ PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
   return fn;
 }
 
-// A map of `rows` bf16 rows of 128 (256 bytes apart) read as boxes of 64 columns x box_rows, 128-byte swizzle.
-CUtensorMap rows_map(const uint16_t* base, int64_t rows, int box_rows, const char* what) {
+// A map of `rows` bf16 rows of `cols` columns, ld elements apart, read as boxes of 64 columns x box_rows, 128-byte
+// swizzle (cols = 128, ld = 128: the head-major copies; cols = heads x 128 and the buffer's ld: q, k or v in place).
+CUtensorMap rows_map(const uint16_t* base, int64_t rows, int box_rows, const char* what, int64_t cols = k_wg_hd,
+                     int64_t ld = k_wg_hd) {
   CUtensorMap m{};
-  const cuuint64_t dims[2] = {cuuint64_t(k_wg_hd), cuuint64_t(rows)};
-  const cuuint64_t strides[1] = {cuuint64_t(k_wg_hd) * 2};
+  const cuuint64_t dims[2] = {cuuint64_t(cols), cuuint64_t(rows)};
+  const cuuint64_t strides[1] = {cuuint64_t(ld) * 2};
   const cuuint32_t box[2] = {64, cuuint32_t(box_rows)};
   const cuuint32_t steps[2] = {1, 1};
   const CUresult r = tensor_map_encoder()(&m, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<uint16_t*>(base), dims,
@@ -420,9 +431,15 @@ void launch_ws(const wg_args& w, dim3 grid, const stream_state& s, const std::st
     const int64_t heads = grid.z, kv_heads = heads / w.group;  // grid.z = query heads
     AG_CHECK(heads * w.q_rows < (int64_t(1) << 31) && kv_heads * w.kv_rows < (int64_t(1) << 31),
              std::string(what) + ": rows exceed the tensor maps' int32 coordinates");
-    mq = rows_map(w.q, heads * w.q_rows, k_wg_rows, what);
-    mk = rows_map(w.k, kv_heads * w.kv_rows, KT, what);
-    mv = rows_map(w.v, kv_heads * w.kv_rows, KT, what);
+    if (w.ldq) {  // in place: heads x 128 columns of each
+      mq = rows_map(w.q, w.q_rows, k_wg_rows, what, heads * k_wg_hd, w.ldq);
+      mk = rows_map(w.k, w.kv_rows, KT, what, kv_heads * k_wg_hd, w.ldk);
+      mv = rows_map(w.v, w.kv_rows, KT, what, kv_heads * k_wg_hd, w.ldv);
+    } else {
+      mq = rows_map(w.q, heads * w.q_rows, k_wg_rows, what);
+      mk = rows_map(w.k, kv_heads * w.kv_rows, KT, what);
+      mv = rows_map(w.v, kv_heads * w.kv_rows, KT, what);
+    }
   }
   check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)), what);
   kernel<<<grid, k_ws_threads, smem, stream_of(s)>>>(w, mq, mk, mv);
@@ -471,7 +488,30 @@ bool dense_wgmma_fits(int head_dim, wgmma_variant v, const stream_state& s) {
 
 void launch_dense_wgmma(const flash_args& a, int64_t n_seg, wgmma_variant v, stream_state& s,
                         const std::string& sizes) {
+  // BF16 q, k, v whose rows TMA can read where they are (16-byte aligned starts and row strides): no head-major
+  // copies (about 0.08 ms per vision block of a 1080x2400 screenshot). AUTOGLM_CUDA_WGMMA_COPY_HEADS=1 copies anyway.
+  static const bool force_copy = [] {
+    const char* e = std::getenv("AUTOGLM_CUDA_WGMMA_COPY_HEADS");
+    return e && std::string(e) == "1";
+  }();
+  const auto aligned = [](const float* p, int64_t ld) {
+    return reinterpret_cast<uintptr_t>(p) % 16 == 0 && ld % 8 == 0;
+  };
+  if (v == wgmma_variant::WS128_TMA && tensor_map_encoder() && a.qkv_type == dtype::BF16 && !force_copy &&
+      aligned(a.q, a.ldq) && aligned(a.k, a.ldk) && aligned(a.v, a.ldv)) {
+    wg_args w{dense_tc_args(a, reinterpret_cast<const uint16_t*>(a.q)), 0, 0};
+    w.q = reinterpret_cast<const uint16_t*>(a.q);
+    w.k = reinterpret_cast<const uint16_t*>(a.k);
+    w.v = reinterpret_cast<const uint16_t*>(a.v);
+    w.ldq = a.ldq, w.ldk = a.ldk, w.ldv = a.ldv;
+    w.q_head_col = w.kv_head_col = k_wg_hd;
+    set_v_layout(w, key_tile_of(v));
+    launch_variant<false>(w, v, dim3(blocks_for(a.n_q_rows, k_wg_rows), unsigned(n_seg), unsigned(a.n_heads)), s,
+                          sizes);
+    return;
+  }
   wg_args w{dense_tc_args(a, dense_bf16_heads(a, s, sizes)), 0, 0};
+  w.q_head_row = int(a.n_q_rows), w.kv_head_row = int(a.n_q_rows);  // rows < 2^31 (checked with the maps)
   set_v_layout(w, key_tile_of(v));
   launch_variant<false>(w, v, dim3(blocks_for(a.n_q_rows, k_wg_rows), unsigned(n_seg), unsigned(a.n_heads)), s,
                         sizes);
@@ -480,6 +520,7 @@ void launch_dense_wgmma(const flash_args& a, int64_t n_seg, wgmma_variant v, str
 void launch_causal_wgmma(const causal_mma_args& c, wgmma_variant v, stream_state& s, const std::string& sizes) {
   AG_CHECK(c.head_dim == k_wg_hd, "attention_paged (wgmma): head_dim 128 only");
   wg_args w{causal_tc_args(c, "attention_paged (wgmma)"), 0, 0};
+  w.q_head_row = int(c.q_rows), w.kv_head_row = int(c.kv_rows);  // head-major copies (rows < 2^31: checked)
   set_v_layout(w, key_tile_of(v));
   launch_variant<true>(w, v, dim3(blocks_for(c.q_rows, k_wg_rows), 1, unsigned(c.heads)), s, sizes);
 }
