@@ -36,27 +36,37 @@ test_case case_for(op_id op, dtype wt, const linear_shape& s) {
   return c;
 }
 
-test_case linear_case(dtype wt, const linear_shape& s) {
-  test_case c = case_for(op_id::LINEAR, wt, s);
-  c.make = [wt, s, name = c.name](exec_context& ctx) {
-    rng r(seed_of("linear" + name + dtype_name(wt)));
+// add: LINEAR_ADD instead, y [m, n] += x . W^T (+ bias) with y starting at random values (the residual stream it
+// adds into).
+test_case linear_case(dtype wt, const linear_shape& s, bool add = false) {
+  const op_id op = add ? op_id::LINEAR_ADD : op_id::LINEAR;
+  test_case c = case_for(op, wt, s);
+  c.make = [wt, s, add, op, name = c.name](exec_context& ctx) {
+    rng r(seed_of((add ? "linear_add" : "linear") + name + dtype_name(wt)));
     const std::vector<float> x = r.normal(size_t(s.m * s.k));
     const std::vector<float> w = decode(wt, encode(wt, r.normal(size_t(s.n * s.k), 1.0f / std::sqrt(float(s.k)))));
     const std::vector<float> bias = s.bias ? r.normal(size_t(s.n)) : std::vector<float>{};
+    const std::vector<float> y0 = add ? r.normal(size_t(s.m * s.n)) : std::vector<float>{};
     padded xv = make_padded(ctx, dtype::F32, s.m, s.k, s.x_pad, x);
-    padded yv = make_padded(ctx, dtype::F32, s.m, s.n, s.y_pad);
+    padded yv = make_padded(ctx, dtype::F32, s.m, s.n, s.y_pad, y0);
+    padded tv = make_padded(ctx, dtype::F32, add ? s.m : 1, add ? s.n : 1, 0);  // LINEAR_ADD's tmp
     linear_weight lw;
     lw.weight = upload_f(ctx, wt, {s.n, s.k}, w);
     if (s.bias) lw.bias = upload_f(ctx, dtype::F32, {s.n}, bias);
     lw.name = "harness.linear";
     instance inst;
-    inst.run = [&ctx, xv, yv, lw]() mutable { ops::linear(ctx, xv.t, lw, yv.t); };
+    inst.run = [&ctx, xv, yv, tv, lw, add]() mutable {
+      if (add) ops::linear_add(ctx, xv.t, lw, tv.t, yv.t);
+      else ops::linear(ctx, xv.t, lw, yv.t);
+    };
     inst.output = [&ctx, yv] { return download(ctx, yv.buf.t); };
     // Keyed by the weight's type: CUDA's tensor-core GEMM rounds x to F16/BF16 (harness.cpp's tolerance()).
-    inst.check = [&ctx, yv, x, w, bias, s, wt]() {
-      return check_output(ctx, yv, ref::linear(x, w, bias, s.m, s.n, s.k), tolerance(op_id::LINEAR, wt));
+    inst.check = [&ctx, yv, x, w, bias, y0, s, wt, op]() {
+      std::vector<double> ref = ref::linear(x, w, bias, s.m, s.n, s.k);
+      for (size_t i = 0; i < y0.size(); ++i) ref[i] += double(y0[i]);
+      return check_output(ctx, yv, ref, tolerance(op, wt));
     };
-    inst.bytes = double(lw.weight.n_bytes()) + 4.0 * double(s.m * (s.k + s.n));
+    inst.bytes = double(lw.weight.n_bytes()) + 4.0 * double(s.m * (s.k + (add ? 2 : 1) * s.n));
     inst.flops = 2.0 * double(s.m) * double(s.n) * double(s.k);
     return inst;
   };
@@ -94,37 +104,6 @@ test_case swiglu_case(dtype wt, const linear_shape& s) {
     };
     inst.bytes = double(lw.weight.n_bytes()) + 4.0 * double(s.m * (s.k + s.n));
     inst.flops = 2.0 * double(s.m) * double(n2) * double(s.k);
-    return inst;
-  };
-  return c;
-}
-
-// LINEAR_ADD: y [m, n] += x . W^T (+ bias), y starting at random values (the residual stream it adds into).
-test_case add_case(dtype wt, const linear_shape& s) {
-  test_case c = case_for(op_id::LINEAR_ADD, wt, s);
-  c.make = [wt, s, name = c.name](exec_context& ctx) {
-    rng r(seed_of("linear_add" + name + dtype_name(wt)));
-    const std::vector<float> x = r.normal(size_t(s.m * s.k));
-    const std::vector<float> w = decode(wt, encode(wt, r.normal(size_t(s.n * s.k), 1.0f / std::sqrt(float(s.k)))));
-    const std::vector<float> bias = s.bias ? r.normal(size_t(s.n)) : std::vector<float>{};
-    const std::vector<float> y0 = r.normal(size_t(s.m * s.n));
-    padded xv = make_padded(ctx, dtype::F32, s.m, s.k, s.x_pad, x);
-    padded yv = make_padded(ctx, dtype::F32, s.m, s.n, s.y_pad, y0);
-    padded tv = make_padded(ctx, dtype::F32, s.m, s.n, 0);
-    linear_weight lw;
-    lw.weight = upload_f(ctx, wt, {s.n, s.k}, w);
-    if (s.bias) lw.bias = upload_f(ctx, dtype::F32, {s.n}, bias);
-    lw.name = "harness.linear_add";
-    instance inst;
-    inst.run = [&ctx, xv, yv, tv, lw]() mutable { ops::linear_add(ctx, xv.t, lw, tv.t, yv.t); };
-    inst.output = [&ctx, yv] { return download(ctx, yv.buf.t); };
-    inst.check = [&ctx, yv, x, w, bias, y0, s, wt]() {
-      std::vector<double> ref = ref::linear(x, w, bias, s.m, s.n, s.k);
-      for (size_t i = 0; i < ref.size(); ++i) ref[i] += double(y0[i]);
-      return check_output(ctx, yv, ref, tolerance(op_id::LINEAR_ADD, wt));
-    };
-    inst.bytes = double(lw.weight.n_bytes()) + 4.0 * double(s.m * (s.k + 2 * s.n));
-    inst.flops = 2.0 * double(s.m) * double(s.n) * double(s.k);
     return inst;
   };
   return c;
@@ -264,7 +243,7 @@ void add_linear_cases(std::vector<test_case>& out) {
       {13000, 1536, 1536, false, 0, 0, true}, {13000, 1536, 4096, false, 0, 0, true},
   };
   for (dtype t : {dtype::F32, dtype::F16, dtype::BF16})
-    for (const linear_shape& s : add_shapes) out.push_back(add_case(t, s));
+    for (const linear_shape& s : add_shapes) out.push_back(linear_case(t, s, true));
   // LINEAR_ROPE_KV_STORE: decode rows 1, 3 and 8 (CUDA's fused GEMV; a padding slot at row 4), GLM's head layout
   // (32 / 2 heads of 128, 64 rotated dims, sections 8/12/12), one KV head per 3 query heads, head_dim 8 with
   // everything rotated, a head_dim that is not a multiple of 4 and 9 rows (LINEAR then ROPE_KV_STORE), strided x and
