@@ -62,25 +62,8 @@ vision_input load_image_input(const std::string& path, const std::string& model_
   glm4v_preprocess_config cfg = glm4v_preprocess_config::load(model_dir);
   if (min_pixels > 0) cfg.min_pixels = min_pixels;
   if (max_pixels > 0) cfg.max_pixels = max_pixels;
-  return to_vision_input(glm4v_preprocess(img, cfg), hash_image(img));
-}
-
-vision_input to_vision_input(glm4v_pixels px, uint64_t content_hash) {
-  vision_input v;
-  v.grid_t = px.grid_t;
-  v.grid_h = px.grid_h;
-  v.grid_w = px.grid_w;
-  v.pixel_values = std::move(px.values);
-  v.content_hash = content_hash;
-  return v;
-}
-
-vision_input prepare_vision_input(image_rgb8 img, const glm4v_preprocess_config& cfg, bool on_device,
-                                  uint64_t content_hash) {
-  if (!on_device) return to_vision_input(glm4v_preprocess(img, cfg), content_hash);
-  vision_input v = to_vision_input(glm4v_image_grid(img.height, img.width, cfg), content_hash);
-  v.raw = std::make_shared<const raw_image>(glm4v_raw_image(std::move(img), cfg));
-  return v;
+  const uint64_t hash = hash_image(img);
+  return glm4v_vision_input(std::move(img), cfg, false, hash);
 }
 
 image_rgb8 synthetic_screenshot(int w, int h, std::mt19937& rng) {

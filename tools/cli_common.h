@@ -50,12 +50,6 @@ kv_cache_type parse_kv_type_option(const std::string& text);
 // first. Throws autoglm::error when the engine refuses the request or it ends in an error.
 generation_event run_to_completion(engine& eng, generation_request request,
                                    const event_callback& on_event = nullptr);
-// The engine's input for preprocessed pixels (the grid and the values, moved), keyed by content_hash.
-vision_input to_vision_input(glm4v_pixels px, uint64_t content_hash);
-// The engine's input for a decoded image as the server makes it for its device: preprocessed on the host
-// (on_device false: glm4v_preprocess) or left to the vision tower's device (vision_input::raw; img is moved in).
-vision_input prepare_vision_input(image_rgb8 img, const glm4v_preprocess_config& cfg, bool on_device,
-                                  uint64_t content_hash);
 // A synthetic w x h screenshot for benchmarks: smooth gradients plus noise drawn from rng (the encoder's cost does
 // not depend on content).
 image_rgb8 synthetic_screenshot(int w, int h, std::mt19937& rng);

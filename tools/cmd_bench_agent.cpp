@@ -109,7 +109,7 @@ int run_bench_agent(int argc, char** argv) {
     const auto t0 = clock_type::now();
     // A new content hash every step: never served from the image-embedding cache. On a GPU (as serve) the device
     // resizes and lays out the patches: the host only computes the resize taps.
-    vision_input v = prepare_vision_input(std::move(decoded), pre, on_device, rng() | 1);
+    vision_input v = glm4v_vision_input(std::move(decoded), pre, on_device, rng() | 1);
     const double pre_ms = ms_between(t0, clock_type::now());  // host: resize, normalize, patch layout
     n_image_tokens = v.n_tokens(pre.merge_size);
     generation_request req;

@@ -115,7 +115,7 @@ int run_bench_vision(int argc, char** argv) {
     auto t0 = std::chrono::steady_clock::now();
     // On a GPU (as serve) the device resizes and lays out the patches inside each encode: the host only computes
     // the resize taps.
-    vision_input v = prepare_vision_input(std::move(img), pre, on_device, 0);  // each rep: a fresh content hash
+    vision_input v = glm4v_vision_input(std::move(img), pre, on_device, 0);  // each rep: a fresh content hash
     auto t1 = std::chrono::steady_clock::now();
     if (int64_t(v.n_tokens(pre.merge_size)) + 2 >= eng->max_model_len())
       throw error(item + ": " + std::to_string(v.n_tokens(pre.merge_size)) + " image tokens do not fit the context of " +

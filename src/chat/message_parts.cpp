@@ -112,28 +112,18 @@ vision_input decode_pending_image(pending_image& image, const image_options& ima
   vision_input out;
   try {
     decode_gate::slot hold = gate.acquire();
-    glm4v_pixels px;
     {
       // The decoded RGB lives only in this scope: what stays is the patch rows, or (on_device) the RGB itself.
       image_rgb8 img = decode_image(image.bytes.data(), image.bytes.size(), image.info, images.limits);
       std::vector<uint8_t>().swap(image.bytes);
-      out.content_hash = hash_image(img);
-      if (images.on_device) {
-        px = glm4v_image_grid(img.height, img.width, images.preprocess);
-        out.raw = std::make_shared<const raw_image>(glm4v_raw_image(std::move(img), images.preprocess));
-      } else {
-        px = glm4v_preprocess(img, images.preprocess);
-      }
+      const uint64_t hash = hash_image(img);
+      out = glm4v_vision_input(std::move(img), images.preprocess, images.on_device, hash);
     }
     // Same size in, same smart_resize: the token count charged before decoding is the one the prompt gets.
-    if (px.grid_t != image.grid_t || px.grid_h != image.grid_h || px.grid_w != image.grid_w)
-      throw error("preprocessing gave a " + std::to_string(px.grid_h) + "x" + std::to_string(px.grid_w) +
+    if (out.grid_t != image.grid_t || out.grid_h != image.grid_h || out.grid_w != image.grid_w)
+      throw error("preprocessing gave a " + std::to_string(out.grid_h) + "x" + std::to_string(out.grid_w) +
                   " patch grid, not the " + std::to_string(image.grid_h) + "x" + std::to_string(image.grid_w) +
                   " its header implied");
-    out.grid_t = px.grid_t;
-    out.grid_h = px.grid_h;
-    out.grid_w = px.grid_w;
-    out.pixel_values = std::move(px.values);
   } catch (const invalid_request&) {
     throw;
   } catch (const error& e) {

@@ -211,6 +211,19 @@ raw_image glm4v_raw_image(image_rgb8 img, const glm4v_preprocess_config& cfg) {
   return r;
 }
 
+vision_input glm4v_vision_input(image_rgb8 img, const glm4v_preprocess_config& cfg, bool on_device,
+                                uint64_t content_hash) {
+  glm4v_pixels px = on_device ? glm4v_image_grid(img.height, img.width, cfg) : glm4v_preprocess(img, cfg);
+  vision_input v;
+  v.grid_t = px.grid_t;
+  v.grid_h = px.grid_h;
+  v.grid_w = px.grid_w;
+  v.pixel_values = std::move(px.values);
+  v.content_hash = content_hash;
+  if (on_device) v.raw = std::make_shared<const raw_image>(glm4v_raw_image(std::move(img), cfg));
+  return v;
+}
+
 glm4v_pixels glm4v_patchify(const image_rgb8& img, const glm4v_preprocess_config& cfg) {
   const int p = cfg.patch_size, m = cfg.merge_size, tp = cfg.temporal_patch_size;
   if (img.width % (p * m) != 0 || img.height % (p * m) != 0)

@@ -78,6 +78,11 @@ std::array<float, 768> glm4v_byte_values(const glm4v_preprocess_config& cfg);
 // What glm4v_preprocess does, left to the vision tower's device (ops::image_patches): the image as it is (moved in),
 // the resize taps to the smart_resize size and the byte table. grid (glm4v_image_grid) says the patch grid.
 raw_image glm4v_raw_image(image_rgb8 img, const glm4v_preprocess_config& cfg);
+// The vision tower's input for a decoded image (moved in), keyed by content_hash: its patch rows made here
+// (pixel_values: glm4v_preprocess), or with on_device the image left to the vision tower's device (raw:
+// glm4v_raw_image, the grid from glm4v_image_grid).
+vision_input glm4v_vision_input(image_rgb8 img, const glm4v_preprocess_config& cfg, bool on_device,
+                                uint64_t content_hash);
 // smart_resize + the backend's resize (skipped when the size already matches) + glm4v_patchify.
 glm4v_pixels glm4v_preprocess(const image_rgb8& img, const glm4v_preprocess_config& cfg);
 

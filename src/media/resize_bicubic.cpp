@@ -38,19 +38,18 @@ double cubic(double x, flavor f) {
   return 0.0;
 }
 
-// Fixed-point taps for resampling in_size samples to out_size: out i reads input [first[i], first[i] + count[i]).
-struct taps {
-  int ksize = 0;
-  int precision = k_precision_bits;
-  std::vector<int> first, count;
-  std::vector<int32_t> weight;  // [out_size, ksize]
-};
+// Fixed-point taps for resampling in_size samples to out_size: out i reads input [first[i], first[i] + count[i])
+// (autoglm/types.h: resample_axis, the form a device takes them in too).
+using taps = resample_axis;
 
 taps make_taps(int in_size, int out_size, flavor f) {
   const double scale = static_cast<double>(in_size) / out_size;
   const double filter_scale = scale < 1.0 ? 1.0 : scale;
   const double support = 2.0 * filter_scale;
   taps t;
+  t.in_size = in_size;
+  t.out_size = out_size;
+  t.precision = k_precision_bits;
   t.ksize = static_cast<int>(std::ceil(support)) * 2 + 1;
   t.first.resize(out_size);
   t.count.resize(out_size);
@@ -303,13 +302,7 @@ resample_axis bicubic_resample_axis(int32_t in_size, int32_t out_size, bool torc
   a.in_size = in_size;
   a.out_size = out_size;
   if (in_size == out_size) return a;  // no pass
-  taps t = make_taps(in_size, out_size, torchvision ? flavor::torch : flavor::pillow);
-  a.ksize = t.ksize;
-  a.precision = t.precision;
-  a.first = std::move(t.first);
-  a.count = std::move(t.count);
-  a.weight = std::move(t.weight);
-  return a;
+  return make_taps(in_size, out_size, torchvision ? flavor::torch : flavor::pillow);
 }
 
 image_rgb8 resize_bicubic_torchvision(const image_rgb8& src, int32_t width, int32_t height) {

@@ -143,13 +143,10 @@ TEST_F(cuda_model, an_image_preprocessed_on_the_device_encodes_as_on_the_host) {
     img.rgb.resize(size_t(w) * h * 3);
     std::mt19937 rng(uint32_t(w + h));
     for (uint8_t& v : img.rgb) v = uint8_t(rng() >> 24);
-    glm4v_pixels px = glm4v_preprocess(img, cfg);
-    vision_input host, device;
-    host.grid_t = device.grid_t = px.grid_t;
-    host.grid_h = device.grid_h = px.grid_h;
-    host.grid_w = device.grid_w = px.grid_w;
-    host.pixel_values = std::move(px.values);
-    device.raw = std::make_shared<const raw_image>(glm4v_raw_image(img, cfg));
+    const vision_input host = glm4v_vision_input(img, cfg, false, 1), device = glm4v_vision_input(img, cfg, true, 1);
+    ASSERT_TRUE(device.raw && device.pixel_values.empty());
+    ASSERT_EQ(device.grid_h, host.grid_h);
+    ASSERT_EQ(device.grid_w, host.grid_w);
     const std::vector<float> a = values(gpu(), gpu_model_->encode_image(gpu(), host));
     const std::vector<float> b = values(gpu(), gpu_model_->encode_image(gpu(), device));
     EXPECT_LE(norm_error(b, a), 1e-5) << w << "x" << h;
