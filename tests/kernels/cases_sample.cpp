@@ -2,8 +2,8 @@
 // sorted, weights summed in order), token for token. Rows of one case carry different parameters and draws:
 // greedy, temperature only, top-k, top-p, min-p, all of them, top_k past the candidates, a tiny top_p; logits on
 // a coarse grid so that many values tie exactly at the top-k and top-p boundaries (the lower ids must win);
-// -inf and NaN entries, a fully masked row; vocabularies of 1 token, under one draw tile, across tiles, and the
-// real 151,552.
+// -inf and NaN entries, a fully masked row, greedy rows with a tied maximum far apart and -0 before +0;
+// vocabularies of 1 token, under one draw tile, across tiles, and the real 151,552.
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -110,6 +110,21 @@ void add_sample_cases(std::vector<test_case>& out) {
         for (int64_t j = 0; j < sh.vocab; ++j) logits[size_t((rows - 1) * sh.vocab + j)] = -k_inf;
         logits[size_t((rows - 2) * sh.vocab + sh.vocab / 2)] = std::numeric_limits<float>::quiet_NaN();
         params[size_t((rows - 2) * k_sample_params + SP_TEMPERATURE)] = 0.9f;
+        if (sh.vocab >= 8) {
+          // Greedy rows (0: temperature 0, 1: top_k 1), whose ids a GPU spreads over blocks: row 0 a NaN and its
+          // maximum twice, a third and all the way in (the lower id wins); row 1's only maximum zero, -0 before +0
+          // (one value: the lower id wins). Ids off the rows' masks (j % 5 == i % 3).
+          auto unmasked = [](int64_t i, int64_t j) { return j % 5 == i % 3 ? j - 1 : j; };
+          float mx = -k_inf;
+          for (int64_t j = 0; j < sh.vocab; ++j) mx = std::max(mx, logits[size_t(j)]);
+          logits[size_t(unmasked(0, 3))] = std::numeric_limits<float>::quiet_NaN();
+          logits[size_t(unmasked(0, sh.vocab / 3))] = mx + 1.0f;
+          logits[size_t(unmasked(0, sh.vocab - 2))] = mx + 1.0f;
+          for (int64_t j = 0; j < sh.vocab; ++j)
+            if (j % 5 != 1) logits[size_t(sh.vocab + j)] = -1.0f - float(j % 3);
+          logits[size_t(sh.vocab + unmasked(1, sh.vocab / 2))] = -0.0f;
+          logits[size_t(sh.vocab + unmasked(1, sh.vocab - 1))] = 0.0f;
+        }
       }
       const tensor lt = upload_f(ctx, dtype::F32, {rows, sh.vocab}, logits);
       const tensor ot = upload_i32(ctx, {rows}, std::vector<int32_t>(size_t(rows), -7));

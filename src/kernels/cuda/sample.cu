@@ -140,8 +140,19 @@ struct row_params {
   int64_t top_k;
 };
 
+// Greedy rows are spread over the blocks of the grid's x (k_argmax_span ids each: a 151,552-id row is 10 blocks
+// instead of one block reading 606 KB alone, 18 us on an H100): each block folds its span into the row's packed
+// best (order key << 32 | ~id: the largest value, then the lowest id) with a 64-bit atomicMax, and the last block
+// of the row writes the id and puts the words back to zero. The words and the arrival count live in the stream's
+// split counters (zero between kernels), 4 per row. Other rows use block x = 0 alone, as before.
+constexpr int64_t k_argmax_span = int64_t(k_threads) * 16;
+constexpr int64_t k_argmax_rows = int64_t(k_split_counters) / 4;
+
+__device__ inline float canonical(float v) { return isnan(v) ? -INFINITY : v == 0.0f ? 0.0f : v; }
+
 __global__ void __launch_bounds__(k_threads)
-    sample_rows(const float* logits, int64_t ld, int64_t vocab, const float* params, int32_t* out) {
+    sample_rows(const float* logits, int64_t ld, int64_t vocab, const float* params, int32_t* out,
+                int32_t* counters) {
   __shared__ u64 scratch[33];
   __shared__ float fscratch[32];
   __shared__ int64_t iscratch[32];
@@ -150,8 +161,8 @@ __global__ void __launch_bounds__(k_threads)
   __shared__ u64 chosen_before;
   __shared__ int64_t found;
 
-  const float* l = logits + int64_t(blockIdx.x) * ld;
-  const float* pr = params + int64_t(blockIdx.x) * k_sample_params;
+  const float* l = logits + int64_t(blockIdx.y) * ld;
+  const float* pr = params + int64_t(blockIdx.y) * k_sample_params;
   const row_params p{pr[SP_TEMPERATURE], pr[SP_TOP_P], pr[SP_MIN_P], pr[SP_UNIFORM], int64_t(pr[SP_TOP_K])};
   const int tid = threadIdx.x;
 
@@ -164,9 +175,39 @@ __global__ void __launch_bounds__(k_threads)
       if (v > bv || bi == INT64_MAX) bv = v, bi = i;
     }
     const int64_t best = block_argmax(bv, bi, fscratch, iscratch);
-    if (tid == 0) out[blockIdx.x] = int32_t(best == INT64_MAX ? 0 : best);
+    if (tid == 0) out[blockIdx.y] = int32_t(best == INT64_MAX ? 0 : best);
   };
-  if (!(p.temperature >= k_greedy_temperature) || p.top_k == 1) {
+  const bool greedy = !(p.temperature >= k_greedy_temperature) || p.top_k == 1;
+  if (greedy && gridDim.x > 1) {
+    float bv = -INFINITY;
+    int64_t bi = INT64_MAX;
+    const int64_t end = min(vocab, int64_t(blockIdx.x + 1) * k_argmax_span);
+    for (int64_t i = int64_t(blockIdx.x) * k_argmax_span + tid; i < end; i += k_threads) {
+      const float v = canonical(l[i]);
+      if (v > bv || bi == INT64_MAX) bv = v, bi = i;
+    }
+    const int64_t best = block_argmax(bv, bi, fscratch, iscratch);
+    int32_t* row_words = counters + 4 * int64_t(blockIdx.y);
+    u64* packed = reinterpret_cast<u64*>(row_words + 2);
+    if (tid == 0 && best != INT64_MAX) {
+      atomicMax(packed, u64(order_key(canonical(l[best]))) << 32 | u64(~uint32_t(best)));
+    }
+    __shared__ int last_s;
+    __threadfence();
+    __syncthreads();
+    if (tid == 0) {
+      last_s = atomicAdd(row_words, 1) == int(gridDim.x) - 1;
+      if (last_s) {
+        __threadfence();
+        const u64 b = atomicExch(packed, u64(0));
+        row_words[0] = 0;
+        out[blockIdx.y] = int32_t(~uint32_t(b & 0xffffffffu));
+      }
+    }
+    return;
+  }
+  if (blockIdx.x > 0) return;
+  if (greedy) {
     write_argmax();
     return;
   }
@@ -182,7 +223,7 @@ __global__ void __launch_bounds__(k_threads)
   for (int64_t i = tid; i < vocab; i += k_threads) tmax = fmaxf(tmax, value(i));
   const float mx = block_max(tmax, fscratch);
   if (mx == -INFINITY) {
-    if (tid == 0) out[blockIdx.x] = 0;
+    if (tid == 0) out[blockIdx.y] = 0;
     return;
   }
 
@@ -324,12 +365,12 @@ __global__ void __launch_bounds__(k_threads)
     if (found >= 0) break;
   }
   if (found >= 0) {
-    if (tid == 0) out[blockIdx.x] = int32_t(found);
+    if (tid == 0) out[blockIdx.y] = int32_t(found);
     return;
   }
   // Rounding left the draw past the kept weight: the last kept token.
   const int64_t last = block_argmax(float(last_kept), last_kept, fscratch, iscratch);
-  if (tid == 0) out[blockIdx.x] = int32_t(last < 0 ? 0 : last);
+  if (tid == 0) out[blockIdx.y] = int32_t(last < 0 ? 0 : last);
 }
 
 }  // namespace
@@ -344,7 +385,11 @@ void sample_kernel(const kernel_context& kc, const tensor& logits, const tensor&
   if (l.rows == 0 || l.cols == 0) return;
   AG_CHECK(l.cols <= int64_t(INT32_MAX), "sample: vocabulary larger than int32 ids");
   stream_state& s = state_of(kc);
-  sample_rows<<<blocks_for(l.rows, 1), k_threads, 0, stream_of(s)>>>(l.p, l.ld, l.cols, p, out.ptr<int32_t>());
+  AG_CHECK(l.rows <= 65535, "sample: at most 65,535 rows per call");
+  // Spread greedy rows over several blocks when the counters have room for every row (see sample_rows).
+  const unsigned spans = l.rows <= k_argmax_rows ? unsigned((l.cols + k_argmax_span - 1) / k_argmax_span) : 1u;
+  sample_rows<<<dim3(spans, unsigned(l.rows)), k_threads, 0, stream_of(s)>>>(l.p, l.ld, l.cols, p,
+                                                                             out.ptr<int32_t>(), split_counters(s));
   check_launch("sample", "rows=" + std::to_string(l.rows) + " vocab=" + std::to_string(l.cols));
 }
 
