@@ -176,6 +176,10 @@ struct device_memory {
   void* (*graph_end)(const kernel_context& ctx) = nullptr;
   void (*graph_launch)(const kernel_context& ctx, void* graph) = nullptr;
   void (*graph_destroy)(device dev, void* graph) = nullptr;
+  // Optional (GPU backends): a hint that the next kernels on the context's stream read `bytes` of device memory at
+  // p (a decode step's next weights): start moving them into the device's cache now, ordered like a kernel (a
+  // recorded graph keeps it). Nothing waits for it and no result depends on it.
+  void (*prefetch)(const kernel_context& ctx, const void* p, size_t bytes) = nullptr;
   // Optional: the communicators of an in-process tensor-parallel group, rank r on devs[r] (all of this kind).
   // Throws autoglm::error when the group cannot be set up (e.g. no NCCL library).
   communicator_group (*create_communicators)(const std::vector<device>& devs) = nullptr;

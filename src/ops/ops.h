@@ -39,6 +39,9 @@ void to_host(exec_context& ctx, const tensor& src, void* dst, size_t dst_bytes);
 // Waits until everything queued on the context (its stream on a GPU) has run; reports a bad index a kernel found.
 // A tensor one context produced may be read by another context only after this (the vision worker's embeddings).
 void synchronize(exec_context& ctx);
+// A hint: the next ops read w's weights (a decode step's projection after its attention), so a GPU backend starts
+// moving them into its cache while the ops in between run. No result depends on it; nothing on the CPU.
+void prefetch(exec_context& ctx, const linear_weight& w);
 // Free and total bytes of the context's device; false where the backend cannot say (the CPU).
 bool memory_info(exec_context& ctx, size_t& free_bytes, size_t& total_bytes);
 // Rows a row-wise pass (an MLP over thousands of patches) should take at once when its intermediates cost

@@ -95,6 +95,32 @@ TEST_F(cuda_ops, linear_gemm_with_split_precision_is_near_f32) {
       check_linear(cpu(), gpu(), {wt, s[0], s[1], s[2], true, true}, true);
 }
 
+// ops::prefetch is a hint: the GEMV after it gives the same bytes as without it, for a weight that starts off a
+// 16-byte boundary (a row view of 1,023-element BF16 rows) and one larger than the L2 (the hint takes a part); an
+// empty weight and any weight on the CPU are nothing to do.
+TEST_F(cuda_ops, a_prefetch_hint_changes_no_result) {
+  for (const auto& [n, k] : std::vector<std::pair<int64_t, int64_t>>{{301, 1023}, {12288, 4096}}) {
+    const std::vector<float> x = normal(size_t(k), 5), w = normal(size_t((n + 1) * k), 6, 0.2f);
+    linear_weight lw;
+    lw.weight = ops::prepare_weight(gpu(), host_tensor(dtype::BF16, {n + 1, k}, w)).rows_view(1, n);
+    lw.name = "test.prefetch";
+    const tensor xt = on(gpu(), host_tensor(dtype::F32, {1, k}, x));
+    std::vector<float> out[2];
+    for (int with = 0; with < 2; ++with) {
+      tensor y = ops::scratch(gpu(), dtype::F32, {1, n});
+      if (with) ops::prefetch(gpu(), lw);
+      ops::linear(gpu(), xt, lw, y);
+      out[with] = values(gpu(), y);
+    }
+    EXPECT_EQ(out[0], out[1]) << "n=" << n << " k=" << k;
+  }
+  ops::prefetch(gpu(), linear_weight{});
+  linear_weight host_w;
+  host_w.weight = ops::prepare_weight(cpu(), host_tensor(dtype::BF16, {4, 8}, normal(32, 7)));
+  ops::prefetch(cpu(), host_w);
+  ops::synchronize(gpu());
+}
+
 TEST_F(cuda_ops, norms_match_the_cpu_in_place_and_strided) {
   for (const auto& [m, n] : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {3, 100}, {7, 4096}, {130, 1536}}) {
     const std::vector<float> x = normal(size_t(m * n), uint64_t(m + n), 3.0f), w = normal(size_t(n), 5),

@@ -1,8 +1,9 @@
 // kernels/cuda/copy.cu: COPY and the EMBEDDING gather (see kernels.h), bit for bit as the CPU's copy.h: float ->
 // I32 truncates toward zero, saturating, NaN -> 0; float -> F16/BF16 rounds to nearest even with core's NaN and
 // overflow rules; I32 -> I32 is exact. A COPY between contiguous tensors of one dtype is a device memcpy; any
-// other walks elements in row-major order of each side's (up to 4-D) strides.
+// other walks elements in row-major order of each side's (up to 4-D) strides. Also the L2 prefetch hint.
 #include <algorithm>
+#include <cstdlib>
 #include <string>
 
 #include "kernels/cuda/device_util.cuh"
@@ -108,7 +109,42 @@ __global__ void gather_rows(const uint8_t* table, int64_t ldt_bytes, int64_t n_r
   o[j] = load_elem<T>(table + int64_t(id) * ldt_bytes, j);
 }
 
+// Block b asks bytes [b * share, (b + 1) * share) of p into L2, one 128-byte line per thread and step. It runs on
+// the stream's side stream (fork_side): nothing waits for it, so the kernels after the hint (a decode step's
+// attention) run beside it. Measured on an H100 (2026-12-06, 9B dims, o_proj's 32 MB during each layer's attention):
+// decode 150.8 / 146.6 -> 152.0 / 148.2 tokens/s at 512 / 2048; the same kernel on the stream itself, where the
+// attention waits for it to complete, 149.6 / 144.4; bulk (TMA) prefetches on the side stream 151.7 / 148.0.
+constexpr int64_t k_prefetch_share = int64_t(256) * 1024;
+constexpr int k_prefetch_threads = 256;
+
+__global__ void __launch_bounds__(k_prefetch_threads) l2_prefetch_kernel(const uint8_t* p, int64_t bytes) {
+  const int64_t lo = int64_t(blockIdx.x) * k_prefetch_share, hi = min(bytes, lo + k_prefetch_share);
+  for (int64_t off = lo + int64_t(threadIdx.x) * 128; off < hi; off += int64_t(k_prefetch_threads) * 128)
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(p + off));
+}
+
+// AUTOGLM_CUDA_PREFETCH=0 turns the hint off (benchmarks compare).
+bool prefetch_enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("AUTOGLM_CUDA_PREFETCH");
+    return !(e && std::string(e) == "0");
+  }();
+  return on;
+}
+
 }  // namespace
+
+// At most 3/4 of the L2 (the rest keeps what the kernels in between read).
+void prefetch_l2(const kernel_context& kc, const void* p, size_t bytes) {
+  if (!p || bytes == 0 || !prefetch_enabled()) return;
+  stream_state& s = state_of(kc);
+  const int64_t n = int64_t(std::min(bytes, l2_cache_bytes(s) / 4 * 3));
+  if (n <= 0) return;
+  const auto blocks = unsigned((n + k_prefetch_share - 1) / k_prefetch_share);
+  l2_prefetch_kernel<<<blocks, k_prefetch_threads, 0, fork_side(s)>>>(static_cast<const uint8_t*>(p), n);
+  check_launch("prefetch", std::to_string(n) + " bytes");
+  side_enqueued(s);
+}
 
 void copy_kernel(const kernel_context& kc, const tensor& src, tensor& dst) {
   AG_CHECK(copyable(src.type()) && copyable(dst.type()), std::string("copy: ") + dtype_name(src.type()) + " -> " +

@@ -67,6 +67,15 @@ void* blas_handle(const stream_state& s);
 int sm_count(const stream_state& s);
 // Largest dynamic shared memory a block may opt into on the stream's device.
 size_t max_shared_bytes(const stream_state& s);
+// The L2 cache of the stream's device, bytes.
+size_t l2_cache_bytes(const stream_state& s);
+// Work beside the stream that nothing on it waits for (prefetch hints): fork_side orders the stream's side stream
+// after everything enqueued so far and returns it; side_enqueued marks what was put on it since; join_side makes
+// the stream wait for that (called before a recording ends, so the graph holds the side branch, and before a
+// synchronize).
+cudaStream_t fork_side(stream_state& s);
+void side_enqueued(stream_state& s);
+void join_side(stream_state& s);
 // Whether kernels on the stream's device may be launched as programmatic dependents (sm_90+, and
 // AUTOGLM_CUDA_PDL is not 0): see pdl_wait in device_util.cuh.
 bool pdl_enabled(const stream_state& s);

@@ -20,6 +20,7 @@ void graph_begin(const kernel_context& kc) {
 void* graph_end(const kernel_context& kc) {
   stream_state& s = state_of(kc);
   cudaGraph_t graph = nullptr;
+  join_side(s);  // a forked branch must rejoin before the capture ends
   const cudaError_t e = cudaStreamEndCapture(stream_of(s), &graph);
   if (e != cudaSuccess || !graph) {
     cudaGetLastError();  // the capture's error, cleared: the stream is usable again

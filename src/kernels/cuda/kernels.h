@@ -40,8 +40,10 @@ void add_kernel(const kernel_context& kc, tensor& x, const tensor& y);
 void add_scaled_kernel(const kernel_context& kc, tensor& x, const tensor& y, float alpha);
 void softmax_kernel(const kernel_context& kc, tensor& x, float scale);
 
-// copy.cu: COPY over any strides (F32/F16/BF16/I32, converting), EMBEDDING gathers (F32/F16/BF16 tables).
+// copy.cu: COPY over any strides (F32/F16/BF16/I32, converting), EMBEDDING gathers (F32/F16/BF16 tables); the
+// L2 prefetch hint (device_memory::prefetch).
 void copy_kernel(const kernel_context& kc, const tensor& src, tensor& dst);
+void prefetch_l2(const kernel_context& kc, const void* p, size_t bytes);
 void embedding_kernel(const kernel_context& kc, const tensor& table, const tensor& ids, tensor& out);
 
 // attention_paged.cu: KV store into F32/F16/BF16 caches; causal paged attention (flash-style tiles, split over

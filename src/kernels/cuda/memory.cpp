@@ -70,6 +70,11 @@ struct stream_state {
   int sms = 0;
   int cc_major = 0;
   size_t smem_optin = 0;
+  size_t l2_bytes = 0;
+  // A second stream for work nothing on `stream` waits for (prefetch hints), forked from and joined back into it.
+  cudaStream_t side = nullptr;
+  cudaEvent_t fork = nullptr, join = nullptr;
+  bool side_pending = false;  // side has work `stream` has not joined yet
 };
 
 namespace {
@@ -185,6 +190,7 @@ void dev_copy(const kernel_context& kc, void* dst, const void* src, size_t bytes
 
 void dev_synchronize(const kernel_context& kc) {
   stream_state& s = state_of(kc);
+  join_side(s);
   check(cudaStreamSynchronize(s.stream), ("synchronize " + kc.dev.str()).c_str());
   volatile int32_t* f = s.flag;
   if (f[0] != BAD_NONE) {
@@ -227,11 +233,20 @@ void* dev_create_stream(device dev) {
     s->sms = sms;
     s->cc_major = cc;
     s->smem_optin = size_t(optin);
+    int l2 = 0;
+    check(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, dev.index), "cudaDeviceGetAttribute");
+    s->l2_bytes = size_t(l2);
+    check(cudaStreamCreateWithFlags(&s->side, cudaStreamNonBlocking), "cudaStreamCreate (side)");
+    check(cudaEventCreateWithFlags(&s->fork, cudaEventDisableTiming), "cudaEventCreate");
+    check(cudaEventCreateWithFlags(&s->join, cudaEventDisableTiming), "cudaEventCreate");
   } catch (...) {
     if (s->blas) cublasDestroy(s->blas);
     if (s->blas_ws) dev_free(dev, s->blas_ws);
     if (s->counters) dev_free(dev, s->counters);
     if (s->flag) cudaFreeHost(s->flag);
+    if (s->fork) cudaEventDestroy(s->fork);
+    if (s->join) cudaEventDestroy(s->join);
+    if (s->side) cudaStreamDestroy(s->side);
     cudaStreamDestroy(s->stream);
     throw;
   }
@@ -257,18 +272,17 @@ void dev_destroy_stream(device dev, void* stream) {
   int cur = -1;
   if (cudaGetDevice(&cur) == cudaSuccess && cur != dev.index) cudaSetDevice(dev.index);
   cudaStreamSynchronize(s->stream);
+  cudaStreamSynchronize(s->side);
   cublasDestroy(s->blas);
   dev_free(dev, s->blas_ws);
   dev_free(dev, s->counters);
   dev_free(dev, s->work);
   for (void* w : s->retired_work) dev_free(dev, w);
   cudaFreeHost(s->flag);
+  cudaEventDestroy(s->fork);
+  cudaEventDestroy(s->join);
+  cudaStreamDestroy(s->side);
   cudaStreamDestroy(s->stream);
-}
-
-void dev_mem_info(device dev, size_t* free_bytes, size_t* total_bytes) {
-  set_device(dev.index);
-  check(cudaMemGetInfo(free_bytes, total_bytes), ("cudaMemGetInfo on " + dev.str()).c_str());
 }
 
 }  // namespace
@@ -320,6 +334,29 @@ bool pdl_enabled(const stream_state& s) {
   return allowed && s.cc_major >= 9;
 }
 size_t max_shared_bytes(const stream_state& s) { return s.smem_optin; }
+size_t l2_cache_bytes(const stream_state& s) { return s.l2_bytes; }
+
+cudaStream_t fork_side(stream_state& s) {
+  check(cudaEventRecord(s.fork, s.stream), "fork: event record");
+  check(cudaStreamWaitEvent(s.side, s.fork, 0), "fork: stream wait");
+  return s.side;
+}
+
+void side_enqueued(stream_state& s) {
+  check(cudaEventRecord(s.join, s.side), "side stream: event record");
+  s.side_pending = true;
+}
+
+void join_side(stream_state& s) {
+  if (!s.side_pending) return;
+  check(cudaStreamWaitEvent(s.stream, s.join, 0), "join: stream wait");
+  s.side_pending = false;
+}
+
+void dev_mem_info(device dev, size_t* free_bytes, size_t* total_bytes) {
+  set_device(dev.index);
+  check(cudaMemGetInfo(free_bytes, total_bytes), ("cudaMemGetInfo on " + dev.str()).c_str());
+}
 
 void* workspace(stream_state& s, size_t bytes, const char* op) {
   if (bytes <= s.work_bytes) return s.work;
@@ -387,6 +424,7 @@ void register_cuda_kernels(kernel_registry& r) {
   mem.graph_end = cuda::graph_end;
   mem.graph_launch = cuda::graph_launch;
   mem.graph_destroy = cuda::graph_destroy;
+  mem.prefetch = cuda::prefetch_l2;
   mem.create_communicators = cuda::create_nccl_communicators;
   r.set_memory(device_kind::CUDA, mem);
 

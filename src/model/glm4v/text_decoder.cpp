@@ -10,6 +10,11 @@
 
 namespace autoglm::glm4v {
 
+namespace {
+// Steps of at most this many new rows (decodes) prefetch each layer's o_proj during its attention (ops::prefetch).
+constexpr int64_t k_prefetch_max_rows = 16;
+}  // namespace
+
 text_decoder::text_decoder(const text_config& cfg, text_weights weights, const text_shard& shard)
     : cfg_(cfg), w_(std::move(weights)), shard_(shard),
       any_stacked_qkv_(std::any_of(w_.layers.begin(), w_.layers.end(),
@@ -156,6 +161,9 @@ void text_decoder::attention_block(exec_context& ctx, int32_t il, const step_inp
   dump("q_rope", q);
   dump("k_rope", k);
   const float scale = 1.0f / std::sqrt(float(cfg_.head_dim));
+  // A decode step's o_proj reads all its weights for a few rows, and nothing it reads depends on the attention: a
+  // GPU brings them into its cache while the attention (latency-bound at such sizes) runs.
+  if (in.n <= k_prefetch_max_rows) ops::prefetch(ctx, L.o_proj);
   ops::attention_paged(ctx, q, kv, in.batch, n_heads, n_kv_heads, cfg_.head_dim, scale, a.attn);
   dump("attn", a.attn);
   ops::linear(ctx, a.attn, L.o_proj, a.tmp);
