@@ -1,7 +1,7 @@
 // tests/kernels/quant_isa_test.cpp: the quantized LINEAR kernels on every instruction-set path this CPU offers
-// (portable C++, AVX2, AVX-512 VNNI, NEON dotprod, NEON i8mm), each forced in turn over every harness case of its
-// weight type: each matches the reference, and all give the same bytes (they compute the same integers and the
-// same float steps, kernels/cpu/quant_linear.h). Also: a row's result does not depend on how many rows share the
+// (portable C++, AVX2, AVX-512 VNNI, AVX-512 VNNI + GFNI, NEON dotprod, NEON i8mm), each forced in turn over every
+// harness case of its weight type: each matches the reference, and all give the same bytes (they compute the same
+// integers and the same float steps, kernels/cpu/quant_linear.h). Also: a row's result does not depend on how many rows share the
 // call (decode and prefill tiles agree), i8mm's paired tiles on every remainder and odd W row count, and the ISA
 // selection follows the CPU and force_portable_kernels.
 #include <gtest/gtest.h>
@@ -128,6 +128,11 @@ TEST(quant_linear, isa_selection) {
   EXPECT_EQ(cpu::quant_isa_selected(), isas.back());
 #if defined(__x86_64__)
   EXPECT_EQ(cpu::quant_isa_available(quant_isa::AVX2), bool(__builtin_cpu_supports("avx2")));
+  // GFNI's path only beside VNNI's (it is that table with other decode kernels).
+  if (cpu::quant_isa_available(quant_isa::AVX512_GFNI)) {
+    EXPECT_TRUE(cpu::quant_isa_available(quant_isa::AVX512_VNNI));
+    EXPECT_TRUE(__builtin_cpu_supports("gfni"));
+  }
   EXPECT_FALSE(cpu::quant_isa_available(quant_isa::NEON_DOTPROD));
   EXPECT_FALSE(cpu::quant_isa_available(quant_isa::NEON_I8MM));
 #endif

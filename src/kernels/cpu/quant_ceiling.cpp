@@ -95,7 +95,8 @@ double probe_portable(int64_t iters) {
 double probe(quant_isa isa, int64_t iters) {
   switch (isa) {
 #if defined(__x86_64__)
-    case quant_isa::AVX512_VNNI: return probe_vnni(iters);
+    case quant_isa::AVX512_VNNI:
+    case quant_isa::AVX512_GFNI: return probe_vnni(iters);
     case quant_isa::AVX2: return probe_avx2(iters);
 #endif
 #if defined(__aarch64__) && defined(__GNUC__) && !defined(__clang__)

@@ -95,10 +95,14 @@ struct isa_table {
 const isa_table* table_portable();
 const isa_table* table_avx2();
 const isa_table* table_avx512_vnni();
+// The avx512-vnni table with its Q4_0 / Q5_0 / Q4_K decode kernels compiled with GFNI (quant_isa_avx512_gfni.cpp's
+// fill_decode_gfni); called only once the CPU is known to have both.
+const isa_table* table_avx512_gfni();
 const isa_table* table_neon_dotprod();
 #if defined(__x86_64__)
 // Sets the wide prefill entries of the AVX-512 VNNI table (quant_wide_avx512.cpp).
 void fill_wide_avx512(isa_table& tab);
+void fill_decode_gfni(isa_table& tab);
 #endif
 #if defined(__aarch64__)
 // The dotprod table with its prefill entries (pack, packed kernels, prefill_mr) replaced by fill_prefill_i8mm's,

@@ -23,6 +23,7 @@
 
 #include "kernels/cpu/quant_isa_x86.h"
 #include "kernels/cpu/quant_microkernel.h"
+#include "kernels/cpu/quant_decode_x86.h"
 
 namespace autoglm::cpu::qgemm {
 
@@ -30,154 +31,13 @@ namespace {
 
 using V = v_x86<true>;
 
-// ---- decode of one x row (Q8_0, Q4_0, Q4_K) -------------------------------------------------------------------
-// The same integers and the same float steps as decode_kernel (quant_microkernel.h): per group, one exact integer
-// per W row, then acc = fma(float(I), d_w * d_x, acc) on 8 lanes = 8 W rows (k-quants: the same for the mins into
-// off). Only the integer work differs: Q4_0 packs rows p and p + 4 into one vector (16 nibble bytes each), the 8
-// rows' partial sums are added across in-lane (reduce_pairs: 9 operations, no hadd), scales come from scalar loads
-// (a vpgatherdd measured slower on Zen 4), two groups share a prefetch step; Q4_K below.
-
-// P[p] = [partial sums of W row p (4 lanes) | of row p + 4]; returns lane j = the full sum of row j. Nine
-// in-lane operations, no cross-lane shuffle.
-inline __m256i reduce_pairs(const __m256i* P) {
-  const __m256i U = _mm256_add_epi32(_mm256_unpacklo_epi32(P[0], P[1]), _mm256_unpackhi_epi32(P[0], P[1]));
-  const __m256i W = _mm256_add_epi32(_mm256_unpacklo_epi32(P[2], P[3]), _mm256_unpackhi_epi32(P[2], P[3]));
-  return _mm256_add_epi32(_mm256_unpacklo_epi64(U, W), _mm256_unpackhi_epi64(U, W));
-}
-// Q[j] = 8 partial sums of row j; returns P of reduce_pairs (row p's lanes folded to 4, beside row p + 4's).
-inline void fold_rows(const __m256i* Q, __m256i* P) {
-  for (int p = 0; p < 4; ++p)
-    P[p] = _mm256_add_epi32(_mm256_blend_epi32(Q[p], Q[p + 4], 0xF0), _mm256_permute2x128_si256(Q[p], Q[p + 4], 0x21));
-}
-
-template <wtype T>
-void decode1_q32(const tile& t) {
-  static_assert(T == wtype::Q8_0 || T == wtype::Q4_0 || T == wtype::Q5_0);
-  constexpr int64_t gb = group_bytes<T>;
-  const uint8_t* w[8];
-  for (int j = 0; j < 8; ++j) w[j] = t.w + std::min(j, t.nr - 1) * t.w_stride;
-  const int8_t* xq = t.x.qs(t.i0);
-  const float* xd = t.x.d(t.i0);
-  const int32_t* xs = t.x.sum(t.i0);
-  __m256 acc = _mm256_setzero_ps();
-  auto group = [&](int64_t g) {
-    const int64_t o = g * gb;
-    const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 32 * g));
-    __m256i P[4];
-    if constexpr (T == wtype::Q4_0 || T == wtype::Q5_0) {
-      // Rows p and p + 4 in one vector: [row p's 16 bytes | row p + 4's]; low nibbles (elements 0-15) against
-      // [x 0-15 | x 0-15], high nibbles (16-31) against [x 16-31 | x 16-31]. Q5_0: bit e of the block's qh
-      // adds 16 to element e (a byte mask as it stands).
-      constexpr int qs_at = T == wtype::Q4_0 ? 2 : 6;
-      const __m256i xlo = _mm256_permute2x128_si256(xv, xv, 0x00), xhi = _mm256_permute2x128_si256(xv, xv, 0x11);
-      const __m256i m4 = _mm256_set1_epi8(0x0f);
-      for (int p = 0; p < 4; ++p) {
-        const __m256i q = _mm256_inserti128_si256(
-            _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w[p] + o + qs_at))),
-            _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[p + 4] + o + qs_at)), 1);
-        __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-        if constexpr (T == wtype::Q5_0) {
-          uint32_t ha, hb;
-          std::memcpy(&ha, w[p] + o + 2, 4);
-          std::memcpy(&hb, w[p + 4] + o + 2, 4);
-          const __m256i b5 = _mm256_set1_epi8(0x10);
-          lo = _mm256_mask_mov_epi8(lo, __mmask32((ha & 0xffffu) | (hb << 16)), _mm256_or_si256(lo, b5));
-          hi = _mm256_mask_mov_epi8(hi, __mmask32((ha >> 16) | (hb & 0xffff0000u)), _mm256_or_si256(hi, b5));
-        }
-        P[p] = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), lo, xlo), hi, xhi);
-      }
-    } else {
-      // Each row's 32 weights + 128 (unsigned) against x; the sum is corrected by 128 x sum(x).
-      const __m256i flip = _mm256_set1_epi8(char(0x80));
-      __m256i Q[8];
-      for (int j = 0; j < 8; ++j)
-        Q[j] = _mm256_dpbusd_epi32(
-            _mm256_setzero_si256(),
-            _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[j] + o + 2)), flip), xv);
-      fold_rows(Q, P);
-    }
-    __m256i I = reduce_pairs(P);
-    I = _mm256_add_epi32(I, _mm256_set1_epi32((T == wtype::Q4_0 ? -8 : T == wtype::Q5_0 ? -16 : -128) * xs[g]));
-    acc = V::fmadd(I, group_scale<V, T>(V::half8_at(w, int(o)), xd[g]), acc);
-  };
-  const int64_t ng = t.x.n_groups;
-  next_tile_prefetch<V> pf(t, (ng + 1) / 2);
-  int64_t g = 0;
-  for (; g + 1 < ng; g += 2) {
-    pf.step();
-    group(g);
-    group(g + 1);
-  }
-  if (g < ng) group(g);
-  store_row<V, T>(t, 0, acc, _mm256_setzero_ps());
-}
-
-// Q4_K, one x row: per W row and super-block, 4 x 32 bytes of nibbles -> 8 sub-blocks, each (maddubs against x's
-// 32 bytes) scaled by its 6-bit scale in the pair add (dpwssd), the scale words picked from the row's 8 scales by
-// one byte shuffle; two accumulators per row (even / odd sub-blocks). The mins' dot with x's 32-sums is done for
-// the 8 rows at once (one madd on 512 bits) instead of row by row.
-void decode1_q4k(const tile& t) {
-  constexpr int64_t gb = group_bytes<wtype::Q4_K>;
-  const uint8_t* w[8];
-  for (int j = 0; j < 8; ++j) w[j] = t.w + std::min(j, t.nr - 1) * t.w_stride;
-  const int8_t* xq = t.x.qs(t.i0);
-  const float* xd = t.x.d(t.i0);
-  __m256 acc = _mm256_setzero_ps(), off = _mm256_setzero_ps();
-  const __m256i m4 = _mm256_set1_epi8(0x0f);
-  // Byte shuffles picking scale v as a 16-bit word in every lane (0x80: zero byte).
-  __m256i pick[8];
-  for (int v = 0; v < 8; ++v) pick[v] = _mm256_set1_epi16(short(0x8000 | v));
-  const __m512i idx = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 0, 0, 0, 0, 0, 0, 0, 0);
-  const int64_t ng = t.x.n_groups;
-  next_tile_prefetch<V> pf(t, ng);
-  for (int64_t g = 0; g < ng; ++g) {
-    pf.step();
-    const int64_t o = g * gb;
-    __m256i X[8];
-    for (int v = 0; v < 8; ++v) X[v] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 256 * g + 32 * v));
-    alignas(64) uint8_t mn[8][8];
-    __m256i Q[8];
-    for (int j = 0; j < 8; ++j) {
-      const uint8_t* blk = w[j] + o;
-      alignas(8) uint8_t sc[8];
-      quant::k_scales_mins(blk + 4, sc, mn[j]);
-      uint64_t sc64;
-      std::memcpy(&sc64, sc, 8);
-      const __m256i sb = _mm256_set1_epi64x(int64_t(sc64));
-      __m256i a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256();
-      for (int c = 0; c < 4; ++c) {
-        const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16 + 32 * c));
-        const __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-        a0 = _mm256_dpwssd_epi32(a0, _mm256_maddubs_epi16(lo, X[2 * c]), _mm256_shuffle_epi8(sb, pick[2 * c]));
-        a1 = _mm256_dpwssd_epi32(a1, _mm256_maddubs_epi16(hi, X[2 * c + 1]),
-                                 _mm256_shuffle_epi8(sb, pick[2 * c + 1]));
-      }
-      Q[j] = _mm256_add_epi32(a0, a1);
-    }
-    __m256i P[4];
-    fold_rows(Q, P);
-    const __m256i I = reduce_pairs(P);
-    // Mins: lane r of each 128-bit quarter = row r's 8 mins (rows 0-3, then 4-7) times the 8 sums of 32.
-    const __m512i M = _mm512_load_si512(mn);
-    const __m512i B = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t.x.bsum(t.i0, g) + 16)));
-    const __m512i Pa = _mm512_madd_epi16(_mm512_cvtepu8_epi16(_mm512_castsi512_si256(M)), B);
-    const __m512i Pb = _mm512_madd_epi16(_mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64(M, 1)), B);
-    const __m512i C = _mm512_add_epi32(_mm512_unpacklo_epi32(Pa, Pb), _mm512_unpackhi_epi32(Pa, Pb));
-    const __m512i D = _mm512_add_epi32(C, _mm512_shuffle_epi32(C, _MM_PERM_BADC));  // quarter r: row r, row r + 4
-    const __m256i O = _mm512_castsi512_si256(_mm512_permutexvar_epi32(idx, D));
-    acc = V::fmadd(I, V::fmul_b(V::half8_at(w, int(o)), xd[g]), acc);
-    off = V::fmadd(O, V::fmul_b(V::half8_at(w, int(o + 2)), xd[g]), off);
-  }
-  store_row<V, wtype::Q4_K>(t, 0, acc, off);
-}
-
 // Compiled for this ISA, so called only once the CPU is known to have it (the accessor below is not).
 isa_table build_table() {
   isa_table tab = make_table<V>("avx512-vnni", 6);
-  tab.dk[size_t(wtype::Q8_0)][0] = &decode1_q32<wtype::Q8_0>;
-  tab.dk[size_t(wtype::Q4_0)][0] = &decode1_q32<wtype::Q4_0>;
-  tab.dk[size_t(wtype::Q4_K)][0] = &decode1_q4k;
-  tab.dk[size_t(wtype::Q5_0)][0] = &decode1_q32<wtype::Q5_0>;
+  tab.dk[size_t(wtype::Q8_0)][0] = &decode1_q32<wtype::Q8_0, false>;
+  tab.dk[size_t(wtype::Q4_0)][0] = &decode1_q32<wtype::Q4_0, false>;
+  tab.dk[size_t(wtype::Q4_K)][0] = &decode1_q4k<false>;
+  tab.dk[size_t(wtype::Q5_0)][0] = &decode1_q32<wtype::Q5_0, false>;
   fill_wide_avx512(tab);
   return tab;
 }
@@ -196,6 +56,16 @@ const isa_table* table_avx512_vnni() {
   return &t;
 }
 
+const isa_table* table_avx512_gfni() {
+  static const isa_table t = [] {
+    isa_table tab = build_table();
+    tab.name = "avx512-gfni";
+    fill_decode_gfni(tab);
+    return tab;
+  }();
+  return &t;
+}
+
 }  // namespace autoglm::cpu::qgemm
 
 #else
@@ -204,6 +74,7 @@ const isa_table* table_avx512_vnni() {
 
 namespace autoglm::cpu::qgemm {
 const isa_table* table_avx512_vnni() { return nullptr; }
+const isa_table* table_avx512_gfni() { return nullptr; }
 }  // namespace autoglm::cpu::qgemm
 
 #endif

@@ -64,6 +64,10 @@ bool cpu_supports(quant_isa isa) {
                              __builtin_cpu_supports("avx512vnni");
       return ok;
     }
+    case quant_isa::AVX512_GFNI: {
+      static const bool ok = cpu_supports(quant_isa::AVX512_VNNI) && __builtin_cpu_supports("gfni");
+      return ok;
+    }
 #endif
 #if defined(__aarch64__)
     // The CPU's own bits (HWCAP_ASIMDDP, HWCAP2_I8MM; cpu_features_arm.cpp), not arm_usable_features: tests pick a
@@ -80,6 +84,7 @@ const isa_table* table_of(quant_isa isa) {
     case quant_isa::PORTABLE: return table_portable();
     case quant_isa::AVX2: return table_avx2();
     case quant_isa::AVX512_VNNI: return table_avx512_vnni();
+    case quant_isa::AVX512_GFNI: return table_avx512_gfni();
     case quant_isa::NEON_DOTPROD: return table_neon_dotprod();
 #if defined(__aarch64__)
     case quant_isa::NEON_I8MM: return table_neon_i8mm();
@@ -115,6 +120,7 @@ const char* quant_isa_name(quant_isa isa) {
     case quant_isa::PORTABLE: return "portable";
     case quant_isa::AVX2: return "avx2";
     case quant_isa::AVX512_VNNI: return "avx512-vnni";
+    case quant_isa::AVX512_GFNI: return "avx512-gfni";
     case quant_isa::NEON_DOTPROD: return "neon-dotprod";
     case quant_isa::NEON_I8MM: return "neon-i8mm";
     default: return "?";
@@ -128,7 +134,7 @@ quant_isa quant_isa_selected() {
   const quant_isa forced = quant_isa(g_forced.load(std::memory_order_relaxed));
   if (forced != quant_isa::COUNT) return forced;
   if (portable_kernels_forced()) return quant_isa::PORTABLE;
-  for (quant_isa isa : {quant_isa::AVX512_VNNI, quant_isa::AVX2, quant_isa::NEON_I8MM, quant_isa::NEON_DOTPROD})
+  for (quant_isa isa : {quant_isa::AVX512_GFNI, quant_isa::AVX512_VNNI, quant_isa::AVX2, quant_isa::NEON_I8MM, quant_isa::NEON_DOTPROD})
     if (quant_isa_available(isa)) return isa;
   return quant_isa::PORTABLE;
 }

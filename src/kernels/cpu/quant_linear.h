@@ -42,9 +42,11 @@ void quant_linear_kernel(const kernel_context& kc, const tensor& x, const linear
 bool quant_linear_supports(dtype t);
 
 // The instruction-set paths of the quantized kernels.
+// AVX512_GFNI: AVX512_VNNI's kernels, its Q4 decode with GFNI's byte transform (quant_decode_x86.h).
 // NEON_I8MM: smmla for prefill, the dotprod kernels for decode (it needs both extensions).
-enum class quant_isa : uint8_t { PORTABLE, AVX2, AVX512_VNNI, NEON_DOTPROD, NEON_I8MM, COUNT };
-const char* quant_isa_name(quant_isa isa);  // "portable", "avx2", "avx512-vnni", "neon-dotprod", "neon-i8mm"
+enum class quant_isa : uint8_t { PORTABLE, AVX2, AVX512_VNNI, AVX512_GFNI, NEON_DOTPROD, NEON_I8MM, COUNT };
+// "portable", "avx2", "avx512-vnni", "avx512-gfni", "neon-dotprod", "neon-i8mm"
+const char* quant_isa_name(quant_isa isa);
 // Compiled into this build and supported by this CPU (and its OS).
 bool quant_isa_available(quant_isa isa);
 // The path the kernels take now: the forced one if any, portable when force_portable_kernels is on (convert.h),
