@@ -624,7 +624,7 @@ class engine_impl final : public engine {
     return e && std::string(e) == "1";
   }();
   double enqueue_ms_ = 0, wait_ms_ = 0;
-  int64_t timed_steps_ = 0;         // the step's logits in host memory (logits_ or the CPU forward's output)
+  int64_t timed_steps_ = 0;  // steps timed so far (a log line of their mean every 64)
   bool stalled_ = false;
   int64_t n_prompt_tokens_ = 0, n_generated_tokens_ = 0, n_images_encoded_ = 0, n_image_cache_hits_ = 0;
 
