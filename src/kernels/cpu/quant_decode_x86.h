@@ -113,7 +113,7 @@ void decode1_q32_rows(const tile& t) {
     if constexpr (T == wtype::Q4_0 || T == wtype::Q5_0) {
       // Rows p and p + 4 in one vector: [row p's 16 bytes | row p + 4's]; low nibbles (elements 0-15) against
       // [x 0-15 | x 0-15], high nibbles (16-31) against [x 16-31 | x 16-31] (each half a broadcast load). Q5_0:
-      // bit e of the block's qh adds 16 to element e (a byte mask as it stands).
+      // bit e of the block's qh adds 16 to element e (a byte mask as it stands, one masked add).
       constexpr int qs_at = T == wtype::Q4_0 ? 2 : 6;
       const __m256i xlo = _mm256_broadcastsi128_si256(load16(reinterpret_cast<const uint8_t*>(xq + 32 * g)));
       const __m256i xhi = _mm256_broadcastsi128_si256(load16(reinterpret_cast<const uint8_t*>(xq + 32 * g + 16)));
@@ -127,8 +127,8 @@ void decode1_q32_rows(const tile& t) {
           std::memcpy(&ha, w(p, o + 2), 4);
           std::memcpy(&hb, w(p + 4, o + 2), 4);
           const __m256i b5 = _mm256_set1_epi8(0x10);
-          lo = _mm256_mask_mov_epi8(lo, __mmask32((ha & 0xffffu) | (hb << 16)), _mm256_or_si256(lo, b5));
-          hi = _mm256_mask_mov_epi8(hi, __mmask32((ha >> 16) | (hb & 0xffff0000u)), _mm256_or_si256(hi, b5));
+          lo = _mm256_mask_add_epi8(lo, __mmask32((ha & 0xffffu) | (hb << 16)), lo, b5);
+          hi = _mm256_mask_add_epi8(hi, __mmask32((ha >> 16) | (hb & 0xffff0000u)), hi, b5);
         }
         P[p] = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), lo, xlo), hi, xhi);
       }
