@@ -1,8 +1,8 @@
 // kernels/cpu/quant_decode_x86.h (internal): the one-x-row decode kernels of the AVX-512 VNNI path (Q8_0, Q4_0,
 // Q5_0, Q4_K), included after a `#pragma GCC target` with AVX-512 VNNI by quant_isa_avx512.cpp and, with GFNI
-// added, by quant_isa_avx512_gfni.cpp, which instantiates them with `gfni` on (the table of the avx512-gfni path:
-// Ice Lake, Zen 4 and later have GFNI; Cascade Lake has VNNI without it). Everything is in an anonymous namespace,
-// so each file compiles its own copy for its own target.
+// added, by quant_isa_avx512_gfni.cpp, which instantiates Q4_0 / Q5_0 with `gfni` on (the table of the
+// avx512-gfni path: Ice Lake, Zen 4 and later have GFNI; Cascade Lake has VNNI without it). Everything is in an
+// anonymous namespace, so each file compiles its own copy for its own target.
 //
 // GFNI's use: the high nibbles of 32 bytes in one affine byte transform (vgf2p8affineqb with the matrix that moves
 // bits 4-7 to 0-3) instead of a 16-bit shift and a mask: one vector instruction fewer per 16 Q4 weights, in a loop
@@ -166,10 +166,43 @@ void decode1_q32(const tile& t) {
   else decode1_q32_rows<T, false, gfni>(t);
 }
 
+// The f16 pairs (d, dmin) at the head of 8 k-quant blocks as two vectors of 8 floats: one unpack tree of 16-byte
+// loads (32-bit words: d and dmin of a row side by side), then one byte shuffle per 4 rows parts d's from dmin's.
+inline void k_block_scales(const uint8_t* const* blk, __m256& d, __m256& dmin) {
+  auto ld = [&](int j) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[j])); };
+  const __m128i split = _mm_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15);
+  // [d0 m0 d1 m1 d2 m2 d3 m3] -> [d0 d1 d2 d3 m0 m1 m2 m3], the same for rows 4-7.
+  const __m128i r03 = _mm_shuffle_epi8(
+      _mm_unpacklo_epi64(_mm_unpacklo_epi32(ld(0), ld(1)), _mm_unpacklo_epi32(ld(2), ld(3))), split);
+  const __m128i r47 = _mm_shuffle_epi8(
+      _mm_unpacklo_epi64(_mm_unpacklo_epi32(ld(4), ld(5)), _mm_unpacklo_epi32(ld(6), ld(7))), split);
+  d = _mm256_cvtph_ps(_mm_unpacklo_epi64(r03, r47));
+  dmin = _mm256_cvtph_ps(_mm_unpackhi_epi64(r03, r47));
+}
+
+// The 8 rows' 6-bit scales and mins (quant::k_scales_mins of the 12 bytes at byte 4 of each block) in vectors:
+// R[p] = [row p: 8 scales, 8 mins | row p + 4: 8 scales, 8 mins], the SWAR steps of k_scales_mins_words on the
+// 32-bit words (w0 w1 w2) of each 128-bit lane.
+inline void k_scale_min_rows(const uint8_t* const* blk, __m256i* R) {
+  const __m256i low6 = _mm256_set1_epi8(0x3f), low4 = _mm256_set1_epi8(0x0f), bits45 = _mm256_set1_epi8(0x30);
+  const __m256i w2_shift = _mm256_setr_epi32(0, 4, 0, 0, 0, 4, 0, 0);
+  for (int p = 0; p < 4; ++p) {
+    const __m256i v = _mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[p] + 4))),
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[p + 4] + 4)), 1);
+    const __m256i lo = _mm256_and_si256(v, low6);  // words 0, 1: scales 0-3, mins 0-3
+    // words 0, 1: (w2 & low4) | ((w0 >> 6) & 3) << 4 and ((w2 >> 4) & low4) | ((w1 >> 6) & 3) << 4
+    const __m256i hi = _mm256_or_si256(
+        _mm256_and_si256(_mm256_srlv_epi32(_mm256_shuffle_epi32(v, 0xaa), w2_shift), low4),
+        _mm256_and_si256(_mm256_srli_epi32(v, 2), bits45));
+    R[p] = _mm256_unpacklo_epi32(lo, hi);
+  }
+}
+
 // Q4_K, one x row: per W row and super-block, 4 x 32 bytes of nibbles -> 8 sub-blocks, each (maddubs against x's
 // 32 bytes) scaled by its 6-bit scale in the pair add (dpwssd), the scale words picked from the row's 8 scales by
 // one byte shuffle; two accumulators per row (even / odd sub-blocks). The mins' dot with x's 32-sums is done for
-// the 8 rows at once (one madd on 512 bits) instead of row by row.
+// the 8 rows at once (one madd on 512 bits) instead of row by row; d and dmin by k_block_scales.
 template <bool gfni>
 void decode1_q4k(const tile& t) {
   using V = v_x86<true>;
@@ -191,15 +224,15 @@ void decode1_q4k(const tile& t) {
     const int64_t o = g * gb;
     __m256i X[8];
     for (int v = 0; v < 8; ++v) X[v] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 256 * g + 32 * v));
-    alignas(64) uint8_t mn[8][8];
+    const uint8_t* blks[8];
+    for (int j = 0; j < 8; ++j) blks[j] = w[j] + o;
+    __m256i R[4];
+    k_scale_min_rows(blks, R);
     __m256i Q[8];
     for (int j = 0; j < 8; ++j) {
-      const uint8_t* blk = w[j] + o;
-      alignas(8) uint8_t sc[8];
-      quant::k_scales_mins(blk + 4, sc, mn[j]);
-      uint64_t sc64;
-      std::memcpy(&sc64, sc, 8);
-      const __m256i sb = _mm256_set1_epi64x(int64_t(sc64));
+      const uint8_t* blk = blks[j];
+      // Row j's 8 scales in every 64-bit lane.
+      const __m256i sb = j < 4 ? _mm256_permute4x64_epi64(R[j], 0x00) : _mm256_permute4x64_epi64(R[j - 4], 0xaa);
       __m256i a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256();
       for (int c = 0; c < 4; ++c) {
         const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16 + 32 * c));
@@ -214,15 +247,18 @@ void decode1_q4k(const tile& t) {
     fold_rows(Q, P);
     const __m256i I = reduce_pairs(P);
     // Mins: lane r of each 128-bit quarter = row r's 8 mins (rows 0-3, then 4-7) times the 8 sums of 32.
-    const __m512i M = _mm512_load_si512(mn);
+    const __m256i m01 = _mm256_unpackhi_epi64(R[0], R[1]), m23 = _mm256_unpackhi_epi64(R[2], R[3]);
+    const __m256i M03 = _mm256_permute2x128_si256(m01, m23, 0x20), M47 = _mm256_permute2x128_si256(m01, m23, 0x31);
     const __m512i B = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t.x.bsum(t.i0, g) + 16)));
-    const __m512i Pa = _mm512_madd_epi16(_mm512_cvtepu8_epi16(_mm512_castsi512_si256(M)), B);
-    const __m512i Pb = _mm512_madd_epi16(_mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64(M, 1)), B);
+    const __m512i Pa = _mm512_madd_epi16(_mm512_cvtepu8_epi16(M03), B);
+    const __m512i Pb = _mm512_madd_epi16(_mm512_cvtepu8_epi16(M47), B);
     const __m512i C = _mm512_add_epi32(_mm512_unpacklo_epi32(Pa, Pb), _mm512_unpackhi_epi32(Pa, Pb));
     const __m512i D = _mm512_add_epi32(C, _mm512_shuffle_epi32(C, _MM_PERM_BADC));  // quarter r: row r, row r + 4
     const __m256i O = _mm512_castsi512_si256(_mm512_permutexvar_epi32(idx, D));
-    acc = V::fmadd(I, V::fmul_b(V::half8_at(w, int(o)), xd[g]), acc);
-    off = V::fmadd(O, V::fmul_b(V::half8_at(w, int(o + 2)), xd[g]), off);
+    __m256 d, dmin;
+    k_block_scales(blks, d, dmin);
+    acc = V::fmadd(I, V::fmul_b(d, xd[g]), acc);
+    off = V::fmadd(O, V::fmul_b(dmin, xd[g]), off);
   }
   store_row<V, wtype::Q4_K>(t, 0, acc, off);
 }

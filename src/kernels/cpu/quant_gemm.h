@@ -95,7 +95,7 @@ struct isa_table {
 const isa_table* table_portable();
 const isa_table* table_avx2();
 const isa_table* table_avx512_vnni();
-// The avx512-vnni table with its Q4_0 / Q5_0 / Q4_K decode kernels compiled with GFNI (quant_isa_avx512_gfni.cpp's
+// The avx512-vnni table with its Q4_0 / Q5_0 decode kernels compiled with GFNI (quant_isa_avx512_gfni.cpp's
 // fill_decode_gfni); called only once the CPU is known to have both.
 const isa_table* table_avx512_gfni();
 const isa_table* table_neon_dotprod();
