@@ -114,7 +114,8 @@ void to_host(exec_context& ctx, const tensor& src, void* dst, size_t dst_bytes) 
 void synchronize(exec_context& ctx) { memory(ctx).synchronize(ctx.kernels()); }
 
 void prefetch(exec_context& ctx, const linear_weight& w) {
-  if (ctx.dev().kind == device_kind::CPU || w.empty() || w.weight.dev() != ctx.dev() || !w.weight.is_contiguous()) return;
+  if (ctx.dev().kind == device_kind::CPU || w.empty() || w.weight.dev() != ctx.dev() || !w.weight.is_contiguous())
+    return;
   const device_memory& mem = memory(ctx);
   if (mem.prefetch) mem.prefetch(ctx.kernels(), w.weight.data(), w.weight_bytes());
 }

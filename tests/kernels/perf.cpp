@@ -10,8 +10,8 @@
 //
 // Options: --threads N (default: all cores), --filter TEXT (substring of "op dtype case"), --backend NAME, --all,
 // --check (compare each case with its reference once before timing), --min-time SECONDS (per case, default 0.3),
-// --no-pool (skip the thread-pool table), --quant-isa NAME (portable, avx2, avx512-vnni, avx512-gfni, neon-dotprod: the path of the
-// quantized LINEAR kernels; their GFLOP/s are int8 operations, shown against the int8 dot-product peak).
+// --no-pool (skip the thread-pool table), --quant-isa NAME (portable, avx2, avx512-vnni, avx512-gfni, neon-dotprod: the
+// path of the quantized LINEAR kernels; their GFLOP/s are int8 operations, shown against the int8 dot-product peak).
 #include <algorithm>
 #include <atomic>
 #include <chrono>

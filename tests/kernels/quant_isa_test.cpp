@@ -1,9 +1,9 @@
 // tests/kernels/quant_isa_test.cpp: the quantized LINEAR kernels on every instruction-set path this CPU offers
 // (portable C++, AVX2, AVX-512 VNNI, AVX-512 VNNI + GFNI, NEON dotprod, NEON i8mm), each forced in turn over every
 // harness case of its weight type: each matches the reference, and all give the same bytes (they compute the same
-// integers and the same float steps, kernels/cpu/quant_linear.h). Also: a row's result does not depend on how many rows share the
-// call (decode and prefill tiles agree), i8mm's paired tiles on every remainder and odd W row count, and the ISA
-// selection follows the CPU and force_portable_kernels.
+// integers and the same float steps, kernels/cpu/quant_linear.h). Also: a row's result does not depend on how many rows
+// share the call (decode and prefill tiles agree), i8mm's paired tiles on every remainder and odd W row count, and the
+// ISA selection follows the CPU and force_portable_kernels.
 #include <gtest/gtest.h>
 
 #include <cmath>

@@ -37,8 +37,9 @@ inline __m256i high_nibbles(__m256i q) {
 // The same integers and the same float steps as decode_kernel (quant_microkernel.h): per group, one exact integer
 // per W row, then acc = fma(float(I), d_w * d_x, acc) on 8 lanes = 8 W rows (k-quants: the same for the mins into
 // off). Only the integer work differs: Q4_0 packs rows p and p + 4 into one vector (16 nibble bytes each), the 8
-// rows' partial sums are added across in-lane (reduce_pairs: 9 operations, no hadd), scales come from an unpack tree
-// of 16-byte loads (row_scales; a vpgatherdd measured slower on Zen 4), two groups share a prefetch step; Q4_K below.
+// rows' partial sums are added across in-lane (reduce_pairs: 9 operations, no hadd), scales come from an unpack
+// tree of 16-byte loads (v_x86::half8_heads; a vpgatherdd measured slower on Zen 4), two groups share a prefetch
+// step; Q4_K below.
 // On one Zen 4 core this loop issues ~5 instructions per cycle with the weights in L2 (a Q4_0 group of 8 rows in ~18
 // cycles), so every vector instruction saved is bandwidth: the decode of 2 cores streams Q4_0 at ~40 GB/s.
 
@@ -85,17 +86,6 @@ struct tile_rows<false> {
 };
 
 inline __m128i load16(const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
-
-// The 8 rows' f16 scales at byte o of each row, as 8 floats: word 0 of a 16-byte load per row, gathered by an unpack
-// tree (the loads fold into the unpacks) instead of 8 scalar loads and 7 word inserts.
-template <bool full>
-__m256 row_scales(const tile_rows<full>& w, int64_t o) {
-  const __m128i r01 = _mm_unpacklo_epi16(load16(w(0, o)), load16(w(1, o)));
-  const __m128i r23 = _mm_unpacklo_epi16(load16(w(2, o)), load16(w(3, o)));
-  const __m128i r45 = _mm_unpacklo_epi16(load16(w(4, o)), load16(w(5, o)));
-  const __m128i r67 = _mm_unpacklo_epi16(load16(w(6, o)), load16(w(7, o)));
-  return _mm256_cvtph_ps(_mm_unpacklo_epi64(_mm_unpacklo_epi32(r01, r23), _mm_unpacklo_epi32(r45, r67)));
-}
 
 template <wtype T, bool full, bool gfni>
 void decode1_q32_rows(const tile& t) {
@@ -146,7 +136,8 @@ void decode1_q32_rows(const tile& t) {
     // The zero point's term -z x sum(x), z = 8, 16 or 128: a shift of the broadcast sum.
     constexpr int z_shift = T == wtype::Q4_0 ? 3 : T == wtype::Q5_0 ? 4 : 7;
     const __m256i I = _mm256_sub_epi32(reduce_pairs(P), _mm256_slli_epi32(_mm256_set1_epi32(xs[g]), z_shift));
-    acc = V::fmadd(I, group_scale<V, T>(row_scales(w, o), xd[g]), acc);
+    const __m256 dw = V::half8_heads([&](int j) { return load16(w(j, o)); });
+    acc = V::fmadd(I, group_scale<V, T>(dw, xd[g]), acc);
   };
   const int64_t ng = t.x.n_groups;
   next_tile_prefetch<V> pf(t, (ng + 1) / 2);
@@ -203,8 +194,8 @@ inline void k_scale_min_rows(const uint8_t* const* blk, __m256i* R) {
 // 32 bytes) scaled by its 6-bit scale in the pair add (dpwssd), the scale words picked from the row's 8 scales by
 // one byte shuffle; two accumulators per row (even / odd sub-blocks). The mins' dot with x's 32-sums is done for
 // the 8 rows at once (one madd on 512 bits) instead of row by row; d and dmin by k_block_scales.
-template <bool gfni>
-void decode1_q4k(const tile& t) {
+// inline: the GFNI file includes this header and does not use it.
+inline void decode1_q4k(const tile& t) {
   using V = v_x86<true>;
   constexpr int64_t gb = group_bytes<wtype::Q4_K>;
   const uint8_t* w[8];
@@ -236,7 +227,7 @@ void decode1_q4k(const tile& t) {
       __m256i a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256();
       for (int c = 0; c < 4; ++c) {
         const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16 + 32 * c));
-        const __m256i lo = _mm256_and_si256(q, m4), hi = high_nibbles<gfni>(q);
+        const __m256i lo = _mm256_and_si256(q, m4), hi = high_nibbles<false>(q);
         a0 = _mm256_dpwssd_epi32(a0, _mm256_maddubs_epi16(lo, X[2 * c]), _mm256_shuffle_epi8(sb, pick[2 * c]));
         a1 = _mm256_dpwssd_epi32(a1, _mm256_maddubs_epi16(hi, X[2 * c + 1]),
                                  _mm256_shuffle_epi8(sb, pick[2 * c + 1]));

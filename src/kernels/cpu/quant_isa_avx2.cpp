@@ -191,16 +191,6 @@ struct decode_state {
   }
 };
 
-// half8_at's value, the f16 at byte `at` of 8 blocks, where 16 bytes from there lie inside each block: word 0 of a
-// 16-byte load per block, gathered by an unpack tree (the loads fold into the unpacks), instead of 8 scalar loads
-// and 7 word inserts: a few percent of a Q4 decode, which is bound by issued instructions.
-inline __m256 half8_in_blocks(const uint8_t* const* b, int at) {
-  auto ld = [&](int j) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[j] + at)); };
-  const __m128i r01 = _mm_unpacklo_epi16(ld(0), ld(1)), r23 = _mm_unpacklo_epi16(ld(2), ld(3));
-  const __m128i r45 = _mm_unpacklo_epi16(ld(4), ld(5)), r67 = _mm_unpacklo_epi16(ld(6), ld(7));
-  return _mm256_cvtph_ps(_mm_unpacklo_epi64(_mm_unpacklo_epi32(r01, r23), _mm_unpacklo_epi32(r45, r67)));
-}
-
 // Decode of Q5_0 / Q5_1 (1 .. 3 x rows): decode_kernel's contract, prefetch and float steps (quant_microkernel.h);
 // a group's integers per W row come from a vphaddw tree over the 8 rows' vpmaddubsw results. 5-bit weights (up to
 // 31) leave room for two levels (8 x 31 x 127 = 31496): level 1 adds the pairs of rows (0, 1), (2, 3), ..., level 2
@@ -224,7 +214,7 @@ void decode_q5_avx2(const tile& t) {
       for (int i = 0; i < MR; ++i)
         lv[i][j / 2] = _mm256_hadd_epi16(_mm256_maddubs_epi16(w0, xv[i]), _mm256_maddubs_epi16(w1, xv[i]));
     }
-    const __m256 dw = half8_in_blocks(blk, 0);
+    const __m256 dw = V::half8_in_blocks(blk, 0);
     for (int i = 0; i < MR; ++i) {
       const __m256i a = _mm256_madd_epi16(_mm256_hadd_epi16(lv[i][0], lv[i][1]), ones);  // rows 0-3 per half
       const __m256i b = _mm256_madd_epi16(_mm256_hadd_epi16(lv[i][2], lv[i][3]), ones);  // rows 4-7 per half
@@ -234,7 +224,7 @@ void decode_q5_avx2(const tile& t) {
       const __m256 s = group_scale<V, T>(dw, dx);
       acc[i] = V::fmadd(I, s, acc[i]);
       if constexpr (has_min<T>)
-        off[i] = V::fmadd(V::ibcast(-t.x.sum(t.i0 + i)[g]), V::fmul_b(half8_in_blocks(blk, 2), dx), off[i]);
+        off[i] = V::fmadd(V::ibcast(-t.x.sum(t.i0 + i)[g]), V::fmul_b(V::half8_in_blocks(blk, 2), dx), off[i]);
     }
   }
   for (int i = 0; i < MR; ++i) store_row<V, T>(t, i, acc[i], off[i]);
@@ -275,7 +265,7 @@ void decode_q4_avx2(const tile& t) {
     }
     const uint8_t* blk[8];
     for (int l = 0; l < 8; ++l) blk[l] = w_lane[l] + g * gb;
-    const __m256 dw = half8_in_blocks(blk, 0);
+    const __m256 dw = V::half8_in_blocks(blk, 0);
     for (int i = 0; i < MR; ++i) {
       const __m256i h = _mm256_hadd_epi16(_mm256_hadd_epi16(p[i][0], p[i][1]), _mm256_hadd_epi16(p[i][2], p[i][3]));
       __m256i I = _mm256_madd_epi16(h, ones);
@@ -284,7 +274,7 @@ void decode_q4_avx2(const tile& t) {
       const __m256 s = group_scale<V, T>(dw, dx);
       acc[i] = V::fmadd(I, s, acc[i]);
       if constexpr (has_min<T>)
-        off[i] = V::fmadd(V::ibcast(-t.x.sum(t.i0 + i)[g]), V::fmul_b(half8_in_blocks(blk, 2), dx), off[i]);
+        off[i] = V::fmadd(V::ibcast(-t.x.sum(t.i0 + i)[g]), V::fmul_b(V::half8_in_blocks(blk, 2), dx), off[i]);
     }
   }
   const __m256i to_rows = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);  // row r sits in lane to_rows[r]
@@ -372,7 +362,7 @@ void decode_q45k_avx2(const tile& t) {
     __m256i mn16[4];
     for (int k = 0; k < 4; ++k)
       mn16[k] = _mm256_cvtepu8_epi16(_mm_set_epi64x(int64_t(mins[2 * k + 1]), int64_t(mins[2 * k])));
-    const __m256 dw = half8_in_blocks(blk, 0), dmw = half8_in_blocks(blk, 2);
+    const __m256 dw = V::half8_in_blocks(blk, 0), dmw = V::half8_in_blocks(blk, 2);
     for (int i = 0; i < MR; ++i) {
       const float dx = t.x.d(t.i0 + i)[g];
       const __m256i I = V::reduce8(part[i]);

@@ -36,7 +36,7 @@ isa_table build_table() {
   isa_table tab = make_table<V>("avx512-vnni", 6);
   tab.dk[size_t(wtype::Q8_0)][0] = &decode1_q32<wtype::Q8_0, false>;
   tab.dk[size_t(wtype::Q4_0)][0] = &decode1_q32<wtype::Q4_0, false>;
-  tab.dk[size_t(wtype::Q4_K)][0] = &decode1_q4k<false>;
+  tab.dk[size_t(wtype::Q4_K)][0] = &decode1_q4k;
   tab.dk[size_t(wtype::Q5_0)][0] = &decode1_q32<wtype::Q5_0, false>;
   fill_wide_avx512(tab);
   return tab;

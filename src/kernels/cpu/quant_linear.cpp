@@ -134,7 +134,8 @@ quant_isa quant_isa_selected() {
   const quant_isa forced = quant_isa(g_forced.load(std::memory_order_relaxed));
   if (forced != quant_isa::COUNT) return forced;
   if (portable_kernels_forced()) return quant_isa::PORTABLE;
-  for (quant_isa isa : {quant_isa::AVX512_GFNI, quant_isa::AVX512_VNNI, quant_isa::AVX2, quant_isa::NEON_I8MM, quant_isa::NEON_DOTPROD})
+  for (quant_isa isa : {quant_isa::AVX512_GFNI, quant_isa::AVX512_VNNI, quant_isa::AVX2, quant_isa::NEON_I8MM,
+                        quant_isa::NEON_DOTPROD})
     if (quant_isa_available(isa)) return isa;
   return quant_isa::PORTABLE;
 }
