@@ -285,6 +285,11 @@ void dev_destroy_stream(device dev, void* stream) {
   cudaStreamDestroy(s->stream);
 }
 
+void dev_mem_info(device dev, size_t* free_bytes, size_t* total_bytes) {
+  set_device(dev.index);
+  check(cudaMemGetInfo(free_bytes, total_bytes), ("cudaMemGetInfo on " + dev.str()).c_str());
+}
+
 }  // namespace
 
 // ---- shared with the kernel files -------------------------------------------------------------------------------
@@ -351,11 +356,6 @@ void join_side(stream_state& s) {
   if (!s.side_pending) return;
   check(cudaStreamWaitEvent(s.stream, s.join, 0), "join: stream wait");
   s.side_pending = false;
-}
-
-void dev_mem_info(device dev, size_t* free_bytes, size_t* total_bytes) {
-  set_device(dev.index);
-  check(cudaMemGetInfo(free_bytes, total_bytes), ("cudaMemGetInfo on " + dev.str()).c_str());
 }
 
 void* workspace(stream_state& s, size_t bytes, const char* op) {

@@ -166,27 +166,26 @@ __global__ void __launch_bounds__(k_threads)
   const row_params p{pr[SP_TEMPERATURE], pr[SP_TOP_P], pr[SP_MIN_P], pr[SP_UNIFORM], int64_t(pr[SP_TOP_K])};
   const int tid = threadIdx.x;
 
-  // The raw logits' argmax (NaN as -inf, lowest id on ties) into out: greedy, and min_p > 1 (no candidate).
-  auto write_argmax = [&]() {
+  // The block's argmax of the raw logits over ids [begin, end) (NaN as -inf, lowest id on ties; -0 as +0, which
+  // compares equal anyway); INT64_MAX when the span is empty.
+  auto span_argmax = [&](int64_t begin, int64_t end) {
     float bv = -INFINITY;
     int64_t bi = INT64_MAX;
-    for (int64_t i = tid; i < vocab; i += k_threads) {
-      const float v = isnan(l[i]) ? -INFINITY : l[i];
+    for (int64_t i = begin + tid; i < end; i += k_threads) {
+      const float v = canonical(l[i]);
       if (v > bv || bi == INT64_MAX) bv = v, bi = i;
     }
-    const int64_t best = block_argmax(bv, bi, fscratch, iscratch);
+    return block_argmax(bv, bi, fscratch, iscratch);
+  };
+  // The raw logits' argmax into out: greedy, and min_p > 1 (no candidate).
+  auto write_argmax = [&]() {
+    const int64_t best = span_argmax(0, vocab);
     if (tid == 0) out[blockIdx.y] = int32_t(best == INT64_MAX ? 0 : best);
   };
   const bool greedy = !(p.temperature >= k_greedy_temperature) || p.top_k == 1;
   if (greedy && gridDim.x > 1) {
-    float bv = -INFINITY;
-    int64_t bi = INT64_MAX;
-    const int64_t end = min(vocab, int64_t(blockIdx.x + 1) * k_argmax_span);
-    for (int64_t i = int64_t(blockIdx.x) * k_argmax_span + tid; i < end; i += k_threads) {
-      const float v = canonical(l[i]);
-      if (v > bv || bi == INT64_MAX) bv = v, bi = i;
-    }
-    const int64_t best = block_argmax(bv, bi, fscratch, iscratch);
+    const int64_t best =
+        span_argmax(int64_t(blockIdx.x) * k_argmax_span, min(vocab, int64_t(blockIdx.x + 1) * k_argmax_span));
     int32_t* row_words = counters + 4 * int64_t(blockIdx.y);
     u64* packed = reinterpret_cast<u64*>(row_words + 2);
     if (tid == 0 && best != INT64_MAX) {
