@@ -437,6 +437,10 @@ TEST_F(cuda_ops, paged_attention_matches_the_cpu_on_one_split_and_on_several) {
       {3, 1, 80, 5, {{4, 3}, {11, 1}}},                       // head_dim past 64, odd block size
       {2, 2, 16, 7, {{0, 40}}},                               // MHA: 16 rows per block, a partial tile
       {32, 2, 128, 16, {{3000, 1}}},                          // GLM decode: 16 heads per KV head, many splits
+      {32, 2, 128, 16, {{511, 1}}},                           // 8 splits: merged in a cluster on sm_90
+      {32, 2, 128, 16, {{1000, 1}}},                          // 16 splits: the largest cluster
+      {32, 2, 128, 16, {{100, 1}, {600, 1}, {5, 1}}},         // a cluster's splits past a short context: empty
+      {8, 2, 64, 16, {{300, 1}}},                             // head_dim 64, group 4, in a cluster
       {32, 2, 128, 16, {{1000, 1}, {2500, 1}, {10, 1}}},      // decodes of different lengths, split
       {8, 2, 128, 16, {{2000, 3}, {700, 2}}},                 // a few new rows over long contexts, split
       {6, 2, 200, 16, {{300, 2}}},                            // head_dim 200 (8 chunks, opt-in shared memory)

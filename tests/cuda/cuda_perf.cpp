@@ -4,11 +4,11 @@
 //  - LINEAR at batch 1 (the decode GEMV) on the GLM-4.1V-9B shapes in BF16: GB/s of weights read and % of the copy
 //    bandwidth (each run reads a different copy of the weights: operands are not served from L2), and at 8 rows;
 //  - LINEAR for prefill / vision sizes (cuBLAS): TFLOP/s;
-//  - attention: paged decode over BF16 caches (1 sequence at contexts 512, 2048, 4096 and 8 sequences at 2048, the
-//    decode kernel and the flash kernel; GB/s of K/V read, each call on another copy of the cache so the reads come
-//    from HBM; decode also replayed from a CUDA graph, as the engine runs it: GPU time without the host's launch
-//    cost), causal prefill and dense vision attention (TFLOP/s, counting 4 * q * k * head_dim per head, causal
-//    halved).
+//  - attention: paged decode over BF16 caches (1 sequence at contexts 512, 1024, 2048, 4096, 4 sequences at 512 and
+//    8 sequences at 2048, the decode kernel and the flash kernel; GB/s of K/V read, each call on another copy of the
+//    cache so the reads come from HBM; decode also replayed from a CUDA graph, as the engine runs it: GPU time
+//    without the host's launch cost), causal prefill and dense vision attention (TFLOP/s, counting 4 * q * k *
+//    head_dim per head, causal halved).
 // Everything goes through ops (the model's dispatch). Output: a table on stdout and JSON (--out FILE).
 //   cuda_perf [--device cuda:0] [--out perf.json] [--min-time 0.2] [--quick]
 #include <algorithm>
@@ -194,6 +194,8 @@ int main(int argc, char** argv) {
       return std::vector<std::pair<int32_t, int32_t>>(size_t(n), {ctx - 1, 1});
     };
     std::vector<paged> pcases = {{"decode 1 seq ctx 512", decodes(1, 512), "gemm", "split"},
+                                 {"decode 1 seq ctx 1024", decodes(1, 1024), "gemm", "split"},
+                                 {"decode 4 seqs ctx 512", decodes(4, 512), "gemm", "split"},
                                  {"decode 1 seq ctx 2048", decodes(1, 2048), "gemm", "split"},
                                  {"decode 1 seq ctx 4096", decodes(1, 4096), "gemm", "split"},
                                  {"decode 8 seqs ctx 2048", decodes(8, 2048), "gemm", "split"},

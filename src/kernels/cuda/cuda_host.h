@@ -65,6 +65,8 @@ int32_t* split_counters(const stream_state& s);
 void* blas_handle(const stream_state& s);
 // Streaming multiprocessors of the stream's device (sizing split work).
 int sm_count(const stream_state& s);
+// The compute capability's major number of the stream's device (9: Hopper).
+int compute_major(const stream_state& s);
 // Largest dynamic shared memory a block may opt into on the stream's device.
 size_t max_shared_bytes(const stream_state& s);
 // The L2 cache of the stream's device, bytes.

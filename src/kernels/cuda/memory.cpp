@@ -339,6 +339,7 @@ bool pdl_enabled(const stream_state& s) {
   return allowed && s.cc_major >= 9;
 }
 size_t max_shared_bytes(const stream_state& s) { return s.smem_optin; }
+int compute_major(const stream_state& s) { return s.cc_major; }
 size_t l2_cache_bytes(const stream_state& s) { return s.l2_bytes; }
 
 cudaStream_t fork_side(stream_state& s) {
