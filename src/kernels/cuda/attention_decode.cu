@@ -137,6 +137,23 @@ __device__ inline bool arrive(int32_t* ctr, int expected, int* last_s) {
   return last;
 }
 
+// s += w * v, lane by lane (one FMA each: the merges' arithmetic).
+__device__ inline void fma4(float w, const float4& v, float4& s) {
+  s.x = fmaf(w, v.x, s.x);
+  s.y = fmaf(w, v.y, s.y);
+  s.z = fmaf(w, v.z, s.z);
+  s.w = fmaf(w, v.w, s.w);
+}
+
+// o[0..3] = s / l (0 where l is 0: no position was seen).
+__device__ inline void store_normalized(float* o, const float4& s, float l) {
+  const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+  o[0] = s.x * inv;
+  o[1] = s.y * inv;
+  o[2] = s.z * inv;
+  o[3] = s.w * inv;
+}
+
 // Merges k <= k_dec_max_merge consecutive partials (src_acc [k, G, HD], src_ml [k, G]) weighted exp(m_i - M) in
 // order; writes a partial (dst_acc [G, HD], dst_ml [G]) or, with out set, the normalized output (out + h * HD).
 template <int HD>
@@ -173,19 +190,10 @@ __device__ void merge_partials(const float* src_acc, const float2* src_ml, int k
 #pragma unroll 4
     for (int i = 0; i < k; ++i) {
       const float w = w_s[h * k_dec_max_merge + i];
-      const float4 v = __ldcg(reinterpret_cast<const float4*>(src_acc + (int64_t(i) * G + h) * HD) + d4);
-      s.x = fmaf(w, v.x, s.x);
-      s.y = fmaf(w, v.y, s.y);
-      s.z = fmaf(w, v.z, s.z);
-      s.w = fmaf(w, v.w, s.w);
+      fma4(w, __ldcg(reinterpret_cast<const float4*>(src_acc + (int64_t(i) * G + h) * HD) + d4), s);
     }
     if (out) {
-      const float l = ml_s[h].y, inv = l > 0.0f ? 1.0f / l : 0.0f;
-      float* o = out + h * HD + 4 * d4;
-      o[0] = s.x * inv;
-      o[1] = s.y * inv;
-      o[2] = s.z * inv;
-      o[3] = s.w * inv;
+      store_normalized(out + h * HD + 4 * d4, s, ml_s[h].y);
     } else {
       __stcg(reinterpret_cast<float4*>(dst_acc + h * HD) + d4, s);
     }
@@ -227,19 +235,10 @@ __device__ void merge_in_cluster(float* part, float2* ml_s, int G, float* out, f
     const int j = item / Q4, d4 = item - j * Q4, h = rank + j * k;
     float4 s = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     for (int i = 0; i < k; ++i) {
-      const float w = w_s[j * k_dec_max_merge + i];
-      const float4 v = *reinterpret_cast<const float4*>(cluster.map_shared_rank(part + h * HD + 4 * d4, i));
-      s.x = fmaf(w, v.x, s.x);
-      s.y = fmaf(w, v.y, s.y);
-      s.z = fmaf(w, v.z, s.z);
-      s.w = fmaf(w, v.w, s.w);
+      fma4(w_s[j * k_dec_max_merge + i],
+           *reinterpret_cast<const float4*>(cluster.map_shared_rank(part + h * HD + 4 * d4, i)), s);
     }
-    const float l = tot_s[j].y, inv = l > 0.0f ? 1.0f / l : 0.0f;
-    float* o = out + h * HD + 4 * d4;
-    o[0] = s.x * inv;
-    o[1] = s.y * inv;
-    o[2] = s.z * inv;
-    o[3] = s.w * inv;
+    store_normalized(out + h * HD + 4 * d4, s, tot_s[j].y);
   }
   cluster.sync();
 #endif
