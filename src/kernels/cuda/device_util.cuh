@@ -131,11 +131,14 @@ __device__ inline void pdl_trigger() {
 // decode step's ~400). The kernel must call pdl_wait() before it touches memory an earlier kernel may write (the
 // GEMV starts loading its constant weights first, on purpose), and on every path, including early returns: a later
 // plain launch orders only against this kernel's completion, so this kernel's completion must imply its
-// predecessor's.
+// predecessor's. launch_pdl_clustered with cluster_x > 0 (sm_90) also groups the blocks into thread-block clusters
+// of cluster_x consecutive blocks along x (grid.x a multiple of it), through cudaLaunchKernelEx whether or not PDL
+// is on; launch_pdl is it with no clusters.
 template <class... P, class... A>
-void launch_pdl(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, const stream_state& s, const char* what,
-                A&&... args) {
-  if (!pdl_enabled(s)) {
+void launch_pdl_clustered(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, const stream_state& s,
+                          const char* what, unsigned cluster_x, A&&... args) {
+  const bool pdl = pdl_enabled(s);
+  if (!pdl && cluster_x == 0) {
     kernel<<<grid, block, smem, stream_of(s)>>>(std::forward<A>(args)...);
     return;
   }
@@ -144,12 +147,28 @@ void launch_pdl(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, const 
   cfg.blockDim = block;
   cfg.dynamicSmemBytes = smem;
   cfg.stream = stream_of(s);
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchAttribute attr[2];
+  unsigned n = 0;
+  if (cluster_x > 0) {
+    attr[n].id = cudaLaunchAttributeClusterDimension;
+    attr[n].val.clusterDim.x = cluster_x;
+    attr[n].val.clusterDim.y = 1;
+    attr[n].val.clusterDim.z = 1;
+    ++n;
+  }
+  if (pdl) {
+    attr[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[n].val.programmaticStreamSerializationAllowed = 1;
+    ++n;
+  }
   cfg.attrs = attr;
-  cfg.numAttrs = 1;
+  cfg.numAttrs = n;
   check(cudaLaunchKernelEx(&cfg, kernel, std::forward<A>(args)...), what);
+}
+template <class... P, class... A>
+void launch_pdl(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, const stream_state& s, const char* what,
+                A&&... args) {
+  launch_pdl_clustered(kernel, grid, block, smem, s, what, 0u, std::forward<A>(args)...);
 }
 
 __device__ inline float warp_sum(float v) {
