@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# scripts/cpu_amx_check.sh: the AMX kernels (AUTOGLM_CPU_AMX=1, kernels/cpu/amx.h) on a machine whose CPU has AMX
-# (the GPU machine's host Xeon), from a bundle of scripts/cuda_bundle.sh (its bin/ holds test_kernels and autoglm):
+# scripts/cpu_amx_check.sh: the AMX kernels (on by default where the CPU has them, kernels/cpu/amx.h) on a machine
+# with AMX (the GPU machine's host Xeon), from a bundle of scripts/cuda_bundle.sh (its bin/ holds test_kernels and
+# autoglm):
 #
 #   scripts/cpu_amx_check.sh BUNDLE_DIR OUT_DIR [THREADS]
 #
@@ -18,7 +19,7 @@ source "$here/cuda_bundle_env.sh"
 use_cuda_bundle "$(cd "$bundle" && pwd)" "$(dirname "$here")"
 bin=$bundle/bin
 grep -o 'amx[a-z_0-9]*' /proc/cpuinfo | sort -u | tr '\n' ' ' > "$out/cpu_amx_flags.txt"
-AUTOGLM_CPU_AMX=1 timeout 300 "$bin/test_kernels" --gtest_filter='attention_amx*:*attention_dense_F32_cpu' \
+AUTOGLM_CPU_AMX=1 timeout 300 "$bin/test_kernels" --gtest_filter='attention_amx*:gemm_amx*:*attention_dense_F32_cpu' \
   > "$out/gtest.txt" 2>&1
 rc=$?
 for round in 1 2; do

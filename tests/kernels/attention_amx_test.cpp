@@ -4,9 +4,9 @@
 //    within 1e-3, and against exact attention within the bf16 bound of the CUDA tensor-core attention (2e-2); on
 //    segments that cut the 32-row blocks, the 16-key panels and the 32-key chunks, head_dim 32 / 64 / 128, several
 //    heads, strided q/k/v views of one fused buffer, rows outside the segment untouched, 1 and 3 threads.
-//  - Where the tiles are usable (an AMX Xeon with AUTOGLM_CPU_AMX=1; skipped elsewhere): the real instructions give
+//  - Where the tiles are usable (an AMX Xeon unless AUTOGLM_CPU_AMX=0; skipped elsewhere): the real instructions give
 //    the emulation's values.
-//  - The path is chosen only from 1024 rows and for head_dim % 32 == 0.
+//  - The path is chosen only from 1024 rows, for head_dim % 32 == 0 and with the ROUNDED precision.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -17,6 +17,7 @@
 #include "core/thread_pool.h"
 #include "kernels/cpu/amx.h"
 #include "kernels/cpu/attention_amx.h"
+#include "kernels/cpu/gemm_bf16.h"
 
 namespace autoglm::cpu {
 namespace {
@@ -124,7 +125,10 @@ TEST(attention_amx, a_long_segment_cuts_every_block) {
 TEST(attention_amx, taken_only_for_long_segments_of_whole_32_dim_chunks) {
   EXPECT_FALSE(attention_dense_uses_amx(1023, 128));
   EXPECT_FALSE(attention_dense_uses_amx(4096, 80));
+  const cpu_gemm_precision_scope rounded(cpu_gemm_precision::ROUNDED);
   EXPECT_EQ(attention_dense_uses_amx(1024, 128), amx_bf16_usable());
+  const cpu_gemm_precision_scope exact(cpu_gemm_precision::EXACT);  // F32 attention whatever the CPU
+  EXPECT_FALSE(attention_dense_uses_amx(4096, 128));
 }
 
 TEST(attention_amx, the_tiles_give_the_emulations_values) {

@@ -23,11 +23,17 @@
 #include "core/weight_view.h"
 #include "kernels/cpu/convert.h"
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/gemm_amx.h"
 #include "kernels/cpu/gemm_bf16.h"
 #include "kernels/cpu/linear.h"
 
+#include "gemm_test_util.h"
+
 namespace autoglm::cpu {
 namespace {
+
+using test::same_bits;
+using test::wide_y;
 
 constexpr float k_sentinel = -4096.0f;
 
@@ -88,30 +94,7 @@ std::vector<float> bf16_chain(const problem& p) {
   return y;
 }
 
-// y as a column range [3, 3 + n) of rows 5 wider than n, everything else a sentinel that must survive.
-struct wide_y {
-  int64_t m, n, stride;
-  std::vector<float> buf;
-  wide_y(int64_t m_, int64_t n_) : m(m_), n(n_), stride(n_ + 5), buf(size_t(m_ * (n_ + 5) + 3), k_sentinel) {}
-  float* data() { return buf.data() + 3; }
-  std::vector<float> view() const {
-    std::vector<float> v(size_t(m * n));
-    for (int64_t i = 0; i < m; ++i)
-      for (int64_t r = 0; r < n; ++r) v[size_t(i * n + r)] = buf[size_t(3 + i * stride + r)];
-    return v;
-  }
-  bool outside_untouched() const {
-    for (size_t q = 0; q < buf.size(); ++q) {
-      const int64_t rel = int64_t(q) - 3, c = rel >= 0 ? rel % stride : -1;
-      if ((rel < 0 || c >= n || rel / stride >= m) && buf[q] != k_sentinel) return false;
-    }
-    return true;
-  }
-};
 
-bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
-}
 
 std::string describe(const problem& p, const char* extra = "") {
   return "m=" + std::to_string(p.m) + " n=" + std::to_string(p.n) + " k=" + std::to_string(p.k) + extra;
@@ -204,6 +187,9 @@ TEST(gemm_bf16, linear_takes_it_only_when_it_applies) {
   };
   std::vector<float> rounded = bf16_chain(p);
   const cpu_gemm_precision_scope on(cpu_gemm_precision::ROUNDED);
+  if (use_amx_gemm(dtype::BF16, p.m)) {  // an AMX host takes the tiles from 16 rows: gemm_amx.h
+    gemm_bf16_amx(nullptr, p.x.data(), p.xs, p.m, p.rows(), p.n, p.k, p.bias_or_null(), rounded.data(), p.n);
+  }
   set_bf16_gemm_min_rows(k_bf16_gemm_default_min_rows);
   ASSERT_GE(p.m, bf16_gemm_min_rows());
   EXPECT_EQ(use_bf16_gemm(dtype::BF16, p.m), bf16_gemm_available());

@@ -20,8 +20,13 @@
 #include "kernels/cpu/gemm_bf16.h"
 #include "kernels/cpu/linear.h"
 
+#include "gemm_test_util.h"
+
 namespace autoglm::cpu {
 namespace {
+
+using test::same_bits;
+using test::wide_y;
 
 struct problem {
   int64_t m, n, k;
@@ -71,30 +76,6 @@ std::vector<float> canonical(const problem& p) {
   return y;
 }
 
-// y as a column range [3, 3 + n) of rows 7 wider than n, everything else a sentinel that must survive.
-struct wide_y {
-  int64_t m, n, stride;
-  std::vector<float> buf;
-  wide_y(int64_t m_, int64_t n_) : m(m_), n(n_), stride(n_ + 7), buf(size_t(m_ * (n_ + 7) + 3), -4096.0f) {}
-  float* data() { return buf.data() + 3; }
-  std::vector<float> view() const {
-    std::vector<float> v(size_t(m * n));
-    for (int64_t i = 0; i < m; ++i)
-      for (int64_t r = 0; r < n; ++r) v[size_t(i * n + r)] = buf[size_t(3 + i * stride + r)];
-    return v;
-  }
-  bool outside_untouched() const {
-    for (size_t q = 0; q < buf.size(); ++q) {
-      const int64_t rel = int64_t(q) - 3, c = rel >= 0 ? rel % stride : -1;
-      if ((rel < 0 || c >= n || rel / stride >= m) && buf[q] != -4096.0f) return false;
-    }
-    return true;
-  }
-};
-
-bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
-}
 
 std::vector<gemm_isa> fused_isas() {
   std::vector<gemm_isa> out;
@@ -130,7 +111,7 @@ TEST(gemm, every_isa_gives_the_canonical_bits) {
       const weight_rows w{t, p.w.data(), int64_t(dtype_row_bytes(t, s.k))};
       for (gemm_isa isa : isas)
         for (thread_pool* pool : {static_cast<thread_pool*>(nullptr), &three}) {
-          wide_y y(s.m, s.n);
+          wide_y y(s.m, s.n, 7);
           gemm_f32(pool, isa, p.x.data(), p.xs, s.m, w, s.n, s.k, p.bias.empty() ? nullptr : p.bias.data(), y.data(),
                    y.stride);
           const std::string what = std::string(gemm_isa_name(isa)) + " " + dtype_name(t) + " m=" +

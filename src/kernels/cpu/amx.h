@@ -16,10 +16,12 @@
 
 namespace autoglm::cpu {
 
-// AUTOGLM_CPU_AMX=1 asks for the tiles (opt-in: the AMX kernels have been tested only through amx_emulated so
-// far), the CPU has AMX-TILE and AMX-BF16, the OS saves their state (XCR0) and granted this process the tile data
-// permission (arch_prctl), and a child process ran the instructions with the expected results (a sandbox may report
-// the features yet trap them). Checked once; force_portable_kernels turns it off.
+// The CPU has AMX-TILE and AMX-BF16, the OS saves their state (XCR0) and granted this process the tile data
+// permission (arch_prctl), a child process ran the instructions with the expected results (a sandbox may report the
+// features yet trap them), and AUTOGLM_CPU_AMX is not 0 / off / false / no (the tiles are on by default where they
+// work). Checked once; force_portable_kernels turns it off. The kernels that use them (the bf16 GEMM, gemm_amx.h;
+// dense attention, attention_amx.h) round their inputs to bf16, so they also require the ROUNDED precision
+// (gemm_bf16.h): EXACT keeps the F32 arithmetic.
 bool amx_bf16_usable();
 
 struct amx_tile_config {
@@ -106,5 +108,34 @@ struct amx_emulated {
       }
   }
 };
+
+// The 2 x 2 block both AMX kernels run: accumulator tiles 4-7 (rows 0-15 / 16-31 of A's 32 rows x two 16-column B
+// tiles), zeroed, one step (A tiles at a0 and a1 with byte stride as, B tiles at b0 and b1 packed 64 bytes a row),
+// stored to c (float stride cs): tile 4 = A0 B0 at c, 5 = A0 B1 at c + 16, 6 = A1 B0 at c + 16 cs, 7 = A1 B1.
+template <class X>
+void amx_zero_2x2() {
+  X::template zero<4>();
+  X::template zero<5>();
+  X::template zero<6>();
+  X::template zero<7>();
+}
+template <class X>
+void amx_step_2x2(const void* a0, const void* a1, int64_t as, const void* b0, const void* b1) {
+  X::template load<0>(a0, as);
+  X::template load<1>(a1, as);
+  X::template load<2>(b0, 64);
+  X::template load<3>(b1, 64);
+  X::template dp_bf16<4, 0, 2>();
+  X::template dp_bf16<5, 0, 3>();
+  X::template dp_bf16<6, 1, 2>();
+  X::template dp_bf16<7, 1, 3>();
+}
+template <class X>
+void amx_store_2x2(float* c, int64_t cs) {
+  X::template store<4>(c, cs * 4);
+  X::template store<5>(c + 16, cs * 4);
+  X::template store<6>(c + 16 * cs, cs * 4);
+  X::template store<7>(c + 16 * cs + 16, cs * 4);
+}
 
 }  // namespace autoglm::cpu

@@ -19,6 +19,7 @@
 #include "core/dtype.h"
 #include "kernels/cpu/amx.h"
 #include "kernels/cpu/convert.h"
+#include "kernels/cpu/gemm_bf16.h"
 #include "kernels/cpu/vec_exp.h"
 
 #if defined(__x86_64__)
@@ -83,44 +84,16 @@ float softmax_row_bf16(float* s, int64_t n, float scale, uint16_t* p) {
   return float(sum);
 }
 
-// The 2 x 2 accumulator tiles 4-7 (rows 0-15 / 16-31 of the block x two 16-column tiles): zeroed, one step (A
-// tiles at a0 and a1 with byte stride as, B tiles at b0 and b1), stored to c (float stride cs).
-template <class X>
-void zero_2x2() {
-  X::template zero<4>();
-  X::template zero<5>();
-  X::template zero<6>();
-  X::template zero<7>();
-}
-template <class X>
-void step_2x2(const uint16_t* a0, const uint16_t* a1, int64_t as, const uint16_t* b0, const uint16_t* b1) {
-  X::template load<0>(a0, as);
-  X::template load<1>(a1, as);
-  X::template load<2>(b0, 64);
-  X::template load<3>(b1, 64);
-  X::template dp_bf16<4, 0, 2>();
-  X::template dp_bf16<5, 0, 3>();
-  X::template dp_bf16<6, 1, 2>();
-  X::template dp_bf16<7, 1, 3>();
-}
-template <class X>
-void store_2x2(float* c, int64_t cs) {
-  X::template store<4>(c, cs * 4);
-  X::template store<5>(c + 16, cs * 4);
-  X::template store<6>(c + 16 * cs, cs * 4);
-  X::template store<7>(c + 16 * cs + 16, cs * 4);
-}
-
 // s[32][ns] = qb[32][hd] . K^T over all ns / 16 panels (an even number), two panels per pass.
 template <class X>
 void block_scores(const uint16_t* qb, int64_t hd, const uint16_t* kb, int64_t ns, float* s) {
   const int64_t chunks = hd / 32;
   for (int64_t p = 0; p < ns / 16; p += 2) {
-    zero_2x2<X>();
+    amx_zero_2x2<X>();
     const uint16_t* k0 = kb + p * chunks * k_tile;
     for (int64_t c = 0; c < chunks; ++c)
-      step_2x2<X>(qb + c * 32, qb + 16 * hd + c * 32, hd * 2, k0 + c * k_tile, k0 + (chunks + c) * k_tile);
-    store_2x2<X>(s + p * 16, ns);
+      amx_step_2x2<X>(qb + c * 32, qb + 16 * hd + c * 32, hd * 2, k0 + c * k_tile, k0 + (chunks + c) * k_tile);
+    amx_store_2x2<X>(s + p * 16, ns);
   }
 }
 
@@ -129,12 +102,12 @@ template <class X>
 void block_pv(const uint16_t* pb, int64_t ns, const uint16_t* vb, int64_t hd, float* o) {
   const int64_t dts = hd / 16;
   for (int64_t dt = 0; dt < dts; dt += 2) {
-    zero_2x2<X>();
+    amx_zero_2x2<X>();
     for (int64_t kc = 0; kc < ns / 32; ++kc) {
       const uint16_t* v0 = vb + (kc * dts + dt) * k_tile;
-      step_2x2<X>(pb + kc * 32, pb + 16 * ns + kc * 32, ns * 2, v0, v0 + k_tile);
+      amx_step_2x2<X>(pb + kc * 32, pb + 16 * ns + kc * 32, ns * 2, v0, v0 + k_tile);
     }
-    store_2x2<X>(o + dt * 16, hd);
+    amx_store_2x2<X>(o + dt * 16, hd);
   }
 }
 
@@ -200,7 +173,8 @@ void segment(thread_pool* pool, rows_of<const float> q, rows_of<const float> k, 
 }  // namespace
 
 bool attention_dense_uses_amx(int64_t n, int64_t head_dim) {
-  return n >= k_min_rows && head_dim % 32 == 0 && head_dim > 0 && amx_bf16_usable();
+  return n >= k_min_rows && head_dim % 32 == 0 && head_dim > 0 &&
+         get_cpu_gemm_precision() == cpu_gemm_precision::ROUNDED && amx_bf16_usable();
 }
 
 void attention_dense_segment_amx(thread_pool* pool, rows_of<const float> q, rows_of<const float> k,

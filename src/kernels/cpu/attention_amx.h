@@ -9,9 +9,9 @@
 
 namespace autoglm::cpu {
 
-// A segment of n rows with head_dim hd runs on AMX: the tiles are usable (amx_bf16_usable: opt-in with
-// AUTOGLM_CPU_AMX=1), n >= 1024 (frames of the vision tower; the CUDA backend switches to bf16 tensor cores from the
-// same size) and hd % 32 == 0.
+// A segment of n rows with head_dim hd runs on AMX: the tiles are usable (amx_bf16_usable: on unless
+// AUTOGLM_CPU_AMX=0), the precision is ROUNDED (gemm_bf16.h; EXACT keeps F32 attention), n >= 1024 (frames of the
+// vision tower; the CUDA backend switches to bf16 tensor cores from the same size) and hd % 32 == 0.
 bool attention_dense_uses_amx(int64_t n, int64_t head_dim);
 
 // out[r0 + i] = softmax(q_i . K^T * scale) . V over rows [r0, r0 + n), every head; Q, K, V and the softmax weights

@@ -14,14 +14,15 @@
 // F16 weights are not taken: vdpbf16ps needs both operands in bf16, and rounding F16 weights (11 significant bits)
 // to bf16 would change the model itself (torch multiplies an F16 model in F16, 2^-11 per operand).
 //
-// When LINEAR takes it (linear.cpp): BF16 weights, x with at least bf16_gemm_min_rows() rows (default
-// k_bf16_gemm_default_min_rows = 8: from 8 rows it measured 1.4-1.7x the exact GEMM on Zen 4, 1.9-2.4x at 96+;
-// at 4 rows both are bound by reading and packing W and tie, so decode batches of up to 7 rows keep the exact
-// arithmetic), the CPU and OS offer AVX-512 F/BW/VL/BF16 and the portable paths are not forced, and the precision is
-// ROUNDED. The precision starts from the environment: AUTOGLM_CPU_BF16_GEMM=0 (or off/false/no) selects EXACT,
-// unset or anything else ROUNDED. Decode rows (1-2) always take the exact GEMV, so with ROUNDED a sequence's logits
-// depend on how many rows its batch had (as on CUDA above 8 rows); tests that hold the CPU to fp32 parity with
-// Hugging Face or to bit-identical batching select EXACT (cpu_gemm_precision_scope).
+// When LINEAR takes it (linear.cpp; on a CPU with AMX tiles, gemm_amx.h takes 16+ rows first): BF16 weights, x
+// with at least bf16_gemm_min_rows() rows (default k_bf16_gemm_default_min_rows = 8: from 8 rows it measured
+// 1.4-1.7x the exact GEMM on Zen 4, 1.9-2.4x at 96+; at 4 rows both are bound by reading and packing W and tie, so
+// decode batches of up to 7 rows keep the exact arithmetic), the CPU and OS offer AVX-512 F/BW/VL/BF16 and the
+// portable paths are not forced, and the precision is ROUNDED. The precision starts from the environment:
+// AUTOGLM_CPU_BF16_GEMM=0 (or off/false/no) selects EXACT, unset or anything else ROUNDED. Decode rows (1-2) always
+// take the exact GEMV, so with ROUNDED a sequence's logits depend on how many rows its batch had (as on CUDA above 8
+// rows); tests that hold the CPU to fp32 parity with Hugging Face or to bit-identical batching select EXACT
+// (cpu_gemm_precision_scope).
 //
 // Structure: x is rounded and packed once per call (a bounded super-block of rows at a time) into micro-panels
 // of k_bf16_mr rows, [k/2][MR] bf16 pairs, shared by all threads; tasks (row block x 64 W rows) convert their W

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "kernels/cpu/convert.h"
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/gemm_amx.h"
 #include "kernels/cpu/gemm_bf16.h"
 #include "kernels/cpu/gemm_kernels.h"
 
@@ -146,6 +147,7 @@ void linear_impl(thread_pool* pool, const float* x, int64_t xs, int64_t m, const
   AG_CHECK(w.type == dtype::F32 || w.type == dtype::BF16 || w.type == dtype::F16, "linear: unsupported weight dtype");
   if (m <= 0 || n <= 0) return;
   if (m < gemm_min_rows) gemv(pool, x, xs, m, w, n, k, bias, y, ys);
+  else if (use_amx_gemm(w.type, m)) gemm_bf16_amx(pool, x, xs, m, w, n, k, bias, y, ys);  // x rounded: gemm_amx.h
   else if (use_bf16_gemm(w.type, m)) gemm_bf16(pool, x, xs, m, w, n, k, bias, y, ys);  // x rounded: gemm_bf16.h
   else gemm_f32(pool, gemm_best_isa(), x, xs, m, w, n, k, bias, y, ys);
 }

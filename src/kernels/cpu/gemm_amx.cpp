@@ -1,0 +1,166 @@
+// kernels/cpu/gemm_amx.cpp: the BF16-weight GEMM on AMX tiles, see gemm_amx.h. Written once over the tile
+// instructions (amx_hw, or amx_emulated for the tests).
+#include "kernels/cpu/gemm_amx.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "core/aligned_buffer.h"
+#include "core/error.h"
+#include "kernels/cpu/amx.h"
+#include "kernels/cpu/convert.h"
+#include "kernels/cpu/gemm_bf16.h"
+
+namespace autoglm::cpu {
+
+namespace {
+
+constexpr int64_t k_block = 32;          // W rows per task; x rows per block (two B tiles)
+constexpr int64_t k_step = 32;           // elements of k per tile step
+constexpr int64_t k_tile = 512;          // bf16 per tile (16 rows x 64 bytes)
+constexpr int64_t k_blocks_per_task = 8;  // x blocks a task runs against its W rows (they stay in L1/L2)
+std::atomic<int64_t> g_x_pack_bytes{k_amx_gemm_x_pack_bytes};
+
+struct problem {
+  const float* x;
+  int64_t xs, m;
+  weight_rows w;
+  int64_t n, k;
+  int64_t steps;  // k / 32, rounded up
+  const float* bias;
+  float* y;
+  int64_t ys;
+};
+
+// x rows [r0 + 32 b0, r0 + 32 b1) of the super-block at row r0 (`rows` of them exist) into B tiles: block b, half t
+// (its rows 16 t .. 16 t + 15), step c at xp + ((2 b + t) steps + c) k_tile; a tile's row kk holds the pair
+// (x[i][32 c + 2 kk], x[i][32 c + 2 kk + 1]) for its 16 rows i. Rows past `rows` and elements past k are zeros.
+void pack_x(const problem& p, int64_t r0, int64_t rows, int64_t b0, int64_t b1, uint16_t* xp) {
+  const int64_t kp = p.steps * k_step;
+  thread_local std::vector<uint16_t> row;
+  row.assign(size_t(kp), 0);
+  for (int64_t b = b0; b < b1; ++b)
+    for (int64_t i = 0; i < k_block; ++i) {
+      const int64_t r = b * k_block + i;
+      if (r < rows) convert_from_f32(dtype::BF16, p.x + (r0 + r) * p.xs, row.data(), p.k);
+      else std::fill(row.begin(), row.begin() + p.k, uint16_t(0));
+      uint16_t* dst = xp + (2 * b + i / 16) * p.steps * k_tile + 2 * (i % 16);
+      for (int64_t c = 0; c < p.steps; ++c)
+        for (int64_t kk = 0; kk < 16; ++kk)
+          std::memcpy(dst + c * k_tile + kk * 32, row.data() + c * k_step + 2 * kk, 4);
+    }
+}
+
+// W blocks per task: up to 4 (128 rows), as many as keep their A rows within ~1 MiB of L2 beside the x block.
+int64_t w_blocks_per_task(int64_t steps) {
+  return std::clamp<int64_t>((int64_t(1) << 20) / (k_block * steps * k_step * 2), 1, 4);
+}
+
+// Tasks [t0, t1) of a super-block: task t = W blocks wpt (t / groups) .. + wpt - 1 (32 rows each) against x blocks
+// 8 (t % groups) .. + 7; per x block, every W block of the task over all of k (the x block's B tiles stay in L2
+// across the W blocks, the W blocks' rows across the x blocks).
+template <class X>
+void run_tasks(const problem& p, const uint16_t* xp, int64_t r0, int64_t rows, int64_t groups, int64_t t0,
+               int64_t t1) {
+  const int64_t n_xb = (rows + k_block - 1) / k_block, n_wb = (p.n + k_block - 1) / k_block;
+  const int64_t kp = p.steps * k_step, wpt = w_blocks_per_task(p.steps);
+  thread_local aligned_buffer wpad;
+  alignas(64) float c[k_block * k_block];  // c[j][i]: W row j, x row i
+  const uint8_t* a[4];
+  int64_t as[4];
+  X::configure();
+  for (int64_t t = t0; t < t1; ++t) {
+    const int64_t wb0 = (t / groups) * wpt, wb1 = std::min(n_wb, wb0 + wpt), g = t % groups;
+    for (int64_t wb = wb0; wb < wb1; ++wb) {
+      const int64_t j0 = wb * k_block, nr = std::min(k_block, p.n - j0);
+      a[wb - wb0] = static_cast<const uint8_t*>(p.w.row(j0));
+      as[wb - wb0] = p.w.row_bytes;
+      if (nr < k_block || p.k % k_step != 0) {  // the block's tiles would read past its rows: a zero-padded copy
+        wpad.resize(size_t(4 * k_block * kp) * 2);
+        uint16_t* d = static_cast<uint16_t*>(wpad.data()) + (wb - wb0) * k_block * kp;
+        for (int64_t r = 0; r < k_block; ++r) {
+          if (r < nr) std::memcpy(d + r * kp, p.w.row(j0 + r), size_t(p.k) * 2);
+          std::fill(d + r * kp + (r < nr ? p.k : 0), d + (r + 1) * kp, uint16_t(0));
+        }
+        a[wb - wb0] = reinterpret_cast<const uint8_t*>(d);
+        as[wb - wb0] = kp * 2;
+      }
+    }
+    for (int64_t b = g * k_blocks_per_task; b < std::min(n_xb, (g + 1) * k_blocks_per_task); ++b) {
+      const uint16_t* b0 = xp + 2 * b * p.steps * k_tile;
+      const uint16_t* b1 = b0 + p.steps * k_tile;
+      const int64_t mr = std::min(k_block, rows - b * k_block);
+      for (int64_t wb = wb0; wb < wb1; ++wb) {
+        const uint8_t* aw = a[wb - wb0];
+        const int64_t s_a = as[wb - wb0], j0 = wb * k_block, nr = std::min(k_block, p.n - j0);
+        amx_zero_2x2<X>();
+        for (int64_t s = 0; s < p.steps; ++s)
+          amx_step_2x2<X>(aw + s * 64, aw + 16 * s_a + s * 64, s_a, b0 + s * k_tile, b1 + s * k_tile);
+        amx_store_2x2<X>(c, k_block);
+        for (int64_t i = 0; i < mr; ++i) {
+          float* yr = p.y + (r0 + b * k_block + i) * p.ys + j0;
+          if (p.bias)
+            for (int64_t j = 0; j < nr; ++j) yr[j] = c[j * k_block + i] + p.bias[j0 + j];
+          else
+            for (int64_t j = 0; j < nr; ++j) yr[j] = c[j * k_block + i];
+        }
+      }
+    }
+  }
+  X::release();
+}
+
+template <class X>
+void gemm(thread_pool* pool, const float* x, int64_t xs, int64_t m, const weight_rows& w, int64_t n, int64_t k,
+          const float* bias, float* y, int64_t ys) {
+  AG_CHECK(w.type == dtype::BF16, std::string("gemm_bf16_amx: weights must be BF16, not ") + dtype_name(w.type));
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0) {  // empty dot products: y = bias
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) y[i * ys + j] = bias ? bias[j] : 0.0f;
+    return;
+  }
+  const problem p{x, xs, m, w, n, k, (k + k_step - 1) / k_step, bias, y, ys};
+  const int64_t row_bytes = p.steps * k_step * 2;
+  const int64_t sb_rows = std::max<int64_t>(k_block, g_x_pack_bytes.load() / row_bytes / k_block * k_block);
+  thread_local aligned_buffer xbuf;
+  xbuf.resize(size_t(std::min(sb_rows, (m + k_block - 1) / k_block * k_block) * row_bytes));
+  uint16_t* xp = static_cast<uint16_t*>(xbuf.data());
+  const int64_t n_wg = ((n + k_block - 1) / k_block + w_blocks_per_task(p.steps) - 1) / w_blocks_per_task(p.steps);
+  for (int64_t r0 = 0; r0 < m; r0 += sb_rows) {
+    const int64_t rows = std::min(sb_rows, m - r0), n_xb = (rows + k_block - 1) / k_block;
+    parallel_for(pool, n_xb, 1, [&](int64_t b0, int64_t b1) { pack_x(p, r0, rows, b0, b1, xp); });
+    const int64_t groups = (n_xb + k_blocks_per_task - 1) / k_blocks_per_task;
+    parallel_for(pool, n_wg * groups, 1,
+                 [&](int64_t t0, int64_t t1) { run_tasks<X>(p, xp, r0, rows, groups, t0, t1); });
+  }
+}
+
+}  // namespace
+
+void set_amx_gemm_x_pack_bytes(int64_t bytes) { g_x_pack_bytes.store(std::max<int64_t>(1, bytes)); }
+
+bool use_amx_gemm(dtype type, int64_t m) {
+  return type == dtype::BF16 && m >= k_amx_gemm_min_rows &&
+         get_cpu_gemm_precision() == cpu_gemm_precision::ROUNDED && amx_bf16_usable();
+}
+
+void gemm_bf16_amx(thread_pool* pool, const float* x, int64_t xs, int64_t m, const weight_rows& w, int64_t n,
+                   int64_t k, const float* bias, float* y, int64_t ys) {
+  AG_CHECK(amx_bf16_usable(), "gemm_bf16_amx: AMX tiles are not usable in this process");
+#if defined(__x86_64__)
+  gemm<amx_hw>(pool, x, xs, m, w, n, k, bias, y, ys);
+#else
+  (void)pool, (void)x, (void)xs, (void)m, (void)w, (void)n, (void)k, (void)bias, (void)y, (void)ys;
+#endif
+}
+
+void gemm_bf16_amx_emulated(thread_pool* pool, const float* x, int64_t xs, int64_t m, const weight_rows& w,
+                            int64_t n, int64_t k, const float* bias, float* y, int64_t ys) {
+  gemm<amx_emulated>(pool, x, xs, m, w, n, k, bias, y, ys);
+}
+
+}  // namespace autoglm::cpu

@@ -1,0 +1,39 @@
+// tests/kernels/gemm_test_util.h: what the GEMM tests (gemm_test, gemm_bf16_test, gemm_amx_test) share: a y written
+// as a column view of wider rows with sentinels around it, and a bit-for-bit comparison.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+namespace autoglm::cpu::test {
+
+constexpr float k_y_sentinel = -4096.0f;
+
+// y as a column range [3, 3 + n) of rows `pad` wider than n, everything else a sentinel that must survive.
+struct wide_y {
+  int64_t m, n, stride;
+  std::vector<float> buf;
+  wide_y(int64_t m_, int64_t n_, int64_t pad = 5)
+      : m(m_), n(n_), stride(n_ + pad), buf(size_t(m_ * (n_ + pad) + 3), k_y_sentinel) {}
+  float* data() { return buf.data() + 3; }
+  std::vector<float> view() const {
+    std::vector<float> v(size_t(m * n));
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t r = 0; r < n; ++r) v[size_t(i * n + r)] = buf[size_t(3 + i * stride + r)];
+    return v;
+  }
+  bool outside_untouched() const {
+    for (size_t q = 0; q < buf.size(); ++q) {
+      const int64_t rel = int64_t(q) - 3, c = rel >= 0 ? rel % stride : -1;
+      if ((rel < 0 || c >= n || rel / stride >= m) && buf[q] != k_y_sentinel) return false;
+    }
+    return true;
+  }
+};
+
+inline bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+}  // namespace autoglm::cpu::test
