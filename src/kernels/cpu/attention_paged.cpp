@@ -1,8 +1,9 @@
 // kernels/cpu/attention_paged.cpp: causal paged attention of a group of new rows in three passes over a scores
 // buffer [row][head][position], so that a decode step (1 token x 2 KV heads) still keeps 16 threads busy and
 // each key/value row is read once per head group:
-//   1. scores: items of (row, KV head, 64 positions); each key row is read once for the heads of its group, and the
-//      dots are taken 2 heads x 2 key rows at a time (scaled_dots: the same bits as one by one);
+//   1. scores: items of (up to 16 consecutive rows of a sequence, KV head, 64 positions); each key row is read and
+//      converted once for those rows and the heads of its group, and the dots are taken 2 heads x 2 key rows at a
+//      time (scaled_dots: the same bits as one by one);
 //   2. softmax: items of (row, head);
 //   3. P.V: items of (row, KV head, 2 heads, 32 dimensions), accumulating in registers over all positions; with 8+
 //      rows (prefill), items of (row, KV head) walking the positions in runs of 64 whose value rows stay in L1; on
@@ -32,6 +33,7 @@ namespace {
 
 constexpr int64_t k_pos_block = 64;  // positions per scores item
 constexpr int k_key_run = 8;         // key rows converted together in pass 1 (8 x head_dim floats stay in L1)
+constexpr int64_t k_score_rows = 16;  // rows of one sequence sharing each converted key run in pass 1
 constexpr int k_pv_heads = 2;        // query heads per P.V item: 2 x 4 accumulators + 4 values in 16 registers
 constexpr int k_pv_vecs = 4;         // 8-lane vectors per P.V item (32 dimensions)
 constexpr int64_t k_pv_run = 64;     // positions per run when P.V items are whole (row, KV head) pairs
@@ -246,38 +248,49 @@ void paged_attention_split(thread_pool* pool, const float* q, int64_t qs, const 
                            int64_t n_kv_heads, int64_t hd, float scale, float* out, int64_t os) {
   const int64_t group = n_heads / n_kv_heads;
   const int64_t n_rows = int64_t(rows.size());
-  // Scores of row r, head h at offset[r] + h * n_ctx(r); pass-1 items of row r start at first_item[r].
-  std::vector<int64_t> offset(size_t(n_rows) + 1), first_item(size_t(n_rows) + 1), n_ctx(static_cast<size_t>(n_rows));
+  // Scores of row r, head h at offset[r] + h * n_ctx(r).
+  std::vector<int64_t> offset(size_t(n_rows) + 1), n_ctx(static_cast<size_t>(n_rows));
   for (int64_t r = 0; r < n_rows; ++r) {
     n_ctx[size_t(r)] = seqs[size_t(rows[size_t(r)].seq)].n_past + rows[size_t(r)].i + 1;
     offset[size_t(r + 1)] = offset[size_t(r)] + n_heads * n_ctx[size_t(r)];
-    first_item[size_t(r + 1)] = first_item[size_t(r)] + n_kv_heads * ((n_ctx[size_t(r)] + k_pos_block - 1) / k_pos_block);
   }
+  // Pass-1 row groups: up to k_score_rows consecutive rows of one sequence (group g: rows [g_row[g], g_row[g + 1])),
+  // whose items start at first_item[g]; the group's last row has the longest context.
+  std::vector<int64_t> g_row{0}, first_item{0};
+  for (int64_t r = 1; r <= n_rows; ++r)
+    if (r == n_rows || r - g_row.back() == k_score_rows || rows[size_t(r)].seq != rows[size_t(r - 1)].seq) {
+      first_item.push_back(first_item.back() + n_kv_heads * ((n_ctx[size_t(r - 1)] + k_pos_block - 1) / k_pos_block));
+      g_row.push_back(r);
+    }
+  const int64_t n_groups = int64_t(g_row.size()) - 1;
   // The calling thread's buffer, reused across calls (the lambdas below must name it through a reference:
   // a thread_local named inside them would be each worker's own).
   thread_local std::vector<float> t_scores;
   t_scores.resize(size_t(offset[size_t(n_rows)]));
   std::vector<float>& scores = t_scores;
-  auto row_of_item = [&](int64_t w) {
+  auto group_of_item = [&](int64_t w) {
     return int64_t(std::upper_bound(first_item.begin(), first_item.end(), w) - first_item.begin()) - 1;
   };
 
-  // 1. scores[r][h][p] = (q_rh . k_p) * scale: the group's heads against runs of k_key_run key rows (converted to
-  // F32 once per run), scaled_dots taking them 2 x 2.
-  parallel_for(pool, first_item[size_t(n_rows)], 1, [&](int64_t w0, int64_t w1) {
+  // 1. scores[r][h][p] = (q_rh . k_p) * scale: runs of k_key_run key rows (converted to F32 once per run for all
+  // the rows of a group: a prefill row group shares its keys) against the group's heads of each row, scaled_dots
+  // taking them 2 x 2. Every score is the same dot whatever the grouping.
+  parallel_for(pool, first_item[size_t(n_groups)], 1, [&](int64_t w0, int64_t w1) {
     thread_local std::vector<float> kbuf;
     thread_local std::vector<const float*> qp;
     kbuf.resize(size_t(k_key_run * hd));
-    qp.resize(size_t(group));
+    qp.resize(size_t(k_score_rows * group));
     for (int64_t w = w0; w < w1; ++w) {
-      const int64_t r = row_of_item(w), local = w - first_item[size_t(r)];
-      const int64_t n_pb = (n_ctx[size_t(r)] + k_pos_block - 1) / k_pos_block;
+      const int64_t g = group_of_item(w), local = w - first_item[size_t(g)];
+      const int64_t r0 = g_row[size_t(g)], r1 = g_row[size_t(g + 1)], ctx_max = n_ctx[size_t(r1 - 1)];
+      const int64_t n_pb = (ctx_max + k_pos_block - 1) / k_pos_block;
       const int64_t kvh = local / n_pb, p_begin = (local % n_pb) * k_pos_block;
-      const int64_t p_end = std::min(n_ctx[size_t(r)], p_begin + k_pos_block);
-      const seq_desc& d = seqs[size_t(rows[size_t(r)].seq)];
-      const float* qrow = q + (d.first_row + rows[size_t(r)].i) * qs;
-      for (int64_t h = 0; h < group; ++h) qp[size_t(h)] = qrow + (kvh * group + h) * hd;
-      float* srow = scores.data() + offset[size_t(r)] + kvh * group * n_ctx[size_t(r)];
+      const int64_t p_end = std::min(ctx_max, p_begin + k_pos_block);
+      const seq_desc& d = seqs[size_t(rows[size_t(r0)].seq)];
+      for (int64_t r = r0; r < r1; ++r) {
+        const float* qrow = q + (d.first_row + rows[size_t(r)].i) * qs;
+        for (int64_t h = 0; h < group; ++h) qp[size_t((r - r0) * group + h)] = qrow + (kvh * group + h) * hd;
+      }
       for (int64_t p0 = p_begin; p0 < p_end; p0 += k_key_run) {
         const int nk = int(std::min<int64_t>(k_key_run, p_end - p0));
         const float* kp[k_key_run];
@@ -285,7 +298,12 @@ void paged_attention_split(thread_pool* pool, const float* q, int64_t qs, const 
           const int64_t p = p0 + j;
           kp[j] = f32_row(kc, kc.at(block_of(d, kc, p), p % kc.block_size, kvh), kbuf.data() + j * hd, hd);
         }
-        scaled_dots(qp.data(), int(group), kp, nk, hd, scale, srow + p0, n_ctx[size_t(r)]);
+        for (int64_t r = r0; r < r1; ++r) {
+          const int nk_r = int(std::min<int64_t>(nk, n_ctx[size_t(r)] - p0));  // the row's own causal extent
+          if (nk_r <= 0) continue;
+          float* srow = scores.data() + offset[size_t(r)] + kvh * group * n_ctx[size_t(r)];
+          scaled_dots(qp.data() + (r - r0) * group, int(group), kp, nk_r, hd, scale, srow + p0, n_ctx[size_t(r)]);
+        }
       }
     }
   });
