@@ -9,8 +9,10 @@
 // Structure: y^T = W . x^T, so W needs no packing: its rows are the A tiles (16 rows x 32 bf16, loaded in place with
 // the row stride; a block whose rows or k end inside a tile is copied zero-padded first). x is rounded and packed
 // once per call (a super-block of rows at a time) into B tiles: per 16 x rows and 32-element step of k, 16 rows of
-// 16 bf16 pairs (row kk = (x[i][2kk], x[i][2kk + 1]) for the 16 x rows i). A task is 32 W rows against up to 8
-// blocks of 32 x rows: per block the 2 x 2 tile step (amx.h) over all of k, the 32 x 32 result transposed into y.
+// 16 bf16 pairs (row kk = (x[i][2kk], x[i][2kk + 1]) for the 16 x rows i). A task is up to 4 blocks of 32 W rows
+// (as many as keep their rows within ~1 MiB of L2) against up to 8 blocks of 32 x rows: per pair of blocks the 2 x 2
+// tile step (amx.h) over all of k, the 32 x 32 result transposed into y. Measured on a 16-core Xeon (16 threads): a
+// 512-token prefill of 4 layers with the 9B dimensions 3.0-3.3x the vdpbf16ps GEMM's time.
 #pragma once
 
 #include <cstdint>
