@@ -89,16 +89,9 @@ int64_t outside_bound(const problem& p, const std::vector<float>& got) {
   return over;
 }
 
+std::string describe(const problem& p) { return test::describe_mnk(p.m, p.n, p.k); }
 
-std::string describe(const problem& p) {
-  return "m=" + std::to_string(p.m) + " n=" + std::to_string(p.n) + " k=" + std::to_string(p.k);
-}
-
-struct shape {
-  int64_t m, n, k;
-  bool bias;
-  int64_t x_pad, w_pad;
-};
+using shape = test::gemm_shape;
 // m: under one B tile, one, past one block of 32, past one task group (8 blocks); n: under, at and past the 32-row
 // W blocks and past one task's 4 of them; k: 1, odd, under / at / past one 32-element step, and multiples of 32 (W
 // read in place) with padding.

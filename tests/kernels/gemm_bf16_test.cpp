@@ -96,19 +96,13 @@ std::vector<float> bf16_chain(const problem& p) {
 
 
 
-std::string describe(const problem& p, const char* extra = "") {
-  return "m=" + std::to_string(p.m) + " n=" + std::to_string(p.n) + " k=" + std::to_string(p.k) + extra;
-}
+std::string describe(const problem& p, const char* extra = "") { return test::describe_mnk(p.m, p.n, p.k) + extra; }
 
 // m, n, k, bias, x padding, W padding. k: 1, 2, odd under one 16-pair block, even and odd over one, over 2-3
 // KC-blocks (blocks of up to 1024 pairs for 1 MiB of L2, 256 for the 256 KiB floor); m: 1 to over one row block
 // (576 rows) and over one super-block of packed x (8 MiB: 748 rows at k = 5607); n: under, at and past the
 // 64-row panels.
-struct shape {
-  int64_t m, n, k;
-  bool bias;
-  int64_t x_pad, w_pad;
-};
+using shape = test::gemm_shape;
 const shape shapes[] = {{1, 1, 1, true, 0, 0},    {2, 3, 2, false, 1, 1},     {3, 5, 7, true, 0, 0},
                         {5, 25, 17, true, 2, 3},  {6, 64, 32, false, 0, 0},   {7, 65, 33, true, 1, 0},
                         {13, 50, 263, true, 5, 1}, {37, 31, 1000, false, 0, 0}, {64, 129, 64, true, 0, 0},

@@ -1,9 +1,10 @@
 // tests/kernels/gemm_test_util.h: what the GEMM tests (gemm_test, gemm_bf16_test, gemm_amx_test) share: a y written
-// as a column view of wider rows with sentinels around it, and a bit-for-bit comparison.
+// as a column view of wider rows with sentinels around it, a bit-for-bit comparison, and a case's shape and name.
 #pragma once
 
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <vector>
 
 namespace autoglm::cpu::test {
@@ -31,6 +32,17 @@ struct wide_y {
     return true;
   }
 };
+
+// One case of the bf16 GEMMs: m, n, k, a bias or none, padding past k in x's rows and in W's rows.
+struct gemm_shape {
+  int64_t m, n, k;
+  bool bias;
+  int64_t x_pad, w_pad;
+};
+
+inline std::string describe_mnk(int64_t m, int64_t n, int64_t k) {
+  return "m=" + std::to_string(m) + " n=" + std::to_string(n) + " k=" + std::to_string(k);
+}
 
 inline bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;

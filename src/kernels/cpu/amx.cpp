@@ -1,11 +1,10 @@
 // kernels/cpu/amx.cpp: whether this process may use AMX tiles (amx.h).
 #include "kernels/cpu/amx.h"
 
-#include <cctype>
 #include <cstdlib>
-#include <string>
 
 #include "kernels/cpu/convert.h"
+#include "kernels/cpu/kernel_util.h"
 
 #if defined(__x86_64__) && defined(__linux__)
 #include <cpuid.h>
@@ -75,11 +74,7 @@ bool tiles_run_in_child() {
 bool detect() {
   // On by default since the kernels were measured on AMX hardware (2026-12-05 attention, 2026-12-06 the GEMM);
   // AUTOGLM_CPU_AMX=0 (or off / false / no) keeps the AVX-512 paths.
-  if (const char* e = std::getenv("AUTOGLM_CPU_AMX")) {
-    std::string v(e);
-    for (char& ch : v) ch = char(std::tolower(static_cast<unsigned char>(ch)));
-    if (v == "0" || v == "off" || v == "false" || v == "no") return false;
-  }
+  if (env_value_is_off(std::getenv("AUTOGLM_CPU_AMX"))) return false;
 #if defined(__x86_64__) && defined(__linux__)
   return cpu_reports_amx_bf16() && request_tile_permission() && tiles_run_in_child();
 #else

@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cctype>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -17,6 +16,7 @@
 #include "core/error.h"
 #include "kernels/cpu/ceilings.h"
 #include "kernels/cpu/convert.h"
+#include "kernels/cpu/kernel_util.h"
 
 namespace autoglm::cpu {
 
@@ -103,10 +103,7 @@ void run_task(const problem& p, const uint32_t* xp, int64_t i0, int64_t rows, in
 }  // namespace
 
 cpu_gemm_precision cpu_gemm_precision_from_env(const char* value) {
-  if (!value) return cpu_gemm_precision::ROUNDED;
-  std::string v(value);
-  for (char& c : v) c = char(std::tolower(static_cast<unsigned char>(c)));
-  return v == "0" || v == "off" || v == "false" || v == "no" ? cpu_gemm_precision::EXACT : cpu_gemm_precision::ROUNDED;
+  return env_value_is_off(value) ? cpu_gemm_precision::EXACT : cpu_gemm_precision::ROUNDED;
 }
 
 void set_cpu_gemm_precision(cpu_gemm_precision p) { precision_state().store(int(p)); }

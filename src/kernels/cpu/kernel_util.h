@@ -1,7 +1,8 @@
 // kernels/cpu/kernel_util.h: small helpers shared by the CPU kernels: typed row access of F32/I32 tensors with
-// unit column stride (checked once per call, not per element).
+// unit column stride (checked once per call, not per element), and the off values of their environment switches.
 #pragma once
 
+#include <cctype>
 #include <cstdint>
 #include <string>
 
@@ -9,6 +10,14 @@
 #include "core/tensor.h"
 
 namespace autoglm::cpu {
+
+// An environment switch's value that turns it off: "0", "off", "false" or "no", in any case (AUTOGLM_CPU_BF16_GEMM,
+// AUTOGLM_CPU_AMX).
+inline bool env_value_is_off(const char* value) {
+  std::string v(value ? value : "");
+  for (char& c : v) c = char(std::tolower(static_cast<unsigned char>(c)));
+  return v == "0" || v == "off" || v == "false" || v == "no";
+}
 
 // A [rows, cols] matrix of T with unit column stride: base pointer and row stride in elements.
 template <class T>

@@ -18,34 +18,19 @@ int64_t row_grain(int64_t n) { return std::max<int64_t>(1, 16384 / std::max<int6
 // keep them in vector registers (a single serial chain of dependent double adds cost ~1 ns per element: 2% of a
 // prefill). Products of two floats are exact in double, so only the additions round, as before.
 constexpr int k_lanes = 16;
-double combine(double* acc) {
+template <class Term>
+double fixed_order_sum(int64_t n, Term term) {
+  double acc[k_lanes] = {};
+  int64_t j = 0;
+  for (; j + k_lanes <= n; j += k_lanes)
+    for (int l = 0; l < k_lanes; ++l) acc[l] += term(j + l);
+  for (int l = 0; j + l < n; ++l) acc[l] += term(j + l);
   for (int w = k_lanes / 2; w >= 1; w /= 2)
     for (int l = 0; l < w; ++l) acc[l] += acc[l + w];
   return acc[0];
 }
 double sum_squares(const float* x, int64_t n) {
-  double acc[k_lanes] = {};
-  int64_t j = 0;
-  for (; j + k_lanes <= n; j += k_lanes)
-    for (int l = 0; l < k_lanes; ++l) acc[l] += double(x[j + l]) * double(x[j + l]);
-  for (int l = 0; j + l < n; ++l) acc[l] += double(x[j + l]) * double(x[j + l]);
-  return combine(acc);
-}
-double sum_of(const float* x, int64_t n) {
-  double acc[k_lanes] = {};
-  int64_t j = 0;
-  for (; j + k_lanes <= n; j += k_lanes)
-    for (int l = 0; l < k_lanes; ++l) acc[l] += double(x[j + l]);
-  for (int l = 0; j + l < n; ++l) acc[l] += double(x[j + l]);
-  return combine(acc);
-}
-double sum_centered_squares(const float* x, int64_t n, double mean) {
-  double acc[k_lanes] = {};
-  int64_t j = 0;
-  for (; j + k_lanes <= n; j += k_lanes)
-    for (int l = 0; l < k_lanes; ++l) acc[l] += (x[j + l] - mean) * (x[j + l] - mean);
-  for (int l = 0; j + l < n; ++l) acc[l] += (x[j + l] - mean) * (x[j + l] - mean);
-  return combine(acc);
+  return fixed_order_sum(n, [x](int64_t j) { return double(x[j]) * double(x[j]); });
 }
 
 void rms_norm_rows(thread_pool* pool, rows_of<const float> x, const float* weight, int64_t m, int64_t n, float eps,
@@ -67,8 +52,8 @@ void layer_norm_rows(thread_pool* pool, rows_of<const float> x, const float* wei
     for (int64_t r = r0; r < r1; ++r) {
       const float* xr = x[r];
       float* o = out[r];
-      const double mean = sum_of(xr, n) / double(n);
-      const double v = sum_centered_squares(xr, n, mean);
+      const double mean = fixed_order_sum(n, [xr](int64_t j) { return double(xr[j]); }) / double(n);
+      const double v = fixed_order_sum(n, [xr, mean](int64_t j) { return (xr[j] - mean) * (xr[j] - mean); });
       const float inv = 1.0f / std::sqrt(float(v / double(n)) + eps);
       const float mf = float(mean);
       for (int64_t j = 0; j < n; ++j) o[j] = (xr[j] - mf) * inv * weight[j] + (bias ? bias[j] : 0.0f);
