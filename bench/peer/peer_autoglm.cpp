@@ -6,6 +6,8 @@
 // as events leave it, as `autoglm bench` does), and the process's memory from /proc/self/status.
 //
 //   autoglm_peer_autoglm MODEL_DIR --tokens-file F --decode N [--threads T] [--ctx C] [--kv-type f16]
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
@@ -57,6 +59,19 @@ std::vector<int32_t> read_tokens(const std::string& path) {
   return out;
 }
 
+// The process's page faults and CPU time so far (getrusage counts every thread of the process). CPU time leaves out
+// what this VM's host takes away (steal): A/B runs on a noisy machine compare it beside the wall-clock prefill.
+struct faults {
+  int64_t minor = 0, major = 0;
+  double cpu_ms = 0;  // user + system time of every thread
+};
+faults faults_now() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  auto ms = [](const timeval& t) { return double(t.tv_sec) * 1e3 + double(t.tv_usec) / 1e3; };
+  return {int64_t(u.ru_minflt), int64_t(u.ru_majflt), ms(u.ru_utime) + ms(u.ru_stime)};
+}
+
 int run(int argc, char** argv) {
   if (argc < 2) {
     std::fprintf(stderr, "usage: %s MODEL_DIR --tokens-file F --decode N [--threads T] [--ctx C] [--kv-type f16]\n", argv[0]);
@@ -92,6 +107,7 @@ int run(int argc, char** argv) {
   const double create_ms = ms_between(t_create, clock_type::now());
   const double ready_unix_ms = unix_ms_now();
   const nlohmann::json mem_ready = memory_status();
+  const faults faults_ready = faults_now();
 
   generation_request req;
   req.prompt = prompt;
@@ -103,10 +119,14 @@ int run(int argc, char** argv) {
   std::vector<clock_type::time_point> times;
   generation_event last;
   bool done = false;
+  faults faults_first{};
   const auto t0 = clock_type::now();
   const uint64_t id = eng->submit(std::move(req), [&](const generation_event& ev) {
     std::lock_guard<std::mutex> lk(mu);
-    if (ev.has_token) times.push_back(clock_type::now());
+    if (ev.has_token) {
+      times.push_back(clock_type::now());
+      if (times.size() == 1) faults_first = faults_now();
+    }
     if (ev.finish == finish_reason::NONE) return;
     last = ev;
     done = true;
@@ -144,7 +164,12 @@ int run(int argc, char** argv) {
                         {"decode_steps_ms", steps},
                         {"weight_bytes_per_token", eng->weight_bytes_per_token()},
                         {"memory_at_ready", mem_ready},
-                        {"memory_at_end", memory_status()}};
+                        {"memory_at_end", memory_status()},
+                        // Page faults of the whole process (every thread) during the prefill (submit -> first
+                        // token): first touches of mapped weights and of fresh activation memory.
+                        {"prefill_minor_faults", faults_first.minor - faults_ready.minor},
+                        {"prefill_major_faults", faults_first.major - faults_ready.major},
+                        {"prefill_cpu_ms", faults_first.cpu_ms - faults_ready.cpu_ms}};
   eng->shutdown();
   std::puts(out.dump().c_str());
   return 0;

@@ -12,6 +12,7 @@
 
 #include "core/dtype.h"
 #include "kernels/cpu/attention_common.h"
+#include "kernels/cpu/vec_exp.h"
 
 namespace autoglm::cpu::attn {
 namespace {
@@ -44,6 +45,77 @@ TEST(ScaledDots, EqualFastDotTimesScaleBitForBit) {
         }
       }
 }
+
+// Key runs of 16 on AVX-512: transpose_keys16 + scaled_dots_keys16 give the bits of fast_dot(q, k, n) * scale for
+// every run length 1-16 (lanes past it masked: the output's gaps stay untouched), with inputs of mixed magnitudes
+// (rounding differs between summation orders, so a wrong order shows) and infinities / NaN in one key.
+TEST(ScaledDots, KeyRunsOf16EqualFastDotBitForBit) {
+  if (!key_runs16_usable(16)) GTEST_SKIP() << "no AVX-512 on this CPU";
+  std::mt19937 rng(9);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::uniform_int_distribution<int> ex(-20, 20);
+  for (int64_t n : {16, 32, 128})
+    for (int nq : {1, 3, 8})
+      for (int nk = 1; nk <= 16; ++nk) {
+        std::vector<float> qv(size_t(nq * n)), kv(size_t(nk * n));
+        for (float& v : qv) v = std::ldexp(nd(rng), ex(rng));
+        for (float& v : kv) v = std::ldexp(nd(rng), ex(rng));
+        if (nk > 2) {
+          kv[size_t(n + 3)] = INFINITY;
+          kv[size_t(2 * n + 5)] = NAN;
+        }
+        std::vector<const float*> q(static_cast<size_t>(nq)), k(static_cast<size_t>(nk));
+        for (int h = 0; h < nq; ++h) q[size_t(h)] = qv.data() + h * n;
+        for (int p = 0; p < nk; ++p) k[size_t(p)] = kv.data() + p * n;
+        std::vector<float> room(size_t(16 * n) + 16);  // kt, 64-byte aligned inside
+        float* ktp = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(room.data()) + 63) / 64 * 64);
+        transpose_keys16(k.data(), nk, n, ktp);
+        const int64_t stride = 19;  // past the 16 lanes a run may write: a gap after each head's scores
+        const float sentinel = -12345.0f, scale = 0.0883883f;
+        std::vector<float> out(size_t(nq * stride), sentinel);
+        scaled_dots_keys16(q.data(), nq, ktp, nk, n, scale, out.data(), stride);
+        for (int h = 0; h < nq; ++h) {
+          for (int p = 0; p < nk; ++p) {
+            const float want = fast_dot(q[size_t(h)], k[size_t(p)], n) * scale;
+            const float got = out[size_t(h * stride + p)];
+            EXPECT_EQ(std::memcmp(&want, &got, 4), 0)
+                << "n " << n << " heads " << nq << " keys " << nk << " at (" << h << ", " << p << "): " << got
+                << " vs " << want;
+          }
+          for (int64_t g = nk; g < stride; ++g) EXPECT_EQ(out[size_t(h * stride + g)], sentinel);
+        }
+      }
+}
+
+#if defined(__x86_64__)
+// softmax's vectorized max and scaling give the bytes of the serial loops they replaced (std::max from -inf, the same
+// exponential sum, x *= 1 / sum), for lengths around the 8 / 16 lane steps, with NaN, +0 / -0 ties (a +0 max and a
+// -0 max give the same exponentials) and -inf in the row.
+TEST(Softmax, VectorMaxAndScaleGiveTheSerialBytes) {
+  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) GTEST_SKIP() << "no AVX2";
+  std::mt19937 rng(13);
+  std::normal_distribution<float> nd(0.0f, 3.0f);
+  for (int64_t n : {1, 7, 8, 15, 16, 17, 33, 100, 1000})
+    for (int variant = 0; variant < 4; ++variant) {
+      std::vector<float> x(static_cast<size_t>(n));
+      for (float& v : x) v = nd(rng);
+      if (variant == 1) x[size_t(n / 2)] = NAN;
+      if (variant == 2) {
+        for (float& v : x) v = -std::fabs(v);
+        x[size_t(n - 1)] = 0.0f;
+        x[0] = -0.0f;
+      }
+      if (variant == 3) x[0] = -INFINITY;
+      std::vector<float> want = x, got = x;
+      float mx = -INFINITY;
+      for (float v : want) mx = std::max(mx, v);
+      const float inv = float(1.0 / exp_shifted_sum_avx2(want.data(), long(n), mx));
+      for (float& v : want) v *= inv;
+      softmax(got.data(), n);
+      EXPECT_EQ(std::memcmp(want.data(), got.data(), size_t(n) * 4), 0) << "n " << n << " variant " << variant;
+    }
+}
+#endif
 
 // Paged attention over a prefill chunk (8+ rows: P.V in runs of 64 positions, on AVX-512 8 heads x 32 dims per
 // pass) gives the bytes of the same rows taken one at a time (P.V split over head pairs and dims), for every cache

@@ -89,6 +89,41 @@ TEST(quant_linear, rows_alone_equal_rows_in_a_batch) {
   }
 }
 
+// LINEAR_SWIGLU on quantized weights gives the bytes of LINEAR into [m, 2n] then SILU_MUL of its halves, for output
+// counts off the 16-lane tiles, with and without bias, prefill and decode row counts. Where the wide AVX-512 prefill
+// runs (m > 3), the gate is applied in its tiles' store: tmp is left as it was.
+TEST(quant_linear, swiglu_equals_linear_then_silu_mul) {
+  const int64_t k = 512;
+  rng r(17);
+  for (dtype t : {dtype::Q8_0, dtype::Q4_0, dtype::Q4_1, dtype::Q5_0, dtype::Q5_1, dtype::Q4_K, dtype::Q5_K,
+                  dtype::Q6_K})
+    for (int64_t n : {16, 40, 7})
+      for (int64_t m : {2, 5, 13})
+        for (bool with_bias : {false, true}) {
+          const std::vector<float> x = r.normal(size_t(m * k)), w = r.normal(size_t(2 * n * k), 0.05f);
+          const std::vector<float> b = r.normal(size_t(2 * n));
+          exec_context ctx(device{}, 2);
+          linear_weight lw;
+          lw.weight = quant::quantize_tensor(tensor::view(w.data(), dtype::F32, {2 * n, k}), t);
+          if (with_bias) lw.bias = tensor::view(b.data(), dtype::F32, {2 * n});
+          const tensor xt = tensor::view(x.data(), dtype::F32, {m, k});
+          std::vector<float> tmp(size_t(m * 2 * n), -7.0f), fused(size_t(m * n)), prod(size_t(m * 2 * n)),
+              want(size_t(m * n));
+          tensor tmp_t = tensor::view(tmp.data(), dtype::F32, {m, 2 * n}), y = tensor::view(fused.data(), dtype::F32, {m, n});
+          ops::linear_swiglu(ctx, xt, lw, tmp_t, y);
+          tensor pt = tensor::view(prod.data(), dtype::F32, {m, 2 * n}), wt = tensor::view(want.data(), dtype::F32, {m, n});
+          ops::linear(ctx, xt, lw, pt);
+          ops::silu_mul(ctx, pt.cols_view(0, n), pt.cols_view(n, n), wt);
+          const std::string what = std::string(dtype_name(t)) + " n " + std::to_string(n) + " m " + std::to_string(m) +
+                                   (with_bias ? " bias" : "");
+          EXPECT_EQ(std::memcmp(fused.data(), want.data(), fused.size() * 4), 0) << what;
+          const quant_isa isa = cpu::quant_isa_selected();
+          if (m > 3 && (isa == quant_isa::AVX512_VNNI || isa == quant_isa::AVX512_GFNI)) {
+            EXPECT_EQ(tmp, std::vector<float>(tmp.size(), -7.0f)) << what << ": the wide path wrote tmp";
+          }
+        }
+}
+
 // Against the unquantized product: the error is that of 8-bit activations and 4-8-bit weights, a few percent at
 // most, so a layout mistake (which scrambles the product) cannot pass.
 TEST(quant_linear, close_to_the_float_product) {

@@ -14,6 +14,7 @@
 #include "core/thread_pool.h"
 #include "kernels/cpu/attention_common.h"
 #include "kernels/cpu/convert.h"
+#include "kernels/cpu/gemm_kernels.h"
 #include "kernels/cpu/kernel_util.h"
 #include "kernels/cpu/quant_kv.h"
 #include "kernels/cpu/vec_exp.h"
@@ -94,6 +95,104 @@ __attribute__((target("avx2,fma"))) void dots_2x2_avx2(const float* q0, const fl
   o1[1] = lane_sum_avx2(_mm256_add_ps(a110, a111)) * scale;
 }
 
+// GCC 12's AVX-512 broadcasts and casts build on _mm512_undefined_*(), which -Wmaybe-uninitialized flags.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+// 64-bit unpacks of float vectors.
+__attribute__((target("avx512f"))) inline __m512 lo_pd(__m512 a, __m512 b) {
+  return _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(a), _mm512_castps_pd(b)));
+}
+__attribute__((target("avx512f"))) inline __m512 hi_pd(__m512 a, __m512 b) {
+  return _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(a), _mm512_castps_pd(b)));
+}
+
+// Rows r[0..16) of 16 floats -> columns (r[j] = element j of every input row), in 4 shuffle stages.
+__attribute__((target("avx512f"))) inline void transpose16(__m512* r) {
+  __m512 t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[4 * i] = lo_pd(t[4 * i], t[4 * i + 2]);
+    r[4 * i + 1] = hi_pd(t[4 * i], t[4 * i + 2]);
+    r[4 * i + 2] = lo_pd(t[4 * i + 1], t[4 * i + 3]);
+    r[4 * i + 3] = hi_pd(t[4 * i + 1], t[4 * i + 3]);
+  }
+  // r[4i + c] now holds, in each 128-bit quarter q, elements 4q + c of rows 4i .. 4i + 3.
+  for (int i = 0; i < 2; ++i)
+    for (int c = 0; c < 4; ++c) {
+      t[8 * i + c] = _mm512_shuffle_f32x4(r[8 * i + c], r[8 * i + 4 + c], 0x88);
+      t[8 * i + 4 + c] = _mm512_shuffle_f32x4(r[8 * i + c], r[8 * i + 4 + c], 0xdd);
+    }
+  for (int c = 0; c < 8; ++c) {
+    r[c] = _mm512_shuffle_f32x4(t[c], t[8 + c], 0x88);
+    r[8 + c] = _mm512_shuffle_f32x4(t[c], t[8 + c], 0xdd);
+  }
+}
+
+__attribute__((target("avx512f"))) void transpose_keys16_avx512(const float* const* k, int nk, int64_t n, float* kt) {
+  for (int64_t b = 0; b < n; b += 16) {
+    __m512 r[16];
+    for (int j = 0; j < 16; ++j) r[j] = j < nk ? _mm512_loadu_ps(k[j] + b) : _mm512_setzero_ps();
+    transpose16(r);
+    for (int e = 0; e < 16; ++e) _mm512_store_ps(kt + (b + e) * 16, r[e]);
+  }
+}
+
+// Query rows q[0..nq) against the 16 keys of kt: P[j] (lane = key) is dot_avx2's partial sum of elements j mod 16
+// (its accumulator j / 8, lane j % 8), the same FMAs in the same order; then its reduction tree lane-wise: (P[l] +
+// P[l + 8]), the halves, the pairs, the last two; times scale. So every lane is fast_dot(q, k_lane) * scale.
+// (Every loop over the 16 accumulators is unrolled: otherwise GCC keeps the array on the stack.)
+__attribute__((target("avx512f"))) void dots_keys16_avx512(const float* const* q, int nq, const float* kt, int64_t n,
+                                                           float scale, int nk, float* out, int64_t q_stride) {
+  const __mmask16 mask = __mmask16((1u << nk) - 1);
+  const __m512 sv = _mm512_set1_ps(scale);
+  for (int h = 0; h < nq; ++h) {
+    const float* qh = q[h];
+    __m512 P[16];
+#pragma GCC unroll 16
+    for (int j = 0; j < 16; ++j) P[j] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n; i += 16)
+#pragma GCC unroll 16
+      for (int j = 0; j < 16; ++j)
+        P[j] = _mm512_fmadd_ps(_mm512_set1_ps(qh[i + j]), _mm512_load_ps(kt + (i + j) * 16), P[j]);
+#pragma GCC unroll 8
+    for (int l = 0; l < 8; ++l) P[l] = _mm512_add_ps(P[l], P[l + 8]);
+#pragma GCC unroll 4
+    for (int m = 0; m < 4; ++m) P[m] = _mm512_add_ps(P[m], P[m + 4]);
+    const __m512 s = _mm512_add_ps(_mm512_add_ps(P[0], P[2]), _mm512_add_ps(P[1], P[3]));
+    _mm512_mask_storeu_ps(out + h * q_stride, mask, _mm512_mul_ps(s, sv));
+  }
+}
+#pragma GCC diagnostic pop
+
+// std::max over x[0..n) from -inf: the larger of each pair, the running value kept on ties and against NaN
+// (max_ps(x, m) returns m unless x > m), lanes then folded the same way.
+__attribute__((target("avx2"))) float max_avx2(const float* x, int64_t n) {
+  __m256 m0 = _mm256_set1_ps(-INFINITY), m1 = m0;
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16) {
+    m0 = _mm256_max_ps(_mm256_loadu_ps(x + j), m0);
+    m1 = _mm256_max_ps(_mm256_loadu_ps(x + j + 8), m1);
+  }
+  alignas(32) float lanes[16];
+  _mm256_store_ps(lanes, m0);
+  _mm256_store_ps(lanes + 8, m1);
+  float mx = -INFINITY;
+  for (float v : lanes) mx = std::max(mx, v);
+  for (; j < n; ++j) mx = std::max(mx, x[j]);
+  return mx;
+}
+
+// x[j] *= s for j < n.
+__attribute__((target("avx2"))) void scale_avx2(float* x, int64_t n, float s) {
+  const __m256 sv = _mm256_set1_ps(s);
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) _mm256_storeu_ps(x + j, _mm256_mul_ps(_mm256_loadu_ps(x + j), sv));
+  for (; j < n; ++j) x[j] *= s;
+}
+
 __attribute__((target("avx2,fma"))) void axpy_avx2(float w, const float* x, float* y, int64_t n) {
   __m256 wv = _mm256_set1_ps(w);
   int64_t i = 0;
@@ -161,6 +260,35 @@ void scaled_dots(const float* const* q, int nq, const float* const* k, int nk, i
     for (int p = 0; p < nk; ++p) out[h * q_stride + p] = fast_dot(q[h], k[p], n) * scale;
 }
 
+bool key_runs16_usable(int64_t n) {
+#if defined(__x86_64__)
+  return n % 16 == 0 && gemm_detail::cpu_has_avx512();
+#else
+  (void)n;
+  return false;
+#endif
+}
+
+void transpose_keys16(const float* const* k, int nk, int64_t n, float* kt) {
+#if defined(__x86_64__)
+  AG_CHECK(key_runs16_usable(n) && nk >= 1 && nk <= 16, "transpose_keys16: needs AVX-512 and n % 16 == 0");
+  transpose_keys16_avx512(k, nk, n, kt);
+#else
+  (void)k, (void)nk, (void)n, (void)kt;
+  AG_CHECK(false, "transpose_keys16: needs AVX-512");
+#endif
+}
+
+void scaled_dots_keys16(const float* const* q, int nq, const float* kt, int nk, int64_t n, float scale, float* out,
+                        int64_t q_stride) {
+#if defined(__x86_64__)
+  dots_keys16_avx512(q, nq, kt, n, scale, nk, out, q_stride);
+#else
+  (void)q, (void)nq, (void)kt, (void)nk, (void)n, (void)scale, (void)out, (void)q_stride;
+  AG_CHECK(false, "scaled_dots_keys16: needs AVX-512");
+#endif
+}
+
 void axpy(float w, const float* x, float* y, int64_t n) {
 #if defined(__x86_64__)
   if (cpu_has_avx2()) return axpy_avx2(w, x, y, n);
@@ -171,18 +299,24 @@ void axpy(float w, const float* x, float* y, int64_t n) {
 }
 
 void softmax(float* scores, int64_t n) {
+#if defined(__x86_64__)
+  if (cpu_has_avx2()) {
+    // The max and the final scaling on 8 lanes (the same value: the max of a set, element-wise products; a +0 / -0
+    // tie may leave the other zero than the serial loop, and x - (+0) and x - (-0) differ only for x = -0, where
+    // both exponentials are 1); the exponentials' double sum as before (vec_exp.h: within 2 ulp of std::exp).
+    const float mx = max_avx2(scores, n);
+    const float inv = float(1.0 / exp_shifted_sum_avx2(scores, long(n), mx));
+    scale_avx2(scores, n, inv);
+    return;
+  }
+#endif
   float mx = -INFINITY;
   for (int64_t j = 0; j < n; ++j) mx = std::max(mx, scores[j]);
   double sum = 0.0;
-#if defined(__x86_64__)
-  if (cpu_has_avx2()) {
-    sum = exp_shifted_sum_avx2(scores, long(n), mx);  // vec_exp.h: within 2 ulp of std::exp
-  } else
-#endif
-    for (int64_t j = 0; j < n; ++j) {
-      scores[j] = std::exp(scores[j] - mx);
-      sum += scores[j];
-    }
+  for (int64_t j = 0; j < n; ++j) {
+    scores[j] = std::exp(scores[j] - mx);
+    sum += scores[j];
+  }
   const float inv = float(1.0 / sum);
   for (int64_t j = 0; j < n; ++j) scores[j] *= inv;
 }

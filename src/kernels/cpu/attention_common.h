@@ -46,6 +46,14 @@ float fast_dot(const float* a, const float* b, int64_t n);
 // computed 2 x 2 at a time where fast_dot is dot_avx2 and n is a multiple of 16 (each load serves two dots).
 void scaled_dots(const float* const* q, int nq, const float* const* k, int nk, int64_t n, float scale, float* out,
                  int64_t q_stride);
+// Key runs of 16 on AVX-512 (key_runs16_usable(n): AVX-512F and n % 16 == 0). transpose_keys16 lays out nk (1-16)
+// key rows of n floats as kt[n][16] (64-byte aligned; lane j = key j, lanes past nk zero); scaled_dots_keys16
+// then gives out[h * q_stride + p] = fast_dot(q[h], k[p], n) * scale for p < nk, the same bits as scaled_dots, with
+// one zmm per partial sum and no per-dot lane reduction (fast_dot's tree runs across 16 keys at once).
+bool key_runs16_usable(int64_t n);
+void transpose_keys16(const float* const* k, int nk, int64_t n, float* kt);
+void scaled_dots_keys16(const float* const* q, int nq, const float* kt, int nk, int64_t n, float scale, float* out,
+                        int64_t q_stride);
 // y += w * x over n elements (AVX2 / NEON: one FMA per lane, the tail as explicit FMAs).
 void axpy(float w, const float* x, float* y, int64_t n);
 // scores[0..n) = softmax(scores) in place: fp32 max and exp, double sum, multiply by float(1 / sum).

@@ -3,7 +3,8 @@
 // each key/value row is read once per head group:
 //   1. scores: items of (up to 16 consecutive rows of a sequence, KV head, 64 positions); each key row is read and
 //      converted once for those rows and the heads of its group, and the dots are taken 2 heads x 2 key rows at a
-//      time (scaled_dots: the same bits as one by one);
+//      time (scaled_dots: the same bits as one by one); on AVX-512, items of 16+ query rows take runs of 16 keys
+//      laid out key-per-lane instead (scaled_dots_keys16: the same bits, no per-dot lane sums);
 //   2. softmax: items of (row, head);
 //   3. P.V: items of (row, KV head, 2 heads, 32 dimensions), accumulating in registers over all positions; with 8+
 //      rows (prefill), items of (row, KV head) walking the positions in runs of 64 whose value rows stay in L1; on
@@ -18,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "core/aligned_buffer.h"
 #include "core/error.h"
 #include "kernels/cpu/attention_common.h"
 #include "kernels/cpu/convert.h"
@@ -33,6 +35,8 @@ namespace {
 
 constexpr int64_t k_pos_block = 64;  // positions per scores item
 constexpr int k_key_run = 8;         // key rows converted together in pass 1 (8 x head_dim floats stay in L1)
+constexpr int k_key_run16 = 16;      // the same on AVX-512 with key-per-lane runs (scaled_dots_keys16)
+constexpr int64_t k_keys16_min_queries = 16;  // query rows (rows x heads) of an item from which runs of 16 are used
 constexpr int64_t k_score_rows = 16;  // rows of one sequence sharing each converted key run in pass 1
 constexpr int k_pv_heads = 2;        // query heads per P.V item: 2 x 4 accumulators + 4 values in 16 registers
 constexpr int k_pv_vecs = 4;         // 8-lane vectors per P.V item (32 dimensions)
@@ -275,10 +279,16 @@ void paged_attention_split(thread_pool* pool, const float* q, int64_t qs, const 
   // 1. scores[r][h][p] = (q_rh . k_p) * scale: runs of k_key_run key rows (converted to F32 once per run for all
   // the rows of a group: a prefill row group shares its keys) against the group's heads of each row, scaled_dots
   // taking them 2 x 2. Every score is the same dot whatever the grouping.
+  // AVX-512: key runs of 16 laid out key-per-lane (scaled_dots_keys16, the same bits) for items with at least
+  // k_keys16_min_queries query rows (rows x heads); one row's 8 heads keep the 2 x 2 dots (the transposition would
+  // cost about what it saves there).
+  const bool keys16_ok = key_runs16_usable(hd);
   parallel_for(pool, first_item[size_t(n_groups)], 1, [&](int64_t w0, int64_t w1) {
     thread_local std::vector<float> kbuf;
+    thread_local aligned_buffer kt;
     thread_local std::vector<const float*> qp;
-    kbuf.resize(size_t(k_key_run * hd));
+    kbuf.resize(size_t(k_key_run16 * hd));
+    if (keys16_ok) kt.resize(size_t(16 * hd) * sizeof(float));
     qp.resize(size_t(k_score_rows * group));
     for (int64_t w = w0; w < w1; ++w) {
       const int64_t g = group_of_item(w), local = w - first_item[size_t(g)];
@@ -291,18 +301,25 @@ void paged_attention_split(thread_pool* pool, const float* q, int64_t qs, const 
         const float* qrow = q + (d.first_row + rows[size_t(r)].i) * qs;
         for (int64_t h = 0; h < group; ++h) qp[size_t((r - r0) * group + h)] = qrow + (kvh * group + h) * hd;
       }
-      for (int64_t p0 = p_begin; p0 < p_end; p0 += k_key_run) {
-        const int nk = int(std::min<int64_t>(k_key_run, p_end - p0));
-        const float* kp[k_key_run];
+      const bool keys16 = keys16_ok && (r1 - r0) * group >= k_keys16_min_queries;
+      const int run = keys16 ? k_key_run16 : k_key_run;
+      for (int64_t p0 = p_begin; p0 < p_end; p0 += run) {
+        const int nk = int(std::min<int64_t>(run, p_end - p0));
+        const float* kp[k_key_run16];
         for (int j = 0; j < nk; ++j) {
           const int64_t p = p0 + j;
           kp[j] = f32_row(kc, kc.at(block_of(d, kc, p), p % kc.block_size, kvh), kbuf.data() + j * hd, hd);
         }
+        if (keys16) transpose_keys16(kp, nk, hd, kt.f32());
         for (int64_t r = r0; r < r1; ++r) {
           const int nk_r = int(std::min<int64_t>(nk, n_ctx[size_t(r)] - p0));  // the row's own causal extent
           if (nk_r <= 0) continue;
           float* srow = scores.data() + offset[size_t(r)] + kvh * group * n_ctx[size_t(r)];
-          scaled_dots(qp.data() + (r - r0) * group, int(group), kp, nk_r, hd, scale, srow + p0, n_ctx[size_t(r)]);
+          if (keys16)
+            scaled_dots_keys16(qp.data() + (r - r0) * group, int(group), kt.f32(), nk_r, hd, scale, srow + p0,
+                               n_ctx[size_t(r)]);
+          else
+            scaled_dots(qp.data() + (r - r0) * group, int(group), kp, nk_r, hd, scale, srow + p0, n_ctx[size_t(r)]);
         }
       }
     }

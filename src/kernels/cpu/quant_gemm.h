@@ -62,18 +62,21 @@ using quantize_fn = void (*)(const float* x, int64_t k, int64_t group, uint8_t* 
 // (wide_pack_x of the weight type: per group, the rows' 4-byte groups interleaved, then their scales and, for the
 // k-quants, their sums; rows past m are zeros), and each thread packs each of its W tiles once per call and runs
 // every panel against it.
+// With swiglu, W holds 2n rows (gate rows 0 .. n - 1, then the up rows), bias 2n values, y [m, n] = silu(gate) * up
+// (the bytes of LINEAR into [m, 2n] then SILU_MUL): each tile is 16 gate rows and the 16 up rows that pair with them.
 struct wide_job {
   const uint8_t* w = nullptr;  // W row 0
-  int64_t w_stride = 0, n = 0;  // bytes between W rows; W rows
+  int64_t w_stride = 0, n = 0;  // bytes between W rows; W rows (swiglu: gate rows, the outputs per x row)
   const float* bias = nullptr;  // [n] or null
   const uint8_t* xp = nullptr;  // panels of x written by wide_pack_x
   int64_t m = 0, n_groups = 0;
   float* y = nullptr;  // [m, n], rows y_stride floats apart
   int64_t y_stride = 0;
+  bool swiglu = false;
 };
 // Panels [p0, p1) of x's m quantized rows to `out` (wide_x_group_bytes of the type per group per panel).
 using wide_pack_x_fn = void (*)(const xq_view& x, int64_t m, int64_t p0, int64_t p1, uint8_t* out);
-// W tiles [t0, t1) (wide_rows W rows each) against every panel of x.
+// W tiles [t0, t1) (wide_rows W rows each; swiglu: wide_rows / 2 outputs each) against every panel of x.
 using wide_fn = void (*)(const wide_job& j, int64_t t0, int64_t t1);
 
 struct isa_table {

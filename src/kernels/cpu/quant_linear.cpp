@@ -11,6 +11,7 @@
 
 #include "core/aligned_buffer.h"
 #include "core/error.h"
+#include "kernels/cpu/activations.h"
 #include "kernels/cpu/convert.h"
 #include "kernels/cpu/cpu_features_arm.h"
 #include "kernels/cpu/quant_gemm.h"
@@ -146,7 +147,11 @@ void force_quant_isa(quant_isa isa) {
   g_forced.store(int(isa));
 }
 
-void quant_linear_kernel(const kernel_context& kc, const tensor& x, const linear_weight& w, tensor& y) {
+namespace {
+
+// LINEAR into y; or, with `gated` set and the wide prefill taking the call, y [m, n / 2] = silu(gate) * up of the
+// product's halves straight from the register tiles (the bytes of LINEAR then SILU_MUL). Returns whether it did that.
+bool quant_linear_into(const kernel_context& kc, const tensor& x, const linear_weight& w, tensor& y, tensor* gated) {
   const tensor& W = w.weight;
   const wtype wt = wtype_of(W.type());
   AG_CHECK(wt != wtype::COUNT, std::string("quant linear: no integer kernel for ") + dtype_name(W.type()));
@@ -165,7 +170,7 @@ void quant_linear_kernel(const kernel_context& kc, const tensor& x, const linear
     bias = w.bias.ptr<float>();
   }
   const int64_t xs = f32_row_stride(x, "x"), ys = f32_row_stride(y, "y");
-  if (m <= 0 || n <= 0) return;
+  if (m <= 0 || n <= 0) return false;
   const float* xp = x.ptr<float>();
   float* yp = y.ptr<float>();
 
@@ -206,7 +211,7 @@ void quant_linear_kernel(const kernel_context& kc, const tensor& x, const linear
     parallel_for(kc.pool, n_tiles, grain, [&](int64_t t0, int64_t t1) {
       for (int64_t t = t0; t < t1; ++t) dk(make_tile(t, 0));
     });
-    return;
+    return false;
   }
   if (const wide_fn wide = tab.wide[size_t(wt)]) {
     // Wide prefill: x laid out once in panels of wide_mr rows; threads split the W tiles of wide_rows rows.
@@ -217,10 +222,18 @@ void quant_linear_kernel(const kernel_context& kc, const tensor& x, const linear
     parallel_for(kc.pool, n_panels, std::max<int64_t>(1, 4096 / k), [&](int64_t p0, int64_t p1) {
       tab.wide_pack_x[size_t(wt)](xv, m, p0, p1, xw);
     });
-    const wide_job job{static_cast<const uint8_t*>(W.data()), w_row_bytes, n, bias, xw, m, ng, yp, ys};
-    parallel_for(kc.pool, (n + tab.wide_rows - 1) / tab.wide_rows, 1,
+    wide_job job{static_cast<const uint8_t*>(W.data()), w_row_bytes, n, bias, xw, m, ng, yp, ys};
+    int64_t outputs_per_tile = tab.wide_rows;
+    if (gated) {
+      job.n = n / 2;
+      job.y = gated->ptr<float>();
+      job.y_stride = f32_row_stride(*gated, "y");
+      job.swiglu = true;
+      outputs_per_tile = tab.wide_rows / 2;
+    }
+    parallel_for(kc.pool, (job.n + outputs_per_tile - 1) / outputs_per_tile, 1,
                  [&](int64_t t0, int64_t t1) { wide(job, t0, t1); });
-    return;
+    return gated != nullptr;
   }
   // Prefill: panels of x rows; each W tile is packed once per panel into the worker's buffer and runs against
   // every row of the panel, mr rows at a time.
@@ -248,6 +261,21 @@ void quant_linear_kernel(const kernel_context& kc, const tensor& x, const linear
       }
     });
   }
+  return false;
+}
+
+}  // namespace
+
+void quant_linear_kernel(const kernel_context& kc, const tensor& x, const linear_weight& w, tensor& y) {
+  quant_linear_into(kc, x, w, y, nullptr);
+}
+
+void quant_linear_swiglu_kernel(const kernel_context& kc, const tensor& x, const linear_weight& w, tensor& tmp,
+                                tensor& y) {
+  const int64_t n = y.cols();
+  AG_CHECK(w.weight.dim(0) == 2 * n && tmp.cols() == 2 * n && tmp.rows() == x.rows() && y.rows() == x.rows(),
+           "quant linear swiglu: '" + w.name + "' needs 2 x " + std::to_string(n) + " rows and tmp [m, 2n]");
+  if (!quant_linear_into(kc, x, w, tmp, &y)) silu_mul_kernel(kc, tmp.cols_view(0, n), tmp.cols_view(n, n), y);
 }
 
 }  // namespace autoglm::cpu

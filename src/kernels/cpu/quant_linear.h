@@ -38,6 +38,11 @@ namespace autoglm::cpu {
 // (k a whole number of 32-element groups for I8, of blocks otherwise), w.scales F32 [n] for I8, w.bias F32 [n] or
 // empty; x [m, k] and y [m, n] F32 with unit column stride (row strides free).
 void quant_linear_kernel(const kernel_context& kc, const tensor& x, const linear_weight& w, tensor& y);
+// LINEAR_SWIGLU with those weights: w.weight [2n, k] (gate rows, then up rows), y [m, n] = silu(gate) * up. The wide
+// prefill applies the gate in its register tiles' store (tmp [m, 2n] untouched); decode and the other paths run
+// quant_linear_kernel into tmp, then SILU_MUL: the same bytes either way.
+void quant_linear_swiglu_kernel(const kernel_context& kc, const tensor& x, const linear_weight& w, tensor& tmp,
+                                tensor& y);
 // Whether quant_linear_kernel handles weights of `t`.
 bool quant_linear_supports(dtype t);
 

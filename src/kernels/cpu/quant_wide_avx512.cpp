@@ -29,6 +29,7 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 #include "kernels/cpu/quant_isa_x86.h"
+#include "kernels/cpu/vec_exp.h"
 
 namespace autoglm::cpu::qgemm {
 
@@ -167,12 +168,49 @@ constexpr int64_t block_bytes = T == wtype::Q8_0 ? 34 : T == wtype::Q4_0 ? 18 : 
                                 : T == wtype::Q4_1 ? 20 : T == wtype::Q5_1 ? 24
                                 : T == wtype::Q4_K ? 144 : T == wtype::Q5_K ? 176 : 210;
 
-// W rows n0 .. n0 + 32 (the last valid one repeated past n) into the packed layout, 8 rows at a time: their 32
-// weights transposed to lane-per-row 4-byte groups, the row sums by vpdpbusd against ones.
+// The 32 W rows of tile t (the last valid row repeated past the end): rows 32t .. 32t + 31, or with swiglu gate
+// rows 16t .. 16t + 15 then the up rows n + 16t .. n + 16t + 15 (lanes 0-15: gates, 16-31: their ups).
+void tile_rows(const wide_job& j, int64_t t, const uint8_t** w) {
+  if (!j.swiglu) {
+    for (int r = 0; r < k_rows; ++r) w[r] = j.w + std::min<int64_t>(t * k_rows + r, j.n - 1) * j.w_stride;
+    return;
+  }
+  for (int r = 0; r < k_rows / 2; ++r) {
+    const int64_t g = std::min<int64_t>(t * (k_rows / 2) + r, j.n - 1);
+    w[r] = j.w + g * j.w_stride;
+    w[k_rows / 2 + r] = j.w + (j.n + g) * j.w_stride;
+  }
+}
+
+inline __m256 high_half(__m512 v) { return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)); }
+
+// x row `row`'s finished sums of tile t (a0: lanes 0-15, a1: lanes 16-31) into y, each plus its bias (0 without
+// one, as LINEAR adds it); with swiglu, y = silu(gate) * up by silu_mul8_avx2 on each half: SILU_MUL's bytes.
+inline void store_tile_row(const wide_job& j, int64_t row, int64_t t, __m512 a0, __m512 a1) {
+  float* y = j.y + row * j.y_stride;
+  if (!j.swiglu) {
+    const int64_t n0 = t * k_rows;
+    for (int v = 0; v < 2; ++v) {
+      const int64_t lanes = std::clamp<int64_t>(j.n - n0 - 16 * v, 0, 16);
+      if (!lanes) break;
+      const __mmask16 mask = __mmask16((1u << lanes) - 1);
+      const __m512 b = j.bias ? _mm512_maskz_loadu_ps(mask, j.bias + n0 + 16 * v) : _mm512_setzero_ps();
+      _mm512_mask_storeu_ps(y + n0 + 16 * v, mask, _mm512_add_ps(v ? a1 : a0, b));
+    }
+    return;
+  }
+  const int64_t c0 = t * (k_rows / 2), lanes = std::min<int64_t>(16, j.n - c0);
+  const __mmask16 mask = __mmask16((1u << lanes) - 1);
+  const __m512 g = _mm512_add_ps(a0, j.bias ? _mm512_maskz_loadu_ps(mask, j.bias + c0) : _mm512_setzero_ps());
+  const __m512 u = _mm512_add_ps(a1, j.bias ? _mm512_maskz_loadu_ps(mask, j.bias + j.n + c0) : _mm512_setzero_ps());
+  _mm256_mask_storeu_ps(y + c0, __mmask8(mask), silu_mul8_avx2(_mm512_castps512_ps256(g), _mm512_castps512_ps256(u)));
+  _mm256_mask_storeu_ps(y + c0 + 8, __mmask8(mask >> 8), silu_mul8_avx2(high_half(g), high_half(u)));
+}
+
+// The 32 W rows `w` (tile_rows) into the packed layout, 8 rows at a time: their 32 weights transposed to
+// lane-per-row 4-byte groups, the row sums by vpdpbusd against ones.
 template <wtype T>
-void pack_tile(const wide_job& j, int64_t n0, int64_t g0, int64_t g1, uint8_t* out) {
-  const uint8_t* w[k_rows];
-  for (int r = 0; r < k_rows; ++r) w[r] = j.w + std::min<int64_t>(n0 + r, j.n - 1) * j.w_stride;
+void pack_tile(const uint8_t* const* w, int64_t g0, int64_t g1, uint8_t* out) {
   const __m256i ones = _mm256_set1_epi8(1);
   for (int64_t g = g0; g < g1; ++g, out += w_group<T>) {
     const int64_t o = g * block_bytes<T>;
@@ -204,7 +242,7 @@ void pack_tile(const wide_job& j, int64_t n0, int64_t g0, int64_t g1, uint8_t* o
 // block of groups is a short run (12 x 192 bytes) far from the previous one, too short for the hardware prefetcher.
 template <wtype T, int MR>
 void run_panel(const uint8_t* wp, const uint8_t* xqs, const float* xd, int64_t g0, int64_t g1, int64_t ng,
-               const uint8_t* next, float* state, const wide_job& j, int64_t i0, int64_t n0) {
+               const uint8_t* next, float* state, const wide_job& j, int64_t i0, int64_t t) {
   __m512 acc[MR][2];
   for (int i = 0; i < MR; ++i)
     for (int v = 0; v < 2; ++v)
@@ -266,15 +304,7 @@ void run_panel(const uint8_t* wp, const uint8_t* xqs, const float* xd, int64_t g
       for (int v = 0; v < 2; ++v) _mm512_store_ps(state + 32 * i + 16 * v, acc[i][v]);
     return;
   }
-  const int64_t nr = std::min<int64_t>(k_rows, j.n - n0);
-  for (int v = 0; v < 2; ++v) {
-    const int64_t lanes = std::clamp<int64_t>(nr - 16 * v, 0, 16);
-    if (!lanes) break;
-    const __mmask16 mask = __mmask16((1u << lanes) - 1);
-    const __m512 b = j.bias ? _mm512_maskz_loadu_ps(mask, j.bias + n0 + 16 * v) : _mm512_setzero_ps();
-    for (int i = 0; i < MR; ++i)
-      _mm512_mask_storeu_ps(j.y + (i0 + i) * j.y_stride + n0 + 16 * v, mask, _mm512_add_ps(acc[i][v], b));
-  }
+  for (int i = 0; i < MR; ++i) store_tile_row(j, i0 + i, t, acc[i][0], acc[i][1]);
 }
 
 using panel_fn = void (*)(const uint8_t*, const uint8_t*, const float*, int64_t, int64_t, int64_t, const uint8_t*,
@@ -300,11 +330,9 @@ __m256i weights_k(const uint8_t* blk, int v) {
   }
 }
 
-// W rows n0 .. n0 + 32 (the last valid one repeated past n), groups [g0, g1), into the k-quant packed layout.
+// The 32 W rows `w` (tile_rows), groups [g0, g1), into the k-quant packed layout.
 template <wtype T>
-void pack_tile_k(const wide_job& j, int64_t n0, int64_t g0, int64_t g1, uint8_t* out) {
-  const uint8_t* w[k_rows];
-  for (int r = 0; r < k_rows; ++r) w[r] = j.w + std::min<int64_t>(n0 + r, j.n - 1) * j.w_stride;
+void pack_tile_k(const uint8_t* const* w, int64_t g0, int64_t g1, uint8_t* out) {
   for (int64_t g = g0; g < g1; ++g, out += k_wk_group<T>) {
     const int64_t o = g * block_bytes<T>;
     for (int b = 0; b < 4; ++b)
@@ -348,7 +376,7 @@ void pack_tile_k(const wide_job& j, int64_t n0, int64_t g0, int64_t g1, uint8_t*
 // bias. acc and off live in `state` (64 floats per x row) between groups.
 template <wtype T, int MR>
 void run_panel_k(const uint8_t* wp, const uint8_t* xqs, int64_t g0, int64_t g1, int64_t ng, const uint8_t* next,
-                 float* state, const wide_job& j, int64_t i0, int64_t n0) {
+                 float* state, const wide_job& j, int64_t i0, int64_t t) {
   constexpr int per_run = 64 / k_runs<T>;  // 4-byte steps per run
   const float* xd = reinterpret_cast<const float*>(xqs + ng * k_xk_qs);
   const int16_t* xbs = reinterpret_cast<const int16_t*>(xd + 8 * ng);
@@ -409,14 +437,7 @@ void run_panel_k(const uint8_t* wp, const uint8_t* xqs, int64_t g0, int64_t g1, 
         r[v] = _mm512_sub_ps(acc, off);
       }
       if (g + 1 < ng) continue;
-      const int64_t nr = std::min<int64_t>(k_rows, j.n - n0);
-      for (int v = 0; v < 2; ++v) {
-        const int64_t lanes = std::clamp<int64_t>(nr - 16 * v, 0, 16);
-        if (!lanes) break;
-        const __mmask16 mask = __mmask16((1u << lanes) - 1);
-        const __m512 b = j.bias ? _mm512_maskz_loadu_ps(mask, j.bias + n0 + 16 * v) : _mm512_setzero_ps();
-        _mm512_mask_storeu_ps(j.y + (i0 + i) * j.y_stride + n0 + 16 * v, mask, _mm512_add_ps(r[v], b));
-      }
+      store_tile_row(j, i0 + i, t, r[0], r[1]);
     }
   }
 }
@@ -435,34 +456,38 @@ void run_tiles(const wide_job& j, int64_t t0, int64_t t1) {
   t_packed.resize(size_t(block_groups<T> * w_group<T>));
   t_state.resize(size_t(n_panels * k_mr * state_floats<T>) * sizeof(float));
   uint8_t* packed = static_cast<uint8_t*>(t_packed.data());
+  const uint8_t* rows[k_rows];
+  const uint8_t* next_rows[k_rows];
   for (int64_t t = t0; t < t1; ++t) {
-    const int64_t n0 = t * k_rows;
+    tile_rows(j, t, rows);
+    tile_rows(j, t + 1, next_rows);  // clamped to the last row past the end
     for (int64_t g0 = 0; g0 < ng; g0 += block_groups<T>) {
       const int64_t g1 = std::min(ng, g0 + block_groups<T>);
-      if constexpr (is_k<T>) pack_tile_k<T>(j, n0, g0, g1, packed);
-      else pack_tile<T>(j, n0, g0, g1, packed);
+      if constexpr (is_k<T>) pack_tile_k<T>(rows, g0, g1, packed);
+      else pack_tile<T>(rows, g0, g1, packed);
       // The W bytes of the next block (or of the next tile's first block) are fetched into L2 a few lines per panel:
       // packing reads 32 rows side by side, each a short run, which otherwise waits on memory (6% of the time at
       // k = 4096). Rows are clamped to the last; the line past a row's run may belong to the next row (harmless).
-      const int64_t nb0 = g1 < ng ? g1 : 0, nn0 = g1 < ng ? n0 : n0 + k_rows;
+      const int64_t nb0 = g1 < ng ? g1 : 0;
+      const uint8_t* const* nrows = g1 < ng ? rows : next_rows;
       const int64_t run = (std::min(ng, nb0 + block_groups<T>) - nb0) * block_bytes<T>;
       const int64_t lines_per_row = (run + 63) / 64 + 1, n_lines = k_rows * lines_per_row;
       const int64_t per_panel = (n_lines + n_panels - 1) / n_panels;
       int64_t line = 0;
       for (int64_t p = 0; p < n_panels; ++p) {
         for (const int64_t end = std::min(n_lines, line + per_panel); line < end; ++line)
-          _mm_prefetch(reinterpret_cast<const char*>(j.w + std::min(nn0 + line / lines_per_row, j.n - 1) * j.w_stride +
-                                                     nb0 * block_bytes<T> + 64 * (line % lines_per_row)),
+          _mm_prefetch(reinterpret_cast<const char*>(nrows[line / lines_per_row] + nb0 * block_bytes<T> +
+                                                     64 * (line % lines_per_row)),
                        _MM_HINT_T1);
         const uint8_t* xqs = j.xp + p * ng * x_group<T>;
         const uint8_t* next = p + 1 < n_panels ? xqs + ng * x_group<T> : j.xp;
         const int mr = int(std::min<int64_t>(k_mr, j.m - p * k_mr));
         float* state = t_state.f32() + p * k_mr * state_floats<T>;
         if constexpr (is_k<T>) {
-          k_panel_k<T>[mr - 1](packed, xqs, g0, g1, ng, next, state, j, p * k_mr, n0);
+          k_panel_k<T>[mr - 1](packed, xqs, g0, g1, ng, next, state, j, p * k_mr, t);
         } else {
           const float* xd = reinterpret_cast<const float*>(xqs + ng * k_x_qs);
-          k_panel<T>[mr - 1](packed, xqs, xd, g0, g1, ng, next, state, j, p * k_mr, n0);
+          k_panel<T>[mr - 1](packed, xqs, xd, g0, g1, ng, next, state, j, p * k_mr, t);
         }
       }
     }

@@ -109,7 +109,7 @@ void register_cpu_kernels(kernel_registry& r) {
   for (dtype t : {dtype::I8, dtype::Q8_0, dtype::Q4_0, dtype::Q4_1, dtype::Q5_0, dtype::Q5_1, dtype::Q4_K, dtype::Q5_K,
                   dtype::Q6_K}) {
     r.add_kernel<kernel_sig::linear>(op_id::LINEAR, cpu, t, cpu::quant_linear_kernel);
-    r.add_kernel<kernel_sig::linear_swiglu>(op_id::LINEAR_SWIGLU, cpu, t, linear_then_swiglu);
+    r.add_kernel<kernel_sig::linear_swiglu>(op_id::LINEAR_SWIGLU, cpu, t, cpu::quant_linear_swiglu_kernel);
     r.add_kernel<kernel_sig::linear_add>(op_id::LINEAR_ADD, cpu, t, linear_then_add);
     r.add_kernel<kernel_sig::linear_rope_kv_store>(op_id::LINEAR_ROPE_KV_STORE, cpu, t, linear_then_rope_kv_store);
   }
