@@ -2,6 +2,7 @@
 #include "core/file_io.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -92,6 +93,19 @@ std::string read_regular_file(const std::string& path, uint64_t max_bytes) {
 bool is_regular_file(const std::string& path) {
   struct stat st {};
   return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+bool prefault_read(const void* p, uint64_t n) noexcept {
+#if defined(__linux__)
+  if (!p || n == 0) return false;
+  constexpr int k_populate_read = 22;  // MADV_POPULATE_READ (linux/mman.h), absent from older libc headers
+  const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = uintptr_t(p) / page * page, end = (uintptr_t(p) + n + page - 1) / page * page;
+  return ::madvise(reinterpret_cast<void*>(begin), end - begin, k_populate_read) == 0;
+#else
+  (void)p, (void)n;
+  return false;
+#endif
 }
 
 }  // namespace autoglm

@@ -48,4 +48,10 @@ std::string read_regular_file(const std::string& path, uint64_t max_bytes);
 // True when `path` names a regular file (following symlinks); false for anything else or nothing.
 bool is_regular_file(const std::string& path);
 
+// Maps the pages of [p, p + n) into this process now, reading them as a read fault would (Linux 5.14+'s
+// MADV_POPULATE_READ; for a file mapping, from the page cache or the disk): later reads of the range take no page
+// faults. Pages only partly inside the range are included. Returns false where the kernel does not do it (older
+// kernels, other systems) or refuses the range; nothing else changes then.
+bool prefault_read(const void* p, uint64_t n) noexcept;
+
 }  // namespace autoglm

@@ -1,6 +1,7 @@
 // open_regular_file / read_regular_file: regular files only (a FIFO must not block the caller), bounded size,
 // errors that name the path.
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -68,6 +69,48 @@ TEST(FileIo, FollowsSymlinksToRegularFiles) {
   std::ofstream(target) << "x";
   fs::create_symlink(target, link);
   EXPECT_EQ(read_regular_file(link, 10), "x");
+}
+
+}  // namespace
+}  // namespace autoglm
+
+namespace autoglm {
+namespace {
+
+// The process's resident file-backed memory in kB (/proc/self/status RssFile), or -1.
+long rss_file_kb() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("RssFile:", 0) == 0) return std::stol(line.substr(8));
+  return -1;
+}
+
+// prefault_read maps a file mapping's pages in at once: resident file memory grows by the range (a read fault per
+// page would be needed otherwise), the bytes read back unchanged; a null or empty range is refused.
+TEST(FileIo, PrefaultReadMapsAFileRangeIn) {
+  EXPECT_FALSE(prefault_read(nullptr, 4096));
+  temp_dir d;
+  const std::string p = (d.path / "w.bin").string();
+  const size_t n = size_t(16) << 20;
+  {
+    std::ofstream out(p, std::ios::binary);
+    std::string block(1 << 20, 'w');
+    for (size_t i = 0; i < n >> 20; ++i) out << block;
+  }
+  const opened_file f = open_regular_file(p);
+  void* m = ::mmap(nullptr, n, PROT_READ, MAP_PRIVATE, f.fd.get(), 0);
+  ASSERT_NE(m, MAP_FAILED);
+  EXPECT_FALSE(prefault_read(m, 0));
+  const long before = rss_file_kb();
+  if (!prefault_read(static_cast<const char*>(m) + 100, n - 200)) {
+    ::munmap(m, n);
+    GTEST_SKIP() << "this kernel has no MADV_POPULATE_READ";
+  }
+  const long after = rss_file_kb();
+  EXPECT_GE(after - before, long(n / 1024) - 64) << "RssFile " << before << " -> " << after << " kB";
+  EXPECT_EQ(static_cast<const char*>(m)[n - 1], 'w');
+  ::munmap(m, n);
 }
 
 }  // namespace

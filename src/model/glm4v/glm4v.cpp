@@ -63,6 +63,15 @@ conditional_generation::conditional_generation(const config& cfg, const tensor_s
                                                const text_shard& shard, bool fuse_qkv)
     : cfg_(cfg), info_(make_info(cfg)), text_(cfg.text, bind_text_weights(cfg, src, ctx, shard, fuse_qkv), shard) {
   if (cfg_.vision.present) vision_.emplace(cfg_.vision, bind_vision_weights(cfg_, src, ctx));
+  // On the CPU the decoder reads its weights in place from the file mappings: map them in now, at load, rather than
+  // one fault per 64 KiB inside the first request's prefill (3% of a 512-token 9B-dimension Q4_0 prefill on a 2-core
+  // VM). Not the token table (a few rows per step) nor the vision tower (text-only use would hold it resident).
+  if (ctx.dev().kind == device_kind::CPU) {
+    const auto t0 = std::chrono::steady_clock::now();
+    if (const size_t bytes = text_.prefault_weights())
+      AG_LOG_INFO("decoder weights mapped in at load: {:.1f} MB in {:.2f} s", double(bytes) / 1e6,
+                  std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
 }
 
 std::unique_ptr<conditional_generation> conditional_generation::load(const std::string& model_dir,

@@ -41,6 +41,7 @@ class text_decoder {
   tensor compute(exec_context& ctx, const prepared_step& step, const std::vector<paged_kv_layer>& kv) const;
 
   size_t weight_bytes_per_token() const { return decode_weight_bytes(w_); }
+  size_t prefault_weights() const { return prefault_decode_weights(w_); }
   const text_config& cfg() const { return cfg_; }
   const text_shard& shard() const { return shard_; }
 

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/file_io.h"
 #include "model/common/weight_binder.h"
 
 namespace autoglm::glm4v {
@@ -121,6 +122,20 @@ vision_weights bind_vision_weights(const config& cfg, const tensor_source& src, 
   w.merger_up = b.linear(p + "merger.up_proj.weight", {f, o}, "", rep);
   w.merger_down = b.linear(p + "merger.down_proj.weight", {o, f}, "", rep);
   return w;
+}
+
+size_t prefault_decode_weights(const text_weights& w) {
+  size_t n = 0;
+  auto one = [&](const linear_weight& lw) {
+    if (lw.empty() || lw.weight.dev().kind != device_kind::CPU) return;
+    if (prefault_read(lw.weight.data(), lw.weight_bytes())) n += lw.weight_bytes();
+  };
+  one(w.lm_head);
+  for (const text_layer_weights& L : w.layers)
+    for (const linear_weight* lw :
+         {&L.q_proj, &L.k_proj, &L.v_proj, &L.qkv_proj, &L.o_proj, &L.gate_up_proj, &L.down_proj})
+      one(*lw);
+  return n;
 }
 
 size_t decode_weight_bytes(const text_weights& w) {
