@@ -17,6 +17,23 @@
 namespace autoglm::cpu::attn {
 namespace {
 
+// out[h * stride + p] holds the bits of fast_dot(q[h], k[p], n) * scale for every query and key, and the gap after
+// each head's scores (up to stride) still holds the sentinel.
+void expect_fast_dot_bits(const std::vector<const float*>& q, const std::vector<const float*>& k, int64_t n,
+                          float scale, const std::vector<float>& out, int64_t stride, float sentinel) {
+  const int nq = int(q.size()), nk = int(k.size());
+  for (int h = 0; h < nq; ++h) {
+    for (int p = 0; p < nk; ++p) {
+      const float want = fast_dot(q[size_t(h)], k[size_t(p)], n) * scale;
+      const float got = out[size_t(h * stride + p)];
+      EXPECT_EQ(std::memcmp(&want, &got, 4), 0)
+          << "n " << n << " heads " << nq << " keys " << nk << " at (" << h << ", " << p << "): " << got << " vs "
+          << want;
+    }
+    for (int64_t g = nk; g < stride; ++g) EXPECT_EQ(out[size_t(h * stride + g)], sentinel);
+  }
+}
+
 TEST(ScaledDots, EqualFastDotTimesScaleBitForBit) {
   std::mt19937 rng(7);
   std::normal_distribution<float> nd(0.0f, 1.0f);
@@ -33,16 +50,7 @@ TEST(ScaledDots, EqualFastDotTimesScaleBitForBit) {
         const float sentinel = -12345.0f, scale = 0.0883883f;
         std::vector<float> out(size_t(nq * stride), sentinel);
         scaled_dots(q.data(), nq, k.data(), nk, n, scale, out.data(), stride);
-        for (int h = 0; h < nq; ++h) {
-          for (int p = 0; p < nk; ++p) {
-            const float want = fast_dot(q[size_t(h)], k[size_t(p)], n) * scale;
-            const float got = out[size_t(h * stride + p)];
-            EXPECT_EQ(std::memcmp(&want, &got, 4), 0)
-                << "n " << n << " heads " << nq << " keys " << nk << " at (" << h << ", " << p << "): " << got
-                << " vs " << want;
-          }
-          for (int64_t g = nk; g < stride; ++g) EXPECT_EQ(out[size_t(h * stride + g)], sentinel);
-        }
+        expect_fast_dot_bits(q, k, n, scale, out, stride, sentinel);
       }
 }
 
@@ -74,16 +82,7 @@ TEST(ScaledDots, KeyRunsOf16EqualFastDotBitForBit) {
         const float sentinel = -12345.0f, scale = 0.0883883f;
         std::vector<float> out(size_t(nq * stride), sentinel);
         scaled_dots_keys16(q.data(), nq, ktp, nk, n, scale, out.data(), stride);
-        for (int h = 0; h < nq; ++h) {
-          for (int p = 0; p < nk; ++p) {
-            const float want = fast_dot(q[size_t(h)], k[size_t(p)], n) * scale;
-            const float got = out[size_t(h * stride + p)];
-            EXPECT_EQ(std::memcmp(&want, &got, 4), 0)
-                << "n " << n << " heads " << nq << " keys " << nk << " at (" << h << ", " << p << "): " << got
-                << " vs " << want;
-          }
-          for (int64_t g = nk; g < stride; ++g) EXPECT_EQ(out[size_t(h * stride + g)], sentinel);
-        }
+        expect_fast_dot_bits(q, k, n, scale, out, stride, sentinel);
       }
 }
 
