@@ -106,6 +106,38 @@ TEST(VecExp, SiluMulMatchesScalarAndDoesNotDependOnTheSpan) {
     EXPECT_LE(ulps(whole[size_t(j)], want), 4) << "g = " << g[size_t(j)];
   }
 }
+// exp_avx512 and exp_shifted_sum_avx512 give exp_avx2's and exp_shifted_sum_avx2's bytes: over the normal range, its
+// edges, under- and overflow, infinities, NaN, +0 / -0; the sums (and arrays) on every length around the 16-lane step.
+__attribute__((target("avx512f"))) std::vector<float> exp16(const std::vector<float>& x) {
+  std::vector<float> y(x.size());
+  for (size_t i = 0; i + 16 <= x.size(); i += 16) _mm512_storeu_ps(&y[i], exp_avx512(_mm512_loadu_ps(&x[i])));
+  return y;
+}
+
+TEST(VecExp, Avx512LanesGiveTheAvx2Bytes) {
+  if (!__builtin_cpu_supports("avx512f") || !cpu_has_avx2()) GTEST_SKIP() << "no AVX-512 on this CPU";
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  std::vector<float> x;
+  for (float v = -90.0f; v <= 90.0f; v += 0.00731f) x.push_back(v);
+  for (float v : {0.0f, -0.0f, -87.33654f, 88.72283f, -87.34f, 88.73f, -inf, inf, nan, -nan, 1e-30f, -1e30f})
+    x.push_back(v);
+  while (x.size() % 16) x.push_back(1.0f);
+  const std::vector<float> a = exp8(x), b = exp16(x);
+  EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * 4), 0);
+  std::mt19937 rng(21);
+  std::normal_distribution<float> nd(0.0f, 4.0f);
+  for (long n : {1L, 7L, 8L, 15L, 16L, 17L, 24L, 31L, 32L, 33L, 47L, 100L, 1000L, 4097L}) {
+    std::vector<float> r(static_cast<size_t>(n));
+    for (float& v : r) v = nd(rng);
+    r[size_t(n / 3)] = -inf;
+    const float mx = *std::max_element(r.begin(), r.end());
+    std::vector<float> ra = r, rb = r;
+    const double sa = exp_shifted_sum_avx2(ra.data(), n, mx), sb = exp_shifted_sum_avx512(rb.data(), n, mx);
+    EXPECT_EQ(std::memcmp(&sa, &sb, 8), 0) << "n " << n;
+    EXPECT_EQ(std::memcmp(ra.data(), rb.data(), size_t(n) * 4), 0) << "n " << n;
+  }
+}
+
 #endif
 
 }  // namespace

@@ -182,10 +182,8 @@ void tile_rows(const wide_job& j, int64_t t, const uint8_t** w) {
   }
 }
 
-inline __m256 high_half(__m512 v) { return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)); }
-
 // x row `row`'s finished sums of tile t (a0: lanes 0-15, a1: lanes 16-31) into y, each plus its bias (0 without
-// one, as LINEAR adds it); with swiglu, y = silu(gate) * up by silu_mul8_avx2 on each half: SILU_MUL's bytes.
+// one, as LINEAR adds it); with swiglu, y = silu(gate) * up by silu_mul16_avx512: SILU_MUL's bytes.
 inline void store_tile_row(const wide_job& j, int64_t row, int64_t t, __m512 a0, __m512 a1) {
   float* y = j.y + row * j.y_stride;
   if (!j.swiglu) {
@@ -203,8 +201,7 @@ inline void store_tile_row(const wide_job& j, int64_t row, int64_t t, __m512 a0,
   const __mmask16 mask = __mmask16((1u << lanes) - 1);
   const __m512 g = _mm512_add_ps(a0, j.bias ? _mm512_maskz_loadu_ps(mask, j.bias + c0) : _mm512_setzero_ps());
   const __m512 u = _mm512_add_ps(a1, j.bias ? _mm512_maskz_loadu_ps(mask, j.bias + j.n + c0) : _mm512_setzero_ps());
-  _mm256_mask_storeu_ps(y + c0, __mmask8(mask), silu_mul8_avx2(_mm512_castps512_ps256(g), _mm512_castps512_ps256(u)));
-  _mm256_mask_storeu_ps(y + c0 + 8, __mmask8(mask >> 8), silu_mul8_avx2(high_half(g), high_half(u)));
+  _mm512_mask_storeu_ps(y + c0, mask, silu_mul16_avx512(g, u));
 }
 
 // The 32 W rows `w` (tile_rows) into the packed layout, 8 rows at a time: their 32 weights transposed to

@@ -63,12 +63,10 @@ __attribute__((target("avx2,fma"))) inline float scale_max_avx2(float* r, long n
   return mx;
 }
 
-// r[j] = exp(r[j] - mx) for j < n, in place; returns their sum, accumulated in double (4 + 4 lanes, then the tail
-// in order): the same sum for a 32k-token row as for a short one.
-__attribute__((target("avx2,fma"))) inline double exp_shifted_sum_avx2(float* r, long n, float mx) {
+// exp_shifted_sum_avx2 from element j on, with its two double accumulators as they stand.
+__attribute__((target("avx2,fma"))) inline double exp_shifted_sum_from(float* r, long n, float mx, long j, __m256d lo,
+                                                                       __m256d hi) {
   const __m256 m = _mm256_set1_ps(mx);
-  __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
-  long j = 0;
   for (; j + 8 <= n; j += 8) {
     const __m256 e = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(r + j), m));
     _mm256_storeu_ps(r + j, e);
@@ -86,6 +84,68 @@ __attribute__((target("avx2,fma"))) inline double exp_shifted_sum_avx2(float* r,
   }
   return sum;
 }
+
+// r[j] = exp(r[j] - mx) for j < n, in place; returns their sum, accumulated in double (4 + 4 lanes, then the tail
+// in order): the same sum for a 32k-token row as for a short one.
+__attribute__((target("avx2,fma"))) inline double exp_shifted_sum_avx2(float* r, long n, float mx) {
+  return exp_shifted_sum_from(r, n, mx, 0, _mm256_setzero_pd(), _mm256_setzero_pd());
+}
+
+// GCC 12's AVX-512 broadcasts, casts and 128-bit-block shuffles build on _mm512_undefined_*(), which
+// -Wmaybe-uninitialized and -Wuninitialized flag.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+// exp_avx2 on 16 lanes: the same operations lane by lane (clamps with the same NaN rule, round to nearest, the same
+// FMA chain, the two exponent halves; masks for its blends), so every lane has exp_avx2's bits.
+__attribute__((target("avx512f"))) inline __m512 exp_avx512(__m512 x) {
+  const __m512 lowest = _mm512_set1_ps(-87.33654f), highest = _mm512_set1_ps(88.72283f);
+  const __mmask16 below = _mm512_cmp_ps_mask(x, lowest, _CMP_LT_OQ), above = _mm512_cmp_ps_mask(x, highest, _CMP_GT_OQ);
+  x = _mm512_max_ps(lowest, x);
+  x = _mm512_min_ps(highest, x);
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  const __m512 r2 = _mm512_mul_ps(r, r);
+  p = _mm512_fmadd_ps(p, r2, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  const __m512i ni = _mm512_cvtps_epi32(n), n1 = _mm512_srai_epi32(ni, 1), n2 = _mm512_sub_epi32(ni, n1);
+  const __m512i bias = _mm512_set1_epi32(127);
+  const __m512 e1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n1, bias), 23));
+  const __m512 e2 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n2, bias), 23));
+  const __m512 y = _mm512_mask_mov_ps(_mm512_mul_ps(_mm512_mul_ps(p, e1), e2), above, _mm512_set1_ps(__builtin_inff()));
+  return _mm512_maskz_mov_ps(__mmask16(~below), y);
+}
+
+// exp_shifted_sum_avx2 with 16 lanes per step: each step's two halves go into the same two double accumulators in the
+// same order (one 8-double vector holding both), so the bytes and the sum are exp_shifted_sum_avx2's.
+__attribute__((target("avx512f,avx2,fma"))) inline double exp_shifted_sum_avx512(float* r, long n, float mx) {
+  const __m512 m = _mm512_set1_ps(mx);
+  __m512d acc = _mm512_setzero_pd();  // lanes 0-3: exp_shifted_sum_avx2's lo, 4-7: its hi
+  long j = 0;
+  for (; j + 16 <= n; j += 16) {
+    const __m512 e = exp_avx512(_mm512_sub_ps(_mm512_loadu_ps(r + j), m));
+    _mm512_storeu_ps(r + j, e);
+    acc = _mm512_add_pd(acc, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
+    // The high 8 floats of e: 128-bit blocks 2, 3 moved down.
+    acc = _mm512_add_pd(acc, _mm512_cvtps_pd(_mm512_castps512_ps256(_mm512_shuffle_f32x4(e, e, 0xee))));
+  }
+  return exp_shifted_sum_from(r, n, mx, j, _mm512_castpd512_pd256(acc),
+                              _mm512_castpd512_pd256(_mm512_shuffle_f64x2(acc, acc, 0xee)));
+}
+
+// silu_mul8_avx2 on 16 lanes (the same operations: the same bits).
+__attribute__((target("avx512f"))) inline __m512 silu_mul16_avx512(__m512 g, __m512 u) {
+  const __m512 e = exp_avx512(_mm512_sub_ps(_mm512_setzero_ps(), g));
+  return _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.0f), e)), u);
+}
+#pragma GCC diagnostic pop
 
 // o[j] = silu(g[j]) * u[j] = g / (1 + exp(-g)) * u for j < n (o may be g or u). Every element, the tail's too, goes
 // through exp_avx2, so a value does not depend on where a thread's span starts (prefill equals decode).
