@@ -11,6 +11,8 @@
 //    correction step (the shared kernel adds -128 x sum(x) or -8 x sum(x) per x row and group);
 //  - W scales are converted to float once at packing; each thread packs each of its W tiles once per call (not
 //    once per L2 panel of x) and runs all of x against it in L1-sized blocks of groups; x streams from L2/L3.
+// LINEAR_SWIGLU (wide_job::swiglu): a tile's lanes 0-15 are 16 gate rows and lanes 16-31 their up rows, and the store
+// writes silu(gate) * up (SILU_MUL's arithmetic on the finished sums): the [m, 2n] product never reaches memory.
 #if defined(__x86_64__)
 
 #include <immintrin.h>
