@@ -14,22 +14,27 @@
 
 namespace autoglm::cpu {
 
+// The constants both widths use (exp_avx512 must keep exp_avx2's bits): the clamps (ln of the smallest normal and of
+// the largest float), log2 e, ln 2 in two parts, and the polynomial's coefficients from the highest degree down.
+namespace exp_constants {
+constexpr float lowest = -87.33654f, highest = 88.72283f, log2e = 1.44269504088896341f;
+constexpr float ln2_hi = 0.693359375f, ln2_lo = -2.12194440e-4f;
+constexpr float poly[6] = {1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f,
+                           4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f};
+}  // namespace exp_constants
+
 __attribute__((target("avx2,fma"))) inline __m256 exp_avx2(__m256 x) {
-  const __m256 lowest = _mm256_set1_ps(-87.33654f);  // ln of the smallest normal float
-  const __m256 highest = _mm256_set1_ps(88.72283f);  // ln of the largest float
+  namespace c = exp_constants;
+  const __m256 lowest = _mm256_set1_ps(c::lowest), highest = _mm256_set1_ps(c::highest);
   const __m256 below = _mm256_cmp_ps(x, lowest, _CMP_LT_OQ), above = _mm256_cmp_ps(x, highest, _CMP_GT_OQ);
   x = _mm256_max_ps(lowest, x);  // NaN (the second operand) passes through both clamps
   x = _mm256_min_ps(highest, x);
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  const __m256 n =
+      _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(c::log2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(c::ln2_hi), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(c::ln2_lo), r);
+  __m256 p = _mm256_set1_ps(c::poly[0]);
+  for (int i = 1; i < 6; ++i) p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c::poly[i]));
   const __m256 r2 = _mm256_mul_ps(r, r);
   p = _mm256_fmadd_ps(p, r2, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
   // 2^n as 2^(n/2) * 2^(n - n/2): n in [-126, 128] after the clamps, each half a normal float.
@@ -99,20 +104,17 @@ __attribute__((target("avx2,fma"))) inline double exp_shifted_sum_avx2(float* r,
 // exp_avx2 on 16 lanes: the same operations lane by lane (clamps with the same NaN rule, round to nearest, the same
 // FMA chain, the two exponent halves; masks for its blends), so every lane has exp_avx2's bits.
 __attribute__((target("avx512f"))) inline __m512 exp_avx512(__m512 x) {
-  const __m512 lowest = _mm512_set1_ps(-87.33654f), highest = _mm512_set1_ps(88.72283f);
+  namespace c = exp_constants;
+  const __m512 lowest = _mm512_set1_ps(c::lowest), highest = _mm512_set1_ps(c::highest);
   const __mmask16 below = _mm512_cmp_ps_mask(x, lowest, _CMP_LT_OQ), above = _mm512_cmp_ps_mask(x, highest, _CMP_GT_OQ);
   x = _mm512_max_ps(lowest, x);
   x = _mm512_min_ps(highest, x);
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  const __m512 n =
+      _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(c::log2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(c::ln2_hi), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(c::ln2_lo), r);
+  __m512 p = _mm512_set1_ps(c::poly[0]);
+  for (int i = 1; i < 6; ++i) p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c::poly[i]));
   const __m512 r2 = _mm512_mul_ps(r, r);
   p = _mm512_fmadd_ps(p, r2, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
   const __m512i ni = _mm512_cvtps_epi32(n), n1 = _mm512_srai_epi32(ni, 1), n2 = _mm512_sub_epi32(ni, n1);
