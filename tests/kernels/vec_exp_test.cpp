@@ -106,7 +106,7 @@ TEST(VecExp, SiluMulMatchesScalarAndDoesNotDependOnTheSpan) {
     EXPECT_LE(ulps(whole[size_t(j)], want), 4) << "g = " << g[size_t(j)];
   }
 }
-// exp_avx512 and exp_shifted_sum_avx512 give exp_avx2's and exp_shifted_sum_avx2's bytes: over the normal range, its
+// exp_avx512, exp_shifted_sum_avx512 and silu_mul_avx512 give their AVX2 versions' bytes: over the normal range, its
 // edges, under- and overflow, infinities, NaN, +0 / -0; the sums (and arrays) on every length around the 16-lane step.
 __attribute__((target("avx512f"))) std::vector<float> exp16(const std::vector<float>& x) {
   std::vector<float> y(x.size());
@@ -135,6 +135,11 @@ TEST(VecExp, Avx512LanesGiveTheAvx2Bytes) {
     const double sa = exp_shifted_sum_avx2(ra.data(), n, mx), sb = exp_shifted_sum_avx512(rb.data(), n, mx);
     EXPECT_EQ(std::memcmp(&sa, &sb, 8), 0) << "n " << n;
     EXPECT_EQ(std::memcmp(ra.data(), rb.data(), size_t(n) * 4), 0) << "n " << n;
+    std::vector<float> u(static_cast<size_t>(n)), oa(static_cast<size_t>(n)), ob(static_cast<size_t>(n));
+    for (float& v : u) v = nd(rng);
+    silu_mul_avx2(r.data(), u.data(), oa.data(), n);
+    silu_mul_avx512(r.data(), u.data(), ob.data(), n);
+    EXPECT_EQ(std::memcmp(oa.data(), ob.data(), size_t(n) * 4), 0) << "silu_mul, n " << n;
   }
 }
 

@@ -7,6 +7,7 @@
 
 #include "core/thread_pool.h"
 #include "kernels/cpu/convert.h"
+#include "kernels/cpu/gemm_kernels.h"
 #include "kernels/cpu/kernel_util.h"
 #include "kernels/cpu/vec_exp.h"
 
@@ -39,12 +40,14 @@ void silu_mul_kernel(const kernel_context& kc, const tensor& gate, const tensor&
   const auto g = f32_rows(gate, "silu_mul gate"), u = f32_rows(up, "silu_mul up"), o = f32_rows(out, "silu_mul out");
 #if defined(__x86_64__)
   const bool avx2 = cpu_has_avx2();  // vec_exp.h: exp within 2 ulp of std::exp
+  const bool avx512 = avx2 && gemm_detail::cpu_has_avx512();  // 16 lanes, the same bits
 #endif
   for_each_span(kc.pool, gate.rows(), gate.cols(), [&](int64_t r, int64_t j0, int64_t j1) {
     const float* gr = g[r];
     const float* ur = u[r];
     float* orow = o[r];
 #if defined(__x86_64__)
+    if (avx512) return silu_mul_avx512(gr + j0, ur + j0, orow + j0, long(j1 - j0));
     if (avx2) return silu_mul_avx2(gr + j0, ur + j0, orow + j0, long(j1 - j0));
 #endif
     for (int64_t j = j0; j < j1; ++j) orow[j] = silu(gr[j]) * ur[j];

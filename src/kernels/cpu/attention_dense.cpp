@@ -297,12 +297,15 @@ void pv_neon(const float* p, int64_t m, int64_t n, int64_t ns, const float* v, i
 
 // In place on columns [0, n) of each row of s [m, stride ns]: exp(s*scale - max); row sums into sums[m]. With AVX2
 // the whole row is vectorized: exp_avx2 (vec_exp.h: within 2 ulp of std::exp), the sum in double lanes.
-void softmax_unnormalized(float* s, int64_t m, int64_t n, int64_t ns, float scale, float* sums, bool avx2) {
+void softmax_unnormalized(float* s, int64_t m, int64_t n, int64_t ns, float scale, float* sums, bool avx2,
+                          bool avx512) {
   for (int64_t i = 0; i < m; ++i) {
     float* r = s + i * ns;
 #if defined(__x86_64__)
     if (avx2) {
-      sums[i] = float(exp_shifted_sum_avx2(r, long(n), scale_max_avx2(r, long(n), scale)));
+      const float mx = scale_max_avx2(r, long(n), scale);
+      // AVX-512: the same exponentials and sum 16 lanes at a time (vec_exp.h).
+      sums[i] = float(avx512 ? exp_shifted_sum_avx512(r, long(n), mx) : exp_shifted_sum_avx2(r, long(n), mx));
       continue;
     }
 #endif
@@ -328,7 +331,7 @@ void dense_segment(thread_pool* pool, rows_of<const float> q, rows_of<const floa
 #if defined(__x86_64__)
   const bool avx2 = cpu_has_avx2(), avx512 = avx2 && gemm_detail::cpu_has_avx512();
 #else
-  const bool avx2 = false;
+  const bool avx2 = false, avx512 = false;
 #endif
 #if defined(__aarch64__)
   const bool use_neon = cpu_has_neon();
@@ -369,7 +372,7 @@ void dense_segment(thread_pool* pool, rows_of<const float> q, rows_of<const floa
         else
 #endif
           scores_scalar(qb.data(), m, kp.data(), n_pan, head_dim, s.data(), ns);
-        softmax_unnormalized(s.data(), m, n, ns, scale, sums.data(), avx2);
+        softmax_unnormalized(s.data(), m, n, ns, scale, sums.data(), avx2, avx512);
 #if defined(__x86_64__)
         if (avx512) pv_avx512(s.data(), m, n, ns, vh.data(), head_dim, o.data());
         else if (avx2) pv_avx2(s.data(), m, n, ns, vh.data(), head_dim, o.data());

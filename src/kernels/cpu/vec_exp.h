@@ -142,11 +142,6 @@ __attribute__((target("avx512f,avx2,fma"))) inline double exp_shifted_sum_avx512
                               _mm512_castpd512_pd256(_mm512_shuffle_f64x2(acc, acc, 0xee)));
 }
 
-// silu_mul8_avx2 on 16 lanes (the same operations: the same bits).
-__attribute__((target("avx512f"))) inline __m512 silu_mul16_avx512(__m512 g, __m512 u) {
-  const __m512 e = exp_avx512(_mm512_sub_ps(_mm512_setzero_ps(), g));
-  return _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.0f), e)), u);
-}
 #pragma GCC diagnostic pop
 
 // o[j] = silu(g[j]) * u[j] = g / (1 + exp(-g)) * u for j < n (o may be g or u). Every element, the tail's too, goes
@@ -165,6 +160,25 @@ __attribute__((target("avx2,fma"))) inline void silu_mul_avx2(const float* g, co
     for (long t = 0; t < n - j; ++t) o[j + t] = gt[t];
   }
 }
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+// silu_mul8_avx2 on 16 lanes (the same operations: the same bits).
+__attribute__((target("avx512f"))) inline __m512 silu_mul16_avx512(__m512 g, __m512 u) {
+  const __m512 e = exp_avx512(_mm512_sub_ps(_mm512_setzero_ps(), g));
+  return _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.0f), e)), u);
+}
+
+// silu_mul_avx2 16 lanes at a time, the rest through silu_mul_avx2: every element's bits as there.
+__attribute__((target("avx512f,avx2,fma"))) inline void silu_mul_avx512(const float* g, const float* u, float* o,
+                                                                      long n) {
+  long j = 0;
+  for (; j + 16 <= n; j += 16)
+    _mm512_storeu_ps(o + j, silu_mul16_avx512(_mm512_loadu_ps(g + j), _mm512_loadu_ps(u + j)));
+  silu_mul_avx2(g + j, u + j, o + j, n - j);
+}
+#pragma GCC diagnostic pop
 
 }  // namespace autoglm::cpu
 #endif
