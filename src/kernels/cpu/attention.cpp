@@ -17,6 +17,7 @@
 #include "kernels/cpu/gemm_kernels.h"
 #include "kernels/cpu/kernel_util.h"
 #include "kernels/cpu/quant_kv.h"
+#include "kernels/cpu/transpose_avx512.h"
 #include "kernels/cpu/vec_exp.h"
 
 #if defined(__x86_64__)
@@ -98,45 +99,12 @@ __attribute__((target("avx2,fma"))) void dots_2x2_avx2(const float* q0, const fl
 // GCC 12's AVX-512 broadcasts and casts build on _mm512_undefined_*(), which -Wmaybe-uninitialized flags.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-// 64-bit unpacks of float vectors.
-__attribute__((target("avx512f"))) inline __m512 lo_pd(__m512 a, __m512 b) {
-  return _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(a), _mm512_castps_pd(b)));
-}
-__attribute__((target("avx512f"))) inline __m512 hi_pd(__m512 a, __m512 b) {
-  return _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(a), _mm512_castps_pd(b)));
-}
-
-// Rows r[0..16) of 16 floats -> columns (r[j] = element j of every input row), in 4 shuffle stages.
-__attribute__((target("avx512f"))) inline void transpose16(__m512* r) {
-  __m512 t[16];
-  for (int i = 0; i < 8; ++i) {
-    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  for (int i = 0; i < 4; ++i) {
-    r[4 * i] = lo_pd(t[4 * i], t[4 * i + 2]);
-    r[4 * i + 1] = hi_pd(t[4 * i], t[4 * i + 2]);
-    r[4 * i + 2] = lo_pd(t[4 * i + 1], t[4 * i + 3]);
-    r[4 * i + 3] = hi_pd(t[4 * i + 1], t[4 * i + 3]);
-  }
-  // r[4i + c] now holds, in each 128-bit quarter q, elements 4q + c of rows 4i .. 4i + 3.
-  for (int i = 0; i < 2; ++i)
-    for (int c = 0; c < 4; ++c) {
-      t[8 * i + c] = _mm512_shuffle_f32x4(r[8 * i + c], r[8 * i + 4 + c], 0x88);
-      t[8 * i + 4 + c] = _mm512_shuffle_f32x4(r[8 * i + c], r[8 * i + 4 + c], 0xdd);
-    }
-  for (int c = 0; c < 8; ++c) {
-    r[c] = _mm512_shuffle_f32x4(t[c], t[8 + c], 0x88);
-    r[8 + c] = _mm512_shuffle_f32x4(t[c], t[8 + c], 0xdd);
-  }
-}
-
 __attribute__((target("avx512f"))) void transpose_keys16_avx512(const float* const* k, int nk, int64_t n, float* kt) {
   for (int64_t b = 0; b < n; b += 16) {
-    __m512 r[16];
-    for (int j = 0; j < 16; ++j) r[j] = j < nk ? _mm512_loadu_ps(k[j] + b) : _mm512_setzero_ps();
-    transpose16(r);
-    for (int e = 0; e < 16; ++e) _mm512_store_ps(kt + (b + e) * 16, r[e]);
+    __m512i r[16];
+    for (int j = 0; j < 16; ++j) r[j] = j < nk ? _mm512_loadu_si512(k[j] + b) : _mm512_setzero_si512();
+    transpose16x16(r);
+    for (int e = 0; e < 16; ++e) _mm512_store_si512(kt + (b + e) * 16, r[e]);
   }
 }
 

@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "kernels/cpu/gemm_bf16.h"
+#include "kernels/cpu/transpose_avx512.h"
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512bf16")
@@ -38,32 +39,6 @@ inline __mmask32 first16(int64_t n) {
 }
 inline __mmask16 first32(int64_t n) {
   return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);
-}
-
-// In place: v[j] (16 dwords of row j) becomes column j, i.e. out[j].dword[i] = in[i].dword[j]. Within each 128-bit
-// lane, 32- then 64-bit unpacks transpose 4 x 4 blocks (u[4b + c] lane L = column 4L + c of rows 4b..4b + 3);
-// two rounds of 128-bit lane shuffles then gather lane L of u[c], u[4 + c], u[8 + c], u[12 + c] into column 4L + c.
-inline void transpose16x16(__m512i* v) {
-  __m512i t[16], u[16];
-  for (int a = 0; a < 8; ++a) {
-    t[2 * a] = _mm512_unpacklo_epi32(v[2 * a], v[2 * a + 1]);
-    t[2 * a + 1] = _mm512_unpackhi_epi32(v[2 * a], v[2 * a + 1]);
-  }
-  for (int b = 0; b < 4; ++b) {
-    u[4 * b + 0] = _mm512_unpacklo_epi64(t[4 * b], t[4 * b + 2]);
-    u[4 * b + 1] = _mm512_unpackhi_epi64(t[4 * b], t[4 * b + 2]);
-    u[4 * b + 2] = _mm512_unpacklo_epi64(t[4 * b + 1], t[4 * b + 3]);
-    u[4 * b + 3] = _mm512_unpackhi_epi64(t[4 * b + 1], t[4 * b + 3]);
-  }
-  for (int c = 0; c < 4; ++c) {
-    const __m512i v0 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0x88), v1 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0xDD);
-    const __m512i v2 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x88);
-    const __m512i v3 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0xDD);
-    v[c] = _mm512_shuffle_i32x4(v0, v2, 0x88);
-    v[4 + c] = _mm512_shuffle_i32x4(v1, v3, 0x88);
-    v[8 + c] = _mm512_shuffle_i32x4(v0, v2, 0xDD);
-    v[12 + c] = _mm512_shuffle_i32x4(v1, v3, 0xDD);
-  }
 }
 
 }  // namespace
