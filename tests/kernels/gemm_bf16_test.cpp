@@ -32,10 +32,9 @@
 namespace autoglm::cpu {
 namespace {
 
+using test::k_sentinel;
 using test::same_bits;
 using test::wide_y;
-
-constexpr float k_sentinel = -4096.0f;
 
 struct problem {
   int64_t m, n, k;
@@ -54,9 +53,7 @@ problem make_problem(int64_t m, int64_t n, int64_t k, dtype type, bool bias, int
   std::mt19937_64 gen(seed);
   std::normal_distribution<float> nd(0.0f, 1.0f);
   problem p{m, n, k, type, k + x_pad, k + w_pad, {}, {}, {}, {}};
-  p.x.assign(size_t(m * p.xs), k_sentinel);
-  for (int64_t i = 0; i < m; ++i)
-    for (int64_t j = 0; j < k; ++j) p.x[size_t(i * p.xs + j)] = nd(gen);
+  p.x = test::padded_normal_rows(gen, nd, m, k, p.xs, k_sentinel);
   std::vector<float> w(size_t(n * p.w_row), k_sentinel);
   for (int64_t r = 0; r < n; ++r)
     for (int64_t j = 0; j < k; ++j) w[size_t(r * p.w_row + j)] = nd(gen) / std::sqrt(float(std::max<int64_t>(k, 1)));

@@ -42,9 +42,7 @@ problem make_problem(int64_t m, int64_t n, int64_t k, dtype type, bool bias, int
   std::mt19937_64 gen(seed);
   std::normal_distribution<float> nd(0.0f, 1.0f);
   problem p{m, n, k, type, {}, k + x_pad, {}, {}, {}};
-  p.x.assign(size_t(m * p.xs), -4096.0f);
-  for (int64_t i = 0; i < m; ++i)
-    for (int64_t j = 0; j < k; ++j) p.x[size_t(i * p.xs + j)] = nd(gen);
+  p.x = test::padded_normal_rows(gen, nd, m, k, p.xs, test::k_sentinel);
   std::vector<float> w(size_t(n * k));
   for (auto& v : w) v = nd(gen) / std::sqrt(float(k));
   p.w.resize(w.size() * dtype_size(type));

@@ -288,7 +288,7 @@ void paged_attention_split(thread_pool* pool, const float* q, int64_t qs, const 
     thread_local aligned_buffer kt;
     thread_local std::vector<const float*> qp;
     kbuf.resize(size_t(k_key_run16 * hd));
-    if (keys16_ok) kt.resize(size_t(16 * hd) * sizeof(float));
+    if (keys16_ok) kt.resize(size_t(k_key_run16 * hd) * sizeof(float));
     qp.resize(size_t(k_score_rows * group));
     for (int64_t w = w0; w < w1; ++w) {
       const int64_t g = group_of_item(w), local = w - first_item[size_t(g)];

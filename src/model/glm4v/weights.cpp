@@ -124,26 +124,32 @@ vision_weights bind_vision_weights(const config& cfg, const tensor_source& src, 
   return w;
 }
 
-size_t prefault_decode_weights(const text_weights& w) {
-  size_t n = 0;
-  auto one = [&](const linear_weight& lw) {
-    if (lw.empty() || lw.weight.dev().kind != device_kind::CPU) return;
-    if (prefault_read(lw.weight.data(), lw.weight_bytes())) n += lw.weight_bytes();
-  };
-  one(w.lm_head);
+namespace {
+
+// fn(lw) for every linear weight a decode step reads: lm_head, then each layer's projections that are present.
+template <class F>
+void for_each_decode_weight(const text_weights& w, F&& fn) {
+  if (!w.lm_head.empty()) fn(w.lm_head);
   for (const text_layer_weights& L : w.layers)
     for (const linear_weight* lw :
          {&L.q_proj, &L.k_proj, &L.v_proj, &L.qkv_proj, &L.o_proj, &L.gate_up_proj, &L.down_proj})
-      one(*lw);
+      if (!lw->empty()) fn(*lw);
+}
+
+}  // namespace
+
+size_t prefault_decode_weights(const text_weights& w) {
+  size_t n = 0;
+  for_each_decode_weight(w, [&](const linear_weight& lw) {
+    if (lw.weight.dev().kind == device_kind::CPU && prefault_read(lw.weight.data(), lw.weight_bytes()))
+      n += lw.weight_bytes();
+  });
   return n;
 }
 
 size_t decode_weight_bytes(const text_weights& w) {
-  size_t n = w.lm_head.weight_bytes();
-  for (const text_layer_weights& L : w.layers)
-    for (const linear_weight* lw :
-         {&L.q_proj, &L.k_proj, &L.v_proj, &L.qkv_proj, &L.o_proj, &L.gate_up_proj, &L.down_proj})
-      if (!lw->empty()) n += lw->weight_bytes();
+  size_t n = 0;
+  for_each_decode_weight(w, [&](const linear_weight& lw) { n += lw.weight_bytes(); });
   return n;
 }
 
