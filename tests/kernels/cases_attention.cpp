@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "harness.h"
 #include "kernels/cpu/attention_amx.h"
+#include "kernels/cpu/attention_avx512bf16.h"
 #include "ops/ops.h"
 #include "reference.h"
 
@@ -279,12 +280,16 @@ void add_dense_cases(std::vector<test_case>& out) {
           ref::attention_block(q, k, v, cfg.segments[s], cfg.segments[s + 1], cfg.heads, cfg.hd, scale, ref);
         // CUDA from 1024 rows: Q, K, V and the softmax weights rounded to bf16 (kernels/cuda/attention_dense.cu),
         // the bf16 bound of tests/cuda's tensor-core attention; everything else the F32 bound.
-        // The CPU's AMX path (where the CPU has it) rounds the same operands for segments of 1024 rows and more.
-        bool amx = false;
-        for (size_t s = 0; s + 1 < cfg.segments.size(); ++s)
-          amx = amx || cpu::attention_dense_uses_amx(cfg.segments[s + 1] - cfg.segments[s], cfg.hd);
+        // The CPU's AMX and AVX-512 BF16 paths (where the CPU has them) round the same operands for segments of
+        // 1024 rows and more.
+        bool cpu_bf16 = false;
+        for (size_t s = 0; s + 1 < cfg.segments.size(); ++s) {
+          const int64_t len = cfg.segments[s + 1] - cfg.segments[s];
+          cpu_bf16 = cpu_bf16 || cpu::attention_dense_uses_amx(len, cfg.hd) ||
+                     cpu::attention_dense_uses_avx512bf16(len, cfg.hd);
+        }
         const bool bf16 = (ctx.dev().kind == device_kind::CUDA && cfg.n >= 1024) ||
-                          (ctx.dev().kind == device_kind::CPU && amx);
+                          (ctx.dev().kind == device_kind::CPU && cpu_bf16);
         return check_output(ctx, ov, ref, bf16 ? 2e-2 : tolerance(op_id::ATTENTION_DENSE, dtype::F32));
       };
       for (size_t s = 0; s + 1 < cfg.segments.size(); ++s) {

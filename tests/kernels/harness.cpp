@@ -98,7 +98,9 @@ std::vector<backend> backends() {
 }
 
 bool runs_on(const backend& b, op_id op, dtype key) {
-  return !b.bf16_gemm || (op == op_id::LINEAR && (key == dtype::F32 || key == dtype::F16 || key == dtype::BF16));
+  // cpu-bf16: the float LINEARs (the bf16 GEMM) and dense attention (its AVX-512 BF16 path from 1024 rows).
+  return !b.bf16_gemm || (op == op_id::LINEAR && (key == dtype::F32 || key == dtype::F16 || key == dtype::BF16)) ||
+         (op == op_id::ATTENTION_DENSE && key == dtype::F32);
 }
 
 void select(const backend& b) {

@@ -20,6 +20,7 @@
 #include "kernels/cpu/amx.h"
 #include "kernels/cpu/convert.h"
 #include "kernels/cpu/gemm_bf16.h"
+#include "kernels/cpu/gemm_kernels.h"
 #include "kernels/cpu/vec_exp.h"
 
 #if defined(__x86_64__)
@@ -45,11 +46,11 @@ __attribute__((target("avx2,fma"))) inline __m256 round_store_bf16(__m256 e, uin
   return _mm256_castsi256_ps(_mm256_slli_epi32(r, 16));
 }
 
-// p[j] = bf16(exp(s[j] * scale - max)) for j < n (s is scaled in place); returns the sum of the rounded weights.
-__attribute__((target("avx2,fma"))) float softmax_row_bf16_avx2(float* s, int64_t n, float scale, uint16_t* p) {
-  const __m256 m = _mm256_set1_ps(scale_max_avx2(s, long(n), scale));
-  __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
-  int64_t j = 0;
+// p[j] = bf16(exp(s[j] - m)) for j in [j, n) (s already scaled), continuing the two double accumulators lo (lanes
+// 0-3 of each 8) and hi (lanes 4-7); returns the sum of the rounded weights.
+__attribute__((target("avx2,fma"))) float softmax_row_bf16_from(const float* s, int64_t n, float mx, uint16_t* p,
+                                                                 int64_t j, __m256d lo, __m256d hi) {
+  const __m256 m = _mm256_set1_ps(mx);
   for (; j + 8 <= n; j += 8) {
     const __m256 w = round_store_bf16(exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(s + j), m)), p + j);
     lo = _mm256_add_pd(lo, _mm256_cvtps_pd(_mm256_castps256_ps128(w)));
@@ -68,10 +69,68 @@ __attribute__((target("avx2,fma"))) float softmax_row_bf16_avx2(float* s, int64_
   _mm256_store_pd(lanes, _mm256_add_pd(lo, hi));
   return float((lanes[0] + lanes[1]) + (lanes[2] + lanes[3]));
 }
+
+__attribute__((target("avx2,fma"))) float softmax_scaled_row_bf16_avx2(const float* s, int64_t n, float mx,
+                                                                        uint16_t* p) {
+  return softmax_row_bf16_from(s, n, mx, p, 0, _mm256_setzero_pd(), _mm256_setzero_pd());
+}
+
+// p[j] = bf16(exp(s[j] * scale - max)) for j < n (s is scaled in place); returns the sum of the rounded weights.
+__attribute__((target("avx2,fma"))) float softmax_row_bf16_avx2(float* s, int64_t n, float scale, uint16_t* p) {
+  return softmax_scaled_row_bf16_avx2(s, n, scale_max_avx2(s, long(n), scale), p);
+}
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+// The exp pass of softmax_row_bf16_avx512 (s scaled, mx its maximum).
+__attribute__((target("avx512f,avx512bw,avx2,fma"))) float softmax_scaled_row_bf16_avx512(const float* s, int64_t n,
+                                                                                          float mx, uint16_t* p) {
+  int64_t j = 0;
+  const __m512 m = _mm512_set1_ps(mx);
+  const __m512i round = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1);
+  __m512d acc = _mm512_setzero_pd();  // lanes 0-3: softmax_row_bf16_avx2's lo, 4-7: its hi
+  for (; j + 16 <= n; j += 16) {
+    const __m512i u = _mm512_castps_si512(exp_avx512(_mm512_sub_ps(_mm512_loadu_ps(s + j), m)));
+    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), one);
+    const __m512i r = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, round), lsb), 16);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + j), _mm512_cvtepi32_epi16(r));
+    const __m512 w = _mm512_castsi512_ps(_mm512_slli_epi32(r, 16));
+    acc = _mm512_add_pd(acc, _mm512_cvtps_pd(_mm512_castps512_ps256(w)));
+    acc = _mm512_add_pd(acc, _mm512_cvtps_pd(_mm512_castps512_ps256(_mm512_shuffle_f32x4(w, w, 0xee))));
+  }
+  return softmax_row_bf16_from(s, n, mx, p, j, _mm512_castpd512_pd256(acc),
+                               _mm512_castpd512_pd256(_mm512_shuffle_f64x2(acc, acc, 0xee)));
+}
+
+// softmax_row_bf16_avx2 on 16 lanes: the same scaled scores and maximum (exact: a max does not depend on the order;
+// a NaN row comes out NaN either way), exp_avx512 (exp_avx2's bits), the same rounding, and each step's two halves
+// into the same two double accumulators in the same order (one 8-double vector holding both): the same bytes and sum.
+__attribute__((target("avx512f,avx512bw,avx2,fma"))) float softmax_row_bf16_avx512(float* s, int64_t n, float scale,
+                                                                                   uint16_t* p) {
+  const __m512 sc = _mm512_set1_ps(scale);
+  __m512 mx16 = _mm512_set1_ps(-INFINITY);
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16) {
+    const __m512 v = _mm512_mul_ps(_mm512_loadu_ps(s + j), sc);
+    _mm512_storeu_ps(s + j, v);
+    mx16 = _mm512_max_ps(mx16, v);
+  }
+  float mx = _mm512_reduce_max_ps(mx16);
+  for (; j < n; ++j) {
+    s[j] *= scale;
+    mx = s[j] > mx ? s[j] : mx;
+  }
+  return softmax_scaled_row_bf16_avx512(s, n, mx, p);
+}
+#pragma GCC diagnostic pop
 #endif
+
+}  // namespace
 
 float softmax_row_bf16(float* s, int64_t n, float scale, uint16_t* p) {
 #if defined(__x86_64__)
+  if (gemm_detail::cpu_has_avx512()) return softmax_row_bf16_avx512(s, n, scale, p);
   if (cpu_has_avx2()) return softmax_row_bf16_avx2(s, n, scale, p);
 #endif
   float mx = -INFINITY;
@@ -83,6 +142,21 @@ float softmax_row_bf16(float* s, int64_t n, float scale, uint16_t* p) {
   }
   return float(sum);
 }
+
+float softmax_scaled_row_bf16(const float* s, int64_t n, float mx, uint16_t* p) {
+#if defined(__x86_64__)
+  if (gemm_detail::cpu_has_avx512()) return softmax_scaled_row_bf16_avx512(s, n, mx, p);
+  if (cpu_has_avx2()) return softmax_scaled_row_bf16_avx2(s, n, mx, p);
+#endif
+  double sum = 0.0;
+  for (int64_t j = 0; j < n; ++j) {
+    p[j] = f32_to_bf16(std::exp(s[j] - mx));
+    sum += double(bf16_to_f32(p[j]));
+  }
+  return float(sum);
+}
+
+namespace {
 
 // s[32][ns] = qb[32][hd] . K^T over all ns / 16 panels (an even number), two panels per pass.
 template <class X>

@@ -20,6 +20,13 @@ bool attention_dense_uses_amx(int64_t n, int64_t head_dim);
 void attention_dense_segment_amx(thread_pool* pool, rows_of<const float> q, rows_of<const float> k,
                                  rows_of<const float> v, int64_t r0, int64_t n, int64_t n_heads, int64_t head_dim,
                                  float scale, rows_of<float> out);
+// p[j] = bf16(exp(s[j] * scale - max_j s[j] * scale)) for j < n (s may be overwritten), rounded to nearest even;
+// returns the sum of the rounded weights (in double, then f32). The softmax of both bf16 dense-attention paths (AMX
+// here, AVX-512 BF16 dots in attention_avx512bf16.h).
+float softmax_row_bf16(float* s, int64_t n, float scale, uint16_t* p);
+// Its second half on scores already scaled, mx their maximum: the same weights and sum.
+float softmax_scaled_row_bf16(const float* s, int64_t n, float mx, uint16_t* p);
+
 // The same code over amx_emulated (amx.h): for tests of the layouts on machines without AMX. Any n >= 1.
 void attention_dense_segment_amx_emulated(thread_pool* pool, rows_of<const float> q, rows_of<const float> k,
                                           rows_of<const float> v, int64_t r0, int64_t n, int64_t n_heads,

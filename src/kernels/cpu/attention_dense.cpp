@@ -1,6 +1,7 @@
 // kernels/cpu/attention_dense.cpp: bidirectional fp32 attention within segments (the vision tower's per-frame
 // attention, moved from the model; same arithmetic bit for bit). Segments of 1,024 rows and more take the bf16 AMX
-// path on CPUs that have it (attention_amx.h). Per segment and head, K is packed transposed in
+// path on CPUs that have it (attention_amx.h), else the AVX-512 BF16 dots where the CPU has them
+// (attention_avx512bf16.h), both under the ROUNDED precision. Per segment and head, K is packed transposed in
 // panels of 16 keys and V contiguous [n, head_dim]; query blocks of q_block rows are shared out over the threads.
 // Each block computes its [q_block, n] score tile (outer-product kernel over keys, no horizontal sums), an fp32
 // softmax with max subtraction, and P.V tiled over keys so the V tile stays in cache. AVX2, AVX-512 and NEON kernels
@@ -13,6 +14,7 @@
 #include "core/thread_pool.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/attention_amx.h"
+#include "kernels/cpu/attention_avx512bf16.h"
 #include "kernels/cpu/convert.h"
 #include "kernels/cpu/cpu_features_arm.h"
 #include "kernels/cpu/gemm_kernels.h"
@@ -415,6 +417,8 @@ void attention_dense_kernel(const kernel_context& kc, const tensor& q, const ten
     const int64_t len = seg[s + 1] - seg[s];
     if (attention_dense_uses_amx(len, head_dim))
       attention_dense_segment_amx(kc.pool, qr, kr, vr, seg[s], len, n_heads, head_dim, scale, orow);
+    else if (attention_dense_uses_avx512bf16(len, head_dim))
+      attention_dense_segment_avx512bf16(kc.pool, qr, kr, vr, seg[s], len, n_heads, head_dim, scale, orow);
     else
       dense_segment(kc.pool, qr, kr, vr, seg[s], len, n_heads, head_dim, scale, orow, kp, vh);
   }

@@ -87,23 +87,25 @@ void pack_w_avx512bf16(const uint16_t* const* rows, int n_rows, int64_t steps, i
   }
 }
 
+namespace {
+
 // Per pair step: 4 W loads and 6 x pairs broadcast from memory against 24 vdpbf16ps; 24 accumulators + 4 W + 1
-// broadcast = 29 of 32 registers.
-void tile_avx512bf16(const uint32_t* xp, const uint32_t* wp, int64_t steps, float* tile, bool load) {
+// broadcast = 29 of 32 registers. x_at(s, a): x row a's pair s.
+template <class XAt>
+inline void tile_steps(XAt x_at, const uint32_t* wp, int64_t steps, float* tile, bool load) {
   __m512 acc[MR][NV];
 #pragma GCC unroll 6
   for (int a = 0; a < MR; ++a)
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) acc[a][v] = load ? _mm512_load_ps(tile + a * NR + 16 * v) : _mm512_setzero_ps();
   for (int64_t s = 0; s < steps; ++s) {
-    const uint32_t* xs = xp + s * MR;
     const uint32_t* ws = wp + s * NR;
     __m512i w[NV];
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) w[v] = _mm512_load_si512(ws + 16 * v);
 #pragma GCC unroll 6
     for (int a = 0; a < MR; ++a) {
-      const __m512i xb = _mm512_set1_epi32(int(xs[a]));
+      const __m512i xb = _mm512_set1_epi32(int(x_at(s, a)));
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) acc[a][v] = _mm512_dpbf16_ps(acc[a][v], as_bh(xb), as_bh(w[v]));
     }
@@ -112,6 +114,18 @@ void tile_avx512bf16(const uint32_t* xp, const uint32_t* wp, int64_t steps, floa
   for (int a = 0; a < MR; ++a)
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) _mm512_store_ps(tile + a * NR + 16 * v, acc[a][v]);
+}
+
+}  // namespace
+
+void tile_avx512bf16(const uint32_t* xp, const uint32_t* wp, int64_t steps, float* tile, bool load) {
+  tile_steps([xp](int64_t s, int a) { return xp[s * MR + a]; }, wp, steps, tile, load);
+}
+
+void tile_rows_avx512bf16(const uint32_t* const* x_rows, const uint32_t* wp, int64_t steps, float* tile, bool load) {
+  const uint32_t* r[MR];
+  for (int a = 0; a < MR; ++a) r[a] = x_rows[a];
+  tile_steps([&r](int64_t s, int a) { return r[a][s]; }, wp, steps, tile, load);
 }
 
 void store_tile_avx512bf16(const float* tile, int n_rows, int n_cols, const float* bias, float* y, int64_t ys) {

@@ -104,6 +104,9 @@ void pack_w_avx512bf16(const uint16_t* const* rows, int n_rows, int64_t steps, i
 // The 6 x 64 tile over `steps` pairs: tile[a * 64 + c] continues (load) or starts from zero the chain of x
 // micro-panel row a (xp: [steps][6] pairs) and panel row c (wp: [steps][64]). tile 64-byte aligned.
 void tile_avx512bf16(const uint32_t* xp, const uint32_t* wp, int64_t steps, float* tile, bool load);
+// The same tile with x row a's pairs at x_rows[a][0 .. steps) (dense attention's P.V: the softmax weights stay in
+// their rows).
+void tile_rows_avx512bf16(const uint32_t* const* x_rows, const uint32_t* wp, int64_t steps, float* tile, bool load);
 // y[a * ys + c] = tile[a * 64 + c] + (bias ? bias[c] : 0) for a < n_rows, c < n_cols.
 void store_tile_avx512bf16(const float* tile, int n_rows, int n_cols, const float* bias, float* y, int64_t ys);
 // GFLOP done by `iters` rounds of 12 independent vdpbf16ps chains (the peak probe).
