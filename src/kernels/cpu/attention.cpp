@@ -1,7 +1,8 @@
 // kernels/cpu/attention.cpp: paged KV store and causal paged attention over F32/F16/BF16 caches, plus the legacy
 // dense attention (see attention.h) and the per-head arithmetic the attention kernels share (attention_common.h).
 // Paged attention groups the batch's new rows so their scores fit a bounded buffer and runs the three-pass
-// kernel of attention_paged.cpp on each group. Per head the arithmetic is that of the original per-row kernel:
+// kernel of attention_paged.cpp on each group; under the ROUNDED precision a sequence's prefill of 64+ rows takes
+// the AVX-512 BF16 path instead where the CPU has it (attention_avx512bf16.h: bf16 operands, f32 sums). Per head the arithmetic is that of the original per-row kernel:
 // dot (AVX2: two 8-lane accumulators; NEON: the same as four 4-lane ones) * scale, softmax with a double sum, P.V
 // accumulated in position order.
 #include "kernels/cpu/attention.h"
@@ -13,6 +14,7 @@
 
 #include "core/thread_pool.h"
 #include "kernels/cpu/attention_common.h"
+#include "kernels/cpu/attention_avx512bf16.h"
 #include "kernels/cpu/convert.h"
 #include "kernels/cpu/gemm_kernels.h"
 #include "kernels/cpu/kernel_util.h"
@@ -328,9 +330,11 @@ using namespace attn;
 // Scores of one call of the three-pass kernel stay under this (rows are taken in groups that fit).
 constexpr int64_t k_scores_budget = int64_t(4) << 20;  // floats: 16 MiB
 
+// bf16_prefill: a sequence with enough new rows may take the AVX-512 BF16 prefill (attention_avx512bf16.h; the
+// registered kernel, not the legacy F32 entry point).
 void paged_attention_impl(thread_pool* pool, const float* q, int64_t qs, const cache_view& kc, const cache_view& vc,
                           const std::vector<seq_desc>& seqs, int64_t n_heads, int64_t n_kv_heads, int64_t hd,
-                          float scale, float* out, int64_t os) {
+                          float scale, float* out, int64_t os, bool bf16_prefill) {
   const int64_t bs = kc.block_size;
   std::vector<row_ref> rows;
   int64_t n_scores = 0;
@@ -345,6 +349,10 @@ void paged_attention_impl(thread_pool* pool, const float* q, int64_t qs, const c
     AG_CHECK(d.n_past + d.n_new <= d.n_table * bs, "attention_paged: sequence " + std::to_string(s) + " needs " +
                                                        std::to_string(d.n_past + d.n_new) + " slots, its block table holds " +
                                                        std::to_string(d.n_table * bs));
+    if (bf16_prefill && attention_prefill_uses_avx512bf16(d.n_new, hd)) {
+      attention_prefill_avx512bf16(pool, q, qs, kc, vc, d, n_heads, n_kv_heads, hd, scale, out, os);
+      continue;
+    }
     for (int64_t i = 0; i < d.n_new; ++i) {
       const int64_t row_scores = n_heads * (d.n_past + i + 1);
       if (n_scores + row_scores > k_scores_budget) flush();
@@ -406,7 +414,7 @@ void attention_paged_kernel(const kernel_context& kc, const tensor& q, const pag
   const auto qr = f32_rows(q, "attention_paged q");
   const auto orow = f32_rows(out, "attention_paged out");
   paged_attention_impl(kc.pool, qr.base, qr.stride, kcache, vcache, seqs, n_heads, n_kv_heads, head_dim, scale,
-                       orow.base, orow.stride);
+                       orow.base, orow.stride, true);
 }
 
 void attention_paged(const float* q, int64_t q_stride, int64_t n_new, int64_t n_past, int64_t n_heads,
@@ -430,7 +438,7 @@ void attention_paged(const float* q, int64_t q_stride, int64_t n_new, int64_t n_
   d.table = kv.block_table;
   d.n_table = (n_past + n_new + kv.block_size - 1) / kv.block_size;
   paged_attention_impl(&default_thread_pool(), q, q_stride, view(kv.k_pool), view(kv.v_pool), {d}, n_heads,
-                       n_kv_heads, head_dim, scale, out, out_stride);
+                       n_kv_heads, head_dim, scale, out, out_stride, false);
 }
 
 void attention_dense(const float* q, const float* k, const float* v, int64_t stride, int64_t n, int64_t n_heads,
