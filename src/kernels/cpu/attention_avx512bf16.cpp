@@ -1,16 +1,18 @@
-// kernels/cpu/attention_avx512bf16.cpp: dense (bidirectional) attention of one segment on AVX-512 BF16 dot
-// products, see attention_avx512bf16.h. Both products run on the bf16 GEMM's 6 x 64 register tile
-// (bf16_detail::tile_avx512bf16: x pairs broadcast against a panel of 64 columns' pairs).
+// kernels/cpu/attention_avx512bf16.cpp: attention on AVX-512 BF16 dot products, see attention_avx512bf16.h: the
+// dense attention of one segment (every row sees all n keys) and the causal prefill of a paged sequence (row i sees
+// keys [0, n_past + i]). Both products run on the bf16 GEMM's 6 x 64 register tile (bf16_detail::tile_avx512bf16:
+// x pairs broadcast against a panel of 64 columns' pairs).
 //
-// Per head, packed once and shared by the threads (keys past n are zero, up to ns = n rounded up to 64):
+// Per (KV) head, packed once and shared by the threads (keys past n are zero, up to ns = n rounded up to 64):
 //   kp: per panel of 64 keys, [hd / 2 pairs][64 keys] (pair s of key r: K[r][2s], K[r][2s + 1]) 16 KB at hd 128;
 //   vp: per panel of 64 dims, [ns / 2 key pairs][64 dims] (pair s of dim c: V[2s][c], V[2s + 1][c]).
-// Query blocks of k_rows rows (micro-panels of 6, rows past the segment zero) are shared out over the threads. A
-// block's scores S [k_rows][ns] f32 come from one tile call per (key panel, micro-panel), the key panel staying in
-// L1 across the block's micro-panels; softmax_row_bf16 turns each row into bf16 weights and their sum, which are
-// laid out as the tile's x operand (pairs of keys); P.V then runs per chunk of k_chunk key pairs (a 64-dim panel
-// chunk of 32 KB stays in L1 across the micro-panels), each output tile parked between chunks, which continues its
-// chain over the key pairs unchanged; the outputs are divided by the row sums on the way out.
+// Query blocks of k_rows rows (micro-panels of 6, rows past the block zero) are shared out over the threads. A
+// block's scores S [k_rows][its keys] come from one tile call per (key panel, micro-panel), the key panel staying
+// in L1 across the block's micro-panels, and are stored scaled while each row's maximum over its own keys is taken;
+// softmax_scaled_row_bf16 turns each row into bf16 weights (zero past its keys) and their sum, the weights' rows
+// being the x operand of P.V (tile_rows_avx512bf16, pairs of keys), which runs per chunk of k_chunk key pairs (a
+// 64-dim panel chunk of 32 KB stays in L1 across the micro-panels), each output tile parked between chunks, which
+// continues its chain over the key pairs unchanged; the outputs are divided by the row sums on the way out.
 #include "kernels/cpu/attention_avx512bf16.h"
 
 #include <algorithm>
