@@ -166,7 +166,8 @@ TEST(attention_avx512bf16, taken_only_for_long_segments_of_whole_32_dim_chunks_w
   EXPECT_FALSE(attention_dense_uses_avx512bf16(1023, 128));
   EXPECT_FALSE(attention_dense_uses_avx512bf16(4096, 80));
   const cpu_gemm_precision_scope rounded(cpu_gemm_precision::ROUNDED);
-  EXPECT_EQ(attention_dense_uses_avx512bf16(1024, 128), bf16_gemm_available() && !amx_bf16_usable());
+  EXPECT_EQ(attention_dense_uses_avx512bf16(1024, 128),
+            bf16_gemm_available() && bf16_dots_outrun_fma() && !amx_bf16_usable());
   const cpu_gemm_precision_scope exact(cpu_gemm_precision::EXACT);  // F32 attention whatever the CPU
   EXPECT_FALSE(attention_dense_uses_avx512bf16(4096, 128));
 }
@@ -268,11 +269,20 @@ TEST(attention_avx512bf16, causal_prefill_over_a_paged_cache_meets_the_contract)
   }
 }
 
+TEST(attention_avx512bf16, the_dots_are_measured_against_the_fmas_once) {
+  // The answer is the CPU's; it must be the same each time it is asked, and false without AVX-512 BF16.
+  const bool first = bf16_dots_outrun_fma();
+  EXPECT_EQ(first, bf16_dots_outrun_fma());
+  if (!bf16_gemm_available()) {
+    EXPECT_FALSE(first);
+  }
+}
+
 TEST(attention_avx512bf16, the_prefill_path_is_taken_from_64_new_rows_under_rounded) {
   EXPECT_FALSE(attention_prefill_uses_avx512bf16(64, 80));
   const cpu_gemm_precision_scope rounded(cpu_gemm_precision::ROUNDED);
   EXPECT_FALSE(attention_prefill_uses_avx512bf16(63, 128));
-  EXPECT_EQ(attention_prefill_uses_avx512bf16(64, 128), bf16_gemm_available());
+  EXPECT_EQ(attention_prefill_uses_avx512bf16(64, 128), bf16_gemm_available() && bf16_dots_outrun_fma());
   const cpu_gemm_precision_scope exact(cpu_gemm_precision::EXACT);  // F32 attention, bit-identical to decode rows
   EXPECT_FALSE(attention_prefill_uses_avx512bf16(4096, 128));
 }

@@ -237,7 +237,7 @@ std::vector<head_panels> make_panels(aligned_buffer& store, int64_t n_kv, int64_
 
 bool attention_dense_uses_avx512bf16(int64_t n, int64_t head_dim) {
   return n >= k_min_rows && head_dim % 32 == 0 && head_dim > 0 && !attention_dense_uses_amx(n, head_dim) &&
-         get_cpu_gemm_precision() == cpu_gemm_precision::ROUNDED && bf16_gemm_available();
+         get_cpu_gemm_precision() == cpu_gemm_precision::ROUNDED && bf16_gemm_available() && bf16_dots_outrun_fma();
 }
 
 void attention_dense_segment_avx512bf16(thread_pool* pool, rows_of<const float> q, rows_of<const float> k,
@@ -275,7 +275,7 @@ void attention_dense_segment_avx512bf16(thread_pool* pool, rows_of<const float> 
 
 bool attention_prefill_uses_avx512bf16(int64_t n_new, int64_t head_dim) {
   return n_new >= k_prefill_min_rows && head_dim % 32 == 0 && head_dim > 0 &&
-         get_cpu_gemm_precision() == cpu_gemm_precision::ROUNDED && bf16_gemm_available();
+         get_cpu_gemm_precision() == cpu_gemm_precision::ROUNDED && bf16_gemm_available() && bf16_dots_outrun_fma();
 }
 
 void attention_prefill_avx512bf16(thread_pool* pool, const float* q, int64_t qs, const attn::cache_view& kc,

@@ -20,7 +20,8 @@
 namespace autoglm::cpu {
 
 // A segment of n rows with head_dim hd runs here: the AMX path does not take it, the precision is ROUNDED
-// (gemm_bf16.h; EXACT keeps F32 attention), the CPU has AVX-512 BF16 (bf16_gemm_available), n >= 1024 (the AMX
+// (gemm_bf16.h; EXACT keeps F32 attention), the CPU has AVX-512 BF16 (bf16_gemm_available) and its vdpbf16ps
+// outruns its F32 FMAs (bf16_dots_outrun_fma: Zen 4 yes, the Sapphire Rapids measured no), n >= 1024 (the AMX
 // path's and the CUDA tensor-core kernels' threshold) and hd % 32 == 0.
 bool attention_dense_uses_avx512bf16(int64_t n, int64_t head_dim);
 
@@ -31,7 +32,7 @@ void attention_dense_segment_avx512bf16(thread_pool* pool, rows_of<const float> 
                                         int64_t head_dim, float scale, rows_of<float> out);
 
 // Causal prefill (attention_paged): a sequence's n_new >= 64 new rows take this path when the precision is
-// ROUNDED, the CPU has AVX-512 BF16 and head_dim % 32 == 0; fewer rows (decode steps) keep the F32 kernel of
+// ROUNDED, the CPU has AVX-512 BF16 (and bf16_dots_outrun_fma) and head_dim % 32 == 0; fewer rows (decode steps) keep the F32 kernel of
 // attention_common.h. The same contract per row over keys [0, n_past + i], the cache rows decoded to f32 and
 // rounded to bf16; the K and V of each KV head are packed once for its group of query heads.
 bool attention_prefill_uses_avx512bf16(int64_t n_new, int64_t head_dim);

@@ -174,6 +174,21 @@ void gemm_bf16(thread_pool* pool, const float* x, int64_t xs, int64_t m, const w
 #endif
 }
 
+bool bf16_dots_outrun_fma() {
+  static const bool outrun = [] {
+#if defined(__x86_64__)
+    if (!bf16_gemm_available()) return false;
+    const int64_t iters = 300'000;  // about 1 ms of each on Zen 4
+    const double dots = best_rate_on_threads(1, 3, [&](int) { return dot_peak_probe_avx512bf16(iters); });
+    const double fmas = best_rate_on_threads(1, 3, [&](int) { return fma_peak_probe_avx512(iters); });
+    return dots >= 1.5 * fmas;
+#else
+    return false;
+#endif
+  }();
+  return outrun;
+}
+
 double measure_bf16_dot_peak(int n_threads) {
 #if defined(__x86_64__)
   if (!cpu_has_avx512_bf16()) return 0.0;
