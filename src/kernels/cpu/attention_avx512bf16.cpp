@@ -249,9 +249,9 @@ void attention_dense_segment_avx512bf16(thread_pool* pool, rows_of<const float> 
   if (n <= 0) return;
   thread_local aligned_buffer store;
   const int64_t n_blocks = (n + k_rows - 1) / k_rows;
+  std::vector<head_panels> hs = make_panels(store, 1, n, head_dim);  // each head's panels in turn
   for (int64_t hh = 0; hh < n_heads; ++hh) {
     const int64_t col = hh * head_dim;
-    std::vector<head_panels> hs = make_panels(store, 1, n, head_dim);
     auto rows = [&](int64_t) {
       return std::pair{[&](int64_t j, float*) { return k[r0 + j] + col; },
                        [&](int64_t j, float*) { return v[r0 + j] + col; }};
