@@ -446,8 +446,50 @@ TEST_F(cuda_ops, paged_attention_matches_the_cpu_on_one_split_and_on_several) {
       {6, 2, 200, 16, {{300, 2}}},                            // head_dim 200 (8 chunks, opt-in shared memory)
       {12, 4, 96, 16, {{0, 33}, {400, 17}}},                  // group 3 (not a power of two)
   };
+  // Split GEMM precision: decode batches over BF16 caches take the F32 split kernel too (the tensor-core decode
+  // kernel has its own test below).
+  const gemm_precision_scope split(true);
   for (dtype t : {dtype::BF16, dtype::F16, dtype::F32})
     for (const paged_case& c : cases) check_paged(cpu(), gpu(), t, c);
+}
+
+// Batches of decodes over a BF16 cache at bf16 GEMM precision (the default) run on tensor cores
+// (attention_decode_mma.cu: bf16 Q and P; by default from 2,048 positions, here at every length): a bf16 bound
+// against the CPU. Contexts cut the 64-key tiles anywhere,
+// one to several passes per warp, a cluster's blocks past a short context (empty), 70 sequences (one block each, no
+// cluster), group 3 and 4, head_dim 64, an odd block size; 30,000 positions is past the kernel's passes and takes the
+// F32 kernel. F16 / F32 caches and AUTOGLM_CUDA_DECODE_ATTENTION=split keep the F32 kernel and the F32 bound.
+TEST_F(cuda_ops, paged_decode_on_tensor_cores_matches_the_cpu) {
+  std::vector<std::pair<int32_t, int32_t>> many;
+  for (int32_t i = 0; i < 70; ++i) many.push_back({(i * 37) % 300, 1});
+  const std::vector<paged_case> cases = {
+      {32, 2, 128, 16, {{0, 1}}},                         // one position
+      {32, 2, 128, 16, {{63, 1}}},                        // one whole tile
+      {32, 2, 128, 16, {{64, 1}}},                        // a tile and one row
+      {32, 2, 128, 16, {{511, 1}}},
+      {32, 2, 128, 16, {{4899, 1}}},                      // the agent step's context: 16 blocks of 5 warps
+      {32, 2, 128, 16, {{9000, 1}}},                      // two passes per warp
+      {32, 2, 128, 16, {{20000, 1}}},                     // four passes
+      {32, 2, 128, 16, {{29999, 1}}},                     // more: the F32 kernel
+      {32, 2, 128, 16, {{100, 1}, {600, 1}, {5, 1}}},     // blocks past the short contexts: empty
+      {32, 2, 128, 16, {{2047, 1}, {1000, 1}, {1, 1}, {2047, 1}, {70, 1}, {1500, 1}, {300, 1}, {2047, 1}}},
+      {8, 2, 64, 16, {{300, 1}}},                         // head_dim 64, group 4
+      {12, 4, 128, 7, {{700, 1}, {33, 1}}},               // group 3, odd block size
+      {8, 8, 64, 16, many},                               // 70 sequences x 8 KV heads: a block each
+  };
+  // Every context on tensor cores (by default only batches reaching 2,048 positions take them).
+  setenv("AUTOGLM_CUDA_DECODE_MMA_MIN_CONTEXT", "0", 1);
+  for (const paged_case& c : cases) {
+    check_paged(cpu(), gpu(), dtype::BF16, c, k_bf16_attention_tol);
+    setenv("AUTOGLM_CUDA_DECODE_ATTENTION", "split", 1);
+    check_paged(cpu(), gpu(), dtype::BF16, c);
+    unsetenv("AUTOGLM_CUDA_DECODE_ATTENTION");
+    for (dtype t : {dtype::F16, dtype::F32}) check_paged(cpu(), gpu(), t, c);
+  }
+  unsetenv("AUTOGLM_CUDA_DECODE_MMA_MIN_CONTEXT");
+  // The default threshold: 4,900 positions on tensor cores, 600 on the F32 kernel, in one batch and alone.
+  for (const paged_case& c : std::vector<paged_case>{{32, 2, 128, 16, {{4899, 1}, {599, 1}}}, {32, 2, 128, 16, {{599, 1}}}})
+    check_paged(cpu(), gpu(), dtype::BF16, c, k_bf16_attention_tol);
 }
 
 // Sequences with 128 new rows or more (prefill chunks) run on tensor cores at bf16 GEMM precision (bf16 Q, K, V

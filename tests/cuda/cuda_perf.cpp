@@ -4,13 +4,13 @@
 //  - LINEAR at batch 1 (the decode GEMV) on the GLM-4.1V-9B shapes in BF16: GB/s of weights read and % of the copy
 //    bandwidth (each run reads a different copy of the weights: operands are not served from L2), and at 8 rows;
 //  - LINEAR for prefill / vision sizes (cuBLAS): TFLOP/s;
-//  - attention: paged decode over BF16 caches (1 sequence at contexts 512, 1024, 2048, 4096, 4 sequences at 512 and
-//    8 sequences at 2048, the decode kernel and the flash kernel; GB/s of K/V read, each call on another copy of the
+//  - attention: paged decode over BF16 caches (1 sequence at contexts 512 to 16,384, 4 sequences at 512 and 8 at
+//    2,048; the tensor-core decode kernel, the F32 split kernel and the flash kernel; GB/s of K/V read, each call on another copy of the
 //    cache so the reads come from HBM; decode also replayed from a CUDA graph, as the engine runs it: GPU time
 //    without the host's launch cost), causal prefill and dense vision attention (TFLOP/s, counting 4 * q * k *
 //    head_dim per head, causal halved).
 // Everything goes through ops (the model's dispatch). Output: a table on stdout and JSON (--out FILE).
-//   cuda_perf [--device cuda:0] [--out perf.json] [--min-time 0.2] [--quick]
+//   cuda_perf [--device cuda:0] [--out perf.json] [--min-time 0.2] [--quick] [--decode-attention]
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -37,6 +37,7 @@ struct options {
   std::string device = "cuda:0", out;
   double min_time = 0.2;
   bool quick = false;
+  bool decode_only = false;  // --decode-attention: the copy bandwidth and the decode attention cases only
 };
 
 // Median seconds per call of fn, timed in batches of `batch` calls up to a synchronize.
@@ -101,8 +102,10 @@ int main(int argc, char** argv) {
     else if (a == "--out") o.out = next();
     else if (a == "--min-time") o.min_time = std::atof(next().c_str());
     else if (a == "--quick") o.quick = true;
+    else if (a == "--decode-attention") o.decode_only = true;
     else {
-      std::fprintf(stderr, "usage: cuda_perf [--device cuda:N] [--out FILE.json] [--min-time S] [--quick]\n");
+      std::fprintf(stderr, "usage: cuda_perf [--device cuda:N] [--out FILE.json] [--min-time S] [--quick] "
+                           "[--decode-attention]\n");
       return 2;
     }
   }
@@ -140,6 +143,7 @@ int main(int argc, char** argv) {
                                             {"down_proj", 4096, 13696},  {"lm_head", 151552, 4096}};
     std::printf("\n%-14s %4s %8s %8s %10s %10s %10s\n", "linear (bf16)", "m", "n", "k", "us", "GB/s", "% copy");
     for (int64_t m : {int64_t(1), int64_t(8)}) {
+      if (o.decode_only) break;
       for (const lin& s : decode_shapes) {
         const size_t wbytes = size_t(s.n * s.k * 2);
         // Copies so that their total exceeds L2 many times over: each call reads its weights from memory.
@@ -166,6 +170,7 @@ int main(int argc, char** argv) {
                                {"prefill2048 gate_up", 2048, 27392, 4096}, {"prefill2048 down", 2048, 4096, 13696},
                                {"vision qkv 13416", 13416, 4608, 1536},     {"vision down 13416", 13416, 1536, 4096}};
     if (o.quick) gemms.resize(2);
+    if (o.decode_only) gemms.clear();
     std::printf("\n%-22s %6s %6s %6s %10s %10s\n", "linear (bf16 gemm)", "m", "n", "k", "ms", "TFLOP/s");
     for (const gemm& g : gemms) {
       linear_weight w;
@@ -185,7 +190,7 @@ int main(int argc, char** argv) {
     // (AUTOGLM_CUDA_DECODE_ATTENTION=flash); prefill chunks through cuBLAS (the default) and through the flash
     // kernel (AUTOGLM_CUDA_PREFILL_ATTENTION).
     struct paged {
-      const char* name;
+      std::string name;
       std::vector<std::pair<int32_t, int32_t>> seqs;  // (n_past, n_new)
       const char* prefill;                            // AUTOGLM_CUDA_PREFILL_ATTENTION
       const char* decode;                             // AUTOGLM_CUDA_DECODE_ATTENTION
@@ -193,36 +198,45 @@ int main(int argc, char** argv) {
     const auto decodes = [](int n, int32_t ctx) {
       return std::vector<std::pair<int32_t, int32_t>>(size_t(n), {ctx - 1, 1});
     };
-    std::vector<paged> pcases = {{"decode 1 seq ctx 512", decodes(1, 512), "gemm", "split"},
-                                 {"decode 1 seq ctx 1024", decodes(1, 1024), "gemm", "split"},
-                                 {"decode 4 seqs ctx 512", decodes(4, 512), "gemm", "split"},
-                                 {"decode 1 seq ctx 2048", decodes(1, 2048), "gemm", "split"},
-                                 {"decode 1 seq ctx 4096", decodes(1, 4096), "gemm", "split"},
-                                 {"decode 8 seqs ctx 2048", decodes(8, 2048), "gemm", "split"},
-                                 {"decode 1 seq ctx 4096 (flash)", decodes(1, 4096), "gemm", "flash"},
-                                 {"decode 8 seqs ctx 2048 (flash)", decodes(8, 2048), "gemm", "flash"},
-                                 {"prefill 512 after 1500 (wgmma)", {{1500, 512}}, "wgmma", "split"},
-                                 {"prefill 2048 (wgmma)", {{0, 2048}}, "wgmma", "split"},
-                                 {"prefill 4096 (wgmma)", {{0, 4096}}, "wgmma", "split"},
-                                 {"prefill 2048 (wgmma_ws)", {{0, 2048}}, "wgmma_ws", "split"},
-                                 {"prefill 4096 (wgmma_ws)", {{0, 4096}}, "wgmma_ws", "split"},
-                                 {"prefill 2048 (wgmma_tma)", {{0, 2048}}, "wgmma_tma", "split"},
-                                 {"prefill 4096 (wgmma_tma)", {{0, 4096}}, "wgmma_tma", "split"},
-                                 {"prefill 512 after 1500 (mma)", {{1500, 512}}, "mma", "split"},
-                                 {"prefill 2048 (mma)", {{0, 2048}}, "mma", "split"},
-                                 {"prefill 2048 (mma64)", {{0, 2048}}, "mma64", "split"},
-                                 {"prefill 4096 (mma)", {{0, 4096}}, "mma", "split"},
-                                 {"prefill 4096 (mma64)", {{0, 4096}}, "mma64", "split"},
-                                 {"prefill 512 after 1500 (gemm)", {{1500, 512}}, "gemm", "split"},
-                                 {"prefill 2048 (gemm)", {{0, 2048}}, "gemm", "split"},
-                                 {"prefill 512 after 1500 (flash)", {{1500, 512}}, "flash", "split"},
-                                 {"prefill 2048 (flash)", {{0, 2048}}, "flash", "split"}};
+    // Decode: the tensor-core kernel (mma: the default for BF16 caches from 2,048 positions, timed here at every
+    // length) beside the F32 split kernel ("(split)"); 4,900
+    // positions is the phone-agent step's context (a 1,500-token prompt, a screenshot's 3,354 image tokens, text).
+    std::vector<paged> pcases;
+    for (const auto& [n, c] : std::vector<std::pair<int, int32_t>>{
+             {1, 512}, {1, 1024}, {4, 512}, {1, 2048}, {1, 4096}, {1, 4900}, {1, 8192}, {1, 16384}, {8, 2048}}) {
+      const std::string base = "decode " + std::to_string(n) + (n == 1 ? " seq" : " seqs") + " ctx " + std::to_string(c);
+      pcases.push_back({base + " (mma)", decodes(n, c), "gemm", "mma"});
+      pcases.push_back({base + " (split)", decodes(n, c), "gemm", "split"});
+    }
+    pcases.push_back({"decode 1 seq ctx 4096 (flash)", decodes(1, 4096), "gemm", "flash"});
+    pcases.push_back({"decode 8 seqs ctx 2048 (flash)", decodes(8, 2048), "gemm", "flash"});
+    for (paged p : std::vector<paged>{
+             {"prefill 512 after 1500 (wgmma)", {{1500, 512}}, "wgmma", "split"},
+             {"prefill 2048 (wgmma)", {{0, 2048}}, "wgmma", "split"},
+             {"prefill 4096 (wgmma)", {{0, 4096}}, "wgmma", "split"},
+             {"prefill 2048 (wgmma_ws)", {{0, 2048}}, "wgmma_ws", "split"},
+             {"prefill 4096 (wgmma_ws)", {{0, 4096}}, "wgmma_ws", "split"},
+             {"prefill 2048 (wgmma_tma)", {{0, 2048}}, "wgmma_tma", "split"},
+             {"prefill 4096 (wgmma_tma)", {{0, 4096}}, "wgmma_tma", "split"},
+             {"prefill 512 after 1500 (mma)", {{1500, 512}}, "mma", "split"},
+             {"prefill 2048 (mma)", {{0, 2048}}, "mma", "split"},
+             {"prefill 2048 (mma64)", {{0, 2048}}, "mma64", "split"},
+             {"prefill 4096 (mma)", {{0, 4096}}, "mma", "split"},
+             {"prefill 4096 (mma64)", {{0, 4096}}, "mma64", "split"},
+             {"prefill 512 after 1500 (gemm)", {{1500, 512}}, "gemm", "split"},
+             {"prefill 2048 (gemm)", {{0, 2048}}, "gemm", "split"},
+             {"prefill 512 after 1500 (flash)", {{1500, 512}}, "flash", "split"},
+             {"prefill 2048 (flash)", {{0, 2048}}, "flash", "split"}})
+      pcases.push_back(p);
     if (o.quick)  // the default kernels only
       pcases.erase(std::remove_if(pcases.begin(), pcases.end(),
                                   [](const paged& p) {
-                                    const std::string n = p.name;
+                                    const std::string& n = p.name;
                                     return n.find("flash") != std::string::npos || n.find("gemm") != std::string::npos;
                                   }),
+                   pcases.end());
+    if (o.decode_only)
+      pcases.erase(std::remove_if(pcases.begin(), pcases.end(), [](const paged& p) { return p.name.rfind("decode", 0) != 0; }),
                    pcases.end());
     // Eager: ms per call as the host launches it; graph: microseconds per call replayed in a CUDA graph.
     std::printf("\n%-32s %10s %10s %10s %10s %10s %8s\n", "attention_paged (bf16 KV)", "ms", "GB/s KV", "TFLOP/s",
@@ -273,6 +287,7 @@ int main(int argc, char** argv) {
       tensor outp = ops::alloc_persistent(ctx, dtype::F32, {n_rows, heads * hd});
       setenv("AUTOGLM_CUDA_PREFILL_ATTENTION", pc.prefill, 1);
       setenv("AUTOGLM_CUDA_DECODE_ATTENTION", pc.decode, 1);
+      setenv("AUTOGLM_CUDA_DECODE_MMA_MIN_CONTEXT", "0", 1);
       const double t = time_op(
           ctx,
           [&](int i) {
@@ -307,11 +322,12 @@ int main(int argc, char** argv) {
       }
       unsetenv("AUTOGLM_CUDA_PREFILL_ATTENTION");
       unsetenv("AUTOGLM_CUDA_DECODE_ATTENTION");
+      unsetenv("AUTOGLM_CUDA_DECODE_MMA_MIN_CONTEXT");
       if (t_graph > 0)
-        std::printf("%-32s %10.3f %10.0f %10.1f %10.2f %10.0f %8s\n", pc.name, t * 1e3, kv_bytes / t / 1e9,
+        std::printf("%-32s %10.3f %10.0f %10.1f %10.2f %10.0f %8s\n", pc.name.c_str(), t * 1e3, kv_bytes / t / 1e9,
                     flops / t / 1e12, t_graph * 1e6, kv_bytes / t_graph / 1e9, replay.c_str());
       else
-        std::printf("%-32s %10.3f %10.0f %10.1f\n", pc.name, t * 1e3, kv_bytes / t / 1e9, flops / t / 1e12);
+        std::printf("%-32s %10.3f %10.0f %10.1f\n", pc.name.c_str(), t * 1e3, kv_bytes / t / 1e9, flops / t / 1e12);
       nlohmann::json entry = {{"name", pc.name},
                               {"ms", t * 1e3},
                               {"kv_gbs", kv_bytes / t / 1e9},
@@ -335,6 +351,7 @@ int main(int argc, char** argv) {
                                          {13416, "wgmma64"}, {13416, "mma64"},   {13416, "mma"},       {13416, "gemm"},
                                          {13416, "fused"}};
     if (o.quick) dense_runs.resize(6);
+    if (o.decode_only) dense_runs.clear();
     std::printf("\n%-40s %10s %10s\n", "attention_dense", "ms", "TFLOP/s");
     for (const dense_run& r : dense_runs) {
       const int64_t n = r.n;

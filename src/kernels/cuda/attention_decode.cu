@@ -1,4 +1,6 @@
-// kernels/cuda/attention_decode.cu: ATTENTION_PAGED for a batch of decodes (one new row per sequence) in one launch.
+// kernels/cuda/attention_decode.cu: ATTENTION_PAGED for a batch of decodes (one new row per sequence) in one launch,
+// in F32 arithmetic: F16/F32 caches, SPLIT precision, and whatever attention_decode_mma.cu (the tensor-core kernel,
+// tried first: BF16 caches at bf16 GEMM precision) does not take.
 //
 // Operands: q F32 [n_seqs, n_heads * HD] (row stride free; row seq_info[s][0] belongs to sequence s), the paged
 // caches K, V [n_blocks, block_size, n_kv_heads, HD] in F32/F16/BF16, seq_info I32 [n_seqs, 3] (first row, n new,
@@ -42,7 +44,7 @@
 
 #include <cooperative_groups.h>
 
-#include "kernels/cuda/flash.cuh"
+#include "kernels/cuda/attention_decode.cuh"
 
 namespace autoglm::cuda {
 
@@ -51,11 +53,10 @@ namespace {
 constexpr int k_dec_threads = 512;
 constexpr int k_dec_warps = 16;
 constexpr int k_dec_tile = 64;      // positions per tile: two per lane when scoring
-constexpr int k_dec_max_group = 16;  // query heads per KV head: one scoring warp each
+constexpr int k_dec_max_group = k_decode_max_group;  // query heads per KV head: one scoring warp each
 constexpr int k_dec_max_merge = 64;  // partials one merge reads, a multiple of 32
 constexpr int k_dec_one_level = 32;  // splits merged in one level at most; more: chunks of ~sqrt(n_splits)
 constexpr int k_dec_max_splits = 256;
-constexpr int k_dec_max_cluster = 16;  // splits one cluster merges (a non-portable size over 8: opted in)
 
 struct decode_args {
   const float* q;
@@ -137,23 +138,6 @@ __device__ inline bool arrive(int32_t* ctr, int expected, int* last_s) {
   return last;
 }
 
-// s += w * v, lane by lane (one FMA each: the merges' arithmetic).
-__device__ inline void fma4(float w, const float4& v, float4& s) {
-  s.x = fmaf(w, v.x, s.x);
-  s.y = fmaf(w, v.y, s.y);
-  s.z = fmaf(w, v.z, s.z);
-  s.w = fmaf(w, v.w, s.w);
-}
-
-// o[0..3] = s / l (0 where l is 0: no position was seen).
-__device__ inline void store_normalized(float* o, const float4& s, float l) {
-  const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-  o[0] = s.x * inv;
-  o[1] = s.y * inv;
-  o[2] = s.z * inv;
-  o[3] = s.w * inv;
-}
-
 // Merges k <= k_dec_max_merge consecutive partials (src_acc [k, G, HD], src_ml [k, G]) weighted exp(m_i - M) in
 // order; writes a partial (dst_acc [G, HD], dst_ml [G]) or, with out set, the normalized output (out + h * HD).
 template <int HD>
@@ -201,49 +185,6 @@ __device__ void merge_partials(const float* src_acc, const float2* src_ml, int k
   if (!out && tid < G) __stcg(dst_ml + tid, ml_s[tid]);
 }
 
-// The merge on sm_90 when all splits of a (sequence, KV head) fit one thread-block cluster (CLUSTER, block rank =
-// split): every block leaves its partial acc [G, HD] in its shared memory at `part` and its (max, sum) per head in
-// ml_s; block r merges heads r, r + k, ... reading the other blocks' partials through distributed shared memory, with
-// merge_partials's arithmetic (the same weights in the same order, so the same output bits), and writes them
-// normalized. The cluster barrier before the reads publishes every partial, the one after keeps each block's shared
-// memory alive until the others have read it. This replaces the global partials, the fence, the counter and the
-// last block's reads: 9.58 -> 8.44 us per call at context 512 on an H100 (replayed from a graph).
-template <int HD>
-__device__ void merge_in_cluster(float* part, float2* ml_s, int G, float* out, float* w_s) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
-  __trap();  // clusters need sm_90: the host never launches the cluster kernel below that
-#elif defined(__CUDA_ARCH__)
-  namespace cg = cooperative_groups;
-  cg::cluster_group cluster = cg::this_cluster();
-  const int k = int(cluster.num_blocks()), rank = int(cluster.block_rank());
-  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  __shared__ float2 tot_s[k_dec_max_group];  // this block's heads: (max, sum of weighted sums)
-  cluster.sync();
-  const int mine = (G - rank + k - 1) / k;  // heads rank, rank + k, ... below G
-  if (warp < mine) {  // warp j: head rank + j k; lanes over the partials (k <= 32)
-    const int h = rank + warp * k;
-    const float2 ml = lane < k ? *cluster.map_shared_rank(ml_s + h, lane) : make_float2(-INFINITY, 0.0f);
-    const float mx = warp_max(ml.x);
-    const float w = (lane < k && ml.x != -INFINITY) ? expf(ml.x - mx) : 0.0f;
-    const float sum = warp_sum(fmaf(w, ml.y, 0.0f));
-    if (lane < k) w_s[warp * k_dec_max_merge + lane] = w;
-    if (lane == 0) tot_s[warp] = make_float2(mx, sum);
-  }
-  __syncthreads();
-  constexpr int Q4 = HD / 4;
-  for (int item = tid; item < mine * Q4; item += k_dec_threads) {
-    const int j = item / Q4, d4 = item - j * Q4, h = rank + j * k;
-    float4 s = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-    for (int i = 0; i < k; ++i) {
-      fma4(w_s[j * k_dec_max_merge + i],
-           *reinterpret_cast<const float4*>(cluster.map_shared_rank(part + h * HD + 4 * d4, i)), s);
-    }
-    store_normalized(out + h * HD + 4 * d4, s, tot_s[j].y);
-  }
-  cluster.sync();
-#endif
-}
-
 // Warp w works on query heads 4 (w % SLOTS) .. + 3 and the tile's positions PPS (w / SLOTS) .. + PPS - 1, where
 // SLOTS = 1, 2, 4 groups of 4 heads cover the group (G <= 4, 8, 16): scoring, then P.V. Two blocks per SM (64
 // registers) except F32 caches at HD 128, whose loads in flight need more registers.
@@ -278,13 +219,10 @@ __global__ void __launch_bounds__(k_dec_threads, T == dtype::F32 && HD == 128 ? 
   const int split = int(blockIdx.x), kvh = int(blockIdx.y), seq = int(blockIdx.z);
   const int G = a.group;
 
-  const int first_row = a.seq_info[seq * a.ld_info], n_new = a.seq_info[seq * a.ld_info + 1],
-            n_past = a.seq_info[seq * a.ld_info + 2];
-  // The host chose this kernel because rows == sequences; n_new > 1 would need rows this grid has no room for.
-  const bool well_formed = first_row >= 0 && n_new >= 0 && n_new <= 1 && n_past >= 0 &&
-                           int64_t(first_row) + n_new <= a.n_q_rows &&
-                           int64_t(n_past) + n_new <= a.n_table * a.block_size &&
-                           int64_t(n_past) + n_new <= int64_t(a.n_splits) * a.split_len;
+  const decode_row row = read_decode_row(a.seq_info, a.ld_info, seq, a.n_q_rows, a.n_table * a.block_size,
+                                         int64_t(a.n_splits) * a.split_len);
+  const int first_row = row.first_row, n_new = row.n_new, n_past = row.n_past;
+  const bool well_formed = row.well_formed;
   // Every return passes pdl_wait: a later plain launch orders only against this kernel's completion.
   if (!well_formed) {
     if (tid == 0 && split == 0 && kvh == 0) flag_bad(a.flag, BAD_SEQUENCE, seq);
@@ -532,43 +470,12 @@ __global__ void __launch_bounds__(k_dec_threads, T == dtype::F32 && HD == 128 ? 
                      ml_s);
 }
 
-// AUTOGLM_CUDA_DECODE_ATTENTION=split (default) or flash: which kernel takes batches of decodes (benchmarks,
-// bisection).
-bool decode_kernel_enabled() {
-  const char* e = std::getenv("AUTOGLM_CUDA_DECODE_ATTENTION");
-  if (!e || !*e || std::string(e) == "split") return true;
-  if (std::string(e) == "flash") return false;
-  throw error(std::string("AUTOGLM_CUDA_DECODE_ATTENTION is '") + e + "': use split or flash");
-}
-
-// AUTOGLM_CUDA_DECODE_CLUSTER=0 keeps the global merge on sm_90 too (benchmarks, bisection).
-bool decode_cluster_enabled() {
-  static const bool on = [] {
-    const char* e = std::getenv("AUTOGLM_CUDA_DECODE_CLUSTER");
-    if (!e || !*e || std::string(e) == "1") return true;
-    if (std::string(e) == "0") return false;
-    throw error(std::string("AUTOGLM_CUDA_DECODE_CLUSTER is '") + e + "': use 0 or 1");
-  }();
-  return on;
-}
-
 template <dtype T, int HD, int SLOTS, bool CLUSTER>
 void launch_decode(const decode_args& a, const dim3& grid, stream_state& s) {
   auto* kernel = paged_decode_kernel<T, HD, SLOTS, CLUSTER>;
   const size_t smem = decode_smem_bytes(HD, 8 / SLOTS);
-  // The shared-memory opt-in once per (kernel, device), not per launch: decode steps are many small launches.
   static std::atomic<uint64_t> opted_in{0};
-  int dev = 0;
-  check(cudaGetDevice(&dev), "cudaGetDevice");
-  const uint64_t bit = dev < 64 ? uint64_t(1) << dev : 0;
-  if (!bit || !(opted_in.load(std::memory_order_acquire) & bit)) {
-    check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
-          "attention_paged decode: shared memory");
-    if (CLUSTER)
-      check(cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1),
-            "attention_paged decode: cluster size");
-    opted_in.fetch_or(bit, std::memory_order_release);
-  }
+  opt_in_once(kernel, smem, CLUSTER, opted_in, "attention_paged decode: shared memory / cluster size");
   // CLUSTER: one cluster per (sequence, KV head), all its splits.
   launch_pdl_clustered(kernel, grid, k_dec_threads, smem, s, "attention_paged decode", CLUSTER ? grid.x : 0u, a);
 }
@@ -588,6 +495,25 @@ void launch_for_group(const decode_args& a, const dim3& grid, bool cluster, stre
 
 }  // namespace
 
+decode_path decode_attention_path() {
+  const char* e = std::getenv("AUTOGLM_CUDA_DECODE_ATTENTION");
+  const std::string v = e ? e : "";
+  if (v.empty() || v == "mma") return decode_path::MMA;
+  if (v == "split") return decode_path::SPLIT;
+  if (v == "flash") return decode_path::FLASH;
+  throw error("AUTOGLM_CUDA_DECODE_ATTENTION is '" + v + "': use mma, split or flash");
+}
+
+bool decode_cluster_enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("AUTOGLM_CUDA_DECODE_CLUSTER");
+    if (!e || !*e || std::string(e) == "1") return true;
+    if (std::string(e) == "0") return false;
+    throw error(std::string("AUTOGLM_CUDA_DECODE_CLUSTER is '") + e + "': use 0 or 1");
+  }();
+  return on;
+}
+
 bool launch_paged_decode(const flash_args& fa, dtype cache_type, int n_kv_heads, int64_t n_seqs, stream_state& s) {
   const int hd = fa.head_dim, G = fa.group;
   if (hd != 64 && hd != 128) return false;
@@ -597,7 +523,9 @@ bool launch_paged_decode(const flash_args& fa, dtype cache_type, int n_kv_heads,
       !aligned(uint64_t(fa.c_block)) || !aligned(uint64_t(fa.c_slot)) || !aligned(uint64_t(fa.c_head)))
     return false;
   if (n_seqs > 65535 || n_kv_heads > 65535 || decode_smem_bytes(hd, 8) > max_shared_bytes(s)) return false;
-  if (!decode_kernel_enabled()) return false;
+  const decode_path path = decode_attention_path();
+  if (path == decode_path::FLASH) return false;
+  if (path == decode_path::MMA && launch_paged_decode_mma(fa, cache_type, n_kv_heads, n_seqs, s)) return true;
 
   decode_args a{};
   a.q = fa.q;
@@ -653,7 +581,7 @@ bool launch_paged_decode(const flash_args& fa, dtype cache_type, int n_kv_heads,
   // merges (12.1 vs 11.4 us, 15.7 vs 13.5, 46 vs 25), so those keep them.
   // A cluster's blocks must fit one GPC at once: 16 at two blocks per SM take 8 SMs, which every Hopper GPC has;
   // F32 caches at head_dim 128 run one block per SM, so 8 there.
-  const int max_cluster = cache_type == dtype::F32 && hd == 128 ? 8 : k_dec_max_cluster;
+  const int max_cluster = cache_type == dtype::F32 && hd == 128 ? 8 : k_decode_max_cluster;
   const bool cluster = n_splits >= 2 && n_splits <= max_cluster && pairs * n_splits <= sm_count(s) &&
                        compute_major(s) >= 9 && decode_cluster_enabled();
   a.n_splits = int(n_splits);

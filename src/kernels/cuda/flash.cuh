@@ -321,7 +321,8 @@ std::vector<int32_t> paged_prefill_gemm(const flash_args& a, dtype cache_type, i
                                         int mma_warps, const wgmma_variant* wgmma, stream_state& s,
                                         const std::string& sizes, int64_t* n_done);
 // attention_decode.cu: a batch whose sequences each have one new row (the caller knows rows == sequences) in one
-// launch: split-K over positions, all query heads of a KV head per block, the last block merging. Returns false,
+// launch: on tensor cores over a BF16 cache at bf16 GEMM precision (attention_decode_mma.cu), else split-K over
+// positions in F32, all query heads of a KV head per block, the last block merging. Returns false,
 // launching nothing, for shapes it does not take (head_dim other than 64/128, more than 16 query heads per KV head,
 // cache rows not 16-byte aligned, AUTOGLM_CUDA_DECODE_ATTENTION=flash); the flash path runs those.
 bool launch_paged_decode(const flash_args& a, dtype cache_type, int n_kv_heads, int64_t n_seqs, stream_state& s);
