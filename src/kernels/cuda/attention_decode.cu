@@ -58,22 +58,9 @@ constexpr int k_dec_max_merge = 64;  // partials one merge reads, a multiple of 
 constexpr int k_dec_one_level = 32;  // splits merged in one level at most; more: chunks of ~sqrt(n_splits)
 constexpr int k_dec_max_splits = 256;
 
-struct decode_args {
-  const float* q;
-  int64_t ldq;
-  float* out;
-  int64_t ldo;
-  int64_t n_q_rows;
-  int group, n_kv_heads;
+struct decode_args : decode_batch {
+  int n_kv_heads;
   float scale;
-  const int32_t* seq_info;  // [n_seqs, ld_info]: first row, n new, n past
-  int64_t ld_info;
-  const int32_t* tables;    // [n_seqs, ld_tables], n_table entries used
-  int64_t ld_tables, n_table;
-  const uint8_t* kcache;
-  const uint8_t* vcache;
-  int64_t c_block, c_slot, c_head, n_blocks;  // byte strides of both caches
-  int block_size;
   int n_splits;        // grid.x
   int64_t split_len;   // positions per split, whole tiles (one split: covers any context)
   int chunk;           // splits per first-level merge
@@ -83,7 +70,6 @@ struct decode_args {
   float* chunk_acc;    // [n_seqs * n_kv_heads, max_chunks, group, HD]
   float2* chunk_ml;    // [n_seqs * n_kv_heads, max_chunks, group]
   int32_t* counters;   // [n_seqs * n_kv_heads, 1 + max_chunks]: zero between launches
-  int32_t* flag;
 };
 
 // Shared memory of one block (floats): K [64][HD + 4] (odd 16-byte stride: lanes reading rows are conflict-free),
@@ -528,27 +514,9 @@ bool launch_paged_decode(const flash_args& fa, dtype cache_type, int n_kv_heads,
   if (path == decode_path::MMA && launch_paged_decode_mma(fa, cache_type, n_kv_heads, n_seqs, s)) return true;
 
   decode_args a{};
-  a.q = fa.q;
-  a.ldq = fa.ldq;
-  a.out = fa.out;
-  a.ldo = fa.ldo;
-  a.n_q_rows = fa.n_q_rows;
-  a.group = G;
+  static_cast<decode_batch&>(a) = decode_batch_of(fa);
   a.n_kv_heads = n_kv_heads;
   a.scale = fa.scale;
-  a.seq_info = fa.seq_info;
-  a.ld_info = fa.ld_info;
-  a.tables = fa.tables;
-  a.ld_tables = fa.ld_tables;
-  a.n_table = fa.n_table;
-  a.kcache = fa.kcache;
-  a.vcache = fa.vcache;
-  a.c_block = fa.c_block;
-  a.c_slot = fa.c_slot;
-  a.c_head = fa.c_head;
-  a.n_blocks = fa.n_blocks;
-  a.block_size = fa.block_size;
-  a.flag = fa.flag;
 
   // Splits: about two blocks per SM over all (sequence, KV head) pairs, at most one per tile of the longest
   // context; then whole tiles per split. Over k_dec_one_level splits, chunks of ~sqrt(n) splits (at most 16

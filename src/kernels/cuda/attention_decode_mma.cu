@@ -44,24 +44,9 @@ constexpr int k_md_rows = 16;         // the mma's rows: query heads of a KV hea
 constexpr int k_md_max_passes = 4;    // tiles one warp walks at most; longer contexts take the F32 kernel
 constexpr int k_md_max_threads = 256;
 
-struct mma_decode_args {
-  const float* q;
-  int64_t ldq;
-  float* out;
-  int64_t ldo;
-  int64_t n_q_rows;
-  int group;
-  float scale_log2;  // scale * log2(e)
-  const int32_t* seq_info;  // [n_seqs, ld_info]: first row, n new, n past
-  int64_t ld_info;
-  const int32_t* tables;  // [n_seqs, ld_tables], n_table entries used
-  int64_t ld_tables, n_table;
-  const uint8_t* kcache;
-  const uint8_t* vcache;
-  int64_t c_block, c_slot, c_head, n_blocks;  // byte strides of both caches
-  int block_size;
+struct mma_decode_args : decode_batch {
+  float scale_log2;   // scale * log2(e)
   int64_t split_len;  // positions per block (whole tiles); grid.x blocks per (sequence, KV head)
-  int32_t* flag;
 };
 
 // Shared memory (bf16 elements): Q [16][LD], then per warp K [64][LD] and V [64][LD]. After its last tile a warp's
@@ -219,21 +204,9 @@ __global__ void __launch_bounds__(k_md_max_threads, 1) paged_decode_mma_kernel(c
     cp_async_wait<0>();
     __syncwarp();
 
-    // S [16][64] = Q K^T (ldmatrix of K's rows: the B operand, as in attention_dense_mma.cu).
+    // S [16][64] = Q K^T (flash_fragments.cuh).
     float s[n_kb][4];
-#pragma unroll
-    for (int j = 0; j < n_kb; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
-#pragma unroll
-    for (int kk = 0; kk < HD / 16; ++kk) {
-#pragma unroll
-      for (int jp = 0; jp < n_kb / 2; ++jp) {
-        uint32_t b[4];
-        const int key = jp * 16 + (lane & 7) + ((lane >> 4) << 3);
-        ldmatrix_x4(b, sk + key * LD + kk * 16 + ((lane >> 3) & 1) * 8);
-        mma_bf16_16816(s[2 * jp], qa[kk], b[0], b[1]);
-        mma_bf16_16816(s[2 * jp + 1], qa[kk], b[2], b[3]);
-      }
-    }
+    scores_tile<HD, n_kb, LD>(s, qa, sk);
     if (rows_now.mask != ~uint64_t(0)) {  // rows not loaded (past the context, bad block ids) weigh nothing
       const int t = lane & 3;
 #pragma unroll
@@ -244,19 +217,8 @@ __global__ void __launch_bounds__(k_md_max_threads, 1) paged_decode_mma_kernel(c
     }
     rescale_rows(o, online_softmax<n_kb, false>(s, sm, k_md_keys, false, 0, a.scale_log2));
 
-    // O [16][HD] += P [16][64] . V [64][HD] (ldmatrix .trans of V's rows).
-#pragma unroll
-    for (int kk = 0; kk < k_md_keys / 16; ++kk) {
-      uint32_t pa[4];
-      pack_p(s, kk, pa);
-#pragma unroll
-      for (int dp = 0; dp < HD / 16; ++dp) {
-        uint32_t b[4];
-        ldmatrix_x4_trans(b, sv + (kk * 16 + (lane & 15)) * LD + dp * 16 + (lane >> 4) * 8);
-        mma_bf16_16816(o[2 * dp], pa, b[0], b[1]);
-        mma_bf16_16816(o[2 * dp + 1], pa, b[2], b[3]);
-      }
-    }
+    // O [16][HD] += P [16][64] . V [64][HD] (flash_fragments.cuh).
+    pv_tile<HD, n_kb, LD>(o, s, sv);
     __syncwarp();  // the tile space is read before the next pass (or the partial) overwrites it
   }
 
@@ -351,11 +313,13 @@ bool cluster_fits(int cluster, int warps, const stream_state& s) {
   cfg.attrs = &attr;
   cfg.numAttrs = 1;
   int n = 0;
-  const bool fits = cudaOccupancyMaxActiveClusters(&n, md_kernel<HD, true>(), &cfg) == cudaSuccess && n >= 1;
-  (void)cudaGetLastError();  // a refused query leaves no error behind for the next check
+  if (cudaOccupancyMaxActiveClusters(&n, md_kernel<HD, true>(), &cfg) != cudaSuccess) {
+    (void)cudaGetLastError();  // a refused query leaves no error behind for the next check, and is asked again
+    return false;
+  }
   std::lock_guard<std::mutex> lock(mu);
-  known[key] = fits;
-  return fits;
+  known[key] = n >= 1;
+  return n >= 1;
 }
 
 // Blocks per (sequence, KV head) and warps per block for `tiles` 64-key tiles: as many blocks as a cluster holds
@@ -424,26 +388,8 @@ bool launch_paged_decode_mma(const flash_args& fa, dtype cache_type, int n_kv_he
   if (!(fa.scale > 0.0f) || compute_major(s) < 8) return false;
   // The caller checked 16-byte aligned cache rows and the grid's y / z limits.
   mma_decode_args a{};
-  a.q = fa.q;
-  a.ldq = fa.ldq;
-  a.out = fa.out;
-  a.ldo = fa.ldo;
-  a.n_q_rows = fa.n_q_rows;
-  a.group = G;
+  static_cast<decode_batch&>(a) = decode_batch_of(fa);
   a.scale_log2 = fa.scale * 1.4426950408889634f;
-  a.seq_info = fa.seq_info;
-  a.ld_info = fa.ld_info;
-  a.tables = fa.tables;
-  a.ld_tables = fa.ld_tables;
-  a.n_table = fa.n_table;
-  a.kcache = fa.kcache;
-  a.vcache = fa.vcache;
-  a.c_block = fa.c_block;
-  a.c_slot = fa.c_slot;
-  a.c_head = fa.c_head;
-  a.n_blocks = fa.n_blocks;
-  a.block_size = fa.block_size;
-  a.flag = fa.flag;
   const int64_t pairs = n_seqs * n_kv_heads;
   const int64_t tiles = (std::max<int64_t>(fa.max_context, 1) + k_md_keys - 1) / k_md_keys;
   const bool launched = hd == 128 ? launch_for<128>(a, tiles, pairs, n_kv_heads, n_seqs, s)

@@ -145,24 +145,9 @@ __global__ void __launch_bounds__(32 * WARPS) mma_attention_kernel(const tc_atte
     const uint16_t* kt = sk + buf * G::kv_elems;
     const uint16_t* vt = sv + buf * G::kv_elems;
 
-    // S [16][64] = Q K^T. B(k = dim, n = key) = K[key][dim]: the non-transposed ldmatrix of K's rows gives lane
-    // K[key g][dims 2t, 2t+1] = b[.] for that key block. One x4 covers 16 keys x 16 dims: lanes 0-7 keys 0-7 dims
-    // 0-7 (b0 of key block 0), 8-15 keys 0-7 dims 8-15 (b1), 16-23 keys 8-15 dims 0-7 (b0 of key block 1), 24-31
-    // keys 8-15 dims 8-15 (b1).
+    // S [16][64] = Q K^T (flash_fragments.cuh).
     float s[n_kb][4];
-#pragma unroll
-    for (int j = 0; j < n_kb; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
-#pragma unroll
-    for (int kk = 0; kk < HD / 16; ++kk) {
-#pragma unroll
-      for (int jp = 0; jp < n_kb / 2; ++jp) {
-        uint32_t b[4];
-        const int key = jp * 16 + (lane & 7) + ((lane >> 4) << 3);
-        ldmatrix_x4(b, kt + key * G::ld + kk * 16 + ((lane >> 3) & 1) * 8);
-        mma_bf16_16816(s[2 * jp], qa[kk], b[0], b[1]);
-        mma_bf16_16816(s[2 * jp + 1], qa[kk], b[2], b[3]);
-      }
-    }
+    scores_tile<HD, n_kb, G::ld>(s, qa, kt);
 
     // Online softmax in log2 units (flash_fragments.cuh). Causal, on tiles crossing this warp's diagonal: key
     // key0 + i is masked for row r when key0 + i > n_past + r, i.e. i > lim + r (r the row within the warp). Other
@@ -172,24 +157,8 @@ __global__ void __launch_bounds__(32 * WARPS) mma_attention_kernel(const tc_atte
     const bool diagonal = CAUSAL && key0 + k_mma_keys - 1 > warp_pos;
     rescale_rows(o, online_softmax<n_kb, CAUSAL>(s, rows, nk, diagonal, warp_pos - key0, a.scale_log2));
 
-    // O [16][HD] += P [16][64] . V [64][HD], 16 keys per step. P's A fragment for keys 16kk .. 16kk+15 is the C
-    // fragments of key blocks 2kk (columns 2t, 2t+1 -> a[0] row g, a[1] row g+8) and 2kk+1 (a[2], a[3]).
-    // B(k = key, n = dim) = V[key][dim] row-major: ldmatrix .trans gives lane V[keys 2t, 2t+1][dim g]. One x4
-    // covers 16 keys x 16 dims: lanes 0-7 keys 0-7 dims 0-7 (b0 of dim block 0), 8-15 keys 8-15 dims 0-7 (b1),
-    // 16-23 keys 0-7 dims 8-15 (b0 of dim block 1), 24-31 keys 8-15 dims 8-15 (b1): lane L addresses key L % 16,
-    // dims 8 (L / 16).
-#pragma unroll
-    for (int kk = 0; kk < k_mma_keys / 16; ++kk) {
-      uint32_t pa[4];
-      pack_p(s, kk, pa);
-#pragma unroll
-      for (int dp = 0; dp < HD / 16; ++dp) {
-        uint32_t b[4];
-        ldmatrix_x4_trans(b, vt + (kk * 16 + (lane & 15)) * G::ld + dp * 16 + (lane >> 4) * 8);
-        mma_bf16_16816(o[2 * dp], pa, b[0], b[1]);
-        mma_bf16_16816(o[2 * dp + 1], pa, b[2], b[3]);
-      }
-    }
+    // O [16][HD] += P [16][64] . V [64][HD] (flash_fragments.cuh).
+    pv_tile<HD, n_kb, G::ld>(o, s, vt);
     __syncthreads();  // this buffer is refilled by the next iteration's cp.async
   }
 

@@ -106,6 +106,52 @@ __device__ __forceinline__ void pack_p(const float (&p)[NKB][4], int kk, uint32_
   a[3] = pack_bf16x2(p[2 * kk + 1][2], p[2 * kk + 1][3]);
 }
 
+// S [16][8 NKB] = Q K^T for a warp's 16 query rows (qa: their A fragments, one per 16 of the HD dims) against a
+// shared tile of 8 NKB keys (kt: K [key][dim] bf16, row stride LD elements). B(k = dim, n = key) = K[key][dim]: the
+// non-transposed ldmatrix of K's rows gives lane K[key g][dims 2t, 2t+1] = b[.] for that key block. One x4 covers 16
+// keys x 16 dims: lanes 0-7 keys 0-7 dims 0-7 (b0 of key block 0), 8-15 keys 0-7 dims 8-15 (b1), 16-23 keys 8-15
+// dims 0-7 (b0 of key block 1), 24-31 keys 8-15 dims 8-15 (b1).
+template <int HD, int NKB, int LD>
+__device__ __forceinline__ void scores_tile(float (&s)[NKB][4], const uint32_t (&qa)[HD / 16][4], const uint16_t* kt) {
+  const int lane = threadIdx.x & 31;
+#pragma unroll
+  for (int j = 0; j < NKB; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+#pragma unroll
+  for (int kk = 0; kk < HD / 16; ++kk) {
+#pragma unroll
+    for (int jp = 0; jp < NKB / 2; ++jp) {
+      uint32_t b[4];
+      const int key = jp * 16 + (lane & 7) + ((lane >> 4) << 3);
+      ldmatrix_x4(b, kt + key * LD + kk * 16 + ((lane >> 3) & 1) * 8);
+      mma_bf16_16816(s[2 * jp], qa[kk], b[0], b[1]);
+      mma_bf16_16816(s[2 * jp + 1], qa[kk], b[2], b[3]);
+    }
+  }
+}
+
+// O [16][HD] += P [16][8 NKB] . V [8 NKB][HD] (vt: V [key][dim] bf16, row stride LD), 16 keys per step. P's A
+// fragment for keys 16kk .. 16kk+15 is the C fragments of key blocks 2kk (columns 2t, 2t+1 -> a[0] row g, a[1] row
+// g+8) and 2kk+1 (a[2], a[3]) (pack_p). B(k = key, n = dim) = V[key][dim] row-major: ldmatrix .trans gives lane
+// V[keys 2t, 2t+1][dim g]. One x4 covers 16 keys x 16 dims: lanes 0-7 keys 0-7 dims 0-7 (b0 of dim block 0), 8-15
+// keys 8-15 dims 0-7 (b1), 16-23 keys 0-7 dims 8-15 (b0 of dim block 1), 24-31 keys 8-15 dims 8-15 (b1): lane L
+// addresses key L % 16, dims 8 (L / 16).
+template <int HD, int NKB, int LD>
+__device__ __forceinline__ void pv_tile(float (&o)[HD / 8][4], const float (&p)[NKB][4], const uint16_t* vt) {
+  const int lane = threadIdx.x & 31;
+#pragma unroll
+  for (int kk = 0; kk < NKB / 2; ++kk) {
+    uint32_t pa[4];
+    pack_p(p, kk, pa);
+#pragma unroll
+    for (int dp = 0; dp < HD / 16; ++dp) {
+      uint32_t b[4];
+      ldmatrix_x4_trans(b, vt + (kk * 16 + (lane & 15)) * LD + dp * 16 + (lane >> 4) * 8);
+      mma_bf16_16816(o[2 * dp], pa, b[0], b[1]);
+      mma_bf16_16816(o[2 * dp + 1], pa, b[2], b[3]);
+    }
+  }
+}
+
 // The warp's rows row_g = first + g and row_g + 8 of O / l, those below len only, at out row out_row + g (+ 8),
 // columns col .. (the head's). As F32 (scalar stores: the output view may start at any float), or with out_bf16 as
 // BF16 rounded once (out then points at BF16 rows, ldo in BF16 elements; column pairs stored as one 4-byte word: the
