@@ -1,14 +1,16 @@
 // kernels/cuda/attention_decode_mma.cu: a batch of decodes (one new row per sequence) over a BF16 paged cache on
-// tensor cores, in one launch: the default for BF16 caches at bf16 GEMM precision (attention_decode.cu's F32 kernel
-// takes F16/F32 caches, SPLIT precision, and AUTOGLM_CUDA_DECODE_ATTENTION=split).
+// tensor cores, in one launch: the default for BF16 caches at bf16 GEMM precision from
+// AUTOGLM_CUDA_DECODE_MMA_MIN_CONTEXT positions (2,048); attention_decode.cu's F32 kernel takes shorter batches,
+// F16/F32 caches, SPLIT precision, and AUTOGLM_CUDA_DECODE_ATTENTION=split.
 //
 // Why: GLM-4.1V has 16 query heads per KV head, exactly the 16 rows of an m16n8k16 mma, so a warp computes all of a
 // KV head's heads against a 64-key tile of K and V with 128 mma instructions (S = Q K^T, then P.V) where the F32
 // kernel spends a whole block of 16 warps and four barriers. A block of W warps can then work on W tiles at once,
 // each warp with its own online softmax, and a (sequence, KV head) needs only ~ctx / (64 W) blocks: at the
 // phone-agent step's ~4,900 positions 16 blocks of 5 warps, one thread-block cluster, merged through distributed
-// shared memory, where the F32 kernel runs 77 one-tile blocks merged in two global levels (~14.5 us per call on the
-// H200 at 4,096 positions, ~40 us of every decode step's 40 layers being merge round trips).
+// shared memory, where the F32 kernel runs 77 one-tile blocks merged in two global levels. H100, one call replayed
+// from a graph (cuda_perf): 10.9 against 17.0 us at 4,900 positions, 9.9 / 11.3 at 2,048, 22.4 / 28.3 at 16,384;
+// in the model's decode step the gain is smaller (the F32 kernel's small blocks start under the GEMV before it).
 //
 // Grid (block, KV head, sequence); block b owns positions [b split_len, (b + 1) split_len) (whole 64-key tiles), warp
 // w its tiles w, w + W, ... Per warp tile, through cp.async into the warp's own shared-memory tile (rows padded by 16
@@ -166,8 +168,9 @@ __global__ void __launch_bounds__(k_md_max_threads, 1) paged_decode_mma_kernel(c
   }
   cp_async_commit();
   // Q: the group's heads (contiguous in the row) rounded to bf16, rows G.. zero. Each thread has 8 pairs' loads in
-  // flight at once: q was just written and sits in L2, but one dependent round trip per pair cost ~0.2 us each
-  // (a one-warp block has 32 pairs per thread: 13.5 us per call at context 512 on an H100, where 2 warps took 9.9).
+  // flight at once: q was just written and sits in L2, but one dependent round trip per pair cost ~0.2 us each (one
+  // pair at a time, one-warp blocks, 32 pairs per thread, took 13.5 us per call at 512 and 1,024 positions on an H100
+  // against 9.9 with two-warp blocks at 2,048).
   const float* qrow = a.q + int64_t(row.first_row) * a.ldq + int64_t(kvh) * G * HD;
   const int n_threads = int(blockDim.x), n_pairs = G * HD / 2;
   for (int base = tid; base < n_pairs; base += 8 * n_threads) {
