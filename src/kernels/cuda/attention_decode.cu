@@ -58,7 +58,7 @@ constexpr int k_dec_max_merge = 64;  // partials one merge reads, a multiple of 
 constexpr int k_dec_one_level = 32;  // splits merged in one level at most; more: chunks of ~sqrt(n_splits)
 constexpr int k_dec_max_splits = 256;
 
-struct decode_args : decode_batch {
+struct decode_args : paged_view {
   int n_kv_heads;
   float scale;
   int n_splits;        // grid.x
@@ -514,7 +514,7 @@ bool launch_paged_decode(const flash_args& fa, dtype cache_type, int n_kv_heads,
   if (path == decode_path::MMA && launch_paged_decode_mma(fa, cache_type, n_kv_heads, n_seqs, s)) return true;
 
   decode_args a{};
-  static_cast<decode_batch&>(a) = decode_batch_of(fa);
+  static_cast<paged_view&>(a) = fa;
   a.n_kv_heads = n_kv_heads;
   a.scale = fa.scale;
 

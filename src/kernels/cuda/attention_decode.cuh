@@ -17,50 +17,6 @@ namespace autoglm::cuda {
 constexpr int k_decode_max_group = 16;    // query heads per KV head one block takes
 constexpr int k_decode_max_cluster = 16;  // blocks one cluster merges (a non-portable size over 8: opted in)
 
-// What both decode kernels read of a batch (decode_batch_of copies it from flash_args): q F32 rows and the out rows,
-// seq_info [n_seqs, ld_info] (first row, n new, n past), the block tables [n_seqs, ld_tables] (n_table entries used),
-// both caches with their byte strides, and the bad-index flag.
-struct decode_batch {
-  const float* q;
-  int64_t ldq;
-  float* out;
-  int64_t ldo;
-  int64_t n_q_rows;
-  int group;  // query heads per KV head
-  const int32_t* seq_info;
-  int64_t ld_info;
-  const int32_t* tables;
-  int64_t ld_tables, n_table;
-  const uint8_t* kcache;
-  const uint8_t* vcache;
-  int64_t c_block, c_slot, c_head, n_blocks;
-  int block_size;
-  int32_t* flag;
-};
-inline decode_batch decode_batch_of(const flash_args& fa) {
-  decode_batch b{};
-  b.q = fa.q;
-  b.ldq = fa.ldq;
-  b.out = fa.out;
-  b.ldo = fa.ldo;
-  b.n_q_rows = fa.n_q_rows;
-  b.group = fa.group;
-  b.seq_info = fa.seq_info;
-  b.ld_info = fa.ld_info;
-  b.tables = fa.tables;
-  b.ld_tables = fa.ld_tables;
-  b.n_table = fa.n_table;
-  b.kcache = fa.kcache;
-  b.vcache = fa.vcache;
-  b.c_block = fa.c_block;
-  b.c_slot = fa.c_slot;
-  b.c_head = fa.c_head;
-  b.n_blocks = fa.n_blocks;
-  b.block_size = fa.block_size;
-  b.flag = fa.flag;
-  return b;
-}
-
 // One decode row of sequence `seq`: seq_info [n_seqs, ld_info] holds (first row, n new, n past). well_formed: the
 // row exists in q (n_q_rows), its context fits the block table and the positions the grid covers (covered).
 // n_new is 0 or 1: the host picked a decode kernel because rows == sequences, and more would need rows the grid

@@ -46,7 +46,7 @@ constexpr int k_md_rows = 16;         // the mma's rows: query heads of a KV hea
 constexpr int k_md_max_passes = 4;    // tiles one warp walks at most; longer contexts take the F32 kernel
 constexpr int k_md_max_threads = 256;
 
-struct mma_decode_args : decode_batch {
+struct mma_decode_args : paged_view {
   float scale_log2;   // scale * log2(e)
   int64_t split_len;  // positions per block (whole tiles); grid.x blocks per (sequence, KV head)
 };
@@ -391,7 +391,7 @@ bool launch_paged_decode_mma(const flash_args& fa, dtype cache_type, int n_kv_he
   if (!(fa.scale > 0.0f) || compute_major(s) < 8) return false;
   // The caller checked 16-byte aligned cache rows and the grid's y / z limits.
   mma_decode_args a{};
-  static_cast<decode_batch&>(a) = decode_batch_of(fa);
+  static_cast<paged_view&>(a) = fa;
   a.scale_log2 = fa.scale * 1.4426950408889634f;
   const int64_t pairs = n_seqs * n_kv_heads;
   const int64_t tiles = (std::max<int64_t>(fa.max_context, 1) + k_md_keys - 1) / k_md_keys;

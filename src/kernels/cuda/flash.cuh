@@ -30,21 +30,18 @@ constexpr int k_fa_vpw = 4;     // per warp
 constexpr int k_fa_keys = 32;   // positions per tile: one per lane when scoring
 constexpr int k_fa_max_splits = 64;
 
-struct flash_args {
+// The rows an attention call reads and writes, and (paged) its batch: q F32 rows and the out rows, the query heads
+// per KV head, the bad-index flag; seq_info I32 [n_seqs, ld_info] (first row, n new, n past), block tables I32
+// [n_seqs, ld_tables] (n_table entries used), both caches with their byte strides. The decode kernels
+// (attention_decode*.cu) take this part of flash_args as it is.
+struct paged_view {
   const float* q;
   int64_t ldq;
   float* out;
   int64_t ldo;
   int64_t n_q_rows;  // rows of q and out
-  int n_heads, head_dim, group, bh, br, n_head_tiles;
-  float scale;
-  int n_splits;
-  int64_t split_len;   // positions per split (n_splits == 1: covers any context)
-  int64_t max_context;  // host's bound on n_past + n_new (splits only cover this far)
-  float* part_o;        // [n_q_rows, n_heads, n_splits, HDP] when n_splits > 1
-  float* part_ml;       // [n_q_rows, n_heads, n_splits, 2]
+  int group;         // query heads per KV head
   int32_t* flag;
-  // Paged: seq_info I32 [n_seqs, 3] (first row, n new, n past), block tables I32 [n_seqs, n_table].
   const int32_t* seq_info;
   int64_t ld_info;
   const int32_t* tables;
@@ -54,6 +51,16 @@ struct flash_args {
   int64_t c_block, c_slot, c_head;  // byte strides of both caches
   int64_t n_blocks;
   int block_size;
+};
+
+struct flash_args : paged_view {
+  int n_heads, head_dim, bh, br, n_head_tiles;
+  float scale;
+  int n_splits;
+  int64_t split_len;   // positions per split (n_splits == 1: covers any context)
+  int64_t max_context;  // host's bound on n_past + n_new (splits only cover this far)
+  float* part_o;        // [n_q_rows, n_heads, n_splits, HDP] when n_splits > 1
+  float* part_ml;       // [n_q_rows, n_heads, n_splits, 2]
   // Dense: q/k/v rows; segments I32 [n_seg + 1]. qkv_type BF16: q, k and v point at BF16 rows (only the tensor-core
   // kernels, through dense_bf16_heads, take those; ld* are then in BF16 elements).
   dtype qkv_type = dtype::F32;
