@@ -269,7 +269,7 @@ TEST(attention_avx512bf16, causal_prefill_over_a_paged_cache_meets_the_contract)
   }
 }
 
-TEST(attention_avx512bf16, the_dots_are_measured_against_the_fmas_once) {
+TEST(attention_avx512bf16, whether_the_dots_outrun_the_fmas_is_the_cpus_answer) {
   // The answer is the CPU's; it must be the same each time it is asked, and false without AVX-512 BF16.
   const bool first = bf16_dots_outrun_fma();
   EXPECT_EQ(first, bf16_dots_outrun_fma());

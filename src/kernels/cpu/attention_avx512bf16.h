@@ -21,7 +21,7 @@ namespace autoglm::cpu {
 
 // A segment of n rows with head_dim hd runs here: the AMX path does not take it, the precision is ROUNDED
 // (gemm_bf16.h; EXACT keeps F32 attention), the CPU has AVX-512 BF16 (bf16_gemm_available) and its vdpbf16ps
-// outruns its F32 FMAs (bf16_dots_outrun_fma: Zen 4 yes, the Sapphire Rapids measured no), n >= 1024 (the AMX
+// outruns its F32 FMAs (bf16_dots_outrun_fma: AMD yes, Intel no), n >= 1024 (the AMX
 // path's and the CUDA tensor-core kernels' threshold) and hd % 32 == 0.
 bool attention_dense_uses_avx512bf16(int64_t n, int64_t head_dim);
 

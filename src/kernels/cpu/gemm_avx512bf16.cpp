@@ -154,23 +154,6 @@ double dot_peak_probe_avx512bf16(int64_t iters) {
   return 12.0 * 64 * double(iters) / 1e9;
 }
 
-double fma_peak_probe_avx512(int64_t iters) {
-  __m512 acc[12];
-  for (int c = 0; c < 12; ++c) acc[c] = _mm512_set1_ps(float(c));
-  __m512 a = _mm512_set1_ps(0.999f);
-  const __m512 b = _mm512_set1_ps(1e-3f);
-  for (int64_t i = 0; i < iters; ++i) {
-#pragma GCC unroll 12
-    for (int c = 0; c < 12; ++c) acc[c] = _mm512_fmadd_ps(acc[c], a, b);
-    __asm__ volatile("" : "+v"(a));
-  }
-  for (int c = 1; c < 12; ++c) acc[0] = _mm512_add_ps(acc[0], acc[c]);
-  alignas(64) float lanes[16];
-  _mm512_store_ps(lanes, acc[0]);
-  g_sink.store(lanes[0] + lanes[15], std::memory_order_relaxed);
-  return 12.0 * 32 * double(iters) / 1e9;
-}
-
 }  // namespace autoglm::cpu::bf16_detail
 
 #pragma GCC diagnostic pop

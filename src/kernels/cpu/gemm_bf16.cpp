@@ -4,6 +4,9 @@
 #include "kernels/cpu/gemm_bf16.h"
 
 #include <unistd.h>
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
 
 #include <algorithm>
 #include <atomic>
@@ -178,10 +181,13 @@ bool bf16_dots_outrun_fma() {
   static const bool outrun = [] {
 #if defined(__x86_64__)
     if (!bf16_gemm_available()) return false;
-    const int64_t iters = 300'000;  // about 1 ms of each on Zen 4
-    const double dots = best_rate_on_threads(1, 3, [&](int) { return dot_peak_probe_avx512bf16(iters); });
-    const double fmas = best_rate_on_threads(1, 3, [&](int) { return fma_peak_probe_avx512(iters); });
-    return dots >= 1.5 * fmas;
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    if (!__get_cpuid(0, &eax, &ebx, &ecx, &edx)) return false;
+    char vendor[13] = {};
+    std::memcpy(vendor, &ebx, 4);
+    std::memcpy(vendor + 4, &edx, 4);
+    std::memcpy(vendor + 8, &ecx, 4);
+    return std::strcmp(vendor, "AuthenticAMD") == 0;
 #else
     return false;
 #endif

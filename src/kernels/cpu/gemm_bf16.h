@@ -71,11 +71,13 @@ void gemm_bf16(thread_pool* pool, const float* x, int64_t xs, int64_t m, const w
 // GEMM is reported against (the harness's --perf mode).
 double measure_bf16_dot_peak(int n_threads);
 
-// Whether vdpbf16ps does at least 1.5x the F32 work of 16-lane FMAs on this CPU (measured once per process, best of
-// 3 short runs of each on one thread; false without AVX-512 BF16). The bf16 attention paths (attention_avx512bf16.h)
-// need it: their F32 counterparts run on 16-lane FMAs. Zen 4: 2x (233 vs 115 GFLOP/s per thread); the Sapphire
-// Rapids host of the GPU machine (2026-12-06): vdpbf16ps 79 GFLOP/s per thread, no more than its 8-lane FMAs (75),
-// and the bf16 dense attention at 13,416 patches took 1,628 ms on 16 threads against 1,217 ms in F32.
+// Whether vdpbf16ps does about twice the F32 work of 16-lane FMAs on this CPU: AMD's AVX-512 BF16 cores (Zen 4: 233
+// vs 115 GFLOP/s per thread) yes; Intel's no (the Sapphire Rapids host of the GPU machine, 2026-12-06: vdpbf16ps 79
+// GFLOP/s per thread, no more than its 8-lane FMAs at 75, and the bf16 dense attention at 13,416 patches 1,628 ms on
+// 16 threads against 1,217 ms in F32). The bf16 attention paths (attention_avx512bf16.h) need it: their F32
+// counterparts run on 16-lane FMAs. Decided from the CPU's vendor, not timed: every process on a machine must take
+// the same kernels (a timing probe, on a loaded machine, let two processes of one machine disagree and give
+// different numbers for the same input). False without AVX-512 BF16.
 bool bf16_dots_outrun_fma();
 
 // Sets the precision for a scope and restores the previous one (tests that need the exact path, tools).
@@ -118,8 +120,6 @@ void tile_rows_avx512bf16(const uint32_t* const* x_rows, const uint32_t* wp, int
 void store_tile_avx512bf16(const float* tile, int n_rows, int n_cols, const float* bias, float* y, int64_t ys);
 // GFLOP done by `iters` rounds of 12 independent vdpbf16ps chains (the peak probe).
 double dot_peak_probe_avx512bf16(int64_t iters);
-// The same with 12 independent 16-lane F32 FMA chains (an FMA counts 2).
-double fma_peak_probe_avx512(int64_t iters);
 
 }  // namespace bf16_detail
 
