@@ -491,16 +491,12 @@ decode_path decode_attention_path() {
 }
 
 bool decode_cluster_enabled() {
-  static const bool on = [] {
-    const char* e = std::getenv("AUTOGLM_CUDA_DECODE_CLUSTER");
-    if (!e || !*e || std::string(e) == "1") return true;
-    if (std::string(e) == "0") return false;
-    throw error(std::string("AUTOGLM_CUDA_DECODE_CLUSTER is '") + e + "': use 0 or 1");
-  }();
+  static const bool on = env_integer("AUTOGLM_CUDA_DECODE_CLUSTER", 1, 0, 1) == 1;
   return on;
 }
 
 bool launch_paged_decode(const flash_args& fa, dtype cache_type, int n_kv_heads, int64_t n_seqs, stream_state& s) {
+  note_decode_kernel(s, false);
   const int hd = fa.head_dim, G = fa.group;
   if (hd != 64 && hd != 128) return false;
   if (G < 1 || G > k_dec_max_group) return false;
@@ -511,7 +507,10 @@ bool launch_paged_decode(const flash_args& fa, dtype cache_type, int n_kv_heads,
   if (n_seqs > 65535 || n_kv_heads > 65535 || decode_smem_bytes(hd, 8) > max_shared_bytes(s)) return false;
   const decode_path path = decode_attention_path();
   if (path == decode_path::FLASH) return false;
-  if (path == decode_path::MMA && launch_paged_decode_mma(fa, cache_type, n_kv_heads, n_seqs, s)) return true;
+  if (path == decode_path::MMA && launch_paged_decode_mma(fa, cache_type, n_kv_heads, n_seqs, s)) {
+    note_decode_kernel(s, true);  // the next q|k|v GEMV's shared-memory split (linear.cu)
+    return true;
+  }
 
   decode_args a{};
   static_cast<paged_view&>(a) = fa;

@@ -9,8 +9,10 @@
 // each warp with its own online softmax, and a (sequence, KV head) needs only ~ctx / (64 W) blocks: at the
 // phone-agent step's ~4,900 positions 16 blocks of 5 warps, one thread-block cluster, merged through distributed
 // shared memory, where the F32 kernel runs 77 one-tile blocks merged in two global levels. H100, one call replayed
-// from a graph (cuda_perf): 10.9 against 17.0 us at 4,900 positions, 9.9 / 11.3 at 2,048, 22.4 / 28.3 at 16,384;
-// in the model's decode step the gain is smaller (the F32 kernel's small blocks start under the GEMV before it).
+// from a graph (cuda_perf, 2026-12-07): 9.05 against 17.0 us at 4,900 positions, 7.97 / 11.39 at 2,048, 20.6 / 28.4
+// at 16,384, 8.74 / 8.58 at 512; in the model the phone-agent step's decode 6.80 -> 6.66 ms per token (6.62 with the
+// GEMV before it in the largest shared-memory split, smem_carveout()), but decode at 512 positions 152.9 -> 150.8
+// tokens/s, hence the threshold below.
 //
 // Grid (block, KV head, sequence); block b owns positions [b split_len, (b + 1) split_len) (whole 64-key tiles), warp
 // w its tiles w, w + W, ... Per warp tile, through cp.async into the warp's own shared-memory tile (rows padded by 16
@@ -25,6 +27,7 @@
 // attention path here (tests: a bf16 bound against the CPU).
 #include <algorithm>
 #include <atomic>
+#include <climits>
 #include <cmath>
 #include <cstdlib>
 #include <map>
@@ -167,25 +170,29 @@ __global__ void __launch_bounds__(k_md_max_threads, 1) paged_decode_mma_kernel(c
     issue_rows<HD>(a, rows_now, p0, max(p0, min(row.n_past, p_end)), p0 + k_md_keys, sk, sv);
   }
   cp_async_commit();
-  // Q: the group's heads (contiguous in the row) rounded to bf16, rows G.. zero. Each thread has 8 pairs' loads in
-  // flight at once: q was just written and sits in L2, but one dependent round trip per pair cost ~0.2 us each (one
-  // pair at a time, one-warp blocks, 32 pairs per thread, took 13.5 us per call at 512 and 1,024 positions on an H100
-  // against 9.9 with two-warp blocks at 2,048).
+  // Q: the group's heads (contiguous in the row) rounded to bf16, rows G.. zero. Each thread has up to 16 float4
+  // loads in flight at once (a one-warp block's whole share of 16 x 128 heads): q was just written and sits in L2,
+  // but each dependent round trip costs ~0.2 us (one pair at a time, one-warp blocks, 32 pairs per thread, took 13.5
+  // us per call at 512 positions on an H100, eight pairs at a time 10.2, sixteen float4s 8.7, the F32 kernel 8.6).
   const float* qrow = a.q + int64_t(row.first_row) * a.ldq + int64_t(kvh) * G * HD;
-  const int n_threads = int(blockDim.x), n_pairs = G * HD / 2;
-  for (int base = tid; base < n_pairs; base += 8 * n_threads) {
-    float2 v[8];
+  const int n_threads = int(blockDim.x), n_quads = G * HD / 4;
+  constexpr int QB = 16;  // float4s per thread per batch
+  for (int base = tid; base < n_quads; base += QB * n_threads) {
+    float4 v[QB];
 #pragma unroll
-    for (int u = 0; u < 8; ++u) {
+    for (int u = 0; u < QB; ++u) {
       const int i = base + u * n_threads;
-      v[u] = i < n_pairs ? make_float2(qrow[2 * i], qrow[2 * i + 1]) : make_float2(0.0f, 0.0f);
+      v[u] = i < n_quads ? reinterpret_cast<const float4*>(qrow)[i] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     }
 #pragma unroll
-    for (int u = 0; u < 8; ++u) {
+    for (int u = 0; u < QB; ++u) {
       const int i = base + u * n_threads;
-      if (i < n_pairs) *reinterpret_cast<uint32_t*>(sq + (2 * i / HD) * LD + 2 * i % HD) = pack_bf16x2(v[u].x, v[u].y);
+      if (i < n_quads)
+        *reinterpret_cast<uint2*>(sq + (4 * i / HD) * LD + 4 * i % HD) =
+            make_uint2(pack_bf16x2(v[u].x, v[u].y), pack_bf16x2(v[u].z, v[u].w));
     }
   }
+  const int n_pairs = G * HD / 2;
   for (int i = n_pairs + tid; i < k_md_rows * HD / 2; i += n_threads)
     *reinterpret_cast<uint32_t*>(sq + (2 * i / HD) * LD + 2 * i % HD) = 0u;
   __syncthreads();
@@ -358,25 +365,23 @@ bool launch_for(const mma_decode_args& a, int64_t tiles, int64_t pairs, int n_kv
   m.split_len = p.per_block * k_md_keys;
   const dim3 grid(unsigned(p.blocks), unsigned(n_kv_heads), unsigned(n_seqs));
   const size_t smem = md_geometry<HD>::bytes(p.warps);
+  // The largest shared-memory split, as the q|k|v GEMV before it asks for (see smem_carveout()).
+  const int carveout = smem_carveout() >= 0 ? smem_carveout() : 100;
   if (p.blocks > 1)
-    launch_pdl_clustered(md_kernel<HD, true>(), grid, dim3(32 * p.warps), smem, s, "attention_paged decode (mma)",
-                         grid.x, m);
+    launch_pdl_ex(md_kernel<HD, true>(), grid, dim3(32 * p.warps), smem, s, "attention_paged decode (mma)",
+                  launch_extras{grid.x, carveout}, m);
   else
-    launch_pdl(md_kernel<HD, false>(), grid, dim3(32 * p.warps), smem, s, "attention_paged decode (mma)", m);
+    launch_pdl_ex(md_kernel<HD, false>(), grid, dim3(32 * p.warps), smem, s, "attention_paged decode (mma)",
+                  launch_extras{0, carveout}, m);
   return true;
 }
 
 // AUTOGLM_CUDA_DECODE_MMA_MIN_CONTEXT: the longest context of a batch from which it takes this kernel (default
-// 2,048; shorter batches keep the F32 split kernel, whose single-tile blocks merged in a cluster measured faster
-// there on an H100: 8.5 against 13.5 us per call at 512 positions).
+// 2,048). Shorter batches keep the F32 split kernel: alone the two are even there (H100: 8.74 / 8.58 us per call at
+// 512 positions), but in the model's decode step the F32 kernel measured faster (152.9 against 150.8 tokens/s at
+// 512; 2,048: 151.5 either way).
 int64_t mma_min_context() {
-  const char* e = std::getenv("AUTOGLM_CUDA_DECODE_MMA_MIN_CONTEXT");
-  if (!e || !*e) return 2048;
-  char* end = nullptr;
-  const long long n = std::strtoll(e, &end, 10);
-  if (*end != 0 || n < 0)
-    throw error(std::string("AUTOGLM_CUDA_DECODE_MMA_MIN_CONTEXT is '") + e + "': use a number of positions, 0 or more");
-  return int64_t(n);
+  return env_integer("AUTOGLM_CUDA_DECODE_MMA_MIN_CONTEXT", 2048, 0, INT32_MAX);
 }
 
 }  // namespace
@@ -389,6 +394,8 @@ bool launch_paged_decode_mma(const flash_args& fa, dtype cache_type, int n_kv_he
   if (fa.max_context < mma_min_context()) return false;
   // The softmax takes the max of the raw scores, which is the max of the scaled ones only for a positive scale.
   if (!(fa.scale > 0.0f) || compute_major(s) < 8) return false;
+  // q is read as float4s (a head's G * HD values start on a 16-byte boundary).
+  if (reinterpret_cast<uintptr_t>(fa.q) % 16 != 0 || fa.ldq % 4 != 0) return false;
   // The caller checked 16-byte aligned cache rows and the grid's y / z limits.
   mma_decode_args a{};
   static_cast<paged_view&>(a) = fa;

@@ -81,6 +81,21 @@ void join_side(stream_state& s);
 // Whether kernels on the stream's device may be launched as programmatic dependents (sm_90+, and
 // AUTOGLM_CUDA_PDL is not 0): see pdl_wait in device_util.cuh.
 bool pdl_enabled(const stream_state& s);
+// Shared memory and L1 share one array per SM, split per kernel by the driver; an SM runs blocks of two kernels at
+// once only under one split. A decode step's q|k|v GEMV (little shared memory) would leave SMs in a small-shared-
+// memory split, so the tensor-core decode attention after it (~180 KB blocks) could not start on an SM until that
+// SM drained of the GEMV; asking the GEMV for the largest split (carveout 100) lets the attention start under its
+// tail. H100, 9B dims: the agent step's decode at ~4,900 positions 6.661 -> 6.619 ms per token, 2,048 positions
+// +0.4% tokens/s; but before the F32 decode kernel (512 positions) -0.6%. Hence the GEMV asks for it only when the
+// stream's last decode attention took the tensor-core kernel (the layers of a step share one context, so all but
+// the first layer see the same choice; it changes no number). AUTOGLM_CUDA_SMEM_CARVEOUT (percent, 0-100)
+// overrides both choices for benchmarks.
+int smem_carveout();
+void note_decode_kernel(stream_state& s, bool tensor_cores);
+bool last_decode_on_tensor_cores(const stream_state& s);
+// An integer setting from the environment: `fallback` when unset or empty, else the value, which must be a whole
+// number in [lo, hi] (an error naming the variable and the range otherwise).
+int64_t env_integer(const char* name, int64_t fallback, int64_t lo, int64_t hi);
 // Grid for a [rows, cols] walk by rows: y covers a row's `cols` items with blocks of `threads` (one item per
 // thread), x strides over the rows (enough blocks in all to fill the GPU). Index math stays per row, so kernels
 // need no 64-bit division per element (which made the flat element loops run at a fifth of the bandwidth).

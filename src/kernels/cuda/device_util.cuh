@@ -131,14 +131,18 @@ __device__ inline void pdl_trigger() {
 // decode step's ~400). The kernel must call pdl_wait() before it touches memory an earlier kernel may write (the
 // GEMV starts loading its constant weights first, on purpose), and on every path, including early returns: a later
 // plain launch orders only against this kernel's completion, so this kernel's completion must imply its
-// predecessor's. launch_pdl_clustered with cluster_x > 0 (sm_90) also groups the blocks into thread-block clusters
-// of cluster_x consecutive blocks along x (grid.x a multiple of it), through cudaLaunchKernelEx whether or not PDL
-// is on; launch_pdl is it with no clusters.
+// predecessor's. launch_extras: cluster_x > 0 (sm_90) groups the blocks into thread-block clusters of cluster_x
+// consecutive blocks along x (grid.x a multiple of it); smem_carveout >= 0 asks for that percentage of L1 as shared
+// memory (see smem_carveout() in cuda_host.h). Either goes through cudaLaunchKernelEx whether or not PDL is on.
+struct launch_extras {
+  unsigned cluster_x = 0;
+  int smem_carveout = -1;
+};
 template <class... P, class... A>
-void launch_pdl_clustered(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, const stream_state& s,
-                          const char* what, unsigned cluster_x, A&&... args) {
+void launch_pdl_ex(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, const stream_state& s, const char* what,
+                   launch_extras ex, A&&... args) {
   const bool pdl = pdl_enabled(s);
-  if (!pdl && cluster_x == 0) {
+  if (!pdl && ex.cluster_x == 0 && ex.smem_carveout < 0) {
     kernel<<<grid, block, smem, stream_of(s)>>>(std::forward<A>(args)...);
     return;
   }
@@ -147,13 +151,18 @@ void launch_pdl_clustered(void (*kernel)(P...), dim3 grid, dim3 block, size_t sm
   cfg.blockDim = block;
   cfg.dynamicSmemBytes = smem;
   cfg.stream = stream_of(s);
-  cudaLaunchAttribute attr[2];
+  cudaLaunchAttribute attr[3];
   unsigned n = 0;
-  if (cluster_x > 0) {
+  if (ex.cluster_x > 0) {
     attr[n].id = cudaLaunchAttributeClusterDimension;
-    attr[n].val.clusterDim.x = cluster_x;
+    attr[n].val.clusterDim.x = ex.cluster_x;
     attr[n].val.clusterDim.y = 1;
     attr[n].val.clusterDim.z = 1;
+    ++n;
+  }
+  if (ex.smem_carveout >= 0) {
+    attr[n].id = cudaLaunchAttributePreferredSharedMemoryCarveout;
+    attr[n].val.sharedMemCarveout = unsigned(ex.smem_carveout);
     ++n;
   }
   if (pdl) {
@@ -166,9 +175,14 @@ void launch_pdl_clustered(void (*kernel)(P...), dim3 grid, dim3 block, size_t sm
   check(cudaLaunchKernelEx(&cfg, kernel, std::forward<A>(args)...), what);
 }
 template <class... P, class... A>
+void launch_pdl_clustered(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, const stream_state& s,
+                          const char* what, unsigned cluster_x, A&&... args) {
+  launch_pdl_ex(kernel, grid, block, smem, s, what, launch_extras{cluster_x, -1}, std::forward<A>(args)...);
+}
+template <class... P, class... A>
 void launch_pdl(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, const stream_state& s, const char* what,
                 A&&... args) {
-  launch_pdl_clustered(kernel, grid, block, smem, s, what, 0u, std::forward<A>(args)...);
+  launch_pdl_ex(kernel, grid, block, smem, s, what, launch_extras{}, std::forward<A>(args)...);
 }
 
 __device__ inline float warp_sum(float v) {

@@ -318,11 +318,9 @@ __global__ void __launch_bounds__(k_gemv_threads) gemv_kernel(gemv_args a, EPI e
 // before waiting for the kernel before it (default 2; benchmarks compare them).
 int gemv_prefetch() {
   static const int pf = [] {
-    const char* e = std::getenv("AUTOGLM_CUDA_GEMV_PREFETCH");
-    if (!e || !*e) return 2;
-    const std::string v(e);
-    if (v == "1" || v == "2" || v == "4") return std::stoi(v);
-    throw error("AUTOGLM_CUDA_GEMV_PREFETCH is '" + v + "': use 1, 2 or 4");
+    const int64_t v = env_integer("AUTOGLM_CUDA_GEMV_PREFETCH", 2, 1, 4);
+    if (v == 3) throw error("AUTOGLM_CUDA_GEMV_PREFETCH is '3': use 1, 2 or 4");
+    return int(v);
   }();
   return pf;
 }
@@ -333,15 +331,7 @@ int gemv_prefetch() {
 // 144.5 / 131.8 tokens/s at context 512: the register prefetch already covers the wave resident early, and bulk L2
 // requests compete with the kernel before for bandwidth; hence off by default.
 int64_t gemv_l2_prefetch_bytes() {
-  static const int64_t bytes = [] {
-    const char* e = std::getenv("AUTOGLM_CUDA_GEMV_L2_MB");
-    if (!e || !*e) return int64_t(k_gemv_l2_default_mb) << 20;
-    char* end = nullptr;
-    const long mb = std::strtol(e, &end, 10);
-    if (*end != 0 || mb < 0 || mb > 4096) throw error(std::string("AUTOGLM_CUDA_GEMV_L2_MB is '") + e +
-                                                      "': use a whole number of MB, 0 to 4096");
-    return int64_t(mb) << 20;
-  }();
+  static const int64_t bytes = env_integer("AUTOGLM_CUDA_GEMV_L2_MB", k_gemv_l2_default_mb, 0, 4096) << 20;
   return bytes;
 }
 
@@ -366,7 +356,12 @@ void launch_gemv(gemv_args a, const stream_state& s, const EPI& e = {}) {
                                    : a.m <= 4 ? gemv_kernel<W, 4, SWIGLU, 1, EPI>
                                               : gemv_kernel<W, 8, SWIGLU, 1, EPI>;
   // A programmatic dependent of the kernel before it (see gemv_kernel): scheduled while that one finishes.
-  launch_pdl(kernel, grid, k_gemv_threads, 0, s, "linear gemv", a, e);
+  // The q|k|v GEMV (the RoPE epilogue) precedes decode attention: the largest shared-memory split when that will
+  // be the tensor-core kernel (see smem_carveout()).
+  launch_extras ex;
+  if constexpr (!std::is_same_v<EPI, no_epilogue>)
+    ex.smem_carveout = smem_carveout() >= 0 ? smem_carveout() : last_decode_on_tensor_cores(s) ? 100 : -1;
+  launch_pdl_ex(kernel, grid, k_gemv_threads, 0, s, "linear gemv", ex, a, e);
 }
 
 std::atomic<int> g_precision{int(cuda_gemm_precision::ROUNDED)};

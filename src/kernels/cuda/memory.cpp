@@ -8,6 +8,7 @@
 #include <cublas_v2.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -75,6 +76,7 @@ struct stream_state {
   cudaStream_t side = nullptr;
   cudaEvent_t fork = nullptr, join = nullptr;
   bool side_pending = false;  // side has work `stream` has not joined yet
+  bool decode_on_tensor_cores = false;  // the last decode attention launched here took the tensor-core kernel
 };
 
 namespace {
@@ -338,6 +340,23 @@ bool pdl_enabled(const stream_state& s) {
   }();
   return allowed && s.cc_major >= 9;
 }
+int64_t env_integer(const char* name, int64_t fallback, int64_t lo, int64_t hi) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return fallback;
+  char* end = nullptr;
+  errno = 0;
+  const long long n = std::strtoll(v, &end, 10);
+  if (*end != 0 || errno != 0 || n < lo || n > hi)
+    throw error(std::string(name) + " is '" + v + "': use a whole number from " + std::to_string(lo) + " to " +
+                std::to_string(hi));
+  return int64_t(n);
+}
+int smem_carveout() {
+  static const int percent = int(env_integer("AUTOGLM_CUDA_SMEM_CARVEOUT", -1, 0, 100));
+  return percent;
+}
+void note_decode_kernel(stream_state& s, bool tensor_cores) { s.decode_on_tensor_cores = tensor_cores; }
+bool last_decode_on_tensor_cores(const stream_state& s) { return s.decode_on_tensor_cores; }
 size_t max_shared_bytes(const stream_state& s) { return s.smem_optin; }
 int compute_major(const stream_state& s) { return s.cc_major; }
 size_t l2_cache_bytes(const stream_state& s) { return s.l2_bytes; }
