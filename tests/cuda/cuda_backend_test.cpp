@@ -11,6 +11,11 @@
 #include "core/error.h"
 #include "cuda_test_util.h"
 #include "runtime/device_budget.h"
+#if defined(AUTOGLM_HAVE_CUDA)
+#include <cstdlib>
+
+#include "kernels/cuda/cuda_host.h"
+#endif
 
 using namespace autoglm;
 using namespace autoglm::cuda_test;
@@ -59,6 +64,29 @@ TEST(cuda_device, engine_on_a_missing_device_fails_before_loading) {
   const std::string msg = error_of([&] { engine::create(o); });
   EXPECT_EQ(msg, ops::device_problem({device_kind::CUDA, 99}));
 }
+
+#if defined(AUTOGLM_HAVE_CUDA)
+// The backend's integer settings (AUTOGLM_CUDA_* variables) are read by one parser: needs no device.
+TEST(cuda_settings, integer_variables_take_whole_numbers_in_range_or_name_the_problem) {
+  const char* name = "AUTOGLM_TEST_CUDA_SETTING";
+  unsetenv(name);
+  EXPECT_EQ(cuda::env_integer(name, -1, 0, 100), -1);  // unset: the fallback, even outside the range
+  setenv(name, "", 1);
+  EXPECT_EQ(cuda::env_integer(name, 7, 0, 100), 7);
+  for (const char* ok : {"0", "42", "100"}) {
+    setenv(name, ok, 1);
+    EXPECT_EQ(cuda::env_integer(name, -1, 0, 100), std::atoll(ok)) << ok;
+  }
+  for (const char* bad : {"101", "-1", "12x", "x", "1.5", "99999999999999999999999"}) {
+    setenv(name, bad, 1);
+    const std::string msg = error_of([&] { cuda::env_integer(name, -1, 0, 100); });
+    EXPECT_NE(msg.find(name), std::string::npos) << bad << ": " << msg;
+    EXPECT_NE(msg.find(std::string("'") + bad + "'"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("from 0 to 100"), std::string::npos) << msg;
+  }
+  unsetenv(name);
+}
+#endif
 
 class cuda_backend : public cuda_fixture {};
 
