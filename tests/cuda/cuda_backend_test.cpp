@@ -86,6 +86,20 @@ TEST(cuda_settings, integer_variables_take_whole_numbers_in_range_or_name_the_pr
   }
   unsetenv(name);
 }
+
+TEST(cuda_settings, choice_variables_take_one_of_their_names_or_list_them) {
+  const char* name = "AUTOGLM_TEST_CUDA_CHOICE";
+  unsetenv(name);
+  EXPECT_EQ(cuda::env_choice(name, {"mma", "split", "flash"}), 0);  // unset: the first
+  setenv(name, "", 1);
+  EXPECT_EQ(cuda::env_choice(name, {"mma", "split", "flash"}), 0);
+  setenv(name, "flash", 1);
+  EXPECT_EQ(cuda::env_choice(name, {"mma", "split", "flash"}), 2);
+  setenv(name, "Split", 1);
+  EXPECT_EQ(error_of([&] { cuda::env_choice(name, {"mma", "split", "flash"}); }),
+            std::string(name) + " is 'Split': use mma, split or flash");
+  unsetenv(name);
+}
 #endif
 
 class cuda_backend : public cuda_fixture {};

@@ -482,12 +482,7 @@ void launch_for_group(const decode_args& a, const dim3& grid, bool cluster, stre
 }  // namespace
 
 decode_path decode_attention_path() {
-  const char* e = std::getenv("AUTOGLM_CUDA_DECODE_ATTENTION");
-  const std::string v = e ? e : "";
-  if (v.empty() || v == "mma") return decode_path::MMA;
-  if (v == "split") return decode_path::SPLIT;
-  if (v == "flash") return decode_path::FLASH;
-  throw error("AUTOGLM_CUDA_DECODE_ATTENTION is '" + v + "': use mma, split or flash");
+  return decode_path(env_choice("AUTOGLM_CUDA_DECODE_ATTENTION", {"mma", "split", "flash"}));  // decode_path's order
 }
 
 bool decode_cluster_enabled() {

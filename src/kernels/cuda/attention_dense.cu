@@ -25,22 +25,10 @@ constexpr int64_t k_tensor_core_rows = 1024;
 // gemm (cuBLAS), fused (the WMMA flash kernel) or f32 (the F32 flash kernel): a switch for benchmarks and bisection,
 // read at each call. On the H200 a 1080x2400 screenshot's block takes 2.12 ms with wgmma_tma (521 TFLOP/s), 2.53
 // with wgmma_ws (437), 2.99 with wgmma (369), 3.28 with wgmma64, 4.57 with mma64 (cuda_perf, 2026-12-04).
-enum class dense_path { WGMMA_TMA, WGMMA_WS, WGMMA, WGMMA64, MMA, MMA64, GEMM, FUSED, F32 };
+enum class dense_path { WGMMA_TMA, WGMMA_WS, WGMMA, WGMMA64, MMA, MMA64, GEMM, FUSED, F32 };  // the names' order
 dense_path dense_attention_path() {
-  const char* e = std::getenv("AUTOGLM_CUDA_DENSE_ATTENTION");
-  if (!e || !*e) return dense_path::WGMMA_TMA;
-  const std::string v = e;
-  if (v == "wgmma") return dense_path::WGMMA;
-  if (v == "wgmma64") return dense_path::WGMMA64;
-  if (v == "wgmma_ws") return dense_path::WGMMA_WS;
-  if (v == "wgmma_tma") return dense_path::WGMMA_TMA;
-  if (v == "mma") return dense_path::MMA;
-  if (v == "mma64") return dense_path::MMA64;
-  if (v == "gemm") return dense_path::GEMM;
-  if (v == "fused") return dense_path::FUSED;
-  if (v == "f32") return dense_path::F32;
-  throw error("AUTOGLM_CUDA_DENSE_ATTENTION is '" + v +
-              "': use wgmma_tma, wgmma_ws, wgmma, wgmma64, mma, mma64, gemm, fused or f32");
+  return dense_path(env_choice("AUTOGLM_CUDA_DENSE_ATTENTION",
+                               {"wgmma_tma", "wgmma_ws", "wgmma", "wgmma64", "mma", "mma64", "gemm", "fused", "f32"}));
 }
 
 void attention_dense_kernel(const kernel_context& kc, const tensor& q, const tensor& k, const tensor& v,

@@ -28,19 +28,10 @@ constexpr int64_t k_min_split = 128;                     // positions per split,
 // rows (4 warps) or 128 (8 warps), cuBLAS with the scores in memory, or the F32 flash tile. On the H200, 2,048 /
 // 4,096 tokens of the 9B model: wgmma_tma 218 / 362 TFLOP/s, wgmma_ws 194 / 307, wgmma 178 / 271, mma64 138 / 194
 // (cuda_perf, 2026-12-04).
-enum class prefill_path { WGMMA_TMA, WGMMA_WS, WGMMA, MMA, MMA64, GEMM, FLASH };
+enum class prefill_path { WGMMA_TMA, WGMMA_WS, WGMMA, MMA64, MMA, GEMM, FLASH };  // the order of the names below
 prefill_path prefill_attention_path() {
-  const char* e = std::getenv("AUTOGLM_CUDA_PREFILL_ATTENTION");
-  const std::string v = e ? e : "";
-  if (v.empty() || v == "wgmma_tma") return prefill_path::WGMMA_TMA;
-  if (v == "wgmma_ws") return prefill_path::WGMMA_WS;
-  if (v == "wgmma") return prefill_path::WGMMA;
-  if (v == "mma64") return prefill_path::MMA64;
-  if (v == "mma") return prefill_path::MMA;
-  if (v == "gemm") return prefill_path::GEMM;
-  if (v == "flash") return prefill_path::FLASH;
-  throw error("AUTOGLM_CUDA_PREFILL_ATTENTION is '" + v +
-              "': use wgmma_tma, wgmma_ws, wgmma, mma64, mma, gemm or flash");
+  return prefill_path(env_choice("AUTOGLM_CUDA_PREFILL_ATTENTION",
+                                 {"wgmma_tma", "wgmma_ws", "wgmma", "mma64", "mma", "gemm", "flash"}));
 }
 constexpr size_t k_split_budget = size_t(256) << 20;     // bytes of partials at most
 

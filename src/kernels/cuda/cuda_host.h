@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -96,6 +97,9 @@ bool last_decode_on_tensor_cores(const stream_state& s);
 // An integer setting from the environment: `fallback` when unset or empty, else the value, which must be a whole
 // number in [lo, hi] (an error naming the variable and the range otherwise).
 int64_t env_integer(const char* name, int64_t fallback, int64_t lo, int64_t hi);
+// A named choice from the environment: the index of the value in `choices`, 0 (the first, the default) when unset or
+// empty (an error naming the variable and listing the choices otherwise).
+int env_choice(const char* name, std::initializer_list<const char*> choices);
 // Grid for a [rows, cols] walk by rows: y covers a row's `cols` items with blocks of `threads` (one item per
 // thread), x strides over the rows (enough blocks in all to fill the GPU). Index math stays per row, so kernels
 // need no 64-bit division per element (which made the flat element loops run at a fifth of the bandwidth).

@@ -351,6 +351,23 @@ int64_t env_integer(const char* name, int64_t fallback, int64_t lo, int64_t hi) 
                 std::to_string(hi));
   return int64_t(n);
 }
+int env_choice(const char* name, std::initializer_list<const char*> choices) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return 0;
+  int i = 0;
+  for (const char* c : choices) {
+    if (std::strcmp(v, c) == 0) return i;
+    ++i;
+  }
+  std::string list;
+  i = 0;
+  for (const char* c : choices) {
+    list += i == 0 ? "" : i + 1 == int(choices.size()) ? " or " : ", ";
+    list += c;
+    ++i;
+  }
+  throw error(std::string(name) + " is '" + v + "': use " + list);
+}
 int smem_carveout() {
   static const int percent = int(env_integer("AUTOGLM_CUDA_SMEM_CARVEOUT", -1, 0, 100));
   return percent;
