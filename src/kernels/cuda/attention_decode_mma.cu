@@ -11,7 +11,7 @@
 // shared memory, where the F32 kernel runs 77 one-tile blocks merged in two global levels. H100, one call replayed
 // from a graph (cuda_perf, 2026-12-07): 9.05 against 17.0 us at 4,900 positions, 7.97 / 11.39 at 2,048, 20.6 / 28.4
 // at 16,384, 8.74 / 8.58 at 512; in the model the phone-agent step's decode 6.80 -> 6.66 ms per token (6.62 with the
-// GEMV before it in the largest shared-memory split, smem_carveout()), but decode at 512 positions 152.9 -> 150.8
+// GEMV before it in the largest shared-memory split, smem_carveout), but decode at 512 positions 152.9 -> 150.8
 // tokens/s, hence the threshold below.
 //
 // Grid (block, KV head, sequence); block b owns positions [b split_len, (b + 1) split_len) (whole 64-key tiles), warp
@@ -365,8 +365,8 @@ bool launch_for(const mma_decode_args& a, int64_t tiles, int64_t pairs, int n_kv
   m.split_len = p.per_block * k_md_keys;
   const dim3 grid(unsigned(p.blocks), unsigned(n_kv_heads), unsigned(n_seqs));
   const size_t smem = md_geometry<HD>::bytes(p.warps);
-  // The largest shared-memory split, as the q|k|v GEMV before it asks for (see smem_carveout()).
-  const int carveout = smem_carveout() >= 0 ? smem_carveout() : 100;
+  // The largest shared-memory split, as the q|k|v GEMV before it asks for (see smem_carveout in cuda_host.h).
+  const int carveout = smem_carveout(100);
   if (p.blocks > 1)
     launch_pdl_ex(md_kernel<HD, true>(), grid, dim3(32 * p.warps), smem, s, "attention_paged decode (mma)",
                   launch_extras{grid.x, carveout}, m);

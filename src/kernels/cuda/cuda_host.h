@@ -89,9 +89,9 @@ bool pdl_enabled(const stream_state& s);
 // tail. H100, 9B dims: the agent step's decode at ~4,900 positions 6.661 -> 6.619 ms per token, 2,048 positions
 // +0.4% tokens/s; but before the F32 decode kernel (512 positions) -0.6%. Hence the GEMV asks for it only when the
 // stream's last decode attention took the tensor-core kernel (the layers of a step share one context, so all but
-// the first layer see the same choice; it changes no number). AUTOGLM_CUDA_SMEM_CARVEOUT (percent, 0-100)
-// overrides both choices for benchmarks.
-int smem_carveout();
+// the first layer see the same choice; it changes no number). smem_carveout(choice): the launch's carveout, `choice`
+// (-1: none asked) unless AUTOGLM_CUDA_SMEM_CARVEOUT (percent, 0-100) overrides it for benchmarks.
+int smem_carveout(int choice);
 void note_decode_kernel(stream_state& s, bool tensor_cores);
 bool last_decode_on_tensor_cores(const stream_state& s);
 // An integer setting from the environment: `fallback` when unset or empty, else the value, which must be a whole

@@ -133,7 +133,7 @@ __device__ inline void pdl_trigger() {
 // plain launch orders only against this kernel's completion, so this kernel's completion must imply its
 // predecessor's. launch_extras: cluster_x > 0 (sm_90) groups the blocks into thread-block clusters of cluster_x
 // consecutive blocks along x (grid.x a multiple of it); smem_carveout >= 0 asks for that percentage of L1 as shared
-// memory (see smem_carveout() in cuda_host.h). Either goes through cudaLaunchKernelEx whether or not PDL is on.
+// memory (see smem_carveout in cuda_host.h). Either goes through cudaLaunchKernelEx whether or not PDL is on.
 struct launch_extras {
   unsigned cluster_x = 0;
   int smem_carveout = -1;
@@ -173,11 +173,6 @@ void launch_pdl_ex(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, con
   cfg.attrs = attr;
   cfg.numAttrs = n;
   check(cudaLaunchKernelEx(&cfg, kernel, std::forward<A>(args)...), what);
-}
-template <class... P, class... A>
-void launch_pdl_clustered(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, const stream_state& s,
-                          const char* what, unsigned cluster_x, A&&... args) {
-  launch_pdl_ex(kernel, grid, block, smem, s, what, launch_extras{cluster_x, -1}, std::forward<A>(args)...);
 }
 template <class... P, class... A>
 void launch_pdl(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, const stream_state& s, const char* what,

@@ -357,10 +357,10 @@ void launch_gemv(gemv_args a, const stream_state& s, const EPI& e = {}) {
                                               : gemv_kernel<W, 8, SWIGLU, 1, EPI>;
   // A programmatic dependent of the kernel before it (see gemv_kernel): scheduled while that one finishes.
   // The q|k|v GEMV (the RoPE epilogue) precedes decode attention: the largest shared-memory split when that will
-  // be the tensor-core kernel (see smem_carveout()).
+  // be the tensor-core kernel (see smem_carveout in cuda_host.h).
   launch_extras ex;
   if constexpr (!std::is_same_v<EPI, no_epilogue>)
-    ex.smem_carveout = smem_carveout() >= 0 ? smem_carveout() : last_decode_on_tensor_cores(s) ? 100 : -1;
+    ex.smem_carveout = smem_carveout(last_decode_on_tensor_cores(s) ? 100 : -1);
   launch_pdl_ex(kernel, grid, k_gemv_threads, 0, s, "linear gemv", ex, a, e);
 }
 

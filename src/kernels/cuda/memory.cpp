@@ -8,8 +8,8 @@
 #include <cublas_v2.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -368,9 +368,9 @@ int env_choice(const char* name, std::initializer_list<const char*> choices) {
   }
   throw error(std::string(name) + " is '" + v + "': use " + list);
 }
-int smem_carveout() {
+int smem_carveout(int choice) {
   static const int percent = int(env_integer("AUTOGLM_CUDA_SMEM_CARVEOUT", -1, 0, 100));
-  return percent;
+  return percent >= 0 ? percent : choice;
 }
 void note_decode_kernel(stream_state& s, bool tensor_cores) { s.decode_on_tensor_cores = tensor_cores; }
 bool last_decode_on_tensor_cores(const stream_state& s) { return s.decode_on_tensor_cores; }
