@@ -55,14 +55,14 @@ std::vector<uint8_t> random_blocks(dtype t, int64_t n, int64_t k, rng& r, float 
 // swiglu: LINEAR_SWIGLU instead, over a stacked gate|up weight of 2n rows (y [m, n] = silu(gate) * up); add:
 // LINEAR_ADD instead (y starts at random values and gets the product added).
 test_case quant_case(dtype wt, int64_t m, int64_t n, int64_t k, bool bias, int64_t x_pad, int64_t y_pad, bool perf,
-                     bool swiglu = false, bool add = false) {
+                     bool swiglu = false, bool add = false, bool in_cache = false) {
   test_case c;
   c.op = swiglu ? op_id::LINEAR_SWIGLU : add ? op_id::LINEAR_ADD : op_id::LINEAR;
   c.key = wt;
   c.perf = perf;
-  c.stream = perf && m <= 3;
+  c.stream = perf && m <= 3 && !in_cache;
   c.name = "m=" + std::to_string(m) + " n=" + std::to_string(n) + " k=" + std::to_string(k) + (bias ? " bias" : "") +
-           (x_pad || y_pad ? " strided" : "");
+           (x_pad || y_pad ? " strided" : "") + (in_cache ? " in-cache" : "");
   c.make = [wt, m, n_out = n, k, bias, x_pad, y_pad, perf, swiglu, add, name = c.name](exec_context& ctx) {
     rng r(seed_of(std::string(swiglu ? "quant swiglu" : add ? "quant add" : "quant linear") + name + dtype_name(wt)));
     const int64_t n = swiglu ? 2 * n_out : n_out;  // W rows
@@ -158,14 +158,17 @@ void add_quant_linear_cases(std::vector<test_case>& out) {
   // 13696 (not a multiple of 256): files store down_proj in a fallback type (Q5_0 in Q4_K files, Q5_1 in Q5_K
   // files, Q8_0 in Q6_K files: formats/quantize.h fallback_type). Then the 512-token prefill of the 1.5B peer
   // dimensions (bench/peer: hidden 2048, ffn 6848): q/o, the fused gate_up, down.
-  struct pshape { int64_t m, n, k; };
+  // A decode shape small enough to stay in one core's L2 (0.6 MB of Q4_0) and run without
+  // streaming copies: the kernels' instruction ceiling, apart from the memory.
+  struct pshape { int64_t m, n, k; bool in_cache = false; };
   const pshape perf_shapes[] = {{1, 4096, 4096},   {1, 4608, 4096},    {3, 4096, 4096},     {1, 27392, 4096},
                                 {1, 4096, 13696},  {1, 151552, 4096},  {512, 4096, 4096},   {512, 27392, 4096},
-                                {512, 4096, 13696}, {512, 2048, 2048},  {512, 13696, 2048},  {512, 2048, 6848}};
+                                {512, 4096, 13696}, {512, 2048, 2048},  {512, 13696, 2048},  {512, 2048, 6848},
+                                {1, 256, 4096, true}};
   for (dtype t : {dtype::Q8_0, dtype::Q4_0, dtype::Q4_1, dtype::Q5_0, dtype::Q5_1, dtype::Q4_K, dtype::Q5_K,
                   dtype::Q6_K, dtype::I8})
     for (const pshape& s : perf_shapes)
-      if (s.k % group_of(t) == 0) out.push_back(quant_case(t, s.m, s.n, s.k, false, 0, 0, true));
+      if (s.k % group_of(t) == 0) out.push_back(quant_case(t, s.m, s.n, s.k, false, 0, 0, true, false, false, s.in_cache));
 }
 
 }  // namespace autoglm::harness
