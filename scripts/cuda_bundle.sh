@@ -3,7 +3,8 @@
 # the shared libraries they need that a GPU machine's image may lack (the Debian -dev packages of setup.sh: spdlog,
 # fmt, libpng, libjpeg, libwebp, PCRE2, ...), so the check can run where those packages cannot be installed:
 #
-#   cmake --build build/release --target test_cuda test_kernels cuda_perf nccl_perf autoglm test_whisper_model
+#   cmake --build build/release --target test_cuda test_kernels cuda_perf nccl_perf autoglm test_whisper_model \
+#     [autoglm_kernel_trace]
 #   scripts/cuda_bundle.sh [BUILD_DIR] [DEST]          # default build/release -> build/cuda-bundle
 #   (on the GPU machine) OUT=... scripts/cuda_check.sh --bundle build/cuda-bundle [--model-bench]
 #
@@ -16,6 +17,9 @@ cd "$(dirname "$0")/.."
 BUILD_DIR=${1:-build/release}
 DEST=${2:-build/cuda-bundle}
 binaries=(tests/cuda/test_cuda tests/kernels/test_kernels tests/cuda/cuda_perf tests/cuda/nccl_perf tools/autoglm tests/model/test_whisper_model)
+# The CUPTI kernel tracer (bench/cuda_trace), when built: into lib/, with libcupti among its dependencies.
+tracer=bench/cuda_trace/libautoglm_kernel_trace.so
+[ -f "$BUILD_DIR/$tracer" ] || tracer=""
 
 rm -rf "$DEST"
 mkdir -p "$DEST/bin" "$DEST/lib"
@@ -23,8 +27,9 @@ for b in "${binaries[@]}"; do
   [ -x "$BUILD_DIR/$b" ] || { echo "cuda_bundle: $BUILD_DIR/$b is not built" >&2; exit 1; }
   strip -o "$DEST/bin/$(basename "$b")" "$BUILD_DIR/$b"
 done
+[ -n "$tracer" ] && strip -o "$DEST/lib/$(basename "$tracer")" "$BUILD_DIR/$tracer"
 skip='^(libc|libm|libdl|librt|libpthread|libstdc\+\+|libgcc_s|ld-linux.*|libcuda|libcublas|libcublasLt)\.so'
-for b in "${binaries[@]}"; do
+for b in "${binaries[@]}" $tracer; do
   ldd "$BUILD_DIR/$b" | awk '$2 == "=>" && $3 ~ /^\// {print $3}'
 done | sort -u | while read -r lib; do
   name=$(basename "$lib")
