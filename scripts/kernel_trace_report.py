@@ -2,14 +2,15 @@
 """scripts/kernel_trace_report.py: where a decode step's wall time goes, from a kernel trace written by
 bench/cuda_trace (libautoglm_kernel_trace.so) around `autoglm bench --fake-context` on the GPU machine:
 
-    kernel_trace_report.py TRACE.csv [--steps N] [--step-kernel-grid G]
+    kernel_trace_report.py TRACE.csv [--steps N] [--step-kernel-grid G] [--layers L]
 
 A step ends with its lm_head GEMV: the kernel with the largest grid (or --step-kernel-grid). The last N steps
 (default 8) are read. On the main stream (the one with the most kernels), each kernel's share of the step is what
 it adds to the timeline: end - max(start, end of the kernel before it), so the shares and the idle gaps between
 kernels add up to the step's wall time; a kernel launched as a programmatic dependent starts before the previous
 one ends, so its duration overstates it and its share does not. Kernels on other streams (prefetch hints) are
-listed by duration only.
+listed by duration only. With --layers L, a kernel that runs k x L times per step (k > 1: o_proj and down are the
+same GEMV on the same grid) is split into k rows by its order within the layer (#0, #1, ...).
 """
 import argparse
 import collections
@@ -29,6 +30,7 @@ def main():
     ap.add_argument("trace")
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--step-kernel-grid", type=int, default=0)
+    ap.add_argument("--layers", type=int, default=0)
     a = ap.parse_args()
     rows = list(csv.DictReader(open(a.trace)))
     for r in rows:
@@ -46,6 +48,17 @@ def main():
     n = min(a.steps, len(ends) - 1)
     first = ends[-n - 1] + 1  # the kernel after the step before the last n
     last = ends[-1]
+    if a.layers > 0:
+        # Per step, the i-th launch of a key that runs k x layers times is instance i % k of its layer.
+        per_step = collections.Counter(r["key"] for r in main[first:last + 1])
+        seen = collections.Counter()
+        for i, r in enumerate(main[first:last + 1]):
+            if i > 0 and main[first + i - 1]["grid"] == step_grid:
+                seen.clear()
+            k_per_layer = per_step[r["key"]] // n // a.layers
+            if k_per_layer > 1 and per_step[r["key"]] == k_per_layer * a.layers * n:
+                r["key"] = (r["key"][0] + f" #{seen[r['key']] % k_per_layer}", r["key"][1])
+                seen[(r["key"][0].rsplit(" #", 1)[0], r["key"][1])] += 1
     share = collections.defaultdict(float)
     dur = collections.defaultdict(float)
     gap_before = collections.defaultdict(float)
