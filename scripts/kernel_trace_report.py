@@ -50,15 +50,16 @@ def main():
     last = ends[-1]
     if a.layers > 0:
         # Per step, the i-th launch of a key that runs k x layers times is instance i % k of its layer.
-        per_step = collections.Counter(r["key"] for r in main[first:last + 1])
-        seen = collections.Counter()
+        launches = collections.Counter(r["key"] for r in main[first:last + 1])  # over the n steps
+        seen = collections.Counter()  # this step's launches so far, per key
         for i, r in enumerate(main[first:last + 1]):
             if i > 0 and main[first + i - 1]["grid"] == step_grid:
                 seen.clear()
-            k_per_layer = per_step[r["key"]] // n // a.layers
-            if k_per_layer > 1 and per_step[r["key"]] == k_per_layer * a.layers * n:
-                r["key"] = (r["key"][0] + f" #{seen[r['key']] % k_per_layer}", r["key"][1])
-                seen[(r["key"][0].rsplit(" #", 1)[0], r["key"][1])] += 1
+            base = r["key"]
+            k_per_layer = launches[base] // (n * a.layers)
+            if k_per_layer > 1 and launches[base] == k_per_layer * a.layers * n:
+                r["key"] = (f"{base[0]} #{seen[base] % k_per_layer}", base[1])
+                seen[base] += 1
     share = collections.defaultdict(float)
     dur = collections.defaultdict(float)
     gap_before = collections.defaultdict(float)

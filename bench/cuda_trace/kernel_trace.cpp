@@ -18,7 +18,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -85,7 +84,10 @@ void write_trace() {
   std::fprintf(f, "start_ns,end_ns,stream,grid_x,grid_y,grid_z,block_x,graph_node,name\n");
   for (const kernel_record& r : g_records) {
     std::string quoted;
-    for (char c : r.name) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
+    for (char c : r.name) {
+      if (c == '"') quoted += '"';  // CSV doubles a quote inside a quoted field
+      quoted += c;
+    }
     std::fprintf(f, "%llu,%llu,%u,%d,%d,%d,%d,%llu,\"%s\"\n", static_cast<unsigned long long>(r.start),
                  static_cast<unsigned long long>(r.end), r.stream, r.grid[0], r.grid[1], r.grid[2], r.block_x,
                  static_cast<unsigned long long>(r.graph_node), quoted.c_str());

@@ -160,15 +160,19 @@ void add_quant_linear_cases(std::vector<test_case>& out) {
   // dimensions (bench/peer: hidden 2048, ffn 6848): q/o, the fused gate_up, down.
   // A decode shape small enough to stay in one core's L2 (0.6 MB of Q4_0) and run without
   // streaming copies: the kernels' instruction ceiling, apart from the memory.
-  struct pshape { int64_t m, n, k; bool in_cache = false; };
-  const pshape perf_shapes[] = {{1, 4096, 4096},   {1, 4608, 4096},    {3, 4096, 4096},     {1, 27392, 4096},
-                                {1, 4096, 13696},  {1, 151552, 4096},  {512, 4096, 4096},   {512, 27392, 4096},
-                                {512, 4096, 13696}, {512, 2048, 2048},  {512, 13696, 2048},  {512, 2048, 6848},
+  struct pshape {
+    int64_t m, n, k;
+    bool in_cache = false;
+  };
+  const pshape perf_shapes[] = {{1, 4096, 4096},     {1, 4608, 4096},   {3, 4096, 4096},    {1, 27392, 4096},
+                                {1, 4096, 13696},    {1, 151552, 4096}, {512, 4096, 4096},  {512, 27392, 4096},
+                                {512, 4096, 13696},  {512, 2048, 2048}, {512, 13696, 2048}, {512, 2048, 6848},
                                 {1, 256, 4096, true}};
   for (dtype t : {dtype::Q8_0, dtype::Q4_0, dtype::Q4_1, dtype::Q5_0, dtype::Q5_1, dtype::Q4_K, dtype::Q5_K,
                   dtype::Q6_K, dtype::I8})
     for (const pshape& s : perf_shapes)
-      if (s.k % group_of(t) == 0) out.push_back(quant_case(t, s.m, s.n, s.k, false, 0, 0, true, false, false, s.in_cache));
+      if (s.k % group_of(t) == 0)
+        out.push_back(quant_case(t, s.m, s.n, s.k, false, 0, 0, true, false, false, s.in_cache));
 }
 
 }  // namespace autoglm::harness

@@ -463,8 +463,8 @@ void launch_decode(const decode_args& a, const dim3& grid, stream_state& s) {
   static std::atomic<uint64_t> opted_in{0};
   opt_in_once(kernel, smem, CLUSTER, opted_in, "attention_paged decode: shared memory / cluster size");
   // CLUSTER: one cluster per (sequence, KV head), all its splits.
-  launch_pdl_ex(kernel, grid, k_dec_threads, smem, s, "attention_paged decode", launch_extras{CLUSTER ? grid.x : 0u, -1},
-                a);
+  launch_pdl_ex(kernel, grid, k_dec_threads, smem, s, "attention_paged decode",
+                launch_extras{CLUSTER ? grid.x : 0u, -1}, a);
 }
 
 template <dtype T, int HD, bool CLUSTER>
