@@ -6,6 +6,8 @@
 //    written outside y's view; the same bits whatever the thread count and super-block size.
 //  - On an AMX host (unless AUTOGLM_CPU_AMX=0): the real tiles within the same bound, and LINEAR taking them from 16
 //    rows.
+//  - Q4_0 / Q8_0 rows: the bits of the same GEMM over their bf16 dequantization, and LINEAR taking the tiles for them
+//    from 16 rows under ROUNDED only.
 //  - use_amx_gemm's conditions everywhere.
 #include <gtest/gtest.h>
 
@@ -16,13 +18,16 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "core/quant_blocks.h"
 #include "core/thread_pool.h"
 #include "core/weight_view.h"
+#include "formats/quantize.h"
 #include "kernels/cpu/amx.h"
 #include "kernels/cpu/convert.h"
 #include "kernels/cpu/gemm_amx.h"
 #include "kernels/cpu/gemm_bf16.h"
 #include "kernels/cpu/linear.h"
+#include "kernels/cpu/quant_linear.h"
 
 #include "gemm_test_util.h"
 
@@ -133,8 +138,60 @@ TEST(gemm_amx, taken_for_bf16_weights_from_16_rows_with_rounded_precision) {
   EXPECT_FALSE(use_amx_gemm(dtype::F16, 512));
   EXPECT_FALSE(use_amx_gemm(dtype::F32, 512));
   EXPECT_EQ(use_amx_gemm(dtype::BF16, k_amx_gemm_min_rows), amx_bf16_usable());
+  EXPECT_EQ(use_amx_gemm(dtype::Q4_0, k_amx_gemm_min_rows), amx_bf16_usable());
+  EXPECT_EQ(use_amx_gemm(dtype::Q8_0, 512), amx_bf16_usable());
+  EXPECT_FALSE(use_amx_gemm(dtype::Q4_0, k_amx_gemm_min_rows - 1));
+  EXPECT_FALSE(use_amx_gemm(dtype::Q4_K, 512));
+  EXPECT_FALSE(use_amx_gemm(dtype::I8, 512));
   const cpu_gemm_precision_scope exact(cpu_gemm_precision::EXACT);
   EXPECT_FALSE(use_amx_gemm(dtype::BF16, 512));
+}
+
+// Q4_0 / Q8_0 rows give the bits of the same GEMM over their bf16 dequantization (core's dequantizer, f32_to_bf16),
+// on the emulated tiles everywhere and the real ones on an AMX host; LINEAR on such weights takes the tiles from 16
+// rows under ROUNDED and keeps the integer kernels under EXACT.
+TEST(gemm_amx, quantized_rows_give_the_bits_of_their_bf16_dequantization) {
+  thread_pool three(3);
+  const bool hw = amx_bf16_usable();
+  for (dtype t : {dtype::Q4_0, dtype::Q8_0})
+    for (const shape& s : {shape{16, 32, 64, true, 0, 0}, shape{17, 40, 96, false, 0, 0},
+                           shape{70, 33, 256, true, 0, 0}, shape{300, 70, 64, true, 0, 0}}) {
+      problem p = make_problem(s.m, s.n, s.k, s.bias, 0, 0, uint64_t(s.m * 7 + s.n));
+      std::vector<float> wf(size_t(s.n * s.k));
+      for (size_t i = 0; i < wf.size(); ++i) wf[i] = bf16_to_f32(p.w[i]) * 3.0f;
+      std::vector<uint8_t> q(dtype_row_bytes(t, s.k) * size_t(s.n));
+      quant::quantize_rows(t, wf.data(), q.data(), s.n, s.k);
+      std::vector<float> deq(size_t(s.k));
+      for (int64_t r = 0; r < s.n; ++r) {  // p.w := bf16 of the dequantized rows
+        quant::dequantize_row(t, q.data() + size_t(r) * dtype_row_bytes(t, s.k), deq.data(), s.k);
+        for (int64_t j = 0; j < s.k; ++j) p.w[size_t(r * s.k + j)] = f32_to_bf16(deq[size_t(j)]);
+      }
+      const weight_rows qrows{t, q.data(), int64_t(dtype_row_bytes(t, s.k))};
+      const std::string what = std::string(dtype_name(t)) + " " + describe(p);
+      for (gemm_fn fn : {&gemm_bf16_amx_emulated, hw ? &gemm_bf16_amx : &gemm_bf16_amx_emulated}) {
+        wide_y y(p.m, p.n);
+        fn(&three, p.x.data(), p.xs, p.m, qrows, p.n, p.k, p.bias_or_null(), y.data(), y.stride);
+        EXPECT_TRUE(same_bits(y.view(), run(fn, p, &three))) << what;
+        EXPECT_TRUE(y.outside_untouched()) << what;
+      }
+      if (!hw) continue;
+      std::vector<float> got(size_t(p.m * p.n)), want(size_t(p.m * p.n));
+      gemm_bf16_amx(&three, p.x.data(), p.xs, p.m, qrows, p.n, p.k, p.bias_or_null(), want.data(), p.n);
+      linear_weight lw;
+      lw.weight = tensor::view(q.data(), t, {s.n, s.k});
+      if (!p.bias.empty()) lw.bias = tensor::view(p.bias.data(), dtype::F32, {s.n});
+      const kernel_context kc{device{}, &three, nullptr};
+      tensor xt = tensor::view(p.x.data(), dtype::F32, {p.m, p.k});
+      tensor yt = tensor::view(got.data(), dtype::F32, {p.m, p.n});
+      {
+        const cpu_gemm_precision_scope rounded(cpu_gemm_precision::ROUNDED);
+        quant_linear_kernel(kc, xt, lw, yt);
+        EXPECT_TRUE(same_bits(got, want)) << what << ": LINEAR under ROUNDED";
+      }
+      const cpu_gemm_precision_scope exact(cpu_gemm_precision::EXACT);
+      quant_linear_kernel(kc, xt, lw, yt);
+      EXPECT_FALSE(same_bits(got, want)) << what << ": LINEAR under EXACT took the tiles";
+    }
 }
 
 TEST(gemm_amx, the_tiles_meet_the_bound_and_linear_takes_them) {

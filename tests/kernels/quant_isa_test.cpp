@@ -13,6 +13,7 @@
 #include "harness.h"
 #include "kernels/cpu/convert.h"
 #include "kernels/cpu/cpu_features_arm.h"
+#include "kernels/cpu/gemm_bf16.h"
 #include "kernels/cpu/quant_gemm.h"
 #include "kernels/cpu/quant_linear.h"
 #include "ops/ops.h"
@@ -37,6 +38,8 @@ struct isa_scope {
 class quant_isa_cases : public testing::TestWithParam<dtype> {};
 
 TEST_P(quant_isa_cases, every_path_matches_the_reference_with_the_same_bytes) {
+  // The integer kernels on every row count (ROUNDED sends Q4_0 / Q8_0 prefill to AMX tiles where the CPU has them).
+  const cpu::cpu_gemm_precision_scope exact(cpu::cpu_gemm_precision::EXACT);
   const dtype t = GetParam();
   const std::vector<quant_isa> isas = available_isas();
   ASSERT_FALSE(isas.empty());

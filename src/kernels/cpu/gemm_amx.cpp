@@ -2,6 +2,10 @@
 // instructions (amx_hw, or amx_emulated for the tests).
 #include "kernels/cpu/gemm_amx.h"
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 #include <algorithm>
 #include <atomic>
 #include <cstring>
@@ -10,6 +14,7 @@
 
 #include "core/aligned_buffer.h"
 #include "core/error.h"
+#include "core/quant_blocks.h"
 #include "kernels/cpu/amx.h"
 #include "kernels/cpu/convert.h"
 #include "kernels/cpu/gemm_bf16.h"
@@ -54,6 +59,61 @@ void pack_x(const problem& p, int64_t r0, int64_t rows, int64_t b0, int64_t b1, 
     }
 }
 
+// A row of Q4_0 / Q8_0 blocks as k bf16: each weight d * q computed exactly in F32 (an 11-bit d times a 4- or 8-bit
+// integer), then rounded once to nearest even (vcvtne2ps2bf16), as f32_to_bf16 of core's dequantized value. GCC 12's
+// own _mm512_cvtepi8_epi32 trips -Wmaybe-uninitialized under a target attribute (its undefined passthrough).
+#if defined(__x86_64__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+template <dtype T>
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,f16c"))) void dequant_row_bf16_avx512(const uint8_t* src,
+                                                                                                  uint16_t* dst,
+                                                                                                  int64_t k) {
+  static_assert(T == dtype::Q4_0 || T == dtype::Q8_0);
+  constexpr int64_t block = T == dtype::Q4_0 ? 18 : 34;
+  for (int64_t g = 0; g < k / 32; ++g) {
+    const uint8_t* b = src + block * g;
+    uint16_t dh;
+    std::memcpy(&dh, b, 2);
+    const __m512 d = _mm512_set1_ps(_cvtsh_ss(dh));
+    __m128i lo, hi;  // elements 0-15 and 16-31 as int8
+    if constexpr (T == dtype::Q4_0) {
+      const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 2));
+      const __m128i m4 = _mm_set1_epi8(0x0f), e8 = _mm_set1_epi8(8);
+      lo = _mm_sub_epi8(_mm_and_si128(q, m4), e8);
+      hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(q, 4), m4), e8);
+    } else {
+      lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 2));
+      hi = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 18));
+    }
+    const __m512 flo = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(lo)), d);
+    const __m512 fhi = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(hi)), d);
+    _mm512_storeu_si512(dst + 32 * g, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(fhi, flo)));
+  }
+}
+#pragma GCC diagnostic pop
+#endif
+
+// Row r of a W block as bf16 into dst (k elements): BF16 copied, Q4_0 / Q8_0 dequantized (amx_gemm_weight_type):
+// with AVX-512 BF16 (every AMX CPU) by the vector code above, elsewhere (the emulated tiles' tests) through core's
+// dequantizer and f32_to_bf16, the same bits.
+void w_row_bf16(dtype t, const void* src, uint16_t* dst, int64_t k) {
+  if (t == dtype::BF16) {
+    std::memcpy(dst, src, size_t(k) * 2);
+    return;
+  }
+#if defined(__x86_64__)
+  if (bf16_gemm_available()) {
+    if (t == dtype::Q4_0) return dequant_row_bf16_avx512<dtype::Q4_0>(static_cast<const uint8_t*>(src), dst, k);
+    return dequant_row_bf16_avx512<dtype::Q8_0>(static_cast<const uint8_t*>(src), dst, k);
+  }
+#endif
+  thread_local std::vector<float> f;
+  f.resize(size_t(k));
+  quant::dequantize_row(t, src, f.data(), k);
+  for (int64_t j = 0; j < k; ++j) dst[j] = f32_to_bf16(f[size_t(j)]);
+}
+
 // W blocks per task: up to 4 (128 rows), as many as keep their A rows within ~1 MiB of L2 beside the x block.
 int64_t w_blocks_per_task(int64_t steps) {
   return std::clamp<int64_t>((int64_t(1) << 20) / (k_block * steps * k_step * 2), 1, 4);
@@ -78,11 +138,13 @@ void run_tasks(const problem& p, const uint16_t* xp, int64_t r0, int64_t rows, i
       const int64_t j0 = wb * k_block, nr = std::min(k_block, p.n - j0);
       a[wb - wb0] = static_cast<const uint8_t*>(p.w.row(j0));
       as[wb - wb0] = p.w.row_bytes;
-      if (nr < k_block || p.k % k_step != 0) {  // the block's tiles would read past its rows: a zero-padded copy
+      // A block whose tiles would read past its rows, or of quantized rows: a zero-padded bf16 copy (dequantized
+      // once per task and used against all its x blocks: up to 256 rows).
+      if (nr < k_block || p.k % k_step != 0 || p.w.type != dtype::BF16) {
         wpad.resize(size_t(4 * k_block * kp) * 2);
         uint16_t* d = static_cast<uint16_t*>(wpad.data()) + (wb - wb0) * k_block * kp;
         for (int64_t r = 0; r < k_block; ++r) {
-          if (r < nr) std::memcpy(d + r * kp, p.w.row(j0 + r), size_t(p.k) * 2);
+          if (r < nr) w_row_bf16(p.w.type, p.w.row(j0 + r), d + r * kp, p.k);
           std::fill(d + r * kp + (r < nr ? p.k : 0), d + (r + 1) * kp, uint16_t(0));
         }
         a[wb - wb0] = reinterpret_cast<const uint8_t*>(d);
@@ -116,7 +178,8 @@ void run_tasks(const problem& p, const uint16_t* xp, int64_t r0, int64_t rows, i
 template <class X>
 void gemm(thread_pool* pool, const float* x, int64_t xs, int64_t m, const weight_rows& w, int64_t n, int64_t k,
           const float* bias, float* y, int64_t ys) {
-  AG_CHECK(w.type == dtype::BF16, std::string("gemm_bf16_amx: weights must be BF16, not ") + dtype_name(w.type));
+  AG_CHECK(amx_gemm_weight_type(w.type), std::string("gemm_bf16_amx: weights must be BF16, Q4_0 or Q8_0, not ") +
+                                             dtype_name(w.type));
   if (m <= 0 || n <= 0) return;
   if (k <= 0) {  // empty dot products: y = bias
     for (int64_t i = 0; i < m; ++i)
@@ -143,8 +206,10 @@ void gemm(thread_pool* pool, const float* x, int64_t xs, int64_t m, const weight
 
 void set_amx_gemm_x_pack_bytes(int64_t bytes) { g_x_pack_bytes.store(std::max<int64_t>(1, bytes)); }
 
+bool amx_gemm_weight_type(dtype type) { return type == dtype::BF16 || type == dtype::Q4_0 || type == dtype::Q8_0; }
+
 bool use_amx_gemm(dtype type, int64_t m) {
-  return type == dtype::BF16 && m >= k_amx_gemm_min_rows &&
+  return amx_gemm_weight_type(type) && m >= k_amx_gemm_min_rows &&
          get_cpu_gemm_precision() == cpu_gemm_precision::ROUNDED && amx_bf16_usable();
 }
 

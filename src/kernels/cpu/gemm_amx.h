@@ -7,12 +7,12 @@
 // row and W row only (not on m, the blocking or the threads), but is not bit-equal to the vdpbf16ps chain.
 //
 // Structure: y^T = W . x^T, so W needs no packing: its rows are the A tiles (16 rows x 32 bf16, loaded in place with
-// the row stride; a block whose rows or k end inside a tile is copied zero-padded first). x is rounded and packed
-// once per call (a super-block of rows at a time) into B tiles: per 16 x rows and 32-element step of k, 16 rows of
-// 16 bf16 pairs (row kk = (x[i][2kk], x[i][2kk + 1]) for the 16 x rows i). A task is up to 4 blocks of 32 W rows
-// (as many as keep their rows within ~1 MiB of L2) against up to 8 blocks of 32 x rows: per pair of blocks the 2 x 2
-// tile step (amx.h) over all of k, the 32 x 32 result transposed into y. Measured on a 16-core Xeon (16 threads): a
-// 512-token prefill of 4 layers with the 9B dimensions 3.0-3.3x the vdpbf16ps GEMM's time.
+// the row stride; a block whose rows or k end inside a tile, or of quantized rows, is copied zero-padded first). x is
+// rounded and packed once per call (a super-block of rows at a time) into B tiles: per 16 x rows and 32-element step
+// of k, 16 rows of 16 bf16 pairs (row kk = (x[i][2kk], x[i][2kk + 1]) for the 16 x rows i). A task is up to 4 blocks
+// of 32 W rows (as many as keep their rows within ~1 MiB of L2) against up to 8 blocks of 32 x rows: per pair of
+// blocks the 2 x 2 tile step (amx.h) over all of k, the 32 x 32 result transposed into y. Measured on a 16-core Xeon
+// (16 threads): a 512-token prefill of 4 layers with the 9B dimensions 3.0-3.3x the vdpbf16ps GEMM's time.
 #pragma once
 
 #include <cstdint>
@@ -28,11 +28,16 @@ constexpr int64_t k_amx_gemm_x_pack_bytes = int64_t(16) << 20;  // packed x per 
 // Bytes of packed x per super-block (at least one block of 32 rows is packed); tests lower it to cut super-blocks.
 void set_amx_gemm_x_pack_bytes(int64_t bytes);
 
-// LINEAR takes the AMX GEMM: BF16 weights, m >= k_amx_gemm_min_rows, the ROUNDED precision (gemm_bf16.h) and the
-// tiles usable (amx_bf16_usable, amx.h).
+// The weight types the AMX GEMM takes: BF16 (read in place), and Q4_0 / Q8_0, whose rows it dequantizes to bf16
+// (each weight d * q exact in F32, rounded once to nearest even) into the zero-padded block copy, once per task:
+// the quantized LINEAR's prefill on AMX CPUs (quant_linear.h).
+bool amx_gemm_weight_type(dtype type);
+// LINEAR takes the AMX GEMM: weights of amx_gemm_weight_type, m >= k_amx_gemm_min_rows, the ROUNDED precision
+// (gemm_bf16.h) and the tiles usable (amx_bf16_usable, amx.h).
 bool use_amx_gemm(dtype type, int64_t m);
 
-// y [m, n] (row stride ys floats) = bf16(x) [m, k] (row stride xs) . W^T + bias (F32 [n] or null). W BF16.
+// y [m, n] (row stride ys floats) = bf16(x) [m, k] (row stride xs) . bf16(W)^T + bias (F32 [n] or null): W BF16,
+// or Q4_0 / Q8_0 rows (k a multiple of 32) rounded to bf16 as above.
 void gemm_bf16_amx(thread_pool* pool, const float* x, int64_t xs, int64_t m, const weight_rows& w, int64_t n,
                    int64_t k, const float* bias, float* y, int64_t ys);
 // The same code over amx_emulated (amx.h): for tests of the layouts on machines without AMX.

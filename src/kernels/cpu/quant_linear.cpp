@@ -14,6 +14,7 @@
 #include "kernels/cpu/activations.h"
 #include "kernels/cpu/convert.h"
 #include "kernels/cpu/cpu_features_arm.h"
+#include "kernels/cpu/gemm_amx.h"
 #include "kernels/cpu/quant_gemm.h"
 
 namespace autoglm::cpu {
@@ -173,6 +174,12 @@ bool quant_linear_into(const kernel_context& kc, const tensor& x, const linear_w
   if (m <= 0 || n <= 0) return false;
   const float* xp = x.ptr<float>();
   float* yp = y.ptr<float>();
+  if (use_amx_gemm(W.type(), m)) {
+    // Prefill on AMX tiles (ROUNDED precision): bf16(x) . bf16(W) with F32 sums, gemm_amx.h.
+    gemm_bf16_amx(kc.pool, xp, xs, m, weight_rows{W.type(), static_cast<const uint8_t*>(W.data()), W.row_stride()}, n,
+                  k, bias, yp, ys);
+    return false;
+  }
 
   const isa_table& tab = *table_of(quant_isa_selected());
 
