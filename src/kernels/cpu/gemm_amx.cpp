@@ -59,44 +59,86 @@ void pack_x(const problem& p, int64_t r0, int64_t rows, int64_t b0, int64_t b1, 
     }
 }
 
-// A row of Q4_0 / Q8_0 blocks as k bf16: each weight d * q computed exactly in F32 (an 11-bit d times a 4- or 8-bit
-// integer), then rounded once to nearest even (vcvtne2ps2bf16), as f32_to_bf16 of core's dequantized value. GCC 12's
-// own _mm512_cvtepi8_epi32 trips -Wmaybe-uninitialized under a target attribute (its undefined passthrough).
+// A row of quantized blocks as k bf16: each weight computed in F32 exactly as core's dequantizer computes it (Q4_0,
+// Q5_0, Q8_0: d * q, exact; Q4_K below), then rounded once to nearest even (vcvtne2ps2bf16), as f32_to_bf16 of core's
+// value. GCC 12's own _mm512_cvtepi8_epi32 trips -Wmaybe-uninitialized under a target attribute (its undefined
+// passthrough).
 #if defined(__x86_64__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#define AG_AVX512_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,f16c")))
+// 32 bf16 at dst from the int8 values lo (elements 0-15) and hi (16-31): d * q, rounded once.
+AG_AVX512_BF16 inline void store_scaled_bf16(uint16_t* dst, __m128i lo, __m128i hi, __m512 d) {
+  const __m512 flo = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(lo)), d);
+  const __m512 fhi = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(hi)), d);
+  _mm512_storeu_si512(dst, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(fhi, flo)));
+}
+AG_AVX512_BF16 inline __m512 f16_broadcast(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return _mm512_set1_ps(_cvtsh_ss(h));
+}
+
+// The 32-element types: Q4_0 d * (q - 8), Q5_0 d * (q - 16) with bit e of qh adding 16 to element e, Q8_0 d * q.
 template <dtype T>
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,f16c"))) void dequant_row_bf16_avx512(const uint8_t* src,
-                                                                                                  uint16_t* dst,
-                                                                                                  int64_t k) {
-  static_assert(T == dtype::Q4_0 || T == dtype::Q8_0);
-  constexpr int64_t block = T == dtype::Q4_0 ? 18 : 34;
+AG_AVX512_BF16 void dequant_row_bf16_avx512(const uint8_t* src, uint16_t* dst, int64_t k) {
+  static_assert(T == dtype::Q4_0 || T == dtype::Q5_0 || T == dtype::Q8_0);
+  constexpr int64_t block = T == dtype::Q4_0 ? 18 : T == dtype::Q5_0 ? 22 : 34;
   for (int64_t g = 0; g < k / 32; ++g) {
     const uint8_t* b = src + block * g;
-    uint16_t dh;
-    std::memcpy(&dh, b, 2);
-    const __m512 d = _mm512_set1_ps(_cvtsh_ss(dh));
     __m128i lo, hi;  // elements 0-15 and 16-31 as int8
-    if constexpr (T == dtype::Q4_0) {
-      const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 2));
-      const __m128i m4 = _mm_set1_epi8(0x0f), e8 = _mm_set1_epi8(8);
-      lo = _mm_sub_epi8(_mm_and_si128(q, m4), e8);
-      hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(q, 4), m4), e8);
-    } else {
+    if constexpr (T == dtype::Q8_0) {
       lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 2));
       hi = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 18));
+    } else {
+      constexpr int qs_at = T == dtype::Q4_0 ? 2 : 6;
+      const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + qs_at));
+      const __m128i m4 = _mm_set1_epi8(0x0f), zero = _mm_set1_epi8(T == dtype::Q4_0 ? 8 : 16);
+      lo = _mm_and_si128(q, m4);
+      hi = _mm_and_si128(_mm_srli_epi16(q, 4), m4);
+      if constexpr (T == dtype::Q5_0) {
+        uint32_t qh;
+        std::memcpy(&qh, b + 2, 4);
+        const __m128i b5 = _mm_set1_epi8(0x10);
+        lo = _mm_mask_add_epi8(lo, __mmask16(qh & 0xffffu), lo, b5);
+        hi = _mm_mask_add_epi8(hi, __mmask16(qh >> 16), hi, b5);
+      }
+      lo = _mm_sub_epi8(lo, zero);
+      hi = _mm_sub_epi8(hi, zero);
     }
-    const __m512 flo = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(lo)), d);
-    const __m512 fhi = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(hi)), d);
-    _mm512_storeu_si512(dst + 32 * g, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(fhi, flo)));
+    store_scaled_bf16(dst + 32 * g, lo, hi, f16_broadcast(b));
   }
 }
+
+// Q4_K: per 256-element block, sub-block j (32 elements) = (d * sc_j) * q - (dmin * m_j), the product and the
+// difference each rounded in F32 as core's dequantizer does, then rounded once to bf16.
+AG_AVX512_BF16 void dequant_row_bf16_q4k(const uint8_t* src, uint16_t* dst, int64_t k) {
+  for (int64_t g = 0; g < k / 256; ++g) {
+    const auto* b = reinterpret_cast<const quant::block_q4_k*>(src) + g;
+    const float d = f16_to_f32(b->d), dmin = f16_to_f32(b->dmin);
+    for (int c = 0; c < 4; ++c) {
+      const __m256i q = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b->qs + 32 * c)));
+      const __m256i q2 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b->qs + 32 * c + 16)));
+      for (int half = 0; half < 2; ++half) {
+        uint8_t sc, m;
+        quant::k_scale_min(b->scales, 2 * c + half, sc, m);
+        const __m512 ds = _mm512_set1_ps(d * float(sc)), dm = _mm512_set1_ps(dmin * float(m));
+        const __m256i a = half ? _mm256_srli_epi16(q, 4) : _mm256_and_si256(q, _mm256_set1_epi16(0x0f));
+        const __m256i a2 = half ? _mm256_srli_epi16(q2, 4) : _mm256_and_si256(q2, _mm256_set1_epi16(0x0f));
+        const __m512 f0 = _mm512_sub_ps(_mm512_mul_ps(ds, _mm512_cvtepi32_ps(_mm512_cvtepu16_epi32(a))), dm);
+        const __m512 f1 = _mm512_sub_ps(_mm512_mul_ps(ds, _mm512_cvtepi32_ps(_mm512_cvtepu16_epi32(a2))), dm);
+        _mm512_storeu_si512(dst + 256 * g + 64 * c + 32 * half, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(f1, f0)));
+      }
+    }
+  }
+}
+#undef AG_AVX512_BF16
 #pragma GCC diagnostic pop
 #endif
 
-// Row r of a W block as bf16 into dst (k elements): BF16 copied, Q4_0 / Q8_0 dequantized (amx_gemm_weight_type):
-// with AVX-512 BF16 (every AMX CPU) by the vector code above, elsewhere (the emulated tiles' tests) through core's
-// dequantizer and f32_to_bf16, the same bits.
+// Row r of a W block as bf16 into dst (k elements): BF16 copied, the quantized types dequantized
+// (amx_gemm_weight_type): with AVX-512 BF16 (every AMX CPU) by the vector code above, elsewhere (the emulated
+// tiles' tests) through core's dequantizer and f32_to_bf16, the same bits.
 void w_row_bf16(dtype t, const void* src, uint16_t* dst, int64_t k) {
   if (t == dtype::BF16) {
     std::memcpy(dst, src, size_t(k) * 2);
@@ -104,8 +146,11 @@ void w_row_bf16(dtype t, const void* src, uint16_t* dst, int64_t k) {
   }
 #if defined(__x86_64__)
   if (bf16_gemm_available()) {
-    if (t == dtype::Q4_0) return dequant_row_bf16_avx512<dtype::Q4_0>(static_cast<const uint8_t*>(src), dst, k);
-    return dequant_row_bf16_avx512<dtype::Q8_0>(static_cast<const uint8_t*>(src), dst, k);
+    const auto* s8 = static_cast<const uint8_t*>(src);
+    if (t == dtype::Q4_0) return dequant_row_bf16_avx512<dtype::Q4_0>(s8, dst, k);
+    if (t == dtype::Q5_0) return dequant_row_bf16_avx512<dtype::Q5_0>(s8, dst, k);
+    if (t == dtype::Q8_0) return dequant_row_bf16_avx512<dtype::Q8_0>(s8, dst, k);
+    return dequant_row_bf16_q4k(s8, dst, k);
   }
 #endif
   thread_local std::vector<float> f;
@@ -178,8 +223,8 @@ void run_tasks(const problem& p, const uint16_t* xp, int64_t r0, int64_t rows, i
 template <class X>
 void gemm(thread_pool* pool, const float* x, int64_t xs, int64_t m, const weight_rows& w, int64_t n, int64_t k,
           const float* bias, float* y, int64_t ys) {
-  AG_CHECK(amx_gemm_weight_type(w.type), std::string("gemm_bf16_amx: weights must be BF16, Q4_0 or Q8_0, not ") +
-                                             dtype_name(w.type));
+  AG_CHECK(amx_gemm_weight_type(w.type),
+           std::string("gemm_bf16_amx: weights must be BF16, Q4_0, Q5_0, Q8_0 or Q4_K, not ") + dtype_name(w.type));
   if (m <= 0 || n <= 0) return;
   if (k <= 0) {  // empty dot products: y = bias
     for (int64_t i = 0; i < m; ++i)
@@ -206,7 +251,10 @@ void gemm(thread_pool* pool, const float* x, int64_t xs, int64_t m, const weight
 
 void set_amx_gemm_x_pack_bytes(int64_t bytes) { g_x_pack_bytes.store(std::max<int64_t>(1, bytes)); }
 
-bool amx_gemm_weight_type(dtype type) { return type == dtype::BF16 || type == dtype::Q4_0 || type == dtype::Q8_0; }
+bool amx_gemm_weight_type(dtype type) {
+  return type == dtype::BF16 || type == dtype::Q4_0 || type == dtype::Q5_0 || type == dtype::Q8_0 ||
+         type == dtype::Q4_K;
+}
 
 bool use_amx_gemm(dtype type, int64_t m) {
   return amx_gemm_weight_type(type) && m >= k_amx_gemm_min_rows &&

@@ -28,16 +28,16 @@ constexpr int64_t k_amx_gemm_x_pack_bytes = int64_t(16) << 20;  // packed x per 
 // Bytes of packed x per super-block (at least one block of 32 rows is packed); tests lower it to cut super-blocks.
 void set_amx_gemm_x_pack_bytes(int64_t bytes);
 
-// The weight types the AMX GEMM takes: BF16 (read in place), and Q4_0 / Q8_0, whose rows it dequantizes to bf16
-// (each weight d * q exact in F32, rounded once to nearest even) into the zero-padded block copy, once per task:
-// the quantized LINEAR's prefill on AMX CPUs (quant_linear.h).
+// The weight types the AMX GEMM takes: BF16 (read in place), and Q4_0 / Q5_0 / Q8_0 / Q4_K, whose rows it
+// dequantizes to bf16 (each weight computed in F32 as core's dequantizer does, rounded once to nearest even) into the
+// zero-padded block copy, once per task: the quantized LINEAR's prefill on AMX CPUs (quant_linear.h).
 bool amx_gemm_weight_type(dtype type);
 // LINEAR takes the AMX GEMM: weights of amx_gemm_weight_type, m >= k_amx_gemm_min_rows, the ROUNDED precision
 // (gemm_bf16.h) and the tiles usable (amx_bf16_usable, amx.h).
 bool use_amx_gemm(dtype type, int64_t m);
 
 // y [m, n] (row stride ys floats) = bf16(x) [m, k] (row stride xs) . bf16(W)^T + bias (F32 [n] or null): W BF16,
-// or Q4_0 / Q8_0 rows (k a multiple of 32) rounded to bf16 as above.
+// or quantized rows of whole blocks rounded to bf16 as above.
 void gemm_bf16_amx(thread_pool* pool, const float* x, int64_t xs, int64_t m, const weight_rows& w, int64_t n,
                    int64_t k, const float* bias, float* y, int64_t ys);
 // The same code over amx_emulated (amx.h): for tests of the layouts on machines without AMX.
