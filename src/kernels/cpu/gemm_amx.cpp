@@ -132,6 +132,33 @@ AG_AVX512_BF16 void dequant_row_bf16_q4k(const uint8_t* src, uint16_t* dst, int6
     }
   }
 }
+// Q6_K: per 256-element block, element 128h + 32t + l (t = 0..3, l = 0..31) is the nibble t of ql (low nibbles of
+// ql[l] / ql[l + 32], then their high ones) with bits 2t, 2t + 1 of qh[l] above it, minus 32, times (d * sc) of its
+// 16 elements: the product d * sc exact, the second one rounded in F32 as core's dequantizer, then once to bf16.
+AG_AVX512_BF16 void dequant_row_bf16_q6k(const uint8_t* src, uint16_t* dst, int64_t k) {
+  const __m256i m4 = _mm256_set1_epi8(0x0f), m3 = _mm256_set1_epi8(3), e32 = _mm256_set1_epi8(32);
+  for (int64_t g = 0; g < k / 256; ++g) {
+    const auto* b = reinterpret_cast<const quant::block_q6_k*>(src) + g;
+    const float d = f16_to_f32(b->d);
+    for (int h = 0; h < 2; ++h) {
+      const __m256i A = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->ql + 64 * h));
+      const __m256i B = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->ql + 64 * h + 32));
+      const __m256i H = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->qh + 32 * h));
+      for (int t = 0; t < 4; ++t) {
+        const __m256i src4 = t & 1 ? B : A;
+        const __m256i nib = t < 2 ? _mm256_and_si256(src4, m4) : _mm256_and_si256(_mm256_srli_epi16(src4, 4), m4);
+        const __m256i hb = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, 2 * t), m3), 4);
+        const __m256i q = _mm256_sub_epi8(_mm256_or_si256(nib, hb), e32);
+        const int8_t* sc = b->scales + 8 * h + 2 * t;
+        const __m512 f0 = _mm512_mul_ps(_mm512_set1_ps(d * float(sc[0])),
+                                        _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(q))));
+        const __m512 f1 = _mm512_mul_ps(_mm512_set1_ps(d * float(sc[1])),
+                                        _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(q, 1))));
+        _mm512_storeu_si512(dst + 256 * g + 128 * h + 32 * t, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(f1, f0)));
+      }
+    }
+  }
+}
 #undef AG_AVX512_BF16
 #pragma GCC diagnostic pop
 #endif
@@ -150,6 +177,7 @@ void w_row_bf16(dtype t, const void* src, uint16_t* dst, int64_t k) {
     if (t == dtype::Q4_0) return dequant_row_bf16_avx512<dtype::Q4_0>(s8, dst, k);
     if (t == dtype::Q5_0) return dequant_row_bf16_avx512<dtype::Q5_0>(s8, dst, k);
     if (t == dtype::Q8_0) return dequant_row_bf16_avx512<dtype::Q8_0>(s8, dst, k);
+    if (t == dtype::Q6_K) return dequant_row_bf16_q6k(s8, dst, k);
     return dequant_row_bf16_q4k(s8, dst, k);
   }
 #endif
@@ -224,7 +252,7 @@ template <class X>
 void gemm(thread_pool* pool, const float* x, int64_t xs, int64_t m, const weight_rows& w, int64_t n, int64_t k,
           const float* bias, float* y, int64_t ys) {
   AG_CHECK(amx_gemm_weight_type(w.type),
-           std::string("gemm_bf16_amx: weights must be BF16, Q4_0, Q5_0, Q8_0 or Q4_K, not ") + dtype_name(w.type));
+           std::string("gemm_bf16_amx: weights must be BF16, Q4_0, Q5_0, Q8_0, Q4_K or Q6_K, not ") + dtype_name(w.type));
   if (m <= 0 || n <= 0) return;
   if (k <= 0) {  // empty dot products: y = bias
     for (int64_t i = 0; i < m; ++i)
@@ -253,7 +281,7 @@ void set_amx_gemm_x_pack_bytes(int64_t bytes) { g_x_pack_bytes.store(std::max<in
 
 bool amx_gemm_weight_type(dtype type) {
   return type == dtype::BF16 || type == dtype::Q4_0 || type == dtype::Q5_0 || type == dtype::Q8_0 ||
-         type == dtype::Q4_K;
+         type == dtype::Q4_K || type == dtype::Q6_K;
 }
 
 bool use_amx_gemm(dtype type, int64_t m) {
