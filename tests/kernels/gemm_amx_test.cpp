@@ -150,9 +150,9 @@ TEST(gemm_amx, taken_for_bf16_weights_from_16_rows_with_rounded_precision) {
   EXPECT_FALSE(use_amx_gemm(dtype::BF16, 512));
 }
 
-// Q4_0 / Q5_0 / Q8_0 / Q4_K / Q6_K rows give the bits of the same GEMM over their bf16 dequantization (core's dequantizer,
-// f32_to_bf16), on the emulated tiles everywhere and the real ones on an AMX host; LINEAR on such weights takes the
-// tiles from 16 rows under ROUNDED and keeps the integer kernels under EXACT.
+// Q4_0 / Q5_0 / Q8_0 / Q4_K / Q6_K rows give the bits of the same GEMM over their bf16 dequantization (core's
+// dequantizer, f32_to_bf16), on the emulated tiles everywhere and the real ones on an AMX host; LINEAR on such weights
+// takes the tiles from 16 rows under ROUNDED and keeps the integer kernels under EXACT.
 TEST(gemm_amx, quantized_rows_give_the_bits_of_their_bf16_dequantization) {
   thread_pool three(3);
   const bool hw = amx_bf16_usable();

@@ -251,8 +251,8 @@ void run_tasks(const problem& p, const uint16_t* xp, int64_t r0, int64_t rows, i
 template <class X>
 void gemm(thread_pool* pool, const float* x, int64_t xs, int64_t m, const weight_rows& w, int64_t n, int64_t k,
           const float* bias, float* y, int64_t ys) {
-  AG_CHECK(amx_gemm_weight_type(w.type),
-           std::string("gemm_bf16_amx: weights must be BF16, Q4_0, Q5_0, Q8_0, Q4_K or Q6_K, not ") + dtype_name(w.type));
+  AG_CHECK(amx_gemm_weight_type(w.type), std::string("gemm_bf16_amx: weights must be BF16, Q4_0, Q5_0, Q8_0, ") +
+                                             "Q4_K or Q6_K, not " + dtype_name(w.type));
   if (m <= 0 || n <= 0) return;
   if (k <= 0) {  // empty dot products: y = bias
     for (int64_t i = 0; i < m; ++i)
