@@ -38,7 +38,8 @@ struct isa_scope {
 class quant_isa_cases : public testing::TestWithParam<dtype> {};
 
 TEST_P(quant_isa_cases, every_path_matches_the_reference_with_the_same_bytes) {
-  // The integer kernels on every row count (ROUNDED sends Q4_0 / Q8_0 prefill to AMX tiles where the CPU has them).
+  // The integer kernels on every row count (ROUNDED sends the prefill of several types to AMX tiles where the CPU
+  // has them: use_amx_gemm).
   const cpu::cpu_gemm_precision_scope exact(cpu::cpu_gemm_precision::EXACT);
   const dtype t = GetParam();
   const std::vector<quant_isa> isas = available_isas();

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstring>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "core/aligned_buffer.h"
@@ -60,45 +61,42 @@ void pack_x(const problem& p, int64_t r0, int64_t rows, int64_t b0, int64_t b1, 
 }
 
 // A row of quantized blocks as k bf16: each weight computed in F32 exactly as core's dequantizer computes it (Q4_0,
-// Q5_0, Q8_0: d * q, exact; Q4_K below), then rounded once to nearest even (vcvtne2ps2bf16), as f32_to_bf16 of core's
-// value. GCC 12's own _mm512_cvtepi8_epi32 trips -Wmaybe-uninitialized under a target attribute (its undefined
-// passthrough).
+// Q5_0, Q8_0: d * q, exact; Q4_K and Q6_K below), then rounded once to nearest even (vcvtne2ps2bf16), as f32_to_bf16
+// of core's value. GCC 12's own _mm512_cvtepi8_epi32 trips -Wmaybe-uninitialized under a target attribute (its
+// undefined passthrough).
 #if defined(__x86_64__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #define AG_AVX512_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,f16c")))
-// 32 bf16 at dst from the int8 values lo (elements 0-15) and hi (16-31): d * q, rounded once.
-AG_AVX512_BF16 inline void store_scaled_bf16(uint16_t* dst, __m128i lo, __m128i hi, __m512 d) {
-  const __m512 flo = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(lo)), d);
-  const __m512 fhi = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(hi)), d);
+// 32 bf16 at dst from the int8 values lo (elements 0-15) and hi (16-31): d_lo * q and d_hi * q, rounded once.
+AG_AVX512_BF16 inline void store_scaled_bf16(uint16_t* dst, __m128i lo, __m128i hi, float d_lo, float d_hi) {
+  const __m512 flo = _mm512_mul_ps(_mm512_set1_ps(d_lo), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(lo)));
+  const __m512 fhi = _mm512_mul_ps(_mm512_set1_ps(d_hi), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(hi)));
   _mm512_storeu_si512(dst, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(fhi, flo)));
 }
-AG_AVX512_BF16 inline __m512 f16_broadcast(const uint8_t* p) {
-  uint16_t h;
-  std::memcpy(&h, p, 2);
-  return _mm512_set1_ps(_cvtsh_ss(h));
-}
 
-// The 32-element types: Q4_0 d * (q - 8), Q5_0 d * (q - 16) with bit e of qh adding 16 to element e, Q8_0 d * q.
+// The 32-element types in core's block layouts: Q4_0 d * (q - 8), Q5_0 d * (q - 16) with bit e of qh adding 16 to
+// element e, Q8_0 d * q.
 template <dtype T>
 AG_AVX512_BF16 void dequant_row_bf16_avx512(const uint8_t* src, uint16_t* dst, int64_t k) {
   static_assert(T == dtype::Q4_0 || T == dtype::Q5_0 || T == dtype::Q8_0);
-  constexpr int64_t block = T == dtype::Q4_0 ? 18 : T == dtype::Q5_0 ? 22 : 34;
+  using block = std::conditional_t<T == dtype::Q4_0, quant::block_q4_0,
+                                   std::conditional_t<T == dtype::Q5_0, quant::block_q5_0, quant::block_q8_0>>;
+  const auto* blocks = reinterpret_cast<const block*>(src);
   for (int64_t g = 0; g < k / 32; ++g) {
-    const uint8_t* b = src + block * g;
+    const block& b = blocks[g];
     __m128i lo, hi;  // elements 0-15 and 16-31 as int8
     if constexpr (T == dtype::Q8_0) {
-      lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 2));
-      hi = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 18));
+      lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs));
+      hi = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs + 16));
     } else {
-      constexpr int qs_at = T == dtype::Q4_0 ? 2 : 6;
-      const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + qs_at));
+      const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs));
       const __m128i m4 = _mm_set1_epi8(0x0f), zero = _mm_set1_epi8(T == dtype::Q4_0 ? 8 : 16);
       lo = _mm_and_si128(q, m4);
       hi = _mm_and_si128(_mm_srli_epi16(q, 4), m4);
       if constexpr (T == dtype::Q5_0) {
         uint32_t qh;
-        std::memcpy(&qh, b + 2, 4);
+        std::memcpy(&qh, b.qh, 4);
         const __m128i b5 = _mm_set1_epi8(0x10);
         lo = _mm_mask_add_epi8(lo, __mmask16(qh & 0xffffu), lo, b5);
         hi = _mm_mask_add_epi8(hi, __mmask16(qh >> 16), hi, b5);
@@ -106,7 +104,8 @@ AG_AVX512_BF16 void dequant_row_bf16_avx512(const uint8_t* src, uint16_t* dst, i
       lo = _mm_sub_epi8(lo, zero);
       hi = _mm_sub_epi8(hi, zero);
     }
-    store_scaled_bf16(dst + 32 * g, lo, hi, f16_broadcast(b));
+    const float d = f16_to_f32(b.d);
+    store_scaled_bf16(dst + 32 * g, lo, hi, d, d);
   }
 }
 
@@ -150,11 +149,8 @@ AG_AVX512_BF16 void dequant_row_bf16_q6k(const uint8_t* src, uint16_t* dst, int6
         const __m256i hb = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, 2 * t), m3), 4);
         const __m256i q = _mm256_sub_epi8(_mm256_or_si256(nib, hb), e32);
         const int8_t* sc = b->scales + 8 * h + 2 * t;
-        const __m512 f0 = _mm512_mul_ps(_mm512_set1_ps(d * float(sc[0])),
-                                        _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(q))));
-        const __m512 f1 = _mm512_mul_ps(_mm512_set1_ps(d * float(sc[1])),
-                                        _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(q, 1))));
-        _mm512_storeu_si512(dst + 256 * g + 128 * h + 32 * t, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(f1, f0)));
+        store_scaled_bf16(dst + 256 * g + 128 * h + 32 * t, _mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1),
+                          d * float(sc[0]), d * float(sc[1]));
       }
     }
   }
@@ -184,7 +180,7 @@ void w_row_bf16(dtype t, const void* src, uint16_t* dst, int64_t k) {
   thread_local std::vector<float> f;
   f.resize(size_t(k));
   quant::dequantize_row(t, src, f.data(), k);
-  for (int64_t j = 0; j < k; ++j) dst[j] = f32_to_bf16(f[size_t(j)]);
+  convert_from_f32(dtype::BF16, f.data(), dst, k);
 }
 
 // W blocks per task: up to 4 (128 rows), as many as keep their A rows within ~1 MiB of L2 beside the x block.
