@@ -6,8 +6,8 @@
 //    written outside y's view; the same bits whatever the thread count and super-block size.
 //  - On an AMX host (unless AUTOGLM_CPU_AMX=0): the real tiles within the same bound, and LINEAR taking them from 16
 //    rows.
-//  - Q4_0 / Q5_0 / Q8_0 / Q4_K / Q6_K rows: the bits of the same GEMM over their bf16 dequantization, and LINEAR taking
-//    the tiles for them from 16 rows under ROUNDED only.
+//  - Rows of every GGUF block type (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K): the bits of the same GEMM over
+//    their bf16 dequantization, and LINEAR taking the tiles for them from 16 rows under ROUNDED only.
 //  - use_amx_gemm's conditions everywhere.
 #include <gtest/gtest.h>
 
@@ -144,22 +144,25 @@ TEST(gemm_amx, taken_for_bf16_weights_from_16_rows_with_rounded_precision) {
   EXPECT_EQ(use_amx_gemm(dtype::Q4_K, 512), amx_bf16_usable());
   EXPECT_EQ(use_amx_gemm(dtype::Q5_0, 512), amx_bf16_usable());
   EXPECT_EQ(use_amx_gemm(dtype::Q6_K, 512), amx_bf16_usable());
-  EXPECT_FALSE(use_amx_gemm(dtype::Q5_K, 512));
+  EXPECT_EQ(use_amx_gemm(dtype::Q5_K, 512), amx_bf16_usable());
+  EXPECT_EQ(use_amx_gemm(dtype::Q4_1, 512), amx_bf16_usable());
+  EXPECT_EQ(use_amx_gemm(dtype::Q5_1, 512), amx_bf16_usable());
   EXPECT_FALSE(use_amx_gemm(dtype::I8, 512));
   const cpu_gemm_precision_scope exact(cpu_gemm_precision::EXACT);
   EXPECT_FALSE(use_amx_gemm(dtype::BF16, 512));
 }
 
-// Q4_0 / Q5_0 / Q8_0 / Q4_K / Q6_K rows give the bits of the same GEMM over their bf16 dequantization (core's
+// Rows of every GGUF block type give the bits of the same GEMM over their bf16 dequantization (core's
 // dequantizer, f32_to_bf16), on the emulated tiles everywhere and the real ones on an AMX host; LINEAR on such weights
 // takes the tiles from 16 rows under ROUNDED and keeps the integer kernels under EXACT.
 TEST(gemm_amx, quantized_rows_give_the_bits_of_their_bf16_dequantization) {
   thread_pool three(3);
   const bool hw = amx_bf16_usable();
-  for (dtype t : {dtype::Q4_0, dtype::Q5_0, dtype::Q8_0, dtype::Q4_K, dtype::Q6_K})
+  for (dtype t : {dtype::Q4_0, dtype::Q4_1, dtype::Q5_0, dtype::Q5_1, dtype::Q8_0, dtype::Q4_K, dtype::Q5_K,
+                  dtype::Q6_K})
     for (shape s : {shape{16, 32, 64, true, 0, 0}, shape{17, 40, 96, false, 0, 0}, shape{70, 33, 256, true, 0, 0},
                     shape{300, 70, 64, true, 0, 0}}) {
-      if (t == dtype::Q4_K || t == dtype::Q6_K) s.k = (s.k + 255) / 256 * 256;  // whole 256-element blocks
+      if (dtype_block_elems(t) == 256) s.k = (s.k + 255) / 256 * 256;  // whole 256-element blocks
       problem p = make_problem(s.m, s.n, s.k, s.bias, 0, 0, uint64_t(s.m * 7 + s.n));
       std::vector<float> wf(size_t(s.n * s.k));
       for (size_t i = 0; i < wf.size(); ++i) wf[i] = bf16_to_f32(p.w[i]) * 3.0f;

@@ -61,9 +61,9 @@ void pack_x(const problem& p, int64_t r0, int64_t rows, int64_t b0, int64_t b1, 
 }
 
 // A row of quantized blocks as k bf16: each weight computed in F32 exactly as core's dequantizer computes it (Q4_0,
-// Q5_0, Q8_0: d * q, exact; Q4_K and Q6_K below), then rounded once to nearest even (vcvtne2ps2bf16), as f32_to_bf16
-// of core's value. GCC 12's own _mm512_cvtepi8_epi32 trips -Wmaybe-uninitialized under a target attribute (its
-// undefined passthrough).
+// Q5_0, Q8_0: d * q, exact; Q4_1, Q5_1: d * q + m, the product and the sum each rounded; the k-quants below), then
+// rounded once to nearest even (vcvtne2ps2bf16), as f32_to_bf16 of core's value. GCC 12's own _mm512_cvtepi8_epi32
+// trips -Wmaybe-uninitialized under a target attribute (its undefined passthrough).
 #if defined(__x86_64__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -74,14 +74,25 @@ AG_AVX512_BF16 inline void store_scaled_bf16(uint16_t* dst, __m128i lo, __m128i 
   const __m512 fhi = _mm512_mul_ps(_mm512_set1_ps(d_hi), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(hi)));
   _mm512_storeu_si512(dst, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(fhi, flo)));
 }
+// The same with m added after the product (Q4_1, Q5_1: d * q + m, each rounded in F32 as core's dequantizer).
+AG_AVX512_BF16 inline void store_affine_bf16(uint16_t* dst, __m128i lo, __m128i hi, float d, float m) {
+  const __m512 vd = _mm512_set1_ps(d), vm = _mm512_set1_ps(m);
+  const __m512 flo = _mm512_add_ps(_mm512_mul_ps(vd, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(lo))), vm);
+  const __m512 fhi = _mm512_add_ps(_mm512_mul_ps(vd, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(hi))), vm);
+  _mm512_storeu_si512(dst, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(fhi, flo)));
+}
 
 // The 32-element types in core's block layouts: Q4_0 d * (q - 8), Q5_0 d * (q - 16) with bit e of qh adding 16 to
-// element e, Q8_0 d * q.
+// element e, Q8_0 d * q; Q4_1 / Q5_1 d * q + m with the unsigned q of Q4_0 / Q5_0.
 template <dtype T>
 AG_AVX512_BF16 void dequant_row_bf16_avx512(const uint8_t* src, uint16_t* dst, int64_t k) {
-  static_assert(T == dtype::Q4_0 || T == dtype::Q5_0 || T == dtype::Q8_0);
-  using block = std::conditional_t<T == dtype::Q4_0, quant::block_q4_0,
-                                   std::conditional_t<T == dtype::Q5_0, quant::block_q5_0, quant::block_q8_0>>;
+  constexpr bool five = T == dtype::Q5_0 || T == dtype::Q5_1, with_min = T == dtype::Q4_1 || T == dtype::Q5_1;
+  using block = std::conditional_t<
+      T == dtype::Q4_0, quant::block_q4_0,
+      std::conditional_t<T == dtype::Q4_1, quant::block_q4_1,
+                         std::conditional_t<T == dtype::Q5_0, quant::block_q5_0,
+                                            std::conditional_t<T == dtype::Q5_1, quant::block_q5_1,
+                                                               quant::block_q8_0>>>>;
   const auto* blocks = reinterpret_cast<const block*>(src);
   for (int64_t g = 0; g < k / 32; ++g) {
     const block& b = blocks[g];
@@ -91,39 +102,59 @@ AG_AVX512_BF16 void dequant_row_bf16_avx512(const uint8_t* src, uint16_t* dst, i
       hi = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs + 16));
     } else {
       const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs));
-      const __m128i m4 = _mm_set1_epi8(0x0f), zero = _mm_set1_epi8(T == dtype::Q4_0 ? 8 : 16);
+      const __m128i m4 = _mm_set1_epi8(0x0f);
       lo = _mm_and_si128(q, m4);
       hi = _mm_and_si128(_mm_srli_epi16(q, 4), m4);
-      if constexpr (T == dtype::Q5_0) {
+      if constexpr (five) {
         uint32_t qh;
         std::memcpy(&qh, b.qh, 4);
         const __m128i b5 = _mm_set1_epi8(0x10);
         lo = _mm_mask_add_epi8(lo, __mmask16(qh & 0xffffu), lo, b5);
         hi = _mm_mask_add_epi8(hi, __mmask16(qh >> 16), hi, b5);
       }
-      lo = _mm_sub_epi8(lo, zero);
-      hi = _mm_sub_epi8(hi, zero);
+      if constexpr (!with_min) {
+        const __m128i zero = _mm_set1_epi8(five ? 16 : 8);
+        lo = _mm_sub_epi8(lo, zero);
+        hi = _mm_sub_epi8(hi, zero);
+      }
     }
     const float d = f16_to_f32(b.d);
-    store_scaled_bf16(dst + 32 * g, lo, hi, d, d);
+    if constexpr (with_min) store_affine_bf16(dst + 32 * g, lo, hi, d, f16_to_f32(b.m));
+    else store_scaled_bf16(dst + 32 * g, lo, hi, d, d);
   }
 }
 
 // Q4_K: per 256-element block, sub-block j (32 elements) = (d * sc_j) * q - (dmin * m_j), the product and the
-// difference each rounded in F32 as core's dequantizer does, then rounded once to bf16.
-AG_AVX512_BF16 void dequant_row_bf16_q4k(const uint8_t* src, uint16_t* dst, int64_t k) {
+// difference each rounded in F32 as core's dequantizer does, then rounded once to bf16. Q5_K: the same with bit j of
+// qh[l] adding 16 to element l of sub-block j.
+template <dtype T>
+AG_AVX512_BF16 void dequant_row_bf16_kquant(const uint8_t* src, uint16_t* dst, int64_t k) {
+  static_assert(T == dtype::Q4_K || T == dtype::Q5_K);
+  using block = std::conditional_t<T == dtype::Q4_K, quant::block_q4_k, quant::block_q5_k>;
+  const __m256i m4 = _mm256_set1_epi16(0x0f), one = _mm256_set1_epi16(1);
   for (int64_t g = 0; g < k / 256; ++g) {
-    const auto* b = reinterpret_cast<const quant::block_q4_k*>(src) + g;
+    const auto* b = reinterpret_cast<const block*>(src) + g;
     const float d = f16_to_f32(b->d), dmin = f16_to_f32(b->dmin);
+    __m256i h = _mm256_setzero_si256(), h2 = _mm256_setzero_si256();  // qh[0..15], qh[16..31] as 16-bit lanes
+    if constexpr (T == dtype::Q5_K) {
+      h = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b->qh)));
+      h2 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b->qh + 16)));
+    }
     for (int c = 0; c < 4; ++c) {
       const __m256i q = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b->qs + 32 * c)));
       const __m256i q2 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b->qs + 32 * c + 16)));
       for (int half = 0; half < 2; ++half) {
+        const int j = 2 * c + half;
         uint8_t sc, m;
-        quant::k_scale_min(b->scales, 2 * c + half, sc, m);
+        quant::k_scale_min(b->scales, j, sc, m);
         const __m512 ds = _mm512_set1_ps(d * float(sc)), dm = _mm512_set1_ps(dmin * float(m));
-        const __m256i a = half ? _mm256_srli_epi16(q, 4) : _mm256_and_si256(q, _mm256_set1_epi16(0x0f));
-        const __m256i a2 = half ? _mm256_srli_epi16(q2, 4) : _mm256_and_si256(q2, _mm256_set1_epi16(0x0f));
+        __m256i a = half ? _mm256_srli_epi16(q, 4) : _mm256_and_si256(q, m4);
+        __m256i a2 = half ? _mm256_srli_epi16(q2, 4) : _mm256_and_si256(q2, m4);
+        if constexpr (T == dtype::Q5_K) {
+          const __m128i sh = _mm_cvtsi32_si128(j);
+          a = _mm256_or_si256(a, _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(h, sh), one), 4));
+          a2 = _mm256_or_si256(a2, _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(h2, sh), one), 4));
+        }
         const __m512 f0 = _mm512_sub_ps(_mm512_mul_ps(ds, _mm512_cvtepi32_ps(_mm512_cvtepu16_epi32(a))), dm);
         const __m512 f1 = _mm512_sub_ps(_mm512_mul_ps(ds, _mm512_cvtepi32_ps(_mm512_cvtepu16_epi32(a2))), dm);
         _mm512_storeu_si512(dst + 256 * g + 64 * c + 32 * half, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(f1, f0)));
@@ -170,11 +201,17 @@ void w_row_bf16(dtype t, const void* src, uint16_t* dst, int64_t k) {
 #if defined(__x86_64__)
   if (bf16_gemm_available()) {
     const auto* s8 = static_cast<const uint8_t*>(src);
-    if (t == dtype::Q4_0) return dequant_row_bf16_avx512<dtype::Q4_0>(s8, dst, k);
-    if (t == dtype::Q5_0) return dequant_row_bf16_avx512<dtype::Q5_0>(s8, dst, k);
-    if (t == dtype::Q8_0) return dequant_row_bf16_avx512<dtype::Q8_0>(s8, dst, k);
-    if (t == dtype::Q6_K) return dequant_row_bf16_q6k(s8, dst, k);
-    return dequant_row_bf16_q4k(s8, dst, k);
+    switch (t) {
+      case dtype::Q4_0: return dequant_row_bf16_avx512<dtype::Q4_0>(s8, dst, k);
+      case dtype::Q4_1: return dequant_row_bf16_avx512<dtype::Q4_1>(s8, dst, k);
+      case dtype::Q5_0: return dequant_row_bf16_avx512<dtype::Q5_0>(s8, dst, k);
+      case dtype::Q5_1: return dequant_row_bf16_avx512<dtype::Q5_1>(s8, dst, k);
+      case dtype::Q8_0: return dequant_row_bf16_avx512<dtype::Q8_0>(s8, dst, k);
+      case dtype::Q4_K: return dequant_row_bf16_kquant<dtype::Q4_K>(s8, dst, k);
+      case dtype::Q5_K: return dequant_row_bf16_kquant<dtype::Q5_K>(s8, dst, k);
+      case dtype::Q6_K: return dequant_row_bf16_q6k(s8, dst, k);
+      default: break;
+    }
   }
 #endif
   thread_local std::vector<float> f;
@@ -247,8 +284,8 @@ void run_tasks(const problem& p, const uint16_t* xp, int64_t r0, int64_t rows, i
 template <class X>
 void gemm(thread_pool* pool, const float* x, int64_t xs, int64_t m, const weight_rows& w, int64_t n, int64_t k,
           const float* bias, float* y, int64_t ys) {
-  AG_CHECK(amx_gemm_weight_type(w.type), std::string("gemm_bf16_amx: weights must be BF16, Q4_0, Q5_0, Q8_0, ") +
-                                             "Q4_K or Q6_K, not " + dtype_name(w.type));
+  AG_CHECK(amx_gemm_weight_type(w.type), std::string("gemm_bf16_amx: weights must be BF16 or a GGUF block type, ") +
+                                             "not " + dtype_name(w.type));
   if (m <= 0 || n <= 0) return;
   if (k <= 0) {  // empty dot products: y = bias
     for (int64_t i = 0; i < m; ++i)
@@ -276,8 +313,11 @@ void gemm(thread_pool* pool, const float* x, int64_t xs, int64_t m, const weight
 void set_amx_gemm_x_pack_bytes(int64_t bytes) { g_x_pack_bytes.store(std::max<int64_t>(1, bytes)); }
 
 bool amx_gemm_weight_type(dtype type) {
-  return type == dtype::BF16 || type == dtype::Q4_0 || type == dtype::Q5_0 || type == dtype::Q8_0 ||
-         type == dtype::Q4_K || type == dtype::Q6_K;
+  switch (type) {
+    case dtype::BF16: case dtype::Q4_0: case dtype::Q4_1: case dtype::Q5_0: case dtype::Q5_1: case dtype::Q8_0:
+    case dtype::Q4_K: case dtype::Q5_K: case dtype::Q6_K: return true;
+    default: return false;
+  }
 }
 
 bool use_amx_gemm(dtype type, int64_t m) {
