@@ -7,7 +7,8 @@
 //  - On an AMX host (unless AUTOGLM_CPU_AMX=0): the real tiles within the same bound, and LINEAR taking them from 16
 //    rows.
 //  - Rows of every GGUF block type (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K): the bits of the same GEMM over
-//    their bf16 dequantization, and LINEAR taking the tiles for them from 16 rows under ROUNDED only.
+//    their bf16 dequantization (on 3 threads and on 1, where a dequantized W block is reused by its next task), and
+//    LINEAR taking the tiles for them from 16 rows under ROUNDED only.
 //  - use_amx_gemm's conditions everywhere.
 #include <gtest/gtest.h>
 
@@ -161,7 +162,7 @@ TEST(gemm_amx, quantized_rows_give_the_bits_of_their_bf16_dequantization) {
   for (dtype t : {dtype::Q4_0, dtype::Q4_1, dtype::Q5_0, dtype::Q5_1, dtype::Q8_0, dtype::Q4_K, dtype::Q5_K,
                   dtype::Q6_K})
     for (shape s : {shape{16, 32, 64, true, 0, 0}, shape{17, 40, 96, false, 0, 0}, shape{70, 33, 256, true, 0, 0},
-                    shape{300, 70, 64, true, 0, 0}}) {
+                    shape{300, 70, 64, true, 0, 0}, shape{300, 200, 96, false, 0, 0}}) {
       if (dtype_block_elems(t) == 256) s.k = (s.k + 255) / 256 * 256;  // whole 256-element blocks
       problem p = make_problem(s.m, s.n, s.k, s.bias, 0, 0, uint64_t(s.m * 7 + s.n));
       std::vector<float> wf(size_t(s.n * s.k));
@@ -175,12 +176,15 @@ TEST(gemm_amx, quantized_rows_give_the_bits_of_their_bf16_dequantization) {
       }
       const weight_rows qrows{t, q.data(), int64_t(dtype_row_bytes(t, s.k))};
       const std::string what = std::string(dtype_name(t)) + " " + describe(p);
-      for (gemm_fn fn : {&gemm_bf16_amx_emulated, hw ? &gemm_bf16_amx : &gemm_bf16_amx_emulated}) {
-        wide_y y(p.m, p.n);
-        fn(&three, p.x.data(), p.xs, p.m, qrows, p.n, p.k, p.bias_or_null(), y.data(), y.stride);
-        EXPECT_TRUE(same_bits(y.view(), run(fn, p, &three))) << what;
-        EXPECT_TRUE(y.outside_untouched()) << what;
-      }
+      // Three threads (a task per chunk) and one (every task in one call: a W block's bf16 copy reused by the task
+      // of its next x blocks, m = 300, and not by the next W blocks' task, n = 200).
+      for (gemm_fn fn : {&gemm_bf16_amx_emulated, hw ? &gemm_bf16_amx : &gemm_bf16_amx_emulated})
+        for (thread_pool* pool : {&three, static_cast<thread_pool*>(nullptr)}) {
+          wide_y y(p.m, p.n);
+          fn(pool, p.x.data(), p.xs, p.m, qrows, p.n, p.k, p.bias_or_null(), y.data(), y.stride);
+          EXPECT_TRUE(same_bits(y.view(), run(fn, p, &three))) << what << (pool ? "" : ", one thread");
+          EXPECT_TRUE(y.outside_untouched()) << what;
+        }
       if (!hw) continue;
       std::vector<float> got(size_t(p.m * p.n)), want(size_t(p.m * p.n));
       gemm_bf16_amx(&three, p.x.data(), p.xs, p.m, qrows, p.n, p.k, p.bias_or_null(), want.data(), p.n);

@@ -19,6 +19,7 @@
 #include "kernels/cpu/amx.h"
 #include "kernels/cpu/convert.h"
 #include "kernels/cpu/gemm_bf16.h"
+#include "kernels/cpu/transpose_avx512.h"
 
 namespace autoglm::cpu {
 
@@ -44,7 +45,42 @@ struct problem {
 // x rows [r0 + 32 b0, r0 + 32 b1) of the super-block at row r0 (`rows` of them exist) into B tiles: block b, half t
 // (its rows 16 t .. 16 t + 15), step c at xp + ((2 b + t) steps + c) k_tile; a tile's row kk holds the pair
 // (x[i][32 c + 2 kk], x[i][32 c + 2 kk + 1]) for its 16 rows i. Rows past `rows` and elements past k are zeros.
+// With AVX-512 BF16 (every AMX CPU): per step, the 16 rows' 32 floats rounded to 16 pairs each (vcvtne2ps2bf16, as
+// f32_to_bf16 for every input the tiles do not flush: they take denormals as zero) and the 16 x 16 pairs transposed
+// into the tile's rows; elsewhere (the emulated tiles' tests) convert_from_f32 and 4-byte copies, the same bits.
+#if defined(__x86_64__)
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) void pack_x_avx512(const problem& p, int64_t r0, int64_t rows,
+                                                                           int64_t b0, int64_t b1, uint16_t* xp) {
+  auto first16 = [](int64_t n) {
+    return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);
+  };
+  for (int64_t h = 2 * b0; h < 2 * b1; ++h) {  // 16-row halves of the blocks
+    const float* src[16];
+    for (int64_t i = 0; i < 16; ++i) src[i] = 16 * h + i < rows ? p.x + (r0 + 16 * h + i) * p.xs : nullptr;
+    for (int64_t c = 0; c < p.steps; ++c) {
+      const int64_t j = c * k_step;
+      const __mmask16 mlo = first16(p.k - j), mhi = first16(p.k - j - 16);
+      __m512i v[16];
+      for (int i = 0; i < 16; ++i) {
+        if (!src[i]) {
+          v[i] = _mm512_setzero_si512();
+          continue;
+        }
+        const __m512 lo = _mm512_maskz_loadu_ps(mlo, src[i] + j), hi = _mm512_maskz_loadu_ps(mhi, src[i] + j + 16);
+        v[i] = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo));
+      }
+      transpose16x16(v);  // v[kk] = pair kk of the 16 rows
+      uint16_t* dst = xp + (h * p.steps + c) * k_tile;
+      for (int kk = 0; kk < 16; ++kk) _mm512_storeu_si512(dst + kk * 32, v[kk]);
+    }
+  }
+}
+#endif
+
 void pack_x(const problem& p, int64_t r0, int64_t rows, int64_t b0, int64_t b1, uint16_t* xp) {
+#if defined(__x86_64__)
+  if (bf16_gemm_available()) return pack_x_avx512(p, r0, rows, b0, b1, xp);
+#endif
   const int64_t kp = p.steps * k_step;
   thread_local std::vector<uint16_t> row;
   row.assign(size_t(kp), 0);
@@ -74,6 +110,9 @@ AG_AVX512_BF16 inline void store_scaled_bf16(uint16_t* dst, __m128i lo, __m128i 
   const __m512 fhi = _mm512_mul_ps(_mm512_set1_ps(d_hi), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(hi)));
   _mm512_storeu_si512(dst, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(fhi, flo)));
 }
+// A half float's value: F16C's conversion, inline (core's out-of-line f16_to_f32 gives the same value for every
+// half but NaNs, which F16C keeps quiet; it was 2.5% of a 1.5B-dims q4_0 prefill as a call per block).
+AG_AVX512_BF16 inline float half_value(uint16_t h) { return _cvtsh_ss(h); }
 // The same with m added after the product (Q4_1, Q5_1: d * q + m, each rounded in F32 as core's dequantizer).
 AG_AVX512_BF16 inline void store_affine_bf16(uint16_t* dst, __m128i lo, __m128i hi, float d, float m) {
   const __m512 vd = _mm512_set1_ps(d), vm = _mm512_set1_ps(m);
@@ -118,8 +157,8 @@ AG_AVX512_BF16 void dequant_row_bf16_avx512(const uint8_t* src, uint16_t* dst, i
         hi = _mm_sub_epi8(hi, zero);
       }
     }
-    const float d = f16_to_f32(b.d);
-    if constexpr (with_min) store_affine_bf16(dst + 32 * g, lo, hi, d, f16_to_f32(b.m));
+    const float d = half_value(b.d);
+    if constexpr (with_min) store_affine_bf16(dst + 32 * g, lo, hi, d, half_value(b.m));
     else store_scaled_bf16(dst + 32 * g, lo, hi, d, d);
   }
 }
@@ -134,7 +173,7 @@ AG_AVX512_BF16 void dequant_row_bf16_kquant(const uint8_t* src, uint16_t* dst, i
   const __m256i m4 = _mm256_set1_epi16(0x0f), one = _mm256_set1_epi16(1);
   for (int64_t g = 0; g < k / 256; ++g) {
     const auto* b = reinterpret_cast<const block*>(src) + g;
-    const float d = f16_to_f32(b->d), dmin = f16_to_f32(b->dmin);
+    const float d = half_value(b->d), dmin = half_value(b->dmin);
     __m256i h = _mm256_setzero_si256(), h2 = _mm256_setzero_si256();  // qh[0..15], qh[16..31] as 16-bit lanes
     if constexpr (T == dtype::Q5_K) {
       h = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b->qh)));
@@ -169,7 +208,7 @@ AG_AVX512_BF16 void dequant_row_bf16_q6k(const uint8_t* src, uint16_t* dst, int6
   const __m256i m4 = _mm256_set1_epi8(0x0f), m3 = _mm256_set1_epi8(3), e32 = _mm256_set1_epi8(32);
   for (int64_t g = 0; g < k / 256; ++g) {
     const auto* b = reinterpret_cast<const quant::block_q6_k*>(src) + g;
-    const float d = f16_to_f32(b->d);
+    const float d = half_value(b->d);
     for (int h = 0; h < 2; ++h) {
       const __m256i A = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->ql + 64 * h));
       const __m256i B = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->ql + 64 * h + 32));
@@ -238,21 +277,29 @@ void run_tasks(const problem& p, const uint16_t* xp, int64_t r0, int64_t rows, i
   const uint8_t* a[4];
   int64_t as[4];
   X::configure();
+  // The W blocks whose bf16 copy wpad holds (this call's previous task, or none): the next task of the same W
+  // blocks (the next x blocks of a super-block with more than 8) reuses it instead of dequantizing them again.
+  int64_t padded_wb0 = -1;
   for (int64_t t = t0; t < t1; ++t) {
     const int64_t wb0 = (t / groups) * wpt, wb1 = std::min(n_wb, wb0 + wpt), g = t % groups;
+    const bool reuse = wb0 == padded_wb0;
+    padded_wb0 = -1;
     for (int64_t wb = wb0; wb < wb1; ++wb) {
       const int64_t j0 = wb * k_block, nr = std::min(k_block, p.n - j0);
       a[wb - wb0] = static_cast<const uint8_t*>(p.w.row(j0));
       as[wb - wb0] = p.w.row_bytes;
       // A block whose tiles would read past its rows, or of quantized rows: a zero-padded bf16 copy (dequantized
-      // once per task and used against all its x blocks: up to 256 rows).
+      // once per task and used against all its x blocks, up to 256 rows, and by this thread's next task of the
+      // same blocks).
       if (nr < k_block || p.k % k_step != 0 || p.w.type != dtype::BF16) {
         wpad.resize(size_t(4 * k_block * kp) * 2);
         uint16_t* d = static_cast<uint16_t*>(wpad.data()) + (wb - wb0) * k_block * kp;
-        for (int64_t r = 0; r < k_block; ++r) {
-          if (r < nr) w_row_bf16(p.w.type, p.w.row(j0 + r), d + r * kp, p.k);
-          std::fill(d + r * kp + (r < nr ? p.k : 0), d + (r + 1) * kp, uint16_t(0));
-        }
+        if (!reuse)
+          for (int64_t r = 0; r < k_block; ++r) {
+            if (r < nr) w_row_bf16(p.w.type, p.w.row(j0 + r), d + r * kp, p.k);
+            std::fill(d + r * kp + (r < nr ? p.k : 0), d + (r + 1) * kp, uint16_t(0));
+          }
+        padded_wb0 = wb0;
         a[wb - wb0] = reinterpret_cast<const uint8_t*>(d);
         as[wb - wb0] = kp * 2;
       }
