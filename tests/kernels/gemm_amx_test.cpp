@@ -66,11 +66,11 @@ problem make_problem(int64_t m, int64_t n, int64_t k, bool bias, int64_t x_pad, 
 
 
 using gemm_fn = void (*)(thread_pool*, const float*, int64_t, int64_t, const weight_rows&, int64_t, int64_t,
-                         const float*, float*, int64_t);
+                         const float*, float*, int64_t, const float*);
 
 std::vector<float> run(gemm_fn fn, const problem& p, thread_pool* pool, bool* untouched = nullptr) {
   wide_y y(p.m, p.n);
-  fn(pool, p.x.data(), p.xs, p.m, p.rows(), p.n, p.k, p.bias_or_null(), y.data(), y.stride);
+  fn(pool, p.x.data(), p.xs, p.m, p.rows(), p.n, p.k, p.bias_or_null(), y.data(), y.stride, nullptr);
   if (untouched) *untouched = y.outside_untouched();
   return y.view();
 }
@@ -148,7 +148,7 @@ TEST(gemm_amx, taken_for_bf16_weights_from_16_rows_with_rounded_precision) {
   EXPECT_EQ(use_amx_gemm(dtype::Q5_K, 512), amx_bf16_usable());
   EXPECT_EQ(use_amx_gemm(dtype::Q4_1, 512), amx_bf16_usable());
   EXPECT_EQ(use_amx_gemm(dtype::Q5_1, 512), amx_bf16_usable());
-  EXPECT_FALSE(use_amx_gemm(dtype::I8, 512));
+  EXPECT_EQ(use_amx_gemm(dtype::I8, 512), amx_bf16_usable());
   const cpu_gemm_precision_scope exact(cpu_gemm_precision::EXACT);
   EXPECT_FALSE(use_amx_gemm(dtype::BF16, 512));
 }
@@ -181,7 +181,7 @@ TEST(gemm_amx, quantized_rows_give_the_bits_of_their_bf16_dequantization) {
       for (gemm_fn fn : {&gemm_bf16_amx_emulated, hw ? &gemm_bf16_amx : &gemm_bf16_amx_emulated})
         for (thread_pool* pool : {&three, static_cast<thread_pool*>(nullptr)}) {
           wide_y y(p.m, p.n);
-          fn(pool, p.x.data(), p.xs, p.m, qrows, p.n, p.k, p.bias_or_null(), y.data(), y.stride);
+          fn(pool, p.x.data(), p.xs, p.m, qrows, p.n, p.k, p.bias_or_null(), y.data(), y.stride, nullptr);
           EXPECT_TRUE(same_bits(y.view(), run(fn, p, &three))) << what << (pool ? "" : ", one thread");
           EXPECT_TRUE(y.outside_untouched()) << what;
         }
@@ -203,6 +203,63 @@ TEST(gemm_amx, quantized_rows_give_the_bits_of_their_bf16_dequantization) {
       quant_linear_kernel(kc, xt, lw, yt);
       EXPECT_FALSE(same_bits(got, want)) << what << ": LINEAR under EXACT took the tiles";
     }
+}
+
+// I8 rows with their per-row scales: the GEMM over the integers themselves (exact in bf16), each output then
+// fma(sum, scale, bias or 0) as the integer kernels apply it; LINEAR on I8 weights takes the tiles from 16 rows under
+// ROUNDED only.
+TEST(gemm_amx, i8_rows_give_the_integers_gemm_then_their_scales) {
+  thread_pool three(3);
+  const bool hw = amx_bf16_usable();
+  for (shape s : {shape{16, 32, 64, true, 0, 0}, shape{17, 40, 100, false, 0, 0}, shape{300, 200, 96, true, 0, 0}}) {
+    problem p = make_problem(s.m, s.n, s.k, s.bias, 0, 0, uint64_t(s.m * 5 + s.n));
+    std::mt19937 rng(uint32_t(s.n));
+    std::vector<int8_t> q(size_t(s.n * s.k));
+    std::vector<float> scale(size_t(s.n));
+    for (auto& v : q) v = int8_t(int(rng() % 255) - 127);
+    for (auto& v : scale) v = 1e-3f * float(1 + rng() % 1000);
+    for (size_t i = 0; i < q.size(); ++i) p.w[i] = f32_to_bf16(float(q[i]));  // p.w := the integers
+    // The integers' sums (the same GEMM, same tiles, with no bias), then each scaled as the integer kernels do.
+    problem p0 = p;
+    p0.bias.clear();
+    auto scaled = [&](gemm_fn fn) {
+      std::vector<float> out = run(fn, p0, &three);
+      for (int64_t i = 0; i < p.m; ++i)
+        for (int64_t j = 0; j < p.n; ++j)
+          out[size_t(i * p.n + j)] = std::fma(out[size_t(i * p.n + j)], scale[size_t(j)],
+                                              p.bias.empty() ? 0.0f : p.bias[size_t(j)]);
+      return out;
+    };
+    const weight_rows rows{dtype::I8, reinterpret_cast<const uint8_t*>(q.data()), s.k};
+    const std::string what = "I8 " + describe(p);
+    for (gemm_fn fn : {&gemm_bf16_amx_emulated, hw ? &gemm_bf16_amx : &gemm_bf16_amx_emulated}) {
+      const std::vector<float> want = scaled(fn);
+      for (thread_pool* pool : {&three, static_cast<thread_pool*>(nullptr)}) {
+        wide_y y(p.m, p.n);
+        fn(pool, p.x.data(), p.xs, p.m, rows, p.n, p.k, p.bias_or_null(), y.data(), y.stride, scale.data());
+        EXPECT_TRUE(same_bits(y.view(), want)) << what << (pool ? "" : ", one thread");
+        EXPECT_TRUE(y.outside_untouched()) << what;
+      }
+    }
+    if (!hw || s.k % 32 != 0) continue;  // LINEAR takes I8 rows of whole 32-element groups
+    const std::vector<float> hw_want = scaled(&gemm_bf16_amx);
+    std::vector<float> y(size_t(p.m * p.n));
+    linear_weight lw;
+    lw.weight = tensor::view(q.data(), dtype::I8, {s.n, s.k});
+    lw.scales = tensor::view(scale.data(), dtype::F32, {s.n});
+    if (!p.bias.empty()) lw.bias = tensor::view(p.bias.data(), dtype::F32, {s.n});
+    const kernel_context kc{device{}, &three, nullptr};
+    tensor xt = tensor::view(p.x.data(), dtype::F32, {p.m, p.k});
+    tensor yt = tensor::view(y.data(), dtype::F32, {p.m, p.n});
+    {
+      const cpu_gemm_precision_scope rounded(cpu_gemm_precision::ROUNDED);
+      quant_linear_kernel(kc, xt, lw, yt);
+      EXPECT_TRUE(same_bits(y, hw_want)) << what << ": LINEAR under ROUNDED";
+    }
+    const cpu_gemm_precision_scope exact(cpu_gemm_precision::EXACT);
+    quant_linear_kernel(kc, xt, lw, yt);
+    EXPECT_FALSE(same_bits(y, hw_want)) << what << ": LINEAR under EXACT took the tiles";
+  }
 }
 
 TEST(gemm_amx, the_tiles_meet_the_bound_and_linear_takes_them) {

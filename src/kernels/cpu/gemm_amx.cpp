@@ -7,6 +7,7 @@
 #endif
 
 #include <algorithm>
+#include <cmath>
 #include <atomic>
 #include <cstring>
 #include <string>
@@ -40,6 +41,7 @@ struct problem {
   const float* bias;
   float* y;
   int64_t ys;
+  const float* row_scale;  // I8: y = fma(sum, row_scale[j], bias[j] or 0)
 };
 
 // x rows [r0 + 32 b0, r0 + 32 b1) of the super-block at row r0 (`rows` of them exist) into B tiles: block b, half t
@@ -225,6 +227,16 @@ AG_AVX512_BF16 void dequant_row_bf16_q6k(const uint8_t* src, uint16_t* dst, int6
     }
   }
 }
+// I8: int8 to bf16, exact (|q| <= 128 has at most 8 significant bits); elements past the last 32 one at a time.
+AG_AVX512_BF16 void i8_row_bf16(const int8_t* q, uint16_t* dst, int64_t k) {
+  int64_t e = 0;
+  for (; e + 32 <= k; e += 32) {
+    const __m128i lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + e));
+    const __m128i hi = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + e + 16));
+    store_scaled_bf16(dst + e, lo, hi, 1.0f, 1.0f);
+  }
+  for (; e < k; ++e) dst[e] = f32_to_bf16(float(q[e]));
+}
 #undef AG_AVX512_BF16
 #pragma GCC diagnostic pop
 #endif
@@ -235,6 +247,14 @@ AG_AVX512_BF16 void dequant_row_bf16_q6k(const uint8_t* src, uint16_t* dst, int6
 void w_row_bf16(dtype t, const void* src, uint16_t* dst, int64_t k) {
   if (t == dtype::BF16) {
     std::memcpy(dst, src, size_t(k) * 2);
+    return;
+  }
+  if (t == dtype::I8) {  // the integers themselves (exact in bf16); the row's scale is applied to the sums
+    const auto* q = static_cast<const int8_t*>(src);
+#if defined(__x86_64__)
+    if (bf16_gemm_available()) return i8_row_bf16(q, dst, k);
+#endif
+    for (int64_t e = 0; e < k; ++e) dst[e] = f32_to_bf16(float(q[e]));
     return;
   }
 #if defined(__x86_64__)
@@ -317,7 +337,10 @@ void run_tasks(const problem& p, const uint16_t* xp, int64_t r0, int64_t rows, i
         amx_store_2x2<X>(c, k_block);
         for (int64_t i = 0; i < mr; ++i) {
           float* yr = p.y + (r0 + b * k_block + i) * p.ys + j0;
-          if (p.bias)
+          if (p.row_scale)  // explicit fma, as the integer kernels' I8 store (quant_microkernel.h store_row)
+            for (int64_t j = 0; j < nr; ++j)
+              yr[j] = std::fma(c[j * k_block + i], p.row_scale[j0 + j], p.bias ? p.bias[j0 + j] : 0.0f);
+          else if (p.bias)
             for (int64_t j = 0; j < nr; ++j) yr[j] = c[j * k_block + i] + p.bias[j0 + j];
           else
             for (int64_t j = 0; j < nr; ++j) yr[j] = c[j * k_block + i];
@@ -330,16 +353,17 @@ void run_tasks(const problem& p, const uint16_t* xp, int64_t r0, int64_t rows, i
 
 template <class X>
 void gemm(thread_pool* pool, const float* x, int64_t xs, int64_t m, const weight_rows& w, int64_t n, int64_t k,
-          const float* bias, float* y, int64_t ys) {
+          const float* bias, float* y, int64_t ys, const float* row_scale) {
   AG_CHECK(amx_gemm_weight_type(w.type), std::string("gemm_bf16_amx: weights must be BF16 or a GGUF block type, ") +
                                              "not " + dtype_name(w.type));
+  AG_CHECK((w.type == dtype::I8) == (row_scale != nullptr), "gemm_bf16_amx: row scales go with I8 weights only");
   if (m <= 0 || n <= 0) return;
   if (k <= 0) {  // empty dot products: y = bias
     for (int64_t i = 0; i < m; ++i)
       for (int64_t j = 0; j < n; ++j) y[i * ys + j] = bias ? bias[j] : 0.0f;
     return;
   }
-  const problem p{x, xs, m, w, n, k, (k + k_step - 1) / k_step, bias, y, ys};
+  const problem p{x, xs, m, w, n, k, (k + k_step - 1) / k_step, bias, y, ys, row_scale};
   const int64_t row_bytes = p.steps * k_step * 2;
   const int64_t sb_rows = std::max<int64_t>(k_block, g_x_pack_bytes.load() / row_bytes / k_block * k_block);
   thread_local aligned_buffer xbuf;
@@ -362,7 +386,7 @@ void set_amx_gemm_x_pack_bytes(int64_t bytes) { g_x_pack_bytes.store(std::max<in
 bool amx_gemm_weight_type(dtype type) {
   switch (type) {
     case dtype::BF16: case dtype::Q4_0: case dtype::Q4_1: case dtype::Q5_0: case dtype::Q5_1: case dtype::Q8_0:
-    case dtype::Q4_K: case dtype::Q5_K: case dtype::Q6_K: return true;
+    case dtype::Q4_K: case dtype::Q5_K: case dtype::Q6_K: case dtype::I8: return true;
     default: return false;
   }
 }
@@ -373,18 +397,18 @@ bool use_amx_gemm(dtype type, int64_t m) {
 }
 
 void gemm_bf16_amx(thread_pool* pool, const float* x, int64_t xs, int64_t m, const weight_rows& w, int64_t n,
-                   int64_t k, const float* bias, float* y, int64_t ys) {
+                   int64_t k, const float* bias, float* y, int64_t ys, const float* row_scale) {
   AG_CHECK(amx_bf16_usable(), "gemm_bf16_amx: AMX tiles are not usable in this process");
 #if defined(__x86_64__)
-  gemm<amx_hw>(pool, x, xs, m, w, n, k, bias, y, ys);
+  gemm<amx_hw>(pool, x, xs, m, w, n, k, bias, y, ys, row_scale);
 #else
-  (void)pool, (void)x, (void)xs, (void)m, (void)w, (void)n, (void)k, (void)bias, (void)y, (void)ys;
+  (void)pool, (void)x, (void)xs, (void)m, (void)w, (void)n, (void)k, (void)bias, (void)y, (void)ys, (void)row_scale;
 #endif
 }
 
 void gemm_bf16_amx_emulated(thread_pool* pool, const float* x, int64_t xs, int64_t m, const weight_rows& w,
-                            int64_t n, int64_t k, const float* bias, float* y, int64_t ys) {
-  gemm<amx_emulated>(pool, x, xs, m, w, n, k, bias, y, ys);
+                            int64_t n, int64_t k, const float* bias, float* y, int64_t ys, const float* row_scale) {
+  gemm<amx_emulated>(pool, x, xs, m, w, n, k, bias, y, ys, row_scale);
 }
 
 }  // namespace autoglm::cpu

@@ -28,21 +28,24 @@ constexpr int64_t k_amx_gemm_x_pack_bytes = int64_t(16) << 20;  // packed x per 
 // Bytes of packed x per super-block (at least one block of 32 rows is packed); tests lower it to cut super-blocks.
 void set_amx_gemm_x_pack_bytes(int64_t bytes);
 
-// The weight types the AMX GEMM takes: BF16 (read in place), and the GGUF block types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0,
-// Q4_K, Q5_K, Q6_K), whose rows it dequantizes to bf16 (each weight computed in F32 as core's dequantizer does,
-// rounded once to nearest even) into the zero-padded block copy, once per task: the quantized LINEAR's prefill on
-// AMX CPUs (quant_linear.h).
+// The weight types the AMX GEMM takes: BF16 (read in place), the GGUF block types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0,
+// Q4_K, Q5_K, Q6_K) and I8 (per-row scales, below), whose rows it dequantizes to bf16 (each weight computed in F32
+// as core's dequantizer does, rounded once to nearest even; I8 the integers, exact) into the zero-padded block copy,
+// once per task: the quantized LINEAR's prefill on AMX CPUs (quant_linear.h).
 bool amx_gemm_weight_type(dtype type);
 // LINEAR takes the AMX GEMM: weights of amx_gemm_weight_type, m >= k_amx_gemm_min_rows, the ROUNDED precision
 // (gemm_bf16.h) and the tiles usable (amx_bf16_usable, amx.h).
 bool use_amx_gemm(dtype type, int64_t m);
 
 // y [m, n] (row stride ys floats) = bf16(x) [m, k] (row stride xs) . bf16(W)^T + bias (F32 [n] or null): W BF16,
-// or quantized rows of whole blocks rounded to bf16 as above.
+// or quantized rows of whole blocks rounded to bf16 as above. I8 rows (and only they) come with their per-row scales
+// (row_scale, F32 [n]): their integers are exact in bf16 and y = fma(sum, row_scale[j], bias[j] or 0), as the
+// integer kernels apply them.
 void gemm_bf16_amx(thread_pool* pool, const float* x, int64_t xs, int64_t m, const weight_rows& w, int64_t n,
-                   int64_t k, const float* bias, float* y, int64_t ys);
+                   int64_t k, const float* bias, float* y, int64_t ys, const float* row_scale = nullptr);
 // The same code over amx_emulated (amx.h): for tests of the layouts on machines without AMX.
 void gemm_bf16_amx_emulated(thread_pool* pool, const float* x, int64_t xs, int64_t m, const weight_rows& w,
-                            int64_t n, int64_t k, const float* bias, float* y, int64_t ys);
+                            int64_t n, int64_t k, const float* bias, float* y, int64_t ys,
+                            const float* row_scale = nullptr);
 
 }  // namespace autoglm::cpu

@@ -177,7 +177,7 @@ bool quant_linear_into(const kernel_context& kc, const tensor& x, const linear_w
   if (use_amx_gemm(W.type(), m)) {
     // Prefill on AMX tiles (ROUNDED precision): bf16(x) . bf16(W) with F32 sums, gemm_amx.h.
     gemm_bf16_amx(kc.pool, xp, xs, m, weight_rows{W.type(), static_cast<const uint8_t*>(W.data()), W.row_stride()}, n,
-                  k, bias, yp, ys);
+                  k, bias, yp, ys, wscale);
     return false;
   }
 
