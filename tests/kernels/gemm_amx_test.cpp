@@ -153,6 +153,25 @@ TEST(gemm_amx, taken_for_bf16_weights_from_16_rows_with_rounded_precision) {
   EXPECT_FALSE(use_amx_gemm(dtype::BF16, 512));
 }
 
+// LINEAR on quantized weights `lw` (p's x and bias) gives the real tiles' `want` under ROUNDED and something else (the
+// integer kernels) under EXACT.
+void expect_linear_takes_tiles_when_rounded(const problem& p, linear_weight lw, const std::vector<float>& want,
+                                            const std::string& what, thread_pool* pool) {
+  if (!p.bias.empty()) lw.bias = tensor::view(p.bias.data(), dtype::F32, {p.n});
+  std::vector<float> got(size_t(p.m * p.n));
+  const kernel_context kc{device{}, pool, nullptr};
+  tensor xt = tensor::view(p.x.data(), dtype::F32, {p.m, p.k});
+  tensor yt = tensor::view(got.data(), dtype::F32, {p.m, p.n});
+  {
+    const cpu_gemm_precision_scope rounded(cpu_gemm_precision::ROUNDED);
+    quant_linear_kernel(kc, xt, lw, yt);
+    EXPECT_TRUE(same_bits(got, want)) << what << ": LINEAR under ROUNDED";
+  }
+  const cpu_gemm_precision_scope exact(cpu_gemm_precision::EXACT);
+  quant_linear_kernel(kc, xt, lw, yt);
+  EXPECT_FALSE(same_bits(got, want)) << what << ": LINEAR under EXACT took the tiles";
+}
+
 // Rows of every GGUF block type give the bits of the same GEMM over their bf16 dequantization (core's
 // dequantizer, f32_to_bf16), on the emulated tiles everywhere and the real ones on an AMX host; LINEAR on such weights
 // takes the tiles from 16 rows under ROUNDED and keeps the integer kernels under EXACT.
@@ -186,22 +205,11 @@ TEST(gemm_amx, quantized_rows_give_the_bits_of_their_bf16_dequantization) {
           EXPECT_TRUE(y.outside_untouched()) << what;
         }
       if (!hw) continue;
-      std::vector<float> got(size_t(p.m * p.n)), want(size_t(p.m * p.n));
+      std::vector<float> want(size_t(p.m * p.n));
       gemm_bf16_amx(&three, p.x.data(), p.xs, p.m, qrows, p.n, p.k, p.bias_or_null(), want.data(), p.n);
       linear_weight lw;
       lw.weight = tensor::view(q.data(), t, {s.n, s.k});
-      if (!p.bias.empty()) lw.bias = tensor::view(p.bias.data(), dtype::F32, {s.n});
-      const kernel_context kc{device{}, &three, nullptr};
-      tensor xt = tensor::view(p.x.data(), dtype::F32, {p.m, p.k});
-      tensor yt = tensor::view(got.data(), dtype::F32, {p.m, p.n});
-      {
-        const cpu_gemm_precision_scope rounded(cpu_gemm_precision::ROUNDED);
-        quant_linear_kernel(kc, xt, lw, yt);
-        EXPECT_TRUE(same_bits(got, want)) << what << ": LINEAR under ROUNDED";
-      }
-      const cpu_gemm_precision_scope exact(cpu_gemm_precision::EXACT);
-      quant_linear_kernel(kc, xt, lw, yt);
-      EXPECT_FALSE(same_bits(got, want)) << what << ": LINEAR under EXACT took the tiles";
+      expect_linear_takes_tiles_when_rounded(p, lw, want, what, &three);
     }
 }
 
@@ -242,23 +250,10 @@ TEST(gemm_amx, i8_rows_give_the_integers_gemm_then_their_scales) {
       }
     }
     if (!hw || s.k % 32 != 0) continue;  // LINEAR takes I8 rows of whole 32-element groups
-    const std::vector<float> hw_want = scaled(&gemm_bf16_amx);
-    std::vector<float> y(size_t(p.m * p.n));
     linear_weight lw;
     lw.weight = tensor::view(q.data(), dtype::I8, {s.n, s.k});
     lw.scales = tensor::view(scale.data(), dtype::F32, {s.n});
-    if (!p.bias.empty()) lw.bias = tensor::view(p.bias.data(), dtype::F32, {s.n});
-    const kernel_context kc{device{}, &three, nullptr};
-    tensor xt = tensor::view(p.x.data(), dtype::F32, {p.m, p.k});
-    tensor yt = tensor::view(y.data(), dtype::F32, {p.m, p.n});
-    {
-      const cpu_gemm_precision_scope rounded(cpu_gemm_precision::ROUNDED);
-      quant_linear_kernel(kc, xt, lw, yt);
-      EXPECT_TRUE(same_bits(y, hw_want)) << what << ": LINEAR under ROUNDED";
-    }
-    const cpu_gemm_precision_scope exact(cpu_gemm_precision::EXACT);
-    quant_linear_kernel(kc, xt, lw, yt);
-    EXPECT_FALSE(same_bits(y, hw_want)) << what << ": LINEAR under EXACT took the tiles";
+    expect_linear_takes_tiles_when_rounded(p, lw, scaled(&gemm_bf16_amx), what, &three);
   }
 }
 
