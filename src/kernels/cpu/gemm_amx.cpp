@@ -316,6 +316,10 @@ void run_tasks(const problem& p, const uint16_t* xp, int64_t r0, int64_t rows, i
         uint16_t* d = static_cast<uint16_t*>(wpad.data()) + (wb - wb0) * k_block * kp;
         if (!reuse)
           for (int64_t r = 0; r < k_block; ++r) {
+            if (r + 2 < nr) {  // the dequantizer stalled on memory (half its time): the row after next into L1
+              const char* ahead = static_cast<const char*>(p.w.row(j0 + r + 2));
+              for (int64_t o = 0; o < p.w.row_bytes; o += 64) __builtin_prefetch(ahead + o, 0, 3);
+            }
             if (r < nr) w_row_bf16(p.w.type, p.w.row(j0 + r), d + r * kp, p.k);
             std::fill(d + r * kp + (r < nr ? p.k : 0), d + (r + 1) * kp, uint16_t(0));
           }
