@@ -31,7 +31,8 @@ void set_amx_gemm_x_pack_bytes(int64_t bytes);
 // The weight types the AMX GEMM takes: BF16 (read in place), the GGUF block types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0,
 // Q4_K, Q5_K, Q6_K) and I8 (per-row scales, below), whose rows it dequantizes to bf16 (each weight computed in F32
 // as core's dequantizer does, rounded once to nearest even; I8 the integers, exact) into the zero-padded block copy,
-// once per task: the quantized LINEAR's prefill on AMX CPUs (quant_linear.h).
+// once per task (and reused by the thread's next task of the same blocks): the quantized LINEAR's prefill on AMX
+// CPUs (quant_linear.h).
 bool amx_gemm_weight_type(dtype type);
 // LINEAR takes the AMX GEMM: weights of amx_gemm_weight_type, m >= k_amx_gemm_min_rows, the ROUNDED precision
 // (gemm_bf16.h) and the tiles usable (amx_bf16_usable, amx.h).
