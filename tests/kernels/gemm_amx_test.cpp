@@ -9,6 +9,7 @@
 //  - Rows of every GGUF block type (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K): the bits of the same GEMM over
 //    their bf16 dequantization (on 3 threads and on 1, where a dequantized W block is reused by its next task), and
 //    LINEAR taking the tiles for them from 16 rows under ROUNDED only.
+//  - I8 rows with per-row scales: the GEMM over the integers, then fma(sum, scale, bias); LINEAR likewise.
 //  - use_amx_gemm's conditions everywhere.
 #include <gtest/gtest.h>
 

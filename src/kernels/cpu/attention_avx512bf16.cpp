@@ -29,6 +29,7 @@
 #include "core/dtype.h"
 #include "kernels/cpu/attention_amx.h"
 #include "kernels/cpu/gemm_bf16.h"
+#include "kernels/cpu/kernel_util.h"
 
 namespace autoglm::cpu {
 
@@ -82,10 +83,6 @@ struct block_buffers {
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
 
-inline __mmask16 first_lanes(int64_t n) {
-  return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);
-}
-
 // 16 floats rounded to bf16 (nearest even: f32_to_bf16's bits for every non-NaN value), one per 32-bit lane.
 inline __m512i round16(const float* x, __mmask16 valid) {
   const __m512i u = _mm512_castps_si512(_mm512_maskz_loadu_ps(valid, x));
@@ -105,8 +102,8 @@ void pack_panel(KRow k_row, VRow v_row, int64_t p, const head_panels& h, uint16_
     uint16_t* dst = tmp + r * h.hd;
     rows[r] = dst;
     for (int64_t d = 0; d < h.hd; d += 16) {
-      const __m512i b = kr ? round16(kr + d, first_lanes(h.hd - d)) : _mm512_setzero_si512();
-      _mm256_mask_storeu_epi16(dst + d, first_lanes(h.hd - d), _mm512_cvtepi32_epi16(b));
+      const __m512i b = kr ? round16(kr + d, first_lanes16(h.hd - d)) : _mm512_setzero_si512();
+      _mm256_mask_storeu_epi16(dst + d, first_lanes16(h.hd - d), _mm512_cvtepi32_epi16(b));
     }
   }
   bf16_detail::pack_w_avx512bf16(rows, int(k_nr), h.hd / 2, h.hd, h.k_panel(p));
@@ -115,7 +112,7 @@ void pack_panel(KRow k_row, VRow v_row, int64_t p, const head_panels& h, uint16_
     const float* v0 = j < h.n ? v_row(j, buf0) : nullptr;
     const float* v1 = j + 1 < h.n ? v_row(j + 1, buf1) : nullptr;
     for (int64_t d = 0; d < (h.hd + k_nr - 1) / k_nr * k_nr; d += 16) {
-      const __mmask16 m = first_lanes(h.hd - d);
+      const __mmask16 m = first_lanes16(h.hd - d);
       const __m512i lo = v0 ? round16(v0 + d, m) : _mm512_setzero_si512();
       const __m512i hi = v1 ? round16(v1 + d, m) : _mm512_setzero_si512();
       _mm512_store_si512(h.v_panel(d / k_nr) + s * k_nr + d % k_nr, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
@@ -131,7 +128,7 @@ void store_scaled(const float* tile, int n_rows, const int64_t* n_keys, int64_t 
   for (int a = 0; a < n_rows; ++a) {
     __m512 mx = _mm512_load_ps(row_max[a]);
     for (int64_t v = 0; v < k_nr / 16; ++v) {
-      const __mmask16 m = first_lanes(n_keys[a] - p * k_nr - 16 * v);
+      const __mmask16 m = first_lanes16(n_keys[a] - p * k_nr - 16 * v);
       const __m512 x = _mm512_mul_ps(_mm512_load_ps(tile + a * k_nr + 16 * v), sc);
       _mm512_mask_storeu_ps(s + a * ns + 16 * v, m, x);
       mx = _mm512_mask_max_ps(mx, m, mx, x);
@@ -144,7 +141,7 @@ void store_scaled(const float* tile, int n_rows, const int64_t* n_keys, int64_t 
 void store_out_row(const float* row, int64_t stride, int64_t hd, float inv, float* dst) {
   const __m512 f = _mm512_set1_ps(inv);
   for (int64_t d = 0; d < hd; d += 16)
-    _mm512_mask_storeu_ps(dst + d, first_lanes(hd - d),
+    _mm512_mask_storeu_ps(dst + d, first_lanes16(hd - d),
                           _mm512_mul_ps(_mm512_load_ps(row + (d / k_nr) * stride + d % k_nr), f));
 }
 

@@ -7,8 +7,8 @@
 #endif
 
 #include <algorithm>
-#include <cmath>
 #include <atomic>
+#include <cmath>
 #include <cstring>
 #include <string>
 #include <type_traits>
@@ -20,6 +20,7 @@
 #include "kernels/cpu/amx.h"
 #include "kernels/cpu/convert.h"
 #include "kernels/cpu/gemm_bf16.h"
+#include "kernels/cpu/kernel_util.h"
 #include "kernels/cpu/transpose_avx512.h"
 
 namespace autoglm::cpu {
@@ -53,15 +54,12 @@ struct problem {
 #if defined(__x86_64__)
 __attribute__((target("avx512f,avx512bw,avx512bf16"))) void pack_x_avx512(const problem& p, int64_t r0, int64_t rows,
                                                                            int64_t b0, int64_t b1, uint16_t* xp) {
-  auto first16 = [](int64_t n) {
-    return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);
-  };
   for (int64_t h = 2 * b0; h < 2 * b1; ++h) {  // 16-row halves of the blocks
     const float* src[16];
     for (int64_t i = 0; i < 16; ++i) src[i] = 16 * h + i < rows ? p.x + (r0 + 16 * h + i) * p.xs : nullptr;
     for (int64_t c = 0; c < p.steps; ++c) {
       const int64_t j = c * k_step;
-      const __mmask16 mlo = first16(p.k - j), mhi = first16(p.k - j - 16);
+      const __mmask16 mlo = first_lanes16(p.k - j), mhi = first_lanes16(p.k - j - 16);
       __m512i v[16];
       for (int i = 0; i < 16; ++i) {
         if (!src[i]) {
@@ -227,15 +225,16 @@ AG_AVX512_BF16 void dequant_row_bf16_q6k(const uint8_t* src, uint16_t* dst, int6
     }
   }
 }
-// I8: int8 to bf16, exact (|q| <= 128 has at most 8 significant bits); elements past the last 32 one at a time.
-AG_AVX512_BF16 void i8_row_bf16(const int8_t* q, uint16_t* dst, int64_t k) {
+// I8: int8 to bf16, exact (|q| <= 128 has at most 8 significant bits), 32 at a time; returns how many it converted
+// (the rest, fewer than 32, are w_row_bf16's).
+AG_AVX512_BF16 int64_t i8_row_bf16(const int8_t* q, uint16_t* dst, int64_t k) {
   int64_t e = 0;
   for (; e + 32 <= k; e += 32) {
     const __m128i lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + e));
     const __m128i hi = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + e + 16));
     store_scaled_bf16(dst + e, lo, hi, 1.0f, 1.0f);
   }
-  for (; e < k; ++e) dst[e] = f32_to_bf16(float(q[e]));
+  return e;
 }
 #undef AG_AVX512_BF16
 #pragma GCC diagnostic pop
@@ -251,10 +250,11 @@ void w_row_bf16(dtype t, const void* src, uint16_t* dst, int64_t k) {
   }
   if (t == dtype::I8) {  // the integers themselves (exact in bf16); the row's scale is applied to the sums
     const auto* q = static_cast<const int8_t*>(src);
+    int64_t e = 0;
 #if defined(__x86_64__)
-    if (bf16_gemm_available()) return i8_row_bf16(q, dst, k);
+    if (bf16_gemm_available()) e = i8_row_bf16(q, dst, k);
 #endif
-    for (int64_t e = 0; e < k; ++e) dst[e] = f32_to_bf16(float(q[e]));
+    for (; e < k; ++e) dst[e] = f32_to_bf16(float(q[e]));
     return;
   }
 #if defined(__x86_64__)
@@ -358,8 +358,8 @@ void run_tasks(const problem& p, const uint16_t* xp, int64_t r0, int64_t rows, i
 template <class X>
 void gemm(thread_pool* pool, const float* x, int64_t xs, int64_t m, const weight_rows& w, int64_t n, int64_t k,
           const float* bias, float* y, int64_t ys, const float* row_scale) {
-  AG_CHECK(amx_gemm_weight_type(w.type), std::string("gemm_bf16_amx: weights must be BF16 or a GGUF block type, ") +
-                                             "not " + dtype_name(w.type));
+  AG_CHECK(amx_gemm_weight_type(w.type), std::string("gemm_bf16_amx: weights must be BF16, a GGUF block type or ") +
+                                             "I8, not " + dtype_name(w.type));
   AG_CHECK((w.type == dtype::I8) == (row_scale != nullptr), "gemm_bf16_amx: row scales go with I8 weights only");
   if (m <= 0 || n <= 0) return;
   if (k <= 0) {  // empty dot products: y = bias

@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "kernels/cpu/gemm_bf16.h"
+#include "kernels/cpu/kernel_util.h"
 #include "kernels/cpu/transpose_avx512.h"
 
 #pragma GCC push_options
@@ -33,12 +34,9 @@ std::atomic<float> g_sink{0};
 
 inline __m512bh as_bh(__m512i v) { return (__m512bh)v; }
 
-// Mask of the first n 16-bit elements of 32 / 32-bit elements of 16 (n clamped to the vector).
+// Mask of the first n 16-bit elements of 32 (n clamped to the vector; 32-bit elements: kernel_util.h first_lanes16).
 inline __mmask32 first16(int64_t n) {
   return n >= 32 ? ~__mmask32(0) : n <= 0 ? __mmask32(0) : __mmask32((uint32_t(1) << n) - 1);
-}
-inline __mmask16 first32(int64_t n) {
-  return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);
 }
 
 }  // namespace
@@ -57,8 +55,8 @@ void pack_x_avx512bf16(const float* x, int64_t xs, int64_t rows, int64_t k, int6
       const float* xr = x + i * xs;
       // 32 floats -> 16 pairs at a time; elements past k read as 0 (masked, never touched).
       for (int64_t j = 0; j < k; j += 32) {
-        const __m512 lo = _mm512_maskz_loadu_ps(first32(k - j), xr + j);
-        const __m512 hi = _mm512_maskz_loadu_ps(first32(k - j - 16), xr + j + 16);
+        const __m512 lo = _mm512_maskz_loadu_ps(first_lanes16(k - j), xr + j);
+        const __m512 hi = _mm512_maskz_loadu_ps(first_lanes16(k - j - 16), xr + j + 16);
         _mm512_store_si512(pairs, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
         const int64_t s0 = j / 2, n_pairs = std::min<int64_t>(16, kp - s0);
         for (int64_t q = 0; q < n_pairs; ++q) panel[(s0 + q) * MR + a] = pairs[q];
@@ -130,7 +128,7 @@ void tile_rows_avx512bf16(const uint32_t* const* x_rows, const uint32_t* wp, int
 
 void store_tile_avx512bf16(const float* tile, int n_rows, int n_cols, const float* bias, float* y, int64_t ys) {
   for (int v = 0; v < NV && 16 * v < n_cols; ++v) {
-    const __mmask16 mask = first32(n_cols - 16 * v);
+    const __mmask16 mask = first_lanes16(n_cols - 16 * v);
     const __m512 b = bias ? _mm512_maskz_loadu_ps(mask, bias + 16 * v) : _mm512_setzero_ps();
     for (int a = 0; a < n_rows; ++a)
       _mm512_mask_storeu_ps(y + a * ys + 16 * v, mask, _mm512_add_ps(_mm512_load_ps(tile + a * NR + 16 * v), b));

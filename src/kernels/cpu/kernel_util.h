@@ -19,6 +19,12 @@ inline bool env_value_is_off(const char* value) {
   return v == "0" || v == "off" || v == "false" || v == "no";
 }
 
+// The mask of the first n of 16 vector lanes, n clamped to 0 .. 16 (an AVX-512 __mmask16 is this integer): masked
+// loads and stores of a row's last, partial vector.
+inline uint16_t first_lanes16(int64_t n) {
+  return n >= 16 ? uint16_t(0xFFFF) : n <= 0 ? uint16_t(0) : uint16_t((1u << n) - 1);
+}
+
 // A [rows, cols] matrix of T with unit column stride: base pointer and row stride in elements.
 template <class T>
 struct rows_of {

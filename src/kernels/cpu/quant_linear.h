@@ -28,10 +28,10 @@
 // Threads split the W tiles.
 //
 // The one exception, on CPUs with AMX tiles under the ROUNDED precision (gemm_bf16.h, the default): prefill (16+ rows)
-// of Q4_0, Q5_0, Q8_0, Q4_K and Q6_K weights runs the AMX GEMM of BF16 weights instead (gemm_amx.h), each W block
-// dequantized to bf16 once per task and x rounded to bf16, F32 sums: torch's bf16 arithmetic on the dequantized model,
-// not the integers above (1.6-1.7x their GFLOP/s on a 2-core Xeon VM, 9B gate|up over 512 rows). EXACT keeps every
-// row on the integer kernels; decode rows always are.
+// of every weight type here (the GGUF block types and I8) runs the AMX GEMM of BF16 weights instead (gemm_amx.h), each
+// W block dequantized to bf16 (I8: its integers, the row scales applied to the sums) and x rounded to bf16, F32 sums:
+// torch's bf16 arithmetic on the dequantized model, not the integers above (1.6-1.7x their GFLOP/s on a 2-core Xeon
+// VM, 9B gate|up over 512 rows). EXACT keeps every row on the integer kernels; decode rows always are.
 #pragma once
 
 #include <cstdint>
