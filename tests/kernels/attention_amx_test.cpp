@@ -7,6 +7,12 @@
 //  - Where the tiles are usable (an AMX Xeon unless AUTOGLM_CPU_AMX=0; skipped elsewhere): the real instructions give
 //    the emulation's values.
 //  - The path is chosen only from 1024 rows, for head_dim % 32 == 0 and with the ROUNDED precision.
+//  - The causal prefill over a paged cache (dense_attention_problem.h's check_causal_prefill: F32, F16, BF16, Q8_0
+//    caches, shuffled block tables, history, grouped heads, strided q and out, 32-row blocks cut) against the same
+//    contract per row over its own positions, on emulated tiles (1 and 3 threads) and on the real ones where usable;
+//    chosen from 64 new rows under ROUNDED.
+#include "kernels/cpu/attention_amx.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -15,10 +21,9 @@
 
 #include "core/dtype.h"
 #include "core/thread_pool.h"
-#include "kernels/cpu/amx.h"
-#include "kernels/cpu/attention_amx.h"
-#include "kernels/cpu/gemm_bf16.h"
 #include "dense_attention_problem.h"
+#include "kernels/cpu/amx.h"
+#include "kernels/cpu/gemm_bf16.h"
 
 namespace autoglm::cpu {
 namespace {
@@ -30,15 +35,15 @@ struct shape {
 };
 
 TEST(attention_amx, emulated_tiles_meet_the_contract_and_the_bf16_bound) {
-  const shape shapes[] = {{1, 1, 32, 0, 1},      {9, 2, 64, 2, 5},     {40, 1, 32, 3, 31},  {32, 2, 128, 0, 32},
-                          {50, 3, 64, 7, 33},    {130, 2, 96, 10, 100}, {300, 1, 128, 0, 300}};
+  const shape shapes[] = {{1, 1, 32, 0, 1},   {9, 2, 64, 2, 5},      {40, 1, 32, 3, 31},   {32, 2, 128, 0, 32},
+                          {50, 3, 64, 7, 33}, {130, 2, 96, 10, 100}, {300, 1, 128, 0, 300}};
   for (const shape& sh : shapes)
     for (int threads : {1, 3}) {
       problem p = make(sh.rows, sh.heads, sh.hd, uint64_t(sh.n * 131 + sh.hd + threads));
       thread_pool pool(threads);
       const float scale = 1.0f / std::sqrt(float(sh.hd));
-      attention_dense_segment_amx_emulated(&pool, p.part(0), p.part(1), p.part(2), sh.r0, sh.n, sh.heads, sh.hd,
-                                           scale, p.out_rows());
+      attention_dense_segment_amx_emulated(&pool, p.part(0), p.part(1), p.part(2), sh.r0, sh.n, sh.heads, sh.hd, scale,
+                                           p.out_rows());
       const std::string what = "n=" + std::to_string(sh.n) + " hd=" + std::to_string(sh.hd) +
                                " heads=" + std::to_string(sh.heads) + " threads=" + std::to_string(threads);
       EXPECT_LE(max_error(p, sh.r0, sh.n, reference(p, sh.r0, sh.n, scale, true)), 1e-3)
@@ -82,6 +87,24 @@ TEST(attention_amx, the_tiles_give_the_emulations_values) {
     EXPECT_LE(err, 1e-3) << "n=" << sh.n;
     EXPECT_LE(max_error(hw, sh.r0, sh.n, reference(hw, sh.r0, sh.n, scale, false)), 2e-2);
   }
+}
+
+TEST(attention_amx, causal_prefill_on_emulated_tiles_meets_the_contract) {
+  for (int threads : {1, 3}) check_causal_prefill(attention_prefill_amx_emulated, threads);
+}
+
+TEST(attention_amx, causal_prefill_on_the_tiles_meets_the_contract) {
+  if (!amx_bf16_usable()) GTEST_SKIP() << "this CPU (or this process) has no AMX tiles";
+  check_causal_prefill(attention_prefill_amx, 3);
+}
+
+TEST(attention_amx, the_prefill_path_is_taken_from_64_new_rows_under_rounded) {
+  EXPECT_FALSE(attention_prefill_uses_amx(64, 80));
+  const cpu_gemm_precision_scope rounded(cpu_gemm_precision::ROUNDED);
+  EXPECT_FALSE(attention_prefill_uses_amx(63, 128));
+  EXPECT_EQ(attention_prefill_uses_amx(64, 128), amx_bf16_usable());
+  const cpu_gemm_precision_scope exact(cpu_gemm_precision::EXACT);  // F32 attention, bit-identical to decode rows
+  EXPECT_FALSE(attention_prefill_uses_amx(4096, 128));
 }
 
 }  // namespace

@@ -172,101 +172,9 @@ TEST(attention_avx512bf16, taken_only_for_long_segments_of_whole_32_dim_chunks_w
   EXPECT_FALSE(attention_dense_uses_avx512bf16(4096, 128));
 }
 
-// A paged cache of one layer: [n_blocks, 16 slots, n_kv heads, hd] in `type`, sequence positions in shuffled blocks.
-struct paged_problem {
-  dtype type;
-  int64_t n_kv, hd, bs = 16, n_blocks;
-  std::vector<uint8_t> k, v;
-  std::vector<int32_t> table;
-  int64_t head_bytes() const { return int64_t(dtype_row_bytes(type, hd)); }
-  attn::cache_view view(std::vector<uint8_t>& c) const {
-    return {type, c.data(), bs * n_kv * head_bytes(), n_kv * head_bytes(), head_bytes(), n_blocks, int32_t(bs)};
-  }
-  void put(std::vector<uint8_t>& c, int64_t pos, int64_t head, const float* x) {
-    uint8_t* dst = view(c).at(table[size_t(pos / bs)], pos % bs, head);
-    if (type == dtype::Q8_0) f32_to_q8_0(x, dst, hd);
-    else convert_from_f32(type, x, dst, hd);
-  }
-  // The cache's value of a row, as the kernel decodes it.
-  std::vector<float> get(std::vector<uint8_t>& c, int64_t pos, int64_t head) {
-    std::vector<float> buf(static_cast<size_t>(hd));
-    const float* r = attn::f32_row(view(c), view(c).at(table[size_t(pos / bs)], pos % bs, head), buf.data(), hd);
-    return std::vector<float>(r, r + hd);
-  }
-};
-
 TEST(attention_avx512bf16, causal_prefill_over_a_paged_cache_meets_the_contract) {
   if (!bf16_gemm_available()) GTEST_SKIP() << "no AVX-512 BF16 on this CPU";
-  struct shape {
-    dtype type;
-    int64_t n_heads, n_kv, hd, n_past, n_new;
-  };
-  const shape shapes[] = {{dtype::F16, 8, 2, 64, 0, 64},    {dtype::F32, 4, 1, 128, 37, 100},
-                          {dtype::BF16, 6, 3, 96, 70, 65},  {dtype::Q8_0, 32, 2, 128, 5, 111}};
-  for (const shape& sh : shapes) {
-    const int64_t n = sh.n_past + sh.n_new, w = sh.n_heads * sh.hd, qs = w + 7, os = w + 3, first = 2;
-    paged_problem c{sh.type, sh.n_kv, sh.hd, 16, (n + 15) / 16 + 3, {}, {}, {}};
-    c.k.assign(size_t(c.n_blocks * c.bs * c.n_kv * c.head_bytes()), 0);
-    c.v = c.k;
-    for (int64_t b = 0; b < (n + 15) / 16; ++b) c.table.push_back(int32_t((b * 5 + 3) % c.n_blocks));
-    std::mt19937_64 gen(uint64_t(n * 7 + sh.hd));
-    std::normal_distribution<float> nd(0.0f, 1.0f);
-    std::vector<float> row(static_cast<size_t>(sh.hd));
-    for (int64_t p = 0; p < n; ++p)
-      for (int64_t h = 0; h < sh.n_kv; ++h) {
-        for (float& x : row) x = nd(gen);
-        c.put(c.k, p, h, row.data());
-        for (float& x : row) x = nd(gen);
-        c.put(c.v, p, h, row.data());
-      }
-    std::vector<float> q(size_t((first + sh.n_new + 1) * qs));
-    for (float& x : q) x = nd(gen);
-    std::vector<float> out(size_t((first + sh.n_new + 1) * os), k_sentinel);
-    attn::seq_desc d{first, sh.n_new, sh.n_past, c.table.data(), int64_t(c.table.size())};
-    const float scale = 1.0f / std::sqrt(float(sh.hd));
-    thread_pool pool(3);
-    attention_prefill_avx512bf16(&pool, q.data(), qs, c.view(c.k), c.view(c.v), d, sh.n_heads, sh.n_kv, sh.hd, scale,
-                                 out.data(), os);
-    // Reference per (row, head): the decoded cache rows, rounded (contract) or not (exact).
-    double err_contract = 0.0, err_exact = 0.0;
-    for (int64_t i = 0; i < sh.n_new; ++i)
-      for (int64_t h = 0; h < sh.n_heads; ++h) {
-        const int64_t kvh = h / (sh.n_heads / sh.n_kv), ctx = sh.n_past + i + 1;
-        const float* qi = q.data() + (first + i) * qs + h * sh.hd;
-        for (bool round : {true, false}) {
-          auto r = [&](float x) { return double(round ? round_bf16(x) : x); };
-          std::vector<double> s(static_cast<size_t>(ctx)), o(static_cast<size_t>(sh.hd), 0.0);
-          double mx = -INFINITY, sum = 0.0;
-          for (int64_t p = 0; p < ctx; ++p) {
-            const std::vector<float> kp = c.get(c.k, p, kvh);
-            double dot = 0.0;
-            for (int64_t e = 0; e < sh.hd; ++e) dot += r(qi[e]) * r(kp[size_t(e)]);
-            s[size_t(p)] = dot * scale;
-            mx = std::max(mx, s[size_t(p)]);
-          }
-          for (int64_t p = 0; p < ctx; ++p) {
-            const double e = std::exp(s[size_t(p)] - mx);
-            const double wgt = round ? double(round_bf16(float(e))) : e;
-            sum += wgt;
-            const std::vector<float> vp = c.get(c.v, p, kvh);
-            for (int64_t e2 = 0; e2 < sh.hd; ++e2) o[size_t(e2)] += wgt * r(vp[size_t(e2)]);
-          }
-          for (int64_t e = 0; e < sh.hd; ++e) {
-            const double err = std::fabs(double(out[size_t((first + i) * os + h * sh.hd + e)]) - o[size_t(e)] / sum);
-            (round ? err_contract : err_exact) = std::max(round ? err_contract : err_exact, err);
-          }
-        }
-      }
-    const std::string what = std::string(dtype_name(sh.type)) + " n_past=" + std::to_string(sh.n_past) +
-                             " n_new=" + std::to_string(sh.n_new) + " hd=" + std::to_string(sh.hd);
-    EXPECT_LE(err_contract, 1e-3) << what;
-    EXPECT_LE(err_exact, 2e-2) << what;
-    for (int64_t r = 0; r < first + sh.n_new + 1; ++r)
-      for (int64_t col = 0; col < os; ++col)
-        if (r < first || r >= first + sh.n_new || col >= w) {
-          ASSERT_EQ(out[size_t(r * os + col)], k_sentinel) << what << ": row " << r << " col " << col;
-        }
-  }
+  check_causal_prefill(attention_prefill_avx512bf16, 3);
 }
 
 TEST(attention_avx512bf16, whether_the_dots_outrun_the_fmas_is_the_cpus_answer) {
@@ -282,7 +190,8 @@ TEST(attention_avx512bf16, the_prefill_path_is_taken_from_64_new_rows_under_roun
   EXPECT_FALSE(attention_prefill_uses_avx512bf16(64, 80));
   const cpu_gemm_precision_scope rounded(cpu_gemm_precision::ROUNDED);
   EXPECT_FALSE(attention_prefill_uses_avx512bf16(63, 128));
-  EXPECT_EQ(attention_prefill_uses_avx512bf16(64, 128), bf16_gemm_available() && bf16_dots_outrun_fma());
+  EXPECT_EQ(attention_prefill_uses_avx512bf16(64, 128),
+            bf16_gemm_available() && bf16_dots_outrun_fma() && !amx_bf16_usable());
   const cpu_gemm_precision_scope exact(cpu_gemm_precision::EXACT);  // F32 attention, bit-identical to decode rows
   EXPECT_FALSE(attention_prefill_uses_avx512bf16(4096, 128));
 }

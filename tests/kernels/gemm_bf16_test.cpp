@@ -222,5 +222,25 @@ TEST(gemm_bf16, environment_values) {
     EXPECT_EQ(cpu_gemm_precision_from_env(off), cpu_gemm_precision::EXACT) << off;
 }
 
+TEST(gemm_bf16, rows_rounded_to_bf16_give_the_scalar_bits) {
+  // convert_from_f32 (AVX2 where present, 8 lanes then a scalar tail) against f32_to_bf16 one value at a time:
+  // ties both ways, NaNs with payloads (quieted), infinities, zeros, denormals, the largest finite values, and
+  // random bit patterns, at every tail length.
+  std::vector<uint32_t> bits = {0x00000000u, 0x80000000u, 0x7f800000u, 0xff800000u, 0x7f800001u, 0xffc00001u,
+                                0x7fbfffffu, 0x00000001u, 0x807fffffu, 0x7f7fffffu, 0x7f7f8000u, 0x3f808000u,
+                                0x3f818000u, 0x3f807fffu, 0x3f80ffffu, 0x00008000u, 0x7f7fffffu, 0xc0490fdbu};
+  std::mt19937 gen(5);
+  while (bits.size() < 100003) bits.push_back(uint32_t(gen()));
+  std::vector<float> x(bits.size());
+  std::memcpy(x.data(), bits.data(), bits.size() * 4);
+  for (int64_t n : {int64_t(1), int64_t(7), int64_t(8), int64_t(17), int64_t(x.size())}) {
+    std::vector<uint16_t> got(size_t(n) + 1, 0xdead);
+    convert_from_f32(dtype::BF16, x.data(), got.data(), n);
+    for (int64_t i = 0; i < n; ++i)
+      ASSERT_EQ(got[size_t(i)], f32_to_bf16(x[size_t(i)])) << "bits " << std::hex << bits[size_t(i)];
+    EXPECT_EQ(got[size_t(n)], 0xdead) << "written past n = " << n;
+  }
+}
+
 }  // namespace
 }  // namespace autoglm::cpu

@@ -40,6 +40,9 @@ double tolerance(op_id op, dtype key) {
   // measure 0.8-3.2e-3 on gemm_bf16_test's shapes of 2+ rows, so the same 1e-2. gemm_bf16_test holds it to a scalar
   // model bit for bit and to the rounding bound per output. F16/F32 weights stay exact there: the F32 bound below.
   if (g_bf16_gemm && op == op_id::LINEAR && key == dtype::BF16) return 1e-2;
+  // cpu-bf16's ATTENTION_PAGED: a sequence's 64+ new rows take the bf16 prefill (AMX tiles or AVX-512 BF16 dots;
+  // Q, K, V and the softmax weights rounded to bf16), CUDA's bf16 bound.
+  if (g_bf16_gemm && op == op_id::ATTENTION_PAGED) return 2e-2;
   switch (op) {
     case op_id::COPY:
     case op_id::EMBEDDING:
@@ -98,9 +101,10 @@ std::vector<backend> backends() {
 }
 
 bool runs_on(const backend& b, op_id op, dtype key) {
-  // cpu-bf16: the float LINEARs (the bf16 GEMM) and dense attention (its AVX-512 BF16 path from 1024 rows).
+  // cpu-bf16: the float LINEARs (the bf16 GEMM), dense attention (its bf16 paths from 1024 rows) and paged attention
+  // (its bf16 prefill from 64 new rows).
   return !b.bf16_gemm || (op == op_id::LINEAR && (key == dtype::F32 || key == dtype::F16 || key == dtype::BF16)) ||
-         (op == op_id::ATTENTION_DENSE && key == dtype::F32);
+         (op == op_id::ATTENTION_DENSE && key == dtype::F32) || op == op_id::ATTENTION_PAGED;
 }
 
 void select(const backend& b) {

@@ -2,8 +2,9 @@
 // dense attention (see attention.h) and the per-head arithmetic the attention kernels share (attention_common.h).
 // Paged attention groups the batch's new rows so their scores fit a bounded buffer and runs the three-pass
 // kernel of attention_paged.cpp on each group; under the ROUNDED precision a sequence's prefill of 64+ rows takes
-// the AVX-512 BF16 path instead where the CPU has it (attention_avx512bf16.h: bf16 operands, f32 sums). Per head the arithmetic is that of the original per-row kernel:
-// dot (AVX2: two 8-lane accumulators; NEON: the same as four 4-lane ones) * scale, softmax with a double sum, P.V
+// AMX tiles instead where they are usable (attention_amx.h), else the AVX-512 BF16 path where the CPU has it
+// (attention_avx512bf16.h; both bf16 operands, f32 sums). Per head the arithmetic is that of the original per-row
+// kernel: dot (AVX2: two 8-lane accumulators; NEON: the same as four 4-lane ones) * scale, softmax with a double sum, P.V
 // accumulated in position order.
 #include "kernels/cpu/attention.h"
 
@@ -13,8 +14,9 @@
 #include <vector>
 
 #include "core/thread_pool.h"
-#include "kernels/cpu/attention_common.h"
+#include "kernels/cpu/attention_amx.h"
 #include "kernels/cpu/attention_avx512bf16.h"
+#include "kernels/cpu/attention_common.h"
 #include "kernels/cpu/convert.h"
 #include "kernels/cpu/gemm_kernels.h"
 #include "kernels/cpu/kernel_util.h"
@@ -349,6 +351,10 @@ void paged_attention_impl(thread_pool* pool, const float* q, int64_t qs, const c
     AG_CHECK(d.n_past + d.n_new <= d.n_table * bs, "attention_paged: sequence " + std::to_string(s) + " needs " +
                                                        std::to_string(d.n_past + d.n_new) + " slots, its block table holds " +
                                                        std::to_string(d.n_table * bs));
+    if (bf16_prefill && attention_prefill_uses_amx(d.n_new, hd)) {
+      attention_prefill_amx(pool, q, qs, kc, vc, d, n_heads, n_kv_heads, hd, scale, out, os);
+      continue;
+    }
     if (bf16_prefill && attention_prefill_uses_avx512bf16(d.n_new, hd)) {
       attention_prefill_avx512bf16(pool, q, qs, kc, vc, d, n_heads, n_kv_heads, hd, scale, out, os);
       continue;

@@ -1,6 +1,8 @@
-// kernels/cpu/attention_amx.cpp: dense (bidirectional) attention of one segment on AMX tiles, see attention_amx.h.
+// kernels/cpu/attention_amx.cpp: dense (bidirectional) attention of one segment, and the causal prefill of one
+// sequence over the paged cache, on AMX tiles, see attention_amx.h.
 //
-// Per head: K and V are packed once into tile layouts (bf16), shared by the threads:
+// Per head (the prefill: per KV head, for its group of query heads) K and V are packed once into tile layouts
+// (bf16), shared by the threads:
 //   kb: per panel p of 16 keys and chunk c of 32 dims, one B tile (1 KB): row r, pair j = (K[16p + j][32c + 2r],
 //       K[16p + j][32c + 2r + 1]); keys past n are zero.
 //   vb: per chunk kc of 32 keys and tile dt of 16 dims, one B tile: row r, pair d = (V[32kc + 2r][16dt + d],
@@ -9,7 +11,9 @@
 // gives its scores S [32][ns] (ns = n rounded up to 32) with 2 x 2 accumulator tiles per pass (rows 0-15 / 16-31 x
 // two key panels) over hd / 32 A and B loads; an f32 softmax per row (exp_avx2) writes the weights as bf16 P
 // [32][ns] (zero past n); P.V runs 2 x 2 accumulator tiles (rows x two 16-dim tiles) over the ns / 32 key chunks,
-// into f32 O [32][hd], divided by the row sums on the way out. Tiles: 0, 1 A; 2, 3 B; 4-7 accumulators.
+// into f32 O [32][hd], divided by the row sums on the way out. Tiles: 0, 1 A; 2, 3 B; 4-7 accumulators. The causal
+// prefill runs a block over the keys of its last row only (rounded up to 32), each row's weights zero past its own
+// position.
 #include "kernels/cpu/attention_amx.h"
 
 #include <algorithm>
@@ -18,6 +22,7 @@
 
 #include "core/dtype.h"
 #include "kernels/cpu/amx.h"
+#include "kernels/cpu/attention_common.h"
 #include "kernels/cpu/convert.h"
 #include "kernels/cpu/gemm_bf16.h"
 #include "kernels/cpu/gemm_kernels.h"
@@ -34,6 +39,7 @@ namespace {
 constexpr int64_t k_rows = 32;      // query rows per block: two 16-row tiles
 constexpr int64_t k_tile = 512;     // bf16 elements of one packed tile (16 rows x 64 bytes)
 constexpr int64_t k_min_rows = 1024;
+constexpr int64_t k_prefill_min_rows = 64;  // new rows of a sequence from which its causal prefill takes the tiles
 
 #if defined(__x86_64__)
 // Rounds 8 floats to bf16 (nearest even; the weights here are finite), stores them at p, returns them as floats.
@@ -185,63 +191,133 @@ void block_pv(const uint16_t* pb, int64_t ns, const uint16_t* vb, int64_t hd, fl
   }
 }
 
+// Packs keys [0, n) of one head into kb / vb (the file comment's layouts; zero from n to n rounded up to 32):
+// row(j, which, buf) gives key j's K (which = 0) or V (1) row as hd floats (buf: hd floats it may fill).
+template <class Row>
+void pack_head(thread_pool* pool, int64_t n, int64_t hd, Row row, uint16_t* kb, uint16_t* vb) {
+  const int64_t ns = (n + 31) / 32 * 32, chunks = hd / 32, dts = hd / 16;
+  parallel_for(pool, ns / 32, 8, [&](int64_t c0, int64_t c1) {
+    thread_local std::vector<float> kbuf, vbuf;
+    kbuf.resize(size_t(hd));
+    vbuf.resize(size_t(hd));
+    for (int64_t j = c0 * 32; j < c1 * 32; ++j) {
+      const float* kr = j < n ? row(j, 0, kbuf.data()) : nullptr;
+      const float* vr = j < n ? row(j, 1, vbuf.data()) : nullptr;
+      uint16_t* kt = kb + (j / 16) * chunks * k_tile + (j % 16) * 2;
+      uint16_t* vt = vb + (j / 32) * dts * k_tile + ((j % 32) / 2) * 32 + (j % 2);
+      for (int64_t d = 0; d < hd; ++d) {
+        kt[(d / 32) * k_tile + ((d % 32) / 2) * 32 + (d % 2)] = kr ? f32_to_bf16(kr[d]) : 0;
+        vt[(d / 16) * k_tile + (d % 16) * 2] = vr ? f32_to_bf16(vr[d]) : 0;
+      }
+    }
+  });
+}
+
+// One thread's buffers for a block of k_rows query rows over up to ns keys.
+struct block_buffers {
+  std::vector<uint16_t> qb, pb;
+  std::vector<float> s, o;
+  void reserve(int64_t hd, int64_t ns) {
+    qb.resize(size_t(k_rows * hd));
+    pb.resize(size_t(k_rows * ns));
+    s.resize(size_t(k_rows * ns));
+    o.resize(size_t(k_rows * hd));
+  }
+};
+
+// Query rows [0, m) (m <= k_rows) of one head: row i at q[i], its output at out[i], attending to keys [0, keys0 + i)
+// when causal, else [0, keys0); kb / vb hold at least those keys. Scores and P.V run over the block's longest
+// key range rounded up to 32 (the weights of keys past a row's own range are zero).
+template <class X>
+void run_block(rows_of<const float> q, rows_of<float> out, int64_t m, int64_t keys0, bool causal, int64_t hd,
+               float scale, const uint16_t* kb, const uint16_t* vb, block_buffers& b) {
+  const int64_t last = causal ? keys0 + m - 1 : keys0;
+  const int64_t ns = (last + 31) / 32 * 32;
+  for (int64_t i = 0; i < k_rows; ++i) {
+    uint16_t* dst = b.qb.data() + i * hd;
+    if (i < m)
+      convert_from_f32(dtype::BF16, q[i], dst, hd);
+    else
+      std::fill(dst, dst + hd, uint16_t(0));
+  }
+  block_scores<X>(b.qb.data(), hd, kb, ns, b.s.data());
+  float sums[k_rows];
+  for (int64_t i = 0; i < k_rows; ++i) {
+    uint16_t* pr = b.pb.data() + i * ns;
+    const int64_t valid = i < m ? (causal ? keys0 + i : keys0) : 0;
+    if (i < m) sums[i] = softmax_row_bf16(b.s.data() + i * ns, valid, scale, pr);
+    std::fill(pr + valid, pr + ns, uint16_t(0));
+  }
+  block_pv<X>(b.pb.data(), ns, vb, hd, b.o.data());
+  for (int64_t i = 0; i < m; ++i) {
+    const float inv = 1.0f / sums[i];
+    float* dst = out[i];
+    for (int64_t d = 0; d < hd; ++d) dst[d] = b.o[size_t(i * hd + d)] * inv;
+  }
+}
+
 template <class X>
 void segment(thread_pool* pool, rows_of<const float> q, rows_of<const float> k, rows_of<const float> v, int64_t r0,
              int64_t n, int64_t n_heads, int64_t hd, float scale, rows_of<float> out) {
   if (n <= 0) return;
   AG_CHECK(hd % 32 == 0 && hd > 0, "attention_dense (AMX): head_dim must be a multiple of 32");
   const int64_t ns = (n + 31) / 32 * 32;
-  const int64_t chunks = hd / 32, dts = hd / 16;
   std::vector<uint16_t> kb(size_t(ns * hd)), vb(size_t(ns * hd));
   const int64_t n_blocks = (n + k_rows - 1) / k_rows;
   for (int64_t h = 0; h < n_heads; ++h) {
     const int64_t col = h * hd;
-    // Pack K and V (keys past n: zero), 32 keys (one V chunk, two K panels) per step.
-    parallel_for(pool, ns / 32, 8, [&](int64_t c0, int64_t c1) {
-      for (int64_t j = c0 * 32; j < c1 * 32; ++j) {
-        const float* kr = j < n ? k[r0 + j] + col : nullptr;
-        const float* vr = j < n ? v[r0 + j] + col : nullptr;
-        uint16_t* kt = kb.data() + (j / 16) * chunks * k_tile + (j % 16) * 2;
-        uint16_t* vt = vb.data() + (j / 32) * dts * k_tile + ((j % 32) / 2) * 32 + (j % 2);
-        for (int64_t d = 0; d < hd; ++d) {
-          kt[(d / 32) * k_tile + ((d % 32) / 2) * 32 + (d % 2)] = kr ? f32_to_bf16(kr[d]) : 0;
-          vt[(d / 16) * k_tile + (d % 16) * 2] = vr ? f32_to_bf16(vr[d]) : 0;
-        }
-      }
-    });
+    pack_head(
+        pool, n, hd, [&](int64_t j, int which, float*) { return (which ? v : k)[r0 + j] + col; }, kb.data(), vb.data());
     parallel_for(pool, n_blocks, 1, [&](int64_t b0, int64_t b1) {
-      thread_local std::vector<uint16_t> qb, pb;
-      thread_local std::vector<float> s, o;
-      qb.resize(size_t(k_rows * hd));
-      pb.resize(size_t(k_rows * ns));
-      s.resize(size_t(k_rows * ns));
-      o.resize(size_t(k_rows * hd));
-      float sums[k_rows];
+      thread_local block_buffers b;
+      b.reserve(hd, ns);
       X::configure();
       for (int64_t blk = b0; blk < b1; ++blk) {
-        const int64_t i0 = blk * k_rows, m = std::min(k_rows, n - i0);
-        for (int64_t i = 0; i < k_rows; ++i) {
-          uint16_t* dst = qb.data() + i * hd;
-          if (i < m) convert_from_f32(dtype::BF16, q[r0 + i0 + i] + col, dst, hd);
-          else std::fill(dst, dst + hd, uint16_t(0));
-        }
-        block_scores<X>(qb.data(), hd, kb.data(), ns, s.data());
-        for (int64_t i = 0; i < k_rows; ++i) {
-          uint16_t* pr = pb.data() + i * ns;
-          const int64_t valid = i < m ? n : 0;
-          if (i < m) sums[i] = softmax_row_bf16(s.data() + i * ns, n, scale, pr);
-          std::fill(pr + valid, pr + ns, uint16_t(0));
-        }
-        block_pv<X>(pb.data(), ns, vb.data(), hd, o.data());
-        for (int64_t i = 0; i < m; ++i) {
-          const float inv = 1.0f / sums[i];
-          float* dst = out[r0 + i0 + i] + col;
-          for (int64_t d = 0; d < hd; ++d) dst[d] = o[size_t(i * hd + d)] * inv;
-        }
+        const int64_t i0 = blk * k_rows;
+        run_block<X>({q[r0 + i0] + col, q.stride}, {out[r0 + i0] + col, out.stride}, std::min(k_rows, n - i0), n, false,
+                     hd, scale, kb.data(), vb.data(), b);
       }
       X::release();
     });
   }
+}
+
+// The causal prefill of one sequence (attention_prefill_amx): each KV head's keys [0, n_past + n_new) packed once
+// from the cache for its group of query heads; items (query head, block of k_rows new rows), head-major, so each
+// thread's span holds every block length of its heads.
+template <class X>
+void paged_prefill(thread_pool* pool, const float* q, int64_t qs, const attn::cache_view& kc,
+                   const attn::cache_view& vc, const attn::seq_desc& d, int64_t n_heads, int64_t n_kv_heads, int64_t hd,
+                   float scale, float* out, int64_t os) {
+  AG_CHECK(hd % 32 == 0 && hd > 0, "attention_paged (AMX): head_dim must be a multiple of 32");
+  AG_CHECK(n_kv_heads > 0 && n_heads % n_kv_heads == 0, "attention_paged: heads must be a multiple of KV heads");
+  if (d.n_new <= 0) return;
+  const int64_t n = d.n_past + d.n_new, ns = (n + 31) / 32 * 32, group = n_heads / n_kv_heads;
+  // [KV head][ns * hd], the calling thread's, kept between calls (the workers see them through these pointers).
+  thread_local std::vector<uint16_t> t_kb, t_vb;
+  t_kb.resize(size_t(n_kv_heads * ns * hd));
+  t_vb.resize(t_kb.size());
+  uint16_t *const kb = t_kb.data(), *const vb = t_vb.data();
+  for (int64_t kvh = 0; kvh < n_kv_heads; ++kvh) {
+    auto row = [&](int64_t j, int which, float* buf) {
+      const attn::cache_view& c = which ? vc : kc;
+      return attn::f32_row(c, c.at(attn::block_of(d, c, j), j % c.block_size, kvh), buf, hd);
+    };
+    pack_head(pool, n, hd, row, kb + kvh * ns * hd, vb + kvh * ns * hd);
+  }
+  const int64_t n_blocks = (d.n_new + k_rows - 1) / k_rows;
+  parallel_for(pool, n_heads * n_blocks, 1, [&](int64_t w0, int64_t w1) {
+    thread_local block_buffers b;
+    b.reserve(hd, ns);
+    X::configure();
+    for (int64_t w = w0; w < w1; ++w) {
+      const int64_t h = w / n_blocks, i0 = (w % n_blocks) * k_rows, kvh = h / group;
+      const int64_t row = d.first_row + i0;
+      run_block<X>({q + row * qs + h * hd, qs}, {out + row * os + h * hd, os}, std::min(k_rows, d.n_new - i0),
+                   d.n_past + i0 + 1, true, hd, scale, kb + kvh * ns * hd, vb + kvh * ns * hd, b);
+    }
+    X::release();
+  });
 }
 
 }  // namespace
@@ -261,6 +337,30 @@ void attention_dense_segment_amx(thread_pool* pool, rows_of<const float> q, rows
   (void)pool, (void)q, (void)k, (void)v, (void)r0, (void)n, (void)n_heads, (void)head_dim, (void)scale, (void)out;
   throw error("attention_dense: AMX is an x86 feature");
 #endif
+}
+
+bool attention_prefill_uses_amx(int64_t n_new, int64_t head_dim) {
+  return n_new >= k_prefill_min_rows && head_dim % 32 == 0 && head_dim > 0 &&
+         get_cpu_gemm_precision() == cpu_gemm_precision::ROUNDED && amx_bf16_usable();
+}
+
+void attention_prefill_amx(thread_pool* pool, const float* q, int64_t qs, const attn::cache_view& kc,
+                           const attn::cache_view& vc, const attn::seq_desc& d, int64_t n_heads, int64_t n_kv_heads,
+                           int64_t head_dim, float scale, float* out, int64_t os) {
+#if defined(__x86_64__)
+  AG_CHECK(amx_bf16_usable(), "attention_paged: AMX tiles are not usable in this process");
+  paged_prefill<amx_hw>(pool, q, qs, kc, vc, d, n_heads, n_kv_heads, head_dim, scale, out, os);
+#else
+  (void)pool, (void)q, (void)qs, (void)kc, (void)vc, (void)d, (void)n_heads, (void)n_kv_heads, (void)head_dim,
+      (void)scale, (void)out, (void)os;
+  throw error("attention_paged: AMX is an x86 feature");
+#endif
+}
+
+void attention_prefill_amx_emulated(thread_pool* pool, const float* q, int64_t qs, const attn::cache_view& kc,
+                                    const attn::cache_view& vc, const attn::seq_desc& d, int64_t n_heads,
+                                    int64_t n_kv_heads, int64_t head_dim, float scale, float* out, int64_t os) {
+  paged_prefill<amx_emulated>(pool, q, qs, kc, vc, d, n_heads, n_kv_heads, head_dim, scale, out, os);
 }
 
 void attention_dense_segment_amx_emulated(thread_pool* pool, rows_of<const float> q, rows_of<const float> k,

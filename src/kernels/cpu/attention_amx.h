@@ -1,10 +1,12 @@
-// kernels/cpu/attention_amx.h: ATTENTION_DENSE (the vision tower's per-frame attention) on AMX tiles (internal to
-// kernels/cpu; attention_dense.cpp takes this path where attention_dense_uses_amx says so).
+// kernels/cpu/attention_amx.h: ATTENTION_DENSE (the vision tower's per-frame attention) and the text decoder's causal
+// prefill over the paged cache on AMX tiles (internal to kernels/cpu; attention_dense.cpp and attention.cpp take
+// these paths where attention_dense_uses_amx / attention_prefill_uses_amx say so).
 #pragma once
 
 #include <cstdint>
 
 #include "core/thread_pool.h"
+#include "kernels/cpu/attention_common.h"
 #include "kernels/cpu/kernel_util.h"
 
 namespace autoglm::cpu {
@@ -26,6 +28,18 @@ void attention_dense_segment_amx(thread_pool* pool, rows_of<const float> q, rows
 float softmax_row_bf16(float* s, int64_t n, float scale, uint16_t* p);
 // Its second half on scores already scaled, mx their maximum: the same weights and sum.
 float softmax_scaled_row_bf16(const float* s, int64_t n, float mx, uint16_t* p);
+
+// Causal prefill (attention_paged): a sequence's n_new >= 64 new rows take the tiles when they are usable, the
+// precision is ROUNDED and head_dim % 32 == 0 (before the AVX-512 BF16 path of attention_avx512bf16.h); fewer rows
+// (decode steps) keep the F32 kernel. The contract above per row over keys [0, n_past + i], the cache rows decoded
+// to f32 and rounded to bf16; each KV head's keys are packed once for its group of query heads.
+bool attention_prefill_uses_amx(int64_t n_new, int64_t head_dim);
+void attention_prefill_amx(thread_pool* pool, const float* q, int64_t qs, const attn::cache_view& kc,
+                           const attn::cache_view& vc, const attn::seq_desc& d, int64_t n_heads, int64_t n_kv_heads,
+                           int64_t head_dim, float scale, float* out, int64_t os);
+void attention_prefill_amx_emulated(thread_pool* pool, const float* q, int64_t qs, const attn::cache_view& kc,
+                                    const attn::cache_view& vc, const attn::seq_desc& d, int64_t n_heads,
+                                    int64_t n_kv_heads, int64_t head_dim, float scale, float* out, int64_t os);
 
 // The same code over amx_emulated (amx.h): for tests of the layouts on machines without AMX. Any n >= 1.
 void attention_dense_segment_amx_emulated(thread_pool* pool, rows_of<const float> q, rows_of<const float> k,

@@ -272,7 +272,8 @@ void attention_dense_segment_avx512bf16(thread_pool* pool, rows_of<const float> 
 
 bool attention_prefill_uses_avx512bf16(int64_t n_new, int64_t head_dim) {
   return n_new >= k_prefill_min_rows && head_dim % 32 == 0 && head_dim > 0 &&
-         get_cpu_gemm_precision() == cpu_gemm_precision::ROUNDED && bf16_gemm_available() && bf16_dots_outrun_fma();
+         !attention_prefill_uses_amx(n_new, head_dim) && get_cpu_gemm_precision() == cpu_gemm_precision::ROUNDED &&
+         bf16_gemm_available() && bf16_dots_outrun_fma();
 }
 
 void attention_prefill_avx512bf16(thread_pool* pool, const float* q, int64_t qs, const attn::cache_view& kc,
