@@ -4,8 +4,8 @@
 // kernel of attention_paged.cpp on each group; under the ROUNDED precision a sequence's prefill of 64+ rows takes
 // AMX tiles instead where they are usable (attention_amx.h), else the AVX-512 BF16 path where the CPU has it
 // (attention_avx512bf16.h; both bf16 operands, f32 sums). Per head the arithmetic is that of the original per-row
-// kernel: dot (AVX2: two 8-lane accumulators; NEON: the same as four 4-lane ones) * scale, softmax with a double sum, P.V
-// accumulated in position order.
+// kernel: dot (AVX2: two 8-lane accumulators; NEON: the same as four 4-lane ones) * scale, softmax with a double
+// sum, P.V accumulated in position order.
 #include "kernels/cpu/attention.h"
 
 #include <algorithm>

@@ -33,9 +33,9 @@ void attention_dense_segment_avx512bf16(thread_pool* pool, rows_of<const float> 
 
 // Causal prefill (attention_paged): a sequence's n_new >= 64 new rows take this path when the AMX path does not
 // (attention_prefill_uses_amx), the precision is ROUNDED, the CPU has AVX-512 BF16 (and bf16_dots_outrun_fma) and
-// head_dim % 32 == 0; fewer rows (decode steps)
-// keep the F32 kernel of attention_common.h. The same contract per row over keys [0, n_past + i], the cache rows decoded to f32 and
-// rounded to bf16; the K and V of each KV head are packed once for its group of query heads.
+// head_dim % 32 == 0; fewer rows (decode steps) keep the F32 kernel of attention_common.h. The same contract per
+// row over keys [0, n_past + i], the cache rows decoded to f32 and rounded to bf16; the K and V of each KV head are
+// packed once for its group of query heads.
 bool attention_prefill_uses_avx512bf16(int64_t n_new, int64_t head_dim);
 void attention_prefill_avx512bf16(thread_pool* pool, const float* q, int64_t qs, const attn::cache_view& kc,
                                   const attn::cache_view& vc, const attn::seq_desc& d, int64_t n_heads,
