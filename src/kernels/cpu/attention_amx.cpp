@@ -40,6 +40,8 @@ constexpr int64_t k_rows = 32;      // query rows per block: two 16-row tiles
 constexpr int64_t k_tile = 512;     // bf16 elements of one packed tile (16 rows x 64 bytes)
 constexpr int64_t k_min_rows = 1024;
 constexpr int64_t k_prefill_min_rows = 64;  // new rows of a sequence from which its causal prefill takes the tiles
+// Buffers kept between calls (thread-local) up to this size; larger ones (long contexts) are given back after use.
+constexpr size_t k_keep_bytes = size_t(32) << 20;
 
 #if defined(__x86_64__)
 // Rounds 8 floats to bf16 (nearest even; the weights here are finite), stores them at p, returns them as floats.
@@ -223,6 +225,10 @@ struct block_buffers {
     s.resize(size_t(k_rows * ns));
     o.resize(size_t(k_rows * hd));
   }
+  size_t bytes() const { return (qb.size() + pb.size()) * 2 + (s.size() + o.size()) * 4; }
+  void release_if_large() {
+    if (bytes() > k_keep_bytes) *this = block_buffers{};
+  }
 };
 
 // Query rows [0, m) (m <= k_rows) of one head: row i at q[i], its output at out[i], attending to keys [0, keys0 + i)
@@ -278,6 +284,7 @@ void segment(thread_pool* pool, rows_of<const float> q, rows_of<const float> k, 
                      hd, scale, kb.data(), vb.data(), b);
       }
       X::release();
+      b.release_if_large();
     });
   }
 }
@@ -317,7 +324,12 @@ void paged_prefill(thread_pool* pool, const float* q, int64_t qs, const attn::ca
                    d.n_past + i0 + 1, true, hd, scale, kb + kvh * ns * hd, vb + kvh * ns * hd, b);
     }
     X::release();
+    b.release_if_large();
   });
+  if (t_kb.size() * 4 > k_keep_bytes) {  // a long context's K and V copies: not kept for the thread's life
+    std::vector<uint16_t>().swap(t_kb);
+    std::vector<uint16_t>().swap(t_vb);
+  }
 }
 
 }  // namespace
