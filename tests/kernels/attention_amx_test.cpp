@@ -11,8 +11,6 @@
 //    caches, shuffled block tables, history, grouped heads, strided q and out, 32-row blocks cut) against the same
 //    contract per row over its own positions, on emulated tiles (1 and 3 threads) and on the real ones where usable;
 //    chosen from 64 new rows under ROUNDED.
-#include "kernels/cpu/attention_amx.h"
-
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -21,9 +19,10 @@
 
 #include "core/dtype.h"
 #include "core/thread_pool.h"
-#include "dense_attention_problem.h"
 #include "kernels/cpu/amx.h"
+#include "kernels/cpu/attention_amx.h"
 #include "kernels/cpu/gemm_bf16.h"
+#include "dense_attention_problem.h"
 
 namespace autoglm::cpu {
 namespace {
@@ -35,15 +34,15 @@ struct shape {
 };
 
 TEST(attention_amx, emulated_tiles_meet_the_contract_and_the_bf16_bound) {
-  const shape shapes[] = {{1, 1, 32, 0, 1},   {9, 2, 64, 2, 5},      {40, 1, 32, 3, 31},   {32, 2, 128, 0, 32},
-                          {50, 3, 64, 7, 33}, {130, 2, 96, 10, 100}, {300, 1, 128, 0, 300}};
+  const shape shapes[] = {{1, 1, 32, 0, 1},      {9, 2, 64, 2, 5},     {40, 1, 32, 3, 31},  {32, 2, 128, 0, 32},
+                          {50, 3, 64, 7, 33},    {130, 2, 96, 10, 100}, {300, 1, 128, 0, 300}};
   for (const shape& sh : shapes)
     for (int threads : {1, 3}) {
       problem p = make(sh.rows, sh.heads, sh.hd, uint64_t(sh.n * 131 + sh.hd + threads));
       thread_pool pool(threads);
       const float scale = 1.0f / std::sqrt(float(sh.hd));
-      attention_dense_segment_amx_emulated(&pool, p.part(0), p.part(1), p.part(2), sh.r0, sh.n, sh.heads, sh.hd, scale,
-                                           p.out_rows());
+      attention_dense_segment_amx_emulated(&pool, p.part(0), p.part(1), p.part(2), sh.r0, sh.n, sh.heads, sh.hd,
+                                           scale, p.out_rows());
       const std::string what = "n=" + std::to_string(sh.n) + " hd=" + std::to_string(sh.hd) +
                                " heads=" + std::to_string(sh.heads) + " threads=" + std::to_string(threads);
       EXPECT_LE(max_error(p, sh.r0, sh.n, reference(p, sh.r0, sh.n, scale, true)), 1e-3)

@@ -39,7 +39,6 @@ namespace {
 constexpr int64_t k_rows = 32;      // query rows per block: two 16-row tiles
 constexpr int64_t k_tile = 512;     // bf16 elements of one packed tile (16 rows x 64 bytes)
 constexpr int64_t k_min_rows = 1024;
-constexpr int64_t k_prefill_min_rows = 64;  // new rows of a sequence from which its causal prefill takes the tiles
 // Buffers kept between calls (thread-local) up to this size; larger ones (long contexts) are given back after use.
 constexpr size_t k_keep_bytes = size_t(32) << 20;
 
@@ -307,8 +306,7 @@ void paged_prefill(thread_pool* pool, const float* q, int64_t qs, const attn::ca
   uint16_t *const kb = t_kb.data(), *const vb = t_vb.data();
   for (int64_t kvh = 0; kvh < n_kv_heads; ++kvh) {
     auto row = [&](int64_t j, int which, float* buf) {
-      const attn::cache_view& c = which ? vc : kc;
-      return attn::f32_row(c, c.at(attn::block_of(d, c, j), j % c.block_size, kvh), buf, hd);
+      return attn::position_row(which ? vc : kc, d, j, kvh, buf, hd);
     };
     pack_head(pool, n, hd, row, kb + kvh * ns * hd, vb + kvh * ns * hd);
   }
@@ -352,7 +350,7 @@ void attention_dense_segment_amx(thread_pool* pool, rows_of<const float> q, rows
 }
 
 bool attention_prefill_uses_amx(int64_t n_new, int64_t head_dim) {
-  return n_new >= k_prefill_min_rows && head_dim % 32 == 0 && head_dim > 0 &&
+  return n_new >= attn::k_bf16_prefill_min_rows && head_dim % 32 == 0 && head_dim > 0 &&
          get_cpu_gemm_precision() == cpu_gemm_precision::ROUNDED && amx_bf16_usable();
 }
 

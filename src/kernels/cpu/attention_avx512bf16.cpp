@@ -36,7 +36,6 @@ namespace autoglm::cpu {
 namespace {
 
 constexpr int64_t k_min_rows = 1024;
-constexpr int64_t k_prefill_min_rows = 64;  // new rows of a sequence from which its prefill takes the path
 constexpr int64_t k_mr = bf16_detail::k_bf16_mr;  // rows per micro-panel (6)
 constexpr int64_t k_nr = bf16_detail::k_bf16_nr;  // columns per panel (64)
 constexpr int64_t k_panels = 8;                   // micro-panels per query block
@@ -271,7 +270,7 @@ void attention_dense_segment_avx512bf16(thread_pool* pool, rows_of<const float> 
 }
 
 bool attention_prefill_uses_avx512bf16(int64_t n_new, int64_t head_dim) {
-  return n_new >= k_prefill_min_rows && head_dim % 32 == 0 && head_dim > 0 &&
+  return n_new >= attn::k_bf16_prefill_min_rows && head_dim % 32 == 0 && head_dim > 0 &&
          !attention_prefill_uses_amx(n_new, head_dim) && get_cpu_gemm_precision() == cpu_gemm_precision::ROUNDED &&
          bf16_gemm_available() && bf16_dots_outrun_fma();
 }
@@ -290,12 +289,8 @@ void attention_prefill_avx512bf16(thread_pool* pool, const float* q, int64_t qs,
   // Cache row of position j, KV head kvh, as f32 (F32 caches in place; others decoded into buf).
   auto rows = [&](int64_t kvh) {
     return std::pair{
-        [&, kvh](int64_t j, float* buf) {
-          return attn::f32_row(kc, kc.at(attn::block_of(d, kc, j), j % kc.block_size, kvh), buf, hd);
-        },
-        [&, kvh](int64_t j, float* buf) {
-          return attn::f32_row(vc, vc.at(attn::block_of(d, vc, j), j % vc.block_size, kvh), buf, hd);
-        }};
+        [&, kvh](int64_t j, float* buf) { return attn::position_row(kc, d, j, kvh, buf, hd); },
+        [&, kvh](int64_t j, float* buf) { return attn::position_row(vc, d, j, kvh, buf, hd); }};
   };
   pack_heads(pool, n_kv_heads, rows, hs);
   // Items (query head, block), head-major: each thread's span holds every block length of its heads.

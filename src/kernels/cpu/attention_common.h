@@ -60,6 +60,15 @@ void axpy(float w, const float* x, float* y, int64_t n);
 void softmax(float* scores, int64_t n);
 // A row of K or V as F32: the cache row itself for F32, else converted into buf.
 const float* f32_row(const cache_view& c, const uint8_t* p, float* buf, int64_t n);
+// f32_row of position p of sequence d, KV head `head` (through its block table, checked against the cache).
+inline const float* position_row(const cache_view& c, const seq_desc& d, int64_t p, int64_t head, float* buf,
+                                 int64_t n) {
+  return f32_row(c, c.at(block_of(d, c, p), p % c.block_size, head), buf, n);
+}
+
+// New rows of one sequence from which its causal prefill takes a bf16 path (AMX tiles, attention_amx.h; AVX-512
+// BF16 dots, attention_avx512bf16.h) under the ROUNDED precision; fewer (decode steps) keep the F32 kernel.
+constexpr int64_t k_bf16_prefill_min_rows = 64;
 
 // Causal attention of `rows` (attention_paged.cpp): three passes (scores over position blocks, softmax per head,
 // P.V over head and dimension blocks), each split over the threads.

@@ -308,7 +308,7 @@ void paged_attention_split(thread_pool* pool, const float* q, int64_t qs, const 
         const float* kp[k_key_run16];
         for (int j = 0; j < nk; ++j) {
           const int64_t p = p0 + j;
-          kp[j] = f32_row(kc, kc.at(block_of(d, kc, p), p % kc.block_size, kvh), kbuf.data() + j * hd, hd);
+          kp[j] = position_row(kc, d, p, kvh, kbuf.data() + j * hd, hd);
         }
         if (keys16) transpose_keys16(kp, nk, hd, kt.f32());
         for (int64_t r = r0; r < r1; ++r) {
