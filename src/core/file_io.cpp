@@ -8,6 +8,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <map>
+#include <mutex>
 
 #include "core/error.h"
 
@@ -93,6 +95,53 @@ std::string read_regular_file(const std::string& path, uint64_t max_bytes) {
 bool is_regular_file(const std::string& path) {
   struct stat st {};
   return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+namespace {
+
+struct file_mappings {
+  std::mutex mu;
+  std::map<uintptr_t, uintptr_t> ranges;  // begin -> end
+};
+file_mappings& mappings() {
+  static file_mappings m;
+  return m;
+}
+
+}  // namespace
+
+void register_file_mapping(const void* p, uint64_t n) {
+  if (!p || n == 0) return;
+  file_mappings& m = mappings();
+  std::lock_guard<std::mutex> lock(m.mu);
+  m.ranges[uintptr_t(p)] = uintptr_t(p) + n;
+}
+
+void unregister_file_mapping(const void* p) {
+  file_mappings& m = mappings();
+  std::lock_guard<std::mutex> lock(m.mu);
+  m.ranges.erase(uintptr_t(p));
+}
+
+bool in_file_mapping(const void* p, uint64_t n) {
+  if (!p) return false;
+  file_mappings& m = mappings();
+  std::lock_guard<std::mutex> lock(m.mu);
+  auto it = m.ranges.upper_bound(uintptr_t(p));
+  if (it == m.ranges.begin()) return false;
+  --it;
+  return uintptr_t(p) >= it->first && uintptr_t(p) + n <= it->second;
+}
+
+bool release_file_pages(const void* p, uint64_t n) noexcept {
+  try {
+    if (!in_file_mapping(p, n)) return false;
+  } catch (...) {
+    return false;
+  }
+  const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = (uintptr_t(p) + page - 1) / page * page, end = (uintptr_t(p) + n) / page * page;
+  return end > begin && ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED) == 0;
 }
 
 bool prefault_read(const void* p, uint64_t n) noexcept {

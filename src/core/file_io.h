@@ -54,4 +54,16 @@ bool is_regular_file(const std::string& path);
 // kernels, other systems) or refuses the range; nothing else changes then.
 bool prefault_read(const void* p, uint64_t n) noexcept;
 
+// Read-only file mappings of this process (formats' mapped_file records its range while it is mapped): their pages
+// can be dropped at any time and are read again from the file when next touched, which anonymous memory's are not
+// (they would read back as zeros).
+void register_file_mapping(const void* p, uint64_t n);
+void unregister_file_mapping(const void* p);
+// Whether [p, p + n) lies inside one registered read-only file mapping.
+bool in_file_mapping(const void* p, uint64_t n);
+// Gives back the pages wholly inside [p, p + n) when the range lies in a registered read-only file mapping, so they
+// stop counting as this process's memory (a neighbouring tensor's partial pages stay); returns whether it did.
+// Nothing happens to any other memory.
+bool release_file_pages(const void* p, uint64_t n) noexcept;
+
 }  // namespace autoglm

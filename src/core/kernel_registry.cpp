@@ -32,6 +32,7 @@ const char* op_name(op_id op) {
     case op_id::IMAGE_PATCHES: return "image_patches";
     case op_id::SAMPLE: return "sample";
     case op_id::RESIDUAL_RMS_NORM: return "residual_rms_norm";
+    case op_id::REPACK_WEIGHT: return "repack_weight";
     default: return "?";
   }
 }

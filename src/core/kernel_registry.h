@@ -52,6 +52,7 @@ enum class op_id : uint8_t {
   POS_EMBED_BICUBIC,  // GLM-4.1V vision: learned position table sampled like grid_sample(bicubic, border)
   IMAGE_PATCHES,      // GLM-4.1V vision: a decoded image resized, normalized and laid out as patch rows on the device
   SAMPLE,             // one token per logits row: greedy, or temperature / min-p / top-k / top-p and a given draw
+  REPACK_WEIGHT,      // at load: a linear weight's values in the layout the backend's LINEAR reads fastest, or nothing
   COUNT
 };
 const char* op_name(op_id op);  // "linear", "rms_norm", ...
@@ -152,6 +153,10 @@ using image_patches = void (*)(const kernel_context&, const raw_image& img, int3
 // logits: [rows, vocab] F32 (row stride free); params: F32 [rows, k_sample_params] contiguous on the kernel's
 // device (sample_param order); out: I32 [rows]. The exact rule (ties, rounding) is kernels/cpu/sample.h's.
 using sample = void (*)(const kernel_context&, const tensor& logits, const tensor& params, tensor& out);
+// w: a linear weight [n, k] as loaded (host memory); file_backed: whether its pages belong to a read-only file mapping
+// (given back afterwards when a copy is made). Returns linear_weight::repacked's tensor, or an empty one (no copy:
+// not worth it on this machine, or the backend's policy declines).
+using repack_weight = tensor (*)(const kernel_context&, const tensor& w, bool file_backed);
 }  // namespace kernel_sig
 
 // Columns of SAMPLE's params rows.

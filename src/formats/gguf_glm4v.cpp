@@ -2,15 +2,13 @@
 // llama.cpp's GLM-4.1V GGUF files (see gguf_glm4v.h). The writer is in gguf_glm4v_write.cpp.
 #include "formats/gguf_glm4v.h"
 
-#include <sys/mman.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 
 #include "core/error.h"
+#include "core/file_io.h"
 
 namespace autoglm::glm4v_gguf {
 
@@ -112,15 +110,6 @@ std::string modern_hf_name(const std::string& hf) {
 }
 
 std::string q(const std::string& s) { return "'" + s + "'"; }
-
-// The mapped pages of a tensor that was copied (q/k in HF order) are not read again: give them back, so resident
-// memory holds the copy only (0.4 GB of a 9B Q4_K model's q/k would otherwise count twice). Only pages wholly
-// inside the tensor; a private read-only file mapping just rereads a page if anything touches it later.
-void release_pages(const uint8_t* p, uint64_t n) {
-  const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
-  const uintptr_t begin = (uintptr_t(p) + page - 1) / page * page, end = (uintptr_t(p) + n) / page * page;
-  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
-}
 
 // The first token id whose text is `text`, or -1.
 int64_t token_id(const std::vector<std::string>& tokens, const std::string& text) {
@@ -261,7 +250,9 @@ void source::load_text() {
       tensor owned = tensor::empty_host(v.type(), v.shape());
       permute_qk_rows(static_cast<const uint8_t*>(v.data()), static_cast<uint8_t*>(owned.data()), heads, head_dim,
                       rot, row_bytes, /*to_neox=*/false);
-      release_pages(t.data, t.n_bytes);
+      // The mapped pages are not read again: resident memory holds the copy only (0.4 GB of a 9B Q4_K model's q/k
+      // would otherwise count twice).
+      release_file_pages(t.data, t.n_bytes);
       e.data = owned;
     }
     entries_.emplace(hf, std::move(e));

@@ -1,13 +1,11 @@
 // formats/quantized_source.cpp: see quantized_source.h.
 #include "formats/quantized_source.h"
 
-#include <sys/mman.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <vector>
 
 #include "core/error.h"
+#include "core/file_io.h"
 #include "core/quant_blocks.h"
 #include "core/thread_pool.h"
 #include "formats/quantize.h"
@@ -15,14 +13,6 @@
 namespace autoglm {
 
 namespace {
-
-// Only pages wholly inside [p, p + n): a neighbouring tensor may still be read from the same page. A private
-// read-only file mapping rereads a dropped page if anything touches it later.
-void release_file_pages(const void* p, size_t n) {
-  const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
-  const uintptr_t a = uintptr_t(p), begin = (a + page - 1) / page * page, end = (a + n) / page * page;
-  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
-}
 
 // Rows of F32 converted at a time: the F32 copy of a BF16 slab stays near 16 MB, however large the tensor (a 9B
 // model's token table is 2.5 GB as F32).

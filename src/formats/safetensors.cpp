@@ -40,11 +40,14 @@ mapped_file::mapped_file(const std::string& path) : path_(path) {
     void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, f.fd.get(), 0);
     if (p == MAP_FAILED) throw error(path + ": cannot mmap: " + std::strerror(errno));
     data_ = static_cast<const uint8_t*>(p);
+    register_file_mapping(data_, size_);
   }
 }
 
 mapped_file::~mapped_file() {
-  if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
+  if (!data_) return;
+  unregister_file_mapping(data_);
+  ::munmap(const_cast<uint8_t*>(data_), size_);
 }
 
 void mapped_file::advise_willneed() const {

@@ -5,6 +5,7 @@
 #include <mutex>
 
 #include "core/error.h"
+#include "core/file_io.h"
 #include "kernels/cpu/register.h"
 #if defined(AUTOGLM_HAVE_CUDA)
 #include "kernels/cuda/register.h"
@@ -189,6 +190,13 @@ tensor prepare_param_f32(exec_context& ctx, const tensor& p) {
 linear_weight prepare_linear(exec_context& ctx, const tensor& w, const tensor& bias, std::string name) {
   linear_weight lw;
   lw.weight = prepare_weight(ctx, w);
+  if (ctx.dev().kind == device_kind::CPU && w.is_contiguous())
+    if (auto repack = registry().find(op_id::REPACK_WEIGHT, device_kind::CPU, w.type())) {
+      const bool file_backed = in_file_mapping(w.data(), w.n_bytes());
+      lw.repacked = reinterpret_cast<kernel_sig::repack_weight>(repack)(ctx.kernels(), w, file_backed);
+      // The kernels read the copy from now on: the file's pages of the weight need not stay resident.
+      if (!lw.repacked.empty() && file_backed) release_file_pages(w.data(), w.n_bytes());
+    }
   if (!bias.empty()) {
     AG_CHECK(bias.n_elements() == w.dim(0), "prepare_linear: bias length differs from the output features");
     lw.bias = prepare_param_f32(ctx, bias);

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <vector>
 
 #include "core/error.h"
 #include "core/file_io.h"
@@ -114,6 +115,47 @@ TEST(FileIo, PrefaultReadMapsAFileRangeIn) {
   EXPECT_GE(after - before, long(n / 1024) - 64) << "RssFile " << before << " -> " << after << " kB";
   EXPECT_EQ(static_cast<const char*>(m)[n - 1], 'w');
   ::munmap(m, n);
+}
+
+// release_file_pages gives back the pages of a registered read-only file mapping (resident file memory falls, the
+// bytes read back from the file unchanged) and touches nothing else: a range not registered, one reaching past the
+// mapping's end, or anonymous memory (which would read back as zeros) are refused and keep their bytes.
+TEST(FileIo, ReleaseFilePagesOnlyInRegisteredMappings) {
+  if (std::getenv("AUTOGLM_HARNESS_EMULATED")) GTEST_SKIP() << "under qemu user mode madvise is a no-op";
+  temp_dir d;
+  const std::string p = (d.path / "w.bin").string();
+  const size_t n = size_t(8) << 20;
+  {
+    std::ofstream out(p, std::ios::binary);
+    std::string block(1 << 20, 'r');
+    for (size_t i = 0; i < n >> 20; ++i) out << block;
+  }
+  const opened_file f = open_regular_file(p);
+  void* m = ::mmap(nullptr, n, PROT_READ, MAP_PRIVATE, f.fd.get(), 0);
+  ASSERT_NE(m, MAP_FAILED);
+  const char* c = static_cast<const char*>(m);
+  EXPECT_FALSE(in_file_mapping(c, n));
+  EXPECT_FALSE(release_file_pages(c, n)) << "not registered";
+  register_file_mapping(m, n);
+  EXPECT_TRUE(in_file_mapping(c + 10, n - 10));
+  EXPECT_FALSE(in_file_mapping(c + 10, n)) << "past the end";
+  EXPECT_FALSE(release_file_pages(c + 10, n));
+  long sum = 0;
+  for (size_t i = 0; i < n; i += 4096) sum += c[i];
+  const long before = rss_file_kb();
+  EXPECT_TRUE(release_file_pages(c, n));
+  const long after = rss_file_kb();
+  EXPECT_LE(after, before - long(n / 1024) + 64) << "RssFile " << before << " -> " << after << " kB";
+  long again = 0;
+  for (size_t i = 0; i < n; i += 4096) again += c[i];
+  EXPECT_EQ(again, sum);
+  unregister_file_mapping(m);
+  EXPECT_FALSE(in_file_mapping(c, n));
+  ::munmap(m, n);
+
+  std::vector<char> heap(n, 'h');
+  EXPECT_FALSE(release_file_pages(heap.data(), heap.size()));
+  EXPECT_EQ(heap[n / 2], 'h');
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <random>
@@ -245,4 +246,37 @@ TEST(quantized_source, an_impossible_conversion_names_file_and_tensor) {
   EXPECT_NE(msg.find(d), std::string::npos) << msg;
   EXPECT_NE(msg.find("model.safetensors"), std::string::npos) << msg;
   EXPECT_NE(msg.find("Q4_K"), std::string::npos) << msg;
+}
+
+// Q4_0 / Q8_0 weights repacked at load into the CPU's 16-row tiles (AUTOGLM_CPU_REPACK=1; kernels/cpu/quant_repack.h)
+// give the logits of the file's layout read in place (=0), bit for bit: prompts of 1 and 3 tokens (the r16 decode
+// kernel), of 15 (the prefill paths) and one through the vision tower. On a CPU without AVX-512 VNNI nothing is
+// repacked and both runs take the same path.
+TEST_F(weight_quant, weights_repacked_at_load_give_the_logits_of_the_file_layout) {
+  vision_input im;
+  im.grid_h = 4;
+  im.grid_w = 4;
+  im.pixel_values.resize(size_t(16) * 3 * 2 * 14 * 14);
+  std::mt19937_64 rng(9);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (float& v : im.pixel_values) v = nd(rng);
+  im.content_hash = 43;
+  const std::vector<int32_t> p = {1458, 1460, 1463, 1466, 1470, 1470, 1470, 1470, 1467, 100, 200, 1464};
+  const std::vector<std::vector<int32_t>> texts = {{1458}, {1458, 1460, 1463}, k_text};
+  const char* old = std::getenv("AUTOGLM_CPU_REPACK");
+  const std::string saved = old ? old : "";
+  for (dtype t : {dtype::Q4_0, dtype::Q8_0}) {
+    const std::string dir = gguf_dir(dtype_name(t), t);
+    std::vector<float> want, got;
+    for (const char* repack : {"0", "1"}) {
+      ::setenv("AUTOGLM_CPU_REPACK", repack, 1);
+      std::vector<float>& out = *repack == '0' ? want : got;
+      for (const auto& text : texts)
+        for (float v : prompt_logits(options(dir), text)) out.push_back(v);
+      for (float v : prompt_logits(options(dir), p, {im})) out.push_back(v);
+    }
+    EXPECT_TRUE(same_bits(want, got)) << dtype_name(t) << ": largest difference " << max_abs_diff(want, got);
+  }
+  if (old) ::setenv("AUTOGLM_CPU_REPACK", saved.c_str(), 1);
+  else ::unsetenv("AUTOGLM_CPU_REPACK");
 }

@@ -21,6 +21,7 @@
 #include "kernels/cpu/convert.h"
 #include "kernels/cpu/gemm_bf16.h"
 #include "kernels/cpu/kernel_util.h"
+#include "kernels/cpu/quant_repack.h"
 #include "kernels/cpu/transpose_avx512.h"
 
 namespace autoglm::cpu {
@@ -236,9 +237,47 @@ AG_AVX512_BF16 int64_t i8_row_bf16(const int8_t* q, uint16_t* dst, int64_t k) {
   }
   return e;
 }
+// Rows 0 .. rows - 1 of tile t of an r16 weight (quant_repack.h) as bf16, row r at d + r * kp: per group, the quant
+// vectors' 32-bit lanes (4 bytes of each of 16 rows) transposed 4 x 4 within each 128-bit lane, so row 4 l + i's 16
+// bytes are lane l of vector i; then each row as dequant_row_bf16_avx512 does it (Q4_0 d * (q - 8), Q8_0 d * q: the
+// layout's w + 128 flipped back), the same bits.
+AG_AVX512_BF16 void r16_tile_bf16(const r16_layout& L, const uint8_t* packed, int64_t t, int64_t rows, uint16_t* d,
+                                  int64_t kp) {
+  const uint16_t* sc = L.scales(packed, t);
+  const uint8_t* qs = L.quants(packed, t);
+  const bool q4 = L.type == dtype::Q4_0;
+  const __m128i m4 = _mm_set1_epi8(0x0f), eight = _mm_set1_epi8(8), flip = _mm_set1_epi8(char(0x80));
+  alignas(64) uint8_t R[8][64];  // R[i] + 16 l: bytes 0-15 of row 4 l + i; R[4 + i]: bytes 16-31 (Q8_0)
+  alignas(64) float dv[16];
+
+  for (int64_t g = 0; g < L.n_groups; ++g) {
+    const uint8_t* gq = qs + g * L.nv * 64;
+    for (int h = 0; h < (q4 ? 1 : 2); ++h) {
+      __m512i v[4];
+      for (int i = 0; i < 4; ++i) v[i] = _mm512_loadu_si512(gq + 256 * h + 64 * i);
+      transpose4x4_lanes(v);
+      for (int i = 0; i < 4; ++i) _mm512_store_si512(R[4 * h + i], v[i]);
+    }
+    _mm512_store_ps(dv, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sc + 16 * g))));
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t i = r & 3, l = r >> 2;
+      const __m128i a = _mm_load_si128(reinterpret_cast<const __m128i*>(R[i] + 16 * l));
+      __m128i lo, hi;
+      if (q4) {
+        lo = _mm_sub_epi8(_mm_and_si128(a, m4), eight);
+        hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(a, 4), m4), eight);
+      } else {
+        lo = _mm_xor_si128(a, flip);
+        hi = _mm_xor_si128(_mm_load_si128(reinterpret_cast<const __m128i*>(R[4 + i] + 16 * l)), flip);
+      }
+      store_scaled_bf16(d + r * kp + 32 * g, lo, hi, dv[r], dv[r]);
+    }
+  }
+}
 #undef AG_AVX512_BF16
 #pragma GCC diagnostic pop
 #endif
+
 
 // Row r of a W block as bf16 into dst (k elements): BF16 copied, the quantized types dequantized
 // (amx_gemm_weight_type): with AVX-512 BF16 (every AMX CPU) by the vector code above, elsewhere (the emulated
@@ -279,6 +318,25 @@ void w_row_bf16(dtype t, const void* src, uint16_t* dst, int64_t k) {
   convert_from_f32(dtype::BF16, f.data(), dst, k);
 }
 
+// Rows [j0, j0 + nr) of an r16 weight as bf16, row r - j0 at d + (r - j0) * kp (j0 a multiple of 16): as w_row_bf16
+// computes them from the file's layout; without AVX-512 BF16 (the emulated tiles' tests) the rows are unpacked to
+// that layout first.
+void r16_rows_bf16(const weight_rows& w, int64_t j0, int64_t nr, uint16_t* d, int64_t kp, int64_t k) {
+  const r16_layout& L = *w.r16;
+#if defined(__x86_64__)
+  if (bf16_gemm_available()) {
+    for (int64_t r = 0; r < nr; r += k_r16_rows)
+      r16_tile_bf16(L, w.data, (j0 + r) / k_r16_rows, std::min<int64_t>(k_r16_rows, nr - r), d + r * kp, kp);
+    return;
+  }
+#endif
+  const int64_t row_bytes = int64_t(dtype_row_bytes(L.type, k));
+  thread_local std::vector<uint8_t> rows;
+  rows.resize(size_t(nr * row_bytes));
+  r16_unpack_rows(L, w.data, j0, nr, rows.data(), row_bytes);
+  for (int64_t r = 0; r < nr; ++r) w_row_bf16(L.type, rows.data() + r * row_bytes, d + r * kp, k);
+}
+
 // W blocks per task: up to 4 (128 rows), as many as keep their A rows within ~1 MiB of L2 beside the x block.
 int64_t w_blocks_per_task(int64_t steps) {
   return std::clamp<int64_t>((int64_t(1) << 20) / (k_block * steps * k_step * 2), 1, 4);
@@ -314,7 +372,10 @@ void run_tasks(const problem& p, const uint16_t* xp, int64_t r0, int64_t rows, i
       if (nr < k_block || p.k % k_step != 0 || p.w.type != dtype::BF16) {
         wpad.resize(size_t(4 * k_block * kp) * 2);
         uint16_t* d = static_cast<uint16_t*>(wpad.data()) + (wb - wb0) * k_block * kp;
-        if (!reuse)
+        if (!reuse && p.w.r16) {
+          r16_rows_bf16(p.w, j0, nr, d, kp, p.k);
+          for (int64_t r = 0; r < k_block; ++r) std::fill(d + r * kp + (r < nr ? p.k : 0), d + (r + 1) * kp, uint16_t(0));
+        } else if (!reuse)
           for (int64_t r = 0; r < k_block; ++r) {
             if (r + 2 < nr) {  // the dequantizer stalled on memory (half its time): the row after next into L1
               const char* ahead = static_cast<const char*>(p.w.row(j0 + r + 2));

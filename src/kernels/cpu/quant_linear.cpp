@@ -16,6 +16,7 @@
 #include "kernels/cpu/cpu_features_arm.h"
 #include "kernels/cpu/gemm_amx.h"
 #include "kernels/cpu/quant_gemm.h"
+#include "kernels/cpu/quant_repack.h"
 
 namespace autoglm::cpu {
 
@@ -150,6 +151,32 @@ void force_quant_isa(quant_isa isa) {
 
 namespace {
 
+bool quant_linear_into(const kernel_context& kc, const tensor& x, const linear_weight& w, tensor& y, tensor* gated);
+
+// LINEAR of a repacked weight on a path that reads the file's layout (no AMX, no r16 decode for this ISA or row count):
+// slabs of W rows unpacked into the thread's buffer, each run as a weight of its own into its columns of y.
+void linear_unpacked(const kernel_context& kc, const tensor& x, const linear_weight& w, const r16_layout& L,
+                     tensor& y) {
+  const int64_t row_bytes = int64_t(dtype_row_bytes(L.type, L.k));
+  const int64_t slab = std::max<int64_t>(k_r16_rows, (int64_t(8) << 20) / row_bytes / k_r16_rows * k_r16_rows);
+  thread_local aligned_buffer t_rows;
+  t_rows.resize(size_t(std::min(slab, L.n) * row_bytes));
+  uint8_t* rows = static_cast<uint8_t*>(t_rows.data());
+  const auto* packed = static_cast<const uint8_t*>(w.repacked.data());
+  for (int64_t r0 = 0; r0 < L.n; r0 += slab) {
+    const int64_t nr = std::min(slab, L.n - r0);
+    parallel_for(kc.pool, nr, 64, [&](int64_t a, int64_t b) {
+      r16_unpack_rows(L, packed, r0 + a, b - a, rows + a * row_bytes, row_bytes);
+    });
+    linear_weight part;
+    part.weight = tensor::view(rows, L.type, {nr, L.k});
+    if (!w.bias.empty()) part.bias = w.bias.cols_view(r0, nr);
+    part.name = w.name;
+    tensor y_part = y.cols_view(r0, nr);
+    quant_linear_into(kc, x, part, y_part, nullptr);
+  }
+}
+
 // LINEAR into y; or, with `gated` set and the wide prefill taking the call, y [m, n / 2] = silu(gate) * up of the
 // product's halves straight from the register tiles (the bytes of LINEAR then SILU_MUL). Returns whether it did that.
 bool quant_linear_into(const kernel_context& kc, const tensor& x, const linear_weight& w, tensor& y, tensor* gated) {
@@ -174,10 +201,27 @@ bool quant_linear_into(const kernel_context& kc, const tensor& x, const linear_w
   if (m <= 0 || n <= 0) return false;
   const float* xp = x.ptr<float>();
   float* yp = y.ptr<float>();
+  // The weight's r16 copy (quant_repack.h), where load made one: read instead of W by the AMX prefill and the r16
+  // decode; any other path gets the rows back in the file's layout, a slab at a time.
+  r16_layout r16;
+  const uint8_t* packed = nullptr;
+  if (!w.repacked.empty()) {
+    r16 = r16_layout_of(W.type(), n, k);
+    AG_CHECK(w.repacked.n_bytes() == size_t(r16.bytes()), "quant linear: '" + w.name + "': its repacked copy has " +
+                                                              std::to_string(w.repacked.n_bytes()) + " bytes, not " +
+                                                              std::to_string(r16.bytes()));
+    packed = static_cast<const uint8_t*>(w.repacked.data());
+  }
   if (use_amx_gemm(W.type(), m)) {
     // Prefill on AMX tiles (ROUNDED precision): bf16(x) . bf16(W) with F32 sums, gemm_amx.h.
-    gemm_bf16_amx(kc.pool, xp, xs, m, weight_rows{W.type(), static_cast<const uint8_t*>(W.data()), W.row_stride()}, n,
-                  k, bias, yp, ys, wscale);
+    weight_rows rows{W.type(), static_cast<const uint8_t*>(W.data()), W.row_stride()};
+    if (packed) rows = weight_rows{W.type(), packed, 0, &r16};
+    gemm_bf16_amx(kc.pool, xp, xs, m, rows, n, k, bias, yp, ys, wscale);
+    return false;
+  }
+  const r16_decode_fn r16_decode = packed && r16_decode_available() ? r16_decode_avx512(W.type(), m) : nullptr;
+  if (packed && !r16_decode) {
+    linear_unpacked(kc, x, w, r16, y);
     return false;
   }
 
@@ -211,6 +255,13 @@ bool quant_linear_into(const kernel_context& kc, const tensor& x, const linear_w
     return tl;
   };
 
+  if (r16_decode) {
+    // Decode from the r16 copy: threads split its 16-row tiles, chunks of at least ~64 KiB.
+    const r16_job job{&r16, packed, bias, xv, m, yp, ys};
+    parallel_for(kc.pool, r16.n_tiles, std::max<int64_t>(1, 65536 / r16.tile_bytes),
+                 [&](int64_t t0, int64_t t1) { r16_decode(job, t0, t1); });
+    return false;
+  }
   if (m <= k_decode_rows) {
     // Decode: each W tile streamed once for all rows; chunks of at least ~64 KiB of W.
     const decode_fn dk = tab.dk[size_t(wt)][m - 1];

@@ -141,7 +141,9 @@ void for_each_decode_weight(const text_weights& w, F&& fn) {
 size_t prefault_decode_weights(const text_weights& w) {
   size_t n = 0;
   for_each_decode_weight(w, [&](const linear_weight& lw) {
-    if (lw.weight.dev().kind == device_kind::CPU && prefault_read(lw.weight.data(), lw.weight_bytes()))
+    // A repacked weight's kernels read its copy (written at load, so resident), not the mapping.
+    if (lw.weight.dev().kind == device_kind::CPU && lw.repacked.empty() &&
+        prefault_read(lw.weight.data(), lw.weight_bytes()))
       n += lw.weight_bytes();
   });
   return n;

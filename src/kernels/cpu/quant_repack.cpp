@@ -1,0 +1,139 @@
+// kernels/cpu/quant_repack.cpp: the r16 layout (see quant_repack.h): packing, unpacking, the load-time policy.
+#include "kernels/cpu/quant_repack.h"
+
+#include <sys/mman.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "core/file_io.h"
+#include "core/quant_blocks.h"
+#include "kernels/cpu/amx.h"
+#include "kernels/cpu/convert.h"
+#include "kernels/cpu/kernel_util.h"
+#include "kernels/cpu/quant_linear.h"
+
+namespace autoglm::cpu {
+
+namespace {
+
+// `bytes` of zeroed, page-aligned anonymous memory, owned by the returned pointer. Not asked for as transparent huge
+// pages: on the 2-core VM measured, a fresh region's huge pages cost direct compaction at first touch (1.3-1.6 s
+// instead of 0.3 to load a 1.5B-dims Q4_0 model) and whole 2 MiB pages at each weight's end (+140 MB resident), for
+// a decode within the runs' spread (30.5 / 27.3 against 32.4 / 32.0 tokens/s).
+std::shared_ptr<uint8_t> alloc_pages(int64_t bytes) {
+  const size_t len = size_t(bytes);
+  void* p = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw error("repacking a weight: cannot map " + std::to_string(len) + " bytes");
+  return std::shared_ptr<uint8_t>(static_cast<uint8_t*>(p), [len](uint8_t* q) { ::munmap(q, len); });
+}
+
+int64_t block_bytes_of(dtype t) { return int64_t(dtype_block_bytes(t)); }
+
+}  // namespace
+
+bool r16_type(dtype t) { return t == dtype::Q4_0 || t == dtype::Q8_0; }
+
+r16_layout r16_layout_of(dtype t, int64_t n, int64_t k) {
+  AG_CHECK(r16_type(t), std::string("r16 layout: no layout for ") + dtype_name(t));
+  AG_CHECK(n > 0 && k > 0 && k % 32 == 0, "r16 layout: [n, k] must be positive with k a multiple of 32");
+  r16_layout L;
+  L.type = t;
+  L.n = n;
+  L.k = k;
+  L.n_groups = k / 32;
+  L.n_tiles = (n + k_r16_rows - 1) / k_r16_rows;
+  L.nv = t == dtype::Q4_0 ? 4 : 8;
+  L.scale_bytes = (L.n_groups * 32 + 63) / 64 * 64;
+  L.tile_bytes = L.scale_bytes + L.n_groups * L.nv * 64;
+  return L;
+}
+
+tensor r16_pack(const tensor& w, thread_pool* pool) {
+  AG_CHECK(w.n_dims() == 2, "r16_pack: the weight must be 2-D");
+  const r16_layout L = r16_layout_of(w.type(), w.dim(0), w.dim(1));
+  std::shared_ptr<uint8_t> mem = alloc_pages(L.bytes());
+  uint8_t* out = mem.get();
+  const int64_t bb = block_bytes_of(L.type);
+  const bool q8 = L.type == dtype::Q8_0;
+  const bool vector_pack = quant_isa_available(quant_isa::AVX512_VNNI) && !portable_kernels_forced();
+  // The source read once, now, in big requests (a file mapping's pages would otherwise fault in one at a time).
+  if (w.is_contiguous()) prefault_read(w.data(), w.n_bytes());
+  const std::vector<uint8_t> zero_row(size_t(L.n_groups * bb), 0);  // the last tile's padding rows
+  parallel_for(pool, L.n_tiles, 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      uint8_t* tile = out + t * L.tile_bytes;
+      const uint8_t* rows[k_r16_rows];
+      for (int64_t j = 0; j < k_r16_rows; ++j) {
+        const int64_t r = t * k_r16_rows + j;
+        rows[j] = r < L.n ? w.row(r) : zero_row.data();
+      }
+      if (vector_pack && r16_pack_tile_avx512(L, rows, tile)) continue;
+      auto* sc = reinterpret_cast<uint16_t*>(tile);
+      uint8_t* qs = tile + L.scale_bytes;
+      std::memset(tile + L.n_groups * 32, 0, size_t(L.scale_bytes - L.n_groups * 32));
+      for (int64_t j = 0; j < k_r16_rows; ++j)
+        for (int64_t g = 0; g < L.n_groups; ++g) {
+          const uint8_t* blk = rows[j] + g * bb;
+          std::memcpy(&sc[g * 16 + j], blk, 2);
+          for (int64_t v = 0; v < L.nv; ++v) {
+            uint8_t* dst = qs + g * L.nv * 64 + v * 64 + 4 * j;
+            std::memcpy(dst, blk + 2 + 4 * v, 4);  // after the f16 scale
+            if (q8)
+              for (int i = 0; i < 4; ++i) dst[i] ^= 0x80;
+          }
+        }
+    }
+  });
+  tensor packed = tensor::view(out, dtype::U8, {L.bytes()});
+  packed.set_owner(std::shared_ptr<void>(mem, mem.get()));
+  return packed;
+}
+
+void r16_unpack_rows(const r16_layout& L, const uint8_t* packed, int64_t r0, int64_t nr, uint8_t* dst,
+                     int64_t dst_stride) {
+  AG_CHECK(r0 >= 0 && nr >= 0 && r0 + nr <= L.n, "r16_unpack_rows: rows outside the weight");
+  const int64_t bb = block_bytes_of(L.type);
+  const bool q8 = L.type == dtype::Q8_0;
+  for (int64_t i = 0; i < nr; ++i) {
+    const int64_t r = r0 + i, t = r / k_r16_rows, j = r % k_r16_rows;
+    const uint16_t* sc = L.scales(packed, t);
+    const uint8_t* qs = L.quants(packed, t);
+    uint8_t* row = dst + i * dst_stride;
+    for (int64_t g = 0; g < L.n_groups; ++g) {
+      uint8_t* blk = row + g * bb;
+      std::memcpy(blk, &sc[g * 16 + j], 2);
+      for (int64_t v = 0; v < L.nv; ++v) {
+        uint8_t* d = blk + 2 + 4 * v;
+        std::memcpy(d, qs + g * L.nv * 64 + v * 64 + 4 * j, 4);
+        if (q8)
+          for (int b = 0; b < 4; ++b) d[b] ^= 0x80;
+      }
+    }
+  }
+}
+
+bool r16_decode_available() {
+  const quant_isa isa = quant_isa_selected();
+  return isa == quant_isa::AVX512_VNNI || isa == quant_isa::AVX512_GFNI;
+}
+
+bool r16_repack_wanted(bool file_backed) {
+  const char* env = std::getenv("AUTOGLM_CPU_REPACK");
+  if (env && *env) {
+    if (env_value_is_off(env)) return false;
+    return r16_decode_available();
+  }
+  return file_backed && r16_decode_available() && amx_bf16_usable();
+}
+
+tensor repack_weight_kernel(const kernel_context& kc, const tensor& w, bool file_backed) {
+  if (!r16_type(w.type()) || w.n_dims() != 2 || w.dim(1) % 32 != 0 || !r16_repack_wanted(file_backed)) return {};
+  return r16_pack(w, kc.pool);
+}
+
+}  // namespace autoglm::cpu

@@ -1,0 +1,89 @@
+// kernels/cpu/quant_repack.h (internal to kernels/cpu, except the registered REPACK_WEIGHT kernel): Q4_0 and Q8_0
+// linear weights re-laid out once at load in tiles of 16 rows ("r16"), the layout the x86 decode reads fastest.
+//
+// Why: the decode kernel on the file's layout (quant_decode_x86.h) reads 8 rows side by side in 16- or 32-byte pieces
+// and adds each row's partial sums across lanes; on a 2-core Sapphire Rapids VM it streams Q4_0 at 17.5-20.5 GB/s,
+// where a stand-alone probe of this layout streamed 21.3-23.2 (bench/results/cpu_xeon_amx_2026-12-07.md). Here one
+// 64-byte load carries 4 bytes of each of 16 rows, one vpdpbusd against a broadcast of 4 x bytes serves 16 rows, and
+// nothing is summed across lanes; a thread's tiles are one contiguous stream.
+//
+// Layout of an [n, k] weight (ng = k / 32 groups, tiles of 16 rows, the last one padded with zero rows):
+//   tile t (rows 16t .. 16t + 15) at t * tile_bytes:
+//     scales: ng x 16 f16 (group g's at 32 g: row j's scale at 2 j), padded to a multiple of 64 bytes
+//     quants: ng x nv x 64 bytes (group g's at scale_bytes + g * nv * 64); vector v, 32-bit lane j = row j's bytes
+//             4v .. 4v + 3 of its block's qs:
+//       Q4_0 (nv = 4): the nibble bytes as stored (low nibble element 4v + i, high nibble element 16 + 4v + i);
+//       Q8_0 (nv = 8): each int8 + 128 (xor 0x80), unsigned as vpdpbusd takes it (element 4v + i).
+// The values are the file's, bit for bit: every kernel that reads this layout computes the integers and float steps
+// of quant_linear.h's rule, so results equal those of the file's layout exactly.
+#pragma once
+
+#include <cstdint>
+
+#include "core/kernel_registry.h"
+#include "core/tensor.h"
+#include "core/thread_pool.h"
+#include "kernels/cpu/quant_gemm.h"
+
+namespace autoglm::cpu {
+
+struct r16_layout {
+  dtype type = dtype::Q4_0;  // Q4_0 or Q8_0
+  int64_t n = 0, k = 0, n_groups = 0, n_tiles = 0;
+  int64_t nv = 0;           // 64-byte quant vectors per group
+  int64_t scale_bytes = 0;  // per tile, padded to 64
+  int64_t tile_bytes = 0;
+  int64_t bytes() const { return n_tiles * tile_bytes; }
+  const uint16_t* scales(const uint8_t* packed, int64_t t) const {
+    return reinterpret_cast<const uint16_t*>(packed + t * tile_bytes);
+  }
+  const uint8_t* quants(const uint8_t* packed, int64_t t) const { return packed + t * tile_bytes + scale_bytes; }
+};
+
+constexpr int64_t k_r16_rows = 16;
+
+// Whether weights of `t` have an r16 layout (Q4_0, Q8_0).
+bool r16_type(dtype t);
+// The layout of an [n, k] weight of r16_type `t` (k a multiple of 32).
+r16_layout r16_layout_of(dtype t, int64_t n, int64_t k);
+
+// w [n, k] (any row stride) in the r16 layout: a U8 tensor [bytes] owning page-aligned memory. Tiles are split over
+// the pool.
+tensor r16_pack(const tensor& w, thread_pool* pool);
+// Rows [r0, r0 + nr) of a packed weight back in the file's block layout, row i at dst + i * dst_stride.
+void r16_unpack_rows(const r16_layout& L, const uint8_t* packed, int64_t r0, int64_t nr, uint8_t* dst,
+                     int64_t dst_stride);
+
+// One decode call over packed tiles: y [m, n] (m = 1 .. qgemm::k_decode_rows x rows of x) = x . W^T + bias.
+struct r16_job {
+  const r16_layout* layout = nullptr;
+  const uint8_t* packed = nullptr;
+  const float* bias = nullptr;  // [n] or null
+  qgemm::xq_view x;             // x quantized in 32-element groups (quant_gemm.h)
+  int64_t m = 0;
+  float* y = nullptr;  // [m, n], rows y_stride floats apart
+  int64_t y_stride = 0;
+};
+// Tiles [t0, t1) of the job (every x row against each tile's 16 rows).
+using r16_decode_fn = void (*)(const r16_job& job, int64_t t0, int64_t t1);
+// The AVX-512 VNNI decode of `t` (Q4_0 / Q8_0) for m x rows, or null where this build has none (quant_r16_avx512.cpp;
+// call only where r16_decode_available()).
+r16_decode_fn r16_decode_avx512(dtype t, int64_t m);
+// Packs one tile with AVX-512 (rows[j]: row j of the tile in the file's layout, each a whole padding row of zero
+// bytes past the weight's end) into `tile`; returns false where this build has no such code (r16_pack then packs in
+// C++). Call only where the CPU has AVX-512 VNNI.
+bool r16_pack_tile_avx512(const r16_layout& L, const uint8_t* const* rows, uint8_t* tile);
+
+// Whether the quantized LINEAR has an r16 decode kernel on this CPU (AVX-512 VNNI) under the selected ISA.
+bool r16_decode_available();
+// Whether load repacks weights (REPACK_WEIGHT): AUTOGLM_CPU_REPACK=0 never, =1 wherever r16_decode_available();
+// unset, where the decode is available and the CPU also has AMX tiles (the prefill's GEMM reads the layout as it
+// reads the file's; measured on that class only). `file_backed` is whether the source pages can be given back
+// (a read-only file mapping): the automatic policy repacks only then, so resident memory does not grow.
+bool r16_repack_wanted(bool file_backed);
+
+// The registered REPACK_WEIGHT kernel for Q4_0 / Q8_0 on the CPU: r16_pack(w) where r16_repack_wanted says so, else
+// an empty tensor.
+tensor repack_weight_kernel(const kernel_context& kc, const tensor& w, bool file_backed);
+
+}  // namespace autoglm::cpu
