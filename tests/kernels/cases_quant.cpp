@@ -14,6 +14,7 @@
 #include "core/quant_blocks.h"
 #include "formats/quantize.h"
 #include "harness.h"
+#include "kernels/cpu/quant_repack.h"
 #include "ops/ops.h"
 #include "reference.h"
 
@@ -92,6 +93,7 @@ test_case quant_case(dtype wt, int64_t m, int64_t n, int64_t k, bool bias, int64
     lw.weight = upload(ctx, wt, {n, k}, wbytes).t;
     if (wt == dtype::I8) lw.scales = upload_f(ctx, dtype::F32, {n}, wscale);
     if (bias) lw.bias = upload_f(ctx, dtype::F32, {n}, b);
+    if (selected_r16() && cpu::r16_type(wt)) lw.repacked = cpu::r16_pack(lw.weight, nullptr);
     lw.name = "harness.quant_linear";
     instance inst;
     inst.run = [&ctx, xv, yv, tv, lw, swiglu, add]() mutable {

@@ -11,6 +11,7 @@
 #include "formats/quantize.h"
 #include "kernels/cpu/convert.h"
 #include "kernels/cpu/gemm_bf16.h"
+#include "kernels/cpu/quant_linear.h"
 #include "ops/ops.h"
 #include "reference.h"
 
@@ -19,6 +20,7 @@ namespace autoglm::harness {
 namespace {
 device_kind g_selected = device_kind::CPU;  // the backend select() chose: tolerances below may depend on it
 bool g_bf16_gemm = false;                   // ... and whether it was the CPU's bf16-GEMM variant
+bool g_r16 = false;                         // ... or its r16 variant
 }  // namespace
 
 double tolerance(op_id op, dtype key) {
@@ -95,12 +97,18 @@ std::vector<backend> backends() {
       cpu::force_portable_kernels(false);
       if (cpu::cpu_has_avx2()) out.push_back({"cpu-portable", dev, true});
       if (cpu::bf16_gemm_available()) out.push_back({"cpu-bf16", dev, false, true});
+      if (cpu::quant_isa_available(cpu::quant_isa::AVX512_VNNI)) out.push_back({"cpu-r16", dev, false, false, true});
     }
   }
   return out;
 }
 
+bool selected_r16() { return g_r16; }
+
 bool runs_on(const backend& b, op_id op, dtype key) {
+  if (b.r16)
+    return (op == op_id::LINEAR || op == op_id::LINEAR_SWIGLU || op == op_id::LINEAR_ADD) &&
+           (key == dtype::Q4_0 || key == dtype::Q8_0);
   // cpu-bf16: the float LINEARs (the bf16 GEMM), dense attention (its bf16 paths from 1024 rows) and paged attention
   // (its bf16 prefill from 64 new rows).
   return !b.bf16_gemm || (op == op_id::LINEAR && (key == dtype::F32 || key == dtype::F16 || key == dtype::BF16)) ||
@@ -119,6 +127,7 @@ void select(const backend& b) {
   cpu::set_bf16_gemm_min_rows(b.bf16_gemm ? 3 : cpu::k_bf16_gemm_default_min_rows);
   g_selected = b.dev.kind;
   g_bf16_gemm = b.bf16_gemm;
+  g_r16 = b.r16;
 }
 
 // ---- host data ------------------------------------------------------------------------------------------------
