@@ -88,6 +88,17 @@ long rss_file_kb() {
   return -1;
 }
 
+// A file of `mib` MiB of `fill` bytes at `path`, mapped read-only and private (MAP_FAILED if it cannot be).
+void* map_file_of(const std::string& path, size_t mib, char fill) {
+  {
+    std::ofstream out(path, std::ios::binary);
+    const std::string block(1 << 20, fill);
+    for (size_t i = 0; i < mib; ++i) out << block;
+  }
+  const opened_file f = open_regular_file(path);
+  return ::mmap(nullptr, mib << 20, PROT_READ, MAP_PRIVATE, f.fd.get(), 0);
+}
+
 // prefault_read maps a file mapping's pages in at once: resident file memory grows by the range (a read fault per
 // page would be needed otherwise), the bytes read back unchanged; a null or empty range is refused.
 TEST(FileIo, PrefaultReadMapsAFileRangeIn) {
@@ -95,15 +106,8 @@ TEST(FileIo, PrefaultReadMapsAFileRangeIn) {
   // qemu user mode (the aarch64 tests, tests/arm/run_arm_tests.sh) answers madvise with success and does nothing.
   if (std::getenv("AUTOGLM_HARNESS_EMULATED")) GTEST_SKIP() << "under qemu user mode madvise is a no-op";
   temp_dir d;
-  const std::string p = (d.path / "w.bin").string();
   const size_t n = size_t(16) << 20;
-  {
-    std::ofstream out(p, std::ios::binary);
-    std::string block(1 << 20, 'w');
-    for (size_t i = 0; i < n >> 20; ++i) out << block;
-  }
-  const opened_file f = open_regular_file(p);
-  void* m = ::mmap(nullptr, n, PROT_READ, MAP_PRIVATE, f.fd.get(), 0);
+  void* m = map_file_of((d.path / "w.bin").string(), n >> 20, 'w');
   ASSERT_NE(m, MAP_FAILED);
   EXPECT_FALSE(prefault_read(m, 0));
   const long before = rss_file_kb();
@@ -123,15 +127,8 @@ TEST(FileIo, PrefaultReadMapsAFileRangeIn) {
 TEST(FileIo, ReleaseFilePagesOnlyInRegisteredMappings) {
   if (std::getenv("AUTOGLM_HARNESS_EMULATED")) GTEST_SKIP() << "under qemu user mode madvise is a no-op";
   temp_dir d;
-  const std::string p = (d.path / "w.bin").string();
   const size_t n = size_t(8) << 20;
-  {
-    std::ofstream out(p, std::ios::binary);
-    std::string block(1 << 20, 'r');
-    for (size_t i = 0; i < n >> 20; ++i) out << block;
-  }
-  const opened_file f = open_regular_file(p);
-  void* m = ::mmap(nullptr, n, PROT_READ, MAP_PRIVATE, f.fd.get(), 0);
+  void* m = map_file_of((d.path / "w.bin").string(), n >> 20, 'r');
   ASSERT_NE(m, MAP_FAILED);
   const char* c = static_cast<const char*>(m);
   EXPECT_FALSE(in_file_mapping(c, n));

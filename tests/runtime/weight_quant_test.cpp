@@ -99,6 +99,19 @@ double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
   return m;
 }
 
+// A 4 x 4-patch image of normal pixel values (the demo's patch 14, temporal 2).
+vision_input random_image(uint64_t seed, uint64_t hash) {
+  vision_input im;
+  im.grid_h = 4;
+  im.grid_w = 4;
+  im.pixel_values.resize(size_t(16) * 3 * 2 * 14 * 14);
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (float& v : im.pixel_values) v = nd(rng);
+  im.content_hash = hash;
+  return im;
+}
+
 // [gMASK] <sop> <|user|> some text tokens <|assistant|>.
 const std::vector<int32_t> k_text = {1458, 1460, 1463, 39, 68, 75, 259, 895, 904, 1315, 100, 200, 300, 400, 1464};
 
@@ -149,14 +162,7 @@ TEST_F(weight_quant, every_gguf_type_and_overrides_equal_their_gguf) {
 }
 
 TEST_F(weight_quant, an_image_prompt_through_the_quantized_vision_tower_equals_the_mmproj) {
-  vision_input im;
-  im.grid_h = 4;
-  im.grid_w = 4;
-  im.pixel_values.resize(size_t(16) * 3 * 2 * 14 * 14);
-  std::mt19937_64 rng(7);
-  std::normal_distribution<float> nd(0.0f, 1.0f);
-  for (float& v : im.pixel_values) v = nd(rng);
-  im.content_hash = 42;
+  const vision_input im = random_image(7, 42);
   // [gMASK] <sop> <|user|> <|begin_of_image|> 4 x <|image|> <|end_of_image|> text <|assistant|>
   const std::vector<int32_t> p = {1458, 1460, 1463, 1466, 1470, 1470, 1470, 1470, 1467, 100, 200, 1464};
   const auto at_load = prompt_logits(options(demo_dir(), "q8_0"), p, {im});
@@ -253,14 +259,7 @@ TEST(quantized_source, an_impossible_conversion_names_file_and_tensor) {
 // kernel), of 15 (the prefill paths) and one through the vision tower. On a CPU without AVX-512 VNNI nothing is
 // repacked and both runs take the same path.
 TEST_F(weight_quant, weights_repacked_at_load_give_the_logits_of_the_file_layout) {
-  vision_input im;
-  im.grid_h = 4;
-  im.grid_w = 4;
-  im.pixel_values.resize(size_t(16) * 3 * 2 * 14 * 14);
-  std::mt19937_64 rng(9);
-  std::normal_distribution<float> nd(0.0f, 1.0f);
-  for (float& v : im.pixel_values) v = nd(rng);
-  im.content_hash = 43;
+  const vision_input im = random_image(9, 43);
   const std::vector<int32_t> p = {1458, 1460, 1463, 1466, 1470, 1470, 1470, 1470, 1467, 100, 200, 1464};
   const std::vector<std::vector<int32_t>> texts = {{1458}, {1458, 1460, 1463}, k_text};
   const char* old = std::getenv("AUTOGLM_CPU_REPACK");
