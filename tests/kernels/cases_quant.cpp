@@ -159,7 +159,7 @@ void add_quant_linear_cases(std::vector<test_case>& out) {
   // the fused gate_up, down and lm_head; a 512-token prefill chunk. Q4_K and the other k-quants cannot hold a row of
   // 13696 (not a multiple of 256): files store down_proj in a fallback type (Q5_0 in Q4_K files, Q5_1 in Q5_K
   // files, Q8_0 in Q6_K files: formats/quantize.h fallback_type). Then the 512-token prefill of the 1.5B peer
-  // dimensions (bench/peer: hidden 2048, ffn 6848): q/o, the fused gate_up, down.
+  // dimensions (bench/peer: hidden 2048, ffn 6848): q/o, the fused gate_up, down; and their decode.
   // A decode shape small enough to stay in one core's L2 (0.6 MB of Q4_0) and run without
   // streaming copies: the kernels' instruction ceiling, apart from the memory.
   struct pshape {
@@ -169,7 +169,7 @@ void add_quant_linear_cases(std::vector<test_case>& out) {
   const pshape perf_shapes[] = {{1, 4096, 4096},     {1, 4608, 4096},   {3, 4096, 4096},    {1, 27392, 4096},
                                 {1, 4096, 13696},    {1, 151552, 4096}, {512, 4096, 4096},  {512, 27392, 4096},
                                 {512, 4096, 13696},  {512, 2048, 2048}, {512, 13696, 2048}, {512, 2048, 6848},
-                                {1, 256, 4096, true}};
+                                {1, 2048, 2048},     {1, 13696, 2048},  {1, 2048, 6848},    {1, 256, 4096, true}};
   for (dtype t : {dtype::Q8_0, dtype::Q4_0, dtype::Q4_1, dtype::Q5_0, dtype::Q5_1, dtype::Q4_K, dtype::Q5_K,
                   dtype::Q6_K, dtype::I8})
     for (const pshape& s : perf_shapes)
