@@ -27,9 +27,9 @@ struct linear_weight {
   tensor weight;  // [out_features, in_features] in its storage dtype (BF16/F16/F32, I8, or a GGUF block type)
   tensor bias;    // [out_features] F32, or empty
   tensor scales;  // [out_features] F32 per-output-channel scales of an I8 weight, else empty
-  // The same values in a layout the backend's LINEAR reads faster, made once at load (REPACK_WEIGHT: on x86 CPUs Q4_0
-  // and Q8_0 in tiles of 16 interleaved rows, kernels/cpu/quant_repack.h), or empty. Kernels that find it read it
-  // instead of `weight`, which stays valid (its pages may have been given back to the file mapping).
+  // The same values in a layout the backend's LINEAR reads faster, made once at load (REPACK_WEIGHT: on x86 CPUs
+  // Q4_0, Q8_0 and Q4_K in tiles of 16 interleaved rows, kernels/cpu/quant_repack.h), or empty. Kernels that find it
+  // read it instead of `weight`, which stays valid (its pages may have been given back to the file mapping).
   tensor repacked;
   shard_spec shard;
   std::string name;  // checkpoint name, for errors and dumps

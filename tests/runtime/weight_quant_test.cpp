@@ -254,7 +254,7 @@ TEST(quantized_source, an_impossible_conversion_names_file_and_tensor) {
   EXPECT_NE(msg.find("Q4_K"), std::string::npos) << msg;
 }
 
-// Q4_0 / Q8_0 weights repacked at load into the CPU's 16-row tiles (AUTOGLM_CPU_REPACK=1; kernels/cpu/quant_repack.h)
+// Q4_0 / Q8_0 / Q4_K weights repacked at load into the CPU's 16-row tiles (AUTOGLM_CPU_REPACK=1; kernels/cpu/quant_repack.h)
 // give the logits of the file's layout read in place (=0), bit for bit: prompts of 1 and 3 tokens (the r16 decode
 // kernel), of 15 (the prefill paths) and one through the vision tower. On a CPU without AVX-512 VNNI nothing is
 // repacked and both runs take the same path.
@@ -264,7 +264,7 @@ TEST_F(weight_quant, weights_repacked_at_load_give_the_logits_of_the_file_layout
   const std::vector<std::vector<int32_t>> texts = {{1458}, {1458, 1460, 1463}, k_text};
   const char* old = std::getenv("AUTOGLM_CPU_REPACK");
   const std::string saved = old ? old : "";
-  for (dtype t : {dtype::Q4_0, dtype::Q8_0}) {
+  for (dtype t : {dtype::Q4_0, dtype::Q8_0, dtype::Q4_K}) {
     const std::string dir = gguf_dir(dtype_name(t), t);
     std::vector<float> want, got;
     for (const char* repack : {"0", "1"}) {

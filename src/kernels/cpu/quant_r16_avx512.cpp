@@ -1,4 +1,4 @@
-// kernels/cpu/quant_r16_avx512.cpp: the decode of Q4_0 / Q8_0 weights in the r16 layout (quant_repack.h) with
+// kernels/cpu/quant_r16_avx512.cpp: the decode of Q4_0 / Q8_0 / Q4_K weights in the r16 layout (quant_repack.h) with
 // AVX-512 VNNI, one to three x rows.
 //
 // Per tile (16 W rows, the 16 lanes of a vector) and 32-element group: Q4_0 4 vectors of quants, their low nibbles
@@ -95,9 +95,87 @@ void decode_tiles(const r16_job& j, int64_t t0, int64_t t1) {
   }
 }
 
+// Q4_K: per tile and 256-element group, the 16 rows' 6-bit scales and mins unpacked from their 3 words in the vector
+// domain (quant::k_scale_min's rule, 4 sub-blocks per 32-bit lane), each 32-element sub-block's dots (8 vpdpbusd over
+// the low or high nibbles) times its scale with vpmulld, the mins times x's 32-sums likewise: lane j = row j's exact
+// integers I and O of quant_linear.h's rule; then acc = fma(float(I), d * d_x, acc), off = fma(float(O), dmin * d_x,
+// off) in group order and y = (acc - off) + bias, as decode1_q4k stores them.
+template <int MR>
+void decode_tiles_q4k(const r16_job& j, int64_t t0, int64_t t1) {
+  const r16_layout& L = *j.layout;
+  const int64_t ng = L.n_groups, gbytes = L.nv * 64;
+  const int8_t* xq[MR];
+  const float* xd[MR];
+  for (int i = 0; i < MR; ++i) {
+    xq[i] = j.x.qs(i);
+    xd[i] = j.x.d(i);
+  }
+  const __m512i m4 = _mm512_set1_epi8(0x0f), low6 = _mm512_set1_epi8(0x3f), two = _mm512_set1_epi8(0x03);
+  const __m512i byte = _mm512_set1_epi32(0xff);
+  for (int64_t t = t0; t < t1; ++t) {
+    const uint8_t* tile = L.quants(j.packed, t);
+    __m512 acc[MR], off[MR];
+    for (int i = 0; i < MR; ++i) acc[i] = off[i] = _mm512_setzero_ps();
+    for (int64_t g = 0; g < ng; ++g) {
+      const uint8_t* gv = tile + g * gbytes;
+      for (int64_t o = 0; o < gbytes; o += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(gv + k_prefetch_ahead + o), _MM_HINT_T1);
+      const __m512i W0 = _mm512_loadu_si512(gv + 64), W1 = _mm512_loadu_si512(gv + 128);
+      const __m512i W2 = _mm512_loadu_si512(gv + 192);
+      // Bytes 0-3 of each lane: sub-blocks 0-3 (S03, M03) and 4-7 (S47, M47) of that row.
+      const __m512i S[2] = {
+          _mm512_and_si512(W0, low6),
+          _mm512_or_si512(_mm512_and_si512(W2, m4),
+                          _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(W0, 6), two), 4))};
+      const __m512i M[2] = {
+          _mm512_and_si512(W1, low6),
+          _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(W2, 4), m4),
+                          _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(W1, 6), two), 4))};
+      auto pick = [&](const __m512i* V, int sb) {
+        return _mm512_and_si512(_mm512_srli_epi32(V[sb / 4], 8 * (sb % 4)), byte);
+      };
+      __m512i I[MR];
+      for (int i = 0; i < MR; ++i) I[i] = _mm512_setzero_si512();
+      for (int c = 0; c < 4; ++c) {
+        __m512i lo_sum[MR], hi_sum[MR];
+        for (int i = 0; i < MR; ++i) lo_sum[i] = hi_sum[i] = _mm512_setzero_si512();
+        for (int v = 0; v < 8; ++v) {
+          const __m512i q = _mm512_loadu_si512(gv + 256 + 64 * (8 * c + v));
+          const __m512i lo = _mm512_and_si512(q, m4), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+          for (int i = 0; i < MR; ++i) {
+            const int8_t* x = xq[i] + 256 * g + 64 * c + 4 * v;
+            lo_sum[i] = _mm512_dpbusd_epi32(lo_sum[i], lo, bcast4(x));
+            hi_sum[i] = _mm512_dpbusd_epi32(hi_sum[i], hi, bcast4(x + 32));
+          }
+        }
+        const __m512i s_lo = pick(S, 2 * c), s_hi = pick(S, 2 * c + 1);
+        for (int i = 0; i < MR; ++i)
+          I[i] = _mm512_add_epi32(I[i], _mm512_add_epi32(_mm512_mullo_epi32(lo_sum[i], s_lo),
+                                                         _mm512_mullo_epi32(hi_sum[i], s_hi)));
+      }
+      const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(gv)));
+      const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(gv + 32)));
+      for (int i = 0; i < MR; ++i) {
+        const int16_t* bs = j.x.bsum(i, g) + 16;  // x's 8 sums of 32
+        __m512i O = _mm512_setzero_si512();
+        for (int sb = 0; sb < 8; ++sb) O = _mm512_add_epi32(O, _mm512_mullo_epi32(pick(M, sb), _mm512_set1_epi32(bs[sb])));
+        acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(I[i]), _mm512_mul_ps(d, _mm512_set1_ps(xd[i][g])), acc[i]);
+        off[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(O), _mm512_mul_ps(dmin, _mm512_set1_ps(xd[i][g])), off[i]);
+      }
+    }
+    const int64_t n0 = t * k_r16_rows;
+    const int nr = int(L.n - n0 < k_r16_rows ? L.n - n0 : k_r16_rows);
+    const __mmask16 keep = __mmask16((1u << nr) - 1);
+    const __m512 b = j.bias ? _mm512_maskz_loadu_ps(keep, j.bias + n0) : _mm512_setzero_ps();
+    for (int i = 0; i < MR; ++i)
+      _mm512_mask_storeu_ps(j.y + i * j.y_stride + n0, keep, _mm512_add_ps(_mm512_sub_ps(acc[i], off[i]), b));
+  }
+}
+
 }  // namespace
 
 bool r16_pack_tile_avx512(const r16_layout& L, const uint8_t* const* rows, uint8_t* tile) {
+  if (L.type != dtype::Q4_0 && L.type != dtype::Q8_0) return false;
   const bool q4 = L.type == dtype::Q4_0;
   const int64_t bb = q4 ? 18 : 34;
   auto* sc = reinterpret_cast<uint16_t*>(tile);
@@ -128,6 +206,14 @@ bool r16_pack_tile_avx512(const r16_layout& L, const uint8_t* const* rows, uint8
 }
 
 r16_decode_fn r16_decode_avx512(dtype t, int64_t m) {
+  if (t == dtype::Q4_K) {
+    switch (m) {
+      case 1: return &decode_tiles_q4k<1>;
+      case 2: return &decode_tiles_q4k<2>;
+      case 3: return &decode_tiles_q4k<3>;
+      default: return nullptr;
+    }
+  }
   const bool q4 = t == dtype::Q4_0;
   if (!q4 && t != dtype::Q8_0) return nullptr;
   switch (m) {

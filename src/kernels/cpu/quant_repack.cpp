@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -34,21 +35,58 @@ std::shared_ptr<uint8_t> alloc_pages(int64_t bytes) {
 
 int64_t block_bytes_of(dtype t) { return int64_t(dtype_block_bytes(t)); }
 
+// Row j's block of group g into / out of a tile (quant_repack.h's layout). Q4_0 / Q8_0: the f16 scale to the tile's
+// scales, qs word v to vector v (Q8_0 + 128). Q4_K: d and dmin to the group's first vector, block word v (v >= 1: the
+// scales' 3 words, then qs) to vector v.
+void block_to_tile(const r16_layout& L, uint8_t* tile, int64_t g, int64_t j, const uint8_t* blk, bool q8) {
+  uint8_t* gv = tile + L.scale_bytes + g * L.nv * 64;
+  if (L.type == dtype::Q4_K) {
+    std::memcpy(gv + 2 * j, blk, 2);
+    std::memcpy(gv + 32 + 2 * j, blk + 2, 2);
+    for (int64_t v = 1; v < L.nv; ++v) std::memcpy(gv + 64 * v + 4 * j, blk + 4 * v, 4);
+    return;
+  }
+  std::memcpy(tile + 32 * g + 2 * j, blk, 2);
+  for (int64_t v = 0; v < L.nv; ++v) {
+    uint8_t* dst = gv + 64 * v + 4 * j;
+    std::memcpy(dst, blk + 2 + 4 * v, 4);
+    if (q8)
+      for (int i = 0; i < 4; ++i) dst[i] ^= 0x80;
+  }
+}
+void tile_to_block(const r16_layout& L, const uint8_t* tile, int64_t g, int64_t j, uint8_t* blk, bool q8) {
+  const uint8_t* gv = tile + L.scale_bytes + g * L.nv * 64;
+  if (L.type == dtype::Q4_K) {
+    std::memcpy(blk, gv + 2 * j, 2);
+    std::memcpy(blk + 2, gv + 32 + 2 * j, 2);
+    for (int64_t v = 1; v < L.nv; ++v) std::memcpy(blk + 4 * v, gv + 64 * v + 4 * j, 4);
+    return;
+  }
+  std::memcpy(blk, tile + 32 * g + 2 * j, 2);
+  for (int64_t v = 0; v < L.nv; ++v) {
+    uint8_t* d = blk + 2 + 4 * v;
+    std::memcpy(d, gv + 64 * v + 4 * j, 4);
+    if (q8)
+      for (int b = 0; b < 4; ++b) d[b] ^= 0x80;
+  }
+}
+
 }  // namespace
 
-bool r16_type(dtype t) { return t == dtype::Q4_0 || t == dtype::Q8_0; }
+bool r16_type(dtype t) { return t == dtype::Q4_0 || t == dtype::Q8_0 || t == dtype::Q4_K; }
 
 r16_layout r16_layout_of(dtype t, int64_t n, int64_t k) {
   AG_CHECK(r16_type(t), std::string("r16 layout: no layout for ") + dtype_name(t));
-  AG_CHECK(n > 0 && k > 0 && k % 32 == 0, "r16 layout: [n, k] must be positive with k a multiple of 32");
+  const int64_t ge = int64_t(dtype_block_elems(t));
+  AG_CHECK(n > 0 && k > 0 && k % ge == 0, "r16 layout: [n, k] must be positive with k a multiple of " + std::to_string(ge));
   r16_layout L;
   L.type = t;
   L.n = n;
   L.k = k;
-  L.n_groups = k / 32;
+  L.n_groups = k / ge;
   L.n_tiles = (n + k_r16_rows - 1) / k_r16_rows;
-  L.nv = t == dtype::Q4_0 ? 4 : 8;
-  L.scale_bytes = (L.n_groups * 32 + 63) / 64 * 64;
+  L.nv = t == dtype::Q4_0 ? 4 : t == dtype::Q8_0 ? 8 : 36;
+  L.scale_bytes = t == dtype::Q4_K ? 0 : (L.n_groups * 32 + 63) / 64 * 64;
   L.tile_bytes = L.scale_bytes + L.n_groups * L.nv * 64;
   return L;
 }
@@ -73,20 +111,9 @@ tensor r16_pack(const tensor& w, thread_pool* pool) {
         rows[j] = r < L.n ? w.row(r) : zero_row.data();
       }
       if (vector_pack && r16_pack_tile_avx512(L, rows, tile)) continue;
-      auto* sc = reinterpret_cast<uint16_t*>(tile);
-      uint8_t* qs = tile + L.scale_bytes;
-      std::memset(tile + L.n_groups * 32, 0, size_t(L.scale_bytes - L.n_groups * 32));
+      std::memset(tile + L.n_groups * 32, 0, size_t(L.scale_bytes - std::min(L.scale_bytes, L.n_groups * 32)));
       for (int64_t j = 0; j < k_r16_rows; ++j)
-        for (int64_t g = 0; g < L.n_groups; ++g) {
-          const uint8_t* blk = rows[j] + g * bb;
-          std::memcpy(&sc[g * 16 + j], blk, 2);
-          for (int64_t v = 0; v < L.nv; ++v) {
-            uint8_t* dst = qs + g * L.nv * 64 + v * 64 + 4 * j;
-            std::memcpy(dst, blk + 2 + 4 * v, 4);  // after the f16 scale
-            if (q8)
-              for (int i = 0; i < 4; ++i) dst[i] ^= 0x80;
-          }
-        }
+        for (int64_t g = 0; g < L.n_groups; ++g) block_to_tile(L, tile, g, j, rows[j] + g * bb, q8);
     }
   });
   tensor packed = tensor::view(out, dtype::U8, {L.bytes()});
@@ -101,19 +128,8 @@ void r16_unpack_rows(const r16_layout& L, const uint8_t* packed, int64_t r0, int
   const bool q8 = L.type == dtype::Q8_0;
   for (int64_t i = 0; i < nr; ++i) {
     const int64_t r = r0 + i, t = r / k_r16_rows, j = r % k_r16_rows;
-    const uint16_t* sc = L.scales(packed, t);
-    const uint8_t* qs = L.quants(packed, t);
     uint8_t* row = dst + i * dst_stride;
-    for (int64_t g = 0; g < L.n_groups; ++g) {
-      uint8_t* blk = row + g * bb;
-      std::memcpy(blk, &sc[g * 16 + j], 2);
-      for (int64_t v = 0; v < L.nv; ++v) {
-        uint8_t* d = blk + 2 + 4 * v;
-        std::memcpy(d, qs + g * L.nv * 64 + v * 64 + 4 * j, 4);
-        if (q8)
-          for (int b = 0; b < 4; ++b) d[b] ^= 0x80;
-      }
-    }
+    for (int64_t g = 0; g < L.n_groups; ++g) tile_to_block(L, packed + t * L.tile_bytes, g, j, row + g * bb, q8);
   }
 }
 
@@ -132,7 +148,9 @@ bool r16_repack_wanted(bool file_backed) {
 }
 
 tensor repack_weight_kernel(const kernel_context& kc, const tensor& w, bool file_backed) {
-  if (!r16_type(w.type()) || w.n_dims() != 2 || w.dim(1) % 32 != 0 || !r16_repack_wanted(file_backed)) return {};
+  if (!r16_type(w.type()) || w.n_dims() != 2 || w.dim(1) % int64_t(dtype_block_elems(w.type())) != 0 ||
+      !r16_repack_wanted(file_backed))
+    return {};
   return r16_pack(w, kc.pool);
 }
 
