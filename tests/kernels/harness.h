@@ -35,8 +35,8 @@ struct backend {
   // CPU only: LINEAR on BF16 weights takes the AVX-512 BF16 GEMM (x rounded to bf16, kernels/cpu/gemm_bf16.h) from
   // 3 rows on; the other CPU backends run the exact F32 GEMM.
   bool bf16_gemm = false;
-  // CPU only: Q4_0 / Q8_0 / Q4_K linear weights carry their r16 copy (kernels/cpu/quant_repack.h), as load makes on AVX-512
-  // VNNI + AMX CPUs: the r16 decode, prefill on unpacked slabs (EXACT precision, as cpu).
+  // CPU only: Q4_0 / Q8_0 / Q4_K linear weights carry their r16 copy (kernels/cpu/quant_repack.h), as load makes on
+  // AVX-512 VNNI + AMX CPUs: the r16 decode, prefill on unpacked slabs (EXACT precision, as cpu).
   bool r16 = false;
 };
 // Whether the selected backend gives Q4_0 / Q8_0 / Q4_K linear weights their r16 copy.

@@ -254,10 +254,11 @@ TEST(quantized_source, an_impossible_conversion_names_file_and_tensor) {
   EXPECT_NE(msg.find("Q4_K"), std::string::npos) << msg;
 }
 
-// Q4_0 / Q8_0 / Q4_K weights repacked at load into the CPU's 16-row tiles (AUTOGLM_CPU_REPACK=1; kernels/cpu/quant_repack.h)
-// give the logits of the file's layout read in place (=0), bit for bit: prompts of 1 and 3 tokens (the r16 decode
-// kernel), of 15 (the prefill paths) and one through the vision tower. On a CPU without AVX-512 VNNI nothing is
-// repacked and both runs take the same path.
+// Q4_0 / Q8_0 / Q4_K weights repacked at load into the CPU's 16-row tiles (AUTOGLM_CPU_REPACK=1,
+// kernels/cpu/quant_repack.h) give the logits of the file's layout read in place (=0), bit for bit: prompts of 1 and
+// 3 tokens (the r16 decode kernel), of 15 (the prefill paths) and one through the vision tower. On a CPU without
+// AVX-512 VNNI nothing is repacked and both runs take the same path; the demo's rows (128 inputs) are no whole Q4_K
+// block, so its Q4_K file holds llama.cpp's fallback types (the kernel tests cover Q4_K).
 TEST_F(weight_quant, weights_repacked_at_load_give_the_logits_of_the_file_layout) {
   const vision_input im = random_image(9, 43);
   const std::vector<int32_t> p = {1458, 1460, 1463, 1466, 1470, 1470, 1470, 1470, 1467, 100, 200, 1464};

@@ -374,7 +374,8 @@ void run_tasks(const problem& p, const uint16_t* xp, int64_t r0, int64_t rows, i
         uint16_t* d = static_cast<uint16_t*>(wpad.data()) + (wb - wb0) * k_block * kp;
         if (!reuse && p.w.r16) {
           r16_rows_bf16(p.w, j0, nr, d, kp, p.k);
-          for (int64_t r = 0; r < k_block; ++r) std::fill(d + r * kp + (r < nr ? p.k : 0), d + (r + 1) * kp, uint16_t(0));
+          for (int64_t r = 0; r < k_block; ++r)
+            std::fill(d + r * kp + (r < nr ? p.k : 0), d + (r + 1) * kp, uint16_t(0));
         } else if (!reuse)
           for (int64_t r = 0; r < k_block; ++r) {
             if (r + 2 < nr) {  // the dequantizer stalled on memory (half its time): the row after next into L1

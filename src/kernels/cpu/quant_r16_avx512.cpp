@@ -158,7 +158,8 @@ void decode_tiles_q4k(const r16_job& j, int64_t t0, int64_t t1) {
       for (int i = 0; i < MR; ++i) {
         const int16_t* bs = j.x.bsum(i, g) + 16;  // x's 8 sums of 32
         __m512i O = _mm512_setzero_si512();
-        for (int sb = 0; sb < 8; ++sb) O = _mm512_add_epi32(O, _mm512_mullo_epi32(pick(M, sb), _mm512_set1_epi32(bs[sb])));
+        for (int sb = 0; sb < 8; ++sb)
+          O = _mm512_add_epi32(O, _mm512_mullo_epi32(pick(M, sb), _mm512_set1_epi32(bs[sb])));
         acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(I[i]), _mm512_mul_ps(d, _mm512_set1_ps(xd[i][g])), acc[i]);
         off[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(O), _mm512_mul_ps(dmin, _mm512_set1_ps(xd[i][g])), off[i]);
       }
@@ -192,7 +193,8 @@ bool r16_pack_tile_avx512(const r16_layout& L, const uint8_t* const* rows, uint8
       __m512i v[4];
       for (int i = 0; i < 4; ++i) {
         const int64_t at = o + 2 + 16 * h;
-        const __m256i a = _mm256_inserti128_si256(_mm256_castsi128_si256(load16(rows[i] + at)), load16(rows[4 + i] + at), 1);
+        const __m256i a =
+            _mm256_inserti128_si256(_mm256_castsi128_si256(load16(rows[i] + at)), load16(rows[4 + i] + at), 1);
         const __m256i b =
             _mm256_inserti128_si256(_mm256_castsi128_si256(load16(rows[8 + i] + at)), load16(rows[12 + i] + at), 1);
         v[i] = _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);

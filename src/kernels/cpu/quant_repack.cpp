@@ -78,7 +78,8 @@ bool r16_type(dtype t) { return t == dtype::Q4_0 || t == dtype::Q8_0 || t == dty
 r16_layout r16_layout_of(dtype t, int64_t n, int64_t k) {
   AG_CHECK(r16_type(t), std::string("r16 layout: no layout for ") + dtype_name(t));
   const int64_t ge = int64_t(dtype_block_elems(t));
-  AG_CHECK(n > 0 && k > 0 && k % ge == 0, "r16 layout: [n, k] must be positive with k a multiple of " + std::to_string(ge));
+  AG_CHECK(n > 0 && k > 0 && k % ge == 0,
+           "r16 layout: [n, k] must be positive with k a multiple of " + std::to_string(ge));
   r16_layout L;
   L.type = t;
   L.n = n;

@@ -85,8 +85,8 @@ bool r16_decode_available();
 // (a read-only file mapping): the automatic policy repacks only then, so resident memory does not grow.
 bool r16_repack_wanted(bool file_backed);
 
-// The registered REPACK_WEIGHT kernel for Q4_0 / Q8_0 / Q4_K on the CPU: r16_pack(w) where r16_repack_wanted says so, else
-// an empty tensor.
+// The registered REPACK_WEIGHT kernel for Q4_0 / Q8_0 / Q4_K on the CPU: r16_pack(w) where r16_repack_wanted says so,
+// else an empty tensor.
 tensor repack_weight_kernel(const kernel_context& kc, const tensor& w, bool file_backed);
 
 }  // namespace autoglm::cpu
