@@ -7,6 +7,10 @@
 
 #include "core/dtype.h"
 
+namespace autoglm::cpu {
+struct r16_layout;
+}
+
 namespace autoglm::cpu::qgemm {
 
 // Weight dtypes with integer kernels, in table order.
@@ -73,6 +77,10 @@ struct wide_job {
   float* y = nullptr;  // [m, n], rows y_stride floats apart
   int64_t y_stride = 0;
   bool swiglu = false;
+  // Or W as an r16 copy (quant_repack.h; w unused, w_stride the file layout's row bytes): each tile's rows are unpacked
+  // to the file's layout in the thread's buffer first.
+  const r16_layout* r16 = nullptr;
+  const uint8_t* r16_data = nullptr;
 };
 // Panels [p0, p1) of x's m quantized rows to `out` (wide_x_group_bytes of the type per group per panel).
 using wide_pack_x_fn = void (*)(const xq_view& x, int64_t m, int64_t p0, int64_t p1, uint8_t* out);

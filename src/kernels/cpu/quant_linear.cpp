@@ -201,8 +201,9 @@ bool quant_linear_into(const kernel_context& kc, const tensor& x, const linear_w
   if (m <= 0 || n <= 0) return false;
   const float* xp = x.ptr<float>();
   float* yp = y.ptr<float>();
-  // The weight's r16 copy (quant_repack.h), where load made one: read instead of W by the AMX prefill and the r16
-  // decode; any other path gets the rows back in the file's layout, a slab at a time.
+  // The weight's r16 copy (quant_repack.h), where load made one: read instead of W by the AMX prefill, the r16 decode
+  // and the wide VNNI prefill (a tile's rows unpacked as it packs them); any other path gets the rows back in the
+  // file's layout, a slab at a time.
   r16_layout r16;
   const uint8_t* packed = nullptr;
   if (!w.repacked.empty()) {
@@ -219,13 +220,13 @@ bool quant_linear_into(const kernel_context& kc, const tensor& x, const linear_w
     gemm_bf16_amx(kc.pool, xp, xs, m, rows, n, k, bias, yp, ys, wscale);
     return false;
   }
+  const isa_table& tab = *table_of(quant_isa_selected());
   const r16_decode_fn r16_decode = packed && r16_decode_available() ? r16_decode_avx512(W.type(), m) : nullptr;
-  if (packed && !r16_decode) {
+  const bool wide_prefill = m > k_decode_rows && tab.wide[size_t(wt)];
+  if (packed && !r16_decode && !wide_prefill) {
     linear_unpacked(kc, x, w, r16, y);
     return false;
   }
-
-  const isa_table& tab = *table_of(quant_isa_selected());
 
   // x quantized once per call into the calling thread's buffer (kept between calls: no per-step allocation).
   thread_local aligned_buffer t_xq;
@@ -281,6 +282,11 @@ bool quant_linear_into(const kernel_context& kc, const tensor& x, const linear_w
       tab.wide_pack_x[size_t(wt)](xv, m, p0, p1, xw);
     });
     wide_job job{static_cast<const uint8_t*>(W.data()), w_row_bytes, n, bias, xw, m, ng, yp, ys};
+    if (packed) {  // each tile's rows unpacked from the r16 copy as the tile is packed
+      job.w = nullptr;
+      job.r16 = &r16;
+      job.r16_data = packed;
+    }
     int64_t outputs_per_tile = tab.wide_rows;
     if (gated) {
       job.n = n / 2;

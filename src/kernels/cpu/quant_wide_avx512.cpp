@@ -24,6 +24,7 @@
 #include "core/aligned_buffer.h"
 #include "core/quant_blocks.h"
 #include "kernels/cpu/quant_gemm.h"
+#include "kernels/cpu/quant_repack.h"
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")
@@ -171,16 +172,24 @@ constexpr int64_t block_bytes = T == wtype::Q8_0 ? 34 : T == wtype::Q4_0 ? 18 : 
                                 : T == wtype::Q4_K ? 144 : T == wtype::Q5_K ? 176 : 210;
 
 // The 32 W rows of tile t (the last valid row repeated past the end): rows 32t .. 32t + 31, or with swiglu gate
-// rows 16t .. 16t + 15 then the up rows n + 16t .. n + 16t + 15 (lanes 0-15: gates, 16-31: their ups).
+// rows 16t .. 16t + 15 then the up rows n + 16t .. n + 16t + 15 (lanes 0-15: gates, 16-31: their ups); tile_row
+// gives lane r's row.
+int64_t tile_row(const wide_job& j, int64_t t, int r) {
+  if (!j.swiglu) return std::min<int64_t>(t * k_rows + r, j.n - 1);
+  const int64_t g = std::min<int64_t>(t * (k_rows / 2) + r % (k_rows / 2), j.n - 1);
+  return r < k_rows / 2 ? g : j.n + g;
+}
 void tile_rows(const wide_job& j, int64_t t, const uint8_t** w) {
-  if (!j.swiglu) {
-    for (int r = 0; r < k_rows; ++r) w[r] = j.w + std::min<int64_t>(t * k_rows + r, j.n - 1) * j.w_stride;
-    return;
-  }
-  for (int r = 0; r < k_rows / 2; ++r) {
-    const int64_t g = std::min<int64_t>(t * (k_rows / 2) + r, j.n - 1);
-    w[r] = j.w + g * j.w_stride;
-    w[k_rows / 2 + r] = j.w + (j.n + g) * j.w_stride;
+  for (int r = 0; r < k_rows; ++r) w[r] = j.w + tile_row(j, t, r) * j.w_stride;
+}
+
+// tile_rows of an r16 copy: the rows unpacked to the file's layout in `buf` (the thread's, kept until the next tile).
+void unpacked_tile_rows(const wide_job& j, int64_t t, const uint8_t** w, aligned_buffer& buf) {
+  buf.resize(size_t(k_rows * j.w_stride));
+  uint8_t* out = static_cast<uint8_t*>(buf.data());
+  for (int r = 0; r < k_rows; ++r) {
+    r16_unpack_rows(*j.r16, j.r16_data, tile_row(j, t, r), 1, out + r * j.w_stride, j.w_stride);
+    w[r] = out + r * j.w_stride;
   }
 }
 
@@ -455,11 +464,17 @@ void run_tiles(const wide_job& j, int64_t t0, int64_t t1) {
   t_packed.resize(size_t(block_groups<T> * w_group<T>));
   t_state.resize(size_t(n_panels * k_mr * state_floats<T>) * sizeof(float));
   uint8_t* packed = static_cast<uint8_t*>(t_packed.data());
+  thread_local aligned_buffer t_rows;  // an r16 copy's tile, unpacked
   const uint8_t* rows[k_rows];
   const uint8_t* next_rows[k_rows];
   for (int64_t t = t0; t < t1; ++t) {
-    tile_rows(j, t, rows);
-    tile_rows(j, t + 1, next_rows);  // clamped to the last row past the end
+    if (j.r16) {
+      unpacked_tile_rows(j, t, rows, t_rows);
+      std::copy(rows, rows + k_rows, next_rows);  // the next tile is not unpacked yet: its prefetches hit this one
+    } else {
+      tile_rows(j, t, rows);
+      tile_rows(j, t + 1, next_rows);  // clamped to the last row past the end
+    }
     for (int64_t g0 = 0; g0 < ng; g0 += block_groups<T>) {
       const int64_t g1 = std::min(ng, g0 + block_groups<T>);
       if constexpr (is_k<T>) pack_tile_k<T>(rows, g0, g1, packed);
