@@ -278,7 +278,6 @@ AG_AVX512_BF16 void r16_tile_bf16(const r16_layout& L, const uint8_t* packed, in
 #pragma GCC diagnostic pop
 #endif
 
-
 // Row r of a W block as bf16 into dst (k elements): BF16 copied, the quantized types dequantized
 // (amx_gemm_weight_type): with AVX-512 BF16 (every AMX CPU) by the vector code above, elsewhere (the emulated
 // tiles' tests) through core's dequantizer and f32_to_bf16, the same bits.
@@ -372,19 +371,21 @@ void run_tasks(const problem& p, const uint16_t* xp, int64_t r0, int64_t rows, i
       if (nr < k_block || p.k % k_step != 0 || p.w.type != dtype::BF16) {
         wpad.resize(size_t(4 * k_block * kp) * 2);
         uint16_t* d = static_cast<uint16_t*>(wpad.data()) + (wb - wb0) * k_block * kp;
-        if (!reuse && p.w.r16) {
-          r16_rows_bf16(p.w, j0, nr, d, kp, p.k);
-          for (int64_t r = 0; r < k_block; ++r)
-            std::fill(d + r * kp + (r < nr ? p.k : 0), d + (r + 1) * kp, uint16_t(0));
-        } else if (!reuse)
-          for (int64_t r = 0; r < k_block; ++r) {
-            if (r + 2 < nr) {  // the dequantizer stalled on memory (half its time): the row after next into L1
-              const char* ahead = static_cast<const char*>(p.w.row(j0 + r + 2));
-              for (int64_t o = 0; o < p.w.row_bytes; o += 64) __builtin_prefetch(ahead + o, 0, 3);
+        if (!reuse) {
+          if (p.w.r16) {
+            r16_rows_bf16(p.w, j0, nr, d, kp, p.k);
+          } else {
+            for (int64_t r = 0; r < nr; ++r) {
+              if (r + 2 < nr) {  // the dequantizer stalled on memory (half its time): the row after next into L1
+                const char* ahead = static_cast<const char*>(p.w.row(j0 + r + 2));
+                for (int64_t o = 0; o < p.w.row_bytes; o += 64) __builtin_prefetch(ahead + o, 0, 3);
+              }
+              w_row_bf16(p.w.type, p.w.row(j0 + r), d + r * kp, p.k);
             }
-            if (r < nr) w_row_bf16(p.w.type, p.w.row(j0 + r), d + r * kp, p.k);
-            std::fill(d + r * kp + (r < nr ? p.k : 0), d + (r + 1) * kp, uint16_t(0));
           }
+          for (int64_t r = 0; r < k_block; ++r)  // zeros past each row's k and in rows past nr
+            std::fill(d + r * kp + (r < nr ? p.k : 0), d + (r + 1) * kp, uint16_t(0));
+        }
         padded_wb0 = wb0;
         a[wb - wb0] = reinterpret_cast<const uint8_t*>(d);
         as[wb - wb0] = kp * 2;

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "kernels/cpu/kernel_util.h"
 #include "kernels/cpu/quant_repack.h"
 #include "kernels/cpu/transpose_avx512.h"
 
@@ -36,6 +37,17 @@ inline __m512i bcast4(const int8_t* p) {
   int32_t v;
   std::memcpy(&v, p, 4);
   return _mm512_set1_epi32(v);
+}
+
+// Tile t's outputs of MR x rows: y = acc + bias, or (acc - off) + bias with the k-quants' mins (store_row's steps).
+template <int MR>
+void store_tile(const r16_job& j, int64_t t, const __m512* acc, const __m512* off) {
+  const int64_t n0 = t * k_r16_rows;
+  const __mmask16 keep = first_lanes16(j.layout->n - n0);
+  const __m512 b = j.bias ? _mm512_maskz_loadu_ps(keep, j.bias + n0) : _mm512_setzero_ps();
+  for (int i = 0; i < MR; ++i)
+    _mm512_mask_storeu_ps(j.y + i * j.y_stride + n0, keep,
+                          _mm512_add_ps(off ? _mm512_sub_ps(acc[i], off[i]) : acc[i], b));
 }
 
 template <bool q4, int MR>
@@ -87,11 +99,7 @@ void decode_tiles(const r16_job& j, int64_t t0, int64_t t1) {
         acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(I), _mm512_mul_ps(dw, _mm512_set1_ps(xd[i][g])), acc[i]);
       }
     }
-    const int64_t n0 = t * k_r16_rows;
-    const int nr = int(L.n - n0 < k_r16_rows ? L.n - n0 : k_r16_rows);
-    const __mmask16 keep = __mmask16((1u << nr) - 1);
-    const __m512 b = j.bias ? _mm512_maskz_loadu_ps(keep, j.bias + n0) : _mm512_setzero_ps();
-    for (int i = 0; i < MR; ++i) _mm512_mask_storeu_ps(j.y + i * j.y_stride + n0, keep, _mm512_add_ps(acc[i], b));
+    store_tile<MR>(j, t, acc, nullptr);
   }
 }
 
@@ -164,12 +172,7 @@ void decode_tiles_q4k(const r16_job& j, int64_t t0, int64_t t1) {
         off[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(O), _mm512_mul_ps(dmin, _mm512_set1_ps(xd[i][g])), off[i]);
       }
     }
-    const int64_t n0 = t * k_r16_rows;
-    const int nr = int(L.n - n0 < k_r16_rows ? L.n - n0 : k_r16_rows);
-    const __mmask16 keep = __mmask16((1u << nr) - 1);
-    const __m512 b = j.bias ? _mm512_maskz_loadu_ps(keep, j.bias + n0) : _mm512_setzero_ps();
-    for (int i = 0; i < MR; ++i)
-      _mm512_mask_storeu_ps(j.y + i * j.y_stride + n0, keep, _mm512_add_ps(_mm512_sub_ps(acc[i], off[i]), b));
+    store_tile<MR>(j, t, acc, off);
   }
 }
 
@@ -178,10 +181,9 @@ void decode_tiles_q4k(const r16_job& j, int64_t t0, int64_t t1) {
 bool r16_pack_tile_avx512(const r16_layout& L, const uint8_t* const* rows, uint8_t* tile) {
   if (L.type != dtype::Q4_0 && L.type != dtype::Q8_0) return false;
   const bool q4 = L.type == dtype::Q4_0;
-  const int64_t bb = q4 ? 18 : 34;
+  const int64_t bb = int64_t(dtype_block_bytes(L.type));
   auto* sc = reinterpret_cast<uint16_t*>(tile);
   uint8_t* qs = tile + L.scale_bytes;
-  std::memset(tile + L.n_groups * 32, 0, size_t(L.scale_bytes - L.n_groups * 32));
   const __m512i flip = _mm512_set1_epi8(char(0x80));
   auto load16 = [](const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); };
   for (int64_t g = 0; g < L.n_groups; ++g) {

@@ -33,12 +33,11 @@ std::shared_ptr<uint8_t> alloc_pages(int64_t bytes) {
   return std::shared_ptr<uint8_t>(static_cast<uint8_t*>(p), [len](uint8_t* q) { ::munmap(q, len); });
 }
 
-int64_t block_bytes_of(dtype t) { return int64_t(dtype_block_bytes(t)); }
-
 // Row j's block of group g into / out of a tile (quant_repack.h's layout). Q4_0 / Q8_0: the f16 scale to the tile's
 // scales, qs word v to vector v (Q8_0 + 128). Q4_K: d and dmin to the group's first vector, block word v (v >= 1: the
 // scales' 3 words, then qs) to vector v.
-void block_to_tile(const r16_layout& L, uint8_t* tile, int64_t g, int64_t j, const uint8_t* blk, bool q8) {
+void block_to_tile(const r16_layout& L, uint8_t* tile, int64_t g, int64_t j, const uint8_t* blk) {
+  const bool q8 = L.type == dtype::Q8_0;
   uint8_t* gv = tile + L.scale_bytes + g * L.nv * 64;
   if (L.type == dtype::Q4_K) {
     std::memcpy(gv + 2 * j, blk, 2);
@@ -54,7 +53,8 @@ void block_to_tile(const r16_layout& L, uint8_t* tile, int64_t g, int64_t j, con
       for (int i = 0; i < 4; ++i) dst[i] ^= 0x80;
   }
 }
-void tile_to_block(const r16_layout& L, const uint8_t* tile, int64_t g, int64_t j, uint8_t* blk, bool q8) {
+void tile_to_block(const r16_layout& L, const uint8_t* tile, int64_t g, int64_t j, uint8_t* blk) {
+  const bool q8 = L.type == dtype::Q8_0;
   const uint8_t* gv = tile + L.scale_bytes + g * L.nv * 64;
   if (L.type == dtype::Q4_K) {
     std::memcpy(blk, gv + 2 * j, 2);
@@ -97,8 +97,7 @@ tensor r16_pack(const tensor& w, thread_pool* pool) {
   const r16_layout L = r16_layout_of(w.type(), w.dim(0), w.dim(1));
   std::shared_ptr<uint8_t> mem = alloc_pages(L.bytes());
   uint8_t* out = mem.get();
-  const int64_t bb = block_bytes_of(L.type);
-  const bool q8 = L.type == dtype::Q8_0;
+  const int64_t bb = int64_t(dtype_block_bytes(L.type));
   const bool vector_pack = quant_isa_available(quant_isa::AVX512_VNNI) && !portable_kernels_forced();
   // The source read once, now, in big requests (a file mapping's pages would otherwise fault in one at a time).
   if (w.is_contiguous()) prefault_read(w.data(), w.n_bytes());
@@ -111,10 +110,10 @@ tensor r16_pack(const tensor& w, thread_pool* pool) {
         const int64_t r = t * k_r16_rows + j;
         rows[j] = r < L.n ? w.row(r) : zero_row.data();
       }
+      // alloc_pages' memory is zeroed: so is the padding after a tile's scales.
       if (vector_pack && r16_pack_tile_avx512(L, rows, tile)) continue;
-      std::memset(tile + L.n_groups * 32, 0, size_t(L.scale_bytes - std::min(L.scale_bytes, L.n_groups * 32)));
       for (int64_t j = 0; j < k_r16_rows; ++j)
-        for (int64_t g = 0; g < L.n_groups; ++g) block_to_tile(L, tile, g, j, rows[j] + g * bb, q8);
+        for (int64_t g = 0; g < L.n_groups; ++g) block_to_tile(L, tile, g, j, rows[j] + g * bb);
     }
   });
   tensor packed = tensor::view(out, dtype::U8, {L.bytes()});
@@ -125,12 +124,11 @@ tensor r16_pack(const tensor& w, thread_pool* pool) {
 void r16_unpack_rows(const r16_layout& L, const uint8_t* packed, int64_t r0, int64_t nr, uint8_t* dst,
                      int64_t dst_stride) {
   AG_CHECK(r0 >= 0 && nr >= 0 && r0 + nr <= L.n, "r16_unpack_rows: rows outside the weight");
-  const int64_t bb = block_bytes_of(L.type);
-  const bool q8 = L.type == dtype::Q8_0;
+  const int64_t bb = int64_t(dtype_block_bytes(L.type));
   for (int64_t i = 0; i < nr; ++i) {
     const int64_t r = r0 + i, t = r / k_r16_rows, j = r % k_r16_rows;
     uint8_t* row = dst + i * dst_stride;
-    for (int64_t g = 0; g < L.n_groups; ++g) tile_to_block(L, packed + t * L.tile_bytes, g, j, row + g * bb, q8);
+    for (int64_t g = 0; g < L.n_groups; ++g) tile_to_block(L, packed + t * L.tile_bytes, g, j, row + g * bb);
   }
 }
 
