@@ -153,10 +153,11 @@ using image_patches = void (*)(const kernel_context&, const raw_image& img, int3
 // logits: [rows, vocab] F32 (row stride free); params: F32 [rows, k_sample_params] contiguous on the kernel's
 // device (sample_param order); out: I32 [rows]. The exact rule (ties, rounding) is kernels/cpu/sample.h's.
 using sample = void (*)(const kernel_context&, const tensor& logits, const tensor& params, tensor& out);
-// w: a linear weight [n, k] as loaded (host memory); file_backed: whether its pages belong to a read-only file mapping
-// (given back afterwards when a copy is made). Returns linear_weight::repacked's tensor, or an empty one (no copy:
-// not worth it on this machine, or the backend's policy declines).
-using repack_weight = tensor (*)(const kernel_context&, const tensor& w, bool file_backed);
+// w: a linear weight [n, k] as loaded (host memory); releasable: whether w's memory goes once a copy is made (its
+// pages belong to a read-only file mapping and are given back, or it is a private copy made at load that the caller
+// lets go), so a copy does not add to resident memory. Returns linear_weight::repacked's tensor, or an empty one (no
+// copy: not worth it on this machine, or the backend's policy declines).
+using repack_weight = tensor (*)(const kernel_context&, const tensor& w, bool releasable);
 }  // namespace kernel_sig
 
 // Columns of SAMPLE's params rows.

@@ -29,8 +29,13 @@ struct linear_weight {
   tensor scales;  // [out_features] F32 per-output-channel scales of an I8 weight, else empty
   // The same values in a layout the backend's LINEAR reads faster, made once at load (REPACK_WEIGHT: on x86 CPUs
   // Q4_0, Q8_0 and Q4_K in tiles of 16 interleaved rows, kernels/cpu/quant_repack.h), or empty. Kernels that find it
-  // read it instead of `weight`, which stays valid (its pages may have been given back to the file mapping).
+  // read it instead of `weight`, which stays valid (its pages may have been given back to the file mapping) unless
+  // weight_released says otherwise.
   tensor repacked;
+  // The weight was a private copy made at load (ops::prepare_linear's private_copy) and its memory was let go once
+  // `repacked` was made: `weight` then only carries the shape and dtype (its data pointer is the copy's, whose bytes
+  // are NOT in the file's layout). Nothing may read weight.data() then.
+  bool weight_released = false;
   shard_spec shard;
   std::string name;  // checkpoint name, for errors and dumps
 

@@ -192,6 +192,11 @@ const tensor_source::entry* source::find(const std::string& name) const {
   return it == entries_.end() ? nullptr : &it->second;
 }
 
+void source::release(const std::string& name) const {
+  auto it = entries_.find(name);
+  if (it != entries_.end() && it->second.private_copy) it->second.data = tensor();
+}
+
 std::vector<std::string> source::names() const {
   std::vector<std::string> out;
   for (auto& [n, _] : entries_) out.push_back(n);
@@ -254,6 +259,7 @@ void source::load_text() {
       // would otherwise count twice).
       release_file_pages(t.data, t.n_bytes);
       e.data = owned;
+      e.private_copy = true;
     }
     entries_.emplace(hf, std::move(e));
   }

@@ -86,6 +86,7 @@ class source : public tensor_source {
   const std::string& location() const override { return location_; }
   const entry* find(const std::string& name) const override;
   std::vector<std::string> names() const override;
+  void release(const std::string& name) const override;
 
   // config.json as Hugging Face writes it for this model, rebuilt from the metadata (text_config always,
   // vision_config when the mmproj file is open; special token ids looked up in the token list).
@@ -96,7 +97,7 @@ class source : public tensor_source {
  private:
   std::string location_;
   std::unique_ptr<gguf_file> text_, mmproj_;
-  std::map<std::string, entry> entries_;
+  mutable std::map<std::string, entry> entries_;  // release() empties private copies
   nlohmann::json config_;
   static std::unique_ptr<source> from_files(std::unique_ptr<gguf_file> text, std::unique_ptr<gguf_file> mmproj);
   void load_text();

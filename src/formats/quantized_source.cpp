@@ -72,10 +72,18 @@ quantized_source::quantized_source(const tensor_source& base, const policy& pick
       throw error(e.file + ": tensor '" + name + "' (" + dtype_name(stored) + " " + shape_str(e.shape) +
                   ") cannot be stored as " + dtype_name(want) + ": " + err.what());
     }
+    out.private_copy = true;
     bytes_before_ += e.data.n_bytes();
     bytes_after_ += out.data.n_bytes() + (out.scales.empty() ? 0 : out.scales.n_bytes());
     converted_.emplace(name, std::move(out));
   }
+}
+
+void quantized_source::release(const std::string& name) const {
+  auto it = converted_.find(name);
+  if (it == converted_.end()) return;
+  it->second.data = tensor();
+  it->second.scales = tensor();
 }
 
 const tensor_source::entry* quantized_source::find(const std::string& name) const {

@@ -37,6 +37,7 @@ class quantized_source : public tensor_source {
   const std::string& location() const override { return base_.location(); }
   const entry* find(const std::string& name) const override;
   std::vector<std::string> names() const override { return base_.names(); }
+  void release(const std::string& name) const override;
 
   // Tensors converted, and their bytes before and after (for a load log).
   int64_t n_converted() const { return int64_t(converted_.size()); }
@@ -45,7 +46,7 @@ class quantized_source : public tensor_source {
 
  private:
   const tensor_source& base_;
-  std::map<std::string, entry> converted_;
+  mutable std::map<std::string, entry> converted_;  // release() empties entries
   uint64_t bytes_before_ = 0, bytes_after_ = 0;
 };
 

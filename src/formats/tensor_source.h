@@ -24,6 +24,9 @@ class tensor_source {
     std::vector<int64_t> shape;
     tensor data;
     tensor scales;  // [shape[0]] F32 per-row scales when data is I8 (quantized at load), else empty
+    // `data` is host memory the source made at load (a conversion, a permuted copy), not a view of a file: a
+    // consumer that makes its own copy of it may hand it back with release().
+    bool private_copy = false;
   };
 
   virtual ~tensor_source() = default;
@@ -32,6 +35,10 @@ class tensor_source {
   // The tensor stored under `name`, or nullptr.
   virtual const entry* find(const std::string& name) const = 0;
   virtual std::vector<std::string> names() const = 0;
+  // The caller keeps its own copy of `name`'s data from now on: a source holding a private copy of it (entry::
+  // private_copy) lets it go, so the memory is freed when the caller's last reference goes. The entry stays (name,
+  // shape) with empty data; reading it again is an error. A no-op for views of files.
+  virtual void release(const std::string& name) const { (void)name; }
 
   bool has(const std::string& name) const { return find(name) != nullptr; }
 
@@ -68,6 +75,8 @@ class tensor_source {
  private:
   const entry& checked(const std::string& name, const std::vector<int64_t>& shape) const {
     const entry& e = at(name);
+    if (e.data.empty())
+      throw error(e.file + ": tensor '" + name + "' was handed back to its source by an earlier binding");
     if (e.shape != shape)
       throw error(e.file + ": tensor '" + name + "' has shape " + shape_str(e.shape) + ", expected " +
                   shape_str(shape));

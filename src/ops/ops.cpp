@@ -187,15 +187,23 @@ tensor prepare_param_f32(exec_context& ctx, const tensor& p) {
   return d;
 }
 
-linear_weight prepare_linear(exec_context& ctx, const tensor& w, const tensor& bias, std::string name) {
+linear_weight prepare_linear(exec_context& ctx, const tensor& w, const tensor& bias, std::string name,
+                             bool private_copy) {
   linear_weight lw;
   lw.weight = prepare_weight(ctx, w);
   if (ctx.dev().kind == device_kind::CPU && w.is_contiguous())
     if (auto repack = registry().find(op_id::REPACK_WEIGHT, device_kind::CPU, w.type())) {
       const bool file_backed = in_file_mapping(w.data(), w.n_bytes());
-      lw.repacked = reinterpret_cast<kernel_sig::repack_weight>(repack)(ctx.kernels(), w, file_backed);
-      // The kernels read the copy from now on: the file's pages of the weight need not stay resident.
-      if (!lw.repacked.empty() && file_backed) release_file_pages(w.data(), w.n_bytes());
+      lw.repacked = reinterpret_cast<kernel_sig::repack_weight>(repack)(ctx.kernels(), w, file_backed || private_copy);
+      // The kernels read the copy from now on: the file's pages of the weight need not stay resident, and a private
+      // copy is let go (`weight` keeps its shape and dtype over the copy's bytes, core/weights.h).
+      if (!lw.repacked.empty() && file_backed) {
+        release_file_pages(w.data(), w.n_bytes());
+      } else if (!lw.repacked.empty() && private_copy) {
+        lw.weight = tensor::view(lw.repacked.data(), w.type(), w.shape());
+        lw.weight.set_owner(lw.repacked.owner());
+        lw.weight_released = true;
+      }
     }
   if (!bias.empty()) {
     AG_CHECK(bias.n_elements() == w.dim(0), "prepare_linear: bias length differs from the output features");

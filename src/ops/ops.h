@@ -63,7 +63,12 @@ tensor host_f32(exec_context& ctx, const tensor& src);
 tensor prepare_weight(exec_context& ctx, const tensor& w);
 // A small parameter (norm weight, bias) converted to F32 on the context's device.
 tensor prepare_param_f32(exec_context& ctx, const tensor& p);
-linear_weight prepare_linear(exec_context& ctx, const tensor& w, const tensor& bias, std::string name);
+// A linear weight for this context's backend, with the backend's faster layout of it where the backend makes one
+// (linear_weight::repacked). private_copy: w is host memory made at load that no one else keeps once the caller and
+// its source let go (a tensor-parallel cut, a stacked or permuted copy, a quantization at load); where a copy is
+// made of such a weight, the returned `weight` no longer holds w's memory (core/weights.h).
+linear_weight prepare_linear(exec_context& ctx, const tensor& w, const tensor& bias, std::string name,
+                             bool private_copy = false);
 
 // ---- compute ----------------------------------------------------------------------------------------------
 // y [m, out] = x [m, in] . W^T (+ bias). y may be a column view of a wider buffer. x and y are F32, or either may be

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <random>
 
 #include "autoglm/engine.h"
@@ -18,6 +19,8 @@
 #include "formats/quantize.h"
 #include "formats/quantized_source.h"
 #include "formats/safetensors.h"
+#include "kernels/cpu/quant_repack.h"
+#include "model/common/weight_binder.h"
 
 using namespace autoglm;
 namespace fs = std::filesystem;
@@ -279,4 +282,82 @@ TEST_F(weight_quant, weights_repacked_at_load_give_the_logits_of_the_file_layout
   }
   if (old) ::setenv("AUTOGLM_CPU_REPACK", saved.c_str(), 1);
   else ::unsetenv("AUTOGLM_CPU_REPACK");
+}
+
+namespace {
+
+// AUTOGLM_CPU_REPACK for a scope (restored after).
+class repack_env {
+ public:
+  explicit repack_env(const char* value) {
+    if (const char* old = std::getenv("AUTOGLM_CPU_REPACK")) saved_ = old;
+    ::setenv("AUTOGLM_CPU_REPACK", value, 1);
+  }
+  ~repack_env() {
+    if (saved_) ::setenv("AUTOGLM_CPU_REPACK", saved_->c_str(), 1);
+    else ::unsetenv("AUTOGLM_CPU_REPACK");
+  }
+
+ private:
+  std::optional<std::string> saved_;
+};
+
+}  // namespace
+
+// Copies a source makes at load (a GGUF file's q / k rows permuted to Hugging Face's order, safetensors quantized at
+// load) are private: once the CPU's LINEAR weight is repacked from one, the bound weight keeps only its shape and
+// dtype and the source hands its copy back (resident memory never holds both); weights read in place from a file
+// keep their data, and binding a handed-back tensor again is a clear error. With AUTOGLM_CPU_REPACK=0 nothing is
+// copied or let go.
+TEST_F(weight_quant, private_copies_are_let_go_once_repacked) {
+  if (!cpu::r16_decode_available()) GTEST_SKIP() << "no r16 decode (AVX-512 VNNI) on this CPU";
+  const std::string q = "model.language_model.layers.0.self_attn.q_proj.weight";
+  const std::string v = "model.language_model.layers.0.self_attn.v_proj.weight";
+  const std::string dir = gguf_dir("q4_0", dtype::Q4_0);
+  exec_context ctx(device{}, 1);
+  {
+    const repack_env env("1");
+    const auto src = glm4v_gguf::source::open_dir(dir);
+    ASSERT_TRUE(src->at(q).private_copy);
+    ASSERT_FALSE(src->at(v).private_copy);
+    const std::vector<int64_t> q_shape = src->at(q).shape, v_shape = src->at(v).shape;
+    weight_binder b(*src, ctx);
+    const linear_weight lq = b.linear(q, q_shape, "", shard_kind::COLUMN);
+    const linear_weight lv = b.linear(v, v_shape, "", shard_kind::COLUMN);
+    EXPECT_FALSE(lq.repacked.empty());
+    EXPECT_TRUE(lq.weight_released);
+    EXPECT_EQ(lq.weight.shape(), q_shape);
+    EXPECT_EQ(lq.weight.type(), dtype::Q4_0);
+    EXPECT_TRUE(src->at(q).data.empty());
+    EXPECT_FALSE(lv.repacked.empty());
+    EXPECT_FALSE(lv.weight_released) << "a view of the file keeps its data";
+    EXPECT_FALSE(src->at(v).data.empty());
+    try {
+      b.linear(q, q_shape, "", shard_kind::COLUMN);
+      ADD_FAILURE() << "a handed-back tensor was bound again";
+    } catch (const error& e) {
+      EXPECT_NE(std::string(e.what()).find("handed back"), std::string::npos) << e.what();
+    }
+  }
+  {
+    const repack_env env("0");
+    const auto src = glm4v_gguf::source::open_dir(dir);
+    weight_binder b(*src, ctx);
+    const linear_weight lq = b.linear(q, src->at(q).shape, "", shard_kind::COLUMN);
+    EXPECT_TRUE(lq.repacked.empty());
+    EXPECT_FALSE(lq.weight_released);
+    EXPECT_FALSE(src->at(q).data.empty());
+  }
+  {
+    const repack_env env("1");
+    const auto store = tensor_store::open_dir(demo_dir());
+    const quantized_source src(*store, [&](const std::string& name, const std::vector<int64_t>&, dtype stored) {
+      return name == q ? dtype::Q8_0 : stored;
+    });
+    ASSERT_TRUE(src.at(q).private_copy);
+    weight_binder b(src, ctx);
+    const linear_weight lq = b.linear(q, src.at(q).shape, "", shard_kind::COLUMN);
+    EXPECT_TRUE(lq.weight_released);
+    EXPECT_TRUE(src.at(q).data.empty());
+  }
 }

@@ -137,18 +137,18 @@ bool r16_decode_available() {
   return isa == quant_isa::AVX512_VNNI || isa == quant_isa::AVX512_GFNI;
 }
 
-bool r16_repack_wanted(bool file_backed) {
+bool r16_repack_wanted(bool releasable) {
   const char* env = std::getenv("AUTOGLM_CPU_REPACK");
   if (env && *env) {
     if (env_value_is_off(env)) return false;
     return r16_decode_available();
   }
-  return file_backed && r16_decode_available() && amx_bf16_usable();
+  return releasable && r16_decode_available() && amx_bf16_usable();
 }
 
-tensor repack_weight_kernel(const kernel_context& kc, const tensor& w, bool file_backed) {
+tensor repack_weight_kernel(const kernel_context& kc, const tensor& w, bool releasable) {
   if (!r16_type(w.type()) || w.n_dims() != 2 || w.dim(1) % int64_t(dtype_block_elems(w.type())) != 0 ||
-      !r16_repack_wanted(file_backed))
+      !r16_repack_wanted(releasable))
     return {};
   return r16_pack(w, kc.pool);
 }

@@ -79,14 +79,15 @@ bool r16_pack_tile_avx512(const r16_layout& L, const uint8_t* const* rows, uint8
 
 // Whether the quantized LINEAR has an r16 decode kernel on this CPU (AVX-512 VNNI) under the selected ISA.
 bool r16_decode_available();
-// Whether load repacks weights (REPACK_WEIGHT): AUTOGLM_CPU_REPACK=0 never, =1 wherever r16_decode_available();
-// unset, where the decode is available and the CPU also has AMX tiles (the prefill's GEMM reads the layout as it
-// reads the file's; measured on that class only). `file_backed` is whether the source pages can be given back
-// (a read-only file mapping): the automatic policy repacks only then, so resident memory does not grow.
-bool r16_repack_wanted(bool file_backed);
+// Whether load repacks weights (REPACK_WEIGHT): AUTOGLM_CPU_REPACK=0 never, =1 wherever r16_decode_available(); unset,
+// where the decode is available and the CPU also has AMX tiles (the prefill's GEMM reads the layout as it reads the
+// file's; measured on that class only). `releasable` is whether the source's memory goes once the copy is made (pages
+// of a read-only file mapping, or a private copy made at load): the automatic policy repacks only then, so resident
+// memory does not grow (=1 also repacks weights whose memory stays).
+bool r16_repack_wanted(bool releasable);
 
 // The registered REPACK_WEIGHT kernel for Q4_0 / Q8_0 / Q4_K on the CPU: r16_pack(w) where r16_repack_wanted says so,
 // else an empty tensor.
-tensor repack_weight_kernel(const kernel_context& kc, const tensor& w, bool file_backed);
+tensor repack_weight_kernel(const kernel_context& kc, const tensor& w, bool releasable);
 
 }  // namespace autoglm::cpu

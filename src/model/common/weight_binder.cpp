@@ -63,8 +63,8 @@ tensor weight_binder::linear_matrix(const std::string& name, const std::vector<i
 }
 
 linear_weight weight_binder::prepare(const std::string& name, const tensor& w, const tensor& bias,
-                                     const tensor& scales, shard_kind shard) {
-  linear_weight lw = ops::prepare_linear(ctx_, w, bias, name);
+                                     const tensor& scales, shard_kind shard, bool private_copy) {
+  linear_weight lw = ops::prepare_linear(ctx_, w, bias, name, private_copy);
   // An I8 weight's per-row scales come with it (a source that quantized the checkpoint at load).
   if (!scales.empty()) lw.scales = ops::prepare_param_f32(ctx_, scales);
   lw.shard = {shard, rank_, n_ranks_};
@@ -76,7 +76,13 @@ linear_weight weight_binder::linear(const std::string& name, const std::vector<i
   const tensor w = linear_matrix(name, shape);
   tensor bias;
   if (!bias_name.empty()) bias = float_tensor(bias_name, {shape[0]});
-  return prepare(name, w, bias, src_.at(name).scales, n_ranks_ == 1 ? shard : shard_kind::REPLICATED);
+  const tensor_source::entry& e = src_.at(name);
+  linear_weight lw = prepare(name, w, bias, e.scales, n_ranks_ == 1 ? shard : shard_kind::REPLICATED, e.private_copy);
+  // The backend keeps its own copy: the source's (a permuted or converted copy made at load) can go now rather
+  // than when loading ends, so resident memory never holds both. Not with several ranks: each binds the same
+  // source (on its own thread).
+  if (lw.weight_released && n_ranks_ == 1) src_.release(name);
+  return lw;
 }
 
 linear_weight weight_binder::linear_rows(const std::string& name, const std::vector<int64_t>& shape,
@@ -91,7 +97,7 @@ linear_weight weight_binder::linear_rows(const std::string& name, const std::vec
   }
   if (const tensor& s = src_.at(name).scales; !s.empty())
     scales = cut_vector(s, rows, 0, name + " scales");
-  return prepare(name, cut(w, rows, 0, w.cols(), 0, name), bias, scales, shard_kind::COLUMN);
+  return prepare(name, cut(w, rows, 0, w.cols(), 0, name), bias, scales, shard_kind::COLUMN, true);
 }
 
 linear_weight weight_binder::linear_cols(const std::string& name, const std::vector<int64_t>& shape,
@@ -100,7 +106,8 @@ linear_weight weight_binder::linear_cols(const std::string& name, const std::vec
   const tensor w = linear_matrix(name, shape);
   tensor bias;
   if (!bias_name.empty() && rank_ == 0) bias = float_tensor(bias_name, {shape[0]});
-  return prepare(name, cut(w, {{0, w.rows()}}, first, count, 0, name), bias, src_.at(name).scales, shard_kind::ROW);
+  return prepare(name, cut(w, {{0, w.rows()}}, first, count, 0, name), bias, src_.at(name).scales, shard_kind::ROW,
+                 true);
 }
 
 linear_weight weight_binder::linear_stacked(const std::string& name, const std::vector<stacked_part>& parts) {
@@ -138,7 +145,7 @@ linear_weight weight_binder::linear_stacked(const std::string& name, const std::
       }
     }
   }
-  return prepare(name, w, bias, scales, shard_kind::COLUMN);
+  return prepare(name, w, bias, scales, shard_kind::COLUMN, true);
 }
 
 linear_weight weight_binder::linear_vocab(const std::string& name, const std::vector<int64_t>& shape) {
@@ -149,7 +156,8 @@ linear_weight weight_binder::linear_vocab(const std::string& name, const std::ve
   tensor scales;
   if (const tensor& s = src_.at(name).scales; !s.empty())
     scales = cut_vector(s, {{first, count}}, share - count, name + " scales");
-  return prepare(name, cut(w, {{first, count}}, 0, w.cols(), share - count, name), {}, scales, shard_kind::VOCAB);
+  return prepare(name, cut(w, {{first, count}}, 0, w.cols(), share - count, name), {}, scales, shard_kind::VOCAB,
+                 true);
 }
 
 tensor weight_binder::param(const std::string& name, const std::vector<int64_t>& shape) {

@@ -71,9 +71,10 @@ class weight_binder {
   const tensor& float_tensor(const std::string& name, const std::vector<int64_t>& shape);
   // The stored matrix of a linear weight, its dtype checked against the device's LINEAR kernels.
   tensor linear_matrix(const std::string& name, const std::vector<int64_t>& shape) const;
-  // Prepares a (possibly cut) host weight with its bias and I8 scales for the device.
+  // Prepares a (possibly cut) host weight with its bias and I8 scales for the device. private_copy: w is host
+  // memory no one else keeps (a cut or stacked copy made here; ops::prepare_linear).
   linear_weight prepare(const std::string& name, const tensor& w, const tensor& bias, const tensor& scales,
-                        shard_kind shard);
+                        shard_kind shard, bool private_copy);
 
   const tensor_source& src_;
   exec_context& ctx_;
