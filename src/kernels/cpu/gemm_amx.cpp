@@ -318,12 +318,12 @@ void w_row_bf16(dtype t, const void* src, uint16_t* dst, int64_t k) {
 }
 
 // Rows [j0, j0 + nr) of an r16 weight as bf16, row r - j0 at d + (r - j0) * kp (j0 a multiple of 16): as w_row_bf16
-// computes them from the file's layout; Q4_K rows, and any without AVX-512 BF16 (the emulated tiles' tests), are
-// unpacked to that layout first.
+// computes them from the file's layout; Q5_0 and Q4_K rows, and any without AVX-512 BF16 (the emulated tiles' tests),
+// are unpacked to that layout first.
 void r16_rows_bf16(const weight_rows& w, int64_t j0, int64_t nr, uint16_t* d, int64_t kp, int64_t k) {
   const r16_layout& L = *w.r16;
 #if defined(__x86_64__)
-  if (bf16_gemm_available() && L.type != dtype::Q4_K) {
+  if (bf16_gemm_available() && (L.type == dtype::Q4_0 || L.type == dtype::Q8_0)) {
     for (int64_t r = 0; r < nr; r += k_r16_rows)
       r16_tile_bf16(L, w.data, (j0 + r) / k_r16_rows, std::min<int64_t>(k_r16_rows, nr - r), d + r * kp, kp);
     return;

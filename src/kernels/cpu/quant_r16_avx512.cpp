@@ -1,4 +1,4 @@
-// kernels/cpu/quant_r16_avx512.cpp: the decode of Q4_0 / Q8_0 / Q4_K weights in the r16 layout (quant_repack.h) with
+// kernels/cpu/quant_r16_avx512.cpp: the decode of Q4_0/Q5_0/Q8_0/Q4_K weights in the r16 layout (quant_repack.h) with
 // AVX-512 VNNI, one to three x rows.
 //
 // Per tile (16 W rows, the 16 lanes of a vector) and 32-element group: Q4_0 4 vectors of quants, their low nibbles
@@ -11,13 +11,15 @@
 // out-of-order execution overlaps them. Each thread cuts its tiles into 4 runs and walks them side by side, group by
 // group, with a software prefetch into L2 4 KiB ahead in each: 4 streams of weights per core. On the 2-core Xeon
 // measured a plain read of one stream per core stops at ~25 GB/s, of 2 at ~28, of 4 at 29-31; this decode went from
-// 26.2 (one stream, 8 KiB ahead) to 28-31 GB/s (Q4_0 / Q8_0, m = 1, weights streamed from memory).
+// 26.2 (one stream, 8 KiB ahead) to 28-31 GB/s (Q4_0 / Q8_0, m = 1, weights streamed from memory; Q5_0 26-28, 20 in
+// the file's layout).
 #if defined(__x86_64__)
 
 #include <immintrin.h>
 
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/cpu/kernel_util.h"
 #include "kernels/cpu/quant_repack.h"
@@ -54,7 +56,15 @@ void store_tile(const r16_job& j, int64_t t, const __m512* acc, const __m512* of
 // NS tiles t, t + stride, ..., t + (NS - 1) stride of the job, group by group in lockstep: NS streams of weights in
 // flight per thread (one stream per core stops at ~25 GB/s on the 2-core Xeon measured, 2 reach ~28, 4 ~29-31; the
 // L2 streamer keeps more lines in flight over several streams). Each tile's own steps are those of a single tile.
-template <bool q4, int MR, int NS>
+// The 32-element types of the layout.
+enum class r16_kind { Q4_0, Q5_0, Q8_0 };
+
+// NS tiles t, t + stride, ..., t + (NS - 1) stride of the job, group by group in lockstep: NS streams of weights in
+// flight per thread (one stream per core stops at ~25 GB/s on the 2-core Xeon measured, 2 reach ~28, 4 ~29-31; the
+// L2 streamer keeps more lines in flight over several streams). Each tile's own steps are those of a single tile.
+// Q5_0: vector 0 of a group holds the high bits laid out so that a shift of each 32-bit lane puts the fifth bit of
+// the 4 elements of qs vector v at bit 4 of their bytes (quant_repack.cpp's q5_high_to_tile).
+template <r16_kind K, int MR, int NS>
 void decode_lockstep(const r16_job& j, int64_t t, int64_t stride) {
   const r16_layout& L = *j.layout;
   const int64_t ng = L.n_groups, gbytes = L.nv * 64;
@@ -66,8 +76,9 @@ void decode_lockstep(const r16_job& j, int64_t t, int64_t stride) {
     xd[i] = j.x.d(i);
     xs[i] = j.x.sum(i);
   }
-  constexpr int z_shift = q4 ? 3 : 7;  // the zero point 8 or 128
-  const __m512i m4 = _mm512_set1_epi8(0x0f);
+  constexpr int z_shift = K == r16_kind::Q4_0 ? 3 : K == r16_kind::Q5_0 ? 4 : 7;  // the zero point 8, 16 or 128
+  constexpr int q_at = K == r16_kind::Q5_0 ? 64 : 0;  // Q5_0: the nibbles after the high bits' vector
+  const __m512i m4 = _mm512_set1_epi8(0x0f), bit4 = _mm512_set1_epi8(0x10);
   const uint16_t* sc[NS];
   const uint8_t* qs[NS];
   __m512 acc[NS][MR];
@@ -83,10 +94,17 @@ void decode_lockstep(const r16_job& j, int64_t t, int64_t stride) {
         _mm_prefetch(reinterpret_cast<const char*>(gq + k_prefetch_ahead + o), _MM_HINT_T1);
       __m512i A[MR], B[MR];
       for (int i = 0; i < MR; ++i) A[i] = B[i] = _mm512_setzero_si512();
-      if constexpr (q4) {
+      if constexpr (K != r16_kind::Q8_0) {
+        __m512i H = _mm512_setzero_si512();
+        if constexpr (K == r16_kind::Q5_0) H = _mm512_loadu_si512(gq);
         for (int v = 0; v < 4; ++v) {
-          const __m512i q = _mm512_loadu_si512(gq + 64 * v);
-          const __m512i lo = _mm512_and_si512(q, m4), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+          const __m512i q = _mm512_loadu_si512(gq + q_at + 64 * v);
+          __m512i lo = _mm512_and_si512(q, m4), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+          if constexpr (K == r16_kind::Q5_0) {
+            // (x & bit4) | nibble: 0xF8 is a | (b & c) over (nibble, shifted high bits, bit4).
+            lo = _mm512_ternarylogic_epi32(lo, _mm512_slli_epi32(H, 4 - v), bit4, 0xF8);
+            hi = _mm512_ternarylogic_epi32(hi, _mm512_srli_epi32(H, v), bit4, 0xF8);
+          }
           for (int i = 0; i < MR; ++i) {
             A[i] = _mm512_dpbusd_epi32(A[i], lo, bcast4(xq[i] + 32 * g + 4 * v));
             B[i] = _mm512_dpbusd_epi32(B[i], hi, bcast4(xq[i] + 32 * g + 16 + 4 * v));
@@ -112,12 +130,12 @@ void decode_lockstep(const r16_job& j, int64_t t, int64_t stride) {
 }
 
 // Tiles [t0, t1): the range cut into NS equal runs walked side by side (decode_lockstep), the remainder one by one.
-template <bool q4, int MR>
+template <r16_kind K, int MR>
 void decode_tiles(const r16_job& j, int64_t t0, int64_t t1) {
   constexpr int NS = 4;
   const int64_t run = (t1 - t0) / NS;
-  for (int64_t i = 0; i < run; ++i) decode_lockstep<q4, MR, NS>(j, t0 + i, run);
-  for (int64_t t = t0 + NS * run; t < t1; ++t) decode_lockstep<q4, MR, 1>(j, t, 0);
+  for (int64_t i = 0; i < run; ++i) decode_lockstep<K, MR, NS>(j, t0 + i, run);
+  for (int64_t t = t0 + NS * run; t < t1; ++t) decode_lockstep<K, MR, 1>(j, t, 0);
 }
 
 // Q4_K: per tile and 256-element group, the 16 rows' 6-bit scales and mins unpacked from their 3 words in the vector
@@ -250,12 +268,19 @@ r16_decode_fn r16_decode_avx512(dtype t, int64_t m) {
       default: return nullptr;
     }
   }
-  const bool q4 = t == dtype::Q4_0;
-  if (!q4 && t != dtype::Q8_0) return nullptr;
-  switch (m) {
-    case 1: return q4 ? &decode_tiles<true, 1> : &decode_tiles<false, 1>;
-    case 2: return q4 ? &decode_tiles<true, 2> : &decode_tiles<false, 2>;
-    case 3: return q4 ? &decode_tiles<true, 3> : &decode_tiles<false, 3>;
+  auto pick = [m](auto kind) -> r16_decode_fn {
+    constexpr r16_kind K = decltype(kind)::value;
+    switch (m) {
+      case 1: return &decode_tiles<K, 1>;
+      case 2: return &decode_tiles<K, 2>;
+      case 3: return &decode_tiles<K, 3>;
+      default: return nullptr;
+    }
+  };
+  switch (t) {
+    case dtype::Q4_0: return pick(std::integral_constant<r16_kind, r16_kind::Q4_0>{});
+    case dtype::Q5_0: return pick(std::integral_constant<r16_kind, r16_kind::Q5_0>{});
+    case dtype::Q8_0: return pick(std::integral_constant<r16_kind, r16_kind::Q8_0>{});
     default: return nullptr;
   }
 }

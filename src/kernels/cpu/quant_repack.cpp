@@ -33,12 +33,43 @@ std::shared_ptr<uint8_t> alloc_pages(int64_t bytes) {
   return std::shared_ptr<uint8_t>(static_cast<uint8_t*>(p), [len](uint8_t* q) { ::munmap(q, len); });
 }
 
-// Row j's block of group g into / out of a tile (quant_repack.h's layout). Q4_0 / Q8_0: the f16 scale to the tile's
+// Row j's block of group g into / out of a tile (quant_repack.h's layout). Q4_0/Q5_0/Q8_0: the f16 scale to the tile's
 // scales, qs word v to vector v (Q8_0 + 128). Q4_K: d and dmin to the group's first vector, block word v (v >= 1: the
 // scales' 3 words, then qs) to vector v.
+// Q5_0's 32 high bits (qh, bit e: element e) laid out for its decode: byte b, bit i < 4 = element 4 i + b (the low
+// nibble of qs byte 4 i + b, vector i), bit 4 + i = element 16 + 4 i + b (that byte's high nibble); so for vector i
+// one shift of the 32-bit word puts each byte's bit at bit 4 (quant_r16_avx512.cpp). Bit-for-bit invertible.
+uint32_t q5_high_to_tile(uint32_t qh) {
+  uint32_t out = 0;
+  for (int b = 0; b < 4; ++b)
+    for (int i = 0; i < 4; ++i) {
+      out |= ((qh >> (4 * i + b)) & 1u) << (8 * b + i);
+      out |= ((qh >> (16 + 4 * i + b)) & 1u) << (8 * b + 4 + i);
+    }
+  return out;
+}
+uint32_t q5_high_from_tile(uint32_t t) {
+  uint32_t qh = 0;
+  for (int b = 0; b < 4; ++b)
+    for (int i = 0; i < 4; ++i) {
+      qh |= ((t >> (8 * b + i)) & 1u) << (4 * i + b);
+      qh |= ((t >> (8 * b + 4 + i)) & 1u) << (16 + 4 * i + b);
+    }
+  return qh;
+}
+
 void block_to_tile(const r16_layout& L, uint8_t* tile, int64_t g, int64_t j, const uint8_t* blk) {
   const bool q8 = L.type == dtype::Q8_0;
   uint8_t* gv = tile + L.scale_bytes + g * L.nv * 64;
+  if (L.type == dtype::Q5_0) {  // d, qh[4], qs[16]: qh rearranged to vector 0, qs words to vectors 1 .. 4
+    std::memcpy(tile + 32 * g + 2 * j, blk, 2);
+    uint32_t qh;
+    std::memcpy(&qh, blk + 2, 4);
+    qh = q5_high_to_tile(qh);
+    std::memcpy(gv + 4 * j, &qh, 4);
+    for (int64_t v = 1; v < L.nv; ++v) std::memcpy(gv + 64 * v + 4 * j, blk + 2 + 4 * v, 4);
+    return;
+  }
   if (L.type == dtype::Q4_K) {
     std::memcpy(gv + 2 * j, blk, 2);
     std::memcpy(gv + 32 + 2 * j, blk + 2, 2);
@@ -56,6 +87,15 @@ void block_to_tile(const r16_layout& L, uint8_t* tile, int64_t g, int64_t j, con
 void tile_to_block(const r16_layout& L, const uint8_t* tile, int64_t g, int64_t j, uint8_t* blk) {
   const bool q8 = L.type == dtype::Q8_0;
   const uint8_t* gv = tile + L.scale_bytes + g * L.nv * 64;
+  if (L.type == dtype::Q5_0) {
+    std::memcpy(blk, tile + 32 * g + 2 * j, 2);
+    uint32_t t;
+    std::memcpy(&t, gv + 4 * j, 4);
+    t = q5_high_from_tile(t);
+    std::memcpy(blk + 2, &t, 4);
+    for (int64_t v = 1; v < L.nv; ++v) std::memcpy(blk + 2 + 4 * v, gv + 64 * v + 4 * j, 4);
+    return;
+  }
   if (L.type == dtype::Q4_K) {
     std::memcpy(blk, gv + 2 * j, 2);
     std::memcpy(blk + 2, gv + 32 + 2 * j, 2);
@@ -73,7 +113,7 @@ void tile_to_block(const r16_layout& L, const uint8_t* tile, int64_t g, int64_t 
 
 }  // namespace
 
-bool r16_type(dtype t) { return t == dtype::Q4_0 || t == dtype::Q8_0 || t == dtype::Q4_K; }
+bool r16_type(dtype t) { return t == dtype::Q4_0 || t == dtype::Q5_0 || t == dtype::Q8_0 || t == dtype::Q4_K; }
 
 r16_layout r16_layout_of(dtype t, int64_t n, int64_t k) {
   AG_CHECK(r16_type(t), std::string("r16 layout: no layout for ") + dtype_name(t));
@@ -86,7 +126,7 @@ r16_layout r16_layout_of(dtype t, int64_t n, int64_t k) {
   L.k = k;
   L.n_groups = k / ge;
   L.n_tiles = (n + k_r16_rows - 1) / k_r16_rows;
-  L.nv = t == dtype::Q4_0 ? 4 : t == dtype::Q8_0 ? 8 : 36;
+  L.nv = t == dtype::Q4_0 ? 4 : t == dtype::Q5_0 ? 5 : t == dtype::Q8_0 ? 8 : 36;
   L.scale_bytes = t == dtype::Q4_K ? 0 : (L.n_groups * 32 + 63) / 64 * 64;
   L.tile_bytes = L.scale_bytes + L.n_groups * L.nv * 64;
   return L;

@@ -1,4 +1,4 @@
-// kernels/cpu/quant_repack.h (internal to kernels/cpu, except the registered REPACK_WEIGHT kernel): Q4_0, Q8_0 and Q4_K
+// kernels/cpu/quant_repack.h (internal to kernels/cpu, except the registered REPACK_WEIGHT kernel): Q4_0/Q5_0/Q8_0/Q4_K
 // linear weights re-laid out once at load in tiles of 16 rows ("r16"), the layout the x86 decode reads fastest.
 //
 // Why: the decode kernel on the file's layout (quant_decode_x86.h) reads 8 rows side by side in 16- or 32-byte pieces
@@ -9,10 +9,13 @@
 //
 // Layout of an [n, k] weight (ng groups: k / 32, Q4_K k / 256; tiles of 16 rows, the last one padded with zero rows):
 //   tile t (rows 16t .. 16t + 15) at t * tile_bytes:
-//     scales (Q4_0, Q8_0): ng x 16 f16 (group g's at 32 g: row j's scale at 2 j), padded to a multiple of 64 bytes
+//     scales (Q4_0/Q5_0/Q8_0): ng x 16 f16 (group g's at 32 g: row j's scale at 2 j), padded to a multiple of 64 bytes
 //     groups: ng x nv x 64 bytes (group g's at scale_bytes + g * nv * 64); a vector's 32-bit lane j = 4 bytes of row j:
 //       Q4_0 (nv = 4): vector v = the nibble bytes 4v .. 4v + 3 of qs as stored (low nibble element 4v + i, high
 //             nibble element 16 + 4v + i);
+//       Q5_0 (nv = 5): vector 0 = the 32 high bits, byte b's bit i = element 4i + b's, bit 4 + i = element
+//             16 + 4i + b's (one shift per vector brings an element's bit beside its nibble); vectors 1 .. 4 = the
+//             nibble bytes as Q4_0's vectors 0 .. 3;
 //       Q8_0 (nv = 8): vector v = qs bytes 4v .. 4v + 3, each int8 + 128 (xor 0x80), unsigned as vpdpbusd takes it;
 //       Q4_K (nv = 36, no scales area): the 16 rows' d (32 bytes) and dmin (32 bytes), then 3 vectors of the 12 bytes
 //             of 6-bit scales and mins (vector w = bytes 4w .. 4w + 3), then 32 vectors of qs (vector v = bytes
@@ -69,8 +72,8 @@ struct r16_job {
 };
 // Tiles [t0, t1) of the job (every x row against each tile's 16 rows).
 using r16_decode_fn = void (*)(const r16_job& job, int64_t t0, int64_t t1);
-// The AVX-512 VNNI decode of `t` (Q4_0 / Q8_0) for m x rows, or null where this build has none (quant_r16_avx512.cpp;
-// call only where r16_decode_available()).
+// The AVX-512 VNNI decode of `t` (Q4_0/Q5_0/Q8_0/Q4_K) for m x rows, or null where this build has none
+// (quant_r16_avx512.cpp; call only where r16_decode_available()).
 r16_decode_fn r16_decode_avx512(dtype t, int64_t m);
 // Packs one tile with AVX-512 (rows[j]: row j of the tile in the file's layout, each a whole padding row of zero
 // bytes past the weight's end) into `tile` (zeroed memory: the scales area's padding is left as it is); returns false where this build or type has no such code (Q4_K: r16_pack
@@ -86,7 +89,7 @@ bool r16_decode_available();
 // memory does not grow (=1 also repacks weights whose memory stays).
 bool r16_repack_wanted(bool releasable);
 
-// The registered REPACK_WEIGHT kernel for Q4_0 / Q8_0 / Q4_K on the CPU: r16_pack(w) where r16_repack_wanted says so,
+// The registered REPACK_WEIGHT kernel for Q4_0/Q5_0/Q8_0/Q4_K on the CPU: r16_pack(w) where r16_repack_wanted says so,
 // else an empty tensor.
 tensor repack_weight_kernel(const kernel_context& kc, const tensor& w, bool releasable);
 
