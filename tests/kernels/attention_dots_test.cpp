@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "core/thread_pool.h"
 #include "kernels/cpu/attention_common.h"
 #include "kernels/cpu/vec_exp.h"
 
@@ -117,8 +118,9 @@ TEST(Softmax, VectorMaxAndScaleGiveTheSerialBytes) {
 #endif
 
 // Paged attention over a prefill chunk (8+ rows: P.V in runs of 64 positions, on AVX-512 8 heads x 32 dims per
-// pass) gives the bytes of the same rows taken one at a time (P.V split over head pairs and dims), for every cache
-// type, a head group of 8 (two passes of 8 for 16) and of 3, block tables out of order.
+// pass) gives the bytes of the same rows taken one at a time (decode: on AVX-512 8 heads x 32 dims over all
+// positions; on a pool with more threads than those items, or without AVX-512, P.V split over head pairs and dims),
+// for every cache type, a head group of 8 (two passes of 8 for 16) and of 3, block tables out of order.
 TEST(PagedAttention, PrefillRowsEqualRowsOneAtATimeBitForBit) {
   struct cfg {
     int64_t heads, kv_heads, hd;
@@ -126,6 +128,7 @@ TEST(PagedAttention, PrefillRowsEqualRowsOneAtATimeBitForBit) {
   std::mt19937 rng(11);
   std::normal_distribution<float> nd(0.0f, 1.0f);
   std::uniform_int_distribution<int> q8(-127, 127);
+  thread_pool many(64);  // more threads than a decode row's 8-head items: the head-pair P.V
   for (const cfg c : {cfg{16, 2, 128}, cfg{32, 2, 128}, cfg{6, 2, 64}})
     for (dtype t : {dtype::F32, dtype::F16, dtype::BF16, dtype::Q8_0}) {
       const int64_t n_past = 70, n_new = 12, bs = 16, n_ctx = n_past + n_new;
@@ -171,13 +174,19 @@ TEST(PagedAttention, PrefillRowsEqualRowsOneAtATimeBitForBit) {
       std::vector<row_ref> all;
       for (int64_t i = 0; i < n_new; ++i) all.push_back({0, i});
       const float scale = 1.0f / std::sqrt(float(c.hd));
-      std::vector<float> batch(q.size(), -1.0f), single(q.size(), -2.0f);
+      std::vector<float> batch(q.size(), -1.0f), single(q.size(), -2.0f), narrow(q.size(), -3.0f);
       paged_attention_split(nullptr, q.data(), qw, kc, vc, seqs, all, c.heads, c.kv_heads, c.hd, scale, batch.data(), qw);
-      for (int64_t i = 0; i < n_new; ++i)
+      for (int64_t i = 0; i < n_new; ++i) {
         paged_attention_split(nullptr, q.data(), qw, kc, vc, seqs, {{0, i}}, c.heads, c.kv_heads, c.hd, scale,
                               single.data(), qw);
+        paged_attention_split(&many, q.data(), qw, kc, vc, seqs, {{0, i}}, c.heads, c.kv_heads, c.hd, scale,
+                              narrow.data(), qw);
+      }
       EXPECT_EQ(std::memcmp(batch.data(), single.data(), batch.size() * sizeof(float)), 0)
           << "heads " << c.heads << " / " << c.kv_heads << ", head_dim " << c.hd << ", cache " << dtype_name(t);
+      EXPECT_EQ(std::memcmp(batch.data(), narrow.data(), batch.size() * sizeof(float)), 0)
+          << "head pairs: heads " << c.heads << " / " << c.kv_heads << ", head_dim " << c.hd << ", cache "
+          << dtype_name(t);
     }
 }
 
