@@ -257,33 +257,6 @@ TEST(quantized_source, an_impossible_conversion_names_file_and_tensor) {
   EXPECT_NE(msg.find("Q4_K"), std::string::npos) << msg;
 }
 
-// Q4_0 / Q8_0 / Q4_K weights repacked at load into the CPU's 16-row tiles (AUTOGLM_CPU_REPACK=1,
-// kernels/cpu/quant_repack.h) give the logits of the file's layout read in place (=0), bit for bit: prompts of 1 and
-// 3 tokens (the r16 decode kernel), of 15 (the prefill paths) and one through the vision tower. On a CPU without
-// AVX-512 VNNI nothing is repacked and both runs take the same path; the demo's rows (128 inputs) are no whole Q4_K
-// block, so its Q4_K file holds llama.cpp's fallback types (the kernel tests cover Q4_K).
-TEST_F(weight_quant, weights_repacked_at_load_give_the_logits_of_the_file_layout) {
-  const vision_input im = random_image(9, 43);
-  const std::vector<int32_t> p = {1458, 1460, 1463, 1466, 1470, 1470, 1470, 1470, 1467, 100, 200, 1464};
-  const std::vector<std::vector<int32_t>> texts = {{1458}, {1458, 1460, 1463}, k_text};
-  const char* old = std::getenv("AUTOGLM_CPU_REPACK");
-  const std::string saved = old ? old : "";
-  for (dtype t : {dtype::Q4_0, dtype::Q8_0, dtype::Q4_K}) {
-    const std::string dir = gguf_dir(dtype_name(t), t);
-    std::vector<float> want, got;
-    for (const char* repack : {"0", "1"}) {
-      ::setenv("AUTOGLM_CPU_REPACK", repack, 1);
-      std::vector<float>& out = *repack == '0' ? want : got;
-      for (const auto& text : texts)
-        for (float v : prompt_logits(options(dir), text)) out.push_back(v);
-      for (float v : prompt_logits(options(dir), p, {im})) out.push_back(v);
-    }
-    EXPECT_TRUE(same_bits(want, got)) << dtype_name(t) << ": largest difference " << max_abs_diff(want, got);
-  }
-  if (old) ::setenv("AUTOGLM_CPU_REPACK", saved.c_str(), 1);
-  else ::unsetenv("AUTOGLM_CPU_REPACK");
-}
-
 namespace {
 
 // AUTOGLM_CPU_REPACK for a scope (restored after).
@@ -303,6 +276,30 @@ class repack_env {
 };
 
 }  // namespace
+
+// Q4_0 / Q8_0 / Q4_K weights repacked at load into the CPU's 16-row tiles (AUTOGLM_CPU_REPACK=1,
+// kernels/cpu/quant_repack.h) give the logits of the file's layout read in place (=0), bit for bit: prompts of 1 and
+// 3 tokens (the r16 decode kernel), of 15 (the prefill paths) and one through the vision tower. On a CPU without
+// AVX-512 VNNI nothing is repacked and both runs take the same path; the demo's rows (128 inputs) are no whole Q4_K
+// block, so its Q4_K file holds llama.cpp's fallback types (the kernel tests cover Q4_K).
+TEST_F(weight_quant, weights_repacked_at_load_give_the_logits_of_the_file_layout) {
+  const vision_input im = random_image(9, 43);
+  const std::vector<int32_t> p = {1458, 1460, 1463, 1466, 1470, 1470, 1470, 1470, 1467, 100, 200, 1464};
+  const std::vector<std::vector<int32_t>> texts = {{1458}, {1458, 1460, 1463}, k_text};
+  for (dtype t : {dtype::Q4_0, dtype::Q8_0, dtype::Q4_K}) {
+    const std::string dir = gguf_dir(dtype_name(t), t);
+    std::vector<float> want, got;
+    for (const char* repack : {"0", "1"}) {
+      const repack_env env(repack);
+      std::vector<float>& out = *repack == '0' ? want : got;
+      for (const auto& text : texts)
+        for (float v : prompt_logits(options(dir), text)) out.push_back(v);
+      for (float v : prompt_logits(options(dir), p, {im})) out.push_back(v);
+    }
+    EXPECT_TRUE(same_bits(want, got)) << dtype_name(t) << ": largest difference " << max_abs_diff(want, got);
+  }
+}
+
 
 // Copies a source makes at load (a GGUF file's q / k rows permuted to Hugging Face's order, safetensors quantized at
 // load) are private: once the CPU's LINEAR weight is repacked from one, the bound weight keeps only its shape and

@@ -402,13 +402,14 @@ void paged_attention_split(thread_pool* pool, const float* q, int64_t qs, const 
   // Few rows (decode) on AVX-512: items of (row, KV head, 8 heads, 32 dims) over all positions (pv_avx512: each value
   // row converted once for 8 heads rather than once per pair), where there are at least as many items as threads.
   // 1.5B dims (8 heads per KV head), q4_0, 2 threads: a decode at 4,096 positions 33.2 -> 30.8 ms.
-  const int64_t wide_blocks = (group + k_pv512_heads - 1) / k_pv512_heads;
-  const int64_t wide_items = n_rows * n_kv_heads * wide_blocks * (hd / 32);
+  const int64_t wide_blocks = (group + k_pv512_heads - 1) / k_pv512_heads, dim_blocks = hd / 32;
+  const int64_t wide_items = n_rows * n_kv_heads * wide_blocks * dim_blocks;
   if (avx2 && hd % 32 == 0 && gemm_detail::cpu_has_avx512() && wide_items >= (pool ? pool->n_threads() : 1)) {
     parallel_for(pool, wide_items, 1, [&](int64_t w0, int64_t w1) {
       for (int64_t w = w0; w < w1; ++w) {
-        const int64_t db = w % (hd / 32), hb = (w / (hd / 32)) % wide_blocks;
-        const int64_t kvh = (w / (hd / 32 * wide_blocks)) % n_kv_heads, r = w / (hd / 32 * wide_blocks * n_kv_heads);
+        const int64_t db = w % dim_blocks, hb = (w / dim_blocks) % wide_blocks;
+        const int64_t kvh = (w / (dim_blocks * wide_blocks)) % n_kv_heads;
+        const int64_t r = w / (dim_blocks * wide_blocks * n_kv_heads);
         pv_item it = item_of(r, kvh);
         set_heads(it, r, hb, k_pv512_heads);
         pv_avx512_of(vc, it, 32 * db);

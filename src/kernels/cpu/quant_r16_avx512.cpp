@@ -53,11 +53,18 @@ void store_tile(const r16_job& j, int64_t t, const __m512* acc, const __m512* of
                           _mm512_add_ps(off ? _mm512_sub_ps(acc[i], off[i]) : acc[i], b));
 }
 
-// NS tiles t, t + stride, ..., t + (NS - 1) stride of the job, group by group in lockstep: NS streams of weights in
-// flight per thread (one stream per core stops at ~25 GB/s on the 2-core Xeon measured, 2 reach ~28, 4 ~29-31; the
-// L2 streamer keeps more lines in flight over several streams). Each tile's own steps are those of a single tile.
 // The 32-element types of the layout.
 enum class r16_kind { Q4_0, Q5_0, Q8_0 };
+
+// Tiles [t0, t1): the range cut into NS equal runs walked side by side (`lockstep`: NS tiles `stride` apart, group by
+// group), the remainder one tile at a time (`single`, stride 0).
+using lockstep_fn = void (*)(const r16_job& j, int64_t t, int64_t stride);
+template <int NS, lockstep_fn lockstep, lockstep_fn single>
+void walk_runs(const r16_job& j, int64_t t0, int64_t t1) {
+  const int64_t run = (t1 - t0) / NS;
+  for (int64_t i = 0; i < run; ++i) lockstep(j, t0 + i, run);
+  for (int64_t t = t0 + NS * run; t < t1; ++t) single(j, t, 0);
+}
 
 // NS tiles t, t + stride, ..., t + (NS - 1) stride of the job, group by group in lockstep: NS streams of weights in
 // flight per thread (one stream per core stops at ~25 GB/s on the 2-core Xeon measured, 2 reach ~28, 4 ~29-31; the
@@ -129,14 +136,9 @@ void decode_lockstep(const r16_job& j, int64_t t, int64_t stride) {
   for (int s = 0; s < NS; ++s) store_tile<MR>(j, t + s * stride, acc[s], nullptr);
 }
 
-// Tiles [t0, t1): the range cut into NS equal runs walked side by side (decode_lockstep), the remainder one by one.
+// The decode of a 32-element type: 4 runs per thread.
 template <r16_kind K, int MR>
-void decode_tiles(const r16_job& j, int64_t t0, int64_t t1) {
-  constexpr int NS = 4;
-  const int64_t run = (t1 - t0) / NS;
-  for (int64_t i = 0; i < run; ++i) decode_lockstep<K, MR, NS>(j, t0 + i, run);
-  for (int64_t t = t0 + NS * run; t < t1; ++t) decode_lockstep<K, MR, 1>(j, t, 0);
-}
+constexpr r16_decode_fn decode_tiles = &walk_runs<4, &decode_lockstep<K, MR, 4>, &decode_lockstep<K, MR, 1>>;
 
 // Q4_K: per tile and 256-element group, the 16 rows' 6-bit scales and mins unpacked from their 3 words in the vector
 // domain (quant::k_scale_min's rule, 4 sub-blocks per 32-bit lane), each 32-element sub-block's dots (8 vpdpbusd over
@@ -216,15 +218,12 @@ void decode_lockstep_q4k(const r16_job& j, int64_t t, int64_t stride) {
   for (int s = 0; s < NS; ++s) store_tile<MR>(j, t + s * stride, acc[s], off[s]);
 }
 
-// Tiles [t0, t1) in NS runs side by side, as decode_tiles (fewer runs for more x rows: two accumulators per row
-// and tile).
+// The decode of Q4_K: 4 runs per thread for one x row, 2 for more (two accumulators per row and tile).
 template <int MR>
-void decode_tiles_q4k(const r16_job& j, int64_t t0, int64_t t1) {
-  constexpr int NS = MR == 1 ? 4 : 2;
-  const int64_t run = (t1 - t0) / NS;
-  for (int64_t i = 0; i < run; ++i) decode_lockstep_q4k<MR, NS>(j, t0 + i, run);
-  for (int64_t t = t0 + NS * run; t < t1; ++t) decode_lockstep_q4k<MR, 1>(j, t, 0);
-}
+constexpr int q4k_runs = MR == 1 ? 4 : 2;
+template <int MR>
+constexpr r16_decode_fn decode_tiles_q4k =
+    &walk_runs<q4k_runs<MR>, &decode_lockstep_q4k<MR, q4k_runs<MR>>, &decode_lockstep_q4k<MR, 1>>;
 
 }  // namespace
 
@@ -262,18 +261,18 @@ bool r16_pack_tile_avx512(const r16_layout& L, const uint8_t* const* rows, uint8
 r16_decode_fn r16_decode_avx512(dtype t, int64_t m) {
   if (t == dtype::Q4_K) {
     switch (m) {
-      case 1: return &decode_tiles_q4k<1>;
-      case 2: return &decode_tiles_q4k<2>;
-      case 3: return &decode_tiles_q4k<3>;
+      case 1: return decode_tiles_q4k<1>;
+      case 2: return decode_tiles_q4k<2>;
+      case 3: return decode_tiles_q4k<3>;
       default: return nullptr;
     }
   }
   auto pick = [m](auto kind) -> r16_decode_fn {
     constexpr r16_kind K = decltype(kind)::value;
     switch (m) {
-      case 1: return &decode_tiles<K, 1>;
-      case 2: return &decode_tiles<K, 2>;
-      case 3: return &decode_tiles<K, 3>;
+      case 1: return decode_tiles<K, 1>;
+      case 2: return decode_tiles<K, 2>;
+      case 3: return decode_tiles<K, 3>;
       default: return nullptr;
     }
   };

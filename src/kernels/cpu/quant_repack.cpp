@@ -33,9 +33,6 @@ std::shared_ptr<uint8_t> alloc_pages(int64_t bytes) {
   return std::shared_ptr<uint8_t>(static_cast<uint8_t*>(p), [len](uint8_t* q) { ::munmap(q, len); });
 }
 
-// Row j's block of group g into / out of a tile (quant_repack.h's layout). Q4_0/Q5_0/Q8_0: the f16 scale to the tile's
-// scales, qs word v to vector v (Q8_0 + 128). Q4_K: d and dmin to the group's first vector, block word v (v >= 1: the
-// scales' 3 words, then qs) to vector v.
 // Q5_0's 32 high bits (qh, bit e: element e) laid out for its decode: byte b, bit i < 4 = element 4 i + b (the low
 // nibble of qs byte 4 i + b, vector i), bit 4 + i = element 16 + 4 i + b (that byte's high nibble); so for vector i
 // one shift of the 32-bit word puts each byte's bit at bit 4 (quant_r16_avx512.cpp). Bit-for-bit invertible.
@@ -58,18 +55,13 @@ uint32_t q5_high_from_tile(uint32_t t) {
   return qh;
 }
 
+// Row j's block of group g into / out of a tile (quant_repack.h's layout). Q4_0/Q5_0/Q8_0: the f16 scale to the tile's
+// scales, block word v (the 4 bytes after the scale and 4 v on) to vector v (Q8_0 + 128; Q5_0's word 0 is qh,
+// rearranged). Q4_K: d and dmin to the group's first vector, block word v (v >= 1: the scales' 3 words, then qs) to
+// vector v.
 void block_to_tile(const r16_layout& L, uint8_t* tile, int64_t g, int64_t j, const uint8_t* blk) {
   const bool q8 = L.type == dtype::Q8_0;
   uint8_t* gv = tile + L.scale_bytes + g * L.nv * 64;
-  if (L.type == dtype::Q5_0) {  // d, qh[4], qs[16]: qh rearranged to vector 0, qs words to vectors 1 .. 4
-    std::memcpy(tile + 32 * g + 2 * j, blk, 2);
-    uint32_t qh;
-    std::memcpy(&qh, blk + 2, 4);
-    qh = q5_high_to_tile(qh);
-    std::memcpy(gv + 4 * j, &qh, 4);
-    for (int64_t v = 1; v < L.nv; ++v) std::memcpy(gv + 64 * v + 4 * j, blk + 2 + 4 * v, 4);
-    return;
-  }
   if (L.type == dtype::Q4_K) {
     std::memcpy(gv + 2 * j, blk, 2);
     std::memcpy(gv + 32 + 2 * j, blk + 2, 2);
@@ -77,7 +69,15 @@ void block_to_tile(const r16_layout& L, uint8_t* tile, int64_t g, int64_t j, con
     return;
   }
   std::memcpy(tile + 32 * g + 2 * j, blk, 2);
-  for (int64_t v = 0; v < L.nv; ++v) {
+  int64_t v = 0;
+  if (L.type == dtype::Q5_0) {
+    uint32_t qh;
+    std::memcpy(&qh, blk + 2, 4);
+    qh = q5_high_to_tile(qh);
+    std::memcpy(gv + 4 * j, &qh, 4);
+    v = 1;
+  }
+  for (; v < L.nv; ++v) {
     uint8_t* dst = gv + 64 * v + 4 * j;
     std::memcpy(dst, blk + 2 + 4 * v, 4);
     if (q8)
@@ -87,15 +87,6 @@ void block_to_tile(const r16_layout& L, uint8_t* tile, int64_t g, int64_t j, con
 void tile_to_block(const r16_layout& L, const uint8_t* tile, int64_t g, int64_t j, uint8_t* blk) {
   const bool q8 = L.type == dtype::Q8_0;
   const uint8_t* gv = tile + L.scale_bytes + g * L.nv * 64;
-  if (L.type == dtype::Q5_0) {
-    std::memcpy(blk, tile + 32 * g + 2 * j, 2);
-    uint32_t t;
-    std::memcpy(&t, gv + 4 * j, 4);
-    t = q5_high_from_tile(t);
-    std::memcpy(blk + 2, &t, 4);
-    for (int64_t v = 1; v < L.nv; ++v) std::memcpy(blk + 2 + 4 * v, gv + 64 * v + 4 * j, 4);
-    return;
-  }
   if (L.type == dtype::Q4_K) {
     std::memcpy(blk, gv + 2 * j, 2);
     std::memcpy(blk + 2, gv + 32 + 2 * j, 2);
@@ -103,7 +94,15 @@ void tile_to_block(const r16_layout& L, const uint8_t* tile, int64_t g, int64_t 
     return;
   }
   std::memcpy(blk, tile + 32 * g + 2 * j, 2);
-  for (int64_t v = 0; v < L.nv; ++v) {
+  int64_t v = 0;
+  if (L.type == dtype::Q5_0) {
+    uint32_t qh;
+    std::memcpy(&qh, gv + 4 * j, 4);
+    qh = q5_high_from_tile(qh);
+    std::memcpy(blk + 2, &qh, 4);
+    v = 1;
+  }
+  for (; v < L.nv; ++v) {
     uint8_t* d = blk + 2 + 4 * v;
     std::memcpy(d, gv + 64 * v + 4 * j, 4);
     if (q8)

@@ -5,7 +5,7 @@
 // and adds each row's partial sums across lanes; on a 2-core Sapphire Rapids VM it streams Q4_0 at 17.5-20.5 GB/s,
 // where a stand-alone probe of this layout streamed 21.3-23.2 (bench/results/cpu_xeon_amx_2026-12-07.md). Here one
 // 64-byte load carries 4 bytes of each of 16 rows, one vpdpbusd against a broadcast of 4 x bytes serves 16 rows, and
-// nothing is summed across lanes; a thread's tiles are one contiguous stream.
+// nothing is summed across lanes.
 //
 // Layout of an [n, k] weight (ng groups: k / 32, Q4_K k / 256; tiles of 16 rows, the last one padded with zero rows):
 //   tile t (rows 16t .. 16t + 15) at t * tile_bytes:
@@ -34,7 +34,7 @@
 namespace autoglm::cpu {
 
 struct r16_layout {
-  dtype type = dtype::Q4_0;  // Q4_0, Q8_0 or Q4_K
+  dtype type = dtype::Q4_0;  // Q4_0, Q5_0, Q8_0 or Q4_K
   int64_t n = 0, k = 0, n_groups = 0, n_tiles = 0;
   int64_t nv = 0;           // 64-byte vectors per group
   int64_t scale_bytes = 0;  // per tile, padded to 64 (0 for Q4_K: its scales are in each group)
@@ -48,7 +48,7 @@ struct r16_layout {
 
 constexpr int64_t k_r16_rows = 16;
 
-// Whether weights of `t` have an r16 layout (Q4_0, Q8_0, Q4_K).
+// Whether weights of `t` have an r16 layout (Q4_0, Q5_0, Q8_0, Q4_K).
 bool r16_type(dtype t);
 // The layout of an [n, k] weight of r16_type `t` (k a whole number of its blocks).
 r16_layout r16_layout_of(dtype t, int64_t n, int64_t k);
@@ -76,8 +76,9 @@ using r16_decode_fn = void (*)(const r16_job& job, int64_t t0, int64_t t1);
 // (quant_r16_avx512.cpp; call only where r16_decode_available()).
 r16_decode_fn r16_decode_avx512(dtype t, int64_t m);
 // Packs one tile with AVX-512 (rows[j]: row j of the tile in the file's layout, each a whole padding row of zero
-// bytes past the weight's end) into `tile` (zeroed memory: the scales area's padding is left as it is); returns false where this build or type has no such code (Q4_K: r16_pack
-// then packs in C++). Call only where the CPU has AVX-512 VNNI.
+// bytes past the weight's end) into `tile` (zeroed memory: the scales area's padding is left as it is); returns false
+// where this build or type has no such code (Q5_0, Q4_K: r16_pack then packs in C++). Call only where the CPU has
+// AVX-512 VNNI.
 bool r16_pack_tile_avx512(const r16_layout& L, const uint8_t* const* rows, uint8_t* tile);
 
 // Whether the quantized LINEAR has an r16 decode kernel on this CPU (AVX-512 VNNI) under the selected ISA.
