@@ -39,6 +39,28 @@ inline void cpu_relax() {
 
 inline bool is_open(uint64_t gen) { return (gen & 1) == 0; }
 
+// Chunks in rounds of one per thread, each round covering half of what the rounds before it left (the last round:
+// all the rest): claimed in order, the longest go first and the last ones are short, so a thread that is ahead
+// takes small pieces at the end instead of waiting for the other's last equal share. Up to k_max_rounds rounds,
+// while the last round's chunks stay at least `grain` long; with fewer than 2 rounds, equal chunks.
+constexpr int k_max_rounds = 5;
+
+int rounds_for(int64_t n, int64_t grain, int64_t threads) {
+  int r = 1;
+  while (r < k_max_rounds && (n >> r) / threads >= grain) ++r;
+  return r;
+}
+
+// The first index of chunk idx of `count` over [0, n) (`rounds` as rounds_for gave, `threads` chunks a round).
+int64_t chunk_begin(int64_t n, int64_t count, int rounds, int64_t threads, int64_t idx) {
+  if (idx >= count) return n;
+  if (rounds < 2) return n * idx / count;
+  const int r = int(idx / threads);
+  const int64_t j = idx % threads, left = n >> r;
+  const int64_t len = r == rounds - 1 ? left : left - (n >> (r + 1));
+  return n - left + len * j / threads;
+}
+
 // The pool whose job this thread is running (reentrant calls run serially).
 thread_local const thread_pool* t_in_job = nullptr;
 
@@ -83,12 +105,13 @@ void thread_pool::work_on(uint64_t gen) {
   const thread_pool* outer = t_in_job;
   t_in_job = this;
   const int64_t n = n_.load(std::memory_order_relaxed), cnt = count_.load(std::memory_order_relaxed);
+  const int rounds = rounds_.load(std::memory_order_relaxed);
   const range_fn call = call_.load(std::memory_order_relaxed);
   void* fn = fn_.load(std::memory_order_relaxed);
   for (;;) {
     const int64_t idx = next_.fetch_add(1, std::memory_order_relaxed);
     if (idx >= cnt) break;
-    call(fn, n * idx / cnt, n * (idx + 1) / cnt);
+    call(fn, chunk_begin(n, cnt, rounds, n_threads_, idx), chunk_begin(n, cnt, rounds, n_threads_, idx + 1));
   }
   t_in_job = outer;
   leave_job();
@@ -127,7 +150,9 @@ void thread_pool::worker() {
 void thread_pool::run(int64_t n, int64_t grain, void* fn, range_fn call) {
   if (n <= 0) return;
   grain = std::max<int64_t>(1, grain);
-  const int64_t count = std::min((n + grain - 1) / grain, int64_t(n_threads_) * k_chunks_per_thread);
+  const int rounds = rounds_for(n, grain, n_threads_);
+  const int64_t count = rounds >= 2 ? int64_t(rounds) * n_threads_
+                                    : std::min((n + grain - 1) / grain, int64_t(n_threads_) * k_chunks_per_thread);
   if (count <= 1 || n_threads_ == 1 || t_in_job == this || busy_.exchange(true, std::memory_order_acquire)) {
     call(fn, 0, n);
     return;
@@ -162,6 +187,7 @@ void thread_pool::run(int64_t n, int64_t grain, void* fn, range_fn call) {
   fn_.store(&g, std::memory_order_relaxed);
   n_.store(n, std::memory_order_relaxed);
   count_.store(count, std::memory_order_relaxed);
+  rounds_.store(rounds, std::memory_order_relaxed);
   next_.store(0, std::memory_order_relaxed);
   // Publishes the fields, and must be ordered before the sleepers_ load below (the worker's side is its
   // sleepers_ RMW before its gen_ load). An RMW rather than a seq_cst store: the two are equivalent on hardware,

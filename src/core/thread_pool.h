@@ -65,6 +65,7 @@ class thread_pool {
   std::atomic<void*> fn_{nullptr};
   std::atomic<int64_t> n_{0};
   std::atomic<int64_t> count_{0};
+  std::atomic<int> rounds_{0};  // thread_pool.cpp's chunk rounds (fewer than 2: equal chunks)
   std::atomic<bool> busy_{false};  // a parallel_for is running (a second caller runs serially)
 
   std::mutex mutex_;

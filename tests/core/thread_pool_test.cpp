@@ -2,7 +2,10 @@
 // from a second thread run serially instead of corrupting the running job; exceptions reach the caller.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <mutex>
+#include <utility>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -30,6 +33,36 @@ TEST(thread_pool, every_index_runs_exactly_once) {
       for (int64_t grain : {1, 3, 64, 1 << 20}) expect_each_once(&pool, n, grain);
   }
   expect_each_once(nullptr, 77, 1);  // no pool: serial
+}
+
+// Chunks are claimed longest first and the last ones are short (a thread ahead takes small pieces at the end
+// instead of waiting out the other's equal share): in range order their lengths never grow, the first is at least
+// n / (2 threads) - 1 and the last at most n / (16 threads) + 1; with a grain they stay at least that long.
+TEST(thread_pool, chunks_shrink_toward_the_end) {
+  for (int threads : {2, 3}) {
+    thread_pool pool(threads);
+    for (int64_t grain : {int64_t(1), int64_t(40)}) {
+      const int64_t n = 10000;
+      std::mutex m;
+      std::vector<std::pair<int64_t, int64_t>> chunks;
+      pool.parallel_for(n, grain, [&](int64_t b, int64_t e) {
+        std::lock_guard<std::mutex> lock(m);
+        chunks.emplace_back(b, e);
+      });
+      std::sort(chunks.begin(), chunks.end());
+      ASSERT_GE(chunks.size(), size_t(2 * threads));
+      EXPECT_EQ(chunks.front().first, 0);
+      EXPECT_EQ(chunks.back().second, n);
+      for (size_t i = 1; i < chunks.size(); ++i) {
+        EXPECT_EQ(chunks[i].first, chunks[i - 1].second);
+        EXPECT_LE(chunks[i].second - chunks[i].first, chunks[i - 1].second - chunks[i - 1].first + 1);
+      }
+      EXPECT_GE(chunks.front().second, n / (2 * threads) - 1);
+      const int64_t last = chunks.back().second - chunks.back().first;
+      EXPECT_LE(last, n / (16 * threads) + 1) << threads << " threads, grain " << grain;
+      EXPECT_GE(last, std::min<int64_t>(grain, n / (16 * threads)));
+    }
+  }
 }
 
 TEST(thread_pool, many_back_to_back_jobs) {
