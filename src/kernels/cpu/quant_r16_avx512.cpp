@@ -109,7 +109,10 @@ void decode_lockstep(const r16_job& j, int64_t t, int64_t stride) {
         for (int v = 0; v < 4; ++v) {
           _mm_prefetch(ahead + q_at + 64 * v, _MM_HINT_T1);
           const __m512i q = _mm512_loadu_si512(gq + q_at + 64 * v);
-          __m512i lo = _mm512_and_si512(q, m4), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+          // Q4_0's high nibbles dotted in place (16 times the nibble; B shifted back once below), Q5_0's shifted
+          // down to meet their fifth bit.
+          __m512i lo = _mm512_and_si512(q, m4);
+          __m512i hi = K == r16_kind::Q4_0 ? _mm512_andnot_si512(m4, q) : _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
           if constexpr (K == r16_kind::Q5_0) {
             // (x & bit4) | nibble: 0xF8 is a | (b & c) over (nibble, shifted high bits, bit4).
             lo = _mm512_ternarylogic_epi32(lo, _mm512_slli_epi32(H, 4 - v), bit4, 0xF8);
@@ -133,7 +136,8 @@ void decode_lockstep(const r16_job& j, int64_t t, int64_t stride) {
       }
       const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sc[s] + 16 * g)));
       for (int i = 0; i < MR; ++i) {
-        const __m512i I = _mm512_sub_epi32(_mm512_add_epi32(A[i], B[i]), _mm512_set1_epi32(xs[i][g] << z_shift));
+        const __m512i b = K == r16_kind::Q4_0 ? _mm512_srai_epi32(B[i], 4) : B[i];
+        const __m512i I = _mm512_sub_epi32(_mm512_add_epi32(A[i], b), _mm512_set1_epi32(xs[i][g] << z_shift));
         acc[s][i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(I), _mm512_mul_ps(dw, _mm512_set1_ps(xd[i][g])), acc[s][i]);
       }
     }
@@ -195,15 +199,18 @@ void decode_lockstep_q4k(const r16_job& j, int64_t t, int64_t stride) {
                           _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(W1, 6), two), 4))};
       // Byte sb % 4 of each lane of V[sb / 4], zero-extended (one shuffle: off the port of the shifts and dots).
       auto pick = [&](const __m512i* V, int sb) { return _mm512_shuffle_epi8(V[sb / 4], byte_of[sb % 4]); };
-      __m512i I[MR];
-      for (int i = 0; i < MR; ++i) I[i] = _mm512_setzero_si512();
+      // The high nibbles are dotted in place (q & 0xf0: 16 times the nibble, no shift on the port of the dots), so
+      // their part of I is gathered 16-fold in Ih and shifted back once per group: every term is a multiple of 16,
+      // and |Ih| <= 4 * 32 * 240 * 128 * 63 < 2^31, so I is exact.
+      __m512i I[MR], Ih[MR];
+      for (int i = 0; i < MR; ++i) I[i] = Ih[i] = _mm512_setzero_si512();
       for (int c = 0; c < 4; ++c) {
         __m512i lo_sum[MR], hi_sum[MR];
         for (int i = 0; i < MR; ++i) lo_sum[i] = hi_sum[i] = _mm512_setzero_si512();
         for (int v = 0; v < 8; ++v) {
           _mm_prefetch(ahead + 256 + 64 * (8 * c + v), _MM_HINT_T1);
           const __m512i q = _mm512_loadu_si512(gv + 256 + 64 * (8 * c + v));
-          const __m512i lo = _mm512_and_si512(q, m4), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+          const __m512i lo = _mm512_and_si512(q, m4), hi = _mm512_andnot_si512(m4, q);
           for (int i = 0; i < MR; ++i) {
             const int8_t* x = xq[i] + 256 * g + 64 * c + 4 * v;
             lo_sum[i] = _mm512_dpbusd_epi32(lo_sum[i], lo, bcast4(x));
@@ -211,10 +218,12 @@ void decode_lockstep_q4k(const r16_job& j, int64_t t, int64_t stride) {
           }
         }
         const __m512i s_lo = pick(S, 2 * c), s_hi = pick(S, 2 * c + 1);
-        for (int i = 0; i < MR; ++i)
-          I[i] = _mm512_add_epi32(I[i], _mm512_add_epi32(_mm512_mullo_epi32(lo_sum[i], s_lo),
-                                                         _mm512_mullo_epi32(hi_sum[i], s_hi)));
+        for (int i = 0; i < MR; ++i) {
+          I[i] = _mm512_add_epi32(I[i], _mm512_mullo_epi32(lo_sum[i], s_lo));
+          Ih[i] = _mm512_add_epi32(Ih[i], _mm512_mullo_epi32(hi_sum[i], s_hi));
+        }
       }
+      for (int i = 0; i < MR; ++i) I[i] = _mm512_add_epi32(I[i], _mm512_srai_epi32(Ih[i], 4));
       const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(gv)));
       const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(gv + 32)));
       for (int i = 0; i < MR; ++i) {
