@@ -2,11 +2,11 @@
 // AVX-512 VNNI, one to three x rows.
 //
 // Per tile (16 W rows, the 16 lanes of a vector) and 32-element group: Q4_0 4 vectors of quants, their low nibbles
-// against a broadcast of x's 4 bytes 4v .. 4v + 3 and their high nibbles against bytes 16 + 4v .. (vpdpbusd: the
-// nibble unsigned, x signed), Q8_0 8 vectors of w + 128 against x's bytes 4v ..; the zero point's term (8 or 128
-// times the group's sum of x) subtracted once: lane j holds row j's exact integer with no sum across lanes. Then the
-// float steps of quant_linear.h's rule on 16 lanes: acc = fma(float(I), d_w * d_x, acc) in group order, y = acc +
-// bias. So the bits are those of every other path.
+// against a broadcast of x's 4 bytes 4v .. 4v + 3 and their high nibbles (in place, 16-fold) against bytes 16 + 4v ..
+// (vpdpbusd: the nibble unsigned, x signed), Q8_0 8 vectors of w + 128 against x's bytes 4v ..; the zero point's
+// term (8 or 128 times the group's sum of x) subtracted once: lane j holds row j's exact integer with no sum across
+// lanes. Then the float steps of quant_linear.h's rule on 16 lanes: acc = fma(float(I), d_w * d_x, acc) in group
+// order, y = acc + bias. So the bits are those of every other path.
 // The two dot chains of a group (low / high nibbles, even / odd vectors) are separate; groups are independent, so
 // out-of-order execution overlaps them. Each thread cuts its tiles into 4 runs and walks them side by side, group by
 // group, with a software prefetch into L2 4 KiB ahead in each: 4 streams of weights per core. On the 2-core Xeon
@@ -109,10 +109,12 @@ void decode_lockstep(const r16_job& j, int64_t t, int64_t stride) {
         for (int v = 0; v < 4; ++v) {
           _mm_prefetch(ahead + q_at + 64 * v, _MM_HINT_T1);
           const __m512i q = _mm512_loadu_si512(gq + q_at + 64 * v);
-          // Q4_0's high nibbles dotted in place (16 times the nibble; B shifted back once below), Q5_0's shifted
-          // down to meet their fifth bit.
+          // Q4_0's high nibbles dotted in place (q & 0xf0, 16 times the nibble: no shift on the port of the dots;
+          // B is shifted back once below, exact as each term is a multiple of 16 and |B| <= 16 * 240 * 128), Q5_0's
+          // shifted down to meet their fifth bit.
           __m512i lo = _mm512_and_si512(q, m4);
-          __m512i hi = K == r16_kind::Q4_0 ? _mm512_andnot_si512(m4, q) : _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+          __m512i hi = K == r16_kind::Q4_0 ? _mm512_andnot_si512(m4, q)
+                                           : _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
           if constexpr (K == r16_kind::Q5_0) {
             // (x & bit4) | nibble: 0xF8 is a | (b & c) over (nibble, shifted high bits, bit4).
             lo = _mm512_ternarylogic_epi32(lo, _mm512_slli_epi32(H, 4 - v), bit4, 0xF8);
@@ -152,8 +154,9 @@ constexpr r16_decode_fn decode_tiles = &walk_runs<4, &decode_lockstep<K, MR, 4>,
 // Q4_K: per tile and 256-element group, the 16 rows' 6-bit scales and mins unpacked from their 3 words in the vector
 // domain (quant::k_scale_min's rule, 4 sub-blocks per 32-bit lane), each 32-element sub-block's dots (8 vpdpbusd over
 // the low or high nibbles) times its scale with vpmulld, the mins against x's 32-sums on vpdpwssd (in L2: 57 -> 62
-// GB/s against 8 vpmulld; 9B-l8 decode +2%): lane j = row j's exact integers I and O of quant_linear.h's rule; then acc = fma(float(I), d * d_x, acc), off = fma(float(O), dmin * d_x,
-// off) in group order and y = (acc - off) + bias, as decode1_q4k stores them.
+// GB/s against 8 vpmulld; 9B-l8 decode +2%): lane j = row j's exact integers I and O of quant_linear.h's rule; then
+// acc = fma(float(I), d * d_x, acc), off = fma(float(O), dmin * d_x, off) in group order and y = (acc - off) + bias,
+// as decode1_q4k stores them.
 template <int MR, int NS>
 void decode_lockstep_q4k(const r16_job& j, int64_t t, int64_t stride) {
   const r16_layout& L = *j.layout;
