@@ -11,6 +11,7 @@
 #include "formats/quantize.h"
 #include "kernels/cpu/convert.h"
 #include "kernels/cpu/gemm_bf16.h"
+#include "kernels/cpu/quant_repack.h"
 #include "kernels/cpu/quant_linear.h"
 #include "ops/ops.h"
 #include "reference.h"
@@ -108,7 +109,7 @@ bool selected_r16() { return g_r16; }
 bool runs_on(const backend& b, op_id op, dtype key) {
   if (b.r16)
     return (op == op_id::LINEAR || op == op_id::LINEAR_SWIGLU || op == op_id::LINEAR_ADD) &&
-           (key == dtype::Q4_0 || key == dtype::Q5_0 || key == dtype::Q8_0 || key == dtype::Q4_K);
+           cpu::r16_type(key);
   // cpu-bf16: the float LINEARs (the bf16 GEMM), dense attention (its bf16 paths from 1024 rows) and paged attention
   // (its bf16 prefill from 64 new rows).
   return !b.bf16_gemm || (op == op_id::LINEAR && (key == dtype::F32 || key == dtype::F16 || key == dtype::BF16)) ||

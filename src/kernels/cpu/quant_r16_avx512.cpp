@@ -1,5 +1,5 @@
-// kernels/cpu/quant_r16_avx512.cpp: the decode of Q4_0/Q5_0/Q8_0/Q4_K weights in the r16 layout (quant_repack.h) with
-// AVX-512 VNNI, one to three x rows.
+// kernels/cpu/quant_r16_avx512.cpp: the decode of Q4_0/Q5_0/Q8_0/Q4_K/Q6_K weights in the r16 layout (quant_repack.h)
+// with AVX-512 VNNI, one to three x rows.
 //
 // Per tile (16 W rows, the 16 lanes of a vector) and 32-element group: Q4_0 4 vectors of quants, their low nibbles
 // against a broadcast of x's 4 bytes 4v .. 4v + 3 and their high nibbles (in place, 16-fold) against bytes 16 + 4v ..
@@ -255,6 +255,102 @@ template <int MR>
 constexpr r16_decode_fn decode_tiles_q4k =
     &walk_runs<q4k_runs<MR>, &decode_lockstep_q4k<MR, q4k_runs<MR>>, &decode_lockstep_q4k<MR, 1>>;
 
+// Q6_K (vector 0: the 16 rows' d; vectors 1 .. 32: ql; 33 .. 48: qh; 49 .. 52: the 16 int8 scales): per half h of
+// the group and word m of its ql / qh chunks, the 4 quarters' 6-bit weights (ql nibble | 2 qh bits << 4, unsigned as
+// stored) dotted with vpdpbusd against x's bytes 128 h + 32 q + 4 m; each 16-element sub-block's dot times its scale
+// (vpmulld) into I, and O = 32 * sum of scale x x's 16-sums (the scales as 16-bit pairs on vpdpwssd; |O| < 2^28):
+// lane j = row j's exact I and O of quant_linear.h's rule; acc = fma(float(I), d * d_x, acc), off = fma(float(O),
+// d * d_x, off) in group order and y = (acc - off) + bias, as the file's layout gives them.
+template <int MR, int NS>
+void decode_lockstep_q6k(const r16_job& j, int64_t t, int64_t stride) {
+  const r16_layout& L = *j.layout;
+  const int64_t ng = L.n_groups, gbytes = L.nv * 64;
+  const int8_t* xq[MR];
+  const float* xd[MR];
+  for (int i = 0; i < MR; ++i) {
+    xq[i] = j.x.qs(i);
+    xd[i] = j.x.d(i);
+  }
+  const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
+  // vpshufb controls, the same in each 32-bit lane (offset within the 128-bit lane added as in decode_lockstep_q4k):
+  // byte b of the lane to the top byte (sign-extended by a shift of 24); bytes 0, 1 (2, 3) to the high bytes of two
+  // 16-bit words (sign-extended by a shift of 8).
+  const __m512i in_lane = _mm512_set_epi32(0x0c0c0c0c, 0x08080808, 0x04040404, 0, 0x0c0c0c0c, 0x08080808, 0x04040404,
+                                           0, 0x0c0c0c0c, 0x08080808, 0x04040404, 0, 0x0c0c0c0c, 0x08080808,
+                                           0x04040404, 0);
+  auto lane_control = [&](uint32_t c) { return _mm512_add_epi8(_mm512_set1_epi32(int32_t(c)), in_lane); };
+  const __m512i top_of[4] = {lane_control(0x00808080u), lane_control(0x01808080u), lane_control(0x02808080u),
+                             lane_control(0x03808080u)};
+  const __m512i words_01 = lane_control(0x01800080u), words_23 = lane_control(0x03800280u);
+  const uint8_t* tile[NS];
+  __m512 acc[NS][MR], off[NS][MR];
+  for (int s = 0; s < NS; ++s) {
+    tile[s] = L.quants(j.packed, t + s * stride);
+    for (int i = 0; i < MR; ++i) acc[s][i] = off[s][i] = _mm512_setzero_ps();
+  }
+  for (int64_t g = 0; g < ng; ++g) {
+    for (int s = 0; s < NS; ++s) {
+      const uint8_t* gv = tile[s] + g * gbytes;
+      const char* ahead = reinterpret_cast<const char*>(gv + k_prefetch_ahead);
+      _mm_prefetch(ahead, _MM_HINT_T1);
+      for (int w = 0; w < 4; ++w) _mm_prefetch(ahead + 64 * (49 + w), _MM_HINT_T1);
+      auto vec = [&](int v) { return _mm512_loadu_si512(gv + 64 * v); };
+      const __m512i SC[4] = {vec(49), vec(50), vec(51), vec(52)};
+      __m512i I[MR];
+      for (int i = 0; i < MR; ++i) I[i] = _mm512_setzero_si512();
+      for (int h = 0; h < 2; ++h)
+        for (int half = 0; half < 2; ++half) {
+          // Sub-blocks 8 h + 2 q + half (q = 0 .. 3): elements 128 h + 32 q + 16 half .. + 15.
+          __m512i D[4][MR];
+          for (int q = 0; q < 4; ++q)
+            for (int i = 0; i < MR; ++i) D[q][i] = _mm512_setzero_si512();
+          for (int m = 4 * half; m < 4 * half + 4; ++m) {
+            const int l0 = 1 + 16 * h + m, l1 = l0 + 8, hb = 33 + 8 * h + m;
+            _mm_prefetch(ahead + 64 * l0, _MM_HINT_T1);
+            _mm_prefetch(ahead + 64 * l1, _MM_HINT_T1);
+            _mm_prefetch(ahead + 64 * hb, _MM_HINT_T1);
+            const __m512i QL0 = vec(l0), QL1 = vec(l1), QH = vec(hb);
+            // (nibble & 0x0f) | (high bits & 0x30): 0xEA is (a & b) | c.
+            const __m512i W[4] = {
+                _mm512_ternarylogic_epi32(QL0, m4, _mm512_and_si512(_mm512_slli_epi16(QH, 4), m30), 0xEA),
+                _mm512_ternarylogic_epi32(QL1, m4, _mm512_and_si512(_mm512_slli_epi16(QH, 2), m30), 0xEA),
+                _mm512_ternarylogic_epi32(_mm512_srli_epi16(QL0, 4), m4, _mm512_and_si512(QH, m30), 0xEA),
+                _mm512_ternarylogic_epi32(_mm512_srli_epi16(QL1, 4), m4,
+                                          _mm512_and_si512(_mm512_srli_epi16(QH, 2), m30), 0xEA)};
+            for (int q = 0; q < 4; ++q)
+              for (int i = 0; i < MR; ++i)
+                D[q][i] = _mm512_dpbusd_epi32(D[q][i], W[q], bcast4(xq[i] + 256 * g + 128 * h + 32 * q + 4 * m));
+          }
+          for (int q = 0; q < 4; ++q) {
+            const int sb = 8 * h + 2 * q + half;
+            const __m512i sc = _mm512_srai_epi32(_mm512_shuffle_epi8(SC[sb / 4], top_of[sb % 4]), 24);
+            for (int i = 0; i < MR; ++i) I[i] = _mm512_add_epi32(I[i], _mm512_mullo_epi32(D[q][i], sc));
+          }
+        }
+      const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(gv)));
+      for (int i = 0; i < MR; ++i) {
+        const int16_t* bs = j.x.bsum(i, g);  // x's 16 sums of 16
+        __m512i O = _mm512_setzero_si512();
+        for (int w = 0; w < 4; ++w) {
+          O = _mm512_dpwssd_epi32(O, _mm512_srai_epi16(_mm512_shuffle_epi8(SC[w], words_01), 8), bcast4(bs + 4 * w));
+          O = _mm512_dpwssd_epi32(O, _mm512_srai_epi16(_mm512_shuffle_epi8(SC[w], words_23), 8),
+                                  bcast4(bs + 4 * w + 2));
+        }
+        O = _mm512_slli_epi32(O, 5);
+        const __m512 sd = _mm512_mul_ps(d, _mm512_set1_ps(xd[i][g]));
+        acc[s][i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(I[i]), sd, acc[s][i]);
+        off[s][i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(O), sd, off[s][i]);
+      }
+    }
+  }
+  for (int s = 0; s < NS; ++s) store_tile<MR>(j, t + s * stride, acc[s], off[s]);
+}
+
+// The decode of Q6_K: 4 runs per thread for one x row, 2 for more.
+template <int MR>
+constexpr r16_decode_fn decode_tiles_q6k =
+    &walk_runs<q4k_runs<MR>, &decode_lockstep_q6k<MR, q4k_runs<MR>>, &decode_lockstep_q6k<MR, 1>>;
+
 }  // namespace
 
 bool r16_pack_tile_avx512(const r16_layout& L, const uint8_t* const* rows, uint8_t* tile) {
@@ -294,6 +390,14 @@ r16_decode_fn r16_decode_avx512(dtype t, int64_t m) {
       case 1: return decode_tiles_q4k<1>;
       case 2: return decode_tiles_q4k<2>;
       case 3: return decode_tiles_q4k<3>;
+      default: return nullptr;
+    }
+  }
+  if (t == dtype::Q6_K) {
+    switch (m) {
+      case 1: return decode_tiles_q6k<1>;
+      case 2: return decode_tiles_q6k<2>;
+      case 3: return decode_tiles_q6k<3>;
       default: return nullptr;
     }
   }
