@@ -354,29 +354,54 @@ constexpr r16_decode_fn decode_tiles_q6k =
 }  // namespace
 
 bool r16_pack_tile_avx512(const r16_layout& L, const uint8_t* const* rows, uint8_t* tile) {
-  if (L.type != dtype::Q4_0 && L.type != dtype::Q8_0) return false;
-  const bool q4 = L.type == dtype::Q4_0;
+  if (L.type == dtype::Q5_0) return false;
   const int64_t bb = int64_t(dtype_block_bytes(L.type));
+  auto load16 = [](const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); };
+  // v[i] lane l = row 4 l + i's 16 bytes at block offset `at`; transposed: vector i's dword j = row j's bytes
+  // at + 4 i .. at + 4 i + 3.
+  auto transposed4 = [&](int64_t at, __m512i* v) {
+    for (int i = 0; i < 4; ++i) {
+      const __m256i a =
+          _mm256_inserti128_si256(_mm256_castsi128_si256(load16(rows[i] + at)), load16(rows[4 + i] + at), 1);
+      const __m256i b =
+          _mm256_inserti128_si256(_mm256_castsi128_si256(load16(rows[8 + i] + at)), load16(rows[12 + i] + at), 1);
+      v[i] = _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
+    }
+    transpose4x4_lanes(v);
+  };
+  if (L.type == dtype::Q4_K || L.type == dtype::Q6_K) {
+    // Vector 0: d (and Q4_K's dmin); vector 1 + w: block word w (Q4_K: from byte 4, after d and dmin), 4 words per
+    // 16-byte load, the last words of a Q4_K block (35 of them) one at a time.
+    const bool q6 = L.type == dtype::Q6_K;
+    const int64_t first = q6 ? 0 : 4, words = L.nv - 1;
+    for (int64_t g = 0; g < L.n_groups; ++g) {
+      const int64_t o = g * bb;
+      uint8_t* gv = tile + g * L.nv * 64;
+      for (int j = 0; j < 16; ++j) {
+        std::memcpy(gv + 2 * j, rows[j] + o + (q6 ? 208 : 0), 2);
+        if (!q6) std::memcpy(gv + 32 + 2 * j, rows[j] + o + 2, 2);
+      }
+      int64_t w = 0;
+      for (; w + 4 <= words; w += 4) {
+        __m512i v[4];
+        transposed4(o + first + 4 * w, v);
+        for (int i = 0; i < 4; ++i) _mm512_storeu_si512(gv + 64 * (1 + w + i), v[i]);
+      }
+      for (; w < words; ++w)
+        for (int j = 0; j < 16; ++j) std::memcpy(gv + 64 * (1 + w) + 4 * j, rows[j] + o + first + 4 * w, 4);
+    }
+    return true;
+  }
+  const bool q4 = L.type == dtype::Q4_0;
   auto* sc = reinterpret_cast<uint16_t*>(tile);
   uint8_t* qs = tile + L.scale_bytes;
   const __m512i flip = _mm512_set1_epi8(char(0x80));
-  auto load16 = [](const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); };
   for (int64_t g = 0; g < L.n_groups; ++g) {
     const int64_t o = g * bb;
     for (int j = 0; j < 16; ++j) std::memcpy(&sc[16 * g + j], rows[j] + o, 2);
-    for (int h = 0; h < (q4 ? 1 : 2); ++h) {
-      // v[i] lane l = row 4 l + i's 16 quant bytes (h: Q8_0's second 16); transposed: vector i's dword j = row j's
-      // bytes 4 i .. 4 i + 3 (of that half).
+    for (int h = 0; h < (q4 ? 1 : 2); ++h) {  // h: Q8_0's second 16 quant bytes
       __m512i v[4];
-      for (int i = 0; i < 4; ++i) {
-        const int64_t at = o + 2 + 16 * h;
-        const __m256i a =
-            _mm256_inserti128_si256(_mm256_castsi128_si256(load16(rows[i] + at)), load16(rows[4 + i] + at), 1);
-        const __m256i b =
-            _mm256_inserti128_si256(_mm256_castsi128_si256(load16(rows[8 + i] + at)), load16(rows[12 + i] + at), 1);
-        v[i] = _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
-      }
-      transpose4x4_lanes(v);
+      transposed4(o + 2 + 16 * h, v);
       for (int i = 0; i < 4; ++i)
         _mm512_storeu_si512(qs + g * L.nv * 64 + 256 * h + 64 * i, q4 ? v[i] : _mm512_xor_si512(v[i], flip));
     }

@@ -81,7 +81,7 @@ using r16_decode_fn = void (*)(const r16_job& job, int64_t t0, int64_t t1);
 r16_decode_fn r16_decode_avx512(dtype t, int64_t m);
 // Packs one tile with AVX-512 (rows[j]: row j of the tile in the file's layout, each a whole padding row of zero
 // bytes past the weight's end) into `tile` (zeroed memory: the scales area's padding is left as it is); returns false
-// where this build or type has no such code (Q5_0, Q4_K, Q6_K: r16_pack then packs in C++). Call only where the CPU has
+// where this build or type has no such code (Q5_0: r16_pack then packs in C++). Call only where the CPU has
 // AVX-512 VNNI.
 bool r16_pack_tile_avx512(const r16_layout& L, const uint8_t* const* rows, uint8_t* tile);
 
