@@ -35,7 +35,7 @@ struct backend {
   // CPU only: LINEAR on BF16 weights takes the AVX-512 BF16 GEMM (x rounded to bf16, kernels/cpu/gemm_bf16.h) from
   // 3 rows on; the other CPU backends run the exact F32 GEMM.
   bool bf16_gemm = false;
-  // CPU only: linear weights of the r16 types (Q4_0 / Q5_0 / Q8_0 / Q4_K / Q6_K) carry their r16 copy
+  // CPU only: linear weights of the r16 types (Q4_0 / Q5_0 / Q8_0 / Q4_K / Q5_K / Q6_K) carry their r16 copy
   // (kernels/cpu/quant_repack.h), as load makes on AVX-512 VNNI + AMX CPUs: the r16 decode, prefill on unpacked slabs
   // (EXACT precision, as cpu).
   bool r16 = false;

@@ -1,4 +1,5 @@
-// tests/kernels/quant_repack_test.cpp: Q4_0/Q5_0/Q8_0/Q4_K/Q6_K weights in the r16 layout (kernels/cpu/quant_repack.h).
+// tests/kernels/quant_repack_test.cpp: Q4_0/Q5_0/Q8_0/Q4_K/Q5_K/Q6_K weights in the r16 layout
+// (kernels/cpu/quant_repack.h).
 //  - Packing then unpacking gives the file's rows back byte for byte (row counts off the 16-row tiles, a strided
 //    source, one group); the C++ and AVX-512 packers write the same bytes.
 //  - LINEAR, LINEAR_SWIGLU and LINEAR_ADD of a weight with its r16 copy give the bytes of the same weight without it:
@@ -64,7 +65,7 @@ struct isa_scope {
 
 TEST(quant_repack, pack_then_unpack_gives_the_rows_back) {
   thread_pool two(2);
-  for (dtype t : {dtype::Q4_0, dtype::Q5_0, dtype::Q8_0, dtype::Q4_K, dtype::Q6_K})
+  for (dtype t : {dtype::Q4_0, dtype::Q5_0, dtype::Q8_0, dtype::Q4_K, dtype::Q5_K, dtype::Q6_K})
     for (int64_t n : {1, 16, 37})
       for (int64_t k : {32, 96, 512}) {
         if (k % int64_t(dtype_block_elems(t))) continue;
@@ -120,7 +121,7 @@ TEST(quant_repack, linear_with_the_copy_gives_the_bytes_of_the_file_layout) {
   for (int i = 0; i < int(quant_isa::COUNT); ++i)
     if (quant_isa_available(quant_isa(i))) isas.push_back(quant_isa(i));
   int compared = 0;
-  for (dtype t : {dtype::Q4_0, dtype::Q5_0, dtype::Q8_0, dtype::Q4_K, dtype::Q6_K})
+  for (dtype t : {dtype::Q4_0, dtype::Q5_0, dtype::Q8_0, dtype::Q4_K, dtype::Q5_K, dtype::Q6_K})
     for (int64_t n : {16, 38, 130})
       for (int64_t k : {256, 512}) {
         linear_weight plain;
@@ -159,10 +160,10 @@ TEST(quant_repack, amx_gemm_reads_the_layout_as_the_file_rows) {
   const bool hw = amx_bf16_usable();
   using gemm_fn = void (*)(thread_pool*, const float*, int64_t, int64_t, const weight_rows&, int64_t, int64_t,
                            const float*, float*, int64_t, const float*);
-  for (dtype t : {dtype::Q4_0, dtype::Q5_0, dtype::Q8_0, dtype::Q4_K, dtype::Q6_K})
+  for (dtype t : {dtype::Q4_0, dtype::Q5_0, dtype::Q8_0, dtype::Q4_K, dtype::Q5_K, dtype::Q6_K})
     for (int64_t n : {16, 40, 97})
       for (int64_t m : {16, 70}) {
-        const int64_t k = t == dtype::Q4_K || t == dtype::Q6_K ? 256 : 96;
+        const int64_t k = dtype_block_elems(t) == 256 ? 256 : 96;
         const tensor w = quantized(t, n, k, uint64_t(n + m));
         const tensor p = r16_pack(w, &three);
         const r16_layout L = r16_layout_of(t, n, k);
@@ -198,7 +199,7 @@ TEST(quant_repack, load_policy) {
   }
   // Other types have no layout.
   env_scope on("AUTOGLM_CPU_REPACK", "1");
-  EXPECT_TRUE(repack_weight_kernel(kc, quantized(dtype::Q5_K, 4, 256, 1), true).empty());
+  EXPECT_TRUE(repack_weight_kernel(kc, quantized(dtype::Q4_1, 4, 256, 1), true).empty());
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
-// kernels/cpu/quant_r16_avx512.cpp: the decode of Q4_0/Q5_0/Q8_0/Q4_K/Q6_K weights in the r16 layout (quant_repack.h)
-// with AVX-512 VNNI, one to three x rows.
+// kernels/cpu/quant_r16_avx512.cpp: the decode of Q4_0/Q5_0/Q8_0/Q4_K/Q5_K/Q6_K weights in the r16 layout
+// (quant_repack.h) with AVX-512 VNNI, one to three x rows.
 //
 // Per tile (16 W rows, the 16 lanes of a vector) and 32-element group: Q4_0 4 vectors of quants, their low nibbles
 // against a broadcast of x's 4 bytes 4v .. 4v + 3 and their high nibbles (in place, 16-fold) against bytes 16 + 4v ..
@@ -156,8 +156,10 @@ constexpr r16_decode_fn decode_tiles = &walk_runs<4, &decode_lockstep<K, MR, 4>,
 // the low or high nibbles) times its scale with vpmulld, the mins against x's 32-sums on vpdpwssd (in L2: 57 -> 62
 // GB/s against 8 vpmulld; 9B-l8 decode +2%): lane j = row j's exact integers I and O of quant_linear.h's rule; then
 // acc = fma(float(I), d * d_x, acc), off = fma(float(O), dmin * d_x, off) in group order and y = (acc - off) + bias,
-// as decode1_q4k stores them.
-template <int MR, int NS>
+// as decode1_q4k stores them. Q5_K (Q5): the same with 8 vectors of the 32 high-bit bytes (vectors 4 .. 11, qs from
+// 12): the fifth bit of qs byte 4 v + i's low (high) nibble is bit 2 c (2 c + 1) of qh byte 4 v + i, put at bit 4 of
+// the byte by one shift and one ternary-logic op, so its nibbles are taken shifted down, not in place.
+template <int MR, int NS, bool Q5>
 void decode_lockstep_q4k(const r16_job& j, int64_t t, int64_t stride) {
   const r16_layout& L = *j.layout;
   const int64_t ng = L.n_groups, gbytes = L.nv * 64;
@@ -168,6 +170,8 @@ void decode_lockstep_q4k(const r16_job& j, int64_t t, int64_t stride) {
     xd[i] = j.x.d(i);
   }
   const __m512i m4 = _mm512_set1_epi8(0x0f), low6 = _mm512_set1_epi8(0x3f), two = _mm512_set1_epi8(0x03);
+  const __m512i bit4 = _mm512_set1_epi8(0x10);
+  constexpr int qs_at = Q5 ? 12 * 64 : 4 * 64;  // the first vector of qs
   // vpshufb controls, the same in each 32-bit lane: byte b of the lane zero-extended to 32 bits; bytes 0, 1 (2, 3) of
   // the lane as two 16-bit words. vpshufb indexes its 128-bit lane, so each dword's control adds its offset there
   // (a byte of 0x80 or more stays a zero).
@@ -202,7 +206,7 @@ void decode_lockstep_q4k(const r16_job& j, int64_t t, int64_t stride) {
                           _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(W1, 6), two), 4))};
       // Byte sb % 4 of each lane of V[sb / 4], zero-extended (one shuffle: off the port of the shifts and dots).
       auto pick = [&](const __m512i* V, int sb) { return _mm512_shuffle_epi8(V[sb / 4], byte_of[sb % 4]); };
-      // The high nibbles are dotted in place (q & 0xf0: 16 times the nibble, no shift on the port of the dots), so
+      // Q4_K's high nibbles are dotted in place (q & 0xf0: 16 times the nibble, no shift on the port of the dots), so
       // their part of I is gathered 16-fold in Ih and shifted back once per group: every term is a multiple of 16,
       // and |Ih| <= 4 * 32 * 240 * 128 * 63 < 2^31, so I is exact.
       __m512i I[MR], Ih[MR];
@@ -211,9 +215,21 @@ void decode_lockstep_q4k(const r16_job& j, int64_t t, int64_t stride) {
         __m512i lo_sum[MR], hi_sum[MR];
         for (int i = 0; i < MR; ++i) lo_sum[i] = hi_sum[i] = _mm512_setzero_si512();
         for (int v = 0; v < 8; ++v) {
-          _mm_prefetch(ahead + 256 + 64 * (8 * c + v), _MM_HINT_T1);
-          const __m512i q = _mm512_loadu_si512(gv + 256 + 64 * (8 * c + v));
-          const __m512i lo = _mm512_and_si512(q, m4), hi = _mm512_andnot_si512(m4, q);
+          _mm_prefetch(ahead + qs_at + 64 * (8 * c + v), _MM_HINT_T1);
+          const __m512i q = _mm512_loadu_si512(gv + qs_at + 64 * (8 * c + v));
+          __m512i lo = _mm512_and_si512(q, m4), hi;
+          if constexpr (Q5) {
+            if (c == 0) _mm_prefetch(ahead + 256 + 64 * v, _MM_HINT_T1);
+            const __m512i H = _mm512_loadu_si512(gv + 256 + 64 * v);
+            // Bit 2 c (2 c + 1) of each byte to bit 4 (within the byte whatever the shift's width); 0xF8 is
+            // a | (b & c).
+            auto to_bit4 = [&](int b) { return b <= 4 ? _mm512_slli_epi32(H, 4 - b) : _mm512_srli_epi32(H, b - 4); };
+            lo = _mm512_ternarylogic_epi32(lo, to_bit4(2 * c), bit4, 0xF8);
+            hi = _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi16(q, 4), m4), to_bit4(2 * c + 1), bit4,
+                                           0xF8);
+          } else {
+            hi = _mm512_andnot_si512(m4, q);
+          }
           for (int i = 0; i < MR; ++i) {
             const int8_t* x = xq[i] + 256 * g + 64 * c + 4 * v;
             lo_sum[i] = _mm512_dpbusd_epi32(lo_sum[i], lo, bcast4(x));
@@ -226,7 +242,7 @@ void decode_lockstep_q4k(const r16_job& j, int64_t t, int64_t stride) {
           Ih[i] = _mm512_add_epi32(Ih[i], _mm512_mullo_epi32(hi_sum[i], s_hi));
         }
       }
-      for (int i = 0; i < MR; ++i) I[i] = _mm512_add_epi32(I[i], _mm512_srai_epi32(Ih[i], 4));
+      for (int i = 0; i < MR; ++i) I[i] = _mm512_add_epi32(I[i], Q5 ? Ih[i] : _mm512_srai_epi32(Ih[i], 4));
       const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(gv)));
       const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(gv + 32)));
       for (int i = 0; i < MR; ++i) {
@@ -248,12 +264,12 @@ void decode_lockstep_q4k(const r16_job& j, int64_t t, int64_t stride) {
   for (int s = 0; s < NS; ++s) store_tile<MR>(j, t + s * stride, acc[s], off[s]);
 }
 
-// The decode of Q4_K: 4 runs per thread for one x row, 2 for more (two accumulators per row and tile).
+// The decode of Q4_K / Q5_K: 4 runs per thread for one x row, 2 for more (two accumulators per row and tile).
 template <int MR>
 constexpr int q4k_runs = MR == 1 ? 4 : 2;
-template <int MR>
+template <int MR, bool Q5>
 constexpr r16_decode_fn decode_tiles_q4k =
-    &walk_runs<q4k_runs<MR>, &decode_lockstep_q4k<MR, q4k_runs<MR>>, &decode_lockstep_q4k<MR, 1>>;
+    &walk_runs<q4k_runs<MR>, &decode_lockstep_q4k<MR, q4k_runs<MR>, Q5>, &decode_lockstep_q4k<MR, 1, Q5>>;
 
 // Q6_K (vector 0: the 16 rows' d; vectors 1 .. 32: ql; 33 .. 48: qh; 49 .. 52: the 16 int8 scales): per half h of
 // the group and word m of its ql / qh chunks, the 4 quarters' 6-bit weights (ql nibble | 2 qh bits << 4, unsigned as
@@ -369,9 +385,9 @@ bool r16_pack_tile_avx512(const r16_layout& L, const uint8_t* const* rows, uint8
     }
     transpose4x4_lanes(v);
   };
-  if (L.type == dtype::Q4_K || L.type == dtype::Q6_K) {
-    // Vector 0: d (and Q4_K's dmin); vector 1 + w: block word w (Q4_K: from byte 4, after d and dmin), 4 words per
-    // 16-byte load, the last words of a Q4_K block (35 of them) one at a time.
+  if (L.type == dtype::Q4_K || L.type == dtype::Q5_K || L.type == dtype::Q6_K) {
+    // Vector 0: d (and Q4_K / Q5_K's dmin); vector 1 + w: block word w (Q4_K / Q5_K: from byte 4, after d and dmin),
+    // 4 words per 16-byte load, the last words of a Q4_K or Q5_K block (35 or 43 of them) one at a time.
     const bool q6 = L.type == dtype::Q6_K;
     const int64_t first = q6 ? 0 : 4, words = L.nv - 1;
     for (int64_t g = 0; g < L.n_groups; ++g) {
@@ -410,11 +426,12 @@ bool r16_pack_tile_avx512(const r16_layout& L, const uint8_t* const* rows, uint8
 }
 
 r16_decode_fn r16_decode_avx512(dtype t, int64_t m) {
-  if (t == dtype::Q4_K) {
+  if (t == dtype::Q4_K || t == dtype::Q5_K) {
+    const bool q5 = t == dtype::Q5_K;
     switch (m) {
-      case 1: return decode_tiles_q4k<1>;
-      case 2: return decode_tiles_q4k<2>;
-      case 3: return decode_tiles_q4k<3>;
+      case 1: return q5 ? decode_tiles_q4k<1, true> : decode_tiles_q4k<1, false>;
+      case 2: return q5 ? decode_tiles_q4k<2, true> : decode_tiles_q4k<2, false>;
+      case 3: return q5 ? decode_tiles_q4k<3, true> : decode_tiles_q4k<3, false>;
       default: return nullptr;
     }
   }

@@ -58,7 +58,8 @@ uint32_t q5_high_from_tile(uint32_t t) {
 // Row j's block of group g into / out of a tile (quant_repack.h's layout). Q4_0/Q5_0/Q8_0: the f16 scale to the tile's
 // scales, block word v (the 4 bytes after the scale and 4 v on) to vector v (Q8_0 + 128; Q5_0's word 0 is qh,
 // rearranged). Q4_K: d and dmin to the group's first vector, block word v (v >= 1: the scales' 3 words, then qs) to
-// vector v. Q6_K: d to the first vector, block word w (ql, qh, then the scales) to vector w + 1.
+// vector v (Q5_K likewise: the scales' 3 words, qh's 8, then qs). Q6_K: d to the first vector, block word w (ql, qh,
+// then the scales) to vector w + 1.
 void block_to_tile(const r16_layout& L, uint8_t* tile, int64_t g, int64_t j, const uint8_t* blk) {
   const bool q8 = L.type == dtype::Q8_0;
   uint8_t* gv = tile + L.scale_bytes + g * L.nv * 64;
@@ -67,7 +68,7 @@ void block_to_tile(const r16_layout& L, uint8_t* tile, int64_t g, int64_t j, con
     for (int64_t v = 1; v < L.nv; ++v) std::memcpy(gv + 64 * v + 4 * j, blk + 4 * (v - 1), 4);
     return;
   }
-  if (L.type == dtype::Q4_K) {
+  if (L.type == dtype::Q4_K || L.type == dtype::Q5_K) {
     std::memcpy(gv + 2 * j, blk, 2);
     std::memcpy(gv + 32 + 2 * j, blk + 2, 2);
     for (int64_t v = 1; v < L.nv; ++v) std::memcpy(gv + 64 * v + 4 * j, blk + 4 * v, 4);
@@ -97,7 +98,7 @@ void tile_to_block(const r16_layout& L, const uint8_t* tile, int64_t g, int64_t 
     for (int64_t v = 1; v < L.nv; ++v) std::memcpy(blk + 4 * (v - 1), gv + 64 * v + 4 * j, 4);
     return;
   }
-  if (L.type == dtype::Q4_K) {
+  if (L.type == dtype::Q4_K || L.type == dtype::Q5_K) {
     std::memcpy(blk, gv + 2 * j, 2);
     std::memcpy(blk + 2, gv + 32 + 2 * j, 2);
     for (int64_t v = 1; v < L.nv; ++v) std::memcpy(blk + 4 * v, gv + 64 * v + 4 * j, 4);
@@ -123,7 +124,8 @@ void tile_to_block(const r16_layout& L, const uint8_t* tile, int64_t g, int64_t 
 }  // namespace
 
 bool r16_type(dtype t) {
-  return t == dtype::Q4_0 || t == dtype::Q5_0 || t == dtype::Q8_0 || t == dtype::Q4_K || t == dtype::Q6_K;
+  return t == dtype::Q4_0 || t == dtype::Q5_0 || t == dtype::Q8_0 || t == dtype::Q4_K || t == dtype::Q5_K ||
+         t == dtype::Q6_K;
 }
 
 r16_layout r16_layout_of(dtype t, int64_t n, int64_t k) {
@@ -137,8 +139,9 @@ r16_layout r16_layout_of(dtype t, int64_t n, int64_t k) {
   L.k = k;
   L.n_groups = k / ge;
   L.n_tiles = (n + k_r16_rows - 1) / k_r16_rows;
-  L.nv = t == dtype::Q4_0 ? 4 : t == dtype::Q5_0 ? 5 : t == dtype::Q8_0 ? 8 : t == dtype::Q4_K ? 36 : 53;
-  const bool k_quant = t == dtype::Q4_K || t == dtype::Q6_K;  // their scales ride in each group
+  L.nv = t == dtype::Q4_0 ? 4 : t == dtype::Q5_0 ? 5 : t == dtype::Q8_0 ? 8 : t == dtype::Q4_K ? 36
+         : t == dtype::Q5_K ? 44 : 53;
+  const bool k_quant = t == dtype::Q4_K || t == dtype::Q5_K || t == dtype::Q6_K;  // their scales ride in each group
   L.scale_bytes = k_quant ? 0 : (L.n_groups * 32 + 63) / 64 * 64;
   L.tile_bytes = L.scale_bytes + L.n_groups * L.nv * 64;
   return L;

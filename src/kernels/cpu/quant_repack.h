@@ -1,5 +1,5 @@
 // kernels/cpu/quant_repack.h (internal to kernels/cpu, except the registered REPACK_WEIGHT kernel):
-// Q4_0/Q5_0/Q8_0/Q4_K/Q6_K linear weights re-laid out once at load in tiles of 16 rows ("r16"), the layout the x86
+// Q4_0/Q5_0/Q8_0/Q4_K/Q5_K/Q6_K linear weights re-laid out once at load in tiles of 16 rows ("r16"), the layout the x86
 // decode reads fastest.
 //
 // Why: the decode kernel on the file's layout (quant_decode_x86.h) reads 8 rows side by side in 16- or 32-byte pieces
@@ -8,7 +8,7 @@
 // 64-byte load carries 4 bytes of each of 16 rows, one vpdpbusd against a broadcast of 4 x bytes serves 16 rows, and
 // nothing is summed across lanes.
 //
-// Layout of an [n, k] weight (ng groups: k / 32, Q4_K / Q6_K k / 256; tiles of 16 rows, the last one padded with
+// Layout of an [n, k] weight (ng groups: k / 32, the k-quants k / 256; tiles of 16 rows, the last one padded with
 // zero rows):
 //   tile t (rows 16t .. 16t + 15) at t * tile_bytes:
 //     scales (Q4_0/Q5_0/Q8_0): ng x 16 f16 (group g's at 32 g: row j's scale at 2 j), padded to a multiple of 64 bytes
@@ -22,6 +22,7 @@
 //       Q4_K (nv = 36, no scales area): the 16 rows' d (32 bytes) and dmin (32 bytes), then 3 vectors of the 12 bytes
 //             of 6-bit scales and mins (vector w = bytes 4w .. 4w + 3), then 32 vectors of qs (vector v = bytes
 //             4v .. 4v + 3: chunk v / 8 of 32 bytes, low nibbles sub-block 2 (v / 8), high nibbles the next);
+//       Q5_K (nv = 44, no scales area): as Q4_K with the 8 words of the high bits (qh) between the scales and qs;
 //       Q6_K (nv = 53, no scales area): the 16 rows' d (32 bytes, then 32 zero), then the block's 52 words as vectors
 //             1 .. 52: ql (vectors 1 .. 32), qh (33 .. 48), the 16 int8 scales (49 .. 52).
 // The values are the file's, bit for bit: every kernel that reads this layout computes the integers and float steps
@@ -38,7 +39,7 @@
 namespace autoglm::cpu {
 
 struct r16_layout {
-  dtype type = dtype::Q4_0;  // Q4_0, Q5_0, Q8_0, Q4_K or Q6_K
+  dtype type = dtype::Q4_0;  // Q4_0, Q5_0, Q8_0, Q4_K, Q5_K or Q6_K
   int64_t n = 0, k = 0, n_groups = 0, n_tiles = 0;
   int64_t nv = 0;           // 64-byte vectors per group
   int64_t scale_bytes = 0;  // per tile, padded to 64 (0 for Q4_K: its scales are in each group)
@@ -52,7 +53,7 @@ struct r16_layout {
 
 constexpr int64_t k_r16_rows = 16;
 
-// Whether weights of `t` have an r16 layout (Q4_0, Q5_0, Q8_0, Q4_K, Q6_K).
+// Whether weights of `t` have an r16 layout (Q4_0, Q5_0, Q8_0, Q4_K, Q5_K, Q6_K).
 bool r16_type(dtype t);
 // The layout of an [n, k] weight of r16_type `t` (k a whole number of its blocks).
 r16_layout r16_layout_of(dtype t, int64_t n, int64_t k);
@@ -76,7 +77,7 @@ struct r16_job {
 };
 // Tiles [t0, t1) of the job (every x row against each tile's 16 rows).
 using r16_decode_fn = void (*)(const r16_job& job, int64_t t0, int64_t t1);
-// The AVX-512 VNNI decode of `t` (Q4_0/Q5_0/Q8_0/Q4_K/Q6_K) for m x rows, or null where this build has none
+// The AVX-512 VNNI decode of `t` (Q4_0/Q5_0/Q8_0/Q4_K/Q5_K/Q6_K) for m x rows, or null where this build has none
 // (quant_r16_avx512.cpp; call only where r16_decode_available()).
 r16_decode_fn r16_decode_avx512(dtype t, int64_t m);
 // Packs one tile with AVX-512 (rows[j]: row j of the tile in the file's layout, each a whole padding row of zero
@@ -94,7 +95,7 @@ bool r16_decode_available();
 // memory does not grow (=1 also repacks weights whose memory stays).
 bool r16_repack_wanted(bool releasable);
 
-// The registered REPACK_WEIGHT kernel for Q4_0/Q5_0/Q8_0/Q4_K/Q6_K on the CPU: r16_pack(w) where r16_repack_wanted
+// The registered REPACK_WEIGHT kernel for Q4_0/Q5_0/Q8_0/Q4_K/Q5_K/Q6_K on the CPU: r16_pack(w) where r16_repack_wanted
 // says so, else an empty tensor.
 tensor repack_weight_kernel(const kernel_context& kc, const tensor& w, bool releasable);
 
