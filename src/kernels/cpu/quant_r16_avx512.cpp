@@ -44,6 +44,16 @@ inline __m512i bcast4(const void* p) {
   return _mm512_set1_epi32(v);
 }
 
+// A vpshufb control whose 4 bytes per 32-bit lane are those of `c` (byte b picks byte b of the same lane; 0x80 gives
+// a zero): vpshufb indexes its 128-bit lane, so each dword's control gets its offset there (0x80 + offset stays a
+// zero).
+inline __m512i lane_shuffle(uint32_t c) {
+  const __m512i in_lane = _mm512_set_epi32(0x0c0c0c0c, 0x08080808, 0x04040404, 0, 0x0c0c0c0c, 0x08080808, 0x04040404,
+                                           0, 0x0c0c0c0c, 0x08080808, 0x04040404, 0, 0x0c0c0c0c, 0x08080808,
+                                           0x04040404, 0);
+  return _mm512_add_epi8(_mm512_set1_epi32(int32_t(c)), in_lane);
+}
+
 // Tile t's outputs of MR x rows: y = acc + bias, or (acc - off) + bias with the k-quants' mins (store_row's steps).
 template <int MR>
 void store_tile(const r16_job& j, int64_t t, const __m512* acc, const __m512* off) {
@@ -172,16 +182,10 @@ void decode_lockstep_q4k(const r16_job& j, int64_t t, int64_t stride) {
   const __m512i m4 = _mm512_set1_epi8(0x0f), low6 = _mm512_set1_epi8(0x3f), two = _mm512_set1_epi8(0x03);
   const __m512i bit4 = _mm512_set1_epi8(0x10);
   constexpr int qs_at = Q5 ? 12 * 64 : 4 * 64;  // the first vector of qs
-  // vpshufb controls, the same in each 32-bit lane: byte b of the lane zero-extended to 32 bits; bytes 0, 1 (2, 3) of
-  // the lane as two 16-bit words. vpshufb indexes its 128-bit lane, so each dword's control adds its offset there
-  // (a byte of 0x80 or more stays a zero).
-  const __m512i in_lane = _mm512_set_epi32(0x0c0c0c0c, 0x08080808, 0x04040404, 0, 0x0c0c0c0c, 0x08080808, 0x04040404,
-                                           0, 0x0c0c0c0c, 0x08080808, 0x04040404, 0, 0x0c0c0c0c, 0x08080808,
-                                           0x04040404, 0);
-  auto lane_control = [&](uint32_t c) { return _mm512_add_epi8(_mm512_set1_epi32(int32_t(c)), in_lane); };
-  const __m512i byte_of[4] = {lane_control(0x80808000u), lane_control(0x80808001u), lane_control(0x80808002u),
-                              lane_control(0x80808003u)};
-  const __m512i words_01 = lane_control(0x80018000u), words_23 = lane_control(0x80038002u);
+  // Per 32-bit lane: byte b zero-extended to 32 bits; bytes 0, 1 (2, 3) as two 16-bit words.
+  const __m512i byte_of[4] = {lane_shuffle(0x80808000u), lane_shuffle(0x80808001u), lane_shuffle(0x80808002u),
+                              lane_shuffle(0x80808003u)};
+  const __m512i words_01 = lane_shuffle(0x80018000u), words_23 = lane_shuffle(0x80038002u);
   const uint8_t* tile[NS];
   __m512 acc[NS][MR], off[NS][MR];
   for (int s = 0; s < NS; ++s) {
@@ -288,16 +292,11 @@ void decode_lockstep_q6k(const r16_job& j, int64_t t, int64_t stride) {
     xd[i] = j.x.d(i);
   }
   const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
-  // vpshufb controls, the same in each 32-bit lane (offset within the 128-bit lane added as in decode_lockstep_q4k):
-  // byte b of the lane to the top byte (sign-extended by a shift of 24); bytes 0, 1 (2, 3) to the high bytes of two
-  // 16-bit words (sign-extended by a shift of 8).
-  const __m512i in_lane = _mm512_set_epi32(0x0c0c0c0c, 0x08080808, 0x04040404, 0, 0x0c0c0c0c, 0x08080808, 0x04040404,
-                                           0, 0x0c0c0c0c, 0x08080808, 0x04040404, 0, 0x0c0c0c0c, 0x08080808,
-                                           0x04040404, 0);
-  auto lane_control = [&](uint32_t c) { return _mm512_add_epi8(_mm512_set1_epi32(int32_t(c)), in_lane); };
-  const __m512i top_of[4] = {lane_control(0x00808080u), lane_control(0x01808080u), lane_control(0x02808080u),
-                             lane_control(0x03808080u)};
-  const __m512i words_01 = lane_control(0x01800080u), words_23 = lane_control(0x03800280u);
+  // Per 32-bit lane: byte b to the top byte (sign-extended by a shift of 24); bytes 0, 1 (2, 3) to the high bytes of
+  // two 16-bit words (sign-extended by a shift of 8).
+  const __m512i top_of[4] = {lane_shuffle(0x00808080u), lane_shuffle(0x01808080u), lane_shuffle(0x02808080u),
+                             lane_shuffle(0x03808080u)};
+  const __m512i words_01 = lane_shuffle(0x01800080u), words_23 = lane_shuffle(0x03800280u);
   const uint8_t* tile[NS];
   __m512 acc[NS][MR], off[NS][MR];
   for (int s = 0; s < NS; ++s) {
