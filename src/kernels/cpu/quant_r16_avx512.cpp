@@ -275,8 +275,8 @@ template <int MR, bool Q5>
 constexpr r16_decode_fn decode_tiles_q4k =
     &walk_runs<q4k_runs<MR>, &decode_lockstep_q4k<MR, q4k_runs<MR>, Q5>, &decode_lockstep_q4k<MR, 1, Q5>>;
 
-// Q6_K (vector 0: the 16 rows' d; vectors 1 .. 32: ql; 33 .. 48: qh; 49 .. 52: the 16 int8 scales): per half h of
-// the group and word m of its ql / qh chunks, the 4 quarters' 6-bit weights (ql nibble | 2 qh bits << 4, unsigned as
+// Q6_K (vector 0: the 16 rows' d; 1 .. 4: the 16 int8 scales; then ql and qh in the order read, three vectors per
+// step, quant_repack.h): per half h of the group and word m of its ql / qh chunks, the 4 quarters' 6-bit weights (ql nibble | 2 qh bits << 4, unsigned as
 // stored) dotted with vpdpbusd against x's bytes 128 h + 32 q + 4 m; each 16-element sub-block's dot times its scale
 // (vpmulld) into I, and O = 32 * sum of scale x x's 16-sums (the scales as 16-bit pairs on vpdpwssd; |O| < 2^28):
 // lane j = row j's exact I and O of quant_linear.h's rule; acc = fma(float(I), d * d_x, acc), off = fma(float(O),
@@ -307,10 +307,9 @@ void decode_lockstep_q6k(const r16_job& j, int64_t t, int64_t stride) {
     for (int s = 0; s < NS; ++s) {
       const uint8_t* gv = tile[s] + g * gbytes;
       const char* ahead = reinterpret_cast<const char*>(gv + k_prefetch_ahead);
-      _mm_prefetch(ahead, _MM_HINT_T1);
-      for (int w = 0; w < 4; ++w) _mm_prefetch(ahead + 64 * (49 + w), _MM_HINT_T1);
+      for (int v = 0; v < 5; ++v) _mm_prefetch(ahead + 64 * v, _MM_HINT_T1);
       auto vec = [&](int v) { return _mm512_loadu_si512(gv + 64 * v); };
-      const __m512i SC[4] = {vec(49), vec(50), vec(51), vec(52)};
+      const __m512i SC[4] = {vec(1), vec(2), vec(3), vec(4)};
       __m512i I[MR];
       for (int i = 0; i < MR; ++i) I[i] = _mm512_setzero_si512();
       for (int h = 0; h < 2; ++h)
@@ -320,7 +319,7 @@ void decode_lockstep_q6k(const r16_job& j, int64_t t, int64_t stride) {
           for (int q = 0; q < 4; ++q)
             for (int i = 0; i < MR; ++i) D[q][i] = _mm512_setzero_si512();
           for (int m = 4 * half; m < 4 * half + 4; ++m) {
-            const int l0 = 1 + 16 * h + m, l1 = l0 + 8, hb = 33 + 8 * h + m;
+            const int l0 = q6k_vector_of_word(16 * h + m), l1 = l0 + 1, hb = l0 + 2;  // ql, ql + 8, qh
             _mm_prefetch(ahead + 64 * l0, _MM_HINT_T1);
             _mm_prefetch(ahead + 64 * l1, _MM_HINT_T1);
             _mm_prefetch(ahead + 64 * hb, _MM_HINT_T1);
@@ -385,10 +384,11 @@ bool r16_pack_tile_avx512(const r16_layout& L, const uint8_t* const* rows, uint8
     transpose4x4_lanes(v);
   };
   if (L.type == dtype::Q4_K || L.type == dtype::Q5_K || L.type == dtype::Q6_K) {
-    // Vector 0: d (and Q4_K / Q5_K's dmin); vector 1 + w: block word w (Q4_K / Q5_K: from byte 4, after d and dmin),
-    // 4 words per 16-byte load, the last words of a Q4_K or Q5_K block (35 or 43 of them) one at a time.
+    // Vector 0: d (and Q4_K / Q5_K's dmin); block word w (Q4_K / Q5_K: from byte 4, after d and dmin) to vector
+    // 1 + w (Q6_K: q6k_vector_of_word(w)), 4 words per 16-byte load, the last words of a Q4_K or Q5_K block (35 or 43 of them) one at a time.
     const bool q6 = L.type == dtype::Q6_K;
     const int64_t first = q6 ? 0 : 4, words = L.nv - 1;
+    auto vector_of = [q6](int64_t w) { return q6 ? q6k_vector_of_word(int(w)) : 1 + w; };
     for (int64_t g = 0; g < L.n_groups; ++g) {
       const int64_t o = g * bb;
       uint8_t* gv = tile + g * L.nv * 64;
@@ -400,10 +400,10 @@ bool r16_pack_tile_avx512(const r16_layout& L, const uint8_t* const* rows, uint8
       for (; w + 4 <= words; w += 4) {
         __m512i v[4];
         transposed4(o + first + 4 * w, v);
-        for (int i = 0; i < 4; ++i) _mm512_storeu_si512(gv + 64 * (1 + w + i), v[i]);
+        for (int i = 0; i < 4; ++i) _mm512_storeu_si512(gv + 64 * vector_of(w + i), v[i]);
       }
       for (; w < words; ++w)
-        for (int j = 0; j < 16; ++j) std::memcpy(gv + 64 * (1 + w) + 4 * j, rows[j] + o + first + 4 * w, 4);
+        for (int j = 0; j < 16; ++j) std::memcpy(gv + 64 * vector_of(w) + 4 * j, rows[j] + o + first + 4 * w, 4);
     }
     return true;
   }

@@ -59,13 +59,13 @@ uint32_t q5_high_from_tile(uint32_t t) {
 // scales, block word v (the 4 bytes after the scale and 4 v on) to vector v (Q8_0 + 128; Q5_0's word 0 is qh,
 // rearranged). Q4_K: d and dmin to the group's first vector, block word v (v >= 1: the scales' 3 words, then qs) to
 // vector v (Q5_K likewise: the scales' 3 words, qh's 8, then qs). Q6_K: d to the first vector, block word w (ql, qh,
-// then the scales) to vector w + 1.
+// then the scales) to vector q6k_vector_of_word(w).
 void block_to_tile(const r16_layout& L, uint8_t* tile, int64_t g, int64_t j, const uint8_t* blk) {
   const bool q8 = L.type == dtype::Q8_0;
   uint8_t* gv = tile + L.scale_bytes + g * L.nv * 64;
   if (L.type == dtype::Q6_K) {
     std::memcpy(gv + 2 * j, blk + 208, 2);
-    for (int64_t v = 1; v < L.nv; ++v) std::memcpy(gv + 64 * v + 4 * j, blk + 4 * (v - 1), 4);
+    for (int w = 0; w + 1 < L.nv; ++w) std::memcpy(gv + 64 * q6k_vector_of_word(w) + 4 * j, blk + 4 * w, 4);
     return;
   }
   if (L.type == dtype::Q4_K || L.type == dtype::Q5_K) {
@@ -95,7 +95,7 @@ void tile_to_block(const r16_layout& L, const uint8_t* tile, int64_t g, int64_t 
   const uint8_t* gv = tile + L.scale_bytes + g * L.nv * 64;
   if (L.type == dtype::Q6_K) {
     std::memcpy(blk + 208, gv + 2 * j, 2);
-    for (int64_t v = 1; v < L.nv; ++v) std::memcpy(blk + 4 * (v - 1), gv + 64 * v + 4 * j, 4);
+    for (int w = 0; w + 1 < L.nv; ++w) std::memcpy(blk + 4 * w, gv + 64 * q6k_vector_of_word(w) + 4 * j, 4);
     return;
   }
   if (L.type == dtype::Q4_K || L.type == dtype::Q5_K) {
