@@ -1,4 +1,4 @@
-// tests/kernels/quant_repack_test.cpp: Q4_0/Q5_0/Q8_0/Q4_K/Q5_K/Q6_K weights in the r16 layout
+// tests/kernels/quant_repack_test.cpp: Q4_0/Q4_1/Q5_0/Q5_1/Q8_0/Q4_K/Q5_K/Q6_K weights in the r16 layout
 // (kernels/cpu/quant_repack.h).
 //  - Packing then unpacking gives the file's rows back byte for byte (row counts off the 16-row tiles, a strided
 //    source, one group); the C++ and AVX-512 packers write the same bytes.
@@ -65,7 +65,8 @@ struct isa_scope {
 
 TEST(quant_repack, pack_then_unpack_gives_the_rows_back) {
   thread_pool two(2);
-  for (dtype t : {dtype::Q4_0, dtype::Q5_0, dtype::Q8_0, dtype::Q4_K, dtype::Q5_K, dtype::Q6_K})
+  for (dtype t : {dtype::Q4_0, dtype::Q4_1, dtype::Q5_0, dtype::Q5_1, dtype::Q8_0, dtype::Q4_K, dtype::Q5_K,
+                  dtype::Q6_K})
     for (int64_t n : {1, 16, 37})
       for (int64_t k : {32, 96, 512}) {
         if (k % int64_t(dtype_block_elems(t))) continue;
@@ -121,7 +122,8 @@ TEST(quant_repack, linear_with_the_copy_gives_the_bytes_of_the_file_layout) {
   for (int i = 0; i < int(quant_isa::COUNT); ++i)
     if (quant_isa_available(quant_isa(i))) isas.push_back(quant_isa(i));
   int compared = 0;
-  for (dtype t : {dtype::Q4_0, dtype::Q5_0, dtype::Q8_0, dtype::Q4_K, dtype::Q5_K, dtype::Q6_K})
+  for (dtype t : {dtype::Q4_0, dtype::Q4_1, dtype::Q5_0, dtype::Q5_1, dtype::Q8_0, dtype::Q4_K, dtype::Q5_K,
+                  dtype::Q6_K})
     for (int64_t n : {16, 38, 130})
       for (int64_t k : {256, 512}) {
         linear_weight plain;
@@ -160,7 +162,8 @@ TEST(quant_repack, amx_gemm_reads_the_layout_as_the_file_rows) {
   const bool hw = amx_bf16_usable();
   using gemm_fn = void (*)(thread_pool*, const float*, int64_t, int64_t, const weight_rows&, int64_t, int64_t,
                            const float*, float*, int64_t, const float*);
-  for (dtype t : {dtype::Q4_0, dtype::Q5_0, dtype::Q8_0, dtype::Q4_K, dtype::Q5_K, dtype::Q6_K})
+  for (dtype t : {dtype::Q4_0, dtype::Q4_1, dtype::Q5_0, dtype::Q5_1, dtype::Q8_0, dtype::Q4_K, dtype::Q5_K,
+                  dtype::Q6_K})
     for (int64_t n : {16, 40, 97})
       for (int64_t m : {16, 70}) {
         const int64_t k = dtype_block_elems(t) == 256 ? 256 : 96;
@@ -199,7 +202,7 @@ TEST(quant_repack, load_policy) {
   }
   // Other types have no layout.
   env_scope on("AUTOGLM_CPU_REPACK", "1");
-  EXPECT_TRUE(repack_weight_kernel(kc, quantized(dtype::Q4_1, 4, 256, 1), true).empty());
+  EXPECT_TRUE(repack_weight_kernel(kc, tensor::empty_host(dtype::BF16, {4, 256}), true).empty());
 }
 
 }  // namespace

@@ -27,9 +27,9 @@ namespace autoglm::cpu {
 
 struct r16_layout;
 
-// W [n, k] in its storage dtype, rows addressed through a byte stride; or, with r16 set, Q4_0/Q5_0/Q8_0/Q4_K/Q5_K/Q6_K
-// rows in that layout at data (quant_repack.h: tiles of 16 interleaved rows, no row stride; only the AMX GEMM takes
-// them).
+// W [n, k] in its storage dtype, rows addressed through a byte stride; or, with r16 set, rows of an r16 type
+// (Q4_0/Q4_1/Q5_0/Q5_1/Q8_0/Q4_K/Q5_K/Q6_K) in that layout at data (quant_repack.h: tiles of 16 interleaved rows, no
+// row stride; only the AMX GEMM takes them).
 struct weight_rows {
   dtype type = dtype::F32;
   const uint8_t* data = nullptr;

@@ -33,7 +33,7 @@
 // torch's bf16 arithmetic on the dequantized model, not the integers above (1.6-1.7x their GFLOP/s on a 2-core Xeon
 // VM, 9B gate|up over 512 rows). EXACT keeps every row on the integer kernels; decode rows always are.
 //
-// A weight with an r16 copy (linear_weight::repacked: Q4_0/Q5_0/Q8_0/Q4_K/Q5_K/Q6_K in tiles of 16 interleaved rows,
+// A weight with an r16 copy (linear_weight::repacked: Q4_0/Q4_1/Q5_0/Q5_1/Q8_0/the k-quants in tiles of 16 rows,
 // made at load on AVX-512 VNNI + AMX CPUs, quant_repack.h) is read from the copy: decode by the AVX-512 r16 kernel,
 // the AMX prefill from its tiles, the wide VNNI prefill a 32-row tile at a time unpacked as it packs it, any other
 // path on slabs unpacked back to the file's layout. The same integers and float steps, so the same bits.

@@ -1,4 +1,4 @@
-// kernels/cpu/quant_r16_avx512.cpp: the decode of Q4_0/Q5_0/Q8_0/Q4_K/Q5_K/Q6_K weights in the r16 layout
+// kernels/cpu/quant_r16_avx512.cpp: the decode of Q4_0/Q4_1/Q5_0/Q5_1/Q8_0/Q4_K/Q5_K/Q6_K weights in the r16 layout
 // (quant_repack.h) with AVX-512 VNNI, one to three x rows.
 //
 // Per tile (16 W rows, the 16 lanes of a vector) and 32-element group: Q4_0 4 vectors of quants, their low nibbles
@@ -66,7 +66,7 @@ void store_tile(const r16_job& j, int64_t t, const __m512* acc, const __m512* of
 }
 
 // The 32-element types of the layout.
-enum class r16_kind { Q4_0, Q5_0, Q8_0 };
+enum class r16_kind { Q4_0, Q5_0, Q8_0, Q4_1, Q5_1 };
 
 // Tiles [t0, t1): the range cut into NS equal runs walked side by side (`lockstep`: NS tiles `stride` apart, group by
 // group), the remainder one tile at a time (`single`, stride 0).
@@ -82,7 +82,9 @@ void walk_runs(const r16_job& j, int64_t t0, int64_t t1) {
 // flight per thread (one stream per core stops at ~25 GB/s on the 2-core Xeon measured, 2 reach ~28, 4 ~29-31; the
 // L2 streamer keeps more lines in flight over several streams). Each tile's own steps are those of a single tile.
 // Q5_0: vector 0 of a group holds the high bits laid out so that a shift of each 32-bit lane puts the fifth bit of
-// the 4 elements of qs vector v at bit 4 of their bytes (quant_repack.cpp's q5_high_to_tile).
+// the 4 elements of qs vector v at bit 4 of their bytes (quant_repack.cpp's q5_high_to_tile). Q4_1 / Q5_1 (x ~ d q +
+// m): vector 0 holds the 16 rows' d and m, then Q4_0's (Q5_0's) vectors; no zero point, and the min's term is
+// off = fma(-(x's group sum), m * d_x, off), y = (acc - off) + bias, as the file's layout gives it.
 template <r16_kind K, int MR, int NS>
 void decode_lockstep(const r16_job& j, int64_t t, int64_t stride) {
   const r16_layout& L = *j.layout;
@@ -95,37 +97,40 @@ void decode_lockstep(const r16_job& j, int64_t t, int64_t stride) {
     xd[i] = j.x.d(i);
     xs[i] = j.x.sum(i);
   }
+  constexpr bool with_min = K == r16_kind::Q4_1 || K == r16_kind::Q5_1;
+  constexpr bool five = K == r16_kind::Q5_0 || K == r16_kind::Q5_1;    // a vector of high bits
+  constexpr bool in_place = K == r16_kind::Q4_0 || K == r16_kind::Q4_1;  // high nibbles dotted 16-fold
   constexpr int z_shift = K == r16_kind::Q4_0 ? 3 : K == r16_kind::Q5_0 ? 4 : 7;  // the zero point 8, 16 or 128
-  constexpr int q_at = K == r16_kind::Q5_0 ? 64 : 0;  // Q5_0: the nibbles after the high bits' vector
+  constexpr int h_at = with_min ? 64 : 0;                   // the high bits' vector (Q5_0 / Q5_1)
+  constexpr int q_at = (with_min ? 64 : 0) + (five ? 64 : 0);  // the first nibble vector
   const __m512i m4 = _mm512_set1_epi8(0x0f), bit4 = _mm512_set1_epi8(0x10);
   const uint16_t* sc[NS];
   const uint8_t* qs[NS];
-  __m512 acc[NS][MR];
+  __m512 acc[NS][MR], off[NS][MR];
   for (int s = 0; s < NS; ++s) {
     sc[s] = L.scales(j.packed, t + s * stride);
     qs[s] = L.quants(j.packed, t + s * stride);
-    for (int i = 0; i < MR; ++i) acc[s][i] = _mm512_setzero_ps();
+    for (int i = 0; i < MR; ++i) acc[s][i] = off[s][i] = _mm512_setzero_ps();
   }
   for (int64_t g = 0; g < ng; ++g) {
     for (int s = 0; s < NS; ++s) {
       const uint8_t* gq = qs[s] + g * gbytes;
       const char* ahead = reinterpret_cast<const char*>(gq + k_prefetch_ahead);
-      if constexpr (K == r16_kind::Q5_0) _mm_prefetch(ahead, _MM_HINT_T1);
+      for (int o = 0; o < q_at; o += 64) _mm_prefetch(ahead + o, _MM_HINT_T1);
       __m512i A[MR], B[MR];
       for (int i = 0; i < MR; ++i) A[i] = B[i] = _mm512_setzero_si512();
       if constexpr (K != r16_kind::Q8_0) {
         __m512i H = _mm512_setzero_si512();
-        if constexpr (K == r16_kind::Q5_0) H = _mm512_loadu_si512(gq);
+        if constexpr (five) H = _mm512_loadu_si512(gq + h_at);
         for (int v = 0; v < 4; ++v) {
           _mm_prefetch(ahead + q_at + 64 * v, _MM_HINT_T1);
           const __m512i q = _mm512_loadu_si512(gq + q_at + 64 * v);
-          // Q4_0's high nibbles dotted in place (q & 0xf0, 16 times the nibble: no shift on the port of the dots;
-          // B is shifted back once below, exact as each term is a multiple of 16 and |B| <= 16 * 240 * 128), Q5_0's
-          // shifted down to meet their fifth bit.
+          // Q4_0 / Q4_1's high nibbles dotted in place (q & 0xf0, 16 times the nibble: no shift on the port of the
+          // dots; B is shifted back once below, exact as each term is a multiple of 16 and |B| <= 16 * 240 * 128),
+          // Q5_0 / Q5_1's shifted down to meet their fifth bit.
           __m512i lo = _mm512_and_si512(q, m4);
-          __m512i hi = K == r16_kind::Q4_0 ? _mm512_andnot_si512(m4, q)
-                                           : _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
-          if constexpr (K == r16_kind::Q5_0) {
+          __m512i hi = in_place ? _mm512_andnot_si512(m4, q) : _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+          if constexpr (five) {
             // (x & bit4) | nibble: 0xF8 is a | (b & c) over (nibble, shifted high bits, bit4).
             lo = _mm512_ternarylogic_epi32(lo, _mm512_slli_epi32(H, 4 - v), bit4, 0xF8);
             hi = _mm512_ternarylogic_epi32(hi, _mm512_srli_epi32(H, v), bit4, 0xF8);
@@ -146,15 +151,22 @@ void decode_lockstep(const r16_job& j, int64_t t, int64_t stride) {
           }
         }
       }
-      const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sc[s] + 16 * g)));
+      const void* d_at = with_min ? static_cast<const void*>(gq) : sc[s] + 16 * g;
+      const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(static_cast<const __m256i*>(d_at)));
       for (int i = 0; i < MR; ++i) {
-        const __m512i b = K == r16_kind::Q4_0 ? _mm512_srai_epi32(B[i], 4) : B[i];
-        const __m512i I = _mm512_sub_epi32(_mm512_add_epi32(A[i], b), _mm512_set1_epi32(xs[i][g] << z_shift));
-        acc[s][i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(I), _mm512_mul_ps(dw, _mm512_set1_ps(xd[i][g])), acc[s][i]);
+        const __m512i b = in_place ? _mm512_srai_epi32(B[i], 4) : B[i];
+        __m512i I = _mm512_add_epi32(A[i], b);
+        if constexpr (!with_min) I = _mm512_sub_epi32(I, _mm512_set1_epi32(xs[i][g] << z_shift));
+        const __m512 dx = _mm512_set1_ps(xd[i][g]);
+        acc[s][i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(I), _mm512_mul_ps(dw, dx), acc[s][i]);
+        if constexpr (with_min) {
+          const __m512 mw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(gq + 32)));
+          off[s][i] = _mm512_fmadd_ps(_mm512_set1_ps(float(-xs[i][g])), _mm512_mul_ps(mw, dx), off[s][i]);
+        }
       }
     }
   }
-  for (int s = 0; s < NS; ++s) store_tile<MR>(j, t + s * stride, acc[s], nullptr);
+  for (int s = 0; s < NS; ++s) store_tile<MR>(j, t + s * stride, acc[s], with_min ? off[s] : nullptr);
 }
 
 // The decode of a 32-element type: 4 runs per thread.
@@ -368,7 +380,6 @@ constexpr r16_decode_fn decode_tiles_q6k =
 }  // namespace
 
 bool r16_pack_tile_avx512(const r16_layout& L, const uint8_t* const* rows, uint8_t* tile) {
-  if (L.type == dtype::Q5_0) return false;
   const int64_t bb = int64_t(dtype_block_bytes(L.type));
   auto load16 = [](const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); };
   // v[i] lane l = row 4 l + i's 16 bytes at block offset `at`; transposed: vector i's dword j = row j's bytes
@@ -407,18 +418,36 @@ bool r16_pack_tile_avx512(const r16_layout& L, const uint8_t* const* rows, uint8
     }
     return true;
   }
-  const bool q4 = L.type == dtype::Q4_0;
+  // The 32-element types: d (and m) per row to the scales area or vector 0, Q5_0 / Q5_1's high bits rearranged per
+  // row (q5_high_to_tile), the quant bytes 4 words of 16 rows per 16-byte load (Q8_0 + 128).
+  const bool q8 = L.type == dtype::Q8_0, with_min = L.type == dtype::Q4_1 || L.type == dtype::Q5_1;
+  const bool five = L.type == dtype::Q5_0 || L.type == dtype::Q5_1;
+  const int64_t h_at = with_min ? 64 : 0, q_at = h_at + (five ? 64 : 0);  // in the group's vectors
+  const int64_t qs_byte = (with_min ? 4 : 2) + (five ? 4 : 0);               // in the block
   auto* sc = reinterpret_cast<uint16_t*>(tile);
-  uint8_t* qs = tile + L.scale_bytes;
   const __m512i flip = _mm512_set1_epi8(char(0x80));
   for (int64_t g = 0; g < L.n_groups; ++g) {
     const int64_t o = g * bb;
-    for (int j = 0; j < 16; ++j) std::memcpy(&sc[16 * g + j], rows[j] + o, 2);
-    for (int h = 0; h < (q4 ? 1 : 2); ++h) {  // h: Q8_0's second 16 quant bytes
+    uint8_t* gv = tile + L.scale_bytes + g * L.nv * 64;
+    for (int j = 0; j < 16; ++j) {
+      if (with_min) {
+        std::memcpy(gv + 2 * j, rows[j] + o, 2);
+        std::memcpy(gv + 32 + 2 * j, rows[j] + o + 2, 2);
+      } else {
+        std::memcpy(&sc[16 * g + j], rows[j] + o, 2);
+      }
+      if (five) {
+        uint32_t qh;
+        std::memcpy(&qh, rows[j] + o + qs_byte - 4, 4);
+        qh = q5_high_to_tile(qh);
+        std::memcpy(gv + h_at + 4 * j, &qh, 4);
+      }
+    }
+    for (int h = 0; h < (q8 ? 2 : 1); ++h) {  // h: Q8_0's second 16 quant bytes
       __m512i v[4];
-      transposed4(o + 2 + 16 * h, v);
+      transposed4(o + qs_byte + 16 * h, v);
       for (int i = 0; i < 4; ++i)
-        _mm512_storeu_si512(qs + g * L.nv * 64 + 256 * h + 64 * i, q4 ? v[i] : _mm512_xor_si512(v[i], flip));
+        _mm512_storeu_si512(gv + q_at + 256 * h + 64 * i, q8 ? _mm512_xor_si512(v[i], flip) : v[i]);
     }
   }
   return true;
@@ -455,6 +484,8 @@ r16_decode_fn r16_decode_avx512(dtype t, int64_t m) {
     case dtype::Q4_0: return pick(std::integral_constant<r16_kind, r16_kind::Q4_0>{});
     case dtype::Q5_0: return pick(std::integral_constant<r16_kind, r16_kind::Q5_0>{});
     case dtype::Q8_0: return pick(std::integral_constant<r16_kind, r16_kind::Q8_0>{});
+    case dtype::Q4_1: return pick(std::integral_constant<r16_kind, r16_kind::Q4_1>{});
+    case dtype::Q5_1: return pick(std::integral_constant<r16_kind, r16_kind::Q5_1>{});
     default: return nullptr;
   }
 }

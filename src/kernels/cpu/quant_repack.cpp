@@ -35,31 +35,39 @@ std::shared_ptr<uint8_t> alloc_pages(int64_t bytes) {
 
 // Q5_0's 32 high bits (qh, bit e: element e) laid out for its decode: byte b, bit i < 4 = element 4 i + b (the low
 // nibble of qs byte 4 i + b, vector i), bit 4 + i = element 16 + 4 i + b (that byte's high nibble); so for vector i
-// one shift of the 32-bit word puts each byte's bit at bit 4 (quant_r16_avx512.cpp). Bit-for-bit invertible.
+// one shift of the 32-bit word puts each byte's bit at bit 4 (quant_r16_avx512.cpp). Bit-for-bit invertible. Each
+// 16-bit half is a 4 x 4 bit matrix (bit 4 i + b) transposed (to bit 4 b + i), then nibble b goes to byte b: a few
+// shifts per block instead of a loop over the 32 bits (Q5_0 / Q5_1 weights are packed in C++ at load).
+uint32_t transpose4x4_bits(uint32_t x) {  // two delta swaps: the 2 x 2 blocks' corners, then the blocks
+  uint32_t t = (x ^ (x >> 3)) & 0x0A0Au;
+  x ^= t ^ (t << 3);
+  t = (x ^ (x >> 6)) & 0x00CCu;
+  return x ^ t ^ (t << 6);
+}
+uint32_t nibbles_to_bytes(uint32_t y) {  // nibble b of 16 bits -> the low nibble of byte b
+  return (y & 0xFu) | ((y & 0xF0u) << 4) | ((y & 0xF00u) << 8) | ((y & 0xF000u) << 12);
+}
+uint32_t bytes_to_nibbles(uint32_t z) {  // the inverse (z's high nibbles zero)
+  return (z & 0xFu) | ((z >> 4) & 0xF0u) | ((z >> 8) & 0xF00u) | ((z >> 12) & 0xF000u);
+}
+}  // namespace
+
 uint32_t q5_high_to_tile(uint32_t qh) {
-  uint32_t out = 0;
-  for (int b = 0; b < 4; ++b)
-    for (int i = 0; i < 4; ++i) {
-      out |= ((qh >> (4 * i + b)) & 1u) << (8 * b + i);
-      out |= ((qh >> (16 + 4 * i + b)) & 1u) << (8 * b + 4 + i);
-    }
-  return out;
+  return nibbles_to_bytes(transpose4x4_bits(qh & 0xFFFFu)) | nibbles_to_bytes(transpose4x4_bits(qh >> 16)) << 4;
 }
 uint32_t q5_high_from_tile(uint32_t t) {
-  uint32_t qh = 0;
-  for (int b = 0; b < 4; ++b)
-    for (int i = 0; i < 4; ++i) {
-      qh |= ((t >> (8 * b + i)) & 1u) << (4 * i + b);
-      qh |= ((t >> (8 * b + 4 + i)) & 1u) << (16 + 4 * i + b);
-    }
-  return qh;
+  return transpose4x4_bits(bytes_to_nibbles(t & 0x0F0F0F0Fu)) |
+         transpose4x4_bits(bytes_to_nibbles((t >> 4) & 0x0F0F0F0Fu)) << 16;
 }
+
+namespace {
 
 // Row j's block of group g into / out of a tile (quant_repack.h's layout). Q4_0/Q5_0/Q8_0: the f16 scale to the tile's
 // scales, block word v (the 4 bytes after the scale and 4 v on) to vector v (Q8_0 + 128; Q5_0's word 0 is qh,
 // rearranged). Q4_K: d and dmin to the group's first vector, block word v (v >= 1: the scales' 3 words, then qs) to
 // vector v (Q5_K likewise: the scales' 3 words, qh's 8, then qs). Q6_K: d to the first vector, block word w (ql, qh,
-// then the scales) to vector q6k_vector_of_word(w).
+// then the scales) to vector q6k_vector_of_word(w). Q4_1 / Q5_1: d and m to the first vector, (Q5_1: qh rearranged
+// as Q5_0's to the second), the nibble words to the rest.
 void block_to_tile(const r16_layout& L, uint8_t* tile, int64_t g, int64_t j, const uint8_t* blk) {
   const bool q8 = L.type == dtype::Q8_0;
   uint8_t* gv = tile + L.scale_bytes + g * L.nv * 64;
@@ -72,6 +80,20 @@ void block_to_tile(const r16_layout& L, uint8_t* tile, int64_t g, int64_t j, con
     std::memcpy(gv + 2 * j, blk, 2);
     std::memcpy(gv + 32 + 2 * j, blk + 2, 2);
     for (int64_t v = 1; v < L.nv; ++v) std::memcpy(gv + 64 * v + 4 * j, blk + 4 * v, 4);
+    return;
+  }
+  if (L.type == dtype::Q4_1 || L.type == dtype::Q5_1) {
+    const bool q5 = L.type == dtype::Q5_1;
+    std::memcpy(gv + 2 * j, blk, 2);
+    std::memcpy(gv + 32 + 2 * j, blk + 2, 2);
+    if (q5) {
+      uint32_t qh;
+      std::memcpy(&qh, blk + 4, 4);
+      qh = q5_high_to_tile(qh);
+      std::memcpy(gv + 64 + 4 * j, &qh, 4);
+    }
+    // Vector v >= 1 (Q5_1: 2) = block word v: the nibbles start at byte 4 (Q5_1: 8, after qh).
+    for (int64_t v = q5 ? 2 : 1; v < L.nv; ++v) std::memcpy(gv + 64 * v + 4 * j, blk + 4 * v, 4);
     return;
   }
   std::memcpy(tile + 32 * g + 2 * j, blk, 2);
@@ -104,6 +126,19 @@ void tile_to_block(const r16_layout& L, const uint8_t* tile, int64_t g, int64_t 
     for (int64_t v = 1; v < L.nv; ++v) std::memcpy(blk + 4 * v, gv + 64 * v + 4 * j, 4);
     return;
   }
+  if (L.type == dtype::Q4_1 || L.type == dtype::Q5_1) {
+    const bool q5 = L.type == dtype::Q5_1;
+    std::memcpy(blk, gv + 2 * j, 2);
+    std::memcpy(blk + 2, gv + 32 + 2 * j, 2);
+    if (q5) {
+      uint32_t qh;
+      std::memcpy(&qh, gv + 64 + 4 * j, 4);
+      qh = q5_high_from_tile(qh);
+      std::memcpy(blk + 4, &qh, 4);
+    }
+    for (int64_t v = q5 ? 2 : 1; v < L.nv; ++v) std::memcpy(blk + 4 * v, gv + 64 * v + 4 * j, 4);
+    return;
+  }
   std::memcpy(blk, tile + 32 * g + 2 * j, 2);
   int64_t v = 0;
   if (L.type == dtype::Q5_0) {
@@ -124,8 +159,8 @@ void tile_to_block(const r16_layout& L, const uint8_t* tile, int64_t g, int64_t 
 }  // namespace
 
 bool r16_type(dtype t) {
-  return t == dtype::Q4_0 || t == dtype::Q5_0 || t == dtype::Q8_0 || t == dtype::Q4_K || t == dtype::Q5_K ||
-         t == dtype::Q6_K;
+  return t == dtype::Q4_0 || t == dtype::Q4_1 || t == dtype::Q5_0 || t == dtype::Q5_1 || t == dtype::Q8_0 ||
+         t == dtype::Q4_K || t == dtype::Q5_K || t == dtype::Q6_K;
 }
 
 r16_layout r16_layout_of(dtype t, int64_t n, int64_t k) {
@@ -139,10 +174,18 @@ r16_layout r16_layout_of(dtype t, int64_t n, int64_t k) {
   L.k = k;
   L.n_groups = k / ge;
   L.n_tiles = (n + k_r16_rows - 1) / k_r16_rows;
-  L.nv = t == dtype::Q4_0 ? 4 : t == dtype::Q5_0 ? 5 : t == dtype::Q8_0 ? 8 : t == dtype::Q4_K ? 36
-         : t == dtype::Q5_K ? 44 : 53;
-  const bool k_quant = t == dtype::Q4_K || t == dtype::Q5_K || t == dtype::Q6_K;  // their scales ride in each group
-  L.scale_bytes = k_quant ? 0 : (L.n_groups * 32 + 63) / 64 * 64;
+  switch (t) {
+    case dtype::Q4_0: L.nv = 4; break;
+    case dtype::Q4_1: case dtype::Q5_0: L.nv = 5; break;
+    case dtype::Q5_1: L.nv = 6; break;
+    case dtype::Q8_0: L.nv = 8; break;
+    case dtype::Q4_K: L.nv = 36; break;
+    case dtype::Q5_K: L.nv = 44; break;
+    default: L.nv = 53; break;  // Q6_K
+  }
+  // Q4_0 / Q5_0 / Q8_0 keep their scales in the tile's scales area; the rest carry them in each group's vector 0.
+  const bool scales_area = t == dtype::Q4_0 || t == dtype::Q5_0 || t == dtype::Q8_0;
+  L.scale_bytes = scales_area ? (L.n_groups * 32 + 63) / 64 * 64 : 0;
   L.tile_bytes = L.scale_bytes + L.n_groups * L.nv * 64;
   return L;
 }

@@ -1,6 +1,6 @@
 // kernels/cpu/quant_repack.h (internal to kernels/cpu, except the registered REPACK_WEIGHT kernel):
-// Q4_0/Q5_0/Q8_0/Q4_K/Q5_K/Q6_K linear weights re-laid out once at load in tiles of 16 rows ("r16"), the layout the x86
-// decode reads fastest.
+// Q4_0/Q4_1/Q5_0/Q5_1/Q8_0/Q4_K/Q5_K/Q6_K linear weights re-laid out once at load in tiles of 16 rows ("r16"), the
+// layout the x86 decode reads fastest.
 //
 // Why: the decode kernel on the file's layout (quant_decode_x86.h) reads 8 rows side by side in 16- or 32-byte pieces
 // and adds each row's partial sums across lanes; on a 2-core Sapphire Rapids VM it streams Q4_0 at 17.5-20.5 GB/s,
@@ -19,6 +19,8 @@
 //             16 + 4i + b's (one shift per vector brings an element's bit beside its nibble); vectors 1 .. 4 = the
 //             nibble bytes as Q4_0's vectors 0 .. 3;
 //       Q8_0 (nv = 8): vector v = qs bytes 4v .. 4v + 3, each int8 + 128 (xor 0x80), unsigned as vpdpbusd takes it;
+//       Q4_1 / Q5_1 (nv = 5 / 6, no scales area): the 16 rows' d (32 bytes) and m (32 bytes), then Q4_0's (Q5_0's)
+//             vectors (the ffn_down of Q5_K_M files is Q5_1: 13,696 inputs hold no whole 256-element block);
 //       Q4_K (nv = 36, no scales area): the 16 rows' d (32 bytes) and dmin (32 bytes), then 3 vectors of the 12 bytes
 //             of 6-bit scales and mins (vector w = bytes 4w .. 4w + 3), then 32 vectors of qs (vector v = bytes
 //             4v .. 4v + 3: chunk v / 8 of 32 bytes, low nibbles sub-block 2 (v / 8), high nibbles the next);
@@ -42,7 +44,7 @@
 namespace autoglm::cpu {
 
 struct r16_layout {
-  dtype type = dtype::Q4_0;  // Q4_0, Q5_0, Q8_0, Q4_K, Q5_K or Q6_K
+  dtype type = dtype::Q4_0;  // Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K or Q6_K
   int64_t n = 0, k = 0, n_groups = 0, n_tiles = 0;
   int64_t nv = 0;           // 64-byte vectors per group
   int64_t scale_bytes = 0;  // per tile, padded to 64 (0 for Q4_K: its scales are in each group)
@@ -56,6 +58,10 @@ struct r16_layout {
 
 constexpr int64_t k_r16_rows = 16;
 
+// Q5_0 / Q5_1's 32 high bits (qh as the block stores them) as the layout holds them, and back (quant_repack.cpp).
+uint32_t q5_high_to_tile(uint32_t qh);
+uint32_t q5_high_from_tile(uint32_t t);
+
 // The vector of a Q6_K tile's group that holds block word w (0 .. 51: ql 0 .. 31, qh 32 .. 47, scales 48 .. 51).
 constexpr int q6k_vector_of_word(int w) {
   if (w >= 48) return 1 + (w - 48);             // the scales
@@ -64,7 +70,7 @@ constexpr int q6k_vector_of_word(int w) {
   return 5 + 3 * (8 * h + r % 8) + r / 8;
 }
 
-// Whether weights of `t` have an r16 layout (Q4_0, Q5_0, Q8_0, Q4_K, Q5_K, Q6_K).
+// Whether weights of `t` have an r16 layout (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K).
 bool r16_type(dtype t);
 // The layout of an [n, k] weight of r16_type `t` (k a whole number of its blocks).
 r16_layout r16_layout_of(dtype t, int64_t n, int64_t k);
@@ -88,13 +94,13 @@ struct r16_job {
 };
 // Tiles [t0, t1) of the job (every x row against each tile's 16 rows).
 using r16_decode_fn = void (*)(const r16_job& job, int64_t t0, int64_t t1);
-// The AVX-512 VNNI decode of `t` (Q4_0/Q5_0/Q8_0/Q4_K/Q5_K/Q6_K) for m x rows, or null where this build has none
+// The AVX-512 VNNI decode of `t` (any r16 type) for m x rows, or null where this build has none
 // (quant_r16_avx512.cpp; call only where r16_decode_available()).
 r16_decode_fn r16_decode_avx512(dtype t, int64_t m);
 // Packs one tile with AVX-512 (rows[j]: row j of the tile in the file's layout, each a whole padding row of zero
-// bytes past the weight's end) into `tile` (zeroed memory: the scales area's padding is left as it is); returns false
-// where this build or type has no such code (Q5_0: r16_pack then packs in C++). Call only where the CPU has
-// AVX-512 VNNI.
+// bytes past the weight's end) into `tile` (zeroed memory: the scales area's padding is left as it is), the bytes of
+// the C++ packer; returns false where this build has no such code (r16_pack then packs in C++). Call only where the
+// CPU has AVX-512 VNNI.
 bool r16_pack_tile_avx512(const r16_layout& L, const uint8_t* const* rows, uint8_t* tile);
 
 // Whether the quantized LINEAR has an r16 decode kernel on this CPU (AVX-512 VNNI) under the selected ISA.
@@ -106,7 +112,7 @@ bool r16_decode_available();
 // memory does not grow (=1 also repacks weights whose memory stays).
 bool r16_repack_wanted(bool releasable);
 
-// The registered REPACK_WEIGHT kernel for Q4_0/Q5_0/Q8_0/Q4_K/Q5_K/Q6_K on the CPU: r16_pack(w) where r16_repack_wanted
+// The registered REPACK_WEIGHT kernel for the r16 types on the CPU: r16_pack(w) where r16_repack_wanted
 // says so, else an empty tensor.
 tensor repack_weight_kernel(const kernel_context& kc, const tensor& w, bool releasable);
 

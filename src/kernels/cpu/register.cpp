@@ -141,7 +141,8 @@ void register_cpu_kernels(kernel_registry& r) {
   r.add_kernel<kernel_sig::pos_embed_bicubic>(op_id::POS_EMBED_BICUBIC, cpu, dtype::F32,
                                               cpu::pos_embed_bicubic_kernel);
   r.add_kernel<kernel_sig::sample>(op_id::SAMPLE, cpu, dtype::F32, cpu::sample_kernel);
-  for (dtype t : {dtype::Q4_0, dtype::Q5_0, dtype::Q8_0, dtype::Q4_K, dtype::Q5_K, dtype::Q6_K})
+  for (dtype t : {dtype::Q4_0, dtype::Q4_1, dtype::Q5_0, dtype::Q5_1, dtype::Q8_0, dtype::Q4_K, dtype::Q5_K,
+                  dtype::Q6_K})
     r.add_kernel<kernel_sig::repack_weight>(op_id::REPACK_WEIGHT, cpu, t, cpu::repack_weight_kernel);
 }
 
