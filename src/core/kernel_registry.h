@@ -12,6 +12,8 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -79,6 +81,15 @@ struct paged_batch {
   tensor block_tables;      // I32 [n_seqs, max_blocks]: each sequence's cache blocks in position order
   tensor slots;             // I32 [n_tokens]: cache slot (block * block_size + offset) of every new token
 };
+
+// Memory offered for a backend's copy of a weight (kernel_sig::repack_weight): `bytes` of zeroed host memory owned by
+// `mem`, or, with `filled` set, memory that already holds this weight's copy as the backend made it before (a copy kept
+// on disk, ops/repack_cache.h): the kernel then uses it as it is. A null `mem`: the kernel allocates its own.
+struct repack_memory {
+  std::shared_ptr<uint8_t> mem;
+  bool filled = false;
+};
+using repack_alloc = std::function<repack_memory(int64_t bytes)>;
 
 namespace kernel_sig {
 using linear = void (*)(const kernel_context&, const tensor& x, const linear_weight& w, tensor& y);
@@ -156,8 +167,9 @@ using sample = void (*)(const kernel_context&, const tensor& logits, const tenso
 // w: a linear weight [n, k] as loaded (host memory); releasable: whether w's memory goes once a copy is made (its
 // pages belong to a read-only file mapping and are given back, or it is a private copy made at load that the caller
 // lets go), so a copy does not add to resident memory. Returns linear_weight::repacked's tensor, or an empty one (no
-// copy: not worth it on this machine, or the backend's policy declines).
-using repack_weight = tensor (*)(const kernel_context&, const tensor& w, bool releasable);
+// copy: not worth it on this machine, or the backend's policy declines). alloc (may be empty): where the copy goes,
+// asked once the kernel decides to make one (repack_memory).
+using repack_weight = tensor (*)(const kernel_context&, const tensor& w, bool releasable, const repack_alloc& alloc);
 }  // namespace kernel_sig
 
 // Columns of SAMPLE's params rows.

@@ -3,10 +3,12 @@
 
 #include <cstring>
 #include <mutex>
+#include <optional>
 
 #include "core/error.h"
 #include "core/file_io.h"
 #include "kernels/cpu/register.h"
+#include "ops/repack_cache.h"
 #if defined(AUTOGLM_HAVE_CUDA)
 #include "kernels/cuda/register.h"
 #endif
@@ -188,13 +190,23 @@ tensor prepare_param_f32(exec_context& ctx, const tensor& p) {
 }
 
 linear_weight prepare_linear(exec_context& ctx, const tensor& w, const tensor& bias, std::string name,
-                             bool private_copy) {
+                             bool private_copy, const std::string& cache_key) {
   linear_weight lw;
   lw.weight = prepare_weight(ctx, w);
   if (ctx.dev().kind == device_kind::CPU && w.is_contiguous())
     if (auto repack = registry().find(op_id::REPACK_WEIGHT, device_kind::CPU, w.type())) {
       const bool file_backed = in_file_mapping(w.data(), w.n_bytes());
-      lw.repacked = reinterpret_cast<kernel_sig::repack_weight>(repack)(ctx.kernels(), w, file_backed || private_copy);
+      // The copy kept from an earlier load (or one made into the cache's new file), where a cache is set.
+      std::optional<repack_cache::entry> kept;
+      repack_alloc alloc;
+      if (!cache_key.empty())
+        if (std::string dir = repack_cache::directory(); !dir.empty()) {
+          kept.emplace(std::move(dir), cache_key, w.type(), w.shape());
+          alloc = [&kept](int64_t bytes) { return kept->offer(bytes); };
+        }
+      lw.repacked =
+          reinterpret_cast<kernel_sig::repack_weight>(repack)(ctx.kernels(), w, file_backed || private_copy, alloc);
+      if (kept && !lw.repacked.empty()) kept->commit();
       // The kernels read the copy from now on: the file's pages of the weight need not stay resident, and a private
       // copy is let go (`weight` keeps its shape and dtype over the copy's bytes, core/weights.h).
       if (!lw.repacked.empty() && file_backed) {

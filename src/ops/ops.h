@@ -66,9 +66,11 @@ tensor prepare_param_f32(exec_context& ctx, const tensor& p);
 // A linear weight for this context's backend, with the backend's faster layout of it where the backend makes one
 // (linear_weight::repacked). private_copy: w is host memory made at load that no one else keeps once the caller and
 // its source let go (a tensor-parallel cut, a stacked or permuted copy, a quantization at load); where a copy is
-// made of such a weight, the returned `weight` no longer holds w's memory (core/weights.h).
+// made of such a weight, the returned `weight` no longer holds w's memory (core/weights.h). cache_key: what w was made
+// from (source files' repack_cache::file_identity, name, cut), for the copy kept on disk where AUTOGLM_REPACK_CACHE
+// is set (ops/repack_cache.h); empty: none kept.
 linear_weight prepare_linear(exec_context& ctx, const tensor& w, const tensor& bias, std::string name,
-                             bool private_copy = false);
+                             bool private_copy = false, const std::string& cache_key = "");
 
 // ---- compute ----------------------------------------------------------------------------------------------
 // y [m, out] = x [m, in] . W^T (+ bias). y may be a column view of a wider buffer. x and y are F32, or either may be

@@ -189,20 +189,20 @@ TEST(quant_repack, load_policy) {
   const kernel_context kc;
   {
     env_scope off("AUTOGLM_CPU_REPACK", "0");
-    EXPECT_TRUE(repack_weight_kernel(kc, w, true).empty());
+    EXPECT_TRUE(repack_weight_kernel(kc, w, true, {}).empty());
   }
   {
     env_scope on("AUTOGLM_CPU_REPACK", "1");
-    EXPECT_EQ(repack_weight_kernel(kc, w, false).empty(), !r16_decode_available());
+    EXPECT_EQ(repack_weight_kernel(kc, w, false, {}).empty(), !r16_decode_available());
   }
   {
     env_scope automatic("AUTOGLM_CPU_REPACK", "");
-    EXPECT_TRUE(repack_weight_kernel(kc, w, false).empty()) << "a weight in process memory would be held twice";
-    EXPECT_EQ(repack_weight_kernel(kc, w, true).empty(), !(r16_decode_available() && amx_bf16_usable()));
+    EXPECT_TRUE(repack_weight_kernel(kc, w, false, {}).empty()) << "a weight in process memory would be held twice";
+    EXPECT_EQ(repack_weight_kernel(kc, w, true, {}).empty(), !(r16_decode_available() && amx_bf16_usable()));
   }
   // Other types have no layout.
   env_scope on("AUTOGLM_CPU_REPACK", "1");
-  EXPECT_TRUE(repack_weight_kernel(kc, tensor::empty_host(dtype::BF16, {4, 256}), true).empty());
+  EXPECT_TRUE(repack_weight_kernel(kc, tensor::empty_host(dtype::BF16, {4, 256}), true, {}).empty());
 }
 
 }  // namespace

@@ -21,6 +21,7 @@
 #include "formats/safetensors.h"
 #include "kernels/cpu/quant_repack.h"
 #include "model/common/weight_binder.h"
+#include "ops/repack_cache.h"
 
 using namespace autoglm;
 namespace fs = std::filesystem;
@@ -259,20 +260,25 @@ TEST(quantized_source, an_impossible_conversion_names_file_and_tensor) {
 
 namespace {
 
-// AUTOGLM_CPU_REPACK for a scope (restored after).
-class repack_env {
+// An environment variable for a scope (nullptr: unset), restored after.
+class env_scope {
  public:
-  explicit repack_env(const char* value) {
-    if (const char* old = std::getenv("AUTOGLM_CPU_REPACK")) saved_ = old;
-    ::setenv("AUTOGLM_CPU_REPACK", value, 1);
+  env_scope(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) saved_ = old;
+    if (value) ::setenv(name, value, 1);
+    else ::unsetenv(name);
   }
-  ~repack_env() {
-    if (saved_) ::setenv("AUTOGLM_CPU_REPACK", saved_->c_str(), 1);
-    else ::unsetenv("AUTOGLM_CPU_REPACK");
+  ~env_scope() {
+    if (saved_) ::setenv(name_, saved_->c_str(), 1);
+    else ::unsetenv(name_);
   }
 
  private:
+  const char* name_;
   std::optional<std::string> saved_;
+};
+struct repack_env : env_scope {
+  explicit repack_env(const char* value) : env_scope("AUTOGLM_CPU_REPACK", value) {}
 };
 
 }  // namespace
@@ -300,6 +306,34 @@ TEST_F(weight_quant, weights_repacked_at_load_give_the_logits_of_the_file_layout
   }
 }
 
+// The copies kept on disk (AUTOGLM_REPACK_CACHE, ops/repack_cache.h): a first load makes and keeps them, a second maps
+// them; both give the logits of the file's layout read in place, bit for bit (the Q4_0 demo GGUF, whose q / k rows
+// are permuted copies and whose q / k / v are stacked: keys of copies made at load, not only of file tensors).
+TEST_F(weight_quant, copies_kept_on_disk_give_the_logits_of_the_file_layout) {
+  const std::string dir = gguf_dir("Q4_0", dtype::Q4_0);
+  const std::string cache = ::testing::TempDir() + "autoglm_weight_quant_cache_" + std::to_string(::getpid());
+  std::filesystem::remove_all(cache);
+  const env_scope cache_env("AUTOGLM_REPACK_CACHE", cache.c_str());
+  std::vector<float> want;
+  {
+    const repack_env off("0");
+    want = prompt_logits(options(dir), k_text);
+  }
+  const repack_env on("1");
+  const repack_cache::counts c0 = repack_cache::totals();
+  const std::vector<float> first = prompt_logits(options(dir), k_text);
+  const repack_cache::counts c1 = repack_cache::totals();
+  const std::vector<float> second = prompt_logits(options(dir), k_text);
+  const repack_cache::counts c2 = repack_cache::totals();
+  EXPECT_TRUE(same_bits(want, first)) << max_abs_diff(want, first);
+  EXPECT_TRUE(same_bits(want, second)) << max_abs_diff(want, second);
+  EXPECT_EQ(c1.mapped, c0.mapped);
+  EXPECT_EQ(c2.written, c1.written) << "the second load makes nothing";
+  EXPECT_EQ(c2.mapped - c1.mapped, c1.written - c0.written) << "it maps every copy the first kept";
+  if (cpu::r16_decode_available()) EXPECT_GT(c1.written, c0.written) << "the first load keeps its copies";
+  else std::printf("note: no copies made on this CPU (no AVX-512 VNNI): nothing kept\n");
+  std::filesystem::remove_all(cache);
+}
 
 // Copies a source makes at load (a GGUF file's q / k rows permuted to Hugging Face's order, safetensors quantized at
 // load) are private: once the CPU's LINEAR weight is repacked from one, the bound weight keeps only its shape and

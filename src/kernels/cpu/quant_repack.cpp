@@ -190,10 +190,17 @@ r16_layout r16_layout_of(dtype t, int64_t n, int64_t k) {
   return L;
 }
 
-tensor r16_pack(const tensor& w, thread_pool* pool) {
+tensor r16_pack(const tensor& w, thread_pool* pool, const repack_alloc& alloc) {
   AG_CHECK(w.n_dims() == 2, "r16_pack: the weight must be 2-D");
   const r16_layout L = r16_layout_of(w.type(), w.dim(0), w.dim(1));
-  std::shared_ptr<uint8_t> mem = alloc_pages(L.bytes());
+  repack_memory given = alloc ? alloc(L.bytes()) : repack_memory{};
+  std::shared_ptr<uint8_t> mem = given.mem ? given.mem : alloc_pages(L.bytes());
+  auto packed_tensor = [&] {
+    tensor packed = tensor::view(mem.get(), dtype::U8, {L.bytes()});
+    packed.set_owner(std::shared_ptr<void>(mem, mem.get()));
+    return packed;
+  };
+  if (given.mem && given.filled) return packed_tensor();
   uint8_t* out = mem.get();
   const int64_t bb = int64_t(dtype_block_bytes(L.type));
   const bool vector_pack = quant_isa_available(quant_isa::AVX512_VNNI) && !portable_kernels_forced();
@@ -214,9 +221,7 @@ tensor r16_pack(const tensor& w, thread_pool* pool) {
         for (int64_t g = 0; g < L.n_groups; ++g) block_to_tile(L, tile, g, j, rows[j] + g * bb);
     }
   });
-  tensor packed = tensor::view(out, dtype::U8, {L.bytes()});
-  packed.set_owner(std::shared_ptr<void>(mem, mem.get()));
-  return packed;
+  return packed_tensor();
 }
 
 void r16_unpack_rows(const r16_layout& L, const uint8_t* packed, int64_t r0, int64_t nr, uint8_t* dst,
@@ -244,11 +249,11 @@ bool r16_repack_wanted(bool releasable) {
   return releasable && r16_decode_available() && amx_bf16_usable();
 }
 
-tensor repack_weight_kernel(const kernel_context& kc, const tensor& w, bool releasable) {
+tensor repack_weight_kernel(const kernel_context& kc, const tensor& w, bool releasable, const repack_alloc& alloc) {
   if (!r16_type(w.type()) || w.n_dims() != 2 || w.dim(1) % int64_t(dtype_block_elems(w.type())) != 0 ||
       !r16_repack_wanted(releasable))
     return {};
-  return r16_pack(w, kc.pool);
+  return r16_pack(w, kc.pool, alloc);
 }
 
 }  // namespace autoglm::cpu

@@ -75,9 +75,9 @@ bool r16_type(dtype t);
 // The layout of an [n, k] weight of r16_type `t` (k a whole number of its blocks).
 r16_layout r16_layout_of(dtype t, int64_t n, int64_t k);
 
-// w [n, k] (any row stride) in the r16 layout: a U8 tensor [bytes] owning page-aligned memory. Tiles are split over
-// the pool.
-tensor r16_pack(const tensor& w, thread_pool* pool);
+// w [n, k] (any row stride) in the r16 layout: a U8 tensor [bytes] owning page-aligned memory (alloc's where given
+// and not null; already filled memory is taken as it is). Tiles are split over the pool.
+tensor r16_pack(const tensor& w, thread_pool* pool, const repack_alloc& alloc = {});
 // Rows [r0, r0 + nr) of a packed weight back in the file's block layout, row i at dst + i * dst_stride.
 void r16_unpack_rows(const r16_layout& L, const uint8_t* packed, int64_t r0, int64_t nr, uint8_t* dst,
                      int64_t dst_stride);
@@ -114,6 +114,6 @@ bool r16_repack_wanted(bool releasable);
 
 // The registered REPACK_WEIGHT kernel for the r16 types on the CPU: r16_pack(w) where r16_repack_wanted
 // says so, else an empty tensor.
-tensor repack_weight_kernel(const kernel_context& kc, const tensor& w, bool releasable);
+tensor repack_weight_kernel(const kernel_context& kc, const tensor& w, bool releasable, const repack_alloc& alloc);
 
 }  // namespace autoglm::cpu

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "ops/ops.h"
+#include "ops/repack_cache.h"
 
 namespace autoglm {
 
@@ -62,9 +63,28 @@ tensor weight_binder::linear_matrix(const std::string& name, const std::vector<i
   return w;
 }
 
+std::string weight_binder::source_key(const std::string& name) const {
+  const std::string id = repack_cache::file_identity(src_.at(name).file);
+  return id.empty() ? id : id + " : " + name;
+}
+
+namespace {
+
+// A key naming the rows taken from a source tensor, "" where its file has no identity.
+std::string rows_key(const std::string& source, const weight_binder::row_ranges& rows) {
+  if (source.empty()) return source;
+  std::string k = source + " rows";
+  for (const auto& [first, count] : rows)
+    k.append(" ").append(std::to_string(first)).append("+").append(std::to_string(count));
+  return k;
+}
+
+}  // namespace
+
 linear_weight weight_binder::prepare(const std::string& name, const tensor& w, const tensor& bias,
-                                     const tensor& scales, shard_kind shard, bool private_copy) {
-  linear_weight lw = ops::prepare_linear(ctx_, w, bias, name, private_copy);
+                                     const tensor& scales, shard_kind shard, bool private_copy,
+                                     const std::string& cache_key) {
+  linear_weight lw = ops::prepare_linear(ctx_, w, bias, name, private_copy, cache_key);
   // An I8 weight's per-row scales come with it (a source that quantized the checkpoint at load).
   if (!scales.empty()) lw.scales = ops::prepare_param_f32(ctx_, scales);
   lw.shard = {shard, rank_, n_ranks_};
@@ -77,7 +97,8 @@ linear_weight weight_binder::linear(const std::string& name, const std::vector<i
   tensor bias;
   if (!bias_name.empty()) bias = float_tensor(bias_name, {shape[0]});
   const tensor_source::entry& e = src_.at(name);
-  linear_weight lw = prepare(name, w, bias, e.scales, n_ranks_ == 1 ? shard : shard_kind::REPLICATED, e.private_copy);
+  linear_weight lw = prepare(name, w, bias, e.scales, n_ranks_ == 1 ? shard : shard_kind::REPLICATED, e.private_copy,
+                             source_key(name));
   // The backend keeps its own copy: the source's (a permuted or converted copy made at load) can go now rather
   // than when loading ends, so resident memory never holds both. Not with several ranks: each binds the same
   // source (on its own thread).
@@ -97,7 +118,8 @@ linear_weight weight_binder::linear_rows(const std::string& name, const std::vec
   }
   if (const tensor& s = src_.at(name).scales; !s.empty())
     scales = cut_vector(s, rows, 0, name + " scales");
-  return prepare(name, cut(w, rows, 0, w.cols(), 0, name), bias, scales, shard_kind::COLUMN, true);
+  return prepare(name, cut(w, rows, 0, w.cols(), 0, name), bias, scales, shard_kind::COLUMN, true,
+                 rows_key(source_key(name), rows));
 }
 
 linear_weight weight_binder::linear_cols(const std::string& name, const std::vector<int64_t>& shape,
@@ -106,8 +128,9 @@ linear_weight weight_binder::linear_cols(const std::string& name, const std::vec
   const tensor w = linear_matrix(name, shape);
   tensor bias;
   if (!bias_name.empty() && rank_ == 0) bias = float_tensor(bias_name, {shape[0]});
+  const std::string key = source_key(name);
   return prepare(name, cut(w, {{0, w.rows()}}, first, count, 0, name), bias, src_.at(name).scales, shard_kind::ROW,
-                 true);
+                 true, key.empty() ? key : key + " cols " + std::to_string(first) + "+" + std::to_string(count));
 }
 
 linear_weight weight_binder::linear_stacked(const std::string& name, const std::vector<stacked_part>& parts) {
@@ -145,7 +168,16 @@ linear_weight weight_binder::linear_stacked(const std::string& name, const std::
       }
     }
   }
-  return prepare(name, w, bias, scales, shard_kind::COLUMN, true);
+  std::string key = "stacked";
+  for (const stacked_part& p : parts) {
+    const std::string part = rows_key(source_key(p.name), p.rows);
+    if (part.empty()) {
+      key.clear();
+      break;
+    }
+    key.append(" [").append(part).append("]");
+  }
+  return prepare(name, w, bias, scales, shard_kind::COLUMN, true, key);
 }
 
 linear_weight weight_binder::linear_vocab(const std::string& name, const std::vector<int64_t>& shape) {
@@ -156,8 +188,9 @@ linear_weight weight_binder::linear_vocab(const std::string& name, const std::ve
   tensor scales;
   if (const tensor& s = src_.at(name).scales; !s.empty())
     scales = cut_vector(s, {{first, count}}, share - count, name + " scales");
+  const std::string key = rows_key(source_key(name), {{first, count}});
   return prepare(name, cut(w, {{first, count}}, 0, w.cols(), share - count, name), {}, scales, shard_kind::VOCAB,
-                 true);
+                 true, key.empty() ? key : key + " padded by " + std::to_string(share - count));
 }
 
 tensor weight_binder::param(const std::string& name, const std::vector<int64_t>& shape) {

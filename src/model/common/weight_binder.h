@@ -72,9 +72,13 @@ class weight_binder {
   // The stored matrix of a linear weight, its dtype checked against the device's LINEAR kernels.
   tensor linear_matrix(const std::string& name, const std::vector<int64_t>& shape) const;
   // Prepares a (possibly cut) host weight with its bias and I8 scales for the device. private_copy: w is host
-  // memory no one else keeps (a cut or stacked copy made here; ops::prepare_linear).
+  // memory no one else keeps (a cut or stacked copy made here; ops::prepare_linear). cache_key: what w was made from,
+  // for a backend copy kept on disk (ops::prepare_linear); "" for none.
   linear_weight prepare(const std::string& name, const tensor& w, const tensor& bias, const tensor& scales,
-                        shard_kind shard, bool private_copy);
+                        shard_kind shard, bool private_copy, const std::string& cache_key);
+  // The start of a cache key: the identity of the file tensor `name` comes from, and the name ("" when the file
+  // cannot be identified: no kept copy then).
+  std::string source_key(const std::string& name) const;
 
   const tensor_source& src_;
   exec_context& ctx_;
