@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "media/glm4v_preprocess.h"
 #include "media/image.h"
+#include "ops/repack_cache.h"
 
 namespace autoglm::cli {
 
@@ -103,9 +104,14 @@ void quant_flags::add_to(CLI::App& app) {
                  "PATTERN=TYPE: with --quant, tensors whose checkpoint name matches PATTERN ('*' = "
                  "any characters) are held as TYPE (also f32, f16, bf16), e.g. 'lm_head*=q8_0' (repeatable, first "
                  "match wins; as quantize --keep)");
+  app.add_option("--repack-cache", repack_cache,
+                 "directory where the CPU keeps its faster layout of quantized weights between runs (made at the "
+                 "first load, mapped at later ones instead of made again; costs as much disk as those weights). "
+                 "Default: AUTOGLM_REPACK_CACHE, else none");
 }
 
 void quant_flags::apply(engine_options& eo) const {
+  if (!repack_cache.empty()) repack_cache::set_directory(repack_cache);
   eo.weight_quant = type;
   eo.weight_quant_keep = keep;
   try {

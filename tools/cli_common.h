@@ -24,7 +24,8 @@ namespace autoglm::cli {
 struct quant_flags {
   std::string type;
   std::vector<std::string> keep;
-  // Registers the two options on `app`.
+  std::string repack_cache;  // --repack-cache: where the CPU's weight copies are kept between runs
+  // Registers the options on `app`.
   void add_to(CLI::App& app);
   // Copies them into `eo` and checks them (throws autoglm::error naming the option), before any load.
   void apply(engine_options& eo) const;

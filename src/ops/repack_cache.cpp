@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 
 #include "core/log.h"
 
@@ -30,6 +31,8 @@ constexpr size_t k_max_key = size_t(k_header_bytes) - k_at_key;
 
 std::atomic<uint64_t> g_mapped{0}, g_written{0}, g_rejected{0};
 std::atomic<bool> g_warned{false};
+std::mutex g_dir_mutex;
+std::string g_dir;  // set_directory's
 
 // One warning per process: a cache that cannot write says so once, not for each of 300 weights.
 void warn_once(const std::string& what) {
@@ -75,8 +78,17 @@ std::shared_ptr<uint8_t> mapping(void* p, int64_t bytes) {
 }  // namespace
 
 std::string directory() {
+  {
+    const std::lock_guard<std::mutex> lock(g_dir_mutex);
+    if (!g_dir.empty()) return g_dir;
+  }
   const char* d = std::getenv("AUTOGLM_REPACK_CACHE");
   return d ? std::string(d) : std::string();
+}
+
+void set_directory(const std::string& dir) {
+  const std::lock_guard<std::mutex> lock(g_dir_mutex);
+  g_dir = dir;
 }
 
 std::string file_identity(const std::string& path) {

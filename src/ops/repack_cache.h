@@ -7,7 +7,7 @@
 // instead. It is written where it is made: the kernel packs straight into the new file's shared mapping
 // (repack_memory), so the first load touches no more memory than it does without the cache.
 //
-// Opt-in: AUTOGLM_REPACK_CACHE=DIR (created if missing; it costs as much disk as the copies). One file per weight,
+// Opt-in: --repack-cache DIR or AUTOGLM_REPACK_CACHE=DIR (created if missing; it costs as much disk as the copies). One file per weight,
 // DIR/<16 hex digits: a hash of the key>.r16: a 4 KiB header (magic, format version, the whole key, dtype, shape, byte
 // count, a hash of 256 sampled 64-byte pieces of the data), then the copy. The key names what the copy was made from:
 // the weight's source files (path, size, mtime, inode), its name and cut, and this executable (path, size, mtime: a
@@ -26,8 +26,10 @@
 
 namespace autoglm::repack_cache {
 
-// The cache directory from AUTOGLM_REPACK_CACHE ("" when unset or empty: no cache).
+// The cache directory: the one set_directory() gave, else AUTOGLM_REPACK_CACHE ("" when unset or empty: no cache).
 std::string directory();
+// Sets the directory for this process (the CLI's --repack-cache), ahead of the environment's.
+void set_directory(const std::string& dir);
 // A source file's identity for keys: "realpath size mtime_ns inode" ("" when it cannot be stat'ed).
 std::string file_identity(const std::string& path);
 

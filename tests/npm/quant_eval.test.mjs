@@ -7,7 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startServer } from './server_helpers.mjs';
@@ -21,13 +21,13 @@ const TOKENS = '1458,1460,1463,39,68,75,259,895,904,1315,100,200,300,400,1464';
 
 let dir;
 
-function cli(args) {
-  const r = spawnSync(BIN, args, { encoding: 'utf8', maxBuffer: 64 << 20, timeout: 120000 });
+function cli(args, env = process.env) {
+  const r = spawnSync(BIN, args, { encoding: 'utf8', maxBuffer: 64 << 20, timeout: 120000, env });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
-function ok(args) {
-  const r = cli(args);
+function ok(args, env) {
+  const r = cli(args, env);
   assert.equal(r.code, 0, `autoglm ${args.join(' ')} failed: ${r.err}`);
   return r.out;
 }
@@ -56,6 +56,28 @@ test('logits --quant prints exactly the logits of the GGUF that quantize writes'
     assert.equal(atLoad, fromGguf, args.join(' '));
     assert.notEqual(atLoad, ref, `${args.join(' ')} changed nothing`);
   }
+});
+
+test('--repack-cache keeps the CPU layout of a GGUF model on disk and maps it back: the same logits', () => {
+  // The CPU repacks weights only where it has AVX-512 VNNI (AUTOGLM_CPU_REPACK=1 asks for it on any such CPU).
+  const vnni = /avx512_vnni/.test(readFileSync('/proc/cpuinfo', 'utf8'));
+  const env = { ...process.env, AUTOGLM_CPU_REPACK: '1' };
+  const model = ggufDir('repack_cache_q4_0', ['--type', 'q4_0']);
+  const base = ['logits', '--threads', '1', '--tokens', TOKENS, '-m', model];
+  const want = ok(base, { ...process.env, AUTOGLM_CPU_REPACK: '0' });
+  const cache = path.join(dir, 'repack-cache');
+  const first = ok([...base, '--repack-cache', cache], env);
+  const kept = existsSync(cache) ? readdirSync(cache).filter((f) => f.endsWith('.r16')) : [];
+  const second = ok([...base, '--repack-cache', cache], env);
+  assert.equal(first, want);
+  assert.equal(second, want);
+  if (vnni) assert.ok(kept.length > 0, 'the first load keeps its copies');
+  assert.deepEqual(existsSync(cache) ? readdirSync(cache).filter((f) => f.endsWith('.r16')) : [], kept,
+                   'the second load maps them, making none');
+  // A cache directory that cannot be made is no failure: the load goes on without it.
+  const r = cli([...base, '--repack-cache', path.join(DEMO, 'config.json', 'sub')], env);
+  assert.equal(r.code, 0, r.err);
+  assert.equal(r.out, want);
 });
 
 test('bad --quant / --quant-keep and --quant on GGUF weights are refused naming the option', () => {
