@@ -200,10 +200,11 @@ void entry::commit() {
   std::memcpy(h + k_at_key, key_.data(), key_.size());
   // Linked under a name of its own first, then renamed over the final one: replacing a rejected file is atomic.
   const std::string proc = "/proc/self/fd/" + std::to_string(fd_);
-  const std::string tmp = path_ + ".tmp" + std::to_string(::getpid());
+  static std::atomic<uint64_t> serial{0};  // ranks binding the same replicated weight at once each link their own
+  const std::string tmp = path_ + ".tmp" + std::to_string(::getpid()) + "." + std::to_string(serial++);
   bool ok = ::pwrite(fd_, h, sizeof h, 0) == k_header_bytes;
   if (ok) {
-    ::unlink(tmp.c_str());  // a leftover of a process with this pid that died between link and rename
+    ::unlink(tmp.c_str());  // a leftover of an earlier process with this pid that died between link and rename
     ok = ::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, tmp.c_str(), AT_SYMLINK_FOLLOW) == 0;
   }
   if (ok && ::rename(tmp.c_str(), path_.c_str()) != 0) {
