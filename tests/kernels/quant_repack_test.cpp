@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "common/env_scope.h"
 #include "core/thread_pool.h"
 #include "formats/quantize.h"
 #include "kernels/cpu/amx.h"
@@ -44,19 +45,7 @@ tensor quantized(dtype t, int64_t n, int64_t k, uint64_t seed) {
   return quant::quantize_tensor(tensor::view(w.data(), dtype::F32, {n, k}), t);
 }
 
-struct env_scope {
-  env_scope(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old, had_ = true;
-    ::setenv(name, value, 1);
-  }
-  ~env_scope() {
-    if (had_) ::setenv(name_, old_.c_str(), 1);
-    else ::unsetenv(name_);
-  }
-  const char* name_;
-  std::string old_;
-  bool had_ = false;
-};
+using autoglm::test_support::env_scope;
 
 struct isa_scope {
   explicit isa_scope(quant_isa isa) { force_quant_isa(isa); }

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "common/env_scope.h"
 #include "formats/quantize.h"
 #include "ops/context.h"
 #include "ops/ops.h"
@@ -24,23 +25,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// An environment variable for a scope (nullptr: unset), restored after.
-class env_scope {
- public:
-  env_scope(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) saved_ = old;
-    if (value) ::setenv(name, value, 1);
-    else ::unsetenv(name);
-  }
-  ~env_scope() {
-    if (saved_) ::setenv(name_, saved_->c_str(), 1);
-    else ::unsetenv(name_);
-  }
-
- private:
-  const char* name_;
-  std::optional<std::string> saved_;
-};
+using test_support::env_scope;
 
 // A fresh directory under the test's temporary directory.
 std::string fresh_dir(const std::string& name) {

@@ -13,6 +13,7 @@
 #include <random>
 
 #include "autoglm/engine.h"
+#include "common/env_scope.h"
 #include "core/error.h"
 #include "event_collector.h"
 #include "formats/gguf_glm4v.h"
@@ -260,23 +261,7 @@ TEST(quantized_source, an_impossible_conversion_names_file_and_tensor) {
 
 namespace {
 
-// An environment variable for a scope (nullptr: unset), restored after.
-class env_scope {
- public:
-  env_scope(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) saved_ = old;
-    if (value) ::setenv(name, value, 1);
-    else ::unsetenv(name);
-  }
-  ~env_scope() {
-    if (saved_) ::setenv(name_, saved_->c_str(), 1);
-    else ::unsetenv(name_);
-  }
-
- private:
-  const char* name_;
-  std::optional<std::string> saved_;
-};
+using autoglm::test_support::env_scope;
 struct repack_env : env_scope {
   explicit repack_env(const char* value) : env_scope("AUTOGLM_CPU_REPACK", value) {}
 };
