@@ -28,6 +28,7 @@ constexpr int k_max_dims = 4;
 constexpr size_t k_at_version = 8, k_at_dtype = 12, k_at_ndims = 16, k_at_shape = 24, k_at_bytes = 56,
                  k_at_samples = 64, k_at_key_len = 72, k_at_key = 76;
 constexpr size_t k_max_key = size_t(k_header_bytes) - k_at_key;
+constexpr char k_version_begin = '\x1f', k_version_end = '\x1e';  // file_identity's version part
 
 std::atomic<uint64_t> g_mapped{0}, g_written{0}, g_rejected{0};
 std::atomic<bool> g_warned{false};
@@ -71,6 +72,24 @@ const std::string& executable_identity() {
   return id;
 }
 
+// The key without its versions: what names the file. A copy made from a newer version of the same source (or by a
+// newer build) replaces the old file instead of leaving it behind; the header's whole key tells them apart.
+std::string unversioned(const std::string& key) {
+  std::string out;
+  for (size_t i = 0; i < key.size();) {
+    const size_t b = key.find(k_version_begin, i);
+    if (b == std::string::npos) {
+      out.append(key, i, std::string::npos);
+      break;
+    }
+    out.append(key, i, b - i);
+    const size_t e = key.find(k_version_end, b);
+    if (e == std::string::npos) break;
+    i = e + 1;
+  }
+  return out;
+}
+
 std::shared_ptr<uint8_t> mapping(void* p, int64_t bytes) {
   return std::shared_ptr<uint8_t>(static_cast<uint8_t*>(p), [bytes](uint8_t* q) { ::munmap(q, size_t(bytes)); });
 }
@@ -95,9 +114,10 @@ std::string file_identity(const std::string& path) {
   char real[PATH_MAX];
   struct stat st {};
   if (!::realpath(path.c_str(), real) || ::stat(real, &st) != 0 || !S_ISREG(st.st_mode)) return {};
-  return std::string(real) + " " + std::to_string(st.st_size) + " " +
+  // The version (size, mtime, inode) between k_version_begin and k_version_end: left out of the file's name.
+  return std::string(real) + k_version_begin + std::to_string(st.st_size) + " " +
          std::to_string(int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec) + " " +
-         std::to_string(uint64_t(st.st_ino));
+         std::to_string(uint64_t(st.st_ino)) + k_version_end;
 }
 
 counts totals() { return {g_mapped.load(), g_written.load(), g_rejected.load()}; }
@@ -111,7 +131,8 @@ entry::entry(std::string dir, const std::string& key, dtype t, std::vector<int64
     return;
   }
   char name[32];
-  std::snprintf(name, sizeof name, "/%016llx.r16", static_cast<unsigned long long>(fnv1a(key_.data(), key_.size())));
+  const std::string named = unversioned(key_);
+  std::snprintf(name, sizeof name, "/%016llx.r16", static_cast<unsigned long long>(fnv1a(named.data(), named.size())));
   path_ = dir_ + name;
 }
 

@@ -7,15 +7,16 @@
 // instead. It is written where it is made: the kernel packs straight into the new file's shared mapping
 // (repack_memory), so the first load touches no more memory than it does without the cache.
 //
-// Opt-in: --repack-cache DIR or AUTOGLM_REPACK_CACHE=DIR (created if missing; it costs as much disk as the copies). One file per weight,
-// DIR/<16 hex digits: a hash of the key>.r16: a 4 KiB header (magic, format version, the whole key, dtype, shape, byte
-// count, a hash of 256 sampled 64-byte pieces of the data), then the copy. The key names what the copy was made from:
-// the weight's source files (path, size, mtime, inode), its name and cut, and this executable (path, size, mtime: a
-// new build may lay copies out differently); dtype and shape are checked beside it. A file is made unnamed
-// (O_TMPFILE), filled, and linked under its name only when complete, so a load that dies leaves nothing behind; a file
-// whose header, size or samples disagree is ignored and made again: never trusted, never a crash. A new file's space
-// is allocated before it is written (posix_fallocate), so a full disk means no cache file, not a fault in the kernel's
-// writes.
+// Opt-in: --repack-cache DIR or AUTOGLM_REPACK_CACHE=DIR (created if missing; it costs as much disk as the copies).
+// One file per weight, DIR/<16 hex digits: a hash of the key without its versions>.r16: a 4 KiB header (magic, format
+// version, the whole key, dtype, shape, byte count, a hash of 256 sampled 64-byte pieces of the data), then the copy.
+// The key names what the copy was made from: the weight's source files (path; version: size, mtime, inode), its name
+// and cut, and this executable (path; version: size, mtime, inode; a new build may lay copies out differently); dtype
+// and shape are checked beside it. The versions are left out of the file's name, so a copy made from a changed file
+// or by a new build replaces the old one rather than piling up beside it. A file is made unnamed (O_TMPFILE), filled,
+// and linked under its name only when complete, so a load that dies leaves nothing behind; a file whose header, size
+// or samples disagree is ignored and made again: never trusted, never a crash. A new file's space is allocated before
+// it is written (posix_fallocate), so a full disk means no cache file, not a fault in the kernel's writes.
 #pragma once
 
 #include <cstdint>
@@ -30,7 +31,9 @@ namespace autoglm::repack_cache {
 std::string directory();
 // Sets the directory for this process (the CLI's --repack-cache), ahead of the environment's.
 void set_directory(const std::string& dir);
-// A source file's identity for keys: "realpath size mtime_ns inode" ("" when it cannot be stat'ed).
+// A source file's identity for keys: its real path, then its version (size, mtime_ns, inode) between the control
+// characters 0x1f and 0x1e ("" when it cannot be stat'ed). The version is part of the key but not of the file's
+// name, so the copy of a changed source, or one made by another build, replaces the file of the old one.
 std::string file_identity(const std::string& path);
 
 // Process-wide counts (tests, load logs): copies mapped from the cache, files written, files found and rejected.

@@ -81,6 +81,17 @@ TEST(repack_cache, a_copy_is_made_once_then_mapped) {
   EXPECT_FALSE(offer_fill_commit(dir, "model.gguf 1 2 4 : w", data));
   EXPECT_FALSE(offer_fill_commit(dir, "model.gguf 1 2 3 : w", data, dtype::Q8_0));
   EXPECT_FALSE(offer_fill_commit(dir, "model.gguf 1 2 3 : w", data, dtype::Q4_0, {32, 256}));
+  // A new version of the same source (between 0x1f and 0x1e: file_identity's size, mtime, inode) is another copy in
+  // the same file: it replaces the old one, which is then made again in its turn.
+  const std::string v1 = "model.gguf\x1f" "1 2 3\x1e : w", v2 = "model.gguf\x1f" "1 2 9\x1e : w";
+  const std::string vdir = fresh_dir("versions");
+  EXPECT_FALSE(offer_fill_commit(vdir, v1, data));
+  EXPECT_TRUE(offer_fill_commit(vdir, v1, data));
+  EXPECT_FALSE(offer_fill_commit(vdir, v2, pattern(data.size(), 9)));
+  EXPECT_EQ(cache_files(vdir).size(), 1u) << "replaced, not piled up";
+  EXPECT_TRUE(offer_fill_commit(vdir, v2, pattern(data.size(), 9)));
+  EXPECT_FALSE(offer_fill_commit(vdir, v1, data));
+  fs::remove_all(vdir);
   // A small copy (under the sampled size) too.
   EXPECT_FALSE(offer_fill_commit(dir, "small", pattern(100, 2)));
   EXPECT_TRUE(offer_fill_commit(dir, "small", pattern(100, 2)));
