@@ -5,7 +5,9 @@
 
 #include "core/error.h"
 #include "core/file_io.h"
+#include "core/log.h"
 #include "model/common/weight_binder.h"
+#include "ops/repack_cache.h"
 
 namespace autoglm::glm4v {
 
@@ -51,6 +53,7 @@ text_weights bind_text_weights(const config& cfg, const tensor_source& src, exec
   const int64_t qd = int64_t(t.n_heads) * hd, kvd = int64_t(t.n_kv_heads) * hd;
   const std::string p = "model.language_model.";
   weight_binder b(src, ctx, s.rank, s.n_ranks);
+  const repack_cache::counts cached_before = repack_cache::totals();
   text_weights w;
   // The token table stays whole on every rank (one row is read per token).
   w.embed_tokens = b.table(p + "embed_tokens.weight", {V, H}, op_id::EMBEDDING);
@@ -82,6 +85,13 @@ text_weights bind_text_weights(const config& cfg, const tensor_source& src, exec
     L.o_proj = b.linear_cols(a + "o_proj.weight", {H, qd}, "", s.q_head0 * hd, s.n_heads * hd);
     L.gate_up_proj = b.linear_rows(l + "mlp.gate_up_proj.weight", {2 * I, H}, "", gate_up_rows);
     L.down_proj = b.linear_cols(l + "mlp.down_proj.weight", {H, I}, "", s.ffn0, s.intermediate);
+  }
+  // Whether the weight copies kept on disk served this load (ranks binding at once count together).
+  if (const std::string dir = repack_cache::directory(); !dir.empty() && s.rank == 0) {
+    const repack_cache::counts now = repack_cache::totals();
+    AG_LOG_INFO("repack cache {}: {} weight copies mapped, {} made and kept, {} found stale and remade", dir,
+                now.mapped - cached_before.mapped, now.written - cached_before.written,
+                now.rejected - cached_before.rejected);
   }
   return w;
 }
