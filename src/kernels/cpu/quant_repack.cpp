@@ -82,32 +82,28 @@ void block_to_tile(const r16_layout& L, uint8_t* tile, int64_t g, int64_t j, con
     for (int64_t v = 1; v < L.nv; ++v) std::memcpy(gv + 64 * v + 4 * j, blk + 4 * v, 4);
     return;
   }
-  if (L.type == dtype::Q4_1 || L.type == dtype::Q5_1) {
-    const bool q5 = L.type == dtype::Q5_1;
+  // The 32-element types: d (and m) to the tile's scales area or the group's vector 0, then the block's words from
+  // the group's vector `first` on: Q5_0 / Q5_1's qh rearranged, the quant words as stored (Q8_0 + 128).
+  const bool with_min = L.type == dtype::Q4_1 || L.type == dtype::Q5_1;
+  const bool five = L.type == dtype::Q5_0 || L.type == dtype::Q5_1;
+  const int64_t head = with_min ? 4 : 2, first = with_min ? 1 : 0;  // bytes of d (and m); their vector
+  if (with_min) {
     std::memcpy(gv + 2 * j, blk, 2);
     std::memcpy(gv + 32 + 2 * j, blk + 2, 2);
-    if (q5) {
-      uint32_t qh;
-      std::memcpy(&qh, blk + 4, 4);
-      qh = q5_high_to_tile(qh);
-      std::memcpy(gv + 64 + 4 * j, &qh, 4);
-    }
-    // Vector v >= 1 (Q5_1: 2) = block word v: the nibbles start at byte 4 (Q5_1: 8, after qh).
-    for (int64_t v = q5 ? 2 : 1; v < L.nv; ++v) std::memcpy(gv + 64 * v + 4 * j, blk + 4 * v, 4);
-    return;
+  } else {
+    std::memcpy(tile + 32 * g + 2 * j, blk, 2);
   }
-  std::memcpy(tile + 32 * g + 2 * j, blk, 2);
-  int64_t v = 0;
-  if (L.type == dtype::Q5_0) {
-    uint32_t qh;
-    std::memcpy(&qh, blk + 2, 4);
-    qh = q5_high_to_tile(qh);
-    std::memcpy(gv + 4 * j, &qh, 4);
-    v = 1;
-  }
-  for (; v < L.nv; ++v) {
+  for (int64_t v = first; v < L.nv; ++v) {
     uint8_t* dst = gv + 64 * v + 4 * j;
-    std::memcpy(dst, blk + 2 + 4 * v, 4);
+    const uint8_t* src = blk + head + 4 * (v - first);
+    if (five && v == first) {
+      uint32_t qh;
+      std::memcpy(&qh, src, 4);
+      qh = q5_high_to_tile(qh);
+      std::memcpy(dst, &qh, 4);
+      continue;
+    }
+    std::memcpy(dst, src, 4);
     if (q8)
       for (int i = 0; i < 4; ++i) dst[i] ^= 0x80;
   }
@@ -126,33 +122,26 @@ void tile_to_block(const r16_layout& L, const uint8_t* tile, int64_t g, int64_t 
     for (int64_t v = 1; v < L.nv; ++v) std::memcpy(blk + 4 * v, gv + 64 * v + 4 * j, 4);
     return;
   }
-  if (L.type == dtype::Q4_1 || L.type == dtype::Q5_1) {
-    const bool q5 = L.type == dtype::Q5_1;
+  const bool with_min = L.type == dtype::Q4_1 || L.type == dtype::Q5_1;
+  const bool five = L.type == dtype::Q5_0 || L.type == dtype::Q5_1;
+  const int64_t head = with_min ? 4 : 2, first = with_min ? 1 : 0;
+  if (with_min) {
     std::memcpy(blk, gv + 2 * j, 2);
     std::memcpy(blk + 2, gv + 32 + 2 * j, 2);
-    if (q5) {
+  } else {
+    std::memcpy(blk, tile + 32 * g + 2 * j, 2);
+  }
+  for (int64_t v = first; v < L.nv; ++v) {
+    uint8_t* dst = blk + head + 4 * (v - first);
+    std::memcpy(dst, gv + 64 * v + 4 * j, 4);
+    if (five && v == first) {
       uint32_t qh;
-      std::memcpy(&qh, gv + 64 + 4 * j, 4);
+      std::memcpy(&qh, dst, 4);
       qh = q5_high_from_tile(qh);
-      std::memcpy(blk + 4, &qh, 4);
+      std::memcpy(dst, &qh, 4);
+    } else if (q8) {
+      for (int b = 0; b < 4; ++b) dst[b] ^= 0x80;
     }
-    for (int64_t v = q5 ? 2 : 1; v < L.nv; ++v) std::memcpy(blk + 4 * v, gv + 64 * v + 4 * j, 4);
-    return;
-  }
-  std::memcpy(blk, tile + 32 * g + 2 * j, 2);
-  int64_t v = 0;
-  if (L.type == dtype::Q5_0) {
-    uint32_t qh;
-    std::memcpy(&qh, gv + 4 * j, 4);
-    qh = q5_high_from_tile(qh);
-    std::memcpy(blk + 2, &qh, 4);
-    v = 1;
-  }
-  for (; v < L.nv; ++v) {
-    uint8_t* d = blk + 2 + 4 * v;
-    std::memcpy(d, gv + 64 * v + 4 * j, 4);
-    if (q8)
-      for (int b = 0; b < 4; ++b) d[b] ^= 0x80;
   }
 }
 
