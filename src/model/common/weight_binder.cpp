@@ -64,6 +64,7 @@ tensor weight_binder::linear_matrix(const std::string& name, const std::vector<i
 }
 
 std::string weight_binder::source_key(const std::string& name) const {
+  if (repack_cache::directory().empty()) return {};  // no cache: no key, and no source file stat'ed for one
   const std::string id = repack_cache::file_identity(src_.at(name).file);
   return id.empty() ? id : id + " : " + name;
 }

@@ -76,8 +76,8 @@ class weight_binder {
   // for a backend copy kept on disk (ops::prepare_linear); "" for none.
   linear_weight prepare(const std::string& name, const tensor& w, const tensor& bias, const tensor& scales,
                         shard_kind shard, bool private_copy, const std::string& cache_key);
-  // The start of a cache key: the identity of the file tensor `name` comes from, and the name ("" when the file
-  // cannot be identified: no kept copy then).
+  // The start of a cache key: the identity of the file tensor `name` comes from, and the name ("" when no cache
+  // directory is set, or the file cannot be identified: no kept copy then).
   std::string source_key(const std::string& name) const;
 
   const tensor_source& src_;
